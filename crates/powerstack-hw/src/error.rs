@@ -1,0 +1,91 @@
+//! Errors of the hardware layer.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// An error reading or writing hardware. Messages are one line and say what to do where there is
+/// something to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HwError {
+    /// The file exists but this process may not read it.
+    #[error("permission denied reading {path}: run as root, or grant read access to it (for example `chmod o+r {path}` for {hint})")]
+    PermissionDenied {
+        /// The file.
+        path: PathBuf,
+        /// What kind of file it is (`energy_uj`, `msr`, ...), for the advice.
+        hint: &'static str,
+    },
+    /// The file or device is not there (any more).
+    #[error("{path} is gone: the device was removed or its driver unloaded")]
+    Vanished {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file's content is not what its ABI says.
+    #[error("malformed content in {path}: {detail}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        detail: String,
+    },
+    /// Any other I/O error.
+    #[error("cannot access {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// A register or file could not be read consistently (the hardware kept updating it).
+    #[error("{path} kept changing while being read; gave up after {attempts} attempts")]
+    Unstable {
+        /// The file or directory.
+        path: PathBuf,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+}
+
+impl HwError {
+    /// Classifies an I/O error on `path`.
+    pub fn from_io(path: &Path, err: io::Error, hint: &'static str) -> HwError {
+        match err.kind() {
+            io::ErrorKind::PermissionDenied => HwError::PermissionDenied { path: path.to_path_buf(), hint },
+            io::ErrorKind::NotFound => HwError::Vanished { path: path.to_path_buf() },
+            _ if err.raw_os_error() == Some(libc::ENODEV) || err.raw_os_error() == Some(libc::ENXIO) => {
+                HwError::Vanished { path: path.to_path_buf() }
+            }
+            _ => HwError::Io { path: path.to_path_buf(), source: err },
+        }
+    }
+
+    /// A malformed-content error.
+    pub fn malformed(path: &Path, detail: impl Into<String>) -> HwError {
+        HwError::Malformed { path: path.to_path_buf(), detail: detail.into() }
+    }
+}
+
+/// Something discovery could not use, and why. Warnings never stop discovery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    /// The provider that noticed it.
+    pub provider: &'static str,
+    /// One line for people.
+    pub message: String,
+}
+
+impl Warning {
+    /// A warning from `provider`.
+    pub fn new(provider: &'static str, message: impl Into<String>) -> Self {
+        Warning { provider, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.provider, self.message)
+    }
+}

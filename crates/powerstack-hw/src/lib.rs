@@ -1,0 +1,35 @@
+//! Hardware access under one root.
+//!
+//! Every hardware path is resolved under a [`Root`] (`/` on a real node, a simulated tree in tests).
+//! Each hardware source is a [`Provider`] in its own module under [`providers`]: it is probed once
+//! (opening what it needs and reporting what it could not use as [`Warning`]s) and then read
+//! cheaply. A [`Platform`] joins the providers into one catalog of domains and extends their energy
+//! counters; it names no provider.
+//!
+//! This crate is synchronous: no async runtime, no HTTP, no JSON.
+//!
+//! ```no_run
+//! use powerstack_hw::{discover, Root, Selection};
+//! let found = discover(&Root::system(), &Selection::Auto);
+//! for w in &found.warnings { eprintln!("warning: {w}"); }
+//! let mut platform = found.platform;
+//! let report = platform.measure(std::time::Duration::from_millis(200));
+//! if let Some(node) = report.node { println!("node: {:.1} W", node.watts); }
+//! ```
+
+pub mod discover;
+pub mod error;
+pub mod file;
+pub mod platform;
+pub mod provider;
+pub mod providers;
+pub mod root;
+pub mod topology;
+
+pub use discover::{Discovery, Selection, discover};
+pub use error::{HwError, Warning};
+pub use platform::Platform;
+pub use provider::{Probe, ProbeContext, Provider, Reading};
+pub use providers::Source;
+pub use root::Root;
+pub use topology::CpuTopology;

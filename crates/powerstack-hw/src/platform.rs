@@ -1,0 +1,230 @@
+//! The platform: every provider joined into one catalog, sampled as one.
+//!
+//! Architecture invariant: this module names no concrete provider. It receives boxed providers in
+//! priority order, keeps the first provider's entry when two measure the same domain, extends every
+//! energy counter across wraps and resets, and timestamps each snapshot with the monotonic clock.
+
+use std::sync::OnceLock;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use powerstack_model::{
+    DomainInfo, DomainKind, ExtendedCounter, Measurement, PowerReport, Snapshot, Step, Value,
+};
+
+use crate::error::Warning;
+use crate::provider::{Provider, Reading};
+
+/// The monotonic clock, in ns since the first call in this process.
+pub fn mono_ns() -> u64 {
+    static ANCHOR: OnceLock<Instant> = OnceLock::new();
+    ANCHOR.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// The wall clock, in µs since the Unix epoch.
+pub fn unix_us() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
+}
+
+/// A generous ceiling on what one domain of a kind can draw, used to reject impossible deltas (a
+/// counter that restarted without saying so, a torn read).
+fn ceiling_watts(kind: DomainKind) -> f64 {
+    match kind {
+        DomainKind::Node | DomainKind::Platform => 100_000.0,
+        DomainKind::Gpu => 10_000.0,
+        DomainKind::Package | DomainKind::Core | DomainKind::Uncore => 5_000.0,
+        DomainKind::Memory => 5_000.0,
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    provider: usize,
+    index: usize,
+}
+
+/// All providers of a node as one catalog.
+pub struct Platform {
+    providers: Vec<Box<dyn Provider>>,
+    buffers: Vec<Vec<Reading>>,
+    catalog: Vec<DomainInfo>,
+    slots: Vec<Slot>,
+    counters: Vec<Option<ExtendedCounter>>,
+    last_mono_ns: Option<u64>,
+    reported: Vec<bool>,
+    pending_warnings: Vec<Warning>,
+}
+
+impl Platform {
+    /// Joins providers, given in priority order. A domain measured by two providers is taken from
+    /// the first; the other is dropped with a warning naming both.
+    pub fn new(providers: Vec<Box<dyn Provider>>) -> (Platform, Vec<Warning>) {
+        let mut warnings = Vec::new();
+        let mut catalog: Vec<DomainInfo> = Vec::new();
+        let mut slots = Vec::new();
+        for (p, provider) in providers.iter().enumerate() {
+            for (i, info) in provider.domains().iter().enumerate() {
+                if let Some(kept) = catalog.iter().find(|c| c.id == info.id) {
+                    warnings.push(Warning::new(
+                        provider.name(),
+                        format!(
+                            "{} is also measured by {} ({}); using that one, not {}",
+                            info.id, kept.provider, kept.source, info.source
+                        ),
+                    ));
+                    continue;
+                }
+                catalog.push(info.clone());
+                slots.push(Slot { provider: p, index: i });
+            }
+        }
+        let counters = catalog
+            .iter()
+            .map(|d| match d.measurement {
+                Measurement::Energy(spec) => Some(ExtendedCounter::new(spec)),
+                Measurement::Power => None,
+            })
+            .collect();
+        let buffers = providers
+            .iter()
+            .map(|p| (0..p.domains().len()).map(|_| Reading::Pending).collect())
+            .collect();
+        let n = catalog.len();
+        let platform = Platform {
+            providers,
+            buffers,
+            catalog,
+            slots,
+            counters,
+            last_mono_ns: None,
+            reported: vec![false; n],
+            pending_warnings: Vec::new(),
+        };
+        (platform, warnings)
+    }
+
+    /// The joined catalog, in the order snapshots list values.
+    pub fn catalog(&self) -> &[DomainInfo] {
+        &self.catalog
+    }
+
+    /// The names of the providers in use, in priority order.
+    pub fn provider_names(&self) -> Vec<&'static str> {
+        self.providers.iter().map(|p| p.name()).collect()
+    }
+
+    /// Whether there is nothing to measure.
+    pub fn is_empty(&self) -> bool {
+        self.catalog.is_empty()
+    }
+
+    /// Reads every domain now (monotonic and wall clocks).
+    pub fn sample(&mut self) -> Snapshot {
+        let t0 = mono_ns();
+        self.read_all();
+        let t1 = mono_ns();
+        self.extend(t0 + (t1 - t0) / 2, unix_us())
+    }
+
+    /// Reads every domain and stamps the snapshot with the given times (simulated time in tests).
+    pub fn sample_at(&mut self, mono_ns: u64, unix_us: i64) -> Snapshot {
+        self.read_all();
+        self.extend(mono_ns, unix_us)
+    }
+
+    /// Warnings raised while sampling (a domain failing, an impossible delta), each once per domain
+    /// until it recovers.
+    pub fn take_warnings(&mut self) -> Vec<Warning> {
+        std::mem::take(&mut self.pending_warnings)
+    }
+
+    /// Re-reads every provider's limits and refreshes the catalog's copy.
+    pub fn refresh_limits(&mut self) -> Vec<Warning> {
+        let mut warnings = Vec::new();
+        for p in &mut self.providers {
+            warnings.extend(p.refresh_limits());
+        }
+        for (slot, info) in self.slots.iter().zip(self.catalog.iter_mut()) {
+            if let Some(d) = self.providers[slot.provider].domains().get(slot.index) {
+                info.limits = d.limits.clone();
+            }
+        }
+        warnings
+    }
+
+    /// Samples, waits `interval`, samples again, and reports power over the interval. Never a
+    /// first-call 0 W: every figure is a difference over a real interval.
+    pub fn measure(&mut self, interval: std::time::Duration) -> PowerReport {
+        let a = self.sample();
+        std::thread::sleep(interval);
+        let b = self.sample();
+        PowerReport::between(&self.catalog, &a, &b)
+    }
+
+    fn read_all(&mut self) {
+        for (p, buf) in self.providers.iter_mut().zip(self.buffers.iter_mut()) {
+            p.read(buf);
+        }
+    }
+
+    fn extend(&mut self, mono_ns: u64, unix_us: i64) -> Snapshot {
+        let dt_s = self.last_mono_ns.map(|last| mono_ns.saturating_sub(last) as f64 / 1e9);
+        let mut values = Vec::with_capacity(self.catalog.len());
+        for i in 0..self.slots.len() {
+            let Slot { provider, index } = self.slots[i];
+            let reading = std::mem::replace(&mut self.buffers[provider][index], Reading::Pending);
+            let info = &self.catalog[i];
+            let value = match (reading, &mut self.counters[i]) {
+                (Reading::Energy(raw), Some(counter)) => {
+                    let spec = counter.spec();
+                    let max = dt_s.map(|dt| {
+                        let seconds = dt.max(1.0) * 2.0;
+                        (ceiling_watts(info.id.kind) * seconds / spec.joules_per_tick) as u64
+                    });
+                    match counter.update_checked(raw, max) {
+                        Step::Rejected => {
+                            self.pending_warnings.push(Warning::new(
+                                info.provider,
+                                format!("{}: implausible energy jump ignored at {}", info.id, info.source),
+                            ));
+                            Value::Missing
+                        }
+                        _ => {
+                            self.reported[i] = false;
+                            Value::Energy {
+                                total_ticks: counter.total_ticks(),
+                                joules: counter.total_joules(),
+                                hw_time_us: raw.hw_time_us,
+                            }
+                        }
+                    }
+                }
+                (Reading::Power(w), _) if w.is_finite() && w >= 0.0 => {
+                    self.reported[i] = false;
+                    Value::Power { watts: w }
+                }
+                (Reading::Power(w), _) => {
+                    let msg = format!("{}: invalid power reading {w} from {}", info.id, info.source);
+                    warn_once(&mut self.reported[i], &mut self.pending_warnings, info.provider, msg);
+                    Value::Missing
+                }
+                (Reading::Failed(e), _) => {
+                    let msg = format!("{}: {e}", info.id);
+                    warn_once(&mut self.reported[i], &mut self.pending_warnings, info.provider, msg);
+                    Value::Missing
+                }
+                (Reading::Energy(_), None) | (Reading::Pending, _) => Value::Missing,
+            };
+            values.push(value);
+        }
+        self.last_mono_ns = Some(mono_ns);
+        Snapshot { mono_ns, unix_us, values }
+    }
+
+}
+
+fn warn_once(reported: &mut bool, out: &mut Vec<Warning>, provider: &'static str, message: String) {
+    if !*reported {
+        *reported = true;
+        out.push(Warning::new(provider, message));
+    }
+}

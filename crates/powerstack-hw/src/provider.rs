@@ -1,0 +1,66 @@
+//! The interface every hardware source implements.
+
+use powerstack_model::{DomainInfo, RawEnergy};
+
+use crate::error::{HwError, Warning};
+use crate::root::Root;
+
+/// One reading of one domain, as a provider returns it.
+#[derive(Debug)]
+pub enum Reading {
+    /// A raw energy counter value (ticks of the domain's counter spec).
+    Energy(RawEnergy),
+    /// A power figure in watts (power-only sensors).
+    Power(f64),
+    /// The domain could not be read this time.
+    Failed(HwError),
+    /// Not read yet (the initial state of a reading buffer).
+    Pending,
+}
+
+/// A source of power and energy readings: one kernel interface or vendor library.
+///
+/// A provider is built by its `probe` function (see [`crate::providers`]), which opens what it
+/// needs once; [`Provider::read`] then only re-reads kept-open files. Providers are synchronous and
+/// never panic on what the hardware returns.
+pub trait Provider: Send {
+    /// The provider's name (`powercap`, `msr`, `hwmon`, `pm_counters`).
+    fn name(&self) -> &'static str;
+
+    /// The domains this provider measures: its catalog. Fixed after probing.
+    fn domains(&self) -> &[DomainInfo];
+
+    /// Reads every domain. `out` has one slot per entry of [`Provider::domains`], in that order.
+    fn read(&mut self, out: &mut [Reading]);
+
+    /// Re-reads the power limits of every domain (they can be changed by others at any time).
+    /// Returns warnings for limits that could not be read; the catalog keeps the last known values.
+    fn refresh_limits(&mut self) -> Vec<Warning> {
+        Vec::new()
+    }
+}
+
+/// What a provider's probe found: the provider (when it has at least one domain) and warnings for
+/// what it could not use.
+#[derive(Default)]
+pub struct Probe {
+    /// The provider, when anything usable was found.
+    pub provider: Option<Box<dyn Provider>>,
+    /// What could not be used, and why.
+    pub warnings: Vec<Warning>,
+}
+
+impl Probe {
+    /// Nothing found, with these warnings.
+    pub fn none(warnings: Vec<Warning>) -> Probe {
+        Probe { provider: None, warnings }
+    }
+}
+
+/// Everything a probe may look at.
+pub struct ProbeContext<'a> {
+    /// The hardware root.
+    pub root: &'a Root,
+    /// The CPU topology, discovered first.
+    pub topology: &'a crate::topology::CpuTopology,
+}

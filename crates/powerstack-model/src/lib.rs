@@ -1,0 +1,32 @@
+//! Pure vocabulary of powerstack.
+//!
+//! This crate names what the rest of the project measures and controls, and holds the arithmetic that
+//! turns raw hardware readings into trustworthy numbers. It performs no I/O and depends on no other
+//! workspace crate, so every rule here is tested without hardware.
+//!
+//! - [`domain`]: what can be measured ([`DomainKind`], [`DomainId`], [`DomainInfo`], [`PowerLimit`]).
+//! - [`counter`]: wrap-extended 64-bit energy counters ([`ExtendedCounter`]).
+//! - [`sample`]: a timestamped reading of every domain ([`Snapshot`]).
+//! - [`power`]: power as ΔE/Δt between two snapshots, and the node-power choice ([`PowerReport`]).
+//! - [`duration`]: parsing of user durations such as `200ms` or `1.5s`.
+//!
+//! ```
+//! use powerstack_model::counter::{CounterSpec, ExtendedCounter, RawEnergy};
+//! // A RAPL-like counter in µJ that wraps after 1000 µJ.
+//! let mut c = ExtendedCounter::new(CounterSpec { joules_per_tick: 1e-6, wrap_ticks: Some(1000) });
+//! c.update(RawEnergy::new(900));
+//! c.update(RawEnergy::new(100)); // wrapped: 200 µJ went by
+//! assert_eq!(c.delta_ticks_total(), 200);
+//! ```
+
+pub mod counter;
+pub mod cpulist;
+pub mod domain;
+pub mod duration;
+pub mod power;
+pub mod sample;
+
+pub use counter::{CounterSpec, ExtendedCounter, RawEnergy, Step};
+pub use domain::{DomainId, DomainInfo, DomainKind, Measurement, PowerLimit};
+pub use power::{DomainPower, NodePower, NodeSource, PowerReport};
+pub use sample::{Snapshot, Value};

@@ -1,0 +1,1 @@
+//! Simulated hardware (stub: being written).
