@@ -84,10 +84,12 @@ pub fn read_u64_opt(path: &Path, hint: &'static str) -> Result<Option<u64>, HwEr
     }
 }
 
-/// Whether the file at `path` can be opened for writing by this process (used to tell a read-only
-/// constraint from a writable one without writing).
+/// Whether the attribute at `path` is writable at all, from its mode bits. Sysfs refuses writes to
+/// an attribute without write bits even for root, so the mode (not an open attempt, which root's
+/// CAP_DAC_OVERRIDE would let through on a plain file) is what tells a read-only constraint.
 pub fn is_writable(path: &Path) -> bool {
-    std::fs::OpenOptions::new().write(true).open(path).is_ok()
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).map(|m| m.permissions().mode() & 0o222 != 0).unwrap_or(false)
 }
 
 /// Lists the entries of a directory, sorted by name; a missing directory is an empty list.
