@@ -1,1 +1,16 @@
-//! Wire formats (stub).
+//! Wire formats of powerstack: the only place output shapes are defined.
+//!
+//! - [`v1`]: native, versioned JSON documents (`powerstack.power.v1`, ...), with `serde`.
+//! - [`variorum`]: LLNL Variorum-compatible JSON (0.8 nested and the older flat form).
+//! - [`prometheus`]: Prometheus text exposition.
+//! - [`table`]: human tables.
+//!
+//! Architecture invariant: this crate turns [`powerstack_model`] values into text. It performs no
+//! I/O, reads no clock and knows no hardware.
+
+pub mod prometheus;
+pub mod table;
+pub mod v1;
+pub mod variorum;
+
+pub use v1::Origin;

@@ -1,1 +1,35 @@
-fn main() {}
+//! The `powerstack` command: argument parsing and glue; the work is done by the library crates.
+
+mod cli;
+mod commands;
+mod node;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Power(a) => commands::power(a),
+        Command::Energy(a) => commands::energy(a),
+        Command::Domains(a) => commands::domains(a),
+        Command::Topology(a) => commands::topology(a),
+        Command::Sim(c) => commands::sim(c),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<output::ClosedPipe>() => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the error and its causes.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Prometheus text exposition format (version 0.0.4) of a power report.
+//!
+//! Metric names follow `powerstack_<what>_<unit>[_total]` in base units. The output passes
+//! `promtool check metrics`.
+
+use std::fmt::Write as _;
+
+use powerstack_model::{DomainInfo, PowerReport};
+
+use crate::v1::{Origin, node_source_name};
+
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn labels(info: &DomainInfo) -> String {
+    let mut s = format!("domain=\"{}\",index=\"{}\"", info.id.kind, info.id.index);
+    if let Some(die) = info.id.die {
+        let _ = write!(s, ",die=\"{die}\"");
+    }
+    s
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Renders a power report.
+pub fn power(origin: &Origin, catalog: &[DomainInfo], report: &PowerReport) -> String {
+    let mut out = String::new();
+    family(&mut out, "powerstack_power_watts", "gauge", "Mean power of a domain over the last interval, in watts.");
+    for (info, d) in catalog.iter().zip(&report.domains) {
+        if let Some(w) = d.power_watts {
+            let _ = writeln!(out, "powerstack_power_watts{{{}}} {w}", labels(info));
+        }
+    }
+    family(
+        &mut out,
+        "powerstack_energy_joules_total",
+        "counter",
+        "Energy counted by a domain's hardware counter, extended across wraps, in joules.",
+    );
+    for (info, d) in catalog.iter().zip(&report.domains) {
+        if let Some(j) = d.energy_joules {
+            let _ = writeln!(out, "powerstack_energy_joules_total{{{}}} {j}", labels(info));
+        }
+    }
+    if let Some(node) = &report.node {
+        family(&mut out, "powerstack_node_power_watts", "gauge", "Node power over the last interval, in watts.");
+        let _ = writeln!(
+            out,
+            "powerstack_node_power_watts{{source=\"{}\"}} {}",
+            escape(&node_source_name(catalog, &node.source)),
+            node.watts
+        );
+    }
+    let limits: Vec<String> = catalog
+        .iter()
+        .flat_map(|info| {
+            info.limits.iter().filter_map(move |l| {
+                l.limit_watts.map(|w| {
+                    format!(
+                        "powerstack_power_limit_watts{{{},constraint=\"{}\"}} {w}",
+                        labels(info),
+                        escape(&l.name)
+                    )
+                })
+            })
+        })
+        .collect();
+    if !limits.is_empty() {
+        family(&mut out, "powerstack_power_limit_watts", "gauge", "Power limit in force on a domain, in watts.");
+        for l in limits {
+            let _ = writeln!(out, "{l}");
+        }
+    }
+    family(&mut out, "powerstack_interval_seconds", "gauge", "Length of the measurement interval, in seconds.");
+    let _ = writeln!(out, "powerstack_interval_seconds {}", report.interval_s);
+    family(
+        &mut out,
+        "powerstack_simulated",
+        "gauge",
+        "1 when the readings come from simulated hardware (label: simulator profile), else 0.",
+    );
+    match &origin.simulated {
+        Some(p) => {
+            let _ = writeln!(out, "powerstack_simulated{{profile=\"{}\"}} 1", escape(p));
+        }
+        None => {
+            let _ = writeln!(out, "powerstack_simulated{{profile=\"\"}} 0");
+        }
+    }
+    out
+}

@@ -1,0 +1,160 @@
+//! Human tables for a terminal.
+
+use std::fmt::Write as _;
+
+use crate::v1::{DomainsV1, EnergyV1, PowerV1, TopologyV1};
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map(|x| format!("{x:.digits$}")).unwrap_or_else(|| "-".to_string())
+}
+
+fn banner(out: &mut String, what: &str, hostname: &str, simulated: &Option<String>) {
+    let _ = write!(out, "{what} on {hostname}");
+    if let Some(p) = simulated {
+        let _ = write!(out, "  [SIMULATED hardware: profile {p}]");
+    }
+    out.push('\n');
+}
+
+fn name(domain: &str, index: u32, die: Option<u32>) -> String {
+    match (domain, die) {
+        ("node" | "platform", _) => domain.to_string(),
+        (d, Some(die)) => format!("{d}-{index}-die-{die}"),
+        (d, None) => format!("{d}-{index}"),
+    }
+}
+
+/// Power over one interval.
+pub fn power(doc: &PowerV1) -> String {
+    let mut out = String::new();
+    banner(&mut out, &format!("Power over {:.0} ms", doc.interval_s * 1000.0), &doc.hostname, &doc.simulated_profile);
+    let _ = writeln!(out, "{:<18} {:>6} {:>11} {:>16}  SOURCE", "DOMAIN", "SOCKET", "POWER (W)", "ENERGY (J)");
+    for d in &doc.domains {
+        let socket = d.socket.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "{:<18} {:>6} {:>11} {:>16}  {} {}",
+            name(&d.domain, d.index, d.die),
+            socket,
+            opt(d.power_watts, 2),
+            opt(d.energy_joules, 3),
+            d.provider,
+            d.source
+        );
+    }
+    let src = match (&doc.node_source, doc.node_parts.is_empty()) {
+        (Some(s), true) => s.clone(),
+        (Some(s), false) => format!("{s} of {}", doc.node_parts.join(" + ")),
+        (None, _) => "nothing measurable".into(),
+    };
+    let _ = writeln!(out, "{:<18} {:>6} {:>11} {:>16}  {src}", "NODE", "", opt(doc.node_power_watts, 2), "");
+    for w in &doc.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    out
+}
+
+/// Energy counters.
+pub fn energy(doc: &EnergyV1) -> String {
+    let mut out = String::new();
+    banner(&mut out, "Energy counters", &doc.hostname, &doc.simulated_profile);
+    let _ = writeln!(out, "{:<18} {:>6} {:>18}  SOURCE", "DOMAIN", "SOCKET", "ENERGY (J)");
+    for d in &doc.domains {
+        let socket = d.socket.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "{:<18} {:>6} {:>18}  {} {}",
+            name(&d.domain, d.index, d.die),
+            socket,
+            opt(d.energy_joules, 6),
+            d.provider,
+            d.source
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{:<18} {:>6} {:>18}  {}",
+        "NODE",
+        "",
+        opt(doc.node_energy_joules, 6),
+        doc.node_source.clone().unwrap_or_else(|| "nothing measurable".into())
+    );
+    for w in &doc.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    out
+}
+
+/// Domains and their controls.
+pub fn domains(doc: &DomainsV1) -> String {
+    let mut out = String::new();
+    banner(&mut out, "Power domains", &doc.hostname, &doc.simulated_profile);
+    let _ = writeln!(out, "{:<18} {:>6} {:<12} {:<11} CONTROLS", "DOMAIN", "SOCKET", "PROVIDER", "MEASURES");
+    for d in &doc.domains {
+        let socket = d.socket.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+        let controls = if d.controls.is_empty() {
+            "none".to_string()
+        } else {
+            d.controls
+                .iter()
+                .map(|c| {
+                    let mut s = format!("{} {} W", c.name, opt(c.limit_watts, 1));
+                    if c.min_watts.is_some() || c.max_watts.is_some() {
+                        let _ = write!(s, " [{}..{}]", opt(c.min_watts, 1), opt(c.max_watts, 1));
+                    }
+                    if let Some(t) = c.time_window_s {
+                        let _ = write!(s, " over {t:.3} s");
+                    }
+                    if c.enabled == Some(false) {
+                        s.push_str(" (disabled)");
+                    }
+                    if c.locked {
+                        s.push_str(" (locked)");
+                    }
+                    s
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        let _ = writeln!(
+            out,
+            "{:<18} {:>6} {:<12} {:<11} {}",
+            name(&d.domain, d.index, d.die),
+            socket,
+            d.provider,
+            d.measurement,
+            controls
+        );
+    }
+    for w in &doc.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    out
+}
+
+/// CPU and GPU topology.
+pub fn topology(doc: &TopologyV1) -> String {
+    let mut out = String::new();
+    banner(&mut out, "Topology", &doc.hostname, &doc.simulated_profile);
+    if let Some(name) = &doc.cpu_model_name {
+        let _ = writeln!(
+            out,
+            "CPU: {name} (vendor {}, family {}, model {:#x})",
+            doc.cpu_vendor.as_deref().unwrap_or("?"),
+            doc.cpu_family.unwrap_or(0),
+            doc.cpu_model.unwrap_or(0)
+        );
+    }
+    let _ = writeln!(out, "online CPUs: {}", if doc.online_cpus.is_empty() { "-" } else { &doc.online_cpus });
+    if !doc.offline_cpus.is_empty() {
+        let _ = writeln!(out, "offline CPUs: {}", doc.offline_cpus);
+    }
+    for p in &doc.packages {
+        let _ = writeln!(out, "package {}: {} cores, CPUs {}", p.id, p.cores, p.cpus);
+    }
+    for g in &doc.gpus {
+        let socket = g.socket.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into());
+        let _ = writeln!(out, "gpu {}: socket {socket}, {} {}", g.index, g.provider, g.source);
+    }
+    out
+}

@@ -1,0 +1,141 @@
+//! Command-line definition (raw arguments; validation happens in the commands).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Vendor-neutral power and energy for HPC nodes.
+#[derive(Parser, Debug)]
+#[command(name = "powerstack", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Node power per domain over an interval (ΔE/Δt, never a first-call 0 W).
+    Power(ReadArgs),
+    /// Energy counters per domain, in joules, extended across wraps.
+    Energy(ReadArgs),
+    /// What can be measured and controlled: domains, units, limits and their ranges.
+    Domains(NodeArgs),
+    /// Packages, cores, CPUs and GPUs.
+    Topology(NodeArgs),
+    /// Simulated hardware roots for testing without hardware.
+    #[command(subcommand)]
+    Sim(SimCommand),
+}
+
+/// Where the hardware is and how to show results.
+#[derive(Args, Debug, Clone)]
+pub struct NodeArgs {
+    /// Directory standing for `/`: every hardware path is resolved under it.
+    #[arg(long, env = "POWERSTACK_ROOT", default_value = "/", value_name = "DIR")]
+    pub root: PathBuf,
+
+    /// Hardware sources: `auto`, or a comma-separated list of powercap, msr, pm_counters, hwmon.
+    #[arg(long, default_value = "auto", value_name = "LIST")]
+    pub source: String,
+
+    /// Simulated hardware: `off` (real hardware only), `auto` (real hardware when some source is
+    /// readable, else the simulated intel-2s node), or a profile name to always simulate.
+    #[arg(long, env = "POWERSTACK_SIMULATE", default_value = "off", value_name = "MODE")]
+    pub simulate: String,
+
+    /// Output format (default: table on a terminal, json otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+/// Options of commands that read counters.
+#[derive(Args, Debug, Clone)]
+pub struct ReadArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+
+    /// Measurement interval (`200ms`, `1s`, `1.5s`).
+    #[arg(long, default_value = "200ms", value_name = "DURATION")]
+    pub interval: String,
+
+    /// Keep printing a reading every interval until Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
+
+    /// Stop after N readings (implies --watch).
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+}
+
+/// Output formats.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Human table.
+    Table,
+    /// Native versioned JSON (one object per line).
+    Json,
+    /// Variorum 0.8 nested JSON.
+    Variorum,
+    /// Variorum's older flat JSON.
+    VariorumFlat,
+    /// Prometheus text exposition.
+    Prometheus,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SimCommand {
+    /// Write a complete simulated hardware root into DIR.
+    Create(SimCreateArgs),
+    /// Animate a simulated root in real time until stopped (Ctrl-C, SIGTERM or --duration).
+    Run(SimRunArgs),
+    /// List the simulator profiles.
+    Profiles,
+}
+
+#[derive(Args, Debug)]
+pub struct SimCreateArgs {
+    /// Profile: intel-2s, amd-2s, cray-ex, hwmon-node.
+    #[arg(long, default_value = "intel-2s")]
+    pub profile: String,
+
+    /// Load of every component, from 0 (idle) to 1 (maximum).
+    #[arg(long, default_value_t = 0.5)]
+    pub load: f64,
+
+    /// Load pattern: steady, sine, steps.
+    #[arg(long, default_value = "steady")]
+    pub pattern: String,
+
+    /// Number zones and hwmon chips differently from the usual order.
+    #[arg(long)]
+    pub shuffle_indices: bool,
+
+    /// Add an intel-rapl-mmio duplicate of package-0.
+    #[arg(long)]
+    pub mmio_duplicate: bool,
+
+    /// Leave out the DRAM zones.
+    #[arg(long)]
+    pub omit_dram: bool,
+
+    /// The directory to create (empty or absent).
+    pub dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct SimRunArgs {
+    /// Update period of the simulated counters.
+    #[arg(long, default_value = "5ms", value_name = "DURATION")]
+    pub tick: String,
+
+    /// Stop after this long (default: until Ctrl-C or SIGTERM).
+    #[arg(long, value_name = "DURATION")]
+    pub duration: Option<String>,
+
+    /// Change the load (0 to 1) before running.
+    #[arg(long)]
+    pub load: Option<f64>,
+
+    /// A root made by `powerstack sim create`.
+    pub dir: PathBuf,
+}

@@ -1,0 +1,305 @@
+//! The commands: glue between arguments, the hardware layer and the wire formats.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use powerstack_api::v1::{DomainsV1, EnergyV1, GpuV1, PackageV1, PowerV1, TOPOLOGY_SCHEMA, TopologyV1};
+use powerstack_api::{prometheus, table, variorum};
+use powerstack_hw::topology::Vendor;
+use powerstack_model::cpulist::format_cpulist;
+use powerstack_model::duration::parse_duration;
+use powerstack_model::{DomainKind, PowerReport, Value};
+use powerstack_sim::{LoadPattern, Profile, SimNode, SimOptions};
+
+use crate::cli::{Format, NodeArgs, ReadArgs, SimCommand, SimCreateArgs, SimRunArgs};
+use crate::node;
+use crate::output::{self, emit};
+
+fn interval(text: &str) -> anyhow::Result<Duration> {
+    let d = parse_duration(text).map_err(|e| anyhow::anyhow!("--interval: {e}"))?;
+    if d < Duration::from_millis(1) || d > Duration::from_secs(3600) {
+        bail!("--interval {text}: must be between 1ms and 1h");
+    }
+    Ok(d)
+}
+
+fn json_line<T: serde::Serialize>(doc: &T) -> anyhow::Result<String> {
+    serde_json::to_string(doc).context("encoding JSON")
+}
+
+fn variorum_text(value: &serde_json::Value, stream: bool) -> String {
+    if stream { value.to_string() } else { variorum::to_pretty(value) }
+}
+
+/// Prints discovery warnings on stderr for formats that have no place for them.
+fn warn_stderr(lines: &[String]) {
+    for w in lines {
+        eprintln!("warning: {w}");
+    }
+}
+
+/// How many readings to print: one, N (`--count`), or until stopped (`--watch`).
+fn readings(args: &ReadArgs) -> anyhow::Result<(bool, u64)> {
+    if args.count == Some(0) {
+        bail!("--count must be at least 1");
+    }
+    let stream = args.watch || args.count.is_some();
+    Ok((stream, args.count.unwrap_or(if stream { u64::MAX } else { 1 })))
+}
+
+/// `powerstack power`.
+pub fn power(args: &ReadArgs) -> anyhow::Result<()> {
+    let interval = interval(&args.interval)?;
+    let (stream, count) = readings(args)?;
+    let fmt = output::format(args.node.format);
+    let mut node = node::open(&args.node)?;
+    output::catch_stop_signals();
+    let mut warnings = std::mem::take(&mut node.warnings);
+    if matches!(fmt, Format::Variorum | Format::VariorumFlat | Format::Prometheus) {
+        warn_stderr(&warnings);
+        warnings.clear();
+    }
+    let platform = &mut node.discovery.platform;
+    let mut prev = platform.sample();
+    let mut deadline = Instant::now();
+    for n in 0..count {
+        deadline += interval;
+        output::sleep_until(deadline);
+        if output::stopped() {
+            break;
+        }
+        let cur = platform.sample();
+        let report = PowerReport::between(platform.catalog(), &prev, &cur);
+        warnings.extend(platform.take_warnings().into_iter().map(|w| w.to_string()));
+        let catalog = platform.catalog();
+        let text = match fmt {
+            Format::Json => json_line(&PowerV1::new(&node.origin, catalog, &report, &warnings))?,
+            Format::Table => table::power(&PowerV1::new(&node.origin, catalog, &report, &warnings)),
+            Format::Variorum => variorum_text(&variorum::power(&node.origin.hostname, catalog, &report), stream),
+            Format::VariorumFlat => {
+                variorum_text(&variorum::power_flat(&node.origin.hostname, catalog, &report), stream)
+            }
+            Format::Prometheus => prometheus::power(&node.origin, catalog, &report),
+        };
+        if matches!(fmt, Format::Variorum | Format::VariorumFlat | Format::Prometheus) {
+            warn_stderr(&warnings);
+        }
+        warnings.clear();
+        if stream && fmt == Format::Table && n > 0 {
+            emit("")?;
+        }
+        emit(&text)?;
+        prev = cur;
+    }
+    Ok(())
+}
+
+fn energies(values: &[Value]) -> Vec<Option<f64>> {
+    values.iter().map(|v| if let Value::Energy { joules, .. } = v { Some(*joules) } else { None }).collect()
+}
+
+/// `powerstack energy`.
+pub fn energy(args: &ReadArgs) -> anyhow::Result<()> {
+    let interval = interval(&args.interval)?;
+    let (stream, count) = readings(args)?;
+    let fmt = output::format(args.node.format);
+    let mut node = node::open(&args.node)?;
+    output::catch_stop_signals();
+    let mut warnings = std::mem::take(&mut node.warnings);
+    let platform = &mut node.discovery.platform;
+    let mut deadline = Instant::now();
+    for n in 0..count {
+        if n > 0 {
+            deadline += interval;
+            output::sleep_until(deadline);
+            if output::stopped() {
+                break;
+            }
+        }
+        let snap = platform.sample();
+        let joules = energies(&snap.values);
+        warnings.extend(platform.take_warnings().into_iter().map(|w| w.to_string()));
+        let catalog = platform.catalog();
+        let doc = EnergyV1::new(&node.origin, catalog, &joules, snap.unix_us, &warnings);
+        let text = match fmt {
+            Format::Json => json_line(&doc)?,
+            Format::Table => table::energy(&doc),
+            Format::Variorum => {
+                variorum_text(&variorum::energy(&node.origin.hostname, catalog, &joules, snap.unix_us), stream)
+            }
+            Format::Prometheus => {
+                let mut s = String::from(
+                    "# HELP powerstack_energy_joules_total Energy counted by a domain's hardware counter, extended across wraps, in joules.\n# TYPE powerstack_energy_joules_total counter\n",
+                );
+                for (d, j) in doc.domains.iter().filter_map(|d| d.energy_joules.map(|j| (d, j))) {
+                    s.push_str(&format!(
+                        "powerstack_energy_joules_total{{domain=\"{}\",index=\"{}\"}} {j}\n",
+                        d.domain, d.index
+                    ));
+                }
+                s
+            }
+            Format::VariorumFlat => bail!("--format variorum-flat exists for power only; use variorum or json"),
+        };
+        if matches!(fmt, Format::Variorum | Format::Prometheus) {
+            warn_stderr(&warnings);
+        }
+        warnings.clear();
+        if stream && fmt == Format::Table && n > 0 {
+            emit("")?;
+        }
+        emit(&text)?;
+    }
+    Ok(())
+}
+
+/// `powerstack domains`.
+pub fn domains(args: &NodeArgs) -> anyhow::Result<()> {
+    let fmt = output::format(args.format);
+    let mut node = node::open(args)?;
+    let platform = &mut node.discovery.platform;
+    let mut warnings = node.warnings.clone();
+    warnings.extend(platform.refresh_limits().into_iter().map(|w| w.to_string()));
+    // One short reading tells whether the node figure is measurable (a direct source or a sum).
+    let report = platform.measure(Duration::from_millis(10));
+    let catalog = platform.catalog();
+    let now = powerstack_hw::platform::unix_us();
+    let doc = DomainsV1::new(&node.origin, catalog, now, &warnings);
+    let text = match fmt {
+        Format::Json => json_line(&doc)?,
+        Format::Table => table::domains(&doc),
+        Format::Variorum => {
+            warn_stderr(&warnings);
+            variorum::to_pretty(&variorum::domain_info(&node.origin.hostname, catalog, now, report.node.is_some()))
+        }
+        Format::VariorumFlat | Format::Prometheus => {
+            bail!("--format {:?} is not available for domains; use table, json or variorum", fmt)
+        }
+    };
+    emit(&text)
+}
+
+/// `powerstack topology`.
+pub fn topology(args: &NodeArgs) -> anyhow::Result<()> {
+    let fmt = output::format(args.format);
+    let node = node::open(args)?;
+    let topo = &node.discovery.topology;
+    let packages = topo
+        .packages()
+        .into_iter()
+        .map(|p| PackageV1 {
+            id: p,
+            cores: topo.cores_of(p) as u32,
+            cpus: format_cpulist(&topo.cpus.iter().filter(|c| c.package == p).map(|c| c.id).collect::<Vec<_>>()),
+        })
+        .collect();
+    let online: Vec<u32> = topo.cpus.iter().filter(|c| c.online).map(|c| c.id).collect();
+    let offline: Vec<u32> = topo.cpus.iter().filter(|c| !c.online).map(|c| c.id).collect();
+    let gpus = node
+        .discovery
+        .platform
+        .catalog()
+        .iter()
+        .filter(|d| d.id.kind == DomainKind::Gpu)
+        .map(|d| GpuV1 { index: d.id.index, socket: d.socket, provider: d.provider.to_string(), source: d.source.clone() })
+        .collect();
+    let model = topo.model.as_ref();
+    let doc = TopologyV1 {
+        schema: TOPOLOGY_SCHEMA.to_string(),
+        hostname: node.origin.hostname.clone(),
+        simulated: node.origin.simulated.is_some(),
+        simulated_profile: node.origin.simulated.clone(),
+        cpu_vendor: model.map(|m| match &m.vendor {
+            Vendor::Intel => "intel".to_string(),
+            Vendor::Amd => "amd".to_string(),
+            Vendor::Other(v) => v.clone(),
+        }),
+        cpu_family: model.map(|m| m.family),
+        cpu_model: model.map(|m| m.model),
+        cpu_model_name: model.map(|m| m.name.clone()),
+        online_cpus: format_cpulist(&online),
+        offline_cpus: format_cpulist(&offline),
+        packages,
+        gpus,
+    };
+    let text = match fmt {
+        Format::Json => json_line(&doc)?,
+        Format::Table => table::topology(&doc),
+        _ => bail!("--format {:?} is not available for topology; use table or json", fmt),
+    };
+    emit(&text)
+}
+
+/// `powerstack sim ...`.
+pub fn sim(cmd: &SimCommand) -> anyhow::Result<()> {
+    match cmd {
+        SimCommand::Profiles => {
+            let mut s = String::new();
+            for p in Profile::ALL {
+                s.push_str(&format!("{:<12} {}\n", p.as_str(), p.description()));
+            }
+            emit(&s)
+        }
+        SimCommand::Create(a) => sim_create(a),
+        SimCommand::Run(a) => sim_run(a),
+    }
+}
+
+fn load(value: f64) -> anyhow::Result<f64> {
+    if !value.is_finite() || !(0.0..=1.0).contains(&value) {
+        bail!("--load {value}: must be between 0 and 1");
+    }
+    Ok(value)
+}
+
+fn sim_create(a: &SimCreateArgs) -> anyhow::Result<()> {
+    let profile: Profile = a.profile.parse().map_err(|e| anyhow::anyhow!("--profile: {e}"))?;
+    let pattern: LoadPattern = a.pattern.parse().map_err(|e| anyhow::anyhow!("--pattern: {e}"))?;
+    let opts = SimOptions {
+        load: load(a.load)?,
+        pattern,
+        shuffle_indices: a.shuffle_indices,
+        mmio_duplicate: a.mmio_duplicate,
+        omit_dram: a.omit_dram,
+    };
+    SimNode::create(&a.dir, profile, opts)
+        .with_context(|| format!("creating a simulated {} root in {}", profile.as_str(), a.dir.display()))?;
+    emit(&format!(
+        "created a simulated {} node in {}\nanimate it with: powerstack sim run {}\nread it with:    powerstack power --root {}",
+        profile.as_str(),
+        a.dir.display(),
+        a.dir.display(),
+        a.dir.display()
+    ))
+}
+
+fn sim_run(a: &SimRunArgs) -> anyhow::Result<()> {
+    let tick = parse_duration(&a.tick).map_err(|e| anyhow::anyhow!("--tick: {e}"))?;
+    if tick < Duration::from_micros(100) || tick > Duration::from_secs(10) {
+        bail!("--tick {}: must be between 100us and 10s", a.tick);
+    }
+    let duration = a
+        .duration
+        .as_deref()
+        .map(|d| parse_duration(d).map_err(|e| anyhow::anyhow!("--duration: {e}")))
+        .transpose()?;
+    let mut sim = SimNode::open(&a.dir).with_context(|| format!("opening the simulated root {}", a.dir.display()))?;
+    if let Some(l) = a.load {
+        sim.set_load(load(l)?);
+    }
+    output::catch_stop_signals();
+    eprintln!(
+        "animating the simulated {} node in {} every {:?}; Ctrl-C to stop",
+        sim.profile().as_str(),
+        a.dir.display(),
+        tick
+    );
+    if let Some(d) = duration {
+        std::thread::spawn(move || {
+            std::thread::sleep(d);
+            output::stop_flag().store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+    sim.run_realtime(tick, output::stop_flag()).context("running the simulator")?;
+    Ok(())
+}

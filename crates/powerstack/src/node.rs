@@ -1,0 +1,138 @@
+//! Opening the node: the hardware root, or a simulated node when asked or when nothing is readable.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use powerstack_hw::{Discovery, Root, Selection, discover};
+use powerstack_sim::{Profile, SimNode, SimOptions};
+
+use crate::cli::NodeArgs;
+
+/// An opened node: discovered providers, and the simulator when the node is simulated.
+pub struct Node {
+    pub discovery: Discovery,
+    pub origin: powerstack_api::Origin,
+    /// Discovery warnings as lines.
+    pub warnings: Vec<String>,
+    _sim: Option<Animator>,
+}
+
+/// A simulated root animated by a background thread, removed when dropped.
+struct Animator {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Animator {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+enum Simulate {
+    Off,
+    Auto,
+    Profile(Profile),
+}
+
+fn parse_simulate(s: &str) -> anyhow::Result<Simulate> {
+    Ok(match s {
+        "off" | "no" | "never" => Simulate::Off,
+        "auto" => Simulate::Auto,
+        other => Simulate::Profile(
+            other.parse::<Profile>().map_err(|e| anyhow::anyhow!("--simulate: {e} (or off, auto)"))?,
+        ),
+    })
+}
+
+/// The hostname of the machine running the command.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Opens the node described by the arguments.
+pub fn open(args: &NodeArgs) -> anyhow::Result<Node> {
+    let selection: Selection = args.source.parse().map_err(|e: String| anyhow::anyhow!("--source: {e}"))?;
+    let simulate = parse_simulate(&args.simulate)?;
+    let root_dir = args.root.clone();
+    if !root_dir.is_dir() {
+        bail!("--root {}: not a directory", root_dir.display());
+    }
+    match simulate {
+        Simulate::Profile(p) => simulated(p, &selection, format!("asked for with --simulate {}", p.as_str())),
+        Simulate::Off | Simulate::Auto => {
+            let root = Root::new(&root_dir);
+            let discovery = discover(&root, &selection);
+            if discovery.platform.is_empty() {
+                let reasons = summarize(&discovery);
+                if matches!(simulate, Simulate::Auto) {
+                    return simulated(
+                        Profile::Intel2s,
+                        &selection,
+                        format!("no readable power source under {} ({reasons})", root_dir.display()),
+                    );
+                }
+                bail!(
+                    "no readable power source under {}: {reasons}; run as root, check --root, or pass --simulate auto to use a simulated node",
+                    root_dir.display()
+                );
+            }
+            let simulated = powerstack_sim::profile_of(&root_dir).map(|p| p.as_str().to_string());
+            let warnings = discovery.warnings.iter().map(ToString::to_string).collect();
+            Ok(Node {
+                discovery,
+                origin: powerstack_api::Origin { hostname: hostname(), simulated },
+                warnings,
+                _sim: None,
+            })
+        }
+    }
+}
+
+fn summarize(d: &Discovery) -> String {
+    if d.warnings.is_empty() {
+        return "no powercap, hwmon, pm_counters or msr interface found".to_string();
+    }
+    d.warnings.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+fn simulated(profile: Profile, selection: &Selection, why: String) -> anyhow::Result<Node> {
+    let dir = tempfile::Builder::new().prefix("powerstack-sim-").tempdir().context("creating a simulated root")?;
+    let mut sim = SimNode::create(dir.path(), profile, SimOptions::default())
+        .with_context(|| format!("creating the simulated {} node", profile.as_str()))?;
+    eprintln!("SIMULATED: {why}; showing the simulated {} node ({})", profile.as_str(), profile.description());
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("powerstack-sim".into())
+        .spawn(move || {
+            if let Err(e) = sim.run_realtime(Duration::from_millis(5), &flag) {
+                eprintln!("warning: simulator stopped: {e}");
+            }
+        })
+        .context("starting the simulator thread")?;
+    let root = Root::new(dir.path());
+    let discovery = discover(&root, selection);
+    if discovery.platform.is_empty() {
+        bail!("the simulated {} node offers none of the selected sources ({})", profile.as_str(), summarize(&discovery));
+    }
+    let warnings = discovery.warnings.iter().map(ToString::to_string).collect();
+    Ok(Node {
+        discovery,
+        origin: powerstack_api::Origin { hostname: hostname(), simulated: Some(profile.as_str().to_string()) },
+        warnings,
+        _sim: Some(Animator { stop, thread: Some(thread), _dir: dir }),
+    })
+}

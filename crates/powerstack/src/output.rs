@@ -1,0 +1,79 @@
+//! Writing results: format choice, broken pipes, Ctrl-C.
+
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::cli::Format;
+
+/// The chosen format: the flag, else a table on a terminal and JSON otherwise.
+pub fn format(flag: Option<Format>) -> Format {
+    flag.unwrap_or_else(|| if std::io::stdout().is_terminal() { Format::Table } else { Format::Json })
+}
+
+/// Raised when the reader of our output went away (`powerstack power --watch | head`).
+#[derive(Debug)]
+pub struct ClosedPipe;
+
+impl std::fmt::Display for ClosedPipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("output closed")
+    }
+}
+
+impl std::error::Error for ClosedPipe {}
+
+/// Writes text to stdout and flushes; a closed pipe becomes [`ClosedPipe`] (exit 0, no message).
+pub fn emit(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let r = out.write_all(text.as_bytes()).and_then(|_| {
+        if !text.ends_with('\n') {
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    });
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ClosedPipe.into()),
+        Err(e) => Err(anyhow::Error::new(e).context("writing to standard output")),
+    }
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Makes SIGINT and SIGTERM set a flag instead of killing the process, so loops end cleanly (and
+/// temporary simulated roots are removed).
+pub fn catch_stop_signals() {
+    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: `on_signal` only stores to an atomic, which is async-signal-safe; `signal` is
+        // called with a valid signal number and handler.
+        unsafe {
+            libc::signal(sig, handler);
+        }
+    }
+}
+
+/// Whether a stop signal arrived.
+pub fn stopped() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
+/// Sleeps until `deadline` (a monotonic instant), waking early when a stop signal arrives.
+pub fn sleep_until(deadline: std::time::Instant) {
+    loop {
+        let now = std::time::Instant::now();
+        if now >= deadline || stopped() {
+            return;
+        }
+        std::thread::sleep((deadline - now).min(std::time::Duration::from_millis(50)));
+    }
+}
+
+/// The flag itself, for code that takes an `&AtomicBool`.
+pub fn stop_flag() -> &'static AtomicBool {
+    &STOP
+}
