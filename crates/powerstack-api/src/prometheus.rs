@@ -29,7 +29,12 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 /// Renders a power report.
 pub fn power(origin: &Origin, catalog: &[DomainInfo], report: &PowerReport) -> String {
     let mut out = String::new();
-    family(&mut out, "powerstack_power_watts", "gauge", "Mean power of a domain over the last interval, in watts.");
+    family(
+        &mut out,
+        "powerstack_power_watts",
+        "gauge",
+        "Mean power of a domain over the last interval, in watts.",
+    );
     for (info, d) in catalog.iter().zip(&report.domains) {
         if let Some(w) = d.power_watts {
             let _ = writeln!(out, "powerstack_power_watts{{{}}} {w}", labels(info));
@@ -47,7 +52,12 @@ pub fn power(origin: &Origin, catalog: &[DomainInfo], report: &PowerReport) -> S
         }
     }
     if let Some(node) = &report.node {
-        family(&mut out, "powerstack_node_power_watts", "gauge", "Node power over the last interval, in watts.");
+        family(
+            &mut out,
+            "powerstack_node_power_watts",
+            "gauge",
+            "Node power over the last interval, in watts.",
+        );
         let _ = writeln!(
             out,
             "powerstack_node_power_watts{{source=\"{}\"}} {}",
@@ -70,12 +80,22 @@ pub fn power(origin: &Origin, catalog: &[DomainInfo], report: &PowerReport) -> S
         })
         .collect();
     if !limits.is_empty() {
-        family(&mut out, "powerstack_power_limit_watts", "gauge", "Power limit in force on a domain, in watts.");
+        family(
+            &mut out,
+            "powerstack_power_limit_watts",
+            "gauge",
+            "Power limit in force on a domain, in watts.",
+        );
         for l in limits {
             let _ = writeln!(out, "{l}");
         }
     }
-    family(&mut out, "powerstack_interval_seconds", "gauge", "Length of the measurement interval, in seconds.");
+    family(
+        &mut out,
+        "powerstack_interval_seconds",
+        "gauge",
+        "Length of the measurement interval, in seconds.",
+    );
     let _ = writeln!(out, "powerstack_interval_seconds {}", report.interval_s);
     family(
         &mut out,

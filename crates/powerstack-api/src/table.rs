@@ -27,8 +27,17 @@ fn name(domain: &str, index: u32, die: Option<u32>) -> String {
 /// Power over one interval.
 pub fn power(doc: &PowerV1) -> String {
     let mut out = String::new();
-    banner(&mut out, &format!("Power over {:.0} ms", doc.interval_s * 1000.0), &doc.hostname, &doc.simulated_profile);
-    let _ = writeln!(out, "{:<18} {:>6} {:>11} {:>16}  SOURCE", "DOMAIN", "SOCKET", "POWER (W)", "ENERGY (J)");
+    banner(
+        &mut out,
+        &format!("Power over {:.0} ms", doc.interval_s * 1000.0),
+        &doc.hostname,
+        &doc.simulated_profile,
+    );
+    let _ = writeln!(
+        out,
+        "{:<18} {:>6} {:>11} {:>16}  SOURCE",
+        "DOMAIN", "SOCKET", "POWER (W)", "ENERGY (J)"
+    );
     for d in &doc.domains {
         let socket = d.socket.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
         let _ = writeln!(
@@ -47,7 +56,14 @@ pub fn power(doc: &PowerV1) -> String {
         (Some(s), false) => format!("{s} of {}", doc.node_parts.join(" + ")),
         (None, _) => "nothing measurable".into(),
     };
-    let _ = writeln!(out, "{:<18} {:>6} {:>11} {:>16}  {src}", "NODE", "", opt(doc.node_power_watts, 2), "");
+    let _ = writeln!(
+        out,
+        "{:<18} {:>6} {:>11} {:>16}  {src}",
+        "NODE",
+        "",
+        opt(doc.node_power_watts, 2),
+        ""
+    );
     for w in &doc.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
@@ -89,7 +105,11 @@ pub fn energy(doc: &EnergyV1) -> String {
 pub fn domains(doc: &DomainsV1) -> String {
     let mut out = String::new();
     banner(&mut out, "Power domains", &doc.hostname, &doc.simulated_profile);
-    let _ = writeln!(out, "{:<18} {:>6} {:<12} {:<11} CONTROLS", "DOMAIN", "SOCKET", "PROVIDER", "MEASURES");
+    let _ = writeln!(
+        out,
+        "{:<18} {:>6} {:<12} {:<11} CONTROLS",
+        "DOMAIN", "SOCKET", "PROVIDER", "MEASURES"
+    );
     for d in &doc.domains {
         let socket = d.socket.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
         let controls = if d.controls.is_empty() {
@@ -145,7 +165,11 @@ pub fn topology(doc: &TopologyV1) -> String {
             doc.cpu_model.unwrap_or(0)
         );
     }
-    let _ = writeln!(out, "online CPUs: {}", if doc.online_cpus.is_empty() { "-" } else { &doc.online_cpus });
+    let _ = writeln!(
+        out,
+        "online CPUs: {}",
+        if doc.online_cpus.is_empty() { "-" } else { &doc.online_cpus }
+    );
     if !doc.offline_cpus.is_empty() {
         let _ = writeln!(out, "offline CPUs: {}", doc.offline_cpus);
     }

@@ -265,13 +265,20 @@ fn control(l: &PowerLimit) -> ControlV1 {
 
 impl PowerV1 {
     /// Builds the document from a report over `catalog`.
-    pub fn new(origin: &Origin, catalog: &[DomainInfo], report: &PowerReport, warnings: &[String]) -> PowerV1 {
+    pub fn new(
+        origin: &Origin,
+        catalog: &[DomainInfo],
+        report: &PowerReport,
+        warnings: &[String],
+    ) -> PowerV1 {
         let (node_power_watts, node_source, node_parts) = match &report.node {
             Some(n) => {
                 let parts = match &n.source {
-                    NodeSource::Sum(parts) => {
-                        parts.iter().filter_map(|&i| catalog.get(i)).map(|d| d.id.to_string()).collect()
-                    }
+                    NodeSource::Sum(parts) => parts
+                        .iter()
+                        .filter_map(|&i| catalog.get(i))
+                        .map(|d| d.id.to_string())
+                        .collect(),
                     NodeSource::Direct(_) => Vec::new(),
                 };
                 (Some(n.watts), Some(node_source_name(catalog, &n.source)), parts)
@@ -348,11 +355,16 @@ impl EnergyV1 {
 
 /// The node's energy: a direct node (then platform) counter, else the sum of packages, memory and
 /// GPUs. Returns the joules and the source token.
-pub fn node_energy(catalog: &[DomainInfo], energies: &[Option<f64>]) -> (Option<f64>, Option<String>) {
+pub fn node_energy(
+    catalog: &[DomainInfo],
+    energies: &[Option<f64>],
+) -> (Option<f64>, Option<String>) {
     for kind in [DomainKind::Node, DomainKind::Platform] {
-        if let Some((i, _)) = catalog.iter().enumerate().find(|(i, d)| {
-            d.id.kind == kind && energies.get(*i).copied().flatten().is_some()
-        }) {
+        if let Some((i, _)) = catalog
+            .iter()
+            .enumerate()
+            .find(|(i, d)| d.id.kind == kind && energies.get(*i).copied().flatten().is_some())
+        {
             let src = node_source_name(catalog, &NodeSource::Direct(i));
             return (energies[i], Some(src));
         }
@@ -360,15 +372,26 @@ pub fn node_energy(catalog: &[DomainInfo], energies: &[Option<f64>]) -> (Option<
     let parts: Vec<f64> = catalog
         .iter()
         .enumerate()
-        .filter(|(_, d)| matches!(d.id.kind, DomainKind::Package | DomainKind::Memory | DomainKind::Gpu))
+        .filter(|(_, d)| {
+            matches!(d.id.kind, DomainKind::Package | DomainKind::Memory | DomainKind::Gpu)
+        })
         .filter_map(|(i, _)| energies.get(i).copied().flatten())
         .collect();
-    if parts.is_empty() { (None, None) } else { (Some(parts.iter().sum()), Some("sum".to_string())) }
+    if parts.is_empty() {
+        (None, None)
+    } else {
+        (Some(parts.iter().sum()), Some("sum".to_string()))
+    }
 }
 
 impl DomainsV1 {
     /// Builds the document from a catalog.
-    pub fn new(origin: &Origin, catalog: &[DomainInfo], timestamp_us: i64, warnings: &[String]) -> DomainsV1 {
+    pub fn new(
+        origin: &Origin,
+        catalog: &[DomainInfo],
+        timestamp_us: i64,
+        warnings: &[String],
+    ) -> DomainsV1 {
         let domains = catalog
             .iter()
             .map(|info| {

@@ -20,7 +20,9 @@ pub const UNAVAILABLE: f64 = -1.0;
 fn sockets(catalog: &[DomainInfo]) -> Vec<u32> {
     let mut set: BTreeSet<u32> = catalog
         .iter()
-        .filter(|d| matches!(d.id.kind, DomainKind::Package | DomainKind::Memory | DomainKind::Core))
+        .filter(|d| {
+            matches!(d.id.kind, DomainKind::Package | DomainKind::Memory | DomainKind::Core)
+        })
         .map(|d| d.id.index)
         .collect();
     set.extend(catalog.iter().filter(|d| d.id.kind == DomainKind::Gpu).filter_map(|d| d.socket));
@@ -71,7 +73,8 @@ fn socket_sum(
 }
 
 fn num_gpus_per_socket(gpus: &[(usize, u32, u32)], sockets: &[u32]) -> i64 {
-    let counts: Vec<usize> = sockets.iter().map(|s| gpus.iter().filter(|g| g.2 == *s).count()).collect();
+    let counts: Vec<usize> =
+        sockets.iter().map(|s| gpus.iter().filter(|g| g.2 == *s).count()).collect();
     match counts.first() {
         Some(&c) if counts.iter().all(|&x| x == c) => c as i64,
         _ => -1,
@@ -89,8 +92,14 @@ pub fn power(hostname: &str, catalog: &[DomainInfo], report: &PowerReport) -> Va
     host.insert("timestamp".into(), json!(report.unix_us));
     for &s in &sockets {
         let mut sock = Map::new();
-        sock.insert("power_cpu_watts".into(), json!(socket_sum(catalog, &watts, DomainKind::Package, s)));
-        sock.insert("power_mem_watts".into(), json!(socket_sum(catalog, &watts, DomainKind::Memory, s)));
+        sock.insert(
+            "power_cpu_watts".into(),
+            json!(socket_sum(catalog, &watts, DomainKind::Package, s)),
+        );
+        sock.insert(
+            "power_mem_watts".into(),
+            json!(socket_sum(catalog, &watts, DomainKind::Memory, s)),
+        );
         if !gpus.is_empty() {
             let mut g = Map::new();
             for &(i, n, gs) in &gpus {
@@ -127,9 +136,16 @@ pub fn power_flat(hostname: &str, catalog: &[DomainInfo], report: &PowerReport) 
     let node = report.node.as_ref().map(|n| n.watts).unwrap_or(UNAVAILABLE);
     m.insert("power_node_watts".into(), json!(node));
     for &s in &sockets {
-        m.insert(format!("power_cpu_watts_socket_{s}"), json!(socket_sum(catalog, &watts, DomainKind::Package, s)));
-        m.insert(format!("power_mem_watts_socket_{s}"), json!(socket_sum(catalog, &watts, DomainKind::Memory, s)));
-        let on_socket: Vec<Option<f64>> = gpus.iter().filter(|g| g.2 == s).map(|g| watts[g.0]).collect();
+        m.insert(
+            format!("power_cpu_watts_socket_{s}"),
+            json!(socket_sum(catalog, &watts, DomainKind::Package, s)),
+        );
+        m.insert(
+            format!("power_mem_watts_socket_{s}"),
+            json!(socket_sum(catalog, &watts, DomainKind::Memory, s)),
+        );
+        let on_socket: Vec<Option<f64>> =
+            gpus.iter().filter(|g| g.2 == s).map(|g| watts[g.0]).collect();
         let gpu = if on_socket.is_empty() || on_socket.iter().any(Option::is_none) {
             UNAVAILABLE
         } else {
@@ -144,7 +160,12 @@ pub fn power_flat(hostname: &str, catalog: &[DomainInfo], report: &PowerReport) 
 /// `{host: {timestamp, socket_N: {energy_cpu_joules, energy_mem_joules}, energy_node_joules}}`,
 /// plus `energy_gpu_joules: {GPU_n}` per socket when the node has GPUs with energy counters.
 /// `energies[i]` is the extended counter of `catalog[i]` in joules.
-pub fn energy(hostname: &str, catalog: &[DomainInfo], energies: &[Option<f64>], timestamp_us: i64) -> Value {
+pub fn energy(
+    hostname: &str,
+    catalog: &[DomainInfo],
+    energies: &[Option<f64>],
+    timestamp_us: i64,
+) -> Value {
     let sockets = sockets(catalog);
     let gpus = gpu_sockets(catalog, &sockets);
     let gpus_with_energy = gpus.iter().any(|g| energies.get(g.0).copied().flatten().is_some());
@@ -152,13 +173,22 @@ pub fn energy(hostname: &str, catalog: &[DomainInfo], energies: &[Option<f64>], 
     host.insert("timestamp".into(), json!(timestamp_us));
     for &s in &sockets {
         let mut sock = Map::new();
-        sock.insert("energy_cpu_joules".into(), json!(socket_sum(catalog, energies, DomainKind::Package, s)));
-        sock.insert("energy_mem_joules".into(), json!(socket_sum(catalog, energies, DomainKind::Memory, s)));
+        sock.insert(
+            "energy_cpu_joules".into(),
+            json!(socket_sum(catalog, energies, DomainKind::Package, s)),
+        );
+        sock.insert(
+            "energy_mem_joules".into(),
+            json!(socket_sum(catalog, energies, DomainKind::Memory, s)),
+        );
         if gpus_with_energy {
             let mut g = Map::new();
             for &(i, n, gs) in &gpus {
                 if gs == s {
-                    g.insert(format!("GPU_{n}"), json!(energies.get(i).copied().flatten().unwrap_or(UNAVAILABLE)));
+                    g.insert(
+                        format!("GPU_{n}"),
+                        json!(energies.get(i).copied().flatten().unwrap_or(UNAVAILABLE)),
+                    );
                 }
             }
             sock.insert("energy_gpu_joules".into(), Value::Object(g));
@@ -177,7 +207,12 @@ pub fn energy(hostname: &str, catalog: &[DomainInfo], energies: &[Option<f64>], 
 /// measurement: {power_X: {units}}}}` over `power_node`, `power_cpu`, `power_mem`, `power_gpu`.
 /// Control ranges come from the first domain of each kind that has a limit (socket 0, GPU 0), as
 /// Variorum reports socket 0.
-pub fn domain_info(hostname: &str, catalog: &[DomainInfo], timestamp_us: i64, node_measurable: bool) -> Value {
+pub fn domain_info(
+    hostname: &str,
+    catalog: &[DomainInfo],
+    timestamp_us: i64,
+    node_measurable: bool,
+) -> Value {
     let groups: [(&str, &[DomainKind]); 4] = [
         ("power_node", &[DomainKind::Node]),
         ("power_cpu", &[DomainKind::Package]),
@@ -188,7 +223,8 @@ pub fn domain_info(hostname: &str, catalog: &[DomainInfo], timestamp_us: i64, no
     let mut measurement = Map::new();
     let mut unsupported = Vec::new();
     for (name, kinds) in groups {
-        let members: Vec<&DomainInfo> = catalog.iter().filter(|d| kinds.contains(&d.id.kind)).collect();
+        let members: Vec<&DomainInfo> =
+            catalog.iter().filter(|d| kinds.contains(&d.id.kind)).collect();
         let limit = members.iter().flat_map(|d| d.limits.first()).next();
         let measurable = !members.is_empty() || (name == "power_node" && node_measurable);
         if let Some(l) = limit {

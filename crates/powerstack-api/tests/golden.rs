@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use powerstack_api::v1::{DomainsV1, EnergyV1, Origin, PowerV1};
 use powerstack_api::{prometheus, table, variorum};
 use powerstack_model::{
-    CounterSpec, DomainId, DomainInfo, DomainKind, Measurement, PowerLimit, PowerReport, Snapshot, Value,
+    CounterSpec, DomainId, DomainInfo, DomainKind, Measurement, PowerLimit, PowerReport, Snapshot,
+    Value,
 };
 
 fn check(name: &str, actual: &str) {
@@ -17,12 +18,19 @@ fn check(name: &str, actual: &str) {
         std::fs::write(&path, actual).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_GOLDEN=1 to create it", path.display()));
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!("{}: {e}; run with UPDATE_GOLDEN=1 to create it", path.display())
+    });
     assert_eq!(actual, expected, "output differs from {}", path.display());
 }
 
-fn domain(kind: DomainKind, index: u32, provider: &'static str, source: &str, m: Measurement) -> DomainInfo {
+fn domain(
+    kind: DomainKind,
+    index: u32,
+    provider: &'static str,
+    source: &str,
+    m: Measurement,
+) -> DomainInfo {
     DomainInfo {
         id: DomainId::new(kind, index),
         provider,
@@ -41,7 +49,13 @@ fn rapl(max_uj: u64) -> Measurement {
     Measurement::Energy(CounterSpec::microjoules_wrapping_at(max_uj))
 }
 
-fn limit(name: &str, limit: f64, min: Option<f64>, max: Option<f64>, window: Option<f64>) -> PowerLimit {
+fn limit(
+    name: &str,
+    limit: f64,
+    min: Option<f64>,
+    max: Option<f64>,
+    window: Option<f64>,
+) -> PowerLimit {
     PowerLimit {
         name: name.to_string(),
         limit_watts: Some(limit),
@@ -101,13 +115,22 @@ fn cray_ex() -> (Vec<DomainInfo>, PowerReport) {
         d.socket = Some(0);
         cat.push(d);
     }
-    let e = |j: f64, t: u64| Value::Energy { total_ticks: j as u64, joules: j, hw_time_us: Some(t) };
+    let e =
+        |j: f64, t: u64| Value::Energy { total_ticks: j as u64, joules: j, hw_time_us: Some(t) };
     let t0 = 1_795_000_000_000_000;
     let t1 = t0 + 1_000_000;
     let a = Snapshot {
         mono_ns: 0,
         unix_us: t0 as i64,
-        values: vec![e(1e6, t0), e(2e5, t0), e(5e4, t0), e(1e5, t0), e(1e5, t0), e(1e5, t0), e(1e5, t0)],
+        values: vec![
+            e(1e6, t0),
+            e(2e5, t0),
+            e(5e4, t0),
+            e(1e5, t0),
+            e(1e5, t0),
+            e(1e5, t0),
+            e(1e5, t0),
+        ],
     };
     let b = Snapshot {
         mono_ns: 1_000_000_000,
@@ -134,7 +157,13 @@ fn uneven_gpus() -> (Vec<DomainInfo>, PowerReport) {
         domain(DomainKind::Package, 1, "powercap", "intel-rapl:1", rapl(262_143_999_938)),
     ];
     for (g, socket) in [(0, 0), (1, 0), (2, 0), (3, 1)] {
-        let mut d = domain(DomainKind::Gpu, g, "hwmon", &format!("amdgpu 0000:{:02x}:00.0 power1_average", g + 3), Measurement::Power);
+        let mut d = domain(
+            DomainKind::Gpu,
+            g,
+            "hwmon",
+            &format!("amdgpu 0000:{:02x}:00.0 power1_average", g + 3),
+            Measurement::Power,
+        );
         d.socket = Some(socket);
         cat.push(d);
     }
@@ -164,7 +193,9 @@ fn energies(report: &PowerReport) -> Vec<Option<f64>> {
 
 #[test]
 fn native_json() {
-    for (name, (cat, report)) in [("intel-2s", intel_2s()), ("cray-ex", cray_ex()), ("uneven-gpus", uneven_gpus())] {
+    for (name, (cat, report)) in
+        [("intel-2s", intel_2s()), ("cray-ex", cray_ex()), ("uneven-gpus", uneven_gpus())]
+    {
         let doc = PowerV1::new(&origin(None), &cat, &report, &[]);
         let text = serde_json::to_string_pretty(&doc).unwrap();
         check(&format!("power-{name}.json"), &text);
@@ -177,22 +208,35 @@ fn native_json() {
 #[test]
 fn native_json_energy_and_domains() {
     let (cat, report) = intel_2s();
-    let doc = EnergyV1::new(&origin(Some("intel-2s")), &cat, &energies(&report), report.unix_us, &[]);
+    let doc =
+        EnergyV1::new(&origin(Some("intel-2s")), &cat, &energies(&report), report.unix_us, &[]);
     check("energy-intel-2s.json", &serde_json::to_string_pretty(&doc).unwrap());
-    let doc = DomainsV1::new(&origin(Some("intel-2s")), &cat, report.unix_us, &["msr: example warning".into()]);
+    let doc = DomainsV1::new(
+        &origin(Some("intel-2s")),
+        &cat,
+        report.unix_us,
+        &["msr: example warning".into()],
+    );
     check("domains-intel-2s.json", &serde_json::to_string_pretty(&doc).unwrap());
 }
 
 #[test]
 fn variorum_nested() {
-    for (name, (cat, report)) in [("intel-2s", intel_2s()), ("cray-ex", cray_ex()), ("uneven-gpus", uneven_gpus())] {
-        check(&format!("variorum-{name}.json"), &variorum::to_pretty(&variorum::power("node01", &cat, &report)));
+    for (name, (cat, report)) in
+        [("intel-2s", intel_2s()), ("cray-ex", cray_ex()), ("uneven-gpus", uneven_gpus())]
+    {
+        check(
+            &format!("variorum-{name}.json"),
+            &variorum::to_pretty(&variorum::power("node01", &cat, &report)),
+        );
     }
 }
 
 #[test]
 fn variorum_flat() {
-    for (name, (cat, report)) in [("intel-2s", intel_2s()), ("cray-ex", cray_ex()), ("uneven-gpus", uneven_gpus())] {
+    for (name, (cat, report)) in
+        [("intel-2s", intel_2s()), ("cray-ex", cray_ex()), ("uneven-gpus", uneven_gpus())]
+    {
         check(
             &format!("variorum-flat-{name}.json"),
             &variorum::to_pretty(&variorum::power_flat("node01", &cat, &report)),
@@ -215,7 +259,10 @@ fn prometheus_text() {
     let (cat, report) = intel_2s();
     check("prometheus-intel-2s.txt", &prometheus::power(&origin(None), &cat, &report));
     let (cat, report) = cray_ex();
-    check("prometheus-cray-ex-simulated.txt", &prometheus::power(&origin(Some("cray-ex")), &cat, &report));
+    check(
+        "prometheus-cray-ex-simulated.txt",
+        &prometheus::power(&origin(Some("cray-ex")), &cat, &report),
+    );
 }
 
 fn promtool(text: &str) -> std::process::Output {
@@ -240,9 +287,15 @@ fn tables() {
         "table-energy-intel-2s.txt",
         &table::energy(&EnergyV1::new(&o, &cat, &energies(&report), report.unix_us, &[])),
     );
-    check("table-domains-intel-2s.txt", &table::domains(&DomainsV1::new(&o, &cat, report.unix_us, &[])));
+    check(
+        "table-domains-intel-2s.txt",
+        &table::domains(&DomainsV1::new(&o, &cat, report.unix_us, &[])),
+    );
     let (cat, report) = uneven_gpus();
-    check("table-power-uneven-gpus.txt", &table::power(&PowerV1::new(&origin(None), &cat, &report, &[])));
+    check(
+        "table-power-uneven-gpus.txt",
+        &table::power(&PowerV1::new(&origin(None), &cat, &report, &[])),
+    );
 }
 
 #[test]
@@ -250,12 +303,17 @@ fn promtool_accepts_the_prometheus_output() {
     // promtool comes with Debian's `prometheus` package; .ci/run installs it. Skip where absent.
     let Ok(out) = std::process::Command::new("promtool").arg("--version").output() else {
         // CI sets POWERSTACK_REQUIRE_PROMTOOL so that a missing promtool fails instead of skipping.
-        assert!(std::env::var_os("POWERSTACK_REQUIRE_PROMTOOL").is_none(), "promtool is required but not installed");
+        assert!(
+            std::env::var_os("POWERSTACK_REQUIRE_PROMTOOL").is_none(),
+            "promtool is required but not installed"
+        );
         eprintln!("promtool not installed: skipping");
         return;
     };
     assert!(out.status.success());
-    for (cat, report, sim) in [(intel_2s().0, intel_2s().1, None), (cray_ex().0, cray_ex().1, Some("cray-ex"))] {
+    for (cat, report, sim) in
+        [(intel_2s().0, intel_2s().1, None), (cray_ex().0, cray_ex().1, Some("cray-ex"))]
+    {
         let text = prometheus::power(&origin(sim), &cat, &report);
         let out = promtool(&text);
         assert!(

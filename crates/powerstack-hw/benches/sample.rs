@@ -1,2 +1,52 @@
-//! Benchmarks (stub).
-fn main() {}
+//! One full sample of a node, with kept-open files and `pread`.
+//!
+//! Run: `cargo bench -p powerstack-hw --bench sample`. The roots are simulated trees on the local
+//! file system: this measures powerstack's own cost (syscalls, parsing, counter extension), not the
+//! kernel's `rdmsr` behind a real `energy_uj`. Results go to BENCHMARKS.md.
+
+use divan::Bencher;
+use powerstack_hw::{Platform, Root, Selection, Source, discover};
+use powerstack_sim::{Profile, SimNode, SimOptions};
+
+fn main() {
+    divan::main();
+}
+
+fn platform(profile: Profile, sources: Vec<Source>) -> (tempfile::TempDir, SimNode, Platform) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = SimNode::create(dir.path(), profile, SimOptions::default()).expect("sim root");
+    let found = discover(&Root::new(dir.path()), &Selection::Only(sources));
+    (dir, sim, found.platform)
+}
+
+/// intel-2s through powercap: package-0, dram-0, package-1, dram-1, psys (5 zones).
+#[divan::bench]
+fn intel_2s_powercap(b: Bencher) {
+    let (_dir, _sim, mut p) = platform(Profile::Intel2s, vec![Source::Powercap]);
+    assert_eq!(p.catalog().len(), 5);
+    b.bench_local(|| divan::black_box(p.sample()));
+}
+
+/// intel-2s through the MSR image: package, DRAM and platform energy registers.
+#[divan::bench]
+fn intel_2s_msr(b: Bencher) {
+    let (_dir, _sim, mut p) = platform(Profile::Intel2s, vec![Source::Msr]);
+    assert!(p.catalog().len() >= 4);
+    b.bench_local(|| divan::black_box(p.sample()));
+}
+
+/// cray-ex through pm_counters: node, cpu, memory, 4 accelerators, with the freshness check.
+#[divan::bench]
+fn cray_ex_pm_counters(b: Bencher) {
+    let (_dir, _sim, mut p) = platform(Profile::CrayEx, vec![Source::PmCounters]);
+    assert_eq!(p.catalog().len(), 7);
+    b.bench_local(|| divan::black_box(p.sample()));
+}
+
+/// hwmon-node: ACPI power meter and one amdgpu card.
+#[divan::bench]
+fn hwmon_node(b: Bencher) {
+    let (_dir, _sim, mut p) = platform(Profile::HwmonNode, vec![Source::Hwmon]);
+    assert_eq!(p.catalog().len(), 2);
+    b.bench_local(|| divan::black_box(p.sample()));
+}

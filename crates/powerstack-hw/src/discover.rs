@@ -25,7 +25,8 @@ impl std::str::FromStr for Selection {
         if s == "auto" {
             return Ok(Selection::Auto);
         }
-        let list = s.split(',').map(|x| x.trim().parse::<Source>()).collect::<Result<Vec<_>, _>>()?;
+        let list =
+            s.split(',').map(|x| x.trim().parse::<Source>()).collect::<Result<Vec<_>, _>>()?;
         if list.is_empty() {
             return Err("empty source list".into());
         }

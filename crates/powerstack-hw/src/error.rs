@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 #[non_exhaustive]
 pub enum HwError {
     /// The file exists but this process may not read it.
-    #[error("permission denied reading {path}: run as root, or grant read access to it (for example `chmod o+r {path}` for {hint})")]
+    #[error(
+        "permission denied reading {path}: run as root, or grant read access to it (for example `chmod o+r {path}` for {hint})"
+    )]
     PermissionDenied {
         /// The file.
         path: PathBuf,
@@ -53,9 +55,13 @@ impl HwError {
     /// Classifies an I/O error on `path`.
     pub fn from_io(path: &Path, err: io::Error, hint: &'static str) -> HwError {
         match err.kind() {
-            io::ErrorKind::PermissionDenied => HwError::PermissionDenied { path: path.to_path_buf(), hint },
+            io::ErrorKind::PermissionDenied => {
+                HwError::PermissionDenied { path: path.to_path_buf(), hint }
+            }
             io::ErrorKind::NotFound => HwError::Vanished { path: path.to_path_buf() },
-            _ if err.raw_os_error() == Some(libc::ENODEV) || err.raw_os_error() == Some(libc::ENXIO) => {
+            _ if err.raw_os_error() == Some(libc::ENODEV)
+                || err.raw_os_error() == Some(libc::ENXIO) =>
+            {
                 HwError::Vanished { path: path.to_path_buf() }
             }
             _ => HwError::Io { path: path.to_path_buf(), source: err },

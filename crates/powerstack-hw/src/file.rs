@@ -36,7 +36,8 @@ impl AttrFile {
     /// Reads the first line of the file into `buf` and returns it, trimmed. An empty file is treated
     /// as a vanished device (a removed sysfs device reads as nothing, or fails with ENODEV).
     pub fn read_line<'a>(&self, buf: &'a mut [u8; ATTR_MAX]) -> Result<&'a str, HwError> {
-        let n = self.file.read_at(buf, 0).map_err(|e| HwError::from_io(&self.path, e, self.hint))?;
+        let n =
+            self.file.read_at(buf, 0).map_err(|e| HwError::from_io(&self.path, e, self.hint))?;
         if n == 0 {
             return Err(HwError::Vanished { path: self.path.clone() });
         }
@@ -51,8 +52,9 @@ impl AttrFile {
     pub fn read_u64(&self) -> Result<u64, HwError> {
         let mut buf = [0u8; ATTR_MAX];
         let line = self.read_line(&mut buf)?;
-        line.parse::<u64>()
-            .map_err(|_| HwError::malformed(&self.path, format!("expected an unsigned integer, found {line:?}")))
+        line.parse::<u64>().map_err(|_| {
+            HwError::malformed(&self.path, format!("expected an unsigned integer, found {line:?}"))
+        })
     }
 
     /// Reads the first line as an owned string.
@@ -72,7 +74,8 @@ pub fn read_trimmed(path: &Path, hint: &'static str) -> Result<String, HwError> 
 /// Reads an unsigned integer from a small text file once (discovery).
 pub fn read_u64_once(path: &Path, hint: &'static str) -> Result<u64, HwError> {
     let s = read_trimmed(path, hint)?;
-    s.parse::<u64>().map_err(|_| HwError::malformed(path, format!("expected an unsigned integer, found {s:?}")))
+    s.parse::<u64>()
+        .map_err(|_| HwError::malformed(path, format!("expected an unsigned integer, found {s:?}")))
 }
 
 /// Reads an optional unsigned integer attribute: `Ok(None)` when the file does not exist.

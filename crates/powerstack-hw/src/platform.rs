@@ -184,7 +184,10 @@ impl Platform {
                         Step::Rejected => {
                             self.pending_warnings.push(Warning::new(
                                 info.provider,
-                                format!("{}: implausible energy jump ignored at {}", info.id, info.source),
+                                format!(
+                                    "{}: implausible energy jump ignored at {}",
+                                    info.id, info.source
+                                ),
                             ));
                             Value::Missing
                         }
@@ -203,13 +206,24 @@ impl Platform {
                     Value::Power { watts: w }
                 }
                 (Reading::Power(w), _) => {
-                    let msg = format!("{}: invalid power reading {w} from {}", info.id, info.source);
-                    warn_once(&mut self.reported[i], &mut self.pending_warnings, info.provider, msg);
+                    let msg =
+                        format!("{}: invalid power reading {w} from {}", info.id, info.source);
+                    warn_once(
+                        &mut self.reported[i],
+                        &mut self.pending_warnings,
+                        info.provider,
+                        msg,
+                    );
                     Value::Missing
                 }
                 (Reading::Failed(e), _) => {
                     let msg = format!("{}: {e}", info.id);
-                    warn_once(&mut self.reported[i], &mut self.pending_warnings, info.provider, msg);
+                    warn_once(
+                        &mut self.reported[i],
+                        &mut self.pending_warnings,
+                        info.provider,
+                        msg,
+                    );
                     Value::Missing
                 }
                 (Reading::Energy(_), None) | (Reading::Pending, _) => Value::Missing,
@@ -219,7 +233,6 @@ impl Platform {
         self.last_mono_ns = Some(mono_ns);
         Snapshot { mono_ns, unix_us, values }
     }
-
 }
 
 fn warn_once(reported: &mut bool, out: &mut Vec<Warning>, provider: &'static str, message: String) {

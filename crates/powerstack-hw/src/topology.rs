@@ -61,25 +61,31 @@ impl CpuTopology {
     pub fn discover(root: &Root) -> (CpuTopology, Vec<Warning>) {
         let mut warnings = Vec::new();
         let base = root.path("/sys/devices/system/cpu");
-        let online: Option<BTreeSet<u32>> = match read_trimmed(&base.join("online"), "cpu online list") {
-            Ok(s) => match parse_cpulist(&s) {
-                Ok(v) => Some(v.into_iter().collect()),
-                Err(e) => {
-                    warnings.push(Warning::new("topology", e.to_string()));
-                    None
-                }
-            },
-            Err(_) => None,
-        };
+        let online: Option<BTreeSet<u32>> =
+            match read_trimmed(&base.join("online"), "cpu online list") {
+                Ok(s) => match parse_cpulist(&s) {
+                    Ok(v) => Some(v.into_iter().collect()),
+                    Err(e) => {
+                        warnings.push(Warning::new("topology", e.to_string()));
+                        None
+                    }
+                },
+                Err(_) => None,
+            };
         let mut cpus = Vec::new();
         match list_dir(&base) {
             Ok(entries) => {
                 for (name, path) in entries {
-                    let Some(id) = name.strip_prefix("cpu").and_then(|n| n.parse::<u32>().ok()) else {
+                    let Some(id) = name.strip_prefix("cpu").and_then(|n| n.parse::<u32>().ok())
+                    else {
                         continue;
                     };
                     let topo = path.join("topology");
-                    let read = |f: &str| read_trimmed(&topo.join(f), "topology").ok().and_then(|s| s.parse::<u32>().ok());
+                    let read = |f: &str| {
+                        read_trimmed(&topo.join(f), "topology")
+                            .ok()
+                            .and_then(|s| s.parse::<u32>().ok())
+                    };
                     let is_online = online.as_ref().map(|o| o.contains(&id)).unwrap_or(true);
                     cpus.push(Cpu {
                         id,
@@ -94,7 +100,8 @@ impl CpuTopology {
         }
         cpus.sort_by_key(|c| c.id);
         if cpus.is_empty() {
-            warnings.push(Warning::new("topology", format!("no CPUs found under {}", base.display())));
+            warnings
+                .push(Warning::new("topology", format!("no CPUs found under {}", base.display())));
         }
         let model = match read_trimmed(&root.path("/proc/cpuinfo"), "cpuinfo") {
             Ok(text) => parse_cpuinfo(&text),

@@ -95,7 +95,15 @@ pub struct ExtendedCounter {
 impl ExtendedCounter {
     /// A counter that has not been read yet.
     pub fn new(spec: CounterSpec) -> Self {
-        ExtendedCounter { spec, last: None, delta_total: 0, origin: 0, wraps: 0, resets: 0, rejected: 0 }
+        ExtendedCounter {
+            spec,
+            last: None,
+            delta_total: 0,
+            origin: 0,
+            wraps: 0,
+            resets: 0,
+            rejected: 0,
+        }
     }
 
     /// The counter's properties.
@@ -117,7 +125,9 @@ impl ExtendedCounter {
             Step::Advanced(raw.ticks - prev.ticks)
         } else {
             match self.spec.wrap_ticks {
-                Some(m) if prev.ticks < m && raw.ticks < m => Step::Wrapped(m - prev.ticks + raw.ticks),
+                Some(m) if prev.ticks < m && raw.ticks < m => {
+                    Step::Wrapped(m - prev.ticks + raw.ticks)
+                }
                 _ => Step::Reset(raw.ticks),
             }
         };

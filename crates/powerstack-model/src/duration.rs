@@ -16,7 +16,8 @@ pub struct DurationError {
 pub fn parse_duration(input: &str) -> Result<Duration, DurationError> {
     let err = |why| DurationError { input: input.to_string(), why };
     let s = input.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(|| err("missing unit"))?;
+    let split =
+        s.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(|| err("missing unit"))?;
     let (num, unit) = s.split_at(split);
     if num.is_empty() {
         return Err(err("missing number"));

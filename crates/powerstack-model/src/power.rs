@@ -189,7 +189,10 @@ mod tests {
 
     #[test]
     fn power_only_domains_average_their_two_readings_and_missing_ones_stay_missing() {
-        let cat = vec![info(DomainKind::Node, 0, Measurement::Power), info(DomainKind::Gpu, 0, Measurement::Power)];
+        let cat = vec![
+            info(DomainKind::Node, 0, Measurement::Power),
+            info(DomainKind::Gpu, 0, Measurement::Power),
+        ];
         let a = snap(0, vec![Value::Power { watts: 300.0 }, Value::Power { watts: 90.0 }]);
         let b = snap(1, vec![Value::Power { watts: 310.0 }, Value::Missing]);
         let r = PowerReport::between(&cat, &a, &b);

@@ -3,7 +3,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use powerstack_api::v1::{DomainsV1, EnergyV1, GpuV1, PackageV1, PowerV1, TOPOLOGY_SCHEMA, TopologyV1};
+use powerstack_api::v1::{
+    DomainsV1, EnergyV1, GpuV1, PackageV1, PowerV1, TOPOLOGY_SCHEMA, TopologyV1,
+};
 use powerstack_api::{prometheus, table, variorum};
 use powerstack_hw::topology::Vendor;
 use powerstack_model::cpulist::format_cpulist;
@@ -70,15 +72,22 @@ pub fn power(args: &ReadArgs) -> anyhow::Result<()> {
         }
         let cur = platform.sample();
         let report = PowerReport::between(platform.catalog(), &prev, &cur);
-        warnings.extend(platform.take_warnings().into_iter().map(|w| w.to_string()));
+        let failed = platform.take_warnings();
+        if !failed.is_empty() {
+            output::mark_partial();
+        }
+        warnings.extend(failed.into_iter().map(|w| w.to_string()));
         let catalog = platform.catalog();
         let text = match fmt {
             Format::Json => json_line(&PowerV1::new(&node.origin, catalog, &report, &warnings))?,
             Format::Table => table::power(&PowerV1::new(&node.origin, catalog, &report, &warnings)),
-            Format::Variorum => variorum_text(&variorum::power(&node.origin.hostname, catalog, &report), stream),
-            Format::VariorumFlat => {
-                variorum_text(&variorum::power_flat(&node.origin.hostname, catalog, &report), stream)
+            Format::Variorum => {
+                variorum_text(&variorum::power(&node.origin.hostname, catalog, &report), stream)
             }
+            Format::VariorumFlat => variorum_text(
+                &variorum::power_flat(&node.origin.hostname, catalog, &report),
+                stream,
+            ),
             Format::Prometheus => prometheus::power(&node.origin, catalog, &report),
         };
         if matches!(fmt, Format::Variorum | Format::VariorumFlat | Format::Prometheus) {
@@ -95,7 +104,10 @@ pub fn power(args: &ReadArgs) -> anyhow::Result<()> {
 }
 
 fn energies(values: &[Value]) -> Vec<Option<f64>> {
-    values.iter().map(|v| if let Value::Energy { joules, .. } = v { Some(*joules) } else { None }).collect()
+    values
+        .iter()
+        .map(|v| if let Value::Energy { joules, .. } = v { Some(*joules) } else { None })
+        .collect()
 }
 
 /// `powerstack energy`.
@@ -118,15 +130,20 @@ pub fn energy(args: &ReadArgs) -> anyhow::Result<()> {
         }
         let snap = platform.sample();
         let joules = energies(&snap.values);
-        warnings.extend(platform.take_warnings().into_iter().map(|w| w.to_string()));
+        let failed = platform.take_warnings();
+        if !failed.is_empty() {
+            output::mark_partial();
+        }
+        warnings.extend(failed.into_iter().map(|w| w.to_string()));
         let catalog = platform.catalog();
         let doc = EnergyV1::new(&node.origin, catalog, &joules, snap.unix_us, &warnings);
         let text = match fmt {
             Format::Json => json_line(&doc)?,
             Format::Table => table::energy(&doc),
-            Format::Variorum => {
-                variorum_text(&variorum::energy(&node.origin.hostname, catalog, &joules, snap.unix_us), stream)
-            }
+            Format::Variorum => variorum_text(
+                &variorum::energy(&node.origin.hostname, catalog, &joules, snap.unix_us),
+                stream,
+            ),
             Format::Prometheus => {
                 let mut s = String::from(
                     "# HELP powerstack_energy_joules_total Energy counted by a domain's hardware counter, extended across wraps, in joules.\n# TYPE powerstack_energy_joules_total counter\n",
@@ -139,7 +156,9 @@ pub fn energy(args: &ReadArgs) -> anyhow::Result<()> {
                 }
                 s
             }
-            Format::VariorumFlat => bail!("--format variorum-flat exists for power only; use variorum or json"),
+            Format::VariorumFlat => {
+                bail!("--format variorum-flat exists for power only; use variorum or json")
+            }
         };
         if matches!(fmt, Format::Variorum | Format::Prometheus) {
             warn_stderr(&warnings);
@@ -170,7 +189,12 @@ pub fn domains(args: &NodeArgs) -> anyhow::Result<()> {
         Format::Table => table::domains(&doc),
         Format::Variorum => {
             warn_stderr(&warnings);
-            variorum::to_pretty(&variorum::domain_info(&node.origin.hostname, catalog, now, report.node.is_some()))
+            variorum::to_pretty(&variorum::domain_info(
+                &node.origin.hostname,
+                catalog,
+                now,
+                report.node.is_some(),
+            ))
         }
         Format::VariorumFlat | Format::Prometheus => {
             bail!("--format {:?} is not available for domains; use table, json or variorum", fmt)
@@ -190,7 +214,9 @@ pub fn topology(args: &NodeArgs) -> anyhow::Result<()> {
         .map(|p| PackageV1 {
             id: p,
             cores: topo.cores_of(p) as u32,
-            cpus: format_cpulist(&topo.cpus.iter().filter(|c| c.package == p).map(|c| c.id).collect::<Vec<_>>()),
+            cpus: format_cpulist(
+                &topo.cpus.iter().filter(|c| c.package == p).map(|c| c.id).collect::<Vec<_>>(),
+            ),
         })
         .collect();
     let online: Vec<u32> = topo.cpus.iter().filter(|c| c.online).map(|c| c.id).collect();
@@ -201,7 +227,12 @@ pub fn topology(args: &NodeArgs) -> anyhow::Result<()> {
         .catalog()
         .iter()
         .filter(|d| d.id.kind == DomainKind::Gpu)
-        .map(|d| GpuV1 { index: d.id.index, socket: d.socket, provider: d.provider.to_string(), source: d.source.clone() })
+        .map(|d| GpuV1 {
+            index: d.id.index,
+            socket: d.socket,
+            provider: d.provider.to_string(),
+            source: d.source.clone(),
+        })
         .collect();
     let model = topo.model.as_ref();
     let doc = TopologyV1 {
@@ -262,8 +293,9 @@ fn sim_create(a: &SimCreateArgs) -> anyhow::Result<()> {
         mmio_duplicate: a.mmio_duplicate,
         omit_dram: a.omit_dram,
     };
-    SimNode::create(&a.dir, profile, opts)
-        .with_context(|| format!("creating a simulated {} root in {}", profile.as_str(), a.dir.display()))?;
+    SimNode::create(&a.dir, profile, opts).with_context(|| {
+        format!("creating a simulated {} root in {}", profile.as_str(), a.dir.display())
+    })?;
     emit(&format!(
         "created a simulated {} node in {}\nanimate it with: powerstack sim run {}\nread it with:    powerstack power --root {}",
         profile.as_str(),
@@ -283,7 +315,8 @@ fn sim_run(a: &SimRunArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|d| parse_duration(d).map_err(|e| anyhow::anyhow!("--duration: {e}")))
         .transpose()?;
-    let mut sim = SimNode::open(&a.dir).with_context(|| format!("opening the simulated root {}", a.dir.display()))?;
+    let mut sim = SimNode::open(&a.dir)
+        .with_context(|| format!("opening the simulated root {}", a.dir.display()))?;
     if let Some(l) = a.load {
         sim.set_load(load(l)?);
     }

@@ -47,7 +47,9 @@ fn parse_simulate(s: &str) -> anyhow::Result<Simulate> {
         "off" | "no" | "never" => Simulate::Off,
         "auto" => Simulate::Auto,
         other => Simulate::Profile(
-            other.parse::<Profile>().map_err(|e| anyhow::anyhow!("--simulate: {e} (or off, auto)"))?,
+            other
+                .parse::<Profile>()
+                .map_err(|e| anyhow::anyhow!("--simulate: {e} (or off, auto)"))?,
         ),
     })
 }
@@ -64,14 +66,17 @@ pub fn hostname() -> String {
 
 /// Opens the node described by the arguments.
 pub fn open(args: &NodeArgs) -> anyhow::Result<Node> {
-    let selection: Selection = args.source.parse().map_err(|e: String| anyhow::anyhow!("--source: {e}"))?;
+    let selection: Selection =
+        args.source.parse().map_err(|e: String| anyhow::anyhow!("--source: {e}"))?;
     let simulate = parse_simulate(&args.simulate)?;
     let root_dir = args.root.clone();
     if !root_dir.is_dir() {
         bail!("--root {}: not a directory", root_dir.display());
     }
     match simulate {
-        Simulate::Profile(p) => simulated(p, &selection, format!("asked for with --simulate {}", p.as_str())),
+        Simulate::Profile(p) => {
+            simulated(p, &selection, format!("asked for with --simulate {}", p.as_str()))
+        }
         Simulate::Off | Simulate::Auto => {
             let root = Root::new(&root_dir);
             let discovery = discover(&root, &selection);
@@ -81,7 +86,10 @@ pub fn open(args: &NodeArgs) -> anyhow::Result<Node> {
                     return simulated(
                         Profile::Intel2s,
                         &selection,
-                        format!("no readable power source under {} ({reasons})", root_dir.display()),
+                        format!(
+                            "no readable power source under {} ({reasons})",
+                            root_dir.display()
+                        ),
                     );
                 }
                 bail!(
@@ -109,10 +117,17 @@ fn summarize(d: &Discovery) -> String {
 }
 
 fn simulated(profile: Profile, selection: &Selection, why: String) -> anyhow::Result<Node> {
-    let dir = tempfile::Builder::new().prefix("powerstack-sim-").tempdir().context("creating a simulated root")?;
+    let dir = tempfile::Builder::new()
+        .prefix("powerstack-sim-")
+        .tempdir()
+        .context("creating a simulated root")?;
     let mut sim = SimNode::create(dir.path(), profile, SimOptions::default())
         .with_context(|| format!("creating the simulated {} node", profile.as_str()))?;
-    eprintln!("SIMULATED: {why}; showing the simulated {} node ({})", profile.as_str(), profile.description());
+    eprintln!(
+        "SIMULATED: {why}; showing the simulated {} node ({})",
+        profile.as_str(),
+        profile.description()
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let thread = std::thread::Builder::new()
@@ -126,12 +141,19 @@ fn simulated(profile: Profile, selection: &Selection, why: String) -> anyhow::Re
     let root = Root::new(dir.path());
     let discovery = discover(&root, selection);
     if discovery.platform.is_empty() {
-        bail!("the simulated {} node offers none of the selected sources ({})", profile.as_str(), summarize(&discovery));
+        bail!(
+            "the simulated {} node offers none of the selected sources ({})",
+            profile.as_str(),
+            summarize(&discovery)
+        );
     }
     let warnings = discovery.warnings.iter().map(ToString::to_string).collect();
     Ok(Node {
         discovery,
-        origin: powerstack_api::Origin { hostname: hostname(), simulated: Some(profile.as_str().to_string()) },
+        origin: powerstack_api::Origin {
+            hostname: hostname(),
+            simulated: Some(profile.as_str().to_string()),
+        },
         warnings,
         _sim: Some(Animator { stop, thread: Some(thread), _dir: dir }),
     })

@@ -7,7 +7,9 @@ use crate::cli::Format;
 
 /// The chosen format: the flag, else a table on a terminal and JSON otherwise.
 pub fn format(flag: Option<Format>) -> Format {
-    flag.unwrap_or_else(|| if std::io::stdout().is_terminal() { Format::Table } else { Format::Json })
+    flag.unwrap_or_else(
+        || if std::io::stdout().is_terminal() { Format::Table } else { Format::Json },
+    )
 }
 
 /// Raised when the reader of our output went away (`powerstack power --watch | head`).
@@ -76,4 +78,17 @@ pub fn sleep_until(deadline: std::time::Instant) {
 /// The flag itself, for code that takes an `&AtomicBool`.
 pub fn stop_flag() -> &'static AtomicBool {
     &STOP
+}
+
+static PARTIAL: AtomicBool = AtomicBool::new(false);
+
+/// Records that some domain could not be read: the command still prints what it read, and exits
+/// with status 3.
+pub fn mark_partial() {
+    PARTIAL.store(true, Ordering::Relaxed);
+}
+
+/// Whether [`mark_partial`] was called.
+pub fn partial() -> bool {
+    PARTIAL.load(Ordering::Relaxed)
 }

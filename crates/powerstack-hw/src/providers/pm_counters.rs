@@ -1,4 +1,535 @@
-//! Linux pm_counters (stub: being written).
-use crate::provider::{Probe, ProbeContext};
-/// Probes `pm_counters`.
-pub fn probe(_ctx: &ProbeContext<'_>) -> Probe { Probe::default() }
+//! HPE Cray `pm_counters` (`/sys/cray/pm_counters/`): node, CPU, memory and accelerator power and
+//! energy measured by the blade controller.
+//!
+//! The file set varies by blade, so the directory is listed. Each value file reads
+//! `"<value> <unit>"`, optionally followed by `" <timestamp> us"` (`724 W 7810213855886 us`,
+//! `1234567 J`); the unit is `W` for power and caps and `J` for energy. Files are mapped to domains:
+//!
+//! | files | domain |
+//! |---|---|
+//! | `energy`, `power` | node |
+//! | `cpu_energy`, `cpu_power` (or per-socket `cpuN_energy`, `cpuN_power`) | package-0 (package-N) |
+//! | `memory_energy`, `memory_power` | memory-0 |
+//! | `accelN_energy`, `accelN_power` (older `accel_energy`, `accel_power`) | gpu-N (gpu-0) |
+//!
+//! When a domain has both, the energy counter is used (cumulative joules, stamped by the controller);
+//! a power-only domain reports watts. When per-socket `cpuN_*` (or numbered `accelN_*`) files exist,
+//! the unnumbered `cpu_*` (`accel_*`) ones are not used: they would measure a different scope under
+//! the same name.
+//!
+//! Consistency: the controller rewrites the files about ten times a second and bumps `freshness` each
+//! time. A read takes `freshness` before and after reading every value file and retries when it
+//! changed. `generation` (bumped when the counters restart) and `startup` are folded into each energy
+//! reading's epoch, so a controller restart is a counter reset, never a negative or huge energy. All
+//! three are optional.
+//!
+//! Limits: `power_cap` is the node's `cap`, `accel_power_cap` (or `accelN_power_cap`) each GPU's; a
+//! value of 0 W means uncapped. They are set out of band by the system controller and are reported as
+//! locked unless the file's mode is writable.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use powerstack_model::{
+    CounterSpec, DomainId, DomainInfo, DomainKind, Measurement, PowerLimit, RawEnergy,
+};
+
+use crate::error::{HwError, Warning};
+use crate::file::{self, AttrFile, list_dir};
+use crate::provider::{Probe, ProbeContext, Provider, Reading};
+use crate::root::Root;
+use crate::topology::CpuTopology;
+
+/// The provider's name.
+pub const NAME: &str = "pm_counters";
+
+/// Where the counters live, as a system path.
+pub const DIR: &str = "/sys/cray/pm_counters";
+
+/// How many times a read is attempted while `freshness` keeps changing.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// The size of the buffer a value file is read into.
+const LINE_MAX: usize = 256;
+
+/// The unit a pm_counters value file must carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// Watts (`W`): `power`, `*_power`, `*_cap`.
+    Watts,
+    /// Joules (`J`): `energy`, `*_energy`.
+    Joules,
+}
+
+impl Unit {
+    /// The unit's symbol as the files write it.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Unit::Watts => "W",
+            Unit::Joules => "J",
+        }
+    }
+}
+
+/// One parsed pm_counters value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PmValue {
+    /// The value, in the file's unit (whole watts or joules).
+    pub value: u64,
+    /// The controller's timestamp of the value, in µs, when the file carries one.
+    pub time_us: Option<u64>,
+}
+
+/// Parses one value line strictly: `"<value> <unit>"` or `"<value> <unit> <timestamp> us"`, where the
+/// unit must be `expected`. Returns what is wrong otherwise.
+pub fn parse_value(line: &str, expected: Unit) -> Result<PmValue, &'static str> {
+    let mut tokens = line.split_ascii_whitespace();
+    let value = tokens.next().ok_or("empty value")?;
+    let value: u64 = value.parse().map_err(|_| "the value is not an unsigned integer")?;
+    let unit = tokens.next().ok_or("missing unit")?;
+    if unit != expected.symbol() {
+        return Err(match expected {
+            Unit::Watts => "wrong unit (expected W)",
+            Unit::Joules => "wrong unit (expected J)",
+        });
+    }
+    let time_us = match tokens.next() {
+        None => None,
+        Some(ts) => {
+            let ts: u64 = ts.parse().map_err(|_| "the timestamp is not an unsigned integer")?;
+            if tokens.next() != Some("us") {
+                return Err("the timestamp is not followed by its unit \"us\"");
+            }
+            Some(ts)
+        }
+    };
+    if tokens.next().is_some() {
+        return Err("unexpected text after the value");
+    }
+    Ok(PmValue { value, time_us })
+}
+
+/// Reads and parses a kept-open value file without allocating (except for errors).
+fn read_value(file: &AttrFile, unit: Unit) -> Result<PmValue, HwError> {
+    let mut buf = [0u8; LINE_MAX];
+    let line = file.read_line(&mut buf)?;
+    parse_value(line, unit).map_err(|why| malformed_value(file.path(), line, why, unit))
+}
+
+fn malformed_value(path: &Path, line: &str, why: &str, unit: Unit) -> HwError {
+    HwError::malformed(
+        path,
+        format!(
+            "{why} in {line:?}; expected \"<value> {}\" optionally followed by \"<timestamp> us\" (check the blade firmware)",
+            unit.symbol()
+        ),
+    )
+}
+
+/// Reads a one-shot value file (discovery, limits).
+fn read_value_once(path: &Path, unit: Unit) -> Result<PmValue, HwError> {
+    let text = file::read_trimmed(path, "pm_counters")?;
+    let line = text.lines().next().unwrap_or("");
+    parse_value(line, unit).map_err(|why| malformed_value(path, line, why, unit))
+}
+
+/// A copy of an error, for reporting one failure on every domain (`HwError` is not `Clone`).
+fn dup(e: &HwError) -> HwError {
+    match e {
+        HwError::PermissionDenied { path, hint } => {
+            HwError::PermissionDenied { path: path.clone(), hint }
+        }
+        HwError::Vanished { path } => HwError::Vanished { path: path.clone() },
+        HwError::Malformed { path, detail } => {
+            HwError::Malformed { path: path.clone(), detail: detail.clone() }
+        }
+        HwError::Io { path, source } => HwError::Io {
+            path: path.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        HwError::Unstable { path, attempts } => {
+            HwError::Unstable { path: path.clone(), attempts: *attempts }
+        }
+    }
+}
+
+/// What one counter file measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Quantity {
+    Energy,
+    Power,
+}
+
+/// Maps a file name to the domain it measures, and the quantity. `numbered` tells whether the name
+/// carries an explicit index (`cpu1_energy`) or is the unnumbered form (`cpu_energy`).
+fn classify(name: &str) -> Option<(DomainKind, u32, Quantity, bool)> {
+    let (stem, q) = if let Some(s) = name.strip_suffix("_energy") {
+        (s, Quantity::Energy)
+    } else if let Some(s) = name.strip_suffix("_power") {
+        (s, Quantity::Power)
+    } else {
+        return match name {
+            "energy" => Some((DomainKind::Node, 0, Quantity::Energy, false)),
+            "power" => Some((DomainKind::Node, 0, Quantity::Power, false)),
+            _ => None,
+        };
+    };
+    match stem {
+        "cpu" => return Some((DomainKind::Package, 0, q, false)),
+        "memory" => return Some((DomainKind::Memory, 0, q, false)),
+        "accel" => return Some((DomainKind::Gpu, 0, q, false)),
+        _ => {}
+    }
+    for (prefix, kind) in [("cpu", DomainKind::Package), ("accel", DomainKind::Gpu)] {
+        if let Some(n) = stem.strip_prefix(prefix)
+            && !n.is_empty()
+            && n.bytes().all(|b| b.is_ascii_digit())
+            && let Ok(index) = n.parse::<u32>()
+        {
+            return Some((kind, index, q, true));
+        }
+    }
+    None
+}
+
+/// One measured domain: the kept-open file it is read from.
+struct Counter {
+    file: AttrFile,
+    quantity: Quantity,
+}
+
+/// A cap file and the catalog entries it limits.
+struct Cap {
+    path: PathBuf,
+    domains: Vec<usize>,
+}
+
+/// The HPE Cray pm_counters provider.
+pub struct PmCounters {
+    domains: Vec<DomainInfo>,
+    counters: Vec<Counter>,
+    caps: Vec<Cap>,
+    freshness: Option<AttrFile>,
+    generation: Option<AttrFile>,
+    startup: Option<AttrFile>,
+    hook: Option<Box<dyn FnMut() + Send>>,
+}
+
+impl std::fmt::Debug for PmCounters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PmCounters").field("domains", &self.domains).finish_non_exhaustive()
+    }
+}
+
+/// Opens an optional unitless control file (`freshness`, `generation`, `startup`).
+fn open_control(
+    files: &BTreeMap<String, PathBuf>,
+    name: &'static str,
+    warnings: &mut Vec<Warning>,
+) -> Option<AttrFile> {
+    let path = files.get(name)?;
+    match AttrFile::open(path, "pm_counters") {
+        Ok(f) => Some(f),
+        Err(e) => {
+            warnings.push(Warning::new(NAME, format!("{e}; reading without {name}")));
+            None
+        }
+    }
+}
+
+impl PmCounters {
+    /// Opens the counters under `root`. `None` when the directory is absent (not an HPE Cray node)
+    /// or holds no usable counter; the warnings say what could not be used.
+    pub fn open(root: &Root, topology: &CpuTopology) -> (Option<PmCounters>, Vec<Warning>) {
+        let mut warnings = Vec::new();
+        let dir = root.path(DIR);
+        let entries = match list_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => {
+                warnings.push(Warning::new(NAME, e.to_string()));
+                return (None, warnings);
+            }
+        };
+        if entries.is_empty() {
+            return (None, warnings);
+        }
+        let files: BTreeMap<String, PathBuf> = entries.into_iter().collect();
+
+        // Group the value files by domain.
+        #[derive(Default)]
+        struct Files<'a> {
+            energy: Option<&'a Path>,
+            power: Option<&'a Path>,
+        }
+        let numbered_cpu =
+            files.keys().any(|n| matches!(classify(n), Some((DomainKind::Package, _, _, true))));
+        let numbered_gpu =
+            files.keys().any(|n| matches!(classify(n), Some((DomainKind::Gpu, _, _, true))));
+        let mut by_domain: BTreeMap<DomainId, Files<'_>> = BTreeMap::new();
+        for (name, path) in &files {
+            let Some((kind, index, q, numbered)) = classify(name) else { continue };
+            let shadowed = match kind {
+                DomainKind::Package => numbered_cpu && !numbered,
+                DomainKind::Gpu => numbered_gpu && !numbered,
+                _ => false,
+            };
+            if shadowed {
+                continue;
+            }
+            let entry = by_domain.entry(DomainId::new(kind, index)).or_default();
+            match q {
+                Quantity::Energy => entry.energy = Some(path),
+                Quantity::Power => entry.power = Some(path),
+            }
+        }
+
+        let single_package = match topology.packages().as_slice() {
+            [p] => Some(*p),
+            _ => None,
+        };
+        let mut domains = Vec::new();
+        let mut counters = Vec::new();
+        for (id, f) in &by_domain {
+            let candidates = [(f.energy, Quantity::Energy), (f.power, Quantity::Power)];
+            let mut opened = None;
+            for (path, quantity) in candidates {
+                let Some(path) = path else { continue };
+                let unit = match quantity {
+                    Quantity::Energy => Unit::Joules,
+                    Quantity::Power => Unit::Watts,
+                };
+                let checked = AttrFile::open(path, "pm_counters").and_then(|file| {
+                    read_value(&file, unit)?;
+                    Ok(file)
+                });
+                match checked {
+                    Ok(file) => {
+                        opened = Some(Counter { file, quantity });
+                        break;
+                    }
+                    Err(e) => warnings
+                        .push(Warning::new(NAME, format!("{id} not measured from this file: {e}"))),
+                }
+            }
+            let Some(counter) = opened else { continue };
+            let file_name = counter.file.path().file_name().and_then(|n| n.to_str()).unwrap_or("?");
+            let source = format!("pm_counters {file_name}");
+            let measurement = match counter.quantity {
+                Quantity::Energy => Measurement::Energy(CounterSpec::non_wrapping(1.0)),
+                Quantity::Power => Measurement::Power,
+            };
+            let socket = match id.kind {
+                DomainKind::Package => Some(id.index),
+                DomainKind::Memory => Some(0),
+                DomainKind::Gpu => single_package,
+                _ => None,
+            };
+            domains.push(DomainInfo {
+                id: *id,
+                provider: NAME,
+                source,
+                measurement,
+                limits: Vec::new(),
+                socket,
+                label: None,
+            });
+            counters.push(counter);
+        }
+        if domains.is_empty() {
+            warnings.push(Warning::new(
+                NAME,
+                format!(
+                    "{} holds no readable energy or power counter; pm_counters not used",
+                    dir.display()
+                ),
+            ));
+            return (None, warnings);
+        }
+
+        // Caps.
+        let mut caps = Vec::new();
+        if let Some(path) = files.get("power_cap")
+            && let Some(i) = domains.iter().position(|d| d.id == DomainId::NODE)
+        {
+            caps.push(Cap { path: path.clone(), domains: vec![i] });
+        }
+        for (i, d) in domains.iter().enumerate() {
+            if d.id.kind != DomainKind::Gpu {
+                continue;
+            }
+            let own = files.get(&format!("accel{}_power_cap", d.id.index));
+            if let Some(path) = own.or_else(|| files.get("accel_power_cap")) {
+                match caps.iter_mut().find(|c| &c.path == path) {
+                    Some(c) => c.domains.push(i),
+                    None => caps.push(Cap { path: path.clone(), domains: vec![i] }),
+                }
+            }
+        }
+
+        let freshness = open_control(&files, "freshness", &mut warnings);
+        let generation = open_control(&files, "generation", &mut warnings);
+        let startup = open_control(&files, "startup", &mut warnings);
+        let mut p =
+            PmCounters { domains, counters, caps, freshness, generation, startup, hook: None };
+        warnings.extend(p.refresh_limits());
+        (Some(p), warnings)
+    }
+
+    /// Test seam: `hook` runs in every read attempt, after `freshness` is read the first time and
+    /// before the value files are, so a test can change the files mid-read deterministically.
+    pub fn set_between_reads_hook(&mut self, hook: Box<dyn FnMut() + Send>) {
+        self.hook = Some(hook);
+    }
+
+    /// The current restart epoch: `generation` and `startup` folded into one value (0 when neither
+    /// file exists).
+    fn epoch(&self) -> Result<u64, HwError> {
+        let generation = match &self.generation {
+            Some(f) => f.read_u64()?,
+            None => 0,
+        };
+        let startup = match &self.startup {
+            Some(f) => f.read_u64()?,
+            None => 0,
+        };
+        Ok(generation.rotate_left(32) ^ startup)
+    }
+
+    fn freshness(&self) -> Result<Option<u64>, HwError> {
+        self.freshness.as_ref().map(AttrFile::read_u64).transpose()
+    }
+
+    /// One attempt: returns whether the set read is consistent (freshness unchanged).
+    fn attempt(&mut self, out: &mut [Reading]) -> Result<bool, HwError> {
+        let before = self.freshness()?;
+        if let Some(hook) = &mut self.hook {
+            hook();
+        }
+        let epoch = self.epoch()?;
+        for (counter, slot) in self.counters.iter().zip(out.iter_mut()) {
+            *slot = match counter.quantity {
+                Quantity::Energy => match read_value(&counter.file, Unit::Joules) {
+                    Ok(v) => {
+                        Reading::Energy(RawEnergy { ticks: v.value, epoch, hw_time_us: v.time_us })
+                    }
+                    Err(e) => Reading::Failed(e),
+                },
+                Quantity::Power => match read_value(&counter.file, Unit::Watts) {
+                    Ok(v) => Reading::Power(v.value as f64),
+                    Err(e) => Reading::Failed(e),
+                },
+            };
+        }
+        let after = self.freshness()?;
+        Ok(before == after)
+    }
+}
+
+impl Provider for PmCounters {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn domains(&self) -> &[DomainInfo] {
+        &self.domains
+    }
+
+    fn read(&mut self, out: &mut [Reading]) {
+        for _ in 0..MAX_ATTEMPTS {
+            match self.attempt(out) {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) => {
+                    for slot in out.iter_mut() {
+                        *slot = Reading::Failed(dup(&e));
+                    }
+                    return;
+                }
+            }
+        }
+        let path = self.freshness.as_ref().map(|f| f.path().to_path_buf()).unwrap_or_default();
+        for slot in out.iter_mut() {
+            *slot =
+                Reading::Failed(HwError::Unstable { path: path.clone(), attempts: MAX_ATTEMPTS });
+        }
+    }
+
+    fn refresh_limits(&mut self) -> Vec<Warning> {
+        let mut warnings = Vec::new();
+        for cap in &self.caps {
+            let limit = match read_value_once(&cap.path, Unit::Watts) {
+                Ok(v) => PowerLimit {
+                    name: "cap".to_string(),
+                    limit_watts: (v.value > 0).then_some(v.value as f64),
+                    locked: !file::is_writable(&cap.path),
+                    ..PowerLimit::default()
+                },
+                Err(e) => {
+                    warnings.push(Warning::new(NAME, format!("{e}; keeping the last known cap")));
+                    continue;
+                }
+            };
+            for &i in &cap.domains {
+                if let Some(d) = self.domains.get_mut(i) {
+                    match d.limits.iter_mut().find(|l| l.name == "cap") {
+                        Some(l) => *l = limit.clone(),
+                        None => d.limits.push(limit.clone()),
+                    }
+                }
+            }
+        }
+        warnings
+    }
+}
+
+/// Probes `/sys/cray/pm_counters`.
+pub fn probe(ctx: &ProbeContext<'_>) -> Probe {
+    let (provider, warnings) = PmCounters::open(ctx.root, ctx.topology);
+    Probe { provider: provider.map(|p| Box::new(p) as Box<dyn Provider>), warnings }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_the_known_file_names() {
+        assert_eq!(classify("energy"), Some((DomainKind::Node, 0, Quantity::Energy, false)));
+        assert_eq!(classify("cpu_power"), Some((DomainKind::Package, 0, Quantity::Power, false)));
+        assert_eq!(classify("cpu1_energy"), Some((DomainKind::Package, 1, Quantity::Energy, true)));
+        assert_eq!(
+            classify("memory_energy"),
+            Some((DomainKind::Memory, 0, Quantity::Energy, false))
+        );
+        assert_eq!(classify("accel3_power"), Some((DomainKind::Gpu, 3, Quantity::Power, true)));
+        assert_eq!(classify("accel_energy"), Some((DomainKind::Gpu, 0, Quantity::Energy, false)));
+        for other in
+            ["power_cap", "accel_power_cap", "cpu0_temp", "freshness", "raw_scan_hz", "cpux_power"]
+        {
+            assert_eq!(classify(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn parses_values_strictly() {
+        assert_eq!(parse_value("724 W", Unit::Watts), Ok(PmValue { value: 724, time_us: None }));
+        assert_eq!(
+            parse_value("1234567 J 7810213855886 us", Unit::Joules),
+            Ok(PmValue { value: 1234567, time_us: Some(7810213855886) })
+        );
+        for bad in [
+            "",
+            "W",
+            "724",
+            "724 J",
+            "-1 W",
+            "7.5 W",
+            "724 W 12",
+            "724 W 12 ms",
+            "724 W 12 us x",
+            "x W",
+        ] {
+            assert!(parse_value(bad, Unit::Watts).is_err(), "{bad:?} accepted");
+        }
+    }
+}

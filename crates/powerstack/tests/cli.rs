@@ -1,0 +1,423 @@
+//! The `powerstack` command, run as a built binary against simulated roots.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use assert_cmd::cargo::CommandCargoExt;
+use powerstack_model::{DomainId, DomainKind};
+use powerstack_sim::{Profile, SimNode};
+use serde_json::Value;
+
+fn bin() -> Command {
+    let mut c = Command::cargo_bin("powerstack").expect("the powerstack binary is built");
+    c.env_remove("POWERSTACK_ROOT").env_remove("POWERSTACK_SIMULATE");
+    c
+}
+
+struct Run {
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(args: &[&str]) -> Run {
+    let out = bin().args(args).output().expect("runs");
+    Run {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn create(dir: &Path, profile: &str, extra: &[&str]) {
+    let d = dir.to_str().unwrap();
+    let mut args = vec!["sim", "create", "--profile", profile];
+    args.extend_from_slice(extra);
+    args.push(d);
+    let r = run(&args);
+    assert_eq!(r.status, 0, "sim create failed: {}", r.stderr);
+}
+
+/// `powerstack sim run DIR` in the background, killed when dropped.
+struct Animated(Child);
+
+impl Drop for Animated {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn animate(dir: &Path) -> Animated {
+    let child = bin()
+        .args(["sim", "run", "--tick", "2ms", dir.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sim run starts");
+    // Let the animator take its first step.
+    std::thread::sleep(Duration::from_millis(300));
+    Animated(child)
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+fn kind(name: &str) -> DomainKind {
+    name.parse().expect("known domain kind")
+}
+
+/// The headline check: on every profile, each domain's power over a 1 s interval is within 1% of the
+/// simulator's model (pm_counters: within its 1 J resolution when that is coarser than 1%).
+#[test]
+fn every_profile_reports_each_domain_within_one_percent_of_the_model() {
+    for profile in Profile::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        create(dir.path(), profile.as_str(), &[]);
+        let _sim = animate(dir.path());
+        let r = run(&[
+            "power",
+            "--root",
+            dir.path().to_str().unwrap(),
+            "--interval",
+            "1s",
+            "--format",
+            "json",
+        ]);
+        assert_eq!(r.status, 0, "{}: {}", profile.as_str(), r.stderr);
+        let doc = json(&r.stdout);
+        assert_eq!(doc["schema"], "powerstack.power.v1");
+        assert_eq!(doc["simulated"], true, "a simulated root is labelled");
+        assert_eq!(doc["simulated_profile"], profile.as_str());
+        let model = SimNode::open(dir.path()).unwrap();
+        let interval_s = doc["interval_s"].as_f64().unwrap();
+        let domains = doc["domains"].as_array().unwrap();
+        assert!(!domains.is_empty(), "{}: no domains", profile.as_str());
+        for d in domains {
+            let id = DomainId::new(
+                kind(d["domain"].as_str().unwrap()),
+                d["index"].as_u64().unwrap() as u32,
+            );
+            let measured = d["power_watts"]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{}: {id} has no power", profile.as_str()));
+            let expected =
+                model.expected_steady_power_watts(id).unwrap_or_else(|| panic!("model lacks {id}"));
+            let resolution_w = if d["provider"] == "pm_counters" { 1.0 / interval_s } else { 0.0 };
+            let tolerance = (0.01 * expected).max(resolution_w * 1.05);
+            assert!(
+                (measured - expected).abs() <= tolerance,
+                "{}: {id} measured {measured:.3} W, model {expected:.3} W (tolerance {tolerance:.3} W)",
+                profile.as_str()
+            );
+        }
+        let node = doc["node_power_watts"].as_f64().unwrap();
+        assert!(node > 0.0);
+    }
+}
+
+#[test]
+fn node_source_is_said_for_each_kind_of_node() {
+    for (profile, source) in [
+        ("intel-2s", "psys"),
+        ("amd-2s", "sum"),
+        ("cray-ex", "pm_counters"),
+        ("hwmon-node", "power_meter"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        create(dir.path(), profile, &[]);
+        let r = run(&[
+            "power",
+            "--root",
+            dir.path().to_str().unwrap(),
+            "--interval",
+            "50ms",
+            "--format",
+            "json",
+        ]);
+        assert_eq!(r.status, 0, "{profile}: {}", r.stderr);
+        assert_eq!(json(&r.stdout)["node_source"], source, "{profile}");
+    }
+}
+
+#[test]
+fn count_prints_one_json_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    create(dir.path(), "intel-2s", &[]);
+    let r = run(&[
+        "power",
+        "--root",
+        dir.path().to_str().unwrap(),
+        "--interval",
+        "20ms",
+        "--count",
+        "3",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 3);
+    for l in lines {
+        assert_eq!(json(l)["schema"], "powerstack.power.v1");
+    }
+}
+
+#[test]
+fn variorum_formats_have_variorums_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    create(dir.path(), "intel-2s", &[]);
+    let root = dir.path().to_str().unwrap();
+    let r = run(&["power", "--root", root, "--interval", "20ms", "--format", "variorum"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let doc = json(&r.stdout);
+    let host = doc.as_object().unwrap().values().next().unwrap();
+    assert!(host["timestamp"].is_i64());
+    assert!(host["socket_0"]["power_cpu_watts"].is_f64());
+    assert!(host["socket_1"]["power_mem_watts"].is_f64());
+    assert!(host["power_node_watts"].is_f64());
+    assert!(r.stdout.contains("\n    \""), "indented by four spaces like Variorum");
+
+    let r = run(&["power", "--root", root, "--interval", "20ms", "--format", "variorum-flat"]);
+    let doc = json(&r.stdout);
+    for k in [
+        "hostname",
+        "timestamp",
+        "power_node_watts",
+        "power_cpu_watts_socket_1",
+        "power_mem_watts_socket_0",
+        "power_gpu_watts_socket_0",
+    ] {
+        assert!(doc.get(k).is_some(), "flat JSON lacks {k}");
+    }
+    assert_eq!(doc["power_gpu_watts_socket_0"], -1.0);
+
+    let r = run(&["energy", "--root", root, "--format", "variorum"]);
+    let doc = json(&r.stdout);
+    let host = doc.as_object().unwrap().values().next().unwrap();
+    assert!(host["socket_0"]["energy_cpu_joules"].as_f64().unwrap() > 0.0);
+    assert!(host["energy_node_joules"].as_f64().unwrap() > 0.0);
+
+    let r = run(&["domains", "--root", root, "--format", "variorum"]);
+    let doc = json(&r.stdout);
+    let host = doc.as_object().unwrap().values().next().unwrap();
+    assert_eq!(host["control"]["power_cpu"]["max"], 150.0);
+    assert_eq!(host["control"]["power_cpu"]["units"], "Watts");
+    assert!(host["measurement"]["power_mem"].is_object());
+}
+
+#[test]
+fn prometheus_output_passes_promtool_when_it_is_installed() {
+    let dir = tempfile::tempdir().unwrap();
+    create(dir.path(), "cray-ex", &[]);
+    let r = run(&[
+        "power",
+        "--root",
+        dir.path().to_str().unwrap(),
+        "--interval",
+        "20ms",
+        "--format",
+        "prometheus",
+    ]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("powerstack_power_watts{domain=\"gpu\",index=\"3\"}"));
+    assert!(r.stdout.contains("powerstack_simulated{profile=\"cray-ex\"} 1"));
+    let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        assert!(std::env::var_os("POWERSTACK_REQUIRE_PROMTOOL").is_none(), "promtool required");
+        return;
+    };
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(r.stdout.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn table_is_labelled_simulated_and_domains_and_topology_work() {
+    let dir = tempfile::tempdir().unwrap();
+    create(dir.path(), "hwmon-node", &[]);
+    let root = dir.path().to_str().unwrap();
+    let r = run(&["power", "--root", root, "--interval", "20ms", "--format", "table"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("SIMULATED"), "{}", r.stdout);
+    assert!(r.stdout.contains("gpu-0"));
+    let r = run(&["domains", "--root", root, "--format", "json"]);
+    let doc = json(&r.stdout);
+    let gpu = doc["domains"].as_array().unwrap().iter().find(|d| d["domain"] == "gpu").unwrap();
+    assert_eq!(gpu["controls"][0]["name"], "cap");
+    let r = run(&["topology", "--root", root, "--format", "json"]);
+    let doc = json(&r.stdout);
+    assert_eq!(doc["packages"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["gpus"][0]["socket"], 0);
+}
+
+#[test]
+fn simulate_auto_falls_back_to_the_simulated_node_and_says_so() {
+    let empty = tempfile::tempdir().unwrap();
+    let r = run(&[
+        "power",
+        "--root",
+        empty.path().to_str().unwrap(),
+        "--simulate",
+        "auto",
+        "--interval",
+        "100ms",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("SIMULATED"), "{}", r.stderr);
+    let doc = json(&r.stdout);
+    assert_eq!(doc["simulated_profile"], "intel-2s");
+    // The in-process simulator animates the node: power is real, not a first-call zero.
+    assert!(doc["node_power_watts"].as_f64().unwrap() > 100.0, "{}", r.stdout);
+}
+
+#[test]
+fn no_source_is_one_clear_line_and_a_failure() {
+    let empty = tempfile::tempdir().unwrap();
+    let r = run(&["power", "--root", empty.path().to_str().unwrap()]);
+    assert_eq!(r.status, 1);
+    assert!(r.stdout.is_empty());
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("no readable power source"), "{}", r.stderr);
+    assert!(r.stderr.contains("--simulate auto"), "{}", r.stderr);
+}
+
+#[test]
+fn bad_arguments_are_refused_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    create(dir.path(), "intel-2s", &[]);
+    let root = dir.path().to_str().unwrap();
+    let cases: &[&[&str]] = &[
+        &["power", "--root", "/nonexistent/powerstack"],
+        &["power", "--root", root, "--interval", "0s"],
+        &["power", "--root", root, "--interval", "fast"],
+        &["power", "--root", root, "--simulate", "cray-xx"],
+        &["power", "--root", root, "--source", "rapl"],
+        &["power", "--root", root, "--count", "0"],
+        &["sim", "create", "--profile", "intel-9s", "/tmp/never-created-powerstack"],
+        &[
+            "sim",
+            "create",
+            "--profile",
+            "intel-2s",
+            "--load",
+            "nan",
+            "/tmp/never-created-powerstack",
+        ],
+        &["domains", "--root", root, "--format", "prometheus"],
+    ];
+    for args in cases {
+        let r = run(args);
+        assert_eq!(r.status, 1, "{args:?}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.starts_with("error: "), "{args:?}: {}", r.stderr);
+        assert!(!r.stderr.contains("panicked"));
+    }
+    assert!(!Path::new("/tmp/never-created-powerstack").exists());
+    // Unknown formats are refused by the argument parser (usage error, status 2).
+    assert_eq!(run(&["power", "--root", root, "--format", "xml"]).status, 2);
+}
+
+#[test]
+fn a_malformed_counter_is_a_warning_and_a_partial_status_never_a_number() {
+    let dir = tempfile::tempdir().unwrap();
+    create(dir.path(), "intel-2s", &[]);
+    let root = dir.path().to_str().unwrap();
+    let zone = dir.path().join("sys/class/powercap/intel-rapl:1/energy_uj");
+    std::fs::write(&zone, "12x4\n").unwrap();
+    let r = run(&["power", "--root", root, "--interval", "20ms", "--format", "json"]);
+    assert_eq!(r.status, 3, "partial readings exit with 3: {}", r.stderr);
+    let doc = json(&r.stdout);
+    let pkg1 = doc["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["domain"] == "package" && d["index"] == 1);
+    match pkg1 {
+        Some(d) => assert!(d["power_watts"].is_null(), "{d}"),
+        None => {} // skipped at discovery, with a warning
+    }
+    let warnings = doc["warnings"].as_array().unwrap();
+    assert!(warnings.iter().any(|w| w.as_str().unwrap().contains("intel-rapl:1")), "{warnings:?}");
+}
+
+#[test]
+fn msr_source_reads_the_simulated_register_image() {
+    let dir = tempfile::tempdir().unwrap();
+    create(dir.path(), "intel-2s", &[]);
+    let _sim = animate(dir.path());
+    let r = run(&[
+        "power",
+        "--root",
+        dir.path().to_str().unwrap(),
+        "--source",
+        "msr",
+        "--interval",
+        "1s",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let doc = json(&r.stdout);
+    let model = SimNode::open(dir.path()).unwrap();
+    for d in doc["domains"].as_array().unwrap() {
+        assert_eq!(d["provider"], "msr");
+        let id =
+            DomainId::new(kind(d["domain"].as_str().unwrap()), d["index"].as_u64().unwrap() as u32);
+        let expected = model.expected_steady_power_watts(id).unwrap();
+        let measured = d["power_watts"].as_f64().unwrap();
+        assert!((measured - expected).abs() <= 0.01 * expected, "{id}: {measured} vs {expected}");
+    }
+    // Overlapping limit registers in a file image are not read, and the output says why.
+    assert!(
+        doc["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("regular file"))
+    );
+}
+
+#[test]
+fn piping_into_a_closed_reader_is_not_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    create(dir.path(), "intel-2s", &[]);
+    let mut child = bin()
+        .args([
+            "power",
+            "--root",
+            dir.path().to_str().unwrap(),
+            "--interval",
+            "10ms",
+            "--watch",
+            "--format",
+            "json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    use std::io::Read;
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}
