@@ -81,12 +81,21 @@ pub struct Warning {
     pub provider: &'static str,
     /// One line for people.
     pub message: String,
+    /// Whether a domain that is present could not be read (permission, malformed or vanished
+    /// file), as opposed to a feature that is simply absent or not used. Commands report readings
+    /// with such warnings as partial.
+    pub unreadable: bool,
 }
 
 impl Warning {
-    /// A warning from `provider`.
+    /// A warning from `provider` about something absent or not used.
     pub fn new(provider: &'static str, message: impl Into<String>) -> Self {
-        Warning { provider, message: message.into() }
+        Warning { provider, message: message.into(), unreadable: false }
+    }
+
+    /// A warning from `provider` about a present domain that could not be read.
+    pub fn unreadable(provider: &'static str, message: impl Into<String>) -> Self {
+        Warning { provider, message: message.into(), unreadable: true }
     }
 }
 

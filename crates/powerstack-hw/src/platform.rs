@@ -182,7 +182,7 @@ impl Platform {
                     });
                     match counter.update_checked(raw, max) {
                         Step::Rejected => {
-                            self.pending_warnings.push(Warning::new(
+                            self.pending_warnings.push(Warning::unreadable(
                                 info.provider,
                                 format!(
                                     "{}: implausible energy jump ignored at {}",
@@ -238,6 +238,6 @@ impl Platform {
 fn warn_once(reported: &mut bool, out: &mut Vec<Warning>, provider: &'static str, message: String) {
     if !*reported {
         *reported = true;
-        out.push(Warning::new(provider, message));
+        out.push(Warning::unreadable(provider, message));
     }
 }

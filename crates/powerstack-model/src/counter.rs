@@ -208,15 +208,16 @@ mod tests {
 
     #[test]
     fn several_wraps_in_a_row_keep_the_count() {
+        // Modulus 1000: 0 → 600 (+600) → 200 (wrap, +600) → 800 (+600) → 400 (wrap, +600) → ...
         let mut c = uj(999);
-        c.update(RawEnergy::new(0));
-        for _ in 0..5 {
-            c.update(RawEnergy::new(600));
-            c.update(RawEnergy::new(200));
+        let mut raw = 0;
+        c.update(RawEnergy::new(raw));
+        for _ in 0..10 {
+            raw = (raw + 600) % 1000;
+            c.update(RawEnergy::new(raw));
         }
-        // Each round: +600, then wrap +600.
         assert_eq!(c.delta_ticks_total(), 6000);
-        assert_eq!(c.events().0, 5);
+        assert_eq!(c.events().0, 6);
     }
 
     #[test]

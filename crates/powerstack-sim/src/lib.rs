@@ -1,1 +1,64 @@
-//! Simulated hardware (stub: being written).
+//! Simulated hardware roots for powerstack.
+//!
+//! A [`SimNode`] writes a complete fake hardware root (a directory standing for `/`) for one of
+//! four [`Profile`]s and animates it with a deterministic power model. The product reads these
+//! trees with the same code it uses on real nodes (`--root DIR`), so every file follows the real
+//! kernel ABI: powercap `intel-rapl` zones with 32-bit RAPL counters that wrap, an MSR image under
+//! `dev/cpu/N/msr`, HPE Cray `pm_counters` updated at 10 Hz, hwmon chips, CPU topology, cpufreq
+//! and cpuidle.
+//!
+//! - Files are updated in place (`pwrite` at offset 0, then `set_len`): a reader that keeps a
+//!   descriptor open and re-reads it at offset 0 sees every update, never an empty file.
+//! - Time is simulated and advanced explicitly ([`SimNode::advance`]); energies are exact, so tests
+//!   compare what a reader computed with [`SimNode::true_energy_joules`].
+//! - Limits are read back from disk at each step, so writes by the product are honoured; the
+//!   register model [`SimMsr`] implements the hardware layer's `MsrIo` with exact registers.
+//!
+//! # Layouts (paths under the root)
+//!
+//! Every profile: `proc/cpuinfo`, `sys/devices/system/cpu/{online,possible,present}` (`0-15`),
+//! `cpuN/topology/*`, `cpuN/cpufreq` → `cpufreq/policyN`, `cpuN/cpuidle/stateM/*`,
+//! `cpuidle/{current_driver,current_governor,available_governors}`.
+//!
+//! - **intel-2s**: `sys/devices/virtual/powercap/intel-rapl/intel-rapl:{0,1}` (package-0/1, each
+//!   with an `:0` dram subzone) and `intel-rapl:2` (psys), linked from `sys/class/powercap`;
+//!   `dev/cpu/N/msr` (one file per package, hard-linked); intel_pstate, intel_idle,
+//!   `intel_uncore_frequency/package_0{0,1}_die_00`.
+//! - **amd-2s**: `intel-rapl:{0,1}` (package, energy only) with `:0` core subzones; `dev/cpu/N/msr`
+//!   (0xC0010299 fields and 0xC001029B exact; 0xC001029A overlaps them in a file: use [`SimMsr`]);
+//!   amd-pstate-epp, acpi_idle.
+//! - **cray-ex**: `sys/cray/pm_counters/*`; acpi-cpufreq, acpi_idle.
+//! - **hwmon-node**: `sys/class/hwmon/hwmon0` → `sys/devices/LNXSYSTM:00/LNXSYBUS:00/ACPI000D:00/
+//!   hwmon/hwmon0` (`power_meter`), `hwmon1` → `sys/devices/pci0000:00/0000:00:03.1/0000:03:00.0/
+//!   hwmon/hwmon1` (`amdgpu`), `sys/class/drm/card0`; acpi-cpufreq, acpi_idle.
+//!
+//! ```
+//! use std::time::Duration;
+//! use powerstack_model::{DomainId, DomainKind};
+//! use powerstack_sim::{Profile, SimNode, SimOptions};
+//! let dir = tempfile::tempdir().unwrap();
+//! let mut node = SimNode::create(dir.path(), Profile::Intel2s, SimOptions::default()).unwrap();
+//! node.advance(Duration::from_secs(1)).unwrap();
+//! let pkg0 = DomainId::new(DomainKind::Package, 0);
+//! assert_eq!(node.true_power_watts(pkg0), Some(105.0));
+//! let uj = std::fs::read_to_string(dir.path().join("sys/class/powercap/intel-rapl:0/energy_uj")).unwrap();
+//! assert!(uj.trim().parse::<u64>().unwrap() > 0);
+//! ```
+
+mod build;
+mod error;
+mod fsutil;
+mod io;
+mod model;
+mod msr;
+mod node;
+mod profile;
+mod rapl;
+
+pub use error::SimError;
+pub use msr::SimMsr;
+pub use node::{CONFIG_FILE, MONO_START_NS, SimNode, profile_of};
+pub use profile::{LoadPattern, Profile, SimOptions};
+
+/// The simulated wall clock at creation, µs since the Unix epoch.
+pub const UNIX_START_US: i64 = build::UNIX_START_US;

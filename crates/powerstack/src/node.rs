@@ -98,6 +98,9 @@ pub fn open(args: &NodeArgs) -> anyhow::Result<Node> {
                 );
             }
             let simulated = powerstack_sim::profile_of(&root_dir).map(|p| p.as_str().to_string());
+            if discovery.warnings.iter().any(|w| w.unreadable) {
+                crate::output::mark_partial();
+            }
             let warnings = discovery.warnings.iter().map(ToString::to_string).collect();
             Ok(Node {
                 discovery,

@@ -420,7 +420,7 @@ impl Hwmon {
             let file = match AttrFile::open(&c.channel.path, "hwmon power/energy") {
                 Ok(f) => f,
                 Err(e) => {
-                    warnings.push(Warning::new(NAME, format!("{} not measured: {e}", c.id)));
+                    warnings.push(Warning::unreadable(NAME, format!("{} not measured: {e}", c.id)));
                     continue;
                 }
             };

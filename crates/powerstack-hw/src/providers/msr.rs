@@ -659,9 +659,8 @@ fn probe_intel_package(
             let regs = with_limits(LimitRegs::Package { cpu, units }, io, &mut info, warnings);
             found.push(info, Source::Register { cpu, addr: INTEL_PKG_ENERGY_STATUS }, regs);
         }
-        Err(e) => {
-            warnings.push(Warning::new(NAME, format!("package {pkg} energy (0x611) not read: {e}")))
-        }
+        Err(e) => warnings
+            .push(Warning::unreadable(NAME, format!("package {pkg} energy (0x611) not read: {e}"))),
     }
 
     // DRAM: on servers. Where there is none the register faults (EIO) or stays at 0; a counter

@@ -307,8 +307,10 @@ impl PmCounters {
                         opened = Some(Counter { file, quantity });
                         break;
                     }
-                    Err(e) => warnings
-                        .push(Warning::new(NAME, format!("{id} not measured from this file: {e}"))),
+                    Err(e) => warnings.push(Warning::unreadable(
+                        NAME,
+                        format!("{id} not measured from this file: {e}"),
+                    )),
                 }
             }
             let Some(counter) = opened else { continue };

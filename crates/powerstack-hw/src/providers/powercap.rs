@@ -274,6 +274,8 @@ fn probe_zone(
     addr: &ZoneAddr,
 ) -> Result<(DomainInfo, Zone, Option<Warning>), Warning> {
     let skip = |why: String| Warning::new(NAME, format!("zone {dir_name} skipped: {why}"));
+    let unreadable =
+        |why: String| Warning::unreadable(NAME, format!("zone {dir_name} skipped: {why}"));
     let name = zone_name(path).map_err(|e| skip(e.to_string()))?;
     let parent = match addr.subzone {
         Some(_) => Some(
@@ -283,14 +285,15 @@ fn probe_zone(
     };
     let id = domain_of(&name, parent.as_deref()).map_err(skip)?;
 
-    let energy =
-        AttrFile::open(path.join("energy_uj"), "energy_uj").map_err(|e| skip(e.to_string()))?;
-    energy.read_u64().map_err(|e| skip(e.to_string()))?;
+    let energy = AttrFile::open(path.join("energy_uj"), "energy_uj")
+        .map_err(|e| unreadable(e.to_string()))?;
+    energy.read_u64().map_err(|e| unreadable(e.to_string()))?;
     let range_path = path.join("max_energy_range_uj");
-    let max_range_uj = file::read_u64_once(&range_path, "max_energy_range_uj")
-        .map_err(|e| skip(format!("{e} (the counter's wrap point is needed to extend it)")))?;
+    let max_range_uj = file::read_u64_once(&range_path, "max_energy_range_uj").map_err(|e| {
+        unreadable(format!("{e} (the counter's wrap point is needed to extend it)"))
+    })?;
     if max_range_uj == 0 {
-        return Err(skip(format!(
+        return Err(unreadable(format!(
             "{} is 0, so the counter's wrap point is unknown",
             range_path.display()
         )));

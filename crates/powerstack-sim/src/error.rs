@@ -1,0 +1,91 @@
+//! Errors of the simulator.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use powerstack_model::DomainId;
+
+/// An error creating, opening or animating a simulated root. Messages are one line and name the
+/// path or the value at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SimError {
+    /// A file or directory of the simulated tree could not be read or written.
+    #[error("cannot access {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+    /// `create` was pointed at a directory that holds something other than a simulated root.
+    #[error(
+        "{path} is not empty and is not a powerstack-sim root (it has no powerstack-sim.toml): refusing to write a simulated tree into it"
+    )]
+    NotEmpty {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// The path exists and is not a directory.
+    #[error("{path} exists and is not a directory")]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
+    /// `open` found no usable `powerstack-sim.toml`.
+    #[error("{path} is not a usable powerstack-sim root description: {detail}")]
+    BadConfig {
+        /// The `powerstack-sim.toml` file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// A counter file of the tree does not hold what the simulator wrote there.
+    #[error("malformed content in {path}: {detail}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// What was wrong.
+        detail: String,
+    },
+    /// An unknown profile name.
+    #[error("unknown profile {0:?}: expected one of intel-2s, amd-2s, cray-ex, hwmon-node")]
+    UnknownProfile(String),
+    /// An unknown load pattern name.
+    #[error("unknown load pattern {0:?}: expected one of steady, sine, steps")]
+    UnknownPattern(String),
+    /// A load outside 0..=1.
+    #[error("invalid load {0}: expected a number from 0 (idle) to 1 (full power)")]
+    InvalidLoad(f64),
+    /// The profile does not simulate this domain (or it was removed).
+    #[error("{root}: the {profile} simulation has no domain {domain}")]
+    NoDomain {
+        /// The simulated root.
+        root: PathBuf,
+        /// The profile.
+        profile: &'static str,
+        /// The domain asked for.
+        domain: DomainId,
+    },
+    /// The operation does not apply to this domain or profile.
+    #[error("{root}: {what} is not possible in the {profile} simulation")]
+    Unsupported {
+        /// The simulated root.
+        root: PathBuf,
+        /// The profile.
+        profile: &'static str,
+        /// What was asked.
+        what: String,
+    },
+}
+
+impl SimError {
+    pub(crate) fn io(path: &Path, source: io::Error) -> SimError {
+        SimError::Io { path: path.to_path_buf(), source }
+    }
+
+    pub(crate) fn malformed(path: &Path, detail: impl Into<String>) -> SimError {
+        SimError::Malformed { path: path.to_path_buf(), detail: detail.into() }
+    }
+}

@@ -1,0 +1,239 @@
+//! File helpers: in-place updates through kept-open descriptors, relative symlinks, removal.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::ErrorKind;
+use std::os::unix::fs::{FileExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use crate::error::SimError;
+
+/// Creates `dir` and its parents (mode 0755).
+pub(crate) fn mkdirs(dir: &Path) -> Result<(), SimError> {
+    fs::create_dir_all(dir).map_err(|e| SimError::io(dir, e))
+}
+
+/// Creates (or replaces) a small file with `content` and `mode`, creating its directory.
+pub(crate) fn write_file(path: &Path, content: &str, mode: u32) -> Result<File, SimError> {
+    if let Some(parent) = path.parent() {
+        mkdirs(parent)?;
+    }
+    create_file(path, content, mode)
+}
+
+/// Creates (or replaces) a small file with `content` and `mode`; its directory must exist.
+pub(crate) fn create_file(path: &Path, content: &str, mode: u32) -> Result<File, SimError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .map_err(|e| SimError::io(path, e))?;
+    file.write_all_at(content.as_bytes(), 0).map_err(|e| SimError::io(path, e))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(|e| SimError::io(path, e))?;
+    Ok(file)
+}
+
+/// Opens an existing file for reading and writing, even when its mode says read-only (the
+/// simulator owns the tree: it adds the owner's write bit for the open and restores the mode).
+pub(crate) fn open_rw(path: &Path) -> Result<File, SimError> {
+    let open = || OpenOptions::new().read(true).write(true).open(path);
+    match open() {
+        Ok(f) => Ok(f),
+        Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+            let mode = fs::metadata(path).map_err(|e| SimError::io(path, e))?.permissions().mode();
+            fs::set_permissions(path, fs::Permissions::from_mode(mode | 0o200))
+                .map_err(|e| SimError::io(path, e))?;
+            let f = open();
+            let restored = fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o7777));
+            let f = f.map_err(|e| SimError::io(path, e))?;
+            restored.map_err(|e| SimError::io(path, e))?;
+            Ok(f)
+        }
+        Err(e) => Err(SimError::io(path, e)),
+    }
+}
+
+/// Reads a small text file; `None` when it cannot be read.
+pub(crate) fn read_small(path: &Path) -> Option<String> {
+    fs::read_to_string(path).ok()
+}
+
+/// The relative path from directory `from` to `to` (both absolute, lexical).
+pub(crate) fn relative(from: &Path, to: &Path) -> PathBuf {
+    let a: Vec<Component<'_>> = from.components().collect();
+    let b: Vec<Component<'_>> = to.components().collect();
+    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut out = PathBuf::new();
+    for _ in common..a.len() {
+        out.push("..");
+    }
+    for c in &b[common..] {
+        out.push(c.as_os_str());
+    }
+    out
+}
+
+/// Creates the symlink `link` pointing at `target` with a relative path, so the tree can move.
+pub(crate) fn symlink_rel(link: &Path, target: &Path) -> Result<(), SimError> {
+    let parent = link.parent().unwrap_or(Path::new("/"));
+    mkdirs(parent)?;
+    let rel = relative(parent, target);
+    std::os::unix::fs::symlink(&rel, link).map_err(|e| SimError::io(link, e))
+}
+
+/// Truncates every regular file under `path` (or `path` itself) to zero bytes, without following
+/// symlinks: readers holding them open then read nothing, like a vanished sysfs device.
+pub(crate) fn truncate_tree(path: &Path) -> Result<(), SimError> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(SimError::io(path, e)),
+    };
+    if meta.is_dir() {
+        let entries = fs::read_dir(path).map_err(|e| SimError::io(path, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| SimError::io(path, e))?;
+            truncate_tree(&entry.path())?;
+        }
+    } else if meta.is_file() && meta.len() > 0 {
+        open_rw(path)?.set_len(0).map_err(|e| SimError::io(path, e))?;
+    }
+    Ok(())
+}
+
+/// Removes a directory tree, a file or a symlink (never following it); absent is fine.
+pub(crate) fn remove_any(path: &Path) -> Result<(), SimError> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(SimError::io(path, e)),
+    };
+    let r = if meta.is_dir() { fs::remove_dir_all(path) } else { fs::remove_file(path) };
+    r.map_err(|e| SimError::io(path, e))
+}
+
+/// A file the simulator updates in place: `pwrite` at offset 0 then `set_len`, through a
+/// descriptor kept open across updates, only when the content changes.
+#[derive(Debug)]
+pub(crate) struct OutFile {
+    path: PathBuf,
+    file: Option<File>,
+    last: Option<String>,
+    gone: bool,
+}
+
+impl OutFile {
+    /// Creates the file with `content` and `mode` (its directory must exist), keeping it open.
+    pub fn create(path: PathBuf, content: &str, mode: u32) -> Result<OutFile, SimError> {
+        let file = create_file(&path, content, mode)?;
+        Ok(OutFile { path, file: Some(file), last: Some(content.to_string()), gone: false })
+    }
+
+    /// Attaches to an existing file (opened on first write); a missing file is marked gone.
+    pub fn attach(path: PathBuf) -> OutFile {
+        let last = read_small(&path);
+        let gone = fs::symlink_metadata(&path).is_err();
+        OutFile { path, file: None, last, gone }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn is_gone(&self) -> bool {
+        self.gone
+    }
+
+    /// Stops every further write (the device was removed), closing the descriptor.
+    pub fn mark_gone(&mut self) {
+        self.gone = true;
+        self.file = None;
+    }
+
+    /// The file's current content (read from disk: others may have written it).
+    pub fn read(&self) -> Option<String> {
+        if self.gone {
+            return None;
+        }
+        match &self.file {
+            Some(f) => {
+                let mut buf = [0u8; 256];
+                let n = f.read_at(&mut buf, 0).ok()?;
+                String::from_utf8(buf[..n].to_vec()).ok()
+            }
+            None => read_small(&self.path),
+        }
+    }
+
+    /// Sets the content, writing only when it differs from what the simulator last wrote.
+    pub fn set(&mut self, content: &str) -> Result<(), SimError> {
+        if self.gone || self.last.as_deref() == Some(content) {
+            return Ok(());
+        }
+        self.write(content)
+    }
+
+    /// Writes the content unconditionally (the file may have been changed by someone else).
+    pub fn write(&mut self, content: &str) -> Result<(), SimError> {
+        if self.gone {
+            return Ok(());
+        }
+        if self.file.is_none() {
+            self.file = Some(open_rw(&self.path)?);
+        }
+        if let Some(f) = &self.file {
+            f.write_all_at(content.as_bytes(), 0).map_err(|e| SimError::io(&self.path, e))?;
+            f.set_len(content.len() as u64).map_err(|e| SimError::io(&self.path, e))?;
+        }
+        match &mut self.last {
+            Some(s) => {
+                s.clear();
+                s.push_str(content);
+            }
+            None => self.last = Some(content.to_string()),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(
+            relative(
+                Path::new("/r/sys/class/powercap"),
+                Path::new("/r/sys/devices/virtual/powercap/intel-rapl")
+            ),
+            PathBuf::from("../../devices/virtual/powercap/intel-rapl")
+        );
+        assert_eq!(
+            relative(
+                Path::new("/r/sys/devices/system/cpu/cpu3"),
+                Path::new("/r/sys/devices/system/cpu/cpufreq/policy3")
+            ),
+            PathBuf::from("../cpufreq/policy3")
+        );
+    }
+
+    #[test]
+    fn in_place_updates_are_seen_through_a_kept_open_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("energy_uj");
+        let mut out = OutFile::create(p.clone(), "123456\n", 0o444).unwrap();
+        let reader = File::open(&p).unwrap();
+        out.set("99\n").unwrap();
+        let mut buf = [0u8; 32];
+        let n = reader.read_at(&mut buf, 0).unwrap();
+        assert_eq!(&buf[..n], b"99\n");
+        // Re-attaching to a read-only file works (owner write bit added for the open only).
+        let mut again = OutFile::attach(p.clone());
+        again.write("7\n").unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "7\n");
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o444);
+    }
+}

@@ -1,0 +1,538 @@
+//! [`SimNode`]: a simulated node behind a hardware root.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use powerstack_model::DomainId;
+use serde::{Deserialize, Serialize};
+
+use crate::build::{UNIX_START_US, build};
+use crate::error::SimError;
+use crate::fsutil::{mkdirs, read_small, remove_any, truncate_tree, write_file};
+use crate::io::Io;
+use crate::model::{self, Caps};
+use crate::msr::Shared;
+use crate::msr::{SimMsr, lock};
+use crate::profile::{LoadPattern, Profile, SimOptions};
+use crate::rapl::uj_to_raw;
+
+/// The file, at the top of a simulated root, that describes it.
+pub const CONFIG_FILE: &str = "powerstack-sim.toml";
+
+/// The simulated monotonic clock at creation, ns.
+pub const MONO_START_NS: u64 = 1_000_000_000;
+
+/// pm_counters' update period (10 Hz), in ns.
+const PM_PERIOD_NS: i64 = 100_000_000;
+
+#[derive(Serialize, Deserialize)]
+struct Config {
+    format: u32,
+    profile: String,
+    load: f64,
+    pattern: String,
+    shuffle_indices: bool,
+    mmio_duplicate: bool,
+    omit_dram: bool,
+}
+
+impl Config {
+    fn parse(path: &Path) -> Result<(Profile, SimOptions), SimError> {
+        let bad = |detail: String| SimError::BadConfig { path: path.to_path_buf(), detail };
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(bad(
+                    "it does not exist: this directory is not a simulated root (create one first)"
+                        .into(),
+                ));
+            }
+            Err(e) => return Err(SimError::io(path, e)),
+        };
+        let c: Config = toml::from_str(&text).map_err(|e| {
+            let at = e.span().map(|s| format!(" (at byte {})", s.start)).unwrap_or_default();
+            bad(format!("{}{at}", e.message().trim().replace('\n', " ")))
+        })?;
+        if c.format != 1 {
+            return Err(bad(format!(
+                "unsupported format {} (this simulator writes format 1)",
+                c.format
+            )));
+        }
+        let profile = c.profile.parse::<Profile>().map_err(|e| bad(e.to_string()))?;
+        let pattern = c.pattern.parse::<LoadPattern>().map_err(|e| bad(e.to_string()))?;
+        let opts = SimOptions {
+            load: c.load,
+            pattern,
+            shuffle_indices: c.shuffle_indices,
+            mmio_duplicate: c.mmio_duplicate,
+            omit_dram: c.omit_dram,
+        };
+        opts.validate().map_err(|e| bad(e.to_string()))?;
+        Ok((profile, opts))
+    }
+
+    fn write(path: &Path, profile: Profile, opts: &SimOptions) -> Result<(), SimError> {
+        let c = Config {
+            format: 1,
+            profile: profile.as_str().to_string(),
+            load: opts.load,
+            pattern: opts.pattern.as_str().to_string(),
+            shuffle_indices: opts.shuffle_indices,
+            mmio_duplicate: opts.mmio_duplicate,
+            omit_dram: opts.omit_dram,
+        };
+        let body = toml::to_string(&c)
+            .map_err(|e| SimError::BadConfig { path: path.to_path_buf(), detail: e.to_string() })?;
+        let text = format!(
+            "# A simulated hardware root written by powerstack-sim ({}).\n{body}",
+            profile.description()
+        );
+        write_file(path, &text, 0o644).map(|_| ())
+    }
+}
+
+/// A simulated node: a directory standing for `/` that the real providers read with `--root`,
+/// and a deterministic power model that animates it.
+///
+/// Time is simulated: [`SimNode::advance`] moves both clocks by the given step, computes each
+/// component's power (after the limits found on disk and in [`SimMsr`]), accumulates exact energy
+/// and rewrites the counter files in place.
+#[derive(Debug)]
+pub struct SimNode {
+    root: PathBuf,
+    profile: Profile,
+    opts: SimOptions,
+    shared: Arc<Mutex<Shared>>,
+    io: Io,
+    mono_ns: u64,
+    unix_ns: i64,
+}
+
+impl SimNode {
+    /// Writes the whole tree of `profile` under `dir`, with `DIR/powerstack-sim.toml` describing
+    /// it. `dir` may be absent, empty, or a previous simulated root (which is replaced); any other
+    /// non-empty directory is refused.
+    pub fn create(dir: &Path, profile: Profile, opts: SimOptions) -> Result<SimNode, SimError> {
+        opts.validate()?;
+        prepare(dir)?;
+        // The description goes first, so that a half-written tree is still recognised (and
+        // replaced) by the next `create`.
+        Config::write(&dir.join(CONFIG_FILE), profile, &opts)?;
+        let (shared, io) = build(dir, profile, &opts, true)?;
+        Ok(SimNode::assemble(dir, profile, opts, shared, io, UNIX_START_US * 1000))
+    }
+
+    /// Reopens a root written by [`SimNode::create`] (possibly by another process): rebuilds the
+    /// model from `powerstack-sim.toml` and continues every counter from the value in its file,
+    /// so no counter goes backwards. Removed devices stay removed. True energies
+    /// ([`SimNode::true_energy_joules`]) and the monotonic clock restart; the simulated wall
+    /// clock continues from the newest pm_counters timestamp when there is one. Opening writes
+    /// nothing (the first [`SimNode::advance`] does), so a second process may open a root that
+    /// another animates, to ask the model what to expect.
+    pub fn open(dir: &Path) -> Result<SimNode, SimError> {
+        let (profile, opts) = Config::parse(&dir.join(CONFIG_FILE))?;
+        let (mut shared, mut io) = build(dir, profile, &opts, false)?;
+        let unix_us = recover(&mut shared, &mut io)?;
+        Ok(SimNode::assemble(dir, profile, opts, shared, io, unix_us.max(UNIX_START_US) * 1000))
+    }
+
+    fn assemble(
+        dir: &Path,
+        profile: Profile,
+        opts: SimOptions,
+        shared: Shared,
+        io: Io,
+        unix_ns: i64,
+    ) -> SimNode {
+        SimNode {
+            root: dir.to_path_buf(),
+            profile,
+            opts,
+            shared: Arc::new(Mutex::new(shared)),
+            io,
+            mono_ns: MONO_START_NS,
+            unix_ns,
+        }
+    }
+
+    /// The simulated profile.
+    pub fn profile(&self) -> Profile {
+        self.profile
+    }
+
+    /// The simulated root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &SimOptions {
+        &self.opts
+    }
+
+    /// The simulated monotonic clock, ns (starts at 1 s).
+    pub fn mono_ns(&self) -> u64 {
+        self.mono_ns
+    }
+
+    /// The simulated wall clock, µs since the Unix epoch (pm_counters timestamps use it).
+    pub fn unix_us(&self) -> i64 {
+        self.unix_ns.div_euclid(1000)
+    }
+
+    /// Sets a steady load (clamped to 0..=1; a NaN is ignored), replacing any load pattern.
+    pub fn set_load(&mut self, load: f64) {
+        if load.is_finite() {
+            self.opts.load = load.clamp(0.0, 1.0);
+            self.opts.pattern = LoadPattern::Steady;
+        }
+    }
+
+    /// The load at the current simulated time.
+    pub fn load(&self) -> f64 {
+        let t = self.mono_ns.saturating_sub(MONO_START_NS) as f64 / 1e9;
+        self.opts.pattern.load_at(self.opts.load, t)
+    }
+
+    /// Every measurable domain: those a provider can read (hidden components such as hwmon-node's
+    /// CPU, and removed devices, are left out).
+    pub fn domains(&self) -> Vec<DomainId> {
+        let s = lock(&self.shared);
+        s.comps.iter().filter(|c| !c.hidden && !c.removed).map(|c| c.id).collect()
+    }
+
+    /// The model's power over the last [`SimNode::advance`] step (after limits), W; before any
+    /// step, the power at creation. `None` for a domain the profile does not model.
+    pub fn true_power_watts(&self, id: DomainId) -> Option<f64> {
+        lock(&self.shared).comps.iter().find(|c| c.id == id).map(|c| c.power)
+    }
+
+    /// The exact energy the model accumulated since create (or open), J.
+    pub fn true_energy_joules(&self, id: DomainId) -> Option<f64> {
+        lock(&self.shared).comps.iter().find(|c| c.id == id).map(|c| c.energy)
+    }
+
+    /// The power the model draws right now at the current load and limits (read from disk and
+    /// the register model now): what the next step will use.
+    pub fn expected_steady_power_watts(&self, id: DomainId) -> Option<f64> {
+        let s = lock(&self.shared);
+        let caps = self.peek_caps(&s);
+        model::powers(self.profile, &self.opts, self.load(), &caps).get(&id).copied()
+    }
+
+    /// A [`SimMsr`] register model sharing this node's state.
+    pub fn msr(&self) -> SimMsr {
+        SimMsr::new(Arc::clone(&self.shared))
+    }
+
+    fn peek_caps(&self, s: &Shared) -> Caps {
+        let mut caps = Caps::default();
+        for l in &self.io.limits {
+            l.role.add(&mut caps, l.resolve(s).target.cap_watts());
+        }
+        for c in &self.io.controls {
+            c.role.add(&mut caps, c.watts(c.peek()));
+        }
+        caps
+    }
+
+    /// Advances simulated time by `dt`: reads the limit files back (honouring writes by anyone,
+    /// and register writes through [`SimMsr`]), computes each component's power, accumulates its
+    /// energy exactly (power constant over the step) and writes the counters that changed.
+    /// pm_counters publish only when the step crosses a 100 ms boundary. Never sleeps.
+    pub fn advance(&mut self, dt: Duration) -> Result<(), SimError> {
+        let dt_ns = u64::try_from(dt.as_nanos()).unwrap_or(u64::MAX / 4).min(u64::MAX / 4);
+        let dt_s = dt_ns as f64 / 1e9;
+        let load = self.load();
+        let shared = Arc::clone(&self.shared);
+        let mut s = lock(&shared);
+
+        let mut caps = Caps::default();
+        for l in &mut self.io.limits {
+            let r = l.resolve(&s);
+            l.apply(&mut s, &r)?;
+            l.role.add(&mut caps, r.target.cap_watts());
+        }
+        for c in &mut self.io.controls {
+            let v = c.sync()?;
+            c.role.add(&mut caps, c.watts(v));
+        }
+        let p = model::powers(self.profile, &self.opts, load, &caps);
+        for c in &mut s.comps {
+            c.power = p.get(&c.id).copied().unwrap_or(0.0);
+            c.energy += c.power * dt_s;
+        }
+        let powers: Vec<f64> = s.comps.iter().map(|c| c.power).collect();
+
+        let t0 = self.unix_ns;
+        let t1 = t0.saturating_add(dt_ns as i64);
+        if let Some(pm) = &mut self.io.pm {
+            let (b0, b1) = (t0.div_euclid(PM_PERIOD_NS), t1.div_euclid(PM_PERIOD_NS));
+            if b1 > b0 {
+                let tb = b1 * PM_PERIOD_NS;
+                pm.fresh = pm.fresh.saturating_add((b1 - b0) as u64);
+                pm.publish(&powers, (tb - t0) as f64 / 1e9, tb.div_euclid(1000))?;
+            }
+            for pc in &mut pm.comps {
+                pc.since += powers.get(pc.comp).copied().unwrap_or(0.0) * dt_s;
+            }
+        }
+        self.unix_ns = t1;
+        self.mono_ns = self.mono_ns.saturating_add(dt_ns);
+
+        for z in &mut self.io.zones {
+            z.update(&s)?;
+        }
+        for img in &mut self.io.images {
+            img.update(&s)?;
+        }
+        for h in &mut self.io.hwmon {
+            let w = powers.get(h.comp).copied().unwrap_or(0.0);
+            h.file.set(&crate::io::HwmonOut::content(h.kind, w))?;
+        }
+        Ok(())
+    }
+
+    fn no_domain(&self, id: DomainId) -> SimError {
+        SimError::NoDomain { root: self.root.clone(), profile: self.profile.as_str(), domain: id }
+    }
+
+    fn unsupported(&self, what: String) -> SimError {
+        SimError::Unsupported { root: self.root.clone(), profile: self.profile.as_str(), what }
+    }
+
+    /// Sets the raw RAPL counter(s) of `id` (powercap `energy_uj` and the MSR image, and
+    /// [`SimMsr`]) so that they wrap after about `seconds_before_wrap` at the power drawn now,
+    /// and writes the files.
+    pub fn near_wrap(&mut self, id: DomainId, seconds_before_wrap: f64) -> Result<(), SimError> {
+        let watts = self.expected_steady_power_watts(id).ok_or_else(|| self.no_domain(id))?;
+        let secs = if seconds_before_wrap.is_finite() { seconds_before_wrap.max(0.0) } else { 0.0 };
+        let shared = Arc::clone(&self.shared);
+        let mut s = lock(&shared);
+        let mut found = Vec::new();
+        for i in 0..s.counters.len() {
+            let comp = s.counters[i].comp;
+            let Some(c) = s.comps.get(comp) else { continue };
+            if c.id != id {
+                continue;
+            }
+            let energy = c.energy;
+            let ticks =
+                (secs * s.counters[i].ticks_per_s(watts)).ceil().clamp(1.0, f64::from(u32::MAX));
+            let raw = (u64::from(u32::MAX) + 1 - ticks as u64) as u32;
+            s.counters[i].set_raw(energy, raw);
+            found.push(i);
+        }
+        if found.is_empty() {
+            return Err(
+                self.unsupported(format!("near_wrap({id}): {id} has no wrapping RAPL counter"))
+            );
+        }
+        for z in self.io.zones.iter_mut().filter(|z| found.contains(&z.counter)) {
+            z.update(&s)?;
+        }
+        for img in &mut self.io.images {
+            img.update(&s)?;
+        }
+        Ok(())
+    }
+
+    /// Makes the device carrying `id` vanish: its files are truncated to 0 bytes first (so
+    /// descriptors readers keep open read empty, like ENODEV), then its directory and the
+    /// symlinks naming it are removed. A powercap zone takes its subzones along (and package-0
+    /// the MMIO duplicate); an hwmon chip takes its device; a pm_counters domain its two files.
+    pub fn remove_device(&mut self, id: DomainId) -> Result<(), SimError> {
+        let Some(d) = self.io.devices.iter().position(|d| !d.removed && d.ids.first() == Some(&id))
+        else {
+            return Err(self.no_domain(id));
+        };
+        let (truncate, remove, ids) = {
+            let dev = &self.io.devices[d];
+            (dev.truncate.clone(), dev.remove.clone(), dev.ids.clone())
+        };
+        self.io.mark_gone(&truncate);
+        for p in &truncate {
+            truncate_tree(p)?;
+        }
+        for p in &remove {
+            remove_any(p)?;
+        }
+        self.io.devices[d].removed = true;
+        // Devices inside this one (subzones) are gone too.
+        for dev in &mut self.io.devices {
+            if dev.truncate.iter().all(|p| truncate.iter().any(|r| p.starts_with(r))) {
+                dev.removed = true;
+            }
+        }
+        let mut s = lock(&self.shared);
+        for c in &mut s.comps {
+            if ids.contains(&c.id) {
+                c.removed = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// cray-ex: a controller restart. `generation` goes up by one, `startup` becomes now, and
+    /// every pm_counters energy restarts from 0; the files are written at once.
+    pub fn reset_pm_counters(&mut self) -> Result<(), SimError> {
+        let unix_us = self.unix_us();
+        let Some(pm) = &mut self.io.pm else {
+            return Err(self.unsupported("reset_pm_counters (there is no pm_counters)".to_string()));
+        };
+        pm.generation_n += 1;
+        pm.startup_us = unix_us;
+        pm.fresh += 1;
+        for pc in &mut pm.comps {
+            pc.offset_j = 0;
+            pc.since = 0.0;
+        }
+        let powers: Vec<f64> = lock(&self.shared).comps.iter().map(|c| c.power).collect();
+        pm.publish(&powers, 0.0, unix_us)
+    }
+
+    /// Animates the root in real time: every `tick`, advances by the real elapsed monotonic time,
+    /// until `stop` is set (checked every tick).
+    pub fn run_realtime(&mut self, tick: Duration, stop: &AtomicBool) -> Result<(), SimError> {
+        let tick = tick.max(Duration::from_micros(100));
+        let mut last = Instant::now();
+        let mut next = last + tick;
+        while !stop.load(Ordering::Relaxed) {
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            }
+            let now = Instant::now();
+            next += tick;
+            if next < now {
+                next = now + tick;
+            }
+            self.advance(now.duration_since(last))?;
+            last = now;
+        }
+        Ok(())
+    }
+}
+
+/// The profile of the simulated root `dir`, when it is one (its `powerstack-sim.toml` is readable
+/// and valid); `None` for anything else, a real `/` included.
+pub fn profile_of(dir: &Path) -> Option<Profile> {
+    let config = dir.join(CONFIG_FILE);
+    if !config.is_file() {
+        return None;
+    }
+    Config::parse(&config).ok().map(|(profile, _)| profile)
+}
+
+/// Makes `dir` ready for a new tree: absent (created), empty, or a previous simulated root
+/// (emptied).
+fn prepare(dir: &Path) -> Result<(), SimError> {
+    match std::fs::metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return mkdirs(dir),
+        Err(e) => return Err(SimError::io(dir, e)),
+        Ok(m) if !m.is_dir() => return Err(SimError::NotADirectory { path: dir.to_path_buf() }),
+        Ok(_) => {}
+    }
+    let mut entries = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| SimError::io(dir, e))? {
+        entries.push(entry.map_err(|e| SimError::io(dir, e))?.path());
+    }
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let config = dir.join(CONFIG_FILE);
+    if !config.exists() {
+        return Err(SimError::NotEmpty { path: dir.to_path_buf() });
+    }
+    Config::parse(&config)?;
+    for p in entries {
+        remove_any(&p)?;
+    }
+    Ok(())
+}
+
+/// Continues counters from the files of a reopened root; returns the newest pm_counters
+/// timestamp (µs), or 0.
+fn recover(s: &mut Shared, io: &mut Io) -> Result<i64, SimError> {
+    // Devices whose files are gone stay removed.
+    for dev in &mut io.devices {
+        if dev.truncate.iter().all(|p| std::fs::symlink_metadata(p).is_err()) {
+            dev.removed = true;
+            for c in &mut s.comps {
+                if dev.ids.first() == Some(&c.id) {
+                    c.removed = true;
+                }
+            }
+        }
+    }
+    // Powercap counters from energy_uj, else from the MSR image.
+    for i in 0..s.counters.len() {
+        let mut raw = None;
+        for z in io.zones.iter().filter(|z| z.counter == i && !z.file.is_gone()) {
+            let Some(text) = z.file.read() else { continue };
+            // The first line: a concurrent in-place update may leave a stale tail.
+            let line = text.lines().next().unwrap_or("").trim();
+            let uj: u64 = line.parse().map_err(|_| {
+                SimError::malformed(z.file.path(), format!("expected energy in µJ, found {line:?}"))
+            })?;
+            raw = Some(uj_to_raw(uj, z.esu).ok_or_else(|| {
+                SimError::malformed(
+                    z.file.path(),
+                    format!("{uj} µJ is not a whole number of counter ticks"),
+                )
+            })?);
+            break;
+        }
+        if raw.is_none() {
+            raw = io.images.iter().find_map(|img| {
+                let k = img.regs.iter().position(|r| r.counter == Some(i))?;
+                img.read_counter(k)
+            });
+        }
+        if let Some(raw) = raw {
+            s.counters[i].set_raw(0.0, raw);
+        }
+    }
+    // pm_counters.
+    let mut newest = 0i64;
+    if let Some(pm) = &mut io.pm {
+        for pc in &mut pm.comps {
+            if pc.energy.is_gone() {
+                continue;
+            }
+            let path = pc.energy.path().to_path_buf();
+            let text = pc.energy.read().unwrap_or_default();
+            let mut it = text.split_whitespace();
+            let (j, unit, ts) = (it.next(), it.next(), it.next());
+            let bad = || {
+                SimError::malformed(
+                    &path,
+                    format!("expected \"<J> J <µs> us\", found {:?}", text.trim()),
+                )
+            };
+            let j: u64 = j.and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+            let ts: i64 = ts.and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+            if unit != Some("J") {
+                return Err(bad());
+            }
+            pc.offset_j = j;
+            pc.since = 0.0;
+            newest = newest.max(ts);
+        }
+        let num = |f: &crate::fsutil::OutFile| -> Result<i64, SimError> {
+            let text = read_small(f.path()).unwrap_or_default();
+            let line = text.lines().next().unwrap_or("").trim();
+            line.parse().map_err(|_| {
+                SimError::malformed(f.path(), format!("expected an integer, found {line:?}"))
+            })
+        };
+        pm.fresh = num(&pm.freshness)?.max(0) as u64;
+        pm.generation_n = num(&pm.generation)?.max(0) as u64;
+        pm.startup_us = num(&pm.startup)?;
+        newest = newest.max(pm.startup_us);
+    }
+    Ok(newest)
+}
