@@ -19,7 +19,7 @@ pub enum HwError {
         hint: &'static str,
     },
     /// The file or device is not there (any more).
-    #[error("{path} is gone: the device was removed or its driver unloaded")]
+    #[error("{path} is not there: the device is absent or was removed, or its driver is not loaded")]
     Vanished {
         /// The file.
         path: PathBuf,

@@ -315,6 +315,16 @@ fn amd_packages_and_core_sums_over_physical_cores() {
 }
 
 #[test]
+fn an_amd_file_image_reports_packages_but_not_the_overlapping_core_register() {
+    let (t, mut io) = amd(4);
+    io.file_image = true;
+    let (p, warnings) = provider(&t, &io);
+    let kinds: Vec<DomainKind> = p.domains().iter().map(|d| d.id.kind).collect();
+    assert_eq!(kinds, vec![DomainKind::Package, DomainKind::Package]);
+    assert!(warnings.iter().any(|w| w.contains("0xc001029a") && w.contains("regular file")), "{warnings:?}");
+}
+
+#[test]
 fn amd_core_sum_extends_each_core_across_its_own_wrap() {
     let (t, io) = amd(4);
     // Package 0's cores: cores 0-2 draw 5 W each (5 × 65536 ticks/s at 2^-16 J), core 3 draws

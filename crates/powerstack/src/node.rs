@@ -113,10 +113,12 @@ pub fn open(args: &NodeArgs) -> anyhow::Result<Node> {
 }
 
 fn summarize(d: &Discovery) -> String {
-    if d.warnings.is_empty() {
-        return "no powercap, hwmon, pm_counters or msr interface found".to_string();
+    let mut why = "found no usable powercap zone, hwmon power sensor or pm_counters file".to_string();
+    for w in &d.warnings {
+        why.push_str("; ");
+        why.push_str(&w.to_string());
     }
-    d.warnings.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    why
 }
 
 fn simulated(profile: Profile, selection: &Selection, why: String) -> anyhow::Result<Node> {

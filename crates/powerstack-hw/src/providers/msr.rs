@@ -555,9 +555,15 @@ pub fn probe_with(topology: &CpuTopology, mut io: Box<dyn MsrIo>) -> Probe {
                 &mut found,
                 &mut warnings,
             ),
-            Rapl::Amd => {
-                probe_amd_package(io.as_mut(), topology, pkg, lead, &mut found, &mut warnings)
-            }
+            Rapl::Amd => probe_amd_package(
+                io.as_mut(),
+                topology,
+                pkg,
+                lead,
+                file_image,
+                &mut found,
+                &mut warnings,
+            ),
         }
     }
     if found.0.is_empty() {
@@ -697,6 +703,7 @@ fn probe_amd_package(
     topology: &CpuTopology,
     pkg: u32,
     lead: u32,
+    file_image: bool,
     found: &mut Found,
     warnings: &mut Vec<Warning>,
 ) {
@@ -724,6 +731,18 @@ fn probe_amd_package(
             NAME,
             format!("package {pkg} energy ({AMD_PKG_ENERGY_STATUS:#x}) not read: {e}"),
         )),
+    }
+
+    if file_image {
+        // 0xC0010299, 0xC001029A and 0xC001029B are one byte apart: in a file image the core
+        // register overlaps the other two and holds no meaningful value.
+        warnings.push(Warning::new(
+            NAME,
+            format!(
+                "cpu{lead} msr is a regular file (a simulated image): the core energy register {AMD_CORE_ENERGY_STATUS:#x} overlaps its neighbours in a file and is not read; package energy is"
+            ),
+        ));
+        return;
     }
 
     // One online CPU per physical core: the lowest-numbered one.
