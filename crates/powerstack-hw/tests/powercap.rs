@@ -346,7 +346,7 @@ fn a_vanishing_zone_goes_missing_with_a_warning_while_the_others_still_read() {
     assert_eq!(b.values[1], Value::Missing);
     let w = platform.take_warnings();
     assert_eq!(w.len(), 1, "{w:?}");
-    assert!(w[0].message.contains("package-1") && w[0].message.contains("gone"), "{}", w[0]);
+    assert!(w[0].message.contains("package-1") && w[0].message.contains("not there"), "{}", w[0]);
 
     std::fs::remove_dir_all(&p1).unwrap();
     set(&p0, "energy_uj", 90_000_000);
