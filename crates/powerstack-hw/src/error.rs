@@ -19,7 +19,9 @@ pub enum HwError {
         hint: &'static str,
     },
     /// The file or device is not there (any more).
-    #[error("{path} is not there: the device is absent or was removed, or its driver is not loaded")]
+    #[error(
+        "{path} is not there: the device is absent or was removed, or its driver is not loaded"
+    )]
     Vanished {
         /// The file.
         path: PathBuf,

@@ -321,7 +321,10 @@ fn an_amd_file_image_reports_packages_but_not_the_overlapping_core_register() {
     let (p, warnings) = provider(&t, &io);
     let kinds: Vec<DomainKind> = p.domains().iter().map(|d| d.id.kind).collect();
     assert_eq!(kinds, vec![DomainKind::Package, DomainKind::Package]);
-    assert!(warnings.iter().any(|w| w.contains("0xc001029a") && w.contains("regular file")), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w.contains("0xc001029a") && w.contains("regular file")),
+        "{warnings:?}"
+    );
 }
 
 #[test]

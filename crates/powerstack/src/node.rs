@@ -113,7 +113,8 @@ pub fn open(args: &NodeArgs) -> anyhow::Result<Node> {
 }
 
 fn summarize(d: &Discovery) -> String {
-    let mut why = "found no usable powercap zone, hwmon power sensor or pm_counters file".to_string();
+    let mut why =
+        "found no usable powercap zone, hwmon power sensor or pm_counters file".to_string();
     for w in &d.warnings {
         why.push_str("; ");
         why.push_str(&w.to_string());
