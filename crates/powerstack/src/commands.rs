@@ -40,6 +40,15 @@ fn warn_stderr(lines: &[String]) {
     }
 }
 
+/// Moves the warnings of the last sample into `warnings`; any of them makes the run partial.
+fn take_sampling_warnings(platform: &mut powerstack_hw::Platform, warnings: &mut Vec<String>) {
+    let failed = platform.take_warnings();
+    if !failed.is_empty() {
+        output::mark_partial();
+    }
+    warnings.extend(failed.into_iter().map(|w| w.to_string()));
+}
+
 /// How many readings to print: one, N (`--count`), or until stopped (`--watch`).
 fn readings(args: &ReadArgs) -> anyhow::Result<(bool, u64)> {
     if args.count == Some(0) {
@@ -72,11 +81,7 @@ pub fn power(args: &ReadArgs) -> anyhow::Result<()> {
         }
         let cur = platform.sample();
         let report = PowerReport::between(platform.catalog(), &prev, &cur);
-        let failed = platform.take_warnings();
-        if !failed.is_empty() {
-            output::mark_partial();
-        }
-        warnings.extend(failed.into_iter().map(|w| w.to_string()));
+        take_sampling_warnings(platform, &mut warnings);
         let catalog = platform.catalog();
         let text = match fmt {
             Format::Json => json_line(&PowerV1::new(&node.origin, catalog, &report, &warnings))?,
@@ -130,11 +135,7 @@ pub fn energy(args: &ReadArgs) -> anyhow::Result<()> {
         }
         let snap = platform.sample();
         let joules = energies(&snap.values);
-        let failed = platform.take_warnings();
-        if !failed.is_empty() {
-            output::mark_partial();
-        }
-        warnings.extend(failed.into_iter().map(|w| w.to_string()));
+        take_sampling_warnings(platform, &mut warnings);
         let catalog = platform.catalog();
         let doc = EnergyV1::new(&node.origin, catalog, &joules, snap.unix_us, &warnings);
         let text = match fmt {

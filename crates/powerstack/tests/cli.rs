@@ -30,6 +30,11 @@ fn run(args: &[&str]) -> Run {
     }
 }
 
+/// `powerstack power --root ROOT --interval INTERVAL --format FORMAT`.
+fn power(root: &Path, interval: &str, format: &str) -> Run {
+    run(&["power", "--root", root.to_str().unwrap(), "--interval", interval, "--format", format])
+}
+
 fn create(dir: &Path, profile: &str, extra: &[&str]) {
     let d = dir.to_str().unwrap();
     let mut args = vec!["sim", "create", "--profile", profile];
@@ -77,15 +82,7 @@ fn every_profile_reports_each_domain_within_one_percent_of_the_model() {
         let dir = tempfile::tempdir().unwrap();
         create(dir.path(), profile.as_str(), &[]);
         let _sim = animate(dir.path());
-        let r = run(&[
-            "power",
-            "--root",
-            dir.path().to_str().unwrap(),
-            "--interval",
-            "1s",
-            "--format",
-            "json",
-        ]);
+        let r = power(dir.path(), "1s", "json");
         assert_eq!(r.status, 0, "{}: {}", profile.as_str(), r.stderr);
         let doc = json(&r.stdout);
         assert_eq!(doc["schema"], "powerstack.power.v1");
@@ -128,15 +125,7 @@ fn node_source_is_said_for_each_kind_of_node() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         create(dir.path(), profile, &[]);
-        let r = run(&[
-            "power",
-            "--root",
-            dir.path().to_str().unwrap(),
-            "--interval",
-            "50ms",
-            "--format",
-            "json",
-        ]);
+        let r = power(dir.path(), "50ms", "json");
         assert_eq!(r.status, 0, "{profile}: {}", r.stderr);
         assert_eq!(json(&r.stdout)["node_source"], source, "{profile}");
     }
@@ -170,7 +159,7 @@ fn variorum_formats_have_variorums_keys() {
     let dir = tempfile::tempdir().unwrap();
     create(dir.path(), "intel-2s", &[]);
     let root = dir.path().to_str().unwrap();
-    let r = run(&["power", "--root", root, "--interval", "20ms", "--format", "variorum"]);
+    let r = power(dir.path(), "20ms", "variorum");
     assert_eq!(r.status, 0, "{}", r.stderr);
     let doc = json(&r.stdout);
     let host = doc.as_object().unwrap().values().next().unwrap();
@@ -180,7 +169,7 @@ fn variorum_formats_have_variorums_keys() {
     assert!(host["power_node_watts"].is_f64());
     assert!(r.stdout.contains("\n    \""), "indented by four spaces like Variorum");
 
-    let r = run(&["power", "--root", root, "--interval", "20ms", "--format", "variorum-flat"]);
+    let r = power(dir.path(), "20ms", "variorum-flat");
     let doc = json(&r.stdout);
     for k in [
         "hostname",
@@ -212,15 +201,7 @@ fn variorum_formats_have_variorums_keys() {
 fn prometheus_output_passes_promtool_when_it_is_installed() {
     let dir = tempfile::tempdir().unwrap();
     create(dir.path(), "cray-ex", &[]);
-    let r = run(&[
-        "power",
-        "--root",
-        dir.path().to_str().unwrap(),
-        "--interval",
-        "20ms",
-        "--format",
-        "prometheus",
-    ]);
+    let r = power(dir.path(), "20ms", "prometheus");
     assert_eq!(r.status, 0, "{}", r.stderr);
     assert!(r.stdout.contains("powerstack_power_watts{domain=\"gpu\",index=\"3\"}"));
     assert!(r.stdout.contains("powerstack_simulated{profile=\"cray-ex\"} 1"));
@@ -250,7 +231,7 @@ fn table_is_labelled_simulated_and_domains_and_topology_work() {
     let dir = tempfile::tempdir().unwrap();
     create(dir.path(), "hwmon-node", &[]);
     let root = dir.path().to_str().unwrap();
-    let r = run(&["power", "--root", root, "--interval", "20ms", "--format", "table"]);
+    let r = power(dir.path(), "20ms", "table");
     assert_eq!(r.status, 0, "{}", r.stderr);
     assert!(r.stdout.contains("SIMULATED"), "{}", r.stdout);
     assert!(r.stdout.contains("gpu-0"));
@@ -337,10 +318,9 @@ fn bad_arguments_are_refused_with_one_line() {
 fn a_malformed_counter_is_a_warning_and_a_partial_status_never_a_number() {
     let dir = tempfile::tempdir().unwrap();
     create(dir.path(), "intel-2s", &[]);
-    let root = dir.path().to_str().unwrap();
     let zone = dir.path().join("sys/class/powercap/intel-rapl:1/energy_uj");
     std::fs::write(&zone, "12x4\n").unwrap();
-    let r = run(&["power", "--root", root, "--interval", "20ms", "--format", "json"]);
+    let r = power(dir.path(), "20ms", "json");
     assert_eq!(r.status, 3, "partial readings exit with 3: {}", r.stderr);
     let doc = json(&r.stdout);
     let pkg1 = doc["domains"]
