@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 #[non_exhaustive]
 pub enum HwError {
     /// The file exists but this process may not read it.
-    #[error(
-        "permission denied reading {path}: run as root, or grant read access to it (for example `chmod o+r {path}` for {hint})"
-    )]
+    #[error("permission denied reading {}: run as root, or grant read access to it{}", .path.display(), advice(.hint))]
     PermissionDenied {
         /// The file.
         path: PathBuf,
@@ -51,6 +49,17 @@ pub enum HwError {
         /// How many attempts were made.
         attempts: u32,
     },
+}
+
+/// Extra advice for a permission error on a kind of file.
+fn advice(hint: &str) -> &'static str {
+    if hint == "energy_uj" {
+        " (energy_uj is root-only on kernels with the 2020 PLATYPUS fix; a udev rule or `chmod o+r` opens it)"
+    } else if hint.starts_with("msr") {
+        " (or use msr-safe with an allowlist)"
+    } else {
+        ""
+    }
 }
 
 impl HwError {

@@ -112,12 +112,23 @@ pub fn open(args: &NodeArgs) -> anyhow::Result<Node> {
     }
 }
 
+/// Why nothing could be read, in one line: the first reason given by each provider.
 fn summarize(d: &Discovery) -> String {
     let mut why =
         "found no usable powercap zone, hwmon power sensor or pm_counters file".to_string();
+    let mut providers: Vec<&str> = Vec::new();
     for w in &d.warnings {
+        if !providers.contains(&w.provider) {
+            providers.push(w.provider);
+        }
+    }
+    for p in providers {
+        let mine: Vec<_> = d.warnings.iter().filter(|w| w.provider == p).collect();
         why.push_str("; ");
-        why.push_str(&w.to_string());
+        why.push_str(&mine[0].to_string());
+        if mine.len() > 1 {
+            why.push_str(&format!(" (and {} more {p} warnings)", mine.len() - 1));
+        }
     }
     why
 }

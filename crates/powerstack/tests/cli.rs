@@ -401,3 +401,72 @@ fn piping_into_a_closed_reader_is_not_an_error() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+/// Runs the binary as user `nobody` through `setpriv`, when this test runs as root and that works
+/// here (the binary must be reachable by `nobody`); `None` when it cannot.
+fn run_as_nobody(args: &[&str]) -> Option<Run> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let bin = assert_cmd::cargo::cargo_bin("powerstack");
+    let nobody = |extra: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(extra)
+            .env_remove("POWERSTACK_ROOT")
+            .output()
+            .ok()
+    };
+    let probe = nobody(&["--version"])?;
+    if !probe.status.success() {
+        return None;
+    }
+    let out = nobody(args)?;
+    Some(Run {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+#[test]
+fn permission_denied_tells_an_unprivileged_user_what_to_do() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    create(dir.path(), "intel-2s", &[]);
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Like a kernel with the PLATYPUS fix: energy_uj readable by root only.
+    for zone in std::fs::read_dir(dir.path().join("sys/class/powercap")).unwrap() {
+        let f = zone.unwrap().path().join("energy_uj");
+        if f.exists() {
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o400)).unwrap();
+        }
+    }
+    let root = dir.path().to_str().unwrap();
+    let Some(r) = run_as_nobody(&["power", "--root", root, "--source", "powercap"]) else {
+        eprintln!("cannot run as an unprivileged user here: skipping");
+        return;
+    };
+    assert_eq!(r.status, 1, "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("permission denied reading"), "{}", r.stderr);
+    assert!(r.stderr.contains("energy_uj"), "{}", r.stderr);
+    assert!(r.stderr.contains("run as root, or grant read access"), "{}", r.stderr);
+    // One zone readable: its reading is printed, the others are reported, the status says partial.
+    let psys = dir.path().join("sys/class/powercap/intel-rapl:2/energy_uj");
+    std::fs::set_permissions(&psys, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let r = run_as_nobody(&["power", "--root", root, "--source", "powercap", "--format", "json"])
+        .unwrap();
+    assert_eq!(r.status, 3, "{}", r.stderr);
+    let doc = json(&r.stdout);
+    assert_eq!(doc["domains"].as_array().unwrap().len(), 1);
+    assert!(
+        doc["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("permission denied"))
+    );
+}
