@@ -177,6 +177,8 @@ pub struct ControlV1 {
     pub min_watts: Option<f64>,
     /// Largest accepted value, watts.
     pub max_watts: Option<f64>,
+    /// Factory default, watts, when the hardware reports one.
+    pub default_watts: Option<f64>,
     /// Averaging window, seconds.
     pub time_window_s: Option<f64>,
     /// Whether the limit is enabled.
@@ -257,6 +259,7 @@ fn control(l: &PowerLimit) -> ControlV1 {
         limit_watts: l.limit_watts,
         min_watts: l.min_watts,
         max_watts: l.max_watts,
+        default_watts: l.default_watts,
         time_window_s: l.time_window_s,
         enabled: l.enabled,
         locked: l.locked,

@@ -61,6 +61,7 @@ fn limit(
         limit_watts: Some(limit),
         min_watts: min,
         max_watts: max,
+        default_watts: None,
         time_window_s: window,
         enabled: Some(true),
         locked: false,

@@ -41,6 +41,32 @@ pub enum HwError {
         #[source]
         source: io::Error,
     },
+    /// The provider cannot write this control.
+    #[error("{what} cannot be set through {provider}")]
+    Unsupported {
+        /// The provider.
+        provider: &'static str,
+        /// What was asked.
+        what: String,
+    },
+    /// The control is locked (BIOS lock bit, read-only attribute) and cannot be changed.
+    #[error("{what} is locked ({why}); it cannot be changed until the lock is cleared")]
+    Locked {
+        /// The control.
+        what: String,
+        /// Why it is locked.
+        why: String,
+    },
+    /// The hardware or driver refused the value.
+    #[error("{what}: the hardware refused {value}: {detail}")]
+    Refused {
+        /// The control.
+        what: String,
+        /// The value written.
+        value: String,
+        /// What the hardware said.
+        detail: String,
+    },
     /// A register or file could not be read consistently (the hardware kept updating it).
     #[error("{path} kept changing while being read; gave up after {attempts} attempts")]
     Unstable {
@@ -76,6 +102,38 @@ impl HwError {
                 HwError::Vanished { path: path.to_path_buf() }
             }
             _ => HwError::Io { path: path.to_path_buf(), source: err },
+        }
+    }
+
+    /// A copy of the error, for reporting one failure on several domains (`io::Error` is not
+    /// `Clone`; its kind and message are kept).
+    pub fn duplicate(&self) -> HwError {
+        match self {
+            HwError::PermissionDenied { path, hint } => {
+                HwError::PermissionDenied { path: path.clone(), hint }
+            }
+            HwError::Vanished { path } => HwError::Vanished { path: path.clone() },
+            HwError::Malformed { path, detail } => {
+                HwError::Malformed { path: path.clone(), detail: detail.clone() }
+            }
+            HwError::Io { path, source } => HwError::Io {
+                path: path.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            HwError::Unsupported { provider, what } => {
+                HwError::Unsupported { provider, what: what.clone() }
+            }
+            HwError::Locked { what, why } => {
+                HwError::Locked { what: what.clone(), why: why.clone() }
+            }
+            HwError::Refused { what, value, detail } => HwError::Refused {
+                what: what.clone(),
+                value: value.clone(),
+                detail: detail.clone(),
+            },
+            HwError::Unstable { path, attempts } => {
+                HwError::Unstable { path: path.clone(), attempts: *attempts }
+            }
         }
     }
 

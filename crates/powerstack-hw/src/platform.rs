@@ -151,6 +151,26 @@ impl Platform {
         warnings
     }
 
+    /// Writes one power limit of catalog entry `index` through its provider, then refreshes the
+    /// catalog's copy of that domain's limits (the read-back).
+    pub fn write_limit(
+        &mut self,
+        index: usize,
+        write: &powerstack_model::LimitWrite,
+    ) -> Result<(), crate::HwError> {
+        let Some(slot) = self.slots.get(index).copied() else {
+            return Err(crate::HwError::Unsupported {
+                provider: "platform",
+                what: format!("domain #{index}"),
+            });
+        };
+        let result = self.providers[slot.provider].write_limit(slot.index, write);
+        if let Some(d) = self.providers[slot.provider].domains().get(slot.index) {
+            self.catalog[index].limits = d.limits.clone();
+        }
+        result
+    }
+
     /// Samples, waits `interval`, samples again, and reports power over the interval. Never a
     /// first-call 0 W: every figure is a difference over a real interval.
     pub fn measure(&mut self, interval: std::time::Duration) -> PowerReport {

@@ -1,6 +1,6 @@
 //! The interface every hardware source implements.
 
-use powerstack_model::{DomainInfo, RawEnergy};
+use powerstack_model::{DomainInfo, LimitWrite, RawEnergy};
 
 use crate::error::{HwError, Warning};
 use crate::root::Root;
@@ -37,6 +37,19 @@ pub trait Provider: Send {
     /// Returns warnings for limits that could not be read; the catalog keeps the last known values.
     fn refresh_limits(&mut self) -> Vec<Warning> {
         Vec::new()
+    }
+
+    /// Writes one power limit of domain `index` (its position in [`Provider::domains`]) and
+    /// re-reads that domain's limits into the catalog. Callers validate the value against the
+    /// domain's range first; the provider refuses what the hardware cannot take (a locked limit, an
+    /// unknown constraint) with an error and changes nothing in that case.
+    fn write_limit(&mut self, index: usize, write: &LimitWrite) -> Result<(), HwError> {
+        let what = self
+            .domains()
+            .get(index)
+            .map(|d| format!("{} {}", d.id, write.constraint))
+            .unwrap_or_else(|| write.constraint.clone());
+        Err(HwError::Unsupported { provider: self.name(), what })
     }
 }
 

@@ -137,6 +137,8 @@ pub struct PowerLimit {
     pub min_watts: Option<f64>,
     /// The largest value the hardware accepts, when known.
     pub max_watts: Option<f64>,
+    /// The factory default, when the hardware reports one (hwmon `_cap_default`, NVML default).
+    pub default_watts: Option<f64>,
     /// The averaging window of the limit, in seconds, when the hardware has one.
     pub time_window_s: Option<f64>,
     /// Whether the limit is enabled, when the hardware says.
@@ -164,7 +166,25 @@ pub struct DomainInfo {
     pub label: Option<String>,
 }
 
+/// A new setting for one power limit of one domain.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LimitWrite {
+    /// The constraint to write (`long_term`, `short_term`, `cap`).
+    pub constraint: String,
+    /// The new limit, watts.
+    pub limit_watts: f64,
+    /// The new averaging window, seconds (RAPL), or `None` to leave it.
+    pub time_window_s: Option<f64>,
+    /// Enable (or disable) the limit where the hardware has an enable, or `None` to leave it.
+    pub enabled: Option<bool>,
+}
+
 impl DomainInfo {
+    /// The limit named `constraint`, if the domain has it.
+    pub fn limit(&self, constraint: &str) -> Option<&PowerLimit> {
+        self.limits.iter().find(|l| l.name == constraint)
+    }
+
     /// Whether any limit of this domain can be changed.
     pub fn is_controllable(&self) -> bool {
         self.limits.iter().any(|l| !l.locked)

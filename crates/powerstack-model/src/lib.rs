@@ -27,6 +27,6 @@ pub mod power;
 pub mod sample;
 
 pub use counter::{CounterSpec, ExtendedCounter, RawEnergy, Step};
-pub use domain::{DomainId, DomainInfo, DomainKind, Measurement, PowerLimit};
+pub use domain::{DomainId, DomainInfo, DomainKind, LimitWrite, Measurement, PowerLimit};
 pub use power::{DomainPower, NodePower, NodeSource, PowerReport};
 pub use sample::{Snapshot, Value};

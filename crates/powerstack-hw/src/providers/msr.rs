@@ -228,6 +228,7 @@ fn power_limit(name: &str, limit: &RaplLimit, info: &PowerInfo, locked: bool) ->
         limit_watts: Some(limit.limit_watts),
         min_watts: info.min_watts,
         max_watts: info.max_watts.or(info.tdp_watts),
+        default_watts: None,
         time_window_s: Some(limit.time_window_s),
         enabled: Some(limit.enabled),
         locked,

@@ -133,26 +133,6 @@ fn read_value_once(path: &Path, unit: Unit) -> Result<PmValue, HwError> {
     parse_value(line, unit).map_err(|why| malformed_value(path, line, why, unit))
 }
 
-/// A copy of an error, for reporting one failure on every domain (`HwError` is not `Clone`).
-fn dup(e: &HwError) -> HwError {
-    match e {
-        HwError::PermissionDenied { path, hint } => {
-            HwError::PermissionDenied { path: path.clone(), hint }
-        }
-        HwError::Vanished { path } => HwError::Vanished { path: path.clone() },
-        HwError::Malformed { path, detail } => {
-            HwError::Malformed { path: path.clone(), detail: detail.clone() }
-        }
-        HwError::Io { path, source } => HwError::Io {
-            path: path.clone(),
-            source: std::io::Error::new(source.kind(), source.to_string()),
-        },
-        HwError::Unstable { path, attempts } => {
-            HwError::Unstable { path: path.clone(), attempts: *attempts }
-        }
-    }
-}
-
 /// What one counter file measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Quantity {
@@ -443,7 +423,7 @@ impl Provider for PmCounters {
                 Ok(false) => {}
                 Err(e) => {
                     for slot in out.iter_mut() {
-                        *slot = Reading::Failed(dup(&e));
+                        *slot = Reading::Failed(HwError::duplicate(&e));
                     }
                     return;
                 }

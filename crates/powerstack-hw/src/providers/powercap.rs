@@ -361,6 +361,7 @@ fn read_limits(dir: &Path, constraints: &[u32]) -> Result<Vec<PowerLimit>, HwErr
                 .map(|uw| uw as f64 / 1e6),
             max_watts: optional_u64(&attr("max_power_uw"), "powercap constraint")
                 .map(|uw| uw as f64 / 1e6),
+            default_watts: None,
             time_window_s: optional_u64(&attr("time_window_us"), "powercap constraint")
                 .map(|us| us as f64 / 1e6),
             enabled,
