@@ -1,6 +1,7 @@
 //! Wire formats of powerstack: the only place output shapes are defined.
 //!
 //! - [`v1`]: native, versioned JSON documents (`powerstack.power.v1`, ...), with `serde`.
+//! - [`cap`]: the capping documents (`powerstack.cap.v1`, `powerstack.caps.v1`).
 //! - [`variorum`]: LLNL Variorum-compatible JSON (0.8 nested and the older flat form).
 //! - [`prometheus`]: Prometheus text exposition.
 //! - [`table`]: human tables.
@@ -8,6 +9,7 @@
 //! Architecture invariant: this crate turns [`powerstack_model`] values into text. It performs no
 //! I/O, reads no clock and knows no hardware.
 
+pub mod cap;
 pub mod prometheus;
 pub mod table;
 pub mod v1;

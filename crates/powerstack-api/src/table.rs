@@ -182,3 +182,87 @@ pub fn topology(doc: &TopologyV1) -> String {
     }
     out
 }
+
+/// What a capping command did or would do.
+pub fn cap_result(doc: &crate::cap::CapResultV1) -> String {
+    let mut out = String::new();
+    let what = if doc.dry_run {
+        "Planned power limits (dry run: nothing written)"
+    } else {
+        "Power limits set"
+    };
+    banner(&mut out, what, &doc.hostname, &doc.simulated_profile);
+    for r in &doc.recovered {
+        let _ = writeln!(out, "recovered: {r}");
+    }
+    if let (Some(p), Some(cap)) = (&doc.policy, doc.node_cap_watts) {
+        let _ = writeln!(
+            out,
+            "node cap {cap} W, policy {p}: {:.1} W charged first for what cannot be capped{}",
+            doc.uncappable_watts.unwrap_or(0.0),
+            if doc.clamped { "; below reach: the minimum was applied (--clamp)" } else { "" }
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{:<18} {:<11} {:>10} {:>10} {:>10}  SOURCE",
+        "DOMAIN", "LIMIT", "BEFORE W", "NEW W", "READ W"
+    );
+    for w in &doc.writes {
+        let _ = writeln!(
+            out,
+            "{:<18} {:<11} {:>10} {:>10.3} {:>10}  {} {}",
+            name(&w.domain, w.index, None),
+            w.constraint,
+            opt(w.previous_watts, 3),
+            w.requested_watts,
+            opt(w.read_back_watts, 3),
+            w.provider,
+            w.source
+        );
+    }
+    if doc.writes.is_empty() {
+        let _ = writeln!(out, "(nothing to write)");
+    }
+    for w in &doc.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    out
+}
+
+/// The limits in force and who set them.
+pub fn caps(doc: &crate::cap::CapsV1) -> String {
+    let mut out = String::new();
+    banner(&mut out, "Power limits", &doc.hostname, &doc.simulated_profile);
+    let _ = writeln!(
+        out,
+        "{:<18} {:<11} {:>9} {:>21} {:>10} {:<8} SET BY",
+        "DOMAIN", "LIMIT", "WATTS", "RANGE W", "WINDOW S", "STATE"
+    );
+    for c in &doc.controls {
+        let state = match (c.locked, c.enabled) {
+            (true, _) => "locked",
+            (false, Some(false)) => "disabled",
+            _ => "enabled",
+        };
+        let set_by = match &c.set_detail {
+            Some(d) => format!("{} ({d})", c.set_by),
+            None => c.set_by.clone(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<18} {:<11} {:>9} {:>21} {:>10} {:<8} {}",
+            name(&c.domain, c.index, None),
+            c.constraint,
+            opt(c.limit_watts, 1),
+            format!("{}..{}", opt(c.min_watts, 1), opt(c.max_watts, 1)),
+            opt(c.time_window_s, 3),
+            state,
+            set_by
+        );
+    }
+    for w in &doc.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    out
+}

@@ -95,6 +95,28 @@ pub fn is_writable(path: &Path) -> bool {
     std::fs::metadata(path).map(|m| m.permissions().mode() & 0o222 != 0).unwrap_or(false)
 }
 
+/// Writes an attribute the way sysfs expects: one write of the whole value at offset 0, without
+/// truncating first (a reader never sees an empty file), then the length is trimmed to the value
+/// (meaningful for plain files, ignored by sysfs). A refusal by the driver (`EINVAL`, `ERANGE`,
+/// `EOPNOTSUPP`) is [`HwError::Refused`]; permission problems say what to do.
+pub fn write_attr(path: &Path, value: &str, hint: &'static str) -> Result<(), HwError> {
+    let text = format!("{value}\n");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| HwError::from_io(path, e, hint))?;
+    file.write_all_at(text.as_bytes(), 0).map_err(|e| match e.raw_os_error() {
+        Some(libc::EINVAL | libc::ERANGE | libc::EOPNOTSUPP | libc::ENODATA) => HwError::Refused {
+            what: path.display().to_string(),
+            value: value.to_string(),
+            detail: e.to_string(),
+        },
+        _ => HwError::from_io(path, e, hint),
+    })?;
+    let _ = file.set_len(text.len() as u64);
+    Ok(())
+}
+
 /// Lists the entries of a directory, sorted by name; a missing directory is an empty list.
 pub fn list_dir(path: &Path) -> Result<Vec<(String, PathBuf)>, HwError> {
     let rd = match std::fs::read_dir(path) {

@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 use powerstack_hw::providers::msr::{self, DevMsr, MsrIo};
 use powerstack_hw::topology::{Cpu, CpuModel, Vendor};
 use powerstack_hw::{CpuTopology, HwError, Platform, Probe, ProbeContext, Provider, Root};
-use powerstack_model::{CounterSpec, DomainId, DomainKind, Measurement, PowerReport, Value};
+use powerstack_model::{
+    CounterSpec, DomainId, DomainKind, LimitWrite, Measurement, PowerReport, Value,
+};
 
 const SECOND_NS: u64 = 1_000_000_000;
 /// Skylake-SP's 0x606: power 1/8 W, energy 2^-14 J, time 2^-10 s.
@@ -469,7 +471,7 @@ fn probe_reads_energy_from_a_file_image_and_warns_about_limits() {
     let (topology, tw) = CpuTopology::discover(&root);
     assert!(tw.is_empty(), "{tw:?}");
     let Probe { provider, warnings } =
-        msr::probe(&ProbeContext { root: &root, topology: &topology });
+        msr::probe(&ProbeContext::new(&root, &topology));
     let p = provider.expect("an msr provider");
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].message.contains("regular file"));
@@ -495,7 +497,7 @@ fn probe_without_devices_says_how_to_get_them() {
     let dir = dev_root(2, false);
     let root = Root::new(dir.path());
     let (topology, _) = CpuTopology::discover(&root);
-    let probe = msr::probe(&ProbeContext { root: &root, topology: &topology });
+    let probe = msr::probe(&ProbeContext::new(&root, &topology));
     assert!(probe.provider.is_none());
     assert_eq!(probe.warnings.len(), 1);
     let msg = &probe.warnings[0].message;
@@ -511,4 +513,59 @@ fn msr_permission_errors_say_what_to_do() {
     );
     let msg = e.to_string();
     assert!(msg.contains("run as root") && msg.contains("msr-safe"), "{msg}");
+}
+
+fn lw(constraint: &str, watts: f64, window: Option<f64>, enabled: Option<bool>) -> LimitWrite {
+    LimitWrite { constraint: constraint.into(), limit_watts: watts, time_window_s: window, enabled }
+}
+
+#[test]
+fn writes_encode_pl1_and_pl2_keep_other_bits_and_read_back() {
+    let (t, io) = intel(0x55, 1);
+    let (p, _) = provider(&t, &io);
+    let (mut platform, _) = Platform::new(vec![p]);
+    let before = io.regs.lock().unwrap()[&(0, 0x610)];
+    platform.write_limit(0, &lw("long_term", 90.0, Some(1.0), Some(true))).unwrap();
+    let after = io.regs.lock().unwrap()[&(0, 0x610)];
+    // PL1 = 90 W / (1/8 W) = 720 = 0x2D0; PL2 (upper half) untouched.
+    assert_eq!(after & 0x7FFF, 720);
+    assert_eq!(after >> 32, before >> 32);
+    assert_ne!(after & (1 << 15), 0, "enabled");
+    let l = platform.catalog()[0].limit("long_term").unwrap();
+    assert_eq!((l.limit_watts, l.time_window_s), (Some(90.0), Some(1.0)));
+    platform.write_limit(0, &lw("short_term", 160.0, None, None)).unwrap();
+    let after2 = io.regs.lock().unwrap()[&(0, 0x610)];
+    assert_eq!((after2 >> 32) & 0x7FFF, 1280);
+    assert_eq!(after2 & 0xFFFF_FFFF, after & 0xFFFF_FFFF);
+    assert_eq!(platform.catalog()[0].limit("short_term").unwrap().limit_watts, Some(160.0));
+    // DRAM: long-term only.
+    platform.write_limit(1, &lw("long_term", 30.0, None, None)).unwrap();
+    assert_eq!(platform.catalog()[1].limit("long_term").unwrap().limit_watts, Some(30.0));
+    assert!(platform.write_limit(1, &lw("short_term", 30.0, None, None)).is_err());
+}
+
+#[test]
+fn a_locked_register_or_a_value_beyond_the_field_is_refused_untouched() {
+    let (t, io) = intel(0x55, 1);
+    io.set(0, 0x610, PKG_LIMIT | LOCK);
+    let (p, _) = provider(&t, &io);
+    let (mut platform, _) = Platform::new(vec![p]);
+    let e = platform.write_limit(0, &lw("long_term", 90.0, None, None)).unwrap_err();
+    assert!(matches!(e, HwError::Locked { .. }), "{e}");
+    assert!(e.to_string().contains("lock bit 63"), "{e}");
+    assert_eq!(io.regs.lock().unwrap()[&(0, 0x610)], PKG_LIMIT | LOCK);
+    io.set(0, 0x610, PKG_LIMIT);
+    let e = platform.write_limit(0, &lw("long_term", 5000.0, None, None)).unwrap_err();
+    assert!(matches!(e, HwError::Refused { .. }), "{e}");
+    assert_eq!(io.regs.lock().unwrap()[&(0, 0x610)], PKG_LIMIT);
+}
+
+#[test]
+fn a_file_image_cannot_be_capped() {
+    let (t, mut io) = intel(0x55, 1);
+    io.file_image = true;
+    let (p, _) = provider(&t, &io);
+    let (mut platform, _) = Platform::new(vec![p]);
+    let e = platform.write_limit(0, &lw("long_term", 90.0, None, None)).unwrap_err();
+    assert!(e.to_string().contains("file image"), "{e}");
 }

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use powerstack_hw::providers::powercap;
 use powerstack_hw::{CpuTopology, HwError, Platform, Probe, ProbeContext, Provider, Root, Warning};
 use powerstack_model::{
-    CounterSpec, DomainId, DomainKind, Measurement, NodeSource, PowerReport, Snapshot, Value,
+    CounterSpec, DomainId, DomainKind, LimitWrite, Measurement, NodeSource, PowerReport, Snapshot,
+    Value,
 };
 
 const SECOND_NS: u64 = 1_000_000_000;
@@ -78,7 +79,7 @@ impl Tree {
     fn probe(&self) -> Probe {
         let topology = CpuTopology::default();
         let root = self.root();
-        powercap::probe(&ProbeContext { root: &root, topology: &topology })
+        powercap::probe(&ProbeContext::new(&root, &topology))
     }
 
     fn provider(&self) -> (Box<dyn Provider>, Vec<Warning>) {
@@ -184,7 +185,7 @@ fn no_powercap_directory_is_no_provider_and_no_noise() {
     let dir = tempfile::tempdir().unwrap();
     let root = Root::new(dir.path());
     let topology = CpuTopology::default();
-    let probe = powercap::probe(&ProbeContext { root: &root, topology: &topology });
+    let probe = powercap::probe(&ProbeContext::new(&root, &topology));
     assert!(probe.provider.is_none());
     assert!(probe.warnings.is_empty(), "{:?}", probe.warnings);
 }
@@ -421,4 +422,50 @@ fn discovery_picks_powercap_from_the_registry() {
     );
     assert_eq!(found.platform.provider_names(), vec!["powercap"]);
     assert_eq!(found.platform.catalog()[0].id, id(DomainKind::Package, 0));
+}
+
+fn write(constraint: &str, watts: f64, window: Option<f64>, enabled: Option<bool>) -> LimitWrite {
+    LimitWrite { constraint: constraint.into(), limit_watts: watts, time_window_s: window, enabled }
+}
+
+#[test]
+fn writes_set_the_constraint_window_and_enable_and_read_back() {
+    let t = Tree::new();
+    let pkg = t.zone("intel-rapl:0", "package-0", 0, 1000);
+    set(&pkg, "enabled", 0);
+    let (p, _) = t.provider();
+    let (mut platform, _) = Platform::new(vec![p]);
+    platform.write_limit(0, &write("long_term", 95.5, Some(2.0), Some(true))).unwrap();
+    let read = |f: &str| std::fs::read_to_string(pkg.join(f)).unwrap();
+    assert_eq!(read("constraint_0_power_limit_uw"), "95500000\n");
+    assert_eq!(read("constraint_0_time_window_us"), "2000000\n");
+    assert_eq!(read("enabled"), "1\n");
+    let l = platform.catalog()[0].limit("long_term").unwrap();
+    assert_eq!((l.limit_watts, l.enabled, l.time_window_s), (Some(95.5), Some(true), Some(2.0)));
+    // The short-term constraint has no enable of its own: the zone's `enabled` is untouched.
+    platform.write_limit(0, &write("short_term", 140.0, None, Some(false))).unwrap();
+    assert_eq!(read("constraint_1_power_limit_uw"), "140000000\n");
+    assert_eq!(read("enabled"), "1\n");
+}
+
+#[test]
+fn locked_unknown_and_invalid_writes_are_refused_and_change_nothing() {
+    let t = Tree::new();
+    let pkg = t.zone("intel-rapl:0", "package-0", 0, 1000);
+    std::fs::set_permissions(
+        pkg.join("constraint_1_power_limit_uw"),
+        std::fs::Permissions::from_mode(0o444),
+    )
+    .unwrap();
+    let (p, _) = t.provider();
+    let (mut platform, _) = Platform::new(vec![p]);
+    let before = std::fs::read_to_string(pkg.join("constraint_0_power_limit_uw")).unwrap();
+    let e = platform.write_limit(0, &write("short_term", 100.0, None, None)).unwrap_err();
+    assert!(matches!(e, HwError::Locked { .. }), "{e}");
+    assert!(e.to_string().contains("package-0 short_term"), "{e}");
+    let e = platform.write_limit(0, &write("peak_power", 100.0, None, None)).unwrap_err();
+    assert!(matches!(e, HwError::Unsupported { .. }), "{e}");
+    let e = platform.write_limit(0, &write("long_term", f64::NAN, None, None)).unwrap_err();
+    assert!(matches!(e, HwError::Refused { .. }), "{e}");
+    assert_eq!(std::fs::read_to_string(pkg.join("constraint_0_power_limit_uw")).unwrap(), before);
 }

@@ -22,9 +22,109 @@ pub enum Command {
     Domains(NodeArgs),
     /// Packages, cores, CPUs and GPUs.
     Topology(NodeArgs),
+    /// Power limits: set socket, memory, GPU and node caps; show them; put the originals back.
+    #[command(subcommand)]
+    Cap(CapCommand),
     /// Simulated hardware roots for testing without hardware.
     #[command(subcommand)]
     Sim(SimCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CapCommand {
+    /// Long-term (and optionally short-term) package power limit of one or every socket.
+    Socket(CapSocketArgs),
+    /// DRAM power limit of one or every socket.
+    Mem(CapMemArgs),
+    /// Power cap of one or every GPU.
+    Gpu(CapGpuArgs),
+    /// A best-effort node cap split over every cappable domain, GPUs included.
+    Node(CapNodeArgs),
+    /// Every power limit, its range, and who set it.
+    Show(CapCommonArgs),
+    /// Put back every limit powerstack changed, as it was before powerstack first wrote it.
+    Reset(CapCommonArgs),
+}
+
+/// Options of every cap command.
+#[derive(Args, Debug, Clone)]
+pub struct CapCommonArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+
+    /// Where the restore journal is kept.
+    #[arg(
+        long,
+        env = "POWERSTACK_STATE_DIR",
+        default_value = "/var/lib/powerstack",
+        value_name = "DIR"
+    )]
+    pub state_dir: PathBuf,
+
+    /// Print the writes without making them.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CapSocketArgs {
+    /// Long-term limit in watts.
+    #[arg(allow_hyphen_values = true, value_name = "WATTS")]
+    pub watts: String,
+    /// Only this socket (default: every socket).
+    #[arg(long, value_name = "N")]
+    pub socket: Option<u32>,
+    /// Also set the short-term limit, watts.
+    #[arg(long, allow_hyphen_values = true, value_name = "WATTS")]
+    pub short_term: Option<String>,
+    /// Averaging window of the long-term limit (`1s`, `28ms`).
+    #[arg(long, value_name = "DURATION")]
+    pub time_window: Option<String>,
+    #[command(flatten)]
+    pub common: CapCommonArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct CapMemArgs {
+    /// Limit in watts.
+    #[arg(allow_hyphen_values = true, value_name = "WATTS")]
+    pub watts: String,
+    /// Only this socket (default: every socket).
+    #[arg(long, value_name = "N")]
+    pub socket: Option<u32>,
+    #[command(flatten)]
+    pub common: CapCommonArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct CapGpuArgs {
+    /// Cap in watts.
+    #[arg(allow_hyphen_values = true, value_name = "WATTS")]
+    pub watts: String,
+    /// Only this GPU, numbered in PCI bus order (default: every GPU).
+    #[arg(long, value_name = "N")]
+    pub gpu: Option<u32>,
+    #[command(flatten)]
+    pub common: CapCommonArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct CapNodeArgs {
+    /// Node cap in watts.
+    #[arg(allow_hyphen_values = true, value_name = "WATTS")]
+    pub watts: String,
+    /// How the cap is split: proportional (to each domain's maximum), uniform, or variorum (even
+    /// over sockets, as Variorum does).
+    #[arg(long, default_value = "proportional")]
+    pub policy: String,
+    /// When the cap is below what the node can reach, apply that minimum instead of refusing.
+    #[arg(long)]
+    pub clamp: bool,
+    /// How long to measure what cannot be capped before splitting the cap.
+    #[arg(long, default_value = "500ms", value_name = "DURATION")]
+    pub interval: String,
+    #[command(flatten)]
+    pub common: CapCommonArgs,
 }
 
 /// Where the hardware is and how to show results.
@@ -117,6 +217,11 @@ pub struct SimCreateArgs {
     /// Leave out the DRAM zones.
     #[arg(long)]
     pub omit_dram: bool,
+
+    /// The mock NVML library for GPU profiles (default: env POWERSTACK_MOCK_NVML, else
+    /// libpowerstack_mock_nvml.so next to this program).
+    #[arg(long, value_name = "PATH")]
+    pub nvml_mock: Option<PathBuf>,
 
     /// The directory to create (empty or absent).
     pub dir: PathBuf,

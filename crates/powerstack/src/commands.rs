@@ -293,6 +293,7 @@ fn sim_create(a: &SimCreateArgs) -> anyhow::Result<()> {
         shuffle_indices: a.shuffle_indices,
         mmio_duplicate: a.mmio_duplicate,
         omit_dram: a.omit_dram,
+        nvml_library: a.nvml_mock.clone(),
     };
     SimNode::create(&a.dir, profile, opts).with_context(|| {
         format!("creating a simulated {} root in {}", profile.as_str(), a.dir.display())

@@ -1,5 +1,6 @@
 //! The `powerstack` command: argument parsing and glue; the work is done by the library crates.
 
+mod cap;
 mod cli;
 mod commands;
 mod node;
@@ -17,6 +18,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Energy(a) => commands::energy(a),
         Command::Domains(a) => commands::domains(a),
         Command::Topology(a) => commands::topology(a),
+        Command::Cap(c) => cap::run(c),
         Command::Sim(c) => commands::sim(c),
     }
 }

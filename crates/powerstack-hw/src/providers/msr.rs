@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use powerstack_model::cpulist::format_cpulist;
 use powerstack_model::{
-    CounterSpec, DomainId, DomainInfo, DomainKind, Measurement, PowerLimit, RawEnergy,
+    CounterSpec, DomainId, DomainInfo, DomainKind, LimitWrite, Measurement, PowerLimit, RawEnergy,
 };
 
 use crate::error::{HwError, Warning};
@@ -164,6 +164,34 @@ pub fn decode_limit_half(half: u32, units: &RaplUnits) -> RaplLimit {
         clamp: half & (1 << 16) != 0,
         time_window_s: decode_time_window((half >> 17) & 0x7F, units.seconds_per_unit),
     }
+}
+
+/// Sets the limit, and optionally the enable bit and time window, in one 32-bit half of a RAPL
+/// power-limit register (the PL1 layout), keeping every other bit. The watts are rounded to the
+/// power unit; `None` when they do not fit the 15-bit field.
+pub fn encode_limit_half(
+    half: u32,
+    limit_watts: f64,
+    time_window_s: Option<f64>,
+    enabled: Option<bool>,
+    units: &RaplUnits,
+) -> Option<u32> {
+    if !(limit_watts.is_finite() && limit_watts >= 0.0 && units.watts_per_unit > 0.0) {
+        return None;
+    }
+    let field = (limit_watts / units.watts_per_unit).round();
+    if field > 0x7FFF as f64 {
+        return None;
+    }
+    let mut h = (u64::from(half) & !0x7FFF) | field as u64;
+    if let Some(on) = enabled {
+        // Enable (15) and clamp (16) together, as the kernel does for a limit it enables.
+        h = if on { h | (1 << 15) | (1 << 16) } else { h & !(1 << 15) };
+    }
+    if let Some(window) = time_window_s {
+        h = (h & !(0x7F << 17)) | (encode_time_window(window, units.seconds_per_unit) << 17);
+    }
+    Some(h as u32)
 }
 
 /// `MSR_PKG_POWER_LIMIT` (0x610), decoded.
@@ -408,6 +436,62 @@ impl Provider for Msr {
                 Err(e) => Reading::Failed(e),
             };
         }
+    }
+
+    fn write_limit(&mut self, index: usize, write: &LimitWrite) -> Result<(), HwError> {
+        let Some(info) = self.domains.get(index) else {
+            return Err(HwError::Unsupported { provider: NAME, what: format!("domain #{index}") });
+        };
+        let what = format!("{} {}", info.id, write.constraint);
+        let Some(regs) = self.limit_regs.get(index).copied().flatten() else {
+            let why = if self.io.is_file_image() {
+                "its limit registers cannot be read from a file image"
+            } else {
+                "it has no RAPL limit register"
+            };
+            return Err(HwError::Unsupported { provider: NAME, what: format!("{what} ({why})") });
+        };
+        let (cpu, addr, units, upper, lock_bit) = match (regs, write.constraint.as_str()) {
+            (LimitRegs::Package { cpu, units }, "long_term") => {
+                (cpu, INTEL_PKG_POWER_LIMIT, units, false, 63)
+            }
+            (LimitRegs::Package { cpu, units }, "short_term") => {
+                (cpu, INTEL_PKG_POWER_LIMIT, units, true, 63)
+            }
+            (LimitRegs::Dram { cpu, units }, "long_term") => {
+                (cpu, INTEL_DRAM_POWER_LIMIT, units, false, 31)
+            }
+            _ => return Err(HwError::Unsupported { provider: NAME, what }),
+        };
+        let raw = self.io.read(cpu, addr)?;
+        if raw & (1u64 << lock_bit) != 0 {
+            return Err(HwError::Locked {
+                what,
+                why: format!("lock bit {lock_bit} of MSR {addr:#x} is set"),
+            });
+        }
+        let half = if upper { (raw >> 32) as u32 } else { raw as u32 };
+        let Some(new_half) =
+            encode_limit_half(half, write.limit_watts, write.time_window_s, write.enabled, &units)
+        else {
+            return Err(HwError::Refused {
+                what,
+                value: format!("{} W", write.limit_watts),
+                detail: format!(
+                    "does not fit the 15-bit field in units of {} W",
+                    units.watts_per_unit
+                ),
+            });
+        };
+        let new = if upper {
+            (raw & 0xFFFF_FFFF) | (u64::from(new_half) << 32)
+        } else {
+            (raw & !0xFFFF_FFFF) | u64::from(new_half)
+        };
+        self.io.write(cpu, addr, new)?;
+        let limits = read_limits(self.io.as_mut(), regs)?;
+        self.domains[index].limits = limits;
+        Ok(())
     }
 
     fn refresh_limits(&mut self) -> Vec<Warning> {

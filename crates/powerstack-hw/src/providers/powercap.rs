@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 
 use powerstack_model::{
-    CounterSpec, DomainId, DomainInfo, DomainKind, Measurement, PowerLimit, RawEnergy,
+    CounterSpec, DomainId, DomainInfo, DomainKind, LimitWrite, Measurement, PowerLimit, RawEnergy,
 };
 
 use crate::error::{HwError, Warning};
@@ -159,6 +159,54 @@ impl Provider for Powercap {
                 Err(e) => Reading::Failed(e),
             };
         }
+    }
+
+    fn write_limit(&mut self, index: usize, write: &LimitWrite) -> Result<(), HwError> {
+        let (Some(info), Some(zone)) = (self.domains.get(index), self.zones.get(index)) else {
+            return Err(HwError::Unsupported { provider: NAME, what: format!("domain #{index}") });
+        };
+        let what = format!("{} {}", info.id, write.constraint);
+        let Some(&number) = zone.constraints.iter().find(|&&c| {
+            file::read_trimmed(
+                &zone.dir.join(format!("constraint_{c}_name")),
+                "powercap constraint",
+            )
+            .is_ok_and(|name| name == write.constraint)
+        }) else {
+            return Err(HwError::Unsupported { provider: NAME, what });
+        };
+        let attr = |a: &str| zone.dir.join(format!("constraint_{number}_{a}"));
+        let limit_path = attr("power_limit_uw");
+        if !file::is_writable(&limit_path) {
+            return Err(HwError::Locked {
+                what,
+                why: format!("{} is read-only", limit_path.display()),
+            });
+        }
+        if !(write.limit_watts.is_finite() && write.limit_watts >= 0.0) {
+            return Err(HwError::Refused {
+                what,
+                value: write.limit_watts.to_string(),
+                detail: "not a power".into(),
+            });
+        }
+        // The window first, so the new limit never applies over a stale window; the enable last.
+        if let Some(window_s) = write.time_window_s {
+            let us = (window_s * 1e6).round() as u64;
+            file::write_attr(&attr("time_window_us"), &us.to_string(), "powercap constraint")?;
+        }
+        let uw = (write.limit_watts * 1e6).round() as u64;
+        file::write_attr(&limit_path, &uw.to_string(), "powercap constraint")?;
+        if let (Some(enabled), 0) = (write.enabled, number) {
+            file::write_attr(
+                &zone.dir.join("enabled"),
+                if enabled { "1" } else { "0" },
+                "powercap zone",
+            )?;
+        }
+        let limits = read_limits(&zone.dir, &zone.constraints)?;
+        self.domains[index].limits = limits;
+        Ok(())
     }
 
     fn refresh_limits(&mut self) -> Vec<Warning> {

@@ -1,0 +1,248 @@
+//! The restore journal: what every control powerstack wrote was set to before its first write.
+//!
+//! `STATE_DIR/journal.json` (internal state, not an API) holds, per control, the original setting
+//! and the last value powerstack wrote (and who wrote it). A write session marks the journal as
+//! in progress before its first write and clears the mark when it has finished (or rolled back);
+//! a mark found at start means a previous run died part way, and the originals are put back.
+//!
+//! `STATE_DIR/lock` is held with an exclusive `flock` for the life of a [`Journal`], so one writer
+//! changes controls at a time; a second caller waits.
+
+use std::fs::File;
+use std::io::Write as _;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::CapError;
+
+/// Identifies one control across runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlKey {
+    /// The provider (`powercap`, `msr`, `hwmon`, `nvml`).
+    pub provider: String,
+    /// The domain (`package-0`, `gpu-2`).
+    pub domain: String,
+    /// The constraint (`long_term`, `short_term`, `cap`).
+    pub constraint: String,
+}
+
+impl std::fmt::Display for ControlKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} ({})", self.domain, self.constraint, self.provider)
+    }
+}
+
+/// A control's setting, as far as restoring it goes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Setting {
+    /// The limit, watts.
+    pub limit_watts: Option<f64>,
+    /// The averaging window, seconds.
+    pub time_window_s: Option<f64>,
+    /// The enable.
+    pub enabled: Option<bool>,
+}
+
+/// A write powerstack made.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Written {
+    /// The limit written, watts (as read back).
+    pub limit_watts: f64,
+    /// When, µs since the Unix epoch.
+    pub at_unix_us: i64,
+    /// Who: user name (or uid) of the process.
+    pub by: String,
+    /// What: the command or API call.
+    pub via: String,
+}
+
+/// One journaled control.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Which control.
+    pub key: ControlKey,
+    /// Where it lives, for people (`intel-rapl:0`).
+    pub source: String,
+    /// Its setting before powerstack first wrote it.
+    pub original: Setting,
+    /// The last write powerstack made.
+    pub last_written: Option<Written>,
+}
+
+/// A write session that has not finished.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InProgress {
+    /// When it began, µs since the Unix epoch.
+    pub started_unix_us: i64,
+    /// The process.
+    pub pid: u32,
+    /// What it was doing.
+    pub via: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+struct JournalFile {
+    version: u32,
+    in_progress: Option<InProgress>,
+    entries: Vec<Entry>,
+}
+
+const VERSION: u32 = 1;
+
+/// The journal, locked for this process.
+pub struct Journal {
+    dir: PathBuf,
+    data: JournalFile,
+    _lock: File,
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal in `state_dir`, waiting for any other writer.
+    /// A malformed journal is an error, never silently replaced: it may hold the only record of
+    /// the original limits.
+    pub fn open(state_dir: &Path) -> Result<Journal, CapError> {
+        let io = |e: std::io::Error| CapError::State {
+            path: state_dir.to_path_buf(),
+            detail: e.to_string(),
+        };
+        std::fs::create_dir_all(state_dir).map_err(io)?;
+        let lock_path = state_dir.join("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| CapError::State { path: lock_path.clone(), detail: e.to_string() })?;
+        // SAFETY: flock on a valid, open file descriptor owned by `lock` for the life of the call.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(CapError::State {
+                path: lock_path,
+                detail: std::io::Error::last_os_error().to_string(),
+            });
+        }
+        let path = state_dir.join("journal.json");
+        let data = match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str::<JournalFile>(&text).map_err(|e| CapError::State {
+                path: path.clone(),
+                detail: format!(
+                    "malformed journal ({e}); it records the limits to restore: repair it, or move it away if you accept losing them"
+                ),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => JournalFile { version: VERSION, ..Default::default() },
+            Err(e) => return Err(CapError::State { path, detail: e.to_string() }),
+        };
+        if data.version != VERSION {
+            return Err(CapError::State {
+                path,
+                detail: format!(
+                    "journal version {} is not {VERSION}: written by another powerstack version",
+                    data.version
+                ),
+            });
+        }
+        Ok(Journal { dir: state_dir.to_path_buf(), data, _lock: lock })
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every journaled control.
+    pub fn entries(&self) -> &[Entry] {
+        &self.data.entries
+    }
+
+    /// The entry of a control.
+    pub fn entry(&self, key: &ControlKey) -> Option<&Entry> {
+        self.data.entries.iter().find(|e| &e.key == key)
+    }
+
+    /// The unfinished session left by a run that died, if any.
+    pub fn in_progress(&self) -> Option<&InProgress> {
+        self.data.in_progress.as_ref()
+    }
+
+    /// Records originals not yet known and marks a session in progress; saved before any write.
+    pub fn begin(
+        &mut self,
+        originals: Vec<(ControlKey, String, Setting)>,
+        via: &str,
+    ) -> Result<(), CapError> {
+        for (key, source, original) in originals {
+            if self.entry(&key).is_none() {
+                self.data.entries.push(Entry { key, source, original, last_written: None });
+            }
+        }
+        self.data.in_progress = Some(InProgress {
+            started_unix_us: now_unix_us(),
+            pid: std::process::id(),
+            via: via.to_string(),
+        });
+        self.save()
+    }
+
+    /// Records a successful write.
+    pub fn record_write(&mut self, key: &ControlKey, written: Written) {
+        if let Some(e) = self.data.entries.iter_mut().find(|e| &e.key == key) {
+            e.last_written = Some(written);
+        }
+    }
+
+    /// Ends the session and saves.
+    pub fn finish(&mut self) -> Result<(), CapError> {
+        self.data.in_progress = None;
+        self.save()
+    }
+
+    /// Forgets controls whose originals were restored, ends any session and saves.
+    pub fn forget(&mut self, restored: &[ControlKey]) -> Result<(), CapError> {
+        self.data.entries.retain(|e| !restored.contains(&e.key));
+        self.data.in_progress = None;
+        self.save()
+    }
+
+    /// Writes the journal atomically: a temporary file, fsync, rename, fsync of the directory.
+    fn save(&self) -> Result<(), CapError> {
+        let path = self.dir.join("journal.json");
+        let tmp = self.dir.join("journal.json.tmp");
+        let io = |p: &Path, e: std::io::Error| CapError::State {
+            path: p.to_path_buf(),
+            detail: e.to_string(),
+        };
+        let text = serde_json::to_string_pretty(&self.data)
+            .map_err(|e| CapError::State { path: path.clone(), detail: e.to_string() })?;
+        let mut f = File::create(&tmp).map_err(|e| io(&tmp, e))?;
+        f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| io(&tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+        if let Ok(d) = File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+}
+
+/// Wall-clock µs since the Unix epoch.
+pub fn now_unix_us() -> i64 {
+    powerstack_hw::platform::unix_us()
+}
+
+/// The user running this process, for "who set it".
+pub fn current_user() -> String {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let name = std::fs::read_to_string("/etc/passwd").ok().and_then(|text| {
+        text.lines().find_map(|l| {
+            let mut f = l.split(':');
+            let name = f.next()?;
+            let id: u32 = f.nth(1)?.parse().ok()?;
+            (id == uid).then(|| name.to_string())
+        })
+    });
+    match name {
+        Some(n) => format!("{n} (uid {uid})"),
+        None => format!("uid {uid}"),
+    }
+}

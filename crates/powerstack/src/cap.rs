@@ -1,0 +1,411 @@
+//! `powerstack cap ...`: glue between the arguments and `powerstack-cap`.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use powerstack_api::cap::{CAP_SCHEMA, CAPS_SCHEMA, CapControlV1, CapResultV1, CapWriteV1, CapsV1};
+use powerstack_api::table;
+use powerstack_cap::{Capper, Done, Planned, Policy, Request, allocate, node_cap_inputs};
+use powerstack_hw::Platform;
+use powerstack_model::duration::parse_duration;
+use powerstack_model::{DomainInfo, DomainKind, LimitWrite};
+
+use crate::cli::{CapCommand, CapCommonArgs, Format};
+use crate::node::{self, Node};
+use crate::output::{self, emit};
+
+/// Parses a power given on the command line. NaN, infinities and negative values parse here and
+/// are refused by validation with the domain's range.
+fn watts(text: &str) -> anyhow::Result<f64> {
+    text.trim()
+        .parse::<f64>()
+        .map_err(|_| anyhow::anyhow!("invalid power {text:?}: expected watts, like 150 or 87.5"))
+}
+
+/// The command line, for the journal's "who set it".
+fn via() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!("powerstack {}", args.join(" "))
+}
+
+/// Catalog indices of the domains of `kind`, or of the one numbered `only`.
+fn select(
+    catalog: &[DomainInfo],
+    kind: DomainKind,
+    only: Option<u32>,
+    what: &str,
+) -> anyhow::Result<Vec<usize>> {
+    let all: Vec<usize> =
+        catalog.iter().enumerate().filter(|(_, d)| d.id.kind == kind).map(|(i, _)| i).collect();
+    if all.is_empty() {
+        bail!("this node has no {what} domain that powerstack can see");
+    }
+    match only {
+        None => Ok(all),
+        Some(n) => {
+            let chosen: Vec<usize> =
+                all.iter().copied().filter(|&i| catalog[i].id.index == n).collect();
+            if chosen.is_empty() {
+                let names: Vec<String> = all.iter().map(|&i| catalog[i].id.to_string()).collect();
+                bail!("{kind}-{n} does not exist on this node; it has {}", names.join(", "));
+            }
+            Ok(chosen)
+        }
+    }
+}
+
+fn write(
+    constraint: &str,
+    limit_watts: f64,
+    time_window_s: Option<f64>,
+    enabled: Option<bool>,
+) -> LimitWrite {
+    LimitWrite { constraint: constraint.to_string(), limit_watts, time_window_s, enabled }
+}
+
+/// Node-cap details for the output.
+#[derive(Default)]
+struct NodeCap {
+    policy: Option<String>,
+    cap_watts: Option<f64>,
+    uncappable_watts: Option<f64>,
+    clamped: bool,
+}
+
+/// `powerstack cap ...`.
+pub fn run(cmd: &CapCommand) -> anyhow::Result<()> {
+    match cmd {
+        CapCommand::Socket(a) => {
+            let long = watts(&a.watts)?;
+            let short = a.short_term.as_deref().map(watts).transpose()?;
+            let window = a
+                .time_window
+                .as_deref()
+                .map(|t| {
+                    parse_duration(t)
+                        .map(|d| d.as_secs_f64())
+                        .map_err(|e| anyhow::anyhow!("--time-window: {e}"))
+                })
+                .transpose()?;
+            change(&a.common, "socket", |p| {
+                let mut reqs = Vec::new();
+                for i in select(p.catalog(), DomainKind::Package, a.socket, "CPU package")? {
+                    reqs.push(Request {
+                        index: i,
+                        write: write("long_term", long, window, Some(true)),
+                    });
+                    if let Some(s) = short {
+                        reqs.push(Request { index: i, write: write("short_term", s, None, None) });
+                    }
+                }
+                Ok((reqs, NodeCap::default()))
+            })
+        }
+        CapCommand::Mem(a) => {
+            let w = watts(&a.watts)?;
+            change(&a.common, "mem", |p| {
+                let reqs = select(p.catalog(), DomainKind::Memory, a.socket, "memory")?
+                    .into_iter()
+                    .map(|i| Request { index: i, write: write("long_term", w, None, Some(true)) })
+                    .collect();
+                Ok((reqs, NodeCap::default()))
+            })
+        }
+        CapCommand::Gpu(a) => {
+            let w = watts(&a.watts)?;
+            change(&a.common, "gpu", |p| {
+                let reqs = select(p.catalog(), DomainKind::Gpu, a.gpu, "GPU")?
+                    .into_iter()
+                    .map(|i| Request { index: i, write: write("cap", w, None, None) })
+                    .collect();
+                Ok((reqs, NodeCap::default()))
+            })
+        }
+        CapCommand::Node(a) => {
+            let w = watts(&a.watts)?;
+            if !w.is_finite() || w <= 0.0 {
+                bail!("node cap {w} W is not a valid power limit: give a positive number of watts");
+            }
+            let policy: Policy =
+                a.policy.parse().map_err(|e: String| anyhow::anyhow!("--policy: {e}"))?;
+            let interval =
+                parse_duration(&a.interval).map_err(|e| anyhow::anyhow!("--interval: {e}"))?;
+            if interval < Duration::from_millis(10) || interval > Duration::from_secs(60) {
+                bail!("--interval {}: must be between 10ms and 60s", a.interval);
+            }
+            change(&a.common, "node", |p| {
+                let report = p.measure(interval);
+                let (cappable, uncappable) = node_cap_inputs(p.catalog(), &report);
+                let domains: Vec<_> = cappable.iter().map(|(_, c)| c.clone()).collect();
+                if policy != Policy::Variorum {
+                    let most = uncappable + domains.iter().map(|c| c.max_watts).sum::<f64>();
+                    let least = uncappable + domains.iter().map(|c| c.min_watts).sum::<f64>();
+                    if w > most {
+                        bail!(
+                            "node cap {w} W is above the most this node can draw with every limit at its maximum ({most:.1} W); allowed [{least:.1} W .. {most:.1} W], or `powerstack cap reset` to lift the caps"
+                        );
+                    }
+                }
+                let alloc = allocate(policy, w, &domains, uncappable, a.clamp)?;
+                let reqs = alloc
+                    .shares
+                    .iter()
+                    .filter_map(|(id, share)| {
+                        let (i, _) = cappable.iter().find(|(_, c)| c.id == *id)?;
+                        let constraint = powerstack_cap::node_cap_constraint(id.kind)?;
+                        let enable = (constraint == "long_term").then_some(true);
+                        // Round to a milliwatt: hardware rounds further, and read-back allows for it.
+                        let share = (share * 1000.0).round() / 1000.0;
+                        Some(Request { index: *i, write: write(constraint, share, None, enable) })
+                    })
+                    .collect();
+                Ok((
+                    reqs,
+                    NodeCap {
+                        policy: Some(policy.as_str().to_string()),
+                        cap_watts: Some(w),
+                        uncappable_watts: Some(alloc.uncappable_watts),
+                        clamped: alloc.clamped,
+                    },
+                ))
+            })
+        }
+        CapCommand::Show(a) => show(a),
+        CapCommand::Reset(a) => reset(a),
+    }
+}
+
+fn result_doc(node: &Node, command: &str, dry_run: bool, cap: NodeCap) -> CapResultV1 {
+    CapResultV1 {
+        schema: CAP_SCHEMA.to_string(),
+        hostname: node.origin.hostname.clone(),
+        simulated: node.origin.simulated.is_some(),
+        simulated_profile: node.origin.simulated.clone(),
+        command: command.to_string(),
+        dry_run,
+        policy: cap.policy,
+        node_cap_watts: cap.cap_watts,
+        uncappable_watts: cap.uncappable_watts,
+        clamped: cap.clamped,
+        writes: Vec::new(),
+        recovered: Vec::new(),
+        warnings: Vec::new(),
+    }
+}
+
+fn write_doc(catalog: &[DomainInfo], p: &Planned, read_back: Option<f64>) -> CapWriteV1 {
+    let info = &catalog[p.index];
+    CapWriteV1 {
+        domain: info.id.kind.to_string(),
+        index: info.id.index,
+        constraint: p.write.constraint.clone(),
+        previous_watts: p.previous.limit_watts,
+        requested_watts: p.write.limit_watts,
+        read_back_watts: read_back,
+        time_window_s: p.write.time_window_s,
+        provider: info.provider.to_string(),
+        source: info.source.clone(),
+    }
+}
+
+fn print_result(format: Format, doc: &CapResultV1) -> anyhow::Result<()> {
+    match format {
+        Format::Json => emit(&serde_json::to_string(doc).context("encoding JSON")?),
+        Format::Table => emit(&table::cap_result(doc)),
+        other => bail!("--format {other:?} is not available for cap; use table or json"),
+    }
+}
+
+fn recovered_lines(r: &powerstack_cap::Restored) -> Vec<String> {
+    let mut lines: Vec<String> = r
+        .restored
+        .iter()
+        .map(|k| format!("a previous run was interrupted while writing; restored {k}"))
+        .collect();
+    lines.extend(r.failed.iter().map(|(k, why)| format!("could not restore {k}: {why}")));
+    lines
+}
+
+/// Plans (and unless `--dry-run`, applies) the requests built by `build` from the node's platform.
+fn change(
+    common: &CapCommonArgs,
+    command: &str,
+    build: impl FnOnce(&mut Platform) -> anyhow::Result<(Vec<Request>, NodeCap)>,
+) -> anyhow::Result<()> {
+    let format = output::format(common.node.format);
+    if !matches!(format, Format::Json | Format::Table) {
+        bail!("--format {format:?} is not available for cap; use table or json");
+    }
+    let mut node = node::open(&common.node)?;
+    if common.dry_run {
+        let platform = &mut node.discovery.platform;
+        let (requests, cap) = build(platform)?;
+        let plan = powerstack_cap::plan(platform.catalog(), &requests)?;
+        let mut doc = result_doc(&node, command, true, cap);
+        doc.writes =
+            plan.iter().map(|p| write_doc(node.discovery.platform.catalog(), p, None)).collect();
+        return print_result(format, &doc);
+    }
+    let via = via();
+    let (done, recovered, cap) = {
+        let platform = &mut node.discovery.platform;
+        let (mut capper, recovered) = Capper::open(platform, &common.state_dir, &via)?;
+        let (requests, cap) = build(capper.platform())?;
+        let plan = capper.plan(&requests)?;
+        let done: Vec<Done> = capper.apply(&plan)?;
+        (done, recovered, cap)
+    };
+    let mut doc = result_doc(&node, command, false, cap);
+    let catalog = node.discovery.platform.catalog();
+    doc.writes = done.iter().map(|d| write_doc(catalog, &d.planned, d.read_back_watts)).collect();
+    if let Some(r) = &recovered {
+        doc.recovered = recovered_lines(r);
+    }
+    print_result(format, &doc)
+}
+
+fn reset(common: &CapCommonArgs) -> anyhow::Result<()> {
+    let format = output::format(common.node.format);
+    let mut node = node::open(&common.node)?;
+    if common.dry_run {
+        let journal = powerstack_cap::Journal::open(&common.state_dir)?;
+        let mut doc = result_doc(&node, "reset", true, NodeCap::default());
+        doc.writes = journal
+            .entries()
+            .iter()
+            .map(|e| CapWriteV1 {
+                domain: e.key.domain.clone(),
+                index: 0,
+                constraint: e.key.constraint.clone(),
+                previous_watts: e.last_written.as_ref().map(|w| w.limit_watts),
+                requested_watts: e.original.limit_watts.unwrap_or(0.0),
+                read_back_watts: None,
+                time_window_s: e.original.time_window_s,
+                provider: e.key.provider.clone(),
+                source: e.source.clone(),
+            })
+            .collect();
+        return print_result(format, &doc);
+    }
+    let via = via();
+    let (restored, recovered) = {
+        let (mut capper, recovered) =
+            Capper::open(&mut node.discovery.platform, &common.state_dir, &via)?;
+        (capper.reset()?, recovered)
+    };
+    let mut doc = result_doc(&node, "reset", false, NodeCap::default());
+    if let Some(r) = &recovered {
+        doc.recovered = recovered_lines(r);
+    }
+    let catalog = node.discovery.platform.catalog();
+    for key in restored.restored.iter().chain(recovered.iter().flat_map(|r| r.restored.iter())) {
+        if let Some(info) =
+            catalog.iter().find(|d| d.id.to_string() == key.domain && d.provider == key.provider)
+        {
+            let now = info.limit(&key.constraint);
+            doc.writes.push(CapWriteV1 {
+                domain: info.id.kind.to_string(),
+                index: info.id.index,
+                constraint: key.constraint.clone(),
+                previous_watts: None,
+                requested_watts: now.and_then(|l| l.limit_watts).unwrap_or(0.0),
+                read_back_watts: now.and_then(|l| l.limit_watts),
+                time_window_s: now.and_then(|l| l.time_window_s),
+                provider: info.provider.to_string(),
+                source: info.source.clone(),
+            });
+        }
+    }
+    for (k, why) in &restored.failed {
+        doc.warnings.push(format!("could not restore {k}: {why}"));
+    }
+    print_result(format, &doc)?;
+    if !restored.failed.is_empty() {
+        bail!(
+            "{} limit(s) could not be restored; they stay in the journal for the next reset",
+            restored.failed.len()
+        );
+    }
+    Ok(())
+}
+
+fn show(common: &CapCommonArgs) -> anyhow::Result<()> {
+    let format = output::format(common.node.format);
+    let mut node = node::open(&common.node)?;
+    let mut warnings: Vec<String> =
+        node.discovery.platform.refresh_limits().into_iter().map(|w| w.to_string()).collect();
+    // Reading the journal needs no lock for long; a missing state directory just means nothing
+    // was ever written by powerstack here.
+    let journal = if common.state_dir.join("journal.json").exists() {
+        match powerstack_cap::Journal::open(&common.state_dir) {
+            Ok(j) => Some(j),
+            Err(e) => {
+                warnings.push(format!("who set the limits is unknown: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(p) = journal.as_ref().and_then(|j| j.in_progress()) {
+        warnings.push(format!(
+            "a previous run (pid {}, {}) was interrupted while writing limits; the next cap command restores the originals",
+            p.pid, p.via
+        ));
+    }
+    let mut controls = Vec::new();
+    for info in node.discovery.platform.catalog() {
+        for l in &info.limits {
+            let key = powerstack_cap::key_of(info, &l.name);
+            let entry = journal.as_ref().and_then(|j| j.entry(&key));
+            let (set_by, detail, at, original) = match entry {
+                Some(e) => {
+                    let last = e.last_written.as_ref();
+                    let in_force = match (last, l.limit_watts) {
+                        (Some(w), Some(now)) => (w.limit_watts - now).abs() <= 0.5,
+                        _ => false,
+                    };
+                    let by = if in_force { "powerstack" } else { "outside powerstack" };
+                    (
+                        by.to_string(),
+                        last.map(|w| format!("{} via {}", w.by, w.via)),
+                        last.map(|w| w.at_unix_us),
+                        e.original.limit_watts,
+                    )
+                }
+                None => ("not powerstack".to_string(), None, None, None),
+            };
+            controls.push(CapControlV1 {
+                domain: info.id.kind.to_string(),
+                index: info.id.index,
+                constraint: l.name.clone(),
+                limit_watts: l.limit_watts,
+                min_watts: l.min_watts,
+                max_watts: l.max_watts,
+                default_watts: l.default_watts,
+                time_window_s: l.time_window_s,
+                enabled: l.enabled,
+                locked: l.locked,
+                provider: info.provider.to_string(),
+                source: info.source.clone(),
+                set_by,
+                set_detail: detail,
+                set_at_unix_us: at,
+                original_watts: original,
+            });
+        }
+    }
+    let doc = CapsV1 {
+        schema: CAPS_SCHEMA.to_string(),
+        hostname: node.origin.hostname.clone(),
+        simulated: node.origin.simulated.is_some(),
+        simulated_profile: node.origin.simulated.clone(),
+        controls,
+        warnings,
+    };
+    match format {
+        Format::Json => emit(&serde_json::to_string(&doc).context("encoding JSON")?),
+        Format::Table => emit(&table::caps(&doc)),
+        other => bail!("--format {other:?} is not available for cap show; use table or json"),
+    }
+}

@@ -1,0 +1,318 @@
+//! `powerstack cap ...` through the built binary on simulated nodes.
+
+use std::path::Path;
+use std::process::Command;
+
+use assert_cmd::cargo::CommandCargoExt;
+use serde_json::Value;
+
+struct Run {
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(args: &[&str]) -> Run {
+    let out = Command::cargo_bin("powerstack")
+        .unwrap()
+        .env_remove("POWERSTACK_ROOT")
+        .env_remove("POWERSTACK_SIMULATE")
+        .env_remove("POWERSTACK_STATE_DIR")
+        .args(args)
+        .output()
+        .unwrap();
+    Run {
+        status: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+struct Node {
+    root: tempfile::TempDir,
+    state: tempfile::TempDir,
+}
+
+impl Node {
+    fn new(profile: &str) -> Node {
+        let root = tempfile::tempdir().unwrap();
+        let r = run(&["sim", "create", "--profile", profile, root.path().to_str().unwrap()]);
+        assert_eq!(r.status, 0, "{}", r.stderr);
+        Node { root, state: tempfile::tempdir().unwrap() }
+    }
+
+    /// `powerstack cap ARGS --root R --state-dir S --format json`.
+    fn cap(&self, args: &[&str]) -> Run {
+        let mut all = vec!["cap"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&[
+            "--root",
+            self.root.path().to_str().unwrap(),
+            "--state-dir",
+            self.state.path().to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        run(&all)
+    }
+
+    fn file(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.root.path().join(rel)).unwrap().trim().to_string()
+    }
+
+    /// Every file under the root with its content, to show nothing changed.
+    fn snapshot(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        walk(self.root.path(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<(String, String)>) {
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        let ft = e.file_type().unwrap();
+        if ft.is_dir() {
+            walk(&p, out);
+        } else if ft.is_file()
+            && (p.to_string_lossy().contains("constraint_")
+                || p.ends_with("enabled")
+                || p.to_string_lossy().contains("_cap"))
+        {
+            out.push((p.display().to_string(), std::fs::read_to_string(&p).unwrap_or_default()));
+        }
+    }
+}
+
+fn json(text: &str) -> Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
+}
+
+const PKG0: &str = "sys/class/powercap/intel-rapl:0/constraint_0_power_limit_uw";
+const PKG1: &str = "sys/class/powercap/intel-rapl:1/constraint_0_power_limit_uw";
+
+#[test]
+fn cap_socket_sets_every_socket_or_one_and_reset_puts_them_back() {
+    let n = Node::new("intel-2s");
+    let r = n.cap(&["socket", "120"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let doc = json(&r.stdout);
+    assert_eq!(doc["schema"], "powerstack.cap.v1");
+    assert_eq!(doc["writes"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["writes"][0]["read_back_watts"], 120.0);
+    assert_eq!(doc["writes"][0]["previous_watts"], 150.0);
+    assert_eq!((n.file(PKG0).as_str(), n.file(PKG1).as_str()), ("120000000", "120000000"));
+
+    let r =
+        n.cap(&["socket", "100", "--socket", "1", "--short-term", "140", "--time-window", "2s"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(n.file(PKG0), "120000000");
+    assert_eq!(n.file(PKG1), "100000000");
+    assert_eq!(n.file("sys/class/powercap/intel-rapl:1/constraint_1_power_limit_uw"), "140000000");
+    assert_eq!(n.file("sys/class/powercap/intel-rapl:1/constraint_0_time_window_us"), "2000000");
+
+    let show = json(&n.cap(&["show"]).stdout);
+    let pkg1 = show["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["domain"] == "package" && c["index"] == 1 && c["constraint"] == "long_term")
+        .unwrap();
+    assert_eq!(pkg1["set_by"], "powerstack");
+    assert_eq!(pkg1["original_watts"], 150.0);
+    assert!(pkg1["set_detail"].as_str().unwrap().contains("cap socket 100"), "{pkg1}");
+    let psys =
+        show["controls"].as_array().unwrap().iter().find(|c| c["domain"] == "platform").unwrap();
+    assert_eq!(psys["set_by"], "not powerstack");
+
+    let r = n.cap(&["reset"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!((n.file(PKG0).as_str(), n.file(PKG1).as_str()), ("150000000", "150000000"));
+    assert_eq!(n.file("sys/class/powercap/intel-rapl:1/constraint_1_power_limit_uw"), "180000000");
+    assert_eq!(n.file("sys/class/powercap/intel-rapl:1/constraint_0_time_window_us"), "999424");
+    // A second reset has nothing left to do.
+    let r = n.cap(&["reset"]);
+    assert_eq!(r.status, 0);
+    assert!(json(&r.stdout)["writes"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn cap_mem_enables_and_sets_the_dram_limit() {
+    let n = Node::new("intel-2s");
+    let r = n.cap(&["mem", "30", "--socket", "0"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(
+        n.file("sys/class/powercap/intel-rapl:0/intel-rapl:0:0/constraint_0_power_limit_uw"),
+        "30000000"
+    );
+    assert_eq!(n.file("sys/class/powercap/intel-rapl:0/intel-rapl:0:0/enabled"), "1");
+    n.cap(&["reset"]);
+    assert_eq!(
+        n.file("sys/class/powercap/intel-rapl:0/intel-rapl:0:0/enabled"),
+        "0",
+        "the enable is restored too"
+    );
+}
+
+#[test]
+fn cap_node_prints_the_allocation_and_refuses_what_the_node_cannot_reach() {
+    let n = Node::new("intel-2s");
+    let r = n.cap(&["node", "250", "--interval", "50ms"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let doc = json(&r.stdout);
+    assert_eq!(doc["policy"], "proportional");
+    assert_eq!(doc["node_cap_watts"], 250.0);
+    let writes = doc["writes"].as_array().unwrap();
+    assert_eq!(writes.len(), 4, "two packages and two DRAM limits: {writes:?}");
+    let total: f64 = writes.iter().map(|w| w["requested_watts"].as_f64().unwrap()).sum();
+    let uncappable = doc["uncappable_watts"].as_f64().unwrap();
+    assert!((total + uncappable - 250.0).abs() < 0.01, "{total} + {uncappable}");
+
+    let before = n.snapshot();
+    // Below reach: refused with the minimum, nothing changed.
+    let r = n.cap(&["node", "50", "--interval", "50ms"]);
+    assert_eq!(r.status, 1);
+    assert!(
+        r.stderr.contains("below the lowest this node can reach") && r.stderr.contains("--clamp"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(n.snapshot(), before);
+    // --clamp applies the minimum instead.
+    let r = n.cap(&["node", "50", "--clamp", "--interval", "50ms"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(json(&r.stdout)["clamped"], true);
+}
+
+#[test]
+fn cap_node_variorum_splits_evenly_over_sockets() {
+    let n = Node::new("intel-2s");
+    let r = n.cap(&["node", "201", "--policy", "variorum", "--interval", "50ms"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let doc = json(&r.stdout);
+    let writes: Vec<f64> = doc["writes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["requested_watts"].as_f64().unwrap())
+        .collect();
+    assert_eq!(writes, vec![100.0, 100.0]);
+}
+
+#[test]
+fn dry_run_prints_the_writes_and_changes_nothing() {
+    let n = Node::new("intel-2s");
+    let before = n.snapshot();
+    let r = n.cap(&["node", "250", "--dry-run", "--interval", "50ms"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let doc = json(&r.stdout);
+    assert_eq!(doc["dry_run"], true);
+    assert_eq!(doc["writes"].as_array().unwrap().len(), 4);
+    assert!(doc["writes"][0]["read_back_watts"].is_null());
+    assert_eq!(n.snapshot(), before);
+    assert!(!n.state.path().join("journal.json").exists(), "a dry run records nothing");
+}
+
+#[test]
+fn bad_input_is_one_line_naming_the_domain_and_range_and_nothing_changes() {
+    let n = Node::new("intel-2s");
+    let before = n.snapshot();
+    let cases: &[(&[&str], &str)] = &[
+        (&["node", "-5"], "not a valid power limit"),
+        (&["node", "nan"], "not a valid power limit"),
+        (&["node", "1e12", "--interval", "50ms"], "above the most this node can draw"),
+        (
+            &["socket", "-5"],
+            "package-0 long_term: -5 is not a valid power limit; allowed [above 0 W .. 150 W]",
+        ),
+        (&["socket", "1e12"], "package-0 long_term: 1000000000000 W is outside the allowed range"),
+        (&["socket", "abc"], "invalid power \"abc\""),
+        (
+            &["socket", "100", "--socket", "7"],
+            "package-7 does not exist on this node; it has package-0, package-1",
+        ),
+        (&["gpu", "300"], "no GPU domain"),
+        (&["node", "300", "--policy", "greedy"], "unknown policy"),
+    ];
+    for (args, expect) in cases {
+        let r = n.cap(args);
+        assert_eq!(r.status, 1, "{args:?}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(expect), "{args:?}: {}", r.stderr);
+    }
+    assert_eq!(n.snapshot(), before);
+}
+
+#[test]
+fn a_read_only_constraint_is_refused_and_a_later_write_rolls_back() {
+    use std::os::unix::fs::PermissionsExt;
+    let n = Node::new("intel-2s");
+    // package-1's long-term limit is read-only (locked by the firmware).
+    std::fs::set_permissions(n.root.path().join(PKG1), std::fs::Permissions::from_mode(0o444))
+        .unwrap();
+    let r = n.cap(&["socket", "110"]);
+    assert_eq!(r.status, 1);
+    assert!(r.stderr.contains("package-1 long_term is locked"), "{}", r.stderr);
+    assert_eq!(n.file(PKG0), "150000000", "validation runs before any write");
+}
+
+#[test]
+fn a_crash_left_in_the_journal_is_repaired_at_the_next_start() {
+    let n = Node::new("intel-2s");
+    // A run that recorded the original, wrote, and died before finishing.
+    let journal = serde_json::json!({
+        "version": 1,
+        "in_progress": {"started_unix_us": 1, "pid": 999999, "via": "powerstack cap socket 60"},
+        "entries": [{
+            "key": {"provider": "powercap", "domain": "package-0", "constraint": "long_term"},
+            "source": "intel-rapl:0",
+            "original": {"limit_watts": 150.0, "time_window_s": 0.999424, "enabled": true},
+            "last_written": null
+        }]
+    });
+    std::fs::write(n.state.path().join("journal.json"), journal.to_string()).unwrap();
+    std::fs::write(n.root.path().join(PKG0), "60000000\n").unwrap();
+    let show = json(&n.cap(&["show"]).stdout);
+    assert!(
+        show["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("interrupted"))
+    );
+    let r = n.cap(&["socket", "130", "--socket", "1"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let doc = json(&r.stdout);
+    assert!(doc["recovered"][0].as_str().unwrap().contains("package-0 long_term"), "{doc}");
+    assert_eq!(n.file(PKG0), "150000000");
+    assert_eq!(n.file(PKG1), "130000000");
+}
+
+#[test]
+fn the_sim_honours_a_cap_written_by_the_cli() {
+    let n = Node::new("intel-2s");
+    let root = n.root.path().to_str().unwrap();
+    let r = n.cap(&["socket", "80", "--socket", "0"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let mut sim = std::process::Command::cargo_bin("powerstack")
+        .unwrap()
+        .args(["sim", "run", "--tick", "2ms", root])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let r = run(&["power", "--root", root, "--interval", "1s", "--format", "json"]);
+    let _ = sim.kill();
+    let _ = sim.wait();
+    let doc = json(&r.stdout);
+    let pkg0 = doc["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["domain"] == "package" && d["index"] == 0)
+        .unwrap();
+    let w = pkg0["power_watts"].as_f64().unwrap();
+    assert!(w <= 80.0 * 1.01 && w > 70.0, "package-0 draws {w} W under an 80 W cap");
+}
