@@ -61,8 +61,12 @@ impl Platform {
         let mut warnings = Vec::new();
         let mut catalog: Vec<DomainInfo> = Vec::new();
         let mut slots = Vec::new();
+        let gpu_source = per_device_gpu_provider(&providers, &mut warnings);
         for (p, provider) in providers.iter().enumerate() {
             for (i, info) in provider.domains().iter().enumerate() {
+                if info.id.kind == DomainKind::Gpu && gpu_source.is_some_and(|g| g != p) {
+                    continue;
+                }
                 if let Some(kept) = catalog.iter().find(|c| c.id == info.id) {
                     warnings.push(Warning::new(
                         provider.name(),
@@ -253,6 +257,43 @@ impl Platform {
         self.last_mono_ns = Some(mono_ns);
         Snapshot { mono_ns, unix_us, values }
     }
+}
+
+/// When providers disagree on how many GPUs there are, they count different things: a board
+/// controller's accelerator modules (HPE Cray `accelN`, one per MI250X with two GPU devices) against
+/// a driver's devices. The provider with the most GPU domains (per device, the granularity caps
+/// apply to) is then the only source of GPU domains. Returns its index, or `None` when the counts
+/// agree (ordinary per-domain priority applies).
+fn per_device_gpu_provider(
+    providers: &[Box<dyn Provider>],
+    warnings: &mut Vec<Warning>,
+) -> Option<usize> {
+    let counts: Vec<(usize, usize)> = providers
+        .iter()
+        .enumerate()
+        .map(|(p, prov)| {
+            (p, prov.domains().iter().filter(|d| d.id.kind == DomainKind::Gpu).count())
+        })
+        .filter(|&(_, n)| n > 0)
+        .collect();
+    let first = counts.first()?.1;
+    if counts.iter().all(|&(_, n)| n == first) {
+        return None;
+    }
+    let &(best, most) = counts.iter().max_by_key(|&&(p, n)| (n, std::cmp::Reverse(p)))?;
+    for &(p, n) in &counts {
+        if p != best {
+            warnings.push(Warning::new(
+                providers[p].name(),
+                format!(
+                    "its {n} GPU domain(s) cover the {most} GPU devices that {} reports one by one; using {}'s",
+                    providers[best].name(),
+                    providers[best].name()
+                ),
+            ));
+        }
+    }
+    Some(best)
 }
 
 fn warn_once(reported: &mut bool, out: &mut Vec<Warning>, provider: &'static str, message: String) {
