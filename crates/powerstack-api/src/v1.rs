@@ -43,7 +43,8 @@ pub struct PowerV1 {
     pub simulated_profile: Option<String>,
     /// Node power in watts, `null` when nothing could be measured.
     pub node_power_watts: Option<f64>,
-    /// Where the node figure comes from: `pm_counters`, `power_meter`, `psys`, or `sum`.
+    /// Where the node figure comes from: `pm_counters`, `power_meter`, `psys`, `psys+gpus` (the
+    /// platform domain does not cover discrete GPUs), or `sum`.
     pub node_source: Option<String>,
     /// With `node_source` = `sum`: the domains added up (`package-0`, `memory-0`, `gpu-1`, ...).
     pub node_parts: Vec<String>,
@@ -249,6 +250,13 @@ pub fn node_source_name(catalog: &[DomainInfo], source: &NodeSource) -> String {
             Some(d) => d.provider.to_string(),
             None => "unknown".to_string(),
         },
+        NodeSource::Sum(parts)
+            if parts
+                .iter()
+                .any(|&i| catalog.get(i).is_some_and(|d| d.id.kind == DomainKind::Platform)) =>
+        {
+            "psys+gpus".to_string()
+        }
         NodeSource::Sum(_) => "sum".to_string(),
     }
 }
@@ -356,35 +364,33 @@ impl EnergyV1 {
     }
 }
 
-/// The node's energy: a direct node (then platform) counter, else the sum of packages, memory and
-/// GPUs. Returns the joules and the source token.
+/// The node's energy: a direct node counter; else the platform counter (psys) plus the GPUs' (psys
+/// does not cover discrete GPUs); else the sum of packages, memory and GPUs. Returns the joules
+/// and the source token.
 pub fn node_energy(
     catalog: &[DomainInfo],
     energies: &[Option<f64>],
 ) -> (Option<f64>, Option<String>) {
-    for kind in [DomainKind::Node, DomainKind::Platform] {
-        if let Some((i, _)) = catalog
-            .iter()
-            .enumerate()
-            .find(|(i, d)| d.id.kind == kind && energies.get(*i).copied().flatten().is_some())
-        {
-            let src = node_source_name(catalog, &NodeSource::Direct(i));
-            return (energies[i], Some(src));
-        }
+    let energy = |i: usize| energies.get(i).copied().flatten();
+    let of_kind = |kinds: &[DomainKind]| -> Vec<usize> {
+        (0..catalog.len())
+            .filter(|&i| kinds.contains(&catalog[i].id.kind) && energy(i).is_some())
+            .collect()
+    };
+    if let Some(&i) = of_kind(&[DomainKind::Node]).first() {
+        return (energy(i), Some(node_source_name(catalog, &NodeSource::Direct(i))));
     }
-    let parts: Vec<f64> = catalog
-        .iter()
-        .enumerate()
-        .filter(|(_, d)| {
-            matches!(d.id.kind, DomainKind::Package | DomainKind::Memory | DomainKind::Gpu)
-        })
-        .filter_map(|(i, _)| energies.get(i).copied().flatten())
-        .collect();
+    let gpus = of_kind(&[DomainKind::Gpu]);
+    if let Some(&p) = of_kind(&[DomainKind::Platform]).first() {
+        let total = energy(p).unwrap_or(0.0) + gpus.iter().filter_map(|&i| energy(i)).sum::<f64>();
+        let source = if gpus.is_empty() { "psys" } else { "psys+gpus" };
+        return (Some(total), Some(source.to_string()));
+    }
+    let parts = of_kind(&[DomainKind::Package, DomainKind::Memory, DomainKind::Gpu]);
     if parts.is_empty() {
-        (None, None)
-    } else {
-        (Some(parts.iter().sum()), Some("sum".to_string()))
+        return (None, None);
     }
+    (Some(parts.iter().filter_map(|&i| energy(i)).sum()), Some("sum".to_string()))
 }
 
 impl DomainsV1 {

@@ -263,11 +263,18 @@ pub fn node_cap_inputs(
     }
     // With a direct node measurement, everything outside the cappable domains is uncappable
     // (fans, board, NICs, uncapped memory); otherwise only the uncapped components are known.
+    // A node figure that contains a direct measure (a node meter, or psys) covers what the
+    // components do not: the difference is uncappable.
+    let direct = |i: &usize| catalog.get(*i).is_some_and(|d| d.id.kind.is_node_level());
     let uncappable = match &report.node {
-        Some(n) if matches!(n.source, powerstack_model::NodeSource::Direct(_)) => {
-            (n.watts - capped_watts).max(0.0)
-        }
-        _ => uncapped_components,
+        Some(n) => match &n.source {
+            powerstack_model::NodeSource::Direct(_) => (n.watts - capped_watts).max(0.0),
+            powerstack_model::NodeSource::Sum(parts) if parts.iter().any(direct) => {
+                (n.watts - capped_watts).max(0.0)
+            }
+            powerstack_model::NodeSource::Sum(_) => uncapped_components,
+        },
+        None => uncapped_components,
     };
     (cappable, uncappable)
 }

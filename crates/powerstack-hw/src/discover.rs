@@ -1,5 +1,7 @@
 //! Discovery: probe the registered providers under a root and join what they found.
 
+use std::path::PathBuf;
+
 use powerstack_model::DomainKind;
 
 use crate::error::Warning;
@@ -44,10 +46,22 @@ pub struct Discovery {
     pub warnings: Vec<Warning>,
 }
 
+/// Options of discovery beyond the root and the selection.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DiscoverOptions {
+    /// The NVML library to load instead of the one found by the `nvml` provider's rules.
+    pub nvml_lib: Option<PathBuf>,
+}
+
 /// Probes the selected providers under `root`.
 pub fn discover(root: &Root, selection: &Selection) -> Discovery {
+    discover_with(root, selection, &DiscoverOptions::default())
+}
+
+/// Probes the selected providers under `root`, with options.
+pub fn discover_with(root: &Root, selection: &Selection, options: &DiscoverOptions) -> Discovery {
     let (topology, mut warnings) = CpuTopology::discover(root);
-    let ctx = ProbeContext { root, topology: &topology };
+    let ctx = ProbeContext { root, topology: &topology, nvml_lib: options.nvml_lib.clone() };
     let mut providers: Vec<Box<dyn Provider>> = Vec::new();
     let order: Vec<Source> = match selection {
         Selection::Auto => REGISTRY.iter().map(|r| r.source).collect(),

@@ -20,13 +20,14 @@
 pub mod discover;
 pub mod error;
 pub mod file;
+pub mod numa;
 pub mod platform;
 pub mod provider;
 pub mod providers;
 pub mod root;
 pub mod topology;
 
-pub use discover::{Discovery, Selection, discover};
+pub use discover::{DiscoverOptions, Discovery, Selection, discover, discover_with};
 pub use error::{HwError, Warning};
 pub use platform::Platform;
 pub use provider::{Probe, ProbeContext, Provider, Reading};

@@ -76,4 +76,14 @@ pub struct ProbeContext<'a> {
     pub root: &'a Root,
     /// The CPU topology, discovered first.
     pub topology: &'a crate::topology::CpuTopology,
+    /// The NVML library to load, when given explicitly (`--nvml-lib`); else the `nvml` provider
+    /// looks for `libnvidia-ml.so.1` as its documentation says.
+    pub nvml_lib: Option<std::path::PathBuf>,
+}
+
+impl<'a> ProbeContext<'a> {
+    /// A context with default options.
+    pub fn new(root: &'a Root, topology: &'a crate::topology::CpuTopology) -> Self {
+        ProbeContext { root, topology, nvml_lib: None }
+    }
 }

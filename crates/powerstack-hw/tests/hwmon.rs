@@ -6,8 +6,10 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
 use powerstack_hw::providers::hwmon::{self, Hwmon};
-use powerstack_hw::{CpuTopology, Platform, Provider, Reading, Root, Selection, Source};
-use powerstack_model::{DomainId, DomainKind, Measurement, NodeSource, PowerReport, Value};
+use powerstack_hw::{CpuTopology, HwError, Platform, Provider, Reading, Root, Selection, Source};
+use powerstack_model::{
+    DomainId, DomainKind, LimitWrite, Measurement, NodeSource, PowerReport, Value,
+};
 use tempfile::TempDir;
 
 const ACPI_METER: &str = "LNXSYSTM:00/LNXSYBUS:00/ACPI000D:00";
@@ -192,12 +194,14 @@ fn amdgpu_power_cap_and_label() {
     assert_eq!(d.id, GPU0);
     assert_eq!(d.source, "amdgpu 0000:03:00.0 power1_average");
     assert_eq!(d.label.as_deref(), Some("PPT"));
-    assert_eq!(d.socket, None, "numa_node -1 is an unknown socket");
+    assert_eq!(d.socket, Some(0), "numa_node -1 on a one-package node: its only package");
     let cap = &d.limits[0];
     assert_eq!(
         (cap.limit_watts, cap.min_watts, cap.max_watts),
         (Some(250.0), Some(100.0), Some(300.0))
     );
+    assert_eq!(cap.default_watts, Some(250.0), "from power1_cap_default");
+    assert_eq!((cap.time_window_s, cap.enabled), (None, None));
     assert!(!cap.locked);
     assert!(d.is_controllable());
     // The average is preferred over the instantaneous input.
@@ -498,4 +502,177 @@ fn discovery_finds_hwmon_through_the_registry() {
     let found = powerstack_hw::discover(&t.root(), &Selection::Only(vec![Source::Hwmon]));
     assert_eq!(found.platform.provider_names(), vec![hwmon::NAME]);
     assert_eq!(found.platform.catalog()[0].id, DomainId::NODE);
+}
+
+fn cap_write(watts: f64) -> LimitWrite {
+    LimitWrite { constraint: "cap".into(), limit_watts: watts, time_window_s: None, enabled: None }
+}
+
+fn mode(path: &Path, mode: u32) {
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn a_cap_without_a_default_has_none() {
+    let t = Tree::new();
+    let dev = t.pci_gpu("0000:03:00.0", 0);
+    t.chip("hwmon1", &dev, "amdgpu", &[("power1_average", "1000000"), ("power1_cap", "0")]);
+    let (p, _) = t.open();
+    let cap = &p.domains()[0].limits[0];
+    assert_eq!((cap.limit_watts, cap.default_watts, cap.max_watts), (None, None, None));
+}
+
+#[test]
+fn i915_and_xe_report_power1_max_as_the_cap() {
+    let t = Tree::new();
+    t.cpus(&[(0, 0)]);
+    let a = t.pci_gpu("0000:03:00.0", 0);
+    let b = t.pci_gpu("0000:04:00.0", 0);
+    t.chip(
+        "hwmon2",
+        &a,
+        "i915",
+        &[
+            ("energy1_input", "1000000"),
+            ("power1_max", "150000000"),
+            ("power1_max_interval", "28"),
+            ("power1_rated_max", "190000000"),
+            ("power1_crit", "400000000"),
+        ],
+    );
+    let xe = t.chip(
+        "hwmon1",
+        &b,
+        "xe",
+        &[
+            ("energy1_input", "1"),
+            ("energy1_label", "card"),
+            ("power1_max", "0"),
+            ("power1_rated_max", "0"),
+        ],
+    );
+    mode(&xe.join("power1_max"), 0o444);
+    let (p, w) = t.open();
+    assert!(w.is_empty(), "{w:?}");
+    let i915 = p.domains()[0].limit("cap").unwrap();
+    assert_eq!(i915.limit_watts, Some(150.0));
+    assert_eq!(i915.time_window_s, Some(0.028), "power1_max_interval is in ms");
+    assert_eq!((i915.max_watts, i915.default_watts), (Some(190.0), Some(190.0)));
+    assert_eq!((i915.min_watts, i915.enabled, i915.locked), (None, Some(true), false));
+    let xe = p.domains()[1].limit("cap").unwrap();
+    assert_eq!((xe.limit_watts, xe.enabled), (None, Some(false)), "0 disables PL1");
+    assert_eq!((xe.max_watts, xe.time_window_s), (None, None), "a rated max of 0 is unknown");
+    assert!(xe.locked);
+}
+
+#[test]
+fn write_limit_writes_the_cap_and_reads_the_limit_back() {
+    let t = Tree::new();
+    t.cpus(&[(0, 0)]);
+    let dev = t.pci_gpu("0000:03:00.0", 0);
+    let gpu = t.chip(
+        "hwmon1",
+        &dev,
+        "amdgpu",
+        &[
+            ("power1_average", "100000000"),
+            ("power1_cap", "250000000"),
+            ("power1_cap_min", "0"),
+            ("power1_cap_max", "300000000"),
+            ("power1_cap_default", "300000000"),
+        ],
+    );
+    let meter = t.chip(
+        "hwmon0",
+        ACPI_METER,
+        "power_meter",
+        &[("power1_average", "350000000"), ("power1_cap", "0")],
+    );
+    let (mut p, _) = t.open();
+    let gpu_i = p.domains().iter().position(|d| d.id == GPU0).unwrap();
+    // What the driver now says about the range: the read-back picks it up with the new value.
+    set(&gpu.join("power1_cap_max"), "280000000\n");
+    p.write_limit(gpu_i, &cap_write(200.0000004)).unwrap();
+    assert_eq!(fs::read_to_string(gpu.join("power1_cap")).unwrap(), "200000000\n", "µW, rounded");
+    let cap = p.domains()[gpu_i].limit("cap").unwrap();
+    assert_eq!((cap.limit_watts, cap.max_watts), (Some(200.0), Some(280.0)));
+    assert_eq!(cap.default_watts, Some(300.0));
+    // The node meter's cap is written the same way, through the platform's catalog too.
+    let mut pf = platform(p);
+    let node_i = pf.catalog().iter().position(|d| d.id == DomainId::NODE).unwrap();
+    pf.write_limit(node_i, &cap_write(450.5)).unwrap();
+    assert_eq!(fs::read_to_string(meter.join("power1_cap")).unwrap(), "450500000\n");
+    assert_eq!(pf.catalog()[node_i].limits[0].limit_watts, Some(450.5));
+    // 0 W is uncapped.
+    pf.write_limit(node_i, &cap_write(0.0)).unwrap();
+    assert_eq!(pf.catalog()[node_i].limits[0].limit_watts, None);
+}
+
+#[test]
+fn write_limit_on_i915_writes_power1_max_and_its_interval() {
+    let t = Tree::new();
+    let dev = t.pci_gpu("0000:03:00.0", 0);
+    let chip = t.chip(
+        "hwmon1",
+        &dev,
+        "i915",
+        &[("energy1_input", "1"), ("power1_max", "0"), ("power1_max_interval", "28")],
+    );
+    let (mut p, _) = t.open();
+    let w = LimitWrite { time_window_s: Some(0.5), ..cap_write(120.0) };
+    p.write_limit(0, &w).unwrap();
+    assert_eq!(fs::read_to_string(chip.join("power1_max")).unwrap(), "120000000\n");
+    assert_eq!(fs::read_to_string(chip.join("power1_max_interval")).unwrap(), "500\n");
+    let cap = p.domains()[0].limit("cap").unwrap();
+    assert_eq!(
+        (cap.limit_watts, cap.time_window_s, cap.enabled),
+        (Some(120.0), Some(0.5), Some(true))
+    );
+    // Without a window the interval is left alone.
+    p.write_limit(0, &cap_write(110.0)).unwrap();
+    assert_eq!(fs::read_to_string(chip.join("power1_max_interval")).unwrap(), "500\n");
+}
+
+#[test]
+fn a_locked_cap_is_refused_and_left_unchanged() {
+    let t = Tree::new();
+    let dev = t.pci_gpu("0000:03:00.0", 0);
+    let chip =
+        t.chip("hwmon1", &dev, "amdgpu", &[("power1_average", "1"), ("power1_cap", "250000000")]);
+    mode(&chip.join("power1_cap"), 0o444);
+    let (mut p, _) = t.open();
+    assert!(p.domains()[0].limits[0].locked);
+    let e = p.write_limit(0, &cap_write(200.0)).unwrap_err();
+    assert!(matches!(e, HwError::Locked { .. }), "{e:?}");
+    assert!(e.to_string().contains("gpu-0 cap") && e.to_string().contains("power1_cap"), "{e}");
+    assert_eq!(fs::read_to_string(chip.join("power1_cap")).unwrap(), "250000000\n");
+}
+
+#[test]
+fn what_hwmon_cannot_write_is_unsupported_and_nothing_is_written() {
+    let t = Tree::new();
+    let dev = t.pci_gpu("0000:03:00.0", 0);
+    let chip =
+        t.chip("hwmon1", &dev, "amdgpu", &[("power1_average", "1"), ("power1_cap", "250000000")]);
+    t.chip("hwmon0", ACPI_METER, "power_meter", &[("power1_average", "1")]);
+    let (mut p, _) = t.open();
+    let gpu_i = p.domains().iter().position(|d| d.id == GPU0).unwrap();
+    let node_i = p.domains().iter().position(|d| d.id == DomainId::NODE).unwrap();
+    let unsupported = |r: Result<(), HwError>| match r {
+        Err(e @ HwError::Unsupported { .. }) => e.to_string(),
+        other => panic!("{other:?}"),
+    };
+    let long_term = LimitWrite { constraint: "long_term".into(), ..cap_write(200.0) };
+    let msg = unsupported(p.write_limit(gpu_i, &long_term));
+    assert!(msg.contains("gpu-0 long_term") && msg.contains("hwmon"), "{msg}");
+    let window = LimitWrite { time_window_s: Some(1.0), ..cap_write(200.0) };
+    assert!(unsupported(p.write_limit(gpu_i, &window)).contains("time window"));
+    let disable = LimitWrite { enabled: Some(false), ..cap_write(200.0) };
+    unsupported(p.write_limit(gpu_i, &disable));
+    assert!(unsupported(p.write_limit(node_i, &cap_write(200.0))).contains("no power cap"));
+    unsupported(p.write_limit(9, &cap_write(200.0)));
+    assert_eq!(fs::read_to_string(chip.join("power1_cap")).unwrap(), "250000000\n");
+    // A value that is not a power is refused, naming it.
+    let e = p.write_limit(gpu_i, &cap_write(f64::NAN)).unwrap_err();
+    assert!(matches!(e, HwError::Refused { .. }) && e.to_string().contains("NaN"), "{e}");
 }

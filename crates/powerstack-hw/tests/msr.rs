@@ -470,8 +470,7 @@ fn probe_reads_energy_from_a_file_image_and_warns_about_limits() {
     let root = Root::new(dir.path());
     let (topology, tw) = CpuTopology::discover(&root);
     assert!(tw.is_empty(), "{tw:?}");
-    let Probe { provider, warnings } =
-        msr::probe(&ProbeContext::new(&root, &topology));
+    let Probe { provider, warnings } = msr::probe(&ProbeContext::new(&root, &topology));
     let p = provider.expect("an msr provider");
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].message.contains("regular file"));

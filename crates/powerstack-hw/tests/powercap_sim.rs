@@ -27,8 +27,7 @@ fn sim(profile: Profile, opts: SimOptions) -> Sim {
 
 impl Sim {
     fn probe(&self, f: fn(&ProbeContext<'_>) -> Probe) -> (Box<dyn Provider>, Vec<String>) {
-        let Probe { provider, warnings } =
-            f(&ProbeContext { root: &self.root, topology: &self.topology });
+        let Probe { provider, warnings } = f(&ProbeContext::new(&self.root, &self.topology));
         (provider.expect("a provider"), warnings.iter().map(|w| w.to_string()).collect())
     }
 

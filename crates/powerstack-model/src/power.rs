@@ -21,7 +21,8 @@ pub enum NodeSource {
     /// A direct measure of the node: the catalog index of a [`DomainKind::Node`] or
     /// [`DomainKind::Platform`] domain.
     Direct(usize),
-    /// The sum of these catalog entries (packages, memory and GPUs).
+    /// The sum of these catalog entries: packages, memory and GPUs; or the platform domain (psys)
+    /// and the GPUs it does not cover.
     Sum(Vec<usize>),
 }
 
@@ -94,25 +95,36 @@ fn domain_power(a: Value, b: Value, interval_s: f64) -> (Option<f64>, Option<f64
     }
 }
 
-/// Picks the node figure: a direct node measure (node before platform, in catalog order), else the
-/// sum of packages, memory and GPUs.
+/// Picks the node figure: a direct node measure (a board controller or power meter), else the
+/// RAPL platform domain (psys) plus the GPUs, which psys does not cover, else the sum of packages,
+/// memory and GPUs.
 fn choose_node(catalog: &[DomainInfo], domains: &[DomainPower]) -> Option<NodePower> {
-    for kind in [DomainKind::Node, DomainKind::Platform] {
-        let direct = domains.iter().enumerate().find(|(_, d)| d.id.kind == kind);
-        if let Some((i, d)) = direct
-            && let Some(w) = d.power_watts
-        {
-            return Some(NodePower { watts: w, source: NodeSource::Direct(i) });
-        }
+    if let Some((i, d)) = domains.iter().enumerate().find(|(_, d)| d.id.kind == DomainKind::Node)
+        && let Some(w) = d.power_watts
+    {
+        return Some(NodePower { watts: w, source: NodeSource::Direct(i) });
     }
-    let parts: Vec<usize> = catalog
-        .iter()
-        .enumerate()
-        .filter(|(_, info)| {
-            matches!(info.id.kind, DomainKind::Package | DomainKind::Memory | DomainKind::Gpu)
+    let measured = |i: &usize| domains[*i].power_watts.is_some();
+    let gpus: Vec<usize> = (0..catalog.len())
+        .filter(|&i| catalog[i].id.kind == DomainKind::Gpu)
+        .filter(measured)
+        .collect();
+    if let Some(p) = (0..catalog.len()).find(|&i| catalog[i].id.kind == DomainKind::Platform)
+        && let Some(w) = domains[p].power_watts
+    {
+        if gpus.is_empty() {
+            return Some(NodePower { watts: w, source: NodeSource::Direct(p) });
+        }
+        let watts = w + gpus.iter().filter_map(|&i| domains[i].power_watts).sum::<f64>();
+        let mut parts = vec![p];
+        parts.extend(gpus);
+        return Some(NodePower { watts, source: NodeSource::Sum(parts) });
+    }
+    let parts: Vec<usize> = (0..catalog.len())
+        .filter(|&i| {
+            matches!(catalog[i].id.kind, DomainKind::Package | DomainKind::Memory | DomainKind::Gpu)
         })
-        .filter(|(i, _)| domains[*i].power_watts.is_some())
-        .map(|(i, _)| i)
+        .filter(measured)
         .collect();
     if parts.is_empty() {
         return None;
@@ -174,6 +186,23 @@ mod tests {
         let b = snap(1_000_000_000, vec![energy(100.0), energy(180.0)]);
         let r = PowerReport::between(&cat, &a, &b);
         assert_eq!(r.node.unwrap(), NodePower { watts: 180.0, source: NodeSource::Direct(1) });
+    }
+
+    #[test]
+    fn psys_does_not_cover_discrete_gpus() {
+        let e = Measurement::Energy(CounterSpec::non_wrapping(1e-6));
+        let cat = vec![
+            info(DomainKind::Platform, 0, e),
+            info(DomainKind::Package, 0, e),
+            info(DomainKind::Gpu, 0, e),
+        ];
+        let a = snap(0, vec![energy(0.0), energy(0.0), energy(0.0)]);
+        let b = snap(1_000_000_000, vec![energy(200.0), energy(100.0), energy(300.0)]);
+        let r = PowerReport::between(&cat, &a, &b);
+        assert_eq!(
+            r.node.unwrap(),
+            NodePower { watts: 500.0, source: NodeSource::Sum(vec![0, 2]) }
+        );
     }
 
     #[test]

@@ -12,9 +12,9 @@ use crate::error::SimError;
 use crate::fsutil::{OutFile, create_file, mkdirs, symlink_rel, write_file};
 use crate::io::{
     CapRole, Control, CtlKind, Device, HwmonKind, HwmonOut, ImgReg, Io, LimitSync, MsrImage,
-    PmComp, PmCounters, RegRef, Zone,
+    NvmlGpu, PmComp, PmCounters, RegRef, Zone,
 };
-use crate::model::{self, CRAY_ACCELS, Caps};
+use crate::model::{self, CRAY_ACCELS, Caps, Key, MI250X_GCDS, NVIDIA_GPUS};
 use crate::msr::{Reg, Shared};
 use crate::profile::{CpuSpec, Profile, SimOptions};
 use crate::rapl::{
@@ -102,15 +102,23 @@ pub(crate) fn build(
     };
     let p0 = model::powers(profile, opts, opts.pattern.load_at(opts.load, 0.0), &Caps::default());
     for c in &mut s.comps {
-        c.power = p0.get(&c.id).copied().unwrap_or(0.0);
+        c.power = p0.get(&c.key).copied().unwrap_or(0.0);
     }
     let mut io = Io::default();
     common(&b, profile)?;
     match profile {
         Profile::Intel2s => intel(&b, opts, &mut s, &mut io)?,
         Profile::Amd2s => amd(&b, opts, &mut s, &mut io)?,
-        Profile::CrayEx => cray(&b, &s, &mut io)?,
+        Profile::CrayEx => cray(&b, profile, &s, &mut io)?,
         Profile::HwmonNode => hwmon(&b, opts, &s, &mut io)?,
+        Profile::Nvidia4gpu => {
+            intel(&b, opts, &mut s, &mut io)?;
+            nvidia(&b, opts, &s, &mut io)?;
+        }
+        Profile::AmdMi250x => {
+            cray(&b, profile, &s, &mut io)?;
+            mi250x(&b, &s, &mut io)?;
+        }
     }
     if fresh {
         for img in &mut io.images {
@@ -122,8 +130,12 @@ pub(crate) fn build(
 
 /// The index of a component (the component lists are fixed per profile).
 pub(crate) fn ci(s: &Shared, kind: DomainKind, index: u32) -> usize {
-    let id = DomainId::new(kind, index);
-    s.comps.iter().position(|c| c.id == id).unwrap_or(0)
+    ck(s, Key::Domain(DomainId::new(kind, index)))
+}
+
+/// The index of the component with `key`.
+pub(crate) fn ck(s: &Shared, key: Key) -> usize {
+    s.comps.iter().position(|c| c.key == key).unwrap_or(0)
 }
 
 fn counter(
@@ -201,8 +213,8 @@ struct Cpufreq {
 }
 
 fn cpufreq_spec(profile: Profile) -> Cpufreq {
-    match profile {
-        Profile::Intel2s => Cpufreq {
+    match profile.cpu_profile() {
+        Profile::Intel2s | Profile::Nvidia4gpu => Cpufreq {
             driver: "intel_pstate",
             governors: "performance powersave",
             governor: "powersave",
@@ -231,7 +243,7 @@ fn cpufreq_spec(profile: Profile) -> Cpufreq {
                 ("amd_pstate_lowest_nonlinear_freq", "1500000"),
             ],
         },
-        Profile::CrayEx => Cpufreq {
+        Profile::CrayEx | Profile::AmdMi250x => Cpufreq {
             driver: "acpi-cpufreq",
             governors: "conservative ondemand userspace powersave performance schedutil",
             governor: "performance",
@@ -264,7 +276,7 @@ fn cpufreq_spec(profile: Profile) -> Cpufreq {
 fn idle_states(
     profile: Profile,
 ) -> (&'static str, &'static [(&'static str, &'static str, u32, u32)]) {
-    match profile {
+    match profile.cpu_profile() {
         Profile::Intel2s => (
             "intel_idle",
             &[
@@ -381,7 +393,22 @@ fn common(b: &B<'_>, profile: Profile) -> Result<(), SimError> {
     b.file(&format!("{cpu}/cpuidle/current_governor"), "menu\n", 0o644)?;
     b.file(&format!("{cpu}/cpuidle/current_governor_ro"), "menu\n", 0o444)?;
     b.file(&format!("{cpu}/cpuidle/available_governors"), "ladder menu teo \n", 0o444)?;
-    match profile {
+    // NUMA nodes: how hwmon and NVML readers map a device's numa_node to a package.
+    let nodes = profile.numa_nodes();
+    let node_dir = "sys/devices/system/node";
+    let all_nodes = format!("0-{}\n", nodes.len().saturating_sub(1));
+    for f in ["online", "possible", "has_cpu", "has_normal_memory"] {
+        b.file(&format!("{node_dir}/{f}"), &all_nodes, 0o444)?;
+    }
+    for (n, cpus) in nodes.iter().enumerate() {
+        let d = format!("{node_dir}/node{n}");
+        b.file(&format!("{d}/cpulist"), &format!("{}\n", format_cpulist(cpus)), 0o444)?;
+        for c in cpus {
+            b.link(&format!("{cpu}/cpu{c}/node{n}"), &d)?;
+            b.link(&format!("{d}/cpu{c}"), &format!("{cpu}/cpu{c}"))?;
+        }
+    }
+    match profile.cpu_profile() {
         Profile::Intel2s => {
             for (f, v) in [
                 ("status", "active"),
@@ -408,9 +435,7 @@ fn common(b: &B<'_>, profile: Profile) -> Result<(), SimError> {
             }
         }
         Profile::Amd2s => b.file(&format!("{cpu}/amd_pstate/status"), "active\n", 0o644)?,
-        Profile::CrayEx | Profile::HwmonNode => {
-            b.file(&format!("{cpu}/cpufreq/boost"), "1\n", 0o644)?
-        }
+        _ => b.file(&format!("{cpu}/cpufreq/boost"), "1\n", 0o644)?,
     }
     Ok(())
 }
@@ -761,29 +786,43 @@ fn amd(b: &B<'_>, opts: &SimOptions, s: &mut Shared, io: &mut Io) -> Result<(), 
 
 pub(crate) const PM_DIR: &str = "sys/cray/pm_counters";
 
-fn cray(b: &B<'_>, s: &Shared, io: &mut Io) -> Result<(), SimError> {
+fn cray(b: &B<'_>, profile: Profile, s: &Shared, io: &mut Io) -> Result<(), SimError> {
     let ts = UNIX_START_US;
-    let mut names: Vec<(DomainId, String, u64)> = vec![
-        (DomainId::NODE, String::new(), 5_123_456),
-        (DomainId::new(DomainKind::Package, 0), "cpu_".into(), 1_234_567),
-        (DomainId::new(DomainKind::Memory, 0), "memory_".into(), 234_567),
+    // (component, domain removable by `remove_device`, file prefix, initial joules)
+    let mut names: Vec<(Key, Option<DomainId>, String, u64)> = vec![
+        (Key::Domain(DomainId::NODE), Some(DomainId::NODE), String::new(), 5_123_456),
+        (
+            Key::Domain(DomainId::new(DomainKind::Package, 0)),
+            Some(DomainId::new(DomainKind::Package, 0)),
+            "cpu_".into(),
+            1_234_567,
+        ),
+        (
+            Key::Domain(DomainId::new(DomainKind::Memory, 0)),
+            Some(DomainId::new(DomainKind::Memory, 0)),
+            "memory_".into(),
+            234_567,
+        ),
     ];
     for k in 0..CRAY_ACCELS {
-        names.push((
-            DomainId::new(DomainKind::Gpu, k),
-            format!("accel{k}_"),
-            987_654 + 11_111 * u64::from(k),
-        ));
+        // amd-mi250x: accelK is module K (its GPU numbers are the GCDs, removed through hwmon).
+        let (key, removable) = if profile == Profile::AmdMi250x {
+            (Key::Module(k), None)
+        } else {
+            let id = DomainId::new(DomainKind::Gpu, k);
+            (Key::Domain(id), Some(id))
+        };
+        names.push((key, removable, format!("accel{k}_"), 987_654 + 11_111 * u64::from(k)));
     }
     let mut comps = Vec::new();
-    for (id, prefix, offset) in names {
-        let comp = ci(s, id.kind, id.index);
+    for (key, removable, prefix, offset) in names {
+        let comp = ck(s, key);
         let w = s.comps.get(comp).map_or(0.0, |c| c.power);
         let (pr, er) = (format!("{PM_DIR}/{prefix}power"), format!("{PM_DIR}/{prefix}energy"));
         let power = b.out(&pr, &format!("{} W {ts} us\n", w.round() as u64), 0o444)?;
         let energy = b.out(&er, &format!("{offset} J {ts} us\n"), 0o444)?;
         io.devices.push(Device {
-            ids: vec![id],
+            ids: removable.into_iter().collect(),
             truncate: vec![b.p(&pr), b.p(&er)],
             remove: vec![b.p(&pr), b.p(&er)],
             removed: false,
@@ -896,6 +935,239 @@ fn hwmon(b: &B<'_>, opts: &SimOptions, s: &Shared, io: &mut Io) -> Result<(), Si
         b.file(&format!("{chip}/temp1_input"), "38850\n", 0o444)?;
         b.link(&format!("{chip}/device"), NVME_DEV)?;
         b.link("sys/class/hwmon/hwmon1", &chip)?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// PCI devices shared by the GPU profiles.
+
+/// Writes a PCI device directory `sys/devices/{parent}/{addr}` with its identification files and
+/// `local_cpulist`, linked from `sys/bus/pci/devices`; returns the device's relative path.
+fn pci_device(
+    b: &B<'_>,
+    profile: Profile,
+    parent: &str,
+    addr: &str,
+    numa: u32,
+    ids: [&str; 3],
+) -> Result<String, SimError> {
+    let dev = format!("sys/devices/{parent}/{addr}");
+    let cpus = profile.numa_nodes().get(numa as usize).cloned().unwrap_or_default();
+    let [vendor, device, class] = ids;
+    for (f, v) in [
+        ("numa_node", numa.to_string()),
+        ("vendor", vendor.to_string()),
+        ("device", device.to_string()),
+        ("subsystem_vendor", vendor.to_string()),
+        ("class", class.to_string()),
+        ("local_cpulist", format_cpulist(&cpus)),
+    ] {
+        b.file(&format!("{dev}/{f}"), &format!("{v}\n"), 0o444)?;
+    }
+    b.link(&format!("{PCI_DEVICES}/{addr}"), &dev)?;
+    Ok(dev)
+}
+
+const PCI_DEVICES: &str = "sys/bus/pci/devices";
+
+// ---------------------------------------------------------------------------------------------
+// nvidia-4gpu: PCI devices and the mock NVML state.
+
+/// nvidia-4gpu GPUs in PCI order: (address, parent bridge, NUMA node).
+const NV_GPUS: [(&str, &str, u32); NVIDIA_GPUS as usize] = [
+    ("0000:17:00.0", "pci0000:16/0000:16:01.0", 0),
+    ("0000:31:00.0", "pci0000:30/0000:30:01.0", 0),
+    ("0000:b1:00.0", "pci0000:b0/0000:b0:01.0", 1),
+    ("0000:ca:00.0", "pci0000:c9/0000:c9:01.0", 1),
+];
+
+/// The GPU (PCI order) at each NVML index: NVML index 0 is `0000:b1:00.0`, so that a reader
+/// numbering GPUs by NVML index gets them wrong.
+pub(crate) const NVML_ORDER: [u32; NVIDIA_GPUS as usize] = [2, 0, 3, 1];
+
+/// The mock NVML library's state directory.
+pub(crate) const NVML_DIR: &str = "var/lib/powerstack-sim/nvml";
+
+/// Where the NVML library is linked in the root.
+pub(crate) const NVML_LINK: &str = "usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1";
+
+/// NVML limits, mW.
+const NVML_LIMIT_MIN_MW: u64 = 200_000;
+const NVML_LIMIT_MAX_MW: u64 = 700_000;
+
+/// A deterministic NVML UUID (`GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`) for a PCI address.
+fn gpu_uuid(addr: &str) -> String {
+    let fnv = |seed: u64| {
+        addr.bytes().fold(seed, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+    };
+    let x = format!("{:016x}{:016x}", fnv(0xcbf2_9ce4_8422_2325), fnv(0x8422_2325_cbf2_9ce4));
+    format!("GPU-{}-{}-{}-{}-{}", &x[0..8], &x[8..12], &x[12..16], &x[16..20], &x[20..32])
+}
+
+/// NVML's bus id format: 8-digit domain, upper-case hex (`00000000:B1:00.0`).
+fn nvml_bus_id(addr: &str) -> String {
+    format!("0000{}", addr.to_ascii_uppercase())
+}
+
+fn nvidia(b: &B<'_>, opts: &SimOptions, s: &Shared, io: &mut Io) -> Result<(), SimError> {
+    b.file(
+        "proc/driver/nvidia/version",
+        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 22:23:56 UTC 2024\n\
+         GCC version:  gcc version 12.3.0 (Ubuntu 12.3.0-1ubuntu1~22.04) \n",
+        0o444,
+    )?;
+    b.file("sys/module/nvidia/version", "550.54.15\n", 0o444)?;
+    b.dir("sys/bus/pci/drivers/nvidia")?;
+    for (addr, parent, numa) in NV_GPUS {
+        let dev = pci_device(
+            b,
+            Profile::Nvidia4gpu,
+            parent,
+            addr,
+            numa,
+            ["0x10de", "0x2330", "0x030200"],
+        )?;
+        b.file(&format!("{dev}/subsystem_device"), "0x16c1\n", 0o444)?;
+        b.link(&format!("{dev}/driver"), "sys/bus/pci/drivers/nvidia")?;
+        b.link(&format!("sys/bus/pci/drivers/nvidia/{addr}"), &dev)?;
+    }
+
+    b.file(&format!("{NVML_DIR}/count"), &format!("{NVIDIA_GPUS}\n"), 0o444)?;
+    for (nvml, &pci) in NVML_ORDER.iter().enumerate() {
+        let (addr, _, _) = NV_GPUS[pci as usize];
+        let d = format!("{NVML_DIR}/gpu{nvml}");
+        for (f, v) in [
+            ("name", "NVIDIA H100 80GB HBM3".to_string()),
+            ("uuid", gpu_uuid(addr)),
+            ("pci_bus_id", nvml_bus_id(addr)),
+            ("limit_min_mw", NVML_LIMIT_MIN_MW.to_string()),
+            ("limit_max_mw", NVML_LIMIT_MAX_MW.to_string()),
+            ("limit_default_mw", NVML_LIMIT_MAX_MW.to_string()),
+            ("energy_supported", "1".to_string()),
+        ] {
+            b.file(&format!("{d}/{f}"), &format!("{v}\n"), 0o444)?;
+        }
+        let comp = ci(s, DomainKind::Gpu, pci);
+        let w = s.comps.get(comp).map_or(0.0, |c| c.power);
+        let offset_mj = 3_600_000_000 + 123_457 * u64::from(pci);
+        let energy = b.out(&format!("{d}/energy_mj"), &format!("{offset_mj}\n"), 0o444)?;
+        let power =
+            b.out(&format!("{d}/power_mw"), &format!("{}\n", (w * 1e3).round() as u64), 0o444)?;
+        io.nvml.push(NvmlGpu { comp, energy, power, offset_mj });
+        let limit =
+            b.out(&format!("{d}/power_limit_mw"), &format!("{NVML_LIMIT_MAX_MW}\n"), 0o644)?;
+        let kind = CtlKind::Milliwatts { min: NVML_LIMIT_MIN_MW, max: NVML_LIMIT_MAX_MW };
+        io.controls.push(Control::new(CapRole::GpuN(pci), kind, limit, NVML_LIMIT_MAX_MW));
+        io.devices.push(Device {
+            ids: vec![DomainId::new(DomainKind::Gpu, pci)],
+            truncate: vec![b.p(&d)],
+            remove: vec![b.p(&d)],
+            removed: false,
+        });
+    }
+    // Sort by GPU number, so removal and updates follow PCI order.
+    io.nvml.sort_by_key(|g| g.comp);
+
+    if b.fresh {
+        let lib = opts
+            .nvml_library
+            .as_deref()
+            .ok_or_else(|| SimError::NvmlLibraryNotFound { detail: String::new() })?;
+        let link = b.p(NVML_LINK);
+        mkdirs(link.parent().unwrap_or(b.root))?;
+        // A copy, not a link: the dynamic loader takes links to one file for one library, so two
+        // simulated roots in one process would share the first one's state.
+        std::fs::copy(lib, &link).map_err(|e| SimError::io(&link, e))?;
+        let dev_link = link.with_file_name("libnvidia-ml.so");
+        std::os::unix::fs::symlink("libnvidia-ml.so.1", &dev_link)
+            .map_err(|e| SimError::io(&dev_link, e))?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// amd-mi250x: eight amdgpu GCDs (pm_counters are cray-ex's).
+
+/// amd-mi250x GCDs in PCI order: (address, NUMA node, hwmon number). The NUMA nodes are
+/// Frontier's; the hwmon numbers are deliberately not in PCI order.
+const MI250X: [(&str, u32, u32); MI250X_GCDS as usize] = [
+    ("0000:c1:00.0", 3, 3),
+    ("0000:c6:00.0", 3, 6),
+    ("0000:c9:00.0", 1, 0),
+    ("0000:ce:00.0", 1, 5),
+    ("0000:d1:00.0", 0, 2),
+    ("0000:d6:00.0", 0, 7),
+    ("0000:d9:00.0", 2, 1),
+    ("0000:de:00.0", 2, 4),
+];
+
+/// An MI250X GCD's `power1_cap_max` and `power1_cap_default`, µW.
+const MI250X_CAP_MAX_UW: u64 = 560_000_000;
+
+fn mi250x(b: &B<'_>, s: &Shared, io: &mut Io) -> Result<(), SimError> {
+    for (i, (addr, numa, h)) in MI250X.into_iter().enumerate() {
+        let n = i as u32;
+        let parent = format!("pci0000:c0/0000:c0:{:02x}.1", n + 1);
+        let dev = pci_device(
+            b,
+            Profile::AmdMi250x,
+            &parent,
+            addr,
+            numa,
+            ["0x1002", "0x7408", "0x038000"],
+        )?;
+        let gcd = ci(s, DomainKind::Gpu, n);
+        let w = s.comps.get(gcd).map_or(0.0, |c| c.power);
+        let chip = format!("{dev}/hwmon/hwmon{h}");
+        b.file(&format!("{chip}/name"), "amdgpu\n", 0o444)?;
+        let avg = b.out(
+            &format!("{chip}/power1_average"),
+            &HwmonOut::content(HwmonKind::PowerUw, w),
+            0o444,
+        )?;
+        io.hwmon.push(HwmonOut { comp: gcd, kind: HwmonKind::PowerUw, file: avg });
+        let temp = b.out(
+            &format!("{chip}/temp1_input"),
+            &HwmonOut::content(HwmonKind::GpuTemp, w),
+            0o444,
+        )?;
+        io.hwmon.push(HwmonOut { comp: gcd, kind: HwmonKind::GpuTemp, file: temp });
+        b.file(&format!("{chip}/temp1_label"), "edge\n", 0o444)?;
+        let cap = b.out(&format!("{chip}/power1_cap"), &format!("{MI250X_CAP_MAX_UW}\n"), 0o644)?;
+        let kind = CtlKind::Microwatts {
+            min: 0,
+            max: MI250X_CAP_MAX_UW,
+            quantum: 1_000_000,
+            round: false,
+        };
+        io.controls.push(Control::new(CapRole::GpuN(n), kind, cap, MI250X_CAP_MAX_UW));
+        for (f, v) in [
+            ("power1_cap_min", "0".to_string()),
+            ("power1_cap_max", MI250X_CAP_MAX_UW.to_string()),
+            ("power1_cap_default", MI250X_CAP_MAX_UW.to_string()),
+            ("power1_label", "PPT".to_string()),
+        ] {
+            b.file(&format!("{chip}/{f}"), &format!("{v}\n"), 0o444)?;
+        }
+        b.link(&format!("{chip}/device"), &dev)?;
+        let hwmon_class = format!("sys/class/hwmon/hwmon{h}");
+        b.link(&hwmon_class, &chip)?;
+        let card = format!("{dev}/drm/card{n}");
+        b.link(&format!("{card}/device"), &dev)?;
+        let card_class = format!("sys/class/drm/card{n}");
+        b.link(&card_class, &card)?;
+        io.devices.push(Device {
+            ids: vec![DomainId::new(DomainKind::Gpu, n)],
+            truncate: vec![b.p(&dev)],
+            remove: vec![
+                b.p(&dev),
+                b.p(&hwmon_class),
+                b.p(&card_class),
+                b.p(&format!("{PCI_DEVICES}/{addr}")),
+            ],
+            removed: false,
+        });
     }
     Ok(())
 }

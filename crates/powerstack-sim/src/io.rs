@@ -22,6 +22,8 @@ pub(crate) enum CapRole {
     Node,
     Accel,
     Gpu,
+    /// One GPU of several, by GPU number (PCI order).
+    GpuN(u32),
 }
 
 impl CapRole {
@@ -38,6 +40,10 @@ impl CapRole {
             CapRole::Node => caps.node = min(caps.node),
             CapRole::Accel => caps.accel = min(caps.accel),
             CapRole::Gpu => caps.gpu = min(caps.gpu),
+            CapRole::GpuN(n) => {
+                let e = caps.gpus.entry(n).or_insert(w);
+                *e = e.min(w);
+            }
         }
     }
 }
@@ -260,6 +266,8 @@ pub(crate) enum CtlKind {
     Microwatts { min: u64, max: u64, quantum: u64, round: bool },
     /// pm_counters `power_cap`: `"{W} W"`, 0 = uncapped.
     PmWatts,
+    /// Mock NVML `power_limit_mw`: mW, accepted within `min..=max` (there is no uncapped value).
+    Milliwatts { min: u64, max: u64 },
 }
 
 /// A cap file that anyone may write; the simulator normalises it like the driver would.
@@ -293,12 +301,16 @@ impl Control {
                 let v: f64 = first.parse().ok()?;
                 (v.is_finite() && (0.0..=1e6).contains(&v)).then(|| v.round() as u64)
             }
+            CtlKind::Milliwatts { min, max } => {
+                let v: u64 = first.parse().ok()?;
+                (min..=max).contains(&v).then_some(v)
+            }
         }
     }
 
     pub fn format(&self, v: u64) -> String {
         match self.kind {
-            CtlKind::Microwatts { .. } => format!("{v}\n"),
+            CtlKind::Microwatts { .. } | CtlKind::Milliwatts { .. } => format!("{v}\n"),
             CtlKind::PmWatts => format!("{v} W\n"),
         }
     }
@@ -322,6 +334,7 @@ impl Control {
     pub fn watts(&self, v: u64) -> Option<f64> {
         (v > 0).then(|| match self.kind {
             CtlKind::Microwatts { .. } => v as f64 / 1e6,
+            CtlKind::Milliwatts { .. } => v as f64 / 1e3,
             CtlKind::PmWatts => v as f64,
         })
     }
@@ -403,6 +416,27 @@ impl PmCounters {
     }
 }
 
+/// The counters of one GPU in the mock NVML state (`var/lib/powerstack-sim/nvml/gpuN`).
+#[derive(Debug)]
+pub(crate) struct NvmlGpu {
+    pub comp: usize,
+    /// `energy_mj`: mJ since "driver load".
+    pub energy: OutFile,
+    /// `power_mw`: the power over the last step, mW.
+    pub power: OutFile,
+    /// mJ the counter showed when the simulation (re)started counting.
+    pub offset_mj: u64,
+}
+
+impl NvmlGpu {
+    pub fn update(&mut self, s: &Shared) -> Result<(), SimError> {
+        let (watts, joules) = s.comps.get(self.comp).map_or((0.0, 0.0), |c| (c.power, c.energy));
+        let mj = self.offset_mj.saturating_add((joules * 1e3).max(0.0).floor() as u64);
+        self.energy.set(&format!("{mj}\n"))?;
+        self.power.set(&format!("{}\n", (watts * 1e3).round().max(0.0) as u64))
+    }
+}
+
 /// A device that `remove_device` can make vanish.
 #[derive(Debug)]
 pub(crate) struct Device {
@@ -424,6 +458,7 @@ pub(crate) struct Io {
     pub controls: Vec<Control>,
     pub hwmon: Vec<HwmonOut>,
     pub pm: Option<PmCounters>,
+    pub nvml: Vec<NvmlGpu>,
     pub devices: Vec<Device>,
 }
 
@@ -436,6 +471,7 @@ impl Io {
         files.extend(self.limits.iter_mut().flat_map(|l| l.files_mut()));
         files.extend(self.controls.iter_mut().map(|c| &mut c.file));
         files.extend(self.hwmon.iter_mut().map(|h| &mut h.file));
+        files.extend(self.nvml.iter_mut().flat_map(|g| [&mut g.energy, &mut g.power]));
         if let Some(pm) = &mut self.pm {
             files.extend(pm.files_mut());
         }

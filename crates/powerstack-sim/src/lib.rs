@@ -1,7 +1,7 @@
 //! Simulated hardware roots for powerstack.
 //!
 //! A [`SimNode`] writes a complete fake hardware root (a directory standing for `/`) for one of
-//! four [`Profile`]s and animates it with a deterministic power model. The product reads these
+//! six [`Profile`]s and animates it with a deterministic power model. The product reads these
 //! trees with the same code it uses on real nodes (`--root DIR`), so every file follows the real
 //! kernel ABI: powercap `intel-rapl` zones with 32-bit RAPL counters that wrap, an MSR image under
 //! `dev/cpu/N/msr`, HPE Cray `pm_counters` updated at 10 Hz, hwmon chips, CPU topology, cpufreq
@@ -18,7 +18,8 @@
 //!
 //! Every profile: `proc/cpuinfo`, `sys/devices/system/cpu/{online,possible,present}` (`0-15`),
 //! `cpuN/topology/*`, `cpuN/cpufreq` → `cpufreq/policyN`, `cpuN/cpuidle/stateM/*`,
-//! `cpuidle/{current_driver,current_governor,available_governors}`.
+//! `cpuidle/{current_driver,current_governor,available_governors}`, NUMA nodes
+//! `sys/devices/system/node/nodeN/cpulist` (one per package; four on amd-mi250x).
 //!
 //! - **intel-2s**: `sys/devices/virtual/powercap/intel-rapl/intel-rapl:{0,1}` (package-0/1, each
 //!   with an `:0` dram subzone) and `intel-rapl:2` (psys), linked from `sys/class/powercap`;
@@ -31,6 +32,14 @@
 //! - **hwmon-node**: `sys/class/hwmon/hwmon0` → `sys/devices/LNXSYSTM:00/LNXSYBUS:00/ACPI000D:00/
 //!   hwmon/hwmon0` (`power_meter`), `hwmon1` → `sys/devices/pci0000:00/0000:00:03.1/0000:03:00.0/
 //!   hwmon/hwmon1` (`amdgpu`), `sys/class/drm/card0`; acpi-cpufreq, acpi_idle.
+//! - **nvidia-4gpu**: intel-2s, plus PCI GPUs `0000:{17,31,b1,ca}:00.0` (NUMA 0, 0, 1, 1) under
+//!   `sys/devices/pci0000:XX/0000:XX:01.0/`, linked from `sys/bus/pci/devices`;
+//!   `proc/driver/nvidia/version`; the mock NVML state `var/lib/powerstack-sim/nvml/{count,gpuN/*}`
+//!   (NVML index order is not PCI order) and `usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1` → the
+//!   mock library ([`SimOptions::nvml_library`]).
+//! - **amd-mi250x**: cray-ex's `pm_counters` (accelK = MI250X module K), plus eight `amdgpu` GCDs
+//!   `0000:{c1,c6,c9,ce,d1,d6,d9,de}:00.0` with hwmon chips numbered out of PCI order and
+//!   `sys/class/drm/cardN`.
 //!
 //! ```
 //! use std::time::Duration;

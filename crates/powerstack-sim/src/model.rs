@@ -6,10 +6,29 @@ use powerstack_model::{DomainId, DomainKind};
 
 use crate::profile::{Profile, SimOptions};
 
-/// One simulated component: a domain with its power and exact energy.
+/// What a component stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Key {
+    /// A domain a provider can measure.
+    Domain(DomainId),
+    /// An accelerator module (amd-mi250x: pm_counters `accelK`, the sum of GCDs 2K and 2K+1).
+    Module(u32),
+}
+
+impl Key {
+    /// The domain, for a domain component.
+    pub fn domain(self) -> Option<DomainId> {
+        match self {
+            Key::Domain(id) => Some(id),
+            Key::Module(_) => None,
+        }
+    }
+}
+
+/// One simulated component: a domain (or an accelerator module) with its power and exact energy.
 #[derive(Clone, Debug)]
 pub(crate) struct Comp {
-    pub id: DomainId,
+    pub key: Key,
     /// Modelled but not exposed by any interface (e.g. hwmon-node's CPU, omitted DRAM).
     pub hidden: bool,
     /// Its device was removed: no longer measurable.
@@ -31,10 +50,12 @@ pub(crate) struct Caps {
     pub platform: Option<f64>,
     /// A node cap (pm_counters `power_cap`, power meter `power1_cap`).
     pub node: Option<f64>,
-    /// A per-accelerator cap (pm_counters `accel_power_cap`).
+    /// A per-accelerator cap (pm_counters `accel_power_cap`; on amd-mi250x per module).
     pub accel: Option<f64>,
-    /// The GPU cap (amdgpu `power1_cap`).
+    /// The GPU cap (hwmon-node's amdgpu `power1_cap`).
     pub gpu: Option<f64>,
+    /// Per-GPU caps by GPU number (PCI order): NVML `power_limit_mw`, amd-mi250x `power1_cap`.
+    pub gpus: BTreeMap<u32, f64>,
 }
 
 impl Caps {
@@ -44,39 +65,67 @@ impl Caps {
     }
 }
 
-fn id(kind: DomainKind, index: u32) -> DomainId {
-    DomainId::new(kind, index)
+fn id(kind: DomainKind, index: u32) -> Key {
+    Key::Domain(DomainId::new(kind, index))
 }
 
 fn lin(idle: f64, max: f64, load: f64) -> f64 {
     idle + (max - idle) * load
 }
 
-/// Number of accelerators of the cray-ex profile.
+/// Number of accelerators of the cray-ex profile (and of MI250X modules of amd-mi250x).
 pub(crate) const CRAY_ACCELS: u32 = 4;
+
+/// Number of GPUs of the nvidia-4gpu profile.
+pub(crate) const NVIDIA_GPUS: u32 = 4;
+
+/// Number of GCDs (amdgpu devices) of the amd-mi250x profile: two per module.
+pub(crate) const MI250X_GCDS: u32 = 8;
 
 /// The components of a profile, in a fixed order.
 pub(crate) fn components(profile: Profile, opts: &SimOptions) -> Vec<Comp> {
     let c = |kind, index, hidden| Comp {
-        id: id(kind, index),
+        key: id(kind, index),
         hidden,
         removed: false,
         power: 0.0,
         energy: 0.0,
     };
+    let intel = || {
+        let mut v = vec![
+            c(DomainKind::Package, 0, false),
+            c(DomainKind::Package, 1, false),
+            c(DomainKind::Memory, 0, opts.omit_dram),
+            c(DomainKind::Memory, 1, opts.omit_dram),
+            c(DomainKind::Platform, 0, false),
+        ];
+        if opts.shuffle_indices {
+            v.push(c(DomainKind::Core, 0, false));
+            v.push(c(DomainKind::Core, 1, false));
+        }
+        v
+    };
     match profile {
-        Profile::Intel2s => {
+        Profile::Intel2s => intel(),
+        Profile::Nvidia4gpu => {
+            let mut v = intel();
+            v.extend((0..NVIDIA_GPUS).map(|n| c(DomainKind::Gpu, n, false)));
+            v
+        }
+        Profile::AmdMi250x => {
             let mut v = vec![
+                c(DomainKind::Node, 0, false),
                 c(DomainKind::Package, 0, false),
-                c(DomainKind::Package, 1, false),
-                c(DomainKind::Memory, 0, opts.omit_dram),
-                c(DomainKind::Memory, 1, opts.omit_dram),
-                c(DomainKind::Platform, 0, false),
+                c(DomainKind::Memory, 0, false),
             ];
-            if opts.shuffle_indices {
-                v.push(c(DomainKind::Core, 0, false));
-                v.push(c(DomainKind::Core, 1, false));
-            }
+            v.extend((0..MI250X_GCDS).map(|n| c(DomainKind::Gpu, n, false)));
+            v.extend((0..CRAY_ACCELS).map(|k| Comp {
+                key: Key::Module(k),
+                hidden: false,
+                removed: false,
+                power: 0.0,
+                energy: 0.0,
+            }));
             v
         }
         Profile::Amd2s => vec![
@@ -114,33 +163,67 @@ fn fit(cap: Option<f64>, fixed: f64, parts: &mut [f64]) {
     }
 }
 
+fn capped(w: f64, cap: Option<f64>) -> f64 {
+    cap.map_or(w, |c| w.min(c.max(0.0)))
+}
+
+/// intel-2s: packages, DRAM and psys.
+fn intel_powers(opts: &SimOptions, load: f64, caps: &Caps, out: &mut BTreeMap<Key, f64>) {
+    let mut pkg: Vec<f64> =
+        (0..2).map(|s| capped(lin(60.0, 150.0, load), caps.package.get(&s).copied())).collect();
+    let dram: Vec<f64> =
+        (0..2).map(|s| capped(lin(8.0, 24.0, load), caps.memory.get(&s).copied())).collect();
+    let fixed = dram.iter().sum::<f64>() + 45.0;
+    fit(caps.platform, fixed, &mut pkg);
+    for s in 0..2 {
+        out.insert(id(DomainKind::Package, s as u32), pkg[s]);
+        out.insert(id(DomainKind::Memory, s as u32), dram[s]);
+        if opts.shuffle_indices {
+            out.insert(id(DomainKind::Core, s as u32), 0.7 * pkg[s]);
+        }
+    }
+    out.insert(id(DomainKind::Platform, 0), pkg.iter().sum::<f64>() + fixed);
+}
+
 /// What every component draws at `load` under `caps`.
 pub(crate) fn powers(
     profile: Profile,
     opts: &SimOptions,
     load: f64,
     caps: &Caps,
-) -> BTreeMap<DomainId, f64> {
+) -> BTreeMap<Key, f64> {
     let mut out = BTreeMap::new();
-    let capped = |w: f64, cap: Option<f64>| cap.map_or(w, |c| w.min(c.max(0.0)));
     match profile {
-        Profile::Intel2s => {
-            let mut pkg: Vec<f64> = (0..2)
-                .map(|s| capped(lin(60.0, 150.0, load), caps.package.get(&s).copied()))
-                .collect();
-            let dram: Vec<f64> = (0..2)
-                .map(|s| capped(lin(8.0, 24.0, load), caps.memory.get(&s).copied()))
-                .collect();
-            let fixed = dram.iter().sum::<f64>() + 45.0;
-            fit(caps.platform, fixed, &mut pkg);
-            for s in 0..2 {
-                out.insert(id(DomainKind::Package, s as u32), pkg[s]);
-                out.insert(id(DomainKind::Memory, s as u32), dram[s]);
-                if opts.shuffle_indices {
-                    out.insert(id(DomainKind::Core, s as u32), 0.7 * pkg[s]);
-                }
+        Profile::Intel2s => intel_powers(opts, load, caps, &mut out),
+        Profile::Nvidia4gpu => {
+            intel_powers(opts, load, caps, &mut out);
+            for n in 0..NVIDIA_GPUS {
+                let w = capped(lin(70.0, 700.0, load), caps.gpus.get(&n).copied());
+                out.insert(id(DomainKind::Gpu, n), w);
             }
-            out.insert(id(DomainKind::Platform, 0), pkg.iter().sum::<f64>() + fixed);
+        }
+        Profile::AmdMi250x => {
+            let mem = lin(20.0, 60.0, load);
+            let mut gcd: Vec<f64> = (0..MI250X_GCDS)
+                .map(|n| capped(lin(45.0, 280.0, load), caps.gpus.get(&n).copied()))
+                .collect();
+            for module in gcd.chunks_mut(2) {
+                fit(caps.accel, 0.0, module);
+            }
+            let mut parts = vec![lin(90.0, 280.0, load)];
+            parts.extend(gcd);
+            let fixed = mem + 150.0;
+            fit(caps.node, fixed, &mut parts);
+            out.insert(id(DomainKind::Package, 0), parts[0]);
+            out.insert(id(DomainKind::Memory, 0), mem);
+            for n in 0..MI250X_GCDS {
+                out.insert(id(DomainKind::Gpu, n), parts[n as usize + 1]);
+            }
+            for k in 0..CRAY_ACCELS {
+                let i = 2 * k as usize + 1;
+                out.insert(Key::Module(k), parts[i] + parts[i + 1]);
+            }
+            out.insert(Key::Domain(DomainId::NODE), parts.iter().sum::<f64>() + fixed);
         }
         Profile::Amd2s => {
             for s in 0..2 {
@@ -160,14 +243,14 @@ pub(crate) fn powers(
             for k in 0..CRAY_ACCELS {
                 out.insert(id(DomainKind::Gpu, k), parts[k as usize + 1]);
             }
-            out.insert(DomainId::NODE, parts.iter().sum::<f64>() + fixed);
+            out.insert(Key::Domain(DomainId::NODE), parts.iter().sum::<f64>() + fixed);
         }
         Profile::HwmonNode => {
             let mut parts = [lin(70.0, 200.0, load), capped(lin(40.0, 300.0, load), caps.gpu)];
             fit(caps.node, 80.0, &mut parts);
             out.insert(id(DomainKind::Package, 0), parts[0]);
             out.insert(id(DomainKind::Gpu, 0), parts[1]);
-            out.insert(DomainId::NODE, parts[0] + parts[1] + 80.0);
+            out.insert(Key::Domain(DomainId::NODE), parts[0] + parts[1] + 80.0);
         }
     }
     out
@@ -197,7 +280,39 @@ mod tests {
         let o = SimOptions::default();
         let caps = Caps { node: Some(1000.0), ..Caps::default() };
         let p = powers(Profile::CrayEx, &o, 1.0, &caps);
-        assert!((p[&DomainId::NODE] - 1000.0).abs() < 1e-9);
+        assert!((p[&Key::Domain(DomainId::NODE)] - 1000.0).abs() < 1e-9);
         assert_eq!(p[&id(DomainKind::Memory, 0)], 60.0);
+    }
+
+    #[test]
+    fn nvidia_gpus_follow_their_own_limits() {
+        let o = SimOptions::default();
+        let mut caps = Caps::default();
+        caps.gpus.insert(2, 200.0);
+        let p = powers(Profile::Nvidia4gpu, &o, 0.5, &caps);
+        assert_eq!(p[&id(DomainKind::Gpu, 0)], 385.0);
+        assert_eq!(p[&id(DomainKind::Gpu, 2)], 200.0);
+        assert_eq!(p[&id(DomainKind::Package, 0)], 105.0, "the CPUs are intel-2s'");
+    }
+
+    #[test]
+    fn mi250x_modules_are_the_sum_of_their_gcds_and_the_node_of_everything() {
+        let o = SimOptions::default();
+        let mut caps = Caps::default();
+        caps.gpus.insert(3, 100.0);
+        let p = powers(Profile::AmdMi250x, &o, 0.5, &caps);
+        let gcd = |n| p[&id(DomainKind::Gpu, n)];
+        assert_eq!(gcd(0), 162.5);
+        assert_eq!(gcd(3), 100.0);
+        for k in 0..CRAY_ACCELS {
+            assert_eq!(p[&Key::Module(k)], gcd(2 * k) + gcd(2 * k + 1));
+        }
+        let accels: f64 = (0..CRAY_ACCELS).map(|k| p[&Key::Module(k)]).sum();
+        let node = p[&id(DomainKind::Package, 0)] + p[&id(DomainKind::Memory, 0)] + accels + 150.0;
+        assert!((p[&Key::Domain(DomainId::NODE)] - node).abs() < 1e-9);
+        // A module cap is shared by its two GCDs.
+        let caps = Caps { accel: Some(200.0), ..Caps::default() };
+        let p = powers(Profile::AmdMi250x, &o, 1.0, &caps);
+        assert!((p[&Key::Module(1)] - 200.0).abs() < 1e-9);
     }
 }

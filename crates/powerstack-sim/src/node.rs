@@ -12,7 +12,7 @@ use crate::build::{UNIX_START_US, build};
 use crate::error::SimError;
 use crate::fsutil::{mkdirs, read_small, remove_any, truncate_tree, write_file};
 use crate::io::Io;
-use crate::model::{self, Caps};
+use crate::model::{self, Caps, Key};
 use crate::msr::Shared;
 use crate::msr::{SimMsr, lock};
 use crate::profile::{LoadPattern, Profile, SimOptions};
@@ -69,6 +69,7 @@ impl Config {
             shuffle_indices: c.shuffle_indices,
             mmio_duplicate: c.mmio_duplicate,
             omit_dram: c.omit_dram,
+            nvml_library: None,
         };
         opts.validate().map_err(|e| bad(e.to_string()))?;
         Ok((profile, opts))
@@ -115,8 +116,15 @@ impl SimNode {
     /// Writes the whole tree of `profile` under `dir`, with `DIR/powerstack-sim.toml` describing
     /// it. `dir` may be absent, empty, or a previous simulated root (which is replaced); any other
     /// non-empty directory is refused.
+    ///
+    /// nvidia-4gpu needs the mock NVML library (see [`SimOptions::nvml_library`]); without it,
+    /// nothing is written and the error says how to build it.
     pub fn create(dir: &Path, profile: Profile, opts: SimOptions) -> Result<SimNode, SimError> {
         opts.validate()?;
+        let mut opts = opts;
+        if profile == Profile::Nvidia4gpu {
+            opts.nvml_library = Some(find_nvml_library(opts.nvml_library.as_deref())?);
+        }
         prepare(dir)?;
         // The description goes first, so that a half-written tree is still recognised (and
         // replaced) by the next `create`.
@@ -201,18 +209,37 @@ impl SimNode {
     /// CPU, and removed devices, are left out).
     pub fn domains(&self) -> Vec<DomainId> {
         let s = lock(&self.shared);
-        s.comps.iter().filter(|c| !c.hidden && !c.removed).map(|c| c.id).collect()
+        s.comps.iter().filter(|c| !c.hidden && !c.removed).filter_map(|c| c.key.domain()).collect()
+    }
+
+    fn comp<T>(&self, key: Key, f: impl Fn(&crate::model::Comp) -> T) -> Option<T> {
+        lock(&self.shared).comps.iter().find(|c| c.key == key).map(f)
     }
 
     /// The model's power over the last [`SimNode::advance`] step (after limits), W; before any
     /// step, the power at creation. `None` for a domain the profile does not model.
+    ///
+    /// GPUs are numbered in PCI bus order, as the product numbers them: on nvidia-4gpu whatever
+    /// their NVML index, on amd-mi250x `gpu-N` is the N-th GCD (amdgpu device), not a module.
     pub fn true_power_watts(&self, id: DomainId) -> Option<f64> {
-        lock(&self.shared).comps.iter().find(|c| c.id == id).map(|c| c.power)
+        self.comp(Key::Domain(id), |c| c.power)
     }
 
     /// The exact energy the model accumulated since create (or open), J.
     pub fn true_energy_joules(&self, id: DomainId) -> Option<f64> {
-        lock(&self.shared).comps.iter().find(|c| c.id == id).map(|c| c.energy)
+        self.comp(Key::Domain(id), |c| c.energy)
+    }
+
+    /// amd-mi250x: the power of MI250X module `k` (0–3) over the last step, W: what pm_counters
+    /// `accelK_power` shows, the sum of GCDs `2k` and `2k+1` ([`SimNode::true_power_watts`] of
+    /// `gpu-2k` and `gpu-2k+1`). `None` on other profiles (cray-ex's accelerators are `gpu-K`).
+    pub fn true_accel_power_watts(&self, k: u32) -> Option<f64> {
+        self.comp(Key::Module(k), |c| c.power)
+    }
+
+    /// amd-mi250x: the exact energy of MI250X module `k` since create (or open), J.
+    pub fn true_accel_energy_joules(&self, k: u32) -> Option<f64> {
+        self.comp(Key::Module(k), |c| c.energy)
     }
 
     /// The power the model draws right now at the current load and limits (read from disk and
@@ -220,7 +247,7 @@ impl SimNode {
     pub fn expected_steady_power_watts(&self, id: DomainId) -> Option<f64> {
         let s = lock(&self.shared);
         let caps = self.peek_caps(&s);
-        model::powers(self.profile, &self.opts, self.load(), &caps).get(&id).copied()
+        model::powers(self.profile, &self.opts, self.load(), &caps).get(&Key::Domain(id)).copied()
     }
 
     /// A [`SimMsr`] register model sharing this node's state.
@@ -262,7 +289,7 @@ impl SimNode {
         }
         let p = model::powers(self.profile, &self.opts, load, &caps);
         for c in &mut s.comps {
-            c.power = p.get(&c.id).copied().unwrap_or(0.0);
+            c.power = p.get(&c.key).copied().unwrap_or(0.0);
             c.energy += c.power * dt_s;
         }
         let powers: Vec<f64> = s.comps.iter().map(|c| c.power).collect();
@@ -293,6 +320,9 @@ impl SimNode {
             let w = powers.get(h.comp).copied().unwrap_or(0.0);
             h.file.set(&crate::io::HwmonOut::content(h.kind, w))?;
         }
+        for g in &mut self.io.nvml {
+            g.update(&s)?;
+        }
         Ok(())
     }
 
@@ -316,7 +346,7 @@ impl SimNode {
         for i in 0..s.counters.len() {
             let comp = s.counters[i].comp;
             let Some(c) = s.comps.get(comp) else { continue };
-            if c.id != id {
+            if c.key != Key::Domain(id) {
                 continue;
             }
             let energy = c.energy;
@@ -369,7 +399,7 @@ impl SimNode {
         }
         let mut s = lock(&self.shared);
         for c in &mut s.comps {
-            if ids.contains(&c.id) {
+            if c.key.domain().is_some_and(|id| ids.contains(&id)) {
                 c.removed = true;
             }
         }
@@ -462,7 +492,7 @@ fn recover(s: &mut Shared, io: &mut Io) -> Result<i64, SimError> {
         if dev.truncate.iter().all(|p| std::fs::symlink_metadata(p).is_err()) {
             dev.removed = true;
             for c in &mut s.comps {
-                if dev.ids.first() == Some(&c.id) {
+                if dev.ids.first().is_some_and(|id| c.key == Key::Domain(*id)) {
                     c.removed = true;
                 }
             }
@@ -495,6 +525,17 @@ fn recover(s: &mut Shared, io: &mut Io) -> Result<i64, SimError> {
         if let Some(raw) = raw {
             s.counters[i].set_raw(0.0, raw);
         }
+    }
+    // Mock NVML energy counters.
+    for g in &mut io.nvml {
+        if g.energy.is_gone() {
+            continue;
+        }
+        let text = g.energy.read().unwrap_or_default();
+        let line = text.lines().next().unwrap_or("").trim();
+        g.offset_mj = line.parse().map_err(|_| {
+            SimError::malformed(g.energy.path(), format!("expected energy in mJ, found {line:?}"))
+        })?;
     }
     // pm_counters.
     let mut newest = 0i64;
@@ -535,4 +576,44 @@ fn recover(s: &mut Shared, io: &mut Io) -> Result<i64, SimError> {
         newest = newest.max(pm.startup_us);
     }
     Ok(newest)
+}
+
+/// The file name of the mock NVML library.
+const NVML_LIB_NAME: &str = "libpowerstack_mock_nvml.so";
+
+/// The environment variable naming the mock NVML library (or its directory).
+const NVML_ENV: &str = "POWERSTACK_MOCK_NVML";
+
+/// Finds the mock NVML library: `given`, else `$POWERSTACK_MOCK_NVML` (a file, or a directory
+/// holding it), else next to the running executable, in its `deps/` directory (where cargo puts
+/// it when it is built as a dependency of the `powerstack` binary), or in that directory's parent.
+/// Returns an absolute path.
+fn find_nvml_library(given: Option<&Path>) -> Result<PathBuf, SimError> {
+    let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let named = |p: &Path, what: &str| -> Result<PathBuf, SimError> {
+        let file = if p.is_dir() { p.join(NVML_LIB_NAME) } else { p.to_path_buf() };
+        if file.is_file() {
+            Ok(absolute(&file))
+        } else {
+            Err(SimError::NvmlLibraryNotFound {
+                detail: format!(" ({what} {} is not a file)", file.display()),
+            })
+        }
+    };
+    if let Some(p) = given {
+        return named(p, "nvml_library");
+    }
+    if let Some(p) = std::env::var_os(NVML_ENV).filter(|v| !v.is_empty()) {
+        return named(Path::new(&p), &format!("{NVML_ENV}:"));
+    }
+    let exe = std::env::current_exe().ok();
+    let dir = exe.as_deref().and_then(Path::parent);
+    let deps = dir.map(|d| d.join("deps"));
+    for d in [dir, deps.as_deref(), dir.and_then(Path::parent)].into_iter().flatten() {
+        let file = d.join(NVML_LIB_NAME);
+        if file.is_file() {
+            return Ok(absolute(&file));
+        }
+    }
+    Err(SimError::NvmlLibraryNotFound { detail: String::new() })
 }

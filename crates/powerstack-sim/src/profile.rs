@@ -1,6 +1,7 @@
 //! Profiles (which node is simulated), load patterns and options.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::error::SimError;
@@ -20,12 +21,26 @@ pub enum Profile {
     /// A one-socket AMD EPYC 7313 node with an ACPI power meter and an AMD GPU, both hwmon; no
     /// powercap, no MSR image.
     HwmonNode,
+    /// intel-2s plus four NVIDIA H100 GPUs on the PCI bus, served through a mock NVML library
+    /// (`powerstack-mock-nvml`, linked as `usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1`) that reads
+    /// the simulator's state under `var/lib/powerstack-sim/nvml`.
+    Nvidia4gpu,
+    /// HPE Cray EX235a with four AMD MI250X: one AMD EPYC 7A53 with four NUMA nodes, HPE Cray
+    /// `pm_counters` (node, cpu, memory, accel0–3, one per module) and eight `amdgpu` hwmon chips
+    /// (two GCDs per module).
+    AmdMi250x,
 }
 
 impl Profile {
     /// Every profile.
-    pub const ALL: [Profile; 4] =
-        [Profile::Intel2s, Profile::Amd2s, Profile::CrayEx, Profile::HwmonNode];
+    pub const ALL: [Profile; 6] = [
+        Profile::Intel2s,
+        Profile::Amd2s,
+        Profile::CrayEx,
+        Profile::HwmonNode,
+        Profile::Nvidia4gpu,
+        Profile::AmdMi250x,
+    ];
 
     /// The profile's name on the command line and in `powerstack-sim.toml`.
     pub fn as_str(self) -> &'static str {
@@ -34,6 +49,8 @@ impl Profile {
             Profile::Amd2s => "amd-2s",
             Profile::CrayEx => "cray-ex",
             Profile::HwmonNode => "hwmon-node",
+            Profile::Nvidia4gpu => "nvidia-4gpu",
+            Profile::AmdMi250x => "amd-mi250x",
         }
     }
 
@@ -52,15 +69,49 @@ impl Profile {
             Profile::HwmonNode => {
                 "1x AMD EPYC 7313 + AMD GPU: hwmon ACPI power meter (node) and amdgpu (gpu)"
             }
+            Profile::Nvidia4gpu => {
+                "intel-2s + 4x NVIDIA H100 through a mock NVML library (needs powerstack-mock-nvml built)"
+            }
+            Profile::AmdMi250x => {
+                "HPE Cray EX235a: 1x AMD EPYC 7A53 + 4x MI250X: pm_counters (accel per module) and 8 amdgpu hwmon GCDs"
+            }
         }
     }
 
     pub(crate) fn cpu(self) -> &'static CpuSpec {
-        match self {
-            Profile::Intel2s => &INTEL_6148,
+        match self.cpu_profile() {
             Profile::Amd2s => &EPYC_7763,
             Profile::CrayEx => &EPYC_7A53,
             Profile::HwmonNode => &EPYC_7313,
+            _ => &INTEL_6148,
+        }
+    }
+
+    /// The profile whose CPUs (model, topology, cpufreq, cpuidle) this one has.
+    pub(crate) fn cpu_profile(self) -> Profile {
+        match self {
+            Profile::Nvidia4gpu => Profile::Intel2s,
+            Profile::AmdMi250x => Profile::CrayEx,
+            p => p,
+        }
+    }
+
+    /// The CPUs of each NUMA node (`sys/devices/system/node/nodeN/cpulist`): one node per package,
+    /// except amd-mi250x, whose package is split into four nodes of two cores each (NPS4).
+    pub(crate) fn numa_nodes(self) -> Vec<Vec<u32>> {
+        let spec = self.cpu();
+        match self {
+            Profile::AmdMi250x => {
+                let per = spec.cores / 4;
+                (0..4)
+                    .map(|n| {
+                        (0..spec.ncpus())
+                            .filter(|&c| spec.core_of(c) / per == n)
+                            .collect::<Vec<u32>>()
+                    })
+                    .collect()
+            }
+            _ => (0..spec.packages).map(|p| spec.cpus_of(p)).collect(),
         }
     }
 }
@@ -155,6 +206,13 @@ pub struct SimOptions {
     pub mmio_duplicate: bool,
     /// intel-2s: no dram zones, and the DRAM energy register of the MSR image reads 0.
     pub omit_dram: bool,
+    /// nvidia-4gpu: the mock NVML library (`libpowerstack_mock_nvml.so`, built by
+    /// `cargo build -p powerstack-mock-nvml`) that the root's `libnvidia-ml.so.1` links to. When
+    /// `None`, [`crate::SimNode::create`] looks for it at `$POWERSTACK_MOCK_NVML` (the file, or a
+    /// directory holding it), then next to the running executable, then in that directory's parent
+    /// (test binaries live in `target/debug/deps`). After `create` it holds the path linked to; it
+    /// is not stored in the root (`open` needs no library), so a reopened node has `None`.
+    pub nvml_library: Option<PathBuf>,
 }
 
 impl Default for SimOptions {
@@ -165,6 +223,7 @@ impl Default for SimOptions {
             shuffle_indices: false,
             mmio_duplicate: false,
             omit_dram: false,
+            nvml_library: None,
         }
     }
 }
@@ -327,6 +386,11 @@ mod tests {
         assert_eq!(s.cpus_of(1), vec![4, 5, 6, 7, 12, 13, 14, 15]);
         assert_eq!(s.siblings(9), vec![1, 9]);
         assert_eq!((s.package_of(13), s.core_of(13), s.thread_of(13)), (1, 1, 1));
+        assert_eq!(Profile::Nvidia4gpu.numa_nodes(), vec![s.cpus_of(0), s.cpus_of(1)]);
+        assert_eq!(
+            Profile::AmdMi250x.numa_nodes(),
+            vec![vec![0, 1, 8, 9], vec![2, 3, 10, 11], vec![4, 5, 12, 13], vec![6, 7, 14, 15]]
+        );
     }
 
     #[test]

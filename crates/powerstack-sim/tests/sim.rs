@@ -49,8 +49,12 @@ fn pm_energy(root: &Path, name: &str) -> (u64, u64) {
     (f[0].parse().unwrap(), f[2].parse().unwrap())
 }
 
-fn create(profile: Profile, opts: SimOptions) -> (tempfile::TempDir, SimNode) {
+fn create(profile: Profile, mut opts: SimOptions) -> (tempfile::TempDir, SimNode) {
     let dir = tempfile::tempdir().unwrap();
+    if profile == Profile::Nvidia4gpu && opts.nvml_library.is_none() {
+        // The simulator only links to the mock NVML library, never loads it: any file will do.
+        opts.nvml_library = Some(std::env::current_exe().unwrap());
+    }
     let node = SimNode::create(dir.path(), profile, opts).unwrap();
     (dir, node)
 }
@@ -69,6 +73,8 @@ fn every_profile_has_a_topology_the_hardware_layer_reads() {
         (Profile::Amd2s, 2, 4, Vendor::Amd),
         (Profile::CrayEx, 1, 8, Vendor::Amd),
         (Profile::HwmonNode, 1, 8, Vendor::Amd),
+        (Profile::Nvidia4gpu, 2, 4, Vendor::Intel),
+        (Profile::AmdMi250x, 1, 8, Vendor::Amd),
     ] {
         let (dir, node) = create(profile, SimOptions::default());
         let root = dir.path();
@@ -95,6 +101,26 @@ fn every_profile_has_a_topology_the_hardware_layer_reads() {
         assert_eq!(read(root, &format!("{t}/die_id")), "0\n");
         assert_eq!(read(root, "sys/devices/system/cpu/cpu3/cpufreq/affected_cpus"), "3\n");
         assert_eq!(read(root, "sys/devices/system/cpu/cpu15/cpuidle/state1/name"), "C1\n");
+        // NUMA nodes cover every CPU, each node within one package.
+        let online = read(root, "sys/devices/system/node/online");
+        let nodes = powerstack_model::cpulist::parse_cpulist(online.trim()).unwrap();
+        let mut all = Vec::new();
+        for n in nodes {
+            let d = format!("sys/devices/system/node/node{n}");
+            let cpus = powerstack_model::cpulist::parse_cpulist(
+                read(root, &format!("{d}/cpulist")).trim(),
+            )
+            .unwrap();
+            let pkgs: Vec<u32> = cpus
+                .iter()
+                .map(|c| topo.cpus.iter().find(|x| x.id == *c).unwrap().package)
+                .collect();
+            assert!(pkgs.windows(2).all(|w| w[0] == w[1]), "{profile} node{n}: {pkgs:?}");
+            assert!(root.join(format!("sys/devices/system/cpu/cpu{}/node{n}", cpus[0])).is_dir());
+            all.extend(cpus);
+        }
+        all.sort_unstable();
+        assert_eq!(all, (0..16).collect::<Vec<u32>>(), "{profile}");
     }
 }
 

@@ -134,9 +134,15 @@ pub struct NodeArgs {
     #[arg(long, env = "POWERSTACK_ROOT", default_value = "/", value_name = "DIR")]
     pub root: PathBuf,
 
-    /// Hardware sources: `auto`, or a comma-separated list of powercap, msr, pm_counters, hwmon.
+    /// Hardware sources: `auto`, or a comma-separated list of powercap, msr, nvml, pm_counters,
+    /// hwmon.
     #[arg(long, default_value = "auto", value_name = "LIST")]
     pub source: String,
+
+    /// The NVML library to load (default: the system's libnvidia-ml.so.1 on `/`, or one under
+    /// the root's usr/lib).
+    #[arg(long, env = "POWERSTACK_NVML_LIB", value_name = "PATH")]
+    pub nvml_lib: Option<PathBuf>,
 
     /// Simulated hardware: `off` (real hardware only), `auto` (real hardware when some source is
     /// readable, else the simulated intel-2s node), or a profile name to always simulate.

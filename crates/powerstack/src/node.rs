@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use powerstack_hw::{Discovery, Root, Selection, discover};
+use powerstack_hw::{DiscoverOptions, Discovery, Root, Selection, discover_with};
 use powerstack_sim::{Profile, SimNode, SimOptions};
 
 use crate::cli::NodeArgs;
@@ -69,23 +69,25 @@ pub fn open(args: &NodeArgs) -> anyhow::Result<Node> {
     let selection: Selection =
         args.source.parse().map_err(|e: String| anyhow::anyhow!("--source: {e}"))?;
     let simulate = parse_simulate(&args.simulate)?;
+    let options = DiscoverOptions { nvml_lib: args.nvml_lib.clone() };
     let root_dir = args.root.clone();
     if !root_dir.is_dir() {
         bail!("--root {}: not a directory", root_dir.display());
     }
     match simulate {
         Simulate::Profile(p) => {
-            simulated(p, &selection, format!("asked for with --simulate {}", p.as_str()))
+            simulated(p, &selection, &options, format!("asked for with --simulate {}", p.as_str()))
         }
         Simulate::Off | Simulate::Auto => {
             let root = Root::new(&root_dir);
-            let discovery = discover(&root, &selection);
+            let discovery = discover_with(&root, &selection, &options);
             if discovery.platform.is_empty() {
                 let reasons = summarize(&discovery);
                 if matches!(simulate, Simulate::Auto) {
                     return simulated(
                         Profile::Intel2s,
                         &selection,
+                        &options,
                         format!(
                             "no readable power source under {} ({reasons})",
                             root_dir.display()
@@ -133,7 +135,12 @@ fn summarize(d: &Discovery) -> String {
     why
 }
 
-fn simulated(profile: Profile, selection: &Selection, why: String) -> anyhow::Result<Node> {
+fn simulated(
+    profile: Profile,
+    selection: &Selection,
+    options: &DiscoverOptions,
+    why: String,
+) -> anyhow::Result<Node> {
     let dir = tempfile::Builder::new()
         .prefix("powerstack-sim-")
         .tempdir()
@@ -156,7 +163,7 @@ fn simulated(profile: Profile, selection: &Selection, why: String) -> anyhow::Re
         })
         .context("starting the simulator thread")?;
     let root = Root::new(dir.path());
-    let discovery = discover(&root, selection);
+    let discovery = discover_with(&root, selection, options);
     if discovery.platform.is_empty() {
         bail!(
             "the simulated {} node offers none of the selected sources ({})",

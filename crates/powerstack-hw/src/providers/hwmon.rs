@@ -18,15 +18,23 @@
 //! attached to the socket of their NUMA node. Other chips with power or energy channels are
 //! reported as not mapped; chips without (coretemp, nvme) are ignored.
 //!
-//! Limits: `powerK_cap` of the measured channel (with `_cap_min`, `_cap_max`), in µW, as the `cap`
-//! limit; 0 means uncapped. It is locked when the file has no write permission bit.
+//! Limits, all reported as the `cap` limit, in µW (0 means uncapped), locked when the file has no
+//! write permission bit:
+//!
+//! - `powerK_cap` of the measured channel, with `_cap_min`, `_cap_max` and `_cap_default` (the
+//!   factory default);
+//! - on `i915` and `xe`, `powerK_max` (their PL1, 0 = disabled) with `powerK_max_interval` (ms) as
+//!   the time window and `powerK_rated_max` (the card's rated TDP) as the maximum and default.
+//!
+//! [`Provider::write_limit`] writes the `cap` constraint: the value in µW (rounded) with one plain
+//! write to `powerK_cap` (`powerK_max` on i915/xe; the window to `powerK_max_interval` first), then
+//! reads the limit back, since the driver may clamp or round what it accepts.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use powerstack_model::cpulist::parse_cpulist;
 use powerstack_model::{
-    CounterSpec, DomainId, DomainInfo, DomainKind, Measurement, PowerLimit, RawEnergy,
+    CounterSpec, DomainId, DomainInfo, DomainKind, LimitWrite, Measurement, PowerLimit, RawEnergy,
 };
 
 use crate::error::{HwError, Warning};
@@ -174,10 +182,29 @@ impl Chip {
         read_trimmed(p, "hwmon label").ok().filter(|s| !s.is_empty())
     }
 
-    /// The cap files of channel `k`.
+    /// The cap files of channel `k`: `powerK_cap` and its range, or (`i915`, `xe`) `powerK_max`
+    /// with its interval and rated maximum.
     fn cap_files(&self, k: u32) -> Option<CapFiles> {
         let get = |suffix: &str| self.attr(&format!("power{k}_{suffix}")).map(Path::to_path_buf);
-        Some(CapFiles { cap: get("cap")?, min: get("cap_min"), max: get("cap_max") })
+        if matches!(self.name.as_str(), "i915" | "xe") {
+            let rated = get("rated_max");
+            return Some(CapFiles {
+                style: CapStyle::Max,
+                cap: get("max")?,
+                min: None,
+                max: rated.clone(),
+                default: rated,
+                interval: get("max_interval"),
+            });
+        }
+        Some(CapFiles {
+            style: CapStyle::Cap,
+            cap: get("cap")?,
+            min: get("cap_min"),
+            max: get("cap_max"),
+            default: get("cap_default"),
+            interval: None,
+        })
     }
 }
 
@@ -210,27 +237,75 @@ fn read_chip(class_name: &str, path: &Path, warnings: &mut Vec<Warning>) -> Opti
     Some(Chip { class_name: class_name.to_string(), name, attrs, device, dir })
 }
 
+/// Which attribute holds a chip's limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CapStyle {
+    /// `powerK_cap` (ACPI power meter, amdgpu): 0 = uncapped.
+    Cap,
+    /// `powerK_max` (i915, xe: PL1): 0 = disabled.
+    Max,
+}
+
 /// The `cap` limit files of one channel.
 #[derive(Clone, Debug)]
 struct CapFiles {
+    style: CapStyle,
+    /// `powerK_cap` or `powerK_max`, µW, the file written.
     cap: PathBuf,
     min: Option<PathBuf>,
+    /// `powerK_cap_max`, or `powerK_rated_max`.
     max: Option<PathBuf>,
+    /// `powerK_cap_default`, or `powerK_rated_max`.
+    default: Option<PathBuf>,
+    /// `powerK_max_interval`, ms (i915, xe).
+    interval: Option<PathBuf>,
+}
+
+/// The attribute name of a path, for messages.
+fn attr_name(p: &Path) -> String {
+    p.file_name().and_then(|n| n.to_str()).unwrap_or("attribute").to_string()
 }
 
 impl CapFiles {
     fn read(&self) -> Result<PowerLimit, HwError> {
-        let watts =
-            |p: &Path| file::read_u64_once(p, "hwmon power cap").map(|uw| uw as f64 / MICRO);
+        let hint = "hwmon power cap";
+        let watts = |p: &Path| file::read_u64_once(p, hint).map(|uw| uw as f64 / MICRO);
         let opt = |p: &Option<PathBuf>| p.as_deref().map(watts).transpose();
         let limit = watts(&self.cap)?;
+        let (max, default) = match self.style {
+            CapStyle::Cap => (opt(&self.max)?, opt(&self.default)?),
+            // A rated maximum of 0 is unknown.
+            CapStyle::Max => {
+                let rated = opt(&self.max)?.filter(|w| *w > 0.0);
+                (rated, rated)
+            }
+        };
+        let time_window_s = self
+            .interval
+            .as_deref()
+            .map(|p| file::read_u64_once(p, hint).map(|ms| ms as f64 / 1e3))
+            .transpose()?;
         Ok(PowerLimit {
             name: "cap".to_string(),
             limit_watts: (limit > 0.0).then_some(limit),
             min_watts: opt(&self.min)?,
-            max_watts: opt(&self.max)?,
+            max_watts: max,
+            default_watts: default,
+            time_window_s,
+            enabled: (self.style == CapStyle::Max).then_some(limit > 0.0),
             locked: !file::is_writable(&self.cap),
-            ..PowerLimit::default()
+        })
+    }
+
+    /// Writes `value` to `path`, naming the domain and the value in a refusal.
+    fn write(path: &Path, what: &str, value: u64, unit: &str) -> Result<(), HwError> {
+        file::write_attr(path, &value.to_string(), "hwmon power cap").map_err(|e| match e {
+            HwError::Refused { detail, .. } => HwError::Refused {
+                what: format!("{what} ({})", path.display()),
+                value: format!("{value} {unit}"),
+                detail,
+            },
+            other => other,
         })
     }
 }
@@ -259,22 +334,9 @@ pub struct Hwmon {
     slots: Vec<Slot>,
 }
 
-/// The socket (package) of a device, from its `numa_node` and the NUMA node's CPUs.
+/// The socket (package) of a device: see [`crate::numa::socket_of_device`].
 fn socket_of(root: &Root, topology: &CpuTopology, device: Option<&Path>) -> Option<u32> {
-    let device = device?;
-    let numa: i64 = read_trimmed(&device.join("numa_node"), "numa_node").ok()?.parse().ok()?;
-    let node = u32::try_from(numa).ok()?;
-    let single = match topology.packages().as_slice() {
-        [p] => Some(*p),
-        _ => None,
-    };
-    let cpulist = root.path(format!("/sys/devices/system/node/node{node}/cpulist"));
-    let Ok(text) = read_trimmed(&cpulist, "cpulist") else { return single };
-    let Ok(cpus) = parse_cpulist(&text) else { return single };
-    cpus.iter()
-        .find_map(|id| topology.cpus.iter().find(|c| c.id == *id))
-        .map(|c| c.package)
-        .or(single)
+    crate::numa::socket_of_device(root, topology, device?)
 }
 
 /// Whether a device directory's name is a PCI address (`0000:03:00.0`).
@@ -482,6 +544,82 @@ impl Provider for Hwmon {
                 Err(e) => Reading::Failed(e),
             };
         }
+    }
+
+    fn write_limit(&mut self, index: usize, write: &LimitWrite) -> Result<(), HwError> {
+        let Some(info) = self.domains.get(index) else {
+            return Err(HwError::Unsupported { provider: NAME, what: format!("domain #{index}") });
+        };
+        let what = format!("{} {}", info.id, write.constraint);
+        let Some(cap) = self.slots.get(index).and_then(|s| s.cap.clone()) else {
+            return Err(HwError::Unsupported {
+                provider: NAME,
+                what: format!("{what} (its chip has no power cap attribute)"),
+            });
+        };
+        if write.constraint != "cap" {
+            return Err(HwError::Unsupported { provider: NAME, what });
+        }
+        std::fs::metadata(&cap.cap)
+            .map_err(|e| HwError::from_io(&cap.cap, e, "hwmon power cap"))?;
+        if !file::is_writable(&cap.cap) {
+            return Err(HwError::Locked {
+                what,
+                why: format!("{} is read-only", cap.cap.display()),
+            });
+        }
+        if !(write.limit_watts.is_finite() && write.limit_watts >= 0.0) {
+            return Err(HwError::Refused {
+                what,
+                value: format!("{} W", write.limit_watts),
+                detail: "not a power".into(),
+            });
+        }
+        if write.enabled == Some(false) {
+            return Err(HwError::Unsupported {
+                provider: NAME,
+                what: format!(
+                    "disabling {what} ({} has no enable; a limit of 0 W is uncapped)",
+                    attr_name(&cap.cap)
+                ),
+            });
+        }
+        let window_ms = match (write.time_window_s, &cap.interval) {
+            (None, _) => None,
+            (Some(s), Some(path)) if s.is_finite() && s >= 0.0 => {
+                Some((path, (s * 1e3).round() as u64))
+            }
+            (Some(s), Some(_)) => {
+                return Err(HwError::Refused {
+                    what,
+                    value: format!("{s} s"),
+                    detail: "not a time window".into(),
+                });
+            }
+            (Some(_), None) => {
+                return Err(HwError::Unsupported {
+                    provider: NAME,
+                    what: format!(
+                        "the time window of {what} ({} has no averaging window)",
+                        attr_name(&cap.cap)
+                    ),
+                });
+            }
+        };
+        // The window first, so the new limit never applies over a stale window.
+        if let Some((path, ms)) = window_ms {
+            CapFiles::write(path, &what, ms, "ms")?;
+        }
+        let uw = (write.limit_watts * MICRO).round() as u64;
+        CapFiles::write(&cap.cap, &what, uw, "µW")?;
+        // Read back: the driver may have clamped or rounded the value.
+        let l = cap.read()?;
+        let limits = &mut self.domains[index].limits;
+        match limits.iter_mut().find(|x| x.name == "cap") {
+            Some(x) => *x = l,
+            None => limits.push(l),
+        }
+        Ok(())
     }
 
     fn refresh_limits(&mut self) -> Vec<Warning> {

@@ -8,6 +8,7 @@ use crate::provider::{Probe, ProbeContext};
 
 pub mod hwmon;
 pub mod msr;
+pub mod nvml;
 pub mod pm_counters;
 pub mod powercap;
 
@@ -18,6 +19,8 @@ pub enum Source {
     Powercap,
     /// RAPL model-specific registers (`/dev/cpu/N/msr_safe` or `msr`).
     Msr,
+    /// NVIDIA GPUs through NVML (`libnvidia-ml.so.1`, loaded at run time).
+    Nvml,
     /// HPE Cray `/sys/cray/pm_counters`.
     PmCounters,
     /// Linux hwmon (`/sys/class/hwmon`).
@@ -26,13 +29,15 @@ pub enum Source {
 
 impl Source {
     /// Every source.
-    pub const ALL: [Source; 4] = [Source::Powercap, Source::Msr, Source::PmCounters, Source::Hwmon];
+    pub const ALL: [Source; 5] =
+        [Source::Powercap, Source::Msr, Source::Nvml, Source::PmCounters, Source::Hwmon];
 
     /// The name used on the command line and in output.
     pub fn as_str(self) -> &'static str {
         match self {
             Source::Powercap => "powercap",
             Source::Msr => "msr",
+            Source::Nvml => "nvml",
             Source::PmCounters => "pm_counters",
             Source::Hwmon => "hwmon",
         }
@@ -43,7 +48,7 @@ impl std::str::FromStr for Source {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Source::ALL.into_iter().find(|x| x.as_str() == s).ok_or_else(|| {
-            format!("unknown source {s:?}: expected auto or a comma-separated list of powercap, msr, pm_counters, hwmon")
+            format!("unknown source {s:?}: expected auto or a comma-separated list of powercap, msr, nvml, pm_counters, hwmon")
         })
     }
 }
@@ -60,6 +65,7 @@ pub struct Registration {
 pub const REGISTRY: &[Registration] = &[
     Registration { source: Source::Powercap, probe: powercap::probe },
     Registration { source: Source::Msr, probe: msr::probe },
+    Registration { source: Source::Nvml, probe: nvml::probe },
     Registration { source: Source::PmCounters, probe: pm_counters::probe },
     Registration { source: Source::Hwmon, probe: hwmon::probe },
 ];

@@ -1,0 +1,454 @@
+//! The GPU profiles: nvidia-4gpu (PCI devices and the mock NVML state) and amd-mi250x
+//! (pm_counters per MI250X module and eight amdgpu hwmon GCDs), read as files and, for amd-mi250x,
+//! through the hardware layer's hwmon provider. No sleeping, no timing.
+
+use std::fs;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use powerstack_hw::providers::hwmon::Hwmon;
+use powerstack_hw::{CpuTopology, Provider, Root};
+use powerstack_model::{DomainId, DomainKind, LimitWrite};
+use powerstack_sim::{Profile, SimError, SimNode, SimOptions};
+
+fn read(root: &Path, rel: &str) -> String {
+    fs::read_to_string(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn read_u64(root: &Path, rel: &str) -> u64 {
+    read(root, rel).trim().parse().unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn write(root: &Path, rel: &str, content: &str) {
+    fs::write(root.join(rel), content).unwrap_or_else(|e| panic!("{rel}: {e}"));
+}
+
+fn gpu(n: u32) -> DomainId {
+    DomainId::new(DomainKind::Gpu, n)
+}
+
+/// A stand-in for the mock NVML library: the simulator only links to it, never loads it.
+fn fake_library(dir: &Path) -> PathBuf {
+    let lib = dir.join("libpowerstack_mock_nvml.so");
+    fs::write(&lib, b"\x7fELF").unwrap();
+    lib
+}
+
+struct Nvidia {
+    _lib_dir: tempfile::TempDir,
+    lib: PathBuf,
+    dir: tempfile::TempDir,
+    node: SimNode,
+}
+
+fn nvidia(opts: SimOptions) -> Nvidia {
+    let lib_dir = tempfile::tempdir().unwrap();
+    let lib = fake_library(lib_dir.path());
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SimOptions { nvml_library: Some(lib.clone()), ..opts };
+    let node = SimNode::create(dir.path(), Profile::Nvidia4gpu, opts).unwrap();
+    Nvidia { _lib_dir: lib_dir, lib, dir, node }
+}
+
+const NVML: &str = "var/lib/powerstack-sim/nvml";
+const PCI_ORDER: [&str; 4] = ["0000:17:00.0", "0000:31:00.0", "0000:b1:00.0", "0000:ca:00.0"];
+
+/// The GPU number (PCI order) of NVML index `i`, from its `pci_bus_id`.
+fn pci_index(root: &Path, i: u32) -> u32 {
+    let bus = read(root, &format!("{NVML}/gpu{i}/pci_bus_id"));
+    let addr = bus.trim().strip_prefix("0000").unwrap().to_ascii_lowercase();
+    PCI_ORDER.iter().position(|a| *a == addr).unwrap() as u32
+}
+
+// ---------------------------------------------------------------------------------------------
+// nvidia-4gpu
+
+#[test]
+fn nvidia_layout_has_pci_gpus_numa_nodes_and_the_nvml_state() {
+    let t = nvidia(SimOptions::default());
+    let r = t.dir.path();
+    // intel-2s is all there.
+    assert_eq!(read(r, "sys/class/powercap/intel-rapl:0/name"), "package-0\n");
+    assert!(r.join("dev/cpu/0/msr").is_file());
+    assert_eq!(read(r, "sys/devices/system/node/node0/cpulist"), "0-3,8-11\n");
+    assert_eq!(read(r, "sys/devices/system/node/node1/cpulist"), "4-7,12-15\n");
+    assert!(read(r, "proc/driver/nvidia/version").starts_with("NVRM version: NVIDIA UNIX x86_64"));
+    // PCI devices: real directories, linked from sys/bus/pci/devices.
+    for (addr, numa) in PCI_ORDER.iter().zip([0, 0, 1, 1]) {
+        let link = r.join(format!("sys/bus/pci/devices/{addr}"));
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        let dev = fs::canonicalize(&link).unwrap();
+        assert!(dev.starts_with(fs::canonicalize(r.join("sys/devices")).unwrap()), "{dev:?}");
+        assert_eq!(dev.file_name().unwrap().to_str(), Some(*addr));
+        let f = |name: &str| fs::read_to_string(dev.join(name)).unwrap();
+        assert_eq!(f("numa_node"), format!("{numa}\n"));
+        assert_eq!(
+            (f("vendor"), f("device"), f("class")),
+            ("0x10de\n".into(), "0x2330\n".into(), "0x030200\n".into())
+        );
+    }
+    // The mock NVML state.
+    assert_eq!(read(r, &format!("{NVML}/count")), "4\n");
+    let mut uuids = Vec::new();
+    let mut order = Vec::new();
+    for i in 0..4 {
+        let g = format!("{NVML}/gpu{i}");
+        assert_eq!(read(r, &format!("{g}/name")), "NVIDIA H100 80GB HBM3\n");
+        let uuid = read(r, &format!("{g}/uuid"));
+        let u = uuid.trim().strip_prefix("GPU-").unwrap();
+        let groups: Vec<usize> = u.split('-').map(str::len).collect();
+        assert_eq!(groups, vec![8, 4, 4, 4, 12], "{uuid:?}");
+        assert!(u.chars().all(|c| c == '-' || c.is_ascii_hexdigit()), "{uuid:?}");
+        uuids.push(uuid);
+        let bus = read(r, &format!("{g}/pci_bus_id"));
+        assert!(bus.starts_with("00000000:") && bus.len() == 17, "{bus:?}");
+        assert_eq!(bus, bus.to_ascii_uppercase(), "NVML writes upper-case hex");
+        order.push(pci_index(r, i));
+        assert_eq!(read_u64(r, &format!("{g}/limit_min_mw")), 200_000);
+        assert_eq!(read_u64(r, &format!("{g}/limit_max_mw")), 700_000);
+        assert_eq!(read_u64(r, &format!("{g}/limit_default_mw")), 700_000);
+        assert_eq!(read_u64(r, &format!("{g}/power_limit_mw")), 700_000);
+        assert_eq!(read(r, &format!("{g}/energy_supported")), "1\n");
+        assert!(read_u64(r, &format!("{g}/energy_mj")) > 0);
+        assert_eq!(read_u64(r, &format!("{g}/power_mw")), 385_000);
+    }
+    uuids.sort();
+    uuids.dedup();
+    assert_eq!(uuids.len(), 4, "UUIDs are distinct");
+    assert_eq!(read(r, &format!("{NVML}/gpu0/pci_bus_id")), "00000000:B1:00.0\n");
+    assert_ne!(order, vec![0, 1, 2, 3], "NVML index order differs from PCI order");
+    let mut sorted = order.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, vec![0, 1, 2, 3]);
+    // Same UUIDs on another node of the kind.
+    let again = nvidia(SimOptions::default());
+    assert_eq!(
+        read(again.dir.path(), &format!("{NVML}/gpu1/uuid")),
+        read(r, &format!("{NVML}/gpu1/uuid"))
+    );
+    // The library: a copy of the mock (a link would make two roots in one process share one
+    // loaded library), with the unversioned name linked to it.
+    let copy = r.join("usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1");
+    assert!(fs::symlink_metadata(&copy).unwrap().file_type().is_file());
+    assert_eq!(fs::read(&copy).unwrap(), fs::read(&t.lib).unwrap());
+    assert_eq!(
+        fs::canonicalize(r.join("usr/lib/x86_64-linux-gnu/libnvidia-ml.so")).unwrap(),
+        fs::canonicalize(&copy).unwrap()
+    );
+    let target = fs::canonicalize(&t.lib).unwrap();
+    assert_eq!(t.node.options().nvml_library.as_deref(), Some(target.as_path()));
+    // The model: GPUs in PCI order, separate from psys.
+    assert_eq!(t.node.domains().iter().filter(|d| d.kind == DomainKind::Gpu).count(), 4);
+    assert_eq!(t.node.true_power_watts(gpu(3)), Some(385.0));
+    assert_eq!(t.node.true_power_watts(gpu(4)), None);
+    assert_eq!(
+        t.node.true_power_watts(DomainId::new(DomainKind::Platform, 0)),
+        Some(105.0 * 2.0 + 32.0 + 45.0),
+        "psys is the CPU platform only"
+    );
+}
+
+#[test]
+fn nvml_energy_grows_by_the_model_energy() {
+    let mut t = nvidia(SimOptions { load: 0.8, ..SimOptions::default() });
+    let r = t.dir.path().to_path_buf();
+    let energy = |i: u32| read_u64(&r, &format!("{NVML}/gpu{i}/energy_mj"));
+    let before: Vec<u64> = (0..4).map(energy).collect();
+    let kept = fs::File::open(r.join(format!("{NVML}/gpu2/energy_mj"))).unwrap();
+    for _ in 0..10 {
+        t.node.advance(Duration::from_millis(250)).unwrap();
+    }
+    for i in 0..4 {
+        let n = pci_index(&r, i);
+        let joules = t.node.true_energy_joules(gpu(n)).unwrap();
+        assert!((joules - 2.5 * 574.0).abs() < 1e-6, "{joules}");
+        let d = energy(i) - before[i as usize];
+        assert!((d as f64 - joules * 1e3).abs() <= 1.0, "gpu{i}: {d} mJ vs {joules} J");
+        let watts = t.node.true_power_watts(gpu(n)).unwrap();
+        assert_eq!(read_u64(&r, &format!("{NVML}/gpu{i}/power_mw")), (watts * 1e3).round() as u64);
+    }
+    // Updated in place: a kept-open descriptor sees the new value.
+    let mut buf = [0u8; 32];
+    let n = kept.read_at(&mut buf, 0).unwrap();
+    assert_eq!(
+        std::str::from_utf8(&buf[..n]).unwrap(),
+        read(&r, &format!("{NVML}/gpu2/energy_mj"))
+    );
+}
+
+#[test]
+fn a_power_limit_written_by_hand_is_honoured_at_the_next_advance() {
+    let mut t = nvidia(SimOptions { load: 1.0, ..SimOptions::default() });
+    let r = t.dir.path().to_path_buf();
+    let n = pci_index(&r, 0);
+    assert_eq!(n, 2, "NVML index 0 is the third GPU in PCI order");
+    write(&r, &format!("{NVML}/gpu0/power_limit_mw"), "250000\n");
+    assert_eq!(t.node.expected_steady_power_watts(gpu(n)), Some(250.0));
+    t.node.advance(Duration::from_secs(1)).unwrap();
+    assert_eq!(t.node.true_power_watts(gpu(n)), Some(250.0));
+    assert_eq!(read_u64(&r, &format!("{NVML}/gpu0/power_mw")), 250_000);
+    for other in [0, 1, 3] {
+        assert_eq!(t.node.true_power_watts(gpu(other)), Some(700.0));
+    }
+    // Out of range: the last valid limit stays in force, and the file shows it again.
+    write(&r, &format!("{NVML}/gpu0/power_limit_mw"), "100000\n");
+    t.node.advance(Duration::from_secs(1)).unwrap();
+    assert_eq!(t.node.true_power_watts(gpu(n)), Some(250.0));
+    assert_eq!(read(&r, &format!("{NVML}/gpu0/power_limit_mw")), "250000\n");
+    // Reopened: the limit is still honoured.
+    drop(t.node);
+    let mut node = SimNode::open(&r).unwrap();
+    node.advance(Duration::from_secs(1)).unwrap();
+    assert_eq!(node.true_power_watts(gpu(n)), Some(250.0));
+}
+
+#[test]
+fn nvidia_needs_the_mock_library_and_says_how_to_build_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("node");
+    let opts = SimOptions {
+        nvml_library: Some(dir.path().join("missing/libpowerstack_mock_nvml.so")),
+        ..SimOptions::default()
+    };
+    let e = SimNode::create(&root, Profile::Nvidia4gpu, opts).unwrap_err();
+    assert!(matches!(e, SimError::NvmlLibraryNotFound { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains("cargo build -p powerstack-mock-nvml"), "{msg}");
+    assert!(msg.contains("POWERSTACK_MOCK_NVML") && msg.contains("missing"), "{msg}");
+    assert!(!root.exists(), "nothing is written");
+    // A directory holding the library will do.
+    let lib_dir = tempfile::tempdir().unwrap();
+    let lib = fake_library(lib_dir.path());
+    let opts =
+        SimOptions { nvml_library: Some(lib_dir.path().to_path_buf()), ..SimOptions::default() };
+    SimNode::create(&root, Profile::Nvidia4gpu, opts).unwrap();
+    let copy = fs::read(root.join("usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1")).unwrap();
+    assert_eq!(copy, fs::read(lib).unwrap());
+    // Other profiles need no library.
+    SimNode::create(&dir.path().join("intel"), Profile::Intel2s, SimOptions::default()).unwrap();
+}
+
+#[test]
+fn open_needs_no_library_and_continues_the_nvml_counters() {
+    let mut t = nvidia(SimOptions::default());
+    let r = t.dir.path().to_path_buf();
+    t.node.advance(Duration::from_secs(2)).unwrap();
+    let before = read_u64(&r, &format!("{NVML}/gpu3/energy_mj"));
+    drop(t.node);
+    fs::remove_file(&t.lib).unwrap();
+    let mut node = SimNode::open(&r).unwrap();
+    assert_eq!(node.options().nvml_library, None);
+    assert_eq!(read_u64(&r, &format!("{NVML}/gpu3/energy_mj")), before, "open writes nothing");
+    node.advance(Duration::from_secs(1)).unwrap();
+    let after = read_u64(&r, &format!("{NVML}/gpu3/energy_mj"));
+    assert_eq!(after - before, 385_000);
+}
+
+#[test]
+fn a_removed_gpu_loses_its_nvml_state() {
+    let mut t = nvidia(SimOptions::default());
+    let r = t.dir.path().to_path_buf();
+    let kept = fs::File::open(r.join(format!("{NVML}/gpu0/energy_mj"))).unwrap();
+    t.node.remove_device(gpu(2)).unwrap();
+    let mut buf = [0u8; 32];
+    assert_eq!(kept.read_at(&mut buf, 0).unwrap(), 0, "truncated first");
+    assert!(!r.join(format!("{NVML}/gpu0")).exists());
+    assert!(!t.node.domains().contains(&gpu(2)));
+    let e1 = read_u64(&r, &format!("{NVML}/gpu1/energy_mj"));
+    t.node.advance(Duration::from_secs(1)).unwrap();
+    assert!(!r.join(format!("{NVML}/gpu0")).exists(), "never written again");
+    assert!(read_u64(&r, &format!("{NVML}/gpu1/energy_mj")) > e1);
+    drop(t.node);
+    let node = SimNode::open(&r).unwrap();
+    assert!(!node.domains().contains(&gpu(2)));
+    assert!(node.domains().contains(&gpu(0)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// amd-mi250x
+
+const GCDS: [&str; 8] = [
+    "0000:c1:00.0",
+    "0000:c6:00.0",
+    "0000:c9:00.0",
+    "0000:ce:00.0",
+    "0000:d1:00.0",
+    "0000:d6:00.0",
+    "0000:d9:00.0",
+    "0000:de:00.0",
+];
+
+fn mi250x(load: f64) -> (tempfile::TempDir, SimNode) {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SimOptions { load, ..SimOptions::default() };
+    let node = SimNode::create(dir.path(), Profile::AmdMi250x, opts).unwrap();
+    (dir, node)
+}
+
+/// The `sys/class/hwmon/hwmonN` chip of each GCD, in PCI order.
+fn chips(root: &Path) -> Vec<String> {
+    let mut by_addr = Vec::new();
+    for e in fs::read_dir(root.join("sys/class/hwmon")).unwrap() {
+        let name = e.unwrap().file_name().into_string().unwrap();
+        let dev = fs::canonicalize(root.join(format!("sys/class/hwmon/{name}/device"))).unwrap();
+        by_addr.push((dev.file_name().unwrap().to_str().unwrap().to_string(), name));
+    }
+    by_addr.sort();
+    let addrs: Vec<&str> = by_addr.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(addrs, GCDS);
+    by_addr.into_iter().map(|(_, c)| format!("sys/class/hwmon/{c}")).collect()
+}
+
+/// Whole watts of a pm_counters power file.
+fn pm_watts(root: &Path, name: &str) -> u64 {
+    let t = read(root, &format!("sys/cray/pm_counters/{name}"));
+    let f: Vec<&str> = t.split_whitespace().collect();
+    assert_eq!((f[1], f[3]), ("W", "us"), "{t:?}");
+    f[0].parse().unwrap()
+}
+
+#[test]
+fn mi250x_layout_has_pm_counters_and_eight_amdgpu_chips() {
+    let (dir, node) = mi250x(0.5);
+    let r = dir.path();
+    for f in ["power", "energy", "cpu_power", "memory_energy", "accel0_power", "accel3_energy"] {
+        assert!(r.join(format!("sys/cray/pm_counters/{f}")).is_file(), "{f}");
+    }
+    assert!(!r.join("sys/cray/pm_counters/accel4_power").exists());
+    for (n, cpus) in ["0-1,8-9", "2-3,10-11", "4-5,12-13", "6-7,14-15"].iter().enumerate() {
+        assert_eq!(
+            read(r, &format!("sys/devices/system/node/node{n}/cpulist")),
+            format!("{cpus}\n")
+        );
+    }
+    let chips = chips(r);
+    assert_eq!(chips.len(), 8);
+    assert_ne!(
+        chips,
+        (0..8).map(|i| format!("sys/class/hwmon/hwmon{i}")).collect::<Vec<_>>(),
+        "hwmon numbers are not in PCI order"
+    );
+    let mut numa = Vec::new();
+    for (i, c) in chips.iter().enumerate() {
+        assert_eq!(read(r, &format!("{c}/name")), "amdgpu\n");
+        assert_eq!(read_u64(r, &format!("{c}/power1_average")), 162_500_000);
+        assert_eq!(read_u64(r, &format!("{c}/power1_cap")), 560_000_000);
+        assert_eq!(read_u64(r, &format!("{c}/power1_cap_min")), 0);
+        assert_eq!(read_u64(r, &format!("{c}/power1_cap_max")), 560_000_000);
+        assert_eq!(read_u64(r, &format!("{c}/power1_cap_default")), 560_000_000);
+        assert_eq!(read(r, &format!("{c}/power1_label")), "PPT\n");
+        let mode = fs::metadata(r.join(format!("{c}/power1_cap"))).unwrap();
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o644);
+        numa.push(read_u64(r, &format!("{c}/device/numa_node")));
+        assert_eq!(read(r, &format!("{c}/device/vendor")), "0x1002\n");
+        let card = fs::canonicalize(r.join(format!("sys/class/drm/card{i}/device"))).unwrap();
+        assert_eq!(card, fs::canonicalize(r.join(format!("{c}/device"))).unwrap());
+    }
+    let mut per_node = numa.clone();
+    per_node.sort_unstable();
+    assert_eq!(per_node, vec![0, 0, 1, 1, 2, 2, 3, 3], "two GCDs per NUMA node");
+    assert_eq!(node.domains().iter().filter(|d| d.kind == DomainKind::Gpu).count(), 8);
+    assert_eq!(node.true_accel_power_watts(0), Some(325.0));
+    assert_eq!(node.true_accel_power_watts(4), None);
+    let intel = SimNode::create(&r.join("x"), Profile::Intel2s, SimOptions::default());
+    assert!(intel.unwrap().true_accel_power_watts(0).is_none());
+}
+
+#[test]
+fn mi250x_pm_counters_accel_is_the_sum_of_its_two_gcds() {
+    let (dir, mut node) = mi250x(0.5);
+    let r = dir.path();
+    let chips = chips(r);
+    let caps = [(1, 150), (6, 100)];
+    for (gcd, w) in caps {
+        write(r, &format!("{}/power1_cap", chips[gcd]), &format!("{}\n", w * 1_000_000));
+    }
+    let e0: Vec<u64> = (0..4)
+        .map(|k| {
+            let t = read(r, &format!("sys/cray/pm_counters/accel{k}_energy"));
+            t.split_whitespace().next().unwrap().parse().unwrap()
+        })
+        .collect();
+    node.advance(Duration::from_secs(2)).unwrap();
+    let gcd = |n: u32| node.true_power_watts(gpu(n)).unwrap();
+    for k in 0..4u32 {
+        let sum = gcd(2 * k) + gcd(2 * k + 1);
+        assert_eq!(node.true_accel_power_watts(k), Some(sum));
+        assert_eq!(pm_watts(r, &format!("accel{k}_power")), sum.round() as u64);
+        let t = read(r, &format!("sys/cray/pm_counters/accel{k}_energy"));
+        let e: u64 = t.split_whitespace().next().unwrap().parse().unwrap();
+        assert_eq!(e - e0[k as usize], (2.0 * sum).floor() as u64, "accel{k}");
+        let hw = |n: u32| read_u64(r, &format!("{}/power1_average", chips[n as usize]));
+        assert_eq!(hw(2 * k) + hw(2 * k + 1), (sum * 1e6).round() as u64);
+    }
+    assert_eq!(node.true_accel_power_watts(0), Some(162.5 + 150.0));
+    assert_eq!(node.true_accel_power_watts(3), Some(100.0 + 162.5));
+    let accels: f64 = (0..4).map(|k| node.true_accel_power_watts(k).unwrap()).sum();
+    let cpu = node.true_power_watts(DomainId::new(DomainKind::Package, 0)).unwrap();
+    let mem = node.true_power_watts(DomainId::new(DomainKind::Memory, 0)).unwrap();
+    let total = node.true_power_watts(DomainId::NODE).unwrap();
+    assert!((total - (cpu + mem + accels + 150.0)).abs() < 1e-9);
+    assert_eq!(pm_watts(r, "power"), total.round() as u64);
+}
+
+#[test]
+fn mi250x_gcd_caps_are_honoured_and_normalised() {
+    let (dir, mut node) = mi250x(1.0);
+    let r = dir.path();
+    let chips = chips(r);
+    write(r, &format!("{}/power1_cap", chips[3]), "120500000\n");
+    node.advance(Duration::from_secs(1)).unwrap();
+    assert_eq!(node.true_power_watts(gpu(3)), Some(120.0), "whole watts, like the driver");
+    assert_eq!(read(r, &format!("{}/power1_cap", chips[3])), "120000000\n");
+    assert_eq!(node.true_power_watts(gpu(2)), Some(280.0));
+    // Above the maximum: refused, the last cap stays.
+    write(r, &format!("{}/power1_cap", chips[3]), "900000000\n");
+    node.advance(Duration::from_secs(1)).unwrap();
+    assert_eq!(node.true_power_watts(gpu(3)), Some(120.0));
+    // A removed GCD: its PCI device, chip and links go.
+    node.remove_device(gpu(3)).unwrap();
+    assert!(fs::symlink_metadata(r.join(&chips[3])).is_err());
+    assert!(fs::symlink_metadata(r.join(format!("sys/bus/pci/devices/{}", GCDS[3]))).is_err());
+    assert!(fs::symlink_metadata(r.join("sys/class/drm/card3")).is_err());
+    assert!(!node.domains().contains(&gpu(3)));
+    node.advance(Duration::from_secs(1)).unwrap();
+    assert!(r.join(format!("{}/power1_average", chips[4])).exists());
+}
+
+#[test]
+fn hwmon_sees_eight_gpus_in_pci_order_on_socket_0_and_writes_their_caps() {
+    let (dir, mut node) = mi250x(1.0);
+    let root = Root::new(dir.path());
+    let (topology, w) = CpuTopology::discover(&root);
+    assert!(w.is_empty(), "{w:?}");
+    let (hwmon, w) = Hwmon::open(&root, &topology);
+    assert!(w.is_empty(), "{w:?}");
+    let mut hwmon = hwmon.expect("hwmon finds the GCDs");
+    let seen: Vec<(DomainId, String, Option<u32>)> =
+        hwmon.domains().iter().map(|d| (d.id, d.source.clone(), d.socket)).collect();
+    let want: Vec<(DomainId, String, Option<u32>)> = GCDS
+        .iter()
+        .enumerate()
+        .map(|(n, a)| (gpu(n as u32), format!("amdgpu {a} power1_average"), Some(0)))
+        .collect();
+    assert_eq!(seen, want);
+    let cap = hwmon.domains()[5].limit("cap").unwrap().clone();
+    assert_eq!(
+        (cap.limit_watts, cap.min_watts, cap.max_watts, cap.default_watts, cap.locked),
+        (Some(560.0), Some(0.0), Some(560.0), Some(560.0), false)
+    );
+    // A cap written through the provider is read back and honoured by the model.
+    let write = LimitWrite {
+        constraint: "cap".into(),
+        limit_watts: 200.0,
+        time_window_s: None,
+        enabled: None,
+    };
+    hwmon.write_limit(5, &write).unwrap();
+    assert_eq!(hwmon.domains()[5].limit("cap").unwrap().limit_watts, Some(200.0));
+    node.advance(Duration::from_secs(1)).unwrap();
+    assert_eq!(node.true_power_watts(gpu(5)), Some(200.0));
+    assert_eq!(node.true_power_watts(gpu(4)), Some(280.0));
+    assert_eq!(node.true_accel_power_watts(2), Some(480.0));
+}
