@@ -327,3 +327,32 @@ fn a_proportional_node_cap_on_intel_2s_keeps_measured_power_under_the_cap() {
     assert!(node_before > cap, "{node_before}");
     assert!(after <= cap + 0.5, "node draws {after} W under a {cap} W cap");
 }
+
+#[test]
+fn a_gpu_that_vanishes_part_way_through_rolls_back_the_gpus_already_capped() {
+    let (_dir, mut sim, mut p) = node(Profile::Nvidia4gpu);
+    let state = tempfile::tempdir().unwrap();
+    let cap = |w| LimitWrite {
+        constraint: "cap".into(),
+        limit_watts: w,
+        time_window_s: None,
+        enabled: None,
+    };
+    let requests: Vec<Request> = (0..4)
+        .map(|g| Request { index: index(&p, DomainKind::Gpu, g), write: cap(300.0) })
+        .collect();
+    let (mut capper, _) = Capper::open(&mut p, state.path(), "test").unwrap();
+    let planned = capper.plan(&requests).unwrap();
+    // The GPU falls off the bus after planning.
+    sim.remove_device(DomainId::new(DomainKind::Gpu, 2)).unwrap();
+    let e = capper.apply(&planned).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("gpu-2 cap"), "{msg}");
+    assert!(msg.contains("restored the 2 limit(s) already written"), "{msg}");
+    let catalog = capper.platform().catalog().to_vec();
+    for g in [0, 1, 3] {
+        let d = catalog.iter().find(|d| d.id == DomainId::new(DomainKind::Gpu, g)).unwrap();
+        assert_eq!(d.limit("cap").unwrap().limit_watts, Some(700.0), "gpu-{g}");
+    }
+    assert!(capper.journal().in_progress().is_none());
+}

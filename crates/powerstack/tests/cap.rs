@@ -85,6 +85,28 @@ fn walk(dir: &Path, out: &mut Vec<(String, String)>) {
     }
 }
 
+/// `powerstack sim run` on a root, stopped when dropped.
+struct Animated(std::process::Child);
+
+impl Drop for Animated {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn animate(root: &Path) -> Animated {
+    let child = Command::cargo_bin("powerstack")
+        .unwrap()
+        .args(["sim", "run", "--tick", "2ms", root.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    Animated(child)
+}
+
 fn json(text: &str) -> Value {
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
@@ -295,17 +317,9 @@ fn the_sim_honours_a_cap_written_by_the_cli() {
     let root = n.root.path().to_str().unwrap();
     let r = n.cap(&["socket", "80", "--socket", "0"]);
     assert_eq!(r.status, 0, "{}", r.stderr);
-    let mut sim = std::process::Command::cargo_bin("powerstack")
-        .unwrap()
-        .args(["sim", "run", "--tick", "2ms", root])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let sim = animate(Path::new(root));
     let r = run(&["power", "--root", root, "--interval", "1s", "--format", "json"]);
-    let _ = sim.kill();
-    let _ = sim.wait();
+    drop(sim);
     let doc = json(&r.stdout);
     let pkg0 = doc["domains"]
         .as_array()
@@ -315,4 +329,137 @@ fn the_sim_honours_a_cap_written_by_the_cli() {
         .unwrap();
     let w = pkg0["power_watts"].as_f64().unwrap();
     assert!(w <= 80.0 * 1.01 && w > 70.0, "package-0 draws {w} W under an 80 W cap");
+}
+
+fn gpu_cap_of(doc: &Value, index: u64) -> f64 {
+    doc["controls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["domain"] == "gpu" && c["index"] == index)
+        .unwrap()["limit_watts"]
+        .as_f64()
+        .unwrap()
+}
+
+#[test]
+fn cap_gpu_on_nvidia_goes_through_nvml_and_is_honoured_and_reset() {
+    let n = Node::new("nvidia-4gpu");
+    let r = n.cap(&["gpu", "300", "--gpu", "1"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let doc = json(&r.stdout);
+    assert_eq!(doc["writes"].as_array().unwrap().len(), 1);
+    assert_eq!(doc["writes"][0]["provider"], "nvml");
+    assert_eq!(doc["writes"][0]["read_back_watts"], 300.0);
+    assert_eq!(doc["writes"][0]["previous_watts"], 700.0);
+    // gpu-1 is the second GPU in PCI order (0000:31:00.0), whatever NVML's own index is.
+    assert!(doc["writes"][0]["source"].as_str().unwrap().starts_with("0000:31:00.0"), "{doc}");
+    let show = json(&n.cap(&["show"]).stdout);
+    assert_eq!(gpu_cap_of(&show, 1), 300.0);
+    assert_eq!(gpu_cap_of(&show, 0), 700.0);
+
+    // The simulated GPU draws under its cap.
+    let root = n.root.path().to_str().unwrap();
+    let sim = animate(Path::new(root));
+    let p = run(&["power", "--root", root, "--interval", "1s", "--format", "json"]);
+    drop(sim);
+    let doc = json(&p.stdout);
+    let gpu = |i: u64| {
+        doc["domains"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["domain"] == "gpu" && d["index"] == i)
+            .unwrap()["power_watts"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(gpu(1) <= 300.0 * 1.01, "gpu-1 draws {} W under a 300 W cap", gpu(1));
+    assert!(gpu(0) > 350.0, "gpu-0 is uncapped: {}", gpu(0));
+
+    let r = n.cap(&["reset"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(gpu_cap_of(&json(&n.cap(&["show"]).stdout), 1), 700.0);
+}
+
+#[test]
+fn gpu_bad_input_names_the_gpu_and_range_and_changes_nothing() {
+    let n = Node::new("nvidia-4gpu");
+    let nvml = "var/lib/powerstack-sim/nvml";
+    let limits =
+        || (0..4).map(|g| n.file(&format!("{nvml}/gpu{g}/power_limit_mw"))).collect::<Vec<_>>();
+    let before = limits();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["gpu", "300", "--gpu", "9"],
+            "gpu-9 does not exist on this node; it has gpu-0, gpu-1, gpu-2, gpu-3",
+        ),
+        (&["gpu", "100"], "gpu-0 cap: 100 W is outside the allowed range [200 W .. 700 W]"),
+        (
+            &["gpu", "5000", "--gpu", "2"],
+            "gpu-2 cap: 5000 W is outside the allowed range [200 W .. 700 W]",
+        ),
+        (&["gpu", "nan"], "gpu-0 cap: NaN is not a valid power limit"),
+        (&["gpu", "-5"], "gpu-0 cap: -5 is not a valid power limit"),
+    ];
+    for (args, expect) in cases {
+        let r = n.cap(args);
+        assert_eq!(r.status, 1, "{args:?}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(expect), "{args:?}: {}", r.stderr);
+    }
+    assert_eq!(limits(), before);
+}
+
+#[test]
+fn a_node_cap_on_nvidia_4gpu_includes_the_gpus() {
+    let n = Node::new("nvidia-4gpu");
+    let r = n.cap(&["node", "1500", "--interval", "50ms"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let doc = json(&r.stdout);
+    let writes = doc["writes"].as_array().unwrap();
+    let gpus: Vec<&Value> = writes.iter().filter(|w| w["domain"] == "gpu").collect();
+    assert_eq!(gpus.len(), 4, "{writes:?}");
+    assert!(gpus.iter().all(|w| w["provider"] == "nvml"));
+    let total: f64 = writes.iter().map(|w| w["requested_watts"].as_f64().unwrap()).sum();
+    let uncappable = doc["uncappable_watts"].as_f64().unwrap();
+    assert!((total + uncappable - 1500.0).abs() < 0.05, "{total} + {uncappable}");
+    // Proportional to the maxima: every GPU (700 W max) gets 700/150 of a package's share.
+    let pkg = writes.iter().find(|w| w["domain"] == "package").unwrap()["requested_watts"]
+        .as_f64()
+        .unwrap();
+    let g = gpus[0]["requested_watts"].as_f64().unwrap();
+    assert!((g / pkg - 700.0 / 150.0).abs() < 0.01, "{g} / {pkg}");
+}
+
+#[test]
+fn amd_mi250x_caps_its_eight_gcds_through_hwmon() {
+    let n = Node::new("amd-mi250x");
+    let r = n.cap(&["gpu", "250", "--gpu", "5"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let doc = json(&r.stdout);
+    assert_eq!(doc["writes"][0]["provider"], "hwmon");
+    assert_eq!(doc["writes"][0]["read_back_watts"], 250.0);
+    let show = json(&n.cap(&["show"]).stdout);
+    let gpus = show["controls"].as_array().unwrap().iter().filter(|c| c["domain"] == "gpu").count();
+    assert_eq!(gpus, 8, "per-GCD caps, not the four modules");
+    assert_eq!(gpu_cap_of(&show, 5), 250.0);
+    // A node cap: the CPU has no writable limit here, so the GCDs carry the cut after the
+    // uncappable power (board, memory, CPU) is charged.
+    let sim = animate(n.root.path());
+    let r = n.cap(&["node", "2000", "--interval", "300ms"]);
+    drop(sim);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let doc = json(&r.stdout);
+    let writes = doc["writes"].as_array().unwrap();
+    assert_eq!(writes.len(), 8);
+    // pm_counters' node figure minus the GCDs: CPU (185 W), memory (40 W) and 150 W of board.
+    let uncappable = doc["uncappable_watts"].as_f64().unwrap();
+    assert!((uncappable - 375.0).abs() < 15.0, "{uncappable}");
+    let total: f64 = writes.iter().map(|w| w["requested_watts"].as_f64().unwrap()).sum();
+    assert!((total + uncappable - 2000.0).abs() < 0.05, "{total} + {uncappable}");
+    let r = n.cap(&["reset"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let show = json(&n.cap(&["show"]).stdout);
+    assert!((0..8).all(|g| gpu_cap_of(&show, g) == 560.0));
 }
