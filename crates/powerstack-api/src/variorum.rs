@@ -205,8 +205,8 @@ pub fn energy(
 /// Variorum 0.8 domain information JSON (`variorum_get_node_power_domain_info_json`):
 /// `{host: {timestamp, control: {power_X: {min, max, units}}, unsupported: [...],
 /// measurement: {power_X: {units}}}}` over `power_node`, `power_cpu`, `power_mem`, `power_gpu`.
-/// Control ranges come from the first domain of each kind that has a limit (socket 0, GPU 0), as
-/// Variorum reports socket 0.
+/// Control ranges come from the first unlocked limit of the first domain of each kind that has one
+/// (socket 0, GPU 0), as Variorum reports socket 0.
 pub fn domain_info(
     hostname: &str,
     catalog: &[DomainInfo],
@@ -225,7 +225,8 @@ pub fn domain_info(
     for (name, kinds) in groups {
         let members: Vec<&DomainInfo> =
             catalog.iter().filter(|d| kinds.contains(&d.id.kind)).collect();
-        let limit = members.iter().flat_map(|d| d.limits.first()).next();
+        // Only limits that can be changed are controls; a locked (read-only) one is not.
+        let limit = members.iter().flat_map(|d| d.limits.iter().find(|l| !l.locked)).next();
         let measurable = !members.is_empty() || (name == "power_node" && node_measurable);
         if let Some(l) = limit {
             control.insert(

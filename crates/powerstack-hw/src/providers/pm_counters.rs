@@ -24,8 +24,8 @@
 //! three are optional.
 //!
 //! Limits: `power_cap` is the node's `cap`, `accel_power_cap` (or `accelN_power_cap`) each GPU's; a
-//! value of 0 W means uncapped. They are set out of band by the system controller and are reported as
-//! locked unless the file's mode is writable.
+//! value of 0 W means uncapped. They are set out of band by the system controller (CAPMC, PCS), not
+//! through these files, so they are reported as locked: powerstack shows them and never writes them.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -443,7 +443,7 @@ impl Provider for PmCounters {
                 Ok(v) => PowerLimit {
                     name: "cap".to_string(),
                     limit_watts: (v.value > 0).then_some(v.value as f64),
-                    locked: !file::is_writable(&cap.path),
+                    locked: true,
                     ..PowerLimit::default()
                 },
                 Err(e) => {
