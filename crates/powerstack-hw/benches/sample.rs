@@ -50,3 +50,12 @@ fn hwmon_node(b: Bencher) {
     assert_eq!(p.catalog().len(), 2);
     b.bench_local(|| divan::black_box(p.sample()));
 }
+
+/// nvidia-4gpu through NVML: four energy-counter calls into the (mock) NVML library. The mock
+/// reads its state from files, so this is an upper bound of powerstack's side plus the mock's.
+#[divan::bench]
+fn nvidia_4gpu_nvml(b: Bencher) {
+    let (_dir, _sim, mut p) = platform(Profile::Nvidia4gpu, vec![Source::Nvml]);
+    assert_eq!(p.catalog().len(), 4);
+    b.bench_local(|| divan::black_box(p.sample()));
+}
