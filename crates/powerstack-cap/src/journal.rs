@@ -82,11 +82,37 @@ pub struct InProgress {
     pub via: String,
 }
 
+/// A sysfs attribute powerstack wrote (frequency, governor, EPP, C-state, uncore settings).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// The attribute, relative to the hardware root (`sys/devices/system/cpu/cpufreq/policy3/scaling_max_freq`).
+    pub path: String,
+    /// Its content before powerstack first wrote it (first line, trimmed).
+    pub original: String,
+    /// The last value powerstack wrote, and who.
+    pub last_written: Option<FileWritten>,
+}
+
+/// A write of a sysfs attribute.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FileWritten {
+    /// The value written.
+    pub value: String,
+    /// When, µs since the Unix epoch.
+    pub at_unix_us: i64,
+    /// Who.
+    pub by: String,
+    /// What.
+    pub via: String,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 struct JournalFile {
     version: u32,
     in_progress: Option<InProgress>,
     entries: Vec<Entry>,
+    #[serde(default)]
+    files: Vec<FileEntry>,
 }
 
 const VERSION: u32 = 1;
@@ -202,6 +228,83 @@ impl Journal {
         self.data.entries.retain(|e| !restored.contains(&e.key));
         self.data.in_progress = None;
         self.save()
+    }
+
+    /// Every journaled sysfs attribute.
+    pub fn file_entries(&self) -> &[FileEntry] {
+        &self.data.files
+    }
+
+    /// The entry of a sysfs attribute.
+    pub fn file_entry(&self, path: &str) -> Option<&FileEntry> {
+        self.data.files.iter().find(|e| e.path == path)
+    }
+
+    /// Records the originals of sysfs attributes not yet known and marks a session in progress;
+    /// saved before any write.
+    pub fn begin_files(
+        &mut self,
+        originals: Vec<(String, String)>,
+        via: &str,
+    ) -> Result<(), CapError> {
+        for (path, original) in originals {
+            if self.file_entry(&path).is_none() {
+                self.data.files.push(FileEntry { path, original, last_written: None });
+            }
+        }
+        self.data.in_progress = Some(InProgress {
+            started_unix_us: now_unix_us(),
+            pid: std::process::id(),
+            via: via.to_string(),
+        });
+        self.save()
+    }
+
+    /// Records a successful write of a sysfs attribute.
+    pub fn record_file_write(&mut self, path: &str, value: &str, via: &str) {
+        let by = current_user();
+        if let Some(e) = self.data.files.iter_mut().find(|e| e.path == path) {
+            e.last_written = Some(FileWritten {
+                value: value.to_string(),
+                at_unix_us: now_unix_us(),
+                by,
+                via: via.to_string(),
+            });
+        }
+    }
+
+    /// Forgets sysfs attributes whose originals were restored, ends any session and saves.
+    pub fn forget_files(&mut self, restored: &[String]) -> Result<(), CapError> {
+        self.data.files.retain(|e| !restored.contains(&e.path));
+        self.data.in_progress = None;
+        self.save()
+    }
+
+    /// Restores every journaled sysfs attribute under `root` to its original, in the order it was
+    /// first recorded reversed (the reverse of a safe order is safe to undo), and forgets those
+    /// restored. Returns (restored, failed with reasons).
+    pub fn restore_files(
+        &mut self,
+        root: &powerstack_hw::Root,
+    ) -> Result<(Vec<String>, Vec<(String, String)>), CapError> {
+        let mut restored = Vec::new();
+        let mut failed = Vec::new();
+        let entries: Vec<FileEntry> = self.data.files.iter().rev().cloned().collect();
+        for e in entries {
+            let path = root.path(&e.path);
+            let current = powerstack_hw::file::read_trimmed(&path, "sysfs attribute").ok();
+            if current.as_deref().and_then(|c| c.lines().next()) == Some(e.original.as_str()) {
+                restored.push(e.path.clone());
+                continue;
+            }
+            match powerstack_hw::file::write_attr(&path, &e.original, "sysfs attribute") {
+                Ok(()) => restored.push(e.path.clone()),
+                Err(err) => failed.push((e.path.clone(), err.to_string())),
+            }
+        }
+        self.data.files.retain(|e| !restored.contains(&e.path));
+        self.save()?;
+        Ok((restored, failed))
     }
 
     /// Writes the journal atomically: a temporary file, fsync, rename, fsync of the directory.

@@ -17,7 +17,7 @@ use powerstack_hw::{HwError, Platform};
 use powerstack_model::{DomainId, DomainInfo, DomainKind, LimitWrite, PowerLimit, PowerReport};
 
 pub use allocate::{AllocError, Allocation, Cappable, Policy, allocate};
-pub use journal::{ControlKey, Entry, Journal, Setting, Written};
+pub use journal::{ControlKey, Entry, FileEntry, FileWritten, Journal, Setting, Written};
 
 /// When the hardware reports no minimum for a limit, node-cap policies never go below this share
 /// of the domain's maximum (single-domain caps accept any positive value in that case).
@@ -150,6 +150,29 @@ pub struct Restored {
     pub restored: Vec<ControlKey>,
     /// Controls that could not be put back, with the reason (they stay in the journal).
     pub failed: Vec<(ControlKey, String)>,
+    /// Sysfs attributes (frequency settings) put back, relative to the root.
+    pub files_restored: Vec<String>,
+    /// Sysfs attributes that could not be put back, with the reason.
+    pub files_failed: Vec<(String, String)>,
+}
+
+/// Recovers from a run that died while writing: if the journal is marked in progress, every
+/// journaled power limit (through `platform`) and every journaled sysfs attribute (under `root`)
+/// is put back to its original. `None` when there was nothing to recover.
+pub fn recover(
+    journal: &mut Journal,
+    platform: &mut Platform,
+    root: &powerstack_hw::Root,
+) -> Result<Option<Restored>, CapError> {
+    if journal.in_progress().is_none() {
+        return Ok(None);
+    }
+    let mut out = restore_limits(journal, platform)?;
+    let (files_restored, files_failed) = journal.restore_files(root)?;
+    out.files_restored = files_restored;
+    out.files_failed = files_failed;
+    journal.forget(&[])?;
+    Ok(Some(out))
 }
 
 /// The allowed range of a limit, as text.
@@ -311,18 +334,18 @@ pub struct Capper<'a> {
 
 impl<'a> Capper<'a> {
     /// Opens the journal in `state_dir` (waiting for any other writer). If a previous run died
-    /// while writing, the originals of every journaled control are put back first, and what that
-    /// did is returned. `via` names the caller in the journal (`powerstack cap node 800`).
+    /// while writing, the originals of every journaled control and sysfs attribute (under `root`)
+    /// are put back first, and what that did is returned. `via` names the caller in the journal
+    /// (`powerstack cap node 800`).
     pub fn open(
         platform: &'a mut Platform,
+        root: &powerstack_hw::Root,
         state_dir: &std::path::Path,
         via: &str,
     ) -> Result<(Capper<'a>, Option<Restored>), CapError> {
-        let journal = Journal::open(state_dir)?;
-        let mut capper = Capper { platform, journal, via: via.to_string() };
-        let recovered =
-            if capper.journal.in_progress().is_some() { Some(capper.restore_all()?) } else { None };
-        Ok((capper, recovered))
+        let mut journal = Journal::open(state_dir)?;
+        let recovered = recover(&mut journal, platform, root)?;
+        Ok((Capper { platform, journal, via: via.to_string() }, recovered))
     }
 
     /// The journal.
@@ -373,9 +396,10 @@ impl<'a> Capper<'a> {
         Ok(done)
     }
 
-    /// Restores every journaled control to its original setting and forgets the ones restored.
+    /// Restores every journaled power limit to its original setting and forgets the ones
+    /// restored. Frequency settings are restored by `powerstack pools reset`.
     pub fn reset(&mut self) -> Result<Restored, CapError> {
-        self.restore_all()
+        restore_limits(&mut self.journal, self.platform)
     }
 
     fn write_and_check(&mut self, p: &Planned) -> Result<Option<f64>, CapError> {
@@ -432,29 +456,29 @@ impl<'a> Capper<'a> {
             )
         }
     }
+}
 
-    fn restore_all(&mut self) -> Result<Restored, CapError> {
-        let mut out = Restored::default();
-        let entries: Vec<Entry> = self.journal.entries().to_vec();
-        for e in entries {
-            let index = self.platform.catalog().iter().position(|d| {
-                d.provider == e.key.provider
-                    && d.id.to_string() == e.key.domain
-                    && d.limit(&e.key.constraint).is_some()
-            });
-            let Some(index) = index else {
-                out.failed
-                    .push((e.key.clone(), "the domain is not on this node (any more)".into()));
-                continue;
-            };
-            match self.platform.write_limit(index, &restore_write(&e.key.constraint, &e.original)) {
-                Ok(()) => out.restored.push(e.key.clone()),
-                Err(err) => out.failed.push((e.key.clone(), err.to_string())),
-            }
+/// Restores every journaled power limit and forgets the ones restored.
+fn restore_limits(journal: &mut Journal, platform: &mut Platform) -> Result<Restored, CapError> {
+    let mut out = Restored::default();
+    let entries: Vec<Entry> = journal.entries().to_vec();
+    for e in entries {
+        let index = platform.catalog().iter().position(|d| {
+            d.provider == e.key.provider
+                && d.id.to_string() == e.key.domain
+                && d.limit(&e.key.constraint).is_some()
+        });
+        let Some(index) = index else {
+            out.failed.push((e.key.clone(), "the domain is not on this node (any more)".into()));
+            continue;
+        };
+        match platform.write_limit(index, &restore_write(&e.key.constraint, &e.original)) {
+            Ok(()) => out.restored.push(e.key.clone()),
+            Err(err) => out.failed.push((e.key.clone(), err.to_string())),
         }
-        self.journal.forget(&out.restored)?;
-        Ok(out)
     }
+    journal.forget(&out.restored)?;
+    Ok(out)
 }
 
 fn setting(limit: &PowerLimit) -> Setting {

@@ -51,7 +51,8 @@ fn a_socket_cap_is_written_read_back_journaled_and_honoured() {
     let state = tempfile::tempdir().unwrap();
     let pkg0 = index(&p, DomainKind::Package, 0);
     {
-        let (mut capper, recovered) = Capper::open(&mut p, state.path(), "test").unwrap();
+        let (mut capper, recovered) =
+            Capper::open(&mut p, &Root::new(sim.root()), state.path(), "test").unwrap();
         assert!(recovered.is_none());
         let plan = capper.plan(&[Request { index: pkg0, write: long_term(80.0) }]).unwrap();
         let done = capper.apply(&plan).unwrap();
@@ -75,17 +76,19 @@ fn a_socket_cap_is_written_read_back_journaled_and_honoured() {
 
 #[test]
 fn reset_puts_back_what_was_there_before_the_first_write_and_forgets_it() {
-    let (dir, _sim, mut p) = node(Profile::Intel2s);
+    let (dir, sim, mut p) = node(Profile::Intel2s);
     let state = tempfile::tempdir().unwrap();
     let pkg0 = index(&p, DomainKind::Package, 0);
     let limit = dir.path().join("sys/class/powercap/intel-rapl:0/constraint_0_power_limit_uw");
     for w in [100.0, 90.0] {
-        let (mut capper, _) = Capper::open(&mut p, state.path(), "test").unwrap();
+        let (mut capper, _) =
+            Capper::open(&mut p, &Root::new(sim.root()), state.path(), "test").unwrap();
         let plan = capper.plan(&[Request { index: pkg0, write: long_term(w) }]).unwrap();
         capper.apply(&plan).unwrap();
     }
     assert_eq!(read(&limit), "90000000");
-    let (mut capper, _) = Capper::open(&mut p, state.path(), "test").unwrap();
+    let (mut capper, _) =
+        Capper::open(&mut p, &Root::new(sim.root()), state.path(), "test").unwrap();
     // The original is the value before the first write, not before the second.
     assert_eq!(capper.journal().entries()[0].original.limit_watts, Some(150.0));
     let r = capper.reset().unwrap();
@@ -98,12 +101,13 @@ fn reset_puts_back_what_was_there_before_the_first_write_and_forgets_it() {
 
 #[test]
 fn a_failure_part_way_restores_what_was_already_written() {
-    let (dir, _sim, mut p) = node(Profile::Intel2s);
+    let (dir, sim, mut p) = node(Profile::Intel2s);
     let state = tempfile::tempdir().unwrap();
     let (pkg0, pkg1) = (index(&p, DomainKind::Package, 0), index(&p, DomainKind::Package, 1));
     let zone =
         |z: &str| dir.path().join(format!("sys/class/powercap/{z}/constraint_0_power_limit_uw"));
-    let (mut capper, _) = Capper::open(&mut p, state.path(), "test").unwrap();
+    let (mut capper, _) =
+        Capper::open(&mut p, &Root::new(sim.root()), state.path(), "test").unwrap();
     let plan = capper
         .plan(&[
             Request { index: pkg0, write: long_term(100.0) },
@@ -179,7 +183,8 @@ fn a_read_back_that_differs_is_a_failure_and_rolls_back() {
         time_window_s: None,
         enabled: None,
     };
-    let (mut capper, _) = Capper::open(&mut p, state.path(), "test").unwrap();
+    let (mut capper, _) =
+        Capper::open(&mut p, &Root::new(state.path()), state.path(), "test").unwrap();
     let planned = capper
         .plan(&[Request { index: 0, write: cap(200.0) }, Request { index: 1, write: cap(200.0) }])
         .unwrap();
@@ -235,7 +240,8 @@ fn a_locked_msr_limit_is_refused_before_anything_is_written() {
     // Package 1 is not locked: its PL1 goes through the MSR.
     let pkg1 = index(&p, DomainKind::Package, 1);
     let state = tempfile::tempdir().unwrap();
-    let (mut capper, _) = Capper::open(&mut p, state.path(), "test").unwrap();
+    let (mut capper, _) =
+        Capper::open(&mut p, &Root::new(sim.root()), state.path(), "test").unwrap();
     let planned = capper.plan(&[Request { index: pkg1, write: long_term(100.0) }]).unwrap();
     let done = capper.apply(&planned).unwrap();
     assert_eq!(done[0].read_back_watts, Some(100.0));
@@ -243,7 +249,7 @@ fn a_locked_msr_limit_is_refused_before_anything_is_written() {
 
 #[test]
 fn a_journal_left_in_progress_by_a_crash_restores_the_originals_at_the_next_start() {
-    let (dir, _sim, mut p) = node(Profile::Intel2s);
+    let (dir, sim, mut p) = node(Profile::Intel2s);
     let state = tempfile::tempdir().unwrap();
     let limit = dir.path().join("sys/class/powercap/intel-rapl:1/constraint_0_power_limit_uw");
     // A run that died after recording the original and writing, before finishing.
@@ -262,7 +268,8 @@ fn a_journal_left_in_progress_by_a_crash_restores_the_originals_at_the_next_star
         j.begin(vec![(key, "intel-rapl:1".into(), original)], "powerstack cap socket 60").unwrap();
     }
     std::fs::write(&limit, "60000000\n").unwrap();
-    let (capper, recovered) = Capper::open(&mut p, state.path(), "test").unwrap();
+    let (capper, recovered) =
+        Capper::open(&mut p, &Root::new(sim.root()), state.path(), "test").unwrap();
     let recovered = recovered.expect("the crash is noticed");
     assert_eq!(recovered.restored.len(), 1, "{recovered:?}");
     assert!(capper.journal().in_progress().is_none());
@@ -318,7 +325,8 @@ fn a_proportional_node_cap_on_intel_2s_keeps_measured_power_under_the_cap() {
             write: long_term(*w),
         })
         .collect();
-    let (mut capper, _) = Capper::open(&mut p, state.path(), "test").unwrap();
+    let (mut capper, _) =
+        Capper::open(&mut p, &Root::new(sim.root()), state.path(), "test").unwrap();
     let planned = capper.plan(&requests).unwrap();
     capper.apply(&planned).unwrap();
     drop(capper);
@@ -341,7 +349,8 @@ fn a_gpu_that_vanishes_part_way_through_rolls_back_the_gpus_already_capped() {
     let requests: Vec<Request> = (0..4)
         .map(|g| Request { index: index(&p, DomainKind::Gpu, g), write: cap(300.0) })
         .collect();
-    let (mut capper, _) = Capper::open(&mut p, state.path(), "test").unwrap();
+    let (mut capper, _) =
+        Capper::open(&mut p, &Root::new(sim.root()), state.path(), "test").unwrap();
     let planned = capper.plan(&requests).unwrap();
     // The GPU falls off the bus after planning.
     sim.remove_device(DomainId::new(DomainKind::Gpu, 2)).unwrap();
@@ -355,4 +364,25 @@ fn a_gpu_that_vanishes_part_way_through_rolls_back_the_gpus_already_capped() {
         assert_eq!(d.limit("cap").unwrap().limit_watts, Some(700.0), "gpu-{g}");
     }
     assert!(capper.journal().in_progress().is_none());
+}
+
+#[test]
+fn crash_recovery_also_puts_back_journaled_frequency_settings() {
+    let (dir, sim, mut p) = node(Profile::Intel2s);
+    let state = tempfile::tempdir().unwrap();
+    let rel = "sys/devices/system/cpu/cpufreq/policy3/scaling_max_freq";
+    let original = read(&dir.path().join(rel));
+    {
+        let mut j = Journal::open(state.path()).unwrap();
+        j.begin_files(vec![(rel.to_string(), original.clone())], "powerstack pools apply x.toml")
+            .unwrap();
+    }
+    std::fs::write(dir.path().join(rel), "2000000\n").unwrap();
+    let (capper, recovered) =
+        Capper::open(&mut p, &Root::new(sim.root()), state.path(), "test").unwrap();
+    let r = recovered.expect("the crash is noticed");
+    assert_eq!(r.files_restored, vec![rel.to_string()]);
+    assert!(capper.journal().file_entries().is_empty());
+    drop(capper);
+    assert_eq!(read(&dir.path().join(rel)), original);
 }

@@ -249,7 +249,7 @@ fn change(
     let via = via();
     let (done, recovered, cap) = {
         let platform = &mut node.discovery.platform;
-        let (mut capper, recovered) = Capper::open(platform, &common.state_dir, &via)?;
+        let (mut capper, recovered) = Capper::open(platform, &node.root, &common.state_dir, &via)?;
         let (requests, cap) = build(capper.platform())?;
         let plan = capper.plan(&requests)?;
         let done: Vec<Done> = capper.apply(&plan)?;
@@ -290,7 +290,7 @@ fn reset(common: &CapCommonArgs) -> anyhow::Result<()> {
     let via = via();
     let (restored, recovered) = {
         let (mut capper, recovered) =
-            Capper::open(&mut node.discovery.platform, &common.state_dir, &via)?;
+            Capper::open(&mut node.discovery.platform, &node.root, &common.state_dir, &via)?;
         (capper.reset()?, recovered)
     };
     let mut doc = result_doc(&node, "reset", false, NodeCap::default());

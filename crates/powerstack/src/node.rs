@@ -13,6 +13,8 @@ use crate::cli::NodeArgs;
 
 /// An opened node: discovered providers, and the simulator when the node is simulated.
 pub struct Node {
+    /// The hardware root (the simulated one when simulated).
+    pub root: Root,
     pub discovery: Discovery,
     pub origin: powerstack_api::Origin,
     /// Discovery warnings as lines.
@@ -105,6 +107,7 @@ pub fn open(args: &NodeArgs) -> anyhow::Result<Node> {
             }
             let warnings = discovery.warnings.iter().map(ToString::to_string).collect();
             Ok(Node {
+                root,
                 discovery,
                 origin: powerstack_api::Origin { hostname: hostname(), simulated },
                 warnings,
@@ -173,6 +176,7 @@ fn simulated(
     }
     let warnings = discovery.warnings.iter().map(ToString::to_string).collect();
     Ok(Node {
+        root,
         discovery,
         origin: powerstack_api::Origin {
             hostname: hostname(),
