@@ -2,6 +2,7 @@
 //!
 //! - [`v1`]: native, versioned JSON documents (`powerstack.power.v1`, ...), with `serde`.
 //! - [`cap`]: the capping documents (`powerstack.cap.v1`, `powerstack.caps.v1`).
+//! - [`pools`]: the frequency-pool documents (`powerstack.pools.v1`, `powerstack.pools-change.v1`).
 //! - [`variorum`]: LLNL Variorum-compatible JSON (0.8 nested and the older flat form).
 //! - [`prometheus`]: Prometheus text exposition.
 //! - [`table`]: human tables.
@@ -10,6 +11,7 @@
 //! I/O, reads no clock and knows no hardware.
 
 pub mod cap;
+pub mod pools;
 pub mod prometheus;
 pub mod table;
 pub mod v1;

@@ -266,3 +266,112 @@ pub fn caps(doc: &crate::cap::CapsV1) -> String {
     }
     out
 }
+
+/// Frequency pools, the values in sysfs, and drift.
+pub fn pools(doc: &crate::pools::PoolsV1) -> String {
+    let mut out = String::new();
+    banner(&mut out, "CPU frequency pools", &doc.hostname, &doc.simulated_profile);
+    for (feature, status) in &doc.capabilities {
+        let _ = writeln!(out, "{feature:<18} {status}");
+    }
+    if !doc.configured {
+        let _ =
+            writeln!(out, "no pool configuration applied: every CPU keeps its boot-time settings");
+    }
+    let _ = writeln!(out, "{:<14} {:<10} {:<16} PROFILE", "POOL", "KIND", "CPUS");
+    for p in &doc.pools {
+        let _ = writeln!(
+            out,
+            "{:<14} {:<10} {:<16} {}",
+            p.name,
+            p.kind,
+            p.cpus,
+            p.profile.as_deref().unwrap_or("-")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "{:<8} {:<8} {:<12} {:<8} {:<13} {:>9} {:>9} {:<20} C-STATES OFF",
+        "POLICY", "CPUS", "POOL", "TYPE", "GOVERNOR", "MIN KHZ", "MAX KHZ", "EPP"
+    );
+    for p in &doc.policies {
+        let n = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "{:<8} {:<8} {:<12} {:<8} {:<13} {:>9} {:>9} {:<20} {}",
+            format!("policy{}", p.policy),
+            p.cpus,
+            p.pool.as_deref().unwrap_or("-"),
+            p.core_type,
+            p.governor.as_deref().unwrap_or("-"),
+            n(p.min_khz),
+            n(p.max_khz),
+            p.epp.as_deref().unwrap_or("-"),
+            if p.disabled_cstates.is_empty() {
+                "-".to_string()
+            } else {
+                p.disabled_cstates.join(",")
+            }
+        );
+    }
+    for u in &doc.uncore {
+        let n = |v: Option<u64>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "uncore {:<18} package {} {}..{} kHz",
+            u.name,
+            u.package,
+            n(u.min_khz),
+            n(u.max_khz)
+        );
+    }
+    if doc.drift.is_empty() {
+        if doc.configured {
+            let _ = writeln!(out, "no drift: sysfs matches the configuration in force");
+        }
+    } else {
+        let _ = writeln!(
+            out,
+            "DRIFT: {} setting(s) changed outside powerstack (pools apply puts them back):",
+            doc.drift.len()
+        );
+        for d in &doc.drift {
+            let _ = writeln!(out, "  {}: {} (configured {})", d.what, d.actual, d.expected);
+        }
+    }
+    for w in &doc.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    out
+}
+
+/// What a pools change wrote.
+pub fn pools_change(doc: &crate::pools::PoolsChangeV1) -> String {
+    let mut out = String::new();
+    let what = if doc.dry_run {
+        "Planned frequency settings (dry run: nothing written)"
+    } else {
+        "Frequency settings written"
+    };
+    banner(&mut out, what, &doc.hostname, &doc.simulated_profile);
+    for r in &doc.recovered {
+        let _ = writeln!(out, "recovered: {r}");
+    }
+    if doc.writes.is_empty() {
+        let _ = writeln!(out, "nothing to change: sysfs already matches");
+    }
+    for w in &doc.writes {
+        let _ = writeln!(out, "{:<40} {:>22} -> {}", w.what, w.before, w.after);
+    }
+    for p in &doc.pools {
+        let _ = writeln!(
+            out,
+            "pool {:<14} {:<10} cpus {:<16} profile {}",
+            p.name,
+            p.kind,
+            p.cpus,
+            p.profile.as_deref().unwrap_or("-")
+        );
+    }
+    out
+}

@@ -8,6 +8,7 @@
 //! `STATE_DIR/lock` is held with an exclusive `flock` for the life of a [`Journal`], so one writer
 //! changes controls at a time; a second caller waits.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write as _;
 use std::os::unix::io::AsRawFd;
@@ -81,6 +82,10 @@ pub struct InProgress {
     /// What it was doing.
     pub via: String,
 }
+
+/// What a restore of sysfs attributes did: the paths restored, and those that could not be with
+/// the reason.
+pub type FileRestore = (Vec<String>, Vec<(String, String)>);
 
 /// A sysfs attribute powerstack wrote (frequency, governor, EPP, C-state, uncore settings).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -280,28 +285,61 @@ impl Journal {
         self.save()
     }
 
-    /// Restores every journaled sysfs attribute under `root` to its original, in the order it was
-    /// first recorded reversed (the reverse of a safe order is safe to undo), and forgets those
-    /// restored. Returns (restored, failed with reasons).
-    pub fn restore_files(
-        &mut self,
-        root: &powerstack_hw::Root,
-    ) -> Result<(Vec<String>, Vec<(String, String)>), CapError> {
+    /// Restores every journaled sysfs attribute under `root` to its original and forgets those
+    /// restored. The kernel refuses some values until others are back (an EPP while the
+    /// `performance` governor is on, a minimum above the current maximum), so the restore goes in
+    /// passes, each writing and reading back what is still different, until everything matches or
+    /// a pass makes no progress. Returns (restored, failed with reasons).
+    pub fn restore_files(&mut self, root: &powerstack_hw::Root) -> Result<FileRestore, CapError> {
+        let read = |p: &str| {
+            powerstack_hw::file::read_trimmed(&root.path(p), "sysfs attribute")
+                .ok()
+                .map(|c| c.lines().next().unwrap_or("").to_string())
+        };
+        let mut pending: Vec<FileEntry> = self.data.files.clone();
         let mut restored = Vec::new();
-        let mut failed = Vec::new();
-        let entries: Vec<FileEntry> = self.data.files.iter().rev().cloned().collect();
-        for e in entries {
-            let path = root.path(&e.path);
-            let current = powerstack_hw::file::read_trimmed(&path, "sysfs attribute").ok();
-            if current.as_deref().and_then(|c| c.lines().next()) == Some(e.original.as_str()) {
-                restored.push(e.path.clone());
-                continue;
+        let mut errors: BTreeMap<String, String> = BTreeMap::new();
+        loop {
+            let before = pending.len();
+            let mut still = Vec::new();
+            for e in pending {
+                if read(&e.path).as_deref() == Some(e.original.as_str()) {
+                    restored.push(e.path.clone());
+                    continue;
+                }
+                let result = powerstack_hw::file::write_attr(
+                    &root.path(&e.path),
+                    &e.original,
+                    "sysfs attribute",
+                );
+                match (result, read(&e.path)) {
+                    (Ok(()), Some(now)) if now == e.original => restored.push(e.path.clone()),
+                    (Ok(()), now) => {
+                        errors.insert(
+                            e.path.clone(),
+                            format!(
+                                "reads back {:?}, not {:?}",
+                                now.unwrap_or_default(),
+                                e.original
+                            ),
+                        );
+                        still.push(e);
+                    }
+                    (Err(err), _) => {
+                        errors.insert(e.path.clone(), err.to_string());
+                        still.push(e);
+                    }
+                }
             }
-            match powerstack_hw::file::write_attr(&path, &e.original, "sysfs attribute") {
-                Ok(()) => restored.push(e.path.clone()),
-                Err(err) => failed.push((e.path.clone(), err.to_string())),
+            pending = still;
+            if pending.is_empty() || pending.len() == before {
+                break;
             }
         }
+        let failed = pending
+            .iter()
+            .map(|e| (e.path.clone(), errors.remove(&e.path).unwrap_or_default()))
+            .collect();
         self.data.files.retain(|e| !restored.contains(&e.path));
         self.save()?;
         Ok((restored, failed))

@@ -16,11 +16,12 @@ use crate::io::{
 };
 use crate::model::{self, CRAY_ACCELS, Caps, Key, MI250X_GCDS, NVIDIA_GPUS};
 use crate::msr::{Reg, Shared};
-use crate::profile::{CpuSpec, Profile, SimOptions};
+use crate::profile::{CoreKind, CpuSpec, Profile, SimOptions};
 use crate::rapl::{
     AMD_UNITS, ESU_16, ESU_PKG, INTEL_UNITS, RaplCounter, ZoneLimits, limit_reg, max_range_uj,
-    power_info_reg, raw_to_uj,
+    power_info_reg, raw_to_uj, us_to_window_field,
 };
+use crate::rules;
 
 /// The simulated wall clock at creation, µs since the Unix epoch.
 pub(crate) const UNIX_START_US: i64 = 1_795_000_000_000_000;
@@ -105,14 +106,21 @@ pub(crate) fn build(
         c.power = p0.get(&c.key).copied().unwrap_or(0.0);
     }
     let mut io = Io::default();
+    let spec = profile.cpu();
     common(&b, profile)?;
     match profile {
-        Profile::Intel2s => intel(&b, opts, &mut s, &mut io)?,
+        Profile::Intel2s => intel(&b, spec, &RAPL_2S, &ServerLayout::of(opts), &mut s, &mut io)?,
+        Profile::IntelOffline => {
+            let lay =
+                ServerLayout { shuffle: false, mmio_duplicate: false, dram: true, image: false };
+            intel(&b, spec, &RAPL_OFFLINE, &lay, &mut s, &mut io)?
+        }
+        Profile::IntelHybrid => intel_client(&b, &mut s, &mut io)?,
         Profile::Amd2s => amd(&b, opts, &mut s, &mut io)?,
         Profile::CrayEx => cray(&b, profile, &s, &mut io)?,
         Profile::HwmonNode => hwmon(&b, opts, &s, &mut io)?,
         Profile::Nvidia4gpu => {
-            intel(&b, opts, &mut s, &mut io)?;
+            intel(&b, spec, &RAPL_2S, &ServerLayout::of(opts), &mut s, &mut io)?;
             nvidia(&b, opts, &s, &mut io)?;
         }
         Profile::AmdMi250x => {
@@ -157,9 +165,11 @@ fn counter(
 fn cpuinfo(spec: &CpuSpec) -> String {
     let mut t = String::new();
     let intel = spec.is_intel();
-    for cpu in 0..spec.ncpus() {
-        let (pkg, core, thread) = (spec.package_of(cpu), spec.core_of(cpu), spec.thread_of(cpu));
+    for cpu in spec.online() {
+        let (pkg, core, thread) = (spec.package_of(cpu), spec.core_id(cpu), spec.thread_of(cpu));
         let apic = pkg * if intel { 64 } else { 128 } + core * 2 + thread;
+        let pkg_cpus = spec.online_cpus_of(pkg);
+        let cores: BTreeSet<u32> = pkg_cpus.iter().map(|&c| spec.core_of(c)).collect();
         let _ = write!(
             t,
             "processor\t: {cpu}\nvendor_id\t: {}\ncpu family\t: {}\nmodel\t\t: {}\nmodel name\t: {}\nstepping\t: {}\n\
@@ -174,8 +184,8 @@ fn cpuinfo(spec: &CpuSpec) -> String {
             spec.microcode,
             spec.mhz,
             spec.cache,
-            spec.cores * spec.threads,
-            spec.cores,
+            pkg_cpus.len(),
+            cores.len(),
             if intel { 22 } else { 16 },
             spec.flags,
             if intel {
@@ -198,13 +208,18 @@ fn cpuinfo(spec: &CpuSpec) -> String {
     t
 }
 
+/// The EPP strings of intel_pstate and amd-pstate-epp.
+pub(crate) const EPP_CHOICES: &str = "default performance balance_performance balance_power power";
+
+/// The EPP every policy starts with (the firmware default).
+pub(crate) const EPP_DEFAULT: &str = "balance_performance";
+
 struct Cpufreq {
     driver: &'static str,
     governors: &'static str,
     governor: &'static str,
     min: u64,
     max: u64,
-    cur: u64,
     latency: u64,
     base: Option<u64>,
     epp: bool,
@@ -212,28 +227,36 @@ struct Cpufreq {
     extra: &'static [(&'static str, &'static str)],
 }
 
-fn cpufreq_spec(profile: Profile) -> Cpufreq {
+/// An intel_pstate policy (active mode, HWP) with the given range and base frequency, kHz.
+fn intel_pstate(min: u64, max: u64, base: u64) -> Cpufreq {
+    Cpufreq {
+        driver: "intel_pstate",
+        governors: "performance powersave",
+        governor: "powersave",
+        min,
+        max,
+        latency: 0,
+        base: Some(base),
+        epp: true,
+        freqs: None,
+        extra: &[],
+    }
+}
+
+fn cpufreq_spec(profile: Profile, kind: CoreKind) -> Cpufreq {
     match profile.cpu_profile() {
-        Profile::Intel2s | Profile::Nvidia4gpu => Cpufreq {
-            driver: "intel_pstate",
-            governors: "performance powersave",
-            governor: "powersave",
-            min: 1_000_000,
-            max: 3_700_000,
-            cur: 2_400_000,
-            latency: 0,
-            base: Some(2_400_000),
-            epp: true,
-            freqs: None,
-            extra: &[],
+        Profile::Intel2s | Profile::Nvidia4gpu => intel_pstate(1_000_000, 3_700_000, 2_400_000),
+        Profile::IntelHybrid => match kind {
+            CoreKind::E => intel_pstate(800_000, 4_300_000, 2_200_000),
+            _ => intel_pstate(800_000, 5_800_000, 3_000_000),
         },
+        Profile::IntelOffline => intel_pstate(800_000, 3_900_000, 2_700_000),
         Profile::Amd2s => Cpufreq {
             driver: "amd-pstate-epp",
             governors: "performance powersave",
             governor: "powersave",
             min: 400_000,
             max: 3_529_000,
-            cur: 2_450_000,
             latency: 20_000,
             base: None,
             epp: true,
@@ -249,7 +272,6 @@ fn cpufreq_spec(profile: Profile) -> Cpufreq {
             governor: "performance",
             min: 1_500_000,
             max: 2_000_000,
-            cur: 2_000_000,
             latency: 0,
             base: None,
             epp: false,
@@ -262,7 +284,6 @@ fn cpufreq_spec(profile: Profile) -> Cpufreq {
             governor: "schedutil",
             min: 1_500_000,
             max: 3_000_000,
-            cur: 3_000_000,
             latency: 0,
             base: None,
             epp: false,
@@ -272,10 +293,10 @@ fn cpufreq_spec(profile: Profile) -> Cpufreq {
     }
 }
 
-/// (name, desc, latency µs, residency µs)
-fn idle_states(
-    profile: Profile,
-) -> (&'static str, &'static [(&'static str, &'static str, u32, u32)]) {
+/// An idle state: (name, desc, exit latency µs, target residency µs).
+type IdleState = (&'static str, &'static str, u32, u32);
+
+fn idle_states(profile: Profile) -> (&'static str, &'static [IdleState]) {
     match profile.cpu_profile() {
         Profile::Intel2s => (
             "intel_idle",
@@ -284,6 +305,26 @@ fn idle_states(
                 ("C1", "MWAIT 0x00", 2, 2),
                 ("C1E", "MWAIT 0x01", 10, 20),
                 ("C6", "MWAIT 0x20", 133, 600),
+            ],
+        ),
+        Profile::IntelHybrid => (
+            "intel_idle",
+            &[
+                ("POLL", "CPUIDLE CORE POLL IDLE", 0, 0),
+                ("C1", "MWAIT 0x00", 1, 1),
+                ("C1E", "MWAIT 0x01", 2, 4),
+                ("C6", "MWAIT 0x20", 220, 600),
+                ("C8", "MWAIT 0x40", 280, 800),
+                ("C10", "MWAIT 0x60", 680, 2000),
+            ],
+        ),
+        Profile::IntelOffline => (
+            "intel_idle",
+            &[
+                ("POLL", "CPUIDLE CORE POLL IDLE", 0, 0),
+                ("C1", "MWAIT 0x00", 1, 1),
+                ("C1E", "MWAIT 0x01", 2, 4),
+                ("C6", "MWAIT 0x20", 290, 800),
             ],
         ),
         _ => (
@@ -297,52 +338,58 @@ fn idle_states(
     }
 }
 
+/// intel_pstate's global attributes: (min_perf_pct, num_pstates, turbo_pct).
+fn intel_pstate_globals(profile: Profile) -> Option<(u32, u32, u32)> {
+    match profile.cpu_profile() {
+        Profile::Intel2s => Some((27, 28, 36)),
+        Profile::IntelHybrid => Some((13, 51, 55)),
+        Profile::IntelOffline => Some((20, 32, 38)),
+        _ => None,
+    }
+}
+
+/// hybrid parts: `cpu_capacity` of a P-core and of an E-core.
+const P_CAPACITY: u32 = 1024;
+const E_CAPACITY: u32 = 633;
+
 fn common(b: &B<'_>, profile: Profile) -> Result<(), SimError> {
     if !b.fresh {
         return Ok(());
     }
     let spec = profile.cpu();
     let n = spec.ncpus();
-    let all = format!("0-{}\n", n - 1);
+    let online = spec.online();
+    let offline: Vec<u32> = (0..n).filter(|&c| !spec.is_online(c)).collect();
     b.file("proc/cpuinfo", &cpuinfo(spec), 0o444)?;
     let cpu = "sys/devices/system/cpu";
-    for f in ["online", "possible", "present"] {
-        b.file(&format!("{cpu}/{f}"), &all, 0o444)?;
-    }
-    b.file(&format!("{cpu}/offline"), "\n", 0o444)?;
+    let all = format!("0-{}\n", n - 1);
+    b.file(&format!("{cpu}/online"), &format!("{}\n", format_cpulist(&online)), 0o444)?;
+    b.file(&format!("{cpu}/possible"), &all, 0o444)?;
+    b.file(&format!("{cpu}/present"), &all, 0o444)?;
+    b.file(&format!("{cpu}/offline"), &format!("{}\n", format_cpulist(&offline)), 0o444)?;
     b.file(&format!("{cpu}/kernel_max"), "8191\n", 0o444)?;
-    let cf = cpufreq_spec(profile);
     let (idle_driver, states) = idle_states(profile);
     for c in 0..n {
         let d = format!("{cpu}/cpu{c}");
-        let t = format!("{d}/topology");
-        let sib = spec.siblings(c);
-        let pkg_cpus = spec.cpus_of(spec.package_of(c));
-        b.file(&format!("{t}/physical_package_id"), &format!("{}\n", spec.package_of(c)), 0o444)?;
-        b.file(&format!("{t}/die_id"), "0\n", 0o444)?;
-        b.file(&format!("{t}/core_id"), &format!("{}\n", spec.core_of(c)), 0o444)?;
-        for (name, list) in [
-            ("thread_siblings", &sib),
-            ("core_cpus", &sib),
-            ("core_siblings", &pkg_cpus),
-            ("package_cpus", &pkg_cpus),
-        ] {
-            b.file(&format!("{t}/{name}_list"), &format!("{}\n", format_cpulist(list)), 0o444)?;
-        }
+        let on = spec.is_online(c);
         if c > 0 {
-            b.file(&format!("{d}/online"), "1\n", 0o644)?;
+            b.file(&format!("{d}/online"), if on { "1\n" } else { "0\n" }, 0o644)?;
         }
-        // cpufreq: one policy per CPU, linked from cpuN/cpufreq.
+        // cpufreq: one policy per CPU, linked from cpuN/cpufreq. An offline CPU's policy stays,
+        // inactive (no affected CPUs), and the CPU has no link.
+        let cf = cpufreq_spec(profile, spec.kind(c));
         let pol = format!("{cpu}/cpufreq/policy{c}");
+        let table = rules::parse_list(cf.freqs.unwrap_or(""));
+        let cur = rules::policy_cur_khz(cf.driver, cf.governor, cf.min, cf.max, &table, None);
         let mut files: Vec<(&str, String, u32)> = vec![
-            ("affected_cpus", c.to_string(), 0o444),
+            ("affected_cpus", if on { c.to_string() } else { String::new() }, 0o444),
             ("related_cpus", c.to_string(), 0o444),
             ("cpuinfo_min_freq", cf.min.to_string(), 0o444),
             ("cpuinfo_max_freq", cf.max.to_string(), 0o444),
             ("cpuinfo_transition_latency", cf.latency.to_string(), 0o444),
             ("scaling_min_freq", cf.min.to_string(), 0o644),
             ("scaling_max_freq", cf.max.to_string(), 0o644),
-            ("scaling_cur_freq", cf.cur.to_string(), 0o444),
+            ("scaling_cur_freq", cur.to_string(), 0o444),
             ("scaling_governor", cf.governor.to_string(), 0o644),
             ("scaling_available_governors", cf.governors.to_string(), 0o444),
             ("scaling_driver", cf.driver.to_string(), 0o444),
@@ -352,16 +399,16 @@ fn common(b: &B<'_>, profile: Profile) -> Result<(), SimError> {
             files.push(("base_frequency", base.to_string(), 0o444));
         }
         if cf.epp {
-            files.push(("energy_performance_preference", "balance_performance".to_string(), 0o644));
+            files.push(("energy_performance_preference", EPP_DEFAULT.to_string(), 0o644));
             files.push((
                 "energy_performance_available_preferences",
-                "default performance balance_performance balance_power power".to_string(),
+                EPP_CHOICES.to_string(),
                 0o444,
             ));
         }
         if let Some(freqs) = cf.freqs {
             files.push(("scaling_available_frequencies", freqs.to_string(), 0o444));
-            files.push(("cpuinfo_cur_freq", cf.cur.to_string(), 0o400));
+            files.push(("cpuinfo_cur_freq", cur.to_string(), 0o400));
         }
         for (name, v) in cf.extra {
             files.push((name, v.to_string(), 0o444));
@@ -369,7 +416,34 @@ fn common(b: &B<'_>, profile: Profile) -> Result<(), SimError> {
         for (name, v, mode) in files {
             b.file(&format!("{pol}/{name}"), &format!("{v}\n"), mode)?;
         }
+        if !on {
+            // The kernel shows an offline CPU as its directory with `online` only.
+            continue;
+        }
         b.link(&format!("{d}/cpufreq"), &pol)?;
+        let t = format!("{d}/topology");
+        let sib = spec.siblings(c);
+        let pkg_cpus = spec.online_cpus_of(spec.package_of(c));
+        b.file(&format!("{t}/physical_package_id"), &format!("{}\n", spec.package_of(c)), 0o444)?;
+        b.file(&format!("{t}/die_id"), "0\n", 0o444)?;
+        b.file(&format!("{t}/core_id"), &format!("{}\n", spec.core_id(c)), 0o444)?;
+        for (name, list) in [
+            ("thread_siblings", &sib),
+            ("core_cpus", &sib),
+            ("core_siblings", &pkg_cpus),
+            ("package_cpus", &pkg_cpus),
+        ] {
+            b.file(&format!("{t}/{name}_list"), &format!("{}\n", format_cpulist(list)), 0o444)?;
+        }
+        match spec.kind(c) {
+            CoreKind::P => {
+                b.file(&format!("{d}/cpu_capacity"), &format!("{P_CAPACITY}\n"), 0o444)?
+            }
+            CoreKind::E => {
+                b.file(&format!("{d}/cpu_capacity"), &format!("{E_CAPACITY}\n"), 0o444)?
+            }
+            CoreKind::Uniform => {}
+        }
         // cpuidle
         for (i, (name, desc, latency, residency)) in states.iter().enumerate() {
             let st = format!("{d}/cpuidle/state{i}");
@@ -382,11 +456,24 @@ fn common(b: &B<'_>, profile: Profile) -> Result<(), SimError> {
                 ("power", "0".to_string(), 0o444),
                 ("usage", usage.to_string(), 0o444),
                 ("time", (usage * 250).to_string(), 0o444),
+                ("above", "0".to_string(), 0o444),
+                ("below", "0".to_string(), 0o444),
+                ("rejected", "0".to_string(), 0o444),
                 ("disable", "0".to_string(), 0o644),
                 ("default_status", "enabled".to_string(), 0o444),
             ] {
                 b.file(&format!("{st}/{f}"), &format!("{v}\n"), mode)?;
             }
+        }
+    }
+    if spec.is_hybrid() {
+        // The hybrid PMUs: how the kernel tells P-cores (cpu_core) from E-cores (cpu_atom).
+        let p: Vec<u32> = (0..n).filter(|&c| spec.kind(c) == CoreKind::P).collect();
+        let e: Vec<u32> = (0..n).filter(|&c| spec.kind(c) == CoreKind::E).collect();
+        for (pmu, cpus) in [("cpu_core", p), ("cpu_atom", e)] {
+            let dev = format!("sys/devices/{pmu}");
+            b.file(&format!("{dev}/cpus"), &format!("{}\n", format_cpulist(&cpus)), 0o444)?;
+            b.link(&format!("sys/bus/event_source/devices/{pmu}"), &dev)?;
         }
     }
     b.file(&format!("{cpu}/cpuidle/current_driver"), &format!("{idle_driver}\n"), 0o444)?;
@@ -408,34 +495,87 @@ fn common(b: &B<'_>, profile: Profile) -> Result<(), SimError> {
             b.link(&format!("{d}/cpu{c}"), &format!("{cpu}/cpu{c}"))?;
         }
     }
+    if let Some((min_pct, num, turbo)) = intel_pstate_globals(profile) {
+        for (f, v, mode) in [
+            ("status", "active".to_string(), 0o644),
+            ("no_turbo", "0".to_string(), 0o644),
+            ("max_perf_pct", "100".to_string(), 0o644),
+            ("min_perf_pct", min_pct.to_string(), 0o644),
+            ("num_pstates", num.to_string(), 0o444),
+            ("turbo_pct", turbo.to_string(), 0o444),
+        ] {
+            b.file(&format!("{cpu}/intel_pstate/{f}"), &format!("{v}\n"), mode)?;
+        }
+        if profile == Profile::IntelHybrid {
+            b.file(&format!("{cpu}/intel_pstate/hwp_dynamic_boost"), "0\n", 0o644)?;
+        }
+    }
     match profile.cpu_profile() {
         Profile::Intel2s => {
-            for (f, v) in [
-                ("status", "active"),
-                ("no_turbo", "0"),
-                ("max_perf_pct", "100"),
-                ("min_perf_pct", "27"),
-                ("num_pstates", "28"),
-                ("turbo_pct", "36"),
-            ] {
-                let mode = if matches!(f, "num_pstates" | "turbo_pct") { 0o444 } else { 0o644 };
-                b.file(&format!("{cpu}/intel_pstate/{f}"), &format!("{v}\n"), mode)?;
-            }
             for p in 0..spec.packages {
-                let u = format!("{cpu}/intel_uncore_frequency/package_{p:02}_die_00");
+                let u = format!("{UNCORE}/package_{p:02}_die_00");
+                let (min, max) = (1_200_000, 2_400_000);
                 for (f, v, mode) in [
-                    ("initial_min_freq_khz", 1_200_000, 0o444),
-                    ("initial_max_freq_khz", 2_400_000, 0o444),
-                    ("min_freq_khz", 1_200_000, 0o644),
-                    ("max_freq_khz", 2_400_000, 0o644),
-                    ("current_freq_khz", 1_800_000, 0o444),
+                    ("initial_min_freq_khz", min, 0o444),
+                    ("initial_max_freq_khz", max, 0o444),
+                    ("min_freq_khz", min, 0o644),
+                    ("max_freq_khz", max, 0o644),
+                    ("current_freq_khz", rules::uncore_cur_khz(min, max), 0o444),
                 ] {
                     b.file(&format!("{u}/{f}"), &format!("{v}\n"), mode)?;
                 }
             }
         }
+        Profile::IntelOffline => uncore_tpmi(b, spec)?,
         Profile::Amd2s => b.file(&format!("{cpu}/amd_pstate/status"), "active\n", 0o644)?,
+        Profile::IntelHybrid => {}
         _ => b.file(&format!("{cpu}/cpufreq/boost"), "1\n", 0o644)?,
+    }
+    Ok(())
+}
+
+/// `intel_uncore_frequency` under the root.
+pub(crate) const UNCORE: &str = "sys/devices/system/cpu/intel_uncore_frequency";
+
+/// TPMI uncore: two fabric clusters per package (`uncoreNN`, NN = 2·package + cluster), and the
+/// package-level compatibility entries `package_XX_die_00` (no `current_freq_khz`, no identity
+/// attributes), whose writes the kernel passes on to every cluster of the package.
+fn uncore_tpmi(b: &B<'_>, spec: &CpuSpec) -> Result<(), SimError> {
+    let (min, max) = (800_000u64, 2_500_000u64);
+    let freq = |with_current: bool| {
+        let mut v = vec![
+            ("initial_min_freq_khz", min.to_string(), 0o444),
+            ("initial_max_freq_khz", max.to_string(), 0o444),
+            ("min_freq_khz", min.to_string(), 0o644),
+            ("max_freq_khz", max.to_string(), 0o644),
+            ("elc_floor_freq_khz", min.to_string(), 0o644),
+            ("elc_low_threshold_percent", "10".to_string(), 0o644),
+            ("elc_high_threshold_percent", "95".to_string(), 0o644),
+            ("elc_high_threshold_enable", "1".to_string(), 0o644),
+        ];
+        if with_current {
+            v.push(("current_freq_khz", rules::uncore_cur_khz(min, max).to_string(), 0o444));
+        }
+        v
+    };
+    for p in 0..spec.packages {
+        for (f, v, mode) in freq(false) {
+            b.file(&format!("{UNCORE}/package_{p:02}_die_00/{f}"), &format!("{v}\n"), mode)?;
+        }
+        for cluster in 0..2u32 {
+            let dir = format!("{UNCORE}/uncore{:02}", 2 * p + cluster);
+            let mut files = freq(true);
+            files.extend([
+                ("package_id", p.to_string(), 0o444),
+                ("domain_id", "0".to_string(), 0o444),
+                ("fabric_cluster_id", cluster.to_string(), 0o444),
+                ("die_id", "0".to_string(), 0o444),
+                ("agent_types", "core cache memory io".to_string(), 0o444),
+            ]);
+            for (f, v, mode) in files {
+                b.file(&format!("{dir}/{f}"), &format!("{v}\n"), mode)?;
+            }
+        }
     }
     Ok(())
 }
@@ -544,10 +684,70 @@ fn image(
     Ok(img)
 }
 
-fn intel(b: &B<'_>, opts: &SimOptions, s: &mut Shared, io: &mut Io) -> Result<(), SimError> {
+/// The RAPL numbers of a two-socket Intel server (watts).
+struct ServerRapl {
+    /// Package PL1 and PL2 (both enabled).
+    pkg: (u64, u64),
+    /// PKG_POWER_INFO: thermal spec, minimum, maximum.
+    pkg_info: (u64, u64, u64),
+    /// Package `constraint_{0,1}_max_power_uw`.
+    pkg_max: [u64; 2],
+    /// DRAM PL1 (disabled).
+    dram: u64,
+    /// DRAM_POWER_INFO.
+    dram_info: (u64, u64, u64),
+    /// Platform (psys) PL1 and PL2 (both enabled).
+    psys: (u64, u64),
+}
+
+const RAPL_2S: ServerRapl = ServerRapl {
+    pkg: (150, 180),
+    pkg_info: (150, 70, 300),
+    pkg_max: [150, 300],
+    dram: 40,
+    dram_info: (40, 10, 60),
+    psys: (500, 600),
+};
+
+const RAPL_OFFLINE: ServerRapl = ServerRapl {
+    pkg: (350, 420),
+    pkg_info: (350, 150, 700),
+    pkg_max: [350, 700],
+    dram: 60,
+    dram_info: (60, 15, 90),
+    psys: (1100, 1300),
+};
+
+/// Layout options of an Intel server (intel-2s' [`SimOptions`]; intel-offline has none, and no
+/// MSR image).
+struct ServerLayout {
+    shuffle: bool,
+    mmio_duplicate: bool,
+    dram: bool,
+    image: bool,
+}
+
+impl ServerLayout {
+    fn of(opts: &SimOptions) -> ServerLayout {
+        ServerLayout {
+            shuffle: opts.shuffle_indices,
+            mmio_duplicate: opts.mmio_duplicate,
+            dram: !opts.omit_dram,
+            image: true,
+        }
+    }
+}
+
+fn intel(
+    b: &B<'_>,
+    spec: &CpuSpec,
+    rapl: &ServerRapl,
+    lay: &ServerLayout,
+    s: &mut Shared,
+    io: &mut Io,
+) -> Result<(), SimError> {
     use DomainKind::{Core, Memory, Package, Platform};
-    let spec = Profile::Intel2s.cpu();
-    let (shuffle, dram) = (opts.shuffle_indices, !opts.omit_dram);
+    let (shuffle, dram) = (lay.shuffle, lay.dram);
     let pkg_c = [
         counter(s, Package, 0, ESU_PKG, 1.0, 0x4000_0000),
         counter(s, Package, 1, ESU_PKG, 1.0, 0x5000_0000),
@@ -570,11 +770,13 @@ fn intel(b: &B<'_>, opts: &SimOptions, s: &mut Shared, io: &mut Io) -> Result<()
         [None, None]
     };
 
-    let pkg_limit = limit_reg(150, true, 0x0A, Some((180, true, 0x21)));
-    let dram_limit = limit_reg(40, false, 0x00, None);
-    let psys_limit = limit_reg(500, true, 0x0A, Some((600, true, 0x21)));
-    let pkg_info = power_info_reg(150, 70, 300, 0x12);
-    let dram_info = power_info_reg(40, 10, 60, 0x12);
+    let pkg_limit = limit_reg(rapl.pkg.0, true, 0x0A, Some((rapl.pkg.1, true, 0x21)));
+    let dram_limit = limit_reg(rapl.dram, false, 0x00, None);
+    let psys_limit = limit_reg(rapl.psys.0, true, 0x0A, Some((rapl.psys.1, true, 0x21)));
+    let (ps, pn, px) = rapl.pkg_info;
+    let pkg_info = power_info_reg(ps, pn, px, 0x12);
+    let (ds, dn, dx) = rapl.dram_info;
+    let dram_info = power_info_reg(ds, dn, dx, 0x12);
     let counter_or_zero = |c: Option<usize>| c.map_or(Reg::Zero, Reg::Counter);
     for p in 0..2u32 {
         let i = p as usize;
@@ -594,12 +796,9 @@ fn intel(b: &B<'_>, opts: &SimOptions, s: &mut Shared, io: &mut Io) -> Result<()
     b.file(&format!("{base}/enabled"), "1\n", 0o644)?;
     b.link(&format!("{CLASS_POWERCAP}/intel-rapl"), &base)?;
     let (pkg_idx, psys_idx) = if shuffle { ([2, 1], 0) } else { ([0, 1], 2) };
-    let pkg_lim = |p: u32, reg| ZoneLim::Sync {
-        role: CapRole::Package(p),
-        reg,
-        n: 2,
-        max_uw: [150_000_000, 300_000_000],
-    };
+    let pkg_max_uw = rapl.pkg_max.map(|w| w * 1_000_000);
+    let pkg_lim =
+        |p: u32, reg| ZoneLim::Sync { role: CapRole::Package(p), reg, n: 2, max_uw: pkg_max_uw };
     for p in 0..2u32 {
         let i = p as usize;
         let zname = format!("intel-rapl:{}", pkg_idx[i]);
@@ -630,7 +829,7 @@ fn intel(b: &B<'_>, opts: &SimOptions, s: &mut Shared, io: &mut Io) -> Result<()
                 role: CapRole::Memory(p),
                 reg: RegRef::Msr((p, 0x618)),
                 n: 1,
-                max_uw: [40_000_000, 0],
+                max_uw: [rapl.dram * 1_000_000, 0],
             };
             subs.push((DomainId::new(Memory, p), "dram", c, ESU_16, lim));
         }
@@ -648,7 +847,7 @@ fn intel(b: &B<'_>, opts: &SimOptions, s: &mut Shared, io: &mut Io) -> Result<()
                 removed: false,
             });
         }
-        if p == 0 && opts.mmio_duplicate {
+        if p == 0 && lay.mmio_duplicate {
             let mbase = format!("{POWERCAP}/intel-rapl-mmio");
             b.file(&format!("{mbase}/enabled"), "1\n", 0o644)?;
             b.link(&format!("{CLASS_POWERCAP}/intel-rapl-mmio"), &mbase)?;
@@ -696,6 +895,9 @@ fn intel(b: &B<'_>, opts: &SimOptions, s: &mut Shared, io: &mut Io) -> Result<()
         (0x65C, psys_limit),
         (0x606, INTEL_UNITS),
     ];
+    if !lay.image {
+        return Ok(());
+    }
     for p in 0..2u32 {
         let i = p as usize;
         let mut regs = vec![(0x611, Some(pkg_c[i])), (0x619, dram_c[i])];
@@ -705,6 +907,81 @@ fn intel(b: &B<'_>, opts: &SimOptions, s: &mut Shared, io: &mut Io) -> Result<()
         regs.push((0x64D, Some(psys_c)));
         io.images.push(image(b, spec, p, &fixed, regs)?);
     }
+    Ok(())
+}
+
+/// intel-hybrid: a client package. `intel-rapl:0` package-0 (long_term 125 W over 56 s,
+/// short_term 253 W, and a `peak_power` constraint_2 that only shows) with `core` (`:0:0`) and
+/// `uncore` (`:0:1`) subzones, and `intel-rapl:1` psys (limits disabled). No MSR image.
+fn intel_client(b: &B<'_>, s: &mut Shared, io: &mut Io) -> Result<(), SimError> {
+    use DomainKind::{Core, Package, Platform, Uncore};
+    let pkg_c = counter(s, Package, 0, ESU_PKG, 1.0, 0x4000_0000);
+    let core_c = counter(s, Core, 0, ESU_PKG, 1.0, 0x3000_0000);
+    let uncore_c = counter(s, Uncore, 0, ESU_PKG, 1.0, 0x2000_0000);
+    let psys_c = counter(s, Platform, 0, ESU_PKG, 1.0, 0x6000_0000);
+    let tau = us_to_window_field(56_000_000);
+    let pkg_limit = limit_reg(125, true, tau, Some((253, true, 0x21)));
+    let psys_limit = limit_reg(300, false, tau, Some((360, false, 0x21)));
+    s.regs.insert((0, 0x606), Reg::Const(INTEL_UNITS));
+    s.regs.insert((0, 0x610), Reg::Rw(pkg_limit));
+    s.regs.insert((0, 0x611), Reg::Counter(pkg_c));
+    s.regs.insert((0, 0x614), Reg::Const(power_info_reg(125, 0, 253, 0x12)));
+    s.regs.insert((0, 0x639), Reg::Counter(core_c));
+    s.regs.insert((0, 0x641), Reg::Counter(uncore_c));
+    s.regs.insert((0, 0x64D), Reg::Counter(psys_c));
+    s.regs.insert((0, 0x65C), Reg::Rw(psys_limit));
+
+    let base = format!("{POWERCAP}/intel-rapl");
+    b.file(&format!("{base}/enabled"), "1\n", 0o644)?;
+    b.link(&format!("{CLASS_POWERCAP}/intel-rapl"), &base)?;
+    let zrel = format!("{base}/intel-rapl:0");
+    let lim = ZoneLim::Sync {
+        role: CapRole::Package(0),
+        reg: RegRef::Msr((0, 0x610)),
+        n: 2,
+        max_uw: [253_000_000, 253_000_000],
+    };
+    zone(b, s, io, &zrel, "intel-rapl:0", "package-0", pkg_c, ESU_PKG, lim)?;
+    b.file(&format!("{zrel}/constraint_2_name"), "peak_power\n", 0o444)?;
+    b.file(&format!("{zrel}/constraint_2_power_limit_uw"), "380000000\n", 0o644)?;
+    let mut dev = Device {
+        ids: vec![DomainId::new(Package, 0)],
+        truncate: vec![b.p(&zrel)],
+        remove: vec![b.p(&zrel), b.p(&format!("{CLASS_POWERCAP}/intel-rapl:0"))],
+        removed: false,
+    };
+    for (k, (kind, name, c)) in
+        [(Core, "core", core_c), (Uncore, "uncore", uncore_c)].into_iter().enumerate()
+    {
+        let sname = format!("intel-rapl:0:{k}");
+        let srel = format!("{zrel}/{sname}");
+        zone(b, s, io, &srel, &sname, name, c, ESU_PKG, ZoneLim::Fixed(false))?;
+        let class = b.p(&format!("{CLASS_POWERCAP}/{sname}"));
+        let id = DomainId::new(kind, 0);
+        dev.ids.push(id);
+        dev.remove.push(class.clone());
+        io.devices.push(Device {
+            ids: vec![id],
+            truncate: vec![b.p(&srel)],
+            remove: vec![b.p(&srel), class],
+            removed: false,
+        });
+    }
+    io.devices.push(dev);
+    let prel = format!("{base}/intel-rapl:1");
+    let lim = ZoneLim::Sync {
+        role: CapRole::Platform,
+        reg: RegRef::Msr((0, 0x65C)),
+        n: 2,
+        max_uw: [0, 0],
+    };
+    zone(b, s, io, &prel, "intel-rapl:1", "psys", psys_c, ESU_PKG, lim)?;
+    io.devices.push(Device {
+        ids: vec![DomainId::new(Platform, 0)],
+        truncate: vec![b.p(&prel)],
+        remove: vec![b.p(&prel), b.p(&format!("{CLASS_POWERCAP}/intel-rapl:1"))],
+        removed: false,
+    });
     Ok(())
 }
 

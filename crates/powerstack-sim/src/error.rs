@@ -51,7 +51,7 @@ pub enum SimError {
     },
     /// An unknown profile name.
     #[error(
-        "unknown profile {0:?}: expected one of intel-2s, amd-2s, cray-ex, hwmon-node, nvidia-4gpu, amd-mi250x"
+        "unknown profile {0:?}: expected one of intel-2s, amd-2s, cray-ex, hwmon-node, nvidia-4gpu, amd-mi250x, intel-hybrid, intel-offline"
     )]
     UnknownProfile(String),
     /// nvidia-4gpu: the mock NVML library was not found (or the path given is not a file).

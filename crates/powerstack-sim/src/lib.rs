@@ -1,7 +1,7 @@
 //! Simulated hardware roots for powerstack.
 //!
 //! A [`SimNode`] writes a complete fake hardware root (a directory standing for `/`) for one of
-//! six [`Profile`]s and animates it with a deterministic power model. The product reads these
+//! eight [`Profile`]s and animates it with a deterministic power model. The product reads these
 //! trees with the same code it uses on real nodes (`--root DIR`), so every file follows the real
 //! kernel ABI: powercap `intel-rapl` zones with 32-bit RAPL counters that wrap, an MSR image under
 //! `dev/cpu/N/msr`, HPE Cray `pm_counters` updated at 10 Hz, hwmon chips, CPU topology, cpufreq
@@ -13,11 +13,16 @@
 //!   compare what a reader computed with [`SimNode::true_energy_joules`].
 //! - Limits are read back from disk at each step, so writes by the product are honoured; the
 //!   register model [`SimMsr`] implements the hardware layer's `MsrIo` with exact registers.
+//! - Writable cpufreq, cpuidle and uncore attributes follow the kernel's rules
+//!   ([`SimNode::enforce_sysfs_rules`], run by every [`SimNode::advance`]): a write the kernel would
+//!   refuse is restored to the last accepted value, an accepted one is shown as the kernel shows
+//!   it (uncore limits in 100 MHz steps, EPP pinned by the `performance` governor, ...).
 //!
 //! # Layouts (paths under the root)
 //!
-//! Every profile: `proc/cpuinfo`, `sys/devices/system/cpu/{online,possible,present}` (`0-15`),
-//! `cpuN/topology/*`, `cpuN/cpufreq` → `cpufreq/policyN`, `cpuN/cpuidle/stateM/*`,
+//! Every profile: `proc/cpuinfo` (online CPUs), `sys/devices/system/cpu/{online,offline,possible,
+//! present}` (16 CPUs), `cpuN/topology/*`, `cpuN/cpufreq` → `cpufreq/policyN` (one policy per CPU,
+//! with `related_cpus`/`affected_cpus`), `cpuN/cpuidle/stateM/*`,
 //! `cpuidle/{current_driver,current_governor,available_governors}`, NUMA nodes
 //! `sys/devices/system/node/nodeN/cpulist` (one per package; four on amd-mi250x).
 //!
@@ -40,6 +45,13 @@
 //! - **amd-mi250x**: cray-ex's `pm_counters` (accelK = MI250X module K), plus eight `amdgpu` GCDs
 //!   `0000:{c1,c6,c9,ce,d1,d6,d9,de}:00.0` with hwmon chips numbered out of PCI order and
 //!   `sys/class/drm/cardN`.
+//! - **intel-hybrid**: one package, P-core threads 0-7 (siblings 0-1, 2-3, ...) and E-cores 8-15;
+//!   `sys/devices/cpu_core/cpus`, `sys/devices/cpu_atom/cpus`, `cpuN/cpu_capacity`; `intel-rapl:0`
+//!   package-0 with `:0:0` core and `:0:1` uncore, `intel-rapl:1` psys; intel_pstate with P-core
+//!   and E-core ranges, intel_idle down to C10; no uncore frequency, no MSR image.
+//! - **intel-offline**: intel-2s' powercap layout; CPUs 6, 7, 14, 15 offline (`cpuN/online` only;
+//!   their policies inactive); `intel_uncore_frequency/uncore0{0..3}` (TPMI) and
+//!   `package_0{0,1}_die_00`; no MSR image.
 //!
 //! ```
 //! use std::time::Duration;
@@ -63,6 +75,7 @@ mod msr;
 mod node;
 mod profile;
 mod rapl;
+mod rules;
 
 pub use error::SimError;
 pub use msr::SimMsr;

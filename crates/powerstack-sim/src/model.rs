@@ -107,6 +107,19 @@ pub(crate) fn components(profile: Profile, opts: &SimOptions) -> Vec<Comp> {
     };
     match profile {
         Profile::Intel2s => intel(),
+        Profile::IntelOffline => vec![
+            c(DomainKind::Package, 0, false),
+            c(DomainKind::Package, 1, false),
+            c(DomainKind::Memory, 0, false),
+            c(DomainKind::Memory, 1, false),
+            c(DomainKind::Platform, 0, false),
+        ],
+        Profile::IntelHybrid => vec![
+            c(DomainKind::Package, 0, false),
+            c(DomainKind::Core, 0, false),
+            c(DomainKind::Uncore, 0, false),
+            c(DomainKind::Platform, 0, false),
+        ],
         Profile::Nvidia4gpu => {
             let mut v = intel();
             v.extend((0..NVIDIA_GPUS).map(|n| c(DomainKind::Gpu, n, false)));
@@ -167,18 +180,40 @@ fn capped(w: f64, cap: Option<f64>) -> f64 {
     cap.map_or(w, |c| w.min(c.max(0.0)))
 }
 
-/// intel-2s: packages, DRAM and psys.
-fn intel_powers(opts: &SimOptions, load: f64, caps: &Caps, out: &mut BTreeMap<Key, f64>) {
-    let mut pkg: Vec<f64> =
-        (0..2).map(|s| capped(lin(60.0, 150.0, load), caps.package.get(&s).copied())).collect();
-    let dram: Vec<f64> =
-        (0..2).map(|s| capped(lin(8.0, 24.0, load), caps.memory.get(&s).copied())).collect();
-    let fixed = dram.iter().sum::<f64>() + 45.0;
+/// A two-socket Intel server's model: per package and per DRAM (idle, max) W, and the rest of the
+/// platform under psys.
+struct IntelServer {
+    package: (f64, f64),
+    dram: (f64, f64),
+    rest: f64,
+}
+
+const INTEL_2S: IntelServer = IntelServer { package: (60.0, 150.0), dram: (8.0, 24.0), rest: 45.0 };
+const INTEL_OFFLINE: IntelServer =
+    IntelServer { package: (90.0, 350.0), dram: (15.0, 45.0), rest: 60.0 };
+
+/// intel-hybrid: the package (idle, max) W, the core and uncore shares of it, and the rest of the
+/// platform under psys.
+const HYBRID_PACKAGE: (f64, f64) = (15.0, 253.0);
+const HYBRID_CORE_SHARE: f64 = 0.7;
+const HYBRID_UNCORE_SHARE: f64 = 0.1;
+const HYBRID_REST: f64 = 25.0;
+
+/// intel-2s and intel-offline: packages, DRAM and psys (with `core` subzones at 70 % of the
+/// package when `core` is set: intel-2s' `shuffle_indices`).
+fn intel_powers(m: &IntelServer, core: bool, load: f64, caps: &Caps, out: &mut BTreeMap<Key, f64>) {
+    let mut pkg: Vec<f64> = (0..2)
+        .map(|s| capped(lin(m.package.0, m.package.1, load), caps.package.get(&s).copied()))
+        .collect();
+    let dram: Vec<f64> = (0..2)
+        .map(|s| capped(lin(m.dram.0, m.dram.1, load), caps.memory.get(&s).copied()))
+        .collect();
+    let fixed = dram.iter().sum::<f64>() + m.rest;
     fit(caps.platform, fixed, &mut pkg);
     for s in 0..2 {
         out.insert(id(DomainKind::Package, s as u32), pkg[s]);
         out.insert(id(DomainKind::Memory, s as u32), dram[s]);
-        if opts.shuffle_indices {
+        if core {
             out.insert(id(DomainKind::Core, s as u32), 0.7 * pkg[s]);
         }
     }
@@ -194,9 +229,19 @@ pub(crate) fn powers(
 ) -> BTreeMap<Key, f64> {
     let mut out = BTreeMap::new();
     match profile {
-        Profile::Intel2s => intel_powers(opts, load, caps, &mut out),
+        Profile::Intel2s => intel_powers(&INTEL_2S, opts.shuffle_indices, load, caps, &mut out),
+        Profile::IntelOffline => intel_powers(&INTEL_OFFLINE, false, load, caps, &mut out),
+        Profile::IntelHybrid => {
+            let (idle, max) = HYBRID_PACKAGE;
+            let mut pkg = [capped(lin(idle, max, load), caps.package.get(&0).copied())];
+            fit(caps.platform, HYBRID_REST, &mut pkg);
+            out.insert(id(DomainKind::Package, 0), pkg[0]);
+            out.insert(id(DomainKind::Core, 0), HYBRID_CORE_SHARE * pkg[0]);
+            out.insert(id(DomainKind::Uncore, 0), HYBRID_UNCORE_SHARE * pkg[0]);
+            out.insert(id(DomainKind::Platform, 0), pkg[0] + HYBRID_REST);
+        }
         Profile::Nvidia4gpu => {
-            intel_powers(opts, load, caps, &mut out);
+            intel_powers(&INTEL_2S, opts.shuffle_indices, load, caps, &mut out);
             for n in 0..NVIDIA_GPUS {
                 let w = capped(lin(70.0, 700.0, load), caps.gpus.get(&n).copied());
                 out.insert(id(DomainKind::Gpu, n), w);
@@ -273,6 +318,26 @@ mod tests {
         let p = powers(Profile::Intel2s, &o, 0.5, &caps);
         assert!((p[&id(DomainKind::Platform, 0)] - 250.0).abs() < 1e-9);
         assert!(p[&id(DomainKind::Package, 0)] < 80.0);
+    }
+
+    #[test]
+    fn hybrid_and_offline_models() {
+        let o = SimOptions::default();
+        let p = powers(Profile::IntelHybrid, &o, 0.25, &Caps::default());
+        let pkg = p[&id(DomainKind::Package, 0)];
+        assert_eq!(pkg, 15.0 + 238.0 * 0.25);
+        assert!((p[&id(DomainKind::Core, 0)] - 0.7 * pkg).abs() < 1e-9);
+        assert!((p[&id(DomainKind::Uncore, 0)] - 0.1 * pkg).abs() < 1e-9);
+        assert_eq!(p[&id(DomainKind::Platform, 0)], pkg + 25.0);
+        let mut caps = Caps::default();
+        caps.cap_package(0, 125.0);
+        let p = powers(Profile::IntelHybrid, &o, 1.0, &caps);
+        assert_eq!(p[&id(DomainKind::Package, 0)], 125.0);
+        let p = powers(Profile::IntelOffline, &o, 0.5, &Caps::default());
+        assert_eq!(p[&id(DomainKind::Package, 1)], 220.0);
+        assert_eq!(p[&id(DomainKind::Memory, 0)], 30.0);
+        assert_eq!(p[&id(DomainKind::Platform, 0)], 440.0 + 60.0 + 60.0);
+        assert_eq!(components(Profile::IntelOffline, &o).len(), p.len());
     }
 
     #[test]

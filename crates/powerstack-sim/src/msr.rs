@@ -78,7 +78,8 @@ pub(crate) fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 ///   0x64D PLATFORM_ENERGY_STATUS and 0x65C PLATFORM_POWER_LIMIT (rw; one for the platform).
 /// - amd-2s: 0xC0010299 units, 0xC001029A core energy (this core's share of its package's core
 ///   energy), 0xC001029B package energy.
-/// - cray-ex and hwmon-node have no MSR device: every access fails as a missing device.
+/// - cray-ex, hwmon-node, intel-hybrid and intel-offline have no MSR device: every access fails as
+///   a missing device.
 ///
 /// Unknown registers and writes to read-only ones fail with EIO, like the msr driver's #GP.
 #[derive(Clone, Debug)]

@@ -17,6 +17,7 @@ use crate::msr::Shared;
 use crate::msr::{SimMsr, lock};
 use crate::profile::{LoadPattern, Profile, SimOptions};
 use crate::rapl::uj_to_raw;
+use crate::rules::Rules;
 
 /// The file, at the top of a simulated root, that describes it.
 pub const CONFIG_FILE: &str = "powerstack-sim.toml";
@@ -26,6 +27,9 @@ pub const MONO_START_NS: u64 = 1_000_000_000;
 
 /// pm_counters' update period (10 Hz), in ns.
 const PM_PERIOD_NS: i64 = 100_000_000;
+
+/// How many refusal lines [`SimNode::advance`] keeps for [`SimNode::take_refusals`].
+const REFUSALS_KEPT: usize = 1024;
 
 #[derive(Serialize, Deserialize)]
 struct Config {
@@ -108,6 +112,9 @@ pub struct SimNode {
     opts: SimOptions,
     shared: Arc<Mutex<Shared>>,
     io: Io,
+    rules: Rules,
+    /// Refusals found by `advance`, oldest first.
+    refusals: Vec<String>,
     mono_ns: u64,
     unix_ns: i64,
 }
@@ -161,6 +168,8 @@ impl SimNode {
             opts,
             shared: Arc::new(Mutex::new(shared)),
             io,
+            rules: Rules::load(dir),
+            refusals: Vec::new(),
             mono_ns: MONO_START_NS,
             unix_ns,
         }
@@ -266,11 +275,44 @@ impl SimNode {
         caps
     }
 
-    /// Advances simulated time by `dt`: reads the limit files back (honouring writes by anyone,
-    /// and register writes through [`SimMsr`]), computes each component's power, accumulates its
-    /// energy exactly (power constant over the step) and writes the counters that changed.
-    /// pm_counters publish only when the step crosses a 100 ms boundary. Never sleeps.
+    /// Applies the kernel's rules to the writable cpufreq, cpuidle and uncore attributes of the
+    /// root (`scaling_{min,max}_freq`, `scaling_governor`, `energy_performance_preference`,
+    /// `scaling_setspeed`, `cpuN/cpuidle/stateK/disable`, `intel_uncore_frequency/*/
+    /// {min,max}_freq_khz` and `elc_*`, `cpufreq/boost`, `intel_pstate/{no_turbo,max_perf_pct,
+    /// min_perf_pct}`, `cpuidle/current_governor`).
+    ///
+    /// The last accepted value of each is kept (taken from the files at create and at open). A file
+    /// whose value changed is checked: an accepted value becomes the last accepted one, shown the
+    /// way the kernel shows it (uncore limits rounded down to 100 MHz, EPP numbers as names, ...)
+    /// with its consequences (EPP pinned by the `performance` governor, package-level uncore
+    /// limits passed on to TPMI clusters, `scaling_cur_freq` and `current_freq_khz` following the
+    /// limits); a refused one is restored in place and described by one returned line, such as
+    /// `cpu3 scaling_min_freq 9000000 outside 1000000..3700000: restored 1000000`. An empty file
+    /// counts as a write in progress and is looked at again next time. [`SimNode::advance`] calls
+    /// this first. See `docs/simulator.md` for the rules.
+    pub fn enforce_sysfs_rules(&mut self) -> Result<Vec<String>, SimError> {
+        self.rules.enforce()
+    }
+
+    /// The refusals found by the [`SimNode::enforce_sysfs_rules`] runs inside
+    /// [`SimNode::advance`] since the last call (the most recent 1024), oldest first.
+    pub fn take_refusals(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.refusals)
+    }
+
+    /// Advances simulated time by `dt`: enforces the kernel's rules on the frequency attributes
+    /// ([`SimNode::enforce_sysfs_rules`]; refusals are kept for [`SimNode::take_refusals`]), reads
+    /// the limit files back (honouring writes by anyone, and register writes through [`SimMsr`]),
+    /// computes each component's power, accumulates its energy exactly (power constant over the
+    /// step) and writes the counters that changed. pm_counters publish only when the step crosses
+    /// a 100 ms boundary. Never sleeps.
     pub fn advance(&mut self, dt: Duration) -> Result<(), SimError> {
+        let refused = self.rules.enforce()?;
+        self.refusals.extend(refused);
+        if self.refusals.len() > REFUSALS_KEPT {
+            let extra = self.refusals.len() - REFUSALS_KEPT;
+            self.refusals.drain(..extra);
+        }
         let dt_ns = u64::try_from(dt.as_nanos()).unwrap_or(u64::MAX / 4).min(u64::MAX / 4);
         let dt_s = dt_ns as f64 / 1e9;
         let load = self.load();

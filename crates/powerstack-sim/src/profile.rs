@@ -29,17 +29,28 @@ pub enum Profile {
     /// `pm_counters` (node, cpu, memory, accel0–3, one per module) and eight `amdgpu` hwmon chips
     /// (two GCDs per module).
     AmdMi250x,
+    /// Intel Core i9-13900K-like hybrid desktop: one package of 4 P-cores (2 threads each, CPUs
+    /// 0-7) and 8 E-cores (CPUs 8-15), `cpu_core`/`cpu_atom` PMUs and `cpu_capacity`; client
+    /// powercap (package with `core` and `uncore` subzones, psys); intel_pstate with different
+    /// P-core and E-core ranges; intel_idle down to C10; no uncore frequency control.
+    IntelHybrid,
+    /// Intel Xeon 6960P-like (Granite Rapids) server, 2 packages, with CPUs 6, 7, 14 and 15
+    /// offline (no topology, cpufreq or cpuidle; their policies inactive); intel_uncore_frequency
+    /// in the TPMI layout (`uncore00`–`uncore03`, plus package-level compatibility entries).
+    IntelOffline,
 }
 
 impl Profile {
     /// Every profile.
-    pub const ALL: [Profile; 6] = [
+    pub const ALL: [Profile; 8] = [
         Profile::Intel2s,
         Profile::Amd2s,
         Profile::CrayEx,
         Profile::HwmonNode,
         Profile::Nvidia4gpu,
         Profile::AmdMi250x,
+        Profile::IntelHybrid,
+        Profile::IntelOffline,
     ];
 
     /// The profile's name on the command line and in `powerstack-sim.toml`.
@@ -51,6 +62,8 @@ impl Profile {
             Profile::HwmonNode => "hwmon-node",
             Profile::Nvidia4gpu => "nvidia-4gpu",
             Profile::AmdMi250x => "amd-mi250x",
+            Profile::IntelHybrid => "intel-hybrid",
+            Profile::IntelOffline => "intel-offline",
         }
     }
 
@@ -75,6 +88,12 @@ impl Profile {
             Profile::AmdMi250x => {
                 "HPE Cray EX235a: 1x AMD EPYC 7A53 + 4x MI250X: pm_counters (accel per module) and 8 amdgpu hwmon GCDs"
             }
+            Profile::IntelHybrid => {
+                "Intel Core i9-13900K-like: 4 P-cores (HT) + 8 E-cores, client powercap (package, core, uncore, psys), intel_pstate"
+            }
+            Profile::IntelOffline => {
+                "2x Intel Xeon 6960P-like with CPUs 6,7,14,15 offline: powercap intel-rapl, intel_pstate, TPMI uncore frequency"
+            }
         }
     }
 
@@ -83,6 +102,8 @@ impl Profile {
             Profile::Amd2s => &EPYC_7763,
             Profile::CrayEx => &EPYC_7A53,
             Profile::HwmonNode => &EPYC_7313,
+            Profile::IntelHybrid => &CORE_13900K,
+            Profile::IntelOffline => &XEON_6960P,
             _ => &INTEL_6148,
         }
     }
@@ -97,7 +118,8 @@ impl Profile {
     }
 
     /// The CPUs of each NUMA node (`sys/devices/system/node/nodeN/cpulist`): one node per package,
-    /// except amd-mi250x, whose package is split into four nodes of two cores each (NPS4).
+    /// except amd-mi250x, whose package is split into four nodes of two cores each (NPS4). Offline CPUs
+    /// are in no node (as on x86, where a CPU leaves its node's map when it goes offline).
     pub(crate) fn numa_nodes(self) -> Vec<Vec<u32>> {
         let spec = self.cpu();
         match self {
@@ -111,7 +133,7 @@ impl Profile {
                     })
                     .collect()
             }
-            _ => (0..spec.packages).map(|p| spec.cpus_of(p)).collect(),
+            _ => (0..spec.packages).map(|p| spec.online_cpus_of(p)).collect(),
         }
     }
 }
@@ -237,8 +259,20 @@ impl SimOptions {
     }
 }
 
+/// What kind of core a CPU belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CoreKind {
+    /// Not a hybrid part.
+    Uniform,
+    /// A hybrid part's performance core.
+    P,
+    /// A hybrid part's efficiency core.
+    E,
+}
+
 /// The CPUs of a profile: model and topology. Linux numbering: CPU `t·(P·C) + p·C + c` is thread `t`
-/// of core `c` of package `p`.
+/// of core `c` of package `p`. Hybrid parts (`e_cores > 0`, one package) number the P-core threads
+/// first with siblings adjacent (CPUs `2c`, `2c+1` are P-core `c`), then one CPU per E-core.
 #[derive(Debug)]
 pub(crate) struct CpuSpec {
     pub vendor: &'static str,
@@ -253,34 +287,91 @@ pub(crate) struct CpuSpec {
     pub address_sizes: &'static str,
     pub flags: &'static str,
     pub packages: u32,
+    /// Cores per package (hybrid: P-cores).
     pub cores: u32,
+    /// Threads per core (hybrid: per P-core).
     pub threads: u32,
+    /// Hybrid: E-cores (one thread each), after the P-core threads; 0 on other parts.
+    pub e_cores: u32,
+    /// CPUs that are offline.
+    pub offline: &'static [u32],
 }
 
 impl CpuSpec {
     pub fn ncpus(&self) -> u32 {
-        self.packages * self.cores * self.threads
+        self.packages * self.cores * self.threads + self.e_cores
     }
     fn per_thread(&self) -> u32 {
         self.packages * self.cores
     }
-    pub fn package_of(&self, cpu: u32) -> u32 {
-        (cpu % self.per_thread()) / self.cores
+    /// P-core threads of a hybrid part.
+    fn p_threads(&self) -> u32 {
+        self.cores * self.threads
     }
+    pub fn is_hybrid(&self) -> bool {
+        self.e_cores > 0
+    }
+    pub fn kind(&self, cpu: u32) -> CoreKind {
+        match (self.is_hybrid(), cpu < self.p_threads()) {
+            (false, _) => CoreKind::Uniform,
+            (true, true) => CoreKind::P,
+            (true, false) => CoreKind::E,
+        }
+    }
+    pub fn package_of(&self, cpu: u32) -> u32 {
+        if self.is_hybrid() { 0 } else { (cpu % self.per_thread()) / self.cores }
+    }
+    /// The core's index within its package (hybrid: P-cores first, then E-cores).
     pub fn core_of(&self, cpu: u32) -> u32 {
-        cpu % self.cores
+        match self.kind(cpu) {
+            CoreKind::Uniform => cpu % self.cores,
+            CoreKind::P => cpu / self.threads,
+            CoreKind::E => self.cores + (cpu - self.p_threads()),
+        }
+    }
+    /// `topology/core_id`: the core index, except on hybrid parts, whose P-cores have ids
+    /// 0, 4, 8, ... and E-cores the ids after them, one apart (like Alder/Raptor Lake).
+    pub fn core_id(&self, cpu: u32) -> u32 {
+        match self.kind(cpu) {
+            CoreKind::Uniform => self.core_of(cpu),
+            CoreKind::P => 4 * self.core_of(cpu),
+            CoreKind::E => 4 * self.cores + (cpu - self.p_threads()),
+        }
     }
     pub fn thread_of(&self, cpu: u32) -> u32 {
-        cpu / self.per_thread()
+        match self.kind(cpu) {
+            CoreKind::Uniform => cpu / self.per_thread(),
+            CoreKind::P => cpu % self.threads,
+            CoreKind::E => 0,
+        }
     }
     /// The CPUs sharing `cpu`'s core, sorted.
     pub fn siblings(&self, cpu: u32) -> Vec<u32> {
-        let first = cpu % self.per_thread();
-        (0..self.threads).map(|t| first + t * self.per_thread()).collect()
+        match self.kind(cpu) {
+            CoreKind::Uniform => {
+                let first = cpu % self.per_thread();
+                (0..self.threads).map(|t| first + t * self.per_thread()).collect()
+            }
+            CoreKind::P => {
+                let first = cpu - cpu % self.threads;
+                (first..first + self.threads).collect()
+            }
+            CoreKind::E => vec![cpu],
+        }
     }
-    /// The CPUs of a package, sorted.
+    /// The CPUs of a package (online or not), sorted.
     pub fn cpus_of(&self, package: u32) -> Vec<u32> {
         (0..self.ncpus()).filter(|&c| self.package_of(c) == package).collect()
+    }
+    /// The online CPUs of a package, sorted.
+    pub fn online_cpus_of(&self, package: u32) -> Vec<u32> {
+        self.cpus_of(package).into_iter().filter(|&c| self.is_online(c)).collect()
+    }
+    pub fn is_online(&self, cpu: u32) -> bool {
+        !self.offline.contains(&cpu)
+    }
+    pub fn online(&self) -> Vec<u32> {
+        (0..self.ncpus()).filter(|&c| self.is_online(c)).collect()
     }
     pub fn is_intel(&self) -> bool {
         self.vendor == "GenuineIntel"
@@ -306,6 +397,8 @@ static INTEL_6148: CpuSpec = CpuSpec {
     packages: 2,
     cores: 4,
     threads: 2,
+    e_cores: 0,
+    offline: &[],
 };
 
 static EPYC_7763: CpuSpec = CpuSpec {
@@ -323,6 +416,8 @@ static EPYC_7763: CpuSpec = CpuSpec {
     packages: 2,
     cores: 4,
     threads: 2,
+    e_cores: 0,
+    offline: &[],
 };
 
 static EPYC_7A53: CpuSpec = CpuSpec {
@@ -340,6 +435,8 @@ static EPYC_7A53: CpuSpec = CpuSpec {
     packages: 1,
     cores: 8,
     threads: 2,
+    e_cores: 0,
+    offline: &[],
 };
 
 static EPYC_7313: CpuSpec = CpuSpec {
@@ -357,6 +454,49 @@ static EPYC_7313: CpuSpec = CpuSpec {
     packages: 1,
     cores: 8,
     threads: 2,
+    e_cores: 0,
+    offline: &[],
+};
+
+/// A client part's flags: no AVX-512, `hybrid_cpu`.
+const INTEL_CLIENT_FLAGS: &str = "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush dts acpi mmx fxsr sse sse2 ss ht tm pbe syscall nx pdpe1gb rdtscp lm constant_tsc art arch_perfmon pebs bts rep_good nopl xtopology nonstop_tsc cpuid aperfmperf tsc_known_freq pni pclmulqdq dtes64 monitor ds_cpl vmx smx est tm2 ssse3 sdbg fma cx16 xtpr pdcm pcid sse4_1 sse4_2 x2apic movbe popcnt tsc_deadline_timer aes xsave avx f16c rdrand lahf_lm abm 3dnowprefetch cpuid_fault epb ssbd ibrs ibpb stibp ibrs_enhanced tpr_shadow flexpriority ept vpid ept_ad fsgsbase tsc_adjust bmi1 avx2 smep bmi2 erms invpcid rdseed adx smap clflushopt clwb intel_pt sha_ni xsaveopt xsavec xgetbv1 xsaves split_lock_detect user_shstk avx_vnni dtherm ida arat pln pts hwp hwp_notify hwp_act_window hwp_epp hwp_pkg_req hfi vnmi umip pku ospke waitpkg gfni vaes vpclmulqdq rdpid movdiri movdir64b fsrm md_clear serialize pconfig arch_lbr ibt flush_l1d arch_capabilities hybrid_cpu";
+
+static CORE_13900K: CpuSpec = CpuSpec {
+    vendor: "GenuineIntel",
+    family: 6,
+    model: 183,
+    stepping: 1,
+    microcode: "0x12b",
+    name: "13th Gen Intel(R) Core(TM) i9-13900K",
+    mhz: "3000.000",
+    cache: "36864 KB",
+    bogomips: "5990.40",
+    address_sizes: "46 bits physical, 48 bits virtual",
+    flags: INTEL_CLIENT_FLAGS,
+    packages: 1,
+    cores: 4,
+    threads: 2,
+    e_cores: 8,
+    offline: &[],
+};
+
+static XEON_6960P: CpuSpec = CpuSpec {
+    vendor: "GenuineIntel",
+    family: 6,
+    model: 173,
+    stepping: 1,
+    microcode: "0x10003a2",
+    name: "Intel(R) Xeon(R) 6960P",
+    mhz: "2700.000",
+    cache: "442368 KB",
+    bogomips: "5400.00",
+    address_sizes: "52 bits physical, 57 bits virtual",
+    flags: INTEL_FLAGS,
+    packages: 2,
+    cores: 4,
+    threads: 2,
+    e_cores: 0,
+    offline: &[6, 7, 14, 15],
 };
 
 #[cfg(test)]
@@ -391,6 +531,21 @@ mod tests {
             Profile::AmdMi250x.numa_nodes(),
             vec![vec![0, 1, 8, 9], vec![2, 3, 10, 11], vec![4, 5, 12, 13], vec![6, 7, 14, 15]]
         );
+    }
+
+    #[test]
+    fn hybrid_and_offline_numbering() {
+        let h = Profile::IntelHybrid.cpu();
+        assert_eq!(h.ncpus(), 16);
+        assert_eq!(h.siblings(3), vec![2, 3]);
+        assert_eq!(h.siblings(9), vec![9]);
+        assert_eq!((h.kind(7), h.kind(8)), (CoreKind::P, CoreKind::E));
+        let ids: Vec<u32> = (0..16).map(|c| h.core_id(c)).collect();
+        assert_eq!(ids, vec![0, 0, 4, 4, 8, 8, 12, 12, 16, 17, 18, 19, 20, 21, 22, 23]);
+        assert_eq!(h.cpus_of(0), (0..16).collect::<Vec<u32>>());
+        let o = Profile::IntelOffline.cpu();
+        assert_eq!(o.online(), vec![0, 1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 13]);
+        assert_eq!(Profile::IntelOffline.numa_nodes()[1], vec![4, 5, 12, 13]);
     }
 
     #[test]

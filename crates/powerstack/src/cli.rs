@@ -25,9 +25,118 @@ pub enum Command {
     /// Power limits: set socket, memory, GPU and node caps; show them; put the originals back.
     #[command(subcommand)]
     Cap(CapCommand),
+    /// CPU frequency pools: reserved, shared and exclusive pools with profiles.
+    #[command(subcommand)]
+    Pools(PoolsCommand),
     /// Simulated hardware roots for testing without hardware.
     #[command(subcommand)]
     Sim(SimCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PoolsCommand {
+    /// Validate a pools file, then apply it (safe order, read back, rollback on failure).
+    Apply(PoolsApplyArgs),
+    /// Pools, their CPUs and profiles, the values in sysfs, and drift.
+    Show(PoolsCommonArgs),
+    /// Put back the boot-time settings recorded before powerstack first wrote.
+    Reset(PoolsCommonArgs),
+    /// What the node supports: drivers, EPP, C-states, uncore, hybrid cores.
+    Capabilities(PoolsCommonArgs),
+    /// Create an exclusive pool.
+    Create(PoolsCreateArgs),
+    /// Delete an exclusive pool; its CPUs return to the shared pool.
+    Delete(PoolsNameArgs),
+    /// Move CPUs to a pool (reserved <-> shared <-> exclusive).
+    Move(PoolsMoveArgs),
+    /// Give a pool a profile: a named one from the configuration, or one built from options.
+    SetProfile(PoolsSetProfileArgs),
+}
+
+/// Options of every pools command.
+#[derive(Args, Debug, Clone)]
+pub struct PoolsCommonArgs {
+    #[command(flatten)]
+    pub node: NodeArgs,
+
+    /// Where the journal and the applied configuration are kept.
+    #[arg(
+        long,
+        env = "POWERSTACK_STATE_DIR",
+        default_value = "/var/lib/powerstack",
+        value_name = "DIR"
+    )]
+    pub state_dir: PathBuf,
+
+    /// Print the writes without making them.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PoolsApplyArgs {
+    /// The pools file (TOML; see docs/pools.md).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub common: PoolsCommonArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PoolsCreateArgs {
+    /// Pool name.
+    pub name: String,
+    /// Its CPUs (moved from the shared pool).
+    #[arg(long, default_value = "", value_name = "LIST")]
+    pub cpus: String,
+    /// Its profile (defined in the configuration in force).
+    #[arg(long)]
+    pub profile: Option<String>,
+    #[command(flatten)]
+    pub common: PoolsCommonArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PoolsNameArgs {
+    /// Pool name.
+    pub name: String,
+    #[command(flatten)]
+    pub common: PoolsCommonArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PoolsMoveArgs {
+    /// The CPUs, as a CPU list (`3`, `4-7,12`).
+    pub cpus: String,
+    /// The pool: `reserved`, `shared`, or an exclusive pool's name.
+    #[arg(long)]
+    pub to: String,
+    #[command(flatten)]
+    pub common: PoolsCommonArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct PoolsSetProfileArgs {
+    /// The pool: `shared` or an exclusive pool's name.
+    pub pool: String,
+    /// A profile defined in the configuration in force (or build one with the options below).
+    pub profile: Option<String>,
+    /// Minimum frequency, kHz.
+    #[arg(long)]
+    pub min_khz: Option<u64>,
+    /// Maximum frequency, kHz.
+    #[arg(long)]
+    pub max_khz: Option<u64>,
+    /// Governor.
+    #[arg(long)]
+    pub governor: Option<String>,
+    /// Energy-performance preference.
+    #[arg(long)]
+    pub epp: Option<String>,
+    /// A C-state on or off, like `C6=off` (repeatable).
+    #[arg(long, value_name = "NAME=on|off")]
+    pub cstate: Vec<String>,
+    #[command(flatten)]
+    pub common: PoolsCommonArgs,
 }
 
 #[derive(Subcommand, Debug)]

@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod node;
 mod output;
+mod pools;
 
 use std::process::ExitCode;
 
@@ -19,6 +20,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Domains(a) => commands::domains(a),
         Command::Topology(a) => commands::topology(a),
         Command::Cap(c) => cap::run(c),
+        Command::Pools(c) => pools::run(c),
         Command::Sim(c) => commands::sim(c),
     }
 }

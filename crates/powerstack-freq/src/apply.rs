@@ -1,0 +1,251 @@
+//! Applying a plan: journal the originals, write, read back, roll back on the first failure.
+
+use std::path::{Path, PathBuf};
+
+use powerstack_cap::Journal;
+use powerstack_hw::Root;
+use powerstack_hw::file::{read_trimmed, write_attr};
+
+use crate::FreqError;
+use crate::config::PoolsFile;
+use crate::plan::{self, Assignment, Plan, State, Write};
+use crate::topology::{FreqTopology, discover};
+
+/// The applied configuration, kept next to the journal.
+pub const STORED_FILE: &str = "pools.toml";
+
+/// Reads sysfs and the journal for the planner.
+pub struct Live<'a> {
+    root: &'a Root,
+    journal: Option<&'a Journal>,
+}
+
+impl<'a> Live<'a> {
+    /// Sysfs under `root`, with originals from `journal` when given.
+    pub fn new(root: &'a Root, journal: Option<&'a Journal>) -> Live<'a> {
+        Live { root, journal }
+    }
+}
+
+impl State for Live<'_> {
+    fn current(&self, path: &str) -> Option<String> {
+        read_trimmed(&self.root.path(path), "sysfs attribute")
+            .ok()
+            .map(|s| s.lines().next().unwrap_or("").to_string())
+    }
+
+    fn original(&self, path: &str) -> Option<String> {
+        self.journal.and_then(|j| j.file_entry(path)).map(|e| e.original.clone())
+    }
+}
+
+/// A frequency-pools session on one node: the journal is locked for its lifetime (one writer at a
+/// time), and a run that died part way has been repaired when it opens.
+pub struct Pools<'a> {
+    root: &'a Root,
+    state_dir: PathBuf,
+    journal: Journal,
+    topology: FreqTopology,
+    via: String,
+    after_write: Option<Box<dyn FnMut() + 'a>>,
+}
+
+/// What an apply did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// The writes made, in order, with what was there before.
+    pub writes: Vec<Write>,
+}
+
+impl<'a> Pools<'a> {
+    /// Opens the session: locks the journal in `state_dir`, repairs an interrupted run (through
+    /// `recover`, which the caller provides so that power limits are restored too), and discovers
+    /// the node's frequency topology.
+    pub fn open(
+        root: &'a Root,
+        state_dir: &Path,
+        via: &str,
+        recover: impl FnOnce(&mut Journal) -> Result<(), FreqError>,
+    ) -> Result<Pools<'a>, FreqError> {
+        let mut journal = Journal::open(state_dir)?;
+        recover(&mut journal)?;
+        let topology = discover(root);
+        Ok(Pools {
+            root,
+            state_dir: state_dir.to_path_buf(),
+            journal,
+            topology,
+            via: via.to_string(),
+            after_write: None,
+        })
+    }
+
+    /// A hook run after every write, before its read-back (tests let the simulator apply the
+    /// kernel's rules there).
+    pub fn set_after_write(&mut self, hook: Box<dyn FnMut() + 'a>) {
+        self.after_write = Some(hook);
+    }
+
+    /// The hardware root.
+    pub fn root(&self) -> &Root {
+        self.root
+    }
+
+    /// The node's frequency topology.
+    pub fn topology(&self) -> &FreqTopology {
+        &self.topology
+    }
+
+    /// The journal.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// The configuration in force (the last one applied), if any.
+    pub fn stored(&self) -> Result<Option<PoolsFile>, FreqError> {
+        let path = self.state_dir.join(STORED_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => PoolsFile::parse(&text).map(Some).map_err(|e| FreqError::State {
+                path,
+                detail: format!("the applied configuration is unreadable: {e}"),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(FreqError::State { path, detail: e.to_string() }),
+        }
+    }
+
+    /// The assignment in force, from the stored configuration.
+    pub fn current_assignment(&self) -> Result<Option<Assignment>, FreqError> {
+        match self.stored()? {
+            Some(f) => Ok(plan::assign(&self.topology, &f).ok()),
+            None => Ok(None),
+        }
+    }
+
+    /// The writes that `reset` would make, without making them.
+    pub fn plan_reset(&self) -> Result<Plan, FreqError> {
+        let live = Live::new(self.root, Some(&self.journal));
+        plan::plan(&self.topology, self.root.base(), &PoolsFile::default(), None, &live)
+    }
+
+    /// Validates `file` against the node and the pool rules and returns the writes it needs;
+    /// writes nothing.
+    pub fn plan(&self, file: &PoolsFile) -> Result<Plan, FreqError> {
+        let previous = self.current_assignment()?;
+        let live = Live::new(self.root, Some(&self.journal));
+        plan::plan(&self.topology, self.root.base(), file, previous.as_ref(), &live)
+    }
+
+    /// Applies `file`: plans, records the originals, writes each value, reads it back, and on the
+    /// first failure restores what this call had already written. On success the file becomes the
+    /// configuration in force.
+    pub fn apply(&mut self, file: &PoolsFile) -> Result<Applied, FreqError> {
+        let plan = self.plan(file)?;
+        let applied = self.execute(&plan)?;
+        self.store(Some(file))?;
+        Ok(applied)
+    }
+
+    /// Restores every boot-time setting powerstack changed (frequencies, governors, EPP, C-states,
+    /// uncore), in a safe order, and forgets the applied configuration.
+    pub fn reset(&mut self) -> Result<Applied, FreqError> {
+        // Everything shared, without a profile: every attribute goes back to its boot value.
+        let boot = PoolsFile::default();
+        let live = Live::new(self.root, Some(&self.journal));
+        let plan = plan::plan(&self.topology, self.root.base(), &boot, None, &live)?;
+        let applied = self.execute(&plan)?;
+        let (restored, failed) = self.journal.restore_files(self.root)?;
+        let _ = restored;
+        if let Some((path, why)) = failed.first() {
+            return Err(FreqError::State {
+                path: self.root.path(path),
+                detail: format!(
+                    "could not be restored ({why}); it stays in the journal for the next reset"
+                ),
+            });
+        }
+        self.store(None)?;
+        Ok(applied)
+    }
+
+    fn store(&self, file: Option<&PoolsFile>) -> Result<(), FreqError> {
+        let path = self.state_dir.join(STORED_FILE);
+        let io = |e: std::io::Error| FreqError::State { path: path.clone(), detail: e.to_string() };
+        match file {
+            Some(f) => {
+                let tmp = self.state_dir.join("pools.toml.tmp");
+                std::fs::write(&tmp, f.to_toml()).map_err(io)?;
+                std::fs::rename(&tmp, &path).map_err(io)
+            }
+            None => match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
+                _ => Ok(()),
+            },
+        }
+    }
+
+    fn execute(&mut self, plan: &Plan) -> Result<Applied, FreqError> {
+        if plan.writes.is_empty() {
+            return Ok(Applied::default());
+        }
+        let originals = plan.writes.iter().map(|w| (w.path.clone(), w.current.clone())).collect();
+        self.journal.begin_files(originals, &self.via)?;
+        let mut done: Vec<Write> = Vec::new();
+        for w in &plan.writes {
+            match self.write_one(w) {
+                Ok(()) => done.push(w.clone()),
+                Err(cause) => {
+                    let rollback = self.roll_back(&done);
+                    let _ = self.journal.finish();
+                    return Err(FreqError::RolledBack { cause: Box::new(cause), rollback });
+                }
+            }
+        }
+        for w in &done {
+            self.journal.record_file_write(&w.path, &w.value, &self.via);
+        }
+        self.journal.finish()?;
+        Ok(Applied { writes: done })
+    }
+
+    fn write_one(&mut self, w: &Write) -> Result<(), FreqError> {
+        let path = self.root.path(&w.path);
+        write_attr(&path, &w.value, "sysfs attribute")
+            .map_err(|source| FreqError::Hardware { what: w.what.clone(), source })?;
+        if let Some(hook) = self.after_write.as_mut() {
+            hook();
+        }
+        let read = read_trimmed(&path, "sysfs attribute")
+            .map(|s| s.lines().next().unwrap_or("").to_string())
+            .map_err(|source| FreqError::Hardware { what: w.what.clone(), source })?;
+        if read != w.value {
+            return Err(FreqError::ReadBack { what: w.what.clone(), wrote: w.value.clone(), read });
+        }
+        Ok(())
+    }
+
+    fn roll_back(&mut self, done: &[Write]) -> String {
+        if done.is_empty() {
+            return "nothing had been written".to_string();
+        }
+        let mut failed = Vec::new();
+        for w in done.iter().rev() {
+            let path = self.root.path(&w.path);
+            let ok = write_attr(&path, &w.current, "sysfs attribute").is_ok();
+            if let Some(hook) = self.after_write.as_mut() {
+                hook();
+            }
+            let back = read_trimmed(&path, "sysfs attribute")
+                .ok()
+                .map(|s| s.lines().next().unwrap_or("").to_string());
+            if !ok || back.as_deref() != Some(w.current.as_str()) {
+                failed.push(w.what.clone());
+            }
+        }
+        if failed.is_empty() {
+            format!("restored the {} setting(s) already written", done.len())
+        } else {
+            format!("could not restore {}; run `powerstack pools reset`", failed.join(", "))
+        }
+    }
+}
