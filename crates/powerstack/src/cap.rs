@@ -10,7 +10,7 @@ use powerstack_hw::Platform;
 use powerstack_model::duration::parse_duration;
 use powerstack_model::{DomainInfo, DomainKind, LimitWrite};
 
-use crate::cli::{CapCommand, CapCommonArgs, Format};
+use crate::cli::{CapCommand, ControlArgs, Format};
 use crate::node::{self, Node};
 use crate::output::{self, emit};
 
@@ -228,7 +228,7 @@ fn recovered_lines(r: &powerstack_cap::Restored) -> Vec<String> {
 
 /// Plans (and unless `--dry-run`, applies) the requests built by `build` from the node's platform.
 fn change(
-    common: &CapCommonArgs,
+    common: &ControlArgs,
     command: &str,
     build: impl FnOnce(&mut Platform) -> anyhow::Result<(Vec<Request>, NodeCap)>,
 ) -> anyhow::Result<()> {
@@ -264,7 +264,7 @@ fn change(
     print_result(format, &doc)
 }
 
-fn reset(common: &CapCommonArgs) -> anyhow::Result<()> {
+fn reset(common: &ControlArgs) -> anyhow::Result<()> {
     let format = output::format(common.node.format);
     let mut node = node::open(&common.node)?;
     if common.dry_run {
@@ -329,7 +329,7 @@ fn reset(common: &CapCommonArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn show(common: &CapCommonArgs) -> anyhow::Result<()> {
+fn show(common: &ControlArgs) -> anyhow::Result<()> {
     let format = output::format(common.node.format);
     let mut node = node::open(&common.node)?;
     let mut warnings: Vec<String> =

@@ -38,11 +38,11 @@ pub enum PoolsCommand {
     /// Validate a pools file, then apply it (safe order, read back, rollback on failure).
     Apply(PoolsApplyArgs),
     /// Pools, their CPUs and profiles, the values in sysfs, and drift.
-    Show(PoolsCommonArgs),
+    Show(ControlArgs),
     /// Put back the boot-time settings recorded before powerstack first wrote.
-    Reset(PoolsCommonArgs),
+    Reset(ControlArgs),
     /// What the node supports: drivers, EPP, C-states, uncore, hybrid cores.
-    Capabilities(PoolsCommonArgs),
+    Capabilities(ControlArgs),
     /// Create an exclusive pool.
     Create(PoolsCreateArgs),
     /// Delete an exclusive pool; its CPUs return to the shared pool.
@@ -53,32 +53,12 @@ pub enum PoolsCommand {
     SetProfile(PoolsSetProfileArgs),
 }
 
-/// Options of every pools command.
-#[derive(Args, Debug, Clone)]
-pub struct PoolsCommonArgs {
-    #[command(flatten)]
-    pub node: NodeArgs,
-
-    /// Where the journal and the applied configuration are kept.
-    #[arg(
-        long,
-        env = "POWERSTACK_STATE_DIR",
-        default_value = "/var/lib/powerstack",
-        value_name = "DIR"
-    )]
-    pub state_dir: PathBuf,
-
-    /// Print the writes without making them.
-    #[arg(long)]
-    pub dry_run: bool,
-}
-
 #[derive(Args, Debug)]
 pub struct PoolsApplyArgs {
     /// The pools file (TOML; see docs/pools.md).
     pub file: PathBuf,
     #[command(flatten)]
-    pub common: PoolsCommonArgs,
+    pub common: ControlArgs,
 }
 
 #[derive(Args, Debug)]
@@ -92,7 +72,7 @@ pub struct PoolsCreateArgs {
     #[arg(long)]
     pub profile: Option<String>,
     #[command(flatten)]
-    pub common: PoolsCommonArgs,
+    pub common: ControlArgs,
 }
 
 #[derive(Args, Debug)]
@@ -100,7 +80,7 @@ pub struct PoolsNameArgs {
     /// Pool name.
     pub name: String,
     #[command(flatten)]
-    pub common: PoolsCommonArgs,
+    pub common: ControlArgs,
 }
 
 #[derive(Args, Debug)]
@@ -111,7 +91,7 @@ pub struct PoolsMoveArgs {
     #[arg(long)]
     pub to: String,
     #[command(flatten)]
-    pub common: PoolsCommonArgs,
+    pub common: ControlArgs,
 }
 
 #[derive(Args, Debug)]
@@ -136,7 +116,7 @@ pub struct PoolsSetProfileArgs {
     #[arg(long, value_name = "NAME=on|off")]
     pub cstate: Vec<String>,
     #[command(flatten)]
-    pub common: PoolsCommonArgs,
+    pub common: ControlArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -150,18 +130,18 @@ pub enum CapCommand {
     /// A best-effort node cap split over every cappable domain, GPUs included.
     Node(CapNodeArgs),
     /// Every power limit, its range, and who set it.
-    Show(CapCommonArgs),
+    Show(ControlArgs),
     /// Put back every limit powerstack changed, as it was before powerstack first wrote it.
-    Reset(CapCommonArgs),
+    Reset(ControlArgs),
 }
 
-/// Options of every cap command.
+/// Options of every command that changes controls (`cap`, `pools`).
 #[derive(Args, Debug, Clone)]
-pub struct CapCommonArgs {
+pub struct ControlArgs {
     #[command(flatten)]
     pub node: NodeArgs,
 
-    /// Where the restore journal is kept.
+    /// Where the restore journal (and the pools configuration in force) is kept.
     #[arg(
         long,
         env = "POWERSTACK_STATE_DIR",
@@ -190,7 +170,7 @@ pub struct CapSocketArgs {
     #[arg(long, value_name = "DURATION")]
     pub time_window: Option<String>,
     #[command(flatten)]
-    pub common: CapCommonArgs,
+    pub common: ControlArgs,
 }
 
 #[derive(Args, Debug)]
@@ -202,7 +182,7 @@ pub struct CapMemArgs {
     #[arg(long, value_name = "N")]
     pub socket: Option<u32>,
     #[command(flatten)]
-    pub common: CapCommonArgs,
+    pub common: ControlArgs,
 }
 
 #[derive(Args, Debug)]
@@ -214,7 +194,7 @@ pub struct CapGpuArgs {
     #[arg(long, value_name = "N")]
     pub gpu: Option<u32>,
     #[command(flatten)]
-    pub common: CapCommonArgs,
+    pub common: ControlArgs,
 }
 
 #[derive(Args, Debug)]
@@ -233,7 +213,7 @@ pub struct CapNodeArgs {
     #[arg(long, default_value = "500ms", value_name = "DURATION")]
     pub interval: String,
     #[command(flatten)]
-    pub common: CapCommonArgs,
+    pub common: ControlArgs,
 }
 
 /// Where the hardware is and how to show results.

@@ -9,7 +9,7 @@ use powerstack_api::table;
 use powerstack_freq::{ExclusivePool, Live, Pools, PoolsFile, ProfileSpec, State};
 use powerstack_model::cpulist::{format_cpulist, parse_cpulist};
 
-use crate::cli::{Format, PoolsCommand, PoolsCommonArgs};
+use crate::cli::{ControlArgs, Format, PoolsCommand};
 use crate::node::{self, Node};
 use crate::output::emit;
 
@@ -18,7 +18,7 @@ fn via() -> String {
     format!("powerstack {}", args.join(" "))
 }
 
-fn format_of(common: &PoolsCommonArgs) -> anyhow::Result<Format> {
+fn format_of(common: &ControlArgs) -> anyhow::Result<Format> {
     let f = crate::output::format(common.node.format);
     if !matches!(f, Format::Json | Format::Table) {
         bail!("--format {f:?} is not available for pools; use table or json");
@@ -27,10 +27,7 @@ fn format_of(common: &PoolsCommonArgs) -> anyhow::Result<Format> {
 }
 
 /// Opens the node and the pools session (which repairs an interrupted run, power limits included).
-fn open<'a>(
-    node: &'a mut Node,
-    common: &PoolsCommonArgs,
-) -> anyhow::Result<(Pools<'a>, Vec<String>)> {
+fn open<'a>(node: &'a mut Node, common: &ControlArgs) -> anyhow::Result<(Pools<'a>, Vec<String>)> {
     let mut recovered = Vec::new();
     let root = &node.root;
     let platform = &mut node.discovery.platform;
@@ -122,7 +119,7 @@ fn print_change(format: Format, doc: &PoolsChangeV1) -> anyhow::Result<()> {
 /// Plans (and unless `--dry-run`, applies) a new configuration built by `edit` from the one in
 /// force.
 fn change(
-    common: &PoolsCommonArgs,
+    common: &ControlArgs,
     command: &str,
     edit: impl FnOnce(Option<PoolsFile>) -> anyhow::Result<PoolsFile>,
 ) -> anyhow::Result<()> {
@@ -280,7 +277,7 @@ fn names(f: &PoolsFile) -> String {
     v.join(", ")
 }
 
-fn reset(common: &PoolsCommonArgs) -> anyhow::Result<()> {
+fn reset(common: &ControlArgs) -> anyhow::Result<()> {
     let format = format_of(common)?;
     let mut node = node::open(&common.node)?;
     let origin = node.origin.clone();
@@ -292,7 +289,7 @@ fn reset(common: &PoolsCommonArgs) -> anyhow::Result<()> {
     )
 }
 
-fn show(common: &PoolsCommonArgs, capabilities_only: bool) -> anyhow::Result<()> {
+fn show(common: &ControlArgs, capabilities_only: bool) -> anyhow::Result<()> {
     let format = format_of(common)?;
     let mut node = node::open(&common.node)?;
     let origin = node.origin.clone();
