@@ -224,7 +224,7 @@ pub struct PackageV1 {
     pub id: u32,
     /// Physical cores.
     pub cores: u32,
-    /// Logical CPUs, as a CPU list.
+    /// Its online logical CPUs, as a CPU list (an offline CPU's package is unknown).
     pub cpus: String,
 }
 

@@ -39,7 +39,8 @@ pub struct Cpu {
     pub id: u32,
     /// Whether the CPU is online.
     pub online: bool,
-    /// `topology/physical_package_id` (0 when unknown, e.g. offline CPUs without a topology dir).
+    /// `topology/physical_package_id` (0 when unknown, e.g. offline CPUs without a topology dir:
+    /// [`CpuTopology::packages`] and friends count online CPUs only).
     pub package: u32,
     /// `topology/die_id` (0 when absent).
     pub die: u32,
@@ -113,9 +114,9 @@ impl CpuTopology {
         (CpuTopology { cpus, model }, warnings)
     }
 
-    /// The package ids present, sorted.
+    /// The package ids present, sorted (from online CPUs: an offline CPU's package is unknown).
     pub fn packages(&self) -> Vec<u32> {
-        let set: BTreeSet<u32> = self.cpus.iter().map(|c| c.package).collect();
+        let set: BTreeSet<u32> = self.cpus.iter().filter(|c| c.online).map(|c| c.package).collect();
         set.into_iter().collect()
     }
 
@@ -129,10 +130,14 @@ impl CpuTopology {
         self.online_cpus_of(package).first().copied()
     }
 
-    /// Number of distinct physical cores in a package.
+    /// Number of distinct physical cores with an online CPU in a package.
     pub fn cores_of(&self, package: u32) -> usize {
-        let set: BTreeSet<(u32, u32)> =
-            self.cpus.iter().filter(|c| c.package == package).map(|c| (c.die, c.core)).collect();
+        let set: BTreeSet<(u32, u32)> = self
+            .cpus
+            .iter()
+            .filter(|c| c.online && c.package == package)
+            .map(|c| (c.die, c.core))
+            .collect();
         set.len()
     }
 }

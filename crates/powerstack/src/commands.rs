@@ -215,9 +215,7 @@ pub fn topology(args: &NodeArgs) -> anyhow::Result<()> {
         .map(|p| PackageV1 {
             id: p,
             cores: topo.cores_of(p) as u32,
-            cpus: format_cpulist(
-                &topo.cpus.iter().filter(|c| c.package == p).map(|c| c.id).collect::<Vec<_>>(),
-            ),
+            cpus: format_cpulist(&topo.online_cpus_of(p)),
         })
         .collect();
     let online: Vec<u32> = topo.cpus.iter().filter(|c| c.online).map(|c| c.id).collect();
@@ -268,7 +266,7 @@ pub fn sim(cmd: &SimCommand) -> anyhow::Result<()> {
         SimCommand::Profiles => {
             let mut s = String::new();
             for p in Profile::ALL {
-                s.push_str(&format!("{:<12} {}\n", p.as_str(), p.description()));
+                s.push_str(&format!("{:<14} {}\n", p.as_str(), p.description()));
             }
             emit(&s)
         }
