@@ -1,0 +1,1 @@
+//! hostlist (being written).

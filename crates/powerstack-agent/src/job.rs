@@ -1,0 +1,4 @@
+//! Job windows (being written).
+/// Job windows.
+#[derive(Debug, Default)]
+pub struct Jobs;

@@ -1,0 +1,19 @@
+//! The powerstack node agent.
+//!
+//! A sampler on its own plain thread reads every domain at a fixed rate (absolute deadlines) into
+//! a compact [`ring::Ring`] of extended energy counters; slow sources (NVML, HPE Cray pm_counters)
+//! are read on a second thread at their own rate so they never stall the fast ones. Job windows
+//! ([`job`]) turn ring contents into per-job power and energy. The HTTP API ([`http`]) and the
+//! Prometheus exposition ([`metrics`]) read the buffers, never sysfs; writes (job marks, caps) are
+//! checked by [`access`] (SO_PEERCRED on the Unix socket, a bearer token on TCP).
+
+pub mod access;
+pub mod client;
+pub mod hostlist;
+pub mod http;
+pub mod job;
+pub mod metrics;
+pub mod ring;
+pub mod state;
+
+pub use state::{DomainMeta, SamplerStats, Shared};

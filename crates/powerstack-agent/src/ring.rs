@@ -1,0 +1,4 @@
+//! The sample ring (being written).
+/// Samples.
+#[derive(Debug)]
+pub struct Ring;
