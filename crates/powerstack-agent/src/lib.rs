@@ -9,11 +9,14 @@
 
 pub mod access;
 pub mod client;
+pub mod config;
 pub mod hostlist;
 pub mod http;
 pub mod job;
 pub mod metrics;
 pub mod ring;
+pub mod run;
+pub mod sampler;
 pub mod state;
 
 pub use state::{DomainMeta, SamplerStats, Shared};

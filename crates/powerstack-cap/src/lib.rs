@@ -167,7 +167,7 @@ pub fn recover(
     if journal.in_progress().is_none() {
         return Ok(None);
     }
-    let mut out = restore_limits(journal, platform)?;
+    let mut out = restore_limits(journal, platform, |_| true)?;
     let (files_restored, files_failed) = journal.restore_files(root)?;
     out.files_restored = files_restored;
     out.files_failed = files_failed;
@@ -399,7 +399,15 @@ impl<'a> Capper<'a> {
     /// Restores every journaled power limit to its original setting and forgets the ones
     /// restored. Frequency settings are restored by `powerstack pools reset`.
     pub fn reset(&mut self) -> Result<Restored, CapError> {
-        restore_limits(&mut self.journal, self.platform)
+        restore_limits(&mut self.journal, self.platform, |_| true)
+    }
+
+    /// Restores the journaled power limits whose last write `via` starts with `prefix` (what one
+    /// caller, such as the agent, changed) and forgets them; other entries stay.
+    pub fn reset_written_by(&mut self, prefix: &str) -> Result<Restored, CapError> {
+        restore_limits(&mut self.journal, self.platform, |e| {
+            e.last_written.as_ref().is_some_and(|w| w.via.starts_with(prefix))
+        })
     }
 
     fn write_and_check(&mut self, p: &Planned) -> Result<Option<f64>, CapError> {
@@ -458,10 +466,14 @@ impl<'a> Capper<'a> {
     }
 }
 
-/// Restores every journaled power limit and forgets the ones restored.
-fn restore_limits(journal: &mut Journal, platform: &mut Platform) -> Result<Restored, CapError> {
+/// Restores the journaled power limits selected by `which` and forgets the ones restored.
+fn restore_limits(
+    journal: &mut Journal,
+    platform: &mut Platform,
+    which: impl Fn(&Entry) -> bool,
+) -> Result<Restored, CapError> {
     let mut out = Restored::default();
-    let entries: Vec<Entry> = journal.entries().to_vec();
+    let entries: Vec<Entry> = journal.entries().iter().filter(|e| which(e)).cloned().collect();
     for e in entries {
         let index = platform.catalog().iter().position(|d| {
             d.provider == e.key.provider

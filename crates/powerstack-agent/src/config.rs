@@ -1,0 +1,140 @@
+//! The agent's configuration file (TOML). Every key is documented in `docs/agent.md`; command-line
+//! flags override the file.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Lowest accepted sampling rate, Hz.
+pub const MIN_RATE_HZ: f64 = 0.1;
+/// Highest accepted sampling rate, Hz.
+pub const MAX_RATE_HZ: f64 = 1000.0;
+/// Default sampling rate, Hz.
+pub const DEFAULT_RATE_HZ: f64 = 10.0;
+/// Default ring size, samples (a day at 10 Hz).
+pub const DEFAULT_BUFFER_SAMPLES: usize = 864_000;
+/// Largest ring accepted, samples.
+pub const MAX_BUFFER_SAMPLES: usize = 100_000_000;
+/// Default Unix socket.
+pub const DEFAULT_SOCKET: &str = "/run/powerstack/agent.sock";
+/// Default TCP listen address (loopback only).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+
+/// The agent's configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// Sampling rate, Hz (0.1 to 1000).
+    pub rate_hz: f64,
+    /// Ring size, samples; the oldest go first.
+    pub buffer_samples: usize,
+    /// Unix socket path; empty disables it.
+    pub socket: String,
+    /// TCP listen address (`host:port`); empty disables it.
+    pub listen: String,
+    /// File holding the bearer token for writes over TCP (must be readable by its owner only).
+    pub token_file: Option<PathBuf>,
+    /// Users (names or uids) allowed to change controls over the Unix socket, besides root.
+    pub allow_users: Vec<String>,
+    /// Groups (names or gids) whose members may change controls over the Unix socket.
+    pub allow_groups: Vec<String>,
+    /// The journal directory (shared with `powerstack cap` and `pools`).
+    pub state_dir: PathBuf,
+    /// The hardware root.
+    pub root: PathBuf,
+    /// Hardware sources (`auto` or a list).
+    pub source: String,
+    /// The NVML library.
+    pub nvml_lib: Option<PathBuf>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            rate_hz: DEFAULT_RATE_HZ,
+            buffer_samples: DEFAULT_BUFFER_SAMPLES,
+            socket: DEFAULT_SOCKET.to_string(),
+            listen: DEFAULT_LISTEN.to_string(),
+            token_file: None,
+            allow_users: Vec::new(),
+            allow_groups: Vec::new(),
+            state_dir: PathBuf::from("/var/lib/powerstack"),
+            root: PathBuf::from("/"),
+            source: "auto".to_string(),
+            nvml_lib: None,
+        }
+    }
+}
+
+/// An invalid configuration: one line naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl AgentConfig {
+    /// Reads a configuration file.
+    pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        let c: AgentConfig = toml::from_str(&text).map_err(|e| {
+            let first = e.to_string().lines().next().unwrap_or("malformed TOML").to_string();
+            let why = e.to_string().lines().last().unwrap_or("").trim().to_string();
+            ConfigError(format!("{}: {first}: {why}", path.display()))
+        })?;
+        Ok(c)
+    }
+
+    /// Checks ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.rate_hz.is_finite() && (MIN_RATE_HZ..=MAX_RATE_HZ).contains(&self.rate_hz)) {
+            return Err(ConfigError(format!(
+                "rate_hz {} is out of range: give {MIN_RATE_HZ} to {MAX_RATE_HZ}",
+                self.rate_hz
+            )));
+        }
+        if !(2..=MAX_BUFFER_SAMPLES).contains(&self.buffer_samples) {
+            return Err(ConfigError(format!(
+                "buffer_samples {} is out of range: give 2 to {MAX_BUFFER_SAMPLES}",
+                self.buffer_samples
+            )));
+        }
+        if self.socket.is_empty() && self.listen.is_empty() {
+            return Err(ConfigError(
+                "both socket and listen are empty: the agent would not be reachable".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_ranges_are_checked() {
+        let c = AgentConfig::default();
+        c.validate().unwrap();
+        for rate in [0.0, 0.05, 1000.5, f64::NAN] {
+            let e = AgentConfig { rate_hz: rate, ..AgentConfig::default() }.validate().unwrap_err();
+            assert!(e.to_string().contains("rate_hz"), "{e}");
+        }
+        let e = AgentConfig { buffer_samples: 1, ..AgentConfig::default() }.validate().unwrap_err();
+        assert!(e.to_string().contains("buffer_samples"), "{e}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_naming_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("agent.toml");
+        std::fs::write(&p, "rate_hz = 100\nrate = 5\n").unwrap();
+        let e = AgentConfig::load(&p).unwrap_err().to_string();
+        assert!(e.contains("rate"), "{e}");
+        assert_eq!(e.lines().count(), 1);
+        std::fs::write(&p, "rate_hz = 100\nbuffer_samples = 1000\nallow_groups = [\"hpcadm\"]\n")
+            .unwrap();
+        let c = AgentConfig::load(&p).unwrap();
+        assert_eq!((c.rate_hz, c.buffer_samples), (100.0, 1000));
+        assert_eq!(c.allow_groups, vec!["hpcadm"]);
+    }
+}

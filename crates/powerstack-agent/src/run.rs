@@ -1,0 +1,206 @@
+//! Running the agent: restore what a crashed agent left, start the sampler, serve, and on stop
+//! put back every limit this agent changed.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use powerstack_cap::Capper;
+use powerstack_hw::{DiscoverOptions, Root, Selection, discover_with};
+
+use crate::access::AccessPolicy;
+use crate::config::AgentConfig;
+use crate::http::Controls;
+use crate::job::Jobs;
+use crate::ring::Ring;
+use crate::sampler::{self, Sources};
+use crate::state::{SamplerStats, Shared};
+
+/// The journal `via` prefix of every write the agent makes: what it restores at stop and at start.
+pub const AGENT_VIA: &str = "powerstack agent";
+
+/// An error starting or running the agent: one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct AgentError(pub String);
+
+/// Where the agent listens, once it does.
+#[derive(Clone, Debug)]
+pub struct Ready {
+    /// The Unix socket.
+    pub socket: Option<PathBuf>,
+    /// The TCP address actually bound.
+    pub listen: Option<std::net::SocketAddr>,
+    /// The shared state (ring, jobs, stats).
+    pub shared: Arc<Shared>,
+    /// What discovery and the start-up restore had to say.
+    pub notes: Vec<String>,
+}
+
+/// Runs the agent until `stop` is set (the caller maps SIGTERM/SIGINT to it). `ready` is called
+/// once the listeners are bound. On return, every limit this agent changed has been restored.
+pub fn run(
+    config: &AgentConfig,
+    hostname: String,
+    simulated: Option<String>,
+    stop: Arc<AtomicBool>,
+    ready: impl FnOnce(&Ready) + Send,
+) -> Result<(), AgentError> {
+    config.validate().map_err(|e| AgentError(e.to_string()))?;
+    let root = Root::new(&config.root);
+    let selection: Selection =
+        config.source.parse().map_err(|e: String| AgentError(format!("source: {e}")))?;
+    let options = DiscoverOptions { nvml_lib: config.nvml_lib.clone() };
+    let mut notes = Vec::new();
+
+    // The platform for writes (the sampler owns its own); restore what an earlier agent left.
+    let mut control = discover_with(&root, &selection, &options).platform;
+    {
+        let (mut capper, recovered) =
+            Capper::open(&mut control, &root, &config.state_dir, AGENT_VIA)
+                .map_err(|e| AgentError(format!("state directory: {e}")))?;
+        if let Some(r) = recovered {
+            notes.push(format!(
+                "an earlier run died while writing: restored {} limit(s) and {} setting(s)",
+                r.restored.len(),
+                r.files_restored.len()
+            ));
+        }
+        let r = capper.reset_written_by(AGENT_VIA).map_err(|e| AgentError(e.to_string()))?;
+        if !r.restored.is_empty() {
+            notes.push(format!(
+                "restored {} limit(s) an earlier agent had set and not put back",
+                r.restored.len()
+            ));
+        }
+        for (k, why) in &r.failed {
+            notes.push(format!("could not restore {k}: {why}"));
+        }
+    }
+
+    let (sources, warnings) = Sources::open(&root, &selection, &options);
+    notes.extend(warnings);
+    if sources.columns() == 0 {
+        return Err(AgentError(format!(
+            "no readable power source under {}: run as root, check --root, or use --simulate auto",
+            config.root.display()
+        )));
+    }
+    let shared = Arc::new(Shared {
+        hostname,
+        simulated,
+        domains: sources.domains.clone(),
+        rate_hz: config.rate_hz,
+        ring: Mutex::new(Ring::new(config.buffer_samples, sources.columns())),
+        jobs: Mutex::new(Jobs::default()),
+        stats: SamplerStats::default(),
+    });
+    let controls = Arc::new(Controls::new(control, root.clone(), config.state_dir.clone()));
+    let token = match &config.token_file {
+        Some(p) => Some(crate::access::load_token(p).map_err(|e| AgentError(e.to_string()))?),
+        None => None,
+    };
+    let policy = AccessPolicy {
+        allow_users: config.allow_users.clone(),
+        allow_groups: config.allow_groups.clone(),
+        token,
+    };
+
+    let sampler = sampler::start(sources, shared.clone(), config.rate_hz, stop.clone())
+        .map_err(|e| AgentError(format!("starting the sampler: {e}")))?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| AgentError(format!("starting the runtime: {e}")))?;
+    let served = runtime.block_on(serve(
+        config,
+        shared.clone(),
+        controls.clone(),
+        policy,
+        stop.clone(),
+        notes,
+        ready,
+    ));
+
+    stop.store(true, Ordering::Relaxed);
+    sampler.join();
+    let restored = restore(&controls);
+    served?;
+    restored
+}
+
+async fn serve(
+    config: &AgentConfig,
+    shared: Arc<Shared>,
+    controls: Arc<Controls>,
+    policy: AccessPolicy,
+    stop: Arc<AtomicBool>,
+    notes: Vec<String>,
+    ready: impl FnOnce(&Ready) + Send,
+) -> Result<(), AgentError> {
+    let app = crate::http::app(shared.clone(), Some(controls), policy);
+    let shutdown = {
+        let stop = stop.clone();
+        move || {
+            let stop = stop.clone();
+            async move {
+                while !stop.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    };
+    let mut tasks = Vec::new();
+    let mut socket = None;
+    if !config.socket.is_empty() {
+        let path = PathBuf::from(&config.socket);
+        let listener = crate::access::bind_unix(&path).map_err(|e| AgentError(e.to_string()))?;
+        socket = Some(path.clone());
+        tasks.push(tokio::spawn(crate::access::serve_unix(
+            listener,
+            path,
+            app.clone(),
+            shutdown(),
+        )));
+    }
+    let mut listen = None;
+    if !config.listen.is_empty() {
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .map_err(|e| AgentError(format!("cannot listen on {}: {e}", config.listen)))?;
+        listen = listener.local_addr().ok();
+        tasks.push(tokio::spawn(crate::access::serve_tcp(listener, app.clone(), shutdown())));
+    }
+    ready(&Ready { socket, listen, shared, notes });
+    for t in tasks {
+        match t.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(AgentError(e.to_string())),
+            Err(e) => return Err(AgentError(format!("server task: {e}"))),
+        }
+    }
+    Ok(())
+}
+
+/// Puts back every limit this agent changed.
+fn restore(controls: &Controls) -> Result<(), AgentError> {
+    let mut platform = controls
+        .platform
+        .lock()
+        .map_err(|_| AgentError("control platform lock poisoned".into()))?;
+    let (mut capper, _) =
+        Capper::open(&mut platform, &controls.root, &controls.state_dir, AGENT_VIA)
+            .map_err(|e| AgentError(format!("restoring limits at exit: {e}")))?;
+    let r = capper
+        .reset_written_by(AGENT_VIA)
+        .map_err(|e| AgentError(format!("restoring limits at exit: {e}")))?;
+    if let Some((k, why)) = r.failed.first() {
+        return Err(AgentError(format!(
+            "could not restore {k} at exit: {why}; run `powerstack cap reset`"
+        )));
+    }
+    Ok(())
+}
