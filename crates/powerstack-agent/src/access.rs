@@ -1,1 +1,508 @@
-//! access (being written).
+//! Who may change what: the caller's identity and the write policy, after GEOPM's access model,
+//! simpler.
+//!
+//! - **Reads are open** to everyone who can connect (the power of a node is not a secret on a
+//!   shared system; the socket is `0666`).
+//! - **Writes** (job marks, caps) on the **Unix socket** are allowed to uid 0, to the users of
+//!   [`AccessPolicy::allow_users`] and to the members of [`AccessPolicy::allow_groups`] (the
+//!   caller's primary group, or membership in `/etc/group`). The caller is identified by the
+//!   kernel (`SO_PEERCRED`), never by anything it sends. Names are resolved through the running
+//!   system's `/etc/passwd` and `/etc/group`, never through the hardware root.
+//! - **Writes over TCP** need `Authorization: Bearer <token>` equal to the configured token
+//!   (compared in constant time); with no token configured, writes over TCP are refused.
+//!
+//! The serving helpers ([`serve_unix`], [`serve_tcp`]) attach the caller's [`Peer`] to every
+//! request; the HTTP side reads it with `ConnectInfo<Peer>` and asks [`Access::check_write`].
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::connect_info::Connected;
+use axum::serve::IncomingStream;
+use tokio::net::{TcpListener, UnixListener};
+
+/// The caller of one request, as the transport knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Peer {
+    /// A process on this node, connected to the Unix socket; credentials from `SO_PEERCRED`.
+    Unix {
+        /// Its user id.
+        uid: u32,
+        /// Its (effective, primary) group id.
+        gid: u32,
+        /// Its process id, when the kernel reports it.
+        pid: Option<i32>,
+    },
+    /// A client connected over TCP.
+    Tcp {
+        /// Its address.
+        addr: SocketAddr,
+    },
+    /// A caller the transport could not identify (credentials unreadable, or no transport
+    /// information at all). It may read, never write.
+    Unknown,
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer::Unix { uid, pid: Some(pid), .. } => write!(f, "uid {uid}, pid {pid}"),
+            Peer::Unix { uid, pid: None, .. } => write!(f, "uid {uid}"),
+            Peer::Tcp { addr } => write!(f, "tcp {addr}"),
+            Peer::Unknown => f.write_str("unknown caller"),
+        }
+    }
+}
+
+impl Connected<IncomingStream<'_, UnixListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, UnixListener>) -> Self {
+        match stream.io().peer_cred() {
+            Ok(cred) => Peer::Unix { uid: cred.uid(), gid: cred.gid(), pid: cred.pid() },
+            Err(_) => Peer::Unknown,
+        }
+    }
+}
+
+impl Connected<IncomingStream<'_, TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        Peer::Tcp { addr: *stream.remote_addr() }
+    }
+}
+
+/// A user or group of an allow list: all digits is an id, anything else a name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Principal<'a> {
+    Name(&'a str),
+    Id(u32),
+}
+
+fn principal(s: &str) -> Principal<'_> {
+    let s = s.trim();
+    match s.parse::<u32>() {
+        Ok(id) if s.bytes().all(|b| b.is_ascii_digit()) => Principal::Id(id),
+        _ => Principal::Name(s),
+    }
+}
+
+/// Who may write. Reads are always open.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct AccessPolicy {
+    /// Users allowed to write over the Unix socket, besides root: login names, or uids (all
+    /// digits).
+    pub allow_users: Vec<String>,
+    /// Groups whose members may write over the Unix socket: group names, or gids (all digits).
+    pub allow_groups: Vec<String>,
+    /// The bearer token for writes over TCP; `None` refuses every write over TCP.
+    pub token: Option<String>,
+}
+
+impl fmt::Debug for AccessPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessPolicy")
+            .field("allow_users", &self.allow_users)
+            .field("allow_groups", &self.allow_groups)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl AccessPolicy {
+    /// Decides whether `peer` may write. `authorization` is the request's `Authorization` header
+    /// (used on TCP only); `accounts` resolves names.
+    pub fn check_write(
+        &self,
+        peer: &Peer,
+        authorization: Option<&str>,
+        accounts: &dyn Accounts,
+    ) -> Result<(), Denied> {
+        match peer {
+            Peer::Unix { uid, gid, .. } => self.check_unix(*uid, *gid, accounts),
+            Peer::Tcp { .. } => self.check_tcp(authorization),
+            Peer::Unknown => Err(Denied::Forbidden(
+                "the caller could not be identified, so it may not change anything".into(),
+            )),
+        }
+    }
+
+    fn check_unix(&self, uid: u32, gid: u32, accounts: &dyn Accounts) -> Result<(), Denied> {
+        if uid == 0 {
+            return Ok(());
+        }
+        let user = accounts.user_by_uid(uid);
+        let listed_user = self.allow_users.iter().any(|p| match principal(p) {
+            Principal::Id(id) => id == uid,
+            Principal::Name(n) => accounts.user_by_name(n).is_some_and(|u| u.uid == uid),
+        });
+        if listed_user {
+            return Ok(());
+        }
+        let member = self.allow_groups.iter().any(|p| {
+            let group = match principal(p) {
+                Principal::Id(id) => {
+                    accounts.group_by_gid(id).unwrap_or(Group { gid: id, members: Vec::new() })
+                }
+                Principal::Name(n) => match accounts.group_by_name(n) {
+                    Some(g) => g,
+                    None => return false,
+                },
+            };
+            group.gid == gid
+                || user
+                    .as_ref()
+                    .is_some_and(|u| u.gid == group.gid || group.members.contains(&u.name))
+        });
+        if member {
+            return Ok(());
+        }
+        let who = match &user {
+            Some(u) => format!("{} (uid {uid})", u.name),
+            None => format!("uid {uid}"),
+        };
+        Err(Denied::Forbidden(format!(
+            "{who} may not change controls on this node: over the Unix socket, writes are allowed to root, the users in allow_users and the members of allow_groups"
+        )))
+    }
+
+    fn check_tcp(&self, authorization: Option<&str>) -> Result<(), Denied> {
+        let Some(token) = self.token.as_deref() else {
+            return Err(Denied::Forbidden(
+                "writes over TCP are disabled on this agent (no token_file configured); use the Unix socket".into(),
+            ));
+        };
+        let Some(given) = authorization.and_then(bearer) else {
+            return Err(Denied::Unauthorized(
+                "writes over TCP need an `Authorization: Bearer <token>` header".into(),
+            ));
+        };
+        if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+            Ok(())
+        } else {
+            Err(Denied::Unauthorized("the bearer token is not the agent's token".into()))
+        }
+    }
+}
+
+/// The token of an `Authorization: Bearer <token>` header value (the scheme is case-insensitive).
+fn bearer(header: &str) -> Option<&str> {
+    let (scheme, token) = header.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = u8::from(a.len() != b.len());
+    for i in 0..a.len().max(b.len()) {
+        let x = a.get(i).copied().unwrap_or(0);
+        let y = b.get(i).copied().unwrap_or(0);
+        diff |= std::hint::black_box(x ^ y);
+    }
+    diff == 0
+}
+
+/// Why a write was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    /// The caller is known and not allowed (HTTP 403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The caller did not prove who it is: no token, or a wrong one (HTTP 401).
+    #[error("{0}")]
+    Unauthorized(String),
+}
+
+/// A user account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    /// Login name.
+    pub name: String,
+    /// User id.
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+}
+
+/// A group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    /// Group id.
+    pub gid: u32,
+    /// Supplementary members, by login name.
+    pub members: Vec<String>,
+}
+
+/// Resolves users and groups (the system's files, or a fake in tests).
+pub trait Accounts: Send + Sync + fmt::Debug {
+    /// The user named `name`.
+    fn user_by_name(&self, name: &str) -> Option<User>;
+    /// The user with id `uid`.
+    fn user_by_uid(&self, uid: u32) -> Option<User>;
+    /// The group named `name`.
+    fn group_by_name(&self, name: &str) -> Option<Group>;
+    /// The group with id `gid`.
+    fn group_by_gid(&self, gid: u32) -> Option<Group>;
+}
+
+/// Accounts from `passwd` and `group` files (by default the running system's `/etc/passwd` and
+/// `/etc/group`, read at each lookup so that changes apply without a restart).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EtcFiles {
+    /// The passwd file.
+    pub passwd: PathBuf,
+    /// The group file.
+    pub group: PathBuf,
+}
+
+impl Default for EtcFiles {
+    fn default() -> Self {
+        EtcFiles { passwd: PathBuf::from("/etc/passwd"), group: PathBuf::from("/etc/group") }
+    }
+}
+
+impl EtcFiles {
+    fn users(&self) -> Vec<User> {
+        let text = std::fs::read_to_string(&self.passwd).unwrap_or_default();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                Some(User {
+                    name: (*f.first()?).to_string(),
+                    uid: f.get(2)?.parse().ok()?,
+                    gid: f.get(3)?.parse().ok()?,
+                })
+            })
+            .collect()
+    }
+
+    fn groups(&self) -> Vec<(String, Group)> {
+        let text = std::fs::read_to_string(&self.group).unwrap_or_default();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(':').collect();
+                let members = f
+                    .get(3)
+                    .map(|m| m.split(',').map(str::trim).filter(|s| !s.is_empty()))
+                    .into_iter()
+                    .flatten()
+                    .map(str::to_string)
+                    .collect();
+                Some(((*f.first()?).to_string(), Group { gid: f.get(2)?.parse().ok()?, members }))
+            })
+            .collect()
+    }
+}
+
+impl Accounts for EtcFiles {
+    fn user_by_name(&self, name: &str) -> Option<User> {
+        self.users().into_iter().find(|u| u.name == name)
+    }
+    fn user_by_uid(&self, uid: u32) -> Option<User> {
+        self.users().into_iter().find(|u| u.uid == uid)
+    }
+    fn group_by_name(&self, name: &str) -> Option<Group> {
+        self.groups().into_iter().find(|(n, _)| n == name).map(|(_, g)| g)
+    }
+    fn group_by_gid(&self, gid: u32) -> Option<Group> {
+        self.groups().into_iter().find(|(_, g)| g.gid == gid).map(|(_, g)| g)
+    }
+}
+
+/// The write policy with its account resolver: what the HTTP side consults
+/// ([`crate::http::app`] takes one, or an [`AccessPolicy`], which resolves names through the
+/// system's files).
+#[derive(Clone, Debug)]
+pub struct Access {
+    /// The policy.
+    pub policy: Arc<AccessPolicy>,
+    /// Resolves user and group names.
+    pub accounts: Arc<dyn Accounts>,
+}
+
+impl Default for Access {
+    /// Root only, over the Unix socket.
+    fn default() -> Self {
+        Access::new(AccessPolicy::default())
+    }
+}
+
+impl From<AccessPolicy> for Access {
+    fn from(policy: AccessPolicy) -> Access {
+        Access::new(policy)
+    }
+}
+
+impl Access {
+    /// `policy`, with names resolved through the system's `/etc/passwd` and `/etc/group`.
+    pub fn new(policy: AccessPolicy) -> Access {
+        Access { policy: Arc::new(policy), accounts: Arc::new(EtcFiles::default()) }
+    }
+
+    /// `policy`, with names resolved by `accounts`.
+    pub fn with_accounts(policy: AccessPolicy, accounts: Arc<dyn Accounts>) -> Access {
+        Access { policy: Arc::new(policy), accounts }
+    }
+
+    /// Decides whether `peer` may write (see [`AccessPolicy::check_write`]).
+    pub fn check_write(&self, peer: &Peer, authorization: Option<&str>) -> Result<(), Denied> {
+        self.policy.check_write(peer, authorization, self.accounts.as_ref())
+    }
+
+    /// How a peer is named in the journal and in messages: with its user name when known.
+    pub fn describe(&self, peer: &Peer) -> String {
+        match peer {
+            Peer::Unix { uid, pid, .. } => {
+                let name = self.accounts.user_by_uid(*uid).map(|u| u.name);
+                let who = match name {
+                    Some(n) => format!("{n} (uid {uid})"),
+                    None => format!("uid {uid}"),
+                };
+                match pid {
+                    Some(p) => format!("{who}, pid {p}"),
+                    None => who,
+                }
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// A token file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TokenError(pub String);
+
+/// Reads the bearer token from `path`: the file's content, trimmed. Refuses a file that group or
+/// others can access (mode & 0o077), and an empty one.
+pub fn load_token(path: &Path) -> Result<String, TokenError> {
+    let shown = path.display();
+    let file = std::fs::File::open(path)
+        .map_err(|e| TokenError(format!("cannot read token file {shown}: {e}")))?;
+    let meta =
+        file.metadata().map_err(|e| TokenError(format!("cannot read token file {shown}: {e}")))?;
+    if !meta.is_file() {
+        return Err(TokenError(format!("token file {shown} is not a regular file")));
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(TokenError(format!(
+            "token file {shown} is accessible by group or others (mode {mode:04o}): chmod 600 {shown}"
+        )));
+    }
+    let text = io::read_to_string(file)
+        .map_err(|e| TokenError(format!("cannot read token file {shown}: {e}")))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(TokenError(format!(
+            "token file {shown} is empty: write a random token into it (openssl rand -hex 32 > {shown})"
+        )));
+    }
+    Ok(token.to_string())
+}
+
+/// Binds the Unix socket at `path`: creates its directory if needed (mode 0755), removes a stale
+/// socket left by a previous run (refusing when an agent still answers on it, or when the path is
+/// not a socket), binds, and makes it connectable by everyone (0666: permission is checked per
+/// request).
+pub fn bind_unix(path: &Path) -> io::Result<UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("{}: another agent is listening on this socket", path.display()),
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} exists and is not a socket; remove it or choose another path",
+                    path.display()
+                ),
+            ));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    Ok(listener)
+}
+
+/// Serves `app` on `listener` (made by [`bind_unix`] for `path`) until `shutdown` completes, then
+/// removes the socket file (when it is still the one bound here). Every request carries the
+/// caller's [`Peer`] (`SO_PEERCRED`).
+pub async fn serve_unix(
+    listener: UnixListener,
+    path: PathBuf,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let inode = std::fs::metadata(&path).map(|m| (m.dev(), m.ino())).ok();
+    let result = axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
+        .with_graceful_shutdown(shutdown)
+        .await;
+    if inode.is_some() && std::fs::metadata(&path).map(|m| (m.dev(), m.ino())).ok() == inode {
+        let _ = std::fs::remove_file(&path);
+    }
+    result
+}
+
+/// Serves `app` on a bound TCP listener until `shutdown` completes; every request carries the
+/// caller's [`Peer`] (its address). The caller chooses the address; the agent's default is
+/// loopback only (`127.0.0.1:9464`).
+pub async fn serve_tcp(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn principals_parse_ids_and_names() {
+        assert_eq!(principal("1000"), Principal::Id(1000));
+        assert_eq!(principal(" hpcadm "), Principal::Name("hpcadm"));
+        assert_eq!(principal("+5"), Principal::Name("+5"));
+    }
+
+    #[test]
+    fn bearer_tokens_are_parsed_and_compared_exactly() {
+        assert_eq!(bearer("Bearer abc"), Some("abc"));
+        assert_eq!(bearer("bearer  abc "), Some("abc"));
+        assert_eq!(bearer("Basic abc"), None);
+        assert_eq!(bearer("Bearer"), None);
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+
+    #[test]
+    fn the_token_is_not_in_debug_output() {
+        let p = AccessPolicy { token: Some("hunter2".into()), ..AccessPolicy::default() };
+        assert!(!format!("{p:?}").contains("hunter2"));
+    }
+}

@@ -19,4 +19,4 @@ pub mod run;
 pub mod sampler;
 pub mod state;
 
-pub use state::{DomainMeta, SamplerStats, Shared};
+pub use state::{Clock, DomainMeta, SamplerStats, Shared};

@@ -1,1 +1,151 @@
-//! metrics (being written).
+//! `GET /metrics`: Prometheus text exposition (format 0.0.4) from the ring and the sampler
+//! statistics, never from hardware.
+//!
+//! Power and energy families come from `powerstack_api::prometheus::power` over the same window as
+//! `GET /v1/power` (the newest sample against the one about a second earlier):
+//! `powerstack_power_watts{domain,index}`, `powerstack_energy_joules_total{domain,index}`,
+//! `powerstack_node_power_watts{source}`, `powerstack_power_limit_watts{domain,index,constraint}`
+//! (the limits the control platform last read, else the discovery's), `powerstack_interval_seconds`
+//! and `powerstack_simulated{profile}`. The agent adds its own: the sampler's last and longest
+//! sample durations, its sample, overrun, read-failure and slow-read counters, the ring's fill and
+//! capacity, the running jobs and the build.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use powerstack_model::{DomainInfo, DomainPower, PowerReport};
+
+use crate::http::{AppState, Controls, lock, recent_window};
+use crate::state::Shared;
+
+/// The content type of the exposition.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
+    family(out, name, "gauge", help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    family(out, name, "counter", help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// The ring's catalog with the limits the control platform holds now (its copy, refreshed by every
+/// cap write and `GET /v1/caps`; no hardware is read). When the platform is busy (a cap being
+/// written), the discovery's limits are used.
+fn catalog_with_limits(shared: &Shared, controls: Option<&Controls>) -> Vec<DomainInfo> {
+    let mut catalog = shared.catalog();
+    let Some(controls) = controls else { return catalog };
+    let Ok(platform) = controls.platform.try_lock() else { return catalog };
+    for info in &mut catalog {
+        if let Some(c) =
+            platform.catalog().iter().find(|c| c.id == info.id && c.provider == info.provider)
+        {
+            info.limits = c.limits.clone();
+        }
+    }
+    catalog
+}
+
+/// Renders the exposition.
+pub fn render(shared: &Shared, controls: Option<&Controls>) -> String {
+    let catalog = catalog_with_limits(shared, controls);
+    let report = match recent_window(shared) {
+        Some((a, b, _)) => PowerReport::between(&catalog, &a, &b),
+        None => PowerReport {
+            interval_s: 0.0,
+            unix_us: 0,
+            domains: catalog
+                .iter()
+                .map(|d| DomainPower { id: d.id, power_watts: None, energy_joules: None })
+                .collect(),
+            node: None,
+        },
+    };
+    let origin = crate::http::origin(shared);
+    let mut out = powerstack_api::prometheus::power(&origin, &catalog, &report);
+
+    let stats = &shared.stats;
+    let ns = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64 / 1e9;
+    gauge(
+        &mut out,
+        "powerstack_sampler_duration_seconds",
+        "Time the last sample took to read every fast domain, in seconds.",
+        ns(&stats.last_duration_ns),
+    );
+    gauge(
+        &mut out,
+        "powerstack_sampler_duration_seconds_max",
+        "Longest time one sample took since the agent started, in seconds.",
+        ns(&stats.max_duration_ns),
+    );
+    counter(
+        &mut out,
+        "powerstack_sampler_samples_total",
+        "Samples stored in the ring since the agent started.",
+        stats.samples.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "powerstack_sampler_overruns_total",
+        "Sampling deadlines missed (each missed period counts).",
+        stats.overruns.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "powerstack_sampler_read_failures_total",
+        "Domain reads that failed (the previous value was kept).",
+        stats.read_failures.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "powerstack_sampler_slow_reads_total",
+        "Reads of the slow sources (NVML, pm_counters) since the agent started.",
+        stats.slow_reads.load(Ordering::Relaxed),
+    );
+    gauge(
+        &mut out,
+        "powerstack_sampler_rate_hertz",
+        "Configured sampling rate, in hertz.",
+        shared.rate_hz,
+    );
+    let (held, capacity) = {
+        let ring = lock(&shared.ring);
+        (ring.len(), ring.capacity())
+    };
+    gauge(&mut out, "powerstack_ring_samples", "Samples held in the ring.", held);
+    gauge(
+        &mut out,
+        "powerstack_ring_capacity_samples",
+        "Samples the ring can hold; older ones are dropped.",
+        capacity,
+    );
+    let running = lock(&shared.jobs).list().iter().filter(|j| j.is_running()).count();
+    gauge(&mut out, "powerstack_jobs_running", "Job windows begun and not ended.", running);
+    family(&mut out, "powerstack_build_info", "gauge", "The agent's version (always 1).");
+    let _ = writeln!(
+        out,
+        "powerstack_build_info{{version=\"{}\"}} 1",
+        escape(env!("CARGO_PKG_VERSION"))
+    );
+    out
+}
+
+/// `GET /metrics`.
+pub(crate) async fn handler(State(state): State<AppState>) -> impl IntoResponse {
+    let body = render(&state.shared, state.controls.as_deref());
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], body)
+}

@@ -92,6 +92,7 @@ pub fn run(
         simulated,
         domains: sources.domains.clone(),
         rate_hz: config.rate_hz,
+        clock: crate::state::Clock::start(),
         ring: Mutex::new(Ring::new(config.buffer_samples, sources.columns())),
         jobs: Mutex::new(Jobs::default()),
         stats: SamplerStats::default(),

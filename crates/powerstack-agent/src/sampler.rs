@@ -217,8 +217,8 @@ impl Sampler {
 }
 
 /// Starts the sampler threads at `rate_hz`, writing into `shared`'s ring, until `stop` is set.
-/// The mapping from the monotonic clock to wall-clock µs is taken once here, so ring timestamps
-/// never jump with the wall clock.
+/// Ring timestamps come from `shared.clock` (monotonic, anchored once), so they never jump with the
+/// wall clock and agree with job marks.
 pub fn start(
     sources: Sources,
     shared: Arc<Shared>,
@@ -229,9 +229,10 @@ pub fn start(
     let columns = domains.len();
     let power_only: Vec<bool> =
         domains.iter().map(|d| matches!(d.info.measurement, Measurement::Power)).collect();
-    let anchor_mono = mono_ns();
-    let anchor_unix = powerstack_hw::platform::unix_us().max(0) as u64;
-    let to_unix = move |mono: u64| anchor_unix + mono.saturating_sub(anchor_mono) / 1000;
+    // Snapshots are stamped with the platform's monotonic clock; the shared clock maps it to µs
+    // since the epoch (deadlines use CLOCK_MONOTONIC directly).
+    let clock = shared.clock;
+    let to_unix = move |mono: u64| clock.unix_us_at(mono);
     let latest: Arc<Mutex<Vec<Option<SlowReading>>>> = Arc::new(Mutex::new(vec![None; columns]));
     let mut threads = Vec::new();
 

@@ -11,6 +11,7 @@
 //! I/O, reads no clock and knows no hardware.
 
 pub mod cap;
+pub mod job;
 pub mod pools;
 pub mod prometheus;
 pub mod table;

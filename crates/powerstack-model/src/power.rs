@@ -95,42 +95,70 @@ fn domain_power(a: Value, b: Value, interval_s: f64) -> (Option<f64>, Option<f64
     }
 }
 
-/// Picks the node figure: a direct node measure (a board controller or power meter), else the
-/// RAPL platform domain (psys) plus the GPUs, which psys does not cover, else the sum of packages,
-/// memory and GPUs.
-fn choose_node(catalog: &[DomainInfo], domains: &[DomainPower]) -> Option<NodePower> {
-    if let Some((i, d)) = domains.iter().enumerate().find(|(_, d)| d.id.kind == DomainKind::Node)
-        && let Some(w) = d.power_watts
+/// Which domains make up the node figure, given each catalog entry's kind and whether it could
+/// be measured (`measured(i)` for catalog index `i`): the rule [`PowerReport::between`] follows.
+///
+/// - the first [`DomainKind::Node`] domain (a board controller or power meter), when measured;
+/// - else the first [`DomainKind::Platform`] domain (RAPL psys), when measured, plus the measured
+///   GPUs, which psys does not cover ([`NodeSource::Direct`] when there are none);
+/// - else the sum of the measured packages, memory and GPUs (never core or uncore: they are inside
+///   the package);
+/// - `None` when nothing of that could be measured.
+pub fn node_source(kinds: &[DomainKind], measured: impl Fn(usize) -> bool) -> Option<NodeSource> {
+    if let Some(i) = kinds.iter().position(|k| *k == DomainKind::Node)
+        && measured(i)
     {
-        return Some(NodePower { watts: w, source: NodeSource::Direct(i) });
+        return Some(NodeSource::Direct(i));
     }
-    let measured = |i: &usize| domains[*i].power_watts.is_some();
-    let gpus: Vec<usize> = (0..catalog.len())
-        .filter(|&i| catalog[i].id.kind == DomainKind::Gpu)
-        .filter(measured)
-        .collect();
-    if let Some(p) = (0..catalog.len()).find(|&i| catalog[i].id.kind == DomainKind::Platform)
-        && let Some(w) = domains[p].power_watts
+    let gpus: Vec<usize> =
+        (0..kinds.len()).filter(|&i| kinds[i] == DomainKind::Gpu && measured(i)).collect();
+    if let Some(p) = kinds.iter().position(|k| *k == DomainKind::Platform)
+        && measured(p)
     {
         if gpus.is_empty() {
-            return Some(NodePower { watts: w, source: NodeSource::Direct(p) });
+            return Some(NodeSource::Direct(p));
         }
-        let watts = w + gpus.iter().filter_map(|&i| domains[i].power_watts).sum::<f64>();
         let mut parts = vec![p];
         parts.extend(gpus);
-        return Some(NodePower { watts, source: NodeSource::Sum(parts) });
+        return Some(NodeSource::Sum(parts));
     }
-    let parts: Vec<usize> = (0..catalog.len())
+    let parts: Vec<usize> = (0..kinds.len())
         .filter(|&i| {
-            matches!(catalog[i].id.kind, DomainKind::Package | DomainKind::Memory | DomainKind::Gpu)
+            matches!(kinds[i], DomainKind::Package | DomainKind::Memory | DomainKind::Gpu)
+                && measured(i)
         })
-        .filter(measured)
         .collect();
-    if parts.is_empty() {
-        return None;
+    (!parts.is_empty()).then_some(NodeSource::Sum(parts))
+}
+
+/// The catalog indices whose energies (or powers) add up to the node figure when every domain can
+/// be measured: [`node_source`] with all domains measured. Empty when the catalog has no domain
+/// the node figure can be built from.
+pub fn node_parts(kinds: &[DomainKind]) -> Vec<usize> {
+    match node_source(kinds, |_| true) {
+        Some(NodeSource::Direct(i)) => vec![i],
+        Some(NodeSource::Sum(parts)) => parts,
+        None => Vec::new(),
     }
-    let watts = parts.iter().filter_map(|&i| domains[i].power_watts).sum();
-    Some(NodePower { watts, source: NodeSource::Sum(parts) })
+}
+
+/// Picks the node figure following [`node_source`]: a direct node measure, else psys plus the
+/// GPUs, else the sum of packages, memory and GPUs.
+fn choose_node(catalog: &[DomainInfo], domains: &[DomainPower]) -> Option<NodePower> {
+    let kinds: Vec<DomainKind> = catalog.iter().map(|d| d.id.kind).collect();
+    let power = |i: usize| domains.get(i).and_then(|d| d.power_watts);
+    let source = node_source(&kinds, |i| power(i).is_some())?;
+    let watts = match &source {
+        NodeSource::Direct(i) => power(*i)?,
+        NodeSource::Sum(parts) => match parts.split_first() {
+            // psys plus the GPUs: added onto the platform figure.
+            Some((&p, gpus)) if kinds[p] == DomainKind::Platform => {
+                power(p)? + gpus.iter().filter_map(|&i| power(i)).sum::<f64>()
+            }
+            _ => parts.iter().filter_map(|&i| power(i)).sum(),
+        },
+    };
+    Some(NodePower { watts, source })
 }
 
 #[cfg(test)]
@@ -228,6 +256,19 @@ mod tests {
         assert_eq!(r.domains[0].power_watts, Some(305.0));
         assert_eq!(r.domains[1].power_watts, None);
         assert_eq!(r.node.unwrap().watts, 305.0);
+    }
+
+    #[test]
+    fn node_parts_follow_the_node_rule() {
+        use DomainKind::*;
+        assert_eq!(node_parts(&[Package, Node, Memory]), vec![1]);
+        assert_eq!(node_parts(&[Package, Platform, Memory]), vec![1]);
+        assert_eq!(node_parts(&[Gpu, Platform, Package, Gpu]), vec![1, 0, 3]);
+        assert_eq!(node_parts(&[Package, Core, Uncore, Memory, Gpu]), vec![0, 3, 4]);
+        assert_eq!(node_parts(&[Core, Uncore]), Vec::<usize>::new());
+        // An unmeasured node domain falls back to the sum.
+        let kinds = [Node, Package, Memory];
+        assert_eq!(node_source(&kinds, |i| i != 0), Some(NodeSource::Sum(vec![1, 2])));
     }
 
     #[test]

@@ -28,9 +28,108 @@ pub enum Command {
     /// CPU frequency pools: reserved, shared and exclusive pools with profiles.
     #[command(subcommand)]
     Pools(PoolsCommand),
+    /// Job power and energy from node agents: mark a job's beginning and end, query it on
+    /// every node at once.
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// Run the node agent: sampling into a ring buffer, job power, HTTP API, /metrics.
+    Agent(AgentArgs),
+    /// Start an agent on this machine (simulated node when nothing is readable) and show live
+    /// node power until Ctrl-C.
+    Up(UpArgs),
     /// Simulated hardware roots for testing without hardware.
     #[command(subcommand)]
     Sim(SimCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JobCommand {
+    /// Mark the beginning of a job on a node agent.
+    Begin(JobBeginArgs),
+    /// Mark the end of a job on a node agent.
+    End(JobEndArgs),
+    /// A job's power and energy on every node (all agents asked at once), with a total.
+    Query(JobQueryArgs),
+}
+
+/// How to reach one node agent.
+#[derive(Args, Debug)]
+pub struct AgentConnArgs {
+    /// The agent: its Unix socket (a path containing '/'), or host:port.
+    #[arg(
+        long,
+        env = "POWERSTACK_AGENT",
+        default_value = "/run/powerstack/agent.sock",
+        value_name = "ADDR"
+    )]
+    pub agent: String,
+    /// File holding the bearer token (needed for writes over TCP).
+    #[arg(long, env = "POWERSTACK_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// How long to wait for the agent's answer.
+    #[arg(long, default_value = "5s", value_name = "DURATION")]
+    pub timeout: String,
+}
+
+#[derive(Args, Debug)]
+pub struct JobBeginArgs {
+    /// The job id (1 to 128 characters of A-Z a-z 0-9 . _ : -).
+    pub id: String,
+    /// Who the job belongs to (default: the caller's login name).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// The job's application.
+    #[arg(long, value_name = "NAME")]
+    pub app: Option<String>,
+    #[command(flatten)]
+    pub conn: AgentConnArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct JobEndArgs {
+    /// The job id.
+    pub id: String,
+    #[command(flatten)]
+    pub conn: AgentConnArgs,
+}
+
+#[derive(Args, Debug)]
+#[command(group(
+    clap::ArgGroup::new("targets").required(true).multiple(true).args(["agents", "nodes"])
+))]
+pub struct JobQueryArgs {
+    /// The job id.
+    #[arg(short = 'j', long = "job", value_name = "ID")]
+    pub job: String,
+    /// The agents to ask: host:port or socket paths, comma-separated or repeated.
+    #[arg(long, value_delimiter = ',', value_name = "ADDR[,ADDR...]")]
+    pub agents: Vec<String>,
+    /// The nodes to ask, as a hostlist (`node[01-04,07]`); each agent at NODE:PORT.
+    #[arg(long, value_name = "HOSTLIST")]
+    pub nodes: Option<String>,
+    /// The agents' TCP port, with --nodes.
+    #[arg(long, default_value_t = 9464, value_name = "PORT")]
+    pub port: u16,
+    /// Output format (default: table on a terminal, json otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<JobFormat>,
+    /// How long to wait for each agent.
+    #[arg(long, default_value = "2s", value_name = "DURATION")]
+    pub timeout: String,
+    /// File holding the bearer token (when the agents require one to read job results).
+    #[arg(long, env = "POWERSTACK_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// Output formats of `job query`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobFormat {
+    /// Human table.
+    Table,
+    /// CSV: the Flux Power Monitor's `power_query.py` columns first, then powerstack's.
+    Csv,
+    /// One JSON document: every node's result and the total.
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -338,4 +437,68 @@ pub struct SimRunArgs {
 
     /// A root made by `powerstack sim create`.
     pub dir: PathBuf,
+}
+
+/// Options of `powerstack agent` (flags override the config file).
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// Configuration file (TOML; see docs/agent.md).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Sampling rate, Hz (0.1 to 1000).
+    #[arg(long)]
+    pub rate_hz: Option<f64>,
+    /// Ring size, samples.
+    #[arg(long)]
+    pub buffer_samples: Option<usize>,
+    /// Unix socket path (`""` disables it).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<String>,
+    /// TCP listen address, loopback by default (`""` disables it).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Bearer token file for writes over TCP (mode 600).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// A user allowed to change controls over the socket (repeatable).
+    #[arg(long, value_name = "USER")]
+    pub allow_user: Vec<String>,
+    /// A group allowed to change controls over the socket (repeatable).
+    #[arg(long, value_name = "GROUP")]
+    pub allow_group: Vec<String>,
+    /// The journal directory.
+    #[arg(long, env = "POWERSTACK_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Hardware root.
+    #[arg(long, env = "POWERSTACK_ROOT", value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Hardware sources.
+    #[arg(long, value_name = "LIST")]
+    pub source: Option<String>,
+    /// Simulated hardware: off, auto, or a profile.
+    #[arg(long, env = "POWERSTACK_SIMULATE", default_value = "off", value_name = "MODE")]
+    pub simulate: String,
+    /// The NVML library to load.
+    #[arg(long, env = "POWERSTACK_NVML_LIB", value_name = "PATH")]
+    pub nvml_lib: Option<PathBuf>,
+}
+
+/// Options of `powerstack up`.
+#[derive(Args, Debug)]
+pub struct UpArgs {
+    /// TCP address for the API and /metrics.
+    #[arg(long, default_value = "127.0.0.1:9464", value_name = "ADDR")]
+    pub listen: String,
+    /// Sampling rate, Hz.
+    #[arg(long, default_value_t = 10.0)]
+    pub rate_hz: f64,
+    /// Hardware root.
+    #[arg(long, env = "POWERSTACK_ROOT", default_value = "/", value_name = "DIR")]
+    pub root: PathBuf,
+    /// Simulated hardware: auto (default), off, or a profile.
+    #[arg(long, default_value = "auto", value_name = "MODE")]
+    pub simulate: String,
+    /// Stop after this long (default: until Ctrl-C).
+    #[arg(long, value_name = "DURATION")]
+    pub duration: Option<String>,
 }

@@ -1,8 +1,10 @@
 //! The `powerstack` command: argument parsing and glue; the work is done by the library crates.
 
+mod agent;
 mod cap;
 mod cli;
 mod commands;
+mod job;
 mod node;
 mod output;
 mod pools;
@@ -21,6 +23,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Topology(a) => commands::topology(a),
         Command::Cap(c) => cap::run(c),
         Command::Pools(c) => pools::run(c),
+        Command::Job(c) => job::run(c),
+        Command::Agent(a) => agent::agent(a),
+        Command::Up(a) => agent::up(a),
         Command::Sim(c) => commands::sim(c),
     }
 }

@@ -19,7 +19,7 @@ pub struct Node {
     pub origin: powerstack_api::Origin,
     /// Discovery warnings as lines.
     pub warnings: Vec<String>,
-    _sim: Option<Animator>,
+    _sim: Option<SimRoot>,
 }
 
 /// A simulated root animated by a background thread, removed when dropped.
@@ -138,12 +138,18 @@ fn summarize(d: &Discovery) -> String {
     why
 }
 
-fn simulated(
-    profile: Profile,
-    selection: &Selection,
-    options: &DiscoverOptions,
-    why: String,
-) -> anyhow::Result<Node> {
+/// A simulated root in a temporary directory, animated in real time by a background thread;
+/// stopped and removed when dropped.
+pub struct SimRoot {
+    /// The root directory.
+    pub root: std::path::PathBuf,
+    /// The profile.
+    pub profile: Profile,
+    _animator: Animator,
+}
+
+/// Creates and animates a simulated node of `profile`, saying why on stderr.
+pub fn start_sim(profile: Profile, why: &str) -> anyhow::Result<SimRoot> {
     let dir = tempfile::Builder::new()
         .prefix("powerstack-sim-")
         .tempdir()
@@ -151,7 +157,7 @@ fn simulated(
     let mut sim = SimNode::create(dir.path(), profile, SimOptions::default())
         .with_context(|| format!("creating the simulated {} node", profile.as_str()))?;
     eprintln!(
-        "SIMULATED: {why}; showing the simulated {} node ({})",
+        "SIMULATED: {why}; using the simulated {} node ({})",
         profile.as_str(),
         profile.description()
     );
@@ -165,7 +171,45 @@ fn simulated(
             }
         })
         .context("starting the simulator thread")?;
-    let root = Root::new(dir.path());
+    Ok(SimRoot {
+        root: dir.path().to_path_buf(),
+        profile,
+        _animator: Animator { stop, thread: Some(thread), _dir: dir },
+    })
+}
+
+/// What `--simulate MODE` means for `root`: `None` for real hardware, or a started simulated node
+/// (`auto`: only when nothing under `root` is readable).
+pub fn simulation_for(mode: &str, root: &std::path::Path) -> anyhow::Result<Option<SimRoot>> {
+    match parse_simulate(mode)? {
+        Simulate::Off => Ok(None),
+        Simulate::Profile(p) => {
+            Ok(Some(start_sim(p, &format!("asked for with --simulate {}", p.as_str()))?))
+        }
+        Simulate::Auto => {
+            let d = discover_with(&Root::new(root), &Selection::Auto, &DiscoverOptions::default());
+            if d.platform.is_empty() {
+                let why = format!(
+                    "no readable power source under {} ({})",
+                    root.display(),
+                    summarize(&d)
+                );
+                Ok(Some(start_sim(Profile::Intel2s, &why)?))
+            } else {
+                Ok(None)
+            }
+        }
+    }
+}
+
+fn simulated(
+    profile: Profile,
+    selection: &Selection,
+    options: &DiscoverOptions,
+    why: String,
+) -> anyhow::Result<Node> {
+    let sim = start_sim(profile, &why)?;
+    let root = Root::new(&sim.root);
     let discovery = discover_with(&root, selection, options);
     if discovery.platform.is_empty() {
         bail!(
@@ -183,6 +227,6 @@ fn simulated(
             simulated: Some(profile.as_str().to_string()),
         },
         warnings,
-        _sim: Some(Animator { stop, thread: Some(thread), _dir: dir }),
+        _sim: Some(sim),
     })
 }

@@ -1,0 +1,492 @@
+//! `GET /v1/caps`, `POST /v1/caps`, `POST /v1/caps/reset`: power limits through `powerstack-cap`
+//! (validate, journal, write, read back, roll back), on a blocking thread.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use powerstack_api::cap::{CAP_SCHEMA, CAPS_SCHEMA, CapControlV1, CapResultV1, CapWriteV1, CapsV1};
+use powerstack_cap::{Capper, Planned, Policy, Request, allocate, node_cap_inputs};
+use powerstack_hw::Platform;
+use powerstack_model::{DomainInfo, DomainKind, LimitWrite};
+use serde::Deserialize;
+
+use super::power::report_for;
+use super::{ApiError, AppJson, AppState, Controls, VIA_PREFIX, Writer, lock};
+use crate::state::Shared;
+
+/// The body of `POST /v1/caps`: one domain's limit, or a node cap.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CapBody {
+    /// Domain kind (`package`, `memory`, `gpu`, ...).
+    domain: Option<String>,
+    /// Its index; every domain of the kind when absent.
+    index: Option<u32>,
+    /// The die of a multi-die package; every die when absent.
+    die: Option<u32>,
+    /// The limit (`long_term`, `short_term`, `cap`); the node-cap one of the kind when absent.
+    constraint: Option<String>,
+    /// The new limit, watts.
+    limit_watts: Option<f64>,
+    /// The new averaging window, seconds.
+    time_window_s: Option<f64>,
+    /// A node cap, watts.
+    node_watts: Option<f64>,
+    /// The node-cap policy (`proportional`, `uniform`, `variorum`).
+    policy: Option<String>,
+    /// Apply the node's minimum when the cap is below it.
+    clamp: Option<bool>,
+    /// Plan only: validate and answer the writes, write nothing.
+    dry_run: Option<bool>,
+}
+
+enum Change {
+    Domain {
+        kind: DomainKind,
+        index: Option<u32>,
+        die: Option<u32>,
+        constraint: Option<String>,
+        limit_watts: f64,
+        time_window_s: Option<f64>,
+    },
+    Node {
+        watts: f64,
+        policy: Policy,
+        clamp: bool,
+    },
+}
+
+fn parse(body: &CapBody) -> Result<Change, ApiError> {
+    if let Some(watts) = body.node_watts {
+        let extra = [
+            ("domain", body.domain.is_some()),
+            ("index", body.index.is_some()),
+            ("die", body.die.is_some()),
+            ("constraint", body.constraint.is_some()),
+            ("limit_watts", body.limit_watts.is_some()),
+            ("time_window_s", body.time_window_s.is_some()),
+        ];
+        if let Some((field, _)) = extra.iter().find(|(_, set)| *set) {
+            return Err(ApiError::BadRequest(format!(
+                "field `{field}` cannot go with `node_watts`: give either a node cap or one domain's limit"
+            )));
+        }
+        let policy = match body.policy.as_deref() {
+            None => Policy::Proportional,
+            Some(p) => {
+                p.parse().map_err(|e: String| ApiError::BadRequest(format!("policy: {e}")))?
+            }
+        };
+        return Ok(Change::Node { watts, policy, clamp: body.clamp.unwrap_or(false) });
+    }
+    for (field, set) in [("policy", body.policy.is_some()), ("clamp", body.clamp.is_some())] {
+        if set {
+            return Err(ApiError::BadRequest(format!(
+                "field `{field}` goes with `node_watts` only"
+            )));
+        }
+    }
+    let Some(domain) = body.domain.as_deref() else {
+        return Err(ApiError::BadRequest(
+            "missing field `domain` (or `node_watts` for a node cap)".into(),
+        ));
+    };
+    let kind: DomainKind =
+        domain.parse().map_err(|e| ApiError::BadRequest(format!("domain: {e}")))?;
+    let Some(limit_watts) = body.limit_watts else {
+        return Err(ApiError::BadRequest("missing field `limit_watts`".into()));
+    };
+    Ok(Change::Domain {
+        kind,
+        index: body.index,
+        die: body.die,
+        constraint: body.constraint.clone(),
+        limit_watts,
+        time_window_s: body.time_window_s,
+    })
+}
+
+/// Node-cap details of the answer.
+#[derive(Default)]
+struct NodeCap {
+    policy: Option<String>,
+    cap_watts: Option<f64>,
+    uncappable_watts: Option<f64>,
+    clamped: bool,
+}
+
+/// The command name of a change, as `powerstack cap` names it.
+fn command_of(change: &Change) -> String {
+    match change {
+        Change::Node { .. } => "node".into(),
+        Change::Domain { kind: DomainKind::Package, .. } => "socket".into(),
+        Change::Domain { kind: DomainKind::Memory, .. } => "mem".into(),
+        Change::Domain { kind, .. } => kind.to_string(),
+    }
+}
+
+fn write(constraint: &str, limit_watts: f64, time_window_s: Option<f64>) -> LimitWrite {
+    // As `powerstack cap`: a long-term limit written is also enabled.
+    let enabled = (constraint == "long_term").then_some(true);
+    LimitWrite { constraint: constraint.to_string(), limit_watts, time_window_s, enabled }
+}
+
+/// The requests a change makes on `platform`'s catalog.
+fn build(
+    shared: &Shared,
+    platform: &Platform,
+    change: &Change,
+) -> Result<(Vec<Request>, NodeCap), ApiError> {
+    let catalog = platform.catalog();
+    match change {
+        Change::Domain { kind, index, die, constraint, limit_watts, time_window_s } => {
+            let of_kind: Vec<usize> =
+                (0..catalog.len()).filter(|&i| catalog[i].id.kind == *kind).collect();
+            if of_kind.is_empty() {
+                return Err(ApiError::Unprocessable(format!(
+                    "this node has no {kind} domain that powerstack can see"
+                )));
+            }
+            let chosen: Vec<usize> = of_kind
+                .iter()
+                .copied()
+                .filter(|&i| index.is_none_or(|n| catalog[i].id.index == n))
+                .filter(|&i| die.is_none_or(|d| catalog[i].id.die == Some(d)))
+                .collect();
+            if chosen.is_empty() {
+                let names: Vec<String> =
+                    of_kind.iter().map(|&i| catalog[i].id.to_string()).collect();
+                let mut asked = format!("{kind}-{}", index.map_or("*".into(), |n| n.to_string()));
+                if let Some(d) = die {
+                    asked.push_str(&format!("-die-{d}"));
+                }
+                return Err(ApiError::Unprocessable(format!(
+                    "{asked} does not exist on this node; it has {}",
+                    names.join(", ")
+                )));
+            }
+            let constraint = match constraint.as_deref() {
+                Some(c) => c.to_string(),
+                None => match powerstack_cap::node_cap_constraint(*kind) {
+                    Some(c) => c.to_string(),
+                    None => {
+                        return Err(ApiError::BadRequest(format!(
+                            "missing field `constraint`: {kind} domains have no default limit; name one of {}",
+                            limit_names(catalog, &chosen)
+                        )));
+                    }
+                },
+            };
+            let requests = chosen
+                .into_iter()
+                .map(|i| Request {
+                    index: i,
+                    write: write(&constraint, *limit_watts, *time_window_s),
+                })
+                .collect();
+            Ok((requests, NodeCap::default()))
+        }
+        Change::Node { watts, policy, clamp } => {
+            let w = *watts;
+            if !w.is_finite() || w <= 0.0 {
+                return Err(ApiError::Unprocessable(format!(
+                    "node cap {w} W is not a valid power limit: give a positive number of watts"
+                )));
+            }
+            let report = report_for(shared, catalog)?;
+            let (cappable, uncappable) = node_cap_inputs(catalog, &report);
+            let domains: Vec<_> = cappable.iter().map(|(_, c)| c.clone()).collect();
+            if *policy != Policy::Variorum {
+                let most = uncappable + domains.iter().map(|c| c.max_watts).sum::<f64>();
+                let least = uncappable + domains.iter().map(|c| c.min_watts).sum::<f64>();
+                if w > most {
+                    return Err(ApiError::Unprocessable(format!(
+                        "node cap {w} W is above the most this node can draw with every limit at its maximum ({most:.1} W); allowed [{least:.1} W .. {most:.1} W], or POST /v1/caps/reset to lift the caps"
+                    )));
+                }
+            }
+            let alloc = allocate(*policy, w, &domains, uncappable, *clamp)
+                .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+            let requests = alloc
+                .shares
+                .iter()
+                .filter_map(|(id, share)| {
+                    let (i, _) = cappable.iter().find(|(_, c)| c.id == *id)?;
+                    let constraint = powerstack_cap::node_cap_constraint(id.kind)?;
+                    // Round to a milliwatt: hardware rounds further, and read-back allows for it.
+                    let share = (share * 1000.0).round() / 1000.0;
+                    Some(Request { index: *i, write: write(constraint, share, None) })
+                })
+                .collect();
+            Ok((
+                requests,
+                NodeCap {
+                    policy: Some(policy.as_str().to_string()),
+                    cap_watts: Some(w),
+                    uncappable_watts: Some(alloc.uncappable_watts),
+                    clamped: alloc.clamped,
+                },
+            ))
+        }
+    }
+}
+
+fn limit_names(catalog: &[DomainInfo], chosen: &[usize]) -> String {
+    let mut names: Vec<&str> = chosen
+        .iter()
+        .filter_map(|&i| catalog.get(i))
+        .flat_map(|d| d.limits.iter().map(|l| l.name.as_str()))
+        .collect();
+    names.dedup();
+    if names.is_empty() { "(none: it cannot be capped)".into() } else { names.join(", ") }
+}
+
+fn result_doc(shared: &Shared, command: String, dry_run: bool, cap: NodeCap) -> CapResultV1 {
+    CapResultV1 {
+        schema: CAP_SCHEMA.to_string(),
+        hostname: shared.hostname.clone(),
+        simulated: shared.simulated.is_some(),
+        simulated_profile: shared.simulated.clone(),
+        command,
+        dry_run,
+        policy: cap.policy,
+        node_cap_watts: cap.cap_watts,
+        uncappable_watts: cap.uncappable_watts,
+        clamped: cap.clamped,
+        writes: Vec::new(),
+        recovered: Vec::new(),
+        warnings: Vec::new(),
+    }
+}
+
+fn write_doc(catalog: &[DomainInfo], p: &Planned, read_back: Option<f64>) -> Option<CapWriteV1> {
+    let info = catalog.get(p.index)?;
+    Some(CapWriteV1 {
+        domain: info.id.kind.to_string(),
+        index: info.id.index,
+        constraint: p.write.constraint.clone(),
+        previous_watts: p.previous.limit_watts,
+        requested_watts: p.write.limit_watts,
+        read_back_watts: read_back,
+        time_window_s: p.write.time_window_s,
+        provider: info.provider.to_string(),
+        source: info.source.clone(),
+    })
+}
+
+fn recovered_lines(r: &powerstack_cap::Restored) -> Vec<String> {
+    let mut lines: Vec<String> = r
+        .restored
+        .iter()
+        .map(|k| format!("a previous run was interrupted while writing; restored {k}"))
+        .collect();
+    lines.extend(r.failed.iter().map(|(k, why)| format!("could not restore {k}: {why}")));
+    lines
+}
+
+fn via(who: &str) -> String {
+    format!("{VIA_PREFIX}, {who})")
+}
+
+fn apply_change(
+    shared: &Shared,
+    controls: &Controls,
+    change: &Change,
+    dry_run: bool,
+    who: &str,
+) -> Result<CapResultV1, ApiError> {
+    let mut platform = lock(&controls.platform);
+    if dry_run {
+        let warnings: Vec<String> =
+            platform.refresh_limits().iter().map(ToString::to_string).collect();
+        let (requests, cap) = build(shared, &platform, change)?;
+        let plan = powerstack_cap::plan(platform.catalog(), &requests)?;
+        let mut doc = result_doc(shared, command_of(change), true, cap);
+        doc.writes = plan.iter().filter_map(|p| write_doc(platform.catalog(), p, None)).collect();
+        doc.warnings = warnings;
+        return Ok(doc);
+    }
+    let via = via(who);
+    let (done, recovered, cap, warnings) = {
+        let (mut capper, recovered) =
+            Capper::open(&mut platform, &controls.root, &controls.state_dir, &via)?;
+        // Limits may have changed outside the agent since it last looked: plan against the
+        // hardware's values (they are the originals the journal records).
+        let warnings: Vec<String> =
+            capper.platform().refresh_limits().iter().map(ToString::to_string).collect();
+        let (requests, cap) = build(shared, capper.platform(), change)?;
+        let plan = capper.plan(&requests)?;
+        let done = capper.apply(&plan)?;
+        (done, recovered, cap, warnings)
+    };
+    controls.note_changed(done.iter().map(|d| d.planned.key.clone()));
+    let mut doc = result_doc(shared, command_of(change), false, cap);
+    doc.writes = done
+        .iter()
+        .filter_map(|d| write_doc(platform.catalog(), &d.planned, d.read_back_watts))
+        .collect();
+    if let Some(r) = &recovered {
+        doc.recovered = recovered_lines(r);
+    }
+    doc.warnings = warnings;
+    Ok(doc)
+}
+
+/// `POST /v1/caps`: one domain's limit, or a node cap; answers what was written.
+pub(crate) async fn set(
+    State(state): State<AppState>,
+    writer: Writer,
+    AppJson(body): AppJson<CapBody>,
+) -> Result<Json<CapResultV1>, ApiError> {
+    let change = parse(&body)?;
+    let controls = state.controls()?;
+    let shared = Arc::clone(&state.shared);
+    let dry_run = body.dry_run.unwrap_or(false);
+    let doc = tokio::task::spawn_blocking(move || {
+        apply_change(&shared, &controls, &change, dry_run, &writer.who)
+    })
+    .await??;
+    Ok(Json(doc))
+}
+
+fn reset_all(shared: &Shared, controls: &Controls, who: &str) -> Result<CapResultV1, ApiError> {
+    let mut platform = lock(&controls.platform);
+    let via = via(who);
+    let (restored, recovered) = {
+        let (mut capper, recovered) =
+            Capper::open(&mut platform, &controls.root, &controls.state_dir, &via)?;
+        (capper.reset()?, recovered)
+    };
+    controls.note_restored(&restored.restored);
+    if let Some(r) = &recovered {
+        controls.note_restored(&r.restored);
+    }
+    let mut doc = result_doc(shared, "reset".into(), false, NodeCap::default());
+    if let Some(r) = &recovered {
+        doc.recovered = recovered_lines(r);
+    }
+    let catalog = platform.catalog();
+    for key in restored.restored.iter().chain(recovered.iter().flat_map(|r| r.restored.iter())) {
+        if let Some(info) =
+            catalog.iter().find(|d| d.id.to_string() == key.domain && d.provider == key.provider)
+        {
+            let now = info.limit(&key.constraint);
+            doc.writes.push(CapWriteV1 {
+                domain: info.id.kind.to_string(),
+                index: info.id.index,
+                constraint: key.constraint.clone(),
+                previous_watts: None,
+                requested_watts: now.and_then(|l| l.limit_watts).unwrap_or(0.0),
+                read_back_watts: now.and_then(|l| l.limit_watts),
+                time_window_s: now.and_then(|l| l.time_window_s),
+                provider: info.provider.to_string(),
+                source: info.source.clone(),
+            });
+        }
+    }
+    if !restored.failed.is_empty() {
+        let lines: Vec<String> =
+            restored.failed.iter().map(|(k, why)| format!("{k}: {why}")).collect();
+        return Err(ApiError::Unprocessable(format!(
+            "{} limit(s) could not be restored ({}); they stay in the journal for the next reset",
+            restored.failed.len(),
+            lines.join("; ")
+        )));
+    }
+    Ok(doc)
+}
+
+/// `POST /v1/caps/reset`: restores every control in the journal to its original setting.
+pub(crate) async fn reset(
+    State(state): State<AppState>,
+    writer: Writer,
+) -> Result<Json<CapResultV1>, ApiError> {
+    let controls = state.controls()?;
+    let shared = Arc::clone(&state.shared);
+    let doc =
+        tokio::task::spawn_blocking(move || reset_all(&shared, &controls, &writer.who)).await??;
+    Ok(Json(doc))
+}
+
+fn caps_doc(shared: &Shared, controls: &Controls) -> Result<CapsV1, ApiError> {
+    let mut platform = lock(&controls.platform);
+    let mut warnings: Vec<String> =
+        platform.refresh_limits().iter().map(ToString::to_string).collect();
+    // A missing journal means nothing was ever written by powerstack here.
+    let journal = if controls.state_dir.join("journal.json").exists() {
+        match powerstack_cap::Journal::open(&controls.state_dir) {
+            Ok(j) => Some(j),
+            Err(e) => {
+                warnings.push(format!("who set the limits is unknown: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(p) = journal.as_ref().and_then(|j| j.in_progress()) {
+        warnings.push(format!(
+            "a previous run (pid {}, {}) was interrupted while writing limits; the next cap change restores the originals",
+            p.pid, p.via
+        ));
+    }
+    let mut out = Vec::new();
+    for info in platform.catalog() {
+        for l in &info.limits {
+            let key = powerstack_cap::key_of(info, &l.name);
+            let entry = journal.as_ref().and_then(|j| j.entry(&key));
+            let (set_by, detail, at, original) = match entry {
+                Some(e) => {
+                    let last = e.last_written.as_ref();
+                    let in_force = match (last, l.limit_watts) {
+                        (Some(w), Some(now)) => (w.limit_watts - now).abs() <= 0.5,
+                        _ => false,
+                    };
+                    let by = if in_force { "powerstack" } else { "outside powerstack" };
+                    (
+                        by.to_string(),
+                        last.map(|w| format!("{} via {}", w.by, w.via)),
+                        last.map(|w| w.at_unix_us),
+                        e.original.limit_watts,
+                    )
+                }
+                None => ("not powerstack".to_string(), None, None, None),
+            };
+            out.push(CapControlV1 {
+                domain: info.id.kind.to_string(),
+                index: info.id.index,
+                constraint: l.name.clone(),
+                limit_watts: l.limit_watts,
+                min_watts: l.min_watts,
+                max_watts: l.max_watts,
+                default_watts: l.default_watts,
+                time_window_s: l.time_window_s,
+                enabled: l.enabled,
+                locked: l.locked,
+                provider: info.provider.to_string(),
+                source: info.source.clone(),
+                set_by,
+                set_detail: detail,
+                set_at_unix_us: at,
+                original_watts: original,
+            });
+        }
+    }
+    Ok(CapsV1 {
+        schema: CAPS_SCHEMA.to_string(),
+        hostname: shared.hostname.clone(),
+        simulated: shared.simulated.is_some(),
+        simulated_profile: shared.simulated.clone(),
+        controls: out,
+        warnings,
+    })
+}
+
+/// `GET /v1/caps`: every power limit (read from the hardware now), its range, and who set it.
+pub(crate) async fn show(State(state): State<AppState>) -> Result<Json<CapsV1>, ApiError> {
+    let controls = state.controls()?;
+    let shared = Arc::clone(&state.shared);
+    let doc = tokio::task::spawn_blocking(move || caps_doc(&shared, &controls)).await??;
+    Ok(Json(doc))
+}

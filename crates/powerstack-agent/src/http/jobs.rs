@@ -1,0 +1,105 @@
+//! `POST /v1/jobs/{id}/begin`, `POST /v1/jobs/{id}/end`, `GET /v1/jobs`, `GET /v1/jobs/{id}`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use powerstack_api::job::{JobResultV1, JobV1};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, AppPath, AppState, OptionalJson, Writer, lock};
+use crate::job::{JobError, job_result};
+
+impl From<JobError> for ApiError {
+    fn from(e: JobError) -> Self {
+        let message = e.to_string();
+        match e {
+            JobError::BadId { .. } | JobError::BadLabel { .. } => ApiError::BadRequest(message),
+            JobError::Unknown { .. } => ApiError::NotFound(message),
+            JobError::AlreadyBegun { .. }
+            | JobError::AlreadyEnded { .. }
+            | JobError::EndBeforeBegin { .. }
+            | JobError::TooMany { .. } => ApiError::Conflict(message),
+        }
+    }
+}
+
+/// The optional body of `POST /v1/jobs/{id}/begin`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BeginBody {
+    user: Option<String>,
+    app: Option<String>,
+}
+
+/// What a begin answers: the job, and how far back the buffer reaches.
+#[derive(Debug, Serialize)]
+pub(crate) struct BeginDoc {
+    #[serde(flatten)]
+    job: JobV1,
+    warnings: Vec<String>,
+}
+
+/// `POST /v1/jobs/{id}/begin`: marks the beginning now (the agent's clock). 201 with the job.
+pub(crate) async fn begin(
+    State(state): State<AppState>,
+    _writer: Writer,
+    AppPath(id): AppPath<String>,
+    OptionalJson(body): OptionalJson<BeginBody>,
+) -> Result<(StatusCode, Json<BeginDoc>), ApiError> {
+    let body = body.unwrap_or_default();
+    let shared = &state.shared;
+    let job = {
+        let mut jobs = lock(&shared.jobs);
+        JobV1::from(jobs.begin(&id, body.user, body.app, shared.clock.now_unix_us())?)
+    };
+    let capacity = lock(&shared.ring).capacity();
+    let warnings = vec![crate::job::buffer_span_warning(capacity, shared.rate_hz)];
+    Ok((StatusCode::CREATED, Json(BeginDoc { job, warnings })))
+}
+
+/// `POST /v1/jobs/{id}/end`: marks the end now; answers the job's result.
+pub(crate) async fn end(
+    State(state): State<AppState>,
+    _writer: Writer,
+    AppPath(id): AppPath<String>,
+) -> Result<Json<JobResultV1>, ApiError> {
+    let now = state.shared.clock.now_unix_us();
+    let window = lock(&state.shared.jobs).end(&id, now)?.clone();
+    let shared = &state.shared;
+    let ring = lock(&shared.ring);
+    Ok(Json(job_result(&ring, &shared.domains, &window, now, &shared.hostname)))
+}
+
+/// The job listing.
+#[derive(Debug, Serialize)]
+pub(crate) struct JobsDoc {
+    hostname: String,
+    jobs: Vec<JobV1>,
+}
+
+/// `GET /v1/jobs`: every job window kept, by begin time.
+pub(crate) async fn list(State(state): State<AppState>) -> Json<JobsDoc> {
+    let jobs = lock(&state.shared.jobs).list().into_iter().map(JobV1::from).collect();
+    Json(JobsDoc { hostname: state.shared.hostname.clone(), jobs })
+}
+
+/// `GET /v1/jobs/{id}`: the job's power and energy on this node.
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    AppPath(id): AppPath<String>,
+) -> Result<Json<JobResultV1>, ApiError> {
+    crate::job::check_id(&id)?;
+    let shared = &state.shared;
+    let window = lock(&shared.jobs)
+        .get(&id)
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(format!("no job {id} on this node")))?;
+    let ring = lock(&shared.ring);
+    Ok(Json(job_result(
+        &ring,
+        &shared.domains,
+        &window,
+        shared.clock.now_unix_us(),
+        &shared.hostname,
+    )))
+}

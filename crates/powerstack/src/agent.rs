@@ -1,0 +1,216 @@
+//! `powerstack agent` and `powerstack up`: glue around `powerstack_agent::run`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use powerstack_agent::Shared;
+use powerstack_agent::config::AgentConfig;
+use powerstack_agent::run::{Ready, run};
+use powerstack_api::table;
+use powerstack_api::v1::{Origin, PowerV1};
+use powerstack_model::duration::parse_duration;
+use powerstack_model::{PowerReport, Snapshot, Value};
+
+use crate::cli::{AgentArgs, UpArgs};
+use crate::node::{self, SimRoot};
+use crate::output;
+
+/// A stop flag set by SIGINT/SIGTERM (and by `--duration`).
+fn stop_flag(duration: Option<Duration>) -> Arc<AtomicBool> {
+    output::catch_stop_signals();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let started = std::time::Instant::now();
+    std::thread::spawn(move || {
+        while !flag.load(Ordering::Relaxed) {
+            if output::stopped() || duration.is_some_and(|d| started.elapsed() >= d) {
+                flag.store(true, Ordering::Relaxed);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    stop
+}
+
+/// `powerstack agent`.
+pub fn agent(a: &AgentArgs) -> anyhow::Result<()> {
+    let mut config = match &a.config {
+        Some(p) => AgentConfig::load(p)?,
+        None => AgentConfig::default(),
+    };
+    if let Some(v) = a.rate_hz {
+        config.rate_hz = v;
+    }
+    if let Some(v) = a.buffer_samples {
+        config.buffer_samples = v;
+    }
+    if let Some(v) = &a.socket {
+        config.socket = v.clone();
+    }
+    if let Some(v) = &a.listen {
+        config.listen = v.clone();
+    }
+    if a.token_file.is_some() {
+        config.token_file = a.token_file.clone();
+    }
+    config.allow_users.extend(a.allow_user.iter().cloned());
+    config.allow_groups.extend(a.allow_group.iter().cloned());
+    if let Some(v) = &a.state_dir {
+        config.state_dir = v.clone();
+    }
+    if let Some(v) = &a.root {
+        config.root = v.clone();
+    }
+    if let Some(v) = &a.source {
+        config.source = v.clone();
+    }
+    if a.nvml_lib.is_some() {
+        config.nvml_lib = a.nvml_lib.clone();
+    }
+    config.validate()?;
+    let sim: Option<SimRoot> = node::simulation_for(&a.simulate, &config.root)?;
+    if let Some(s) = &sim {
+        config.root = s.root.clone();
+    }
+    // A simulated root made by `sim create` is labelled too.
+    let simulated = sim
+        .as_ref()
+        .map(|s| s.profile)
+        .or_else(|| powerstack_sim::profile_of(&config.root))
+        .map(|p| p.as_str().to_string());
+    let stop = stop_flag(None);
+    run(&config, node::hostname(), simulated, stop, |ready: &Ready| {
+        for n in &ready.notes {
+            eprintln!("note: {n}");
+        }
+        eprintln!("{}", where_line(ready));
+    })?;
+    Ok(())
+}
+
+fn where_line(ready: &Ready) -> String {
+    let mut parts = Vec::new();
+    if let Some(s) = &ready.socket {
+        parts.push(format!("socket {}", s.display()));
+    }
+    if let Some(a) = &ready.listen {
+        parts.push(format!("API http://{a}/v1/power  metrics http://{a}/metrics"));
+    }
+    let sim = match &ready.shared.simulated {
+        Some(p) => format!(" [SIMULATED {p}]"),
+        None => String::new(),
+    };
+    format!(
+        "powerstack agent on {}{sim}: {} domains at {} Hz; {}",
+        ready.shared.hostname,
+        ready.shared.domains.len(),
+        ready.shared.rate_hz,
+        parts.join("; ")
+    )
+}
+
+/// Node power over the last second of the ring, as a table.
+fn live_table(shared: &Shared) -> Option<String> {
+    let ring = shared.ring.lock().ok()?;
+    let (t1, v1) = ring.newest()?;
+    let target = t1.saturating_sub(1_000_000);
+    let i0 = ring.last_at_or_before(target).unwrap_or(0);
+    let (t0, v0) = ring.get(i0)?;
+    if t1 <= t0 {
+        return None;
+    }
+    let snap = |t: u64, v: &[u64]| Snapshot {
+        mono_ns: t * 1000,
+        unix_us: t as i64,
+        values: v
+            .iter()
+            .zip(&shared.domains)
+            .map(|(ticks, d)| Value::Energy {
+                total_ticks: *ticks,
+                joules: *ticks as f64 * d.joules_per_tick,
+                hw_time_us: None,
+            })
+            .collect(),
+    };
+    let (a, b) = (snap(t0, v0), snap(t1, v1));
+    drop(ring);
+    let catalog = shared.catalog();
+    let report = PowerReport::between(&catalog, &a, &b);
+    let origin = Origin { hostname: shared.hostname.clone(), simulated: shared.simulated.clone() };
+    Some(table::power(&PowerV1::new(&origin, &catalog, &report, &[])))
+}
+
+/// `powerstack up`.
+pub fn up(a: &UpArgs) -> anyhow::Result<()> {
+    let duration = a
+        .duration
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
+    let sim = node::simulation_for(&a.simulate, &a.root)?;
+    let state = tempfile::Builder::new()
+        .prefix("powerstack-up-")
+        .tempdir()
+        .context("creating a state directory")?;
+    // A real node's journal lives in /var/lib/powerstack (as root); a simulated node's, or an
+    // unprivileged user's, in a temporary directory, so nothing of it is left behind.
+    let state_dir = if sim.is_none() && is_root() {
+        "/var/lib/powerstack".into()
+    } else {
+        state.path().to_path_buf()
+    };
+    let config = AgentConfig {
+        rate_hz: a.rate_hz,
+        buffer_samples: 36_000,
+        socket: String::new(),
+        listen: a.listen.clone(),
+        state_dir,
+        root: sim.as_ref().map(|s| s.root.clone()).unwrap_or_else(|| a.root.clone()),
+        ..AgentConfig::default()
+    };
+    let simulated = sim.as_ref().map(|s| s.profile.as_str().to_string());
+    let stop = stop_flag(duration);
+    let (tx, rx) = std::sync::mpsc::channel::<Arc<Shared>>();
+    let agent_stop = stop.clone();
+    let handle = std::thread::spawn(move || {
+        run(&config, node::hostname(), simulated, agent_stop, |ready: &Ready| {
+            for n in &ready.notes {
+                eprintln!("note: {n}");
+            }
+            eprintln!("{}", where_line(ready));
+            eprintln!("Ctrl-C to stop");
+            let _ = tx.send(ready.shared.clone());
+        })
+    });
+    let shared = match rx.recv() {
+        Ok(s) => s,
+        Err(_) => {
+            // The agent ended before it was ready: its error says why.
+            return match handle.join() {
+                Ok(Err(e)) => Err(e.into()),
+                _ => bail!("the agent stopped before it was ready"),
+            };
+        }
+    };
+    while !stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(1000));
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        if let Some(t) = live_table(&shared) {
+            output::emit(&t)?;
+        }
+    }
+    match handle.join() {
+        Ok(r) => r.map_err(Into::into),
+        Err(_) => bail!("the agent thread panicked"),
+    }
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}

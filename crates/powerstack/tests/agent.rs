@@ -1,0 +1,310 @@
+//! End to end: agents on simulated nodes, a job across two of them, the multi-node query,
+//! `/metrics` through promtool, access control, and limits restored on exit and after a crash.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::CommandCargoExt;
+use serde_json::Value;
+
+fn bin() -> Command {
+    let mut c = Command::cargo_bin("powerstack").unwrap();
+    c.env_remove("POWERSTACK_ROOT")
+        .env_remove("POWERSTACK_SIMULATE")
+        .env_remove("POWERSTACK_STATE_DIR");
+    c
+}
+
+/// A child process killed (if still running) when dropped.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Node {
+    dir: tempfile::TempDir,
+    _sim: Proc,
+}
+
+impl Node {
+    fn new(profile: &str) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let out = bin()
+            .args(["sim", "create", "--profile", profile, root.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let sim = bin()
+            .args(["sim", "run", "--tick", "2ms", root.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Node { dir, _sim: Proc(sim) }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("agent.sock")
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Starts `powerstack agent` on this node; returns it and its TCP address, read from its
+    /// "ready" line on stderr.
+    fn agent(&self) -> (Proc, String) {
+        let mut child = bin()
+            .args([
+                "agent",
+                "--root",
+                self.root().to_str().unwrap(),
+                "--rate-hz",
+                "100",
+                "--buffer-samples",
+                "100000",
+                "--socket",
+                self.socket().to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+                "--state-dir",
+                self.state().to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let mut lines = BufReader::new(stderr).lines();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = loop {
+            assert!(Instant::now() < deadline, "the agent did not get ready");
+            let Some(Ok(line)) = lines.next() else {
+                panic!("the agent exited before it was ready")
+            };
+            if let Some(rest) = line.split("API http://").nth(1) {
+                break rest.split('/').next().unwrap().to_string();
+            }
+        };
+        // Keep draining stderr so the agent never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        (Proc(child), addr)
+    }
+
+    fn limit_uw(&self) -> String {
+        std::fs::read_to_string(
+            self.root().join("sys/class/powercap/intel-rapl:0/constraint_0_power_limit_uw"),
+        )
+        .unwrap()
+        .trim()
+        .to_string()
+    }
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = bin().args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+}
+
+/// POST over the agent's Unix socket (as this test's user, root).
+fn unix_post(socket: &Path, path: &str, body: &str) -> (u16, String) {
+    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: agent\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+}
+
+#[test]
+fn a_job_across_two_agents_is_queried_with_correct_numbers_and_flags() {
+    let a = Node::new("intel-2s");
+    let b = Node::new("cray-ex");
+    let (_agent_a, addr_a) = a.agent();
+    let (_agent_b, addr_b) = b.agent();
+    for n in [&a, &b] {
+        let (code, _, err) = run(&[
+            "job",
+            "begin",
+            "job42",
+            "--agent",
+            n.socket().to_str().unwrap(),
+            "--user",
+            "alice",
+        ]);
+        assert_eq!(code, 0, "{err}");
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    for n in [&a, &b] {
+        let (code, _, err) = run(&["job", "end", "job42", "--agent", n.socket().to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let agents = format!("{addr_a},{addr_b}");
+    let (code, out, err) =
+        run(&["job", "query", "-j", "job42", "--agents", &agents, "--format", "json"]);
+    assert_eq!(code, 0, "every node Complete: {err}\n{out}");
+    let doc: Value = serde_json::from_str(out.trim()).unwrap();
+    let nodes = doc["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 2);
+    for n in nodes {
+        assert_eq!(n["data_presence"], "Complete", "{n}");
+        assert_eq!(n["user"], "alice");
+        assert!(n["samples"].as_u64().unwrap() >= 250, "{n}");
+    }
+    // The simulators' models: intel-2s psys 287 W; cray-ex board 1675 W.
+    let power = |i: usize| nodes[i]["node_power"].as_f64().unwrap();
+    assert!((power(0) - 287.0).abs() < 0.01 * 287.0, "{}", power(0));
+    assert!((power(1) - 1675.0).abs() < 0.01 * 1675.0, "{}", power(1));
+    let energy = |i: usize| nodes[i]["energy_joules"].as_f64().unwrap();
+    let total = &doc["total"];
+    assert!((total["energy_joules"].as_f64().unwrap() - energy(0) - energy(1)).abs() < 1e-6);
+    assert!((total["node_power"].as_f64().unwrap() - power(0) - power(1)).abs() < 1e-6);
+    assert_eq!(total["data_presence"], "Complete");
+    // Energy is power over the window: consistent with the reported start and end.
+    let secs = (nodes[0]["result_end_time"].as_u64().unwrap()
+        - nodes[0]["result_start_time"].as_u64().unwrap()) as f64
+        / 1e6;
+    assert!((energy(0) / secs - power(0)).abs() < 1e-6 * power(0));
+
+    // A node that does not answer is a row that says so, not a failed query (exit 3: partial).
+    let agents = format!("{addr_a},127.0.0.1:1");
+    let (code, out, _) =
+        run(&["job", "query", "-j", "job42", "--agents", &agents, "--format", "csv"]);
+    assert_eq!(code, 3);
+    assert!(out.lines().any(|l| l.contains("unreachable")), "{out}");
+
+    // /metrics passes promtool.
+    let metrics = http_get(&addr_a, "/metrics");
+    assert!(metrics.contains("powerstack_sampler_samples_total"), "{metrics}");
+    if let Ok(mut p) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    {
+        p.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+        let out = p.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        assert!(std::env::var_os("POWERSTACK_REQUIRE_PROMTOOL").is_none(), "promtool required");
+    }
+}
+
+#[test]
+fn a_user_not_allowed_cannot_mark_jobs_or_set_caps() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: skipping");
+        return;
+    }
+    let n = Node::new("intel-2s");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(n.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (_agent, _) = n.agent();
+    let bin = assert_cmd::cargo::cargo_bin("powerstack");
+    let probe = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .arg("--version")
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("cannot run as nobody here: skipping");
+        return;
+    }
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args(["job", "begin", "sneaky", "--agent", n.socket().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("403"), "{err}");
+    // Reads stay open to everyone.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args([
+            "job",
+            "query",
+            "-j",
+            "sneaky",
+            "--agents",
+            n.socket().to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("no such job"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn limits_set_through_the_agent_are_restored_on_sigterm_and_after_a_crash() {
+    let n = Node::new("intel-2s");
+    let before = n.limit_uw();
+    let cap = r#"{"domain":"package","index":0,"constraint":"long_term","limit_watts":90}"#;
+
+    // SIGTERM: the agent puts the limit back before it exits.
+    let (mut agent, _) = n.agent();
+    let (status, body) = unix_post(&n.socket(), "/v1/caps", cap);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(n.limit_uw(), "90000000");
+    // SAFETY: kill with a valid pid of our own child and a valid signal.
+    unsafe {
+        libc::kill(agent.0.id() as i32, libc::SIGTERM);
+    }
+    let status = agent.0.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert_eq!(n.limit_uw(), before, "restored at exit");
+
+    // A crash (SIGKILL) leaves the limit; the next agent start restores it.
+    let (agent, _) = n.agent();
+    let (status, body) = unix_post(&n.socket(), "/v1/caps", cap);
+    assert_eq!(status, 200, "{body}");
+    let mut agent = agent;
+    agent.0.kill().unwrap();
+    agent.0.wait().unwrap();
+    assert_eq!(n.limit_uw(), "90000000", "a killed agent cannot restore");
+    let (_again, _) = n.agent();
+    assert_eq!(n.limit_uw(), before, "restored at the next start");
+}
