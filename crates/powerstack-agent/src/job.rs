@@ -383,11 +383,62 @@ struct Part {
     known: bool,
     /// The sample up to which this part's power has been added to the intervals.
     covered: usize,
+    /// The last run length seen, µs, and 1e6 over it (sampling is regular: this saves divisions).
+    last_dt: (u64, f64),
 }
 
+impl Part {
+    /// Watts of a run of `ticks` that ended at `t`; NaN when the run's beginning is not known.
+    #[inline]
+    fn run_watts(&mut self, ticks: u64, t: u64) -> f64 {
+        if !self.known || t <= self.start_t {
+            return f64::NAN;
+        }
+        let dt = t - self.start_t;
+        if self.last_dt.0 != dt {
+            self.last_dt = (dt, 1e6 / dt as f64);
+        }
+        ticks as f64 * self.joules_per_tick * self.last_dt.1
+    }
+}
+
+/// How many samples the general case of [`peak_power`] takes in at a time, part after part.
+const BLOCK: usize = 4096;
+
+/// The stride of the parts' columns in the general case's copy of a block: not a power of two,
+/// so that the columns do not fall on the same cache sets.
+const COLUMN: usize = BLOCK + 8;
+
 /// The sums of the parts' powers over the intervals not evaluated yet, by interval (the one from
-/// sample `k` to `k + 1` at `k % PENDING`): never more than [`RUN_SEARCH`] + 1 of them.
-const PENDING: usize = (RUN_SEARCH + 2).next_power_of_two();
+/// sample `k` to `k + 1` at `k % PENDING`): never more than [`RUN_SEARCH`] + [`BLOCK`] + 1.
+const PENDING: usize = (RUN_SEARCH + BLOCK + 2).next_power_of_two();
+
+/// The peak so far, as joules over µs (no division per interval).
+#[derive(Clone, Copy)]
+struct Best(f64, f64);
+
+impl Best {
+    const NONE: Best = Best(f64::NEG_INFINITY, 1.0);
+
+    /// `joules` over `dt_us` µs, if higher (NaN is not).
+    #[inline]
+    fn offer(&mut self, joules: f64, dt_us: f64) {
+        if joules * self.1 > self.0 * dt_us {
+            *self = Best(joules, dt_us);
+        }
+    }
+
+    /// A power in watts, if higher (NaN is not).
+    #[inline]
+    fn offer_watts(&mut self, watts: f64) {
+        self.offer(watts * 1e-6, 1.0);
+    }
+
+    fn watts(self) -> Option<f64> {
+        let w = self.0 * 1e6 / self.1;
+        (w > f64::NEG_INFINITY).then_some(w)
+    }
+}
 
 /// The highest node power within `from..to` (within the buffer, with a duration), W.
 ///
@@ -412,6 +463,7 @@ fn peak_power(ring: &Ring, parts: &[(usize, f64)], from: u64, to: u64) -> Option
             start_t: start.and_then(|s| ring.time(s)).unwrap_or(t_i),
             known: start.is_some(),
             covered: i,
+            last_dt: (0, f64::NAN),
         });
     }
     if let [part] = &state[..] {
@@ -427,159 +479,149 @@ fn peak_power(ring: &Ring, parts: &[(usize, f64)], from: u64, to: u64) -> Option
             _ => units.push((p.joules_per_tick, n..n + 1)),
         }
     }
-    let mut scan = PeakScan {
-        aligned: state.iter().all(|p| p.known && p.start_t == t_i),
-        state,
-        cols,
-        units,
-        pending: Vec::new(),
-        best: (f64::NEG_INFINITY, 1.0),
-        last_dt: (0, f64::NAN),
-        e: i,
-        j,
-    };
+    // The common case: every part's run began at the previous sample and nothing is pending,
+    // so when every part changes again the interval is each part's whole run (the parts'
+    // `start_t` and `covered` are not kept up to date meanwhile).
+    let mut aligned = state.iter().all(|p| p.known && p.start_t == t_i);
+    let mut best = Best::NONE;
+    let mut pending: Vec<f64> = Vec::new();
+    // The general case's copy of a block's counters, part after part (`state` order).
+    let mut columns: Vec<u64> = Vec::new();
+    let mut per_joule: Vec<f64> = Vec::new();
+    // The next interval to evaluate: from sample `e` to `e + 1`.
+    let mut e = i;
     // Past the covered part only to see the slow parts' runs end, and not for ever.
     let stop = j.saturating_add(RUN_SEARCH).saturating_add(1);
     let (mut k, mut prev) = (i, (t_i, row_i));
     'scan: for (times, ticks) in ring.slices(i + 1..stop) {
         let mut n = 0;
-        while let (Some(&t), Some(row)) = (times.get(n), ticks.get(n * d..(n + 1) * d)) {
-            if scan.e >= j {
+        while n < times.len() {
+            if e >= j {
                 break 'scan;
             }
-            if scan.aligned {
+            if aligned {
                 let rows = (&times[n..], &ticks[n * d..]);
-                let taken =
-                    aligned_run(prev, rows, d, &scan.cols, &scan.units, j - k, &mut scan.best);
+                let taken = aligned_run(prev, rows, d, &cols, &units, j - k, &mut best);
                 if taken > 0 {
-                    (n, k) = (n + taken, k + taken);
+                    (n, k, e) = (n + taken, k + taken, k + taken);
                     prev = (times[n - 1], &ticks[(n - 1) * d..n * d]);
-                    scan.e = k;
                     continue;
                 }
+                // Leaving the common case: the runs began at the previous sample.
+                for p in &mut state {
+                    (p.start_t, p.covered) = (prev.0, k);
+                }
             }
-            k += 1;
-            scan.step(k, prev, (t, row));
-            prev = (t, row);
-            n += 1;
+            if pending.is_empty() {
+                pending = vec![0.0; PENDING];
+                columns = vec![0; COLUMN * state.len()];
+                per_joule = vec![0.0; BLOCK];
+            }
+            let m = (times.len() - n).min(BLOCK);
+            let (block_t, rows) = (&times[n..n + m], &ticks[n * d..(n + m) * d]);
+            // The parts' counters of the block, part after part (one pass over the rows).
+            for (r, row) in rows.chunks_exact(d).enumerate() {
+                for (x, &c) in cols.iter().enumerate() {
+                    if let Some(v) = columns.get_mut(x * COLUMN + r) {
+                        *v = row.get(c).copied().unwrap_or(0);
+                    }
+                }
+            }
+            // Watts per joule over each sampling interval (NaN where time stands still).
+            let mut t0 = prev.0;
+            for (w, &t) in per_joule.iter_mut().zip(block_t) {
+                *w = if t > t0 { 1e6 / (t - t0) as f64 } else { f64::NAN };
+                t0 = t;
+            }
+            for (x, p) in state.iter_mut().enumerate() {
+                let before = prev.1.get(p.col).copied().unwrap_or(0);
+                let values = columns.get(x * COLUMN..x * COLUMN + m).unwrap_or_default();
+                let mut changes = values.iter().zip(std::iter::once(&before).chain(values));
+                if p.known && p.covered == k && p.start_t == prev.0 && changes.all(|(b, a)| b != a)
+                {
+                    // Runs of one interval each: each adds to its own interval.
+                    fast_block(p, k, before, values, &per_joule[..m], &mut pending);
+                    p.start_t = block_t[m - 1];
+                } else {
+                    general_block(p, k, before, block_t, values, &mut pending);
+                }
+            }
+            (n, k) = (n + m, k + m);
+            prev = (times[n - 1], &ticks[(n - 1) * d..n * d]);
+            let next_e = state.iter().map(|p| p.covered).min().unwrap_or(k);
+            for q in e..next_e {
+                let w = std::mem::take(&mut pending[q % PENDING]);
+                if q < j {
+                    best.offer_watts(w);
+                }
+            }
+            e = next_e;
+            aligned = e == k && state.iter().all(|p| p.known && p.start_t == prev.0);
         }
     }
     // The rest: parts whose counter did not change again (soon) count 0 W there.
-    if !scan.pending.is_empty() {
-        for q in scan.e..j {
-            scan.offer(scan.pending[q % PENDING]);
+    if !pending.is_empty() {
+        for q in e..j {
+            best.offer_watts(pending[q % PENDING]);
         }
     }
-    scan.peak()
+    best.watts()
 }
 
-/// The state of [`peak_power`]'s pass.
-struct PeakScan {
-    state: Vec<Part>,
-    /// The parts' columns (in `state` order), grouped by unit in `units`: (joules per tick, the
-    /// range of `cols`).
-    cols: Vec<usize>,
-    units: Vec<(f64, std::ops::Range<usize>)>,
-    /// See [`PENDING`] (allocated when first needed).
-    pending: Vec<f64>,
-    /// The peak so far: joules over µs (`NEG_INFINITY` over 1 before any).
-    best: (f64, f64),
-    /// The last sampling interval, µs, and 1e6 over it.
-    last_dt: (u64, f64),
-    /// The next interval to evaluate: from sample `e` to `e + 1`.
-    e: usize,
-    /// The first sample at or after the covered part: intervals up to it count.
-    j: usize,
-    /// The common case: every part's run began at the previous sample and nothing is pending,
-    /// so when every part changes again the interval is each part's whole run. The parts'
-    /// `start_t` and `covered` are not kept up to date meanwhile.
-    aligned: bool,
+/// The general case of [`peak_power`] for a part whose counter changes at every sample of the
+/// block and did at the one before (`before`, sample `k0`): each interval gets its own change's
+/// power (`per_joule`: watts per joule over each interval).
+#[inline(never)]
+fn fast_block(
+    p: &mut Part,
+    k0: usize,
+    before: u64,
+    values: &[u64],
+    per_joule: &[f64],
+    pending: &mut [f64],
+) {
+    let jpt = p.joules_per_tick;
+    // The block's intervals in `pending`: from slot k0 % PENDING, wrapping at most once.
+    let start = k0 % PENDING;
+    let (tail, head) = pending.split_at_mut(start);
+    let first = values.len().min(head.len());
+    let mut a = before;
+    let mut add = |dst: &mut [f64], values: &[u64], per_joule: &[f64]| {
+        for ((x, &b), &w) in dst.iter_mut().zip(values).zip(per_joule) {
+            *x += b.saturating_sub(a) as i64 as f64 * jpt * w;
+            a = b;
+        }
+    };
+    add(head, &values[..first], &per_joule[..first]);
+    add(tail, &values[first..], &per_joule[first..]);
+    (p.known, p.covered) = (true, k0 + values.len());
 }
 
-impl PeakScan {
-    /// 1e6 / `dt_us`: from joules over `dt_us` µs to watts (the last one is kept: sampling is
-    /// regular).
-    fn per_us(&mut self, dt_us: u64) -> f64 {
-        if self.last_dt.0 != dt_us {
-            self.last_dt = (dt_us, 1e6 / dt_us as f64);
-        }
-        self.last_dt.1
-    }
-
-    /// A power that may be the peak (NaN is not).
-    fn offer(&mut self, watts: f64) {
-        if watts * 1e-6 * self.best.1 > self.best.0 {
-            self.best = (watts * 1e-6, 1.0);
-        }
-    }
-
-    /// The peak so far, W.
-    fn peak(&self) -> Option<f64> {
-        let w = self.best.0 * 1e6 / self.best.1;
-        (w > f64::NEG_INFINITY).then_some(w)
-    }
-
-    /// Takes in sample `k` (`now`: its time and counters), `prev` being sample `k - 1`, where
-    /// [`aligned_run`] could not.
-    fn step(&mut self, k: usize, prev: (u64, &[u64]), now: (u64, &[u64])) {
-        let ((t0, before), (t, row)) = (prev, now);
-        if self.aligned {
-            // Leaving the common case: bring the runs up to date.
-            for p in &mut self.state {
-                (p.start_t, p.covered) = (t0, k - 1);
-            }
-            self.aligned = false;
-        }
-        self.general_step(k, t0, before, t, row);
-    }
-
-    /// [`PeakScan::step`], outside the common case.
-    fn general_step(&mut self, k: usize, t0: u64, before: &[u64], t: u64, row: &[u64]) {
-        if self.pending.is_empty() {
-            self.pending = vec![0.0; PENDING];
-        }
-        // The parts whose run is this one interval, added up per unit.
-        let mut joules_last = 0.0;
-        let mut next_e = usize::MAX;
-        for (joules_per_tick, members) in &self.units {
-            let mut ticks_last = 0u64;
-            for p in &mut self.state[members.clone()] {
-                let (a, b) = (before.get(p.col).copied(), row.get(p.col).copied());
-                if b != a {
-                    let ticks = b.unwrap_or(0).saturating_sub(a.unwrap_or(0));
-                    if p.known && p.start_t == t0 && p.covered + 1 == k {
-                        ticks_last = ticks_last.saturating_add(ticks);
-                    } else {
-                        let watts = if p.known && t > p.start_t {
-                            ticks as f64 * joules_per_tick * 1e6 / (t - p.start_t) as f64
-                        } else {
-                            f64::NAN
-                        };
-                        for q in p.covered..k {
-                            self.pending[q % PENDING] += watts;
-                        }
-                    }
-                    (p.start_t, p.known, p.covered) = (t, true, k);
-                } else if k - p.covered > RUN_SEARCH {
-                    p.covered = k;
+/// The general case of [`peak_power`] for one part: its counter's `values` at `times`, the
+/// samples after sample `k0` (where it read `before`); each run of the counter that ends there
+/// adds its power to the intervals it covers in `pending`.
+#[inline(never)]
+fn general_block(
+    p: &mut Part,
+    k0: usize,
+    before: u64,
+    times: &[u64],
+    values: &[u64],
+    pending: &mut [f64],
+) {
+    let mut a = before;
+    for (k, (&t, &b)) in (k0 + 1..).zip(times.iter().zip(values)) {
+        if b != a {
+            let watts = p.run_watts(b.saturating_sub(a), t);
+            for q in p.covered..k {
+                if let Some(x) = pending.get_mut(q % PENDING) {
+                    *x += watts;
                 }
-                next_e = next_e.min(p.covered);
             }
-            joules_last += ticks_last as f64 * joules_per_tick;
+            (p.start_t, p.known, p.covered, a) = (t, true, k, b);
+        } else if k - p.covered > RUN_SEARCH {
+            p.covered = k;
         }
-        if joules_last > 0.0 || t <= t0 {
-            let watts = if t > t0 { joules_last * self.per_us(t - t0) } else { f64::NAN };
-            self.pending[(k - 1) % PENDING] += watts;
-        }
-        for q in self.e..next_e {
-            let w = std::mem::take(&mut self.pending[q % PENDING]);
-            // NaN (a run with an unknown beginning) leaves the peak as it is.
-            if q < self.j {
-                self.offer(w);
-            }
-        }
-        self.e = next_e;
-        self.aligned = self.e == k && self.state.iter().all(|p| p.known && p.start_t == t);
     }
 }
 
@@ -590,8 +632,7 @@ fn single_part_peak(ring: &Ring, part: &Part, i: usize, j: usize) -> Option<f64>
     let c = part.col;
     let (mut start_t, mut known, mut covered) = (part.start_t, part.known, i);
     let mut v0 = ring.value(i, c)?;
-    // The peak so far, as joules over µs.
-    let mut best = (f64::NEG_INFINITY, 1.0);
+    let mut best = Best::NONE;
     let stop = j.saturating_add(RUN_SEARCH).saturating_add(1);
     let mut k = i;
     'scan: for (times, ticks) in ring.slices(i + 1..stop) {
@@ -603,32 +644,27 @@ fn single_part_peak(ring: &Ring, part: &Part, i: usize, j: usize) -> Option<f64>
             let v = row.get(c).copied().unwrap_or(v0);
             if v != v0 {
                 if known && t > start_t {
-                    let (joules, dt) =
-                        (v.saturating_sub(v0) as f64 * part.joules_per_tick, (t - start_t) as f64);
-                    if joules * best.1 > best.0 * dt {
-                        best = (joules, dt);
-                    }
+                    let joules = v.saturating_sub(v0) as f64 * part.joules_per_tick;
+                    best.offer(joules, (t - start_t) as f64);
                 }
                 (v0, start_t, known, covered) = (v, t, true, k);
             } else if k - covered > RUN_SEARCH {
                 // Still for that long: next to nothing.
-                best.0 = best.0.max(0.0);
+                best.offer_watts(0.0);
                 covered = k;
             }
         }
     }
     if covered < j {
-        best.0 = best.0.max(0.0);
+        best.offer_watts(0.0);
     }
-    let w = best.0 * 1e6 / best.1;
-    (w > f64::NEG_INFINITY).then_some(w)
+    best.watts()
 }
 
 /// The common case of [`peak_power`]: samples `rows` (timestamps, and `d` counters each) after
 /// `prev`, while every part's run is one sampling interval (every part changed at the previous
 /// sample and changes at this one). Returns how many samples it took in: it stops before the
-/// first sample where a part did not change, or after `limit` samples. `best` is the peak so far
-/// (joules over µs).
+/// first sample where a part did not change, or after `limit` samples.
 fn aligned_run(
     prev: (u64, &[u64]),
     rows: (&[u64], &[u64]),
@@ -636,7 +672,7 @@ fn aligned_run(
     cols: &[usize],
     units: &[(f64, std::ops::Range<usize>)],
     limit: usize,
-    best: &mut (f64, f64),
+    best: &mut Best,
 ) -> usize {
     let (mut t0, mut before) = prev;
     let mut taken = 0;
@@ -657,11 +693,7 @@ fn aligned_run(
         if !all_changed {
             break;
         }
-        // joules / dt above the best so far, without a division.
-        let dt = (t - t0) as i64 as f64;
-        if joules * best.1 > best.0 * dt {
-            *best = (joules, dt);
-        }
+        best.offer(joules, (t - t0) as i64 as f64);
         (t0, before, taken) = (t, row, taken + 1);
     }
     taken

@@ -241,6 +241,7 @@ pub fn start(
         threads.push(std::thread::Builder::new().name("powerstack-slow".into()).spawn(
             move || {
                 let period = SLOW_PERIOD.as_nanos() as u64;
+                let mut offsets: Vec<Option<i64>> = vec![None; columns];
                 let mut next = mono_ns();
                 while !stop.load(Ordering::Relaxed) {
                     let snap = slow.sample();
@@ -250,19 +251,37 @@ pub fn start(
                             let Some(c) = *col else { continue };
                             let (ticks, watts) = raw(v);
                             let ticks = ticks.or_else(|| watts.map(|w| (w * 1e6) as u64));
+                            // Place a reading at the time the hardware took it when it says
+                            // (pm_counters stamps each update): the controller's clock is mapped
+                            // onto ours by the smallest read-minus-stamp offset seen, which removes
+                            // the up-to-one-period staleness of each read.
+                            let hw = match v {
+                                Value::Energy { hw_time_us: Some(h), .. } => Some(*h),
+                                _ => None,
+                            };
+                            let at = match hw {
+                                Some(h) => {
+                                    let o = (snap.mono_ns / 1000) as i64 - h as i64;
+                                    let off = offsets[c].map_or(o, |m: i64| m.min(o));
+                                    offsets[c] = Some(off);
+                                    ((h as i64 + off).max(0) as u64) * 1000
+                                }
+                                None => snap.mono_ns,
+                            };
                             l[c] = match (ticks, l[c]) {
-                                (Some(t), Some(prev))
-                                    if snap.mono_ns > prev.mono_ns && t >= prev.ticks =>
-                                {
+                                // The same update read again: keep the reading and its rate.
+                                (Some(t), Some(prev)) if hw.is_some() && at <= prev.mono_ns => {
+                                    Some(SlowReading { ticks: t.max(prev.ticks), ..prev })
+                                }
+                                (Some(t), Some(prev)) if at > prev.mono_ns && t >= prev.ticks => {
                                     Some(SlowReading {
                                         ticks: t,
-                                        mono_ns: snap.mono_ns,
-                                        rate: (t - prev.ticks) as f64
-                                            / (snap.mono_ns - prev.mono_ns) as f64,
+                                        mono_ns: at,
+                                        rate: (t - prev.ticks) as f64 / (at - prev.mono_ns) as f64,
                                     })
                                 }
                                 (Some(t), _) => {
-                                    Some(SlowReading { ticks: t, mono_ns: snap.mono_ns, rate: 0.0 })
+                                    Some(SlowReading { ticks: t, mono_ns: at, rate: 0.0 })
                                 }
                                 (None, _) => None,
                             };

@@ -47,7 +47,25 @@ impl Node {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        Node { dir, _sim: Proc(sim) }
+        let node = Node { dir, _sim: Proc(sim) };
+        node.wait_until_animated();
+        node
+    }
+
+    /// Waits until the simulator process runs (a counter file changes), so that nothing written
+    /// to the tree races the simulator's start.
+    fn wait_until_animated(&self) {
+        let probe = ["sys/class/powercap/intel-rapl:0/energy_uj", "sys/cray/pm_counters/freshness"]
+            .iter()
+            .map(|p| self.root().join(p))
+            .find(|p| p.exists())
+            .expect("a counter to watch");
+        let first = std::fs::read_to_string(&probe).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::fs::read_to_string(&probe).unwrap_or_default() == first {
+            assert!(Instant::now() < deadline, "the simulator did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     fn root(&self) -> PathBuf {
@@ -307,4 +325,52 @@ fn limits_set_through_the_agent_are_restored_on_sigterm_and_after_a_crash() {
     assert_eq!(n.limit_uw(), "90000000", "a killed agent cannot restore");
     let (_again, _) = n.agent();
     assert_eq!(n.limit_uw(), before, "restored at the next start");
+}
+
+#[test]
+fn up_starts_an_agent_and_shows_live_power() {
+    // This test machine has no readable power source: `up` says so and uses the simulated node.
+    let empty = tempfile::tempdir().unwrap();
+    let out = bin()
+        .args([
+            "up",
+            "--duration",
+            "2500ms",
+            "--listen",
+            "127.0.0.1:0",
+            "--root",
+            empty.path().to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("SIMULATED"), "{stderr}");
+    assert!(stderr.contains("API http://127.0.0.1:") && stderr.contains("/metrics"), "{stderr}");
+    assert!(stdout.contains("[SIMULATED hardware: profile intel-2s]"), "{stdout}");
+    let node: f64 = stdout
+        .lines()
+        .filter(|l| l.starts_with("NODE"))
+        .last()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("no NODE line: {stdout}"));
+    assert!((node - 287.0).abs() < 0.01 * 287.0, "{node}");
+}
+
+#[test]
+fn bad_agent_settings_are_one_line() {
+    for args in [
+        &["agent", "--rate-hz", "5000", "--socket", "", "--listen", "127.0.0.1:0"][..],
+        &["agent", "--rate-hz", "0.01", "--socket", "", "--listen", "127.0.0.1:0"][..],
+        &["agent", "--buffer-samples", "1", "--socket", "", "--listen", "127.0.0.1:0"][..],
+        &["agent", "--socket", "", "--listen", ""][..],
+        &["agent", "--config", "/nonexistent/agent.toml"][..],
+    ] {
+        let (code, _, err) = run(args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{err}");
+    }
 }
