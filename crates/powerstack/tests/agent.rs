@@ -351,8 +351,7 @@ fn up_starts_an_agent_and_shows_live_power() {
     assert!(stdout.contains("[SIMULATED hardware: profile intel-2s]"), "{stdout}");
     let node: f64 = stdout
         .lines()
-        .filter(|l| l.starts_with("NODE"))
-        .last()
+        .rfind(|l| l.starts_with("NODE"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|w| w.parse().ok())
         .unwrap_or_else(|| panic!("no NODE line: {stdout}"));
