@@ -403,7 +403,7 @@ impl Part {
 }
 
 /// How many samples the general case of [`peak_power`] takes in at a time, part after part.
-const BLOCK: usize = 4096;
+const BLOCK: usize = 1024;
 
 /// The stride of the parts' columns in the general case's copy of a block: not a power of two,
 /// so that the columns do not fall on the same cache sets.
@@ -600,7 +600,6 @@ fn fast_block(
 /// The general case of [`peak_power`] for one part: its counter's `values` at `times`, the
 /// samples after sample `k0` (where it read `before`); each run of the counter that ends there
 /// adds its power to the intervals it covers in `pending`.
-#[inline(never)]
 fn general_block(
     p: &mut Part,
     k0: usize,
@@ -610,18 +609,30 @@ fn general_block(
     pending: &mut [f64],
 ) {
     let mut a = before;
-    for (k, (&t, &b)) in (k0 + 1..).zip(times.iter().zip(values)) {
-        if b != a {
-            let watts = p.run_watts(b.saturating_sub(a), t);
-            for q in p.covered..k {
-                if let Some(x) = pending.get_mut(q % PENDING) {
-                    *x += watts;
-                }
-            }
-            (p.start_t, p.known, p.covered, a) = (t, true, k, b);
-        } else if k - p.covered > RUN_SEARCH {
-            p.covered = k;
-        }
+    let mut r = 0;
+    while let Some(off) = values.get(r..).and_then(|rest| rest.iter().position(|&b| b != a)) {
+        r += off;
+        let (k, t, b) = (k0 + 1 + r, times.get(r).copied().unwrap_or(0), values[r]);
+        let watts = p.run_watts(b.saturating_sub(a), t);
+        add_to_intervals(pending, p.covered..k, watts);
+        (p.start_t, p.known, p.covered, a) = (t, true, k, b);
+        r += 1;
+    }
+    // A counter still for that long draws next to nothing: 0 W so far, so that the other parts
+    // need not wait for it.
+    let k_end = k0 + values.len();
+    if k_end - p.covered > RUN_SEARCH {
+        p.covered = k_end;
+    }
+}
+
+/// Adds `watts` to the intervals `range` of `pending` (at most [`PENDING`] of them).
+fn add_to_intervals(pending: &mut [f64], range: std::ops::Range<usize>, watts: f64) {
+    let n = range.len().min(PENDING);
+    let (head, tail) = pending.split_at_mut((range.start % PENDING).min(pending.len()));
+    let first = n.min(tail.len());
+    for x in tail.iter_mut().take(first).chain(head.iter_mut().take(n - first)) {
+        *x += watts;
     }
 }
 
