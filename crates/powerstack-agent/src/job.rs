@@ -9,14 +9,19 @@
 //! - a domain's energy at a time between two samples is the linear interpolation of its counter
 //!   between them (the edges of a window need not fall on samples), so a job's energy is the exact
 //!   counter difference across the covered part, and its mean power that energy over the covered
-//!   duration: a time-weighted mean, whatever the sampling irregularities;
+//!   duration: a time-weighted mean, whatever the sampling irregularities. A counter updated less
+//!   often than the ring is sampled (pm_counters at 10 Hz, NVML) repeats its value, then jumps: it
+//!   is interpolated between the samples where it changed;
+//! - the peak is the highest node power over one sampling interval, or, when a node part is
+//!   updated less often, over the stretches between its updates (see `peak_power`);
 //! - the node is what [`powerstack_model::power::node_parts`] says: a node domain, else psys plus
 //!   the GPUs, else packages, memory and GPUs (the rule of `PowerReport`);
 //! - `data_presence` is `Complete` when the buffer covers the whole window, `Partial` when it
 //!   covers part of it (a window enclosing the whole buffer included), `None` when nothing
 //!   overlaps.
 //!
-//! The computation costs two binary searches and one pass over the covered samples (for the peak).
+//! The computation costs two binary searches and one pass over the covered samples (for the peak):
+//! a few ms for a million samples.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -362,7 +367,8 @@ fn level_at(ring: &Ring, c: usize, t: u64) -> Option<Level> {
     let Some(s1) = next_change(ring, c, i, v, RUN_SEARCH) else {
         return Some(flat);
     };
-    let s0 = run_start(ring, c, i, v).unwrap_or(i);
+    // Unknown: the run goes back at least as far as the search looked.
+    let s0 = run_start(ring, c, i, v).unwrap_or(i.saturating_sub(RUN_SEARCH));
     let (Some(t0), Some(t1), Some(v1)) = (ring.time(s0), ring.time(s1), ring.value(s1, c)) else {
         return Some(flat);
     };
@@ -371,50 +377,8 @@ fn level_at(ring: &Ring, c: usize, t: u64) -> Option<Level> {
     Some(Level { base: v, extra: v1.saturating_sub(v) as f64 * frac })
 }
 
-/// One node part during the peak search: where its counter's current run began. (Within a run
-/// the counter holds one value, so the energy of the run is the change that ends it.)
-struct Part {
-    col: usize,
-    joules_per_tick: f64,
-    /// The time of the sample where the run began.
-    start_t: u64,
-    /// Whether the run's beginning is known (it is not for a run that reaches back to the oldest
-    /// sample kept, or further back than [`RUN_SEARCH`]).
-    known: bool,
-    /// The sample up to which this part's power has been added to the intervals.
-    covered: usize,
-    /// The last run length seen, µs, and 1e6 over it (sampling is regular: this saves divisions).
-    last_dt: (u64, f64),
-}
-
-impl Part {
-    /// Watts of a run of `ticks` that ended at `t`; NaN when the run's beginning is not known.
-    #[inline]
-    fn run_watts(&mut self, ticks: u64, t: u64) -> f64 {
-        if !self.known || t <= self.start_t {
-            return f64::NAN;
-        }
-        let dt = t - self.start_t;
-        if self.last_dt.0 != dt {
-            self.last_dt = (dt, 1e6 / dt as f64);
-        }
-        ticks as f64 * self.joules_per_tick * self.last_dt.1
-    }
-}
-
-/// How many samples the general case of [`peak_power`] takes in at a time, part after part.
-const BLOCK: usize = 1024;
-
-/// The stride of the parts' columns in the general case's copy of a block: not a power of two,
-/// so that the columns do not fall on the same cache sets.
-const COLUMN: usize = BLOCK + 8;
-
-/// The sums of the parts' powers over the intervals not evaluated yet, by interval (the one from
-/// sample `k` to `k + 1` at `k % PENDING`): never more than [`RUN_SEARCH`] + [`BLOCK`] + 1.
-const PENDING: usize = (RUN_SEARCH + BLOCK + 2).next_power_of_two();
-
-/// The peak so far, as joules over µs (no division per interval).
-#[derive(Clone, Copy)]
+/// The peak so far, as joules over µs (comparisons need no division).
+#[derive(Clone, Copy, Debug)]
 struct Best(f64, f64);
 
 impl Best {
@@ -428,224 +392,78 @@ impl Best {
         }
     }
 
-    /// A power in watts, if higher (NaN is not).
-    #[inline]
-    fn offer_watts(&mut self, watts: f64) {
-        self.offer(watts * 1e-6, 1.0);
-    }
-
     fn watts(self) -> Option<f64> {
         let w = self.0 * 1e6 / self.1;
         (w > f64::NEG_INFINITY).then_some(w)
     }
 }
 
-/// The highest node power within `from..to` (within the buffer, with a duration), W.
+/// How many sampling intervals [`peak_power`] looks at to tell the parts that change at every
+/// sample from the slower ones.
+const PROBE: usize = 64;
+
+/// The highest node power within `from..to` (within the buffer, with a duration), W; `parts`
+/// are the node's columns and their joules per tick.
 ///
-/// Each part's power is constant over a run of its counter (the samples from one change to the
-/// next: one sampling interval for a counter that changes at every sample, ten for a 10 Hz
-/// counter in a 100 Hz ring); the node's power over a sampling interval is the sum of the
-/// parts' powers there. Intervals where a part's run has an unknown beginning are left out; a
-/// part whose counter stays still for more than [`RUN_SEARCH`] samples counts 0 W there (it draws
-/// next to nothing, and the other parts need not wait for it). One pass over the covered samples
-/// (and on, until the slow parts' runs end).
+/// A counter updated less often than the ring is sampled (pm_counters at 10 Hz, NVML) repeats its
+/// value, then jumps: its power is constant over each run from one change to the next, and known
+/// when the run ends. So:
+///
+/// - a node of one part: the highest power over the runs of its counter (over each sampling
+///   interval for a counter that changes at every sample);
+/// - parts that all change at every sample: the highest node power over a sampling interval;
+/// - some parts slower: the node's power is known at their pace, so the highest power over the
+///   stretches between their changes (the other parts' energies over the same stretches).
+///
+/// Runs with an unknown beginning (reaching back to the oldest sample) are left out; a part still
+/// for more than [`RUN_SEARCH`] samples counts 0 W there (it draws next to nothing). One pass
+/// over the covered samples (and on, until the slow parts' runs end).
 fn peak_power(ring: &Ring, parts: &[(usize, f64)], from: u64, to: u64) -> Option<f64> {
     let i = ring.last_at_or_before(from)?;
     let j = ring.first_at_or_after(to)?;
-    let (t_i, row_i) = ring.get(i)?;
-    let d = ring.domains();
-    let mut state: Vec<Part> = Vec::with_capacity(parts.len());
-    for &(col, joules_per_tick) in parts {
-        let start = run_start(ring, col, i, row_i.get(col).copied()?);
-        state.push(Part {
-            col,
-            joules_per_tick,
-            start_t: start.and_then(|s| ring.time(s)).unwrap_or(t_i),
-            known: start.is_some(),
-            covered: i,
-            last_dt: (0, f64::NAN),
-        });
+    if j <= i || ring.domains() == 0 {
+        return None;
     }
-    if let [part] = &state[..] {
-        return single_part_peak(ring, part, i, j);
+    if let [(col, joules_per_tick)] = parts {
+        return single_part_peak(ring, *col, *joules_per_tick, i, j);
     }
-    // The parts grouped by unit: (joules per tick, their range in `cols`).
-    state.sort_by(|a, b| a.joules_per_tick.total_cmp(&b.joules_per_tick));
-    let cols: Vec<usize> = state.iter().map(|p| p.col).collect();
-    let mut units: Vec<(f64, std::ops::Range<usize>)> = Vec::new();
-    for (n, p) in state.iter().enumerate() {
-        match units.last_mut() {
-            Some((jpt, members)) if *jpt == p.joules_per_tick => members.end = n + 1,
-            _ => units.push((p.joules_per_tick, n..n + 1)),
+    // The parts that changed at every sample of the first intervals.
+    let mut every = vec![true; parts.len()];
+    for k in i..(i + PROBE).min(j) {
+        if let (Some((_, a)), Some((_, b))) = (ring.get(k), ring.get(k + 1)) {
+            for (e, &(c, _)) in every.iter_mut().zip(parts) {
+                *e &= a.get(c) != b.get(c);
+            }
         }
     }
-    // The common case: every part's run began at the previous sample and nothing is pending,
-    // so when every part changes again the interval is each part's whole run (the parts'
-    // `start_t` and `covered` are not kept up to date meanwhile).
-    let mut aligned = state.iter().all(|p| p.known && p.start_t == t_i);
-    let mut best = Best::NONE;
-    let mut pending: Vec<f64> = Vec::new();
-    // The general case's copy of a block's counters, part after part (`state` order).
-    let mut columns: Vec<u64> = Vec::new();
-    let mut per_joule: Vec<f64> = Vec::new();
-    // The next interval to evaluate: from sample `e` to `e + 1`.
-    let mut e = i;
-    // Past the covered part only to see the slow parts' runs end, and not for ever.
-    let stop = j.saturating_add(RUN_SEARCH).saturating_add(1);
-    let (mut k, mut prev) = (i, (t_i, row_i));
-    'scan: for (times, ticks) in ring.slices(i + 1..stop) {
-        let mut n = 0;
-        while n < times.len() {
-            if e >= j {
-                break 'scan;
-            }
-            if aligned {
-                let rows = (&times[n..], &ticks[n * d..]);
-                let taken = aligned_run(prev, rows, d, &cols, &units, j - k, &mut best);
-                if taken > 0 {
-                    (n, k, e) = (n + taken, k + taken, k + taken);
-                    prev = (times[n - 1], &ticks[(n - 1) * d..n * d]);
-                    continue;
-                }
-                // Leaving the common case: the runs began at the previous sample.
-                for p in &mut state {
-                    (p.start_t, p.covered) = (prev.0, k);
-                }
-            }
-            if pending.is_empty() {
-                pending = vec![0.0; PENDING];
-                columns = vec![0; COLUMN * state.len()];
-                per_joule = vec![0.0; BLOCK];
-            }
-            let m = (times.len() - n).min(BLOCK);
-            let (block_t, rows) = (&times[n..n + m], &ticks[n * d..(n + m) * d]);
-            // The parts' counters of the block, part after part (one pass over the rows).
-            for (r, row) in rows.chunks_exact(d).enumerate() {
-                for (x, &c) in cols.iter().enumerate() {
-                    if let Some(v) = columns.get_mut(x * COLUMN + r) {
-                        *v = row.get(c).copied().unwrap_or(0);
-                    }
-                }
-            }
-            // Watts per joule over each sampling interval (NaN where time stands still).
-            let mut t0 = prev.0;
-            for (w, &t) in per_joule.iter_mut().zip(block_t) {
-                *w = if t > t0 { 1e6 / (t - t0) as f64 } else { f64::NAN };
-                t0 = t;
-            }
-            for (x, p) in state.iter_mut().enumerate() {
-                let before = prev.1.get(p.col).copied().unwrap_or(0);
-                let values = columns.get(x * COLUMN..x * COLUMN + m).unwrap_or_default();
-                let mut changes = values.iter().zip(std::iter::once(&before).chain(values));
-                if p.known && p.covered == k && p.start_t == prev.0 && changes.all(|(b, a)| b != a)
-                {
-                    // Runs of one interval each: each adds to its own interval.
-                    fast_block(p, k, before, values, &per_joule[..m], &mut pending);
-                    p.start_t = block_t[m - 1];
-                } else {
-                    general_block(p, k, before, block_t, values, &mut pending);
-                }
-            }
-            (n, k) = (n + m, k + m);
-            prev = (times[n - 1], &ticks[(n - 1) * d..n * d]);
-            let next_e = state.iter().map(|p| p.covered).min().unwrap_or(k);
-            for q in e..next_e {
-                let w = std::mem::take(&mut pending[q % PENDING]);
-                if q < j {
-                    best.offer_watts(w);
-                }
-            }
-            e = next_e;
-            aligned = e == k && state.iter().all(|p| p.known && p.start_t == prev.0);
-        }
-    }
-    // The rest: parts whose counter did not change again (soon) count 0 W there.
-    if !pending.is_empty() {
-        for q in e..j {
-            best.offer_watts(pending[q % PENDING]);
-        }
-    }
-    best.watts()
-}
-
-/// The general case of [`peak_power`] for a part whose counter changes at every sample of the
-/// block and did at the one before (`before`, sample `k0`): each interval gets its own change's
-/// power (`per_joule`: watts per joule over each interval).
-#[inline(never)]
-fn fast_block(
-    p: &mut Part,
-    k0: usize,
-    before: u64,
-    values: &[u64],
-    per_joule: &[f64],
-    pending: &mut [f64],
-) {
-    let jpt = p.joules_per_tick;
-    // The block's intervals in `pending`: from slot k0 % PENDING, wrapping at most once.
-    let start = k0 % PENDING;
-    let (tail, head) = pending.split_at_mut(start);
-    let first = values.len().min(head.len());
-    let mut a = before;
-    let mut add = |dst: &mut [f64], values: &[u64], per_joule: &[f64]| {
-        for ((x, &b), &w) in dst.iter_mut().zip(values).zip(per_joule) {
-            *x += b.saturating_sub(a) as i64 as f64 * jpt * w;
-            a = b;
-        }
+    let pick = |want: bool| -> Vec<(usize, f64)> {
+        parts.iter().zip(&every).filter(|&(_, &e)| e == want).map(|(&p, _)| p).collect()
     };
-    add(head, &values[..first], &per_joule[..first]);
-    add(tail, &values[first..], &per_joule[first..]);
-    (p.known, p.covered) = (true, k0 + values.len());
-}
-
-/// The general case of [`peak_power`] for one part: its counter's `values` at `times`, the
-/// samples after sample `k0` (where it read `before`); each run of the counter that ends there
-/// adds its power to the intervals it covers in `pending`.
-fn general_block(
-    p: &mut Part,
-    k0: usize,
-    before: u64,
-    times: &[u64],
-    values: &[u64],
-    pending: &mut [f64],
-) {
-    let mut a = before;
-    let mut r = 0;
-    while let Some(off) = values.get(r..).and_then(|rest| rest.iter().position(|&b| b != a)) {
-        r += off;
-        let (k, t, b) = (k0 + 1 + r, times.get(r).copied().unwrap_or(0), values[r]);
-        let watts = p.run_watts(b.saturating_sub(a), t);
-        add_to_intervals(pending, p.covered..k, watts);
-        (p.start_t, p.known, p.covered, a) = (t, true, k, b);
-        r += 1;
-    }
-    // A counter still for that long draws next to nothing: 0 W so far, so that the other parts
-    // need not wait for it.
-    let k_end = k0 + values.len();
-    if k_end - p.covered > RUN_SEARCH {
-        p.covered = k_end;
-    }
-}
-
-/// Adds `watts` to the intervals `range` of `pending` (at most [`PENDING`] of them).
-fn add_to_intervals(pending: &mut [f64], range: std::ops::Range<usize>, watts: f64) {
-    let n = range.len().min(PENDING);
-    let (head, tail) = pending.split_at_mut((range.start % PENDING).min(pending.len()));
-    let first = n.min(tail.len());
-    for x in tail.iter_mut().take(first).chain(head.iter_mut().take(n - first)) {
-        *x += watts;
+    let (quick, slow) = (pick(true), pick(false));
+    if slow.is_empty() {
+        interval_peak(ring, &quick, i, j)
+    } else {
+        stretch_peak(ring, &quick, &slow, i, j)
     }
 }
 
 /// [`peak_power`] for a node of one part (a node counter, psys): the highest power over the
 /// counter's runs that overlap intervals `i..j`.
-fn single_part_peak(ring: &Ring, part: &Part, i: usize, j: usize) -> Option<f64> {
+fn single_part_peak(
+    ring: &Ring,
+    c: usize,
+    joules_per_tick: f64,
+    i: usize,
+    j: usize,
+) -> Option<f64> {
     let d = ring.domains();
-    let c = part.col;
-    let (mut start_t, mut known, mut covered) = (part.start_t, part.known, i);
-    let mut v0 = ring.value(i, c)?;
+    let (t_i, row_i) = ring.get(i)?;
+    let mut v0 = row_i.get(c).copied()?;
+    let start = run_start(ring, c, i, v0);
+    let mut start_t = start.and_then(|s| ring.time(s)).unwrap_or(t_i);
+    let (mut known, mut covered, mut k) = (start.is_some(), i, i);
     let mut best = Best::NONE;
     let stop = j.saturating_add(RUN_SEARCH).saturating_add(1);
-    let mut k = i;
     'scan: for (times, ticks) in ring.slices(i + 1..stop) {
         for (&t, row) in times.iter().zip(ticks.chunks_exact(d)) {
             if covered >= j {
@@ -655,59 +473,233 @@ fn single_part_peak(ring: &Ring, part: &Part, i: usize, j: usize) -> Option<f64>
             let v = row.get(c).copied().unwrap_or(v0);
             if v != v0 {
                 if known && t > start_t {
-                    let joules = v.saturating_sub(v0) as f64 * part.joules_per_tick;
+                    let joules = v.saturating_sub(v0) as f64 * joules_per_tick;
                     best.offer(joules, (t - start_t) as f64);
                 }
                 (v0, start_t, known, covered) = (v, t, true, k);
             } else if k - covered > RUN_SEARCH {
                 // Still for that long: next to nothing.
-                best.offer_watts(0.0);
+                best.offer(0.0, 1.0);
                 covered = k;
             }
         }
     }
     if covered < j {
-        best.offer_watts(0.0);
+        best.offer(0.0, 1.0);
     }
     best.watts()
 }
 
-/// The common case of [`peak_power`]: samples `rows` (timestamps, and `d` counters each) after
-/// `prev`, while every part's run is one sampling interval (every part changed at the previous
-/// sample and changes at this one). Returns how many samples it took in: it stops before the
-/// first sample where a part did not change, or after `limit` samples.
-fn aligned_run(
-    prev: (u64, &[u64]),
-    rows: (&[u64], &[u64]),
-    d: usize,
-    cols: &[usize],
-    units: &[(f64, std::ops::Range<usize>)],
-    limit: usize,
-    best: &mut Best,
-) -> usize {
-    let (mut t0, mut before) = prev;
-    let mut taken = 0;
-    for (&t, row) in rows.0.iter().zip(rows.1.chunks_exact(d)).take(limit) {
-        let mut all_changed = t > t0;
-        // Ticks are added up per unit (integer additions), then converted once.
-        let mut joules = 0.0;
-        for (joules_per_tick, members) in units {
-            let mut ticks = 0u64;
-            for &c in cols.get(members.clone()).unwrap_or_default() {
-                let (a, b) =
-                    (before.get(c).copied().unwrap_or(0), row.get(c).copied().unwrap_or(0));
-                all_changed &= b != a;
-                ticks = ticks.saturating_add(b.saturating_sub(a));
-            }
-            joules += ticks as f64 * joules_per_tick;
+/// The parts grouped by unit: their columns, and (joules per tick, the range of the columns).
+type Units = (Vec<usize>, Vec<(f64, std::ops::Range<usize>)>);
+
+fn by_unit(parts: &[(usize, f64)]) -> Units {
+    let mut parts = parts.to_vec();
+    parts.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let mut units: Vec<(f64, std::ops::Range<usize>)> = Vec::new();
+    for (n, &(_, jpt)) in parts.iter().enumerate() {
+        match units.last_mut() {
+            Some((unit, members)) if *unit == jpt => members.end = n + 1,
+            _ => units.push((jpt, n..n + 1)),
         }
-        if !all_changed {
-            break;
-        }
-        best.offer(joules, (t - t0) as i64 as f64);
-        (t0, before, taken) = (t, row, taken + 1);
     }
-    taken
+    (parts.iter().map(|p| p.0).collect(), units)
+}
+
+/// Joules of the parts from counters `before` to counters `after` (ticks added up per unit, as
+/// integers, then converted once).
+#[inline]
+fn joules_between(before: &[u64], after: &[u64], (cols, units): &Units) -> f64 {
+    let mut joules = 0.0;
+    for (joules_per_tick, members) in units {
+        let mut ticks = 0u64;
+        for &c in cols.get(members.clone()).unwrap_or_default() {
+            let (a, b) = (before.get(c).copied().unwrap_or(0), after.get(c).copied().unwrap_or(0));
+            ticks = ticks.saturating_add(b.saturating_sub(a));
+        }
+        joules += ticks as f64 * joules_per_tick;
+    }
+    joules
+}
+
+/// [`peak_power`] when every part changes at every sample: the highest node power over the
+/// sampling intervals `i..j`.
+fn interval_peak(ring: &Ring, parts: &[(usize, f64)], i: usize, j: usize) -> Option<f64> {
+    let d = ring.domains();
+    let units = by_unit(parts);
+    let (mut t0, mut before) = ring.get(i)?;
+    let mut best = Best::NONE;
+    if let (cols, [(joules_per_tick, _)]) = (&units.0, &units.1[..]) {
+        // One unit: the sum of the counters (wrapping: they never decrease, so differences of
+        // sums are sums of differences).
+        let sum = |row: &[u64]| {
+            cols.iter().fold(0u64, |s, &c| s.wrapping_add(row.get(c).copied().unwrap_or(0)))
+        };
+        let mut s0 = sum(before);
+        for (times, ticks) in ring.slices(i + 1..j + 1) {
+            for (&t, row) in times.iter().zip(ticks.chunks_exact(d)) {
+                let s = sum(row);
+                if t > t0 {
+                    best.offer(s.wrapping_sub(s0) as i64 as f64 * joules_per_tick, (t - t0) as f64);
+                }
+                (t0, s0) = (t, s);
+            }
+        }
+        return best.watts();
+    }
+    for (times, ticks) in ring.slices(i + 1..j + 1) {
+        for (&t, row) in times.iter().zip(ticks.chunks_exact(d)) {
+            if t > t0 {
+                best.offer(joules_between(before, row, &units), (t - t0) as f64);
+            }
+            (t0, before) = (t, row);
+        }
+    }
+    best.watts()
+}
+
+/// A slow part in [`stretch_peak`].
+struct SlowPart {
+    col: usize,
+    joules_per_tick: f64,
+    /// The counter's current run: its value, the time it began, whether that is known.
+    value: u64,
+    start_t: u64,
+    known: bool,
+    /// The sample of its last change (or of the last time it was taken as still).
+    changed_k: usize,
+    /// The first stretch (numbered from 0) its current run covers that has not had its power.
+    open: usize,
+}
+
+/// A stretch between changes of the slow parts in [`stretch_peak`].
+struct Stretch {
+    /// The sample where it begins.
+    start_k: usize,
+    dt_us: u64,
+    /// The energy of the parts that change at every sample.
+    quick_joules: f64,
+    /// The power of the slow parts that have had it.
+    slow_watts: f64,
+    /// Slow parts whose power over it is not known yet.
+    waiting: usize,
+}
+
+/// [`peak_power`] with slow parts: the highest node power over the stretches between the slow
+/// parts' changes that overlap intervals `i..j`.
+fn stretch_peak(
+    ring: &Ring,
+    quick: &[(usize, f64)],
+    slow: &[(usize, f64)],
+    i: usize,
+    j: usize,
+) -> Option<f64> {
+    let d = ring.domains();
+    let quick = by_unit(quick);
+    let (t_i, row_i) = ring.get(i)?;
+    let mut parts = Vec::with_capacity(slow.len());
+    for &(col, joules_per_tick) in slow {
+        let value = row_i.get(col).copied()?;
+        let start = run_start(ring, col, i, value);
+        parts.push(SlowPart {
+            col,
+            joules_per_tick,
+            value,
+            start_t: start.and_then(|s| ring.time(s)).unwrap_or(t_i),
+            known: start.is_some(),
+            changed_k: i,
+            open: 0,
+        });
+    }
+    let mut stretches: std::collections::VecDeque<Stretch> = Default::default();
+    // The number of the front stretch, and of the next one to close.
+    let (mut base, mut next) = (0usize, 0usize);
+    // The stretch being built: where it began.
+    let (mut s_k, mut s_t, mut s_row) = (i, t_i, row_i);
+    let (mut k, mut last) = (i, (t_i, row_i));
+    let mut best = Best::NONE;
+    let offer = |best: &mut Best, s: &Stretch| {
+        if s.start_k < j && s.dt_us > 0 {
+            let joules = s.quick_joules + s.slow_watts * s.dt_us as f64 * 1e-6;
+            best.offer(joules, s.dt_us as f64);
+        }
+    };
+    let stop = j.saturating_add(2 * RUN_SEARCH + 2);
+    'scan: for (times, ticks) in ring.slices(i + 1..stop) {
+        for (&t, row) in times.iter().zip(ticks.chunks_exact(d)) {
+            k += 1;
+            last = (t, row);
+            let changed = parts.iter().any(|p| row.get(p.col).is_some_and(|&v| v != p.value));
+            if !changed && k - s_k < RUN_SEARCH {
+                continue;
+            }
+            let quick_joules = joules_between(s_row, row, &quick);
+            let waiting = parts.len();
+            let dt_us = t.saturating_sub(s_t);
+            stretches.push_back(Stretch {
+                start_k: s_k,
+                dt_us,
+                quick_joules,
+                slow_watts: 0.0,
+                waiting,
+            });
+            let closed = next;
+            next += 1;
+            for p in &mut parts {
+                let v = row.get(p.col).copied().unwrap_or(p.value);
+                let watts = if v != p.value {
+                    let w = if p.known && t > p.start_t {
+                        v.saturating_sub(p.value) as f64 * p.joules_per_tick * 1e6
+                            / (t - p.start_t) as f64
+                    } else {
+                        f64::NAN
+                    };
+                    (p.value, p.start_t, p.known, p.changed_k) = (v, t, true, k);
+                    w
+                } else if k - p.changed_k > RUN_SEARCH {
+                    // Still for that long: next to nothing.
+                    p.changed_k = k;
+                    0.0
+                } else {
+                    continue;
+                };
+                for s in stretches.iter_mut().skip(p.open.saturating_sub(base)) {
+                    s.slow_watts += watts;
+                    s.waiting = s.waiting.saturating_sub(1);
+                }
+                p.open = closed + 1;
+            }
+            (s_k, s_t, s_row) = (k, t, row);
+            while let Some(s) = stretches.front() {
+                if s.waiting > 0 {
+                    break;
+                }
+                offer(&mut best, s);
+                stretches.pop_front();
+                base += 1;
+            }
+            if s_k >= j && stretches.is_empty() {
+                break 'scan;
+            }
+        }
+    }
+    // The end of the samples: the stretch being built and the runs still open count as they are
+    // (the slow parts' runs still open at 0 W).
+    if s_k < j && k > s_k {
+        let quick_joules = joules_between(s_row, last.1, &quick);
+        let dt_us = last.0.saturating_sub(s_t);
+        stretches.push_back(Stretch {
+            start_k: s_k,
+            dt_us,
+            quick_joules,
+            slow_watts: 0.0,
+            waiting: 0,
+        });
+    }
+    for s in &stretches {
+        offer(&mut best, s);
+    }
+    best.watts()
 }
 
 /// Which columns make up each `cpu_power_N`, `mem_power_N` and `gpu_power_N` key.

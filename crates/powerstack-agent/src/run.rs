@@ -111,6 +111,14 @@ pub fn run(
     let sampler = sampler::start(sources, shared.clone(), config.rate_hz, stop.clone())
         .map_err(|e| AgentError(format!("starting the sampler: {e}")))?;
 
+    // Serve only once there is data: a job marked at once is then covered from its beginning.
+    let first = std::time::Instant::now();
+    while shared.ring.lock().map(|r| r.is_empty()).unwrap_or(false)
+        && first.elapsed() < Duration::from_secs(5)
+    {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

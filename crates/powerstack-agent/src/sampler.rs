@@ -303,7 +303,8 @@ pub fn start(
             let period = (1e9 / rate_hz) as u64;
             let mut state = vec![Column::default(); columns];
             let mut row = vec![0u64; columns];
-            let mut next = mono_ns();
+            // The first sample is taken at once (its deadline is already due).
+            let mut next = mono_ns().saturating_sub((1e9 / rate_hz) as u64);
             let mut last_unix = 0u64;
             let slow_columns: Vec<usize> =
                 (0..columns).filter(|c| !fast_columns.contains(&Some(*c))).collect();

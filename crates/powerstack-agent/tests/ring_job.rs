@@ -356,23 +356,37 @@ fn a_running_job_reports_up_to_the_newest_sample() {
     assert!(r2.samples > r.samples);
 }
 
+/// Catalog entries for synthetic rings: kind, index and joules per tick of each column.
+fn metas(columns: &[(DomainKind, u32, f64)]) -> Vec<DomainMeta> {
+    columns
+        .iter()
+        .map(|&(kind, index, joules_per_tick)| DomainMeta {
+            info: powerstack_model::DomainInfo {
+                id: DomainId::new(kind, index),
+                provider: "test",
+                source: String::new(),
+                measurement: Measurement::Energy(powerstack_model::CounterSpec::non_wrapping(
+                    joules_per_tick,
+                )),
+                limits: vec![],
+                socket: Some(index),
+                label: None,
+            },
+            joules_per_tick,
+        })
+        .collect()
+}
+
+const T0: u64 = 1_795_000_000_000_000;
+
 /// A ring of `n` samples 10 ms apart of three counters (package-0, package-1, memory-0, µJ) whose
 /// increments cycle through 1, 2 and 3 J per interval times the column number plus one.
 fn synthetic(n: usize) -> (Ring, Vec<DomainMeta>) {
-    let info = |kind, index| powerstack_model::DomainInfo {
-        id: DomainId::new(kind, index),
-        provider: "test",
-        source: String::new(),
-        measurement: Measurement::Energy(powerstack_model::CounterSpec::non_wrapping(1e-6)),
-        limits: vec![],
-        socket: Some(index),
-        label: None,
-    };
-    let metas = vec![
-        DomainMeta { info: info(DomainKind::Package, 0), joules_per_tick: 1e-6 },
-        DomainMeta { info: info(DomainKind::Package, 1), joules_per_tick: 1e-6 },
-        DomainMeta { info: info(DomainKind::Memory, 0), joules_per_tick: 1e-6 },
-    ];
+    let metas = metas(&[
+        (DomainKind::Package, 0, 1e-6),
+        (DomainKind::Package, 1, 1e-6),
+        (DomainKind::Memory, 0, 1e-6),
+    ]);
     let mut ring = Ring::new(n, 3);
     let mut ticks = [1u64 << 40, 5, 0];
     for i in 0..n as u64 {
@@ -381,9 +395,69 @@ fn synthetic(n: usize) -> (Ring, Vec<DomainMeta>) {
                 *v += (i % 3 + 1) * (c as u64 + 1) * 1_000_000;
             }
         }
-        ring.push(1_795_000_000_000_000 + i * STEP_US, &ticks);
+        ring.push(T0 + i * STEP_US, &ticks);
     }
     (ring, metas)
+}
+
+/// psys at 100 W (µJ, read at every sample) and two GPUs (mJ) whose counters are updated every
+/// `every` samples (gpu-0 on multiples of `every`, gpu-1 half a period later): gpu-0 draws 50 W,
+/// 150 W over intervals 501 to 600 (interval k: from sample k - 1 to k); gpu-1 draws 30 W.
+fn psys_and_gpus(every: u64) -> (Ring, Vec<DomainMeta>) {
+    let metas = metas(&[
+        (DomainKind::Platform, 0, 1e-6),
+        (DomainKind::Gpu, 0, 1e-3),
+        (DomainKind::Gpu, 1, 1e-3),
+    ]);
+    let gpu0_mj = |k: u64| if (501..=600).contains(&k) { 1500 } else { 500 };
+    let (mut e0, mut e1) = (0u64, 0u64);
+    let mut shown = [0u64; 3];
+    let mut ring = Ring::new(2000, 3);
+    for i in 0..1000u64 {
+        if i > 0 {
+            e0 += gpu0_mj(i);
+            e1 += 300;
+        }
+        shown[0] = i * 1_000_000;
+        if i.is_multiple_of(every) {
+            shown[1] = e0;
+        }
+        if (i + every / 2).is_multiple_of(every) {
+            shown[2] = e1;
+        }
+        ring.push(T0 + i * STEP_US, &shown);
+    }
+    (ring, metas)
+}
+
+#[test]
+fn slow_counters_spread_their_energy_over_their_runs() {
+    for every in [1, 10] {
+        let (ring, metas) = psys_and_gpus(every);
+        let (a, b) = (T0 + 123 * STEP_US + 4_000, T0 + 876 * STEP_US + 1_500);
+        let w = JobWindow {
+            id: "g".into(),
+            user: None,
+            app: None,
+            begin_unix_us: a,
+            end_unix_us: Some(b),
+        };
+        let r = job_result(&ring, &metas, &w, b, HOST);
+        let secs = (b - a) as f64 / 1e6;
+        // psys + the GPUs; gpu-0 draws 100 W more over one second.
+        let e = 180.0 * secs + 100.0;
+        assert!(
+            (r.energy_joules - e).abs() < 1e-6,
+            "every {every}: {} J vs {e} J",
+            r.energy_joules
+        );
+        assert!((r.domain_power["gpu_power_0"] - (50.0 + 100.0 / secs)).abs() < 1e-9);
+        assert!((r.domain_power["gpu_power_1"] - 30.0).abs() < 1e-9);
+        // 100 + 150 + 30 W at most, however rarely the GPU counters are updated (read naively,
+        // a 10-sample update would look like 10 times the power over one interval).
+        assert!((r.peak_node_power - 280.0).abs() < 1e-6, "every {every}: {}", r.peak_node_power);
+        assert_eq!(r.samples, 876 - 123);
+    }
 }
 
 #[test]
@@ -391,7 +465,7 @@ fn a_million_sample_ring_gives_exact_figures() {
     let n = 1_000_000;
     let (ring, metas) = synthetic(n);
     assert_eq!(ring.len(), n);
-    let t0 = 1_795_000_000_000_000;
+    let t0 = T0;
     // From 2.5 ms into interval 10 to 7.5 ms into interval n - 11.
     let (a, b) = (t0 + 10 * STEP_US + 2_500, t0 + (n as u64 - 11) * STEP_US + 7_500);
     let w = JobWindow {

@@ -65,7 +65,9 @@ pub struct JobResultV1 {
     /// (a socket without a memory domain, say) is `-1.0`. GPU keys exist for the node's GPUs.
     #[serde(flatten)]
     pub domain_power: BTreeMap<String, f64>,
-    /// The highest node power over one sampling interval within the covered part, W; `-1.0`
+    /// The highest node power over one sampling interval within the covered part (when a part
+    /// of the node figure is updated less often than the node is sampled, as pm_counters and
+    /// NVML are: over the stretches between its updates), W; never below `node_power`; `-1.0`
     /// when there is no such interval.
     pub peak_node_power: f64,
     /// Start of the covered part, µs since the Unix epoch (0 when nothing is covered).

@@ -66,8 +66,26 @@ pub(crate) async fn end(
     let now = state.shared.clock.now_unix_us();
     let window = lock(&state.shared.jobs).end(&id, now)?.clone();
     let shared = &state.shared;
+    // The window ends now; the sample that closes it comes within one period. Wait for it (at
+    // most two periods, and never more than 2 s) so the answer covers the whole window.
+    let period_us = (1e6 / shared.rate_hz.max(0.1)) as u64;
+    let wait_until = std::time::Instant::now()
+        + std::time::Duration::from_micros((2 * period_us).min(2_000_000));
+    loop {
+        let covered = lock(&shared.ring).newest().is_some_and(|(t, _)| t >= now);
+        if covered || std::time::Instant::now() >= wait_until {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
     let ring = lock(&shared.ring);
-    Ok(Json(job_result(&ring, &shared.domains, &window, now, &shared.hostname)))
+    Ok(Json(job_result(
+        &ring,
+        &shared.domains,
+        &window,
+        shared.clock.now_unix_us(),
+        &shared.hostname,
+    )))
 }
 
 /// The job listing.
