@@ -12,6 +12,7 @@
 
 pub mod allocate;
 pub mod journal;
+pub mod report;
 
 use powerstack_hw::{HwError, Platform};
 use powerstack_model::{DomainId, DomainInfo, DomainKind, LimitWrite, PowerLimit, PowerReport};

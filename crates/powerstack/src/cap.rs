@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use powerstack_api::cap::{CAP_SCHEMA, CAPS_SCHEMA, CapControlV1, CapResultV1, CapWriteV1, CapsV1};
+use powerstack_api::cap::{CAP_SCHEMA, CapResultV1, CapWriteV1};
 use powerstack_api::table;
-use powerstack_cap::{Capper, Done, Planned, Policy, Request, allocate, node_cap_inputs};
+use powerstack_cap::report::{recovered_lines, write_doc};
+use powerstack_cap::{Capper, Done, Policy, Request, allocate, node_cap_inputs};
 use powerstack_hw::Platform;
 use powerstack_model::duration::parse_duration;
 use powerstack_model::{DomainInfo, DomainKind, LimitWrite};
@@ -193,37 +194,12 @@ fn result_doc(node: &Node, command: &str, dry_run: bool, cap: NodeCap) -> CapRes
     }
 }
 
-fn write_doc(catalog: &[DomainInfo], p: &Planned, read_back: Option<f64>) -> CapWriteV1 {
-    let info = &catalog[p.index];
-    CapWriteV1 {
-        domain: info.id.kind.to_string(),
-        index: info.id.index,
-        constraint: p.write.constraint.clone(),
-        previous_watts: p.previous.limit_watts,
-        requested_watts: p.write.limit_watts,
-        read_back_watts: read_back,
-        time_window_s: p.write.time_window_s,
-        provider: info.provider.to_string(),
-        source: info.source.clone(),
-    }
-}
-
 fn print_result(format: Format, doc: &CapResultV1) -> anyhow::Result<()> {
     match format {
         Format::Json => emit(&serde_json::to_string(doc).context("encoding JSON")?),
         Format::Table => emit(&table::cap_result(doc)),
         other => bail!("--format {other:?} is not available for cap; use table or json"),
     }
-}
-
-fn recovered_lines(r: &powerstack_cap::Restored) -> Vec<String> {
-    let mut lines: Vec<String> = r
-        .restored
-        .iter()
-        .map(|k| format!("a previous run was interrupted while writing; restored {k}"))
-        .collect();
-    lines.extend(r.failed.iter().map(|(k, why)| format!("could not restore {k}: {why}")));
-    lines
 }
 
 /// Plans (and unless `--dry-run`, applies) the requests built by `build` from the node's platform.
@@ -242,8 +218,10 @@ fn change(
         let (requests, cap) = build(platform)?;
         let plan = powerstack_cap::plan(platform.catalog(), &requests)?;
         let mut doc = result_doc(&node, command, true, cap);
-        doc.writes =
-            plan.iter().map(|p| write_doc(node.discovery.platform.catalog(), p, None)).collect();
+        doc.writes = plan
+            .iter()
+            .filter_map(|p| write_doc(node.discovery.platform.catalog(), p, None))
+            .collect();
         return print_result(format, &doc);
     }
     let via = via();
@@ -257,7 +235,8 @@ fn change(
     };
     let mut doc = result_doc(&node, command, false, cap);
     let catalog = node.discovery.platform.catalog();
-    doc.writes = done.iter().map(|d| write_doc(catalog, &d.planned, d.read_back_watts)).collect();
+    doc.writes =
+        done.iter().filter_map(|d| write_doc(catalog, &d.planned, d.read_back_watts)).collect();
     if let Some(r) = &recovered {
         doc.recovered = recovered_lines(r);
     }
@@ -332,77 +311,14 @@ fn reset(common: &ControlArgs) -> anyhow::Result<()> {
 fn show(common: &ControlArgs) -> anyhow::Result<()> {
     let format = output::format(common.node.format);
     let mut node = node::open(&common.node)?;
-    let mut warnings: Vec<String> =
+    let warnings: Vec<String> =
         node.discovery.platform.refresh_limits().into_iter().map(|w| w.to_string()).collect();
-    // Reading the journal needs no lock for long; a missing state directory just means nothing
-    // was ever written by powerstack here.
-    let journal = if common.state_dir.join("journal.json").exists() {
-        match powerstack_cap::Journal::open(&common.state_dir) {
-            Ok(j) => Some(j),
-            Err(e) => {
-                warnings.push(format!("who set the limits is unknown: {e}"));
-                None
-            }
-        }
-    } else {
-        None
-    };
-    if let Some(p) = journal.as_ref().and_then(|j| j.in_progress()) {
-        warnings.push(format!(
-            "a previous run (pid {}, {}) was interrupted while writing limits; the next cap command restores the originals",
-            p.pid, p.via
-        ));
-    }
-    let mut controls = Vec::new();
-    for info in node.discovery.platform.catalog() {
-        for l in &info.limits {
-            let key = powerstack_cap::key_of(info, &l.name);
-            let entry = journal.as_ref().and_then(|j| j.entry(&key));
-            let (set_by, detail, at, original) = match entry {
-                Some(e) => {
-                    let last = e.last_written.as_ref();
-                    let in_force = match (last, l.limit_watts) {
-                        (Some(w), Some(now)) => (w.limit_watts - now).abs() <= 0.5,
-                        _ => false,
-                    };
-                    let by = if in_force { "powerstack" } else { "outside powerstack" };
-                    (
-                        by.to_string(),
-                        last.map(|w| format!("{} via {}", w.by, w.via)),
-                        last.map(|w| w.at_unix_us),
-                        e.original.limit_watts,
-                    )
-                }
-                None => ("not powerstack".to_string(), None, None, None),
-            };
-            controls.push(CapControlV1 {
-                domain: info.id.kind.to_string(),
-                index: info.id.index,
-                constraint: l.name.clone(),
-                limit_watts: l.limit_watts,
-                min_watts: l.min_watts,
-                max_watts: l.max_watts,
-                default_watts: l.default_watts,
-                time_window_s: l.time_window_s,
-                enabled: l.enabled,
-                locked: l.locked,
-                provider: info.provider.to_string(),
-                source: info.source.clone(),
-                set_by,
-                set_detail: detail,
-                set_at_unix_us: at,
-                original_watts: original,
-            });
-        }
-    }
-    let doc = CapsV1 {
-        schema: CAPS_SCHEMA.to_string(),
-        hostname: node.origin.hostname.clone(),
-        simulated: node.origin.simulated.is_some(),
-        simulated_profile: node.origin.simulated.clone(),
-        controls,
+    let doc = powerstack_cap::report::caps_document(
+        &node.origin,
+        node.discovery.platform.catalog(),
+        &common.state_dir,
         warnings,
-    };
+    );
     match format {
         Format::Json => emit(&serde_json::to_string(&doc).context("encoding JSON")?),
         Format::Table => emit(&table::caps(&doc)),

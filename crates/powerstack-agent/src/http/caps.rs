@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use powerstack_api::cap::{CAP_SCHEMA, CAPS_SCHEMA, CapControlV1, CapResultV1, CapWriteV1, CapsV1};
-use powerstack_cap::{Capper, Planned, Policy, Request, allocate, node_cap_inputs};
+use powerstack_api::cap::{CAP_SCHEMA, CapResultV1, CapWriteV1, CapsV1};
+use powerstack_cap::{Capper, Policy, Request, allocate, node_cap_inputs};
 use powerstack_hw::Platform;
 use powerstack_model::{DomainInfo, DomainKind, LimitWrite};
 use serde::Deserialize;
@@ -260,30 +260,7 @@ fn result_doc(shared: &Shared, command: String, dry_run: bool, cap: NodeCap) -> 
     }
 }
 
-fn write_doc(catalog: &[DomainInfo], p: &Planned, read_back: Option<f64>) -> Option<CapWriteV1> {
-    let info = catalog.get(p.index)?;
-    Some(CapWriteV1 {
-        domain: info.id.kind.to_string(),
-        index: info.id.index,
-        constraint: p.write.constraint.clone(),
-        previous_watts: p.previous.limit_watts,
-        requested_watts: p.write.limit_watts,
-        read_back_watts: read_back,
-        time_window_s: p.write.time_window_s,
-        provider: info.provider.to_string(),
-        source: info.source.clone(),
-    })
-}
-
-fn recovered_lines(r: &powerstack_cap::Restored) -> Vec<String> {
-    let mut lines: Vec<String> = r
-        .restored
-        .iter()
-        .map(|k| format!("a previous run was interrupted while writing; restored {k}"))
-        .collect();
-    lines.extend(r.failed.iter().map(|(k, why)| format!("could not restore {k}: {why}")));
-    lines
-}
+use powerstack_cap::report::{recovered_lines, write_doc};
 
 fn via(who: &str) -> String {
     format!("{VIA_PREFIX}, {who})")
@@ -411,79 +388,19 @@ pub(crate) async fn reset(
 
 fn caps_doc(shared: &Shared, controls: &Controls) -> Result<CapsV1, ApiError> {
     let mut platform = lock(&controls.platform);
-    let mut warnings: Vec<String> =
-        platform.refresh_limits().iter().map(ToString::to_string).collect();
-    // A missing journal means nothing was ever written by powerstack here.
-    let journal = if controls.state_dir.join("journal.json").exists() {
-        match powerstack_cap::Journal::open(&controls.state_dir) {
-            Ok(j) => Some(j),
-            Err(e) => {
-                warnings.push(format!("who set the limits is unknown: {e}"));
-                None
-            }
-        }
-    } else {
-        None
-    };
-    if let Some(p) = journal.as_ref().and_then(|j| j.in_progress()) {
-        warnings.push(format!(
-            "a previous run (pid {}, {}) was interrupted while writing limits; the next cap change restores the originals",
-            p.pid, p.via
-        ));
-    }
-    let mut out = Vec::new();
-    for info in platform.catalog() {
-        for l in &info.limits {
-            let key = powerstack_cap::key_of(info, &l.name);
-            let entry = journal.as_ref().and_then(|j| j.entry(&key));
-            let (set_by, detail, at, original) = match entry {
-                Some(e) => {
-                    let last = e.last_written.as_ref();
-                    let in_force = match (last, l.limit_watts) {
-                        (Some(w), Some(now)) => (w.limit_watts - now).abs() <= 0.5,
-                        _ => false,
-                    };
-                    let by = if in_force { "powerstack" } else { "outside powerstack" };
-                    (
-                        by.to_string(),
-                        last.map(|w| format!("{} via {}", w.by, w.via)),
-                        last.map(|w| w.at_unix_us),
-                        e.original.limit_watts,
-                    )
-                }
-                None => ("not powerstack".to_string(), None, None, None),
-            };
-            out.push(CapControlV1 {
-                domain: info.id.kind.to_string(),
-                index: info.id.index,
-                constraint: l.name.clone(),
-                limit_watts: l.limit_watts,
-                min_watts: l.min_watts,
-                max_watts: l.max_watts,
-                default_watts: l.default_watts,
-                time_window_s: l.time_window_s,
-                enabled: l.enabled,
-                locked: l.locked,
-                provider: info.provider.to_string(),
-                source: info.source.clone(),
-                set_by,
-                set_detail: detail,
-                set_at_unix_us: at,
-                original_watts: original,
-            });
-        }
-    }
-    Ok(CapsV1 {
-        schema: CAPS_SCHEMA.to_string(),
+    let warnings: Vec<String> = platform.refresh_limits().iter().map(ToString::to_string).collect();
+    let origin = powerstack_api::Origin {
         hostname: shared.hostname.clone(),
-        simulated: shared.simulated.is_some(),
-        simulated_profile: shared.simulated.clone(),
-        controls: out,
+        simulated: shared.simulated.clone(),
+    };
+    Ok(powerstack_cap::report::caps_document(
+        &origin,
+        platform.catalog(),
+        &controls.state_dir,
         warnings,
-    })
+    ))
 }
 
-/// `GET /v1/caps`: every power limit (read from the hardware now), its range, and who set it.
 pub(crate) async fn show(State(state): State<AppState>) -> Result<Json<CapsV1>, ApiError> {
     let controls = state.controls()?;
     let shared = Arc::clone(&state.shared);

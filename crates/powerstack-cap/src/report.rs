@@ -1,0 +1,123 @@
+//! The capping documents (`powerstack.cap.v1`, `powerstack.caps.v1`) built from a catalog and the
+//! journal, shared by `powerstack cap` and the agent's `/v1/caps`.
+
+use std::path::Path;
+
+use powerstack_api::Origin;
+use powerstack_api::cap::{CAPS_SCHEMA, CapControlV1, CapWriteV1, CapsV1};
+use powerstack_model::DomainInfo;
+
+use crate::{Journal, Planned, Restored, key_of};
+
+/// One write of a plan, as reported (`read_back` is `None` on a dry run).
+pub fn write_doc(
+    catalog: &[DomainInfo],
+    p: &Planned,
+    read_back: Option<f64>,
+) -> Option<CapWriteV1> {
+    let info = catalog.get(p.index)?;
+    Some(CapWriteV1 {
+        domain: info.id.kind.to_string(),
+        index: info.id.index,
+        constraint: p.write.constraint.clone(),
+        previous_watts: p.previous.limit_watts,
+        requested_watts: p.write.limit_watts,
+        read_back_watts: read_back,
+        time_window_s: p.write.time_window_s,
+        provider: info.provider.to_string(),
+        source: info.source.clone(),
+    })
+}
+
+/// Lines saying what a recovery after an interrupted run did.
+pub fn recovered_lines(r: &Restored) -> Vec<String> {
+    let mut lines: Vec<String> = r
+        .restored
+        .iter()
+        .map(|k| format!("a previous run was interrupted while writing; restored {k}"))
+        .collect();
+    lines.extend(r.failed.iter().map(|(k, why)| format!("could not restore {k}: {why}")));
+    lines.extend(
+        r.files_restored
+            .iter()
+            .map(|p| format!("a previous run was interrupted while writing; restored {p}")),
+    );
+    lines.extend(r.files_failed.iter().map(|(p, why)| format!("could not restore {p}: {why}")));
+    lines
+}
+
+/// Every limit of `catalog` with its range and who set it (from the journal in `state_dir`, when
+/// there is one: a missing journal means powerstack never wrote a limit here).
+pub fn caps_document(
+    origin: &Origin,
+    catalog: &[DomainInfo],
+    state_dir: &Path,
+    mut warnings: Vec<String>,
+) -> CapsV1 {
+    let journal = if state_dir.join("journal.json").exists() {
+        match Journal::open(state_dir) {
+            Ok(j) => Some(j),
+            Err(e) => {
+                warnings.push(format!("who set the limits is unknown: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if let Some(p) = journal.as_ref().and_then(|j| j.in_progress()) {
+        warnings.push(format!(
+            "a previous run (pid {}, {}) was interrupted while writing limits; the next cap change restores the originals",
+            p.pid, p.via
+        ));
+    }
+    let mut controls = Vec::new();
+    for info in catalog {
+        for l in &info.limits {
+            let entry = journal.as_ref().and_then(|j| j.entry(&key_of(info, &l.name)));
+            let (set_by, detail, at, original) = match entry {
+                Some(e) => {
+                    let last = e.last_written.as_ref();
+                    let in_force = match (last, l.limit_watts) {
+                        (Some(w), Some(now)) => (w.limit_watts - now).abs() <= 0.5,
+                        _ => false,
+                    };
+                    let by = if in_force { "powerstack" } else { "outside powerstack" };
+                    (
+                        by.to_string(),
+                        last.map(|w| format!("{} via {}", w.by, w.via)),
+                        last.map(|w| w.at_unix_us),
+                        e.original.limit_watts,
+                    )
+                }
+                None => ("not powerstack".to_string(), None, None, None),
+            };
+            controls.push(CapControlV1 {
+                domain: info.id.kind.to_string(),
+                index: info.id.index,
+                constraint: l.name.clone(),
+                limit_watts: l.limit_watts,
+                min_watts: l.min_watts,
+                max_watts: l.max_watts,
+                default_watts: l.default_watts,
+                time_window_s: l.time_window_s,
+                enabled: l.enabled,
+                locked: l.locked,
+                provider: info.provider.to_string(),
+                source: info.source.clone(),
+                set_by,
+                set_detail: detail,
+                set_at_unix_us: at,
+                original_watts: original,
+            });
+        }
+    }
+    CapsV1 {
+        schema: CAPS_SCHEMA.to_string(),
+        hostname: origin.hostname.clone(),
+        simulated: origin.simulated.is_some(),
+        simulated_profile: origin.simulated.clone(),
+        controls,
+        warnings,
+    }
+}
