@@ -99,6 +99,18 @@ pub enum CapError {
     /// The node cap could not be split.
     #[error(transparent)]
     Allocation(#[from] AllocError),
+    /// A node cap above what the node can draw with every limit at its maximum.
+    #[error(
+        "node cap {watts} W is above the most this node can draw with every limit at its maximum ({most_watts:.1} W); allowed [{least_watts:.1} W .. {most_watts:.1} W], or reset the caps to lift them"
+    )]
+    AboveNodeMaximum {
+        /// The cap asked for.
+        watts: f64,
+        /// The most the node can draw.
+        most_watts: f64,
+        /// The least it can be held to.
+        least_watts: f64,
+    },
     /// The state directory or journal could not be used.
     #[error("state directory {path}: {detail}")]
     State {
@@ -324,6 +336,66 @@ pub fn plan(catalog: &[DomainInfo], requests: &[Request]) -> Result<Vec<Planned>
             })
         })
         .collect()
+}
+
+/// A node cap, planned: the requests to make and the split behind them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeCapPlan {
+    /// One request per cappable domain (long-term limits enabled, GPU caps).
+    pub requests: Vec<Request>,
+    /// How the cap was split.
+    pub allocation: Allocation,
+}
+
+/// Splits a node cap of `watts` over `catalog`'s cappable domains with `policy`, from a recent
+/// power `report` (for the power that cannot be capped). Refuses a cap that is not a positive
+/// number of watts, one above what the node can draw (except with the Variorum policy, which
+/// ignores everything but the packages), and one below what it can reach unless `clamp`.
+pub fn plan_node_cap(
+    catalog: &[DomainInfo],
+    report: &PowerReport,
+    watts: f64,
+    policy: Policy,
+    clamp: bool,
+) -> Result<NodeCapPlan, CapError> {
+    if !watts.is_finite() || watts <= 0.0 {
+        return Err(CapError::Invalid {
+            what: "node cap".into(),
+            value: format!("{watts}"),
+            range: "a positive number of watts".into(),
+        });
+    }
+    let (cappable, uncappable) = node_cap_inputs(catalog, report);
+    let domains: Vec<Cappable> = cappable.iter().map(|(_, c)| c.clone()).collect();
+    if policy != Policy::Variorum {
+        let most_watts = uncappable + domains.iter().map(|c| c.max_watts).sum::<f64>();
+        let least_watts = uncappable + domains.iter().map(|c| c.min_watts).sum::<f64>();
+        if watts > most_watts {
+            return Err(CapError::AboveNodeMaximum { watts, most_watts, least_watts });
+        }
+    }
+    let allocation = allocate(policy, watts, &domains, uncappable, clamp)?;
+    let requests = allocation
+        .shares
+        .iter()
+        .filter_map(|(id, share)| {
+            let (i, _) = cappable.iter().find(|(_, c)| c.id == *id)?;
+            let constraint = node_cap_constraint(id.kind)?;
+            // Round to a milliwatt: hardware rounds further, and the read-back allows for it.
+            let share = (share * 1000.0).round() / 1000.0;
+            let enabled = (constraint == "long_term").then_some(true);
+            Some(Request {
+                index: *i,
+                write: LimitWrite {
+                    constraint: constraint.to_string(),
+                    limit_watts: share,
+                    time_window_s: None,
+                    enabled,
+                },
+            })
+        })
+        .collect();
+    Ok(NodeCapPlan { requests, allocation })
 }
 
 /// Capping on one node: its platform and its journal.

@@ -6,7 +6,7 @@ use anyhow::{Context, bail};
 use powerstack_api::cap::{CAP_SCHEMA, CapResultV1, CapWriteV1};
 use powerstack_api::table;
 use powerstack_cap::report::{recovered_lines, write_doc};
-use powerstack_cap::{Capper, Done, Policy, Request, allocate, node_cap_inputs};
+use powerstack_cap::{Capper, Done, Policy, Request};
 use powerstack_hw::Platform;
 use powerstack_model::duration::parse_duration;
 use powerstack_model::{DomainInfo, DomainKind, LimitWrite};
@@ -136,37 +136,14 @@ pub fn run(cmd: &CapCommand) -> anyhow::Result<()> {
             }
             change(&a.common, "node", |p| {
                 let report = p.measure(interval);
-                let (cappable, uncappable) = node_cap_inputs(p.catalog(), &report);
-                let domains: Vec<_> = cappable.iter().map(|(_, c)| c.clone()).collect();
-                if policy != Policy::Variorum {
-                    let most = uncappable + domains.iter().map(|c| c.max_watts).sum::<f64>();
-                    let least = uncappable + domains.iter().map(|c| c.min_watts).sum::<f64>();
-                    if w > most {
-                        bail!(
-                            "node cap {w} W is above the most this node can draw with every limit at its maximum ({most:.1} W); allowed [{least:.1} W .. {most:.1} W], or `powerstack cap reset` to lift the caps"
-                        );
-                    }
-                }
-                let alloc = allocate(policy, w, &domains, uncappable, a.clamp)?;
-                let reqs = alloc
-                    .shares
-                    .iter()
-                    .filter_map(|(id, share)| {
-                        let (i, _) = cappable.iter().find(|(_, c)| c.id == *id)?;
-                        let constraint = powerstack_cap::node_cap_constraint(id.kind)?;
-                        let enable = (constraint == "long_term").then_some(true);
-                        // Round to a milliwatt: hardware rounds further, and read-back allows for it.
-                        let share = (share * 1000.0).round() / 1000.0;
-                        Some(Request { index: *i, write: write(constraint, share, None, enable) })
-                    })
-                    .collect();
+                let plan = powerstack_cap::plan_node_cap(p.catalog(), &report, w, policy, a.clamp)?;
                 Ok((
-                    reqs,
+                    plan.requests,
                     NodeCap {
                         policy: Some(policy.as_str().to_string()),
                         cap_watts: Some(w),
-                        uncappable_watts: Some(alloc.uncappable_watts),
-                        clamped: alloc.clamped,
+                        uncappable_watts: Some(plan.allocation.uncappable_watts),
+                        clamped: plan.allocation.clamped,
                     },
                 ))
             })

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use powerstack_api::cap::{CAP_SCHEMA, CapResultV1, CapWriteV1, CapsV1};
-use powerstack_cap::{Capper, Policy, Request, allocate, node_cap_inputs};
+use powerstack_cap::{Capper, Policy, Request};
 use powerstack_hw::Platform;
 use powerstack_model::{DomainInfo, DomainKind, LimitWrite};
 use serde::Deserialize;
@@ -188,44 +188,16 @@ fn build(
             Ok((requests, NodeCap::default()))
         }
         Change::Node { watts, policy, clamp } => {
-            let w = *watts;
-            if !w.is_finite() || w <= 0.0 {
-                return Err(ApiError::Unprocessable(format!(
-                    "node cap {w} W is not a valid power limit: give a positive number of watts"
-                )));
-            }
             let report = report_for(shared, catalog)?;
-            let (cappable, uncappable) = node_cap_inputs(catalog, &report);
-            let domains: Vec<_> = cappable.iter().map(|(_, c)| c.clone()).collect();
-            if *policy != Policy::Variorum {
-                let most = uncappable + domains.iter().map(|c| c.max_watts).sum::<f64>();
-                let least = uncappable + domains.iter().map(|c| c.min_watts).sum::<f64>();
-                if w > most {
-                    return Err(ApiError::Unprocessable(format!(
-                        "node cap {w} W is above the most this node can draw with every limit at its maximum ({most:.1} W); allowed [{least:.1} W .. {most:.1} W], or POST /v1/caps/reset to lift the caps"
-                    )));
-                }
-            }
-            let alloc = allocate(*policy, w, &domains, uncappable, *clamp)
+            let plan = powerstack_cap::plan_node_cap(catalog, &report, *watts, *policy, *clamp)
                 .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-            let requests = alloc
-                .shares
-                .iter()
-                .filter_map(|(id, share)| {
-                    let (i, _) = cappable.iter().find(|(_, c)| c.id == *id)?;
-                    let constraint = powerstack_cap::node_cap_constraint(id.kind)?;
-                    // Round to a milliwatt: hardware rounds further, and read-back allows for it.
-                    let share = (share * 1000.0).round() / 1000.0;
-                    Some(Request { index: *i, write: write(constraint, share, None) })
-                })
-                .collect();
             Ok((
-                requests,
+                plan.requests,
                 NodeCap {
                     policy: Some(policy.as_str().to_string()),
-                    cap_watts: Some(w),
-                    uncappable_watts: Some(alloc.uncappable_watts),
-                    clamped: alloc.clamped,
+                    cap_watts: Some(*watts),
+                    uncappable_watts: Some(plan.allocation.uncappable_watts),
+                    clamped: plan.allocation.clamped,
                 },
             ))
         }
