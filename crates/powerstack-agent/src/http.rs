@@ -291,9 +291,9 @@ fn path_matches(pattern: &str, path: &str) -> bool {
     a.len() == b.len() && a.iter().zip(&b).all(|(p, s)| p.starts_with('{') || p == s)
 }
 
-async fn healthz(State(state): State<AppState>) -> Json<serde_json::Value> {
+async fn healthz(State(state): State<AppState>) -> Json<powerstack_api::agent::HealthV1> {
     let samples = lock(&state.shared.ring).len();
-    Json(serde_json::json!({ "status": "ok", "samples": samples }))
+    Json(powerstack_api::agent::HealthV1 { status: "ok".into(), samples: samples as u64 })
 }
 
 async fn openapi_handler() -> Json<serde_json::Value> {

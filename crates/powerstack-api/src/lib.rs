@@ -1,6 +1,7 @@
 //! Wire formats of powerstack: the only place output shapes are defined.
 //!
 //! - [`v1`]: native, versioned JSON documents (`powerstack.power.v1`, ...), with `serde`.
+//! - [`agent`]: the node agent's health, job listing, begin answer, raw samples and error body.
 //! - [`cap`]: the capping documents (`powerstack.cap.v1`, `powerstack.caps.v1`).
 //! - [`pools`]: the frequency-pool documents (`powerstack.pools.v1`, `powerstack.pools-change.v1`).
 //! - [`variorum`]: LLNL Variorum-compatible JSON (0.8 nested and the older flat form).
@@ -10,6 +11,7 @@
 //! Architecture invariant: this crate turns [`powerstack_model`] values into text. It performs no
 //! I/O, reads no clock and knows no hardware.
 
+pub mod agent;
 pub mod cap;
 pub mod job;
 pub mod pools;

@@ -107,9 +107,12 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             eprintln!("powerstack-agent: {status}: {detail}");
         }
-        let body = serde_json::json!({
-            "error": { "status": status.as_u16(), "message": self.message() }
-        });
+        let body = powerstack_api::agent::ErrorV1 {
+            error: powerstack_api::agent::ErrorBodyV1 {
+                status: status.as_u16(),
+                message: self.message(),
+            },
+        };
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response

@@ -3,8 +3,9 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use powerstack_api::agent::{JobBeganV1, JobsV1};
 use powerstack_api::job::{JobResultV1, JobV1};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::{ApiError, AppPath, AppState, OptionalJson, Writer, lock};
 use crate::job::{JobError, job_result};
@@ -31,21 +32,13 @@ pub(crate) struct BeginBody {
     app: Option<String>,
 }
 
-/// What a begin answers: the job, and how far back the buffer reaches.
-#[derive(Debug, Serialize)]
-pub(crate) struct BeginDoc {
-    #[serde(flatten)]
-    job: JobV1,
-    warnings: Vec<String>,
-}
-
 /// `POST /v1/jobs/{id}/begin`: marks the beginning now (the agent's clock). 201 with the job.
 pub(crate) async fn begin(
     State(state): State<AppState>,
     _writer: Writer,
     AppPath(id): AppPath<String>,
     OptionalJson(body): OptionalJson<BeginBody>,
-) -> Result<(StatusCode, Json<BeginDoc>), ApiError> {
+) -> Result<(StatusCode, Json<JobBeganV1>), ApiError> {
     let body = body.unwrap_or_default();
     let shared = &state.shared;
     let job = {
@@ -54,7 +47,7 @@ pub(crate) async fn begin(
     };
     let capacity = lock(&shared.ring).capacity();
     let warnings = vec![crate::job::buffer_span_warning(capacity, shared.rate_hz)];
-    Ok((StatusCode::CREATED, Json(BeginDoc { job, warnings })))
+    Ok((StatusCode::CREATED, Json(JobBeganV1 { job, warnings })))
 }
 
 /// `POST /v1/jobs/{id}/end`: marks the end now; answers the job's result.
@@ -88,17 +81,10 @@ pub(crate) async fn end(
     )))
 }
 
-/// The job listing.
-#[derive(Debug, Serialize)]
-pub(crate) struct JobsDoc {
-    hostname: String,
-    jobs: Vec<JobV1>,
-}
-
 /// `GET /v1/jobs`: every job window kept, by begin time.
-pub(crate) async fn list(State(state): State<AppState>) -> Json<JobsDoc> {
+pub(crate) async fn list(State(state): State<AppState>) -> Json<JobsV1> {
     let jobs = lock(&state.shared.jobs).list().into_iter().map(JobV1::from).collect();
-    Json(JobsDoc { hostname: state.shared.hostname.clone(), jobs })
+    Json(JobsV1 { hostname: state.shared.hostname.clone(), jobs })
 }
 
 /// `GET /v1/jobs/{id}`: the job's power and energy on this node.

@@ -4,10 +4,11 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use powerstack_api::Origin;
+use powerstack_api::agent::{SampleDomainV1, SamplesV1};
 use powerstack_api::v1::PowerV1;
 use powerstack_api::variorum;
 use powerstack_model::{DomainInfo, PowerReport, Snapshot, Value};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::{ApiError, AppQuery, AppState, lock};
 use crate::state::{DomainMeta, Shared};
@@ -142,48 +143,12 @@ pub(crate) struct SamplesQuery {
     limit: Option<usize>,
 }
 
-#[derive(Serialize)]
-struct SampleDomain {
-    domain: String,
-    index: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    die: Option<u32>,
-    provider: &'static str,
-    joules_per_tick: f64,
-}
-
-/// Rows of `width` numbers, serialized as arrays.
-struct Rows {
-    width: usize,
-    data: Vec<u64>,
-}
-
-impl Serialize for Rows {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let width = self.width.max(1);
-        let mut seq = s.serialize_seq(Some(self.data.len() / width))?;
-        for row in self.data.chunks(width) {
-            seq.serialize_element(row)?;
-        }
-        seq.end()
-    }
-}
-
-#[derive(Serialize)]
-struct SamplesDoc {
-    hostname: String,
-    domains: Vec<SampleDomain>,
-    samples: Rows,
-    truncated: bool,
-}
-
 /// `GET /v1/samples?since=US&until=US&limit=N`: the oldest `limit` samples taken from `since` to
 /// `until` (µs since the Unix epoch, both included), each `[t, tick0, tick1, ...]`.
 pub(crate) async fn samples(
     State(state): State<AppState>,
     AppQuery(q): AppQuery<SamplesQuery>,
-) -> Result<Json<impl Serialize>, ApiError> {
+) -> Result<Json<SamplesV1>, ApiError> {
     let limit = q.limit.unwrap_or(DEFAULT_SAMPLES);
     if limit == 0 || limit > MAX_SAMPLES {
         return Err(ApiError::BadRequest(format!(
@@ -197,35 +162,32 @@ pub(crate) async fn samples(
     let shared = &state.shared;
     let columns = shared.domains.len();
     let width = columns + 1;
-    let (data, truncated) = {
+    let (rows, truncated) = {
         let ring = lock(&shared.ring);
-        let mut data = Vec::with_capacity(width * limit.min(ring.len()));
+        let mut rows = Vec::with_capacity(limit.min(ring.len()));
         let mut truncated = false;
         for (taken, (t, row)) in ring.samples_between(since, until).enumerate() {
             if taken == limit {
                 truncated = true;
                 break;
             }
-            data.push(t);
-            data.extend((0..columns).map(|c| row.get(c).copied().unwrap_or(0)));
+            let mut r = Vec::with_capacity(width);
+            r.push(t);
+            r.extend((0..columns).map(|c| row.get(c).copied().unwrap_or(0)));
+            rows.push(r);
         }
-        (data, truncated)
+        (rows, truncated)
     };
     let domains = shared
         .domains
         .iter()
-        .map(|d| SampleDomain {
+        .map(|d| SampleDomainV1 {
             domain: d.info.id.kind.to_string(),
             index: d.info.id.index,
             die: d.info.id.die,
-            provider: d.info.provider,
+            provider: d.info.provider.to_string(),
             joules_per_tick: d.joules_per_tick,
         })
         .collect();
-    Ok(Json(SamplesDoc {
-        hostname: shared.hostname.clone(),
-        domains,
-        samples: Rows { width, data },
-        truncated,
-    }))
+    Ok(Json(SamplesV1 { hostname: shared.hostname.clone(), domains, samples: rows, truncated }))
 }
