@@ -24,6 +24,19 @@ pub struct JobsV1 {
     pub jobs: Vec<JobV1>,
 }
 
+/// The optional body of `POST /v1/jobs/{id}/begin`: who the job belongs to and what it runs.
+/// Unknown fields are refused (a 400), so a misspelt field is not lost silently.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobBeginV1 {
+    /// Who the job belongs to.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The job's application.
+    #[serde(default)]
+    pub app: Option<String>,
+}
+
 /// The answer to `POST /v1/jobs/{id}/begin`: the job and how far back the buffer reaches.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobBeganV1 {

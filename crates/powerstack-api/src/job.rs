@@ -1,5 +1,6 @@
-//! Job documents of the node agent: one node's power and energy over a job window
-//! ([`JobResultV1`]) and the job listing ([`JobV1`]).
+//! Job documents: one node's power and energy over a job window ([`JobResultV1`]), the job
+//! listing of a node agent ([`JobV1`]), and a job asked of many agents at once ([`JobQueryV1`],
+//! with its cross-node [`JobTotalV1`]).
 //!
 //! [`JobResultV1`] keeps the field names of the Flux Power Monitor's per-host rows (`hostname`,
 //! `node_power`, `cpu_power_N`, `mem_power_N`, `gpu_power_N`, `result_start_time`,
@@ -11,6 +12,25 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+/// What a figure is when it cannot be given (the Flux Power Monitor's value for it).
+pub const NOT_MEASURED: f64 = -1.0;
+
+/// A figure that may be missing: `None` when negative or not finite.
+pub fn known(x: f64) -> Option<f64> {
+    (x.is_finite() && x >= 0.0).then_some(x)
+}
+
+/// Sum of the known figures; [`NOT_MEASURED`] when none is known.
+pub fn sum_known(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut any = false;
+    let mut total = 0.0;
+    for v in values.into_iter().filter_map(known) {
+        any = true;
+        total += v;
+    }
+    if any { total } else { NOT_MEASURED }
+}
 
 /// How much of a job window the node's sample buffer covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -78,6 +98,138 @@ pub struct JobResultV1 {
     pub samples: u64,
     /// Whether the buffer covers the whole window: `Complete`, `Partial` or `None`.
     pub data_presence: DataPresence,
+}
+
+impl JobResultV1 {
+    /// The document of a node that gave no result: every figure [`NOT_MEASURED`], times and
+    /// `samples` 0, `None` present.
+    pub fn unanswered(hostname: &str, job_id: &str) -> Self {
+        JobResultV1 {
+            hostname: hostname.to_string(),
+            job_id: job_id.to_string(),
+            user: None,
+            app: None,
+            running: false,
+            node_power: NOT_MEASURED,
+            energy_joules: NOT_MEASURED,
+            domain_power: BTreeMap::new(),
+            peak_node_power: NOT_MEASURED,
+            result_start_time: 0,
+            result_end_time: 0,
+            samples: 0,
+            data_presence: DataPresence::None,
+        }
+    }
+
+    /// The figures of one class (`cpu_power_`, `mem_power_`, `gpu_power_`) by device index.
+    pub fn class(&self, prefix: &str) -> BTreeMap<u32, f64> {
+        self.domain_power
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.parse::<u32>().ok()?, *v)))
+            .collect()
+    }
+
+    /// One figure for a class, as the Flux Power Monitor's single column: the sum over its
+    /// devices; 0 when the node has none, [`NOT_MEASURED`] when none of them could be measured.
+    pub fn class_sum(&self, prefix: &str) -> f64 {
+        let c = self.class(prefix);
+        if c.is_empty() { 0.0 } else { sum_known(c.values().copied()) }
+    }
+}
+
+/// A job asked of many node agents at once (`powerstack job query --format json`): one entry per
+/// node asked, in the order asked, and the total over those that answered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobQueryV1 {
+    /// The job's id.
+    pub job_id: String,
+    /// One entry per node asked, answered or not.
+    pub nodes: Vec<JobQueryNodeV1>,
+    /// The figures summed over the nodes that answered.
+    pub total: JobTotalV1,
+}
+
+/// One node of a [`JobQueryV1`]: the agent's [`JobResultV1`] (or, for a node that gave none,
+/// [`JobResultV1::unanswered`]), flattened, plus where it was asked and what came of it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobQueryNodeV1 {
+    /// The node's figures.
+    #[serde(flatten)]
+    pub result: JobResultV1,
+    /// The agent's address, as asked.
+    pub agent: String,
+    /// `ok`, `ok (running)`, or why there is no result (`unreachable: ...`, `no such job`,
+    /// `error 403: ...`, `invalid answer: ...`).
+    pub status: String,
+}
+
+/// The `TOTAL` of a [`JobQueryV1`]: figures summed over the nodes that answered.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobTotalV1 {
+    /// Always `TOTAL` (so the row reads like the nodes' rows).
+    pub hostname: String,
+    /// Sum of the nodes' mean powers, W; [`NOT_MEASURED`] when no node gave one.
+    pub node_power: f64,
+    /// Sum of the nodes' energies, J; [`NOT_MEASURED`] when no node gave one.
+    pub energy_joules: f64,
+    /// Per device key (`cpu_power_N`, `mem_power_N`, `gpu_power_N`), the sum over the nodes
+    /// that have it, W, flattened into the document.
+    #[serde(flatten)]
+    pub domain_power: BTreeMap<String, f64>,
+    /// The earliest start of a node's covered part, µs since the Unix epoch (0 when none).
+    pub result_start_time: u64,
+    /// The latest end of a node's covered part, µs since the Unix epoch (0 when none).
+    pub result_end_time: u64,
+    /// Samples over all nodes.
+    pub samples: u64,
+    /// `Complete` when every node asked is, `None` when no node has data, else `Partial`.
+    pub data_presence: DataPresence,
+    /// Nodes asked.
+    pub nodes: usize,
+    /// Nodes that gave a result.
+    pub nodes_answered: usize,
+}
+
+impl JobTotalV1 {
+    /// The total over one entry per node asked: its result, or `None` when it gave none.
+    pub fn of(nodes: &[Option<&JobResultV1>]) -> Self {
+        let answered: Vec<&JobResultV1> = nodes.iter().flatten().copied().collect();
+        let mut domain: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for r in &answered {
+            for (k, v) in &r.domain_power {
+                domain.entry(k.clone()).or_default().push(*v);
+            }
+        }
+        let covered: Vec<&&JobResultV1> =
+            answered.iter().filter(|r| r.result_end_time > 0).collect();
+        let complete =
+            nodes.iter().all(|r| r.is_some_and(|r| r.data_presence == DataPresence::Complete));
+        let data_presence = if complete && !nodes.is_empty() {
+            DataPresence::Complete
+        } else if answered.iter().any(|r| r.data_presence != DataPresence::None) {
+            DataPresence::Partial
+        } else {
+            DataPresence::None
+        };
+        JobTotalV1 {
+            hostname: "TOTAL".into(),
+            node_power: sum_known(answered.iter().map(|r| r.node_power)),
+            energy_joules: sum_known(answered.iter().map(|r| r.energy_joules)),
+            domain_power: domain.into_iter().map(|(k, v)| (k, sum_known(v))).collect(),
+            result_start_time: covered.iter().map(|r| r.result_start_time).min().unwrap_or(0),
+            result_end_time: covered.iter().map(|r| r.result_end_time).max().unwrap_or(0),
+            samples: answered.iter().map(|r| r.samples).sum(),
+            data_presence,
+            nodes: nodes.len(),
+            nodes_answered: answered.len(),
+        }
+    }
+
+    /// The sum of the total's figures of one class (`cpu_power_`, ...); [`NOT_MEASURED`] when
+    /// none is known.
+    pub fn class_sum(&self, prefix: &str) -> f64 {
+        sum_known(self.domain_power.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| *v))
+    }
 }
 
 /// One job window in a listing (`GET /v1/jobs` on the node agent).
@@ -152,6 +304,75 @@ mod tests {
         assert_eq!(v["mem_power_0"], -1.0);
         let back: JobResultV1 = serde_json::from_value(v).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn sums_skip_missing_figures() {
+        assert_eq!(sum_known([1.0, -1.0, 2.5]), 3.5);
+        assert_eq!(sum_known([-1.0, f64::NAN]), NOT_MEASURED);
+        assert_eq!(sum_known([]), NOT_MEASURED);
+        let r = result();
+        assert_eq!(r.class_sum("gpu_power_"), 80.25);
+        assert_eq!(r.class_sum("mem_power_"), NOT_MEASURED);
+        assert_eq!(JobResultV1::unanswered("n", "j").class_sum("gpu_power_"), 0.0);
+    }
+
+    #[test]
+    fn the_total_sums_what_answered_and_says_how_much_did() {
+        let a = result();
+        let mut b = result();
+        b.hostname = "nid002".into();
+        b.data_presence = DataPresence::Complete;
+        b.node_power = -1.0;
+        b.energy_joules = 100.0;
+        b.domain_power.insert("cpu_power_0".into(), 50.0);
+        b.result_start_time -= 5;
+        let t = JobTotalV1::of(&[Some(&a), None, Some(&b)]);
+        assert_eq!(t.node_power, 410.5);
+        assert_eq!(t.energy_joules, 4205.0);
+        assert_eq!(t.domain_power["cpu_power_0"], 200.0);
+        assert_eq!(t.domain_power["mem_power_0"], NOT_MEASURED);
+        assert_eq!(t.class_sum("cpu_power_"), 200.0);
+        assert_eq!(t.result_start_time, a.result_start_time - 5);
+        assert_eq!(t.result_end_time, a.result_end_time);
+        assert_eq!(t.samples, 2002);
+        assert_eq!(t.data_presence, DataPresence::Partial);
+        assert_eq!((t.nodes, t.nodes_answered), (3, 2));
+        let all = JobTotalV1::of(&[Some(&b), Some(&b)]);
+        assert_eq!(all.data_presence, DataPresence::Complete);
+        let none = JobTotalV1::of(&[None]);
+        assert_eq!(none.data_presence, DataPresence::None);
+        assert_eq!((none.node_power, none.result_start_time, none.nodes_answered), (-1.0, 0, 0));
+        assert_eq!(JobTotalV1::of(&[]).data_presence, DataPresence::None);
+    }
+
+    #[test]
+    fn a_query_document_is_flat_per_node_and_round_trips() {
+        let a = result();
+        let missing = JobResultV1::unanswered("node03", "f2Xy");
+        let q = JobQueryV1 {
+            job_id: "f2Xy".into(),
+            total: JobTotalV1::of(&[Some(&a), None]),
+            nodes: vec![
+                JobQueryNodeV1 { result: a, agent: "nid001:9464".into(), status: "ok".into() },
+                JobQueryNodeV1 {
+                    result: missing,
+                    agent: "node03:9464".into(),
+                    status: "unreachable: refused".into(),
+                },
+            ],
+        };
+        let v = serde_json::to_value(&q).unwrap();
+        assert_eq!(v["nodes"][0]["cpu_power_0"], 150.0);
+        assert_eq!(v["nodes"][0]["agent"], "nid001:9464");
+        assert_eq!(v["nodes"][1]["data_presence"], "None");
+        assert_eq!(v["nodes"][1]["node_power"], -1.0);
+        assert_eq!(v["total"]["hostname"], "TOTAL");
+        assert_eq!(v["total"]["gpu_power_1"], 80.25);
+        assert_eq!(v["total"]["nodes_answered"], 1);
+        assert!(v["total"].get("domain_power").is_none());
+        let back: JobQueryV1 = serde_json::from_value(v).unwrap();
+        assert_eq!(back, q);
     }
 
     #[test]

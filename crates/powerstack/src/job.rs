@@ -14,18 +14,17 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use powerstack_agent::client::{self, Addr};
 use powerstack_agent::hostlist;
-use powerstack_api::job::{DataPresence, JobResultV1};
+use powerstack_api::agent::JobBeginV1;
+use powerstack_api::job::{
+    DataPresence, JobQueryNodeV1, JobQueryV1, JobResultV1, JobTotalV1, NOT_MEASURED, known,
+};
 use powerstack_model::duration::parse_duration;
-use serde_json::{Map, Value, json};
 
 use crate::cli::{AgentConnArgs, JobCommand, JobFormat, JobQueryArgs};
 use crate::output::{self, emit};
 
 /// The most agents asked at the same time.
 const MAX_PARALLEL: usize = 64;
-
-/// What a figure is when it cannot be given (as in the agent's documents).
-const NOT_MEASURED: f64 = -1.0;
 
 /// `powerstack job ...`.
 pub fn run(cmd: &JobCommand) -> anyhow::Result<()> {
@@ -35,7 +34,8 @@ pub fn run(cmd: &JobCommand) -> anyhow::Result<()> {
                 Some(u) => u.clone(),
                 None => login_name(),
             };
-            let body = json!({ "user": user, "app": a.app }).to_string();
+            let body = serde_json::to_string(&JobBeginV1 { user: Some(user), app: a.app.clone() })
+                .context("encoding the begin body")?;
             mark(&a.conn, &a.id, "begin", Some(&body))
         }
         JobCommand::End(a) => mark(&a.conn, &a.id, "end", None),
@@ -133,8 +133,8 @@ struct Target {
 
 /// The outcome for one node.
 enum Outcome {
-    /// A result document (kept as received, and parsed).
-    Answer(Box<(Map<String, Value>, JobResultV1)>),
+    /// A result document.
+    Answer(Box<JobResultV1>),
     /// Anything else: the status text.
     Failed(String),
 }
@@ -147,22 +147,19 @@ struct Row {
 impl Row {
     fn hostname(&self) -> &str {
         match &self.outcome {
-            Outcome::Answer(a) if !a.1.hostname.is_empty() => &a.1.hostname,
+            Outcome::Answer(a) if !a.hostname.is_empty() => &a.hostname,
             _ => &self.target.label,
         }
     }
     fn result(&self) -> Option<&JobResultV1> {
         match &self.outcome {
-            Outcome::Answer(a) => Some(&a.1),
+            Outcome::Answer(a) => Some(a),
             Outcome::Failed(_) => None,
         }
     }
-    fn presence(&self) -> DataPresence {
-        self.result().map_or(DataPresence::None, |r| r.data_presence)
-    }
     fn status(&self) -> String {
         match &self.outcome {
-            Outcome::Answer(a) if a.1.running => "ok (running)".into(),
+            Outcome::Answer(a) if a.running => "ok (running)".into(),
             Outcome::Answer(_) => "ok".into(),
             Outcome::Failed(s) => s.clone(),
         }
@@ -207,13 +204,8 @@ fn ask(addr: &Addr, path: &str, token: Option<&str>, timeout: Duration) -> Outco
     if !r.is_success() {
         return Outcome::Failed(format!("error {}: {}", r.status, r.message()));
     }
-    let map = match serde_json::from_str::<Value>(&r.body) {
-        Ok(Value::Object(m)) => m,
-        Ok(_) => return Outcome::Failed("invalid answer: not a JSON object".into()),
-        Err(e) => return Outcome::Failed(format!("invalid answer: {e}")),
-    };
-    match serde_json::from_value::<JobResultV1>(Value::Object(map.clone())) {
-        Ok(doc) => Outcome::Answer(Box::new((map, doc))),
+    match serde_json::from_str::<JobResultV1>(&r.body) {
+        Ok(doc) => Outcome::Answer(Box::new(doc)),
         Err(e) => Outcome::Failed(format!("invalid answer: {e}")),
     }
 }
@@ -253,79 +245,6 @@ fn ask_all(targets: Vec<Target>, path: &str, token: Option<&str>, timeout: Durat
         .collect()
 }
 
-/// A figure that may be missing (negative).
-fn known(x: f64) -> Option<f64> {
-    (x.is_finite() && x >= 0.0).then_some(x)
-}
-
-/// Sum of the known figures; `-1` when none is known.
-fn sum_known(values: impl IntoIterator<Item = f64>) -> f64 {
-    let mut any = false;
-    let mut total = 0.0;
-    for v in values.into_iter().filter_map(known) {
-        any = true;
-        total += v;
-    }
-    if any { total } else { NOT_MEASURED }
-}
-
-/// The figures of one class (`cpu_power_`, `mem_power_`, `gpu_power_`) by index.
-fn class(r: &JobResultV1, prefix: &str) -> BTreeMap<u32, f64> {
-    r.domain_power
-        .iter()
-        .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.parse::<u32>().ok()?, *v)))
-        .collect()
-}
-
-/// Flux's single column for a class: the sum over its devices; 0 when the node has none, `-1`
-/// when none of them could be measured.
-fn class_sum(r: &JobResultV1, prefix: &str) -> f64 {
-    let c = class(r, prefix);
-    if c.is_empty() { 0.0 } else { sum_known(c.values().copied()) }
-}
-
-/// The TOTAL row.
-struct Total {
-    node_power: f64,
-    energy_joules: f64,
-    domain_power: BTreeMap<String, f64>,
-    start: u64,
-    end: u64,
-    samples: u64,
-    presence: DataPresence,
-    answered: usize,
-    nodes: usize,
-}
-
-fn total(rows: &[Row]) -> Total {
-    let answered: Vec<&JobResultV1> = rows.iter().filter_map(Row::result).collect();
-    let mut domain: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for r in &answered {
-        for (k, v) in &r.domain_power {
-            domain.entry(k.clone()).or_default().push(*v);
-        }
-    }
-    let covered: Vec<&&JobResultV1> = answered.iter().filter(|r| r.result_end_time > 0).collect();
-    let presence = if rows.iter().all(|r| r.presence() == DataPresence::Complete) {
-        DataPresence::Complete
-    } else if answered.iter().any(|r| r.data_presence != DataPresence::None) {
-        DataPresence::Partial
-    } else {
-        DataPresence::None
-    };
-    Total {
-        node_power: sum_known(answered.iter().map(|r| r.node_power)),
-        energy_joules: sum_known(answered.iter().map(|r| r.energy_joules)),
-        domain_power: domain.into_iter().map(|(k, v)| (k, sum_known(v))).collect(),
-        start: covered.iter().map(|r| r.result_start_time).min().unwrap_or(0),
-        end: covered.iter().map(|r| r.result_end_time).max().unwrap_or(0),
-        samples: answered.iter().map(|r| r.samples).sum(),
-        presence,
-        answered: answered.len(),
-        nodes: rows.len(),
-    }
-}
-
 /// `job query`.
 fn query(a: &JobQueryArgs) -> anyhow::Result<()> {
     let segment = job_segment(&a.job)?;
@@ -337,13 +256,15 @@ fn query(a: &JobQueryArgs) -> anyhow::Result<()> {
     });
     let path = format!("/v1/jobs/{segment}");
     let rows = ask_all(targets, &path, token.as_deref(), timeout);
-    let total = total(&rows);
+    let results: Vec<Option<&JobResultV1>> = rows.iter().map(Row::result).collect();
+    let total = JobTotalV1::of(&results);
     let text = match format {
         JobFormat::Table => table(&a.job, &rows, &total),
         JobFormat::Csv => csv(&rows, &total),
-        JobFormat::Json => json_doc(&a.job, &rows, &total).to_string(),
+        JobFormat::Json => serde_json::to_string(&query_doc(&a.job, &rows, total.clone()))
+            .context("encoding the job document")?,
     };
-    if total.presence != DataPresence::Complete {
+    if total.data_presence != DataPresence::Complete {
         output::mark_partial();
     }
     emit(&text)
@@ -373,13 +294,13 @@ fn csv_field(s: &str) -> String {
 fn cpu_columns(rows: &[Row]) -> u32 {
     rows.iter()
         .filter_map(Row::result)
-        .filter_map(|r| class(r, "cpu_power_").keys().max().map(|m| m + 1))
+        .filter_map(|r| r.class("cpu_power_").keys().max().map(|m| m + 1))
         .max()
         .unwrap_or(0)
         .max(2)
 }
 
-fn csv(rows: &[Row], t: &Total) -> String {
+fn csv(rows: &[Row], t: &JobTotalV1) -> String {
     let ncpu = cpu_columns(rows);
     let mut out = String::from("hostname,node_power");
     for i in 0..ncpu {
@@ -420,9 +341,9 @@ fn csv(rows: &[Row], t: &Total) -> String {
             Some(r) => line(
                 row.hostname(),
                 r.node_power,
-                &class(r, "cpu_power_"),
-                class_sum(r, "gpu_power_"),
-                class_sum(r, "mem_power_"),
+                &r.class("cpu_power_"),
+                r.class_sum("gpu_power_"),
+                r.class_sum("mem_power_"),
                 r.result_start_time,
                 r.result_end_time,
                 r.data_presence,
@@ -453,11 +374,10 @@ fn csv(rows: &[Row], t: &Total) -> String {
         .filter_map(|(k, v)| Some((k.strip_prefix("cpu_power_")?.parse().ok()?, *v)))
         .collect();
     let class_total = |prefix: &str| {
-        let has = rows.iter().filter_map(Row::result).any(|r| !class(r, prefix).is_empty());
-        let v = t.domain_power.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| *v);
+        let has = rows.iter().filter_map(Row::result).any(|r| !r.class(prefix).is_empty());
         if has {
-            sum_known(v)
-        } else if t.answered > 0 {
+            t.class_sum(prefix)
+        } else if t.nodes_answered > 0 {
             0.0
         } else {
             NOT_MEASURED
@@ -470,9 +390,9 @@ fn csv(rows: &[Row], t: &Total) -> String {
         &cpus,
         gpu,
         mem,
-        t.start,
-        t.end,
-        t.presence,
+        t.result_start_time,
+        t.result_end_time,
+        t.data_presence,
         t.energy_joules,
         NOT_MEASURED,
         t.samples,
@@ -481,53 +401,27 @@ fn csv(rows: &[Row], t: &Total) -> String {
     out
 }
 
-fn total_status(t: &Total) -> String {
-    if t.answered == t.nodes {
+fn total_status(t: &JobTotalV1) -> String {
+    if t.nodes_answered == t.nodes {
         format!("results from all {} nodes", t.nodes)
     } else {
-        format!("results from {} of {} nodes", t.answered, t.nodes)
+        format!("results from {} of {} nodes", t.nodes_answered, t.nodes)
     }
 }
 
-fn json_doc(job: &str, rows: &[Row], t: &Total) -> Value {
-    let nodes: Vec<Value> = rows
+fn query_doc(job: &str, rows: &[Row], total: JobTotalV1) -> JobQueryV1 {
+    let nodes = rows
         .iter()
-        .map(|row| {
-            let mut m = match &row.outcome {
-                Outcome::Answer(a) => a.0.clone(),
-                Outcome::Failed(_) => {
-                    let mut m = Map::new();
-                    m.insert("hostname".into(), json!(row.hostname()));
-                    m.insert("job_id".into(), json!(job));
-                    m.insert("node_power".into(), json!(NOT_MEASURED));
-                    m.insert("energy_joules".into(), json!(NOT_MEASURED));
-                    m.insert("peak_node_power".into(), json!(NOT_MEASURED));
-                    m.insert("result_start_time".into(), json!(0));
-                    m.insert("result_end_time".into(), json!(0));
-                    m.insert("samples".into(), json!(0));
-                    m.insert("data_presence".into(), json!(DataPresence::None.as_str()));
-                    m
-                }
-            };
-            m.insert("agent".into(), json!(row.target.addr.to_string()));
-            m.insert("status".into(), json!(row.status()));
-            Value::Object(m)
+        .map(|row| JobQueryNodeV1 {
+            result: match &row.outcome {
+                Outcome::Answer(a) => (**a).clone(),
+                Outcome::Failed(_) => JobResultV1::unanswered(row.hostname(), job),
+            },
+            agent: row.target.addr.to_string(),
+            status: row.status(),
         })
         .collect();
-    let mut total = Map::new();
-    total.insert("hostname".into(), json!("TOTAL"));
-    total.insert("node_power".into(), json!(t.node_power));
-    total.insert("energy_joules".into(), json!(t.energy_joules));
-    for (k, v) in &t.domain_power {
-        total.insert(k.clone(), json!(v));
-    }
-    total.insert("result_start_time".into(), json!(t.start));
-    total.insert("result_end_time".into(), json!(t.end));
-    total.insert("samples".into(), json!(t.samples));
-    total.insert("data_presence".into(), json!(t.presence.as_str()));
-    total.insert("nodes".into(), json!(t.nodes));
-    total.insert("nodes_answered".into(), json!(t.answered));
-    json!({ "job_id": job, "nodes": nodes, "total": total })
+    JobQueryV1 { job_id: job.to_string(), nodes, total }
 }
 
 /// A figure for the table: 2 decimals, `-` when missing.
@@ -535,7 +429,7 @@ fn cell(x: f64, digits: usize) -> String {
     known(x).map_or_else(|| "-".into(), |v| format!("{v:.digits$}"))
 }
 
-fn table(job: &str, rows: &[Row], t: &Total) -> String {
+fn table(job: &str, rows: &[Row], t: &JobTotalV1) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Job {job} on {} node(s): {}", t.nodes, total_status(t));
     let width = rows.iter().map(|r| r.hostname().chars().count()).max().unwrap_or(0).max(8);
@@ -582,30 +476,27 @@ fn table(job: &str, rows: &[Row], t: &Total) -> String {
                 r.node_power,
                 r.peak_node_power,
                 r.energy_joules,
-                class_sum(r, "cpu_power_"),
-                class_sum(r, "mem_power_"),
-                class_sum(r, "gpu_power_"),
+                r.class_sum("cpu_power_"),
+                r.class_sum("mem_power_"),
+                r.class_sum("gpu_power_"),
             ],
             None => [NOT_MEASURED; 6],
         };
         line(row.hostname(), row.result(), &row.status(), figures);
     }
-    let sum_class = |prefix: &str| {
-        sum_known(t.domain_power.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| *v))
-    };
     let _ = writeln!(
         out,
         "{:<width$} {:<8} {:>10} {:>10} {:>14} {:>9} {:>9} {:>9} {:>8} {:>9}",
         "TOTAL",
-        t.presence.as_str(),
+        t.data_presence.as_str(),
         cell(t.node_power, 2),
         "-",
         cell(t.energy_joules, 3),
-        cell(sum_class("cpu_power_"), 2),
-        cell(sum_class("mem_power_"), 2),
-        cell(sum_class("gpu_power_"), 2),
+        cell(t.class_sum("cpu_power_"), 2),
+        cell(t.class_sum("mem_power_"), 2),
+        cell(t.class_sum("gpu_power_"), 2),
         t.samples,
-        secs(t.start, t.end),
+        secs(t.result_start_time, t.result_end_time),
     );
     out
 }
@@ -625,13 +516,6 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("x\"y,"), "\"x\"\"y,\"");
-    }
-
-    #[test]
-    fn sums_skip_missing_figures() {
-        assert_eq!(sum_known([1.0, -1.0, 2.5]), 3.5);
-        assert_eq!(sum_known([-1.0, -1.0]), -1.0);
-        assert_eq!(sum_known([]), -1.0);
     }
 
     #[test]

@@ -46,6 +46,19 @@ fn route(request: &'static str, status: u16, body: Value) -> Route {
     Route { request, status, body: body.to_string(), chunked: false }
 }
 
+/// Reads a request's head (through the blank line, or what came before the connection ended).
+fn read_head(s: &mut impl Read) -> String {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => buf.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
 /// A fake agent: answers every connection from `routes` (404 otherwise), records every request
 /// (head and body) it receives. Runs until the test process ends.
 fn fake_agent(routes: Vec<Route>) -> (String, Arc<Mutex<Vec<String>>>) {
@@ -56,15 +69,7 @@ fn fake_agent(routes: Vec<Route>) -> (String, Arc<Mutex<Vec<String>>>) {
     thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut s) = stream else { continue };
-            let mut buf = Vec::new();
-            let mut byte = [0u8; 1];
-            while !buf.ends_with(b"\r\n\r\n") {
-                match s.read(&mut byte) {
-                    Ok(1) => buf.push(byte[0]),
-                    _ => break,
-                }
-            }
-            let head = String::from_utf8_lossy(&buf).to_string();
+            let head = read_head(&mut s);
             let len = head
                 .lines()
                 .find_map(|l| {
@@ -280,17 +285,47 @@ fn query_nodes_hostlist_and_port() {
     assert!(lines[2].contains("unreachable"), "{}", lines[2]);
 }
 
+/// Agents that each answer only once all of them hold a request: asked one at a time, the first
+/// would wait for the others and give up (closing without an answer) after `give_up`.
+fn agents_that_answer_together(n: usize, give_up: std::time::Duration) -> Vec<String> {
+    let gate = Arc::new((Mutex::new(0usize), std::sync::Condvar::new()));
+    let mut addrs = Vec::new();
+    for i in 0..n {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        addrs.push(l.local_addr().unwrap().to_string());
+        let gate = gate.clone();
+        thread::spawn(move || {
+            let Ok((mut s, _)) = l.accept() else { return };
+            if !read_head(&mut s).ends_with("\r\n\r\n") {
+                return;
+            }
+            let (count, all_here) = &*gate;
+            let mut c = count.lock().unwrap();
+            *c += 1;
+            all_here.notify_all();
+            let (c, _) = all_here.wait_timeout_while(c, give_up, |c| *c < n).unwrap();
+            if *c < n {
+                return;
+            }
+            drop(c);
+            let mut doc = node_a();
+            doc["hostname"] = json!(format!("node{i}"));
+            let body = doc.to_string();
+            let _ = s.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        });
+    }
+    addrs
+}
+
 #[test]
 fn query_asks_agents_in_parallel() {
-    // Five silent agents with a 1s timeout: asked one by one this takes 5s.
-    let mut agents = Vec::new();
-    let mut keep = Vec::new();
-    for _ in 0..5 {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        agents.push(l.local_addr().unwrap().to_string());
-        keep.push(l);
-    }
-    let start = std::time::Instant::now();
+    let agents = agents_that_answer_together(5, std::time::Duration::from_secs(5));
     let r = run(&[
         "job",
         "query",
@@ -299,15 +334,39 @@ fn query_asks_agents_in_parallel() {
         "--agents",
         &agents.join(","),
         "--timeout",
-        "1s",
+        "10s",
         "--format",
         "csv",
     ]);
-    let took = start.elapsed();
+    assert_eq!(r.status, 0, "{}{}", r.stdout, r.stderr);
+    for i in 0..5 {
+        assert!(r.stdout.contains(&format!("\nnode{i},400,")), "{}", r.stdout);
+    }
+    assert!(r.stdout.contains("results from all 5 nodes"), "{}", r.stdout);
+}
+
+#[test]
+fn query_json_rows_of_nodes_without_a_result() {
+    let (a, _, _) = two_agents();
+    let dead = dead_addr();
+    let r =
+        run(&["job", "query", "-j", "42", "--agents", &format!("{a},{dead}"), "--format", "json"]);
     assert_eq!(r.status, 3, "{}", r.stderr);
-    assert!(took < std::time::Duration::from_secs(4), "{took:?}");
-    assert_eq!(r.stdout.matches("did not answer within 1s").count(), 5, "{}", r.stdout);
-    drop(keep);
+    let doc: Value = serde_json::from_str(&r.stdout).unwrap();
+    let gone = &doc["nodes"][1];
+    assert_eq!(gone["hostname"], "127.0.0.1");
+    assert_eq!(gone["job_id"], "42");
+    assert_eq!(gone["agent"], dead.as_str());
+    assert_eq!(gone["node_power"], -1.0);
+    assert_eq!(gone["energy_joules"], -1.0);
+    assert_eq!(gone["samples"], 0);
+    assert_eq!(gone["data_presence"], "None");
+    assert!(gone["status"].as_str().unwrap().starts_with("unreachable: "), "{gone}");
+    let t = &doc["total"];
+    assert_eq!(t["energy_joules"], 4000.0);
+    assert_eq!(t["gpu_power_1"], 25.0);
+    assert_eq!(t["data_presence"], "Partial");
+    assert_eq!((t["nodes"].as_u64(), t["nodes_answered"].as_u64()), (Some(2), Some(1)));
 }
 
 #[test]

@@ -3,9 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use powerstack_api::agent::{JobBeganV1, JobsV1};
+use powerstack_api::agent::{JobBeganV1, JobBeginV1, JobsV1};
 use powerstack_api::job::{JobResultV1, JobV1};
-use serde::Deserialize;
 
 use super::{ApiError, AppPath, AppState, OptionalJson, Writer, lock};
 use crate::job::{JobError, job_result};
@@ -24,20 +23,12 @@ impl From<JobError> for ApiError {
     }
 }
 
-/// The optional body of `POST /v1/jobs/{id}/begin`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct BeginBody {
-    user: Option<String>,
-    app: Option<String>,
-}
-
 /// `POST /v1/jobs/{id}/begin`: marks the beginning now (the agent's clock). 201 with the job.
 pub(crate) async fn begin(
     State(state): State<AppState>,
     _writer: Writer,
     AppPath(id): AppPath<String>,
-    OptionalJson(body): OptionalJson<BeginBody>,
+    OptionalJson(body): OptionalJson<JobBeginV1>,
 ) -> Result<(StatusCode, Json<JobBeganV1>), ApiError> {
     let body = body.unwrap_or_default();
     let shared = &state.shared;
