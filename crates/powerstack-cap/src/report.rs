@@ -7,7 +7,7 @@ use powerstack_api::Origin;
 use powerstack_api::cap::{CAPS_SCHEMA, CapControlV1, CapWriteV1, CapsV1};
 use powerstack_model::DomainInfo;
 
-use crate::{Journal, Planned, Restored, key_of};
+use crate::{ControlKey, Journal, Planned, Restored, key_of};
 
 /// One write of a plan, as reported (`read_back` is `None` on a dry run).
 pub fn write_doc(
@@ -27,6 +27,35 @@ pub fn write_doc(
         provider: info.provider.to_string(),
         source: info.source.clone(),
     })
+}
+
+/// The limits a reset (and a recovery before it) put back, as reported: each one's value now,
+/// read from `catalog` (which must have been read after the restore).
+pub fn restored_writes<'a>(
+    catalog: &[DomainInfo],
+    restored: impl IntoIterator<Item = &'a ControlKey>,
+) -> Vec<CapWriteV1> {
+    let mut out = Vec::new();
+    for key in restored {
+        let Some(info) =
+            catalog.iter().find(|d| d.id.to_string() == key.domain && d.provider == key.provider)
+        else {
+            continue;
+        };
+        let now = info.limit(&key.constraint);
+        out.push(CapWriteV1 {
+            domain: info.id.kind.to_string(),
+            index: info.id.index,
+            constraint: key.constraint.clone(),
+            previous_watts: None,
+            requested_watts: now.and_then(|l| l.limit_watts).unwrap_or(0.0),
+            read_back_watts: now.and_then(|l| l.limit_watts),
+            time_window_s: now.and_then(|l| l.time_window_s),
+            provider: info.provider.to_string(),
+            source: info.source.clone(),
+        });
+    }
+    out
 }
 
 /// Lines saying what a recovery after an interrupted run did.

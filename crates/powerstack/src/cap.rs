@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use powerstack_api::cap::{CAP_SCHEMA, CapResultV1, CapWriteV1};
 use powerstack_api::table;
-use powerstack_cap::report::{recovered_lines, write_doc};
+use powerstack_cap::report::{recovered_lines, restored_writes, write_doc};
 use powerstack_cap::{Capper, Done, Policy, Request};
 use powerstack_hw::Platform;
 use powerstack_model::duration::parse_duration;
@@ -253,25 +253,9 @@ fn reset(common: &ControlArgs) -> anyhow::Result<()> {
     if let Some(r) = &recovered {
         doc.recovered = recovered_lines(r);
     }
-    let catalog = node.discovery.platform.catalog();
-    for key in restored.restored.iter().chain(recovered.iter().flat_map(|r| r.restored.iter())) {
-        if let Some(info) =
-            catalog.iter().find(|d| d.id.to_string() == key.domain && d.provider == key.provider)
-        {
-            let now = info.limit(&key.constraint);
-            doc.writes.push(CapWriteV1 {
-                domain: info.id.kind.to_string(),
-                index: info.id.index,
-                constraint: key.constraint.clone(),
-                previous_watts: None,
-                requested_watts: now.and_then(|l| l.limit_watts).unwrap_or(0.0),
-                read_back_watts: now.and_then(|l| l.limit_watts),
-                time_window_s: now.and_then(|l| l.time_window_s),
-                provider: info.provider.to_string(),
-                source: info.source.clone(),
-            });
-        }
-    }
+    let restored_keys =
+        restored.restored.iter().chain(recovered.iter().flat_map(|r| r.restored.iter()));
+    doc.writes.extend(restored_writes(node.discovery.platform.catalog(), restored_keys));
     for (k, why) in &restored.failed {
         doc.warnings.push(format!("could not restore {k}: {why}"));
     }

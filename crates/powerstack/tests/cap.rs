@@ -151,6 +151,21 @@ fn cap_socket_sets_every_socket_or_one_and_reset_puts_them_back() {
     let r = n.cap(&["reset"]);
     assert_eq!(r.status, 0, "{}", r.stderr);
     assert_eq!((n.file(PKG0).as_str(), n.file(PKG1).as_str()), ("150000000", "150000000"));
+    let writes = json(&r.stdout)["writes"].as_array().unwrap().clone();
+    let put_back: Vec<(String, u64, f64)> = writes
+        .iter()
+        .filter(|w| w["domain"] == "package" && w["constraint"] == "long_term")
+        .map(|w| {
+            assert!(w["previous_watts"].is_null(), "{w}");
+            let i = w["index"].as_u64().unwrap();
+            (w["provider"].as_str().unwrap().to_string(), i, w["read_back_watts"].as_f64().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        put_back,
+        [("powercap".to_string(), 0, 150.0), ("powercap".to_string(), 1, 150.0)],
+        "{writes:?}"
+    );
     assert_eq!(n.file("sys/class/powercap/intel-rapl:1/constraint_1_power_limit_uw"), "180000000");
     assert_eq!(n.file("sys/class/powercap/intel-rapl:1/constraint_0_time_window_us"), "999424");
     // A second reset has nothing left to do.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use powerstack_api::cap::{CAP_SCHEMA, CapResultV1, CapWriteV1, CapsV1};
+use powerstack_api::cap::{CAP_SCHEMA, CapResultV1, CapsV1};
 use powerstack_cap::{Capper, Policy, Request};
 use powerstack_hw::Platform;
 use powerstack_model::{DomainInfo, DomainKind, LimitWrite};
@@ -232,7 +232,7 @@ fn result_doc(shared: &Shared, command: String, dry_run: bool, cap: NodeCap) -> 
     }
 }
 
-use powerstack_cap::report::{recovered_lines, write_doc};
+use powerstack_cap::report::{recovered_lines, restored_writes, write_doc};
 
 fn via(who: &str) -> String {
     format!("{VIA_PREFIX}, {who})")
@@ -315,25 +315,9 @@ fn reset_all(shared: &Shared, controls: &Controls, who: &str) -> Result<CapResul
     if let Some(r) = &recovered {
         doc.recovered = recovered_lines(r);
     }
-    let catalog = platform.catalog();
-    for key in restored.restored.iter().chain(recovered.iter().flat_map(|r| r.restored.iter())) {
-        if let Some(info) =
-            catalog.iter().find(|d| d.id.to_string() == key.domain && d.provider == key.provider)
-        {
-            let now = info.limit(&key.constraint);
-            doc.writes.push(CapWriteV1 {
-                domain: info.id.kind.to_string(),
-                index: info.id.index,
-                constraint: key.constraint.clone(),
-                previous_watts: None,
-                requested_watts: now.and_then(|l| l.limit_watts).unwrap_or(0.0),
-                read_back_watts: now.and_then(|l| l.limit_watts),
-                time_window_s: now.and_then(|l| l.time_window_s),
-                provider: info.provider.to_string(),
-                source: info.source.clone(),
-            });
-        }
-    }
+    let restored_keys =
+        restored.restored.iter().chain(recovered.iter().flat_map(|r| r.restored.iter()));
+    doc.writes.extend(restored_writes(platform.catalog(), restored_keys));
     if !restored.failed.is_empty() {
         let lines: Vec<String> =
             restored.failed.iter().map(|(k, why)| format!("{k}: {why}")).collect();
