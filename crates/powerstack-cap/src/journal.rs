@@ -176,11 +176,6 @@ impl Journal {
         Ok(Journal { dir: state_dir.to_path_buf(), data, _lock: lock })
     }
 
-    /// The state directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Every journaled control.
     pub fn entries(&self) -> &[Entry] {
         &self.data.entries
@@ -266,23 +261,10 @@ impl Journal {
     }
 
     /// Records a successful write of a sysfs attribute.
-    pub fn record_file_write(&mut self, path: &str, value: &str, via: &str) {
-        let by = current_user();
+    pub fn record_file_write(&mut self, path: &str, written: FileWritten) {
         if let Some(e) = self.data.files.iter_mut().find(|e| e.path == path) {
-            e.last_written = Some(FileWritten {
-                value: value.to_string(),
-                at_unix_us: now_unix_us(),
-                by,
-                via: via.to_string(),
-            });
+            e.last_written = Some(written);
         }
-    }
-
-    /// Forgets sysfs attributes whose originals were restored, ends any session and saves.
-    pub fn forget_files(&mut self, restored: &[String]) -> Result<(), CapError> {
-        self.data.files.retain(|e| !restored.contains(&e.path));
-        self.data.in_progress = None;
-        self.save()
     }
 
     /// Restores every journaled sysfs attribute under `root` to its original and forgets those

@@ -180,11 +180,12 @@ pub fn recover(
     if journal.in_progress().is_none() {
         return Ok(None);
     }
-    let mut out = restore_limits(journal, platform, |_| true)?;
+    // Files first: restoring the limits ends the session, and the mark must stay until everything
+    // has been tried, so that a crash part way through is recovered again at the next start.
     let (files_restored, files_failed) = journal.restore_files(root)?;
+    let mut out = restore_limits(journal, platform, |_| true)?;
     out.files_restored = files_restored;
     out.files_failed = files_failed;
-    journal.forget(&[])?;
     Ok(Some(out))
 }
 

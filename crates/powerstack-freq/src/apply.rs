@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use powerstack_cap::Journal;
+use powerstack_cap::journal::{self, FileWritten, Journal};
 use powerstack_hw::Root;
 use powerstack_hw::file::{read_trimmed, write_attr};
 
@@ -122,7 +122,8 @@ impl<'a> Pools<'a> {
         }
     }
 
-    /// The writes that `reset` would make, without making them.
+    /// The writes that `reset` would make, without making them: everything shared, without a
+    /// profile, so every attribute goes back to its boot value.
     pub fn plan_reset(&self) -> Result<Plan, FreqError> {
         let live = Live::new(self.root, Some(&self.journal));
         plan::plan(&self.topology, self.root.base(), &PoolsFile::default(), None, &live)
@@ -149,13 +150,9 @@ impl<'a> Pools<'a> {
     /// Restores every boot-time setting powerstack changed (frequencies, governors, EPP, C-states,
     /// uncore), in a safe order, and forgets the applied configuration.
     pub fn reset(&mut self) -> Result<Applied, FreqError> {
-        // Everything shared, without a profile: every attribute goes back to its boot value.
-        let boot = PoolsFile::default();
-        let live = Live::new(self.root, Some(&self.journal));
-        let plan = plan::plan(&self.topology, self.root.base(), &boot, None, &live)?;
+        let plan = self.plan_reset()?;
         let applied = self.execute(&plan)?;
-        let (restored, failed) = self.journal.restore_files(self.root)?;
-        let _ = restored;
+        let (_, failed) = self.journal.restore_files(self.root)?;
         if let Some((path, why)) = failed.first() {
             return Err(FreqError::State {
                 path: self.root.path(path),
@@ -201,8 +198,16 @@ impl<'a> Pools<'a> {
                 }
             }
         }
+        let by = journal::current_user();
+        let at_unix_us = journal::now_unix_us();
         for w in &done {
-            self.journal.record_file_write(&w.path, &w.value, &self.via);
+            let written = FileWritten {
+                value: w.value.clone(),
+                at_unix_us,
+                by: by.clone(),
+                via: self.via.clone(),
+            };
+            self.journal.record_file_write(&w.path, written);
         }
         self.journal.finish()?;
         Ok(Applied { writes: done })

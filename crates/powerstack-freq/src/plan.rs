@@ -14,7 +14,7 @@ use powerstack_model::cpulist::{format_cpulist, parse_cpulist};
 
 use crate::FreqError;
 use crate::config::{KhzRange, PoolsFile, ProfileSpec};
-use crate::topology::{CoreType, FreqTopology, Policy, UncoreLayout};
+use crate::topology::{CoreType, FreqTopology, Policy};
 
 /// A pool, by kind and name.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -432,15 +432,7 @@ fn plan_uncore(
             "uncore: this node has no intel_uncore_frequency driver (sys/devices/system/cpu/intel_uncore_frequency)",
         ));
     }
-    let tpmi = topo.uncore.iter().any(|d| d.layout == UncoreLayout::Tpmi);
-    // TPMI domains are the real controls; the legacy entries are package-level aliases there.
-    let domains: Vec<_> = topo
-        .uncore
-        .iter()
-        .filter(|d| {
-            if tpmi { d.layout == UncoreLayout::Tpmi } else { d.layout == UncoreLayout::Legacy }
-        })
-        .collect();
+    let domains = topo.preferred_uncore();
     let mut wanted: BTreeMap<usize, (Option<u64>, Option<u64>)> = BTreeMap::new();
     for (n, spec) in file.uncore.iter().enumerate() {
         let what = match spec.die {
