@@ -184,13 +184,39 @@ impl Column {
     }
 }
 
-/// The slow thread's latest readings per column: extended ticks, time, and the rate since the
-/// previous reading (ticks per ns).
+/// The slow thread's latest reading of an energy counter: extended ticks, time, and the rate
+/// since the previous reading (ticks per ns).
 #[derive(Clone, Copy, Debug, Default)]
 struct SlowReading {
     ticks: u64,
     mono_ns: u64,
     rate: f64,
+}
+
+/// The slow thread's latest reading of one column.
+#[derive(Clone, Copy, Debug)]
+enum Slow {
+    /// An energy counter.
+    Energy(SlowReading),
+    /// A power-only domain (NVML without an energy counter, a pm_counters power file): watts.
+    Power(f64),
+}
+
+/// The stored ticks of a slow column at `mono_ns` (a fast tick), from the slow thread's latest
+/// reading. A counter is extended at its last rate up to now (bounded to two slow periods, so a
+/// stalled source stops growing); a power-only domain's last watts are integrated over the fast
+/// ticks. The column never goes backwards.
+fn slow_column(col: &mut Column, reading: Option<Slow>, power_only: bool, mono_ns: u64) -> u64 {
+    let (value, _) = match reading {
+        Some(Slow::Power(w)) => col.power(Some(w), mono_ns),
+        Some(Slow::Energy(r)) => {
+            let ahead = mono_ns.saturating_sub(r.mono_ns).min(2 * SLOW_PERIOD.as_nanos() as u64);
+            col.energy(Some(r.ticks.saturating_add((r.rate * ahead as f64) as u64)))
+        }
+        None if power_only => col.power(None, mono_ns),
+        None => col.energy(None),
+    };
+    value
 }
 
 /// Converts a snapshot value into the column's raw input.
@@ -199,6 +225,15 @@ fn raw(v: &Value) -> (Option<u64>, Option<f64>) {
         Value::Energy { total_ticks, .. } => (Some(*total_ticks), None),
         Value::Power { watts } => (None, Some(*watts)),
         Value::Missing => (None, None),
+    }
+}
+
+/// Logs the warnings a sample raised (a domain that stopped reading, an implausible jump): each
+/// once per domain until it recovers, so a failing domain does not flood the log. Taking an empty
+/// list allocates nothing.
+fn report(warnings: Vec<powerstack_hw::Warning>) {
+    for w in warnings {
+        eprintln!("powerstack agent: warning: {w}");
     }
 }
 
@@ -233,11 +268,12 @@ pub fn start(
     // since the epoch (deadlines use CLOCK_MONOTONIC directly).
     let clock = shared.clock;
     let to_unix = move |mono: u64| clock.unix_us_at(mono);
-    let latest: Arc<Mutex<Vec<Option<SlowReading>>>> = Arc::new(Mutex::new(vec![None; columns]));
+    let latest: Arc<Mutex<Vec<Option<Slow>>>> = Arc::new(Mutex::new(vec![None; columns]));
     let mut threads = Vec::new();
 
     if let Some((mut slow, slow_columns)) = slow {
         let (latest, stop, shared) = (latest.clone(), stop.clone(), shared.clone());
+        let power_only = power_only.clone();
         threads.push(std::thread::Builder::new().name("powerstack-slow".into()).spawn(
             move || {
                 let period = SLOW_PERIOD.as_nanos() as u64;
@@ -245,12 +281,16 @@ pub fn start(
                 let mut next = mono_ns();
                 while !stop.load(Ordering::Relaxed) {
                     let snap = slow.sample();
+                    report(slow.take_warnings());
                     shared.stats.slow_reads.fetch_add(1, Ordering::Relaxed);
                     if let Ok(mut l) = latest.lock() {
                         for (v, col) in snap.values.iter().zip(&slow_columns) {
                             let Some(c) = *col else { continue };
                             let (ticks, watts) = raw(v);
-                            let ticks = ticks.or_else(|| watts.map(|w| (w * 1e6) as u64));
+                            if power_only[c] {
+                                l[c] = watts.map(Slow::Power);
+                                continue;
+                            }
                             // Place a reading at the time the hardware took it when it says
                             // (pm_counters stamps each update): the controller's clock is mapped
                             // onto ours by the smallest read-minus-stamp offset seen, which removes
@@ -261,14 +301,20 @@ pub fn start(
                             };
                             let at = match hw {
                                 Some(h) => {
-                                    let o = (snap.mono_ns / 1000) as i64 - h as i64;
+                                    // Saturating: a stamp is data from a file.
+                                    let h = i64::try_from(h).unwrap_or(i64::MAX);
+                                    let o = ((snap.mono_ns / 1000) as i64).saturating_sub(h);
                                     let off = offsets[c].map_or(o, |m: i64| m.min(o));
                                     offsets[c] = Some(off);
-                                    ((h as i64 + off).max(0) as u64) * 1000
+                                    (h.saturating_add(off).max(0) as u64).saturating_mul(1000)
                                 }
                                 None => snap.mono_ns,
                             };
-                            l[c] = match (ticks, l[c]) {
+                            let prev = match l[c] {
+                                Some(Slow::Energy(r)) => Some(r),
+                                _ => None,
+                            };
+                            l[c] = match (ticks, prev) {
                                 // The same update read again: keep the reading and its rate.
                                 (Some(t), Some(prev)) if hw.is_some() && at <= prev.mono_ns => {
                                     Some(SlowReading { ticks: t.max(prev.ticks), ..prev })
@@ -284,7 +330,8 @@ pub fn start(
                                     Some(SlowReading { ticks: t, mono_ns: at, rate: 0.0 })
                                 }
                                 (None, _) => None,
-                            };
+                            }
+                            .map(Slow::Energy);
                         }
                     }
                     next += period;
@@ -321,6 +368,7 @@ pub fn start(
                     next += missed * period;
                 }
                 let snap = fast.sample();
+                report(fast.take_warnings());
                 let mut failures = 0;
                 for (v, col) in snap.values.iter().zip(&fast_columns) {
                     let Some(c) = *col else { continue };
@@ -334,19 +382,10 @@ pub fn start(
                     failures += u64::from(failed);
                 }
                 if !slow_columns.is_empty() {
-                    let readings = latest.lock().map(|l| l.clone()).unwrap_or_default();
+                    let readings = latest.lock().ok();
                     for &c in &slow_columns {
-                        // Extend the last slow reading at its last rate up to now (bounded to one slow
-                        // period, so a stalled source stops growing); the column never goes backwards.
-                        let input = readings.get(c).copied().flatten().map(|r| {
-                            let ahead = snap
-                                .mono_ns
-                                .saturating_sub(r.mono_ns)
-                                .min(2 * SLOW_PERIOD.as_nanos() as u64);
-                            r.ticks + (r.rate * ahead as f64) as u64
-                        });
-                        let (value, _) = state[c].energy(input);
-                        row[c] = value;
+                        let reading = readings.as_ref().and_then(|l| l.get(c).copied().flatten());
+                        row[c] = slow_column(&mut state[c], reading, power_only[c], snap.mono_ns);
                     }
                 }
                 let unix = to_unix(snap.mono_ns).max(last_unix);
@@ -360,4 +399,43 @@ pub fn start(
         },
     )?);
     Ok(Sampler { threads })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn a_slow_power_only_domain_is_integrated_over_the_fast_ticks() {
+        // 100 W read by the slow thread, sampled every 1 ms for 1 s: 100 J = 1e8 µJ ticks.
+        let mut col = Column::default();
+        let mut last = 0;
+        for k in 0..=1000 {
+            let v = slow_column(&mut col, Some(Slow::Power(100.0)), true, 5_000 * MS + k * MS);
+            assert!(v >= last);
+            last = v;
+        }
+        assert!((last as f64 - 1e8).abs() < 1e8 * 1e-6, "{last}");
+        // A gap (no reading) holds the value and does not integrate across it.
+        assert_eq!(slow_column(&mut col, None, true, 7_000 * MS), last);
+        let after = slow_column(&mut col, Some(Slow::Power(100.0)), true, 9_000 * MS);
+        assert_eq!(after, last);
+    }
+
+    #[test]
+    fn a_slow_counter_is_extended_at_its_rate_for_at_most_two_slow_periods() {
+        let mut col = Column::default();
+        // 1 tick per µs since the reading at 1 s.
+        let r = SlowReading { ticks: 1_000, mono_ns: 1_000 * MS, rate: 1e-3 };
+        // The column starts from 0 at its first value and follows the counter from there.
+        assert_eq!(slow_column(&mut col, Some(Slow::Energy(r)), false, 1_000 * MS), 0);
+        assert_eq!(slow_column(&mut col, Some(Slow::Energy(r)), false, 1_050 * MS), 50_000);
+        let cap = 2 * SLOW_PERIOD.as_micros() as u64;
+        assert_eq!(slow_column(&mut col, Some(Slow::Energy(r)), false, 5_000 * MS), cap);
+        // A newer reading below the extension never takes the column backwards.
+        let r2 = SlowReading { ticks: 100_000, mono_ns: 5_000 * MS, rate: 0.0 };
+        assert_eq!(slow_column(&mut col, Some(Slow::Energy(r2)), false, 5_001 * MS), cap);
+    }
 }

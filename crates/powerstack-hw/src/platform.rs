@@ -206,13 +206,17 @@ impl Platform {
                     });
                     match counter.update_checked(raw, max) {
                         Step::Rejected => {
-                            self.pending_warnings.push(Warning::unreadable(
+                            warn_once(
+                                &mut self.reported[i],
+                                &mut self.pending_warnings,
                                 info.provider,
-                                format!(
-                                    "{}: implausible energy jump ignored at {}",
-                                    info.id, info.source
-                                ),
-                            ));
+                                || {
+                                    format!(
+                                        "{}: implausible energy jump ignored at {}",
+                                        info.id, info.source
+                                    )
+                                },
+                            );
                             Value::Missing
                         }
                         _ => {
@@ -230,23 +234,20 @@ impl Platform {
                     Value::Power { watts: w }
                 }
                 (Reading::Power(w), _) => {
-                    let msg =
-                        format!("{}: invalid power reading {w} from {}", info.id, info.source);
                     warn_once(
                         &mut self.reported[i],
                         &mut self.pending_warnings,
                         info.provider,
-                        msg,
+                        || format!("{}: invalid power reading {w} from {}", info.id, info.source),
                     );
                     Value::Missing
                 }
                 (Reading::Failed(e), _) => {
-                    let msg = format!("{}: {e}", info.id);
                     warn_once(
                         &mut self.reported[i],
                         &mut self.pending_warnings,
                         info.provider,
-                        msg,
+                        || format!("{}: {e}", info.id),
                     );
                     Value::Missing
                 }
@@ -296,9 +297,16 @@ fn per_device_gpu_provider(
     Some(best)
 }
 
-fn warn_once(reported: &mut bool, out: &mut Vec<Warning>, provider: &'static str, message: String) {
+/// Raises a warning for a domain once until it recovers; the message is only built when raised
+/// (this runs on every sample of a failing domain).
+fn warn_once(
+    reported: &mut bool,
+    out: &mut Vec<Warning>,
+    provider: &'static str,
+    message: impl FnOnce() -> String,
+) {
     if !*reported {
         *reported = true;
-        out.push(Warning::unreadable(provider, message));
+        out.push(Warning::unreadable(provider, message()));
     }
 }
