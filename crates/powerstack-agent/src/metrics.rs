@@ -18,20 +18,13 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use powerstack_model::{DomainInfo, DomainPower, PowerReport};
 
+use powerstack_api::prometheus::{escape, family};
+
 use crate::http::{AppState, Controls, lock, recent_window};
 use crate::state::Shared;
 
 /// The content type of the exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
 
 fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
     family(out, name, "gauge", help);

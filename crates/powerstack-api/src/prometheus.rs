@@ -9,7 +9,8 @@ use powerstack_model::{DomainInfo, PowerReport};
 
 use crate::v1::{Origin, node_source_name};
 
-fn escape(value: &str) -> String {
+/// Escapes a label value.
+pub fn escape(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
@@ -21,9 +22,37 @@ fn labels(info: &DomainInfo) -> String {
     s
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+/// Writes a metric family's `# HELP` and `# TYPE` lines.
+pub fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// The `powerstack_energy_joules_total` family: one series per domain with a counter.
+fn energy_family(
+    out: &mut String,
+    catalog: &[DomainInfo],
+    joules: impl IntoIterator<Item = Option<f64>>,
+) {
+    family(
+        out,
+        "powerstack_energy_joules_total",
+        "counter",
+        "Energy counted by a domain's hardware counter, extended across wraps, in joules.",
+    );
+    for (info, j) in catalog.iter().zip(joules) {
+        if let Some(j) = j {
+            let _ = writeln!(out, "powerstack_energy_joules_total{{{}}} {j}", labels(info));
+        }
+    }
+}
+
+/// Renders the energy counters (`powerstack energy`): `joules` by catalog index, `None` for a
+/// domain without a counter.
+pub fn energy(catalog: &[DomainInfo], joules: &[Option<f64>]) -> String {
+    let mut out = String::new();
+    energy_family(&mut out, catalog, joules.iter().copied());
+    out
 }
 
 /// Renders a power report.
@@ -40,17 +69,7 @@ pub fn power(origin: &Origin, catalog: &[DomainInfo], report: &PowerReport) -> S
             let _ = writeln!(out, "powerstack_power_watts{{{}}} {w}", labels(info));
         }
     }
-    family(
-        &mut out,
-        "powerstack_energy_joules_total",
-        "counter",
-        "Energy counted by a domain's hardware counter, extended across wraps, in joules.",
-    );
-    for (info, d) in catalog.iter().zip(&report.domains) {
-        if let Some(j) = d.energy_joules {
-            let _ = writeln!(out, "powerstack_energy_joules_total{{{}}} {j}", labels(info));
-        }
-    }
+    energy_family(&mut out, catalog, report.domains.iter().map(|d| d.energy_joules));
     if let Some(node) = &report.node {
         family(
             &mut out,

@@ -266,6 +266,25 @@ fn prometheus_text() {
     );
 }
 
+#[test]
+fn prometheus_energy_keeps_dies_apart() {
+    let die = |d: u32| {
+        let mut info = domain(DomainKind::Package, 0, "powercap", "intel-rapl:0:0", rapl(1 << 32));
+        info.id.die = Some(d);
+        info
+    };
+    let cat =
+        vec![die(0), die(1), domain(DomainKind::Node, 0, "hwmon", "power1", Measurement::Power)];
+    let text = prometheus::energy(&cat, &[Some(10.5), Some(20.25), None]);
+    assert_eq!(
+        text,
+        "# HELP powerstack_energy_joules_total Energy counted by a domain's hardware counter, extended across wraps, in joules.\n\
+         # TYPE powerstack_energy_joules_total counter\n\
+         powerstack_energy_joules_total{domain=\"package\",index=\"0\",die=\"0\"} 10.5\n\
+         powerstack_energy_joules_total{domain=\"package\",index=\"0\",die=\"1\"} 20.25\n"
+    );
+}
+
 fn promtool(text: &str) -> std::process::Output {
     use std::io::Write;
     let mut child = std::process::Command::new("promtool")
@@ -324,6 +343,9 @@ fn promtool_accepts_the_prometheus_output() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    let (cat, report) = intel_2s();
+    let out = promtool(&prometheus::energy(&cat, &energies(&report)));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     // The check itself can fail: a counter without `_total` is rejected.
     let bad = promtool("# HELP x_joules bad\n# TYPE x_joules counter\nx_joules 1\n");
     assert!(!bad.status.success(), "promtool accepted a counter without _total");

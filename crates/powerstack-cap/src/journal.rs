@@ -29,6 +29,13 @@ pub struct ControlKey {
     pub constraint: String,
 }
 
+impl ControlKey {
+    /// Whether this key names a domain of `info` (same provider, same domain id).
+    pub fn matches(&self, info: &powerstack_model::DomainInfo) -> bool {
+        info.provider == self.provider && info.id.to_string() == self.domain
+    }
+}
+
 impl std::fmt::Display for ControlKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {} ({})", self.domain, self.constraint, self.provider)
@@ -126,7 +133,8 @@ const VERSION: u32 = 1;
 pub struct Journal {
     dir: PathBuf,
     data: JournalFile,
-    _lock: File,
+    /// The exclusive lock held while open for writing; `None` when opened with [`Journal::read`].
+    lock: Option<File>,
 }
 
 impl Journal {
@@ -153,27 +161,16 @@ impl Journal {
                 detail: std::io::Error::last_os_error().to_string(),
             });
         }
-        let path = state_dir.join("journal.json");
-        let data = match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str::<JournalFile>(&text).map_err(|e| CapError::State {
-                path: path.clone(),
-                detail: format!(
-                    "malformed journal ({e}); it records the limits to restore: repair it, or move it away if you accept losing them"
-                ),
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => JournalFile { version: VERSION, ..Default::default() },
-            Err(e) => return Err(CapError::State { path, detail: e.to_string() }),
-        };
-        if data.version != VERSION {
-            return Err(CapError::State {
-                path,
-                detail: format!(
-                    "journal version {} is not {VERSION}: written by another powerstack version",
-                    data.version
-                ),
-            });
-        }
-        Ok(Journal { dir: state_dir.to_path_buf(), data, _lock: lock })
+        let data = load(&state_dir.join("journal.json"))?
+            .unwrap_or(JournalFile { version: VERSION, ..Default::default() });
+        Ok(Journal { dir: state_dir.to_path_buf(), data, lock: Some(lock) })
+    }
+
+    /// Reads the journal in `state_dir` without creating, locking or ever writing it (for
+    /// reports and dry runs: they need no write permission); `None` when there is none.
+    pub fn read(state_dir: &Path) -> Result<Option<Journal>, CapError> {
+        let data = load(&state_dir.join("journal.json"))?;
+        Ok(data.map(|data| Journal { dir: state_dir.to_path_buf(), data, lock: None }))
     }
 
     /// Every journaled control.
@@ -330,6 +327,12 @@ impl Journal {
     /// Writes the journal atomically: a temporary file, fsync, rename, fsync of the directory.
     fn save(&self) -> Result<(), CapError> {
         let path = self.dir.join("journal.json");
+        if self.lock.is_none() {
+            return Err(CapError::State {
+                path,
+                detail: "the journal was opened read-only".into(),
+            });
+        }
         let tmp = self.dir.join("journal.json.tmp");
         let io = |p: &Path, e: std::io::Error| CapError::State {
             path: p.to_path_buf(),
@@ -345,6 +348,31 @@ impl Journal {
         }
         Ok(())
     }
+}
+
+/// Reads and checks a journal file; `None` when there is none. A malformed journal is an error,
+/// never silently replaced: it may hold the only record of the original limits.
+fn load(path: &Path) -> Result<Option<JournalFile>, CapError> {
+    let data = match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str::<JournalFile>(&text).map_err(|e| CapError::State {
+            path: path.to_path_buf(),
+            detail: format!(
+                "malformed journal ({e}); it records the limits to restore: repair it, or move it away if you accept losing them"
+            ),
+        })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(CapError::State { path: path.to_path_buf(), detail: e.to_string() }),
+    };
+    if data.version != VERSION {
+        return Err(CapError::State {
+            path: path.to_path_buf(),
+            detail: format!(
+                "journal version {} is not {VERSION}: written by another powerstack version",
+                data.version
+            ),
+        });
+    }
+    Ok(Some(data))
 }
 
 /// Wall-clock µs since the Unix epoch.

@@ -549,11 +549,10 @@ fn restore_limits(
     let mut out = Restored::default();
     let entries: Vec<Entry> = journal.entries().iter().filter(|e| which(e)).cloned().collect();
     for e in entries {
-        let index = platform.catalog().iter().position(|d| {
-            d.provider == e.key.provider
-                && d.id.to_string() == e.key.domain
-                && d.limit(&e.key.constraint).is_some()
-        });
+        let index = platform
+            .catalog()
+            .iter()
+            .position(|d| e.key.matches(d) && d.limit(&e.key.constraint).is_some());
         let Some(index) = index else {
             out.failed.push((e.key.clone(), "the domain is not on this node (any more)".into()));
             continue;

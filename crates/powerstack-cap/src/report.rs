@@ -37,9 +37,7 @@ pub fn restored_writes<'a>(
 ) -> Vec<CapWriteV1> {
     let mut out = Vec::new();
     for key in restored {
-        let Some(info) =
-            catalog.iter().find(|d| d.id.to_string() == key.domain && d.provider == key.provider)
-        else {
+        let Some(info) = catalog.iter().find(|d| key.matches(d)) else {
             continue;
         };
         let now = info.limit(&key.constraint);
@@ -56,6 +54,30 @@ pub fn restored_writes<'a>(
         });
     }
     out
+}
+
+/// What `reset` would put back, without doing it: every journaled limit at its original, named
+/// as the node's catalog names it (a journaled domain no longer on the node keeps its journaled
+/// name, index 0).
+pub fn planned_reset_writes(catalog: &[DomainInfo], journal: &Journal) -> Vec<CapWriteV1> {
+    journal
+        .entries()
+        .iter()
+        .map(|e| {
+            let info = catalog.iter().find(|d| e.key.matches(d));
+            CapWriteV1 {
+                domain: info.map_or_else(|| e.key.domain.clone(), |i| i.id.kind.to_string()),
+                index: info.map_or(0, |i| i.id.index),
+                constraint: e.key.constraint.clone(),
+                previous_watts: e.last_written.as_ref().map(|w| w.limit_watts),
+                requested_watts: e.original.limit_watts.unwrap_or(0.0),
+                read_back_watts: None,
+                time_window_s: e.original.time_window_s,
+                provider: e.key.provider.clone(),
+                source: e.source.clone(),
+            }
+        })
+        .collect()
 }
 
 /// Lines saying what a recovery after an interrupted run did.
@@ -83,17 +105,10 @@ pub fn caps_document(
     state_dir: &Path,
     mut warnings: Vec<String>,
 ) -> CapsV1 {
-    let journal = if state_dir.join("journal.json").exists() {
-        match Journal::open(state_dir) {
-            Ok(j) => Some(j),
-            Err(e) => {
-                warnings.push(format!("who set the limits is unknown: {e}"));
-                None
-            }
-        }
-    } else {
+    let journal = Journal::read(state_dir).unwrap_or_else(|e| {
+        warnings.push(format!("who set the limits is unknown: {e}"));
         None
-    };
+    });
     if let Some(p) = journal.as_ref().and_then(|j| j.in_progress()) {
         warnings.push(format!(
             "a previous run (pid {}, {}) was interrupted while writing limits; the next cap change restores the originals",

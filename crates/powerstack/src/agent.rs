@@ -74,12 +74,7 @@ pub fn agent(a: &AgentArgs) -> anyhow::Result<()> {
     if let Some(s) = &sim {
         config.root = s.root.clone();
     }
-    // A simulated root made by `sim create` is labelled too.
-    let simulated = sim
-        .as_ref()
-        .map(|s| s.profile)
-        .or_else(|| powerstack_sim::profile_of(&config.root))
-        .map(|p| p.as_str().to_string());
+    let simulated = node::simulated_label(sim.as_ref(), &config.root);
     let stop = stop_flag(None);
     run(&config, node::hostname(), simulated, stop, |ready: &Ready| {
         for n in &ready.notes {
@@ -151,13 +146,15 @@ pub fn up(a: &UpArgs) -> anyhow::Result<()> {
         .transpose()
         .map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
     let sim = node::simulation_for(&a.simulate, &a.root)?;
+    let root = sim.as_ref().map(|s| s.root.clone()).unwrap_or_else(|| a.root.clone());
+    let simulated = node::simulated_label(sim.as_ref(), &root);
     let state = tempfile::Builder::new()
         .prefix("powerstack-up-")
         .tempdir()
         .context("creating a state directory")?;
     // A real node's journal lives in /var/lib/powerstack (as root); a simulated node's, or an
     // unprivileged user's, in a temporary directory, so nothing of it is left behind.
-    let state_dir = if sim.is_none() && is_root() {
+    let state_dir = if simulated.is_none() && is_root() {
         "/var/lib/powerstack".into()
     } else {
         state.path().to_path_buf()
@@ -168,10 +165,9 @@ pub fn up(a: &UpArgs) -> anyhow::Result<()> {
         socket: String::new(),
         listen: a.listen.clone(),
         state_dir,
-        root: sim.as_ref().map(|s| s.root.clone()).unwrap_or_else(|| a.root.clone()),
+        root,
         ..AgentConfig::default()
     };
-    let simulated = sim.as_ref().map(|s| s.profile.as_str().to_string());
     let stop = stop_flag(duration);
     let (tx, rx) = std::sync::mpsc::channel::<Arc<Shared>>();
     let agent_stop = stop.clone();

@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use powerstack_api::cap::{CAP_SCHEMA, CapResultV1, CapWriteV1};
+use powerstack_api::cap::{CAP_SCHEMA, CapResultV1};
 use powerstack_api::table;
-use powerstack_cap::report::{recovered_lines, restored_writes, write_doc};
+use powerstack_cap::report::{planned_reset_writes, recovered_lines, restored_writes, write_doc};
 use powerstack_cap::{Capper, Done, Policy, Request};
 use powerstack_hw::Platform;
 use powerstack_model::duration::parse_duration;
@@ -171,11 +171,21 @@ fn result_doc(node: &Node, command: &str, dry_run: bool, cap: NodeCap) -> CapRes
     }
 }
 
+/// The output format of a cap command, checked before anything is opened or written: only
+/// `table` and `json` describe a change.
+fn control_format(common: &ControlArgs, what: &str) -> anyhow::Result<Format> {
+    let format = output::format(common.node.format);
+    if !matches!(format, Format::Json | Format::Table) {
+        bail!("--format {format:?} is not available for {what}; use table or json");
+    }
+    Ok(format)
+}
+
 fn print_result(format: Format, doc: &CapResultV1) -> anyhow::Result<()> {
-    match format {
-        Format::Json => emit(&serde_json::to_string(doc).context("encoding JSON")?),
-        Format::Table => emit(&table::cap_result(doc)),
-        other => bail!("--format {other:?} is not available for cap; use table or json"),
+    if format == Format::Json {
+        emit(&serde_json::to_string(doc).context("encoding JSON")?)
+    } else {
+        emit(&table::cap_result(doc))
     }
 }
 
@@ -185,10 +195,7 @@ fn change(
     command: &str,
     build: impl FnOnce(&mut Platform) -> anyhow::Result<(Vec<Request>, NodeCap)>,
 ) -> anyhow::Result<()> {
-    let format = output::format(common.node.format);
-    if !matches!(format, Format::Json | Format::Table) {
-        bail!("--format {format:?} is not available for cap; use table or json");
-    }
+    let format = control_format(common, "cap")?;
     let mut node = node::open(&common.node)?;
     if common.dry_run {
         let platform = &mut node.discovery.platform;
@@ -221,26 +228,13 @@ fn change(
 }
 
 fn reset(common: &ControlArgs) -> anyhow::Result<()> {
-    let format = output::format(common.node.format);
+    let format = control_format(common, "cap")?;
     let mut node = node::open(&common.node)?;
     if common.dry_run {
-        let journal = powerstack_cap::Journal::open(&common.state_dir)?;
         let mut doc = result_doc(&node, "reset", true, NodeCap::default());
-        doc.writes = journal
-            .entries()
-            .iter()
-            .map(|e| CapWriteV1 {
-                domain: e.key.domain.clone(),
-                index: 0,
-                constraint: e.key.constraint.clone(),
-                previous_watts: e.last_written.as_ref().map(|w| w.limit_watts),
-                requested_watts: e.original.limit_watts.unwrap_or(0.0),
-                read_back_watts: None,
-                time_window_s: e.original.time_window_s,
-                provider: e.key.provider.clone(),
-                source: e.source.clone(),
-            })
-            .collect();
+        if let Some(journal) = powerstack_cap::Journal::read(&common.state_dir)? {
+            doc.writes = planned_reset_writes(node.discovery.platform.catalog(), &journal);
+        }
         return print_result(format, &doc);
     }
     let via = via();
@@ -270,7 +264,7 @@ fn reset(common: &ControlArgs) -> anyhow::Result<()> {
 }
 
 fn show(common: &ControlArgs) -> anyhow::Result<()> {
-    let format = output::format(common.node.format);
+    let format = control_format(common, "cap show")?;
     let mut node = node::open(&common.node)?;
     let warnings: Vec<String> =
         node.discovery.platform.refresh_limits().into_iter().map(|w| w.to_string()).collect();
@@ -280,9 +274,9 @@ fn show(common: &ControlArgs) -> anyhow::Result<()> {
         &common.state_dir,
         warnings,
     );
-    match format {
-        Format::Json => emit(&serde_json::to_string(&doc).context("encoding JSON")?),
-        Format::Table => emit(&table::caps(&doc)),
-        other => bail!("--format {other:?} is not available for cap show; use table or json"),
+    if format == Format::Json {
+        emit(&serde_json::to_string(&doc).context("encoding JSON")?)
+    } else {
+        emit(&table::caps(&doc))
     }
 }

@@ -145,18 +145,7 @@ pub fn energy(args: &ReadArgs) -> anyhow::Result<()> {
                 &variorum::energy(&node.origin.hostname, catalog, &joules, snap.unix_us),
                 stream,
             ),
-            Format::Prometheus => {
-                let mut s = String::from(
-                    "# HELP powerstack_energy_joules_total Energy counted by a domain's hardware counter, extended across wraps, in joules.\n# TYPE powerstack_energy_joules_total counter\n",
-                );
-                for (d, j) in doc.domains.iter().filter_map(|d| d.energy_joules.map(|j| (d, j))) {
-                    s.push_str(&format!(
-                        "powerstack_energy_joules_total{{domain=\"{}\",index=\"{}\"}} {j}\n",
-                        d.domain, d.index
-                    ));
-                }
-                s
-            }
+            Format::Prometheus => prometheus::energy(catalog, &joules),
             Format::VariorumFlat => {
                 bail!("--format variorum-flat exists for power only; use variorum or json")
             }

@@ -101,7 +101,7 @@ pub fn open(args: &NodeArgs) -> anyhow::Result<Node> {
                     root_dir.display()
                 );
             }
-            let simulated = powerstack_sim::profile_of(&root_dir).map(|p| p.as_str().to_string());
+            let simulated = simulated_label(None, &root_dir);
             if discovery.warnings.iter().any(|w| w.unreadable) {
                 crate::output::mark_partial();
             }
@@ -176,6 +176,14 @@ pub fn start_sim(profile: Profile, why: &str) -> anyhow::Result<SimRoot> {
         profile,
         _animator: Animator { stop, thread: Some(thread), _dir: dir },
     })
+}
+
+/// The simulator profile when the hardware is simulated: a simulated node started here, or a
+/// root made by `powerstack sim create`; `None` for real hardware.
+pub fn simulated_label(sim: Option<&SimRoot>, root: &std::path::Path) -> Option<String> {
+    sim.map(|s| s.profile)
+        .or_else(|| powerstack_sim::profile_of(root))
+        .map(|p| p.as_str().to_string())
 }
 
 /// What `--simulate MODE` means for `root`: `None` for real hardware, or a started simulated node

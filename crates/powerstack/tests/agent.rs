@@ -361,6 +361,19 @@ fn up_starts_an_agent_and_shows_live_power() {
 }
 
 #[test]
+fn up_on_a_root_made_by_sim_create_is_labelled_simulated() {
+    let n = Node::new("cray-ex");
+    let out = bin()
+        .args(["up", "--duration", "1500ms", "--listen", "127.0.0.1:0", "--root"])
+        .arg(n.root())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("[SIMULATED hardware: profile cray-ex]"), "{stdout}");
+}
+
+#[test]
 fn bad_agent_settings_are_one_line() {
     for args in [
         &["agent", "--rate-hz", "5000", "--socket", "", "--listen", "127.0.0.1:0"][..],

@@ -252,6 +252,48 @@ fn dry_run_prints_the_writes_and_changes_nothing() {
 }
 
 #[test]
+fn reset_dry_run_names_what_it_would_restore_and_a_bad_format_changes_nothing() {
+    let n = Node::new("intel-2s");
+    let r = n.cap(&["socket", "100", "--socket", "1"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let journal = std::fs::read_to_string(n.state.path().join("journal.json")).unwrap();
+
+    let r = n.cap(&["reset", "--dry-run"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let doc = json(&r.stdout);
+    let writes = doc["writes"].as_array().unwrap();
+    assert!(!writes.is_empty());
+    let long = writes.iter().find(|w| w["constraint"] == "long_term").unwrap();
+    assert_eq!((long["domain"].as_str(), long["index"].as_u64()), (Some("package"), Some(1)));
+    assert_eq!(long["previous_watts"], 100.0);
+    assert_eq!(long["requested_watts"], 150.0);
+    assert_eq!(n.file(PKG1), "100000000", "a dry run writes nothing");
+
+    // A format that cannot describe the change is refused before anything is restored.
+    let root = n.root.path().to_str().unwrap();
+    let state = n.state.path().to_str().unwrap();
+    for args in [["cap", "reset"], ["cap", "show"]] {
+        let mut all = args.to_vec();
+        all.extend(["--root", root, "--state-dir", state, "--format", "prometheus"]);
+        let r = run(&all);
+        assert_eq!(r.status, 1, "{args:?}");
+        assert!(r.stderr.contains("use table or json"), "{}", r.stderr);
+    }
+    assert_eq!(n.file(PKG1), "100000000");
+    assert_eq!(std::fs::read_to_string(n.state.path().join("journal.json")).unwrap(), journal);
+
+    // Neither a dry run nor `show` creates a state directory.
+    let missing = n.state.path().join("not-yet");
+    for args in [&["cap", "reset", "--dry-run"][..], &["cap", "show", "--format", "json"]] {
+        let mut all = args.to_vec();
+        all.extend(["--root", root, "--state-dir", missing.to_str().unwrap()]);
+        let r = run(&all);
+        assert_eq!(r.status, 0, "{args:?}: {}", r.stderr);
+    }
+    assert!(!missing.exists());
+}
+
+#[test]
 fn bad_input_is_one_line_naming_the_domain_and_range_and_nothing_changes() {
     let n = Node::new("intel-2s");
     let before = n.snapshot();
