@@ -49,7 +49,9 @@ pub struct Platform {
     catalog: Vec<DomainInfo>,
     slots: Vec<Slot>,
     counters: Vec<Option<ExtendedCounter>>,
-    last_mono_ns: Option<u64>,
+    /// Per domain, when its counter was last read (the plausibility ceiling of the next step
+    /// spans the time since then, so a domain back from an outage is not refused its energy).
+    last_read_ns: Vec<Option<u64>>,
     reported: Vec<bool>,
     pending_warnings: Vec<Warning>,
 }
@@ -99,7 +101,7 @@ impl Platform {
             catalog,
             slots,
             counters,
-            last_mono_ns: None,
+            last_read_ns: vec![None; n],
             reported: vec![false; n],
             pending_warnings: Vec::new(),
         };
@@ -191,7 +193,6 @@ impl Platform {
     }
 
     fn extend(&mut self, mono_ns: u64, unix_us: i64) -> Snapshot {
-        let dt_s = self.last_mono_ns.map(|last| mono_ns.saturating_sub(last) as f64 / 1e9);
         let mut values = Vec::with_capacity(self.catalog.len());
         for i in 0..self.slots.len() {
             let Slot { provider, index } = self.slots[i];
@@ -200,6 +201,8 @@ impl Platform {
             let value = match (reading, &mut self.counters[i]) {
                 (Reading::Energy(raw), Some(counter)) => {
                     let spec = counter.spec();
+                    let last = self.last_read_ns[i].replace(mono_ns);
+                    let dt_s = last.map(|t| mono_ns.saturating_sub(t) as f64 / 1e9);
                     let max = dt_s.map(|dt| {
                         let seconds = dt.max(1.0) * 2.0;
                         (ceiling_watts(info.id.kind) * seconds / spec.joules_per_tick) as u64
@@ -255,7 +258,6 @@ impl Platform {
             };
             values.push(value);
         }
-        self.last_mono_ns = Some(mono_ns);
         Snapshot { mono_ns, unix_us, values }
     }
 }

@@ -183,3 +183,36 @@ fn msr_file_image_gives_energy_and_one_warning_on_intel_2s() {
     assert!(p.domains().iter().all(|d| d.limits.is_empty()));
     s.check(p, 2);
 }
+
+#[test]
+fn a_counter_back_from_a_long_outage_keeps_the_outage_energy() {
+    // 60 s unreadable at 400 W: 24 kJ, more than the 10 kJ a package may gain in 2 s. The
+    // plausibility ceiling spans the time since this counter was last read, not since the last
+    // sample of the node, so the energy of the outage is counted, not refused.
+    let s = sim(Profile::Intel2s, SimOptions::default());
+    let (provider, _) = s.probe(powercap::probe);
+    let (mut platform, _) = Platform::new(vec![provider]);
+    let pkg0 = platform
+        .catalog()
+        .iter()
+        .position(|d| d.id == DomainId::new(DomainKind::Package, 0))
+        .unwrap();
+    let file = s.root.path("sys/class/powercap/intel-rapl:0/energy_uj");
+    let start: u64 = std::fs::read_to_string(&file).unwrap().trim().parse().unwrap();
+    let joules = |snap: &powerstack_model::Snapshot| match snap.values[pkg0] {
+        powerstack_model::Value::Energy { joules, .. } => joules,
+        ref v => panic!("{v:?}"),
+    };
+    let sec = 1_000_000_000u64;
+    let first = joules(&platform.sample_at(sec, 0));
+    std::fs::write(&file, "garbage\n").unwrap();
+    for t in 2..=60 {
+        let snap = platform.sample_at(t * sec, 0);
+        assert!(matches!(snap.values[pkg0], powerstack_model::Value::Missing));
+    }
+    std::fs::write(&file, format!("{}\n", start + 24_000_000_000)).unwrap();
+    let back = joules(&platform.sample_at(61 * sec, 0));
+    assert!((back - first - 24_000.0).abs() < 1e-6, "{first} → {back}");
+    let warnings: Vec<String> = platform.take_warnings().iter().map(|w| w.to_string()).collect();
+    assert!(!warnings.iter().any(|w| w.contains("implausible")), "{warnings:?}");
+}
