@@ -16,11 +16,13 @@ pub const MAX_CPU: u32 = 65_535;
 /// Parses a CPU list into sorted, de-duplicated CPU numbers. An empty (or blank) list is empty.
 pub fn parse_cpulist(input: &str) -> Result<Vec<u32>, CpuListError> {
     let err = |why| CpuListError { input: input.to_string(), why };
-    let mut out = Vec::new();
     let s = input.trim();
     if s.is_empty() {
-        return Ok(out);
+        return Ok(Vec::new());
     }
+    // Ranges first, merged, then expanded: the output never holds a CPU twice, so overlapping or
+    // repeated ranges cannot make it grow past MAX_CPU + 1 numbers.
+    let mut ranges: Vec<(u32, u32)> = Vec::new();
     for part in s.split(',') {
         let part = part.trim();
         let (a, b) = match part.split_once('-') {
@@ -35,10 +37,18 @@ pub fn parse_cpulist(input: &str) -> Result<Vec<u32>, CpuListError> {
         if b > MAX_CPU {
             return Err(err("CPU number too large"));
         }
-        out.extend(a..=b);
+        ranges.push((a, b));
     }
-    out.sort_unstable();
-    out.dedup();
+    ranges.sort_unstable();
+    let mut out = Vec::new();
+    let mut next = 0u32; // the first CPU not yet in `out`
+    for (a, b) in ranges {
+        let from = a.max(next);
+        if from <= b {
+            out.extend(from..=b);
+            next = b + 1;
+        }
+    }
     Ok(out)
 }
 
@@ -74,6 +84,8 @@ mod tests {
         assert!(parse_cpulist("3-1").is_err());
         assert!(parse_cpulist("a").is_err());
         assert!(parse_cpulist("1,,2").is_err());
+        let many = vec!["0-65535"; 2000].join(",");
+        assert_eq!(parse_cpulist(&many).unwrap().len(), 65_536);
     }
 
     proptest! {
@@ -81,6 +93,17 @@ mod tests {
         fn format_then_parse_is_the_identity(cpus in proptest::collection::btree_set(0u32..512, 0..64)) {
             let v: Vec<u32> = cpus.into_iter().collect();
             prop_assert_eq!(parse_cpulist(&format_cpulist(&v)).unwrap(), v);
+        }
+
+        #[test]
+        fn overlapping_ranges_give_each_cpu_once(
+            ranges in proptest::collection::vec((0u32..300, 0u32..40), 1..20)
+        ) {
+            let text: Vec<String> = ranges.iter().map(|(a, n)| format!("{a}-{}", a + n)).collect();
+            let mut naive: Vec<u32> = ranges.iter().flat_map(|&(a, n)| a..=a + n).collect();
+            naive.sort_unstable();
+            naive.dedup();
+            prop_assert_eq!(parse_cpulist(&text.join(",")).unwrap(), naive);
         }
 
         #[test]
