@@ -175,14 +175,6 @@ impl Verb {
         }
     }
 
-    /// The method.
-    pub fn method(self) -> Method {
-        match self {
-            Verb::Get => Method::GET,
-            Verb::Post => Method::POST,
-        }
-    }
-
     fn filter(self) -> MethodFilter {
         match self {
             Verb::Get => MethodFilter::GET,

@@ -250,11 +250,6 @@ impl Jobs {
         all
     }
 
-    /// Forgets job `id`, returning its window.
-    pub fn remove(&mut self, id: &str) -> Option<JobWindow> {
-        self.jobs.remove(id)
-    }
-
     /// Forgets the jobs that ended before `unix_us` (say, the oldest sample kept: their data are
     /// gone); returns how many.
     pub fn prune_ended_before(&mut self, unix_us: u64) -> usize {

@@ -103,14 +103,6 @@ impl Ring {
         }
     }
 
-    /// Drops every sample (the memory stays allocated).
-    pub fn clear(&mut self) {
-        self.times.clear();
-        self.ticks.clear();
-        self.start = 0;
-        self.len = 0;
-    }
-
     /// Physical slot of logical index `i` (0 = oldest); `i` must be below `len`.
     fn slot(&self, i: usize) -> usize {
         let p = self.start + i;

@@ -104,7 +104,10 @@ pub fn power(hostname: &str, catalog: &[DomainInfo], report: &PowerReport) -> Va
             let mut g = Map::new();
             for &(i, n, gs) in &gpus {
                 if gs == s {
-                    g.insert(format!("GPU_{n}"), json!(watts[i].unwrap_or(UNAVAILABLE)));
+                    g.insert(
+                        format!("GPU_{n}"),
+                        json!(watts.get(i).copied().flatten().unwrap_or(UNAVAILABLE)),
+                    );
                 }
             }
             sock.insert("power_gpu_watts".into(), Value::Object(g));
@@ -145,7 +148,7 @@ pub fn power_flat(hostname: &str, catalog: &[DomainInfo], report: &PowerReport) 
             json!(socket_sum(catalog, &watts, DomainKind::Memory, s)),
         );
         let on_socket: Vec<Option<f64>> =
-            gpus.iter().filter(|g| g.2 == s).map(|g| watts[g.0]).collect();
+            gpus.iter().filter(|g| g.2 == s).map(|g| watts.get(g.0).copied().flatten()).collect();
         let gpu = if on_socket.is_empty() || on_socket.iter().any(Option::is_none) {
             UNAVAILABLE
         } else {

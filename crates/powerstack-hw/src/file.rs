@@ -56,12 +56,6 @@ impl AttrFile {
             HwError::malformed(&self.path, format!("expected an unsigned integer, found {line:?}"))
         })
     }
-
-    /// Reads the first line as an owned string.
-    pub fn read_string(&self) -> Result<String, HwError> {
-        let mut buf = [0u8; ATTR_MAX];
-        self.read_line(&mut buf).map(str::to_string)
-    }
 }
 
 /// Reads a whole small text file once (discovery), trimmed.

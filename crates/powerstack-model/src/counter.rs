@@ -169,11 +169,6 @@ impl ExtendedCounter {
         self.total_ticks() as f64 * self.spec.joules_per_tick
     }
 
-    /// The last raw reading.
-    pub fn last(&self) -> Option<RawEnergy> {
-        self.last
-    }
-
     /// How many wraps, resets and rejected deltas were seen.
     pub fn events(&self) -> (u64, u64, u64) {
         (self.wraps, self.resets, self.rejected)

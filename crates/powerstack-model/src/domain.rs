@@ -52,12 +52,6 @@ impl DomainKind {
         }
     }
 
-    /// Whether this kind is part of another measured domain and must not be added to a node sum
-    /// (core and uncore are inside the package; the platform domain already covers the packages).
-    pub fn is_subset(self) -> bool {
-        matches!(self, DomainKind::Core | DomainKind::Uncore)
-    }
-
     /// Whether the kind, when measured, is a direct measure of the whole node (or platform).
     pub fn is_node_level(self) -> bool {
         matches!(self, DomainKind::Node | DomainKind::Platform)

@@ -246,11 +246,6 @@ impl SimNode {
         self.comp(Key::Module(k), |c| c.power)
     }
 
-    /// amd-mi250x: the exact energy of MI250X module `k` since create (or open), J.
-    pub fn true_accel_energy_joules(&self, k: u32) -> Option<f64> {
-        self.comp(Key::Module(k), |c| c.energy)
-    }
-
     /// The power the model draws right now at the current load and limits (read from disk and
     /// the register model now): what the next step will use.
     pub fn expected_steady_power_watts(&self, id: DomainId) -> Option<f64> {

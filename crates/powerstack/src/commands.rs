@@ -169,8 +169,6 @@ pub fn domains(args: &NodeArgs) -> anyhow::Result<()> {
     let platform = &mut node.discovery.platform;
     let mut warnings = node.warnings.clone();
     warnings.extend(platform.refresh_limits().into_iter().map(|w| w.to_string()));
-    // One short reading tells whether the node figure is measurable (a direct source or a sum).
-    let report = platform.measure(Duration::from_millis(10));
     let catalog = platform.catalog();
     let now = powerstack_hw::platform::unix_us();
     let doc = DomainsV1::new(&node.origin, catalog, now, &warnings);
@@ -179,11 +177,14 @@ pub fn domains(args: &NodeArgs) -> anyhow::Result<()> {
         Format::Table => table::domains(&doc),
         Format::Variorum => {
             warn_stderr(&warnings);
+            // One short reading tells whether the node figure is measurable (a direct source or
+            // a sum); only Variorum's document says so.
+            let node_measurable = platform.measure(Duration::from_millis(10)).node.is_some();
             variorum::to_pretty(&variorum::domain_info(
                 &node.origin.hostname,
-                catalog,
+                platform.catalog(),
                 now,
-                report.node.is_some(),
+                node_measurable,
             ))
         }
         Format::VariorumFlat | Format::Prometheus => {
