@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use powerstack_hw::{DiscoverOptions, Platform, Root, Selection, Source, discover_with};
+use powerstack_hw::{DiscoverOptions, Platform, Root, Selection, discover_with};
 use powerstack_model::{DomainInfo, Measurement, Value};
 
 use crate::state::{DomainMeta, Shared};
@@ -92,30 +92,29 @@ impl Sources {
         let full = discover_with(root, selection, options);
         let mut warnings: Vec<String> = full.warnings.iter().map(ToString::to_string).collect();
         let domains: Vec<DomainMeta> = full.platform.catalog().iter().map(meta).collect();
-        let names = full.platform.provider_names();
-        let (slow_names, fast_names): (Vec<&str>, Vec<&str>) =
-            names.iter().partition(|n| SLOW_PROVIDERS.contains(n));
-        if slow_names.is_empty() {
+        if !full.platform.provider_names().iter().any(|n| SLOW_PROVIDERS.contains(n)) {
             let fast_columns = (0..domains.len()).map(Some).collect();
             return (Sources { domains, fast: full.platform, fast_columns, slow: None }, warnings);
         }
-        drop(full);
-        let to_sources = |list: &[&str]| -> Vec<Source> {
-            list.iter().filter_map(|n| n.parse::<Source>().ok()).collect()
-        };
-        let open = |list: &[&str]| {
-            let d = discover_with(root, &Selection::Only(to_sources(list)), options);
+        // Split the providers already probed (no second probe: NVML starts once).
+        let (slow_providers, fast_providers): (Vec<_>, Vec<_>) = full
+            .platform
+            .into_providers()
+            .into_iter()
+            .partition(|p| SLOW_PROVIDERS.contains(&p.name()));
+        let open = |providers| {
+            let (platform, _) = Platform::new(providers);
             let columns =
-                d.platform.catalog().iter().map(|i| column_of(&domains, i)).collect::<Vec<_>>();
-            (d.platform, columns)
+                platform.catalog().iter().map(|i| column_of(&domains, i)).collect::<Vec<_>>();
+            (platform, columns)
         };
-        let (fast, fast_columns) = open(&fast_names);
-        let (slow, slow_columns) = open(&slow_names);
+        let (fast, fast_columns) = open(fast_providers);
+        let (slow, slow_columns) = open(slow_providers);
         let covered = |c: usize| fast_columns.contains(&Some(c)) || slow_columns.contains(&Some(c));
         for (c, d) in domains.iter().enumerate() {
             if !covered(c) {
                 warnings.push(format!(
-                    "sampler: {} ({}) was not found again when splitting fast and slow sources",
+                    "sampler: {} ({}) is in neither the fast nor the slow sources; its column stays empty",
                     d.info.id, d.info.provider
                 ));
             }

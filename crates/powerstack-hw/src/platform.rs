@@ -118,6 +118,12 @@ impl Platform {
         self.providers.iter().map(|p| p.name()).collect()
     }
 
+    /// The providers, in priority order, to join differently (say, split into platforms read
+    /// at different rates) without probing the hardware again.
+    pub fn into_providers(self) -> Vec<Box<dyn Provider>> {
+        self.providers
+    }
+
     /// Whether there is nothing to measure.
     pub fn is_empty(&self) -> bool {
         self.catalog.is_empty()
