@@ -311,32 +311,32 @@ impl DevMsr {
     /// Opens the device of `cpu`: `msr_safe` if it is there, else `msr`; read-write when allowed,
     /// else read-only (writes then fail).
     fn device(&mut self, cpu: u32) -> Result<&Device, HwError> {
-        if !self.open.contains_key(&cpu) {
-            let dir = self.dev_cpu.join(cpu.to_string());
-            let safe = dir.join("msr_safe");
-            let dev = match open_rw_or_ro(&safe) {
-                Ok(file) => Device { file, path: safe },
-                Err(safe_err) => {
-                    let plain = dir.join("msr");
-                    match open_rw_or_ro(&plain) {
-                        Ok(file) => Device { file, path: plain },
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                            let path = if safe_err.kind() == std::io::ErrorKind::NotFound {
-                                plain
-                            } else {
-                                safe
-                            };
-                            return Err(HwError::from_io(&path, safe_err, MSR_HINT));
-                        }
-                        Err(e) => return Err(HwError::from_io(&plain, e, MSR_HINT)),
+        use std::collections::hash_map::Entry;
+        let slot = match self.open.entry(cpu) {
+            Entry::Occupied(o) => return Ok(o.into_mut()),
+            Entry::Vacant(v) => v,
+        };
+        let dir = self.dev_cpu.join(cpu.to_string());
+        let safe = dir.join("msr_safe");
+        let dev = match open_rw_or_ro(&safe) {
+            Ok(file) => Device { file, path: safe },
+            Err(safe_err) => {
+                let plain = dir.join("msr");
+                match open_rw_or_ro(&plain) {
+                    Ok(file) => Device { file, path: plain },
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        let path = if safe_err.kind() == std::io::ErrorKind::NotFound {
+                            plain
+                        } else {
+                            safe
+                        };
+                        return Err(HwError::from_io(&path, safe_err, MSR_HINT));
                     }
+                    Err(e) => return Err(HwError::from_io(&plain, e, MSR_HINT)),
                 }
-            };
-            self.open.insert(cpu, dev);
-        }
-        self.open
-            .get(&cpu)
-            .ok_or_else(|| HwError::Vanished { path: self.dev_cpu.join(cpu.to_string()) })
+            }
+        };
+        Ok(slot.insert(dev))
     }
 }
 
