@@ -162,22 +162,23 @@ pub(crate) async fn samples(
     let shared = &state.shared;
     let columns = shared.domains.len();
     let width = columns + 1;
-    let (rows, truncated) = {
+    // Under the ring's lock (which the sampler waits on) only a flat copy; the rows are built
+    // after it is released.
+    let (flat, truncated) = {
         let ring = lock(&shared.ring);
-        let mut rows = Vec::with_capacity(limit.min(ring.len()));
+        let mut flat = Vec::with_capacity(limit.min(ring.len()) * width);
         let mut truncated = false;
         for (taken, (t, row)) in ring.samples_between(since, until).enumerate() {
             if taken == limit {
                 truncated = true;
                 break;
             }
-            let mut r = Vec::with_capacity(width);
-            r.push(t);
-            r.extend((0..columns).map(|c| row.get(c).copied().unwrap_or(0)));
-            rows.push(r);
+            flat.push(t);
+            flat.extend((0..columns).map(|c| row.get(c).copied().unwrap_or(0)));
         }
-        (rows, truncated)
+        (flat, truncated)
     };
+    let rows: Vec<Vec<u64>> = flat.chunks(width).map(<[u64]>::to_vec).collect();
     let domains = shared
         .domains
         .iter()
