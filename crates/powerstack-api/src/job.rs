@@ -1,6 +1,6 @@
 //! Job documents: one node's power and energy over a job window ([`JobResultV1`]), the job
 //! listing of a node agent ([`JobV1`]), and a job asked of many agents at once ([`JobQueryV1`],
-//! with its cross-node [`JobTotalV1`]).
+//! with its cross-node [`JobTotalV1`]; its CSV form is [`crate::job_csv`]).
 //!
 //! [`JobResultV1`] keeps the field names of the Flux Power Monitor's per-host rows (`hostname`,
 //! `node_power`, `cpu_power_N`, `mem_power_N`, `gpu_power_N`, `result_start_time`,
@@ -122,18 +122,17 @@ impl JobResultV1 {
     }
 
     /// The figures of one class (`cpu_power_`, `mem_power_`, `gpu_power_`) by device index.
-    pub fn class(&self, prefix: &str) -> BTreeMap<u32, f64> {
+    fn class(&self, prefix: &str) -> BTreeMap<u32, f64> {
         self.domain_power
             .iter()
             .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.parse::<u32>().ok()?, *v)))
             .collect()
     }
 
-    /// One figure for a class, as the Flux Power Monitor's single column: the sum over its
-    /// devices; 0 when the node has none, [`NOT_MEASURED`] when none of them could be measured.
+    /// One figure for a class (the job table's CPU, MEM and GPU columns): the sum over its
+    /// devices; [`NOT_MEASURED`] when the node has none, or none of them could be measured.
     pub fn class_sum(&self, prefix: &str) -> f64 {
-        let c = self.class(prefix);
-        if c.is_empty() { 0.0 } else { sum_known(c.values().copied()) }
+        sum_known(self.class(prefix).into_values())
     }
 }
 
@@ -230,6 +229,16 @@ impl JobTotalV1 {
     pub fn class_sum(&self, prefix: &str) -> f64 {
         sum_known(self.domain_power.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| *v))
     }
+
+    /// How many nodes answered, in words: `results from all N nodes`, or `results from K of N
+    /// nodes`.
+    pub fn status(&self) -> String {
+        if self.nodes_answered == self.nodes {
+            format!("results from all {} nodes", self.nodes)
+        } else {
+            format!("results from {} of {} nodes", self.nodes_answered, self.nodes)
+        }
+    }
 }
 
 /// One job window in a listing (`GET /v1/jobs` on the node agent).
@@ -314,7 +323,7 @@ mod tests {
         let r = result();
         assert_eq!(r.class_sum("gpu_power_"), 80.25);
         assert_eq!(r.class_sum("mem_power_"), NOT_MEASURED);
-        assert_eq!(JobResultV1::unanswered("n", "j").class_sum("gpu_power_"), 0.0);
+        assert_eq!(JobResultV1::unanswered("n", "j").class_sum("gpu_power_"), NOT_MEASURED);
     }
 
     #[test]

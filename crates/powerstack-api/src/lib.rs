@@ -2,6 +2,8 @@
 //!
 //! - [`v1`]: native, versioned JSON documents (`powerstack.power.v1`, ...), with `serde`.
 //! - [`agent`]: the node agent's health, job listing, begin answer, raw samples and error body.
+//! - [`job`], [`job_csv`]: job results of one node and of many (JSON documents, and the CSV
+//!   of `job query`).
 //! - [`cap`]: the capping documents (`powerstack.cap.v1`, `powerstack.caps.v1`).
 //! - [`pools`]: the frequency-pool documents (`powerstack.pools.v1`, `powerstack.pools-change.v1`).
 //! - [`variorum`]: LLNL Variorum-compatible JSON (0.8 nested and the older flat form).
@@ -14,6 +16,7 @@
 pub mod agent;
 pub mod cap;
 pub mod job;
+pub mod job_csv;
 pub mod pools;
 pub mod prometheus;
 pub mod table;

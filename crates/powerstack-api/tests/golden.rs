@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use powerstack_api::job::{DataPresence, JobQueryNodeV1, JobQueryV1, JobResultV1, JobTotalV1};
+use powerstack_api::job_csv::job_query_csv;
 use powerstack_api::v1::{DomainsV1, EnergyV1, Origin, PowerV1};
 use powerstack_api::{prometheus, table, variorum};
 use powerstack_model::{
@@ -349,4 +351,104 @@ fn promtool_accepts_the_prometheus_output() {
     // The check itself can fail: a counter without `_total` is rejected.
     let bad = promtool("# HELP x_joules bad\n# TYPE x_joules counter\nx_joules 1\n");
     assert!(!bad.status.success(), "promtool accepted a counter without _total");
+}
+
+/// A node's job result: `devices` are its `cpu_power_N`/`gpu_power_N`/`mem_power_N` figures.
+fn job_result(host: &str, node_power: f64, devices: &[(&str, f64)]) -> JobResultV1 {
+    let start = 1_795_000_000_000_000;
+    JobResultV1 {
+        hostname: host.into(),
+        job_id: "42".into(),
+        user: Some("alice".into()),
+        app: None,
+        running: false,
+        node_power,
+        energy_joules: node_power * 10.0,
+        domain_power: devices.iter().map(|&(k, v)| (k.to_string(), v)).collect(),
+        peak_node_power: node_power * 1.25,
+        result_start_time: start,
+        result_end_time: start + 10_000_000,
+        samples: 1001,
+        data_presence: DataPresence::Complete,
+    }
+}
+
+/// A query's document: each node's result (`None`: it gave none, with that status).
+fn job_query(nodes: Vec<(JobResultV1, &str)>) -> JobQueryV1 {
+    let total = JobTotalV1::of(
+        &nodes.iter().map(|(r, s)| s.starts_with("ok").then_some(r)).collect::<Vec<_>>(),
+    );
+    let nodes = nodes
+        .into_iter()
+        .map(|(result, status)| JobQueryNodeV1 {
+            agent: format!("{}:9464", result.hostname),
+            result,
+            status: status.into(),
+        })
+        .collect();
+    JobQueryV1 { job_id: "42".into(), nodes, total }
+}
+
+#[test]
+fn job_query_csv_on_a_cpu_only_node() {
+    // Two sockets with memory, no GPU: no GPU column at all.
+    let r = job_result(
+        "cpu01",
+        402.5,
+        &[
+            ("cpu_power_0", 150.0),
+            ("cpu_power_1", 148.25),
+            ("mem_power_0", 20.125),
+            ("mem_power_1", 19.0),
+        ],
+    );
+    check("job-csv-cpu-only.csv", &job_query_csv(&job_query(vec![(r, "ok")])));
+}
+
+#[test]
+fn job_query_csv_on_a_gpu_only_node() {
+    // An H200 VM with NVML only: one GPU, no CPU or memory domain, the job still running.
+    let mut r = job_result("h200vm", 612.0, &[("gpu_power_0", 612.0)]);
+    r.running = true;
+    check("job-csv-gpu-only.csv", &job_query_csv(&job_query(vec![(r, "ok (running)")])));
+}
+
+#[test]
+fn job_query_csv_on_mixed_nodes_one_without_an_answer() {
+    // nodeA: two sockets (memory-1 unmeasurable), two GPUs. nodeB: one socket, four GPUs, only
+    // part of the window in its buffer. node03: no answer.
+    let a = job_result(
+        "nodeA",
+        700.0,
+        &[
+            ("cpu_power_0", 150.0),
+            ("cpu_power_1", 140.0),
+            ("mem_power_0", 20.0),
+            ("mem_power_1", -1.0),
+            ("gpu_power_0", 200.0),
+            ("gpu_power_1", 190.0),
+        ],
+    );
+    let mut b = job_result(
+        "nodeB",
+        1500.5,
+        &[
+            ("cpu_power_0", 210.0),
+            ("mem_power_0", 30.5),
+            ("gpu_power_0", 300.0),
+            ("gpu_power_1", 310.0),
+            ("gpu_power_2", 305.0),
+            ("gpu_power_3", 295.0),
+        ],
+    );
+    b.data_presence = DataPresence::Partial;
+    b.result_start_time += 2_000_000;
+    b.samples = 801;
+    let unreachable = JobResultV1::unanswered("node03", "42");
+    let q = job_query(vec![
+        (a, "ok"),
+        (b, "ok"),
+        (unreachable, "unreachable: agent node03:9464 did not answer within 2s, giving up"),
+    ]);
+    check("job-csv-mixed.csv", &job_query_csv(&q));
 }

@@ -3,7 +3,6 @@
 //! `job query` asks every agent in parallel; a node that does not answer, or answers an error, is
 //! a row saying so, never a failed query. The exit status is 3 when any row is not `Complete`.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -18,6 +17,7 @@ use powerstack_api::agent::JobBeginV1;
 use powerstack_api::job::{
     DataPresence, JobQueryNodeV1, JobQueryV1, JobResultV1, JobTotalV1, NOT_MEASURED, known,
 };
+use powerstack_api::job_csv::job_query_csv;
 use powerstack_model::duration::parse_duration;
 
 use crate::cli::{AgentConnArgs, JobCommand, JobFormat, JobQueryArgs};
@@ -256,165 +256,30 @@ fn query(a: &JobQueryArgs) -> anyhow::Result<()> {
     });
     let path = format!("/v1/jobs/{segment}");
     let rows = ask_all(targets, &path, token.as_deref(), timeout);
-    let results: Vec<Option<&JobResultV1>> = rows.iter().map(Row::result).collect();
-    let total = JobTotalV1::of(&results);
+    let doc = query_doc(&a.job, &rows);
     let text = match format {
-        JobFormat::Table => table(&a.job, &rows, &total),
-        JobFormat::Csv => csv(&rows, &total),
-        JobFormat::Json => serde_json::to_string(&query_doc(&a.job, &rows, total.clone()))
-            .context("encoding the job document")?,
+        JobFormat::Table => table(&a.job, &rows, &doc.total),
+        JobFormat::Csv => job_query_csv(&doc),
+        JobFormat::Json => serde_json::to_string(&doc).context("encoding the job document")?,
     };
-    if total.data_presence != DataPresence::Complete {
+    if doc.total.data_presence != DataPresence::Complete {
         output::mark_partial();
     }
     emit(&text)
 }
 
-/// A number for CSV and tables: up to 3 decimals, no trailing zeros; `-1` when missing.
-fn num(x: f64) -> String {
-    match known(x) {
-        None => "-1".into(),
-        Some(v) => {
-            let s = format!("{v:.3}");
-            let s = s.trim_end_matches('0').trim_end_matches('.');
-            if s.is_empty() { "0".into() } else { s.to_string() }
-        }
-    }
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
-/// How many `cpu_power_N` columns: every socket any node reported, at least two.
-fn cpu_columns(rows: &[Row]) -> u32 {
-    rows.iter()
-        .filter_map(Row::result)
-        .filter_map(|r| r.class("cpu_power_").keys().max().map(|m| m + 1))
-        .max()
-        .unwrap_or(0)
-        .max(2)
-}
-
-fn csv(rows: &[Row], t: &JobTotalV1) -> String {
-    let ncpu = cpu_columns(rows);
-    let mut out = String::from("hostname,node_power");
-    for i in 0..ncpu {
-        let _ = write!(out, ",cpu_power_{i}");
-    }
-    out.push_str(",gpu_power,mem_power,result_start_time,result_end_time,data_presence");
-    out.push_str(",energy_joules,peak_node_power,samples,status\n");
-    let mut line = |host: &str,
-                    node: f64,
-                    cpus: &BTreeMap<u32, f64>,
-                    gpu: f64,
-                    mem: f64,
-                    start: u64,
-                    end: u64,
-                    presence: DataPresence,
-                    energy: f64,
-                    peak: f64,
-                    samples: u64,
-                    status: &str| {
-        let _ = write!(out, "{},{}", csv_field(host), num(node));
-        for i in 0..ncpu {
-            let _ = write!(out, ",{}", num(cpus.get(&i).copied().unwrap_or(NOT_MEASURED)));
-        }
-        let _ = writeln!(
-            out,
-            ",{},{},{start},{end},{},{},{},{samples},{}",
-            num(gpu),
-            num(mem),
-            presence.as_str(),
-            num(energy),
-            num(peak),
-            csv_field(status)
-        );
-    };
-    for row in rows {
-        let status = row.status();
-        match row.result() {
-            Some(r) => line(
-                row.hostname(),
-                r.node_power,
-                &r.class("cpu_power_"),
-                r.class_sum("gpu_power_"),
-                r.class_sum("mem_power_"),
-                r.result_start_time,
-                r.result_end_time,
-                r.data_presence,
-                r.energy_joules,
-                r.peak_node_power,
-                r.samples,
-                &status,
-            ),
-            None => line(
-                row.hostname(),
-                NOT_MEASURED,
-                &BTreeMap::new(),
-                NOT_MEASURED,
-                NOT_MEASURED,
-                0,
-                0,
-                DataPresence::None,
-                NOT_MEASURED,
-                NOT_MEASURED,
-                0,
-                &status,
-            ),
-        }
-    }
-    let cpus: BTreeMap<u32, f64> = t
-        .domain_power
-        .iter()
-        .filter_map(|(k, v)| Some((k.strip_prefix("cpu_power_")?.parse().ok()?, *v)))
-        .collect();
-    let class_total = |prefix: &str| {
-        let has = rows.iter().filter_map(Row::result).any(|r| !r.class(prefix).is_empty());
-        if has {
-            t.class_sum(prefix)
-        } else if t.nodes_answered > 0 {
-            0.0
-        } else {
-            NOT_MEASURED
-        }
-    };
-    let (gpu, mem) = (class_total("gpu_power_"), class_total("mem_power_"));
-    line(
-        "TOTAL",
-        t.node_power,
-        &cpus,
-        gpu,
-        mem,
-        t.result_start_time,
-        t.result_end_time,
-        t.data_presence,
-        t.energy_joules,
-        NOT_MEASURED,
-        t.samples,
-        &total_status(t),
-    );
-    out
-}
-
-fn total_status(t: &JobTotalV1) -> String {
-    if t.nodes_answered == t.nodes {
-        format!("results from all {} nodes", t.nodes)
-    } else {
-        format!("results from {} of {} nodes", t.nodes_answered, t.nodes)
-    }
-}
-
-fn query_doc(job: &str, rows: &[Row], total: JobTotalV1) -> JobQueryV1 {
+/// The query's document: every row (a node without a result as [`JobResultV1::unanswered`],
+/// one that answered without a hostname under the name it was asked by) and the total.
+fn query_doc(job: &str, rows: &[Row]) -> JobQueryV1 {
+    let results: Vec<Option<&JobResultV1>> = rows.iter().map(Row::result).collect();
+    let total = JobTotalV1::of(&results);
     let nodes = rows
         .iter()
         .map(|row| JobQueryNodeV1 {
             result: match &row.outcome {
-                Outcome::Answer(a) => (**a).clone(),
+                Outcome::Answer(a) => {
+                    JobResultV1 { hostname: row.hostname().into(), ..(**a).clone() }
+                }
                 Outcome::Failed(_) => JobResultV1::unanswered(row.hostname(), job),
             },
             agent: row.target.addr.to_string(),
@@ -431,7 +296,7 @@ fn cell(x: f64, digits: usize) -> String {
 
 fn table(job: &str, rows: &[Row], t: &JobTotalV1) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "Job {job} on {} node(s): {}", t.nodes, total_status(t));
+    let _ = writeln!(out, "Job {job} on {} node(s): {}", t.nodes, t.status());
     let width = rows.iter().map(|r| r.hostname().chars().count()).max().unwrap_or(0).max(8);
     let _ = writeln!(
         out,
@@ -504,19 +369,6 @@ fn table(job: &str, rows: &[Row], t: &JobTotalV1) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers() {
-        assert_eq!(num(410.5), "410.5");
-        assert_eq!(num(4105.0), "4105");
-        assert_eq!(num(0.0), "0");
-        assert_eq!(num(-1.0), "-1");
-        assert_eq!(num(f64::NAN), "-1");
-        assert_eq!(num(1.23456), "1.235");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("x\"y,"), "\"x\"\"y,\"");
-    }
 
     #[test]
     fn job_ids_are_checked() {

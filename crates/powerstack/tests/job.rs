@@ -150,7 +150,7 @@ fn two_agents() -> (String, String, Arc<Mutex<Vec<String>>>) {
     (a, b, seen_a)
 }
 
-const CSV_HEADER: &str = "hostname,node_power,cpu_power_0,cpu_power_1,gpu_power,mem_power,result_start_time,result_end_time,data_presence,energy_joules,peak_node_power,samples,status";
+const CSV_HEADER: &str = "hostname,node_power,result_start_time,result_end_time,data_presence,cpu_power_0,cpu_power_1,gpu_power_0,gpu_power_1,mem_power_0,mem_power_1,energy_joules,peak_node_power,samples,status";
 
 #[test]
 fn query_csv_rows_total_and_an_unreachable_node_exit_3() {
@@ -162,22 +162,24 @@ fn query_csv_rows_total_and_an_unreachable_node_exit_3() {
     assert_eq!(r.stderr, "");
     let lines: Vec<&str> = r.stdout.lines().collect();
     assert_eq!(lines.len(), 5, "{}", r.stdout);
+    // Flux's columns in Flux's order, one per device any node has; -1 where a node has no such
+    // device (nodeB's GPUs) or could not measure it (nodeA's memory-1), never 0.
     assert_eq!(lines[0], CSV_HEADER);
     assert_eq!(
         lines[1],
-        format!("nodeA,400,150,140,75,20,{START},{END},Complete,4000,500,1001,ok")
+        format!("nodeA,400,{START},{END},Complete,150,140,50,25,20,-1,4000,500,1001,ok")
     );
     assert_eq!(
         lines[2],
         format!(
-            "nodeB,300.5,100,90,0,22,{},{},Complete,3005,350,1000,ok",
+            "nodeB,300.5,{},{},Complete,100,90,-1,-1,10,12,3005,350,1000,ok",
             START + 1000,
             END + 2000
         )
     );
     assert!(
         lines[3].starts_with(&format!(
-            "127.0.0.1,-1,-1,-1,-1,-1,0,0,None,-1,-1,0,unreachable: connection refused by {dead}"
+            "127.0.0.1,-1,0,0,None,-1,-1,-1,-1,-1,-1,-1,-1,0,unreachable: connection refused by {dead}"
         )),
         "{}",
         lines[3]
@@ -185,7 +187,7 @@ fn query_csv_rows_total_and_an_unreachable_node_exit_3() {
     assert_eq!(
         lines[4],
         format!(
-            "TOTAL,700.5,250,230,75,42,{START},{},Partial,7005,-1,2001,results from 2 of 3 nodes",
+            "TOTAL,700.5,{START},{},Partial,250,230,50,25,30,12,7005,-1,2001,results from 2 of 3 nodes",
             END + 2000
         )
     );

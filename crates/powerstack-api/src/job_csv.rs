@@ -1,0 +1,188 @@
+//! `powerstack job query --format csv`: a [`JobQueryV1`] as the Flux Power Monitor's
+//! `power_query.py` writes its CSV files, so their consumers read ours, with powerstack's figures
+//! after its columns.
+//!
+//! Columns, in this order:
+//!
+//! 1. Flux's: `hostname`, `node_power`, `result_start_time`, `result_end_time`, `data_presence`,
+//!    then `cpu_power_N` for every N, `gpu_power_N` for every N, `mem_power_N` for every N: the
+//!    devices of the nodes that answered (the union over them, by index).
+//! 2. powerstack's: `energy_joules`, `peak_node_power`, `samples`, `status`.
+//!
+//! Powers are mean watts, times µs since the Unix epoch, `data_presence` as the documents spell it
+//! ([`DataPresence::as_str`]). A figure that cannot be given is `-1`, never 0: a device a node does
+//! not have, one it could not measure, every figure of a node that gave no result. The last row,
+//! `TOTAL`, is the query's [`JobTotalV1`]: each figure summed over the nodes that gave it (`-1`
+//! when none did), the earliest start and latest end, and no peak (`-1`: the nodes' peaks fall at
+//! different times).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use crate::job::{DataPresence, JobQueryV1, NOT_MEASURED, known};
+
+/// The per-device classes, in Flux's column order.
+const CLASSES: [&str; 3] = ["cpu_power_", "gpu_power_", "mem_power_"];
+
+/// The query as CSV: a header, one row per node asked (in the order asked) and the `TOTAL` row.
+pub fn job_query_csv(q: &JobQueryV1) -> String {
+    let devices = device_columns(q);
+    let mut out =
+        String::from("hostname,node_power,result_start_time,result_end_time,data_presence");
+    for d in &devices {
+        let _ = write!(out, ",{d}");
+    }
+    out.push_str(",energy_joules,peak_node_power,samples,status\n");
+    for node in &q.nodes {
+        let r = &node.result;
+        let row = Row {
+            hostname: &r.hostname,
+            node_power: r.node_power,
+            start: r.result_start_time,
+            end: r.result_end_time,
+            presence: r.data_presence,
+            domain_power: &r.domain_power,
+            energy_joules: r.energy_joules,
+            peak_node_power: r.peak_node_power,
+            samples: r.samples,
+            status: &node.status,
+        };
+        row.write(&mut out, &devices);
+    }
+    let t = &q.total;
+    let status = t.status();
+    let total = Row {
+        hostname: &t.hostname,
+        node_power: t.node_power,
+        start: t.result_start_time,
+        end: t.result_end_time,
+        presence: t.data_presence,
+        domain_power: &t.domain_power,
+        energy_joules: t.energy_joules,
+        peak_node_power: NOT_MEASURED,
+        samples: t.samples,
+        status: &status,
+    };
+    total.write(&mut out, &devices);
+    out
+}
+
+/// The figures of one row, a node's or the total's.
+struct Row<'a> {
+    hostname: &'a str,
+    node_power: f64,
+    start: u64,
+    end: u64,
+    presence: DataPresence,
+    domain_power: &'a BTreeMap<String, f64>,
+    energy_joules: f64,
+    peak_node_power: f64,
+    samples: u64,
+    status: &'a str,
+}
+
+impl Row<'_> {
+    fn write(&self, out: &mut String, devices: &[String]) {
+        let _ = write!(
+            out,
+            "{},{},{},{},{}",
+            field(self.hostname),
+            num(self.node_power),
+            self.start,
+            self.end,
+            self.presence.as_str()
+        );
+        for d in devices {
+            let watts = self.domain_power.get(d).copied().unwrap_or(NOT_MEASURED);
+            let _ = write!(out, ",{}", num(watts));
+        }
+        let _ = writeln!(
+            out,
+            ",{},{},{},{}",
+            num(self.energy_joules),
+            num(self.peak_node_power),
+            self.samples,
+            field(self.status)
+        );
+    }
+}
+
+/// The device columns: every `cpu_power_N`, `gpu_power_N` and `mem_power_N` key a node has, by
+/// class in Flux's order, then by index (numerically: `cpu_power_2` before `cpu_power_10`).
+fn device_columns(q: &JobQueryV1) -> Vec<String> {
+    let found: BTreeSet<(usize, u32)> = q
+        .nodes
+        .iter()
+        .flat_map(|n| n.result.domain_power.keys())
+        .filter_map(|k| {
+            CLASSES.iter().enumerate().find_map(|(c, prefix)| {
+                let index = k.strip_prefix(prefix)?;
+                // Only canonical numbers, so that each column names exactly one key.
+                let n: u32 = index.parse().ok()?;
+                (n.to_string() == index).then_some((c, n))
+            })
+        })
+        .collect();
+    found.into_iter().map(|(c, n)| format!("{}{n}", CLASSES[c])).collect()
+}
+
+/// A figure: at most three decimals, no trailing zeros; `-1` when it cannot be given.
+fn num(x: f64) -> String {
+    match known(x) {
+        None => "-1".into(),
+        Some(v) => {
+            let s = format!("{v:.3}");
+            let s = s.trim_end_matches('0').trim_end_matches('.');
+            if s.is_empty() { "0".into() } else { s.to_string() }
+        }
+    }
+}
+
+/// A text field, quoted when it holds a comma, a quote or a line break.
+fn field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::job::{JobQueryNodeV1, JobResultV1, JobTotalV1};
+
+    #[test]
+    fn numbers_and_fields() {
+        assert_eq!(num(410.5), "410.5");
+        assert_eq!(num(4105.0), "4105");
+        assert_eq!(num(0.0), "0");
+        assert_eq!(num(0.0001), "0");
+        assert_eq!(num(-1.0), "-1");
+        assert_eq!(num(f64::NAN), "-1");
+        assert_eq!(num(1.23456), "1.235");
+        assert_eq!(field("ok"), "ok");
+        assert_eq!(field("a,b"), "\"a,b\"");
+        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(field("x\"y,"), "\"x\"\"y,\"");
+    }
+
+    #[test]
+    fn device_columns_go_by_class_then_by_index_as_a_number() {
+        let mut r = JobResultV1::unanswered("n1", "j");
+        for k in ["mem_power_0", "cpu_power_10", "gpu_power_1", "cpu_power_2", "cpu_power_02"] {
+            r.domain_power.insert(k.into(), 1.0);
+        }
+        // A figure of another kind (from a newer agent) is not a device column.
+        r.domain_power.insert("peak_window_s".into(), 1.0);
+        let q = JobQueryV1 {
+            job_id: "j".into(),
+            total: JobTotalV1::of(&[Some(&r)]),
+            nodes: vec![JobQueryNodeV1 { result: r, agent: "a".into(), status: "ok".into() }],
+        };
+        assert_eq!(
+            device_columns(&q),
+            ["cpu_power_2", "cpu_power_10", "gpu_power_1", "mem_power_0"]
+        );
+    }
+}
