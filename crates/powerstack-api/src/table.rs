@@ -146,6 +146,17 @@ pub fn domains(doc: &DomainsV1) -> String {
             controls
         );
     }
+    if !doc.sources.is_empty() {
+        let _ = writeln!(out, "\n{:<12} {:<11} DETAIL", "SOURCE", "STATUS");
+    }
+    for s in &doc.sources {
+        let detail = match (&s.detail, s.domains) {
+            (Some(d), _) => d.clone(),
+            (None, 1) => "1 domain".into(),
+            (None, n) => format!("{n} domains"),
+        };
+        let _ = writeln!(out, "{:<12} {:<11} {detail}", s.source, s.status);
+    }
     for w in &doc.warnings {
         let _ = writeln!(out, "warning: {w}");
     }

@@ -135,8 +135,27 @@ pub struct DomainsV1 {
     pub simulated_profile: Option<String>,
     /// Every domain.
     pub domains: Vec<DomainInfoV1>,
+    /// Every hardware source and what discovery made of it (absent in documents from before it
+    /// was added).
+    #[serde(default)]
+    pub sources: Vec<SourceV1>,
     /// What could not be used.
     pub warnings: Vec<String>,
+}
+
+/// One hardware source in [`DomainsV1`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceV1 {
+    /// `powercap`, `msr`, `nvml`, `pm_counters`, `hwmon`.
+    pub source: String,
+    /// `found` (it measures domains), `absent` (nothing of it on the node), `unusable` (it is
+    /// there but gave nothing usable) or `not_probed`.
+    pub status: String,
+    /// How many domains it measures (before two sources measuring one domain are joined); 0
+    /// unless found.
+    pub domains: usize,
+    /// Why it is absent, unusable or not probed; `null` when found.
+    pub detail: Option<String>,
 }
 
 /// One domain in [`DomainsV1`].
@@ -394,11 +413,12 @@ pub fn node_energy(
 }
 
 impl DomainsV1 {
-    /// Builds the document from a catalog.
+    /// Builds the document from a catalog and the state of each source.
     pub fn new(
         origin: &Origin,
         catalog: &[DomainInfo],
         timestamp_us: i64,
+        sources: &[SourceV1],
         warnings: &[String],
     ) -> DomainsV1 {
         let domains = catalog
@@ -434,6 +454,7 @@ impl DomainsV1 {
             simulated: origin.simulated.is_some(),
             simulated_profile: origin.simulated.clone(),
             domains,
+            sources: sources.to_vec(),
             warnings: warnings.to_vec(),
         }
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use powerstack_api::job::{DataPresence, JobQueryNodeV1, JobQueryV1, JobResultV1, JobTotalV1};
 use powerstack_api::job_csv::job_query_csv;
-use powerstack_api::v1::{DomainsV1, EnergyV1, Origin, PowerV1};
+use powerstack_api::v1::{DomainsV1, EnergyV1, Origin, PowerV1, SourceV1};
 use powerstack_api::{prometheus, table, variorum};
 use powerstack_model::{
     CounterSpec, DomainId, DomainInfo, DomainKind, Measurement, PowerLimit, PowerReport, Snapshot,
@@ -186,6 +186,40 @@ fn uneven_gpus() -> (Vec<DomainInfo>, PowerReport) {
     (cat, report)
 }
 
+/// The sources of an intel-2s node: powercap found, msr left out, the others absent.
+fn intel_2s_sources() -> Vec<SourceV1> {
+    let source = |name: &str, status: &str, domains: usize, detail: Option<&str>| SourceV1 {
+        source: name.into(),
+        status: status.into(),
+        domains,
+        detail: detail.map(str::to_string),
+    };
+    vec![
+        source("powercap", "found", 5, None),
+        source("msr", "not_probed", 0, Some("another source measures the packages")),
+        source(
+            "nvml",
+            "absent",
+            0,
+            Some(
+                "no NVIDIA GPU (no PCI device of vendor 0x10de under /sys/bus/pci/devices, no /proc/driver/nvidia)",
+            ),
+        ),
+        source(
+            "pm_counters",
+            "absent",
+            0,
+            Some("no /sys/cray/pm_counters (not an HPE Cray EX node)"),
+        ),
+        source(
+            "hwmon",
+            "absent",
+            0,
+            Some("no hwmon chip with a power or energy channel under /sys/class/hwmon"),
+        ),
+    ]
+}
+
 fn origin(sim: Option<&str>) -> Origin {
     Origin { hostname: "node01".into(), simulated: sim.map(str::to_string) }
 }
@@ -218,6 +252,7 @@ fn native_json_energy_and_domains() {
         &origin(Some("intel-2s")),
         &cat,
         report.unix_us,
+        &intel_2s_sources(),
         &["msr: example warning".into()],
     );
     check("domains-intel-2s.json", &serde_json::to_string_pretty(&doc).unwrap());
@@ -311,7 +346,7 @@ fn tables() {
     );
     check(
         "table-domains-intel-2s.txt",
-        &table::domains(&DomainsV1::new(&o, &cat, report.unix_us, &[])),
+        &table::domains(&DomainsV1::new(&o, &cat, report.unix_us, &intel_2s_sources(), &[])),
     );
     let (cat, report) = uneven_gpus();
     check(

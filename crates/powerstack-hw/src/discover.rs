@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use powerstack_model::DomainKind;
+use powerstack_model::power::node_parts;
 
 use crate::error::Warning;
 use crate::platform::Platform;
@@ -44,6 +45,63 @@ pub struct Discovery {
     pub topology: CpuTopology,
     /// What could not be used, and why.
     pub warnings: Vec<Warning>,
+    /// What became of each source, in the registry's order.
+    pub sources: Vec<SourceReport>,
+}
+
+/// What discovery made of one source.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceReport {
+    /// The source.
+    pub source: Source,
+    /// What became of it.
+    pub state: SourceState,
+}
+
+/// The state of one source after discovery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SourceState {
+    /// It measures this many domains (before two sources measuring one domain are joined).
+    Found {
+        /// How many.
+        domains: usize,
+    },
+    /// It has nothing on this node (no device, driver, directory or library): why. A warning too
+    /// when the sources found do not measure the node.
+    Absent(String),
+    /// It is there but gave nothing usable: the first of its warnings.
+    Unusable(String),
+    /// It was not probed: why (not selected; another source measures the packages).
+    NotProbed(String),
+}
+
+impl SourceState {
+    /// `found`, `absent`, `unusable` or `not_probed`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SourceState::Found { .. } => "found",
+            SourceState::Absent(_) => "absent",
+            SourceState::Unusable(_) => "unusable",
+            SourceState::NotProbed(_) => "not_probed",
+        }
+    }
+
+    /// One line for people: the domain count, or the reason.
+    pub fn detail(&self) -> String {
+        match self {
+            SourceState::Found { domains: 1 } => "1 domain".into(),
+            SourceState::Found { domains } => format!("{domains} domains"),
+            SourceState::Absent(why) | SourceState::Unusable(why) | SourceState::NotProbed(why) => {
+                why.clone()
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for SourceReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}: {}", self.source.as_str(), self.state.as_str(), self.state.detail())
+    }
 }
 
 /// Options of discovery beyond the root and the selection.
@@ -59,6 +117,13 @@ pub fn discover(root: &Root, selection: &Selection) -> Discovery {
 }
 
 /// Probes the selected providers under `root`, with options.
+///
+/// An absent source (see [`Probe::absent`]) is a warning only when the sources found do not
+/// measure the node (no node figure can be built from their domains: see
+/// [`powerstack_model::power::node_parts`]); otherwise it is only reported in
+/// [`Discovery::sources`]. Whether an absent interface would have measured anything cannot be
+/// known (a VM has CPUs but no RAPL; a node without GPUs has no NVML); a domain that is there but
+/// unmeasured (NVIDIA devices without a library, an unreadable zone) is a warning of its provider.
 pub fn discover_with(root: &Root, selection: &Selection, options: &DiscoverOptions) -> Discovery {
     let (topology, mut warnings) = CpuTopology::discover(root);
     let ctx = ProbeContext { root, topology: &topology, nvml_lib: options.nvml_lib.clone() };
@@ -67,6 +132,9 @@ pub fn discover_with(root: &Root, selection: &Selection, options: &DiscoverOptio
         Selection::Auto => REGISTRY.iter().map(|r| r.source).collect(),
         Selection::Only(list) => list.clone(),
     };
+    // Per source probed, in order: its warnings, and its absence.
+    let mut probed: Vec<(Source, Vec<Warning>, Option<String>)> = Vec::new();
+    let mut sources: Vec<SourceReport> = Vec::new();
     for source in order {
         let Some(reg) = REGISTRY.iter().find(|r| r.source == source) else { continue };
         if source == Source::Msr && *selection == Selection::Auto {
@@ -74,17 +142,40 @@ pub fn discover_with(root: &Root, selection: &Selection, options: &DiscoverOptio
                 .iter()
                 .any(|p| p.domains().iter().any(|d| d.id.kind == DomainKind::Package));
             if has_packages {
+                let why = "another source measures the packages".to_string();
+                sources.push(SourceReport { source, state: SourceState::NotProbed(why) });
                 continue;
             }
         }
-        let Probe { provider, warnings: w } = (reg.probe)(&ctx);
-        // In automatic mode an absent MSR device is not worth a warning when powercap is there.
-        warnings.extend(w);
+        let Probe { provider, warnings: w, absent } = (reg.probe)(&ctx);
+        let state = match (&provider, &absent, w.first()) {
+            (Some(p), _, _) => SourceState::Found { domains: p.domains().len() },
+            (None, Some(why), _) => SourceState::Absent(why.clone()),
+            (None, None, Some(first)) => SourceState::Unusable(first.message.clone()),
+            (None, None, None) => SourceState::Unusable("nothing usable found".into()),
+        };
+        sources.push(SourceReport { source, state });
+        probed.push((source, w, absent));
         if let Some(p) = provider {
             providers.push(p);
         }
     }
+    for source in Source::ALL {
+        if !sources.iter().any(|s| s.source == source) {
+            let state = SourceState::NotProbed("not selected".into());
+            sources.push(SourceReport { source, state });
+        }
+    }
+    sources.sort_by_key(|s| Source::ALL.iter().position(|&x| x == s.source));
     let (platform, w) = Platform::new(providers);
+    let kinds: Vec<DomainKind> = platform.catalog().iter().map(|d| d.id.kind).collect();
+    let node_measured = !node_parts(&kinds).is_empty();
+    for (source, w, absent) in probed {
+        if let Some(why) = absent.filter(|_| !node_measured) {
+            warnings.push(Warning::new(source.as_str(), why));
+        }
+        warnings.extend(w);
+    }
     warnings.extend(w);
-    Discovery { platform, topology, warnings }
+    Discovery { platform, topology, warnings, sources }
 }

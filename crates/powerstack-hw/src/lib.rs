@@ -2,8 +2,8 @@
 //!
 //! Every hardware path is resolved under a [`Root`] (`/` on a real node, a simulated tree in tests).
 //! Each hardware source is a [`Provider`] in its own module under [`providers`]: it is probed once
-//! (opening what it needs and reporting what it could not use as [`Warning`]s) and then read
-//! cheaply. A [`Platform`] joins the providers into one catalog of domains and extends their energy
+//! (opening what it needs and reporting what it could not use as [`Warning`]s, or that it is
+//! absent from the node) and then read cheaply. A [`Platform`] joins the providers into one catalog of domains and extends their energy
 //! counters; it names no provider.
 //!
 //! This crate is synchronous: no async runtime, no HTTP, no JSON.
@@ -27,7 +27,9 @@ pub mod providers;
 pub mod root;
 pub mod topology;
 
-pub use discover::{DiscoverOptions, Discovery, Selection, discover, discover_with};
+pub use discover::{
+    DiscoverOptions, Discovery, Selection, SourceReport, SourceState, discover, discover_with,
+};
 pub use error::{HwError, Warning};
 pub use platform::Platform;
 pub use provider::{Probe, ProbeContext, Provider, Reading};

@@ -54,19 +54,44 @@ pub trait Provider: Send {
 }
 
 /// What a provider's probe found: the provider (when it has at least one domain) and warnings for
-/// what it could not use.
+/// what it could not use; or that the source is absent from the node.
 #[derive(Default)]
 pub struct Probe {
     /// The provider, when anything usable was found.
     pub provider: Option<Box<dyn Provider>>,
     /// What could not be used, and why.
     pub warnings: Vec<Warning>,
+    /// Set when the source has nothing on this node (no device, driver, directory or library):
+    /// why, in one line that says how to make it appear. Not a warning by itself: discovery makes
+    /// it one only when no source found measures the node (see [`crate::discover`]).
+    pub absent: Option<String>,
 }
 
 impl Probe {
-    /// Nothing found, with these warnings.
+    /// Nothing usable found, with these warnings.
     pub fn none(warnings: Vec<Warning>) -> Probe {
-        Probe { provider: None, warnings }
+        Probe { provider: None, warnings, absent: None }
+    }
+
+    /// The source has nothing on this node, for this reason.
+    pub fn absent(reason: impl Into<String>) -> Probe {
+        Probe { provider: None, warnings: Vec::new(), absent: Some(reason.into()) }
+    }
+
+    /// The probe of a provider that was opened: what it found, or, when it found nothing and had
+    /// nothing to say about it (no device at all), the source absent for `why`.
+    pub fn opened<P: Provider + 'static>(
+        (provider, warnings): (Option<P>, Vec<Warning>),
+        why: impl FnOnce() -> String,
+    ) -> Probe {
+        if provider.is_none() && warnings.is_empty() {
+            return Probe::absent(why());
+        }
+        Probe {
+            provider: provider.map(|p| Box::new(p) as Box<dyn Provider>),
+            warnings,
+            absent: None,
+        }
     }
 }
 

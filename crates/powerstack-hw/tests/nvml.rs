@@ -12,7 +12,8 @@ use std::path::PathBuf;
 
 use powerstack_hw::providers::nvml;
 use powerstack_hw::{
-    DiscoverOptions, Discovery, HwError, Root, Selection, Source, discover, discover_with,
+    DiscoverOptions, Discovery, HwError, Root, Selection, Source, SourceState, discover,
+    discover_with,
 };
 use powerstack_model::{DomainKind, LimitWrite, Measurement, PowerReport, Value};
 use tempfile::TempDir;
@@ -313,12 +314,62 @@ fn a_vanished_gpu_is_missing_with_a_warning_and_the_others_keep_reading() {
     assert!(platform.take_warnings().is_empty());
 }
 
+fn state(d: &Discovery, source: Source) -> SourceState {
+    d.sources.iter().find(|r| r.source == source).expect("every source is reported").state.clone()
+}
+
 #[test]
 fn a_node_without_nvidia_devices_or_library_has_no_nvml_and_no_warning() {
     let node = Node::new(false, false);
+    // The node is measured by something else (an HPE Cray board controller).
+    node.write("sys/cray/pm_counters/energy", "100 J\n");
+    node.write("sys/cray/pm_counters/power", "100 W\n");
     let found = discover(&node.root(), &Selection::Auto);
     assert!(nvml_warnings(&found).is_empty(), "{:?}", nvml_warnings(&found));
     assert!(!found.platform.provider_names().contains(&"nvml"));
+    let nvml = state(&found, Source::Nvml);
+    assert!(matches!(&nvml, SourceState::Absent(why) if why.contains("no NVIDIA GPU")), "{nvml:?}");
+}
+
+#[test]
+fn on_a_gpu_only_node_the_absent_cpu_sources_are_reported_not_warned() {
+    // An H200 VM: NVML and nothing else (no powercap zone, no msr device, no hwmon chip).
+    let node = Node::new(true, true);
+    let found = discover(&node.root(), &Selection::Auto);
+    assert!(found.warnings.is_empty(), "{:?}", found.warnings);
+    assert_eq!(state(&found, Source::Nvml), SourceState::Found { domains: 4 });
+    let msr = state(&found, Source::Msr);
+    assert!(matches!(&msr, SourceState::Absent(why) if why.contains("no msr device")), "{msr:?}");
+    for s in [Source::Powercap, Source::PmCounters, Source::Hwmon] {
+        assert!(matches!(state(&found, s), SourceState::Absent(_)), "{s:?}");
+    }
+    let line = found.sources.iter().find(|r| r.source == Source::Msr).unwrap().to_string();
+    assert!(line.starts_with("msr: absent: no msr device under "), "{line}");
+}
+
+#[test]
+fn when_nothing_measures_the_node_an_absent_source_is_a_warning() {
+    let node = Node::new(false, false);
+    let found = discover(&node.root(), &Selection::Auto);
+    assert!(found.platform.is_empty());
+    let warned = |provider: &str, text: &str| {
+        found.warnings.iter().any(|w| w.provider == provider && w.message.contains(text))
+    };
+    assert!(warned("msr", "no msr device"), "{:?}", found.warnings);
+    assert!(warned("powercap", "no RAPL zone"), "{:?}", found.warnings);
+    // Absent is not unreadable: nothing present failed.
+    assert!(found.warnings.iter().all(|w| !w.unreadable), "{:?}", found.warnings);
+    assert!(matches!(state(&found, Source::Msr), SourceState::Absent(_)));
+}
+
+#[test]
+fn sources_left_out_are_not_probed_and_say_why() {
+    let node = Node::new(true, true);
+    let found = node.discover();
+    assert_eq!(state(&found, Source::Nvml), SourceState::Found { domains: 4 });
+    assert_eq!(state(&found, Source::Msr), SourceState::NotProbed("not selected".into()));
+    let order: Vec<Source> = found.sources.iter().map(|r| r.source).collect();
+    assert_eq!(order, Source::ALL);
 }
 
 #[test]

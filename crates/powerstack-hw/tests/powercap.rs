@@ -83,7 +83,7 @@ impl Tree {
     }
 
     fn provider(&self) -> (Box<dyn Provider>, Vec<Warning>) {
-        let Probe { provider, warnings } = self.probe();
+        let Probe { provider, warnings, .. } = self.probe();
         (provider.expect("a powercap provider"), warnings)
     }
 }

@@ -27,7 +27,7 @@ fn sim(profile: Profile, opts: SimOptions) -> Sim {
 
 impl Sim {
     fn probe(&self, f: fn(&ProbeContext<'_>) -> Probe) -> (Box<dyn Provider>, Vec<String>) {
-        let Probe { provider, warnings } = f(&ProbeContext::new(&self.root, &self.topology));
+        let Probe { provider, warnings, .. } = f(&ProbeContext::new(&self.root, &self.topology));
         (provider.expect("a provider"), warnings.iter().map(|w| w.to_string()).collect())
     }
 
@@ -144,7 +144,7 @@ fn wraps_near_the_counter_end_are_extended_on_intel_2s() {
 #[test]
 fn msr_register_model_matches_the_model_on_intel_2s() {
     let mut s = sim(Profile::Intel2s, SimOptions::default());
-    let Probe { provider, warnings } = msr::probe_with(&s.topology, Box::new(s.node.msr()));
+    let Probe { provider, warnings, .. } = msr::probe_with(&s.topology, Box::new(s.node.msr()));
     assert!(warnings.is_empty(), "{warnings:?}");
     let p = provider.unwrap();
     // The register model is exact: limits are read (not a file image).
@@ -160,7 +160,7 @@ fn msr_register_model_matches_the_model_on_intel_2s() {
 #[test]
 fn msr_register_model_matches_the_model_on_amd_2s() {
     let mut s = sim(Profile::Amd2s, SimOptions::default());
-    let Probe { provider, warnings } = msr::probe_with(&s.topology, Box::new(s.node.msr()));
+    let Probe { provider, warnings, .. } = msr::probe_with(&s.topology, Box::new(s.node.msr()));
     assert!(warnings.is_empty(), "{warnings:?}");
     let got = s.check(provider.unwrap(), 3);
     assert_eq!(

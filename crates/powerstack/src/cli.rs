@@ -8,6 +8,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Parser, Debug)]
 #[command(name = "powerstack", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
+    /// Also say, on stderr, what became of each hardware source (found, absent and why).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }

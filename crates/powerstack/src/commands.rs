@@ -4,10 +4,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use powerstack_api::v1::{
-    DomainsV1, EnergyV1, GpuV1, PackageV1, PowerV1, TOPOLOGY_SCHEMA, TopologyV1,
+    DomainsV1, EnergyV1, GpuV1, PackageV1, PowerV1, SourceV1, TOPOLOGY_SCHEMA, TopologyV1,
 };
 use powerstack_api::{prometheus, table, variorum};
 use powerstack_hw::topology::Vendor;
+use powerstack_hw::{SourceReport, SourceState};
 use powerstack_model::cpulist::format_cpulist;
 use powerstack_model::duration::parse_duration;
 use powerstack_model::{DomainKind, PowerReport, Value};
@@ -162,6 +163,25 @@ pub fn energy(args: &ReadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What became of each source, for the domains document.
+fn source_docs(sources: &[SourceReport]) -> Vec<SourceV1> {
+    sources
+        .iter()
+        .map(|s| {
+            let (domains, detail) = match &s.state {
+                SourceState::Found { domains } => (*domains, None),
+                other => (0, Some(other.detail())),
+            };
+            SourceV1 {
+                source: s.source.as_str().to_string(),
+                status: s.state.as_str().to_string(),
+                domains,
+                detail,
+            }
+        })
+        .collect()
+}
+
 /// `powerstack domains`.
 pub fn domains(args: &NodeArgs) -> anyhow::Result<()> {
     let fmt = output::format(args.format);
@@ -171,7 +191,8 @@ pub fn domains(args: &NodeArgs) -> anyhow::Result<()> {
     warnings.extend(platform.refresh_limits().into_iter().map(|w| w.to_string()));
     let catalog = platform.catalog();
     let now = powerstack_hw::platform::unix_us();
-    let doc = DomainsV1::new(&node.origin, catalog, now, &warnings);
+    let sources = source_docs(&node.discovery.sources);
+    let doc = DomainsV1::new(&node.origin, catalog, now, &sources, &warnings);
     let text = match fmt {
         Format::Json => json_line(&doc)?,
         Format::Table => table::domains(&doc),

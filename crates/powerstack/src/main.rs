@@ -32,6 +32,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    output::set_verbose(cli.verbose);
     match run(cli) {
         Ok(()) if output::partial() => ExitCode::from(3),
         Ok(()) => ExitCode::SUCCESS,

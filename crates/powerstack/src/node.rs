@@ -105,7 +105,7 @@ pub fn open(args: &NodeArgs) -> anyhow::Result<Node> {
             if discovery.warnings.iter().any(|w| w.unreadable) {
                 crate::output::mark_partial();
             }
-            let warnings = discovery.warnings.iter().map(ToString::to_string).collect();
+            let warnings = discovery_lines(&discovery);
             Ok(Node {
                 root,
                 discovery,
@@ -117,25 +117,38 @@ pub fn open(args: &NodeArgs) -> anyhow::Result<Node> {
     }
 }
 
-/// Why nothing could be read, in one line: the first reason given by each provider.
+/// The discovery warnings as lines; with `-v`, first says on stderr what became of each source.
+fn discovery_lines(d: &Discovery) -> Vec<String> {
+    if crate::output::verbose() {
+        for s in &d.sources {
+            eprintln!("note: source {s}");
+        }
+    }
+    d.warnings.iter().map(ToString::to_string).collect()
+}
+
+/// Why nothing could be read, in one line: the first reason given by each provider (an absent
+/// source's reason is one of them: nothing measures the node).
 fn summarize(d: &Discovery) -> String {
-    let mut why =
-        "found no usable powercap zone, hwmon power sensor or pm_counters file".to_string();
     let mut providers: Vec<&str> = Vec::new();
     for w in &d.warnings {
         if !providers.contains(&w.provider) {
             providers.push(w.provider);
         }
     }
+    let mut reasons = Vec::new();
     for p in providers {
         let mine: Vec<_> = d.warnings.iter().filter(|w| w.provider == p).collect();
-        why.push_str("; ");
-        why.push_str(&mine[0].to_string());
+        let mut why = mine[0].to_string();
         if mine.len() > 1 {
             why.push_str(&format!(" (and {} more {p} warnings)", mine.len() - 1));
         }
+        reasons.push(why);
     }
-    why
+    if reasons.is_empty() {
+        return "no source found anything to measure".into();
+    }
+    reasons.join("; ")
 }
 
 /// A simulated root in a temporary directory, animated in real time by a background thread;
@@ -226,7 +239,7 @@ fn simulated(
             summarize(&discovery)
         );
     }
-    let warnings = discovery.warnings.iter().map(ToString::to_string).collect();
+    let warnings = discovery_lines(&discovery);
     Ok(Node {
         root,
         discovery,

@@ -80,6 +80,18 @@ pub fn stop_flag() -> &'static AtomicBool {
     &STOP
 }
 
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// Records `-v`: commands then say more on stderr.
+pub fn set_verbose(on: bool) {
+    VERBOSE.store(on, Ordering::Relaxed);
+}
+
+/// Whether `-v` was given.
+pub fn verbose() -> bool {
+    VERBOSE.load(Ordering::Relaxed)
+}
+
 static PARTIAL: AtomicBool = AtomicBool::new(false);
 
 /// Records that some domain could not be read: the command still prints what it read, and exits

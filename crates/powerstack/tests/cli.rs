@@ -276,6 +276,56 @@ fn no_source_is_one_clear_line_and_a_failure() {
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert!(r.stderr.contains("no readable power source"), "{}", r.stderr);
     assert!(r.stderr.contains("--simulate auto"), "{}", r.stderr);
+    // Nothing measures the node: each absent source says why.
+    assert!(r.stderr.contains("msr: no msr device under"), "{}", r.stderr);
+    assert!(r.stderr.contains("powercap: no RAPL zone under"), "{}", r.stderr);
+}
+
+/// A GPU-only node like an H200 VM: the nvidia-4gpu profile without its powercap zones and MSR
+/// devices, so that NVML is its only source.
+fn gpu_only(dir: &Path) {
+    create(dir, "nvidia-4gpu", &[]);
+    std::fs::remove_dir_all(dir.join("sys/class/powercap")).unwrap();
+    std::fs::remove_dir_all(dir.join("dev/cpu")).unwrap();
+}
+
+#[test]
+fn on_a_gpu_only_node_no_msr_warning_but_domains_lists_the_absent_sources() {
+    let dir = tempfile::tempdir().unwrap();
+    gpu_only(dir.path());
+    let root = dir.path().to_str().unwrap();
+    // Prometheus has no place for warnings: they would go to stderr.
+    let r = power(dir.path(), "20ms", "prometheus");
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(!r.stderr.contains("msr"), "{}", r.stderr);
+    let r = power(dir.path(), "20ms", "json");
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let doc = json(&r.stdout);
+    assert_eq!(doc["node_source"], "sum", "{doc}");
+    assert_eq!(doc["warnings"].as_array().unwrap().len(), 0, "{doc}");
+
+    let r = run(&["domains", "--root", root, "--format", "json"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let doc = json(&r.stdout);
+    let source = |name: &str| {
+        doc["sources"].as_array().unwrap().iter().find(|s| s["source"] == name).unwrap().clone()
+    };
+    assert_eq!(source("msr")["status"], "absent", "{doc}");
+    assert!(source("msr")["detail"].as_str().unwrap().contains("no msr device"), "{doc}");
+    assert_eq!(source("powercap")["status"], "absent", "{doc}");
+    assert_eq!(source("nvml")["status"], "found", "{doc}");
+    assert_eq!(source("nvml")["domains"], 4, "{doc}");
+    assert_eq!(doc["warnings"].as_array().unwrap().len(), 0, "{doc}");
+    let r = run(&["domains", "--root", root, "--format", "table"]);
+    let msr = r.stdout.lines().find(|l| l.starts_with("msr ")).unwrap_or_default();
+    assert!(msr.contains("absent") && msr.contains("no msr device"), "{}", r.stdout);
+    assert!(!r.stdout.contains("warning"), "{}", r.stdout);
+
+    // -v says it on stderr, for any command that reads the node.
+    let r = run(&["-v", "power", "--root", root, "--interval", "20ms", "--format", "json"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("note: source msr: absent: no msr device"), "{}", r.stderr);
+    assert!(r.stderr.contains("note: source nvml: found: 4 domains"), "{}", r.stderr);
 }
 
 #[test]

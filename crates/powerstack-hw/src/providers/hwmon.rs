@@ -643,8 +643,12 @@ impl Provider for Hwmon {
 
 /// Probes `/sys/class/hwmon`.
 pub fn probe(ctx: &ProbeContext<'_>) -> Probe {
-    let (provider, warnings) = Hwmon::open(ctx.root, ctx.topology);
-    Probe { provider: provider.map(|p| Box::new(p) as Box<dyn Provider>), warnings }
+    Probe::opened(Hwmon::open(ctx.root, ctx.topology), || {
+        format!(
+            "no hwmon chip with a power or energy channel under {}",
+            ctx.root.path(CLASS_DIR).display()
+        )
+    })
 }
 
 #[cfg(test)]

@@ -571,13 +571,10 @@ enum Rapl {
 pub fn probe(ctx: &ProbeContext<'_>) -> Probe {
     let dev = DevMsr::new(ctx.root);
     if dev.cpus().is_empty() {
-        return Probe::none(vec![Warning::new(
-            NAME,
-            format!(
-                "no msr device under {}: run `modprobe msr` (and read as root) or install msr-safe with an allowlist for the RAPL registers",
-                ctx.root.path("/dev/cpu").display()
-            ),
-        )]);
+        return Probe::absent(format!(
+            "no msr device under {}: run `modprobe msr` (and read as root) or install msr-safe with an allowlist for the RAPL registers",
+            ctx.root.path("/dev/cpu").display()
+        ));
     }
     probe_with(ctx.topology, Box::new(dev))
 }
@@ -669,7 +666,11 @@ pub fn probe_with(topology: &CpuTopology, mut io: Box<dyn MsrIo>) -> Probe {
         sources.push(source);
         limit_regs.push(regs);
     }
-    Probe { provider: Some(Box::new(Msr { io, domains, sources, limit_regs })), warnings }
+    Probe {
+        provider: Some(Box::new(Msr { io, domains, sources, limit_regs })),
+        warnings,
+        absent: None,
+    }
 }
 
 /// Domains found so far, with how to read them and their limit registers.

@@ -404,29 +404,36 @@ impl Provider for NvmlGpus {
 pub fn probe(ctx: &ProbeContext<'_>) -> Probe {
     let explicit = ctx.nvml_lib.as_deref();
     let present = nvidia_present(ctx.root);
+    let no_gpu = || {
+        Probe::absent(format!(
+            "no NVIDIA GPU (no PCI device of vendor {NVIDIA_VENDOR} under {}, no {})",
+            ctx.root.path("/sys/bus/pci/devices").display(),
+            ctx.root.path("/proc/driver/nvidia").display()
+        ))
+    };
     let Some(lib) = library_path(ctx.root, explicit) else {
-        let mut warnings = Vec::new();
-        if present {
-            warnings.push(Warning::new(
-                NAME,
-                format!(
-                    "NVIDIA GPUs are present but {LIB_NAME} is not under {}/usr/lib/x86_64-linux-gnu or {}/usr/lib64; they are not measured (install the NVIDIA driver, or give the library's path)",
-                    ctx.root.base().display(),
-                    ctx.root.base().display()
-                ),
-            ));
+        if !present {
+            return no_gpu();
         }
-        return Probe::none(warnings);
+        return Probe::none(vec![Warning::new(
+            NAME,
+            format!(
+                "NVIDIA GPUs are present but {LIB_NAME} is not under {}/usr/lib/x86_64-linux-gnu or {}/usr/lib64; they are not measured (install the NVIDIA driver, or give the library's path)",
+                ctx.root.base().display(),
+                ctx.root.base().display()
+            ),
+        )]);
     };
     if explicit.is_none() && ctx.root.is_system() && !present {
-        return Probe::none(Vec::new());
+        return no_gpu();
     }
     let nvml = match Nvml::builder().lib_path(lib.as_os_str()).init() {
         Ok(n) => n,
         Err(e) => return Probe::none(vec![init_warning(&lib, e)]),
     };
-    let (provider, warnings) = NvmlGpus::open(nvml, ctx.root, ctx.topology);
-    Probe { provider: provider.map(|p| Box::new(p) as Box<dyn Provider>), warnings }
+    Probe::opened(NvmlGpus::open(nvml, ctx.root, ctx.topology), || {
+        format!("NVML ({}) reports no GPU", lib.display())
+    })
 }
 
 /// The warning for a library that could not be loaded or initialised.

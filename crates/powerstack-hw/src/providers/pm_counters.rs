@@ -466,8 +466,9 @@ impl Provider for PmCounters {
 
 /// Probes `/sys/cray/pm_counters`.
 pub fn probe(ctx: &ProbeContext<'_>) -> Probe {
-    let (provider, warnings) = PmCounters::open(ctx.root, ctx.topology);
-    Probe { provider: provider.map(|p| Box::new(p) as Box<dyn Provider>), warnings }
+    Probe::opened(PmCounters::open(ctx.root, ctx.topology), || {
+        format!("no {} (not an HPE Cray EX node)", ctx.root.path(DIR).display())
+    })
 }
 
 #[cfg(test)]

@@ -249,12 +249,22 @@ pub fn probe(ctx: &ProbeContext<'_>) -> Probe {
             )]);
         }
     };
+    let rapl_zones: Vec<_> = entries
+        .iter()
+        .filter_map(|(dir_name, path)| {
+            let addr = ZoneAddr::parse(dir_name)?;
+            let rank = CONTROL_TYPES.iter().position(|c| *c == addr.control_type)?;
+            Some((dir_name, path, addr, rank))
+        })
+        .collect();
+    if rapl_zones.is_empty() {
+        return Probe::absent(format!(
+            "no RAPL zone under {}: the intel_rapl_msr driver (Intel and AMD) is not loaded, or the node (a VM) has none",
+            class.display()
+        ));
+    }
     let mut candidates: Vec<Candidate> = Vec::new();
-    for (dir_name, path) in &entries {
-        let Some(addr) = ZoneAddr::parse(dir_name) else { continue };
-        let Some(rank) = CONTROL_TYPES.iter().position(|c| *c == addr.control_type) else {
-            continue;
-        };
+    for (dir_name, path, addr, rank) in rapl_zones {
         match probe_zone(&class, dir_name, path, &addr) {
             Ok((info, zone, limit_warning)) => {
                 warnings.extend(limit_warning);
@@ -288,7 +298,7 @@ pub fn probe(ctx: &ProbeContext<'_>) -> Probe {
         return Probe::none(warnings);
     }
     let (domains, zones) = kept.into_iter().map(|c| (c.info, c.zone)).unzip();
-    Probe { provider: Some(Box::new(Powercap { domains, zones })), warnings }
+    Probe { provider: Some(Box::new(Powercap { domains, zones })), warnings, absent: None }
 }
 
 /// Reads a zone's `name` file.
