@@ -12,9 +12,9 @@
 //! Powers are mean watts, times µs since the Unix epoch, `data_presence` as the documents spell it
 //! ([`DataPresence::as_str`]). A figure that cannot be given is `-1`, never 0: a device a node does
 //! not have, one it could not measure, every figure of a node that gave no result. The last row,
-//! `TOTAL`, is the query's [`JobTotalV1`]: each figure summed over the nodes that gave it (`-1`
-//! when none did), the earliest start and latest end, and no peak (`-1`: the nodes' peaks fall at
-//! different times).
+//! `TOTAL`, is the query's [`JobTotalV1`](crate::job::JobTotalV1): each figure summed over the
+//! nodes that gave it (`-1` when none did), the earliest start and latest end, and no peak (`-1`:
+//! the nodes' peaks fall at different times).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

@@ -63,7 +63,7 @@ pub struct Probe {
     pub warnings: Vec<Warning>,
     /// Set when the source has nothing on this node (no device, driver, directory or library):
     /// why, in one line that says how to make it appear. Not a warning by itself: discovery makes
-    /// it one only when no source found measures the node (see [`crate::discover`]).
+    /// it one only when no source found measures the node (see [`crate::discover_with`]).
     pub absent: Option<String>,
 }
 
