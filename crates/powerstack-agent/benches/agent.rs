@@ -66,7 +66,14 @@ fn job_query_over_a_full_million_sample_ring(b: Bencher) {
         end_unix_us: Some(1_795_000_000_000_000 + 950_000_000),
     };
     b.bench_local(|| {
-        divan::black_box(job_result(&ring, &domains, &window, 1_795_000_001_000_000, "node01"))
+        divan::black_box(job_result(
+            &ring,
+            &domains,
+            &window,
+            1_795_000_001_000_000,
+            "node01",
+            1_000_000,
+        ))
     });
 }
 

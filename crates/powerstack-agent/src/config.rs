@@ -17,6 +17,10 @@ pub const DEFAULT_BUFFER_SAMPLES: usize = 864_000;
 pub const MAX_BUFFER_SAMPLES: usize = 100_000_000;
 /// Default Unix socket.
 pub const DEFAULT_SOCKET: &str = "/run/powerstack/agent.sock";
+/// Default window of a job's peak power, ms.
+pub const DEFAULT_PEAK_WINDOW_MS: u64 = 1000;
+/// Longest window of a job's peak power, ms (an hour).
+pub const MAX_PEAK_WINDOW_MS: u64 = 3_600_000;
 /// Default TCP listen address (loopback only).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
 
@@ -46,6 +50,10 @@ pub struct AgentConfig {
     pub source: String,
     /// The NVML library.
     pub nvml_lib: Option<PathBuf>,
+    /// The window a job's peak power is taken over when a query does not say, ms (1 to
+    /// 3 600 000); never shorter, in effect, than the sampling interval or the slowest domain's
+    /// measured update period.
+    pub peak_window_ms: u64,
 }
 
 impl Default for AgentConfig {
@@ -62,6 +70,7 @@ impl Default for AgentConfig {
             root: PathBuf::from("/"),
             source: "auto".to_string(),
             nvml_lib: None,
+            peak_window_ms: DEFAULT_PEAK_WINDOW_MS,
         }
     }
 }
@@ -98,6 +107,12 @@ impl AgentConfig {
                 self.buffer_samples
             )));
         }
+        if !(1..=MAX_PEAK_WINDOW_MS).contains(&self.peak_window_ms) {
+            return Err(ConfigError(format!(
+                "peak_window_ms {} is out of range: give 1 to {MAX_PEAK_WINDOW_MS}",
+                self.peak_window_ms
+            )));
+        }
         if self.socket.is_empty() && self.listen.is_empty() {
             return Err(ConfigError(
                 "both socket and listen are empty: the agent would not be reachable".into(),
@@ -121,6 +136,8 @@ mod tests {
         }
         let e = AgentConfig { buffer_samples: 1, ..AgentConfig::default() }.validate().unwrap_err();
         assert!(e.to_string().contains("buffer_samples"), "{e}");
+        let e = AgentConfig { peak_window_ms: 0, ..AgentConfig::default() }.validate().unwrap_err();
+        assert!(e.to_string().contains("peak_window_ms"), "{e}");
     }
 
     #[test]

@@ -10,18 +10,21 @@
 //!   between them (the edges of a window need not fall on samples), so a job's energy is the exact
 //!   counter difference across the covered part, and its mean power that energy over the covered
 //!   duration: a time-weighted mean, whatever the sampling irregularities. A counter updated less
-//!   often than the ring is sampled (pm_counters at 10 Hz, NVML) repeats its value, then jumps: it
-//!   is interpolated between the samples where it changed;
-//! - the peak is the highest node power over one sampling interval, or, when a node part is
-//!   updated less often, over the stretches between its updates (see `peak_power`);
+//!   often than the ring is sampled (pm_counters at 10 Hz, NVML) is drawn by the sampler through
+//!   its readings placed at the times they refer to ([`crate::record`]), so it is interpolated
+//!   the same way;
+//! - the peak is the highest mean node power over any window of a stated length within the
+//!   covered part (`peak_window_s` in the result, 1 s by default, never shorter than the sampling
+//!   interval or the slowest part's measured update period: see `peak_power`); over a covered part
+//!   shorter than that, the mean;
 //! - the node is what [`powerstack_model::power::node_parts`] says: a node domain, else psys plus
 //!   the GPUs, else packages, memory and GPUs (the rule of `PowerReport`);
 //! - `data_presence` is `Complete` when the buffer covers the whole window, `Partial` when it
 //!   covers part of it (a window enclosing the whole buffer included), `None` when nothing
 //!   overlaps.
 //!
-//! The computation costs two binary searches and one pass over the covered samples (for the peak):
-//! a few ms for a million samples.
+//! The computation costs two binary searches and two passes over the covered samples (for the
+//! peak): a few ms for a million samples.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -308,32 +311,6 @@ fn fmt_num(x: f64) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
-/// How many samples the search for the start of a counter's flat run looks back (or for its next
-/// change looks ahead, at a window's edge) before giving up.
-const RUN_SEARCH: usize = 4096;
-
-/// The first sample of the run of equal values of column `c` that ends at sample `i` (value
-/// `v`): where the counter last changed. `None` when that is not known: the run reaches the
-/// oldest sample kept (the change may be older) or goes back further than [`RUN_SEARCH`].
-fn run_start(ring: &Ring, c: usize, i: usize, v: u64) -> Option<usize> {
-    let stop = i.saturating_sub(RUN_SEARCH);
-    let mut s = i;
-    while s > stop {
-        if ring.value(s - 1, c) != Some(v) {
-            return Some(s);
-        }
-        s -= 1;
-    }
-    None
-}
-
-/// The first sample after `i` (at most `limit` samples after it) where column `c` no longer
-/// holds `v`.
-fn next_change(ring: &Ring, c: usize, i: usize, v: u64, limit: usize) -> Option<usize> {
-    let end = ring.len().min(i.saturating_add(limit).saturating_add(1));
-    (i + 1..end).find(|&k| ring.value(k, c) != Some(v))
-}
-
 /// A counter's value at a time: whole ticks plus a fraction, so that differences of large
 /// counters stay exact.
 #[derive(Clone, Copy, Debug)]
@@ -349,140 +326,21 @@ impl Level {
     }
 }
 
-/// Column `c`'s counter at `t` (within the buffer's span).
-///
-/// A counter updated less often than the ring is sampled (pm_counters at 10 Hz, NVML) repeats its
-/// value: its energy is spread over the run from the sample where it last changed to the sample
-/// where it changes next, and interpolated linearly there. A counter that changes at every sample
-/// is thus interpolated between the two samples around `t`, and read exactly at a sample.
+/// Column `c`'s counter at `t` (within the buffer's span): on the line between the samples around
+/// `t` (the sampler draws every column as the line through its readings, each placed at the time
+/// it refers to, so this is exact at a sample and the best estimate between two).
 fn level_at(ring: &Ring, c: usize, t: u64) -> Option<Level> {
     let i = ring.last_at_or_before(t)?;
-    let v = ring.value(i, c)?;
-    let flat = Level { base: v, extra: 0.0 };
-    let Some(s1) = next_change(ring, c, i, v, RUN_SEARCH) else {
+    let (t0, v0) = (ring.time(i)?, ring.value(i, c)?);
+    let flat = Level { base: v0, extra: 0.0 };
+    let (Some(t1), Some(v1)) = (ring.time(i + 1), ring.value(i + 1, c)) else {
         return Some(flat);
     };
-    // Unknown: the run goes back at least as far as the search looked.
-    let s0 = run_start(ring, c, i, v).unwrap_or(i.saturating_sub(RUN_SEARCH));
-    let (Some(t0), Some(t1), Some(v1)) = (ring.time(s0), ring.time(s1), ring.value(s1, c)) else {
+    if t1 <= t0 || t <= t0 {
         return Some(flat);
-    };
-    let frac =
-        if t1 > t0 { (t.saturating_sub(t0) as f64 / (t1 - t0) as f64).min(1.0) } else { 1.0 };
-    Some(Level { base: v, extra: v1.saturating_sub(v) as f64 * frac })
-}
-
-/// The peak so far, as joules over µs (comparisons need no division).
-#[derive(Clone, Copy, Debug)]
-struct Best(f64, f64);
-
-impl Best {
-    const NONE: Best = Best(f64::NEG_INFINITY, 1.0);
-
-    /// `joules` over `dt_us` µs, if higher (NaN is not).
-    #[inline]
-    fn offer(&mut self, joules: f64, dt_us: f64) {
-        if joules * self.1 > self.0 * dt_us {
-            *self = Best(joules, dt_us);
-        }
     }
-
-    fn watts(self) -> Option<f64> {
-        let w = self.0 * 1e6 / self.1;
-        (w > f64::NEG_INFINITY).then_some(w)
-    }
-}
-
-/// How many sampling intervals [`peak_power`] looks at to tell the parts that change at every
-/// sample from the slower ones.
-const PROBE: usize = 64;
-
-/// The highest node power within `from..to` (within the buffer, with a duration), W; `parts`
-/// are the node's columns and their joules per tick.
-///
-/// A counter updated less often than the ring is sampled (pm_counters at 10 Hz, NVML) repeats its
-/// value, then jumps: its power is constant over each run from one change to the next, and known
-/// when the run ends. So:
-///
-/// - a node of one part: the highest power over the runs of its counter (over each sampling
-///   interval for a counter that changes at every sample);
-/// - parts that all change at every sample: the highest node power over a sampling interval;
-/// - some parts slower: the node's power is known at their pace, so the highest power over the
-///   stretches between their changes (the other parts' energies over the same stretches).
-///
-/// Runs with an unknown beginning (reaching back to the oldest sample) are left out; a part still
-/// for more than [`RUN_SEARCH`] samples counts 0 W there (it draws next to nothing). One pass
-/// over the covered samples (and on, until the slow parts' runs end).
-fn peak_power(ring: &Ring, parts: &[(usize, f64)], from: u64, to: u64) -> Option<f64> {
-    let i = ring.last_at_or_before(from)?;
-    let j = ring.first_at_or_after(to)?;
-    if j <= i || ring.domains() == 0 {
-        return None;
-    }
-    if let [(col, joules_per_tick)] = parts {
-        return single_part_peak(ring, *col, *joules_per_tick, i, j);
-    }
-    // The parts that changed at every sample of the first intervals.
-    let mut every = vec![true; parts.len()];
-    for k in i..(i + PROBE).min(j) {
-        if let (Some((_, a)), Some((_, b))) = (ring.get(k), ring.get(k + 1)) {
-            for (e, &(c, _)) in every.iter_mut().zip(parts) {
-                *e &= a.get(c) != b.get(c);
-            }
-        }
-    }
-    let pick = |want: bool| -> Vec<(usize, f64)> {
-        parts.iter().zip(&every).filter(|&(_, &e)| e == want).map(|(&p, _)| p).collect()
-    };
-    let (quick, slow) = (pick(true), pick(false));
-    if slow.is_empty() {
-        interval_peak(ring, &quick, i, j)
-    } else {
-        stretch_peak(ring, &quick, &slow, i, j)
-    }
-}
-
-/// [`peak_power`] for a node of one part (a node counter, psys): the highest power over the
-/// counter's runs that overlap intervals `i..j`.
-fn single_part_peak(
-    ring: &Ring,
-    c: usize,
-    joules_per_tick: f64,
-    i: usize,
-    j: usize,
-) -> Option<f64> {
-    let d = ring.domains();
-    let (t_i, row_i) = ring.get(i)?;
-    let mut v0 = row_i.get(c).copied()?;
-    let start = run_start(ring, c, i, v0);
-    let mut start_t = start.and_then(|s| ring.time(s)).unwrap_or(t_i);
-    let (mut known, mut covered, mut k) = (start.is_some(), i, i);
-    let mut best = Best::NONE;
-    let stop = j.saturating_add(RUN_SEARCH).saturating_add(1);
-    'scan: for (times, ticks) in ring.slices(i + 1..stop) {
-        for (&t, row) in times.iter().zip(ticks.chunks_exact(d)) {
-            if covered >= j {
-                break 'scan;
-            }
-            k += 1;
-            let v = row.get(c).copied().unwrap_or(v0);
-            if v != v0 {
-                if known && t > start_t {
-                    let joules = v.saturating_sub(v0) as f64 * joules_per_tick;
-                    best.offer(joules, (t - start_t) as f64);
-                }
-                (v0, start_t, known, covered) = (v, t, true, k);
-            } else if k - covered > RUN_SEARCH {
-                // Still for that long: next to nothing.
-                best.offer(0.0, 1.0);
-                covered = k;
-            }
-        }
-    }
-    if covered < j {
-        best.offer(0.0, 1.0);
-    }
-    best.watts()
+    let frac = ((t - t0) as f64 / (t1 - t0) as f64).min(1.0);
+    Some(Level { base: v0, extra: v1.saturating_sub(v0) as f64 * frac })
 }
 
 /// The parts grouped by unit: their columns, and (joules per tick, the range of the columns).
@@ -517,184 +375,87 @@ fn joules_between(before: &[u64], after: &[u64], (cols, units): &Units) -> f64 {
     joules
 }
 
-/// [`peak_power`] when every part changes at every sample: the highest node power over the
-/// sampling intervals `i..j`.
-fn interval_peak(ring: &Ring, parts: &[(usize, f64)], i: usize, j: usize) -> Option<f64> {
-    let d = ring.domains();
-    let units = by_unit(parts);
-    let (mut t0, mut before) = ring.get(i)?;
-    let mut best = Best::NONE;
-    if let (cols, [(joules_per_tick, _)]) = (&units.0, &units.1[..]) {
-        // One unit: the sum of the counters (wrapping: they never decrease, so differences of
-        // sums are sums of differences).
-        let sum = |row: &[u64]| {
-            cols.iter().fold(0u64, |s, &c| s.wrapping_add(row.get(c).copied().unwrap_or(0)))
-        };
-        let mut s0 = sum(before);
-        for (times, ticks) in ring.slices(i + 1..j + 1) {
-            for (&t, row) in times.iter().zip(ticks.chunks_exact(d)) {
-                let s = sum(row);
-                if t > t0 {
-                    best.offer(s.wrapping_sub(s0) as i64 as f64 * joules_per_tick, (t - t0) as f64);
-                }
-                (t0, s0) = (t, s);
+/// The node's energy over samples `i..=j`: each sample's time and the node's joules since
+/// sample `i`.
+struct NodeEnergy {
+    times: Vec<u64>,
+    joules: Vec<f64>,
+}
+
+impl NodeEnergy {
+    fn new(ring: &Ring, parts: &[(usize, f64)], i: usize, j: usize) -> Option<NodeEnergy> {
+        let units = by_unit(parts);
+        let d = ring.domains();
+        let (_, base) = ring.get(i)?;
+        let base = base.to_vec();
+        let n = j.checked_sub(i)? + 1;
+        let (mut times, mut joules) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for (ts, ticks) in ring.slices(i..j + 1) {
+            for (&t, row) in ts.iter().zip(ticks.chunks_exact(d.max(1))) {
+                times.push(t);
+                joules.push(joules_between(&base, row, &units));
             }
         }
-        return best.watts();
+        Some(NodeEnergy { times, joules })
     }
-    for (times, ticks) in ring.slices(i + 1..j + 1) {
-        for (&t, row) in times.iter().zip(ticks.chunks_exact(d)) {
-            if t > t0 {
-                best.offer(joules_between(before, row, &units), (t - t0) as f64);
+
+    /// The node's joules at `t` (on the line between the samples around it), with a cursor that
+    /// only moves forward: successive calls must not go back in time.
+    fn at(&self, cursor: &mut usize, t: u64) -> f64 {
+        while *cursor + 1 < self.times.len() && self.times[*cursor + 1] <= t {
+            *cursor += 1;
+        }
+        let k = *cursor;
+        let (t0, e0) = (self.times[k], self.joules[k]);
+        match (self.times.get(k + 1), self.joules.get(k + 1)) {
+            (Some(&t1), Some(&e1)) if t1 > t0 && t > t0 => {
+                e0 + (e1 - e0) * ((t - t0) as f64 / (t1 - t0) as f64).min(1.0)
             }
-            (t0, before) = (t, row);
+            _ => e0,
         }
     }
-    best.watts()
 }
 
-/// A slow part in [`stretch_peak`].
-struct SlowPart {
-    col: usize,
-    joules_per_tick: f64,
-    /// The counter's current run: its value, the time it began, whether that is known.
-    value: u64,
-    start_t: u64,
-    known: bool,
-    /// The sample of its last change (or of the last time it was taken as still).
-    changed_k: usize,
-    /// The first stretch (numbered from 0) its current run covers that has not had its power.
-    open: usize,
-}
-
-/// A stretch between changes of the slow parts in [`stretch_peak`].
-struct Stretch {
-    /// The sample where it begins.
-    start_k: usize,
-    dt_us: u64,
-    /// The energy of the parts that change at every sample.
-    quick_joules: f64,
-    /// The power of the slow parts that have had it.
-    slow_watts: f64,
-    /// Slow parts whose power over it is not known yet.
-    waiting: usize,
-}
-
-/// [`peak_power`] with slow parts: the highest node power over the stretches between the slow
-/// parts' changes that overlap intervals `i..j`.
-fn stretch_peak(
+/// The highest mean node power over any `window_us` within `from..to` (within the buffer, with a
+/// duration), W; `parts` are the node's columns and their joules per tick. `None` when the
+/// covered part is not longer than the window (its mean is then the peak).
+///
+/// The node's energy is the line through its samples, so the energy of a window sliding along is
+/// piecewise linear in its start, with corners where either end crosses a sample: its maximum is
+/// at one of those, or at either end of the covered part. Two passes over the covered samples.
+fn peak_power(
     ring: &Ring,
-    quick: &[(usize, f64)],
-    slow: &[(usize, f64)],
-    i: usize,
-    j: usize,
+    parts: &[(usize, f64)],
+    from: u64,
+    to: u64,
+    window_us: u64,
 ) -> Option<f64> {
-    let d = ring.domains();
-    let quick = by_unit(quick);
-    let (t_i, row_i) = ring.get(i)?;
-    let mut parts = Vec::with_capacity(slow.len());
-    for &(col, joules_per_tick) in slow {
-        let value = row_i.get(col).copied()?;
-        let start = run_start(ring, col, i, value);
-        parts.push(SlowPart {
-            col,
-            joules_per_tick,
-            value,
-            start_t: start.and_then(|s| ring.time(s)).unwrap_or(t_i),
-            known: start.is_some(),
-            changed_k: i,
-            open: 0,
-        });
+    let window_us = window_us.max(1);
+    if to.saturating_sub(from) <= window_us || ring.domains() == 0 {
+        return None;
     }
-    let mut stretches: std::collections::VecDeque<Stretch> = Default::default();
-    // The number of the front stretch, and of the next one to close.
-    let (mut base, mut next) = (0usize, 0usize);
-    // The stretch being built: where it began.
-    let (mut s_k, mut s_t, mut s_row) = (i, t_i, row_i);
-    let (mut k, mut last) = (i, (t_i, row_i));
-    let mut best = Best::NONE;
-    let offer = |best: &mut Best, s: &Stretch| {
-        if s.start_k < j && s.dt_us > 0 {
-            let joules = s.quick_joules + s.slow_watts * s.dt_us as f64 * 1e-6;
-            best.offer(joules, s.dt_us as f64);
-        }
-    };
-    let stop = j.saturating_add(2 * RUN_SEARCH + 2);
-    'scan: for (times, ticks) in ring.slices(i + 1..stop) {
-        for (&t, row) in times.iter().zip(ticks.chunks_exact(d)) {
-            k += 1;
-            last = (t, row);
-            let changed = parts.iter().any(|p| row.get(p.col).is_some_and(|&v| v != p.value));
-            if !changed && k - s_k < RUN_SEARCH {
-                continue;
-            }
-            let quick_joules = joules_between(s_row, row, &quick);
-            let waiting = parts.len();
-            let dt_us = t.saturating_sub(s_t);
-            stretches.push_back(Stretch {
-                start_k: s_k,
-                dt_us,
-                quick_joules,
-                slow_watts: 0.0,
-                waiting,
-            });
-            let closed = next;
-            next += 1;
-            for p in &mut parts {
-                let v = row.get(p.col).copied().unwrap_or(p.value);
-                let watts = if v != p.value {
-                    let w = if p.known && t > p.start_t {
-                        v.saturating_sub(p.value) as f64 * p.joules_per_tick * 1e6
-                            / (t - p.start_t) as f64
-                    } else {
-                        f64::NAN
-                    };
-                    (p.value, p.start_t, p.known, p.changed_k) = (v, t, true, k);
-                    w
-                } else if k - p.changed_k > RUN_SEARCH {
-                    // Still for that long: next to nothing.
-                    p.changed_k = k;
-                    0.0
-                } else {
-                    continue;
-                };
-                for s in stretches.iter_mut().skip(p.open.saturating_sub(base)) {
-                    s.slow_watts += watts;
-                    s.waiting = s.waiting.saturating_sub(1);
-                }
-                p.open = closed + 1;
-            }
-            (s_k, s_t, s_row) = (k, t, row);
-            while let Some(s) = stretches.front() {
-                if s.waiting > 0 {
-                    break;
-                }
-                offer(&mut best, s);
-                stretches.pop_front();
-                base += 1;
-            }
-            if s_k >= j && stretches.is_empty() {
-                break 'scan;
-            }
-        }
+    let i = ring.last_at_or_before(from)?;
+    let j = ring.first_at_or_after(to)?;
+    let e = NodeEnergy::new(ring, parts, i, j)?;
+    let last_start = to - window_us;
+    let mut best = f64::NEG_INFINITY;
+    let mut offer = |joules: f64| best = best.max(joules);
+    // Windows starting at `from`, at each sample, and ending at `to`.
+    let (mut a, mut b) = (0, 0);
+    let starts = std::iter::once(from)
+        .chain(e.times.iter().copied().filter(|&t| t > from && t < last_start))
+        .chain(std::iter::once(last_start));
+    for s in starts {
+        let (lo, hi) = (e.at(&mut a, s), e.at(&mut b, s + window_us));
+        offer(hi - lo);
     }
-    // The end of the samples: the stretch being built and the runs still open count as they are
-    // (the slow parts' runs still open at 0 W).
-    if s_k < j && k > s_k {
-        let quick_joules = joules_between(s_row, last.1, &quick);
-        let dt_us = last.0.saturating_sub(s_t);
-        stretches.push_back(Stretch {
-            start_k: s_k,
-            dt_us,
-            quick_joules,
-            slow_watts: 0.0,
-            waiting: 0,
-        });
+    // Windows ending at each sample.
+    let (mut a, mut b) = (0, 0);
+    for end in e.times.iter().copied().filter(|&t| t > from + window_us && t < to) {
+        let (lo, hi) = (e.at(&mut a, end - window_us), e.at(&mut b, end));
+        offer(hi - lo);
     }
-    for s in &stretches {
-        offer(&mut best, s);
-    }
-    best.watts()
+    (best > f64::NEG_INFINITY).then(|| best * 1e6 / window_us as f64)
 }
 
 /// Which columns make up each `cpu_power_N`, `mem_power_N` and `gpu_power_N` key.
@@ -726,7 +487,8 @@ fn domain_keys(domains: &[DomainMeta]) -> BTreeMap<String, Vec<usize>> {
 }
 
 /// One node's power and energy over `window`, from the samples in `ring` (whose columns are
-/// `domains`), as of `now_unix_us` (a running job reports up to the newest sample). Pure: the
+/// `domains`), as of `now_unix_us` (a running job reports up to the newest sample), with the peak
+/// over `peak_window_us` (see [`crate::Shared::peak_window_us`] for the one to use). Pure: the
 /// caller holds the ring's lock.
 ///
 /// See the [module documentation](self) for the rules. Figures that cannot be given are `-1.0`:
@@ -739,6 +501,7 @@ pub fn job_result(
     window: &JobWindow,
     now_unix_us: u64,
     hostname: &str,
+    peak_window_us: u64,
 ) -> JobResultV1 {
     let domains = &domains[..domains.len().min(ring.domains())];
     let keys = domain_keys(domains);
@@ -753,6 +516,7 @@ pub fn job_result(
         energy_joules: NOT_MEASURED,
         domain_power: keys.keys().map(|k| (k.clone(), NOT_MEASURED)).collect(),
         peak_node_power: NOT_MEASURED,
+        peak_window_s: NOT_MEASURED,
         result_start_time: 0,
         result_end_time: 0,
         samples: 0,
@@ -804,8 +568,10 @@ pub fn job_result(
     }
     if has_node {
         out.node_power = out.energy_joules / seconds;
-        let peak = peak_power(ring, &parts, from, to).unwrap_or(out.node_power);
+        let window_us = peak_window_us.max(1);
+        let peak = peak_power(ring, &parts, from, to, window_us).unwrap_or(out.node_power);
         out.peak_node_power = peak.max(out.node_power);
+        out.peak_window_s = window_us.min(to - from) as f64 / 1e6;
     }
     out
 }

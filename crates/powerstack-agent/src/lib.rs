@@ -14,6 +14,8 @@ pub mod hostlist;
 pub mod http;
 pub mod job;
 pub mod metrics;
+pub mod place;
+pub mod record;
 pub mod ring;
 pub mod run;
 pub mod sampler;

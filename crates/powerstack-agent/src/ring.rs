@@ -180,6 +180,31 @@ impl Ring {
         self.range(lo..hi)
     }
 
+    /// Rewrites column `col` of every sample taken after `after_us`, newest first, with
+    /// `value(time)`; returns how many. The sampler draws a column through a reading that arrives
+    /// after the samples it belongs among (a slow source's, placed at the time it refers to).
+    pub fn rewrite_after(
+        &mut self,
+        col: usize,
+        after_us: u64,
+        mut value: impl FnMut(u64) -> u64,
+    ) -> usize {
+        if col >= self.domains {
+            return 0;
+        }
+        let mut n = 0;
+        for i in (0..self.len).rev() {
+            let slot = self.slot(i);
+            let t = self.times[slot];
+            if t <= after_us {
+                break;
+            }
+            self.ticks[slot * self.domains + col] = value(t);
+            n += 1;
+        }
+        n
+    }
+
     /// The samples of logical indices `range` (clamped to the ring), oldest first, read from at
     /// most two contiguous runs of slots.
     pub(crate) fn range(&self, range: Range<usize>) -> impl Iterator<Item = (u64, &[u64])> {
@@ -242,6 +267,19 @@ mod tests {
         r.push(30, &[]);
         assert_eq!(r.oldest(), Some((20, &[8, 9, 10][..])));
         assert_eq!(r.newest(), Some((30, &[8, 9, 10][..])));
+    }
+
+    #[test]
+    fn a_column_is_rewritten_after_a_time_only() {
+        let mut r = Ring::new(3, 2);
+        for t in 1..=5u64 {
+            r.push(t * 10, &[t, 100 + t]);
+        }
+        assert_eq!(r.rewrite_after(1, 35, |t| t + 1), 2);
+        assert_eq!(r.get(0), Some((30, &[3, 103][..])));
+        assert_eq!(r.get(1), Some((40, &[4, 41][..])));
+        assert_eq!(r.get(2), Some((50, &[5, 51][..])));
+        assert_eq!(r.rewrite_after(2, 0, |_| 0), 0);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! put back every limit this agent changed.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use powerstack_cap::Capper;
@@ -12,10 +12,8 @@ use powerstack_hw::{DiscoverOptions, Root, Selection, discover_with};
 use crate::access::AccessPolicy;
 use crate::config::AgentConfig;
 use crate::http::Controls;
-use crate::job::Jobs;
-use crate::ring::Ring;
 use crate::sampler::{self, Sources};
-use crate::state::{SamplerStats, Shared};
+use crate::state::Shared;
 
 /// The journal `via` prefix of every write the agent makes: what it restores at stop and at start.
 pub const AGENT_VIA: &str = "powerstack agent";
@@ -87,16 +85,14 @@ pub fn run(
             config.root.display()
         )));
     }
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(Shared::new(
         hostname,
         simulated,
-        domains: sources.domains.clone(),
-        rate_hz: config.rate_hz,
-        clock: crate::state::Clock::start(),
-        ring: Mutex::new(Ring::new(config.buffer_samples, sources.columns())),
-        jobs: Mutex::new(Jobs::default()),
-        stats: SamplerStats::default(),
-    });
+        sources.domains.clone(),
+        config.rate_hz,
+        config.buffer_samples,
+        config.peak_window_ms.saturating_mul(1000),
+    ));
     let controls = Arc::new(Controls::new(control, root.clone(), config.state_dir.clone()));
     let token = match &config.token_file {
         Some(p) => Some(crate::access::load_token(p).map_err(|e| AgentError(e.to_string()))?),
@@ -111,10 +107,10 @@ pub fn run(
     let sampler = sampler::start(sources, shared.clone(), config.rate_hz, stop.clone())
         .map_err(|e| AgentError(format!("starting the sampler: {e}")))?;
 
-    // Serve only once there is data: a job marked at once is then covered from its beginning.
+    // Serve only once every column has data (the slow sources' first readings included): a job
+    // marked at once is then covered from its beginning.
     let first = std::time::Instant::now();
-    while shared.ring.lock().map(|r| r.is_empty()).unwrap_or(false)
-        && first.elapsed() < Duration::from_secs(5)
+    while shared.settled_us.load(Ordering::Relaxed) == 0 && first.elapsed() < Duration::from_secs(5)
     {
         std::thread::sleep(Duration::from_millis(1));
     }

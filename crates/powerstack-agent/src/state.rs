@@ -96,9 +96,52 @@ pub struct Shared {
     pub jobs: Mutex<Jobs>,
     /// Sampler statistics.
     pub stats: SamplerStats,
+    /// Up to when every column of the ring is final, µs since the epoch (0: not yet): a slow
+    /// source's rows are redrawn until its reading for that time has arrived.
+    pub settled_us: AtomicU64,
+    /// Each column's measured update period, µs (0: updated at every sample, or not known yet).
+    pub update_period_us: Vec<AtomicU64>,
+    /// The window a job's peak is taken over when a query does not ask for one, µs.
+    pub peak_window_us: u64,
 }
 
 impl Shared {
+    /// The shared state of an agent sampling `domains` at `rate_hz` into a ring of
+    /// `buffer_samples` samples, with the clock anchored now.
+    pub fn new(
+        hostname: String,
+        simulated: Option<String>,
+        domains: Vec<DomainMeta>,
+        rate_hz: f64,
+        buffer_samples: usize,
+        peak_window_us: u64,
+    ) -> Shared {
+        let columns = domains.len();
+        Shared {
+            hostname,
+            simulated,
+            rate_hz,
+            clock: Clock::start(),
+            ring: Mutex::new(Ring::new(buffer_samples, columns)),
+            jobs: Mutex::new(Jobs::default()),
+            stats: SamplerStats::default(),
+            settled_us: AtomicU64::new(0),
+            update_period_us: (0..columns).map(|_| AtomicU64::new(0)).collect(),
+            peak_window_us,
+            domains,
+        }
+    }
+
+    /// The window a job's peak is taken over: `asked_us` (else the agent's default), but never
+    /// shorter than the sampling interval nor than any column's measured update period, over
+    /// which power cannot be told apart.
+    pub fn peak_window_us(&self, asked_us: Option<u64>) -> u64 {
+        let interval_us = (1e6 / self.rate_hz.max(1e-3)) as u64;
+        let slowest =
+            self.update_period_us.iter().map(|p| p.load(Ordering::Relaxed)).max().unwrap_or(0);
+        asked_us.unwrap_or(self.peak_window_us).max(interval_us).max(slowest)
+    }
+
     /// The catalog entries, in ring column order.
     pub fn catalog(&self) -> Vec<DomainInfo> {
         self.domains.iter().map(|d| d.info.clone()).collect()

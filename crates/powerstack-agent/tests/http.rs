@@ -3,8 +3,8 @@
 //! with synthetic samples at chosen times.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::body::Body;
@@ -15,9 +15,7 @@ use powerstack_agent::access::{
     self, Access, AccessPolicy, Accounts, Denied, EtcFiles, Peer, load_token,
 };
 use powerstack_agent::http::{self, Controls, NO_ROUTE, Verb};
-use powerstack_agent::job::Jobs;
-use powerstack_agent::ring::Ring;
-use powerstack_agent::{DomainMeta, SamplerStats, Shared};
+use powerstack_agent::{DomainMeta, Shared};
 use powerstack_hw::{HwError, Platform, Provider, Reading, Root};
 use powerstack_model::{
     CounterSpec, DomainId, DomainInfo, DomainKind, LimitWrite, Measurement, PowerLimit,
@@ -80,25 +78,20 @@ fn shared(samples: u64) -> Arc<Shared> {
         .zip(JPT)
         .map(|(info, joules_per_tick)| DomainMeta { info, joules_per_tick })
         .collect();
-    let mut ring = Ring::new(1000, domains.len());
-    for i in 0..samples {
-        let t = T0 + i * DT;
-        ring.push(t, &row(t));
+    let shared = Shared::new("node1".into(), Some("test".into()), domains, 10.0, 1000, 1_000_000);
+    {
+        let mut ring = shared.ring.lock().unwrap();
+        for i in 0..samples {
+            let t = T0 + i * DT;
+            ring.push(t, &row(t));
+        }
     }
-    let stats = SamplerStats::default();
     for _ in 0..samples {
-        stats.record(250_000);
+        shared.stats.record(250_000);
     }
-    Arc::new(Shared {
-        hostname: "node1".into(),
-        simulated: Some("test".into()),
-        domains,
-        rate_hz: 10.0,
-        clock: powerstack_agent::Clock::start(),
-        ring: Mutex::new(ring),
-        jobs: Mutex::new(Jobs::default()),
-        stats,
-    })
+    // Every row is final (no slow source is waited for).
+    shared.settled_us.store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+    Arc::new(shared)
 }
 
 /// A provider whose limits are what was last written, except: with `stubborn`, the GPU's

@@ -1,11 +1,14 @@
 //! The ring and per-job figures against the simulator's exact energies: a simulated node sampled
-//! at 100 Hz for 10 s of simulated time (no sleeping), its extended counters pushed into a
-//! [`Ring`], and job windows computed with [`job_result`].
+//! at 100 Hz for 10 s of simulated time (no sleeping), its readings turned into rows as the
+//! sampler does (the [`Recorder`], with pm_counters' readings placed by a [`Placer`]), and job
+//! windows computed with [`job_result`].
 
 use std::time::Duration;
 
 use powerstack_agent::DomainMeta;
 use powerstack_agent::job::{JobWindow, job_result};
+use powerstack_agent::place::Placer;
+use powerstack_agent::record::Recorder;
 use powerstack_agent::ring::Ring;
 use powerstack_api::job::{DataPresence, JobResultV1};
 use powerstack_hw::{Platform, Root, Selection, discover};
@@ -13,6 +16,8 @@ use powerstack_model::{DomainId, DomainKind, Measurement, Value};
 use powerstack_sim::{LoadPattern, Profile, SimNode, SimOptions};
 use proptest::prelude::*;
 
+/// The peak window asked for: 1 s.
+const PEAK_WINDOW_US: u64 = 1_000_000;
 /// The sampling period: 100 Hz.
 const STEP_US: u64 = 10_000;
 const STEP: Duration = Duration::from_micros(STEP_US);
@@ -27,10 +32,12 @@ struct Rig {
     platform: Platform,
     metas: Vec<DomainMeta>,
     ring: Ring,
+    recorder: Recorder,
+    /// A placer per column (used for the stepped ones: pm_counters).
+    placers: Vec<Placer>,
+    slow: Vec<bool>,
     /// Every sample: its time and the simulator's true energy of each column, J.
     truth: Vec<(u64, Vec<f64>)>,
-    /// The last counters pushed (a missing reading keeps its previous value).
-    last: Vec<u64>,
 }
 
 impl Rig {
@@ -51,8 +58,10 @@ impl Rig {
             })
             .collect();
         let ring = Ring::new(capacity, metas.len());
-        let last = vec![0; metas.len()];
-        Rig { _dir: dir, sim, platform, metas, ring, truth: Vec::new(), last }
+        let slow: Vec<bool> = metas.iter().map(|m| m.info.provider == "pm_counters").collect();
+        let recorder = Recorder::new(&slow);
+        let placers = metas.iter().map(|_| Placer::new(100_000_000, 100_000_000)).collect();
+        Rig { _dir: dir, sim, platform, metas, ring, recorder, placers, slow, truth: Vec::new() }
     }
 
     fn col(&self, id: DomainId) -> usize {
@@ -61,13 +70,22 @@ impl Rig {
 
     fn sample(&mut self) {
         let t = u64::try_from(self.sim.unix_us()).unwrap();
-        let snap = self.platform.sample_at(self.sim.mono_ns(), self.sim.unix_us());
+        let mono = self.sim.mono_ns();
+        let snap = self.platform.sample_at(mono, self.sim.unix_us());
         for (c, v) in snap.values.iter().enumerate() {
-            if let Value::Energy { total_ticks, .. } = v {
-                self.last[c] = *total_ticks;
+            let ticks = match v {
+                Value::Energy { total_ticks, .. } => Some(*total_ticks),
+                _ => None,
+            };
+            if !self.slow[c] {
+                self.recorder.set(c, ticks);
+            } else if let Some(a) = self.placers[c].observe(v, mono, mono) {
+                // Simulated monotonic and wall clocks advance together.
+                let at = t - (mono - a.mono_ns) / 1000;
+                self.recorder.anchor(c, at, a.ticks);
             }
         }
-        self.ring.push(t, &self.last);
+        self.recorder.push(&mut self.ring, t);
         let truth =
             self.metas.iter().map(|m| self.sim.true_energy_joules(m.info.id).unwrap()).collect();
         self.truth.push((t, truth));
@@ -112,7 +130,7 @@ impl Rig {
             begin_unix_us: begin,
             end_unix_us: end,
         };
-        job_result(&self.ring, &self.metas, &w, now, HOST)
+        job_result(&self.ring, &self.metas, &w, now, HOST, PEAK_WINDOW_US)
     }
 
     /// The columns of the node figure, as the test knows each profile: psys on intel-2s, the node
@@ -163,8 +181,9 @@ impl Rig {
                 let got = r.domain_power[&format!("{key}{i}")];
                 assert!(
                     (got - e / secs).abs() <= tol(e) / secs,
-                    "{key}{i}: {got} W, true {} W",
-                    e / secs
+                    "{key}{i}: {got:.6} W, true {:.6} W over {from}..{to}: {:.3} J off",
+                    e / secs,
+                    (got - e / secs) * secs
                 );
             }
         }
@@ -240,8 +259,9 @@ fn a_job_on_cray_ex_is_right_within_the_pm_counters_joule() {
     let r = rig.result(a, Some(b), b);
     let high = rig.true_energy(&rig.node_cols(), rig.t(600), rig.t(900)) / 3.0;
     assert!(r.peak_node_power > r.node_power * 1.2);
-    // Counters that change every 100 ms in a 100 Hz ring: the peak is over their runs, not over
-    // 10 ms intervals (which would show 10 times the power, then nothing).
+    // Counters that change every 100 ms in a 100 Hz ring: the peak is over 1 s, not over 10 ms
+    // intervals (which would show 10 times the power, then nothing).
+    assert_eq!(r.peak_window_s, 1.0);
     assert!(
         (r.peak_node_power - high).abs() <= high * 0.02,
         "peak {} vs {high}",
@@ -306,7 +326,8 @@ fn a_window_outside_the_buffer_is_none_with_no_figures() {
     let empty = Ring::new(10, rig.metas.len());
     let w =
         JobWindow { id: "x".into(), user: None, app: None, begin_unix_us: 0, end_unix_us: None };
-    assert_eq!(job_result(&empty, &rig.metas, &w, 5, HOST).data_presence, DataPresence::None);
+    let r = job_result(&empty, &rig.metas, &w, 5, HOST, PEAK_WINDOW_US);
+    assert_eq!(r.data_presence, DataPresence::None);
 }
 
 #[test]
@@ -401,9 +422,11 @@ fn synthetic(n: usize) -> (Ring, Vec<DomainMeta>) {
 }
 
 /// psys at 100 W (µJ, read at every sample) and two GPUs (mJ) whose counters are updated every
-/// `every` samples (gpu-0 on multiples of `every`, gpu-1 half a period later): gpu-0 draws 50 W,
-/// 150 W over intervals 501 to 600 (interval k: from sample k - 1 to k); gpu-1 draws 30 W.
-fn psys_and_gpus(every: u64) -> (Ring, Vec<DomainMeta>) {
+/// `every` samples (gpu-0 on multiples of `every`, gpu-1 half a period later) and whose readings
+/// reach the recorder `late` samples after the update they carry, placed at it (as the slow
+/// threads place them): gpu-0 draws 50 W, 150 W over intervals 501 to 600 (interval k: from
+/// sample k - 1 to k); gpu-1 draws 30 W.
+fn psys_and_gpus(every: u64, late: u64) -> (Ring, Vec<DomainMeta>) {
     let metas = metas(&[
         (DomainKind::Platform, 0, 1e-6),
         (DomainKind::Gpu, 0, 1e-3),
@@ -411,29 +434,35 @@ fn psys_and_gpus(every: u64) -> (Ring, Vec<DomainMeta>) {
     ]);
     let gpu0_mj = |k: u64| if (501..=600).contains(&k) { 1500 } else { 500 };
     let (mut e0, mut e1) = (0u64, 0u64);
-    let mut shown = [0u64; 3];
+    let mut recorder = Recorder::new(&[false, true, true]);
+    let mut in_flight: Vec<(u64, usize, u64, u64)> = Vec::new();
     let mut ring = Ring::new(2000, 3);
     for i in 0..1000u64 {
         if i > 0 {
             e0 += gpu0_mj(i);
             e1 += 300;
         }
-        shown[0] = i * 1_000_000;
+        let t = T0 + i * STEP_US;
+        recorder.set(0, Some(i * 1_000_000));
         if i.is_multiple_of(every) {
-            shown[1] = e0;
+            in_flight.push((i + late, 1, t, e0));
         }
         if (i + every / 2).is_multiple_of(every) {
-            shown[2] = e1;
+            in_flight.push((i + late, 2, t, e1));
         }
-        ring.push(T0 + i * STEP_US, &shown);
+        for &(_, c, at, v) in in_flight.iter().filter(|f| f.0 == i) {
+            recorder.anchor(c, at, v);
+        }
+        in_flight.retain(|f| f.0 > i);
+        recorder.push(&mut ring, t);
     }
     (ring, metas)
 }
 
 #[test]
-fn slow_counters_spread_their_energy_over_their_runs() {
-    for every in [1, 10] {
-        let (ring, metas) = psys_and_gpus(every);
+fn slow_counters_drawn_through_their_placed_readings_give_exact_energy_and_a_true_peak() {
+    for (every, late) in [(1, 0), (10, 0), (10, 3), (10, 30)] {
+        let (ring, metas) = psys_and_gpus(every, late);
         let (a, b) = (T0 + 123 * STEP_US + 4_000, T0 + 876 * STEP_US + 1_500);
         let w = JobWindow {
             id: "g".into(),
@@ -442,21 +471,66 @@ fn slow_counters_spread_their_energy_over_their_runs() {
             begin_unix_us: a,
             end_unix_us: Some(b),
         };
-        let r = job_result(&ring, &metas, &w, b, HOST);
+        let r = job_result(&ring, &metas, &w, b, HOST, PEAK_WINDOW_US);
         let secs = (b - a) as f64 / 1e6;
         // psys + the GPUs; gpu-0 draws 100 W more over one second.
         let e = 180.0 * secs + 100.0;
-        assert!(
-            (r.energy_joules - e).abs() < 1e-6,
-            "every {every}: {} J vs {e} J",
-            r.energy_joules
-        );
-        assert!((r.domain_power["gpu_power_0"] - (50.0 + 100.0 / secs)).abs() < 1e-9);
-        assert!((r.domain_power["gpu_power_1"] - 30.0).abs() < 1e-9);
-        // 100 + 150 + 30 W at most, however rarely the GPU counters are updated (read naively,
-        // a 10-sample update would look like 10 times the power over one interval).
-        assert!((r.peak_node_power - 280.0).abs() < 1e-6, "every {every}: {}", r.peak_node_power);
+        let what = format!("every {every}, {late} late");
+        assert!((r.energy_joules - e).abs() < 1e-6, "{what}: {} J vs {e} J", r.energy_joules);
+        assert!((r.domain_power["gpu_power_0"] - (50.0 + 100.0 / secs)).abs() < 1e-9, "{what}");
+        assert!((r.domain_power["gpu_power_1"] - 30.0).abs() < 1e-9, "{what}");
+        // 100 + 150 + 30 W over the one second gpu-0 draws more, however rarely the GPU counters
+        // are updated (read naively, a 10-sample update would look like 10 times the power over
+        // one interval).
+        assert!((r.peak_node_power - 280.0).abs() < 0.2, "{what}: peak {}", r.peak_node_power);
+        assert_eq!(r.peak_window_s, 1.0);
         assert_eq!(r.samples, 876 - 123);
+    }
+}
+
+#[test]
+fn the_peak_of_a_steady_stepped_load_is_its_mean_and_of_a_square_wave_its_high_level() {
+    // One node counter (J) updated every 100 ms in a 100 Hz ring: 400 W steady, then a square
+    // wave of 300 W and 700 W alternating every 2 s.
+    for square in [false, true] {
+        let metas = metas(&[(DomainKind::Node, 0, 1.0)]);
+        let mut recorder = Recorder::new(&[true]);
+        let mut ring = Ring::new(5000, 1);
+        let watts = |k: u64| match (square, (k / 200) % 2) {
+            (false, _) => 400.0,
+            (true, 0) => 300.0,
+            (true, _) => 700.0,
+        };
+        let mut joules = 0.0f64;
+        for k in 0..3000u64 {
+            if k > 0 {
+                joules += watts(k) * 0.01;
+            }
+            if k.is_multiple_of(10) {
+                recorder.anchor(0, T0 + k * STEP_US, joules.floor() as u64);
+            }
+            recorder.push(&mut ring, T0 + k * STEP_US);
+        }
+        let (a, b) = (T0 + 150 * STEP_US + 3_000, T0 + 2750 * STEP_US);
+        let w = JobWindow {
+            id: "s".into(),
+            user: None,
+            app: None,
+            begin_unix_us: a,
+            end_unix_us: Some(b),
+        };
+        let r = job_result(&ring, &metas, &w, b, HOST, PEAK_WINDOW_US);
+        if square {
+            assert!((r.peak_node_power - 700.0).abs() < 0.02 * 700.0, "{}", r.peak_node_power);
+        } else {
+            assert!((r.node_power - 400.0).abs() < 0.01 * 400.0, "{}", r.node_power);
+            assert!(
+                r.peak_node_power <= 1.02 * r.node_power,
+                "{} vs {}",
+                r.peak_node_power,
+                r.node_power
+            );
+        }
     }
 }
 
@@ -475,7 +549,7 @@ fn a_million_sample_ring_gives_exact_figures() {
         begin_unix_us: a,
         end_unix_us: Some(b),
     };
-    let r = job_result(&ring, &metas, &w, b, HOST);
+    let r = job_result(&ring, &metas, &w, b, HOST, PEAK_WINDOW_US);
     assert_eq!(r.data_presence, DataPresence::Complete);
     // Interval k (from sample k - 1 to k) adds (k % 3 + 1) J per unit, units 1 + 2 + 3 = 6.
     let per_unit = |k: u64| (k % 3 + 1) as f64;
@@ -493,8 +567,8 @@ fn a_million_sample_ring_gives_exact_figures() {
     assert!((r.domain_power["cpu_power_1"] - 2.0 * unit / secs).abs() < 1e-6);
     assert!((r.domain_power["mem_power_0"] - 3.0 * unit / secs).abs() < 1e-6);
     assert_eq!(r.domain_power["mem_power_1"], -1.0);
-    // The highest interval: 3 J per unit in 10 ms.
-    assert!((r.peak_node_power - 6.0 * 3.0 / 0.01).abs() < 1e-6, "{}", r.peak_node_power);
+    // The highest second: 100 intervals, 33 whole cycles of 1 + 2 + 3 J per unit and one of 3 J.
+    assert!((r.peak_node_power - 6.0 * (33.0 * 6.0 + 3.0)).abs() < 1e-6, "{}", r.peak_node_power);
     assert_eq!(r.samples, (n - 21) as u64);
 }
 

@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 /// What a figure is when it cannot be given (the Flux Power Monitor's value for it).
 pub const NOT_MEASURED: f64 = -1.0;
 
+fn not_measured() -> f64 {
+    NOT_MEASURED
+}
+
 /// A figure that may be missing: `None` when negative or not finite.
 pub fn known(x: f64) -> Option<f64> {
     (x.is_finite() && x >= 0.0).then_some(x)
@@ -85,11 +89,16 @@ pub struct JobResultV1 {
     /// (a socket without a memory domain, say) is `-1.0`. GPU keys exist for the node's GPUs.
     #[serde(flatten)]
     pub domain_power: BTreeMap<String, f64>,
-    /// The highest node power over one sampling interval within the covered part (when a part
-    /// of the node figure is updated less often than the node is sampled, as pm_counters and
-    /// NVML are: over the stretches between its updates), W; never below `node_power`; `-1.0`
-    /// when there is no such interval.
+    /// The highest mean node power over any `peak_window_s` within the covered part, W (the
+    /// whole covered part when it is shorter); never below `node_power`; `-1.0` when the covered
+    /// part has no duration.
     pub peak_node_power: f64,
+    /// The window `peak_node_power` is taken over, s: the one asked for (1 s by default), but
+    /// never shorter than the sampling interval or than the slowest node part's measured update
+    /// period (NVML's energy counter and HPE Cray pm_counters move every 100 ms), over which
+    /// power cannot be told apart. `-1.0` when there is no peak.
+    #[serde(default = "not_measured")]
+    pub peak_window_s: f64,
     /// Start of the covered part, µs since the Unix epoch (0 when nothing is covered).
     pub result_start_time: u64,
     /// End of the covered part, µs since the Unix epoch (0 when nothing is covered).
@@ -114,6 +123,7 @@ impl JobResultV1 {
             energy_joules: NOT_MEASURED,
             domain_power: BTreeMap::new(),
             peak_node_power: NOT_MEASURED,
+            peak_window_s: NOT_MEASURED,
             result_start_time: 0,
             result_end_time: 0,
             samples: 0,
@@ -277,6 +287,7 @@ mod tests {
             .into_iter()
             .collect(),
             peak_node_power: 500.0,
+            peak_window_s: 1.0,
             result_start_time: 1_795_000_000_000_000,
             result_end_time: 1_795_000_010_000_000,
             samples: 1001,
@@ -301,6 +312,7 @@ mod tests {
             "mem_power_0",
             "gpu_power_1",
             "peak_node_power",
+            "peak_window_s",
             "result_start_time",
             "result_end_time",
             "samples",
@@ -308,7 +320,7 @@ mod tests {
         ] {
             assert!(keys.contains(&k), "{k} missing from {keys:?}");
         }
-        assert_eq!(keys.len(), 15);
+        assert_eq!(keys.len(), 16);
         assert_eq!(v["data_presence"], "Partial");
         assert_eq!(v["mem_power_0"], -1.0);
         let back: JobResultV1 = serde_json::from_value(v).unwrap();

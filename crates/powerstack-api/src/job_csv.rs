@@ -7,7 +7,8 @@
 //! 1. Flux's: `hostname`, `node_power`, `result_start_time`, `result_end_time`, `data_presence`,
 //!    then `cpu_power_N` for every N, `gpu_power_N` for every N, `mem_power_N` for every N: the
 //!    devices of the nodes that answered (the union over them, by index).
-//! 2. powerstack's: `energy_joules`, `peak_node_power`, `samples`, `status`.
+//! 2. powerstack's: `energy_joules`, `peak_node_power`, `peak_window_s` (the window the peak is
+//!    taken over), `samples`, `status`.
 //!
 //! Powers are mean watts, times µs since the Unix epoch, `data_presence` as the documents spell it
 //! ([`DataPresence::as_str`]). A figure that cannot be given is `-1`, never 0: a device a node does
@@ -32,7 +33,7 @@ pub fn job_query_csv(q: &JobQueryV1) -> String {
     for d in &devices {
         let _ = write!(out, ",{d}");
     }
-    out.push_str(",energy_joules,peak_node_power,samples,status\n");
+    out.push_str(",energy_joules,peak_node_power,peak_window_s,samples,status\n");
     for node in &q.nodes {
         let r = &node.result;
         let row = Row {
@@ -44,6 +45,7 @@ pub fn job_query_csv(q: &JobQueryV1) -> String {
             domain_power: &r.domain_power,
             energy_joules: r.energy_joules,
             peak_node_power: r.peak_node_power,
+            peak_window_s: r.peak_window_s,
             samples: r.samples,
             status: &node.status,
         };
@@ -60,6 +62,7 @@ pub fn job_query_csv(q: &JobQueryV1) -> String {
         domain_power: &t.domain_power,
         energy_joules: t.energy_joules,
         peak_node_power: NOT_MEASURED,
+        peak_window_s: NOT_MEASURED,
         samples: t.samples,
         status: &status,
     };
@@ -77,6 +80,7 @@ struct Row<'a> {
     domain_power: &'a BTreeMap<String, f64>,
     energy_joules: f64,
     peak_node_power: f64,
+    peak_window_s: f64,
     samples: u64,
     status: &'a str,
 }
@@ -98,9 +102,10 @@ impl Row<'_> {
         }
         let _ = writeln!(
             out,
-            ",{},{},{},{}",
+            ",{},{},{},{},{}",
             num(self.energy_joules),
             num(self.peak_node_power),
+            num(self.peak_window_s),
             self.samples,
             field(self.status)
         );

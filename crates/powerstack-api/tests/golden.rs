@@ -401,6 +401,7 @@ fn job_result(host: &str, node_power: f64, devices: &[(&str, f64)]) -> JobResult
         energy_joules: node_power * 10.0,
         domain_power: devices.iter().map(|&(k, v)| (k.to_string(), v)).collect(),
         peak_node_power: node_power * 1.25,
+        peak_window_s: 1.0,
         result_start_time: start,
         result_end_time: start + 10_000_000,
         samples: 1001,

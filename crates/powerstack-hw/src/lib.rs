@@ -32,7 +32,7 @@ pub use discover::{
 };
 pub use error::{HwError, Warning};
 pub use platform::Platform;
-pub use provider::{Probe, ProbeContext, Provider, Reading};
+pub use provider::{Probe, ProbeContext, Provider, Reading, Refresh};
 pub use providers::Source;
 pub use root::Root;
 pub use topology::CpuTopology;

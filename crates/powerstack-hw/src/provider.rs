@@ -18,6 +18,21 @@ pub enum Reading {
     Pending,
 }
 
+/// How a provider's values change, which decides how a sampler reads them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refresh {
+    /// Current at every read, and cheap to read (powercap, MSRs, hwmon): read at the sampler's
+    /// rate.
+    Continuous,
+    /// Published by the hardware in steps about `period` apart (HPE Cray pm_counters at 10 Hz,
+    /// NVML's total energy about every 100 ms), or slow to read (an NVML call takes milliseconds):
+    /// read on a thread of its own, at its own pace, each value placed at the time it refers to.
+    Stepped {
+        /// The documented (or measured) update period.
+        period: std::time::Duration,
+    },
+}
+
 /// A source of power and energy readings: one kernel interface or vendor library.
 ///
 /// A provider is built by its `probe` function (see [`crate::providers`]), which opens what it
@@ -32,6 +47,18 @@ pub trait Provider: Send {
 
     /// Reads every domain. `out` has one slot per entry of [`Provider::domains`], in that order.
     fn read(&mut self, out: &mut [Reading]);
+
+    /// How this provider's values change (see [`Refresh`]).
+    fn refresh(&self) -> Refresh {
+        Refresh::Continuous
+    }
+
+    /// Splits the provider into independent ones that can be read concurrently, one per device
+    /// (a GPU's NVML call does not wait for another's), in catalog order, leaving this one
+    /// without domains. Empty (the default) when it cannot be split: keep it whole.
+    fn split(&mut self) -> Vec<Box<dyn Provider>> {
+        Vec::new()
+    }
 
     /// Re-reads the power limits of every domain (they can be changed by others at any time).
     /// Returns warnings for limits that could not be read; the catalog keeps the last known values.

@@ -303,6 +303,43 @@ fn a_freshness_change_mid_read_is_retried_into_a_consistent_set() {
 }
 
 #[test]
+fn a_file_caught_while_it_is_rewritten_is_read_again_not_taken() {
+    let t = Tree::new(1, &[]);
+    write_all(&t, &ex_files(1000, 600, 100, 1_000_000));
+    t.set("freshness", "10");
+    let (mut p, _) = t.open();
+    let calls = Arc::new(AtomicU32::new(0));
+    let dir = t.pm("");
+    let c = calls.clone();
+    p.set_between_reads_hook(Box::new(move || {
+        match c.fetch_add(1, Ordering::SeqCst) {
+            // Truncated by a writer that has not written the new line yet.
+            0 => fs::write(dir.join("energy"), "").unwrap(),
+            // The value and its unit written, the timestamp not yet.
+            1 => fs::write(dir.join("energy"), "1500 J").unwrap(),
+            _ => set(&dir.join("energy"), "1500 J 2000000 us"),
+        }
+    }));
+    let r = read_all(&mut p);
+    assert_eq!(calls.load(Ordering::SeqCst), 3, "two retries");
+    match &r[0] {
+        Reading::Energy(e) => assert_eq!((e.ticks, e.hw_time_us), (1500, Some(2_000_000))),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_file_that_stays_cut_short_fails_alone() {
+    let t = Tree::new(1, &[]);
+    write_all(&t, &ex_files(1000, 600, 100, 1_000_000));
+    let (mut p, _) = t.open();
+    t.set("energy", "1500 J");
+    let r = read_all(&mut p);
+    assert!(matches!(&r[0], Reading::Failed(HwError::Malformed { .. })), "{:?}", r[0]);
+    assert!(matches!(&r[1], Reading::Energy(_)), "{:?}", r[1]);
+}
+
+#[test]
 fn an_always_changing_freshness_fails_every_domain_as_unstable() {
     let t = Tree::new(1, &[]);
     write_all(&t, &ex_files(1000, 600, 100, 1_000_000));

@@ -8,6 +8,8 @@
 //! - [`counter`]: wrap-extended 64-bit energy counters ([`ExtendedCounter`]).
 //! - [`sample`]: a timestamped reading of every domain ([`Snapshot`]).
 //! - [`power`]: power as ΔE/Δt between two snapshots, and the node-power choice ([`PowerReport`]).
+//! - [`placement`]: readings placed at the time the hardware took them ([`HwClockMap`],
+//!   [`StepClock`]).
 //! - [`duration`]: parsing of user durations such as `200ms` or `1.5s`.
 //!
 //! ```
@@ -23,10 +25,12 @@ pub mod counter;
 pub mod cpulist;
 pub mod domain;
 pub mod duration;
+pub mod placement;
 pub mod power;
 pub mod sample;
 
 pub use counter::{CounterSpec, ExtendedCounter, RawEnergy, Step};
 pub use domain::{DomainId, DomainInfo, DomainKind, LimitWrite, Measurement, PowerLimit};
+pub use placement::{HwClockMap, StepClock, StepMode};
 pub use power::{DomainPower, NodePower, NodeSource, PowerReport};
 pub use sample::{Snapshot, Value};

@@ -127,7 +127,7 @@ fn node_a() -> Value {
         "node_power": 400.0, "energy_joules": 4000.0,
         "cpu_power_0": 150.0, "cpu_power_1": 140.0, "mem_power_0": 20.0, "mem_power_1": -1.0,
         "gpu_power_0": 50.0, "gpu_power_1": 25.0,
-        "peak_node_power": 500.0, "result_start_time": START, "result_end_time": END,
+        "peak_node_power": 500.0, "peak_window_s": 1.0, "result_start_time": START, "result_end_time": END,
         "samples": 1001, "data_presence": "Complete"
     })
 }
@@ -137,7 +137,7 @@ fn node_b() -> Value {
         "hostname": "nodeB", "job_id": "42", "user": "alice", "app": null, "running": false,
         "node_power": 300.5, "energy_joules": 3005.0,
         "cpu_power_0": 100.0, "cpu_power_1": 90.0, "mem_power_0": 10.0, "mem_power_1": 12.0,
-        "peak_node_power": 350.0, "result_start_time": START + 1000, "result_end_time": END + 2000,
+        "peak_node_power": 350.0, "peak_window_s": 1.0, "result_start_time": START + 1000, "result_end_time": END + 2000,
         "samples": 1000, "data_presence": "Complete"
     })
 }
@@ -150,7 +150,7 @@ fn two_agents() -> (String, String, Arc<Mutex<Vec<String>>>) {
     (a, b, seen_a)
 }
 
-const CSV_HEADER: &str = "hostname,node_power,result_start_time,result_end_time,data_presence,cpu_power_0,cpu_power_1,gpu_power_0,gpu_power_1,mem_power_0,mem_power_1,energy_joules,peak_node_power,samples,status";
+const CSV_HEADER: &str = "hostname,node_power,result_start_time,result_end_time,data_presence,cpu_power_0,cpu_power_1,gpu_power_0,gpu_power_1,mem_power_0,mem_power_1,energy_joules,peak_node_power,peak_window_s,samples,status";
 
 #[test]
 fn query_csv_rows_total_and_an_unreachable_node_exit_3() {
@@ -167,19 +167,19 @@ fn query_csv_rows_total_and_an_unreachable_node_exit_3() {
     assert_eq!(lines[0], CSV_HEADER);
     assert_eq!(
         lines[1],
-        format!("nodeA,400,{START},{END},Complete,150,140,50,25,20,-1,4000,500,1001,ok")
+        format!("nodeA,400,{START},{END},Complete,150,140,50,25,20,-1,4000,500,1,1001,ok")
     );
     assert_eq!(
         lines[2],
         format!(
-            "nodeB,300.5,{},{},Complete,100,90,-1,-1,10,12,3005,350,1000,ok",
+            "nodeB,300.5,{},{},Complete,100,90,-1,-1,10,12,3005,350,1,1000,ok",
             START + 1000,
             END + 2000
         )
     );
     assert!(
         lines[3].starts_with(&format!(
-            "127.0.0.1,-1,0,0,None,-1,-1,-1,-1,-1,-1,-1,-1,0,unreachable: connection refused by {dead}"
+            "127.0.0.1,-1,0,0,None,-1,-1,-1,-1,-1,-1,-1,-1,-1,0,unreachable: connection refused by {dead}"
         )),
         "{}",
         lines[3]
@@ -187,7 +187,7 @@ fn query_csv_rows_total_and_an_unreachable_node_exit_3() {
     assert_eq!(
         lines[4],
         format!(
-            "TOTAL,700.5,{START},{},Partial,250,230,50,25,30,12,7005,-1,2001,results from 2 of 3 nodes",
+            "TOTAL,700.5,{START},{},Partial,250,230,50,25,30,12,7005,-1,-1,2001,results from 2 of 3 nodes",
             END + 2000
         )
     );

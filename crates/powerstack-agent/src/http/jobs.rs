@@ -6,8 +6,36 @@ use axum::http::StatusCode;
 use powerstack_api::agent::{JobBeganV1, JobBeginV1, JobsV1};
 use powerstack_api::job::{JobResultV1, JobV1};
 
-use super::{ApiError, AppPath, AppState, OptionalJson, Writer, lock};
+use serde::Deserialize;
+
+use super::{ApiError, AppPath, AppQuery, AppState, OptionalJson, Writer, lock};
 use crate::job::{JobError, job_result};
+
+/// The longest peak window a query may ask for.
+pub const MAX_PEAK_WINDOW_US: u64 = 3_600_000_000;
+
+/// `?peak_window=2s`: the window a job's peak is taken over.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JobQuery {
+    peak_window: Option<String>,
+}
+
+impl JobQuery {
+    /// The window asked for, µs (`None`: the agent's default).
+    fn peak_window_us(&self) -> Result<Option<u64>, ApiError> {
+        let Some(text) = &self.peak_window else { return Ok(None) };
+        let d = powerstack_model::duration::parse_duration(text)
+            .map_err(|e| ApiError::BadRequest(format!("peak_window: {e}")))?;
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        if us == 0 || us > MAX_PEAK_WINDOW_US {
+            return Err(ApiError::BadRequest(format!(
+                "peak_window {text:?} is out of range: give 1ms to 1h"
+            )));
+        }
+        Ok(Some(us))
+    }
+}
 
 impl From<JobError> for ApiError {
     fn from(e: JobError) -> Self {
@@ -41,6 +69,10 @@ pub(crate) async fn begin(
     Ok((StatusCode::CREATED, Json(JobBeganV1 { job, warnings })))
 }
 
+/// How long `end` waits for the readings that close a window (a slow source's come up to a few
+/// hundred ms late).
+const END_WAIT_US: u64 = 2_000_000;
+
 /// `POST /v1/jobs/{id}/end`: marks the end now; answers the job's result.
 pub(crate) async fn end(
     State(state): State<AppState>,
@@ -50,18 +82,19 @@ pub(crate) async fn end(
     let now = state.shared.clock.now_unix_us();
     let window = lock(&state.shared.jobs).end(&id, now)?.clone();
     let shared = &state.shared;
-    // The window ends now; the sample that closes it comes within one period. Wait for it (at
-    // most two periods, and never more than 2 s) so the answer covers the whole window.
-    let period_us = (1e6 / shared.rate_hz.max(0.1)) as u64;
-    let wait_until = std::time::Instant::now()
-        + std::time::Duration::from_micros((2 * period_us).min(2_000_000));
+    // The window ends now; the sample that closes it comes within one period, and the readings
+    // of slow sources for that moment (placed at the time they refer to) a little later. Wait for
+    // every column to be settled past the end (never more than 2 s) so the answer covers the
+    // whole window with final figures.
+    let wait_until = std::time::Instant::now() + std::time::Duration::from_micros(END_WAIT_US);
     loop {
-        let covered = lock(&shared.ring).newest().is_some_and(|(t, _)| t >= now);
-        if covered || std::time::Instant::now() >= wait_until {
+        let settled = shared.settled_us.load(std::sync::atomic::Ordering::Relaxed) >= now;
+        if settled || std::time::Instant::now() >= wait_until {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
+    let peak_window_us = shared.peak_window_us(None);
     let ring = lock(&shared.ring);
     Ok(Json(job_result(
         &ring,
@@ -69,6 +102,7 @@ pub(crate) async fn end(
         &window,
         shared.clock.now_unix_us(),
         &shared.hostname,
+        peak_window_us,
     )))
 }
 
@@ -78,13 +112,15 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<JobsV1> {
     Json(JobsV1 { hostname: state.shared.hostname.clone(), jobs })
 }
 
-/// `GET /v1/jobs/{id}`: the job's power and energy on this node.
+/// `GET /v1/jobs/{id}[?peak_window=2s]`: the job's power and energy on this node.
 pub(crate) async fn get(
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
+    AppQuery(q): AppQuery<JobQuery>,
 ) -> Result<Json<JobResultV1>, ApiError> {
     crate::job::check_id(&id)?;
     let shared = &state.shared;
+    let peak_window_us = shared.peak_window_us(q.peak_window_us()?);
     let window = lock(&shared.jobs)
         .get(&id)
         .cloned()
@@ -96,5 +132,6 @@ pub(crate) async fn get(
         &window,
         shared.clock.now_unix_us(),
         &shared.hostname,
+        peak_window_us,
     )))
 }

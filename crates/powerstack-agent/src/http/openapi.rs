@@ -319,7 +319,7 @@ fn schemas() -> Value {
         "JobResult": {
             "description": "One node's power and energy over a job window; also cpu_power_N, mem_power_N, gpu_power_N (W, -1.0 when unmeasured).",
             "type": "object",
-            "required": ["hostname", "job_id", "running", "node_power", "energy_joules", "peak_node_power", "result_start_time", "result_end_time", "samples", "data_presence"],
+            "required": ["hostname", "job_id", "running", "node_power", "energy_joules", "peak_node_power", "peak_window_s", "result_start_time", "result_end_time", "samples", "data_presence"],
             "properties": {
                 "hostname": { "type": "string" },
                 "job_id": { "type": "string" },
@@ -328,7 +328,8 @@ fn schemas() -> Value {
                 "running": { "type": "boolean" },
                 "node_power": num,
                 "energy_joules": num,
-                "peak_node_power": num,
+                "peak_node_power": { "type": "number", "description": "The highest mean node power over any peak_window_s of the covered part, W." },
+                "peak_window_s": { "type": "number", "description": "The window of the peak, s: the one asked for (default 1 s), never shorter than the sampling interval or the slowest node part's update period." },
                 "result_start_time": { "type": "integer" },
                 "result_end_time": { "type": "integer" },
                 "samples": { "type": "integer" },

@@ -19,9 +19,15 @@
 //!
 //! Consistency: the controller rewrites the files about ten times a second and bumps `freshness` each
 //! time. A read takes `freshness` before and after reading every value file and retries when it
-//! changed. `generation` (bumped when the counters restart) and `startup` are folded into each energy
-//! reading's epoch, so a controller restart is a counter reset, never a negative or huge energy. All
-//! three are optional.
+//! changed. A value file caught while it is rewritten (empty, or a line cut short: a file that
+//! carried a timestamp at discovery must carry one in every reading) is retried too, after a short
+//! pause; only a file that stays so fails. `generation` (bumped when the counters restart) and
+//! `startup` are folded into each energy reading's epoch, so a controller restart is a counter
+//! reset, never a negative or huge energy. All three are optional.
+//!
+//! Pace: the values change ten times a second ([`UPDATE_PERIOD`]) and each energy value carries the
+//! controller's timestamp, so the provider is [`Refresh::Stepped`]: a sampler reads it on its own
+//! thread and places each value at its timestamp.
 //!
 //! Limits: `power_cap` is the node's `cap`, `accel_power_cap` (or `accelN_power_cap`) each GPU's; a
 //! value of 0 W means uncapped. They are set out of band by the system controller (CAPMC, PCS), not
@@ -36,7 +42,7 @@ use powerstack_model::{
 
 use crate::error::{HwError, Warning};
 use crate::file::{self, AttrFile, list_dir};
-use crate::provider::{Probe, ProbeContext, Provider, Reading};
+use crate::provider::{Probe, ProbeContext, Provider, Reading, Refresh};
 use crate::root::Root;
 use crate::topology::CpuTopology;
 
@@ -46,8 +52,16 @@ pub const NAME: &str = "pm_counters";
 /// Where the counters live, as a system path.
 pub const DIR: &str = "/sys/cray/pm_counters";
 
-/// How many times a read is attempted while `freshness` keeps changing.
-pub const MAX_ATTEMPTS: u32 = 3;
+/// How many times a read is attempted while `freshness` keeps changing or a file is caught
+/// half written.
+pub const MAX_ATTEMPTS: u32 = 4;
+
+/// How long to wait before the attempt after one that caught a file half written (the writer
+/// is in the middle of it): doubled after each.
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// How often the controller publishes new values (10 Hz).
+pub const UPDATE_PERIOD: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// The size of the buffer a value file is read into.
 const LINE_MAX: usize = 256;
@@ -176,12 +190,24 @@ fn classify(name: &str) -> Option<(DomainKind, u32, Quantity, bool)> {
 struct Counter {
     file: AttrFile,
     quantity: Quantity,
+    /// The file carried a timestamp at discovery: a reading without one was cut short.
+    stamped: bool,
 }
 
 /// A cap file and the catalog entries it limits.
 struct Cap {
     path: PathBuf,
     domains: Vec<usize>,
+}
+
+/// What one read attempt found.
+enum Attempt {
+    /// Every file read, `freshness` unchanged.
+    Consistent,
+    /// `freshness` changed during the attempt: the set may mix two updates.
+    Moved,
+    /// A value file was empty or cut short: caught while it was rewritten.
+    Torn,
 }
 
 /// The HPE Cray pm_counters provider.
@@ -279,12 +305,12 @@ impl PmCounters {
                     Quantity::Power => Unit::Watts,
                 };
                 let checked = AttrFile::open(path, "pm_counters").and_then(|file| {
-                    read_value(&file, unit)?;
-                    Ok(file)
+                    let v = read_value(&file, unit)?;
+                    Ok((file, v.time_us.is_some()))
                 });
                 match checked {
-                    Ok(file) => {
-                        opened = Some(Counter { file, quantity });
+                    Ok((file, stamped)) => {
+                        opened = Some(Counter { file, quantity, stamped });
                         break;
                     }
                     Err(e) => warnings.push(Warning::unreadable(
@@ -381,29 +407,46 @@ impl PmCounters {
         self.freshness.as_ref().map(AttrFile::read_u64).transpose()
     }
 
-    /// One attempt: returns whether the set read is consistent (freshness unchanged).
-    fn attempt(&mut self, out: &mut [Reading]) -> Result<bool, HwError> {
+    /// One attempt: what it found.
+    fn attempt(&mut self, out: &mut [Reading]) -> Result<Attempt, HwError> {
         let before = self.freshness()?;
         if let Some(hook) = &mut self.hook {
             hook();
         }
         let epoch = self.epoch()?;
+        let mut torn = false;
         for (counter, slot) in self.counters.iter().zip(out.iter_mut()) {
-            *slot = match counter.quantity {
-                Quantity::Energy => match read_value(&counter.file, Unit::Joules) {
-                    Ok(v) => {
-                        Reading::Energy(RawEnergy { ticks: v.value, epoch, hw_time_us: v.time_us })
-                    }
-                    Err(e) => Reading::Failed(e),
-                },
-                Quantity::Power => match read_value(&counter.file, Unit::Watts) {
-                    Ok(v) => Reading::Power(v.value as f64),
-                    Err(e) => Reading::Failed(e),
-                },
+            let unit = match counter.quantity {
+                Quantity::Energy => Unit::Joules,
+                Quantity::Power => Unit::Watts,
+            };
+            let value = read_value(&counter.file, unit).and_then(|v| match v.time_us {
+                None if counter.stamped => Err(HwError::malformed(
+                    counter.file.path(),
+                    "the timestamp is missing (the file was caught while it was rewritten?)",
+                )),
+                _ => Ok(v),
+            });
+            *slot = match (value, counter.quantity) {
+                (Ok(v), Quantity::Energy) => {
+                    Reading::Energy(RawEnergy { ticks: v.value, epoch, hw_time_us: v.time_us })
+                }
+                (Ok(v), Quantity::Power) => Reading::Power(v.value as f64),
+                (Err(e), _) => {
+                    // Empty or cut short: a rewrite in progress, most likely.
+                    torn |= matches!(e, HwError::Vanished { .. } | HwError::Malformed { .. });
+                    Reading::Failed(e)
+                }
             };
         }
         let after = self.freshness()?;
-        Ok(before == after)
+        Ok(if before != after {
+            Attempt::Moved
+        } else if torn {
+            Attempt::Torn
+        } else {
+            Attempt::Consistent
+        })
     }
 }
 
@@ -416,11 +459,22 @@ impl Provider for PmCounters {
         &self.domains
     }
 
+    fn refresh(&self) -> Refresh {
+        Refresh::Stepped { period: UPDATE_PERIOD }
+    }
+
     fn read(&mut self, out: &mut [Reading]) {
-        for _ in 0..MAX_ATTEMPTS {
+        let mut pause = RETRY_PAUSE;
+        for attempt in 1..=MAX_ATTEMPTS {
             match self.attempt(out) {
-                Ok(true) => return,
-                Ok(false) => {}
+                Ok(Attempt::Consistent) => return,
+                Ok(Attempt::Moved) => {}
+                // The failed files keep their errors if they are still so at the last attempt.
+                Ok(Attempt::Torn) if attempt == MAX_ATTEMPTS => return,
+                Ok(Attempt::Torn) => {
+                    std::thread::sleep(pause);
+                    pause *= 2;
+                }
                 Err(e) => {
                     for slot in out.iter_mut() {
                         *slot = Reading::Failed(HwError::duplicate(&e));
