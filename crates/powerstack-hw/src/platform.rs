@@ -12,7 +12,7 @@ use powerstack_model::{
 };
 
 use crate::error::Warning;
-use crate::provider::{Provider, Reading};
+use crate::provider::{Provider, Reading, Refresh};
 
 /// The monotonic clock, in ns since the first call in this process.
 pub fn mono_ns() -> u64 {
@@ -184,11 +184,13 @@ impl Platform {
     }
 
     /// Samples, waits `interval`, samples again, and reports power over the interval. Never a
-    /// first-call 0 W: every figure is a difference over a real interval.
+    /// first-call 0 W: every figure is a difference over a real interval. Counters published in
+    /// steps are measured between their steps ([`Platform::sample_at_steps`]).
     pub fn measure(&mut self, interval: std::time::Duration) -> PowerReport {
-        let a = self.sample();
+        let wait = std::time::Duration::from_millis(250);
+        let a = self.sample_at_steps(wait);
         std::thread::sleep(interval);
-        let b = self.sample();
+        let b = self.sample_at_steps(wait);
         PowerReport::between(&self.catalog, &a, &b)
     }
 
@@ -203,69 +205,156 @@ impl Platform {
         for i in 0..self.slots.len() {
             let Slot { provider, index } = self.slots[i];
             let reading = std::mem::replace(&mut self.buffers[provider][index], Reading::Pending);
-            let info = &self.catalog[i];
-            let value = match (reading, &mut self.counters[i]) {
-                (Reading::Energy(raw), Some(counter)) => {
-                    let spec = counter.spec();
-                    let last = self.last_read_ns[i].replace(mono_ns);
-                    let dt_s = last.map(|t| mono_ns.saturating_sub(t) as f64 / 1e9);
-                    let max = dt_s.map(|dt| {
-                        let seconds = dt.max(1.0) * 2.0;
-                        (ceiling_watts(info.id.kind) * seconds / spec.joules_per_tick) as u64
-                    });
-                    match counter.update_checked(raw, max) {
-                        Step::Rejected => {
-                            warn_once(
-                                &mut self.reported[i],
-                                &mut self.pending_warnings,
-                                info.provider,
-                                || {
-                                    format!(
-                                        "{}: implausible energy jump ignored at {}",
-                                        info.id, info.source
-                                    )
-                                },
-                            );
-                            Value::Missing
-                        }
-                        _ => {
-                            self.reported[i] = false;
-                            Value::Energy {
-                                total_ticks: counter.total_ticks(),
-                                joules: counter.total_joules(),
-                                hw_time_us: raw.hw_time_us,
-                            }
-                        }
-                    }
-                }
-                (Reading::Power(w), _) if w.is_finite() && w >= 0.0 => {
-                    self.reported[i] = false;
-                    Value::Power { watts: w }
-                }
-                (Reading::Power(w), _) => {
-                    warn_once(
-                        &mut self.reported[i],
-                        &mut self.pending_warnings,
-                        info.provider,
-                        || format!("{}: invalid power reading {w} from {}", info.id, info.source),
-                    );
-                    Value::Missing
-                }
-                (Reading::Failed(e), _) => {
-                    warn_once(
-                        &mut self.reported[i],
-                        &mut self.pending_warnings,
-                        info.provider,
-                        || format!("{}: {e}", info.id),
-                    );
-                    Value::Missing
-                }
-                (Reading::Energy(_), None) | (Reading::Pending, _) => Value::Missing,
-            };
-            values.push(value);
+            values.push(self.extend_one(i, reading, mono_ns));
         }
         Snapshot { mono_ns, unix_us, values }
     }
+
+    /// Turns catalog entry `i`'s reading, taken at `mono_ns`, into its value: energy extended
+    /// across wraps and resets (an implausible step refused), power checked.
+    fn extend_one(&mut self, i: usize, reading: Reading, mono_ns: u64) -> Value {
+        let info = &self.catalog[i];
+        match (reading, &mut self.counters[i]) {
+            (Reading::Energy(raw), Some(counter)) => {
+                let spec = counter.spec();
+                let last = self.last_read_ns[i].replace(mono_ns);
+                let dt_s = last.map(|t| mono_ns.saturating_sub(t) as f64 / 1e9);
+                let max = dt_s.map(|dt| {
+                    let seconds = dt.max(1.0) * 2.0;
+                    (ceiling_watts(info.id.kind) * seconds / spec.joules_per_tick) as u64
+                });
+                match counter.update_checked(raw, max) {
+                    Step::Rejected => {
+                        warn_once(
+                            &mut self.reported[i],
+                            &mut self.pending_warnings,
+                            info.provider,
+                            || {
+                                format!(
+                                    "{}: implausible energy jump ignored at {}",
+                                    info.id, info.source
+                                )
+                            },
+                        );
+                        Value::Missing
+                    }
+                    _ => {
+                        self.reported[i] = false;
+                        Value::Energy {
+                            total_ticks: counter.total_ticks(),
+                            joules: counter.total_joules(),
+                            hw_time_us: raw.hw_time_us,
+                        }
+                    }
+                }
+            }
+            (Reading::Power(w), _) if w.is_finite() && w >= 0.0 => {
+                self.reported[i] = false;
+                Value::Power { watts: w }
+            }
+            (Reading::Power(w), _) => {
+                warn_once(&mut self.reported[i], &mut self.pending_warnings, info.provider, || {
+                    format!("{}: invalid power reading {w} from {}", info.id, info.source)
+                });
+                Value::Missing
+            }
+            (Reading::Failed(e), _) => {
+                warn_once(&mut self.reported[i], &mut self.pending_warnings, info.provider, || {
+                    format!("{}: {e}", info.id)
+                });
+                Value::Missing
+            }
+            (Reading::Energy(_), None) | (Reading::Pending, _) => Value::Missing,
+        }
+    }
+
+    /// [`Platform::sample`], then, for every energy counter that the hardware updates in steps
+    /// without a timestamp (NVML's, about every 100 ms: [`Refresh::Stepped`]), its next step:
+    /// each such provider is read again and again (concurrently, on a thread each) until its
+    /// counters move or `timeout` passes, and each counter that moved is given the value it moved
+    /// to, stamped (`hw_time_us`, on the monotonic clock) with the moment it moved: midway
+    /// between the two reads around the change.
+    ///
+    /// Power between two such snapshots is then measured between steps of the counter, not
+    /// between arbitrary reads of it, which would be off by up to a step's energy (±50% over
+    /// 200 ms on a 100 ms counter). Takes up to one step longer than [`Platform::sample`]; for
+    /// one-shot readings (a sampler that runs on places its readings itself).
+    pub fn sample_at_steps(&mut self, timeout: std::time::Duration) -> Snapshot {
+        let mut snap = self.sample();
+        let stepped: Vec<usize> = (0..self.providers.len())
+            .filter(|&p| matches!(self.providers[p].refresh(), Refresh::Stepped { .. }))
+            .filter(|&p| {
+                self.slots.iter().zip(&snap.values).any(|(slot, v)| {
+                    slot.provider == p && matches!(v, Value::Energy { hw_time_us: None, .. })
+                })
+            })
+            .collect();
+        if stepped.is_empty() {
+            return snap;
+        }
+        let timeout_ns = timeout.as_nanos() as u64;
+        let mut edges: Vec<(usize, Vec<Option<Edge>>)> = Vec::new();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = self
+                .providers
+                .iter_mut()
+                .enumerate()
+                .filter(|(p, _)| stepped.contains(p))
+                .map(|(p, provider)| scope.spawn(move || (p, next_steps(provider, timeout_ns))))
+                .collect();
+            edges = handles.into_iter().filter_map(|h| h.join().ok()).collect();
+        });
+        for (p, found) in edges {
+            for (index, edge) in found.into_iter().enumerate() {
+                let Some((at_ns, reading)) = edge else { continue };
+                let Some(i) = self.slots.iter().position(|s| s.provider == p && s.index == index)
+                else {
+                    continue;
+                };
+                if let Value::Energy { total_ticks, joules, .. } =
+                    self.extend_one(i, reading, at_ns)
+                {
+                    snap.values[i] =
+                        Value::Energy { total_ticks, joules, hw_time_us: Some(at_ns / 1000) };
+                }
+            }
+        }
+        snap
+    }
+}
+
+/// When a stepping counter moved (monotonic ns), and the reading it moved to.
+type Edge = (u64, Reading);
+
+/// Reads `provider` until each of its energy counters moves (or `timeout_ns` passes); returns,
+/// per domain, when it moved (midway between the reads around the change) and the reading it
+/// moved to.
+fn next_steps(provider: &mut Box<dyn Provider>, timeout_ns: u64) -> Vec<Option<Edge>> {
+    let n = provider.domains().len();
+    let mut buf: Vec<Reading> = (0..n).map(|_| Reading::Pending).collect();
+    let ticks = |r: &Reading| if let Reading::Energy(e) = r { Some(e.ticks) } else { None };
+    let read = |provider: &mut Box<dyn Provider>, buf: &mut Vec<Reading>| {
+        let t0 = mono_ns();
+        provider.read(buf);
+        (t0 + (mono_ns() - t0) / 2, buf.iter().map(ticks).collect::<Vec<_>>())
+    };
+    let (mut prev_mid, first) = read(provider, &mut buf);
+    let deadline = prev_mid + timeout_ns;
+    let mut found: Vec<Option<Edge>> = (0..n).map(|_| None).collect();
+    let mut waiting = first.iter().filter(|t| t.is_some()).count();
+    while waiting > 0 && prev_mid < deadline {
+        std::thread::sleep(std::time::Duration::from_micros(500));
+        let (mid, now) = read(provider, &mut buf);
+        for d in 0..n {
+            if found[d].is_none() && first[d].is_some() && now[d].is_some() && now[d] != first[d] {
+                let reading = std::mem::replace(&mut buf[d], Reading::Pending);
+                found[d] = Some((prev_mid + (mid - prev_mid) / 2, reading));
+                waiting -= 1;
+            }
+        }
+        prev_mid = mid;
+    }
+    found
 }
 
 /// When providers disagree on how many GPUs there are, they count different things: a board

@@ -135,7 +135,6 @@ mod tests {
     use super::*;
     use crate::placement::test_rng as rng;
 
-
     /// Stamps every 100 ms of a hardware clock running at `1 + ppm` of ours, offset by 5 s, each
     /// seen after `delay(k)` ns; returns the worst placement error (ns) after `settle` readings.
     fn worst_error(ppm: f64, settle: usize, mut delay: impl FnMut(usize) -> f64) -> f64 {

@@ -372,7 +372,6 @@ mod tests {
     use super::*;
     use crate::placement::test_rng as rng;
 
-
     /// A counter stepping every `period` ns (on its own clock, `ppm` off ours) from `phase`,
     /// read through calls of about 2.85 ms with a tail to 15 ms (as NVML's energy read on an
     /// H200), the value taken at a random point of the call. Runs `seconds` and returns the worst
