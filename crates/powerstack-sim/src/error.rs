@@ -50,13 +50,12 @@ pub enum SimError {
         detail: String,
     },
     /// An unknown profile name.
-    #[error(
-        "unknown profile {0:?}: expected one of intel-2s, amd-2s, cray-ex, hwmon-node, nvidia-4gpu, amd-mi250x, intel-hybrid, intel-offline"
-    )]
+    #[error("unknown profile {0:?}: expected one of {names}", names = crate::Profile::names())]
     UnknownProfile(String),
-    /// nvidia-4gpu: the mock NVML library was not found (or the path given is not a file).
+    /// An NVIDIA GPU profile: the mock NVML library was not found (or the path given is not a
+    /// file).
     #[error(
-        "the nvidia-4gpu profile needs the mock NVML library libpowerstack_mock_nvml.so{detail}: build it with `cargo build -p powerstack-mock-nvml` (cargo test --workspace builds it), or set POWERSTACK_MOCK_NVML"
+        "the NVIDIA GPU profiles need the mock NVML library libpowerstack_mock_nvml.so{detail}: build it with `cargo build -p powerstack-mock-nvml` (cargo test --workspace builds it), or set POWERSTACK_MOCK_NVML"
     )]
     NvmlLibraryNotFound {
         /// What was looked at, when something specific (` (/x/y is not a file)`), else empty.

@@ -416,27 +416,6 @@ impl PmCounters {
     }
 }
 
-/// The counters of one GPU in the mock NVML state (`var/lib/powerstack-sim/nvml/gpuN`).
-#[derive(Debug)]
-pub(crate) struct NvmlGpu {
-    pub comp: usize,
-    /// `energy_mj`: mJ since "driver load".
-    pub energy: OutFile,
-    /// `power_mw`: the power over the last step, mW.
-    pub power: OutFile,
-    /// mJ the counter showed when the simulation (re)started counting.
-    pub offset_mj: u64,
-}
-
-impl NvmlGpu {
-    pub fn update(&mut self, s: &Shared) -> Result<(), SimError> {
-        let (watts, joules) = s.comps.get(self.comp).map_or((0.0, 0.0), |c| (c.power, c.energy));
-        let mj = self.offset_mj.saturating_add((joules * 1e3).max(0.0).floor() as u64);
-        self.energy.set(&format!("{mj}\n"))?;
-        self.power.set(&format!("{}\n", (watts * 1e3).round().max(0.0) as u64))
-    }
-}
-
 /// A device that `remove_device` can make vanish.
 #[derive(Debug)]
 pub(crate) struct Device {
@@ -458,7 +437,7 @@ pub(crate) struct Io {
     pub controls: Vec<Control>,
     pub hwmon: Vec<HwmonOut>,
     pub pm: Option<PmCounters>,
-    pub nvml: Vec<NvmlGpu>,
+    pub nvml: Vec<crate::nvidia::NvmlGpu>,
     pub devices: Vec<Device>,
 }
 

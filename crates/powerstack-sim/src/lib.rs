@@ -1,7 +1,7 @@
 //! Simulated hardware roots for powerstack.
 //!
 //! A [`SimNode`] writes a complete fake hardware root (a directory standing for `/`) for one of
-//! eight [`Profile`]s and animates it with a deterministic power model. The product reads these
+//! nine [`Profile`]s and animates it with a deterministic power model. The product reads these
 //! trees with the same code it uses on real nodes (`--root DIR`), so every file follows the real
 //! kernel ABI: powercap `intel-rapl` zones with 32-bit RAPL counters that wrap, an MSR image under
 //! `dev/cpu/N/msr`, HPE Cray `pm_counters` updated at 10 Hz, hwmon chips, CPU topology, cpufreq
@@ -42,6 +42,8 @@
 //!   `proc/driver/nvidia/version`; the mock NVML state `var/lib/powerstack-sim/nvml/{count,gpuN/*}`
 //!   (NVML index order is not PCI order) and `usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1` → the
 //!   mock library ([`SimOptions::nvml_library`]).
+//! - **nvidia-8gpu**: as nvidia-4gpu, with eight H200 GPUs `0000:{19,3b,4c,5d}:00.0` (NUMA 0) and
+//!   `0000:{9b,bb,cb,db}:00.0` (NUMA 1).
 //! - **amd-mi250x**: cray-ex's `pm_counters` (accelK = MI250X module K), plus eight `amdgpu` GCDs
 //!   `0000:{c1,c6,c9,ce,d1,d6,d9,de}:00.0` with hwmon chips numbered out of PCI order and
 //!   `sys/class/drm/cardN`.
@@ -73,6 +75,7 @@ mod io;
 mod model;
 mod msr;
 mod node;
+mod nvidia;
 mod profile;
 mod rapl;
 mod rules;

@@ -124,12 +124,13 @@ impl SimNode {
     /// it. `dir` may be absent, empty, or a previous simulated root (which is replaced); any other
     /// non-empty directory is refused.
     ///
-    /// nvidia-4gpu needs the mock NVML library (see [`SimOptions::nvml_library`]); without it,
-    /// nothing is written and the error says how to build it.
+    /// The NVIDIA GPU profiles ([`Profile::uses_mock_nvml`]) need the mock NVML library (see
+    /// [`SimOptions::nvml_library`]); without it, nothing is written and the error says how to
+    /// build it.
     pub fn create(dir: &Path, profile: Profile, opts: SimOptions) -> Result<SimNode, SimError> {
         opts.validate()?;
         let mut opts = opts;
-        if profile == Profile::Nvidia4gpu {
+        if profile.uses_mock_nvml() {
             opts.nvml_library = Some(find_nvml_library(opts.nvml_library.as_deref())?);
         }
         prepare(dir)?;
@@ -228,8 +229,9 @@ impl SimNode {
     /// The model's power over the last [`SimNode::advance`] step (after limits), W; before any
     /// step, the power at creation. `None` for a domain the profile does not model.
     ///
-    /// GPUs are numbered in PCI bus order, as the product numbers them: on nvidia-4gpu whatever
-    /// their NVML index, on amd-mi250x `gpu-N` is the N-th GCD (amdgpu device), not a module.
+    /// GPUs are numbered in PCI bus order, as the product numbers them: on nvidia-4gpu and
+    /// nvidia-8gpu whatever their NVML index, on amd-mi250x `gpu-N` is the N-th GCD (amdgpu
+    /// device), not a module.
     pub fn true_power_watts(&self, id: DomainId) -> Option<f64> {
         self.comp(Key::Domain(id), |c| c.power)
     }

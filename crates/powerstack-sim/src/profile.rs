@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::error::SimError;
+use crate::nvidia::{NVIDIA_4GPU, NVIDIA_8GPU, NvidiaNode};
 
 /// A simulated node type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -25,6 +26,9 @@ pub enum Profile {
     /// (`powerstack-mock-nvml`, linked as `usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1`) that reads
     /// the simulator's state under `var/lib/powerstack-sim/nvml`.
     Nvidia4gpu,
+    /// intel-2s plus eight NVIDIA H200 GPUs (an HGX H200 board, four per socket), served like
+    /// nvidia-4gpu's through the mock NVML library.
+    Nvidia8gpu,
     /// HPE Cray EX235a with four AMD MI250X: one AMD EPYC 7A53 with four NUMA nodes, HPE Cray
     /// `pm_counters` (node, cpu, memory, accel0–3, one per module) and eight `amdgpu` hwmon chips
     /// (two GCDs per module).
@@ -42,12 +46,13 @@ pub enum Profile {
 
 impl Profile {
     /// Every profile.
-    pub const ALL: [Profile; 8] = [
+    pub const ALL: [Profile; 9] = [
         Profile::Intel2s,
         Profile::Amd2s,
         Profile::CrayEx,
         Profile::HwmonNode,
         Profile::Nvidia4gpu,
+        Profile::Nvidia8gpu,
         Profile::AmdMi250x,
         Profile::IntelHybrid,
         Profile::IntelOffline,
@@ -61,6 +66,7 @@ impl Profile {
             Profile::CrayEx => "cray-ex",
             Profile::HwmonNode => "hwmon-node",
             Profile::Nvidia4gpu => "nvidia-4gpu",
+            Profile::Nvidia8gpu => "nvidia-8gpu",
             Profile::AmdMi250x => "amd-mi250x",
             Profile::IntelHybrid => "intel-hybrid",
             Profile::IntelOffline => "intel-offline",
@@ -84,6 +90,9 @@ impl Profile {
             }
             Profile::Nvidia4gpu => {
                 "intel-2s + 4x NVIDIA H100 through a mock NVML library (needs powerstack-mock-nvml built)"
+            }
+            Profile::Nvidia8gpu => {
+                "intel-2s + 8x NVIDIA H200 (HGX) through a mock NVML library (needs powerstack-mock-nvml built)"
             }
             Profile::AmdMi250x => {
                 "HPE Cray EX235a: 1x AMD EPYC 7A53 + 4x MI250X: pm_counters (accel per module) and 8 amdgpu hwmon GCDs"
@@ -111,10 +120,30 @@ impl Profile {
     /// The profile whose CPUs (model, topology, cpufreq, cpuidle) this one has.
     pub(crate) fn cpu_profile(self) -> Profile {
         match self {
-            Profile::Nvidia4gpu => Profile::Intel2s,
+            Profile::Nvidia4gpu | Profile::Nvidia8gpu => Profile::Intel2s,
             Profile::AmdMi250x => Profile::CrayEx,
             p => p,
         }
+    }
+
+    /// Whether the profile's GPUs are served by the mock NVML library, which
+    /// [`crate::SimNode::create`] then needs (see [`SimOptions::nvml_library`]).
+    pub fn uses_mock_nvml(self) -> bool {
+        self.nvidia().is_some()
+    }
+
+    /// The NVIDIA GPUs of the profile, when it has some.
+    pub(crate) fn nvidia(self) -> Option<&'static NvidiaNode> {
+        match self {
+            Profile::Nvidia4gpu => Some(&NVIDIA_4GPU),
+            Profile::Nvidia8gpu => Some(&NVIDIA_8GPU),
+            _ => None,
+        }
+    }
+
+    /// Every profile's name, comma-separated (for messages).
+    pub(crate) fn names() -> String {
+        Profile::ALL.map(Profile::as_str).join(", ")
     }
 
     /// The CPUs of each NUMA node (`sys/devices/system/node/nodeN/cpulist`): one node per package,
@@ -228,7 +257,7 @@ pub struct SimOptions {
     pub mmio_duplicate: bool,
     /// intel-2s: no dram zones, and the DRAM energy register of the MSR image reads 0.
     pub omit_dram: bool,
-    /// nvidia-4gpu: the mock NVML library (`libpowerstack_mock_nvml.so`, built by
+    /// nvidia-4gpu, nvidia-8gpu: the mock NVML library (`libpowerstack_mock_nvml.so`, built by
     /// `cargo build -p powerstack-mock-nvml`) that the root's `libnvidia-ml.so.1` links to. When
     /// `None`, [`crate::SimNode::create`] looks for it at `$POWERSTACK_MOCK_NVML` (the file, or a
     /// directory holding it), then next to the running executable, then in that directory's parent
@@ -527,6 +556,7 @@ mod tests {
         assert_eq!(s.siblings(9), vec![1, 9]);
         assert_eq!((s.package_of(13), s.core_of(13), s.thread_of(13)), (1, 1, 1));
         assert_eq!(Profile::Nvidia4gpu.numa_nodes(), vec![s.cpus_of(0), s.cpus_of(1)]);
+        assert_eq!(Profile::Nvidia8gpu.numa_nodes(), vec![s.cpus_of(0), s.cpus_of(1)]);
         assert_eq!(
             Profile::AmdMi250x.numa_nodes(),
             vec![vec![0, 1, 8, 9], vec![2, 3, 10, 11], vec![4, 5, 12, 13], vec![6, 7, 14, 15]]

@@ -1,4 +1,4 @@
-//! The GPU profiles: nvidia-4gpu (PCI devices and the mock NVML state) and amd-mi250x
+//! The GPU profiles: nvidia-4gpu and nvidia-8gpu (PCI devices and the mock NVML state) and amd-mi250x
 //! (pm_counters per MI250X module and eight amdgpu hwmon GCDs), read as files and, for amd-mi250x,
 //! through the hardware layer's hwmon provider. No sleeping, no timing.
 
@@ -42,23 +42,84 @@ struct Nvidia {
     node: SimNode,
 }
 
-fn nvidia(opts: SimOptions) -> Nvidia {
+/// What an NVIDIA profile should show.
+struct NvSpec {
+    profile: Profile,
+    /// GPU addresses in PCI order, and their NUMA nodes.
+    pci: &'static [&'static str],
+    numa: &'static [u64],
+    name: &'static str,
+    device: &'static str,
+    /// (idle, max) W of a GPU.
+    watts: (f64, f64),
+    /// The NVML bus id of NVML index 0, and its GPU number (PCI order).
+    nvml0: (&'static str, u32),
+}
+
+const NV4: NvSpec = NvSpec {
+    profile: Profile::Nvidia4gpu,
+    pci: &["0000:17:00.0", "0000:31:00.0", "0000:b1:00.0", "0000:ca:00.0"],
+    numa: &[0, 0, 1, 1],
+    name: "NVIDIA H100 80GB HBM3",
+    device: "0x2330",
+    watts: (70.0, 700.0),
+    nvml0: ("00000000:B1:00.0", 2),
+};
+
+const NV8: NvSpec = NvSpec {
+    profile: Profile::Nvidia8gpu,
+    pci: &[
+        "0000:19:00.0",
+        "0000:3b:00.0",
+        "0000:4c:00.0",
+        "0000:5d:00.0",
+        "0000:9b:00.0",
+        "0000:bb:00.0",
+        "0000:cb:00.0",
+        "0000:db:00.0",
+    ],
+    numa: &[0, 0, 0, 0, 1, 1, 1, 1],
+    name: "NVIDIA H200",
+    device: "0x2335",
+    watts: (75.0, 700.0),
+    nvml0: ("00000000:BB:00.0", 5),
+};
+
+impl NvSpec {
+    fn count(&self) -> u32 {
+        self.pci.len() as u32
+    }
+
+    fn watts_at(&self, load: f64) -> f64 {
+        self.watts.0 + (self.watts.1 - self.watts.0) * load
+    }
+
+    /// The GPU number (PCI order) of NVML index `i`, from its `pci_bus_id`.
+    fn pci_index(&self, root: &Path, i: u32) -> u32 {
+        let bus = read(root, &format!("{NVML}/gpu{i}/pci_bus_id"));
+        let addr = bus.trim().strip_prefix("0000").unwrap().to_ascii_lowercase();
+        self.pci.iter().position(|a| *a == addr).unwrap() as u32
+    }
+}
+
+fn nvidia_profile(spec: &NvSpec, opts: SimOptions) -> Nvidia {
     let lib_dir = tempfile::tempdir().unwrap();
     let lib = fake_library(lib_dir.path());
     let dir = tempfile::tempdir().unwrap();
     let opts = SimOptions { nvml_library: Some(lib.clone()), ..opts };
-    let node = SimNode::create(dir.path(), Profile::Nvidia4gpu, opts).unwrap();
+    let node = SimNode::create(dir.path(), spec.profile, opts).unwrap();
     Nvidia { _lib_dir: lib_dir, lib, dir, node }
 }
 
-const NVML: &str = "var/lib/powerstack-sim/nvml";
-const PCI_ORDER: [&str; 4] = ["0000:17:00.0", "0000:31:00.0", "0000:b1:00.0", "0000:ca:00.0"];
+fn nvidia(opts: SimOptions) -> Nvidia {
+    nvidia_profile(&NV4, opts)
+}
 
-/// The GPU number (PCI order) of NVML index `i`, from its `pci_bus_id`.
+const NVML: &str = "var/lib/powerstack-sim/nvml";
+
+/// The GPU number (PCI order) of NVML index `i` on nvidia-4gpu.
 fn pci_index(root: &Path, i: u32) -> u32 {
-    let bus = read(root, &format!("{NVML}/gpu{i}/pci_bus_id"));
-    let addr = bus.trim().strip_prefix("0000").unwrap().to_ascii_lowercase();
-    PCI_ORDER.iter().position(|a| *a == addr).unwrap() as u32
+    NV4.pci_index(root, i)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -66,8 +127,15 @@ fn pci_index(root: &Path, i: u32) -> u32 {
 
 #[test]
 fn nvidia_layout_has_pci_gpus_numa_nodes_and_the_nvml_state() {
-    let t = nvidia(SimOptions::default());
+    for spec in [&NV4, &NV8] {
+        nvidia_layout(spec);
+    }
+}
+
+fn nvidia_layout(spec: &NvSpec) {
+    let t = nvidia_profile(spec, SimOptions::default());
     let r = t.dir.path();
+    let n = spec.count();
     // intel-2s is all there.
     assert_eq!(read(r, "sys/class/powercap/intel-rapl:0/name"), "package-0\n");
     assert!(r.join("dev/cpu/0/msr").is_file());
@@ -75,7 +143,7 @@ fn nvidia_layout_has_pci_gpus_numa_nodes_and_the_nvml_state() {
     assert_eq!(read(r, "sys/devices/system/node/node1/cpulist"), "4-7,12-15\n");
     assert!(read(r, "proc/driver/nvidia/version").starts_with("NVRM version: NVIDIA UNIX x86_64"));
     // PCI devices: real directories, linked from sys/bus/pci/devices.
-    for (addr, numa) in PCI_ORDER.iter().zip([0, 0, 1, 1]) {
+    for (addr, numa) in spec.pci.iter().zip(spec.numa) {
         let link = r.join(format!("sys/bus/pci/devices/{addr}"));
         assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
         let dev = fs::canonicalize(&link).unwrap();
@@ -85,16 +153,17 @@ fn nvidia_layout_has_pci_gpus_numa_nodes_and_the_nvml_state() {
         assert_eq!(f("numa_node"), format!("{numa}\n"));
         assert_eq!(
             (f("vendor"), f("device"), f("class")),
-            ("0x10de\n".into(), "0x2330\n".into(), "0x030200\n".into())
+            ("0x10de\n".into(), format!("{}\n", spec.device), "0x030200\n".into())
         );
     }
     // The mock NVML state.
-    assert_eq!(read(r, &format!("{NVML}/count")), "4\n");
+    assert_eq!(read(r, &format!("{NVML}/count")), format!("{n}\n"));
     let mut uuids = Vec::new();
     let mut order = Vec::new();
-    for i in 0..4 {
+    let milliwatts = (spec.watts_at(0.5) * 1e3).round() as u64;
+    for i in 0..n {
         let g = format!("{NVML}/gpu{i}");
-        assert_eq!(read(r, &format!("{g}/name")), "NVIDIA H100 80GB HBM3\n");
+        assert_eq!(read(r, &format!("{g}/name")), format!("{}\n", spec.name));
         let uuid = read(r, &format!("{g}/uuid"));
         let u = uuid.trim().strip_prefix("GPU-").unwrap();
         let groups: Vec<usize> = u.split('-').map(str::len).collect();
@@ -104,25 +173,27 @@ fn nvidia_layout_has_pci_gpus_numa_nodes_and_the_nvml_state() {
         let bus = read(r, &format!("{g}/pci_bus_id"));
         assert!(bus.starts_with("00000000:") && bus.len() == 17, "{bus:?}");
         assert_eq!(bus, bus.to_ascii_uppercase(), "NVML writes upper-case hex");
-        order.push(pci_index(r, i));
+        assert_eq!(read(r, &format!("{g}/pci_device_id")), format!("{}10de\n", spec.device));
+        order.push(spec.pci_index(r, i));
         assert_eq!(read_u64(r, &format!("{g}/limit_min_mw")), 200_000);
         assert_eq!(read_u64(r, &format!("{g}/limit_max_mw")), 700_000);
         assert_eq!(read_u64(r, &format!("{g}/limit_default_mw")), 700_000);
         assert_eq!(read_u64(r, &format!("{g}/power_limit_mw")), 700_000);
         assert_eq!(read(r, &format!("{g}/energy_supported")), "1\n");
         assert!(read_u64(r, &format!("{g}/energy_mj")) > 0);
-        assert_eq!(read_u64(r, &format!("{g}/power_mw")), 385_000);
+        assert_eq!(read_u64(r, &format!("{g}/power_mw")), milliwatts);
     }
     uuids.sort();
     uuids.dedup();
-    assert_eq!(uuids.len(), 4, "UUIDs are distinct");
-    assert_eq!(read(r, &format!("{NVML}/gpu0/pci_bus_id")), "00000000:B1:00.0\n");
-    assert_ne!(order, vec![0, 1, 2, 3], "NVML index order differs from PCI order");
+    assert_eq!(uuids.len(), n as usize, "UUIDs are distinct");
+    assert_eq!(read(r, &format!("{NVML}/gpu0/pci_bus_id")), format!("{}\n", spec.nvml0.0));
+    assert_eq!(order[0], spec.nvml0.1);
+    assert_ne!(order, (0..n).collect::<Vec<_>>(), "NVML index order differs from PCI order");
     let mut sorted = order.clone();
     sorted.sort_unstable();
-    assert_eq!(sorted, vec![0, 1, 2, 3]);
+    assert_eq!(sorted, (0..n).collect::<Vec<_>>());
     // Same UUIDs on another node of the kind.
-    let again = nvidia(SimOptions::default());
+    let again = nvidia_profile(spec, SimOptions::default());
     assert_eq!(
         read(again.dir.path(), &format!("{NVML}/gpu1/uuid")),
         read(r, &format!("{NVML}/gpu1/uuid"))
@@ -139,9 +210,9 @@ fn nvidia_layout_has_pci_gpus_numa_nodes_and_the_nvml_state() {
     let target = fs::canonicalize(&t.lib).unwrap();
     assert_eq!(t.node.options().nvml_library.as_deref(), Some(target.as_path()));
     // The model: GPUs in PCI order, separate from psys.
-    assert_eq!(t.node.domains().iter().filter(|d| d.kind == DomainKind::Gpu).count(), 4);
-    assert_eq!(t.node.true_power_watts(gpu(3)), Some(385.0));
-    assert_eq!(t.node.true_power_watts(gpu(4)), None);
+    assert_eq!(t.node.domains().iter().filter(|d| d.kind == DomainKind::Gpu).count(), n as usize);
+    assert_eq!(t.node.true_power_watts(gpu(n - 1)), Some(spec.watts_at(0.5)));
+    assert_eq!(t.node.true_power_watts(gpu(n)), None);
     assert_eq!(
         t.node.true_power_watts(DomainId::new(DomainKind::Platform, 0)),
         Some(105.0 * 2.0 + 32.0 + 45.0),
@@ -179,16 +250,22 @@ fn nvml_energy_grows_by_the_model_energy() {
 
 #[test]
 fn a_power_limit_written_by_hand_is_honoured_at_the_next_advance() {
-    let mut t = nvidia(SimOptions { load: 1.0, ..SimOptions::default() });
+    for spec in [&NV4, &NV8] {
+        limit_written_by_hand(spec);
+    }
+}
+
+fn limit_written_by_hand(spec: &NvSpec) {
+    let mut t = nvidia_profile(spec, SimOptions { load: 1.0, ..SimOptions::default() });
     let r = t.dir.path().to_path_buf();
-    let n = pci_index(&r, 0);
-    assert_eq!(n, 2, "NVML index 0 is the third GPU in PCI order");
+    let n = spec.pci_index(&r, 0);
+    assert_eq!(n, spec.nvml0.1, "NVML index 0 is not the first GPU in PCI order");
     write(&r, &format!("{NVML}/gpu0/power_limit_mw"), "250000\n");
     assert_eq!(t.node.expected_steady_power_watts(gpu(n)), Some(250.0));
     t.node.advance(Duration::from_secs(1)).unwrap();
     assert_eq!(t.node.true_power_watts(gpu(n)), Some(250.0));
     assert_eq!(read_u64(&r, &format!("{NVML}/gpu0/power_mw")), 250_000);
-    for other in [0, 1, 3] {
+    for other in (0..spec.count()).filter(|&o| o != n) {
         assert_eq!(t.node.true_power_watts(gpu(other)), Some(700.0));
     }
     // Out of range: the last valid limit stays in force, and the file shows it again.
@@ -247,21 +324,29 @@ fn open_needs_no_library_and_continues_the_nvml_counters() {
 
 #[test]
 fn a_removed_gpu_loses_its_nvml_state() {
-    let mut t = nvidia(SimOptions::default());
+    for spec in [&NV4, &NV8] {
+        removed_gpu(spec);
+    }
+}
+
+fn removed_gpu(spec: &NvSpec) {
+    let mut t = nvidia_profile(spec, SimOptions::default());
     let r = t.dir.path().to_path_buf();
     let kept = fs::File::open(r.join(format!("{NVML}/gpu0/energy_mj"))).unwrap();
-    t.node.remove_device(gpu(2)).unwrap();
+    let removed = gpu(spec.nvml0.1);
+    t.node.remove_device(removed).unwrap();
     let mut buf = [0u8; 32];
     assert_eq!(kept.read_at(&mut buf, 0).unwrap(), 0, "truncated first");
     assert!(!r.join(format!("{NVML}/gpu0")).exists());
-    assert!(!t.node.domains().contains(&gpu(2)));
+    assert!(!t.node.domains().contains(&removed));
     let e1 = read_u64(&r, &format!("{NVML}/gpu1/energy_mj"));
     t.node.advance(Duration::from_secs(1)).unwrap();
     assert!(!r.join(format!("{NVML}/gpu0")).exists(), "never written again");
     assert!(read_u64(&r, &format!("{NVML}/gpu1/energy_mj")) > e1);
+    assert_eq!(read(&r, &format!("{NVML}/count")), format!("{}\n", spec.count()), "count stays");
     drop(t.node);
     let node = SimNode::open(&r).unwrap();
-    assert!(!node.domains().contains(&gpu(2)));
+    assert!(!node.domains().contains(&removed));
     assert!(node.domains().contains(&gpu(0)));
 }
 

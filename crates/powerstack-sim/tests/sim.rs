@@ -51,7 +51,7 @@ fn pm_energy(root: &Path, name: &str) -> (u64, u64) {
 
 fn create(profile: Profile, mut opts: SimOptions) -> (tempfile::TempDir, SimNode) {
     let dir = tempfile::tempdir().unwrap();
-    if profile == Profile::Nvidia4gpu && opts.nvml_library.is_none() {
+    if profile.uses_mock_nvml() && opts.nvml_library.is_none() {
         // The simulator only links to the mock NVML library, never loads it: any file will do.
         opts.nvml_library = Some(std::env::current_exe().unwrap());
     }
@@ -74,6 +74,7 @@ fn every_profile_has_a_topology_the_hardware_layer_reads() {
         (Profile::CrayEx, 1, 8, Vendor::Amd),
         (Profile::HwmonNode, 1, 8, Vendor::Amd),
         (Profile::Nvidia4gpu, 2, 4, Vendor::Intel),
+        (Profile::Nvidia8gpu, 2, 4, Vendor::Intel),
         (Profile::AmdMi250x, 1, 8, Vendor::Amd),
     ] {
         let (dir, node) = create(profile, SimOptions::default());

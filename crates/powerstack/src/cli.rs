@@ -388,7 +388,8 @@ pub enum SimCommand {
 
 #[derive(Args, Debug)]
 pub struct SimCreateArgs {
-    /// Profile: intel-2s, amd-2s, cray-ex, hwmon-node.
+    /// Profile: intel-2s, amd-2s, cray-ex, hwmon-node, nvidia-4gpu, nvidia-8gpu, amd-mi250x,
+    /// intel-hybrid, intel-offline (see `powerstack sim profiles`).
     #[arg(long, default_value = "intel-2s")]
     pub profile: String,
 
