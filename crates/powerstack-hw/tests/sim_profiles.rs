@@ -258,6 +258,27 @@ fn nvidia_gpus_are_discovered_in_pci_order_on_their_sockets_with_their_caps() {
 }
 
 #[test]
+fn nvidia_nvml_calls_take_what_an_h200_takes() {
+    for (profile, addrs, _) in NVIDIA {
+        let (dir, _node, _pf) = start(profile, SimOptions::default(), Source::Nvml);
+        let lib = dir.path().join("usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1");
+        let nvml = nvml_wrapper::Nvml::builder().lib_path(lib.as_os_str()).init().unwrap();
+        assert_eq!(nvml.device_count().unwrap(), addrs.len() as u32);
+        for i in 0..addrs.len() as u32 {
+            let gpu = nvml.device_by_index(i).unwrap();
+            let start = std::time::Instant::now();
+            gpu.total_energy_consumption().unwrap();
+            let took = start.elapsed();
+            assert!(took >= Duration::from_micros(2565), "{profile}: energy of {i} in {took:?}");
+            let start = std::time::Instant::now();
+            gpu.power_management_limit().unwrap();
+            let took = start.elapsed();
+            assert!(took >= Duration::from_micros(128), "{profile}: limit of {i} in {took:?}");
+        }
+    }
+}
+
+#[test]
 fn nvidia_gpu_caps_written_through_nvml_are_honoured() {
     for (profile, addrs, _) in NVIDIA {
         let opts = SimOptions { load: 1.0, ..SimOptions::default() };

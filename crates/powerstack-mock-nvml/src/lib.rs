@@ -21,10 +21,35 @@
 //! STATE/gpuN/set_permission    optional; `0` → setting the limit needs root (NO_PERMISSION)
 //! STATE/gpuN/pci_device_id     optional; hex `0x233010de` (device << 16 | vendor)
 //! STATE/driver_version         optional; default `550.54.15`
+//! STATE/latency_us/energy       optional; how long nvmlDeviceGetTotalEnergyConsumption takes:
+//!                               "<median> <tail>" µs, e.g. `2850 15000` (an H200's)
+//! STATE/latency_us/limit        optional; likewise for the power-limit reads (the management
+//!                               limit, enforced limit, default, constraints), e.g. `142 300`
+//! STATE/latency_us/power        optional; likewise for nvmlDeviceGetPowerUsage
 //! ```
 //!
-//! Every call reads the files again (the simulator updates them). A `gpuN` directory that disappears
-//! after initialisation makes that device's calls return `NVML_ERROR_GPU_IS_LOST`.
+//! Every call reads the files again (the simulator updates them), except `count` and
+//! `latency_us/*`, read once by `nvmlInit`. A `gpuN` directory that disappears after initialisation
+//! makes that device's calls return `NVML_ERROR_GPU_IS_LOST`.
+//!
+//! # Call latency
+//!
+//! A real NVML call takes time: on an H200, `nvmlDeviceGetTotalEnergyConsumption` takes 2.6 ms at
+//! the least, 2.85 ms at the median and 15 ms at p99, a power-limit read about 142 µs (300 µs at
+//! p99), `nvmlDeviceGetPowerUsage` about 2 µs. The mock sleeps (it does not spin) for a duration
+//! drawn from `latency_us/<call>`, split around its read of the value, which it takes at a random
+//! point of the call. With `"<median> <tail>"`, 63 calls in 64 last between 0.9 and 1.1 times the
+//! median, and one in 64 between 0.9 times the tail and the tail (when the tail is longer than the
+//! body); `"<median>"` alone has no tail. `"0 0"`, or no file: no latency (a call then costs what
+//! reading its file costs, a few µs, about what the real `nvmlDeviceGetPowerUsage` costs). The
+//! draws are a splitmix64 sequence with a fixed seed. The kernel's timer slack (about 50 µs a
+//! sleep) makes short latencies a little longer than drawn.
+//!
+//! # Threads
+//!
+//! Every entry point may be called from several threads at once (one per GPU, as a sampler does):
+//! the session is behind a mutex held only to copy what a call needs, never while it sleeps or
+//! reads a file.
 //!
 //! Several roots loaded in one process must use **copies** of this file, not symlinks or hard
 //! links: the dynamic loader recognises the same file and returns the instance already loaded,
@@ -38,6 +63,8 @@ use std::io::ErrorKind;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use latency::{Latencies, Latency};
 
 use nvml_wrapper_sys::bindings::{
     NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE, NVML_DEVICE_PCI_BUS_ID_BUFFER_V2_SIZE, nvmlDevice_t,
@@ -55,6 +82,8 @@ use nvml_wrapper_sys::bindings::{
     nvmlReturn_enum_NVML_ERROR_UNKNOWN as UNKNOWN, nvmlReturn_enum_NVML_SUCCESS as SUCCESS,
     nvmlReturn_t,
 };
+
+mod latency;
 
 /// The environment variable naming the state directory directly.
 const DIR_ENV: &str = "POWERSTACK_MOCK_NVML_DIR";
@@ -75,6 +104,7 @@ struct Session {
     dir: PathBuf,
     count: u32,
     refs: u32,
+    latency: Latencies,
 }
 
 static SESSION: Mutex<Option<Session>> = Mutex::new(None);
@@ -152,6 +182,19 @@ fn read_u64(path: &Path) -> Result<u64, nvmlReturn_t> {
 
 fn read_u32(path: &Path) -> Result<c_uint, nvmlReturn_t> {
     c_uint::try_from(read_u64(path)?).map_err(|_| UNKNOWN)
+}
+
+/// A call's latency in the current session (none before `nvmlInit`).
+fn latency_of(call: fn(&Latencies) -> Latency) -> Latency {
+    session().as_ref().map(|s| call(&s.latency)).unwrap_or_default()
+}
+
+/// Reads a value file of a device at a random point of a call lasting a draw of `call`'s latency.
+fn timed_read(
+    call: fn(&Latencies) -> Latency,
+    read: impl FnOnce() -> Result<c_uint, nvmlReturn_t>,
+) -> Result<c_uint, nvmlReturn_t> {
+    latency::during(latency_of(call), read)
 }
 
 /// The state directory and GPU count of the current session.
@@ -240,7 +283,8 @@ fn init() -> Result<(), nvmlReturn_t> {
     let dir = state_dir().ok_or(DRIVER_NOT_LOADED)?;
     let count = read_u64(&dir.join("count")).map_err(|_| DRIVER_NOT_LOADED)?;
     let count = u32::try_from(count).map_err(|_| DRIVER_NOT_LOADED)?;
-    *s = Some(Session { dir, count, refs: 1 });
+    let latency = Latencies::load(&dir);
+    *s = Some(Session { dir, count, refs: 1, latency });
     Ok(())
 }
 
@@ -472,14 +516,19 @@ pub unsafe extern "C" fn nvmlDeviceGetPciInfo_v3(
     })
 }
 
-/// Reads an unsigned file of a device through an output pointer.
+/// Reads an unsigned file of a device through an output pointer, taking `call`'s latency.
 ///
 /// # Safety
 /// `out` must be null or valid for a write.
-unsafe fn device_u32(device: nvmlDevice_t, file: &str, out: *mut c_uint) -> nvmlReturn_t {
+unsafe fn device_u32(
+    device: nvmlDevice_t,
+    file: &str,
+    call: fn(&Latencies) -> Latency,
+    out: *mut c_uint,
+) -> nvmlReturn_t {
     ffi(|| {
         let (_, dir) = gpu(device)?;
-        let v = read_u32(&dir.join(file))?;
+        let v = timed_read(call, || read_u32(&dir.join(file)))?;
         // SAFETY: forwarded caller contract on `out`.
         unsafe { put(out, v) }
     })
@@ -505,7 +554,7 @@ pub unsafe extern "C" fn nvmlDeviceGetTotalEnergyConsumption(
         if denied(&dir, "energy_supported") {
             return Err(NOT_SUPPORTED);
         }
-        let v = read_u64(&dir.join("energy_mj"))?;
+        let v = latency::during(latency_of(|l| l.energy), || read_u64(&dir.join("energy_mj")))?;
         // SAFETY: forwarded caller contract on `energy`.
         unsafe { put(energy, v) }
     })
@@ -521,7 +570,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPowerUsage(
     power: *mut c_uint,
 ) -> nvmlReturn_t {
     // SAFETY: same contract.
-    unsafe { device_u32(device, "power_mw", power) }
+    unsafe { device_u32(device, "power_mw", |l| l.power, power) }
 }
 
 /// The power management limit, mW (`gpuN/power_limit_mw`).
@@ -534,7 +583,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPowerManagementLimit(
     limit: *mut c_uint,
 ) -> nvmlReturn_t {
     // SAFETY: same contract.
-    unsafe { device_u32(device, "power_limit_mw", limit) }
+    unsafe { device_u32(device, "power_limit_mw", |l| l.limit, limit) }
 }
 
 /// The enforced limit, mW: the power management limit (`gpuN/power_limit_mw`).
@@ -547,7 +596,7 @@ pub unsafe extern "C" fn nvmlDeviceGetEnforcedPowerLimit(
     limit: *mut c_uint,
 ) -> nvmlReturn_t {
     // SAFETY: same contract.
-    unsafe { device_u32(device, "power_limit_mw", limit) }
+    unsafe { device_u32(device, "power_limit_mw", |l| l.limit, limit) }
 }
 
 /// The default limit, mW (`gpuN/limit_default_mw`).
@@ -560,7 +609,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPowerManagementDefaultLimit(
     default_limit: *mut c_uint,
 ) -> nvmlReturn_t {
     // SAFETY: same contract.
-    unsafe { device_u32(device, "limit_default_mw", default_limit) }
+    unsafe { device_u32(device, "limit_default_mw", |l| l.limit, default_limit) }
 }
 
 /// The accepted range of the limit, mW (`gpuN/limit_min_mw`, `gpuN/limit_max_mw`).
@@ -578,8 +627,12 @@ pub unsafe extern "C" fn nvmlDeviceGetPowerManagementLimitConstraints(
         if min_limit.is_null() || max_limit.is_null() {
             return Err(INVALID_ARGUMENT);
         }
-        let min = read_u32(&dir.join("limit_min_mw"))?;
-        let max = read_u32(&dir.join("limit_max_mw"))?;
+        let (min, max) = latency::during(latency_of(|l| l.limit), || {
+            Ok::<_, nvmlReturn_t>((
+                read_u32(&dir.join("limit_min_mw"))?,
+                read_u32(&dir.join("limit_max_mw"))?,
+            ))
+        })?;
         // SAFETY: forwarded caller contract on both pointers.
         unsafe {
             put(min_limit, min)?;

@@ -61,6 +61,9 @@ pub enum SimError {
         /// What was looked at, when something specific (` (/x/y is not a file)`), else empty.
         detail: String,
     },
+    /// An unknown mock NVML latency name.
+    #[error("unknown NVML latency {0:?}: expected h200 or off")]
+    UnknownNvmlLatency(String),
     /// An unknown load pattern name.
     #[error("unknown load pattern {0:?}: expected one of steady, sine, steps")]
     UnknownPattern(String),

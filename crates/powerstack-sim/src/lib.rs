@@ -69,6 +69,7 @@
 //! ```
 
 mod build;
+mod config;
 mod error;
 mod fsutil;
 mod io;
@@ -80,9 +81,11 @@ mod profile;
 mod rapl;
 mod rules;
 
+pub use config::CONFIG_FILE;
 pub use error::SimError;
 pub use msr::SimMsr;
-pub use node::{CONFIG_FILE, MONO_START_NS, SimNode, profile_of};
+pub use node::{MONO_START_NS, SimNode, profile_of};
+pub use nvidia::{CallLatency, NvmlLatency};
 pub use profile::{LoadPattern, Profile, SimOptions};
 
 /// The simulated wall clock at creation, µs since the Unix epoch.

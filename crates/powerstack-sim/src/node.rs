@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use powerstack_model::DomainId;
-use serde::{Deserialize, Serialize};
 
 use crate::build::{UNIX_START_US, build};
+use crate::config::{CONFIG_FILE, Config};
 use crate::error::SimError;
-use crate::fsutil::{mkdirs, read_small, remove_any, truncate_tree, write_file};
+use crate::fsutil::{mkdirs, read_small, remove_any, truncate_tree};
 use crate::io::Io;
 use crate::model::{self, Caps, Key};
 use crate::msr::Shared;
@@ -18,9 +18,6 @@ use crate::msr::{SimMsr, lock};
 use crate::profile::{LoadPattern, Profile, SimOptions};
 use crate::rapl::uj_to_raw;
 use crate::rules::Rules;
-
-/// The file, at the top of a simulated root, that describes it.
-pub const CONFIG_FILE: &str = "powerstack-sim.toml";
 
 /// The simulated monotonic clock at creation, ns.
 pub const MONO_START_NS: u64 = 1_000_000_000;
@@ -30,74 +27,6 @@ const PM_PERIOD_NS: i64 = 100_000_000;
 
 /// How many refusal lines [`SimNode::advance`] keeps for [`SimNode::take_refusals`].
 const REFUSALS_KEPT: usize = 1024;
-
-#[derive(Serialize, Deserialize)]
-struct Config {
-    format: u32,
-    profile: String,
-    load: f64,
-    pattern: String,
-    shuffle_indices: bool,
-    mmio_duplicate: bool,
-    omit_dram: bool,
-}
-
-impl Config {
-    fn parse(path: &Path) -> Result<(Profile, SimOptions), SimError> {
-        let bad = |detail: String| SimError::BadConfig { path: path.to_path_buf(), detail };
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(bad(
-                    "it does not exist: this directory is not a simulated root (create one first)"
-                        .into(),
-                ));
-            }
-            Err(e) => return Err(SimError::io(path, e)),
-        };
-        let c: Config = toml::from_str(&text).map_err(|e| {
-            let at = e.span().map(|s| format!(" (at byte {})", s.start)).unwrap_or_default();
-            bad(format!("{}{at}", e.message().trim().replace('\n', " ")))
-        })?;
-        if c.format != 1 {
-            return Err(bad(format!(
-                "unsupported format {} (this simulator writes format 1)",
-                c.format
-            )));
-        }
-        let profile = c.profile.parse::<Profile>().map_err(|e| bad(e.to_string()))?;
-        let pattern = c.pattern.parse::<LoadPattern>().map_err(|e| bad(e.to_string()))?;
-        let opts = SimOptions {
-            load: c.load,
-            pattern,
-            shuffle_indices: c.shuffle_indices,
-            mmio_duplicate: c.mmio_duplicate,
-            omit_dram: c.omit_dram,
-            nvml_library: None,
-        };
-        opts.validate().map_err(|e| bad(e.to_string()))?;
-        Ok((profile, opts))
-    }
-
-    fn write(path: &Path, profile: Profile, opts: &SimOptions) -> Result<(), SimError> {
-        let c = Config {
-            format: 1,
-            profile: profile.as_str().to_string(),
-            load: opts.load,
-            pattern: opts.pattern.as_str().to_string(),
-            shuffle_indices: opts.shuffle_indices,
-            mmio_duplicate: opts.mmio_duplicate,
-            omit_dram: opts.omit_dram,
-        };
-        let body = toml::to_string(&c)
-            .map_err(|e| SimError::BadConfig { path: path.to_path_buf(), detail: e.to_string() })?;
-        let text = format!(
-            "# A simulated hardware root written by powerstack-sim ({}).\n{body}",
-            profile.description()
-        );
-        write_file(path, &text, 0o644).map(|_| ())
-    }
-}
 
 /// A simulated node: a directory standing for `/` that the real providers read with `--root`,
 /// and a deterministic power model that animates it.

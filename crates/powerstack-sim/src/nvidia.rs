@@ -84,6 +84,75 @@ pub(crate) static NVIDIA_8GPU: NvidiaNode = NvidiaNode {
     limit_mw: (200_000, 700_000),
 };
 
+/// How long one mock NVML call takes: 63 calls in 64 last between 0.9 and 1.1 times the median,
+/// one in 64 between 0.9 times the tail and the tail (when the tail is the longer). Zero: no
+/// latency.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CallLatency {
+    /// The median duration, µs.
+    pub median_us: u32,
+    /// The longest duration, µs (the p99 is near it).
+    pub tail_us: u32,
+}
+
+impl CallLatency {
+    /// The mock library's file format: `"<median> <tail>\n"`.
+    fn file_text(self) -> String {
+        format!("{} {}\n", self.median_us, self.tail_us)
+    }
+}
+
+/// How long the mock NVML library's calls take. [`crate::SimNode::create`] writes it to the state
+/// directory (`latency_us/energy`, `latency_us/limit`, `latency_us/power`), where the library
+/// reads it at `nvmlInit`; edit those files to change it for a later `nvmlInit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NvmlLatency {
+    /// `nvmlDeviceGetTotalEnergyConsumption`.
+    pub energy: CallLatency,
+    /// The power-limit reads (management limit, enforced limit, default, constraints).
+    pub limit: CallLatency,
+    /// `nvmlDeviceGetPowerUsage`.
+    pub power: CallLatency,
+}
+
+impl NvmlLatency {
+    /// As measured on an H200 (driver 580): the energy counter 2.85 ms median, 15 ms tail
+    /// (minimum 2.6 ms), the limit 142 µs (300 µs tail); the power reading about 2 µs, which the
+    /// library's own file read already costs, so no sleep.
+    pub const H200: NvmlLatency = NvmlLatency {
+        energy: CallLatency { median_us: 2850, tail_us: 15_000 },
+        limit: CallLatency { median_us: 142, tail_us: 300 },
+        power: CallLatency { median_us: 0, tail_us: 0 },
+    };
+
+    /// Every call as fast as the library can answer.
+    pub const NONE: NvmlLatency = NvmlLatency {
+        energy: CallLatency { median_us: 0, tail_us: 0 },
+        limit: CallLatency { median_us: 0, tail_us: 0 },
+        power: CallLatency { median_us: 0, tail_us: 0 },
+    };
+}
+
+impl Default for NvmlLatency {
+    /// [`NvmlLatency::H200`].
+    fn default() -> Self {
+        NvmlLatency::H200
+    }
+}
+
+impl std::str::FromStr for NvmlLatency {
+    type Err = SimError;
+
+    /// `h200` ([`NvmlLatency::H200`]) or `off` ([`NvmlLatency::NONE`]).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "h200" => Ok(NvmlLatency::H200),
+            "off" => Ok(NvmlLatency::NONE),
+            other => Err(SimError::UnknownNvmlLatency(other.to_string())),
+        }
+    }
+}
+
 /// The mock NVML library's state directory.
 pub(crate) const NVML_DIR: &str = "var/lib/powerstack-sim/nvml";
 
@@ -150,6 +219,12 @@ pub(crate) fn build(
         b.link(&format!("sys/bus/pci/drivers/nvidia/{}", g.address), &dev)?;
     }
     b.file(&format!("{NVML_DIR}/count"), &format!("{}\n", node.count()), 0o444)?;
+    let latency = opts.nvml_latency;
+    for (call, l) in
+        [("energy", latency.energy), ("limit", latency.limit), ("power", latency.power)]
+    {
+        b.file(&format!("{NVML_DIR}/latency_us/{call}"), &l.file_text(), 0o644)?;
+    }
     for (nvml, &pci) in node.nvml_order.iter().enumerate() {
         let addr = node.gpus.get(pci as usize).map_or("", |g| g.address);
         state_dir(b, node, &format!("{NVML_DIR}/gpu{nvml}"), addr, pci, s, io)?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::error::SimError;
-use crate::nvidia::{NVIDIA_4GPU, NVIDIA_8GPU, NvidiaNode};
+use crate::nvidia::{NVIDIA_4GPU, NVIDIA_8GPU, NvidiaNode, NvmlLatency};
 
 /// A simulated node type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -264,6 +264,9 @@ pub struct SimOptions {
     /// (test binaries live in `target/debug/deps`). After `create` it holds the path linked to; it
     /// is not stored in the root (`open` needs no library), so a reopened node has `None`.
     pub nvml_library: Option<PathBuf>,
+    /// nvidia-4gpu, nvidia-8gpu: how long the mock NVML library's calls take (written to its state
+    /// directory at create). Default [`NvmlLatency::H200`], what a real H200 takes.
+    pub nvml_latency: NvmlLatency,
 }
 
 impl Default for SimOptions {
@@ -275,6 +278,7 @@ impl Default for SimOptions {
             mmio_duplicate: false,
             omit_dram: false,
             nvml_library: None,
+            nvml_latency: NvmlLatency::default(),
         }
     }
 }

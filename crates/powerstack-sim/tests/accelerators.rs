@@ -10,7 +10,7 @@ use std::time::Duration;
 use powerstack_hw::providers::hwmon::Hwmon;
 use powerstack_hw::{CpuTopology, Provider, Root};
 use powerstack_model::{DomainId, DomainKind, LimitWrite};
-use powerstack_sim::{Profile, SimError, SimNode, SimOptions};
+use powerstack_sim::{CallLatency, NvmlLatency, Profile, SimError, SimNode, SimOptions};
 
 fn read(root: &Path, rel: &str) -> String {
     fs::read_to_string(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
@@ -187,6 +187,10 @@ fn nvidia_layout(spec: &NvSpec) {
     uuids.dedup();
     assert_eq!(uuids.len(), n as usize, "UUIDs are distinct");
     assert_eq!(read(r, &format!("{NVML}/gpu0/pci_bus_id")), format!("{}\n", spec.nvml0.0));
+    // The mock's call latency, as measured on an H200.
+    assert_eq!(read(r, &format!("{NVML}/latency_us/energy")), "2850 15000\n");
+    assert_eq!(read(r, &format!("{NVML}/latency_us/limit")), "142 300\n");
+    assert_eq!(read(r, &format!("{NVML}/latency_us/power")), "0 0\n");
     assert_eq!(order[0], spec.nvml0.1);
     assert_ne!(order, (0..n).collect::<Vec<_>>(), "NVML index order differs from PCI order");
     let mut sorted = order.clone();
@@ -278,6 +282,25 @@ fn limit_written_by_hand(spec: &NvSpec) {
     let mut node = SimNode::open(&r).unwrap();
     node.advance(Duration::from_secs(1)).unwrap();
     assert_eq!(node.true_power_watts(gpu(n)), Some(250.0));
+}
+
+#[test]
+fn the_nvml_latency_is_an_option_kept_in_the_root() {
+    let custom =
+        NvmlLatency { energy: CallLatency { median_us: 100, tail_us: 900 }, ..NvmlLatency::NONE };
+    for (latency, energy, limit) in
+        [(NvmlLatency::NONE, "0 0\n", "0 0\n"), (custom, "100 900\n", "0 0\n")]
+    {
+        let t = nvidia_profile(&NV8, SimOptions { nvml_latency: latency, ..SimOptions::default() });
+        let r = t.dir.path();
+        assert_eq!(read(r, &format!("{NVML}/latency_us/energy")), energy);
+        assert_eq!(read(r, &format!("{NVML}/latency_us/limit")), limit);
+        assert_eq!(SimNode::open(r).unwrap().options().nvml_latency, latency);
+    }
+    assert_eq!("off".parse::<NvmlLatency>().unwrap(), NvmlLatency::NONE);
+    assert_eq!("h200".parse::<NvmlLatency>().unwrap(), NvmlLatency::default());
+    let e = "fast".parse::<NvmlLatency>().unwrap_err().to_string();
+    assert!(e.contains("h200") && e.contains("off"), "{e}");
 }
 
 #[test]
