@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::SimError;
 use crate::fsutil::write_file;
 use crate::nvidia::{CallLatency, NvmlLatency};
-use crate::profile::{LoadPattern, Profile, SimOptions};
+use crate::profile::{LoadPattern, NVML_UPDATE_MS, Profile, SimOptions};
 
 /// The file, at the top of a simulated root, that describes it.
 pub const CONFIG_FILE: &str = "powerstack-sim.toml";
@@ -23,9 +23,15 @@ pub(crate) struct Config {
     shuffle_indices: bool,
     mmio_duplicate: bool,
     omit_dram: bool,
+    #[serde(default = "nvml_update_ms")]
+    nvml_update_ms: u32,
     /// Tables last: TOML writes plain values before tables.
     #[serde(default)]
     nvml_latency: LatencyToml,
+}
+
+fn nvml_update_ms() -> u32 {
+    NVML_UPDATE_MS
 }
 
 /// [`NvmlLatency`] as `[median, tail]` µs per call.
@@ -90,6 +96,7 @@ impl Config {
             omit_dram: c.omit_dram,
             nvml_library: None,
             nvml_latency: NvmlLatency::from(&c.nvml_latency),
+            nvml_update_ms: c.nvml_update_ms,
         };
         opts.validate().map_err(|e| bad(e.to_string()))?;
         Ok((profile, opts))
@@ -105,6 +112,7 @@ impl Config {
             shuffle_indices: opts.shuffle_indices,
             mmio_duplicate: opts.mmio_duplicate,
             omit_dram: opts.omit_dram,
+            nvml_update_ms: opts.nvml_update_ms,
             nvml_latency: LatencyToml::from(&opts.nvml_latency),
         };
         let body = toml::to_string(&c)

@@ -70,6 +70,9 @@ pub enum SimError {
     /// A load outside 0..=1.
     #[error("invalid load {0}: expected a number from 0 (idle) to 1 (full power)")]
     InvalidLoad(f64),
+    /// An option out of its range.
+    #[error("invalid option {0}")]
+    InvalidOption(String),
     /// The profile does not simulate this domain (or it was removed).
     #[error("{root}: the {profile} simulation has no domain {domain}")]
     NoDomain {

@@ -231,7 +231,9 @@ impl SimNode {
     /// the limit files back (honouring writes by anyone, and register writes through [`SimMsr`]),
     /// computes each component's power, accumulates its energy exactly (power constant over the
     /// step) and writes the counters that changed. pm_counters publish only when the step crosses
-    /// a 100 ms boundary. Never sleeps.
+    /// a 100 ms boundary, and the mock NVML energy counters only when it crosses an
+    /// [`SimOptions::nvml_update_ms`] boundary of the monotonic clock, each with the exact energy
+    /// at that boundary. Never sleeps.
     pub fn advance(&mut self, dt: Duration) -> Result<(), SimError> {
         let refused = self.rules.enforce()?;
         self.refusals.extend(refused);
@@ -276,6 +278,7 @@ impl SimNode {
             }
         }
         self.unix_ns = t1;
+        let mono0 = self.mono_ns;
         self.mono_ns = self.mono_ns.saturating_add(dt_ns);
 
         for z in &mut self.io.zones {
@@ -288,8 +291,10 @@ impl SimNode {
             let w = powers.get(h.comp).copied().unwrap_or(0.0);
             h.file.set(&crate::io::HwmonOut::content(h.kind, w))?;
         }
+        let period_ns = u64::from(self.opts.nvml_update_ms) * 1_000_000;
+        let boundary = crate::nvidia::last_boundary(period_ns, mono0, self.mono_ns);
         for g in &mut self.io.nvml {
-            g.update(&s)?;
+            g.update(&s, boundary)?;
         }
         Ok(())
     }

@@ -186,12 +186,27 @@ pub(crate) struct NvmlGpu {
 }
 
 impl NvmlGpu {
-    pub fn update(&mut self, s: &Shared) -> Result<(), SimError> {
+    /// Writes `power_mw` (the power over the last step) and, when the step crossed an update
+    /// boundary `back_s` seconds before its end, `energy_mj` as it was at that boundary.
+    pub fn update(&mut self, s: &Shared, back_s: Option<f64>) -> Result<(), SimError> {
         let (watts, joules) = s.comps.get(self.comp).map_or((0.0, 0.0), |c| (c.power, c.energy));
-        let mj = self.offset_mj.saturating_add((joules * 1e3).max(0.0).floor() as u64);
-        self.energy.set(&format!("{mj}\n"))?;
+        if let Some(back) = back_s {
+            // To the µJ first, so that float noise cannot take a whole mJ off.
+            let uj = ((joules - watts * back) * 1e6).round().max(0.0) as u64;
+            self.energy.set(&format!("{}\n", self.offset_mj.saturating_add(uj / 1000)))?;
+        }
         self.power.set(&format!("{}\n", (watts * 1e3).round().max(0.0) as u64))
     }
+}
+
+/// The time from the last update boundary (a multiple of `period_ns`) in `(t0, t1]` to `t1`, in
+/// seconds; `None` when there is none. A period of 0 updates at every step (`Some(0.0)`).
+pub(crate) fn last_boundary(period_ns: u64, t0: u64, t1: u64) -> Option<f64> {
+    if period_ns == 0 {
+        return Some(0.0);
+    }
+    let b1 = t1 / period_ns;
+    (b1 > t0 / period_ns).then(|| (t1 - b1 * period_ns) as f64 / 1e9)
 }
 
 /// Writes (or attaches to) the PCI devices, the NVML state and the library of an NVIDIA profile.
@@ -321,6 +336,17 @@ mod tests {
         }
         let per_node = |n: u32| NVIDIA_8GPU.gpus.iter().filter(|g| g.numa == n).count();
         assert_eq!((per_node(0), per_node(1)), (4, 4));
+    }
+
+    #[test]
+    fn update_boundaries() {
+        let ms = 1_000_000;
+        assert_eq!(last_boundary(100 * ms, 1000 * ms, 1050 * ms), None);
+        assert_eq!(last_boundary(100 * ms, 1050 * ms, 1130 * ms), Some(0.03));
+        assert_eq!(last_boundary(100 * ms, 1050 * ms, 1100 * ms), Some(0.0));
+        assert_eq!(last_boundary(100 * ms, 1100 * ms, 1150 * ms), None, "(t0, t1]");
+        assert_eq!(last_boundary(100 * ms, 1050 * ms, 1420 * ms), Some(0.02), "the last one");
+        assert_eq!(last_boundary(0, 1000 * ms, 1001 * ms), Some(0.0));
     }
 
     #[test]

@@ -267,6 +267,11 @@ pub struct SimOptions {
     /// nvidia-4gpu, nvidia-8gpu: how long the mock NVML library's calls take (written to its state
     /// directory at create). Default [`NvmlLatency::H200`], what a real H200 takes.
     pub nvml_latency: NvmlLatency,
+    /// nvidia-4gpu, nvidia-8gpu: the period of the GPUs' energy counters, ms. The simulator
+    /// writes each `energy_mj` only when the monotonic clock crosses a multiple of it, holding the
+    /// exact energy at that moment, as the driver does (an H200's counter moves every 100 ms).
+    /// 0: at every step. Default 100; at most 60000.
+    pub nvml_update_ms: u32,
 }
 
 impl Default for SimOptions {
@@ -279,14 +284,24 @@ impl Default for SimOptions {
             omit_dram: false,
             nvml_library: None,
             nvml_latency: NvmlLatency::default(),
+            nvml_update_ms: NVML_UPDATE_MS,
         }
     }
 }
+
+/// The default [`SimOptions::nvml_update_ms`]: an H200's.
+pub(crate) const NVML_UPDATE_MS: u32 = 100;
 
 impl SimOptions {
     pub(crate) fn validate(&self) -> Result<(), SimError> {
         if !self.load.is_finite() || !(0.0..=1.0).contains(&self.load) {
             return Err(SimError::InvalidLoad(self.load));
+        }
+        if self.nvml_update_ms > 60_000 {
+            return Err(SimError::InvalidOption(format!(
+                "nvml_update_ms {}: at most 60000 (0 updates at every step)",
+                self.nvml_update_ms
+            )));
         }
         Ok(())
     }

@@ -253,6 +253,65 @@ fn nvml_energy_grows_by_the_model_energy() {
 }
 
 #[test]
+fn nvml_energy_moves_only_at_100ms_boundaries_holding_the_boundarys_energy() {
+    let mut t = nvidia_profile(&NV8, SimOptions::default());
+    let r = t.dir.path().to_path_buf();
+    let n = NV8.pci_index(&r, 0);
+    let energy = |r: &Path| read_u64(r, &format!("{NVML}/gpu0/energy_mj"));
+    let e0 = energy(&r);
+    // 387.5 W: 38750 mJ per 100 ms. Steps of 7 ms cross the boundaries between steps.
+    let step = Duration::from_millis(7);
+    let mut changes = Vec::new();
+    let mut last = e0;
+    for k in 1..=60u64 {
+        t.node.advance(step).unwrap();
+        let boundaries = 7 * k / 100;
+        let e = energy(&r);
+        assert_eq!(e, e0 + 38_750 * boundaries, "after {} ms", 7 * k);
+        if e != last {
+            changes.push(7 * k);
+            last = e;
+        }
+    }
+    assert_eq!(changes, vec![105, 203, 301, 406]);
+    let truth = t.node.true_energy_joules(gpu(n)).unwrap();
+    assert!((truth - 387.5 * 0.42).abs() < 1e-9, "the truth moves every step: {truth}");
+    // The power moves at every step, between boundaries too.
+    t.node.set_load(1.0);
+    t.node.advance(step).unwrap();
+    assert_eq!(read_u64(&r, &format!("{NVML}/gpu0/power_mw")), 700_000);
+    assert_eq!(energy(&r), last, "427 ms: no boundary crossed");
+    // The 500 ms boundary adds 20 ms at 387.5 W, then 7 + 73 ms at 700 W.
+    t.node.advance(Duration::from_millis(80)).unwrap();
+    assert_eq!(energy(&r), last + 7_750 + 4_900 + 51_100);
+}
+
+#[test]
+fn nvml_update_ms_0_moves_the_energy_at_every_step() {
+    let opts = SimOptions { nvml_update_ms: 0, ..SimOptions::default() };
+    let mut t = nvidia_profile(&NV8, opts);
+    let r = t.dir.path().to_path_buf();
+    let e0 = read_u64(&r, &format!("{NVML}/gpu0/energy_mj"));
+    for k in 1..=20u64 {
+        t.node.advance(Duration::from_millis(7)).unwrap();
+        let e = read_u64(&r, &format!("{NVML}/gpu0/energy_mj"));
+        assert_eq!(e, e0 + (387.5 * 7.0 * k as f64).floor() as u64, "step {k}");
+    }
+    assert_eq!(SimNode::open(&r).unwrap().options().nvml_update_ms, 0, "kept in the root");
+    let e = SimNode::create(
+        &r.join("x"),
+        Profile::Nvidia8gpu,
+        SimOptions {
+            nvml_update_ms: 60_001,
+            nvml_library: Some(t.lib.clone()),
+            ..SimOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("nvml_update_ms"), "{e}");
+}
+
+#[test]
 fn a_power_limit_written_by_hand_is_honoured_at_the_next_advance() {
     for spec in [&NV4, &NV8] {
         limit_written_by_hand(spec);

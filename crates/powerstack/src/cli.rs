@@ -423,6 +423,11 @@ pub struct SimCreateArgs {
     #[arg(long, default_value = "h200", value_name = "LATENCY")]
     pub nvml_latency: String,
 
+    /// Period of the GPUs' NVML energy counters, ms (an H200's moves every 100 ms); 0 updates
+    /// them at every tick.
+    #[arg(long, default_value_t = 100, value_name = "MS")]
+    pub nvml_update_ms: u32,
+
     /// The directory to create (empty or absent).
     pub dir: PathBuf,
 }

@@ -283,6 +283,7 @@ fn sim_create(a: &SimCreateArgs) -> anyhow::Result<()> {
         omit_dram: a.omit_dram,
         nvml_library: a.nvml_mock.clone(),
         nvml_latency: a.nvml_latency.parse().map_err(|e| anyhow::anyhow!("--nvml-latency: {e}"))?,
+        nvml_update_ms: a.nvml_update_ms,
     };
     SimNode::create(&a.dir, profile, opts).with_context(|| {
         format!("creating a simulated {} root in {}", profile.as_str(), a.dir.display())
