@@ -12,12 +12,14 @@ use crate::error::SimError;
 use crate::fsutil::{OutFile, create_file, mkdirs, symlink_rel, write_file};
 use crate::io::{
     CapRole, Control, CtlKind, Device, HwmonKind, HwmonOut, ImgReg, Io, LimitSync, MsrImage,
-    PmComp, PmCounters, RegRef, Zone,
+    RegRef, Zone,
 };
 use crate::model::{self, CRAY_ACCELS, Caps, Key, MI250X_GCDS};
 use crate::msr::{Reg, Shared};
 use crate::nvidia;
-use crate::profile::{CoreKind, CpuSpec, Profile, SimOptions};
+use crate::options::SimOptions;
+use crate::pm::{PmComp, PmCounters};
+use crate::profile::{CoreKind, CpuSpec, Profile};
 use crate::rapl::{
     AMD_UNITS, ESU_16, ESU_PKG, INTEL_UNITS, RaplCounter, ZoneLimits, limit_reg, max_range_uj,
     power_info_reg, raw_to_uj, us_to_window_field,
@@ -118,14 +120,14 @@ pub(crate) fn build(
         }
         Profile::IntelHybrid => intel_client(&b, &mut s, &mut io)?,
         Profile::Amd2s => amd(&b, opts, &mut s, &mut io)?,
-        Profile::CrayEx => cray(&b, profile, &s, &mut io)?,
+        Profile::CrayEx => cray(&b, profile, opts, &s, &mut io)?,
         Profile::HwmonNode => hwmon(&b, opts, &s, &mut io)?,
         Profile::Nvidia4gpu | Profile::Nvidia8gpu => {
             intel(&b, spec, &RAPL_2S, &ServerLayout::of(opts), &mut s, &mut io)?;
             nvidia::build(&b, profile, opts, &s, &mut io)?;
         }
         Profile::AmdMi250x => {
-            cray(&b, profile, &s, &mut io)?;
+            cray(&b, profile, opts, &s, &mut io)?;
             mi250x(&b, &s, &mut io)?;
         }
     }
@@ -1067,7 +1069,13 @@ fn amd(b: &B<'_>, opts: &SimOptions, s: &mut Shared, io: &mut Io) -> Result<(), 
 
 pub(crate) const PM_DIR: &str = "sys/cray/pm_counters";
 
-fn cray(b: &B<'_>, profile: Profile, s: &Shared, io: &mut Io) -> Result<(), SimError> {
+fn cray(
+    b: &B<'_>,
+    profile: Profile,
+    opts: &SimOptions,
+    s: &Shared,
+    io: &mut Io,
+) -> Result<(), SimError> {
     let ts = UNIX_START_US;
     // (component, domain removable by `remove_device`, file prefix, initial joules)
     let mut names: Vec<(Key, Option<DomainId>, String, u64)> = vec![
@@ -1111,15 +1119,12 @@ fn cray(b: &B<'_>, profile: Profile, s: &Shared, io: &mut Io) -> Result<(), SimE
         comps.push(PmComp { comp, power, energy, offset_j: offset, since: 0.0 });
     }
     let startup_us = ts - 86_400_000_000;
-    io.pm = Some(PmCounters {
-        comps,
-        freshness: b.out(&format!("{PM_DIR}/freshness"), "1\n", 0o444)?,
-        generation: b.out(&format!("{PM_DIR}/generation"), "1\n", 0o444)?,
-        startup: b.out(&format!("{PM_DIR}/startup"), &format!("{startup_us}\n"), 0o444)?,
-        fresh: 1,
-        generation_n: 1,
-        startup_us,
-    });
+    let control = [
+        b.out(&format!("{PM_DIR}/freshness"), "1\n", 0o444)?,
+        b.out(&format!("{PM_DIR}/generation"), "1\n", 0o444)?,
+        b.out(&format!("{PM_DIR}/startup"), &format!("{startup_us}\n"), 0o444)?,
+    ];
+    io.pm = Some(PmCounters::new(comps, control, startup_us, opts.pm_faults, ts * 1000));
     for (name, role) in [("power_cap", CapRole::Node), ("accel_power_cap", CapRole::Accel)] {
         let f = b.out(&format!("{PM_DIR}/{name}"), "0 W\n", 0o644)?;
         io.controls.push(Control::new(role, CtlKind::PmWatts, f, 0));

@@ -2,13 +2,16 @@
 //! `powerstack sim run`) animate it as `create` was asked to.
 
 use std::path::Path;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
+use crate::faults::PmFaults;
 use crate::fsutil::write_file;
 use crate::nvidia::{CallLatency, NvmlLatency};
-use crate::profile::{LoadPattern, NVML_UPDATE_MS, Profile, SimOptions};
+use crate::options::{NVML_UPDATE_MS, SimOptions};
+use crate::profile::{LoadPattern, Profile};
 
 /// The file, at the top of a simulated root, that describes it.
 pub const CONFIG_FILE: &str = "powerstack-sim.toml";
@@ -28,6 +31,40 @@ pub(crate) struct Config {
     /// Tables last: TOML writes plain values before tables.
     #[serde(default)]
     nvml_latency: LatencyToml,
+    #[serde(default)]
+    pm_faults: FaultsToml,
+}
+
+/// [`PmFaults`] with `late` in µs.
+#[derive(Serialize, Deserialize, Default)]
+#[serde(default)]
+struct FaultsToml {
+    torn: bool,
+    freshness_mid_update: bool,
+    late_us: u64,
+    drift_ppm: f64,
+}
+
+impl From<&PmFaults> for FaultsToml {
+    fn from(f: &PmFaults) -> Self {
+        FaultsToml {
+            torn: f.torn,
+            freshness_mid_update: f.freshness_mid_update,
+            late_us: u64::try_from(f.late.as_micros()).unwrap_or(u64::MAX),
+            drift_ppm: f.drift_ppm,
+        }
+    }
+}
+
+impl From<&FaultsToml> for PmFaults {
+    fn from(t: &FaultsToml) -> Self {
+        PmFaults {
+            torn: t.torn,
+            freshness_mid_update: t.freshness_mid_update,
+            late: Duration::from_micros(t.late_us),
+            drift_ppm: t.drift_ppm,
+        }
+    }
 }
 
 fn nvml_update_ms() -> u32 {
@@ -97,6 +134,7 @@ impl Config {
             nvml_library: None,
             nvml_latency: NvmlLatency::from(&c.nvml_latency),
             nvml_update_ms: c.nvml_update_ms,
+            pm_faults: PmFaults::from(&c.pm_faults),
         };
         opts.validate().map_err(|e| bad(e.to_string()))?;
         Ok((profile, opts))
@@ -114,6 +152,7 @@ impl Config {
             omit_dram: opts.omit_dram,
             nvml_update_ms: opts.nvml_update_ms,
             nvml_latency: LatencyToml::from(&opts.nvml_latency),
+            pm_faults: FaultsToml::from(&opts.pm_faults),
         };
         let body = toml::to_string(&c)
             .map_err(|e| SimError::BadConfig { path: path.to_path_buf(), detail: e.to_string() })?;

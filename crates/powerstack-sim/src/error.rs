@@ -70,6 +70,9 @@ pub enum SimError {
     /// A load outside 0..=1.
     #[error("invalid load {0}: expected a number from 0 (idle) to 1 (full power)")]
     InvalidLoad(f64),
+    /// A pm_counters fault that cannot be parsed or is out of range.
+    #[error("invalid pm_counters fault {0}")]
+    InvalidPmFault(String),
     /// An option out of its range.
     #[error("invalid option {0}")]
     InvalidOption(String),

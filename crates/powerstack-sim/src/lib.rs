@@ -17,6 +17,11 @@
 //!   ([`SimNode::enforce_sysfs_rules`], run by every [`SimNode::advance`]): a write the kernel would
 //!   refuse is restored to the last accepted value, an accepted one is shown as the kernel shows
 //!   it (uncore limits in 100 MHz steps, EPP pinned by the `performance` governor, ...).
+//! - Real hardware's untidiness can be switched on: the pm_counters controller's faults
+//!   ([`faults::PmFaults`]: torn files, `freshness` bumped mid-update, late updates, a drifting
+//!   clock, seen under `advance` through [`SimNode::observe_pm_writes`]), NVML energy counters that
+//!   move in 100 ms steps ([`SimOptions::nvml_update_ms`]) and NVML calls that take as long as a
+//!   real GPU's ([`NvmlLatency`]).
 //!
 //! # Layouts (paths under the root)
 //!
@@ -71,12 +76,15 @@
 mod build;
 mod config;
 mod error;
+pub mod faults;
 mod fsutil;
 mod io;
 mod model;
 mod msr;
 mod node;
 mod nvidia;
+mod options;
+mod pm;
 mod profile;
 mod rapl;
 mod rules;
@@ -86,7 +94,9 @@ pub use error::SimError;
 pub use msr::SimMsr;
 pub use node::{MONO_START_NS, SimNode, profile_of};
 pub use nvidia::{CallLatency, NvmlLatency};
-pub use profile::{LoadPattern, Profile, SimOptions};
+pub use options::SimOptions;
+pub use pm::{PmObserver, PmStage};
+pub use profile::{LoadPattern, Profile};
 
 /// The simulated wall clock at creation, µs since the Unix epoch.
 pub const UNIX_START_US: i64 = build::UNIX_START_US;

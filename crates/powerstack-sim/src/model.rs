@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use powerstack_model::{DomainId, DomainKind};
 
-use crate::profile::{Profile, SimOptions};
+use crate::options::SimOptions;
+use crate::profile::Profile;
 
 /// What a component stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

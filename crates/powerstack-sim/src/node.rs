@@ -15,15 +15,14 @@ use crate::io::Io;
 use crate::model::{self, Caps, Key};
 use crate::msr::Shared;
 use crate::msr::{SimMsr, lock};
-use crate::profile::{LoadPattern, Profile, SimOptions};
+use crate::options::SimOptions;
+use crate::pm::{Emit, ObserverSlot, PmObserver};
+use crate::profile::{LoadPattern, Profile};
 use crate::rapl::uj_to_raw;
 use crate::rules::Rules;
 
 /// The simulated monotonic clock at creation, ns.
 pub const MONO_START_NS: u64 = 1_000_000_000;
-
-/// pm_counters' update period (10 Hz), in ns.
-const PM_PERIOD_NS: i64 = 100_000_000;
 
 /// How many refusal lines [`SimNode::advance`] keeps for [`SimNode::take_refusals`].
 const REFUSALS_KEPT: usize = 1024;
@@ -44,6 +43,10 @@ pub struct SimNode {
     rules: Rules,
     /// Refusals found by `advance`, oldest first.
     refusals: Vec<String>,
+    /// Shown every pm_counters write.
+    observer: ObserverSlot,
+    /// Inside `run_realtime`: torn writes pause in real time.
+    realtime: bool,
     mono_ns: u64,
     unix_ns: i64,
 }
@@ -60,7 +63,7 @@ impl SimNode {
         opts.validate()?;
         let mut opts = opts;
         if profile.uses_mock_nvml() {
-            opts.nvml_library = Some(find_nvml_library(opts.nvml_library.as_deref())?);
+            opts.nvml_library = Some(crate::nvidia::find_library(opts.nvml_library.as_deref())?);
         }
         prepare(dir)?;
         // The description goes first, so that a half-written tree is still recognised (and
@@ -89,9 +92,12 @@ impl SimNode {
         profile: Profile,
         opts: SimOptions,
         shared: Shared,
-        io: Io,
+        mut io: Io,
         unix_ns: i64,
     ) -> SimNode {
+        if let Some(pm) = &mut io.pm {
+            pm.set_clock(unix_ns);
+        }
         SimNode {
             root: dir.to_path_buf(),
             profile,
@@ -100,6 +106,8 @@ impl SimNode {
             io,
             rules: Rules::load(dir),
             refusals: Vec::new(),
+            observer: ObserverSlot::default(),
+            realtime: false,
             mono_ns: MONO_START_NS,
             unix_ns,
         }
@@ -267,15 +275,8 @@ impl SimNode {
         let t0 = self.unix_ns;
         let t1 = t0.saturating_add(dt_ns as i64);
         if let Some(pm) = &mut self.io.pm {
-            let (b0, b1) = (t0.div_euclid(PM_PERIOD_NS), t1.div_euclid(PM_PERIOD_NS));
-            if b1 > b0 {
-                let tb = b1 * PM_PERIOD_NS;
-                pm.fresh = pm.fresh.saturating_add((b1 - b0) as u64);
-                pm.publish(&powers, (tb - t0) as f64 / 1e9, tb.div_euclid(1000))?;
-            }
-            for pc in &mut pm.comps {
-                pc.since += powers.get(pc.comp).copied().unwrap_or(0.0) * dt_s;
-            }
+            let mut emit = Emit { observer: self.observer.0.as_mut(), realtime: self.realtime };
+            pm.step(&powers, (t0, t1, dt_s), &mut emit)?;
         }
         self.unix_ns = t1;
         let mono0 = self.mono_ns;
@@ -382,24 +383,58 @@ impl SimNode {
     /// cray-ex: a controller restart. `generation` goes up by one, `startup` becomes now, and
     /// every pm_counters energy restarts from 0; the files are written at once.
     pub fn reset_pm_counters(&mut self) -> Result<(), SimError> {
-        let unix_us = self.unix_us();
+        let powers: Vec<f64> = lock(&self.shared).comps.iter().map(|c| c.power).collect();
         let Some(pm) = &mut self.io.pm else {
             return Err(self.unsupported("reset_pm_counters (there is no pm_counters)".to_string()));
         };
-        pm.generation_n += 1;
-        pm.startup_us = unix_us;
-        pm.fresh += 1;
-        for pc in &mut pm.comps {
-            pc.offset_j = 0;
-            pc.since = 0.0;
-        }
-        let powers: Vec<f64> = lock(&self.shared).comps.iter().map(|c| c.power).collect();
-        pm.publish(&powers, 0.0, unix_us)
+        let mut emit = Emit { observer: self.observer.0.as_mut(), realtime: self.realtime };
+        pm.restart(&powers, self.unix_ns, &mut emit)
+    }
+
+    /// Shows every change to a pm_counters file to `observer` (or to no one, with `None`), right
+    /// after it is on disk and before anything else is written: the test seam for what a reader
+    /// can see during an update, e.g. the empty and half-written files of
+    /// [`PmFaults::torn`](crate::faults::PmFaults::torn) or the early `freshness` of
+    /// [`PmFaults::freshness_mid_update`](crate::faults::PmFaults::freshness_mid_update).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// use powerstack_sim::{PmStage, Profile, SimNode, SimOptions, faults::PmFaults};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let opts = SimOptions {
+    ///     pm_faults: PmFaults { torn: true, ..PmFaults::default() },
+    ///     ..SimOptions::default()
+    /// };
+    /// let mut node = SimNode::create(dir.path(), Profile::CrayEx, opts).unwrap();
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&seen);
+    /// node.observe_pm_writes(Some(Box::new(move |path, stage, shown| {
+    ///     if path.ends_with("cpu_energy") {
+    ///         log.lock().unwrap().push((stage, shown.to_string()));
+    ///     }
+    /// })));
+    /// node.advance(Duration::from_millis(100)).unwrap();
+    /// let seen = seen.lock().unwrap();
+    /// assert_eq!(seen[0], (PmStage::Emptied, String::new()));
+    /// assert_eq!(seen[1].0, PmStage::Partial);
+    /// assert_eq!(seen[2].0, PmStage::Written);
+    /// assert!(seen[2].1.starts_with(&seen[1].1));
+    /// ```
+    pub fn observe_pm_writes(&mut self, observer: Option<PmObserver>) {
+        self.observer = ObserverSlot(observer);
     }
 
     /// Animates the root in real time: every `tick`, advances by the real elapsed monotonic time,
-    /// until `stop` is set (checked every tick).
+    /// until `stop` is set (checked every tick). Torn pm_counters writes pause in real time here.
     pub fn run_realtime(&mut self, tick: Duration, stop: &AtomicBool) -> Result<(), SimError> {
+        self.realtime = true;
+        let r = self.realtime_loop(tick, stop);
+        self.realtime = false;
+        r
+    }
+
+    fn realtime_loop(&mut self, tick: Duration, stop: &AtomicBool) -> Result<(), SimError> {
         let tick = tick.max(Duration::from_micros(100));
         let mut last = Instant::now();
         let mut next = last + tick;
@@ -549,44 +584,4 @@ fn recover(s: &mut Shared, io: &mut Io) -> Result<i64, SimError> {
         newest = newest.max(pm.startup_us);
     }
     Ok(newest)
-}
-
-/// The file name of the mock NVML library.
-const NVML_LIB_NAME: &str = "libpowerstack_mock_nvml.so";
-
-/// The environment variable naming the mock NVML library (or its directory).
-const NVML_ENV: &str = "POWERSTACK_MOCK_NVML";
-
-/// Finds the mock NVML library: `given`, else `$POWERSTACK_MOCK_NVML` (a file, or a directory
-/// holding it), else next to the running executable, in its `deps/` directory (where cargo puts
-/// it when it is built as a dependency of the `powerstack` binary), or in that directory's parent.
-/// Returns an absolute path.
-fn find_nvml_library(given: Option<&Path>) -> Result<PathBuf, SimError> {
-    let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let named = |p: &Path, what: &str| -> Result<PathBuf, SimError> {
-        let file = if p.is_dir() { p.join(NVML_LIB_NAME) } else { p.to_path_buf() };
-        if file.is_file() {
-            Ok(absolute(&file))
-        } else {
-            Err(SimError::NvmlLibraryNotFound {
-                detail: format!(" ({what} {} is not a file)", file.display()),
-            })
-        }
-    };
-    if let Some(p) = given {
-        return named(p, "nvml_library");
-    }
-    if let Some(p) = std::env::var_os(NVML_ENV).filter(|v| !v.is_empty()) {
-        return named(Path::new(&p), &format!("{NVML_ENV}:"));
-    }
-    let exe = std::env::current_exe().ok();
-    let dir = exe.as_deref().and_then(Path::parent);
-    let deps = dir.map(|d| d.join("deps"));
-    for d in [dir, deps.as_deref(), dir.and_then(Path::parent)].into_iter().flatten() {
-        let file = d.join(NVML_LIB_NAME);
-        if file.is_file() {
-            return Ok(absolute(&file));
-        }
-    }
-    Err(SimError::NvmlLibraryNotFound { detail: String::new() })
 }

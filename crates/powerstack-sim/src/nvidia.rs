@@ -1,6 +1,8 @@
 //! The NVIDIA GPU profiles (nvidia-4gpu, nvidia-8gpu): their GPUs as data, the PCI devices, the
 //! mock NVML library's state directory and the counters the simulator keeps in it.
 
+use std::path::{Path, PathBuf};
+
 use powerstack_model::{DomainId, DomainKind};
 
 use crate::build::{B, ci, pci_device};
@@ -8,7 +10,8 @@ use crate::error::SimError;
 use crate::fsutil::{OutFile, mkdirs};
 use crate::io::{CapRole, Control, CtlKind, Device, Io};
 use crate::msr::Shared;
-use crate::profile::{Profile, SimOptions};
+use crate::options::SimOptions;
+use crate::profile::Profile;
 
 /// One GPU of a node, in PCI order: its address, the bridge it hangs from (under
 /// `sys/devices/`) and its NUMA node.
@@ -310,6 +313,46 @@ fn install_library(b: &B<'_>, opts: &SimOptions) -> Result<(), SimError> {
     let dev_link = link.with_file_name("libnvidia-ml.so");
     std::os::unix::fs::symlink("libnvidia-ml.so.1", &dev_link)
         .map_err(|e| SimError::io(&dev_link, e))
+}
+
+/// The file name of the mock NVML library.
+const NVML_LIB_NAME: &str = "libpowerstack_mock_nvml.so";
+
+/// The environment variable naming the mock NVML library (or its directory).
+const NVML_ENV: &str = "POWERSTACK_MOCK_NVML";
+
+/// Finds the mock NVML library: `given`, else `$POWERSTACK_MOCK_NVML` (a file, or a directory
+/// holding it), else next to the running executable, in its `deps/` directory (where cargo puts
+/// it when it is built as a dependency of the `powerstack` binary), or in that directory's parent.
+/// Returns an absolute path.
+pub(crate) fn find_library(given: Option<&Path>) -> Result<PathBuf, SimError> {
+    let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let named = |p: &Path, what: &str| -> Result<PathBuf, SimError> {
+        let file = if p.is_dir() { p.join(NVML_LIB_NAME) } else { p.to_path_buf() };
+        if file.is_file() {
+            Ok(absolute(&file))
+        } else {
+            Err(SimError::NvmlLibraryNotFound {
+                detail: format!(" ({what} {} is not a file)", file.display()),
+            })
+        }
+    };
+    if let Some(p) = given {
+        return named(p, "nvml_library");
+    }
+    if let Some(p) = std::env::var_os(NVML_ENV).filter(|v| !v.is_empty()) {
+        return named(Path::new(&p), &format!("{NVML_ENV}:"));
+    }
+    let exe = std::env::current_exe().ok();
+    let dir = exe.as_deref().and_then(Path::parent);
+    let deps = dir.map(|d| d.join("deps"));
+    for d in [dir, deps.as_deref(), dir.and_then(Path::parent)].into_iter().flatten() {
+        let file = d.join(NVML_LIB_NAME);
+        if file.is_file() {
+            return Ok(absolute(&file));
+        }
+    }
+    Err(SimError::NvmlLibraryNotFound { detail: String::new() })
 }
 
 #[cfg(test)]

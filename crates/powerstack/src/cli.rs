@@ -428,6 +428,12 @@ pub struct SimCreateArgs {
     #[arg(long, default_value_t = 100, value_name = "MS")]
     pub nvml_update_ms: u32,
 
+    /// A fault of the pm_counters controller (cray-ex, amd-mi250x); repeat for several: torn
+    /// (files rewritten non-atomically), freshness-mid-update, late=DURATION (updates published up
+    /// to that late), drift=Nppm (the controller's clock runs fast, or slow when negative).
+    #[arg(long = "pm-fault", value_name = "FAULT")]
+    pub pm_faults: Vec<String>,
+
     /// The directory to create (empty or absent).
     pub dir: PathBuf,
 }
