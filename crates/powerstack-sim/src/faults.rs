@@ -1,11 +1,14 @@
 //! What real nodes do that a tidy simulation would not: the faults of the HPE Cray pm_counters
-//! controller ([`PmFaults`], written into the tree by the simulator).
+//! controller ([`PmFaults`], written into the tree by the simulator), and reads that come late
+//! ([`DelayedReads`], which no file can express: it wraps a provider of the product).
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use powerstack_hw::{HwError, Provider, Reading, Warning};
 use powerstack_model::duration::parse_duration;
+use powerstack_model::{DomainInfo, LimitWrite};
 
 use crate::error::SimError;
 
@@ -143,6 +146,108 @@ impl fmt::Display for PmFault {
             },
             PmFault::Drift(ppm) => write!(f, "drift={ppm}ppm"),
         }
+    }
+}
+
+/// A [`Provider`] whose readings come late: before each [`Provider::read`] it sleeps a
+/// pseudo-random duration, uniform in `0..=max` and drawn from `seed` and the read's number (so
+/// the same seed gives the same delays), as a sysfs read on a busy node can take up to hundreds
+/// of milliseconds. Everything else is forwarded to the wrapped provider.
+///
+/// For in-process tests of the product against a simulated root:
+///
+/// ```
+/// use std::time::Duration;
+/// use powerstack_hw::{Platform, Root, Selection, discover};
+/// use powerstack_sim::faults::DelayedReads;
+/// use powerstack_sim::{Profile, SimNode, SimOptions};
+/// let dir = tempfile::tempdir().unwrap();
+/// let _node = SimNode::create(dir.path(), Profile::CrayEx, SimOptions::default()).unwrap();
+/// let found = discover(&Root::new(dir.path()), &Selection::Auto);
+/// let slow = DelayedReads::wrap_all(found.platform.into_providers(), Duration::from_millis(5), 7);
+/// let (mut platform, _warnings) = Platform::new(slow);
+/// platform.sample();
+/// ```
+pub struct DelayedReads {
+    inner: Box<dyn Provider>,
+    max_ns: u64,
+    seed: u64,
+    reads: u64,
+    last: Duration,
+}
+
+impl DelayedReads {
+    /// Wraps `inner`, delaying each read by up to `max`.
+    pub fn new(inner: Box<dyn Provider>, max: Duration, seed: u64) -> DelayedReads {
+        let max_ns = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX - 1);
+        DelayedReads { inner, max_ns, seed, reads: 0, last: Duration::ZERO }
+    }
+
+    /// Wraps each of `providers`, the `i`-th with seed `seed + i`.
+    pub fn wrap_all(
+        providers: Vec<Box<dyn Provider>>,
+        max: Duration,
+        seed: u64,
+    ) -> Vec<Box<dyn Provider>> {
+        (0u64..)
+            .zip(providers)
+            .map(|(i, p)| {
+                Box::new(DelayedReads::new(p, max, seed.wrapping_add(i))) as Box<dyn Provider>
+            })
+            .collect()
+    }
+
+    /// How long the last read was delayed (zero before the first).
+    pub fn last_delay(&self) -> Duration {
+        self.last
+    }
+
+    /// The wrapped provider.
+    pub fn into_inner(self) -> Box<dyn Provider> {
+        self.inner
+    }
+
+    /// The delay of the next read.
+    fn draw(&mut self) -> Duration {
+        self.reads += 1;
+        let r = mix64(mix64(self.seed) ^ self.reads);
+        Duration::from_nanos(r % (self.max_ns + 1))
+    }
+}
+
+impl fmt::Debug for DelayedReads {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DelayedReads")
+            .field("inner", &self.inner.name())
+            .field("max_ns", &self.max_ns)
+            .field("reads", &self.reads)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Provider for DelayedReads {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn domains(&self) -> &[DomainInfo] {
+        self.inner.domains()
+    }
+
+    fn read(&mut self, out: &mut [Reading]) {
+        self.last = self.draw();
+        if !self.last.is_zero() {
+            std::thread::sleep(self.last);
+        }
+        self.inner.read(out);
+    }
+
+    fn refresh_limits(&mut self) -> Vec<Warning> {
+        self.inner.refresh_limits()
+    }
+
+    fn write_limit(&mut self, index: usize, write: &LimitWrite) -> Result<(), HwError> {
+        self.inner.write_limit(index, write)
     }
 }
 

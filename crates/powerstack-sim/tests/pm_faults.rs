@@ -1,13 +1,15 @@
-//! The pm_counters controller's faults, driven with `SimNode::advance` (no sleeping, no timing):
-//! late updates, a drifting clock, torn writes and `freshness` bumped mid-update.
+//! The pm_counters controller's faults, driven with `SimNode::advance` (no timing assertions):
+//! late updates, a drifting clock, torn writes and `freshness` bumped mid-update; and reads that
+//! come late (`DelayedReads`, checked only to take at least its delay).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use powerstack_hw::{Platform, Provider, Reading, Root, Selection, Source, discover};
 use powerstack_model::DomainId;
-use powerstack_sim::faults::{PmFault, PmFaults};
+use powerstack_sim::faults::{DelayedReads, PmFault, PmFaults};
 use powerstack_sim::{PmStage, Profile, SimNode, SimOptions, UNIX_START_US};
 
 const PM: &str = "sys/cray/pm_counters";
@@ -245,4 +247,67 @@ fn faults_are_kept_in_the_root_and_checked() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("drift"), "{e}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reads that come late: `DelayedReads` around the product's own providers.
+
+/// The cray-ex root's pm_counters provider, from the product's discovery.
+fn pm_provider(root: &Path) -> Box<dyn Provider> {
+    let found = discover(&Root::new(root), &Selection::Only(vec![Source::PmCounters]));
+    found.platform.into_providers().pop().expect("pm_counters is found")
+}
+
+#[test]
+fn delayed_reads_sleep_before_each_read_and_forward_everything_else() {
+    let (dir, mut node) = cray(PmFaults::default());
+    node.advance(Duration::from_secs(1)).unwrap();
+    let max = Duration::from_millis(20);
+    let mut slow = DelayedReads::new(pm_provider(dir.path()), max, 42);
+    let mut plain = pm_provider(dir.path());
+    assert_eq!(slow.name(), "pm_counters");
+    assert_eq!(slow.domains(), plain.domains());
+    let n = plain.domains().len();
+    let mut delays = Vec::new();
+    for _ in 0..8 {
+        let mut a: Vec<Reading> = (0..n).map(|_| Reading::Pending).collect();
+        let mut b: Vec<Reading> = (0..n).map(|_| Reading::Pending).collect();
+        let start = Instant::now();
+        slow.read(&mut a);
+        let took = start.elapsed();
+        plain.read(&mut b);
+        assert!(took >= slow.last_delay(), "{took:?} < {:?}", slow.last_delay());
+        assert!(slow.last_delay() <= max);
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "the same readings");
+        delays.push(slow.last_delay());
+    }
+    assert!(delays.windows(2).any(|w| w[0] != w[1]), "pseudo-random: {delays:?}");
+    // The same seed, the same delays; a zero maximum, none.
+    let mut again = DelayedReads::new(pm_provider(dir.path()), max, 42);
+    let mut none = DelayedReads::new(pm_provider(dir.path()), Duration::ZERO, 42);
+    for d in &delays {
+        let mut out: Vec<Reading> = (0..n).map(|_| Reading::Pending).collect();
+        again.read(&mut out);
+        none.read(&mut out);
+        assert_eq!(again.last_delay(), *d);
+        assert_eq!(none.last_delay(), Duration::ZERO);
+    }
+    assert!(slow.refresh_limits().is_empty());
+    assert_eq!(slow.into_inner().name(), "pm_counters");
+}
+
+#[test]
+fn a_platform_of_delayed_providers_measures_what_the_plain_one_does() {
+    let (dir, mut node) = cray(PmFaults::default());
+    let found = discover(&Root::new(dir.path()), &Selection::Auto);
+    let slow = DelayedReads::wrap_all(found.platform.into_providers(), MS * 5, 1);
+    let (mut slow, warnings) = Platform::new(slow);
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let mut plain = discover(&Root::new(dir.path()), &Selection::Auto).platform;
+    assert_eq!(slow.catalog(), plain.catalog());
+    let a = (slow.sample_at(node.mono_ns(), node.unix_us()), plain.sample_at(1, 1));
+    node.advance(Duration::from_secs(1)).unwrap();
+    let b = (slow.sample_at(node.mono_ns(), node.unix_us()), plain.sample_at(2, 2));
+    assert_eq!(a.0.values, a.1.values);
+    assert_eq!(b.0.values, b.1.values);
 }
