@@ -10,7 +10,9 @@
 //! - Files are updated in place (`pwrite` at offset 0, then `set_len`): a reader that keeps a
 //!   descriptor open and re-reads it at offset 0 sees every update, never an empty file.
 //! - Time is simulated and advanced explicitly ([`SimNode::advance`]); energies are exact, so tests
-//!   compare what a reader computed with [`SimNode::true_energy_joules`].
+//!   compare what a reader computed with [`SimNode::true_energy_joules`]. In real time
+//!   ([`SimNode::run_realtime_with`], from a thread of its own), a [`TruthLog`] records the truth
+//!   at every step.
 //! - Limits are read back from disk at each step, so writes by the product are honoured; the
 //!   register model [`SimMsr`] implements the hardware layer's `MsrIo` with exact registers.
 //! - Writable cpufreq, cpuidle and uncore attributes follow the kernel's rules
@@ -88,6 +90,7 @@ mod pm;
 mod profile;
 mod rapl;
 mod rules;
+mod truth;
 
 pub use config::CONFIG_FILE;
 pub use error::SimError;
@@ -97,6 +100,7 @@ pub use nvidia::{CallLatency, NvmlLatency};
 pub use options::SimOptions;
 pub use pm::{PmObserver, PmStage};
 pub use profile::{LoadPattern, Profile};
+pub use truth::TruthLog;
 
 /// The simulated wall clock at creation, µs since the Unix epoch.
 pub const UNIX_START_US: i64 = build::UNIX_START_US;

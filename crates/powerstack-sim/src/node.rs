@@ -428,15 +428,35 @@ impl SimNode {
     /// Animates the root in real time: every `tick`, advances by the real elapsed monotonic time,
     /// until `stop` is set (checked every tick). Torn pm_counters writes pause in real time here.
     pub fn run_realtime(&mut self, tick: Duration, stop: &AtomicBool) -> Result<(), SimError> {
+        self.run_realtime_with(tick, stop, |_, _| {})
+    }
+
+    /// [`SimNode::run_realtime`], calling `on_step(node, at)` once before the first step and
+    /// after every step, with the real instant the node's clocks stand for: the step covered the
+    /// time since the previous call's `at`. A test records the truth there (see
+    /// [`crate::TruthLog`]) from the thread that animates the node while the product reads the
+    /// root from another.
+    pub fn run_realtime_with(
+        &mut self,
+        tick: Duration,
+        stop: &AtomicBool,
+        mut on_step: impl FnMut(&SimNode, Instant),
+    ) -> Result<(), SimError> {
         self.realtime = true;
-        let r = self.realtime_loop(tick, stop);
+        let r = self.realtime_loop(tick, stop, &mut on_step);
         self.realtime = false;
         r
     }
 
-    fn realtime_loop(&mut self, tick: Duration, stop: &AtomicBool) -> Result<(), SimError> {
+    fn realtime_loop(
+        &mut self,
+        tick: Duration,
+        stop: &AtomicBool,
+        on_step: &mut impl FnMut(&SimNode, Instant),
+    ) -> Result<(), SimError> {
         let tick = tick.max(Duration::from_micros(100));
         let mut last = Instant::now();
+        on_step(self, last);
         let mut next = last + tick;
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
@@ -449,6 +469,7 @@ impl SimNode {
                 next = now + tick;
             }
             self.advance(now.duration_since(last))?;
+            on_step(self, now);
             last = now;
         }
         Ok(())
