@@ -279,6 +279,41 @@ fn nvidia_nvml_calls_take_what_an_h200_takes() {
 }
 
 #[test]
+fn nvidia_nvml_answers_one_thread_per_gpu_at_once() {
+    let (profile, addrs, _) = NVIDIA[1];
+    let (dir, _node, _pf) = start(profile, SimOptions::default(), Source::Nvml);
+    let lib = dir.path().join("usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1");
+    let nvml = nvml_wrapper::Nvml::builder().lib_path(lib.as_os_str()).init().unwrap();
+    let state = dir.path().join("var/lib/powerstack-sim/nvml");
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..addrs.len() as u32)
+            .map(|i| {
+                let (nvml, state) = (&nvml, &state);
+                scope.spawn(move || {
+                    let gpu = nvml.device_by_index(i).unwrap();
+                    let file = |f: &str| -> u64 {
+                        let text = std::fs::read_to_string(state.join(format!("gpu{i}/{f}")));
+                        text.unwrap().trim().parse().unwrap()
+                    };
+                    for _ in 0..5 {
+                        assert_eq!(gpu.total_energy_consumption().unwrap(), file("energy_mj"));
+                        assert_eq!(u64::from(gpu.power_usage().unwrap()), file("power_mw"));
+                        assert_eq!(u64::from(gpu.power_management_limit().unwrap()), 700_000);
+                    }
+                    gpu.pci_info().unwrap().bus_id
+                })
+            })
+            .collect();
+        let mut seen: Vec<String> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        seen.sort();
+        let mut want: Vec<String> =
+            addrs.iter().map(|a| format!("0000{}", a.to_ascii_uppercase())).collect();
+        want.sort();
+        assert_eq!(seen, want, "each thread got its own GPU");
+    });
+}
+
+#[test]
 fn nvidia_gpu_caps_written_through_nvml_are_honoured() {
     for (profile, addrs, _) in NVIDIA {
         let opts = SimOptions { load: 1.0, ..SimOptions::default() };
