@@ -89,6 +89,7 @@ mod options;
 mod pm;
 mod profile;
 mod rapl;
+mod reopen;
 mod rules;
 mod truth;
 
