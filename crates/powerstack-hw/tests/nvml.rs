@@ -214,6 +214,32 @@ fn power_comes_from_the_energy_counter() {
 }
 
 #[test]
+fn each_call_takes_the_latency_configured_in_the_state_directory() {
+    // 20 ms per energy reading, 5 ms per limit read, none for the power: each call lasts at least
+    // 0.9 times its median (no upper bound is checked: a loaded machine may take longer).
+    let node = Node::new(true, true);
+    node.write(&format!("{STATE}/latency_us/energy"), "20000\n");
+    node.write(&format!("{STATE}/latency_us/limit"), "5000 5000\n");
+    node.write(&format!("{STATE}/latency_us/power"), "0 0\n");
+    let lib = node.path("usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1");
+    let nvml = nvml_wrapper::Nvml::builder().lib_path(lib.as_os_str()).init().unwrap();
+    let gpu = nvml.device_by_index(1).unwrap();
+    let timed = |call: &dyn Fn() -> u64| {
+        let start = std::time::Instant::now();
+        let v = call();
+        (v, start.elapsed())
+    };
+    let (mj, took) = timed(&|| gpu.total_energy_consumption().unwrap());
+    assert_eq!(mj, 2_000_000, "the value is read");
+    assert!(took >= std::time::Duration::from_millis(18), "an energy reading took {took:?}");
+    let (mw, took) = timed(&|| u64::from(gpu.power_management_limit().unwrap()));
+    assert_eq!(mw, 700_000);
+    assert!(took >= std::time::Duration::from_micros(4500), "a limit read took {took:?}");
+    let (mw, _) = timed(&|| u64::from(gpu.power_usage().unwrap()));
+    assert_eq!(mw, 250_000);
+}
+
+#[test]
 fn a_driver_reload_resets_the_energy_counter_without_a_negative_power() {
     let node = Node::new(true, true);
     let mut platform = node.discover().platform;

@@ -21,10 +21,35 @@
 //! STATE/gpuN/set_permission    optional; `0` → setting the limit needs root (NO_PERMISSION)
 //! STATE/gpuN/pci_device_id     optional; hex `0x233010de` (device << 16 | vendor)
 //! STATE/driver_version         optional; default `550.54.15`
+//! STATE/latency_us/energy       optional; how long nvmlDeviceGetTotalEnergyConsumption takes:
+//!                               "<median> <tail>" µs, e.g. `2850 15000` (an H200's)
+//! STATE/latency_us/limit        optional; likewise for the power-limit reads (the management
+//!                               limit, enforced limit, default, constraints), e.g. `142 300`
+//! STATE/latency_us/power        optional; likewise for nvmlDeviceGetPowerUsage
 //! ```
 //!
-//! Every call reads the files again (the simulator updates them). A `gpuN` directory that disappears
-//! after initialisation makes that device's calls return `NVML_ERROR_GPU_IS_LOST`.
+//! Every call reads the files again (the simulator updates them), except `count` and
+//! `latency_us/*`, read once by `nvmlInit`. A `gpuN` directory that disappears after initialisation
+//! makes that device's calls return `NVML_ERROR_GPU_IS_LOST`.
+//!
+//! # Call latency
+//!
+//! A real NVML call takes time: on an H200, `nvmlDeviceGetTotalEnergyConsumption` takes 2.6 ms at
+//! the least, 2.85 ms at the median and 15 ms at p99, a power-limit read about 142 µs (300 µs at
+//! p99), `nvmlDeviceGetPowerUsage` about 2 µs. The mock sleeps (it does not spin) for a duration
+//! drawn from `latency_us/<call>`, split around its read of the value, which it takes at a random
+//! point of the call. With `"<median> <tail>"`, 63 calls in 64 last between 0.9 and 1.1 times the
+//! median, and one in 64 between 0.9 times the tail and the tail (when the tail is longer than the
+//! body); `"<median>"` alone has no tail. `"0 0"`, or no file: no latency (a call then costs what
+//! reading its file costs, a few µs, about what the real `nvmlDeviceGetPowerUsage` costs). The
+//! draws are a splitmix64 sequence with a fixed seed. The kernel's timer slack (about 50 µs a
+//! sleep) makes short latencies a little longer than drawn.
+//!
+//! # Threads
+//!
+//! Every entry point may be called from several threads at once (one per GPU, as a sampler does):
+//! the session is behind a mutex held only to copy what a call needs, never while it sleeps or
+//! reads a file.
 //!
 //! Several roots loaded in one process must use **copies** of this file, not symlinks or hard
 //! links: the dynamic loader recognises the same file and returns the instance already loaded,
@@ -33,11 +58,14 @@
 //! No panic crosses the C boundary: every entry point runs under `catch_unwind` and reports a panic
 //! as `NVML_ERROR_UNKNOWN`.
 
-use std::ffi::{CStr, OsStr, c_char, c_uint, c_ulonglong, c_void};
+use std::ffi::{CStr, c_char, c_uint, c_ulonglong};
 use std::io::ErrorKind;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use cabi::{fill, parse_bus_id, put, put_str};
+use latency::{Latencies, Latency};
+use state::{read_text, read_u32, read_u64, state_dir};
 
 use nvml_wrapper_sys::bindings::{
     NVML_DEVICE_PCI_BUS_ID_BUFFER_SIZE, NVML_DEVICE_PCI_BUS_ID_BUFFER_V2_SIZE, nvmlDevice_t,
@@ -56,15 +84,10 @@ use nvml_wrapper_sys::bindings::{
     nvmlReturn_t,
 };
 
-/// The environment variable naming the state directory directly.
-const DIR_ENV: &str = "POWERSTACK_MOCK_NVML_DIR";
-/// The environment variable naming a simulated root.
-const ROOT_ENV: &str = "POWERSTACK_ROOT";
-/// The state directory under a root.
-const STATE_UNDER_ROOT: &str = "var/lib/powerstack-sim/nvml";
-/// Where the library is installed under a root, for deriving the root from the load path.
-const LIB_LOCATIONS: [&str; 2] =
-    ["usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1", "usr/lib64/libnvidia-ml.so.1"];
+mod cabi;
+mod latency;
+mod state;
+
 /// The driver version reported when the state directory does not name one.
 const DEFAULT_DRIVER_VERSION: &str = "550.54.15";
 /// The PCI device and vendor ids reported when the state directory does not name them (H100 SXM).
@@ -75,6 +98,7 @@ struct Session {
     dir: PathBuf,
     count: u32,
     refs: u32,
+    latency: Latencies,
 }
 
 static SESSION: Mutex<Option<Session>> = Mutex::new(None);
@@ -92,66 +116,17 @@ fn ffi(body: impl FnOnce() -> Result<(), nvmlReturn_t>) -> nvmlReturn_t {
     }
 }
 
-/// The path this library was loaded from, as the loader recorded it.
-fn load_path() -> Option<PathBuf> {
-    let anchor: *const c_void = std::ptr::addr_of!(SESSION).cast();
-    // SAFETY: `Dl_info` is a plain C struct of pointers, for which all-zero is a valid value.
-    let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
-    // SAFETY: `anchor` is an address inside this library and `info` is a valid, writable
-    // `Dl_info`; dladdr only writes to it.
-    let found = unsafe { libc::dladdr(anchor, &mut info) };
-    if found == 0 || info.dli_fname.is_null() {
-        return None;
-    }
-    // SAFETY: dladdr succeeded, so `dli_fname` points to the NUL-terminated name the loader keeps
-    // for this library, valid while it is loaded (it is: we are running its code).
-    let name = unsafe { CStr::from_ptr(info.dli_fname) };
-    Some(PathBuf::from(OsStr::from_bytes(name.to_bytes())))
+/// A call's latency in the current session (none before `nvmlInit`).
+fn latency_of(call: fn(&Latencies) -> Latency) -> Latency {
+    session().as_ref().map(|s| call(&s.latency)).unwrap_or_default()
 }
 
-/// The root a library loaded from `path` was installed under, when it is one of [`LIB_LOCATIONS`].
-fn root_of(path: &Path) -> Option<PathBuf> {
-    LIB_LOCATIONS.iter().find_map(|loc| {
-        if !path.ends_with(loc) {
-            return None;
-        }
-        let mut root = path;
-        for _ in Path::new(loc).components() {
-            root = root.parent()?;
-        }
-        Some(if root.as_os_str().is_empty() { PathBuf::from(".") } else { root.to_path_buf() })
-    })
-}
-
-/// Where the state directory is, by the rules in the crate documentation.
-fn state_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os(DIR_ENV).filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(d));
-    }
-    if let Some(root) = load_path().as_deref().and_then(root_of) {
-        return Some(root.join(STATE_UNDER_ROOT));
-    }
-    std::env::var_os(ROOT_ENV)
-        .filter(|r| !r.is_empty())
-        .map(|r| PathBuf::from(r).join(STATE_UNDER_ROOT))
-}
-
-/// The first line of a state file, trimmed. A missing file is a feature the GPU lacks.
-fn read_text(path: &Path) -> Result<String, nvmlReturn_t> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => Ok(s.lines().next().unwrap_or("").trim().to_string()),
-        Err(e) if e.kind() == ErrorKind::NotFound => Err(NOT_SUPPORTED),
-        Err(e) if e.kind() == ErrorKind::PermissionDenied => Err(NO_PERMISSION),
-        Err(_) => Err(UNKNOWN),
-    }
-}
-
-fn read_u64(path: &Path) -> Result<u64, nvmlReturn_t> {
-    read_text(path)?.parse().map_err(|_| UNKNOWN)
-}
-
-fn read_u32(path: &Path) -> Result<c_uint, nvmlReturn_t> {
-    c_uint::try_from(read_u64(path)?).map_err(|_| UNKNOWN)
+/// Reads a value file of a device at a random point of a call lasting a draw of `call`'s latency.
+fn timed_read(
+    call: fn(&Latencies) -> Latency,
+    read: impl FnOnce() -> Result<c_uint, nvmlReturn_t>,
+) -> Result<c_uint, nvmlReturn_t> {
+    latency::during(latency_of(call), read)
 }
 
 /// The state directory and GPU count of the current session.
@@ -176,61 +151,6 @@ fn gpu(device: nvmlDevice_t) -> Result<(u32, PathBuf), nvmlReturn_t> {
     Ok((index, gpu_dir))
 }
 
-/// Stores `value` through an output pointer.
-///
-/// # Safety
-/// `out` must be null or valid for a write of `T`.
-unsafe fn put<T>(out: *mut T, value: T) -> Result<(), nvmlReturn_t> {
-    if out.is_null() {
-        return Err(INVALID_ARGUMENT);
-    }
-    // SAFETY: not null, and valid for writes by the caller's contract.
-    unsafe { out.write(value) };
-    Ok(())
-}
-
-/// Copies `text` and a terminating NUL into a caller's buffer of `length` bytes.
-///
-/// # Safety
-/// `buf` must be null or valid for writes of `length` bytes.
-unsafe fn put_str(buf: *mut c_char, length: c_uint, text: &str) -> Result<(), nvmlReturn_t> {
-    if buf.is_null() {
-        return Err(INVALID_ARGUMENT);
-    }
-    let bytes = text.as_bytes();
-    let bytes = &bytes[..bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len())];
-    if bytes.len() >= length as usize {
-        return Err(INSUFFICIENT_SIZE);
-    }
-    // SAFETY: `buf` holds `length` > `bytes.len()` writable bytes (caller's contract), and a
-    // caller's buffer cannot overlap our own string.
-    unsafe {
-        std::ptr::copy_nonoverlapping(bytes.as_ptr().cast::<c_char>(), buf, bytes.len());
-        buf.add(bytes.len()).write(0);
-    }
-    Ok(())
-}
-
-/// Copies `text` (truncated to leave room for the NUL) into a fixed C char array.
-fn fill(dst: &mut [c_char], text: &str) {
-    let room = dst.len().saturating_sub(1);
-    for (d, s) in dst.iter_mut().zip(text.bytes().take(room)) {
-        *d = s as c_char;
-    }
-}
-
-/// Parses an NVML bus id (`00000000:17:00.0`) into (domain, bus, device, function).
-fn parse_bus_id(id: &str) -> Option<(u32, u32, u32, u32)> {
-    let mut parts = id.split(':');
-    let (domain, bus, rest) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() {
-        return None;
-    }
-    let (dev, func) = rest.split_once('.')?;
-    let hex = |s: &str| u32::from_str_radix(s, 16).ok();
-    Some((hex(domain)?, hex(bus)?, hex(dev)?, hex(func)?))
-}
-
 fn init() -> Result<(), nvmlReturn_t> {
     let mut s = session();
     if let Some(s) = s.as_mut() {
@@ -240,7 +160,8 @@ fn init() -> Result<(), nvmlReturn_t> {
     let dir = state_dir().ok_or(DRIVER_NOT_LOADED)?;
     let count = read_u64(&dir.join("count")).map_err(|_| DRIVER_NOT_LOADED)?;
     let count = u32::try_from(count).map_err(|_| DRIVER_NOT_LOADED)?;
-    *s = Some(Session { dir, count, refs: 1 });
+    let latency = Latencies::load(&dir);
+    *s = Some(Session { dir, count, refs: 1, latency });
     Ok(())
 }
 
@@ -472,14 +393,19 @@ pub unsafe extern "C" fn nvmlDeviceGetPciInfo_v3(
     })
 }
 
-/// Reads an unsigned file of a device through an output pointer.
+/// Reads an unsigned file of a device through an output pointer, taking `call`'s latency.
 ///
 /// # Safety
 /// `out` must be null or valid for a write.
-unsafe fn device_u32(device: nvmlDevice_t, file: &str, out: *mut c_uint) -> nvmlReturn_t {
+unsafe fn device_u32(
+    device: nvmlDevice_t,
+    file: &str,
+    call: fn(&Latencies) -> Latency,
+    out: *mut c_uint,
+) -> nvmlReturn_t {
     ffi(|| {
         let (_, dir) = gpu(device)?;
-        let v = read_u32(&dir.join(file))?;
+        let v = timed_read(call, || read_u32(&dir.join(file)))?;
         // SAFETY: forwarded caller contract on `out`.
         unsafe { put(out, v) }
     })
@@ -505,7 +431,7 @@ pub unsafe extern "C" fn nvmlDeviceGetTotalEnergyConsumption(
         if denied(&dir, "energy_supported") {
             return Err(NOT_SUPPORTED);
         }
-        let v = read_u64(&dir.join("energy_mj"))?;
+        let v = latency::during(latency_of(|l| l.energy), || read_u64(&dir.join("energy_mj")))?;
         // SAFETY: forwarded caller contract on `energy`.
         unsafe { put(energy, v) }
     })
@@ -521,7 +447,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPowerUsage(
     power: *mut c_uint,
 ) -> nvmlReturn_t {
     // SAFETY: same contract.
-    unsafe { device_u32(device, "power_mw", power) }
+    unsafe { device_u32(device, "power_mw", |l| l.power, power) }
 }
 
 /// The power management limit, mW (`gpuN/power_limit_mw`).
@@ -534,7 +460,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPowerManagementLimit(
     limit: *mut c_uint,
 ) -> nvmlReturn_t {
     // SAFETY: same contract.
-    unsafe { device_u32(device, "power_limit_mw", limit) }
+    unsafe { device_u32(device, "power_limit_mw", |l| l.limit, limit) }
 }
 
 /// The enforced limit, mW: the power management limit (`gpuN/power_limit_mw`).
@@ -547,7 +473,7 @@ pub unsafe extern "C" fn nvmlDeviceGetEnforcedPowerLimit(
     limit: *mut c_uint,
 ) -> nvmlReturn_t {
     // SAFETY: same contract.
-    unsafe { device_u32(device, "power_limit_mw", limit) }
+    unsafe { device_u32(device, "power_limit_mw", |l| l.limit, limit) }
 }
 
 /// The default limit, mW (`gpuN/limit_default_mw`).
@@ -560,7 +486,7 @@ pub unsafe extern "C" fn nvmlDeviceGetPowerManagementDefaultLimit(
     default_limit: *mut c_uint,
 ) -> nvmlReturn_t {
     // SAFETY: same contract.
-    unsafe { device_u32(device, "limit_default_mw", default_limit) }
+    unsafe { device_u32(device, "limit_default_mw", |l| l.limit, default_limit) }
 }
 
 /// The accepted range of the limit, mW (`gpuN/limit_min_mw`, `gpuN/limit_max_mw`).
@@ -578,8 +504,12 @@ pub unsafe extern "C" fn nvmlDeviceGetPowerManagementLimitConstraints(
         if min_limit.is_null() || max_limit.is_null() {
             return Err(INVALID_ARGUMENT);
         }
-        let min = read_u32(&dir.join("limit_min_mw"))?;
-        let max = read_u32(&dir.join("limit_max_mw"))?;
+        let (min, max) = latency::during(latency_of(|l| l.limit), || {
+            Ok::<_, nvmlReturn_t>((
+                read_u32(&dir.join("limit_min_mw"))?,
+                read_u32(&dir.join("limit_max_mw"))?,
+            ))
+        })?;
         // SAFETY: forwarded caller contract on both pointers.
         unsafe {
             put(min_limit, min)?;
@@ -624,30 +554,6 @@ pub extern "C" fn nvmlDeviceSetPowerManagementLimit(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn derives_the_root_from_the_install_location() {
-        assert_eq!(
-            root_of(Path::new("/tmp/r/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1")),
-            Some(PathBuf::from("/tmp/r"))
-        );
-        assert_eq!(
-            root_of(Path::new("/tmp/r/usr/lib64/libnvidia-ml.so.1")),
-            Some(PathBuf::from("/tmp/r"))
-        );
-        assert_eq!(
-            root_of(Path::new("/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1")),
-            Some(PathBuf::from("/"))
-        );
-        assert_eq!(root_of(Path::new("/tmp/target/debug/libpowerstack_mock_nvml.so")), None);
-    }
-
-    #[test]
-    fn parses_nvml_bus_ids() {
-        assert_eq!(parse_bus_id("00000000:17:00.0"), Some((0, 0x17, 0, 0)));
-        assert_eq!(parse_bus_id("00000001:B3:1F.7"), Some((1, 0xb3, 0x1f, 7)));
-        assert_eq!(parse_bus_id("0000:17:00"), None);
-    }
 
     #[test]
     fn calls_before_init_are_uninitialized_and_strings_are_bounded() {

@@ -12,11 +12,14 @@ use crate::error::SimError;
 use crate::fsutil::{OutFile, create_file, mkdirs, symlink_rel, write_file};
 use crate::io::{
     CapRole, Control, CtlKind, Device, HwmonKind, HwmonOut, ImgReg, Io, LimitSync, MsrImage,
-    NvmlGpu, PmComp, PmCounters, RegRef, Zone,
+    RegRef, Zone,
 };
-use crate::model::{self, CRAY_ACCELS, Caps, Key, MI250X_GCDS, NVIDIA_GPUS};
+use crate::model::{self, CRAY_ACCELS, Caps, Key, MI250X_GCDS};
 use crate::msr::{Reg, Shared};
-use crate::profile::{CoreKind, CpuSpec, Profile, SimOptions};
+use crate::nvidia;
+use crate::options::SimOptions;
+use crate::pm::{PmComp, PmCounters};
+use crate::profile::{CoreKind, CpuSpec, Profile};
 use crate::rapl::{
     AMD_UNITS, ESU_16, ESU_PKG, INTEL_UNITS, RaplCounter, ZoneLimits, limit_reg, max_range_uj,
     power_info_reg, raw_to_uj, us_to_window_field,
@@ -27,15 +30,15 @@ use crate::rules;
 pub(crate) const UNIX_START_US: i64 = 1_795_000_000_000_000;
 
 /// Writes the tree when `fresh`, else only names its files.
-struct B<'a> {
-    root: &'a Path,
-    fresh: bool,
+pub(crate) struct B<'a> {
+    pub root: &'a Path,
+    pub fresh: bool,
     /// Directories known to exist (saves a `mkdir` per file).
     made: RefCell<HashSet<PathBuf>>,
 }
 
 impl B<'_> {
-    fn p(&self, rel: &str) -> PathBuf {
+    pub fn p(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
     }
 
@@ -50,7 +53,7 @@ impl B<'_> {
         Ok(())
     }
 
-    fn file(&self, rel: &str, content: &str, mode: u32) -> Result<(), SimError> {
+    pub fn file(&self, rel: &str, content: &str, mode: u32) -> Result<(), SimError> {
         if self.fresh {
             let path = self.p(rel);
             self.parent(&path)?;
@@ -59,7 +62,7 @@ impl B<'_> {
         Ok(())
     }
 
-    fn out(&self, rel: &str, content: &str, mode: u32) -> Result<OutFile, SimError> {
+    pub fn out(&self, rel: &str, content: &str, mode: u32) -> Result<OutFile, SimError> {
         let path = self.p(rel);
         if self.fresh {
             self.parent(&path)?;
@@ -69,14 +72,14 @@ impl B<'_> {
         }
     }
 
-    fn link(&self, rel_link: &str, rel_target: &str) -> Result<(), SimError> {
+    pub fn link(&self, rel_link: &str, rel_target: &str) -> Result<(), SimError> {
         if self.fresh {
             symlink_rel(&self.p(rel_link), &self.p(rel_target))?;
         }
         Ok(())
     }
 
-    fn dir(&self, rel: &str) -> Result<(), SimError> {
+    pub fn dir(&self, rel: &str) -> Result<(), SimError> {
         if self.fresh {
             mkdirs(&self.p(rel))?;
         }
@@ -117,14 +120,14 @@ pub(crate) fn build(
         }
         Profile::IntelHybrid => intel_client(&b, &mut s, &mut io)?,
         Profile::Amd2s => amd(&b, opts, &mut s, &mut io)?,
-        Profile::CrayEx => cray(&b, profile, &s, &mut io)?,
+        Profile::CrayEx => cray(&b, profile, opts, &s, &mut io)?,
         Profile::HwmonNode => hwmon(&b, opts, &s, &mut io)?,
-        Profile::Nvidia4gpu => {
+        Profile::Nvidia4gpu | Profile::Nvidia8gpu => {
             intel(&b, spec, &RAPL_2S, &ServerLayout::of(opts), &mut s, &mut io)?;
-            nvidia(&b, opts, &s, &mut io)?;
+            nvidia::build(&b, profile, opts, &s, &mut io)?;
         }
         Profile::AmdMi250x => {
-            cray(&b, profile, &s, &mut io)?;
+            cray(&b, profile, opts, &s, &mut io)?;
             mi250x(&b, &s, &mut io)?;
         }
     }
@@ -245,7 +248,10 @@ fn intel_pstate(min: u64, max: u64, base: u64) -> Cpufreq {
 
 fn cpufreq_spec(profile: Profile, kind: CoreKind) -> Cpufreq {
     match profile.cpu_profile() {
-        Profile::Intel2s | Profile::Nvidia4gpu => intel_pstate(1_000_000, 3_700_000, 2_400_000),
+        // The GPU profiles have intel-2s' CPUs (`cpu_profile`).
+        Profile::Intel2s | Profile::Nvidia4gpu | Profile::Nvidia8gpu => {
+            intel_pstate(1_000_000, 3_700_000, 2_400_000)
+        }
         Profile::IntelHybrid => match kind {
             CoreKind::E => intel_pstate(800_000, 4_300_000, 2_200_000),
             _ => intel_pstate(800_000, 5_800_000, 3_000_000),
@@ -1063,7 +1069,13 @@ fn amd(b: &B<'_>, opts: &SimOptions, s: &mut Shared, io: &mut Io) -> Result<(), 
 
 pub(crate) const PM_DIR: &str = "sys/cray/pm_counters";
 
-fn cray(b: &B<'_>, profile: Profile, s: &Shared, io: &mut Io) -> Result<(), SimError> {
+fn cray(
+    b: &B<'_>,
+    profile: Profile,
+    opts: &SimOptions,
+    s: &Shared,
+    io: &mut Io,
+) -> Result<(), SimError> {
     let ts = UNIX_START_US;
     // (component, domain removable by `remove_device`, file prefix, initial joules)
     let mut names: Vec<(Key, Option<DomainId>, String, u64)> = vec![
@@ -1107,15 +1119,12 @@ fn cray(b: &B<'_>, profile: Profile, s: &Shared, io: &mut Io) -> Result<(), SimE
         comps.push(PmComp { comp, power, energy, offset_j: offset, since: 0.0 });
     }
     let startup_us = ts - 86_400_000_000;
-    io.pm = Some(PmCounters {
-        comps,
-        freshness: b.out(&format!("{PM_DIR}/freshness"), "1\n", 0o444)?,
-        generation: b.out(&format!("{PM_DIR}/generation"), "1\n", 0o444)?,
-        startup: b.out(&format!("{PM_DIR}/startup"), &format!("{startup_us}\n"), 0o444)?,
-        fresh: 1,
-        generation_n: 1,
-        startup_us,
-    });
+    let control = [
+        b.out(&format!("{PM_DIR}/freshness"), "1\n", 0o444)?,
+        b.out(&format!("{PM_DIR}/generation"), "1\n", 0o444)?,
+        b.out(&format!("{PM_DIR}/startup"), &format!("{startup_us}\n"), 0o444)?,
+    ];
+    io.pm = Some(PmCounters::new(comps, control, startup_us, opts.pm_faults, ts * 1000));
     for (name, role) in [("power_cap", CapRole::Node), ("accel_power_cap", CapRole::Accel)] {
         let f = b.out(&format!("{PM_DIR}/{name}"), "0 W\n", 0o644)?;
         io.controls.push(Control::new(role, CtlKind::PmWatts, f, 0));
@@ -1221,7 +1230,7 @@ fn hwmon(b: &B<'_>, opts: &SimOptions, s: &Shared, io: &mut Io) -> Result<(), Si
 
 /// Writes a PCI device directory `sys/devices/{parent}/{addr}` with its identification files and
 /// `local_cpulist`, linked from `sys/bus/pci/devices`; returns the device's relative path.
-fn pci_device(
+pub(crate) fn pci_device(
     b: &B<'_>,
     profile: Profile,
     parent: &str,
@@ -1246,122 +1255,7 @@ fn pci_device(
     Ok(dev)
 }
 
-const PCI_DEVICES: &str = "sys/bus/pci/devices";
-
-// ---------------------------------------------------------------------------------------------
-// nvidia-4gpu: PCI devices and the mock NVML state.
-
-/// nvidia-4gpu GPUs in PCI order: (address, parent bridge, NUMA node).
-const NV_GPUS: [(&str, &str, u32); NVIDIA_GPUS as usize] = [
-    ("0000:17:00.0", "pci0000:16/0000:16:01.0", 0),
-    ("0000:31:00.0", "pci0000:30/0000:30:01.0", 0),
-    ("0000:b1:00.0", "pci0000:b0/0000:b0:01.0", 1),
-    ("0000:ca:00.0", "pci0000:c9/0000:c9:01.0", 1),
-];
-
-/// The GPU (PCI order) at each NVML index: NVML index 0 is `0000:b1:00.0`, so that a reader
-/// numbering GPUs by NVML index gets them wrong.
-pub(crate) const NVML_ORDER: [u32; NVIDIA_GPUS as usize] = [2, 0, 3, 1];
-
-/// The mock NVML library's state directory.
-pub(crate) const NVML_DIR: &str = "var/lib/powerstack-sim/nvml";
-
-/// Where the NVML library is linked in the root.
-pub(crate) const NVML_LINK: &str = "usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1";
-
-/// NVML limits, mW.
-const NVML_LIMIT_MIN_MW: u64 = 200_000;
-const NVML_LIMIT_MAX_MW: u64 = 700_000;
-
-/// A deterministic NVML UUID (`GPU-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`) for a PCI address.
-fn gpu_uuid(addr: &str) -> String {
-    let fnv = |seed: u64| {
-        addr.bytes().fold(seed, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
-    };
-    let x = format!("{:016x}{:016x}", fnv(0xcbf2_9ce4_8422_2325), fnv(0x8422_2325_cbf2_9ce4));
-    format!("GPU-{}-{}-{}-{}-{}", &x[0..8], &x[8..12], &x[12..16], &x[16..20], &x[20..32])
-}
-
-/// NVML's bus id format: 8-digit domain, upper-case hex (`00000000:B1:00.0`).
-fn nvml_bus_id(addr: &str) -> String {
-    format!("0000{}", addr.to_ascii_uppercase())
-}
-
-fn nvidia(b: &B<'_>, opts: &SimOptions, s: &Shared, io: &mut Io) -> Result<(), SimError> {
-    b.file(
-        "proc/driver/nvidia/version",
-        "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15  Tue Mar  5 22:23:56 UTC 2024\n\
-         GCC version:  gcc version 12.3.0 (Ubuntu 12.3.0-1ubuntu1~22.04) \n",
-        0o444,
-    )?;
-    b.file("sys/module/nvidia/version", "550.54.15\n", 0o444)?;
-    b.dir("sys/bus/pci/drivers/nvidia")?;
-    for (addr, parent, numa) in NV_GPUS {
-        let dev = pci_device(
-            b,
-            Profile::Nvidia4gpu,
-            parent,
-            addr,
-            numa,
-            ["0x10de", "0x2330", "0x030200"],
-        )?;
-        b.file(&format!("{dev}/subsystem_device"), "0x16c1\n", 0o444)?;
-        b.link(&format!("{dev}/driver"), "sys/bus/pci/drivers/nvidia")?;
-        b.link(&format!("sys/bus/pci/drivers/nvidia/{addr}"), &dev)?;
-    }
-
-    b.file(&format!("{NVML_DIR}/count"), &format!("{NVIDIA_GPUS}\n"), 0o444)?;
-    for (nvml, &pci) in NVML_ORDER.iter().enumerate() {
-        let (addr, _, _) = NV_GPUS[pci as usize];
-        let d = format!("{NVML_DIR}/gpu{nvml}");
-        for (f, v) in [
-            ("name", "NVIDIA H100 80GB HBM3".to_string()),
-            ("uuid", gpu_uuid(addr)),
-            ("pci_bus_id", nvml_bus_id(addr)),
-            ("limit_min_mw", NVML_LIMIT_MIN_MW.to_string()),
-            ("limit_max_mw", NVML_LIMIT_MAX_MW.to_string()),
-            ("limit_default_mw", NVML_LIMIT_MAX_MW.to_string()),
-            ("energy_supported", "1".to_string()),
-        ] {
-            b.file(&format!("{d}/{f}"), &format!("{v}\n"), 0o444)?;
-        }
-        let comp = ci(s, DomainKind::Gpu, pci);
-        let w = s.comps.get(comp).map_or(0.0, |c| c.power);
-        let offset_mj = 3_600_000_000 + 123_457 * u64::from(pci);
-        let energy = b.out(&format!("{d}/energy_mj"), &format!("{offset_mj}\n"), 0o444)?;
-        let power =
-            b.out(&format!("{d}/power_mw"), &format!("{}\n", (w * 1e3).round() as u64), 0o444)?;
-        io.nvml.push(NvmlGpu { comp, energy, power, offset_mj });
-        let limit =
-            b.out(&format!("{d}/power_limit_mw"), &format!("{NVML_LIMIT_MAX_MW}\n"), 0o644)?;
-        let kind = CtlKind::Milliwatts { min: NVML_LIMIT_MIN_MW, max: NVML_LIMIT_MAX_MW };
-        io.controls.push(Control::new(CapRole::GpuN(pci), kind, limit, NVML_LIMIT_MAX_MW));
-        io.devices.push(Device {
-            ids: vec![DomainId::new(DomainKind::Gpu, pci)],
-            truncate: vec![b.p(&d)],
-            remove: vec![b.p(&d)],
-            removed: false,
-        });
-    }
-    // Sort by GPU number, so removal and updates follow PCI order.
-    io.nvml.sort_by_key(|g| g.comp);
-
-    if b.fresh {
-        let lib = opts
-            .nvml_library
-            .as_deref()
-            .ok_or_else(|| SimError::NvmlLibraryNotFound { detail: String::new() })?;
-        let link = b.p(NVML_LINK);
-        mkdirs(link.parent().unwrap_or(b.root))?;
-        // A copy, not a link: the dynamic loader takes links to one file for one library, so two
-        // simulated roots in one process would share the first one's state.
-        std::fs::copy(lib, &link).map_err(|e| SimError::io(&link, e))?;
-        let dev_link = link.with_file_name("libnvidia-ml.so");
-        std::os::unix::fs::symlink("libnvidia-ml.so.1", &dev_link)
-            .map_err(|e| SimError::io(&dev_link, e))?;
-    }
-    Ok(())
-}
+pub(crate) const PCI_DEVICES: &str = "sys/bus/pci/devices";
 
 // ---------------------------------------------------------------------------------------------
 // amd-mi250x: eight amdgpu GCDs (pm_counters are cray-ex's).

@@ -50,24 +50,32 @@ pub enum SimError {
         detail: String,
     },
     /// An unknown profile name.
-    #[error(
-        "unknown profile {0:?}: expected one of intel-2s, amd-2s, cray-ex, hwmon-node, nvidia-4gpu, amd-mi250x, intel-hybrid, intel-offline"
-    )]
+    #[error("unknown profile {0:?}: expected one of {names}", names = crate::Profile::names())]
     UnknownProfile(String),
-    /// nvidia-4gpu: the mock NVML library was not found (or the path given is not a file).
+    /// An NVIDIA GPU profile: the mock NVML library was not found (or the path given is not a
+    /// file).
     #[error(
-        "the nvidia-4gpu profile needs the mock NVML library libpowerstack_mock_nvml.so{detail}: build it with `cargo build -p powerstack-mock-nvml` (cargo test --workspace builds it), or set POWERSTACK_MOCK_NVML"
+        "the NVIDIA GPU profiles need the mock NVML library libpowerstack_mock_nvml.so{detail}: build it with `cargo build -p powerstack-mock-nvml` (cargo test --workspace builds it), or set POWERSTACK_MOCK_NVML"
     )]
     NvmlLibraryNotFound {
         /// What was looked at, when something specific (` (/x/y is not a file)`), else empty.
         detail: String,
     },
+    /// An unknown mock NVML latency name.
+    #[error("unknown NVML latency {0:?}: expected h200 or off")]
+    UnknownNvmlLatency(String),
     /// An unknown load pattern name.
     #[error("unknown load pattern {0:?}: expected one of steady, sine, steps")]
     UnknownPattern(String),
     /// A load outside 0..=1.
     #[error("invalid load {0}: expected a number from 0 (idle) to 1 (full power)")]
     InvalidLoad(f64),
+    /// A pm_counters fault that cannot be parsed or is out of range.
+    #[error("invalid pm_counters fault {0}")]
+    InvalidPmFault(String),
+    /// An option out of its range.
+    #[error("invalid option {0}")]
+    InvalidOption(String),
     /// The profile does not simulate this domain (or it was removed).
     #[error("{root}: the {profile} simulation has no domain {domain}")]
     NoDomain {

@@ -175,6 +175,44 @@ impl OutFile {
         self.write(content)
     }
 
+    /// Whether the simulator's last write put `content` there.
+    pub fn holds(&self, content: &str) -> bool {
+        self.last.as_deref() == Some(content)
+    }
+
+    /// Rewrites the file non-atomically, as a careless writer does: truncates it, writes
+    /// `content[..split]`, then the rest, calling `between(path, shown)` after each of the first
+    /// two steps with what the file then holds (a `split` of 0 or past the end writes the whole
+    /// line after the truncation, with one call).
+    pub fn write_torn(
+        &mut self,
+        content: &str,
+        split: usize,
+        mut between: impl FnMut(&Path, &str),
+    ) -> Result<(), SimError> {
+        if self.gone {
+            return Ok(());
+        }
+        if self.file.is_none() {
+            self.file = Some(open_rw(&self.path)?);
+        }
+        let split = if content.is_char_boundary(split) { split } else { 0 };
+        if let Some(f) = &self.file {
+            let io = |e| SimError::io(&self.path, e);
+            f.set_len(0).map_err(io)?;
+            between(&self.path, "");
+            if 0 < split && split < content.len() {
+                f.write_all_at(&content.as_bytes()[..split], 0).map_err(io)?;
+                between(&self.path, &content[..split]);
+                f.write_all_at(&content.as_bytes()[split..], split as u64).map_err(io)?;
+            } else {
+                f.write_all_at(content.as_bytes(), 0).map_err(io)?;
+            }
+        }
+        self.last = Some(content.to_string());
+        Ok(())
+    }
+
     /// Writes the content unconditionally (the file may have been changed by someone else).
     pub fn write(&mut self, content: &str) -> Result<(), SimError> {
         if self.gone {

@@ -368,75 +368,6 @@ impl HwmonOut {
     }
 }
 
-/// One pm_counters power/energy pair.
-#[derive(Debug)]
-pub(crate) struct PmComp {
-    pub comp: usize,
-    pub power: OutFile,
-    pub energy: OutFile,
-    /// Joules the counter showed when the simulation (re)started counting.
-    pub offset_j: u64,
-    /// Energy since then, J.
-    pub since: f64,
-}
-
-/// The pm_counters controller.
-#[derive(Debug)]
-pub(crate) struct PmCounters {
-    pub comps: Vec<PmComp>,
-    pub freshness: OutFile,
-    pub generation: OutFile,
-    pub startup: OutFile,
-    pub fresh: u64,
-    pub generation_n: u64,
-    pub startup_us: i64,
-}
-
-impl PmCounters {
-    /// Writes every counter as of unix time `ts_us`, `extra_s` seconds after the last step's end
-    /// state (`since`), at each component's `power`.
-    pub fn publish(&mut self, powers: &[f64], extra_s: f64, ts_us: i64) -> Result<(), SimError> {
-        for pc in &mut self.comps {
-            let p = powers.get(pc.comp).copied().unwrap_or(0.0);
-            let e = (pc.since + p * extra_s).max(0.0).floor() as u64;
-            pc.energy.set(&format!("{} J {ts_us} us\n", pc.offset_j.saturating_add(e)))?;
-            pc.power.set(&format!("{} W {ts_us} us\n", p.round().max(0.0) as u64))?;
-        }
-        self.freshness.set(&format!("{}\n", self.fresh))?;
-        self.generation.set(&format!("{}\n", self.generation_n))?;
-        self.startup.set(&format!("{}\n", self.startup_us))
-    }
-
-    pub fn files_mut(&mut self) -> impl Iterator<Item = &mut OutFile> {
-        self.comps.iter_mut().flat_map(|c| [&mut c.power, &mut c.energy]).chain([
-            &mut self.freshness,
-            &mut self.generation,
-            &mut self.startup,
-        ])
-    }
-}
-
-/// The counters of one GPU in the mock NVML state (`var/lib/powerstack-sim/nvml/gpuN`).
-#[derive(Debug)]
-pub(crate) struct NvmlGpu {
-    pub comp: usize,
-    /// `energy_mj`: mJ since "driver load".
-    pub energy: OutFile,
-    /// `power_mw`: the power over the last step, mW.
-    pub power: OutFile,
-    /// mJ the counter showed when the simulation (re)started counting.
-    pub offset_mj: u64,
-}
-
-impl NvmlGpu {
-    pub fn update(&mut self, s: &Shared) -> Result<(), SimError> {
-        let (watts, joules) = s.comps.get(self.comp).map_or((0.0, 0.0), |c| (c.power, c.energy));
-        let mj = self.offset_mj.saturating_add((joules * 1e3).max(0.0).floor() as u64);
-        self.energy.set(&format!("{mj}\n"))?;
-        self.power.set(&format!("{}\n", (watts * 1e3).round().max(0.0) as u64))
-    }
-}
-
 /// A device that `remove_device` can make vanish.
 #[derive(Debug)]
 pub(crate) struct Device {
@@ -457,8 +388,8 @@ pub(crate) struct Io {
     pub limits: Vec<LimitSync>,
     pub controls: Vec<Control>,
     pub hwmon: Vec<HwmonOut>,
-    pub pm: Option<PmCounters>,
-    pub nvml: Vec<NvmlGpu>,
+    pub pm: Option<crate::pm::PmCounters>,
+    pub nvml: Vec<crate::nvidia::NvmlGpu>,
     pub devices: Vec<Device>,
 }
 

@@ -1,7 +1,7 @@
 //! Simulated hardware roots for powerstack.
 //!
 //! A [`SimNode`] writes a complete fake hardware root (a directory standing for `/`) for one of
-//! eight [`Profile`]s and animates it with a deterministic power model. The product reads these
+//! nine [`Profile`]s and animates it with a deterministic power model. The product reads these
 //! trees with the same code it uses on real nodes (`--root DIR`), so every file follows the real
 //! kernel ABI: powercap `intel-rapl` zones with 32-bit RAPL counters that wrap, an MSR image under
 //! `dev/cpu/N/msr`, HPE Cray `pm_counters` updated at 10 Hz, hwmon chips, CPU topology, cpufreq
@@ -10,13 +10,20 @@
 //! - Files are updated in place (`pwrite` at offset 0, then `set_len`): a reader that keeps a
 //!   descriptor open and re-reads it at offset 0 sees every update, never an empty file.
 //! - Time is simulated and advanced explicitly ([`SimNode::advance`]); energies are exact, so tests
-//!   compare what a reader computed with [`SimNode::true_energy_joules`].
+//!   compare what a reader computed with [`SimNode::true_energy_joules`]. In real time
+//!   ([`SimNode::run_realtime_with`], from a thread of its own), a [`TruthLog`] records the truth
+//!   at every step.
 //! - Limits are read back from disk at each step, so writes by the product are honoured; the
 //!   register model [`SimMsr`] implements the hardware layer's `MsrIo` with exact registers.
 //! - Writable cpufreq, cpuidle and uncore attributes follow the kernel's rules
 //!   ([`SimNode::enforce_sysfs_rules`], run by every [`SimNode::advance`]): a write the kernel would
 //!   refuse is restored to the last accepted value, an accepted one is shown as the kernel shows
 //!   it (uncore limits in 100 MHz steps, EPP pinned by the `performance` governor, ...).
+//! - Real hardware's untidiness can be switched on: the pm_counters controller's faults
+//!   ([`faults::PmFaults`]: torn files, `freshness` bumped mid-update, late updates, a drifting
+//!   clock, seen under `advance` through [`SimNode::observe_pm_writes`]), NVML energy counters that
+//!   move in 100 ms steps ([`SimOptions::nvml_update_ms`]) and NVML calls that take as long as a
+//!   real GPU's ([`NvmlLatency`]).
 //!
 //! # Layouts (paths under the root)
 //!
@@ -42,6 +49,8 @@
 //!   `proc/driver/nvidia/version`; the mock NVML state `var/lib/powerstack-sim/nvml/{count,gpuN/*}`
 //!   (NVML index order is not PCI order) and `usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1` → the
 //!   mock library ([`SimOptions::nvml_library`]).
+//! - **nvidia-8gpu**: as nvidia-4gpu, with eight H200 GPUs `0000:{19,3b,4c,5d}:00.0` (NUMA 0) and
+//!   `0000:{9b,bb,cb,db}:00.0` (NUMA 1).
 //! - **amd-mi250x**: cray-ex's `pm_counters` (accelK = MI250X module K), plus eight `amdgpu` GCDs
 //!   `0000:{c1,c6,c9,ce,d1,d6,d9,de}:00.0` with hwmon chips numbered out of PCI order and
 //!   `sys/class/drm/cardN`.
@@ -67,20 +76,32 @@
 //! ```
 
 mod build;
+mod config;
 mod error;
+pub mod faults;
 mod fsutil;
 mod io;
 mod model;
 mod msr;
 mod node;
+mod nvidia;
+mod options;
+mod pm;
 mod profile;
 mod rapl;
+mod reopen;
 mod rules;
+mod truth;
 
+pub use config::CONFIG_FILE;
 pub use error::SimError;
 pub use msr::SimMsr;
-pub use node::{CONFIG_FILE, MONO_START_NS, SimNode, profile_of};
-pub use profile::{LoadPattern, Profile, SimOptions};
+pub use node::{MONO_START_NS, SimNode, profile_of};
+pub use nvidia::{CallLatency, NvmlLatency};
+pub use options::SimOptions;
+pub use pm::{PmObserver, PmStage};
+pub use profile::{LoadPattern, Profile};
+pub use truth::TruthLog;
 
 /// The simulated wall clock at creation, µs since the Unix epoch.
 pub const UNIX_START_US: i64 = build::UNIX_START_US;

@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use powerstack_model::{DomainId, DomainKind};
 
-use crate::profile::{Profile, SimOptions};
+use crate::options::SimOptions;
+use crate::profile::Profile;
 
 /// What a component stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -76,9 +77,6 @@ fn lin(idle: f64, max: f64, load: f64) -> f64 {
 /// Number of accelerators of the cray-ex profile (and of MI250X modules of amd-mi250x).
 pub(crate) const CRAY_ACCELS: u32 = 4;
 
-/// Number of GPUs of the nvidia-4gpu profile.
-pub(crate) const NVIDIA_GPUS: u32 = 4;
-
 /// Number of GCDs (amdgpu devices) of the amd-mi250x profile: two per module.
 pub(crate) const MI250X_GCDS: u32 = 8;
 
@@ -120,9 +118,10 @@ pub(crate) fn components(profile: Profile, opts: &SimOptions) -> Vec<Comp> {
             c(DomainKind::Uncore, 0, false),
             c(DomainKind::Platform, 0, false),
         ],
-        Profile::Nvidia4gpu => {
+        Profile::Nvidia4gpu | Profile::Nvidia8gpu => {
             let mut v = intel();
-            v.extend((0..NVIDIA_GPUS).map(|n| c(DomainKind::Gpu, n, false)));
+            let gpus = profile.nvidia().map_or(0, |nv| nv.count());
+            v.extend((0..gpus).map(|n| c(DomainKind::Gpu, n, false)));
             v
         }
         Profile::AmdMi250x => {
@@ -240,11 +239,14 @@ pub(crate) fn powers(
             out.insert(id(DomainKind::Uncore, 0), HYBRID_UNCORE_SHARE * pkg[0]);
             out.insert(id(DomainKind::Platform, 0), pkg[0] + HYBRID_REST);
         }
-        Profile::Nvidia4gpu => {
+        Profile::Nvidia4gpu | Profile::Nvidia8gpu => {
             intel_powers(&INTEL_2S, opts.shuffle_indices, load, caps, &mut out);
-            for n in 0..NVIDIA_GPUS {
-                let w = capped(lin(70.0, 700.0, load), caps.gpus.get(&n).copied());
-                out.insert(id(DomainKind::Gpu, n), w);
+            if let Some(nv) = profile.nvidia() {
+                let (idle, max) = nv.watts;
+                for n in 0..nv.count() {
+                    let w = capped(lin(idle, max, load), caps.gpus.get(&n).copied());
+                    out.insert(id(DomainKind::Gpu, n), w);
+                }
             }
         }
         Profile::AmdMi250x => {
@@ -358,6 +360,10 @@ mod tests {
         assert_eq!(p[&id(DomainKind::Gpu, 0)], 385.0);
         assert_eq!(p[&id(DomainKind::Gpu, 2)], 200.0);
         assert_eq!(p[&id(DomainKind::Package, 0)], 105.0, "the CPUs are intel-2s'");
+        let p = powers(Profile::Nvidia8gpu, &o, 0.5, &caps);
+        assert_eq!(p[&id(DomainKind::Gpu, 7)], 387.5);
+        assert_eq!(p[&id(DomainKind::Gpu, 2)], 200.0);
+        assert_eq!(components(Profile::Nvidia8gpu, &o).len(), 5 + 8);
     }
 
     #[test]

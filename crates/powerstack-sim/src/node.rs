@@ -6,98 +6,25 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use powerstack_model::DomainId;
-use serde::{Deserialize, Serialize};
 
 use crate::build::{UNIX_START_US, build};
+use crate::config::{CONFIG_FILE, Config};
 use crate::error::SimError;
-use crate::fsutil::{mkdirs, read_small, remove_any, truncate_tree, write_file};
+use crate::fsutil::{mkdirs, remove_any, truncate_tree};
 use crate::io::Io;
 use crate::model::{self, Caps, Key};
 use crate::msr::Shared;
 use crate::msr::{SimMsr, lock};
-use crate::profile::{LoadPattern, Profile, SimOptions};
-use crate::rapl::uj_to_raw;
+use crate::options::SimOptions;
+use crate::pm::{Emit, ObserverSlot, PmObserver};
+use crate::profile::{LoadPattern, Profile};
 use crate::rules::Rules;
-
-/// The file, at the top of a simulated root, that describes it.
-pub const CONFIG_FILE: &str = "powerstack-sim.toml";
 
 /// The simulated monotonic clock at creation, ns.
 pub const MONO_START_NS: u64 = 1_000_000_000;
 
-/// pm_counters' update period (10 Hz), in ns.
-const PM_PERIOD_NS: i64 = 100_000_000;
-
 /// How many refusal lines [`SimNode::advance`] keeps for [`SimNode::take_refusals`].
 const REFUSALS_KEPT: usize = 1024;
-
-#[derive(Serialize, Deserialize)]
-struct Config {
-    format: u32,
-    profile: String,
-    load: f64,
-    pattern: String,
-    shuffle_indices: bool,
-    mmio_duplicate: bool,
-    omit_dram: bool,
-}
-
-impl Config {
-    fn parse(path: &Path) -> Result<(Profile, SimOptions), SimError> {
-        let bad = |detail: String| SimError::BadConfig { path: path.to_path_buf(), detail };
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(bad(
-                    "it does not exist: this directory is not a simulated root (create one first)"
-                        .into(),
-                ));
-            }
-            Err(e) => return Err(SimError::io(path, e)),
-        };
-        let c: Config = toml::from_str(&text).map_err(|e| {
-            let at = e.span().map(|s| format!(" (at byte {})", s.start)).unwrap_or_default();
-            bad(format!("{}{at}", e.message().trim().replace('\n', " ")))
-        })?;
-        if c.format != 1 {
-            return Err(bad(format!(
-                "unsupported format {} (this simulator writes format 1)",
-                c.format
-            )));
-        }
-        let profile = c.profile.parse::<Profile>().map_err(|e| bad(e.to_string()))?;
-        let pattern = c.pattern.parse::<LoadPattern>().map_err(|e| bad(e.to_string()))?;
-        let opts = SimOptions {
-            load: c.load,
-            pattern,
-            shuffle_indices: c.shuffle_indices,
-            mmio_duplicate: c.mmio_duplicate,
-            omit_dram: c.omit_dram,
-            nvml_library: None,
-        };
-        opts.validate().map_err(|e| bad(e.to_string()))?;
-        Ok((profile, opts))
-    }
-
-    fn write(path: &Path, profile: Profile, opts: &SimOptions) -> Result<(), SimError> {
-        let c = Config {
-            format: 1,
-            profile: profile.as_str().to_string(),
-            load: opts.load,
-            pattern: opts.pattern.as_str().to_string(),
-            shuffle_indices: opts.shuffle_indices,
-            mmio_duplicate: opts.mmio_duplicate,
-            omit_dram: opts.omit_dram,
-        };
-        let body = toml::to_string(&c)
-            .map_err(|e| SimError::BadConfig { path: path.to_path_buf(), detail: e.to_string() })?;
-        let text = format!(
-            "# A simulated hardware root written by powerstack-sim ({}).\n{body}",
-            profile.description()
-        );
-        write_file(path, &text, 0o644).map(|_| ())
-    }
-}
 
 /// A simulated node: a directory standing for `/` that the real providers read with `--root`,
 /// and a deterministic power model that animates it.
@@ -115,6 +42,10 @@ pub struct SimNode {
     rules: Rules,
     /// Refusals found by `advance`, oldest first.
     refusals: Vec<String>,
+    /// Shown every pm_counters write.
+    observer: ObserverSlot,
+    /// Inside `run_realtime`: torn writes pause in real time.
+    realtime: bool,
     mono_ns: u64,
     unix_ns: i64,
 }
@@ -124,13 +55,14 @@ impl SimNode {
     /// it. `dir` may be absent, empty, or a previous simulated root (which is replaced); any other
     /// non-empty directory is refused.
     ///
-    /// nvidia-4gpu needs the mock NVML library (see [`SimOptions::nvml_library`]); without it,
-    /// nothing is written and the error says how to build it.
+    /// The NVIDIA GPU profiles ([`Profile::uses_mock_nvml`]) need the mock NVML library (see
+    /// [`SimOptions::nvml_library`]); without it, nothing is written and the error says how to
+    /// build it.
     pub fn create(dir: &Path, profile: Profile, opts: SimOptions) -> Result<SimNode, SimError> {
         opts.validate()?;
         let mut opts = opts;
-        if profile == Profile::Nvidia4gpu {
-            opts.nvml_library = Some(find_nvml_library(opts.nvml_library.as_deref())?);
+        if profile.uses_mock_nvml() {
+            opts.nvml_library = Some(crate::nvidia::find_library(opts.nvml_library.as_deref())?);
         }
         prepare(dir)?;
         // The description goes first, so that a half-written tree is still recognised (and
@@ -150,7 +82,7 @@ impl SimNode {
     pub fn open(dir: &Path) -> Result<SimNode, SimError> {
         let (profile, opts) = Config::parse(&dir.join(CONFIG_FILE))?;
         let (mut shared, mut io) = build(dir, profile, &opts, false)?;
-        let unix_us = recover(&mut shared, &mut io)?;
+        let unix_us = crate::reopen::recover(&mut shared, &mut io)?;
         Ok(SimNode::assemble(dir, profile, opts, shared, io, unix_us.max(UNIX_START_US) * 1000))
     }
 
@@ -159,9 +91,12 @@ impl SimNode {
         profile: Profile,
         opts: SimOptions,
         shared: Shared,
-        io: Io,
+        mut io: Io,
         unix_ns: i64,
     ) -> SimNode {
+        if let Some(pm) = &mut io.pm {
+            pm.set_clock(unix_ns);
+        }
         SimNode {
             root: dir.to_path_buf(),
             profile,
@@ -170,6 +105,8 @@ impl SimNode {
             io,
             rules: Rules::load(dir),
             refusals: Vec::new(),
+            observer: ObserverSlot::default(),
+            realtime: false,
             mono_ns: MONO_START_NS,
             unix_ns,
         }
@@ -228,8 +165,9 @@ impl SimNode {
     /// The model's power over the last [`SimNode::advance`] step (after limits), W; before any
     /// step, the power at creation. `None` for a domain the profile does not model.
     ///
-    /// GPUs are numbered in PCI bus order, as the product numbers them: on nvidia-4gpu whatever
-    /// their NVML index, on amd-mi250x `gpu-N` is the N-th GCD (amdgpu device), not a module.
+    /// GPUs are numbered in PCI bus order, as the product numbers them: on nvidia-4gpu and
+    /// nvidia-8gpu whatever their NVML index, on amd-mi250x `gpu-N` is the N-th GCD (amdgpu
+    /// device), not a module.
     pub fn true_power_watts(&self, id: DomainId) -> Option<f64> {
         self.comp(Key::Domain(id), |c| c.power)
     }
@@ -300,7 +238,9 @@ impl SimNode {
     /// the limit files back (honouring writes by anyone, and register writes through [`SimMsr`]),
     /// computes each component's power, accumulates its energy exactly (power constant over the
     /// step) and writes the counters that changed. pm_counters publish only when the step crosses
-    /// a 100 ms boundary. Never sleeps.
+    /// a 100 ms boundary, and the mock NVML energy counters only when it crosses an
+    /// [`SimOptions::nvml_update_ms`] boundary of the monotonic clock, each with the exact energy
+    /// at that boundary. Never sleeps.
     pub fn advance(&mut self, dt: Duration) -> Result<(), SimError> {
         let refused = self.rules.enforce()?;
         self.refusals.extend(refused);
@@ -334,17 +274,11 @@ impl SimNode {
         let t0 = self.unix_ns;
         let t1 = t0.saturating_add(dt_ns as i64);
         if let Some(pm) = &mut self.io.pm {
-            let (b0, b1) = (t0.div_euclid(PM_PERIOD_NS), t1.div_euclid(PM_PERIOD_NS));
-            if b1 > b0 {
-                let tb = b1 * PM_PERIOD_NS;
-                pm.fresh = pm.fresh.saturating_add((b1 - b0) as u64);
-                pm.publish(&powers, (tb - t0) as f64 / 1e9, tb.div_euclid(1000))?;
-            }
-            for pc in &mut pm.comps {
-                pc.since += powers.get(pc.comp).copied().unwrap_or(0.0) * dt_s;
-            }
+            let mut emit = Emit { observer: self.observer.0.as_mut(), realtime: self.realtime };
+            pm.step(&powers, (t0, t1, dt_s), &mut emit)?;
         }
         self.unix_ns = t1;
+        let mono0 = self.mono_ns;
         self.mono_ns = self.mono_ns.saturating_add(dt_ns);
 
         for z in &mut self.io.zones {
@@ -357,8 +291,10 @@ impl SimNode {
             let w = powers.get(h.comp).copied().unwrap_or(0.0);
             h.file.set(&crate::io::HwmonOut::content(h.kind, w))?;
         }
+        let period_ns = u64::from(self.opts.nvml_update_ms) * 1_000_000;
+        let boundary = crate::nvidia::last_boundary(period_ns, mono0, self.mono_ns);
         for g in &mut self.io.nvml {
-            g.update(&s)?;
+            g.update(&s, boundary)?;
         }
         Ok(())
     }
@@ -446,26 +382,80 @@ impl SimNode {
     /// cray-ex: a controller restart. `generation` goes up by one, `startup` becomes now, and
     /// every pm_counters energy restarts from 0; the files are written at once.
     pub fn reset_pm_counters(&mut self) -> Result<(), SimError> {
-        let unix_us = self.unix_us();
+        let powers: Vec<f64> = lock(&self.shared).comps.iter().map(|c| c.power).collect();
         let Some(pm) = &mut self.io.pm else {
             return Err(self.unsupported("reset_pm_counters (there is no pm_counters)".to_string()));
         };
-        pm.generation_n += 1;
-        pm.startup_us = unix_us;
-        pm.fresh += 1;
-        for pc in &mut pm.comps {
-            pc.offset_j = 0;
-            pc.since = 0.0;
-        }
-        let powers: Vec<f64> = lock(&self.shared).comps.iter().map(|c| c.power).collect();
-        pm.publish(&powers, 0.0, unix_us)
+        let mut emit = Emit { observer: self.observer.0.as_mut(), realtime: self.realtime };
+        pm.restart(&powers, self.unix_ns, &mut emit)
+    }
+
+    /// Shows every change to a pm_counters file to `observer` (or to no one, with `None`), right
+    /// after it is on disk and before anything else is written: the test seam for what a reader
+    /// can see during an update, e.g. the empty and half-written files of
+    /// [`PmFaults::torn`](crate::faults::PmFaults::torn) or the early `freshness` of
+    /// [`PmFaults::freshness_mid_update`](crate::faults::PmFaults::freshness_mid_update).
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use std::time::Duration;
+    /// use powerstack_sim::{PmStage, Profile, SimNode, SimOptions, faults::PmFaults};
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let opts = SimOptions {
+    ///     pm_faults: PmFaults { torn: true, ..PmFaults::default() },
+    ///     ..SimOptions::default()
+    /// };
+    /// let mut node = SimNode::create(dir.path(), Profile::CrayEx, opts).unwrap();
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let log = Arc::clone(&seen);
+    /// node.observe_pm_writes(Some(Box::new(move |path, stage, shown| {
+    ///     if path.ends_with("cpu_energy") {
+    ///         log.lock().unwrap().push((stage, shown.to_string()));
+    ///     }
+    /// })));
+    /// node.advance(Duration::from_millis(100)).unwrap();
+    /// let seen = seen.lock().unwrap();
+    /// assert_eq!(seen[0], (PmStage::Emptied, String::new()));
+    /// assert_eq!(seen[1].0, PmStage::Partial);
+    /// assert_eq!(seen[2].0, PmStage::Written);
+    /// assert!(seen[2].1.starts_with(&seen[1].1));
+    /// ```
+    pub fn observe_pm_writes(&mut self, observer: Option<PmObserver>) {
+        self.observer = ObserverSlot(observer);
     }
 
     /// Animates the root in real time: every `tick`, advances by the real elapsed monotonic time,
-    /// until `stop` is set (checked every tick).
+    /// until `stop` is set (checked every tick). Torn pm_counters writes pause in real time here.
     pub fn run_realtime(&mut self, tick: Duration, stop: &AtomicBool) -> Result<(), SimError> {
+        self.run_realtime_with(tick, stop, |_, _| {})
+    }
+
+    /// [`SimNode::run_realtime`], calling `on_step(node, at)` once before the first step and
+    /// after every step, with the real instant the node's clocks stand for: the step covered the
+    /// time since the previous call's `at`. A test records the truth there (see
+    /// [`crate::TruthLog`]) from the thread that animates the node while the product reads the
+    /// root from another.
+    pub fn run_realtime_with(
+        &mut self,
+        tick: Duration,
+        stop: &AtomicBool,
+        mut on_step: impl FnMut(&SimNode, Instant),
+    ) -> Result<(), SimError> {
+        self.realtime = true;
+        let r = self.realtime_loop(tick, stop, &mut on_step);
+        self.realtime = false;
+        r
+    }
+
+    fn realtime_loop(
+        &mut self,
+        tick: Duration,
+        stop: &AtomicBool,
+        on_step: &mut impl FnMut(&SimNode, Instant),
+    ) -> Result<(), SimError> {
         let tick = tick.max(Duration::from_micros(100));
         let mut last = Instant::now();
+        on_step(self, last);
         let mut next = last + tick;
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
@@ -478,6 +468,7 @@ impl SimNode {
                 next = now + tick;
             }
             self.advance(now.duration_since(last))?;
+            on_step(self, now);
             last = now;
         }
         Ok(())
@@ -519,138 +510,4 @@ fn prepare(dir: &Path) -> Result<(), SimError> {
         remove_any(&p)?;
     }
     Ok(())
-}
-
-/// Continues counters from the files of a reopened root; returns the newest pm_counters
-/// timestamp (µs), or 0.
-fn recover(s: &mut Shared, io: &mut Io) -> Result<i64, SimError> {
-    // Devices whose files are gone stay removed.
-    for dev in &mut io.devices {
-        if dev.truncate.iter().all(|p| std::fs::symlink_metadata(p).is_err()) {
-            dev.removed = true;
-            for c in &mut s.comps {
-                if dev.ids.first().is_some_and(|id| c.key == Key::Domain(*id)) {
-                    c.removed = true;
-                }
-            }
-        }
-    }
-    // Powercap counters from energy_uj, else from the MSR image.
-    for i in 0..s.counters.len() {
-        let mut raw = None;
-        for z in io.zones.iter().filter(|z| z.counter == i && !z.file.is_gone()) {
-            let Some(text) = z.file.read() else { continue };
-            // The first line: a concurrent in-place update may leave a stale tail.
-            let line = text.lines().next().unwrap_or("").trim();
-            let uj: u64 = line.parse().map_err(|_| {
-                SimError::malformed(z.file.path(), format!("expected energy in µJ, found {line:?}"))
-            })?;
-            raw = Some(uj_to_raw(uj, z.esu).ok_or_else(|| {
-                SimError::malformed(
-                    z.file.path(),
-                    format!("{uj} µJ is not a whole number of counter ticks"),
-                )
-            })?);
-            break;
-        }
-        if raw.is_none() {
-            raw = io.images.iter().find_map(|img| {
-                let k = img.regs.iter().position(|r| r.counter == Some(i))?;
-                img.read_counter(k)
-            });
-        }
-        if let Some(raw) = raw {
-            s.counters[i].set_raw(0.0, raw);
-        }
-    }
-    // Mock NVML energy counters.
-    for g in &mut io.nvml {
-        if g.energy.is_gone() {
-            continue;
-        }
-        let text = g.energy.read().unwrap_or_default();
-        let line = text.lines().next().unwrap_or("").trim();
-        g.offset_mj = line.parse().map_err(|_| {
-            SimError::malformed(g.energy.path(), format!("expected energy in mJ, found {line:?}"))
-        })?;
-    }
-    // pm_counters.
-    let mut newest = 0i64;
-    if let Some(pm) = &mut io.pm {
-        for pc in &mut pm.comps {
-            if pc.energy.is_gone() {
-                continue;
-            }
-            let path = pc.energy.path().to_path_buf();
-            let text = pc.energy.read().unwrap_or_default();
-            let mut it = text.split_whitespace();
-            let (j, unit, ts) = (it.next(), it.next(), it.next());
-            let bad = || {
-                SimError::malformed(
-                    &path,
-                    format!("expected \"<J> J <µs> us\", found {:?}", text.trim()),
-                )
-            };
-            let j: u64 = j.and_then(|v| v.parse().ok()).ok_or_else(bad)?;
-            let ts: i64 = ts.and_then(|v| v.parse().ok()).ok_or_else(bad)?;
-            if unit != Some("J") {
-                return Err(bad());
-            }
-            pc.offset_j = j;
-            pc.since = 0.0;
-            newest = newest.max(ts);
-        }
-        let num = |f: &crate::fsutil::OutFile| -> Result<i64, SimError> {
-            let text = read_small(f.path()).unwrap_or_default();
-            let line = text.lines().next().unwrap_or("").trim();
-            line.parse().map_err(|_| {
-                SimError::malformed(f.path(), format!("expected an integer, found {line:?}"))
-            })
-        };
-        pm.fresh = num(&pm.freshness)?.max(0) as u64;
-        pm.generation_n = num(&pm.generation)?.max(0) as u64;
-        pm.startup_us = num(&pm.startup)?;
-        newest = newest.max(pm.startup_us);
-    }
-    Ok(newest)
-}
-
-/// The file name of the mock NVML library.
-const NVML_LIB_NAME: &str = "libpowerstack_mock_nvml.so";
-
-/// The environment variable naming the mock NVML library (or its directory).
-const NVML_ENV: &str = "POWERSTACK_MOCK_NVML";
-
-/// Finds the mock NVML library: `given`, else `$POWERSTACK_MOCK_NVML` (a file, or a directory
-/// holding it), else next to the running executable, in its `deps/` directory (where cargo puts
-/// it when it is built as a dependency of the `powerstack` binary), or in that directory's parent.
-/// Returns an absolute path.
-fn find_nvml_library(given: Option<&Path>) -> Result<PathBuf, SimError> {
-    let absolute = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let named = |p: &Path, what: &str| -> Result<PathBuf, SimError> {
-        let file = if p.is_dir() { p.join(NVML_LIB_NAME) } else { p.to_path_buf() };
-        if file.is_file() {
-            Ok(absolute(&file))
-        } else {
-            Err(SimError::NvmlLibraryNotFound {
-                detail: format!(" ({what} {} is not a file)", file.display()),
-            })
-        }
-    };
-    if let Some(p) = given {
-        return named(p, "nvml_library");
-    }
-    if let Some(p) = std::env::var_os(NVML_ENV).filter(|v| !v.is_empty()) {
-        return named(Path::new(&p), &format!("{NVML_ENV}:"));
-    }
-    let exe = std::env::current_exe().ok();
-    let dir = exe.as_deref().and_then(Path::parent);
-    let deps = dir.map(|d| d.join("deps"));
-    for d in [dir, deps.as_deref(), dir.and_then(Path::parent)].into_iter().flatten() {
-        let file = d.join(NVML_LIB_NAME);
-        if file.is_file() {
-            return Ok(absolute(&file));
-        }
-    }
-    Err(SimError::NvmlLibraryNotFound { detail: String::new() })
 }

@@ -1,10 +1,10 @@
 //! Profiles (which node is simulated), load patterns and options.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::error::SimError;
+use crate::nvidia::{NVIDIA_4GPU, NVIDIA_8GPU, NvidiaNode};
 
 /// A simulated node type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -25,6 +25,9 @@ pub enum Profile {
     /// (`powerstack-mock-nvml`, linked as `usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1`) that reads
     /// the simulator's state under `var/lib/powerstack-sim/nvml`.
     Nvidia4gpu,
+    /// intel-2s plus eight NVIDIA H200 GPUs (an HGX H200 board, four per socket), served like
+    /// nvidia-4gpu's through the mock NVML library.
+    Nvidia8gpu,
     /// HPE Cray EX235a with four AMD MI250X: one AMD EPYC 7A53 with four NUMA nodes, HPE Cray
     /// `pm_counters` (node, cpu, memory, accel0–3, one per module) and eight `amdgpu` hwmon chips
     /// (two GCDs per module).
@@ -42,12 +45,13 @@ pub enum Profile {
 
 impl Profile {
     /// Every profile.
-    pub const ALL: [Profile; 8] = [
+    pub const ALL: [Profile; 9] = [
         Profile::Intel2s,
         Profile::Amd2s,
         Profile::CrayEx,
         Profile::HwmonNode,
         Profile::Nvidia4gpu,
+        Profile::Nvidia8gpu,
         Profile::AmdMi250x,
         Profile::IntelHybrid,
         Profile::IntelOffline,
@@ -61,6 +65,7 @@ impl Profile {
             Profile::CrayEx => "cray-ex",
             Profile::HwmonNode => "hwmon-node",
             Profile::Nvidia4gpu => "nvidia-4gpu",
+            Profile::Nvidia8gpu => "nvidia-8gpu",
             Profile::AmdMi250x => "amd-mi250x",
             Profile::IntelHybrid => "intel-hybrid",
             Profile::IntelOffline => "intel-offline",
@@ -84,6 +89,9 @@ impl Profile {
             }
             Profile::Nvidia4gpu => {
                 "intel-2s + 4x NVIDIA H100 through a mock NVML library (needs powerstack-mock-nvml built)"
+            }
+            Profile::Nvidia8gpu => {
+                "intel-2s + 8x NVIDIA H200 (HGX) through a mock NVML library (needs powerstack-mock-nvml built)"
             }
             Profile::AmdMi250x => {
                 "HPE Cray EX235a: 1x AMD EPYC 7A53 + 4x MI250X: pm_counters (accel per module) and 8 amdgpu hwmon GCDs"
@@ -111,10 +119,30 @@ impl Profile {
     /// The profile whose CPUs (model, topology, cpufreq, cpuidle) this one has.
     pub(crate) fn cpu_profile(self) -> Profile {
         match self {
-            Profile::Nvidia4gpu => Profile::Intel2s,
+            Profile::Nvidia4gpu | Profile::Nvidia8gpu => Profile::Intel2s,
             Profile::AmdMi250x => Profile::CrayEx,
             p => p,
         }
+    }
+
+    /// Whether the profile's GPUs are served by the mock NVML library, which
+    /// [`crate::SimNode::create`] then needs (see [`crate::SimOptions::nvml_library`]).
+    pub fn uses_mock_nvml(self) -> bool {
+        self.nvidia().is_some()
+    }
+
+    /// The NVIDIA GPUs of the profile, when it has some.
+    pub(crate) fn nvidia(self) -> Option<&'static NvidiaNode> {
+        match self {
+            Profile::Nvidia4gpu => Some(&NVIDIA_4GPU),
+            Profile::Nvidia8gpu => Some(&NVIDIA_8GPU),
+            _ => None,
+        }
+    }
+
+    /// Every profile's name, comma-separated (for messages).
+    pub(crate) fn names() -> String {
+        Profile::ALL.map(Profile::as_str).join(", ")
     }
 
     /// The CPUs of each NUMA node (`sys/devices/system/node/nodeN/cpulist`): one node per package,
@@ -157,7 +185,7 @@ impl FromStr for Profile {
 /// How the load of the simulated node varies with simulated time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum LoadPattern {
-    /// Constant load: [`SimOptions::load`].
+    /// Constant load: [`crate::SimOptions::load`].
     #[default]
     Steady,
     /// `0.5 + 0.4 sin(2πt / 10 s)`.
@@ -209,53 +237,6 @@ impl FromStr for LoadPattern {
             .into_iter()
             .find(|p| p.as_str() == s.trim())
             .ok_or_else(|| SimError::UnknownPattern(s.to_string()))
-    }
-}
-
-/// Options of a simulated node. Options that do not apply to a profile are ignored.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SimOptions {
-    /// The steady load, 0 (idle) to 1 (full power). Default 0.5.
-    pub load: f64,
-    /// How the load varies with time. Default steady.
-    pub pattern: LoadPattern,
-    /// Number devices differently from the usual layout, so that readers keying on indices break:
-    /// intel-2s numbers psys `intel-rapl:0`, package-1 `:1`, package-0 `:2` and adds a `core`
-    /// subzone at `:0` (dram moves to `:1`); amd-2s swaps the package zones; hwmon-node makes the GPU
-    /// `hwmon0`, adds an `nvme` chip as `hwmon1` and the power meter becomes `hwmon2`.
-    pub shuffle_indices: bool,
-    /// intel-2s: add an `intel-rapl-mmio:0` zone named `package-0` mirroring package-0's counter.
-    pub mmio_duplicate: bool,
-    /// intel-2s: no dram zones, and the DRAM energy register of the MSR image reads 0.
-    pub omit_dram: bool,
-    /// nvidia-4gpu: the mock NVML library (`libpowerstack_mock_nvml.so`, built by
-    /// `cargo build -p powerstack-mock-nvml`) that the root's `libnvidia-ml.so.1` links to. When
-    /// `None`, [`crate::SimNode::create`] looks for it at `$POWERSTACK_MOCK_NVML` (the file, or a
-    /// directory holding it), then next to the running executable, then in that directory's parent
-    /// (test binaries live in `target/debug/deps`). After `create` it holds the path linked to; it
-    /// is not stored in the root (`open` needs no library), so a reopened node has `None`.
-    pub nvml_library: Option<PathBuf>,
-}
-
-impl Default for SimOptions {
-    fn default() -> Self {
-        SimOptions {
-            load: 0.5,
-            pattern: LoadPattern::Steady,
-            shuffle_indices: false,
-            mmio_duplicate: false,
-            omit_dram: false,
-            nvml_library: None,
-        }
-    }
-}
-
-impl SimOptions {
-    pub(crate) fn validate(&self) -> Result<(), SimError> {
-        if !self.load.is_finite() || !(0.0..=1.0).contains(&self.load) {
-            return Err(SimError::InvalidLoad(self.load));
-        }
-        Ok(())
     }
 }
 
@@ -527,6 +508,7 @@ mod tests {
         assert_eq!(s.siblings(9), vec![1, 9]);
         assert_eq!((s.package_of(13), s.core_of(13), s.thread_of(13)), (1, 1, 1));
         assert_eq!(Profile::Nvidia4gpu.numa_nodes(), vec![s.cpus_of(0), s.cpus_of(1)]);
+        assert_eq!(Profile::Nvidia8gpu.numa_nodes(), vec![s.cpus_of(0), s.cpus_of(1)]);
         assert_eq!(
             Profile::AmdMi250x.numa_nodes(),
             vec![vec![0, 1, 8, 9], vec![2, 3, 10, 11], vec![4, 5, 12, 13], vec![6, 7, 14, 15]]

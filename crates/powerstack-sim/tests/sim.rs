@@ -13,6 +13,9 @@ use powerstack_hw::{CpuTopology, Root};
 use powerstack_model::{DomainId, DomainKind};
 use powerstack_sim::{LoadPattern, Profile, SimError, SimNode, SimOptions};
 
+mod common;
+use common::{read, read_u64, write};
+
 const PKG0: DomainId = DomainId::new(DomainKind::Package, 0);
 const PKG1: DomainId = DomainId::new(DomainKind::Package, 1);
 const MEM0: DomainId = DomainId::new(DomainKind::Memory, 0);
@@ -20,18 +23,6 @@ const CORE0: DomainId = DomainId::new(DomainKind::Core, 0);
 const PSYS: DomainId = DomainId::new(DomainKind::Platform, 0);
 const GPU0: DomainId = DomainId::new(DomainKind::Gpu, 0);
 const NODE: DomainId = DomainId::NODE;
-
-fn read(root: &Path, rel: &str) -> String {
-    fs::read_to_string(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
-
-fn read_u64(root: &Path, rel: &str) -> u64 {
-    read(root, rel).trim().parse().unwrap_or_else(|e| panic!("{rel}: {e}"))
-}
-
-fn write(root: &Path, rel: &str, content: &str) {
-    fs::write(root.join(rel), content).unwrap_or_else(|e| panic!("{rel}: {e}"));
-}
 
 fn msr_image(root: &Path, cpu: u32, addr: u64) -> u64 {
     let f = fs::File::open(root.join(format!("dev/cpu/{cpu}/msr"))).unwrap();
@@ -51,7 +42,7 @@ fn pm_energy(root: &Path, name: &str) -> (u64, u64) {
 
 fn create(profile: Profile, mut opts: SimOptions) -> (tempfile::TempDir, SimNode) {
     let dir = tempfile::tempdir().unwrap();
-    if profile == Profile::Nvidia4gpu && opts.nvml_library.is_none() {
+    if profile.uses_mock_nvml() && opts.nvml_library.is_none() {
         // The simulator only links to the mock NVML library, never loads it: any file will do.
         opts.nvml_library = Some(std::env::current_exe().unwrap());
     }
@@ -74,6 +65,7 @@ fn every_profile_has_a_topology_the_hardware_layer_reads() {
         (Profile::CrayEx, 1, 8, Vendor::Amd),
         (Profile::HwmonNode, 1, 8, Vendor::Amd),
         (Profile::Nvidia4gpu, 2, 4, Vendor::Intel),
+        (Profile::Nvidia8gpu, 2, 4, Vendor::Intel),
         (Profile::AmdMi250x, 1, 8, Vendor::Amd),
     ] {
         let (dir, node) = create(profile, SimOptions::default());

@@ -391,7 +391,8 @@ pub enum SimCommand {
 
 #[derive(Args, Debug)]
 pub struct SimCreateArgs {
-    /// Profile: intel-2s, amd-2s, cray-ex, hwmon-node.
+    /// Profile: intel-2s, amd-2s, cray-ex, hwmon-node, nvidia-4gpu, nvidia-8gpu, amd-mi250x,
+    /// intel-hybrid, intel-offline (see `powerstack sim profiles`).
     #[arg(long, default_value = "intel-2s")]
     pub profile: String,
 
@@ -419,6 +420,22 @@ pub struct SimCreateArgs {
     /// libpowerstack_mock_nvml.so next to this program).
     #[arg(long, value_name = "PATH")]
     pub nvml_mock: Option<PathBuf>,
+
+    /// How long the mock NVML library's calls take: h200 (as measured on an H200: energy counter
+    /// 2.85 ms, 15 ms tail) or off.
+    #[arg(long, default_value = "h200", value_name = "LATENCY")]
+    pub nvml_latency: String,
+
+    /// Period of the GPUs' NVML energy counters, ms (an H200's moves every 100 ms); 0 updates
+    /// them at every tick.
+    #[arg(long, default_value_t = 100, value_name = "MS")]
+    pub nvml_update_ms: u32,
+
+    /// A fault of the pm_counters controller (cray-ex, amd-mi250x); repeat for several: torn
+    /// (files rewritten non-atomically), freshness-mid-update, late=DURATION (updates published up
+    /// to that late), drift=Nppm (the controller's clock runs fast, or slow when negative).
+    #[arg(long = "pm-fault", value_name = "FAULT")]
+    pub pm_faults: Vec<String>,
 
     /// The directory to create (empty or absent).
     pub dir: PathBuf,

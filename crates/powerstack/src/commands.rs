@@ -12,6 +12,7 @@ use powerstack_hw::{SourceReport, SourceState};
 use powerstack_model::cpulist::format_cpulist;
 use powerstack_model::duration::parse_duration;
 use powerstack_model::{DomainKind, PowerReport, Value};
+use powerstack_sim::faults::{PmFault, PmFaults};
 use powerstack_sim::{LoadPattern, Profile, SimNode, SimOptions};
 
 use crate::cli::{Format, NodeArgs, ReadArgs, SimCommand, SimCreateArgs, SimRunArgs};
@@ -307,6 +308,9 @@ fn sim_create(a: &SimCreateArgs) -> anyhow::Result<()> {
         mmio_duplicate: a.mmio_duplicate,
         omit_dram: a.omit_dram,
         nvml_library: a.nvml_mock.clone(),
+        nvml_latency: a.nvml_latency.parse().map_err(|e| anyhow::anyhow!("--nvml-latency: {e}"))?,
+        nvml_update_ms: a.nvml_update_ms,
+        pm_faults: pm_faults(&a.pm_faults)?,
     };
     SimNode::create(&a.dir, profile, opts).with_context(|| {
         format!("creating a simulated {} root in {}", profile.as_str(), a.dir.display())
@@ -318,6 +322,14 @@ fn sim_create(a: &SimCreateArgs) -> anyhow::Result<()> {
         a.dir.display(),
         a.dir.display()
     ))
+}
+
+/// The `--pm-fault` values, together.
+fn pm_faults(given: &[String]) -> anyhow::Result<PmFaults> {
+    given.iter().try_fold(PmFaults::default(), |all, f| {
+        let fault: PmFault = f.parse().map_err(|e| anyhow::anyhow!("--pm-fault: {e}"))?;
+        Ok(all.with(fault))
+    })
 }
 
 fn sim_run(a: &SimRunArgs) -> anyhow::Result<()> {
@@ -336,8 +348,15 @@ fn sim_run(a: &SimRunArgs) -> anyhow::Result<()> {
         sim.set_load(load(l)?);
     }
     output::catch_stop_signals();
+    let faults = sim.options().pm_faults.list();
+    let faults = if faults.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<String> = faults.iter().map(ToString::to_string).collect();
+        format!(" with pm_counters faults {}", names.join(", "))
+    };
     eprintln!(
-        "animating the simulated {} node in {} every {:?}; Ctrl-C to stop",
+        "animating the simulated {} node in {} every {:?}{faults}; Ctrl-C to stop",
         sim.profile().as_str(),
         a.dir.display(),
         tick

@@ -520,3 +520,33 @@ fn permission_denied_tells_an_unprivileged_user_what_to_do() {
             .any(|w| w.as_str().unwrap().contains("permission denied"))
     );
 }
+
+#[test]
+fn sim_create_keeps_pm_faults_and_nvml_options_in_the_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let ex = dir.path().join("ex");
+    let faults = ["--pm-fault", "torn", "--pm-fault", "late=150ms", "--pm-fault", "drift=-20ppm"];
+    create(&ex, "cray-ex", &faults);
+    let opts = SimNode::open(&ex).unwrap().options().clone();
+    assert!(opts.pm_faults.torn && !opts.pm_faults.freshness_mid_update);
+    assert_eq!(opts.pm_faults.late, Duration::from_millis(150));
+    assert_eq!(opts.pm_faults.drift_ppm, -20.0);
+    let r = run(&["sim", "run", "--duration", "100ms", ex.to_str().unwrap()]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("pm_counters faults torn, late=150ms, drift=-20ppm"), "{}", r.stderr);
+    let nv = dir.path().join("nv");
+    create(&nv, "nvidia-8gpu", &["--nvml-latency", "off", "--nvml-update-ms", "0"]);
+    let opts = SimNode::open(&nv).unwrap().options().clone();
+    assert_eq!(opts.nvml_latency, powerstack_sim::NvmlLatency::NONE);
+    assert_eq!(opts.nvml_update_ms, 0);
+    for bad in [["--pm-fault", "drift=5"], ["--nvml-latency", "fast"]] {
+        let mut args = vec!["sim", "create"];
+        args.extend_from_slice(&bad);
+        let bad_dir = dir.path().join("bad");
+        args.push(bad_dir.to_str().unwrap());
+        let r = run(&args);
+        assert_eq!(r.status, 1, "{bad:?}");
+        assert!(r.stderr.starts_with(&format!("error: {}", bad[0])), "{}", r.stderr);
+        assert!(!bad_dir.exists(), "nothing written for {bad:?}");
+    }
+}
