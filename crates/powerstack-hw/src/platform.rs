@@ -58,7 +58,9 @@ pub struct Platform {
 
 impl Platform {
     /// Joins providers, given in priority order. A domain measured by two providers is taken from
-    /// the first; the other is dropped with a warning naming both.
+    /// the first; the other is dropped with a warning naming both. Then each provider published in
+    /// steps is split into its devices ([`Provider::split`]: one per NVML GPU), so that each can
+    /// be read on its own (see [`Platform::sample_at_steps`]).
     pub fn new(providers: Vec<Box<dyn Provider>>) -> (Platform, Vec<Warning>) {
         let mut warnings = Vec::new();
         let mut catalog: Vec<DomainInfo> = Vec::new();
@@ -83,6 +85,7 @@ impl Platform {
                 slots.push(Slot { provider: p, index: i });
             }
         }
+        let (providers, slots) = split_stepped(providers, slots);
         let counters = catalog
             .iter()
             .map(|d| match d.measurement {
@@ -321,6 +324,41 @@ impl Platform {
         }
         snap
     }
+}
+
+/// Splits the providers published in steps into their devices, and points the slots at the
+/// parts (a split keeps the domains in order: the parts' domains, one after the other, are the
+/// provider's).
+fn split_stepped(
+    providers: Vec<Box<dyn Provider>>,
+    slots: Vec<Slot>,
+) -> (Vec<Box<dyn Provider>>, Vec<Slot>) {
+    let mut out: Vec<Box<dyn Provider>> = Vec::with_capacity(providers.len());
+    let mut moved: Vec<Vec<Slot>> = Vec::with_capacity(providers.len());
+    for mut p in providers {
+        let n = p.domains().len();
+        let parts = match p.refresh() {
+            Refresh::Stepped { .. } => p.split(),
+            Refresh::Continuous => Vec::new(),
+        };
+        let mut to = Vec::with_capacity(n);
+        if parts.is_empty() {
+            to.extend((0..n).map(|index| Slot { provider: out.len(), index }));
+            out.push(p);
+        } else {
+            for part in parts {
+                let k = part.domains().len();
+                to.extend((0..k).map(|index| Slot { provider: out.len(), index }));
+                out.push(part);
+            }
+        }
+        moved.push(to);
+    }
+    let slots = slots
+        .into_iter()
+        .map(|s| moved.get(s.provider).and_then(|m| m.get(s.index)).copied().unwrap_or(s))
+        .collect();
+    (out, slots)
 }
 
 /// When a stepping counter moved (monotonic ns), and the reading it moved to.
