@@ -30,6 +30,25 @@ pub struct Anchor {
 /// How many recent stamp increments the stamped update period is the median of.
 const PERIODS_KEPT: usize = 31;
 
+/// How far back (hardware time, µs) stamped values are placed again when the clock map moves.
+const REDRAW_SPAN_US: u64 = 10_000_000;
+
+/// How far (ns) the clock map must move a placed value before the recent ones are placed again.
+const REDRAW_NS: u64 = 1_000_000;
+
+/// Over how long (ns) before the values placed again the column moves over to them.
+const REDRAW_BLEND_NS: u64 = 1_000_000_000;
+
+/// The recent values of a stamped domain, placed again: their column is redrawn through them
+/// from `from_mono_ns` (a second before the earliest of the first one's old and new places) on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Redraw {
+    /// Where the redrawn part begins, monotonic ns.
+    pub from_mono_ns: u64,
+    /// The values, oldest first, at their new places (the newest value is the last).
+    pub anchors: Vec<Anchor>,
+}
+
 /// Places one domain's readings.
 #[derive(Clone, Debug)]
 pub struct Placer {
@@ -38,6 +57,10 @@ pub struct Placer {
     last_stamp_us: Option<u64>,
     /// Recent increments between stamps, µs (their median is the update period).
     stamp_steps_us: Vec<u64>,
+    /// The recent stamped values: stamp (µs), ticks, where they were placed (ns).
+    recent: std::collections::VecDeque<(u64, u64, u64)>,
+    /// The recent values placed again, for the caller to take.
+    redraw: Option<Redraw>,
     /// Unstamped energy values.
     steps: StepClock,
     /// Power-only values: the last watts and their time, and the integral so far.
@@ -68,6 +91,8 @@ impl Placer {
             stamps: HwClockMap::new(),
             last_stamp_us: None,
             stamp_steps_us: Vec::with_capacity(PERIODS_KEPT),
+            recent: std::collections::VecDeque::new(),
+            redraw: None,
             steps: StepClock::new(update_ns, base_ns),
             last_power: None,
             integral_uj: 0.0,
@@ -79,10 +104,11 @@ impl Placer {
     }
 
     /// Feeds a reading whose read started at `start_ns` and ended at `end_ns`; returns its anchor
-    /// when it is a new value.
+    /// when it is a new value. A stamped value counts as seen at the end of the read; an
+    /// unstamped one as read at its middle.
     pub fn observe(&mut self, value: &Value, start_ns: u64, end_ns: u64) -> Option<Anchor> {
         self.last_start_ns = start_ns;
-        let seen_ns = start_ns / 2 + end_ns / 2;
+        let mid_ns = start_ns / 2 + end_ns / 2;
         match *value {
             Value::Energy { total_ticks, hw_time_us: Some(stamp), .. } => {
                 self.kind = Kind::Stamped;
@@ -96,28 +122,73 @@ impl Placer {
                     self.stamp_steps_us.push(stamp - last);
                 }
                 self.last_stamp_us = Some(stamp);
-                let mono_ns = self.stamps.observe(stamp, seen_ns);
+                // Seen by the end of the read for sure (a read held up before it fetched the value
+                // would make its midpoint too early, and the clocks' offset with it).
+                let mono_ns = self.stamps.observe(stamp, end_ns);
+                self.place_again(stamp, total_ticks, mono_ns);
                 Some(Anchor { mono_ns, ticks: total_ticks })
             }
             Value::Energy { total_ticks, hw_time_us: None, .. } => {
                 self.kind = Kind::Stepped;
-                let mono_ns = self.steps.observe(start_ns, end_ns, total_ticks)?;
+                let r = self.steps.observe(start_ns, end_ns, total_ticks);
+                let mono_ns = r?;
                 Some(Anchor { mono_ns, ticks: total_ticks })
             }
             Value::Power { watts } => {
                 self.kind = Kind::Power;
                 if let Some((w0, t0)) = self.last_power {
-                    let dt_s = seen_ns.saturating_sub(t0) as f64 / 1e9;
+                    let dt_s = mid_ns.saturating_sub(t0) as f64 / 1e9;
                     self.integral_uj += (w0 + watts) / 2.0 * dt_s * 1e6;
                 }
-                self.last_power = Some((watts, seen_ns));
-                Some(Anchor { mono_ns: seen_ns, ticks: self.integral_uj as u64 })
+                self.last_power = Some((watts, mid_ns));
+                Some(Anchor { mono_ns: mid_ns, ticks: self.integral_uj as u64 })
             }
             Value::Missing => {
                 self.last_power = None;
                 None
             }
         }
+    }
+
+    /// Keeps a stamped value, and when the clock map has moved the recent ones (it learns the
+    /// clocks' offset from its lowest sightings, which take a while to come: a late publication
+    /// or a slow read only shows a larger one), places them all again, so that the column is
+    /// drawn with one offset throughout and a job's two ends agree.
+    fn place_again(&mut self, stamp: u64, ticks: u64, mono_ns: u64) {
+        if self.stamps.len() == 1 {
+            // The map started over (the controller restarted, or this is the first value).
+            self.recent.clear();
+        }
+        let moved = self
+            .recent
+            .back()
+            .and_then(|&(s, _, placed)| Some(self.stamps.place(s)?.abs_diff(placed)))
+            .is_some_and(|d| d > REDRAW_NS);
+        self.recent.push_back((stamp, ticks, mono_ns));
+        while self.recent.front().is_some_and(|f| f.0 + REDRAW_SPAN_US < stamp) {
+            self.recent.pop_front();
+        }
+        if !moved {
+            return;
+        }
+        let mut from_mono_ns = u64::MAX;
+        let mut anchors = Vec::with_capacity(self.recent.len());
+        for (s, t, placed) in self.recent.iter_mut() {
+            let again = self.stamps.place(*s).unwrap_or(*placed);
+            from_mono_ns = from_mono_ns.min(again).min(*placed);
+            *placed = again;
+            anchors.push(Anchor { mono_ns: again, ticks: *t });
+        }
+        // The column moves over to the new places along the second before them, so that the
+        // energy the move shifts in time is spread, not heaped on one sample.
+        let from_mono_ns = from_mono_ns.saturating_sub(REDRAW_BLEND_NS);
+        self.redraw = Some(Redraw { from_mono_ns, anchors });
+    }
+
+    /// The recent values placed again by the last [`Placer::observe`], when the clock map moved
+    /// them: draw the column through these instead of the new anchor alone.
+    pub fn take_redraw(&mut self) -> Option<Redraw> {
+        self.redraw.take()
     }
 
     /// When this domain wants its next read (monotonic ns): a stepped counter when its

@@ -36,8 +36,17 @@ struct Track {
     reading: Option<u64>,
     /// Fast: a reading failed since the last anchor.
     gap: bool,
-    /// Slow: anchors to draw through at the next row, oldest first.
-    pending: Vec<(u64, u64)>,
+    /// Slow: anchors (and redraws) to draw through at the next row, oldest first.
+    pending: Vec<Op>,
+}
+
+/// What a slow reader sent for a column.
+#[derive(Clone, Debug)]
+enum Op {
+    /// A new value: (µs since the epoch, ticks).
+    Anchor(u64, u64),
+    /// The recent values placed again: the column from `from` (µs) on is redrawn through them.
+    Redraw(u64, Vec<(u64, u64)>),
 }
 
 impl Track {
@@ -55,9 +64,9 @@ impl Track {
             if t <= tp {
                 return vp;
             }
-            return (vp + (rise * (t - tp) as f64 / run) as u64).min(va);
+            return (vp + (rise * (t - tp) as f64 / run).round() as u64).min(va);
         }
-        va + (rise * (t - ta).min(EXTEND_US) as f64 / run) as u64
+        va + (rise * (t - ta).min(EXTEND_US) as f64 / run).round() as u64
     }
 }
 
@@ -87,7 +96,16 @@ impl Recorder {
     /// A slow column's extended counter at `at_us` (µs since the epoch), drawn at the next row.
     pub fn anchor(&mut self, col: usize, at_us: u64, ticks: u64) {
         if let Some(t) = self.tracks.get_mut(col).filter(|t| t.slow) {
-            t.pending.push((at_us, ticks));
+            t.pending.push(Op::Anchor(at_us, ticks));
+        }
+    }
+
+    /// A slow column's recent values placed again (`(µs, ticks)`, oldest first, the newest
+    /// included): at the next row, the column from `from_us` on is redrawn through them (on the
+    /// line from the last row before `from_us`, which is kept, to the first of them).
+    pub fn redraw(&mut self, col: usize, from_us: u64, anchors: Vec<(u64, u64)>) {
+        if let Some(t) = self.tracks.get_mut(col).filter(|t| t.slow && !anchors.is_empty()) {
+            t.pending.push(Op::Redraw(from_us, anchors));
         }
     }
 
@@ -98,8 +116,11 @@ impl Recorder {
         for (c, track) in self.tracks.iter_mut().enumerate() {
             self.row[c] = if track.slow {
                 let mut pending = std::mem::take(&mut track.pending);
-                for (at, ticks) in pending.drain(..) {
-                    draw_through(ring, c, track, at, ticks);
+                for op in pending.drain(..) {
+                    match op {
+                        Op::Anchor(at, ticks) => draw_through(ring, c, track, at, ticks),
+                        Op::Redraw(from, anchors) => redraw(ring, c, track, from, &anchors),
+                    }
                 }
                 track.pending = pending;
                 track.value_at(t_us)
@@ -156,8 +177,46 @@ fn draw_through(ring: &mut Ring, col: usize, track: &mut Track, at: u64, ticks: 
     } else {
         // A fast column back from a gap: the rows of the gap on the line to its new value.
         let rate = (anchor.1 - vp) as f64 / (anchor.0 - tp) as f64;
-        ring.rewrite_after(col, tp, |t| vp + (rate * (t.min(anchor.0) - tp) as f64) as u64);
+        ring.rewrite_after(col, tp, |t| vp + (rate * (t.min(anchor.0) - tp) as f64).round() as u64);
     }
+}
+
+/// Redraws a slow column from the row at or before `from` through `anchors` (ticks not yet
+/// counted from the origin), then on at the last rate, and makes them its newest anchors.
+fn redraw(ring: &mut Ring, col: usize, track: &mut Track, from: u64, anchors: &[(u64, u64)]) {
+    let Some(origin) = track.origin else {
+        // Nothing drawn yet: the values are simply the first anchors.
+        for &(at, ticks) in anchors {
+            draw_through(ring, col, track, at, ticks);
+        }
+        return;
+    };
+    // The kept start: the last row before `from`, else the column's start.
+    let before = from.saturating_sub(1);
+    let start =
+        ring.last_at_or_before(before).and_then(|i| Some((ring.time(i)?, ring.value(i, col)?)));
+    let (t0, v0) = start.unwrap_or((from.saturating_sub(1), 0));
+    let mut points: Vec<(u64, u64)> = Vec::with_capacity(anchors.len() + 1);
+    points.push((t0, v0));
+    for &(at, ticks) in anchors {
+        let (tp, vp) = points[points.len() - 1];
+        points.push((at.max(tp + 1), ticks.saturating_sub(origin).max(vp)));
+    }
+    let n = points.len();
+    track.prev = Some(points[n - 2]);
+    track.last = Some(points[n - 1]);
+    let (prev, last) = (track.prev, track.last);
+    ring.rewrite_after(col, t0, |t| {
+        let k = points.partition_point(|p| p.0 < t);
+        if k >= n {
+            return Track { prev, last, ..Track::default() }.value_at(t);
+        }
+        let ((ta, va), (tb, vb)) = (points[k.max(1) - 1], points[k.max(1)]);
+        if t >= tb {
+            return vb;
+        }
+        va + ((vb - va) as f64 * t.saturating_sub(ta) as f64 / (tb - ta) as f64).round() as u64
+    });
 }
 
 #[cfg(test)]
@@ -214,6 +273,34 @@ mod tests {
         assert_eq!(col[20], (200_000, 125_000));
         assert_eq!(col[30], (300_000, 150_000));
         assert_eq!(col[40], (400_000, 175_000));
+    }
+
+    #[test]
+    fn a_redraw_moves_the_recent_part_of_a_column_and_keeps_it_monotonic() {
+        let mut rec = Recorder::new(&[true]);
+        let mut ring = Ring::new(100, 1);
+        // 1 tick per µs, anchored every 100 ms but placed 40 ms late.
+        for k in 0..=50u64 {
+            let t = k * 10_000;
+            if k % 10 == 0 {
+                rec.anchor(0, t + 40_000, t);
+            }
+            rec.push(&mut ring, t + 40_000);
+        }
+        // The offset was found: the values from 200 ms on belong 40 ms earlier; the column moves
+        // over to them from 100 ms on.
+        let anchors: Vec<(u64, u64)> = (2..=5u64).map(|k| (k * 100_000, k * 100_000)).collect();
+        rec.redraw(0, 100_000, anchors);
+        rec.push(&mut ring, 510_000);
+        let col = column(&ring, 0);
+        assert!(col.windows(2).all(|w| w[1].1 >= w[0].1), "monotonic: {col:?}");
+        // Rows from 200 ms on are on the new line: value = time.
+        for &(t, v) in col.iter().filter(|c| c.0 >= 200_000) {
+            assert_eq!(v, t, "at {t}");
+        }
+        // Rows before it are kept, and in between the column moves over on a line.
+        assert_eq!(col.iter().find(|c| c.0 == 90_000), Some(&(90_000, 50_000)));
+        assert_eq!(col.iter().find(|c| c.0 == 150_000), Some(&(150_000, 131_818)));
     }
 
     #[test]

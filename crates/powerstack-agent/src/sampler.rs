@@ -190,8 +190,16 @@ impl Sampler {
     }
 }
 
-/// Anchors from the slow threads to the fast one: (column, µs since the epoch, ticks).
-type Feed = Arc<Mutex<Vec<(usize, u64, u64)>>>;
+/// What a slow thread sends the fast one for a column.
+enum Fed {
+    /// A new value: (µs since the epoch, ticks).
+    Anchor(u64, u64),
+    /// The recent values placed again: redraw from (µs) through them.
+    Redraw(u64, Vec<(u64, u64)>),
+}
+
+/// Anchors from the slow threads to the fast one, by column.
+type Feed = Arc<Mutex<Vec<(usize, Fed)>>>;
 
 /// Starts the sampler threads at `rate_hz`, writing into `shared`'s ring, until `stop` is set.
 /// Ring timestamps come from `shared.clock` (monotonic, anchored once), so they never jump with the
@@ -245,8 +253,13 @@ fn slow_thread(mut source: SlowSource, shared: &Shared, feed: &Feed, stop: &Atom
         shared.stats.slow_reads.fetch_add(1, Ordering::Relaxed);
         for ((v, col), placer) in snap.values.iter().zip(&source.columns).zip(&mut placers) {
             let Some(c) = *col else { continue };
-            if let Some(a) = placer.observe(v, start_ns, end_ns) {
-                anchors.push((c, shared.clock.unix_us_at(a.mono_ns), a.ticks));
+            let anchor = placer.observe(v, start_ns, end_ns);
+            let unix = |mono_ns| shared.clock.unix_us_at(mono_ns);
+            if let Some(r) = placer.take_redraw() {
+                let again = r.anchors.iter().map(|a| (unix(a.mono_ns), a.ticks)).collect();
+                anchors.push((c, Fed::Redraw(unix(r.from_mono_ns), again)));
+            } else if let Some(a) = anchor {
+                anchors.push((c, Fed::Anchor(unix(a.mono_ns), a.ticks)));
             }
             if let (Some(p), Some(slot)) =
                 (placer.update_period_ns(), shared.update_period_us.get(c))
@@ -283,7 +296,7 @@ impl FastThread {
         let has_slow = self.slow_flags.contains(&true);
         // Power-only columns: the last watts and time, and the integral (µJ).
         let mut power: Vec<(Option<(f64, u64)>, f64)> = vec![(None, 0.0); columns];
-        let mut arrived: Vec<(usize, u64, u64)> = Vec::new();
+        let mut arrived: Vec<(usize, Fed)> = Vec::new();
         // The first sample is taken at once (its deadline is already due).
         let mut next = mono_ns().saturating_sub(period);
         let mut last_unix = 0u64;
@@ -321,8 +334,11 @@ impl FastThread {
                 if let Ok(mut f) = self.feed.lock() {
                     std::mem::swap(&mut *f, &mut arrived);
                 }
-                for (c, at, ticks) in arrived.drain(..) {
-                    recorder.anchor(c, at, ticks);
+                for (c, fed) in arrived.drain(..) {
+                    match fed {
+                        Fed::Anchor(at, ticks) => recorder.anchor(c, at, ticks),
+                        Fed::Redraw(from, again) => recorder.redraw(c, from, again),
+                    }
                 }
             }
             let unix = shared.clock.unix_us_at(snap.mono_ns).max(last_unix);

@@ -79,10 +79,16 @@ impl Rig {
             };
             if !self.slow[c] {
                 self.recorder.set(c, ticks);
-            } else if let Some(a) = self.placers[c].observe(v, mono, mono) {
+            } else {
                 // Simulated monotonic and wall clocks advance together.
-                let at = t - (mono - a.mono_ns) / 1000;
-                self.recorder.anchor(c, at, a.ticks);
+                let at = |m: u64| t - (mono - m) / 1000;
+                let anchor = self.placers[c].observe(v, mono, mono);
+                if let Some(r) = self.placers[c].take_redraw() {
+                    let again = r.anchors.iter().map(|a| (at(a.mono_ns), a.ticks)).collect();
+                    self.recorder.redraw(c, at(r.from_mono_ns), again);
+                } else if let Some(a) = anchor {
+                    self.recorder.anchor(c, at(a.mono_ns), a.ticks);
+                }
             }
         }
         self.recorder.push(&mut self.ring, t);

@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use powerstack_hw::{HwError, Provider, Reading, Warning};
+use powerstack_hw::{HwError, Provider, Reading, Refresh, Warning};
 use powerstack_model::duration::parse_duration;
 use powerstack_model::{DomainInfo, LimitWrite};
 
@@ -240,6 +240,17 @@ impl Provider for DelayedReads {
             std::thread::sleep(self.last);
         }
         self.inner.read(out);
+    }
+
+    fn refresh(&self) -> Refresh {
+        self.inner.refresh()
+    }
+
+    /// The wrapped provider's parts, each delayed the same way (seeds `seed + 1`, `seed + 2`...).
+    fn split(&mut self) -> Vec<Box<dyn Provider>> {
+        let max = Duration::from_nanos(self.max_ns);
+        let seed = self.seed.wrapping_add(1);
+        DelayedReads::wrap_all(self.inner.split(), max, seed)
     }
 
     fn refresh_limits(&mut self) -> Vec<Warning> {

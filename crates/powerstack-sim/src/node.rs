@@ -433,13 +433,13 @@ impl SimNode {
     /// [`SimNode::run_realtime`], calling `on_step(node, at)` once before the first step and
     /// after every step, with the real instant the node's clocks stand for: the step covered the
     /// time since the previous call's `at`. A test records the truth there (see
-    /// [`crate::TruthLog`]) from the thread that animates the node while the product reads the
-    /// root from another.
+    /// [`crate::TruthLog`]), and may change the load for the steps that follow, from the thread
+    /// that animates the node while the product reads the root from another.
     pub fn run_realtime_with(
         &mut self,
         tick: Duration,
         stop: &AtomicBool,
-        mut on_step: impl FnMut(&SimNode, Instant),
+        mut on_step: impl FnMut(&mut SimNode, Instant),
     ) -> Result<(), SimError> {
         self.realtime = true;
         let r = self.realtime_loop(tick, stop, &mut on_step);
@@ -451,7 +451,7 @@ impl SimNode {
         &mut self,
         tick: Duration,
         stop: &AtomicBool,
-        on_step: &mut impl FnMut(&SimNode, Instant),
+        on_step: &mut impl FnMut(&mut SimNode, Instant),
     ) -> Result<(), SimError> {
         let tick = tick.max(Duration::from_micros(100));
         let mut last = Instant::now();

@@ -81,6 +81,16 @@ impl HwClockMap {
         Some(if t.is_finite() && t > 0.0 { t as u64 } else { 0 })
     }
 
+    /// Observations in the fit (1 right after it started over).
+    pub fn len(&self) -> usize {
+        self.points.len()
+    }
+
+    /// Whether nothing has been observed.
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty()
+    }
+
     /// The fitted drift of the hardware's clock against the monotonic clock, in parts per million
     /// (positive: the hardware's clock runs slow, so the offset grows).
     pub fn drift_ppm(&self) -> f64 {

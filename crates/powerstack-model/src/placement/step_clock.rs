@@ -70,11 +70,12 @@ enum Turn {
 ///    phase. A counter that steps faster than 25 ms, or not at all, is read plainly (*Free*).
 /// 2. *Locked*: it reads at each predicted step (a **probe**: if the value has already changed the
 ///    prediction was late, else early and a retry follows a few ms later) or safely after it. The
-///    probes' outcomes move the predicted phase and period by an adaptive step, like a
-///    delay-locked loop, so the prediction settles on the moment the counter steps as the reads
-///    see it, and follows a drifting clock. When settled, one step in four is probed: about 1.1
-///    reads per step. A read that finds no change where a step must have happened means the
-///    prediction is lost: it acquires again.
+///    probes' outcomes move the predicted phase by an adaptive step, like a delay-locked loop,
+///    and the period is refitted to the recent steps, so the prediction settles on the moment the
+///    counter steps as the reads see it, and follows a drifting clock. When settled, one step in
+///    four is probed: about 1.1 reads per step. A step later than a safe read is read again
+///    shortly; one still missing half a period after its prediction means the prediction is lost:
+///    it acquires again.
 ///
 /// Times are the caller's monotonic ns: the start and the end of each read call. The value is
 /// taken somewhere inside the call; the call's midpoint stands for it.
@@ -301,8 +302,11 @@ impl StepClock {
                 Some(self.captured(read))
             }
             Turn::Safe => {
-                // A step must have come and did not: the prediction is lost.
-                self.acquire(read.start_ns);
+                // The step is later than predicted by more than the margin: read again shortly,
+                // as after a probe that came first; the retries give up (and the steps are
+                // sought again) half a period after the predicted step.
+                self.probed_step_ns = self.next_step(prev.mid_ns);
+                self.turn = Turn::Retry;
                 None
             }
         }
