@@ -87,3 +87,46 @@ fn ring_push(b: Bencher) {
         ring.push(t, &row);
     });
 }
+
+/// The eight GPUs of a simulated HGX H200 (nvidia-8gpu), whose mock NVML takes as long as a real
+/// H200 to answer an energy read (2.85 ms, a tail to 15 ms): each GPU's provider apart, as the
+/// sampler has them.
+fn eight_gpus() -> (tempfile::TempDir, powerstack_sim::SimNode, Vec<powerstack_hw::Platform>) {
+    use powerstack_hw::{Platform, Root, Selection, Source, discover};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let opts = powerstack_sim::SimOptions::default();
+    let sim =
+        powerstack_sim::SimNode::create(dir.path(), powerstack_sim::Profile::Nvidia8gpu, opts)
+            .expect("sim root");
+    let found = discover(&Root::new(dir.path()), &Selection::Only(vec![Source::Nvml]));
+    let gpus: Vec<Platform> =
+        found.platform.into_providers().into_iter().map(|p| Platform::new(vec![p]).0).collect();
+    assert_eq!(gpus.len(), 8);
+    (dir, sim, gpus)
+}
+
+/// A round of the eight GPUs' energy counters read one after another (what a single slow thread
+/// would do): eight NVML calls in a row.
+#[divan::bench(sample_count = 60)]
+fn nvml_8gpu_round_one_after_another(b: Bencher) {
+    let (_dir, _sim, mut gpus) = eight_gpus();
+    b.bench_local(|| {
+        for g in &mut gpus {
+            divan::black_box(g.sample());
+        }
+    });
+}
+
+/// The same round with each GPU read on a thread of its own (what the sampler does; here the
+/// threads are started for each round, which the sampler's long-lived ones are not).
+#[divan::bench(sample_count = 60)]
+fn nvml_8gpu_round_one_thread_per_gpu(b: Bencher) {
+    let (_dir, _sim, mut gpus) = eight_gpus();
+    b.bench_local(|| {
+        std::thread::scope(|s| {
+            for g in &mut gpus {
+                s.spawn(move || divan::black_box(g.sample()));
+            }
+        });
+    });
+}
