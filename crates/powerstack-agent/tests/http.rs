@@ -368,6 +368,31 @@ async fn samples_are_raw_counters_with_their_units_within_a_range_and_a_limit() 
 }
 
 #[tokio::test]
+async fn a_job_s_peak_is_over_the_window_asked_for_never_under_the_sampling_interval() {
+    let a = agent();
+    {
+        let mut jobs = a.shared.jobs.lock().unwrap();
+        jobs.begin("pw", None, None, T0).unwrap();
+        jobs.end("pw", T0 + (N - 1) * DT).unwrap();
+    }
+    // 4 s of samples at 10 Hz, each domain steady: the peak is the mean over any window.
+    for (query, window_s) in [("", 1.0), ("?peak_window=2s", 2.0), ("?peak_window=10ms", 0.1)] {
+        let r = get(&a.app, &format!("/v1/jobs/pw{query}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{query}: {}", r.text());
+        let v = r.json();
+        assert_eq!(v["peak_window_s"], window_s, "{query}: {v}");
+        let (peak, mean) =
+            (v["peak_node_power"].as_f64().unwrap(), v["node_power"].as_f64().unwrap());
+        assert!(close(peak, mean), "{query}: peak {peak} W, mean {mean} W");
+    }
+    for bad in ["peak_window=0s", "peak_window=2h", "peak_window=soon", "window=2s"] {
+        let r = get(&a.app, &format!("/v1/jobs/pw?{bad}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text());
+        assert!(r.error().contains("window"), "{bad}: {}", r.text());
+    }
+}
+
+#[tokio::test]
 async fn a_job_marked_over_http_follows_the_rules_and_answers_the_flux_fields() {
     let a = agent();
     let r =

@@ -122,6 +122,10 @@ pub struct JobQueryArgs {
     /// File holding the bearer token (when the agents require one to read job results).
     #[arg(long, env = "POWERSTACK_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// The window each node's peak power is taken over (default: the agent's, 1s); never
+    /// shorter, in effect, than a node's sampling interval or slowest counter's update period.
+    #[arg(long, value_name = "DURATION")]
+    pub peak_window: Option<String>,
 }
 
 /// Output formats of `job query`.

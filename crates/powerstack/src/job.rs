@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use powerstack_agent::client::{self, Addr};
 use powerstack_agent::hostlist;
 use powerstack_api::agent::JobBeginV1;
@@ -245,6 +245,15 @@ fn ask_all(targets: Vec<Target>, path: &str, token: Option<&str>, timeout: Durat
         .collect()
 }
 
+/// A `--peak-window` checked before anything is asked, as the agents take it (`2s`, `500ms`).
+fn peak_window(text: &str) -> anyhow::Result<String> {
+    let d = parse_duration(text).map_err(|e| anyhow!("--peak-window: {e}"))?;
+    if d < Duration::from_millis(1) || d > Duration::from_secs(3600) {
+        bail!("--peak-window {text} is out of range: give 1ms to 1h");
+    }
+    Ok(format!("{}us", d.as_micros()))
+}
+
 /// `job query`.
 fn query(a: &JobQueryArgs) -> anyhow::Result<()> {
     let segment = job_segment(&a.job)?;
@@ -254,7 +263,10 @@ fn query(a: &JobQueryArgs) -> anyhow::Result<()> {
     let format = a.format.unwrap_or_else(|| {
         if std::io::stdout().is_terminal() { JobFormat::Table } else { JobFormat::Json }
     });
-    let path = format!("/v1/jobs/{segment}");
+    let path = match &a.peak_window {
+        Some(w) => format!("/v1/jobs/{segment}?peak_window={}", peak_window(w)?),
+        None => format!("/v1/jobs/{segment}"),
+    };
     let rows = ask_all(targets, &path, token.as_deref(), timeout);
     let doc = query_doc(&a.job, &rows);
     let text = match format {

@@ -489,3 +489,33 @@ fn bad_job_id_and_timeout_are_refused_before_asking() {
     assert!(r.stderr.starts_with("error: --timeout"), "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1);
 }
+
+#[test]
+fn query_passes_the_peak_window_on_and_refuses_a_bad_one_before_asking() {
+    let (a, seen) = fake_agent(vec![route("GET /v1/jobs/42?peak_window=2500000us", 200, node_a())]);
+    let r = run(&[
+        "job",
+        "query",
+        "-j",
+        "42",
+        "--agents",
+        &a,
+        "--peak-window",
+        "2.5s",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen[0].starts_with("GET /v1/jobs/42?peak_window=2500000us HTTP/1.1\r\n"),
+        "{}",
+        seen[0]
+    );
+    for bad in ["0s", "2h", "fast"] {
+        let r = run(&["job", "query", "-j", "42", "--agents", "127.0.0.1:1", "--peak-window", bad]);
+        assert_eq!(r.status, 1, "{bad}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        assert!(r.stderr.contains("--peak-window"), "{}", r.stderr);
+    }
+}
