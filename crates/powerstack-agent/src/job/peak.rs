@@ -1,0 +1,213 @@
+//! A job's peak: the highest mean node power over any window of a stated length (see
+//! [`peak_power`]).
+
+use crate::ring::Ring;
+
+/// The parts grouped by unit: their columns, and (joules per tick, the range of the columns).
+type Units = (Vec<usize>, Vec<(f64, std::ops::Range<usize>)>);
+
+fn by_unit(parts: &[(usize, f64)]) -> Units {
+    let mut parts = parts.to_vec();
+    parts.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let mut units: Vec<(f64, std::ops::Range<usize>)> = Vec::new();
+    for (n, &(_, jpt)) in parts.iter().enumerate() {
+        match units.last_mut() {
+            Some((unit, members)) if *unit == jpt => members.end = n + 1,
+            _ => units.push((jpt, n..n + 1)),
+        }
+    }
+    (parts.iter().map(|p| p.0).collect(), units)
+}
+
+/// Joules of the parts from counters `before` to counters `after` (ticks added up per unit, as
+/// integers, then converted once).
+#[inline]
+fn joules_between(before: &[u64], after: &[u64], (cols, units): &Units) -> f64 {
+    let mut joules = 0.0;
+    for (joules_per_tick, members) in units {
+        let mut ticks = 0u64;
+        for &c in cols.get(members.clone()).unwrap_or_default() {
+            let (a, b) = (before.get(c).copied().unwrap_or(0), after.get(c).copied().unwrap_or(0));
+            ticks = ticks.saturating_add(b.saturating_sub(a));
+        }
+        joules += ticks as f64 * joules_per_tick;
+    }
+    joules
+}
+
+/// The node's joules in a row of counters, since the row `base`.
+struct NodeJoules {
+    units: Units,
+    base: Vec<u64>,
+    /// One unit (the usual case): the sum of the counters at `base` (wrapping: they never
+    /// decrease, so differences of sums are sums of differences), and joules per tick.
+    one: Option<(u64, f64)>,
+}
+
+impl NodeJoules {
+    fn new(parts: &[(usize, f64)], base: &[u64]) -> NodeJoules {
+        let units = by_unit(parts);
+        let one = match &units.1[..] {
+            [(joules_per_tick, _)] => Some((sum(&units.0, base), *joules_per_tick)),
+            _ => None,
+        };
+        NodeJoules { units, base: base.to_vec(), one }
+    }
+
+    #[inline]
+    fn of(&self, row: &[u64]) -> f64 {
+        match self.one {
+            Some((s0, jpt)) => sum(&self.units.0, row).wrapping_sub(s0) as f64 * jpt,
+            None => joules_between(&self.base, row, &self.units),
+        }
+    }
+}
+
+#[inline]
+fn sum(cols: &[usize], row: &[u64]) -> u64 {
+    cols.iter().fold(0u64, |s, &c| s.wrapping_add(row.get(c).copied().unwrap_or(0)))
+}
+
+/// The node's joules at `t` (within the samples), on the line between the samples around it.
+fn node_joules_at(ring: &Ring, node: &NodeJoules, t: u64) -> Option<f64> {
+    let k = ring.last_at_or_before(t)?;
+    let (t0, row0) = ring.get(k)?;
+    let e0 = node.of(row0);
+    match ring.get(k + 1) {
+        Some((t1, row1)) if t1 > t0 && t > t0 => {
+            let e1 = node.of(row1);
+            Some(e0 + (e1 - e0) * ((t - t0) as f64 / (t1 - t0) as f64).min(1.0))
+        }
+        _ => Some(e0),
+    }
+}
+
+/// The highest mean node power over any `window_us` within `from..to` (within the buffer, with a
+/// duration), W; `parts` are the node's columns and their joules per tick. `None` when the
+/// covered part is not longer than the window (its mean is then the peak).
+///
+/// The node's energy is the line through its samples, so the energy of a window sliding along is
+/// piecewise linear in its start, with corners where either end crosses a sample: its maximum is
+/// at one of those, or at either end of the covered part. One pass over the covered samples,
+/// keeping only the last window's worth of them.
+pub(super) fn peak_power(
+    ring: &Ring,
+    parts: &[(usize, f64)],
+    from: u64,
+    to: u64,
+    window_us: u64,
+) -> Option<f64> {
+    let window_us = window_us.max(1);
+    if to.saturating_sub(from) <= window_us || ring.domains() == 0 {
+        return None;
+    }
+    let i = ring.last_at_or_before(from)?;
+    let j = ring.first_at_or_after(to)?;
+    let node = NodeJoules::new(parts, ring.get(i)?.1);
+    let last_start = to - window_us;
+    let at = |t: u64| node_joules_at(ring, &node, t);
+    // The windows at either end of the covered part.
+    let mut best = (at(from + window_us)? - at(from)?).max(at(to)? - at(last_start)?);
+    // The samples of the last window: (time, joules); `starts` is the first whose window (as a
+    // start) is still to come.
+    let mut q: std::collections::VecDeque<(u64, f64)> = Default::default();
+    let mut starts = 0;
+    let d = ring.domains();
+    for (ts, ticks) in ring.slices(i..j + 1) {
+        for (&t, row) in ts.iter().zip(ticks.chunks_exact(d)) {
+            let e = node.of(row);
+            // Windows starting at a kept sample and ending between the previous sample and this.
+            while let Some(&(s, es)) = q.get(starts) {
+                if s + window_us > t {
+                    break;
+                }
+                if s > from
+                    && s < last_start
+                    && let Some(&(tp, ep)) = q.back()
+                {
+                    let end = s + window_us;
+                    let f = if t > tp {
+                        (end.saturating_sub(tp)) as f64 / (t - tp) as f64
+                    } else {
+                        1.0
+                    };
+                    best = best.max(ep + (e - ep) * f.min(1.0) - es);
+                }
+                starts += 1;
+            }
+            // The window ending at this sample.
+            if t > from + window_us && t < to {
+                let begin = t - window_us;
+                while q.len() >= 2 && q[1].0 <= begin && starts > 0 {
+                    q.pop_front();
+                    starts -= 1;
+                }
+                if let Some(&(t0, e0)) = q.front() {
+                    // On the line to the next kept sample, or to this one.
+                    let (t1, e1) = q.get(1).copied().unwrap_or((t, e));
+                    let e_begin = if t1 > t0 && begin > t0 {
+                        e0 + (e1 - e0) * ((begin - t0) as f64 / (t1 - t0) as f64).min(1.0)
+                    } else {
+                        e0
+                    };
+                    best = best.max(e - e_begin);
+                }
+            }
+            q.push_back((t, e));
+        }
+    }
+    Some(best * 1e6 / window_us as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The one-pass peak is the highest window found by trying every window that starts or
+        /// ends at a sample or at an end of the covered part.
+        #[test]
+        fn the_peak_is_the_highest_window_however_irregular_the_samples(
+            steps in proptest::collection::vec((1u64..50_000, 0u64..3_000_000, 0u64..3_000_000), 3..200),
+            window_us in 1_000u64..2_000_000,
+            cut in (0u64..1000, 0u64..1000),
+        ) {
+            let mut ring = Ring::new(400, 2);
+            let (mut t, mut a, mut b) = (1_000_000u64, 0u64, 0u64);
+            ring.push(t, &[a, b]);
+            for &(dt, da, db) in &steps {
+                t += dt;
+                a += da;
+                b += db;
+                ring.push(t, &[a, b]);
+            }
+            let (t0, t1) = (ring.oldest().unwrap().0, ring.newest().unwrap().0);
+            let from = t0 + (t1 - t0) * cut.0 / 4000;
+            let to = t1 - (t1 - t0) * cut.1 / 4000;
+            let parts = [(0, 1e-6), (1, 2e-6)];
+            let got = peak_power(&ring, &parts, from, to, window_us);
+            if to - from <= window_us {
+                prop_assert!(got.is_none());
+                return Ok(());
+            }
+            let node = NodeJoules::new(&parts, ring.get(0).unwrap().1);
+            let at = |x: u64| node_joules_at(&ring, &node, x).unwrap();
+            let mut starts = vec![from, to - window_us];
+            for i in 0..ring.len() {
+                let x = ring.time(i).unwrap();
+                starts.push(x);
+                starts.push(x.saturating_sub(window_us));
+            }
+            let best = starts
+                .into_iter()
+                .filter(|&s| s >= from && s + window_us <= to)
+                .map(|s| at(s + window_us) - at(s))
+                .fold(f64::NEG_INFINITY, f64::max)
+                * 1e6
+                / window_us as f64;
+            let got = got.unwrap();
+            prop_assert!((got - best).abs() <= 1e-6 * best.abs().max(1.0), "{} vs {}", got, best);
+        }
+    }
+}
