@@ -37,6 +37,15 @@ fn stop_on_signals(duration: Option<Duration>) -> anyhow::Result<Stop> {
     if rc != 0 {
         bail!("blocking SIGINT and SIGTERM: {}", std::io::Error::from_raw_os_error(rc));
     }
+    // A shell starts background commands with SIGINT ignored, and POSIX leaves it open whether
+    // an ignored signal stays pending while blocked (Linux keeps it): the default action, which
+    // cannot run while the signal is blocked, keeps both pending for sigwaitinfo everywhere.
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: SIG_DFL is a valid disposition for these signals; both are blocked.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+    }
     let stop = Stop::new();
     let given = stop.clone();
     let deadline = duration.map(|d| Instant::now() + d);
