@@ -1,8 +1,8 @@
 //! Agent benchmarks: a job query over a full 1,000,000-sample ring (goal: under 10 ms).
 //!
 //! Run: `cargo bench -p powerstack-agent --bench agent`. Bytes per stored sample are printed at
-//! start (they are a property of the layout, not a timing). CPU use of the sampler at 1000 Hz is
-//! measured by `scripts/bench-agent-cpu.sh` on a running agent.
+//! start (they are a property of the layout, not a timing). CPU use of a running agent at 1000 Hz,
+//! beside the timer floor, is measured by `scripts/bench-agent-floor.sh`.
 
 use divan::Bencher;
 use powerstack_agent::DomainMeta;

@@ -20,5 +20,7 @@ pub mod ring;
 pub mod run;
 pub mod sampler;
 pub mod state;
+pub mod stop;
 
 pub use state::{Clock, DomainMeta, SamplerStats, Shared};
+pub use stop::Stop;

@@ -14,6 +14,7 @@ use crate::config::AgentConfig;
 use crate::http::Controls;
 use crate::sampler::{self, Sources};
 use crate::state::Shared;
+use crate::stop::Stop;
 
 /// The journal `via` prefix of every write the agent makes: what it restores at stop and at start.
 pub const AGENT_VIA: &str = "powerstack agent";
@@ -36,13 +37,18 @@ pub struct Ready {
     pub notes: Vec<String>,
 }
 
-/// Runs the agent until `stop` is set (the caller maps SIGTERM/SIGINT to it). `ready` is called
-/// once the listeners are bound. On return, every limit this agent changed has been restored.
+/// Runs the agent until `stop` is given (the caller maps SIGTERM/SIGINT to it). Limits an earlier
+/// agent left are restored first, before the sampler starts and before anything listens; `ready`
+/// is called once the listeners are bound. On return, every limit this agent changed has been
+/// restored.
+///
+/// Between samples nothing wakes: the servers wait for `stop` without polling, and the sampler
+/// threads check it once per tick.
 pub fn run(
     config: &AgentConfig,
     hostname: String,
     simulated: Option<String>,
-    stop: Arc<AtomicBool>,
+    stop: Stop,
     ready: impl FnOnce(&Ready) + Send,
 ) -> Result<(), AgentError> {
     config.validate().map_err(|e| AgentError(e.to_string()))?;
@@ -104,7 +110,9 @@ pub fn run(
         token,
     };
 
-    let sampler = sampler::start(sources, shared.clone(), config.rate_hz, stop.clone())
+    // The sampler threads check their own flag once per tick; it is set once serving ends.
+    let sampling_done = Arc::new(AtomicBool::new(false));
+    let sampler = sampler::start(sources, shared.clone(), config.rate_hz, sampling_done.clone())
         .map_err(|e| AgentError(format!("starting the sampler: {e}")))?;
 
     // Serve only once every column has data (the slow sources' first readings included): a job
@@ -130,7 +138,8 @@ pub fn run(
         ready,
     ));
 
-    stop.store(true, Ordering::Relaxed);
+    stop.stop();
+    sampling_done.store(true, Ordering::Relaxed);
     sampler.join();
     let restored = restore(&controls);
     served?;
@@ -142,21 +151,14 @@ async fn serve(
     shared: Arc<Shared>,
     controls: Arc<Controls>,
     policy: AccessPolicy,
-    stop: Arc<AtomicBool>,
+    stop: Stop,
     notes: Vec<String>,
     ready: impl FnOnce(&Ready) + Send,
 ) -> Result<(), AgentError> {
     let app = crate::http::app(shared.clone(), Some(controls), policy);
-    let shutdown = {
+    let shutdown = move || {
         let stop = stop.clone();
-        move || {
-            let stop = stop.clone();
-            async move {
-                while !stop.load(Ordering::Relaxed) {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
+        async move { stop.stopped().await }
     };
     let mut tasks = Vec::new();
     let mut socket = None;

@@ -152,7 +152,8 @@ impl OutFile {
         self.file = None;
     }
 
-    /// The file's current content (read from disk: others may have written it).
+    /// The file's current content (read from disk: others may have written it); bytes that are
+    /// not UTF-8 are replaced, so garbage still reads as something to judge and normalise.
     pub fn read(&self) -> Option<String> {
         if self.gone {
             return None;
@@ -161,10 +162,22 @@ impl OutFile {
             Some(f) => {
                 let mut buf = [0u8; 256];
                 let n = f.read_at(&mut buf, 0).ok()?;
-                String::from_utf8(buf[..n].to_vec()).ok()
+                Some(String::from_utf8_lossy(&buf[..n]).into_owned())
             }
-            None => read_small(&self.path),
+            None => fs::read(&self.path).ok().map(|b| String::from_utf8_lossy(&b).into_owned()),
         }
+    }
+
+    /// Rewrites the file with `want` only if it still holds `seen` (what the caller judged),
+    /// re-read immediately before the write; returns whether it wrote. A write by someone else
+    /// since `seen` was read is never overwritten by a value decided before it: it stays, and is
+    /// judged at the next sync, as a kernel applies writes in the order they come.
+    pub fn replace(&mut self, seen: &str, want: &str) -> Result<bool, SimError> {
+        if self.read().as_deref() != Some(seen) {
+            return Ok(false);
+        }
+        self.write(want)?;
+        Ok(true)
     }
 
     /// Sets the content, writing only when it differs from what the simulator last wrote.

@@ -142,6 +142,13 @@ pub(crate) enum RegRef {
 /// keeps them: a file write becomes a register write (refused when the register is locked: the
 /// file is reverted), a register write shows in the files, and the files always read the
 /// register's quantised values.
+///
+/// The simulator rewrites a limit file only when the file holds a value it refused or shows
+/// differently (quantised, not a number), or when the register changed under it, and only if the
+/// file still holds what was judged when it is rewritten ([`OutFile::replace`]). A writer that
+/// writes a value the register holds exactly (what powerstack reads back and restores) is never
+/// written over; a write landing between the judgement and the rewrite is kept and judged at the
+/// next sync. An empty file is a write in progress (opened with `O_TRUNC`) and is left alone.
 #[derive(Debug)]
 pub(crate) struct LimitSync {
     pub role: CapRole,
@@ -150,7 +157,7 @@ pub(crate) struct LimitSync {
     pub enabled: OutFile,
     pub limit: Vec<OutFile>,
     pub window: Vec<OutFile>,
-    /// What the files showed after the last sync.
+    /// The limits in force after the last sync (what the files show when nobody wrote since).
     pub last: ZoneLimits,
 }
 
@@ -158,10 +165,13 @@ pub(crate) struct LimitSync {
 pub(crate) struct Resolved {
     pub target: ZoneLimits,
     pub new_reg: Option<u64>,
+    /// What each file held when it was judged, in [`LimitSync::files`] order (`None`: gone or
+    /// unreadable).
+    pub seen: Vec<Option<String>>,
 }
 
 /// The number on the first line (a concurrent in-place update may leave a stale tail after it).
-pub(crate) fn parse_u64(s: Option<String>) -> Option<u64> {
+pub(crate) fn parse_u64(s: Option<&str>) -> Option<u64> {
     s?.lines().next()?.trim().parse().ok()
 }
 
@@ -183,17 +193,32 @@ impl LimitSync {
         }
     }
 
-    /// What the files say now (fields that cannot be parsed keep their last value).
-    fn file_view(&self) -> ZoneLimits {
+    /// The files: `enabled`, then each constraint's limit, then each constraint's window.
+    fn files(&self) -> impl Iterator<Item = &OutFile> {
+        std::iter::once(&self.enabled).chain(self.limit.iter()).chain(self.window.iter())
+    }
+
+    /// What the files show for `t`, in [`LimitSync::files`] order.
+    fn shown(&self, t: &ZoneLimits) -> Vec<String> {
+        std::iter::once(format!("{}\n", u8::from(t.enabled)))
+            .chain(self.limit.iter().zip(&t.c).map(|(_, c)| format!("{}\n", c.limit_uw)))
+            .chain(self.window.iter().zip(&t.c).map(|(_, c)| format!("{}\n", c.window_us)))
+            .collect()
+    }
+
+    /// What the files said when read as `seen` (fields that cannot be parsed keep their last value).
+    fn file_view(&self, seen: &[Option<String>]) -> ZoneLimits {
+        let num = |k: usize| parse_u64(seen.get(k).and_then(Option::as_deref));
         let mut v = self.last;
-        if let Some(e) = parse_u64(self.enabled.read()) {
+        if let Some(e) = num(0) {
             v.enabled = e != 0;
         }
-        for i in 0..self.n {
-            if let Some(l) = self.limit.get(i).and_then(|f| parse_u64(f.read())) {
+        let windows = 1 + self.limit.len();
+        for i in 0..self.n.min(v.c.len()) {
+            if let Some(l) = (i < self.limit.len()).then(|| num(1 + i)).flatten() {
                 v.c[i].limit_uw = l;
             }
-            if let Some(w) = self.window.get(i).and_then(|f| parse_u64(f.read())) {
+            if let Some(w) = (i < self.window.len()).then(|| num(windows + i)).flatten() {
                 v.c[i].window_us = w;
             }
         }
@@ -202,21 +227,23 @@ impl LimitSync {
 
     /// Works out the limits in force without changing anything.
     pub fn resolve(&self, s: &Shared) -> Resolved {
+        let seen: Vec<Option<String>> = self.files().map(OutFile::read).collect();
         let reg = self.reg_value(s);
         let from_reg = ZoneLimits::decode(reg, self.n);
         let dirty = matches!(self.reg, RegRef::Msr(key) if s.dirty.contains(&key));
         if dirty {
-            return Resolved { target: from_reg, new_reg: None };
+            return Resolved { target: from_reg, new_reg: None, seen };
         }
-        let view = self.file_view();
+        let view = self.file_view(&seen);
         if view == self.last || reg & (1u64 << lock_bit(self.addr())) != 0 {
-            return Resolved { target: from_reg, new_reg: None };
+            return Resolved { target: from_reg, new_reg: None, seen };
         }
         let new = view.encode_changes(&self.last, reg);
-        Resolved { target: ZoneLimits::decode(new, self.n), new_reg: Some(new) }
+        Resolved { target: ZoneLimits::decode(new, self.n), new_reg: Some(new), seen }
     }
 
-    /// Applies a resolution: stores the register, and rewrites the files that do not show it.
+    /// Applies a resolution: stores the register, and rewrites the files that showed something
+    /// else than the limits in force when they were judged, if they still do.
     pub fn apply(&mut self, s: &mut Shared, r: &Resolved) -> Result<(), SimError> {
         if let Some(new) = r.new_reg {
             match &mut self.reg {
@@ -231,23 +258,16 @@ impl LimitSync {
         if let RegRef::Msr(key) = self.reg {
             s.dirty.remove(&key);
         }
-        let t = r.target;
-        let fix = |f: &mut OutFile, want: String| -> Result<(), SimError> {
-            if !f.is_gone() && f.read().as_deref() != Some(want.as_str()) {
-                f.write(&want)?;
-            }
-            Ok(())
-        };
-        fix(&mut self.enabled, format!("{}\n", u8::from(t.enabled)))?;
-        for i in 0..self.n {
-            if let Some(f) = self.limit.get_mut(i) {
-                fix(f, format!("{}\n", t.c[i].limit_uw))?;
-            }
-            if let Some(f) = self.window.get_mut(i) {
-                fix(f, format!("{}\n", t.c[i].window_us))?;
+        let shown = self.shown(&r.target);
+        for ((f, want), seen) in self.files_mut().zip(&shown).zip(&r.seen) {
+            match seen {
+                Some(seen) if !seen.is_empty() && seen != want => {
+                    f.replace(seen, want)?;
+                }
+                _ => {}
             }
         }
-        self.last = t;
+        self.last = r.target;
         Ok(())
     }
 
@@ -317,18 +337,32 @@ impl Control {
 
     /// The value in force (the file's, when valid; else the last one).
     pub fn peek(&self) -> u64 {
-        self.file.read().and_then(|s| self.parse(&s)).unwrap_or(self.value)
+        self.judge().1
+    }
+
+    /// What the file holds now, and the value in force after it.
+    fn judge(&self) -> (Option<String>, u64) {
+        let seen = self.file.read();
+        let v = seen.as_deref().and_then(|s| self.parse(s)).unwrap_or(self.value);
+        (seen, v)
+    }
+
+    /// Takes the value judged from the file holding `seen`, and normalises the file if it still
+    /// holds `seen` (a newer write is kept and judged at the next sync; an empty file is a write
+    /// in progress).
+    fn settle(&mut self, seen: Option<String>, v: u64) -> Result<u64, SimError> {
+        let want = self.format(v);
+        if let Some(seen) = seen.filter(|s| !s.is_empty() && *s != want) {
+            self.file.replace(&seen, &want)?;
+        }
+        self.value = v;
+        Ok(v)
     }
 
     /// Takes the file's value and normalises the file.
     pub fn sync(&mut self) -> Result<u64, SimError> {
-        let v = self.peek();
-        let want = self.format(v);
-        if !self.file.is_gone() && self.file.read().as_deref() != Some(want.as_str()) {
-            self.file.write(&want)?;
-        }
-        self.value = v;
-        Ok(v)
+        let (seen, v) = self.judge();
+        self.settle(seen, v)
     }
 
     pub fn watts(&self, v: u64) -> Option<f64> {
@@ -413,3 +447,6 @@ impl Io {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,6 +15,7 @@
 //! is ordered, else max first), then EPP, then `scaling_setspeed`; uncore package-level entries
 //! before fabric clusters.
 
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::ffi::CString;
 use std::io::Read;
@@ -222,12 +223,15 @@ struct Attr {
     path: PathBuf,
     /// The last accepted value, as the kernel shows it (without the newline).
     last: String,
+    /// What the simulator last found in the file or put there (trimmed): the only content it
+    /// writes over, so that a write by someone else since is never lost (it is judged next call).
+    seen: RefCell<String>,
 }
 
 impl Attr {
     fn load(path: PathBuf) -> Option<Attr> {
         let last = read_trim(&path)?;
-        Some(Attr { path, last })
+        Some(Attr { path, seen: RefCell::new(last.clone()), last })
     }
 
     fn name(&self) -> String {
@@ -238,18 +242,31 @@ impl Attr {
     /// in progress: `None`).
     fn written(&self) -> Option<String> {
         let bytes = slurp(&self.path)?;
+        let v = String::from_utf8_lossy(&bytes).trim().to_string();
+        self.seen.replace(v.clone());
         if bytes.is_empty() {
             return None;
         }
-        let v = String::from_utf8_lossy(&bytes).trim().to_string();
         (v != self.last).then_some(v)
     }
 
-    /// Accepts a write of `written`, which the kernel shows as `shown` (the file is rewritten
+    /// Writes `v` in place if the file, re-read just before, still holds what the simulator last
+    /// found or put there; otherwise someone wrote it since, and that write stays for the next
+    /// call to judge.
+    fn put_over_seen(&self, v: &str) -> Result<(), SimError> {
+        if read_trim(&self.path).as_deref() != Some(self.seen.borrow().as_str()) {
+            return Ok(());
+        }
+        put(&self.path, v)?;
+        self.seen.replace(v.to_string());
+        Ok(())
+    }
+
+    /// Accepts the write just judged, which the kernel shows as `shown` (the file is rewritten
     /// when it shows something else: another form, or a value the kernel set meanwhile).
-    fn accept(&mut self, written: &str, shown: String) -> Result<(), SimError> {
-        if written != shown || read_trim(&self.path).as_deref() != Some(shown.as_str()) {
-            put(&self.path, &shown)?;
+    fn accept(&mut self, shown: String) -> Result<(), SimError> {
+        if *self.seen.borrow() != shown {
+            self.put_over_seen(&shown)?;
         }
         self.last = shown;
         Ok(())
@@ -257,8 +274,8 @@ impl Attr {
 
     /// A value the kernel sets itself.
     fn force(&mut self, v: &str) -> Result<(), SimError> {
-        if self.last != v || read_trim(&self.path).as_deref() != Some(v) {
-            put(&self.path, v)?;
+        if self.last != v || *self.seen.borrow() != v {
+            self.put_over_seen(v)?;
         }
         self.last = v.to_string();
         Ok(())
@@ -272,7 +289,7 @@ impl Attr {
         written: &str,
         why: &str,
     ) -> Result<(), SimError> {
-        put(&self.path, &self.last)?;
+        self.put_over_seen(&self.last)?;
         out.push(format!("{who} {} {} {why}: restored {}", self.name(), show(written), self.last));
         Ok(())
     }
@@ -442,7 +459,7 @@ impl Policy {
         if let Some(g) = &w_gov {
             if self.governors.iter().any(|x| x == g) {
                 let old = std::mem::replace(&mut self.governor.last, g.clone());
-                self.governor.accept(g, g.clone())?;
+                self.governor.accept(g.clone())?;
                 if is_setpolicy(&self.driver)
                     && let Some(epp) = &mut self.epp
                 {
@@ -482,7 +499,7 @@ impl Policy {
         );
         for (a, w, v) in [(&mut self.max, &w_max, v_max), (&mut self.min, &w_min, v_min)] {
             match (w, v) {
-                (Some(w), Some(Ok(k))) => a.accept(w, k.to_string())?,
+                (Some(_), Some(Ok(k))) => a.accept(k.to_string())?,
                 (Some(w), Some(Err(why))) => a.refuse(out, &who, w, &why)?,
                 _ => {}
             }
@@ -520,7 +537,7 @@ impl Policy {
                         .iter()
                         .find(|(_, x)| *x == r)
                         .map_or_else(|| r.to_string(), |(s, _)| (*s).to_string());
-                    epp.accept(w, shown)?;
+                    epp.accept(shown)?;
                 }
             }
         }
@@ -540,7 +557,7 @@ impl Policy {
                 self.setspeed_khz = Some(k);
                 let shown = self.setspeed_shown();
                 if let Some(a) = &mut self.setspeed {
-                    a.accept(w, shown)?;
+                    a.accept(shown)?;
                 }
             } else if let Some(a) = &self.setspeed {
                 a.refuse(out, &who, w, "is not a decimal kHz")?;
@@ -777,7 +794,7 @@ impl Rules {
         for d in &mut self.idle {
             if let Some(w) = d.attr.written() {
                 match kstrtobool(&w) {
-                    Some(b) => d.attr.accept(&w, u8::from(b).to_string())?,
+                    Some(b) => d.attr.accept(u8::from(b).to_string())?,
                     None => d.attr.refuse(&mut out, &d.who, &w, "is not 0 or 1 (EINVAL)")?,
                 }
             }
@@ -838,7 +855,7 @@ impl Rules {
                 let a = if is_max { &mut u.max } else { &mut u.min };
                 match v {
                     Ok(k) => {
-                        a.accept(w, k.to_string())?;
+                        a.accept(k.to_string())?;
                         for &j in &members {
                             let m = &mut self.uncore[j];
                             let a = if is_max { &mut m.max } else { &mut m.min };
@@ -854,7 +871,7 @@ impl Rules {
                 let name = u.elc[k].name();
                 match u.check_elc(&name, w) {
                     Ok(shown) => {
-                        self.uncore[i].elc[k].accept(w, shown.clone())?;
+                        self.uncore[i].elc[k].accept(shown.clone())?;
                         for &j in &members {
                             if let Some(a) =
                                 self.uncore[j].elc.iter_mut().find(|a| a.name() == name)
@@ -884,7 +901,7 @@ impl Rules {
         for (who, a) in &mut g.switches {
             if let Some(w) = a.written() {
                 match parse_u64(&w) {
-                    Some(v @ (0 | 1)) => a.accept(&w, v.to_string())?,
+                    Some(v @ (0 | 1)) => a.accept(v.to_string())?,
                     _ => a.refuse(out, who, &w, "is not 0 or 1 (EINVAL)")?,
                 }
             }
@@ -898,7 +915,7 @@ impl Rules {
             && let Some(w) = a.written()
         {
             match parse_u64(&w) {
-                Some(v) => a.accept(&w, u8::from(v != 0).to_string())?,
+                Some(v) => a.accept(u8::from(v != 0).to_string())?,
                 None => a.refuse(out, "intel_pstate", &w, "is not a decimal number (EINVAL)")?,
             }
         }
@@ -908,7 +925,7 @@ impl Rules {
                 match parse_u64(&w) {
                     Some(v) => {
                         let shown = v.clamp(min.num(), 100).to_string();
-                        max.accept(&w, shown)?;
+                        max.accept(shown)?;
                     }
                     None => {
                         max.refuse(out, "intel_pstate", &w, "is not a decimal number (EINVAL)")?
@@ -919,7 +936,7 @@ impl Rules {
                 match parse_u64(&w) {
                     Some(v) => {
                         let shown = v.clamp((*floor).min(max.num()), max.num()).to_string();
-                        min.accept(&w, shown)?;
+                        min.accept(shown)?;
                     }
                     None => {
                         min.refuse(out, "intel_pstate", &w, "is not a decimal number (EINVAL)")?
@@ -931,7 +948,7 @@ impl Rules {
             && let Some(w) = a.written()
         {
             if choices.contains(&w) {
-                a.accept(&w, w.clone())?;
+                a.accept(w.clone())?;
                 put(ro, &w)?;
             } else {
                 let why = format!("not in [{}] (EINVAL)", choices.join(" "));
@@ -945,6 +962,35 @@ impl Rules {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_landing_after_the_judgement_is_never_written_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("max_freq_khz");
+        std::fs::write(&path, "2400000\n").unwrap();
+        let mut a = Attr::load(path.clone()).unwrap();
+        let read = || std::fs::read_to_string(&path).unwrap();
+        // Judged (to be rounded down to 100 MHz), then written again before the rewrite.
+        std::fs::write(&path, "2050000\n").unwrap();
+        assert_eq!(a.written().as_deref(), Some("2050000"));
+        std::fs::write(&path, "1900000\n").unwrap();
+        a.accept("2000000".into()).unwrap();
+        assert_eq!(read(), "1900000\n");
+        // The same for a refusal, and for a value the kernel sets itself.
+        std::fs::write(&path, "9000000\n").unwrap();
+        let w = a.written().unwrap();
+        std::fs::write(&path, "1800000\n").unwrap();
+        a.refuse(&mut Vec::new(), "package_00_die_00", &w, "outside").unwrap();
+        assert_eq!(read(), "1800000\n");
+        a.force("1700000").unwrap();
+        assert_eq!(read(), "1800000\n");
+        // Untouched since judged: rewritten.
+        let w = a.written().unwrap();
+        assert_eq!(w, "1800000");
+        a.accept("1800000".into()).unwrap();
+        a.force("1700000").unwrap();
+        assert_eq!(read(), "1700000\n");
+    }
 
     #[test]
     fn current_frequencies_follow_the_governor() {

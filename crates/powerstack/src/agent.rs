@@ -1,13 +1,12 @@
 //! `powerstack agent` and `powerstack up`: glue around `powerstack_agent::run`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use powerstack_agent::Shared;
 use powerstack_agent::config::AgentConfig;
 use powerstack_agent::run::{Ready, run};
+use powerstack_agent::{Shared, Stop};
 use powerstack_api::table;
 use powerstack_api::v1::{Origin, PowerV1};
 use powerstack_model::duration::parse_duration;
@@ -17,25 +16,76 @@ use crate::cli::{AgentArgs, UpArgs};
 use crate::node::{self, SimRoot};
 use crate::output;
 
-/// A stop flag set by SIGINT/SIGTERM (and by `--duration`).
-fn stop_flag(duration: Option<Duration>) -> Arc<AtomicBool> {
-    output::catch_stop_signals();
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    let started = std::time::Instant::now();
-    std::thread::spawn(move || {
-        while !flag.load(Ordering::Relaxed) {
-            if output::stopped() || duration.is_some_and(|d| started.elapsed() >= d) {
-                flag.store(true, Ordering::Relaxed);
-            }
-            std::thread::sleep(Duration::from_millis(50));
+/// A stop signal given by SIGINT or SIGTERM (or once `duration` has passed).
+///
+/// The two signals are blocked here, before any other thread exists, so every thread inherits the
+/// mask and they stay pending until one thread takes them with `sigtimedwait`. No handler runs and
+/// nothing polls: that thread sleeps in the kernel until a signal (or the deadline) comes, so an
+/// agent sampling at 1000 Hz wakes for its samples only. (A child process would inherit the
+/// mask; the agent starts none.)
+fn stop_on_signals(duration: Option<Duration>) -> anyhow::Result<Stop> {
+    // SAFETY: an all-zero sigset_t is a valid value for sigemptyset to initialise.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a valid sigset_t; SIGINT and SIGTERM are valid signals; a null old-mask
+    // pointer is allowed.
+    let rc = unsafe {
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())
+    };
+    if rc != 0 {
+        bail!("blocking SIGINT and SIGTERM: {}", std::io::Error::from_raw_os_error(rc));
+    }
+    // A shell starts background commands with SIGINT ignored, and POSIX leaves it open whether
+    // an ignored signal stays pending while blocked (Linux keeps it): the default action, which
+    // cannot run while the signal is blocked, keeps both pending for sigwaitinfo everywhere.
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: SIG_DFL is a valid disposition for these signals; both are blocked.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
         }
-    });
-    stop
+    }
+    let stop = Stop::new();
+    let given = stop.clone();
+    let deadline = duration.map(|d| Instant::now() + d);
+    std::thread::Builder::new()
+        .name("powerstack-signals".into())
+        .spawn(move || {
+            loop {
+                let rc = match deadline {
+                    None => {
+                        // SAFETY: `set` is initialised; the info pointer may be null.
+                        unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) }
+                    }
+                    Some(end) => {
+                        let left = end.saturating_duration_since(Instant::now());
+                        if left.is_zero() {
+                            break;
+                        }
+                        let ts = libc::timespec {
+                            tv_sec: left.as_secs() as libc::time_t,
+                            tv_nsec: left.subsec_nanos() as libc::c_long,
+                        };
+                        // SAFETY: `set` and `ts` are initialised; the info pointer may be null.
+                        unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) }
+                    }
+                };
+                // Else -1: interrupted, or the deadline passed (checked above).
+                if rc == libc::SIGINT || rc == libc::SIGTERM {
+                    break;
+                }
+            }
+            given.stop();
+        })
+        .context("starting the signal thread")?;
+    Ok(stop)
 }
 
 /// `powerstack agent`.
 pub fn agent(a: &AgentArgs) -> anyhow::Result<()> {
+    // First: no other thread may exist yet (a simulated node runs on one).
+    let stop = stop_on_signals(None)?;
     let mut config = match &a.config {
         Some(p) => AgentConfig::load(p)?,
         None => AgentConfig::default(),
@@ -75,7 +125,6 @@ pub fn agent(a: &AgentArgs) -> anyhow::Result<()> {
         config.root = s.root.clone();
     }
     let simulated = node::simulated_label(sim.as_ref(), &config.root);
-    let stop = stop_flag(None);
     run(&config, node::hostname(), simulated, stop, |ready: &Ready| {
         for n in &ready.notes {
             eprintln!("note: {n}");
@@ -145,6 +194,8 @@ pub fn up(a: &UpArgs) -> anyhow::Result<()> {
         .map(parse_duration)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
+    // First: no other thread may exist yet (a simulated node runs on one).
+    let stop = stop_on_signals(duration)?;
     let sim = node::simulation_for(&a.simulate, &a.root)?;
     let root = sim.as_ref().map(|s| s.root.clone()).unwrap_or_else(|| a.root.clone());
     let simulated = node::simulated_label(sim.as_ref(), &root);
@@ -168,7 +219,6 @@ pub fn up(a: &UpArgs) -> anyhow::Result<()> {
         root,
         ..AgentConfig::default()
     };
-    let stop = stop_flag(duration);
     let (tx, rx) = std::sync::mpsc::channel::<Arc<Shared>>();
     let agent_stop = stop.clone();
     let handle = std::thread::spawn(move || {
@@ -191,13 +241,14 @@ pub fn up(a: &UpArgs) -> anyhow::Result<()> {
             };
         }
     };
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(1000));
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        if let Some(t) = live_table(&shared) {
-            output::emit(&t)?;
+    while !stop.wait_timeout(Duration::from_secs(1)) {
+        if let Some(t) = live_table(&shared)
+            && let Err(e) = output::emit(&t)
+        {
+            // The reader went away: stop the agent (which restores its limits) first.
+            stop.stop();
+            let _ = handle.join();
+            return Err(e);
         }
     }
     match handle.join() {

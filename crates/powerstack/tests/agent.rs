@@ -83,7 +83,14 @@ impl Node {
     /// Starts `powerstack agent` on this node; returns it and its TCP address, read from its
     /// "ready" line on stderr.
     fn agent(&self) -> (Proc, String) {
-        let mut child = bin()
+        self.agent_with(|_| {})
+    }
+
+    /// [`Node::agent`], with `setup` applied to the command first.
+    fn agent_with(&self, setup: impl FnOnce(&mut Command)) -> (Proc, String) {
+        let mut cmd = bin();
+        setup(&mut cmd);
+        let mut child = cmd
             .args([
                 "agent",
                 "--root",
@@ -327,6 +334,41 @@ fn limits_set_through_the_agent_are_restored_on_sigterm_and_after_a_crash() {
     assert_eq!(n.limit_uw(), "90000000", "a killed agent cannot restore");
     let (_again, _) = n.agent();
     assert_eq!(n.limit_uw(), before, "restored at the next start");
+}
+
+#[test]
+fn an_agent_started_with_sigint_ignored_still_stops_on_sigint_and_restores() {
+    // A shell starts background commands with SIGINT ignored (`powerstack agent &`); the agent
+    // must still stop on it, as on Ctrl-C in a terminal.
+    let n = Node::new("intel-2s");
+    let before = n.limit_uw();
+    let (mut agent, _) = n.agent_with(|c| {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: between fork and exec only the async-signal-safe `signal` is called.
+        unsafe {
+            c.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_IGN);
+                Ok(())
+            });
+        }
+    });
+    let cap = r#"{"domain":"package","index":0,"constraint":"long_term","limit_watts":90}"#;
+    let (status, body) = unix_post(&n.socket(), "/v1/caps", cap);
+    assert_eq!(status, 200, "{body}");
+    // SAFETY: kill with a valid pid of our own child and a valid signal.
+    unsafe {
+        libc::kill(agent.0.id() as i32, libc::SIGINT);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = agent.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "the agent did not stop on SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status}");
+    assert_eq!(n.limit_uw(), before, "restored at exit");
 }
 
 #[test]
