@@ -159,10 +159,14 @@ impl Placer {
             // The map started over (the controller restarted, or this is the first value).
             self.recent.clear();
         }
-        let moved = self
-            .recent
-            .back()
-            .and_then(|&(s, _, placed)| Some(self.stamps.place(s)?.abs_diff(placed)))
+        // Moved since they were placed: small moves add up, so the kept values at both ends (the
+        // map is a line: the largest move is at one of them) are compared with where they were
+        // placed, not only the newest with its place a moment ago.
+        let moved_by = |e: Option<&(u64, u64, u64)>| {
+            e.and_then(|&(s, _, placed)| Some(self.stamps.place(s)?.abs_diff(placed)))
+        };
+        let moved = moved_by(self.recent.front())
+            .max(moved_by(self.recent.back()))
             .is_some_and(|d| d > REDRAW_NS);
         self.recent.push_back((stamp, ticks, mono_ns));
         while self.recent.front().is_some_and(|f| f.0 + REDRAW_SPAN_US < stamp) {
