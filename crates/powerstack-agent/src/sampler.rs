@@ -297,6 +297,7 @@ impl FastThread {
         // Power-only columns: the last watts and time, and the integral (µJ).
         let mut power: Vec<(Option<(f64, u64)>, f64)> = vec![(None, 0.0); columns];
         let mut arrived: Vec<(usize, Fed)> = Vec::new();
+        let mut values = Vec::with_capacity(self.fast_columns.len());
         // The first sample is taken at once (its deadline is already due).
         let mut next = mono_ns().saturating_sub(period);
         let mut last_unix = 0u64;
@@ -312,15 +313,15 @@ impl FastThread {
                 shared.stats.overruns.fetch_add(missed, Ordering::Relaxed);
                 next += missed * period;
             }
-            let snap = self.platform.sample();
+            let snap_mono_ns = self.platform.sample_into(&mut values);
             report(self.platform.take_warnings());
             let mut failures = 0;
-            for (v, col) in snap.values.iter().zip(&self.fast_columns) {
+            for (v, col) in values.iter().zip(&self.fast_columns) {
                 let Some(c) = *col else { continue };
                 let reading = match *v {
                     Value::Energy { total_ticks, .. } => Some(total_ticks),
                     Value::Power { watts } if self.power_only[c] => {
-                        Some(integrate(&mut power[c], watts, snap.mono_ns))
+                        Some(integrate(&mut power[c], watts, snap_mono_ns))
                     }
                     _ => {
                         power[c].0 = None;
@@ -341,7 +342,7 @@ impl FastThread {
                     }
                 }
             }
-            let unix = shared.clock.unix_us_at(snap.mono_ns).max(last_unix);
+            let unix = shared.clock.unix_us_at(snap_mono_ns).max(last_unix);
             last_unix = unix;
             if let Ok(mut ring) = shared.ring.lock() {
                 recorder.push(&mut ring, unix);

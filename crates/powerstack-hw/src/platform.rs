@@ -205,12 +205,29 @@ impl Platform {
 
     fn extend(&mut self, mono_ns: u64, unix_us: i64) -> Snapshot {
         let mut values = Vec::with_capacity(self.catalog.len());
+        self.extend_into(mono_ns, &mut values);
+        Snapshot { mono_ns, unix_us, values }
+    }
+
+    fn extend_into(&mut self, mono_ns: u64, values: &mut Vec<Value>) {
+        values.clear();
         for i in 0..self.slots.len() {
             let Slot { provider, index } = self.slots[i];
             let reading = std::mem::replace(&mut self.buffers[provider][index], Reading::Pending);
             values.push(self.extend_one(i, reading, mono_ns));
         }
-        Snapshot { mono_ns, unix_us, values }
+    }
+
+    /// [`Platform::sample`] into `values` (one per catalog entry; reused, so a sampler that calls
+    /// it at every tick allocates nothing), without the wall clock; returns the monotonic time of
+    /// the reading.
+    pub fn sample_into(&mut self, values: &mut Vec<Value>) -> u64 {
+        let t0 = mono_ns();
+        self.read_all();
+        let t1 = mono_ns();
+        let mono_ns = t0 + (t1 - t0) / 2;
+        self.extend_into(mono_ns, values);
+        mono_ns
     }
 
     /// Turns catalog entry `i`'s reading, taken at `mono_ns`, into its value: energy extended
