@@ -146,6 +146,18 @@ pub enum JobError {
     },
 }
 
+/// Parses a peak window as people type it (`2s`, `500ms`), µs: 1 ms to
+/// [`crate::config::MAX_PEAK_WINDOW_MS`] (an hour). The agent's query parameter and the client's
+/// `--peak-window` both take it so.
+pub fn parse_peak_window_us(text: &str) -> Result<u64, String> {
+    let d = powerstack_model::duration::parse_duration(text).map_err(|e| e.to_string())?;
+    let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    if !(1000..=crate::config::MAX_PEAK_WINDOW_MS * 1000).contains(&us) {
+        return Err(format!("{text:?} is out of range: give 1ms to 1h"));
+    }
+    Ok(us)
+}
+
 /// Checks a job id: 1 to [`MAX_ID_LEN`] characters of `A-Z a-z 0-9 . _ : -`.
 pub fn check_id(id: &str) -> Result<(), JobError> {
     let ok = !id.is_empty()

@@ -39,6 +39,16 @@ const REDRAW_NS: u64 = 1_000_000;
 /// Over how long (ns) before the values placed again the column moves over to them.
 const REDRAW_BLEND_NS: u64 = 1_000_000_000;
 
+/// What a reading placed: a new value, or, when the clock map moved them, the recent values
+/// placed again (the new one the last of them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Placed {
+    /// A new value at its place.
+    New(Anchor),
+    /// The recent values at their new places: draw the column through these.
+    Again(Redraw),
+}
+
 /// The recent values of a stamped domain, placed again: their column is redrawn through them
 /// from `from_mono_ns` (a second before the earliest of the first one's old and new places) on.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,8 +69,6 @@ pub struct Placer {
     stamp_steps_us: Vec<u64>,
     /// The recent stamped values: stamp (µs), ticks, where they were placed (ns).
     recent: std::collections::VecDeque<(u64, u64, u64)>,
-    /// The recent values placed again, for the caller to take.
-    redraw: Option<Redraw>,
     /// Unstamped energy values.
     steps: StepClock,
     /// Power-only values: the last watts and their time, and the integral so far.
@@ -92,7 +100,6 @@ impl Placer {
             last_stamp_us: None,
             stamp_steps_us: Vec::with_capacity(PERIODS_KEPT),
             recent: std::collections::VecDeque::new(),
-            redraw: None,
             steps: StepClock::new(update_ns, base_ns),
             last_power: None,
             integral_uj: 0.0,
@@ -103,10 +110,10 @@ impl Placer {
         }
     }
 
-    /// Feeds a reading whose read started at `start_ns` and ended at `end_ns`; returns its anchor
-    /// when it is a new value. A stamped value counts as seen at the end of the read; an
+    /// Feeds a reading whose read started at `start_ns` and ended at `end_ns`; returns what it
+    /// placed when it is a new value (its anchor, or the recent values placed again). A stamped value counts as seen at the end of the read; an
     /// unstamped one as read at its middle.
-    pub fn observe(&mut self, value: &Value, start_ns: u64, end_ns: u64) -> Option<Anchor> {
+    pub fn observe(&mut self, value: &Value, start_ns: u64, end_ns: u64) -> Option<Placed> {
         self.last_start_ns = start_ns;
         let mid_ns = start_ns / 2 + end_ns / 2;
         match *value {
@@ -125,14 +132,14 @@ impl Placer {
                 // Seen by the end of the read for sure (a read held up before it fetched the value
                 // would make its midpoint too early, and the clocks' offset with it).
                 let mono_ns = self.stamps.observe(stamp, end_ns);
-                self.place_again(stamp, total_ticks, mono_ns);
-                Some(Anchor { mono_ns, ticks: total_ticks })
+                let new = Anchor { mono_ns, ticks: total_ticks };
+                Some(self.place_again(stamp, new).map_or(Placed::New(new), Placed::Again))
             }
             Value::Energy { total_ticks, hw_time_us: None, .. } => {
                 self.kind = Kind::Stepped;
                 let r = self.steps.observe(start_ns, end_ns, total_ticks);
                 let mono_ns = r?;
-                Some(Anchor { mono_ns, ticks: total_ticks })
+                Some(Placed::New(Anchor { mono_ns, ticks: total_ticks }))
             }
             Value::Power { watts } => {
                 self.kind = Kind::Power;
@@ -141,7 +148,7 @@ impl Placer {
                     self.integral_uj += (w0 + watts) / 2.0 * dt_s * 1e6;
                 }
                 self.last_power = Some((watts, mid_ns));
-                Some(Anchor { mono_ns: mid_ns, ticks: self.integral_uj as u64 })
+                Some(Placed::New(Anchor { mono_ns: mid_ns, ticks: self.integral_uj as u64 }))
             }
             Value::Missing => {
                 self.last_power = None;
@@ -154,7 +161,7 @@ impl Placer {
     /// clocks' offset from its lowest sightings, which take a while to come: a late publication
     /// or a slow read only shows a larger one), places them all again, so that the column is
     /// drawn with one offset throughout and a job's two ends agree.
-    fn place_again(&mut self, stamp: u64, ticks: u64, mono_ns: u64) {
+    fn place_again(&mut self, stamp: u64, new: Anchor) -> Option<Redraw> {
         if self.stamps.len() == 1 {
             // The map started over (the controller restarted, or this is the first value).
             self.recent.clear();
@@ -168,12 +175,12 @@ impl Placer {
         let moved = moved_by(self.recent.front())
             .max(moved_by(self.recent.back()))
             .is_some_and(|d| d > REDRAW_NS);
-        self.recent.push_back((stamp, ticks, mono_ns));
+        self.recent.push_back((stamp, new.ticks, new.mono_ns));
         while self.recent.front().is_some_and(|f| f.0 + REDRAW_SPAN_US < stamp) {
             self.recent.pop_front();
         }
         if !moved {
-            return;
+            return None;
         }
         let mut from_mono_ns = u64::MAX;
         let mut anchors = Vec::with_capacity(self.recent.len());
@@ -186,13 +193,7 @@ impl Placer {
         // The column moves over to the new places along the second before them, so that the
         // energy the move shifts in time is spread, not heaped on one sample.
         let from_mono_ns = from_mono_ns.saturating_sub(REDRAW_BLEND_NS);
-        self.redraw = Some(Redraw { from_mono_ns, anchors });
-    }
-
-    /// The recent values placed again by the last [`Placer::observe`], when the clock map moved
-    /// them: draw the column through these instead of the new anchor alone.
-    pub fn take_redraw(&mut self) -> Option<Redraw> {
-        self.redraw.take()
+        Some(Redraw { from_mono_ns, anchors })
     }
 
     /// When this domain wants its next read (monotonic ns): a stepped counter when its
@@ -233,6 +234,14 @@ impl Placer {
 mod tests {
     use super::*;
 
+    /// The new value's anchor, whether placed alone or with the recent values placed again.
+    fn new(placed: Option<Placed>) -> Option<Anchor> {
+        match placed? {
+            Placed::New(a) => Some(a),
+            Placed::Again(r) => r.anchors.last().copied(),
+        }
+    }
+
     fn energy(ticks: u64, stamp: Option<u64>) -> Value {
         Value::Energy { total_ticks: ticks, joules: ticks as f64, hw_time_us: stamp }
     }
@@ -241,13 +250,16 @@ mod tests {
     fn a_stamped_value_is_anchored_once_at_its_stamp() {
         let mut p = Placer::new(100_000_000, 100_000_000);
         // Stamps 100 ms apart, seen 3 ms, 40 ms and 2 ms after them.
-        let a = p.observe(&energy(10, Some(1_000_000)), 5_003_000_000, 5_003_000_000).unwrap();
+        let a = new(p.observe(&energy(10, Some(1_000_000)), 5_003_000_000, 5_003_000_000)).unwrap();
         assert_eq!(a, Anchor { mono_ns: 5_003_000_000, ticks: 10 });
-        assert_eq!(p.observe(&energy(10, Some(1_000_000)), 5_030_000_000, 5_030_000_000), None);
-        let b = p.observe(&energy(20, Some(1_100_000)), 5_140_000_000, 5_140_000_000).unwrap();
+        assert_eq!(
+            new(p.observe(&energy(10, Some(1_000_000)), 5_030_000_000, 5_030_000_000)),
+            None
+        );
+        let b = new(p.observe(&energy(20, Some(1_100_000)), 5_140_000_000, 5_140_000_000)).unwrap();
         // The earliest sighting sets the offset (give or take the drift allowed, 1000 ppm).
         assert!(b.mono_ns.abs_diff(5_103_000_000) <= 100_000, "{}", b.mono_ns);
-        let c = p.observe(&energy(30, Some(1_200_000)), 5_202_000_000, 5_202_000_000).unwrap();
+        let c = new(p.observe(&energy(30, Some(1_200_000)), 5_202_000_000, 5_202_000_000)).unwrap();
         assert_eq!(c.mono_ns, 5_202_000_000);
         assert_eq!(p.update_period_ns(), Some(100_000_000));
         // Reads come about every 25 ms, never in step with the updates.
@@ -259,11 +271,14 @@ mod tests {
     fn power_is_integrated_between_reads_but_not_over_a_gap() {
         let mut p = Placer::new(100_000_000, 100_000_000);
         let at = |t_ms: u64| t_ms * 1_000_000;
-        assert_eq!(p.observe(&Value::Power { watts: 100.0 }, at(1000), at(1000)).unwrap().ticks, 0);
-        let a = p.observe(&Value::Power { watts: 300.0 }, at(1100), at(1100)).unwrap();
+        assert_eq!(
+            new(p.observe(&Value::Power { watts: 100.0 }, at(1000), at(1000))).unwrap().ticks,
+            0
+        );
+        let a = new(p.observe(&Value::Power { watts: 300.0 }, at(1100), at(1100))).unwrap();
         assert_eq!(a, Anchor { mono_ns: at(1100), ticks: 20_000_000 });
-        assert_eq!(p.observe(&Value::Missing, at(1200), at(1200)), None);
-        let b = p.observe(&Value::Power { watts: 300.0 }, at(2000), at(2000)).unwrap();
+        assert_eq!(new(p.observe(&Value::Missing, at(1200), at(1200))), None);
+        let b = new(p.observe(&Value::Power { watts: 300.0 }, at(2000), at(2000))).unwrap();
         assert_eq!(b.ticks, 20_000_000, "nothing over the gap");
         assert_eq!(p.next_read_ns(), at(2100));
     }
@@ -271,7 +286,7 @@ mod tests {
     #[test]
     fn an_unstamped_counter_follows_its_step_clock() {
         let mut p = Placer::new(100_000_000, 100_000_000);
-        let first = p.observe(&energy(7, None), 1_000_000_000, 1_003_000_000).unwrap();
+        let first = new(p.observe(&energy(7, None), 1_000_000_000, 1_003_000_000)).unwrap();
         assert_eq!(first.mono_ns, 1_001_500_000);
         // Acquiring: the next read comes a few ms after this one ended.
         assert_eq!(p.next_read_ns(), 1_008_000_000);

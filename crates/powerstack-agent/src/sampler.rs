@@ -24,7 +24,7 @@ use powerstack_hw::{
 };
 use powerstack_model::{DomainInfo, Measurement, Value};
 
-use crate::place::Placer;
+use crate::place::{Placed, Placer};
 use crate::record::Recorder;
 use crate::state::{DomainMeta, Shared};
 
@@ -107,24 +107,18 @@ impl Sources {
         (sources, warnings)
     }
 
-    /// Splits a node's platform into the fast one and the stepped providers (each GPU its own):
-    /// the ring's columns are the platform's (deduplicated) catalog. No provider is probed again
-    /// (NVML starts once).
+    /// Splits a node's platform into the fast one and the stepped providers (each GPU its own, as
+    /// the platform split them): the ring's columns are the platform's (deduplicated) catalog. No
+    /// provider is probed again (NVML starts once).
     pub fn new(platform: Platform) -> (Sources, Vec<String>) {
         let domains: Vec<DomainMeta> = platform.catalog().iter().map(meta).collect();
         let mut fast_providers: Vec<Box<dyn Provider>> = Vec::new();
         let mut stepped: Vec<(Box<dyn Provider>, Duration)> = Vec::new();
-        for mut p in platform.into_providers() {
+        // A platform has already split the stepped providers into their devices.
+        for p in platform.into_providers() {
             match p.refresh() {
                 Refresh::Continuous => fast_providers.push(p),
-                Refresh::Stepped { period } => {
-                    let parts = p.split();
-                    if parts.is_empty() {
-                        stepped.push((p, period));
-                    } else {
-                        stepped.extend(parts.into_iter().map(|part| (part, period)));
-                    }
-                }
+                Refresh::Stepped { period } => stepped.push((p, period)),
             }
         }
         let map = |platform: &Platform| -> Vec<Option<usize>> {
@@ -253,13 +247,14 @@ fn slow_thread(mut source: SlowSource, shared: &Shared, feed: &Feed, stop: &Atom
         shared.stats.slow_reads.fetch_add(1, Ordering::Relaxed);
         for ((v, col), placer) in snap.values.iter().zip(&source.columns).zip(&mut placers) {
             let Some(c) = *col else { continue };
-            let anchor = placer.observe(v, start_ns, end_ns);
             let unix = |mono_ns| shared.clock.unix_us_at(mono_ns);
-            if let Some(r) = placer.take_redraw() {
-                let again = r.anchors.iter().map(|a| (unix(a.mono_ns), a.ticks)).collect();
-                anchors.push((c, Fed::Redraw(unix(r.from_mono_ns), again)));
-            } else if let Some(a) = anchor {
-                anchors.push((c, Fed::Anchor(unix(a.mono_ns), a.ticks)));
+            match placer.observe(v, start_ns, end_ns) {
+                Some(Placed::New(a)) => anchors.push((c, Fed::Anchor(unix(a.mono_ns), a.ticks))),
+                Some(Placed::Again(r)) => {
+                    let again = r.anchors.iter().map(|a| (unix(a.mono_ns), a.ticks)).collect();
+                    anchors.push((c, Fed::Redraw(unix(r.from_mono_ns), again)));
+                }
+                None => {}
             }
             if let (Some(p), Some(slot)) =
                 (placer.update_period_ns(), shared.update_period_us.get(c))

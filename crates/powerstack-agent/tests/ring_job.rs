@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use powerstack_agent::DomainMeta;
 use powerstack_agent::job::{JobWindow, job_result};
-use powerstack_agent::place::Placer;
+use powerstack_agent::place::{Placed, Placer};
 use powerstack_agent::record::Recorder;
 use powerstack_agent::ring::Ring;
 use powerstack_api::job::{DataPresence, JobResultV1};
@@ -82,12 +82,13 @@ impl Rig {
             } else {
                 // Simulated monotonic and wall clocks advance together.
                 let at = |m: u64| t - (mono - m) / 1000;
-                let anchor = self.placers[c].observe(v, mono, mono);
-                if let Some(r) = self.placers[c].take_redraw() {
-                    let again = r.anchors.iter().map(|a| (at(a.mono_ns), a.ticks)).collect();
-                    self.recorder.redraw(c, at(r.from_mono_ns), again);
-                } else if let Some(a) = anchor {
-                    self.recorder.anchor(c, at(a.mono_ns), a.ticks);
+                match self.placers[c].observe(v, mono, mono) {
+                    Some(Placed::New(a)) => self.recorder.anchor(c, at(a.mono_ns), a.ticks),
+                    Some(Placed::Again(r)) => {
+                        let again = r.anchors.iter().map(|a| (at(a.mono_ns), a.ticks)).collect();
+                        self.recorder.redraw(c, at(r.from_mono_ns), again);
+                    }
+                    None => {}
                 }
             }
         }

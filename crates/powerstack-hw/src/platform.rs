@@ -14,6 +14,11 @@ use powerstack_model::{
 use crate::error::Warning;
 use crate::provider::{Provider, Reading, Refresh};
 
+/// How long [`Platform::measure`] (and a one-shot reading) waits for the next step of a counter
+/// published in steps (NVML's energy moves about every 100 ms), so that power is measured between
+/// steps.
+pub const STEP_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The monotonic clock, in ns since the first call in this process.
 pub fn mono_ns() -> u64 {
     static ANCHOR: OnceLock<Instant> = OnceLock::new();
@@ -190,10 +195,9 @@ impl Platform {
     /// first-call 0 W: every figure is a difference over a real interval. Counters published in
     /// steps are measured between their steps ([`Platform::sample_at_steps`]).
     pub fn measure(&mut self, interval: std::time::Duration) -> PowerReport {
-        let wait = std::time::Duration::from_millis(250);
-        let a = self.sample_at_steps(wait);
+        let a = self.sample_at_steps(STEP_WAIT);
         std::thread::sleep(interval);
-        let b = self.sample_at_steps(wait);
+        let b = self.sample_at_steps(STEP_WAIT);
         PowerReport::between(&self.catalog, &a, &b)
     }
 

@@ -60,10 +60,6 @@ fn readings(args: &ReadArgs) -> anyhow::Result<(bool, u64)> {
     Ok((stream, args.count.unwrap_or(if stream { u64::MAX } else { 1 })))
 }
 
-/// How long a reading waits for the next step of a counter published in steps (NVML's energy
-/// moves about every 100 ms), so that power is measured between steps.
-const STEP_WAIT: Duration = Duration::from_millis(250);
-
 /// `powerstack power`.
 pub fn power(args: &ReadArgs) -> anyhow::Result<()> {
     let interval = interval(&args.interval)?;
@@ -77,7 +73,7 @@ pub fn power(args: &ReadArgs) -> anyhow::Result<()> {
         warnings.clear();
     }
     let platform = &mut node.discovery.platform;
-    let mut prev = platform.sample_at_steps(STEP_WAIT);
+    let mut prev = platform.sample_at_steps(powerstack_hw::platform::STEP_WAIT);
     let mut deadline = Instant::now();
     for n in 0..count {
         deadline += interval;
@@ -85,7 +81,7 @@ pub fn power(args: &ReadArgs) -> anyhow::Result<()> {
         if output::stopped() {
             break;
         }
-        let cur = platform.sample_at_steps(STEP_WAIT);
+        let cur = platform.sample_at_steps(powerstack_hw::platform::STEP_WAIT);
         let report = PowerReport::between(platform.catalog(), &prev, &cur);
         take_sampling_warnings(platform, &mut warnings);
         let catalog = platform.catalog();

@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use powerstack_agent::client::{self, Addr};
 use powerstack_agent::hostlist;
+use powerstack_agent::job::parse_peak_window_us;
 use powerstack_api::agent::JobBeginV1;
 use powerstack_api::job::{
     DataPresence, JobQueryNodeV1, JobQueryV1, JobResultV1, JobTotalV1, NOT_MEASURED, known,
@@ -247,11 +248,8 @@ fn ask_all(targets: Vec<Target>, path: &str, token: Option<&str>, timeout: Durat
 
 /// A `--peak-window` checked before anything is asked, as the agents take it (`2s`, `500ms`).
 fn peak_window(text: &str) -> anyhow::Result<String> {
-    let d = parse_duration(text).map_err(|e| anyhow!("--peak-window: {e}"))?;
-    if d < Duration::from_millis(1) || d > Duration::from_secs(3600) {
-        bail!("--peak-window {text} is out of range: give 1ms to 1h");
-    }
-    Ok(format!("{}us", d.as_micros()))
+    let us = parse_peak_window_us(text).map_err(|e| anyhow!("--peak-window: {e}"))?;
+    Ok(format!("{us}us"))
 }
 
 /// `job query`.

@@ -11,9 +11,6 @@ use serde::Deserialize;
 use super::{ApiError, AppPath, AppQuery, AppState, OptionalJson, Writer, lock};
 use crate::job::{JobError, job_result};
 
-/// The longest peak window a query may ask for.
-pub const MAX_PEAK_WINDOW_US: u64 = 3_600_000_000;
-
 /// `?peak_window=2s`: the window a job's peak is taken over.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -24,16 +21,11 @@ pub(crate) struct JobQuery {
 impl JobQuery {
     /// The window asked for, µs (`None`: the agent's default).
     fn peak_window_us(&self) -> Result<Option<u64>, ApiError> {
-        let Some(text) = &self.peak_window else { return Ok(None) };
-        let d = powerstack_model::duration::parse_duration(text)
-            .map_err(|e| ApiError::BadRequest(format!("peak_window: {e}")))?;
-        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        if us == 0 || us > MAX_PEAK_WINDOW_US {
-            return Err(ApiError::BadRequest(format!(
-                "peak_window {text:?} is out of range: give 1ms to 1h"
-            )));
-        }
-        Ok(Some(us))
+        self.peak_window
+            .as_deref()
+            .map(crate::job::parse_peak_window_us)
+            .transpose()
+            .map_err(|e| ApiError::BadRequest(format!("peak_window: {e}")))
     }
 }
 

@@ -326,6 +326,9 @@ impl Provider for NvmlGpus {
     }
 
     fn split(&mut self) -> Vec<Box<dyn Provider>> {
+        if self.gpus.len() < 2 {
+            return Vec::new();
+        }
         let (domains, gpus) = (std::mem::take(&mut self.domains), std::mem::take(&mut self.gpus));
         domains
             .into_iter()

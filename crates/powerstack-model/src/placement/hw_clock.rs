@@ -91,12 +91,6 @@ impl HwClockMap {
         self.points.is_empty()
     }
 
-    /// The fitted drift of the hardware's clock against the monotonic clock, in parts per million
-    /// (positive: the hardware's clock runs slow, so the offset grows).
-    pub fn drift_ppm(&self) -> f64 {
-        self.beta * 1000.0
-    }
-
     /// Refits the line to the lower hull of the points.
     fn fit(&mut self) {
         let hull = lower_hull(&self.points);
