@@ -65,6 +65,7 @@ fn limit(
         max_watts: max,
         default_watts: None,
         time_window_s: window,
+        time_windows: None,
         enabled: Some(true),
         locked: false,
     }

@@ -135,6 +135,8 @@ pub struct PowerLimit {
     pub default_watts: Option<f64>,
     /// The averaging window of the limit, in seconds, when the hardware has one.
     pub time_window_s: Option<f64>,
+    /// The windows the hardware can hold, when known.
+    pub time_windows: Option<crate::window::TimeWindows>,
     /// Whether the limit is enabled, when the hardware says.
     pub enabled: Option<bool>,
     /// Whether the limit is locked (BIOS lock bit, read-only file) and cannot be changed.

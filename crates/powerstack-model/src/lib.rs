@@ -11,6 +11,7 @@
 //! - [`placement`]: readings placed at the time the hardware took them ([`HwClockMap`],
 //!   [`StepClock`]).
 //! - [`duration`]: parsing of user durations such as `200ms` or `1.5s`.
+//! - [`window`]: the averaging windows a limit can hold ([`TimeWindows`], RAPL's grid).
 //!
 //! ```
 //! use powerstack_model::counter::{CounterSpec, ExtendedCounter, RawEnergy};
@@ -28,9 +29,11 @@ pub mod duration;
 pub mod placement;
 pub mod power;
 pub mod sample;
+pub mod window;
 
 pub use counter::{CounterSpec, ExtendedCounter, RawEnergy, Step};
 pub use domain::{DomainId, DomainInfo, DomainKind, LimitWrite, Measurement, PowerLimit};
 pub use placement::{HwClockMap, StepClock, StepMode};
 pub use power::{DomainPower, NodePower, NodeSource, PowerReport};
 pub use sample::{Snapshot, Value};
+pub use window::{TimeWindows, WindowRefusal};

@@ -292,6 +292,7 @@ impl CapFiles {
             max_watts: max,
             default_watts: default,
             time_window_s,
+            time_windows: None,
             enabled: (self.style == CapStyle::Max).then_some(limit > 0.0),
             locked: !file::is_writable(&self.cap),
         })

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use powerstack_model::cpulist::format_cpulist;
 use powerstack_model::{
     CounterSpec, DomainId, DomainInfo, DomainKind, LimitWrite, Measurement, PowerLimit, RawEnergy,
+    TimeWindows,
 };
 
 use crate::error::{HwError, Warning};
@@ -238,6 +239,9 @@ pub struct PowerInfo {
     pub min_watts: Option<f64>,
     /// The largest settable limit (bits 46:32), in watts.
     pub max_watts: Option<f64>,
+    /// The largest time window (bits 53:48: Y in 52:48, Z in bit 53, as the kernel reads it), in
+    /// seconds.
+    pub max_time_window_s: Option<f64>,
 }
 
 /// Decodes a power-info register.
@@ -246,11 +250,24 @@ pub fn decode_power_info(raw: u64, units: &RaplUnits) -> PowerInfo {
         let v = (raw >> shift) & 0x7FFF;
         (v != 0).then_some(v as f64 * units.watts_per_unit)
     };
-    PowerInfo { tdp_watts: field(0), min_watts: field(16), max_watts: field(32) }
+    let window = (raw >> 48) & 0x3F;
+    PowerInfo {
+        tdp_watts: field(0),
+        min_watts: field(16),
+        max_watts: field(32),
+        max_time_window_s: (window != 0)
+            .then(|| decode_time_window(window, units.seconds_per_unit)),
+    }
 }
 
 /// Builds the catalog limit for one decoded RAPL limit and its info register.
-fn power_limit(name: &str, limit: &RaplLimit, info: &PowerInfo, locked: bool) -> PowerLimit {
+fn power_limit(
+    name: &str,
+    limit: &RaplLimit,
+    info: &PowerInfo,
+    units: &RaplUnits,
+    locked: bool,
+) -> PowerLimit {
     PowerLimit {
         name: name.to_string(),
         limit_watts: Some(limit.limit_watts),
@@ -258,6 +275,7 @@ fn power_limit(name: &str, limit: &RaplLimit, info: &PowerInfo, locked: bool) ->
         max_watts: info.max_watts.or(info.tdp_watts),
         default_watts: None,
         time_window_s: Some(limit.time_window_s),
+        time_windows: Some(TimeWindows::rapl(units.seconds_per_unit, info.max_time_window_s)),
         enabled: Some(limit.enabled),
         locked,
     }
@@ -548,14 +566,14 @@ fn read_limits(io: &mut dyn MsrIo, regs: LimitRegs) -> Result<Vec<PowerLimit>, H
             let limit = decode_pkg_power_limit(io.read(cpu, INTEL_PKG_POWER_LIMIT)?, &units);
             let info = decode_power_info(io.read(cpu, INTEL_PKG_POWER_INFO)?, &units);
             Ok(vec![
-                power_limit("long_term", &limit.pl1, &info, limit.locked),
-                power_limit("short_term", &limit.pl2, &info, limit.locked),
+                power_limit("long_term", &limit.pl1, &info, &units, limit.locked),
+                power_limit("short_term", &limit.pl2, &info, &units, limit.locked),
             ])
         }
         LimitRegs::Dram { cpu, units } => {
             let limit = decode_dram_power_limit(io.read(cpu, INTEL_DRAM_POWER_LIMIT)?, &units);
             let info = decode_power_info(io.read(cpu, INTEL_DRAM_POWER_INFO)?, &units);
-            Ok(vec![power_limit("long_term", &limit.limit, &info, limit.locked)])
+            Ok(vec![power_limit("long_term", &limit.limit, &info, &units, limit.locked)])
         }
     }
 }
@@ -977,22 +995,38 @@ mod tests {
     #[test]
     fn power_info_decodes_tdp_min_max_and_zero_is_unknown() {
         let u = decode_units(SKX_UNITS);
-        let i = decode_power_info(0x0000_0640_0230_03E8, &u);
+        // Max window 0x2E: Y = 14, Z = 1: 2^14 × 1.25 × 2^-10 s = 20 s.
+        let i = decode_power_info(0x002E_0640_0230_03E8, &u);
         assert_eq!(
             i,
-            PowerInfo { tdp_watts: Some(125.0), min_watts: Some(70.0), max_watts: Some(200.0) }
+            PowerInfo {
+                tdp_watts: Some(125.0),
+                min_watts: Some(70.0),
+                max_watts: Some(200.0),
+                max_time_window_s: Some(20.0),
+            }
         );
         let tdp_only = decode_power_info(0x03E8, &u);
         assert_eq!(
             tdp_only,
-            PowerInfo { tdp_watts: Some(125.0), min_watts: None, max_watts: None }
+            PowerInfo {
+                tdp_watts: Some(125.0),
+                min_watts: None,
+                max_watts: None,
+                max_time_window_s: None,
+            }
         );
-        // A catalog limit falls back to the TDP as its maximum.
+        // A catalog limit falls back to the TDP as its maximum, and to the encoding's largest
+        // window; the reported maximum window bounds the windows it accepts.
         let pl1 = decode_limit_half(0x0015_83E8, &u);
-        let limit = power_limit("long_term", &pl1, &tdp_only, false);
+        let limit = power_limit("long_term", &pl1, &tdp_only, &u, false);
         assert_eq!(limit.max_watts, Some(125.0));
         assert_eq!(limit.min_watts, None);
         assert_eq!(limit.enabled, Some(true));
+        assert_eq!(limit.time_windows, Some(TimeWindows::rapl(u.seconds_per_unit, None)));
+        let bounded = power_limit("long_term", &pl1, &i, &u, false).time_windows.unwrap();
+        assert_eq!(bounded.max_s(), 20.0);
+        assert_eq!(bounded.min_s(), 1.0 / 1024.0);
     }
 
     proptest! {

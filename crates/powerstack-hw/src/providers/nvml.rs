@@ -162,6 +162,7 @@ fn read_cap(dev: &Device<'_>) -> Result<Option<PowerLimit>, NvmlError> {
         max_watts: range.as_ref().map(|r| watts(r.max_limit)),
         default_watts: default.map(watts),
         time_window_s: None,
+        time_windows: None,
         enabled: Some(true),
         locked: false,
     }))

@@ -399,6 +399,23 @@ fn optional_u64(path: &Path, hint: &'static str) -> Option<u64> {
     file::read_u64_opt(path, hint).ok().flatten().filter(|&v| v != 0)
 }
 
+/// The kernel's RAPL time unit, µs: `1000000 / 2^10` in integer arithmetic (the unit in
+/// `MSR_RAPL_POWER_UNIT`, 2^-10 s on every Intel and AMD part so far; powercap does not show it).
+const KERNEL_TIME_UNIT_US: f64 = 976.0;
+
+/// The windows a RAPL constraint can hold through powercap: the kernel rounds `time_window_us`
+/// down to `2^Y × (1 + Z/4)` time units, and reads a window back correctly only up to `Y = 30`
+/// (it shifts a 32-bit int); `constraint_N_max_time_window_us`, where a driver provides it, bounds
+/// it further.
+fn kernel_rapl_windows(attr: &dyn Fn(&str) -> PathBuf) -> powerstack_model::TimeWindows {
+    let unit_s = KERNEL_TIME_UNIT_US / 1e6;
+    let kernel_max_s = 2f64.powi(30) * 1.75 * unit_s;
+    let reported_s =
+        optional_u64(&attr("max_time_window_us"), "powercap constraint").map(|us| us as f64 / 1e6);
+    let max_s = reported_s.map_or(kernel_max_s, |r| r.min(kernel_max_s));
+    powerstack_model::TimeWindows::rapl(unit_s, Some(max_s))
+}
+
 /// Reads every constraint of a zone. The limit itself must be readable; the rest is optional.
 fn read_limits(dir: &Path, constraints: &[u32]) -> Result<Vec<PowerLimit>, HwError> {
     let mut limits = Vec::with_capacity(constraints.len());
@@ -412,6 +429,8 @@ fn read_limits(dir: &Path, constraints: &[u32]) -> Result<Vec<PowerLimit>, HwErr
         } else {
             None
         };
+        let time_window_s =
+            optional_u64(&attr("time_window_us"), "powercap constraint").map(|us| us as f64 / 1e6);
         limits.push(PowerLimit {
             name,
             limit_watts: Some(limit_uw as f64 / 1e6),
@@ -420,8 +439,8 @@ fn read_limits(dir: &Path, constraints: &[u32]) -> Result<Vec<PowerLimit>, HwErr
             max_watts: optional_u64(&attr("max_power_uw"), "powercap constraint")
                 .map(|uw| uw as f64 / 1e6),
             default_watts: None,
-            time_window_s: optional_u64(&attr("time_window_us"), "powercap constraint")
-                .map(|us| us as f64 / 1e6),
+            time_window_s,
+            time_windows: time_window_s.map(|_| kernel_rapl_windows(&attr)),
             enabled,
             locked: !file::is_writable(&limit_path),
         });
