@@ -742,7 +742,7 @@ async fn caps_are_validated_written_read_back_journaled_and_reset() {
         (json!({"domain": "package", "limit_watts": 100, "watts": 5}), "watts"),
         (json!({"node_watts": 500, "policy": "greedy"}), "policy"),
         (json!({"node_watts": 500, "domain": "package"}), "domain"),
-        (json!({"domain": "package", "limit_watts": 100, "clamp": true}), "clamp"),
+        (json!({"domain": "package", "limit_watts": 100, "policy": "uniform"}), "policy"),
     ] {
         let r = post(&a.app, "/v1/caps", root(), Some(body.clone())).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}");
@@ -790,6 +790,37 @@ async fn caps_are_validated_written_read_back_journaled_and_reset() {
     assert_eq!(limit_of(&a, DomainKind::Package, 1, "long_term"), Some(150.0));
     assert_eq!(limit_of(&a, DomainKind::Gpu, 0, "cap"), Some(300.0));
     assert!(a.controls.as_ref().unwrap().changed().is_empty());
+}
+
+#[tokio::test]
+async fn the_cap_api_validates_as_the_command_does_and_clamps_when_asked() {
+    let a = agent();
+    let cap = |body: Value| post(&a.app, "/v1/caps", root(), Some(body));
+    // Below the hardware's minimum: 422 with the range and how to clamp; nothing written.
+    let r = cap(json!({"domain": "package", "index": 0, "limit_watts": 10})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let m = r.error();
+    assert!(
+        m.contains("package-0 long_term: 10 W is below the allowed range [50 W .. 200 W]")
+            && m.contains("clamp"),
+        "{m}"
+    );
+    assert_eq!(limit_of(&a, DomainKind::Package, 0, "long_term"), Some(150.0));
+    // A window on a limit that has none.
+    let r =
+        cap(json!({"domain": "package", "index": 1, "limit_watts": 100, "time_window_s": 1})).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.error().contains("this limit has no averaging window"), "{}", r.error());
+    assert_eq!(limit_of(&a, DomainKind::Package, 1, "long_term"), Some(150.0));
+    // `clamp` applies the minimum instead.
+    let r = cap(json!({"domain": "package", "index": 0, "limit_watts": 10, "clamp": true})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let v = r.json();
+    assert_eq!(
+        (v["clamped"].as_bool(), v["writes"][0]["read_back_watts"].as_f64()),
+        (Some(true), Some(50.0))
+    );
+    assert_eq!(limit_of(&a, DomainKind::Package, 0, "long_term"), Some(50.0));
 }
 
 #[tokio::test]

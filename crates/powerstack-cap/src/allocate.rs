@@ -67,7 +67,9 @@ pub struct Allocation {
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum AllocError {
     /// Nothing on the node can be capped.
-    #[error("nothing on this node can be capped")]
+    #[error(
+        "nothing on this node can be capped: no CPU package, memory or GPU has a writable power limit (`powerstack cap show` lists the limits)"
+    )]
     NothingToCap,
     /// The cap is below the lowest the node can reach.
     #[error(

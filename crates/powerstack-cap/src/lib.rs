@@ -12,17 +12,18 @@
 
 pub mod allocate;
 pub mod journal;
+pub mod plan;
 pub mod report;
 
 use powerstack_hw::{HwError, Platform};
-use powerstack_model::{DomainId, DomainInfo, DomainKind, LimitWrite, PowerLimit, PowerReport};
+use powerstack_model::{DomainId, DomainInfo, LimitWrite, PowerLimit};
 
 pub use allocate::{AllocError, Allocation, Cappable, Policy, allocate};
 pub use journal::{ControlKey, Entry, FileEntry, FileWritten, Journal, Setting, Written};
-
-/// When the hardware reports no minimum for a limit, node-cap policies never go below this share
-/// of the domain's maximum (single-domain caps accept any positive value in that case).
-pub const ASSUMED_MIN_SHARE: f64 = 0.25;
+pub use plan::{
+    ASSUMED_MIN_SHARE, LEAST_LIMIT_WATTS, NodeCapPlan, clamp_to_lowest, lowest_watts,
+    node_cap_constraint, node_cap_inputs, plan, plan_node_cap, range_text, validate,
+};
 
 /// Largest difference accepted between a limit written and the value read back: hardware rounds
 /// (RAPL to its power unit, amdgpu to whole watts).
@@ -54,6 +55,55 @@ pub enum CapError {
         value: f64,
         /// The allowed range.
         range: String,
+    },
+    /// The value is below the lowest limit the control may be given.
+    #[error(
+        "{what}: {value} W is below the allowed range {range} (the minimum is {why}); give at least {lowest_watts} W, or clamp to apply that minimum (`--clamp`; `clamp: true` through the agent)"
+    )]
+    BelowMinimum {
+        /// The control.
+        what: String,
+        /// The value.
+        value: f64,
+        /// The allowed range.
+        range: String,
+        /// The lowest limit.
+        lowest_watts: f64,
+        /// Where that minimum comes from.
+        why: String,
+    },
+    /// The time window cannot be held by the control.
+    #[error("{what}: a time window of {value} {detail}")]
+    TimeWindow {
+        /// The control.
+        what: String,
+        /// The window asked for, as text.
+        value: String,
+        /// Why not, with the windows allowed.
+        detail: String,
+    },
+    /// A short-term limit below the long-term limit of the same domain.
+    #[error(
+        "{domain}: short_term limit {short_watts} W ({short_from}) is below the long_term limit {long_watts} W ({long_from}); a short-term limit must be at least the long-term one: raise the short-term limit or lower the long-term one"
+    )]
+    ShortBelowLong {
+        /// The domain.
+        domain: String,
+        /// The short-term limit.
+        short_watts: f64,
+        /// Whether it was asked for or is in force.
+        short_from: &'static str,
+        /// The long-term limit.
+        long_watts: f64,
+        /// Whether it was asked for or is in force.
+        long_from: &'static str,
+    },
+    /// A stop was asked (SIGINT, SIGTERM) during a write session; what had been written was
+    /// restored (or could not be).
+    #[error("stopped before the next write; {rollback}")]
+    Stopped {
+        /// What the rollback did.
+        rollback: String,
     },
     /// The control is locked.
     #[error("{what} is locked and cannot be changed")]
@@ -183,65 +233,10 @@ pub fn recover(
     // Files first: restoring the limits ends the session, and the mark must stay until everything
     // has been tried, so that a crash part way through is recovered again at the next start.
     let (files_restored, files_failed) = journal.restore_files(root)?;
-    let mut out = restore_limits(journal, platform, |_| true)?;
+    let mut out = restore_limits(journal, platform, |_| true, &mut || false)?;
     out.files_restored = files_restored;
     out.files_failed = files_failed;
     Ok(Some(out))
-}
-
-/// The allowed range of a limit, as text.
-pub fn range_text(limit: &PowerLimit) -> String {
-    let min = limit
-        .min_watts
-        .filter(|m| *m > 0.0)
-        .map(|m| format!("{m} W"))
-        .unwrap_or_else(|| "above 0 W".into());
-    let max = limit
-        .max_watts
-        .filter(|m| *m > 0.0)
-        .map(|m| format!("{m} W"))
-        .unwrap_or_else(|| "no known maximum".into());
-    format!("[{min} .. {max}]")
-}
-
-/// Checks a write against the domain's limit: a finite positive value, at least the known minimum,
-/// at most the known maximum; the limit exists and is not locked. Returns the current limit.
-pub fn validate(info: &DomainInfo, write: &LimitWrite) -> Result<PowerLimit, CapError> {
-    let what = format!("{} {}", info.id, write.constraint);
-    let Some(limit) = info.limit(&write.constraint) else {
-        let names: Vec<&str> = info.limits.iter().map(|l| l.name.as_str()).collect();
-        return Err(CapError::NoSuchControl {
-            what,
-            available: if names.is_empty() {
-                "it has no power limit".into()
-            } else {
-                format!("its limits are {}", names.join(", "))
-            },
-        });
-    };
-    let range = range_text(limit);
-    let w = write.limit_watts;
-    if !w.is_finite() || w <= 0.0 {
-        return Err(CapError::Invalid { what, value: format!("{w}"), range });
-    }
-    if limit.locked {
-        return Err(CapError::Locked { what });
-    }
-    let below = limit.min_watts.is_some_and(|m| m > 0.0 && w < m - 1e-9);
-    let above = limit.max_watts.is_some_and(|m| m > 0.0 && w > m + 1e-9);
-    if below || above {
-        return Err(CapError::OutOfRange { what, value: w, range });
-    }
-    if let Some(t) = write.time_window_s
-        && !(t.is_finite() && t > 0.0)
-    {
-        return Err(CapError::Invalid {
-            what: format!("{what} time window"),
-            value: format!("{t} s"),
-            range: "above 0 s".into(),
-        });
-    }
-    Ok(limit.clone())
 }
 
 /// The journal key of a control.
@@ -251,152 +246,6 @@ pub fn key_of(info: &DomainInfo, constraint: &str) -> ControlKey {
         domain: info.id.to_string(),
         constraint: constraint.to_string(),
     }
-}
-
-/// The limit a node cap sets on a domain of this kind: the package and memory long-term limit, the
-/// GPU cap.
-pub fn node_cap_constraint(kind: DomainKind) -> Option<&'static str> {
-    match kind {
-        DomainKind::Package | DomainKind::Memory => Some("long_term"),
-        DomainKind::Gpu => Some("cap"),
-        _ => None,
-    }
-}
-
-/// The domains a node cap can be spread over (catalog index and bounds), and the measured power of
-/// what cannot be capped, from a recent power report.
-pub fn node_cap_inputs(
-    catalog: &[DomainInfo],
-    report: &PowerReport,
-) -> (Vec<(usize, Cappable)>, f64) {
-    let mut cappable = Vec::new();
-    let mut capped_watts = 0.0;
-    let mut uncapped_components = 0.0;
-    for (i, info) in catalog.iter().enumerate() {
-        let measured = report.domains.get(i).and_then(|d| d.power_watts);
-        let limit =
-            node_cap_constraint(info.id.kind).and_then(|c| info.limit(c)).filter(|l| !l.locked);
-        match limit {
-            Some(l) => {
-                let max = l.max_watts.filter(|m| *m > 0.0).or(l.limit_watts).unwrap_or(0.0);
-                if max <= 0.0 {
-                    uncapped_components += measured.unwrap_or(0.0);
-                    continue;
-                }
-                let min =
-                    l.min_watts.filter(|m| *m > 0.0).unwrap_or(ASSUMED_MIN_SHARE * max).min(max);
-                cappable.push((i, Cappable { id: info.id, min_watts: min, max_watts: max }));
-                capped_watts += measured.unwrap_or(0.0);
-            }
-            None if matches!(
-                info.id.kind,
-                DomainKind::Package | DomainKind::Memory | DomainKind::Gpu
-            ) =>
-            {
-                uncapped_components += measured.unwrap_or(0.0);
-            }
-            None => {}
-        }
-    }
-    // With a direct node measurement, everything outside the cappable domains is uncappable
-    // (fans, board, NICs, uncapped memory); otherwise only the uncapped components are known.
-    // A node figure that contains a direct measure (a node meter, or psys) covers what the
-    // components do not: the difference is uncappable.
-    let direct = |i: &usize| catalog.get(*i).is_some_and(|d| d.id.kind.is_node_level());
-    let uncappable = match &report.node {
-        Some(n) => match &n.source {
-            powerstack_model::NodeSource::Direct(_) => (n.watts - capped_watts).max(0.0),
-            powerstack_model::NodeSource::Sum(parts) if parts.iter().any(direct) => {
-                (n.watts - capped_watts).max(0.0)
-            }
-            powerstack_model::NodeSource::Sum(_) => uncapped_components,
-        },
-        None => uncapped_components,
-    };
-    (cappable, uncappable)
-}
-
-/// Validates every request against `catalog`; writes nothing. The whole list is checked before
-/// anything can be applied, so a bad value never leaves a change half-made.
-pub fn plan(catalog: &[DomainInfo], requests: &[Request]) -> Result<Vec<Planned>, CapError> {
-    requests
-        .iter()
-        .map(|r| {
-            let info = catalog.get(r.index).ok_or_else(|| CapError::NoSuchControl {
-                what: format!("domain #{}", r.index),
-                available: format!("the node has {} domains", catalog.len()),
-            })?;
-            let previous = validate(info, &r.write)?;
-            Ok(Planned {
-                index: r.index,
-                id: info.id,
-                key: key_of(info, &r.write.constraint),
-                source: info.source.clone(),
-                write: r.write.clone(),
-                previous,
-            })
-        })
-        .collect()
-}
-
-/// A node cap, planned: the requests to make and the split behind them.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NodeCapPlan {
-    /// One request per cappable domain (long-term limits enabled, GPU caps).
-    pub requests: Vec<Request>,
-    /// How the cap was split.
-    pub allocation: Allocation,
-}
-
-/// Splits a node cap of `watts` over `catalog`'s cappable domains with `policy`, from a recent
-/// power `report` (for the power that cannot be capped). Refuses a cap that is not a positive
-/// number of watts, one above what the node can draw (except with the Variorum policy, which
-/// ignores everything but the packages), and one below what it can reach unless `clamp`.
-pub fn plan_node_cap(
-    catalog: &[DomainInfo],
-    report: &PowerReport,
-    watts: f64,
-    policy: Policy,
-    clamp: bool,
-) -> Result<NodeCapPlan, CapError> {
-    if !watts.is_finite() || watts <= 0.0 {
-        return Err(CapError::Invalid {
-            what: "node cap".into(),
-            value: format!("{watts}"),
-            range: "a positive number of watts".into(),
-        });
-    }
-    let (cappable, uncappable) = node_cap_inputs(catalog, report);
-    let domains: Vec<Cappable> = cappable.iter().map(|(_, c)| c.clone()).collect();
-    if policy != Policy::Variorum {
-        let most_watts = uncappable + domains.iter().map(|c| c.max_watts).sum::<f64>();
-        let least_watts = uncappable + domains.iter().map(|c| c.min_watts).sum::<f64>();
-        if watts > most_watts {
-            return Err(CapError::AboveNodeMaximum { watts, most_watts, least_watts });
-        }
-    }
-    let allocation = allocate(policy, watts, &domains, uncappable, clamp)?;
-    let requests = allocation
-        .shares
-        .iter()
-        .filter_map(|(id, share)| {
-            let (i, _) = cappable.iter().find(|(_, c)| c.id == *id)?;
-            let constraint = node_cap_constraint(id.kind)?;
-            // Round to a milliwatt: hardware rounds further, and the read-back allows for it.
-            let share = (share * 1000.0).round() / 1000.0;
-            let enabled = (constraint == "long_term").then_some(true);
-            Some(Request {
-                index: *i,
-                write: LimitWrite {
-                    constraint: constraint.to_string(),
-                    limit_watts: share,
-                    time_window_s: None,
-                    enabled,
-                },
-            })
-        })
-        .collect();
-    Ok(NodeCapPlan { requests, allocation })
 }
 
 /// Capping on one node: its platform and its journal.
@@ -440,18 +289,33 @@ impl<'a> Capper<'a> {
     /// Applies a plan: records the originals, writes each change, reads it back, and on the first
     /// failure restores what this call had already written, in reverse order.
     pub fn apply(&mut self, plan: &[Planned]) -> Result<Vec<Done>, CapError> {
+        self.apply_until(plan, &mut || false)
+    }
+
+    /// [`Capper::apply`], asking `stop` before each write whether to go on: when it says stop
+    /// (the caller's SIGINT or SIGTERM), nothing more is written, what this call had written is
+    /// restored, in reverse order, and the answer is [`CapError::Stopped`].
+    pub fn apply_until(
+        &mut self,
+        plan: &[Planned],
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<Vec<Done>, CapError> {
         let originals =
             plan.iter().map(|p| (p.key.clone(), p.source.clone(), setting(&p.previous))).collect();
         self.journal.begin(originals, &self.via)?;
         let mut done: Vec<Done> = Vec::new();
         for p in plan {
-            match self.write_and_check(p) {
+            let outcome = if stop() { Err(None) } else { self.write_and_check(p).map_err(Some) };
+            match outcome {
                 Ok(read_back_watts) => done.push(Done { planned: p.clone(), read_back_watts }),
                 Err(cause) => {
                     let rollback = self.roll_back(&done);
                     // The session is over either way; what was restored is as before.
                     let _ = self.journal.finish();
-                    return Err(CapError::RolledBack { cause: Box::new(cause), rollback });
+                    return Err(match cause {
+                        Some(cause) => CapError::RolledBack { cause: Box::new(cause), rollback },
+                        None => CapError::Stopped { rollback },
+                    });
                 }
             }
         }
@@ -473,15 +337,21 @@ impl<'a> Capper<'a> {
     /// Restores every journaled power limit to its original setting and forgets the ones
     /// restored. Frequency settings are restored by `powerstack pools reset`.
     pub fn reset(&mut self) -> Result<Restored, CapError> {
-        restore_limits(&mut self.journal, self.platform, |_| true)
+        self.reset_until(&mut || false)
+    }
+
+    /// [`Capper::reset`], asking `stop` before each write whether to go on: when it says stop,
+    /// the limits already put back get the values they had before this call, the journal keeps
+    /// every entry, and the answer is [`CapError::Stopped`].
+    pub fn reset_until(&mut self, stop: &mut dyn FnMut() -> bool) -> Result<Restored, CapError> {
+        restore_limits(&mut self.journal, self.platform, |_| true, stop)
     }
 
     /// Restores the journaled power limits whose last write `via` starts with `prefix` (what one
     /// caller, such as the agent, changed) and forgets them; other entries stay.
     pub fn reset_written_by(&mut self, prefix: &str) -> Result<Restored, CapError> {
-        restore_limits(&mut self.journal, self.platform, |e| {
-            e.last_written.as_ref().is_some_and(|w| w.via.starts_with(prefix))
-        })
+        let by = |e: &Entry| e.last_written.as_ref().is_some_and(|w| w.via.starts_with(prefix));
+        restore_limits(&mut self.journal, self.platform, by, &mut || false)
     }
 
     fn write_and_check(&mut self, p: &Planned) -> Result<Option<f64>, CapError> {
@@ -518,37 +388,59 @@ impl<'a> Capper<'a> {
     }
 
     fn roll_back(&mut self, done: &[Done]) -> String {
-        if done.is_empty() {
-            return "nothing had been written".to_string();
-        }
-        let mut failed = Vec::new();
-        for d in done.iter().rev() {
-            let back = restore_write(&d.planned.write.constraint, &setting(&d.planned.previous));
-            if let Err(e) = self.platform.write_limit(d.planned.index, &back) {
-                failed.push(format!("{}: {e}", d.planned.key));
-            }
-        }
-        if failed.is_empty() {
-            format!("restored the {} limit(s) already written", done.len())
-        } else {
-            format!(
-                "could not restore {} limit(s): {}; run `powerstack cap reset`",
-                failed.len(),
-                failed.join("; ")
-            )
-        }
+        let writes: Vec<(usize, String, LimitWrite)> = done
+            .iter()
+            .map(|d| {
+                let back =
+                    restore_write(&d.planned.write.constraint, &setting(&d.planned.previous));
+                (d.planned.index, d.planned.key.to_string(), back)
+            })
+            .collect();
+        put_back(self.platform, &writes, "already written")
     }
 }
 
-/// Restores the journaled power limits selected by `which` and forgets the ones restored.
+/// Writes `writes` in reverse order (putting back what a session changed) and says what it did:
+/// `restored the N limit(s) WHAT`, or which could not be restored.
+fn put_back(platform: &mut Platform, writes: &[(usize, String, LimitWrite)], what: &str) -> String {
+    if writes.is_empty() {
+        return "nothing had been written".to_string();
+    }
+    let failed: Vec<String> = writes
+        .iter()
+        .rev()
+        .filter_map(|(i, name, w)| {
+            platform.write_limit(*i, w).err().map(|e| format!("{name}: {e}"))
+        })
+        .collect();
+    if failed.is_empty() {
+        format!("restored the {} limit(s) {what}", writes.len())
+    } else {
+        format!(
+            "could not restore {} limit(s): {}; run `powerstack cap reset`",
+            failed.len(),
+            failed.join("; ")
+        )
+    }
+}
+
+/// Restores the journaled power limits selected by `which` and forgets the ones restored. When
+/// `stop` says so before a write, the limits already restored are put back as they were and
+/// nothing is forgotten.
 fn restore_limits(
     journal: &mut Journal,
     platform: &mut Platform,
     which: impl Fn(&Entry) -> bool,
+    stop: &mut dyn FnMut() -> bool,
 ) -> Result<Restored, CapError> {
     let mut out = Restored::default();
+    let mut undo: Vec<(usize, String, LimitWrite)> = Vec::new();
     let entries: Vec<Entry> = journal.entries().iter().filter(|e| which(e)).cloned().collect();
     for e in entries {
+        if stop() {
+            let what = "this reset had put back; the journal keeps them all";
+            return Err(CapError::Stopped { rollback: put_back(platform, &undo, what) });
+        }
         let index = platform
             .catalog()
             .iter()
@@ -557,8 +449,14 @@ fn restore_limits(
             out.failed.push((e.key.clone(), "the domain is not on this node (any more)".into()));
             continue;
         };
+        let before = platform.catalog()[index].limit(&e.key.constraint).map(setting);
         match platform.write_limit(index, &restore_write(&e.key.constraint, &e.original)) {
-            Ok(()) => out.restored.push(e.key.clone()),
+            Ok(()) => {
+                out.restored.push(e.key.clone());
+                if let Some(b) = before {
+                    undo.push((index, e.key.to_string(), restore_write(&e.key.constraint, &b)));
+                }
+            }
             Err(err) => out.failed.push((e.key.clone(), err.to_string())),
         }
     }

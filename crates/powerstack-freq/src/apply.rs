@@ -48,6 +48,7 @@ pub struct Pools<'a> {
     topology: FreqTopology,
     via: String,
     after_write: Option<Box<dyn FnMut() + 'a>>,
+    stop: Option<Box<dyn FnMut() -> bool + 'a>>,
 }
 
 /// What an apply did.
@@ -77,6 +78,7 @@ impl<'a> Pools<'a> {
             topology,
             via: via.to_string(),
             after_write: None,
+            stop: None,
         })
     }
 
@@ -84,6 +86,17 @@ impl<'a> Pools<'a> {
     /// kernel's rules there).
     pub fn set_after_write(&mut self, hook: Box<dyn FnMut() + 'a>) {
         self.after_write = Some(hook);
+    }
+
+    /// Asked before each write whether to go on (the caller's SIGINT or SIGTERM): when it says
+    /// stop, nothing more is written, what this call had written is restored, and the answer is
+    /// [`FreqError::Stopped`].
+    pub fn set_stop(&mut self, stop: Box<dyn FnMut() -> bool + 'a>) {
+        self.stop = Some(stop);
+    }
+
+    fn stop_asked(&mut self) -> bool {
+        self.stop.as_mut().is_some_and(|stop| stop())
     }
 
     /// The hardware root.
@@ -189,12 +202,17 @@ impl<'a> Pools<'a> {
         self.journal.begin_files(originals, &self.via)?;
         let mut done: Vec<Write> = Vec::new();
         for w in &plan.writes {
-            match self.write_one(w) {
+            let outcome =
+                if self.stop_asked() { Err(None) } else { self.write_one(w).map_err(Some) };
+            match outcome {
                 Ok(()) => done.push(w.clone()),
                 Err(cause) => {
                     let rollback = self.roll_back(&done);
                     let _ = self.journal.finish();
-                    return Err(FreqError::RolledBack { cause: Box::new(cause), rollback });
+                    return Err(match cause {
+                        Some(cause) => FreqError::RolledBack { cause: Box::new(cause), rollback },
+                        None => FreqError::Stopped { rollback },
+                    });
                 }
             }
         }

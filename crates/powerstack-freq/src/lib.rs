@@ -69,6 +69,13 @@ pub enum FreqError {
         /// What the rollback did.
         rollback: String,
     },
+    /// A stop was asked (SIGINT, SIGTERM) during a write session; what had been written was
+    /// restored (or could not be).
+    #[error("stopped before the next write; {rollback}")]
+    Stopped {
+        /// What the rollback did.
+        rollback: String,
+    },
     /// The journal.
     #[error(transparent)]
     Journal(#[from] powerstack_cap::CapError),

@@ -195,8 +195,14 @@ impl Platform {
     /// first-call 0 W: every figure is a difference over a real interval. Counters published in
     /// steps are measured between their steps ([`Platform::sample_at_steps`]).
     pub fn measure(&mut self, interval: std::time::Duration) -> PowerReport {
+        self.measure_with(|| std::thread::sleep(interval))
+    }
+
+    /// [`Platform::measure`] with the caller's wait between the two samples (one that a stop
+    /// signal ends early).
+    pub fn measure_with(&mut self, wait: impl FnOnce()) -> PowerReport {
         let a = self.sample_at_steps(STEP_WAIT);
-        std::thread::sleep(interval);
+        wait();
         let b = self.sample_at_steps(STEP_WAIT);
         PowerReport::between(&self.catalog, &a, &b)
     }

@@ -1,7 +1,7 @@
 //! `powerstack agent` and `powerstack up`: glue around `powerstack_agent::run`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use powerstack_agent::config::AgentConfig;
@@ -14,71 +14,14 @@ use powerstack_model::{PowerReport, Snapshot, Value};
 
 use crate::cli::{AgentArgs, UpArgs};
 use crate::node::{self, SimRoot};
-use crate::output;
+use crate::{output, signals};
 
-/// A stop signal given by SIGINT or SIGTERM (or once `duration` has passed).
-///
-/// The two signals are blocked here, before any other thread exists, so every thread inherits the
-/// mask and they stay pending until one thread takes them with `sigtimedwait`. No handler runs and
-/// nothing polls: that thread sleeps in the kernel until a signal (or the deadline) comes, so an
-/// agent sampling at 1000 Hz wakes for its samples only. (A child process would inherit the
-/// mask; the agent starts none.)
+/// A stop signal given by SIGINT or SIGTERM (or once `duration` has passed), taken without a
+/// handler or polling (see [`signals::catch`]); call it before any other thread exists.
 fn stop_on_signals(duration: Option<Duration>) -> anyhow::Result<Stop> {
-    // SAFETY: an all-zero sigset_t is a valid value for sigemptyset to initialise.
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid sigset_t; SIGINT and SIGTERM are valid signals; a null old-mask
-    // pointer is allowed.
-    let rc = unsafe {
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut())
-    };
-    if rc != 0 {
-        bail!("blocking SIGINT and SIGTERM: {}", std::io::Error::from_raw_os_error(rc));
-    }
-    // A shell starts background commands with SIGINT ignored, and POSIX leaves it open whether
-    // an ignored signal stays pending while blocked (Linux keeps it): the default action, which
-    // cannot run while the signal is blocked, keeps both pending for sigwaitinfo everywhere.
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: SIG_DFL is a valid disposition for these signals; both are blocked.
-        unsafe {
-            libc::signal(sig, libc::SIG_DFL);
-        }
-    }
     let stop = Stop::new();
     let given = stop.clone();
-    let deadline = duration.map(|d| Instant::now() + d);
-    std::thread::Builder::new()
-        .name("powerstack-signals".into())
-        .spawn(move || {
-            loop {
-                let rc = match deadline {
-                    None => {
-                        // SAFETY: `set` is initialised; the info pointer may be null.
-                        unsafe { libc::sigwaitinfo(&set, std::ptr::null_mut()) }
-                    }
-                    Some(end) => {
-                        let left = end.saturating_duration_since(Instant::now());
-                        if left.is_zero() {
-                            break;
-                        }
-                        let ts = libc::timespec {
-                            tv_sec: left.as_secs() as libc::time_t,
-                            tv_nsec: left.subsec_nanos() as libc::c_long,
-                        };
-                        // SAFETY: `set` and `ts` are initialised; the info pointer may be null.
-                        unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &ts) }
-                    }
-                };
-                // Else -1: interrupted, or the deadline passed (checked above).
-                if rc == libc::SIGINT || rc == libc::SIGTERM {
-                    break;
-                }
-            }
-            given.stop();
-        })
-        .context("starting the signal thread")?;
+    signals::catch(duration, move || given.stop())?;
     Ok(stop)
 }
 

@@ -1,12 +1,12 @@
 //! `powerstack cap ...`: glue between the arguments and `powerstack-cap`.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use powerstack_api::cap::{CAP_SCHEMA, CapResultV1};
 use powerstack_api::table;
 use powerstack_cap::report::{planned_reset_writes, recovered_lines, restored_writes, write_doc};
-use powerstack_cap::{Capper, Done, Policy, Request};
+use powerstack_cap::{CapError, Capper, Done, Policy, Request};
 use powerstack_hw::Platform;
 use powerstack_model::duration::parse_duration;
 use powerstack_model::{DomainInfo, DomainKind, LimitWrite};
@@ -14,6 +14,7 @@ use powerstack_model::{DomainInfo, DomainKind, LimitWrite};
 use crate::cli::{CapCommand, ControlArgs, Format};
 use crate::node::{self, Node};
 use crate::output::{self, emit};
+use crate::signals;
 
 /// Parses a power given on the command line. NaN, infinities and negative values parse here and
 /// are refused by validation with the domain's range.
@@ -73,8 +74,16 @@ struct NodeCap {
     clamped: bool,
 }
 
+/// The requests with `--clamp`: each one below its control's lowest limit raised to it.
+fn clamped(p: &Platform, mut reqs: Vec<Request>, clamp: bool) -> (Vec<Request>, NodeCap) {
+    let clamped = clamp && powerstack_cap::clamp_to_lowest(p.catalog(), &mut reqs);
+    (reqs, NodeCap { clamped, ..NodeCap::default() })
+}
+
 /// `powerstack cap ...`.
 pub fn run(cmd: &CapCommand) -> anyhow::Result<()> {
+    // Before the node opens: a simulated node runs on a thread, which must inherit the mask.
+    signals::catch(None, || {})?;
     match cmd {
         CapCommand::Socket(a) => {
             let long = watts(&a.watts)?;
@@ -99,7 +108,7 @@ pub fn run(cmd: &CapCommand) -> anyhow::Result<()> {
                         reqs.push(Request { index: i, write: write("short_term", s, None, None) });
                     }
                 }
-                Ok((reqs, NodeCap::default()))
+                Ok(clamped(p, reqs, a.clamp))
             })
         }
         CapCommand::Mem(a) => {
@@ -109,7 +118,7 @@ pub fn run(cmd: &CapCommand) -> anyhow::Result<()> {
                     .into_iter()
                     .map(|i| Request { index: i, write: write("long_term", w, None, Some(true)) })
                     .collect();
-                Ok((reqs, NodeCap::default()))
+                Ok(clamped(p, reqs, a.clamp))
             })
         }
         CapCommand::Gpu(a) => {
@@ -119,7 +128,7 @@ pub fn run(cmd: &CapCommand) -> anyhow::Result<()> {
                     .into_iter()
                     .map(|i| Request { index: i, write: write("cap", w, None, None) })
                     .collect();
-                Ok((reqs, NodeCap::default()))
+                Ok(clamped(p, reqs, a.clamp))
             })
         }
         CapCommand::Node(a) => {
@@ -135,7 +144,14 @@ pub fn run(cmd: &CapCommand) -> anyhow::Result<()> {
                 bail!("--interval {}: must be between 10ms and 60s", a.interval);
             }
             change(&a.common, "node", |p| {
-                let report = p.measure(interval);
+                if output::verbose() {
+                    eprintln!(
+                        "note: measuring the node for {} before splitting the cap (Ctrl-C stops without writing)",
+                        a.interval
+                    );
+                }
+                let report = p.measure_with(|| signals::sleep_until(Instant::now() + interval));
+                signals::check("nothing was written")?;
                 let plan = powerstack_cap::plan_node_cap(p.catalog(), &report, w, policy, a.clamp)?;
                 Ok((
                     plan.requests,
@@ -150,6 +166,14 @@ pub fn run(cmd: &CapCommand) -> anyhow::Result<()> {
         }
         CapCommand::Show(a) => show(a),
         CapCommand::Reset(a) => reset(a),
+    }
+}
+
+/// A write session ended by SIGINT or SIGTERM says so; other errors are as they are.
+fn stopped(e: CapError) -> anyhow::Error {
+    match e {
+        CapError::Stopped { .. } => anyhow::anyhow!(signals::interrupted(&e.to_string())),
+        e => e.into(),
     }
 }
 
@@ -209,12 +233,15 @@ fn change(
         return print_result(format, &doc);
     }
     let via = via();
+    signals::check("nothing was written")?;
     let (done, recovered, cap) = {
         let platform = &mut node.discovery.platform;
         let (mut capper, recovered) = Capper::open(platform, &node.root, &common.state_dir, &via)?;
         let (requests, cap) = build(capper.platform())?;
         let plan = capper.plan(&requests)?;
-        let done: Vec<Done> = capper.apply(&plan)?;
+        let mut pause = signals::TestPause::from_env();
+        let done: Vec<Done> =
+            capper.apply_until(&plan, &mut || pause.before_write()).map_err(stopped)?;
         (done, recovered, cap)
     };
     let mut doc = result_doc(&node, command, false, cap);
@@ -238,10 +265,12 @@ fn reset(common: &ControlArgs) -> anyhow::Result<()> {
         return print_result(format, &doc);
     }
     let via = via();
+    signals::check("nothing was written")?;
     let (restored, recovered) = {
         let (mut capper, recovered) =
             Capper::open(&mut node.discovery.platform, &node.root, &common.state_dir, &via)?;
-        (capper.reset()?, recovered)
+        let mut pause = signals::TestPause::from_env();
+        (capper.reset_until(&mut || pause.before_write()).map_err(stopped)?, recovered)
     };
     let mut doc = result_doc(&node, "reset", false, NodeCap::default());
     if let Some(r) = &recovered {

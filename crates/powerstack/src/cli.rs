@@ -272,9 +272,14 @@ pub struct CapSocketArgs {
     /// Also set the short-term limit, watts.
     #[arg(long, allow_hyphen_values = true, value_name = "WATTS")]
     pub short_term: Option<String>,
-    /// Averaging window of the long-term limit (`1s`, `28ms`).
+    /// Averaging window of the long-term limit (`1s`, `28ms`); one the hardware can hold (RAPL:
+    /// 2^Y × (1 + Z/4) time units, rounded down by at most 5%).
     #[arg(long, value_name = "DURATION")]
     pub time_window: Option<String>,
+    /// When the limit is below the lowest the domain may be given, apply that minimum instead of
+    /// refusing.
+    #[arg(long)]
+    pub clamp: bool,
     #[command(flatten)]
     pub common: ControlArgs,
 }
@@ -287,6 +292,10 @@ pub struct CapMemArgs {
     /// Only this socket (default: every socket).
     #[arg(long, value_name = "N")]
     pub socket: Option<u32>,
+    /// When the limit is below the lowest the domain may be given, apply that minimum instead of
+    /// refusing.
+    #[arg(long)]
+    pub clamp: bool,
     #[command(flatten)]
     pub common: ControlArgs,
 }
@@ -299,6 +308,10 @@ pub struct CapGpuArgs {
     /// Only this GPU, numbered in PCI bus order (default: every GPU).
     #[arg(long, value_name = "N")]
     pub gpu: Option<u32>,
+    /// When the limit is below the lowest the domain may be given, apply that minimum instead of
+    /// refusing.
+    #[arg(long)]
+    pub clamp: bool,
     #[command(flatten)]
     pub common: ControlArgs,
 }

@@ -18,6 +18,7 @@ use powerstack_sim::{LoadPattern, Profile, SimNode, SimOptions};
 use crate::cli::{Format, NodeArgs, ReadArgs, SimCommand, SimCreateArgs, SimRunArgs};
 use crate::node;
 use crate::output::{self, emit};
+use crate::signals;
 
 fn interval(text: &str) -> anyhow::Result<Duration> {
     let d = parse_duration(text).map_err(|e| anyhow::anyhow!("--interval: {e}"))?;
@@ -65,8 +66,9 @@ pub fn power(args: &ReadArgs) -> anyhow::Result<()> {
     let interval = interval(&args.interval)?;
     let (stream, count) = readings(args)?;
     let fmt = output::format(args.node.format);
+    // Before the node opens: a simulated node runs on a thread, which must inherit the mask.
+    signals::catch(None, || {})?;
     let mut node = node::open(&args.node)?;
-    output::catch_stop_signals();
     let mut warnings = std::mem::take(&mut node.warnings);
     if matches!(fmt, Format::Variorum | Format::VariorumFlat | Format::Prometheus) {
         warn_stderr(&warnings);
@@ -77,8 +79,8 @@ pub fn power(args: &ReadArgs) -> anyhow::Result<()> {
     let mut deadline = Instant::now();
     for n in 0..count {
         deadline += interval;
-        output::sleep_until(deadline);
-        if output::stopped() {
+        signals::sleep_until(deadline);
+        if signals::stopped() {
             break;
         }
         let cur = platform.sample_at_steps(powerstack_hw::platform::STEP_WAIT);
@@ -122,16 +124,17 @@ pub fn energy(args: &ReadArgs) -> anyhow::Result<()> {
     let interval = interval(&args.interval)?;
     let (stream, count) = readings(args)?;
     let fmt = output::format(args.node.format);
+    // Before the node opens: a simulated node runs on a thread, which must inherit the mask.
+    signals::catch(None, || {})?;
     let mut node = node::open(&args.node)?;
-    output::catch_stop_signals();
     let mut warnings = std::mem::take(&mut node.warnings);
     let platform = &mut node.discovery.platform;
     let mut deadline = Instant::now();
     for n in 0..count {
         if n > 0 {
             deadline += interval;
-            output::sleep_until(deadline);
-            if output::stopped() {
+            signals::sleep_until(deadline);
+            if signals::stopped() {
                 break;
             }
         }
@@ -343,7 +346,7 @@ fn sim_run(a: &SimRunArgs) -> anyhow::Result<()> {
     if let Some(l) = a.load {
         sim.set_load(load(l)?);
     }
-    output::catch_stop_signals();
+    signals::catch(duration, || {})?;
     let faults = sim.options().pm_faults.list();
     let faults = if faults.is_empty() {
         String::new()
@@ -357,12 +360,6 @@ fn sim_run(a: &SimRunArgs) -> anyhow::Result<()> {
         a.dir.display(),
         tick
     );
-    if let Some(d) = duration {
-        std::thread::spawn(move || {
-            std::thread::sleep(d);
-            output::stop_flag().store(true, std::sync::atomic::Ordering::Relaxed);
-        });
-    }
-    sim.run_realtime(tick, output::stop_flag()).context("running the simulator")?;
+    sim.run_realtime(tick, signals::stop_flag()).context("running the simulator")?;
     Ok(())
 }

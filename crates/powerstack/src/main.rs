@@ -8,6 +8,7 @@ mod job;
 mod node;
 mod output;
 mod pools;
+mod signals;
 
 use std::process::ExitCode;
 
@@ -40,7 +41,9 @@ fn main() -> ExitCode {
         Err(e) => {
             // One line: the error and its causes.
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            // Stopped by SIGINT or SIGTERM: 128 + the signal, as a shell reports a process it
+            // killed.
+            signals::exit_status().map_or(ExitCode::FAILURE, ExitCode::from)
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Writing results: format choice, broken pipes, Ctrl-C.
+//! Writing results: format choice, broken pipes, verbosity, partial results.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,46 +38,6 @@ pub fn emit(text: &str) -> anyhow::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ClosedPipe.into()),
         Err(e) => Err(anyhow::Error::new(e).context("writing to standard output")),
     }
-}
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::Relaxed);
-}
-
-/// Makes SIGINT and SIGTERM set a flag instead of killing the process, so loops end cleanly (and
-/// temporary simulated roots are removed).
-pub fn catch_stop_signals() {
-    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    for sig in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: `on_signal` only stores to an atomic, which is async-signal-safe; `signal` is
-        // called with a valid signal number and handler.
-        unsafe {
-            libc::signal(sig, handler);
-        }
-    }
-}
-
-/// Whether a stop signal arrived.
-pub fn stopped() -> bool {
-    STOP.load(Ordering::Relaxed)
-}
-
-/// Sleeps until `deadline` (a monotonic instant), waking early when a stop signal arrives.
-pub fn sleep_until(deadline: std::time::Instant) {
-    loop {
-        let now = std::time::Instant::now();
-        if now >= deadline || stopped() {
-            return;
-        }
-        std::thread::sleep((deadline - now).min(std::time::Duration::from_millis(50)));
-    }
-}
-
-/// The flag itself, for code that takes an `&AtomicBool`.
-pub fn stop_flag() -> &'static AtomicBool {
-    &STOP
 }
 
 static VERBOSE: AtomicBool = AtomicBool::new(false);

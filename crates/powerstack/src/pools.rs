@@ -6,12 +6,13 @@ use powerstack_api::pools::{
     SettingWriteV1, UncoreStateV1,
 };
 use powerstack_api::table;
-use powerstack_freq::{ExclusivePool, Live, Pools, PoolsFile, ProfileSpec, State};
+use powerstack_freq::{ExclusivePool, FreqError, Live, Pools, PoolsFile, ProfileSpec, State};
 use powerstack_model::cpulist::{format_cpulist, parse_cpulist};
 
 use crate::cli::{ControlArgs, Format, PoolsCommand};
 use crate::node::{self, Node};
 use crate::output::emit;
+use crate::signals;
 
 fn via() -> String {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -44,6 +45,20 @@ fn open<'a>(node: &'a mut Node, common: &ControlArgs) -> anyhow::Result<(Pools<'
         Ok(())
     })?;
     Ok((pools, recovered))
+}
+
+/// Stops the session's writes on SIGINT or SIGTERM (and pauses where a test asks).
+fn stop_on_signals(pools: &mut Pools<'_>) {
+    let mut pause = signals::TestPause::from_env();
+    pools.set_stop(Box::new(move || pause.before_write()));
+}
+
+/// A write session ended by SIGINT or SIGTERM says so; other errors are as they are.
+fn stopped(e: FreqError) -> anyhow::Error {
+    match e {
+        FreqError::Stopped { .. } => anyhow::anyhow!(signals::interrupted(&e.to_string())),
+        e => e.into(),
+    }
 }
 
 fn pool_list(pools: &Pools<'_>, file: Option<&PoolsFile>) -> Vec<PoolV1> {
@@ -126,10 +141,15 @@ fn change(
     let format = format_of(common)?;
     let mut node = node::open(&common.node)?;
     let origin = node.origin.clone();
+    signals::check("nothing was written")?;
     let (mut pools, recovered) = open(&mut node, common)?;
     let file = edit(pools.stored()?)?;
-    let writes =
-        if common.dry_run { pools.plan(&file)?.writes } else { pools.apply(&file)?.writes };
+    let writes = if common.dry_run {
+        pools.plan(&file)?.writes
+    } else {
+        stop_on_signals(&mut pools);
+        pools.apply(&file).map_err(stopped)?.writes
+    };
     print_change(
         format,
         &change_doc(&origin, &pools, command, common.dry_run, &writes, Some(&file), recovered),
@@ -138,6 +158,8 @@ fn change(
 
 /// `powerstack pools ...`.
 pub fn run(cmd: &PoolsCommand) -> anyhow::Result<()> {
+    // Before the node opens: a simulated node runs on a thread, which must inherit the mask.
+    signals::catch(None, || {})?;
     match cmd {
         PoolsCommand::Apply(a) => {
             let text = std::fs::read_to_string(&a.file)
@@ -281,8 +303,14 @@ fn reset(common: &ControlArgs) -> anyhow::Result<()> {
     let format = format_of(common)?;
     let mut node = node::open(&common.node)?;
     let origin = node.origin.clone();
+    signals::check("nothing was written")?;
     let (mut pools, recovered) = open(&mut node, common)?;
-    let writes = if common.dry_run { pools.plan_reset()?.writes } else { pools.reset()?.writes };
+    let writes = if common.dry_run {
+        pools.plan_reset()?.writes
+    } else {
+        stop_on_signals(&mut pools);
+        pools.reset().map_err(stopped)?.writes
+    };
     print_change(
         format,
         &change_doc(&origin, &pools, "reset", common.dry_run, &writes, None, recovered),

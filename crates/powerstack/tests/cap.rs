@@ -303,7 +303,7 @@ fn bad_input_is_one_line_naming_the_domain_and_range_and_nothing_changes() {
         (&["node", "1e12", "--interval", "50ms"], "above the most this node can draw"),
         (
             &["socket", "-5"],
-            "package-0 long_term: -5 is not a valid power limit; allowed [above 0 W .. 150 W]",
+            "package-0 long_term: -5 is not a valid power limit; allowed [37.5 W .. 150 W]",
         ),
         (&["socket", "1e12"], "package-0 long_term: 1000000000000 W is outside the allowed range"),
         (&["socket", "abc"], "invalid power \"abc\""),
@@ -313,6 +313,27 @@ fn bad_input_is_one_line_naming_the_domain_and_range_and_nothing_changes() {
         ),
         (&["gpu", "300"], "no GPU domain"),
         (&["node", "300", "--policy", "greedy"], "unknown policy"),
+        // What no hardware should get: below the minimum (a quarter of the maximum when the
+        // hardware reports none), a window RAPL cannot hold, a short-term limit under the
+        // long-term one.
+        (
+            &["socket", "0.0001"],
+            "package-0 long_term: 0.0001 W is below the allowed range [37.5 W .. 150 W] (the minimum is a quarter of the 150 W maximum, as the hardware reports none); give at least 37.5 W, or clamp to apply that minimum (`--clamp`",
+        ),
+        (&["mem", "5"], "memory-0 long_term: 5 W is below the allowed range [10 W .. 40 W]"),
+        (
+            &["socket", "100", "--time-window", "100h"],
+            "package-0 long_term: a time window of 100 h cannot be held: the hardware would set 90.97 h",
+        ),
+        (
+            &["socket", "100", "--time-window", "10000h"],
+            "a time window of 10000 h is outside what the hardware can hold, [976 µs .. 509.4 h]",
+        ),
+        (
+            &["socket", "100", "--short-term", "90"],
+            "package-0: short_term limit 90 W (asked) is below the long_term limit 100 W (asked)",
+        ),
+        (&["socket", "100", "--short-term", "50"], "short_term: 50 W is below the allowed range"),
     ];
     for (args, expect) in cases {
         let r = n.cap(args);
@@ -321,6 +342,37 @@ fn bad_input_is_one_line_naming_the_domain_and_range_and_nothing_changes() {
         assert!(r.stderr.contains(expect), "{args:?}: {}", r.stderr);
     }
     assert_eq!(n.snapshot(), before);
+}
+
+#[test]
+fn clamp_applies_the_lowest_limit_instead_of_refusing() {
+    let n = Node::new("intel-2s");
+    let r = n.cap(&["socket", "0.0001", "--socket", "1", "--clamp"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let doc = json(&r.stdout);
+    assert_eq!(doc["clamped"], true);
+    assert_eq!(doc["writes"][0]["requested_watts"], 37.5);
+    assert_eq!((n.file(PKG0).as_str(), n.file(PKG1).as_str()), ("150000000", "37500000"));
+    // Within the range, --clamp changes nothing.
+    let r = n.cap(&["socket", "120", "--socket", "1", "--clamp"]);
+    assert_eq!(json(&r.stdout)["clamped"], false, "{}", r.stderr);
+    assert_eq!(n.file(PKG1), "120000000");
+}
+
+#[test]
+fn a_node_cap_where_nothing_can_be_capped_says_so_and_no_range() {
+    for profile in ["amd-2s", "cray-ex"] {
+        let n = Node::new(profile);
+        for policy in ["proportional", "uniform", "variorum"] {
+            let r = n.cap(&["node", "1000", "--policy", policy, "--interval", "50ms"]);
+            assert_eq!(r.status, 1, "{profile} {policy}: {}", r.stderr);
+            assert!(
+                r.stderr.starts_with("error: nothing on this node can be capped"),
+                "{profile} {policy}: {}",
+                r.stderr
+            );
+        }
+    }
 }
 
 #[test]
@@ -451,7 +503,7 @@ fn gpu_bad_input_names_the_gpu_and_range_and_changes_nothing() {
             &["gpu", "300", "--gpu", "9"],
             "gpu-9 does not exist on this node; it has gpu-0, gpu-1, gpu-2, gpu-3",
         ),
-        (&["gpu", "100"], "gpu-0 cap: 100 W is outside the allowed range [200 W .. 700 W]"),
+        (&["gpu", "100"], "gpu-0 cap: 100 W is below the allowed range [200 W .. 700 W]"),
         (
             &["gpu", "5000", "--gpu", "2"],
             "gpu-2 cap: 5000 W is outside the allowed range [200 W .. 700 W]",

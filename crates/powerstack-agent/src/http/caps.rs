@@ -35,7 +35,7 @@ pub(crate) struct CapBody {
     node_watts: Option<f64>,
     /// The node-cap policy (`proportional`, `uniform`, `variorum`).
     policy: Option<String>,
-    /// Apply the node's minimum when the cap is below it.
+    /// Apply the lowest allowed value (the node's, or the domain's) when the cap is below it.
     clamp: Option<bool>,
     /// Plan only: validate and answer the writes, write nothing.
     dry_run: Option<bool>,
@@ -49,6 +49,7 @@ enum Change {
         constraint: Option<String>,
         limit_watts: f64,
         time_window_s: Option<f64>,
+        clamp: bool,
     },
     Node {
         watts: f64,
@@ -80,12 +81,8 @@ fn parse(body: &CapBody) -> Result<Change, ApiError> {
         };
         return Ok(Change::Node { watts, policy, clamp: body.clamp.unwrap_or(false) });
     }
-    for (field, set) in [("policy", body.policy.is_some()), ("clamp", body.clamp.is_some())] {
-        if set {
-            return Err(ApiError::BadRequest(format!(
-                "field `{field}` goes with `node_watts` only"
-            )));
-        }
+    if body.policy.is_some() {
+        return Err(ApiError::BadRequest("field `policy` goes with `node_watts` only".into()));
     }
     let Some(domain) = body.domain.as_deref() else {
         return Err(ApiError::BadRequest(
@@ -104,6 +101,7 @@ fn parse(body: &CapBody) -> Result<Change, ApiError> {
         constraint: body.constraint.clone(),
         limit_watts,
         time_window_s: body.time_window_s,
+        clamp: body.clamp.unwrap_or(false),
     })
 }
 
@@ -140,7 +138,7 @@ fn build(
 ) -> Result<(Vec<Request>, NodeCap), ApiError> {
     let catalog = platform.catalog();
     match change {
-        Change::Domain { kind, index, die, constraint, limit_watts, time_window_s } => {
+        Change::Domain { kind, index, die, constraint, limit_watts, time_window_s, clamp } => {
             let of_kind: Vec<usize> =
                 (0..catalog.len()).filter(|&i| catalog[i].id.kind == *kind).collect();
             if of_kind.is_empty() {
@@ -178,14 +176,15 @@ fn build(
                     }
                 },
             };
-            let requests = chosen
+            let mut requests: Vec<Request> = chosen
                 .into_iter()
                 .map(|i| Request {
                     index: i,
                     write: write(&constraint, *limit_watts, *time_window_s),
                 })
                 .collect();
-            Ok((requests, NodeCap::default()))
+            let clamped = *clamp && powerstack_cap::clamp_to_lowest(catalog, &mut requests);
+            Ok((requests, NodeCap { clamped, ..NodeCap::default() }))
         }
         Change::Node { watts, policy, clamp } => {
             let report = report_for(shared, catalog)?;

@@ -338,7 +338,7 @@ fn schemas() -> Value {
             "additionalProperties": { "type": "number" }
         },
         "CapRequest": {
-            "description": "Either one domain's limit (domain, limit_watts, optional index, die, constraint, time_window_s) or a node cap (node_watts, optional policy, clamp).",
+            "description": "Either one domain's limit (domain, limit_watts, optional index, die, constraint, time_window_s, clamp) or a node cap (node_watts, optional policy, clamp).",
             "type": "object",
             "additionalProperties": false,
             "properties": {

@@ -1,0 +1,243 @@
+//! SIGINT and SIGTERM mean the same for every command that writes: stop before the next write,
+//! roll back what was written, exit with 128 + the signal and one line. The signal is sent at a
+//! known point: while `cap node` measures (`-v` says when it starts), or at a test-only pause
+//! before the N-th write (`POWERSTACK_TEST_PAUSE_BEFORE_WRITE=N`). Nothing here is timed.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use assert_cmd::cargo::CommandCargoExt;
+
+/// How the command gets its signal.
+#[derive(Clone, Copy, Debug)]
+enum Sig {
+    Int,
+    /// SIGINT to a command started with SIGINT ignored, as a shell starts `powerstack ... &`.
+    IntIgnored,
+    Term,
+}
+
+impl Sig {
+    const ALL: [Sig; 3] = [Sig::Int, Sig::IntIgnored, Sig::Term];
+
+    fn number(self) -> i32 {
+        match self {
+            Sig::Int | Sig::IntIgnored => libc::SIGINT,
+            Sig::Term => libc::SIGTERM,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Sig::Int | Sig::IntIgnored => "SIGINT",
+            Sig::Term => "SIGTERM",
+        }
+    }
+}
+
+struct Node {
+    root: tempfile::TempDir,
+    state: tempfile::TempDir,
+}
+
+struct Outcome {
+    status: Option<i32>,
+    stderr: String,
+}
+
+impl Node {
+    fn new() -> Node {
+        let root = tempfile::tempdir().unwrap();
+        let out = powerstack()
+            .args(["sim", "create", "--profile", "intel-2s", root.path().to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        Node { root, state: tempfile::tempdir().unwrap() }
+    }
+
+    /// `powerstack ARGS --root R --state-dir S --format json`, to completion.
+    fn run(&self, args: &[&str]) -> Outcome {
+        let out = powerstack().args(self.args(args)).output().unwrap();
+        Outcome {
+            status: out.status.code(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn args(&self, args: &[&str]) -> Vec<String> {
+        let mut all: Vec<String> = args.iter().map(ToString::to_string).collect();
+        for (k, v) in [("--root", self.root.path()), ("--state-dir", self.state.path())] {
+            all.extend([k.to_string(), v.to_str().unwrap().to_string()]);
+        }
+        all.extend(["--format".to_string(), "json".to_string()]);
+        all
+    }
+
+    /// Runs `args` (pausing before write `pause`, if given), sends `sig` once stderr has said
+    /// `when`, and waits for the end.
+    fn interrupt(&self, args: &[&str], pause: Option<usize>, when: &str, sig: Sig) -> Outcome {
+        let mut cmd = powerstack();
+        cmd.args(self.args(args)).stdout(Stdio::null()).stderr(Stdio::piped());
+        if let Some(n) = pause {
+            cmd.env("POWERSTACK_TEST_PAUSE_BEFORE_WRITE", n.to_string());
+        }
+        if matches!(sig, Sig::IntIgnored) {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: between fork and exec only the async-signal-safe `signal` is called.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::signal(libc::SIGINT, libc::SIG_IGN);
+                    Ok(())
+                });
+            }
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        while !seen.contains(when) {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                panic!("{args:?} ended before saying {when:?}: {seen}");
+            }
+            seen.push_str(&line);
+        }
+        // SAFETY: kill with the pid of our own child, still running (it waits for the signal).
+        unsafe {
+            libc::kill(child.id() as i32, sig.number());
+        }
+        stderr.read_to_string(&mut seen).unwrap();
+        let status = child.wait().unwrap();
+        Outcome { status: status.code(), stderr: seen }
+    }
+
+    /// Every power limit and sysfs setting under the root (trimmed), to show nothing changed.
+    fn settings(&self) -> Vec<(PathBuf, String)> {
+        let mut out = Vec::new();
+        walk(&self.root.path().join("sys"), &mut out);
+        out.sort();
+        out
+    }
+}
+
+fn powerstack() -> Command {
+    let mut c = Command::cargo_bin("powerstack").unwrap();
+    for v in ["POWERSTACK_ROOT", "POWERSTACK_SIMULATE", "POWERSTACK_STATE_DIR"] {
+        c.env_remove(v);
+    }
+    c.env_remove("POWERSTACK_TEST_PAUSE_BEFORE_WRITE");
+    c
+}
+
+fn walk(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let (p, ft) = (e.path(), e.file_type().unwrap());
+        if ft.is_dir() {
+            walk(&p, out);
+        } else if ft.is_file()
+            && let Ok(text) = std::fs::read_to_string(&p)
+        {
+            out.push((p, text.trim().to_string()));
+        }
+    }
+}
+
+/// The last line of stderr: the command's one error line.
+fn last_line(o: &Outcome) -> &str {
+    o.stderr.lines().last().unwrap_or("")
+}
+
+#[test]
+fn a_signal_before_the_first_write_or_between_writes_leaves_every_limit_as_it_was() {
+    let n = Node::new();
+    let before = n.settings();
+    // `cap socket 100` writes package-0, then package-1.
+    for sig in Sig::ALL {
+        for (pause, did) in
+            [(1, "nothing had been written"), (2, "restored the 1 limit(s) already written")]
+        {
+            let what = format!("{sig:?} before write {pause}");
+            let o = n.interrupt(&["cap", "socket", "100"], Some(pause), "test pause", sig);
+            assert_eq!(o.status, Some(128 + sig.number()), "{what}: {}", o.stderr);
+            assert_eq!(
+                last_line(&o),
+                format!(
+                    "error: interrupted by {}: stopped before the next write; {did}",
+                    sig.name()
+                ),
+                "{what}"
+            );
+            assert_eq!(n.settings(), before, "{what}");
+        }
+    }
+    // The session was closed: the next command finds no interrupted run to recover.
+    let o = n.run(&["cap", "socket", "120"]);
+    assert_eq!(o.status, Some(0), "{}", o.stderr);
+    assert!(!o.stderr.contains("recover"), "{}", o.stderr);
+}
+
+#[test]
+fn a_signal_while_cap_node_measures_writes_nothing() {
+    let n = Node::new();
+    let before = n.settings();
+    for sig in Sig::ALL {
+        let args = ["cap", "node", "250", "--interval", "60s", "-v"];
+        let o = n.interrupt(&args, None, "note: measuring the node", sig);
+        assert_eq!(o.status, Some(128 + sig.number()), "{sig:?}: {}", o.stderr);
+        assert_eq!(
+            last_line(&o),
+            format!("error: interrupted by {}: nothing was written", sig.name())
+        );
+        assert_eq!(n.settings(), before, "{sig:?}");
+    }
+}
+
+#[test]
+fn a_signal_part_way_through_cap_reset_keeps_the_caps_and_the_journal() {
+    let n = Node::new();
+    let before = n.settings();
+    assert_eq!(n.run(&["cap", "socket", "100"]).status, Some(0));
+    let capped = n.settings();
+    let o = n.interrupt(&["cap", "reset"], Some(2), "test pause", Sig::Term);
+    assert_eq!(o.status, Some(143), "{}", o.stderr);
+    assert!(last_line(&o).starts_with("error: interrupted by SIGTERM: stopped before"), "{o:?}");
+    assert!(
+        last_line(&o).contains("restored the 1 limit(s) this reset had put back"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(n.settings(), capped, "the reset was undone");
+    // The journal still has both: a plain reset restores the originals.
+    assert_eq!(n.run(&["cap", "reset"]).status, Some(0));
+    assert_eq!(n.settings(), before);
+}
+
+#[test]
+fn a_signal_part_way_through_pools_apply_restores_every_setting() {
+    let n = Node::new();
+    let before = n.settings();
+    let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/examples/pools.toml");
+    let apply = ["pools", "apply", file.to_str().unwrap()];
+    for sig in Sig::ALL {
+        let o = n.interrupt(&apply, Some(3), "test pause", sig);
+        assert_eq!(o.status, Some(128 + sig.number()), "{sig:?}: {}", o.stderr);
+        assert!(
+            last_line(&o).contains("stopped before the next write; restored the 2 setting(s)"),
+            "{sig:?}: {}",
+            o.stderr
+        );
+        assert_eq!(n.settings(), before, "{sig:?}");
+        assert!(!n.state.path().join("pools.toml").exists(), "no configuration in force");
+    }
+    // Not stopped, it applies.
+    assert_eq!(n.run(&apply).status, Some(0));
+    assert_ne!(n.settings(), before);
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "status {:?}: {}", self.status, self.stderr)
+    }
+}
