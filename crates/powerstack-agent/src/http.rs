@@ -15,7 +15,6 @@ mod jobs;
 mod openapi;
 mod power;
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -28,7 +27,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Json, Router};
-use powerstack_cap::ControlKey;
+use powerstack_cap::{ControlKey, StateDir};
 use powerstack_hw::{Platform, Root};
 
 use crate::access::{Access, Peer};
@@ -51,14 +50,16 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const VIA_PREFIX: &str = "powerstack agent (HTTP";
 
 /// The capping side of the agent: a second platform opened for writes (the sampler owns its
-/// own), the hardware root, the journal's state directory, and what this agent changed.
+/// own), the hardware root, the node's state directory (its lock held for the agent's life when
+/// the agent runs), and what this agent changed.
 pub struct Controls {
     /// The platform limits are written through (and read from for `GET /v1/caps`).
     pub platform: Mutex<Platform>,
     /// The hardware root.
     pub root: Root,
-    /// The journal's directory (shared with `powerstack cap` and `powerstack pools`).
-    pub state_dir: PathBuf,
+    /// The journal's directory (shared with `powerstack cap` and `powerstack pools`) and the node
+    /// it belongs to.
+    pub state: StateDir,
     /// The controls this agent has written, so that its shutdown can restore them (the journal
     /// knows them too: their last write's `via` starts with [`VIA_PREFIX`]).
     pub changed: Mutex<Vec<ControlKey>>,
@@ -68,21 +69,16 @@ impl std::fmt::Debug for Controls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Controls")
             .field("root", &self.root)
-            .field("state_dir", &self.state_dir)
+            .field("state_dir", &self.state.path())
             .field("changed", &self.changed)
             .finish_non_exhaustive()
     }
 }
 
 impl Controls {
-    /// Controls over `platform`, with the journal in `state_dir`.
-    pub fn new(platform: Platform, root: Root, state_dir: PathBuf) -> Controls {
-        Controls {
-            platform: Mutex::new(platform),
-            root,
-            state_dir,
-            changed: Mutex::new(Vec::new()),
-        }
+    /// Controls over `platform`, with the journal in `state`.
+    pub fn new(platform: Platform, root: Root, state: StateDir) -> Controls {
+        Controls { platform: Mutex::new(platform), root, state, changed: Mutex::new(Vec::new()) }
     }
 
     /// The controls written through this agent and not reset since.

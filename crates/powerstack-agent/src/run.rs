@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use powerstack_cap::Capper;
+use powerstack_cap::{Capper, Holder, NodeId, StateDir};
 use powerstack_hw::{DiscoverOptions, Root, Selection, discover_with};
 
 use crate::access::AccessPolicy;
@@ -37,10 +37,11 @@ pub struct Ready {
     pub notes: Vec<String>,
 }
 
-/// Runs the agent until `stop` is given (the caller maps SIGTERM/SIGINT to it). Limits an earlier
-/// agent left are restored first, before the sampler starts and before anything listens; `ready`
-/// is called once the listeners are bound. On return, every limit this agent changed has been
-/// restored.
+/// Runs the agent until `stop` is given (the caller maps SIGTERM/SIGINT to it). The settings and
+/// the sources are checked first; then the state directory is locked for the agent's life, and
+/// limits an earlier agent left are restored, before the sampler starts and before anything
+/// listens; `ready` is called once the listeners are bound. On return, every limit this agent
+/// changed has been restored.
 ///
 /// Between samples nothing wakes: the servers wait for `stop` without polling, and the sampler
 /// threads check it once per tick.
@@ -58,31 +59,8 @@ pub fn run(
     let options = DiscoverOptions { nvml_lib: config.nvml_lib.clone() };
     let mut notes = Vec::new();
 
-    // The platform for writes (the sampler owns its own); restore what an earlier agent left.
+    // Everything that can be refused is checked before the state directory is touched.
     let mut control = discover_with(&root, &selection, &options).platform;
-    {
-        let (mut capper, recovered) =
-            Capper::open(&mut control, &root, &config.state_dir, AGENT_VIA)
-                .map_err(|e| AgentError(format!("state directory: {e}")))?;
-        if let Some(r) = recovered {
-            notes.push(format!(
-                "an earlier run died while writing: restored {} limit(s) and {} setting(s)",
-                r.restored.len(),
-                r.files_restored.len()
-            ));
-        }
-        let r = capper.reset_written_by(AGENT_VIA).map_err(|e| AgentError(e.to_string()))?;
-        if !r.restored.is_empty() {
-            notes.push(format!(
-                "restored {} limit(s) an earlier agent had set and not put back",
-                r.restored.len()
-            ));
-        }
-        for (k, why) in &r.failed {
-            notes.push(format!("could not restore {k}: {why}"));
-        }
-    }
-
     let (sources, warnings) = Sources::open(&root, &selection, &options);
     notes.extend(warnings);
     if sources.columns() == 0 {
@@ -91,6 +69,19 @@ pub fn run(
             config.root.display()
         )));
     }
+    let token = match &config.token_file {
+        Some(p) => Some(crate::access::load_token(p).map_err(|e| AgentError(e.to_string()))?),
+        None => None,
+    };
+
+    // The agent may write at any time: it holds the state directory's lock for its life, taken
+    // before anything is restored (a second agent, or a command, is turned away untouched).
+    let mut state = StateDir::new(&config.state_dir, NodeId::new(&root, simulated.as_deref()));
+    state
+        .hold(&Holder::agent(AGENT_VIA, &api_of(config)))
+        .map_err(|e| AgentError(e.to_string()))?;
+    restore_at_start(&mut control, &root, &state, &mut notes)?;
+
     let shared = Arc::new(Shared::new(
         hostname,
         simulated,
@@ -99,11 +90,7 @@ pub fn run(
         config.buffer_samples,
         config.peak_window_ms.saturating_mul(1000),
     ));
-    let controls = Arc::new(Controls::new(control, root.clone(), config.state_dir.clone()));
-    let token = match &config.token_file {
-        Some(p) => Some(crate::access::load_token(p).map_err(|e| AgentError(e.to_string()))?),
-        None => None,
-    };
+    let controls = Arc::new(Controls::new(control, root.clone(), state));
     let policy = AccessPolicy {
         allow_users: config.allow_users.clone(),
         allow_groups: config.allow_groups.clone(),
@@ -192,15 +179,57 @@ async fn serve(
     Ok(())
 }
 
+/// Where the agent takes cap changes, for the message of a caller turned away by its lock.
+fn api_of(config: &AgentConfig) -> String {
+    let mut at = Vec::new();
+    if !config.socket.is_empty() {
+        at.push(format!("socket {}", config.socket));
+    }
+    if !config.listen.is_empty() {
+        at.push(format!("http://{}", config.listen));
+    }
+    at.join(", ")
+}
+
+/// Puts back what an earlier agent left: an interrupted write session, and every limit an agent
+/// set and did not put back.
+fn restore_at_start(
+    control: &mut powerstack_hw::Platform,
+    root: &Root,
+    state: &StateDir,
+    notes: &mut Vec<String>,
+) -> Result<(), AgentError> {
+    let (mut capper, recovered) = Capper::open(control, root, state, AGENT_VIA)
+        .map_err(|e| AgentError(format!("state directory: {e}")))?;
+    notes.extend(capper.notes().iter().cloned());
+    if let Some(r) = recovered {
+        notes.push(format!(
+            "an earlier run died while writing: restored {} limit(s) and {} setting(s)",
+            r.restored.len(),
+            r.files_restored.len()
+        ));
+    }
+    let r = capper.reset_written_by(AGENT_VIA).map_err(|e| AgentError(e.to_string()))?;
+    if !r.restored.is_empty() {
+        notes.push(format!(
+            "restored {} limit(s) an earlier agent had set and not put back",
+            r.restored.len()
+        ));
+    }
+    for (k, why) in &r.failed {
+        notes.push(format!("could not restore {k}: {why}"));
+    }
+    Ok(())
+}
+
 /// Puts back every limit this agent changed.
 fn restore(controls: &Controls) -> Result<(), AgentError> {
     let mut platform = controls
         .platform
         .lock()
         .map_err(|_| AgentError("control platform lock poisoned".into()))?;
-    let (mut capper, _) =
-        Capper::open(&mut platform, &controls.root, &controls.state_dir, AGENT_VIA)
-            .map_err(|e| AgentError(format!("restoring limits at exit: {e}")))?;
+    let (mut capper, _) = Capper::open(&mut platform, &controls.root, &controls.state, AGENT_VIA)
+        .map_err(|e| AgentError(format!("restoring limits at exit: {e}")))?;
     let r = capper
         .reset_written_by(AGENT_VIA)
         .map_err(|e| AgentError(format!("restoring limits at exit: {e}")))?;

@@ -16,6 +16,7 @@ use powerstack_agent::access::{
 };
 use powerstack_agent::http::{self, Controls, NO_ROUTE, Verb};
 use powerstack_agent::{DomainMeta, Shared};
+use powerstack_cap::{NodeId, StateDir};
 use powerstack_hw::{HwError, Platform, Provider, Reading, Root};
 use powerstack_model::{
     CounterSpec, DomainId, DomainInfo, DomainKind, LimitWrite, Measurement, PowerLimit,
@@ -186,7 +187,9 @@ fn agent_with(samples: u64, capping: bool, token: Option<&str>) -> Agent {
     let controls = capping.then(|| {
         let fake = Fake { domains: catalog(), stubborn: stubborn.clone(), refuse: refuse.clone() };
         let (platform, _) = Platform::new(vec![Box::new(fake)]);
-        Arc::new(Controls::new(platform, Root::new(state.path()), state.path().join("state")))
+        let root = Root::new(state.path());
+        let at = StateDir::new(state.path().join("state"), NodeId::new(&root, None));
+        Arc::new(Controls::new(platform, root, at))
     });
     let etc = etc();
     let access = Access::with_accounts(policy(token), Arc::new(etc.files.clone()));
@@ -850,7 +853,8 @@ async fn a_simulated_package_cap_reaches_sysfs_and_reset_restores_it() {
     let root = Root::new(dir.path());
     let platform = powerstack_hw::discover(&root, &powerstack_hw::Selection::Auto).platform;
     let state = tempfile::tempdir().unwrap();
-    let controls = Arc::new(Controls::new(platform, root, state.path().to_path_buf()));
+    let at = StateDir::new(state.path(), NodeId::new(&root, None));
+    let controls = Arc::new(Controls::new(platform, root, at));
     let app = http::app(shared(N), Some(controls.clone()), AccessPolicy::default());
     let file = dir.path().join("sys/class/powercap/intel-rapl:0/constraint_0_power_limit_uw");
     let read = || std::fs::read_to_string(&file).unwrap().trim().to_string();

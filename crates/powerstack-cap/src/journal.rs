@@ -1,22 +1,25 @@
 //! The restore journal: what every control powerstack wrote was set to before its first write.
 //!
 //! `STATE_DIR/journal.json` (internal state, not an API) holds, per control, the original setting
-//! and the last value powerstack wrote (and who wrote it). A write session marks the journal as
-//! in progress before its first write and clears the mark when it has finished (or rolled back);
-//! a mark found at start means a previous run died part way, and the originals are put back.
+//! and the last value powerstack wrote (and who wrote it), and the node it belongs to (its root,
+//! host name and simulator profile): originals are only ever put back on that node. A write
+//! session marks the journal as in progress before its first write and clears the mark when it
+//! has finished (or rolled back); a mark found at start means a previous run died part way, and
+//! the originals are put back.
 //!
-//! `STATE_DIR/lock` is held with an exclusive `flock` for the life of a [`Journal`], so one writer
-//! changes controls at a time; a second caller waits.
+//! A journal is written only under the state directory's lock ([`crate::state::StateLock`]), held
+//! by one writer at a time.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write as _;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::CapError;
+use crate::state::{NodeId, StateLock};
 
 /// Identifies one control across runs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,56 +124,85 @@ pub struct FileWritten {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 struct JournalFile {
     version: u32,
+    /// The node the originals were read on (absent in version 1 journals).
+    #[serde(default)]
+    node: Option<NodeId>,
     in_progress: Option<InProgress>,
     entries: Vec<Entry>,
     #[serde(default)]
     files: Vec<FileEntry>,
 }
 
-const VERSION: u32 = 1;
+impl JournalFile {
+    /// Whether nothing is left to restore.
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.files.is_empty() && self.in_progress.is_none()
+    }
+}
+
+/// The journal format written; version 1 (without the node) is still read.
+const VERSION: u32 = 2;
 
 /// The journal, locked for this process.
 pub struct Journal {
     dir: PathBuf,
     data: JournalFile,
-    /// The exclusive lock held while open for writing; `None` when opened with [`Journal::read`].
-    lock: Option<File>,
+    /// The state directory's lock, held while open for writing; `None` when opened with
+    /// [`Journal::read`].
+    lock: Option<Arc<StateLock>>,
+    /// What opening it had to say (a journal that named no node).
+    notes: Vec<String>,
 }
 
 impl Journal {
-    /// Opens (creating if needed) the journal in `state_dir`, waiting for any other writer.
-    /// A malformed journal is an error, never silently replaced: it may hold the only record of
-    /// the original limits.
-    pub fn open(state_dir: &Path) -> Result<Journal, CapError> {
-        let io = |e: std::io::Error| CapError::State {
-            path: state_dir.to_path_buf(),
-            detail: e.to_string(),
-        };
-        std::fs::create_dir_all(state_dir).map_err(io)?;
-        let lock_path = state_dir.join("lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| CapError::State { path: lock_path.clone(), detail: e.to_string() })?;
-        // SAFETY: flock on a valid, open file descriptor owned by `lock` for the life of the call.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(CapError::State {
-                path: lock_path,
-                detail: std::io::Error::last_os_error().to_string(),
-            });
-        }
-        let data = load(&state_dir.join("journal.json"))?
+    /// Opens the journal of the state directory locked by `lock` for `node`. A malformed journal
+    /// is an error, never silently replaced: it may hold the only record of the original limits.
+    /// A journal of another node with something left to restore is refused (its originals belong
+    /// there); one that names no node (version 1) is taken as `node`'s, with a note, and bound to
+    /// it at once.
+    pub fn open(lock: Arc<StateLock>, node: &NodeId) -> Result<Journal, CapError> {
+        let dir = lock.dir().to_path_buf();
+        let mut data = load(&dir.join("journal.json"))?
             .unwrap_or(JournalFile { version: VERSION, ..Default::default() });
-        Ok(Journal { dir: state_dir.to_path_buf(), data, lock: Some(lock) })
+        let mut notes = Vec::new();
+        let unbound = data.node.is_none() && !data.is_empty();
+        if unbound {
+            notes.push(format!(
+                "{}: the journal names no node (written by an older powerstack); its originals are taken as this node's ({node})",
+                dir.join("journal.json").display()
+            ));
+        }
+        check_node(&dir, &data, node)?;
+        data.node = Some(node.clone());
+        data.version = VERSION;
+        let journal = Journal { dir, data, lock: Some(lock), notes };
+        if unbound {
+            journal.save()?;
+        }
+        Ok(journal)
+    }
+
+    /// Checks that this journal's originals belong to `node` (see [`Journal::open`]); for a
+    /// journal opened with [`Journal::read`].
+    pub fn check_node(&self, node: &NodeId) -> Result<(), CapError> {
+        check_node(&self.dir, &self.data, node)
+    }
+
+    /// What opening the journal had to say, as lines.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// Reads the journal in `state_dir` without creating, locking or ever writing it (for
     /// reports and dry runs: they need no write permission); `None` when there is none.
     pub fn read(state_dir: &Path) -> Result<Option<Journal>, CapError> {
         let data = load(&state_dir.join("journal.json"))?;
-        Ok(data.map(|data| Journal { dir: state_dir.to_path_buf(), data, lock: None }))
+        Ok(data.map(|data| Journal {
+            dir: state_dir.to_path_buf(),
+            data,
+            lock: None,
+            notes: Vec::new(),
+        }))
     }
 
     /// Every journaled control.
@@ -220,9 +252,14 @@ impl Journal {
         self.save()
     }
 
-    /// Forgets controls whose originals were restored, ends any session and saves.
+    /// Forgets controls whose originals were restored, ends any session and saves (when that
+    /// changed anything).
     pub fn forget(&mut self, restored: &[ControlKey]) -> Result<(), CapError> {
+        let before = self.data.entries.len();
         self.data.entries.retain(|e| !restored.contains(&e.key));
+        if self.data.entries.len() == before && self.data.in_progress.is_none() {
+            return Ok(());
+        }
         self.data.in_progress = None;
         self.save()
     }
@@ -319,8 +356,11 @@ impl Journal {
             .iter()
             .map(|e| (e.path.clone(), errors.remove(&e.path).unwrap_or_default()))
             .collect();
+        let before = self.data.files.len();
         self.data.files.retain(|e| !restored.contains(&e.path));
-        self.save()?;
+        if self.data.files.len() != before {
+            self.save()?;
+        }
         Ok((restored, failed))
     }
 
@@ -346,8 +386,34 @@ impl Journal {
         if let Ok(d) = File::open(&self.dir) {
             let _ = d.sync_all();
         }
+        powerstack_hw::fault::step();
         Ok(())
     }
+}
+
+/// Refuses a journal of another node that still holds something to restore.
+fn check_node(dir: &Path, data: &JournalFile, node: &NodeId) -> Result<(), CapError> {
+    let Some(owner) = &data.node else { return Ok(()) };
+    if owner == node || data.is_empty() {
+        return Ok(());
+    }
+    let held = data.entries.len() + data.files.len();
+    let todo = if Path::new(&owner.root).exists() {
+        format!(
+            "restore it there (`--root {}`), or give this node its own --state-dir; if that node is gone for good, move journal.json away, accepting that the {held} original(s) it holds are lost",
+            owner.root
+        )
+    } else {
+        format!(
+            "that root no longer exists: give this node its own --state-dir, or move journal.json away, accepting that the {held} original(s) it holds are lost"
+        )
+    };
+    Err(CapError::State {
+        path: dir.to_path_buf(),
+        detail: format!(
+            "the journal belongs to another node ({owner}), not to this one ({node}): {todo}"
+        ),
+    })
 }
 
 /// Reads and checks a journal file; `None` when there is none. A malformed journal is an error,
@@ -363,7 +429,7 @@ fn load(path: &Path) -> Result<Option<JournalFile>, CapError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(CapError::State { path: path.to_path_buf(), detail: e.to_string() }),
     };
-    if data.version != VERSION {
+    if data.version != VERSION && data.version != 1 {
         return Err(CapError::State {
             path: path.to_path_buf(),
             detail: format!(

@@ -1,8 +1,9 @@
 //! Power capping: validated limits, node-cap policies, a restore journal, and writes that are read
 //! back and rolled back on failure.
 //!
-//! A [`Capper`] holds the node's [`Platform`] and its [`Journal`] (locked: one writer at a time).
-//! Opening it first puts originals back if a previous run died part way through a write session.
+//! A [`Capper`] holds the node's [`Platform`] and its [`Journal`], under the lock of the node's
+//! [`StateDir`] (one writer at a time). Opening it first puts originals back if a previous run died
+//! part way through a write session; a journal of another node is refused.
 //! Every change goes through [`Capper::plan`] (validate everything, write nothing) and
 //! [`Capper::apply`] (record originals, write, read back, and restore what was already written if
 //! any step fails). [`Capper::reset`] restores every control to what it was before powerstack
@@ -14,6 +15,8 @@ pub mod allocate;
 pub mod journal;
 pub mod plan;
 pub mod report;
+mod restore;
+pub mod state;
 
 use powerstack_hw::{HwError, Platform};
 use powerstack_model::{DomainId, DomainInfo, LimitWrite, PowerLimit};
@@ -24,6 +27,9 @@ pub use plan::{
     ASSUMED_MIN_SHARE, LEAST_LIMIT_WATTS, NodeCapPlan, clamp_to_lowest, lowest_watts,
     node_cap_constraint, node_cap_inputs, plan, plan_node_cap, range_text, validate,
 };
+pub use restore::recover;
+use restore::{restore_limits, restore_write, setting};
+pub use state::{DEFAULT_STATE_DIR, Holder, NodeId, StateDir, StateLock, state_dir_for};
 
 /// Largest difference accepted between a limit written and the value read back: hardware rounds
 /// (RAPL to its power unit, amdgpu to whole watts).
@@ -219,26 +225,6 @@ pub struct Restored {
     pub files_failed: Vec<(String, String)>,
 }
 
-/// Recovers from a run that died while writing: if the journal is marked in progress, every
-/// journaled power limit (through `platform`) and every journaled sysfs attribute (under `root`)
-/// is put back to its original. `None` when there was nothing to recover.
-pub fn recover(
-    journal: &mut Journal,
-    platform: &mut Platform,
-    root: &powerstack_hw::Root,
-) -> Result<Option<Restored>, CapError> {
-    if journal.in_progress().is_none() {
-        return Ok(None);
-    }
-    // Files first: restoring the limits ends the session, and the mark must stay until everything
-    // has been tried, so that a crash part way through is recovered again at the next start.
-    let (files_restored, files_failed) = journal.restore_files(root)?;
-    let mut out = restore_limits(journal, platform, |_| true, &mut || false)?;
-    out.files_restored = files_restored;
-    out.files_failed = files_failed;
-    Ok(Some(out))
-}
-
 /// The journal key of a control.
 pub fn key_of(info: &DomainInfo, constraint: &str) -> ControlKey {
     ControlKey {
@@ -256,17 +242,17 @@ pub struct Capper<'a> {
 }
 
 impl<'a> Capper<'a> {
-    /// Opens the journal in `state_dir` (waiting for any other writer). If a previous run died
-    /// while writing, the originals of every journaled control and sysfs attribute (under `root`)
-    /// are put back first, and what that did is returned. `via` names the caller in the journal
-    /// (`powerstack cap node 800`).
+    /// Opens the journal of `state` (under its lock: see [`StateDir::journal`]). If a previous
+    /// run died while writing, the originals of every journaled control and sysfs attribute
+    /// (under `root`) are put back first, and what that did is returned. `via` names the caller in
+    /// the journal (`powerstack cap node 800`).
     pub fn open(
         platform: &'a mut Platform,
         root: &powerstack_hw::Root,
-        state_dir: &std::path::Path,
+        state: &StateDir,
         via: &str,
     ) -> Result<(Capper<'a>, Option<Restored>), CapError> {
-        let mut journal = Journal::open(state_dir)?;
+        let mut journal = state.journal(via)?;
         let recovered = recover(&mut journal, platform, root)?;
         Ok((Capper { platform, journal, via: via.to_string() }, recovered))
     }
@@ -334,8 +320,14 @@ impl<'a> Capper<'a> {
         Ok(done)
     }
 
-    /// Restores every journaled power limit to its original setting and forgets the ones
-    /// restored. Frequency settings are restored by `powerstack pools reset`.
+    /// What opening the journal had to say (see [`Journal::notes`]).
+    pub fn notes(&self) -> &[String] {
+        self.journal.notes()
+    }
+
+    /// Restores every journaled power limit to its original setting (each checked against the
+    /// domain's range like any write, and read back) and forgets the ones restored; the others
+    /// stay, with the reason. Frequency settings are restored by `powerstack pools reset`.
     pub fn reset(&mut self) -> Result<Restored, CapError> {
         self.reset_until(&mut || false)
     }
@@ -359,32 +351,7 @@ impl<'a> Capper<'a> {
         self.platform
             .write_limit(p.index, &p.write)
             .map_err(|source| CapError::Hardware { what: what.clone(), source })?;
-        let now = self
-            .platform
-            .catalog()
-            .get(p.index)
-            .and_then(|d| d.limit(&p.write.constraint))
-            .cloned();
-        let read_back = now.as_ref().and_then(|l| l.limit_watts);
-        match read_back {
-            Some(r)
-                if (r - p.write.limit_watts).abs() <= readback_tolerance(p.write.limit_watts) => {}
-            other => {
-                return Err(CapError::ReadBack {
-                    what,
-                    requested: p.write.limit_watts,
-                    read_back: other.map(|w| format!("{w} W")).unwrap_or_else(|| "nothing".into()),
-                });
-            }
-        }
-        if p.write.enabled == Some(true) && now.as_ref().and_then(|l| l.enabled) == Some(false) {
-            return Err(CapError::ReadBack {
-                what: format!("{what} enable"),
-                requested: p.write.limit_watts,
-                read_back: "the limit still disabled (locked by the firmware?)".into(),
-            });
-        }
-        Ok(read_back)
+        read_back(self.platform, p.index, &p.write, Some(p.write.limit_watts))
     }
 
     fn roll_back(&mut self, done: &[Done]) -> String {
@@ -424,61 +391,41 @@ fn put_back(platform: &mut Platform, writes: &[(usize, String, LimitWrite)], wha
     }
 }
 
-/// Restores the journaled power limits selected by `which` and forgets the ones restored. When
-/// `stop` says so before a write, the limits already restored are put back as they were and
-/// nothing is forgotten.
-fn restore_limits(
-    journal: &mut Journal,
-    platform: &mut Platform,
-    which: impl Fn(&Entry) -> bool,
-    stop: &mut dyn FnMut() -> bool,
-) -> Result<Restored, CapError> {
-    let mut out = Restored::default();
-    let mut undo: Vec<(usize, String, LimitWrite)> = Vec::new();
-    let entries: Vec<Entry> = journal.entries().iter().filter(|e| which(e)).cloned().collect();
-    for e in entries {
-        if stop() {
-            let what = "this reset had put back; the journal keeps them all";
-            return Err(CapError::Stopped { rollback: put_back(platform, &undo, what) });
-        }
-        let index = platform
-            .catalog()
-            .iter()
-            .position(|d| e.key.matches(d) && d.limit(&e.key.constraint).is_some());
-        let Some(index) = index else {
-            out.failed.push((e.key.clone(), "the domain is not on this node (any more)".into()));
-            continue;
-        };
-        let before = platform.catalog()[index].limit(&e.key.constraint).map(setting);
-        match platform.write_limit(index, &restore_write(&e.key.constraint, &e.original)) {
-            Ok(()) => {
-                out.restored.push(e.key.clone());
-                if let Some(b) = before {
-                    undo.push((index, e.key.to_string(), restore_write(&e.key.constraint, &b)));
-                }
-            }
-            Err(err) => out.failed.push((e.key.clone(), err.to_string())),
-        }
+/// Checks the limit read back after writing `write` to catalog entry `index`: `expected` watts
+/// within what hardware rounds (or, for `None`, no limit or 0: "uncapped"), and a requested enable
+/// that took. Returns the value read back.
+fn read_back(
+    platform: &Platform,
+    index: usize,
+    write: &LimitWrite,
+    expected: Option<f64>,
+) -> Result<Option<f64>, CapError> {
+    let what = platform
+        .catalog()
+        .get(index)
+        .map_or_else(|| format!("domain #{index}"), |d| d.id.to_string());
+    let what = format!("{what} {}", write.constraint);
+    let now = platform.catalog().get(index).and_then(|d| d.limit(&write.constraint)).cloned();
+    let read = now.as_ref().and_then(|l| l.limit_watts);
+    let matches = match (read, expected) {
+        (Some(r), Some(e)) => (r - e).abs() <= readback_tolerance(e),
+        (None, None) => true,
+        (Some(r), None) => r.abs() <= readback_tolerance(0.0),
+        (None, Some(_)) => false,
+    };
+    if !matches {
+        return Err(CapError::ReadBack {
+            what,
+            requested: write.limit_watts,
+            read_back: read.map(|w| format!("{w} W")).unwrap_or_else(|| "nothing".into()),
+        });
     }
-    journal.forget(&out.restored)?;
-    Ok(out)
-}
-
-fn setting(limit: &PowerLimit) -> Setting {
-    Setting {
-        limit_watts: limit.limit_watts,
-        time_window_s: limit.time_window_s,
-        enabled: limit.enabled,
+    if write.enabled == Some(true) && now.as_ref().and_then(|l| l.enabled) == Some(false) {
+        return Err(CapError::ReadBack {
+            what: format!("{what} enable"),
+            requested: write.limit_watts,
+            read_back: "the limit still disabled (locked by the firmware?)".into(),
+        });
     }
-}
-
-/// The write that puts a setting back. An absent limit was "uncapped" (0 in hwmon and
-/// pm_counters), so it is written as 0.
-fn restore_write(constraint: &str, s: &Setting) -> LimitWrite {
-    LimitWrite {
-        constraint: constraint.to_string(),
-        limit_watts: s.limit_watts.unwrap_or(0.0),
-        time_window_s: s.time_window_s,
-        enabled: s.enabled,
-    }
+    Ok(read)
 }

@@ -1,13 +1,11 @@
 //! The capping documents (`powerstack.cap.v1`, `powerstack.caps.v1`) built from a catalog and the
 //! journal, shared by `powerstack cap` and the agent's `/v1/caps`.
 
-use std::path::Path;
-
 use powerstack_api::Origin;
 use powerstack_api::cap::{CAPS_SCHEMA, CapControlV1, CapWriteV1, CapsV1};
 use powerstack_model::DomainInfo;
 
-use crate::{ControlKey, Journal, Planned, Restored, key_of};
+use crate::{ControlKey, Journal, Planned, Restored, StateDir, key_of};
 
 /// One write of a plan, as reported (`read_back` is `None` on a dry run).
 pub fn write_doc(
@@ -97,18 +95,25 @@ pub fn recovered_lines(r: &Restored) -> Vec<String> {
     lines
 }
 
-/// Every limit of `catalog` with its range and who set it (from the journal in `state_dir`, when
-/// there is one: a missing journal means powerstack never wrote a limit here).
+/// Every limit of `catalog` with its range and who set it (from the journal in `state`, when
+/// there is one and it belongs to this node: a missing journal means powerstack never wrote a
+/// limit here).
 pub fn caps_document(
     origin: &Origin,
     catalog: &[DomainInfo],
-    state_dir: &Path,
+    state: &StateDir,
     mut warnings: Vec<String>,
 ) -> CapsV1 {
-    let journal = Journal::read(state_dir).unwrap_or_else(|e| {
-        warnings.push(format!("who set the limits is unknown: {e}"));
-        None
-    });
+    let journal = state
+        .read()
+        .and_then(|j| match j {
+            Some(j) => j.check_node(state.node()).map(|()| Some(j)),
+            None => Ok(None),
+        })
+        .unwrap_or_else(|e| {
+            warnings.push(format!("who set the limits is unknown: {e}"));
+            None
+        });
     if let Some(p) = journal.as_ref().and_then(|j| j.in_progress()) {
         warnings.push(format!(
             "a previous run (pid {}, {}) was interrupted while writing limits; the next cap change restores the originals",

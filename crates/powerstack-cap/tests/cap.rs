@@ -6,7 +6,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use powerstack_cap::{
-    CapError, Capper, Journal, Policy, Request, Setting, allocate, node_cap_inputs, plan,
+    CapError, Capper, NodeId, Policy, Request, Setting, StateDir, allocate, node_cap_inputs, plan,
 };
 use powerstack_hw::providers::msr;
 use powerstack_hw::{Platform, Root, Selection, discover};
@@ -18,6 +18,11 @@ fn node(profile: Profile) -> (tempfile::TempDir, SimNode, Platform) {
     let sim = SimNode::create(dir.path(), profile, SimOptions::default()).unwrap();
     let found = discover(&Root::new(dir.path()), &Selection::Auto);
     (dir, sim, found.platform)
+}
+
+/// The state directory `dir` of the node under `root`.
+fn at(dir: &Path, root: &Path) -> StateDir {
+    StateDir::new(dir, NodeId::new(&Root::new(root), None))
 }
 
 fn index(p: &Platform, kind: DomainKind, i: u32) -> usize {
@@ -52,7 +57,8 @@ fn a_socket_cap_is_written_read_back_journaled_and_honoured() {
     let pkg0 = index(&p, DomainKind::Package, 0);
     {
         let (mut capper, recovered) =
-            Capper::open(&mut p, &Root::new(sim.root()), state.path(), "test").unwrap();
+            Capper::open(&mut p, &Root::new(sim.root()), &at(state.path(), sim.root()), "test")
+                .unwrap();
         assert!(recovered.is_none());
         let plan = capper.plan(&[Request { index: pkg0, write: long_term(80.0) }]).unwrap();
         let done = capper.apply(&plan).unwrap();
@@ -82,13 +88,15 @@ fn reset_puts_back_what_was_there_before_the_first_write_and_forgets_it() {
     let limit = dir.path().join("sys/class/powercap/intel-rapl:0/constraint_0_power_limit_uw");
     for w in [100.0, 90.0] {
         let (mut capper, _) =
-            Capper::open(&mut p, &Root::new(sim.root()), state.path(), "test").unwrap();
+            Capper::open(&mut p, &Root::new(sim.root()), &at(state.path(), sim.root()), "test")
+                .unwrap();
         let plan = capper.plan(&[Request { index: pkg0, write: long_term(w) }]).unwrap();
         capper.apply(&plan).unwrap();
     }
     assert_eq!(read(&limit), "90000000");
     let (mut capper, _) =
-        Capper::open(&mut p, &Root::new(sim.root()), state.path(), "test").unwrap();
+        Capper::open(&mut p, &Root::new(sim.root()), &at(state.path(), sim.root()), "test")
+            .unwrap();
     // The original is the value before the first write, not before the second.
     assert_eq!(capper.journal().entries()[0].original.limit_watts, Some(150.0));
     let r = capper.reset().unwrap();
@@ -107,7 +115,8 @@ fn a_failure_part_way_restores_what_was_already_written() {
     let zone =
         |z: &str| dir.path().join(format!("sys/class/powercap/{z}/constraint_0_power_limit_uw"));
     let (mut capper, _) =
-        Capper::open(&mut p, &Root::new(sim.root()), state.path(), "test").unwrap();
+        Capper::open(&mut p, &Root::new(sim.root()), &at(state.path(), sim.root()), "test")
+            .unwrap();
     let plan = capper
         .plan(&[
             Request { index: pkg0, write: long_term(100.0) },
@@ -184,7 +193,8 @@ fn a_read_back_that_differs_is_a_failure_and_rolls_back() {
         enabled: None,
     };
     let (mut capper, _) =
-        Capper::open(&mut p, &Root::new(state.path()), state.path(), "test").unwrap();
+        Capper::open(&mut p, &Root::new(state.path()), &at(state.path(), state.path()), "test")
+            .unwrap();
     let planned = capper
         .plan(&[Request { index: 0, write: cap(200.0) }, Request { index: 1, write: cap(200.0) }])
         .unwrap();
@@ -241,7 +251,8 @@ fn a_locked_msr_limit_is_refused_before_anything_is_written() {
     let pkg1 = index(&p, DomainKind::Package, 1);
     let state = tempfile::tempdir().unwrap();
     let (mut capper, _) =
-        Capper::open(&mut p, &Root::new(sim.root()), state.path(), "test").unwrap();
+        Capper::open(&mut p, &Root::new(sim.root()), &at(state.path(), sim.root()), "test")
+            .unwrap();
     let planned = capper.plan(&[Request { index: pkg1, write: long_term(100.0) }]).unwrap();
     let done = capper.apply(&planned).unwrap();
     assert_eq!(done[0].read_back_watts, Some(100.0));
@@ -254,7 +265,7 @@ fn a_journal_left_in_progress_by_a_crash_restores_the_originals_at_the_next_star
     let limit = dir.path().join("sys/class/powercap/intel-rapl:1/constraint_0_power_limit_uw");
     // A run that died after recording the original and writing, before finishing.
     {
-        let mut j = Journal::open(state.path()).unwrap();
+        let mut j = at(state.path(), sim.root()).journal("test").unwrap();
         let key = powerstack_cap::ControlKey {
             provider: "powercap".into(),
             domain: "package-1".into(),
@@ -269,7 +280,8 @@ fn a_journal_left_in_progress_by_a_crash_restores_the_originals_at_the_next_star
     }
     std::fs::write(&limit, "60000000\n").unwrap();
     let (capper, recovered) =
-        Capper::open(&mut p, &Root::new(sim.root()), state.path(), "test").unwrap();
+        Capper::open(&mut p, &Root::new(sim.root()), &at(state.path(), sim.root()), "test")
+            .unwrap();
     let recovered = recovered.expect("the crash is noticed");
     assert_eq!(recovered.restored.len(), 1, "{recovered:?}");
     assert!(capper.journal().in_progress().is_none());
@@ -282,7 +294,7 @@ fn a_journal_left_in_progress_by_a_crash_restores_the_originals_at_the_next_star
 fn a_malformed_journal_is_an_error_not_a_silent_reset() {
     let state = tempfile::tempdir().unwrap();
     std::fs::write(state.path().join("journal.json"), "{not json").unwrap();
-    let e = Journal::open(state.path()).err().unwrap();
+    let e = at(state.path(), state.path()).journal("test").err().unwrap();
     assert!(e.to_string().contains("malformed journal"), "{e}");
     assert_eq!(std::fs::read_to_string(state.path().join("journal.json")).unwrap(), "{not json");
 }
@@ -291,10 +303,10 @@ fn a_malformed_journal_is_an_error_not_a_silent_reset() {
 fn concurrent_callers_take_turns_and_do_not_deadlock() {
     let state = tempfile::tempdir().unwrap();
     let path = state.path().to_path_buf();
-    let first = Journal::open(&path).unwrap();
+    let first = at(&path, &path).journal("test").unwrap();
     let (tx, rx) = mpsc::channel();
     let t = std::thread::spawn(move || {
-        let _second = Journal::open(&path).unwrap();
+        let _second = at(&path, &path).journal("test").unwrap();
         tx.send("second has the lock").unwrap();
     });
     // While the first holds the lock, the second waits.
@@ -326,7 +338,8 @@ fn a_proportional_node_cap_on_intel_2s_keeps_measured_power_under_the_cap() {
         })
         .collect();
     let (mut capper, _) =
-        Capper::open(&mut p, &Root::new(sim.root()), state.path(), "test").unwrap();
+        Capper::open(&mut p, &Root::new(sim.root()), &at(state.path(), sim.root()), "test")
+            .unwrap();
     let planned = capper.plan(&requests).unwrap();
     capper.apply(&planned).unwrap();
     drop(capper);
@@ -350,7 +363,8 @@ fn a_gpu_that_vanishes_part_way_through_rolls_back_the_gpus_already_capped() {
         .map(|g| Request { index: index(&p, DomainKind::Gpu, g), write: cap(300.0) })
         .collect();
     let (mut capper, _) =
-        Capper::open(&mut p, &Root::new(sim.root()), state.path(), "test").unwrap();
+        Capper::open(&mut p, &Root::new(sim.root()), &at(state.path(), sim.root()), "test")
+            .unwrap();
     let planned = capper.plan(&requests).unwrap();
     // The GPU falls off the bus after planning.
     sim.remove_device(DomainId::new(DomainKind::Gpu, 2)).unwrap();
@@ -373,13 +387,14 @@ fn crash_recovery_also_puts_back_journaled_frequency_settings() {
     let rel = "sys/devices/system/cpu/cpufreq/policy3/scaling_max_freq";
     let original = read(&dir.path().join(rel));
     {
-        let mut j = Journal::open(state.path()).unwrap();
+        let mut j = at(state.path(), sim.root()).journal("test").unwrap();
         j.begin_files(vec![(rel.to_string(), original.clone())], "powerstack pools apply x.toml")
             .unwrap();
     }
     std::fs::write(dir.path().join(rel), "2000000\n").unwrap();
     let (capper, recovered) =
-        Capper::open(&mut p, &Root::new(sim.root()), state.path(), "test").unwrap();
+        Capper::open(&mut p, &Root::new(sim.root()), &at(state.path(), sim.root()), "test")
+            .unwrap();
     let r = recovered.expect("the crash is noticed");
     assert_eq!(r.files_restored, vec![rel.to_string()]);
     assert!(capper.journal().file_entries().is_empty());

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use powerstack_cap::{AllocError, CapError, Capper, Policy, Request, plan, plan_node_cap};
+use powerstack_cap::{
+    AllocError, CapError, Capper, NodeId, Policy, Request, StateDir, plan, plan_node_cap,
+};
 use powerstack_hw::{Platform, Root, Selection, discover};
 use powerstack_model::{DomainId, DomainKind, LimitWrite, PowerReport};
 use powerstack_sim::{Profile, SimNode, SimOptions};
@@ -13,6 +15,11 @@ fn node(profile: Profile) -> (tempfile::TempDir, SimNode, Platform) {
     let sim = SimNode::create(dir.path(), profile, SimOptions::default()).unwrap();
     let found = discover(&Root::new(dir.path()), &Selection::Auto);
     (dir, sim, found.platform)
+}
+
+/// The state directory `dir` of the simulated node at `root`.
+fn at(dir: &std::path::Path, root: &std::path::Path) -> StateDir {
+    StateDir::new(dir, NodeId::new(&Root::new(root), None))
 }
 
 fn packages(p: &Platform) -> Vec<usize> {
@@ -65,7 +72,8 @@ fn a_stop_before_a_write_restores_what_was_written_and_ends_the_session() {
         [(1, "nothing had been written"), (2, "restored the 1 limit(s) already written")]
     {
         let (mut capper, _) =
-            Capper::open(&mut p, &Root::new(sim.root()), state.path(), "test").unwrap();
+            Capper::open(&mut p, &Root::new(sim.root()), &at(state.path(), sim.root()), "test")
+                .unwrap();
         let plan = capper.plan(&requests).unwrap();
         match capper.apply_until(&plan, &mut stop_at(n)) {
             Err(e @ CapError::Stopped { .. }) => {
@@ -78,7 +86,8 @@ fn a_stop_before_a_write_restores_what_was_written_and_ends_the_session() {
         assert_eq!(limits(&dir), before, "stop at {n}");
     }
     // Never stopped: everything is written.
-    let (mut capper, _) = Capper::open(&mut p, &Root::new(sim.root()), state.path(), "t").unwrap();
+    let (mut capper, _) =
+        Capper::open(&mut p, &Root::new(sim.root()), &at(state.path(), sim.root()), "t").unwrap();
     let plan = capper.plan(&requests).unwrap();
     assert_eq!(capper.apply_until(&plan, &mut || false).unwrap().len(), 2);
     drop(capper);
@@ -93,19 +102,22 @@ fn a_stopped_reset_puts_back_what_it_had_restored_and_keeps_the_journal() {
     let requests: Vec<Request> =
         packages(&p).into_iter().map(|i| long_term(i, 100.0, None)).collect();
     {
-        let (mut capper, _) = Capper::open(&mut p, &root, state.path(), "test").unwrap();
+        let (mut capper, _) =
+            Capper::open(&mut p, &root, &at(state.path(), sim.root()), "test").unwrap();
         let plan = capper.plan(&requests).unwrap();
         capper.apply(&plan).unwrap();
     }
     {
-        let (mut capper, _) = Capper::open(&mut p, &root, state.path(), "test").unwrap();
+        let (mut capper, _) =
+            Capper::open(&mut p, &root, &at(state.path(), sim.root()), "test").unwrap();
         let e = capper.reset_until(&mut stop_at(2)).unwrap_err();
         assert!(matches!(e, CapError::Stopped { .. }), "{e}");
         assert!(e.to_string().contains("restored the 1 limit(s) this reset had put back"), "{e}");
         assert_eq!(capper.journal().entries().len(), 2, "nothing forgotten");
     }
     assert_eq!(limits(&dir), ["100000000", "100000000"], "as before the reset");
-    let (mut capper, _) = Capper::open(&mut p, &root, state.path(), "test").unwrap();
+    let (mut capper, _) =
+        Capper::open(&mut p, &root, &at(state.path(), sim.root()), "test").unwrap();
     assert_eq!(capper.reset().unwrap().restored.len(), 2);
     drop(capper);
     assert_eq!(limits(&dir), ["150000000", "150000000"]);

@@ -1,7 +1,8 @@
 //! Applying a plan: journal the originals, write, read back, roll back on the first failure.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use powerstack_cap::StateDir;
 use powerstack_cap::journal::{self, FileWritten, Journal};
 use powerstack_hw::Root;
 use powerstack_hw::file::{read_trimmed, write_attr};
@@ -39,12 +40,14 @@ impl State for Live<'_> {
     }
 }
 
-/// A frequency-pools session on one node: the journal is locked for its lifetime (one writer at a
-/// time), and a run that died part way has been repaired when it opens.
+/// A frequency-pools session on one node. Opened for writing ([`Pools::open`]), the state
+/// directory is locked for its lifetime (one writer at a time) and a run that died part way has
+/// been repaired; opened read-only ([`Pools::open_read`]), it plans and shows, and writes nothing.
 pub struct Pools<'a> {
     root: &'a Root,
     state_dir: PathBuf,
-    journal: Journal,
+    /// The journal; `None` when read-only and there is none.
+    journal: Option<Journal>,
     topology: FreqTopology,
     via: String,
     after_write: Option<Box<dyn FnMut() + 'a>>,
@@ -59,27 +62,42 @@ pub struct Applied {
 }
 
 impl<'a> Pools<'a> {
-    /// Opens the session: locks the journal in `state_dir`, repairs an interrupted run (through
-    /// `recover`, which the caller provides so that power limits are restored too), and discovers
-    /// the node's frequency topology.
+    /// Opens the session for writing: locks `state` (see [`StateDir::journal`]), repairs an
+    /// interrupted run (through `recover`, which the caller provides so that power limits are
+    /// restored too), and discovers the node's frequency topology.
     pub fn open(
         root: &'a Root,
-        state_dir: &Path,
+        state: &StateDir,
         via: &str,
         recover: impl FnOnce(&mut Journal) -> Result<(), FreqError>,
     ) -> Result<Pools<'a>, FreqError> {
-        let mut journal = Journal::open(state_dir)?;
+        let mut journal = state.journal(via)?;
         recover(&mut journal)?;
-        let topology = discover(root);
-        Ok(Pools {
+        Ok(Pools::new(root, state, via, Some(journal)))
+    }
+
+    /// Opens the session read-only: the journal is read (for the originals) without locking,
+    /// creating or repairing anything, so nothing is created by a command that then fails
+    /// validation, and showing never waits for a writer. [`Pools::apply`] and [`Pools::reset`]
+    /// are refused.
+    pub fn open_read(root: &'a Root, state: &StateDir) -> Result<Pools<'a>, FreqError> {
+        let journal = state.read()?;
+        if let Some(j) = &journal {
+            j.check_node(state.node())?;
+        }
+        Ok(Pools::new(root, state, "", journal))
+    }
+
+    fn new(root: &'a Root, state: &StateDir, via: &str, journal: Option<Journal>) -> Pools<'a> {
+        Pools {
             root,
-            state_dir: state_dir.to_path_buf(),
+            state_dir: state.path().to_path_buf(),
             journal,
-            topology,
+            topology: discover(root),
             via: via.to_string(),
             after_write: None,
             stop: None,
-        })
+        }
     }
 
     /// A hook run after every write, before its read-back (tests let the simulator apply the
@@ -109,9 +127,16 @@ impl<'a> Pools<'a> {
         &self.topology
     }
 
-    /// The journal.
-    pub fn journal(&self) -> &Journal {
-        &self.journal
+    /// The journal; `None` when opened read-only and there is none.
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
+    }
+
+    fn writable(&mut self) -> Result<&mut Journal, FreqError> {
+        self.journal.as_mut().ok_or_else(|| FreqError::State {
+            path: self.state_dir.clone(),
+            detail: "the pools session was opened read-only".into(),
+        })
     }
 
     /// The configuration in force (the last one applied), if any.
@@ -138,7 +163,7 @@ impl<'a> Pools<'a> {
     /// The writes that `reset` would make, without making them: everything shared, without a
     /// profile, so every attribute goes back to its boot value.
     pub fn plan_reset(&self) -> Result<Plan, FreqError> {
-        let live = Live::new(self.root, Some(&self.journal));
+        let live = Live::new(self.root, self.journal.as_ref());
         plan::plan(&self.topology, self.root.base(), &PoolsFile::default(), None, &live)
     }
 
@@ -146,7 +171,7 @@ impl<'a> Pools<'a> {
     /// writes nothing.
     pub fn plan(&self, file: &PoolsFile) -> Result<Plan, FreqError> {
         let previous = self.current_assignment()?;
-        let live = Live::new(self.root, Some(&self.journal));
+        let live = Live::new(self.root, self.journal.as_ref());
         plan::plan(&self.topology, self.root.base(), file, previous.as_ref(), &live)
     }
 
@@ -165,7 +190,8 @@ impl<'a> Pools<'a> {
     pub fn reset(&mut self) -> Result<Applied, FreqError> {
         let plan = self.plan_reset()?;
         let applied = self.execute(&plan)?;
-        let (_, failed) = self.journal.restore_files(self.root)?;
+        let root = self.root;
+        let (_, failed) = self.writable()?.restore_files(root)?;
         if let Some((path, why)) = failed.first() {
             return Err(FreqError::State {
                 path: self.root.path(path),
@@ -185,7 +211,9 @@ impl<'a> Pools<'a> {
             Some(f) => {
                 let tmp = self.state_dir.join("pools.toml.tmp");
                 std::fs::write(&tmp, f.to_toml()).map_err(io)?;
-                std::fs::rename(&tmp, &path).map_err(io)
+                std::fs::rename(&tmp, &path).map_err(io)?;
+                powerstack_hw::fault::step();
+                Ok(())
             }
             None => match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(e)),
@@ -199,7 +227,8 @@ impl<'a> Pools<'a> {
             return Ok(Applied::default());
         }
         let originals = plan.writes.iter().map(|w| (w.path.clone(), w.current.clone())).collect();
-        self.journal.begin_files(originals, &self.via)?;
+        let via = self.via.clone();
+        self.writable()?.begin_files(originals, &via)?;
         let mut done: Vec<Write> = Vec::new();
         for w in &plan.writes {
             let outcome =
@@ -208,7 +237,7 @@ impl<'a> Pools<'a> {
                 Ok(()) => done.push(w.clone()),
                 Err(cause) => {
                     let rollback = self.roll_back(&done);
-                    let _ = self.journal.finish();
+                    let _ = self.writable().map(|j| j.finish());
                     return Err(match cause {
                         Some(cause) => FreqError::RolledBack { cause: Box::new(cause), rollback },
                         None => FreqError::Stopped { rollback },
@@ -225,9 +254,9 @@ impl<'a> Pools<'a> {
                 by: by.clone(),
                 via: self.via.clone(),
             };
-            self.journal.record_file_write(&w.path, written);
+            self.writable()?.record_file_write(&w.path, written);
         }
-        self.journal.finish()?;
+        self.writable()?.finish()?;
         Ok(Applied { writes: done })
     }
 

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
+use powerstack_cap::{NodeId, StateDir};
 use powerstack_freq::{FreqError, Pools, PoolsFile};
 use powerstack_hw::Root;
 use powerstack_sim::{Profile, SimNode, SimOptions};
@@ -30,9 +31,14 @@ fn node(profile: Profile) -> Node {
 }
 
 impl Node {
+    /// The node's state directory.
+    fn state_dir(&self) -> StateDir {
+        StateDir::new(self.state.path(), NodeId::new(&self.root, None))
+    }
+
     /// A session whose writes are checked by the simulated kernel before they are read back.
     fn pools(&self) -> Pools<'_> {
-        let mut p = Pools::open(&self.root, self.state.path(), "test", |_| Ok(())).unwrap();
+        let mut p = Pools::open(&self.root, &self.state_dir(), "test", |_| Ok(())).unwrap();
         let sim = self.sim.clone();
         p.set_after_write(Box::new(move || {
             sim.lock().unwrap().enforce_sysfs_rules().unwrap();
@@ -140,7 +146,7 @@ fn the_documented_example_applies_shows_drifts_reapplies_and_resets() {
     // Reset: every setting back to boot, nothing left in the journal, no configuration in force.
     let mut pools = n.pools();
     pools.reset().unwrap();
-    assert!(pools.journal().file_entries().is_empty());
+    assert!(pools.journal().unwrap().file_entries().is_empty());
     assert!(pools.stored().unwrap().is_none());
     drop(pools);
     assert_eq!(n.settings(), boot);
@@ -166,7 +172,7 @@ fn a_failure_halfway_through_a_multi_cpu_apply_restores_everything_written() {
     let n = node(Profile::Intel2s);
     let boot = n.settings();
     let file = PoolsFile::parse(EXAMPLE).unwrap();
-    let mut pools = Pools::open(&n.root, n.state.path(), "test", |_| Ok(())).unwrap();
+    let mut pools = Pools::open(&n.root, &n.state_dir(), "test", |_| Ok(())).unwrap();
     // The 10th write is silently refused by "the kernel": the file keeps its old value.
     let count = Arc::new(Mutex::new(0u32));
     let (c, root) = (count.clone(), n.root.clone());
@@ -200,7 +206,7 @@ fn a_write_the_simulated_kernel_refuses_is_caught_by_the_read_back_and_rolled_ba
     let boot = n.settings();
     let file =
         PoolsFile::parse("[shared]\nprofile = \"p\"\n[profiles.p]\nepp = \"power\"\n").unwrap();
-    let mut pools = Pools::open(&n.root, n.state.path(), "test", |_| Ok(())).unwrap();
+    let mut pools = Pools::open(&n.root, &n.state_dir(), "test", |_| Ok(())).unwrap();
     let (sim, root) = (n.sim.clone(), n.root.clone());
     let mut first = true;
     pools.set_after_write(Box::new(move || {
@@ -358,7 +364,7 @@ fn concurrent_callers_take_turns_without_deadlock() {
         let (n, tx) = (n.clone(), tx.clone());
         threads.push(std::thread::spawn(move || {
             for _ in 0..3 {
-                let mut p = Pools::open(&n.root, n.state.path(), "test", |_| Ok(())).unwrap();
+                let mut p = Pools::open(&n.root, &n.state_dir(), "test", |_| Ok(())).unwrap();
                 // Both files are valid from any state the other leaves (no reserved -> exclusive
                 // move): b has no exclusive pools and no reserved CPUs.
                 let r = p.apply(&f);

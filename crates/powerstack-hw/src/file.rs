@@ -168,6 +168,7 @@ pub fn write_attr(path: &Path, value: &str, hint: &'static str) -> Result<(), Hw
         _ => HwError::from_io(path, e, hint),
     })?;
     let _ = file.set_len(text.len() as u64);
+    crate::fault::step();
     Ok(())
 }
 

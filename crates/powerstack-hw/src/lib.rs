@@ -19,6 +19,7 @@
 
 pub mod discover;
 pub mod error;
+pub mod fault;
 pub mod file;
 pub mod numa;
 pub mod platform;

@@ -68,6 +68,11 @@ pub fn agent(a: &AgentArgs) -> anyhow::Result<()> {
         config.root = s.root.clone();
     }
     let simulated = node::simulated_label(sim.as_ref(), &config.root);
+    config.state_dir = powerstack_cap::state_dir_for(
+        &config.state_dir,
+        &powerstack_hw::Root::new(&config.root),
+        simulated.is_some(),
+    );
     run(&config, node::hostname(), simulated, stop, |ready: &Ready| {
         for n in &ready.notes {
             eprintln!("note: {n}");

@@ -214,6 +214,8 @@ fn print_result(format: Format, doc: &CapResultV1) -> anyhow::Result<()> {
 }
 
 /// Plans (and unless `--dry-run`, applies) the requests built by `build` from the node's platform.
+/// Everything is validated before the state directory is locked or created, so a refused change
+/// leaves no trace.
 fn change(
     common: &ControlArgs,
     command: &str,
@@ -221,10 +223,10 @@ fn change(
 ) -> anyhow::Result<()> {
     let format = control_format(common, "cap")?;
     let mut node = node::open(&common.node)?;
+    let state = node.state(&common.state_dir);
+    let (requests, cap) = build(&mut node.discovery.platform)?;
+    let plan = powerstack_cap::plan(node.discovery.platform.catalog(), &requests)?;
     if common.dry_run {
-        let platform = &mut node.discovery.platform;
-        let (requests, cap) = build(platform)?;
-        let plan = powerstack_cap::plan(platform.catalog(), &requests)?;
         let mut doc = result_doc(&node, command, true, cap);
         doc.writes = plan
             .iter()
@@ -234,15 +236,17 @@ fn change(
     }
     let via = via();
     signals::check("nothing was written")?;
-    let (done, recovered, cap) = {
+    let (done, recovered, notes) = {
         let platform = &mut node.discovery.platform;
-        let (mut capper, recovered) = Capper::open(platform, &node.root, &common.state_dir, &via)?;
-        let (requests, cap) = build(capper.platform())?;
+        let (mut capper, recovered) = Capper::open(platform, &node.root, &state, &via)?;
+        // Limits may have changed before the lock was had (a recovery, another writer): plan
+        // again against the hardware's values, which the journal records as the originals.
+        let _ = capper.platform().refresh_limits();
         let plan = capper.plan(&requests)?;
         let mut pause = signals::TestPause::from_env();
         let done: Vec<Done> =
             capper.apply_until(&plan, &mut || pause.before_write()).map_err(stopped)?;
-        (done, recovered, cap)
+        (done, recovered, capper.notes().to_vec())
     };
     let mut doc = result_doc(&node, command, false, cap);
     let catalog = node.discovery.platform.catalog();
@@ -251,26 +255,34 @@ fn change(
     if let Some(r) = &recovered {
         doc.recovered = recovered_lines(r);
     }
+    doc.warnings = notes;
     print_result(format, &doc)
 }
 
 fn reset(common: &ControlArgs) -> anyhow::Result<()> {
     let format = control_format(common, "cap")?;
     let mut node = node::open(&common.node)?;
-    if common.dry_run {
-        let mut doc = result_doc(&node, "reset", true, NodeCap::default());
-        if let Some(journal) = powerstack_cap::Journal::read(&common.state_dir)? {
-            doc.writes = planned_reset_writes(node.discovery.platform.catalog(), &journal);
+    let state = node.state(&common.state_dir);
+    let journal = state.read()?;
+    if let Some(j) = &journal {
+        j.check_node(state.node())?;
+    }
+    if common.dry_run || journal.is_none() {
+        // Without a journal there is nothing to restore: nothing is locked or created.
+        let mut doc = result_doc(&node, "reset", common.dry_run, NodeCap::default());
+        if let Some(journal) = &journal {
+            doc.writes = planned_reset_writes(node.discovery.platform.catalog(), journal);
         }
         return print_result(format, &doc);
     }
     let via = via();
     signals::check("nothing was written")?;
-    let (restored, recovered) = {
+    let (restored, recovered, notes) = {
         let (mut capper, recovered) =
-            Capper::open(&mut node.discovery.platform, &node.root, &common.state_dir, &via)?;
+            Capper::open(&mut node.discovery.platform, &node.root, &state, &via)?;
         let mut pause = signals::TestPause::from_env();
-        (capper.reset_until(&mut || pause.before_write()).map_err(stopped)?, recovered)
+        let restored = capper.reset_until(&mut || pause.before_write()).map_err(stopped)?;
+        (restored, recovered, capper.notes().to_vec())
     };
     let mut doc = result_doc(&node, "reset", false, NodeCap::default());
     if let Some(r) = &recovered {
@@ -279,6 +291,7 @@ fn reset(common: &ControlArgs) -> anyhow::Result<()> {
     let restored_keys =
         restored.restored.iter().chain(recovered.iter().flat_map(|r| r.restored.iter()));
     doc.writes.extend(restored_writes(node.discovery.platform.catalog(), restored_keys));
+    doc.warnings = notes;
     for (k, why) in &restored.failed {
         doc.warnings.push(format!("could not restore {k}: {why}"));
     }
@@ -300,7 +313,7 @@ fn show(common: &ControlArgs) -> anyhow::Result<()> {
     let doc = powerstack_cap::report::caps_document(
         &node.origin,
         node.discovery.platform.catalog(),
-        &common.state_dir,
+        &node.state(&common.state_dir),
         warnings,
     );
     if format == Format::Json {

@@ -6,6 +6,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use powerstack_cap::{NodeId, StateDir};
 use powerstack_hw::{DiscoverOptions, Discovery, Root, Selection, discover_with};
 use powerstack_sim::{Profile, SimNode, SimOptions};
 
@@ -58,12 +59,17 @@ fn parse_simulate(s: &str) -> anyhow::Result<Simulate> {
 
 /// The hostname of the machine running the command.
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "localhost".to_string())
+    powerstack_cap::state::hostname()
+}
+
+impl Node {
+    /// The node's state directory: `given` (`--state-dir`), except that a simulated node never
+    /// uses the real node's `/var/lib/powerstack` (see [`powerstack_cap::state_dir_for`]).
+    pub fn state(&self, given: &std::path::Path) -> StateDir {
+        let simulated = self.origin.simulated.as_deref();
+        let dir = powerstack_cap::state_dir_for(given, &self.root, simulated.is_some());
+        StateDir::new(dir, NodeId::new(&self.root, simulated))
+    }
 }
 
 /// Opens the node described by the arguments.

@@ -13,6 +13,7 @@ use crate::cli::{ControlArgs, Format, PoolsCommand};
 use crate::node::{self, Node};
 use crate::output::emit;
 use crate::signals;
+use powerstack_cap::StateDir;
 
 fn via() -> String {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -27,12 +28,14 @@ fn format_of(common: &ControlArgs) -> anyhow::Result<Format> {
     Ok(f)
 }
 
-/// Opens the node and the pools session (which repairs an interrupted run, power limits included).
-fn open<'a>(node: &'a mut Node, common: &ControlArgs) -> anyhow::Result<(Pools<'a>, Vec<String>)> {
+/// Opens the pools session for writing: locks the node's state directory and repairs an
+/// interrupted run, power limits included.
+fn open<'a>(node: &'a mut Node, state: &StateDir) -> anyhow::Result<(Pools<'a>, Vec<String>)> {
     let mut recovered = Vec::new();
     let root = &node.root;
     let platform = &mut node.discovery.platform;
-    let pools = Pools::open(root, &common.state_dir, &via(), |journal| {
+    let pools = Pools::open(root, state, &via(), |journal| {
+        recovered.extend(journal.notes().iter().cloned());
         if let Some(r) = powerstack_cap::recover(journal, platform, root)? {
             recovered.extend(r.restored.iter().map(|k| format!("restored {k}")));
             recovered.extend(r.files_restored.iter().map(|p| format!("restored {p}")));
@@ -132,7 +135,8 @@ fn print_change(format: Format, doc: &PoolsChangeV1) -> anyhow::Result<()> {
 }
 
 /// Plans (and unless `--dry-run`, applies) a new configuration built by `edit` from the one in
-/// force.
+/// force. It is validated before the state directory is locked or created, so a refused change
+/// leaves no trace.
 fn change(
     common: &ControlArgs,
     command: &str,
@@ -141,18 +145,28 @@ fn change(
     let format = format_of(common)?;
     let mut node = node::open(&common.node)?;
     let origin = node.origin.clone();
-    signals::check("nothing was written")?;
-    let (mut pools, recovered) = open(&mut node, common)?;
-    let file = edit(pools.stored()?)?;
-    let writes = if common.dry_run {
-        pools.plan(&file)?.writes
-    } else {
-        stop_on_signals(&mut pools);
-        pools.apply(&file).map_err(stopped)?.writes
+    let state = node.state(&common.state_dir);
+    let (stored, file) = {
+        let pools = Pools::open_read(&node.root, &state)?;
+        let stored = pools.stored()?;
+        let file = edit(stored.clone())?;
+        let plan = pools.plan(&file)?;
+        if common.dry_run {
+            let doc = change_doc(&origin, &pools, command, true, &plan.writes, Some(&file), vec![]);
+            return print_change(format, &doc);
+        }
+        (stored, file)
     };
+    signals::check("nothing was written")?;
+    let (mut pools, recovered) = open(&mut node, &state)?;
+    if pools.stored()? != stored {
+        bail!("the configuration in force changed while this command ran: run it again");
+    }
+    stop_on_signals(&mut pools);
+    let writes = pools.apply(&file).map_err(stopped)?.writes;
     print_change(
         format,
-        &change_doc(&origin, &pools, command, common.dry_run, &writes, Some(&file), recovered),
+        &change_doc(&origin, &pools, command, false, &writes, Some(&file), recovered),
     )
 }
 
@@ -303,32 +317,42 @@ fn reset(common: &ControlArgs) -> anyhow::Result<()> {
     let format = format_of(common)?;
     let mut node = node::open(&common.node)?;
     let origin = node.origin.clone();
+    let state = node.state(&common.state_dir);
+    {
+        let pools = Pools::open_read(&node.root, &state)?;
+        // Without a journal or a configuration in force there is nothing to reset: nothing is
+        // locked or created.
+        if common.dry_run || (pools.journal().is_none() && pools.stored()?.is_none()) {
+            let writes = pools.plan_reset()?.writes;
+            let doc = change_doc(&origin, &pools, "reset", common.dry_run, &writes, None, vec![]);
+            return print_change(format, &doc);
+        }
+    }
     signals::check("nothing was written")?;
-    let (mut pools, recovered) = open(&mut node, common)?;
-    let writes = if common.dry_run {
-        pools.plan_reset()?.writes
-    } else {
-        stop_on_signals(&mut pools);
-        pools.reset().map_err(stopped)?.writes
-    };
-    print_change(
-        format,
-        &change_doc(&origin, &pools, "reset", common.dry_run, &writes, None, recovered),
-    )
+    let (mut pools, recovered) = open(&mut node, &state)?;
+    stop_on_signals(&mut pools);
+    let writes = pools.reset().map_err(stopped)?.writes;
+    print_change(format, &change_doc(&origin, &pools, "reset", false, &writes, None, recovered))
 }
 
 fn show(common: &ControlArgs, capabilities_only: bool) -> anyhow::Result<()> {
     let format = format_of(common)?;
-    let mut node = node::open(&common.node)?;
+    let node = node::open(&common.node)?;
     let origin = node.origin.clone();
+    let state = node.state(&common.state_dir);
     let doc = {
-        let (pools, recovered) = open(&mut node, common)?;
+        let pools = Pools::open_read(&node.root, &state)?;
         let topo = pools.topology();
         let mut warnings: Vec<String> = topo.warnings.clone();
-        warnings.extend(recovered);
+        if let Some(p) = pools.journal().and_then(|j| j.in_progress()) {
+            warnings.push(format!(
+                "a previous run (pid {}, {}) was interrupted while writing; the next pools or cap change restores the originals",
+                p.pid, p.via
+            ));
+        }
         let stored = pools.stored()?;
         let root = pools.root();
-        let live = Live::new(root, Some(pools.journal()));
+        let live = Live::new(root, pools.journal());
         let (drift, assignment) = match &stored {
             Some(f) => match pools.plan(f) {
                 Ok(plan) => (

@@ -2,12 +2,15 @@
 //! `/metrics` through promtool, access control, and limits restored on exit and after a crash.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::CommandCargoExt;
+use common::unix_post;
 use serde_json::Value;
+
+mod common;
 
 fn bin() -> Command {
     let mut c = Command::cargo_bin("powerstack").unwrap();
@@ -152,21 +155,6 @@ fn http_get(addr: &str, path: &str) -> String {
     let mut text = String::new();
     s.read_to_string(&mut text).unwrap();
     text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
-}
-
-/// POST over the agent's Unix socket (as this test's user, root).
-fn unix_post(socket: &Path, path: &str, body: &str) -> (u16, String) {
-    let mut s = std::os::unix::net::UnixStream::connect(socket).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: agent\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
 }
 
 #[test]

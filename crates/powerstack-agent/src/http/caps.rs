@@ -258,7 +258,7 @@ fn apply_change(
     let via = via(who);
     let (done, recovered, cap, warnings) = {
         let (mut capper, recovered) =
-            Capper::open(&mut platform, &controls.root, &controls.state_dir, &via)?;
+            Capper::open(&mut platform, &controls.root, &controls.state, &via)?;
         // Limits may have changed outside the agent since it last looked: plan against the
         // hardware's values (they are the originals the journal records).
         let warnings: Vec<String> =
@@ -303,7 +303,7 @@ fn reset_all(shared: &Shared, controls: &Controls, who: &str) -> Result<CapResul
     let via = via(who);
     let (restored, recovered) = {
         let (mut capper, recovered) =
-            Capper::open(&mut platform, &controls.root, &controls.state_dir, &via)?;
+            Capper::open(&mut platform, &controls.root, &controls.state, &via)?;
         (capper.reset()?, recovered)
     };
     controls.note_restored(&restored.restored);
@@ -351,7 +351,7 @@ fn caps_doc(shared: &Shared, controls: &Controls) -> Result<CapsV1, ApiError> {
     Ok(powerstack_cap::report::caps_document(
         &origin,
         platform.catalog(),
-        &controls.state_dir,
+        &controls.state,
         warnings,
     ))
 }
