@@ -536,6 +536,16 @@ impl Provider for Hwmon {
         &self.domains
     }
 
+    fn reopen_replaced(&mut self) -> Vec<usize> {
+        let mut reopened = Vec::new();
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if slot.file.revalidate() == file::Revalidated::Reopened {
+                reopened.push(i);
+            }
+        }
+        reopened
+    }
+
     fn read(&mut self, out: &mut [Reading]) {
         for (slot, reading) in self.slots.iter().zip(out.iter_mut()) {
             *reading = match slot.file.read_u64() {

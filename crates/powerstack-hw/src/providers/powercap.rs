@@ -152,6 +152,16 @@ impl Provider for Powercap {
         &self.domains
     }
 
+    fn reopen_replaced(&mut self) -> Vec<usize> {
+        let mut reopened = Vec::new();
+        for (i, zone) in self.zones.iter_mut().enumerate() {
+            if zone.energy.revalidate() == file::Revalidated::Reopened {
+                reopened.push(i);
+            }
+        }
+        reopened
+    }
+
     fn read(&mut self, out: &mut [Reading]) {
         for (slot, zone) in out.iter_mut().zip(&self.zones) {
             *slot = match zone.energy.read_u64() {
