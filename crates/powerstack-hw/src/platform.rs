@@ -201,15 +201,25 @@ impl Platform {
     pub fn measure(&mut self, interval: std::time::Duration) -> PowerReport {
         let a = self.sample_at_steps(STEP_WAIT);
         std::thread::sleep(interval);
-        let mut b = self.sample_at_steps(STEP_WAIT);
+        let b = self.sample_at_steps(STEP_WAIT);
+        let b = self.until_moved(&a, b);
+        PowerReport::between(&self.catalog, &a, &b)
+    }
+
+    /// `b`, or, while an energy counter reads the same in `a` and `b`, a later snapshot
+    /// ([`Platform::sample_at_steps`], every [`STILL_POLL`]): until every such counter has moved
+    /// or has not moved for its stale time (then it is missing). A one-shot reading over a short
+    /// interval thus reports a stopped counter as missing rather than 0 W; one that moves only
+    /// now and then (whole joules at a few watts) is measured once it has.
+    pub fn until_moved(&mut self, a: &Snapshot, mut b: Snapshot) -> Snapshot {
         let longest = self.tracks.iter().map(Track::stale_after_ns).max().unwrap_or(0);
         let deadline =
             a.mono_ns.saturating_add(longest).saturating_add(STEP_WAIT.as_nanos() as u64);
-        while still_between(&a, &b) && mono_ns() < deadline {
+        while still_between(a, &b) && mono_ns() < deadline {
             std::thread::sleep(STILL_POLL);
             b = self.sample_at_steps(STEP_WAIT);
         }
-        PowerReport::between(&self.catalog, &a, &b)
+        b
     }
 
     fn read_all(&mut self) {

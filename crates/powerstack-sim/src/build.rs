@@ -674,7 +674,7 @@ fn image(
     let path = b.p(&format!("dev/cpu/{lead}/msr"));
     let regs =
         regs.into_iter().map(|(addr, counter)| ImgReg { addr, counter, last: None }).collect();
-    let mut img = MsrImage { path: path.clone(), file: None, regs };
+    let mut img = MsrImage { path: path.clone(), file: None, regs, gone: false };
     if b.fresh {
         img.file = Some(write_file(&path, "", 0o600)?);
         for &(addr, value) in fixed {

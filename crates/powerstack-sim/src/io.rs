@@ -80,12 +80,25 @@ pub(crate) struct MsrImage {
     /// Energy registers, in write order (a later register overlapping an earlier one is rewritten
     /// after it, so the later one stays exact).
     pub regs: Vec<ImgReg>,
+    /// The image was removed: nothing is written any more.
+    pub gone: bool,
 }
 
 impl MsrImage {
     fn write_at(&mut self, addr: u32, value: u64) -> Result<(), SimError> {
         if self.file.is_none() {
-            self.file = Some(open_rw(&self.path)?);
+            match open_rw(&self.path) {
+                Ok(f) => self.file = Some(f),
+                // Removed (a node without MSR devices made from a profile that has them): it
+                // stays removed, like a removed device's files.
+                Err(SimError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    self.gone = true;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
         }
         if let Some(f) = &self.file {
             f.write_all_at(&value.to_le_bytes(), u64::from(addr))
@@ -96,6 +109,9 @@ impl MsrImage {
 
     /// Writes registers whose value changed (and those an earlier write overlapped).
     pub fn update(&mut self, s: &Shared) -> Result<(), SimError> {
+        if self.gone {
+            return Ok(());
+        }
         let mut written: Vec<u32> = Vec::new();
         for i in 0..self.regs.len() {
             let (addr, counter, last) =

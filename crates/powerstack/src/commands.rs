@@ -82,6 +82,7 @@ pub fn power(args: &ReadArgs) -> anyhow::Result<()> {
             break;
         }
         let cur = platform.sample_at_steps(powerstack_hw::platform::STEP_WAIT);
+        let cur = platform.until_moved(&prev, cur);
         let report = PowerReport::between(platform.catalog(), &prev, &cur);
         take_sampling_warnings(platform, &mut warnings);
         let catalog = platform.catalog();
