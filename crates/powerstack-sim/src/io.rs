@@ -191,6 +191,14 @@ pub(crate) fn parse_u64(s: Option<&str>) -> Option<u64> {
     s?.lines().next()?.trim().parse().ok()
 }
 
+/// Whether a file holding `seen` shows `want` (a line): on its first line, whatever follows it.
+/// A writer that shortens a file in place (`pwrite`, then `set_len`) leaves, for a moment, the
+/// stale tail of the longer value after the newline: that is not another value, and rewriting the
+/// file then would race the writer's next write for nothing.
+pub(crate) fn shows(seen: &str, want: &str) -> bool {
+    seen.lines().next().map(str::trim) == want.lines().next().map(str::trim)
+}
+
 impl LimitSync {
     fn reg_value(&self, s: &Shared) -> u64 {
         match self.reg {
@@ -277,7 +285,7 @@ impl LimitSync {
         let shown = self.shown(&r.target);
         for ((f, want), seen) in self.files_mut().zip(&shown).zip(&r.seen) {
             match seen {
-                Some(seen) if !seen.is_empty() && seen != want => {
+                Some(seen) if !seen.is_empty() && !shows(seen, want) => {
                     f.replace(seen, want)?;
                 }
                 _ => {}
@@ -368,7 +376,7 @@ impl Control {
     /// in progress).
     fn settle(&mut self, seen: Option<String>, v: u64) -> Result<u64, SimError> {
         let want = self.format(v);
-        if let Some(seen) = seen.filter(|s| !s.is_empty() && *s != want) {
+        if let Some(seen) = seen.filter(|s| !s.is_empty() && !shows(s, &want)) {
             self.file.replace(&seen, &want)?;
         }
         self.value = v;
@@ -444,6 +452,14 @@ pub(crate) struct Io {
 }
 
 impl Io {
+    /// The limit and cap files (anyone may write them; the simulator answers like the hardware).
+    pub fn limit_files(&mut self) -> impl Iterator<Item = &mut OutFile> {
+        self.limits
+            .iter_mut()
+            .flat_map(|l| l.files_mut())
+            .chain(self.controls.iter_mut().map(|c| &mut c.file))
+    }
+
     /// Stops writing every file under one of `paths`.
     pub fn mark_gone(&mut self, paths: &[PathBuf]) {
         let under = |p: &Path| paths.iter().any(|r| p.starts_with(r));

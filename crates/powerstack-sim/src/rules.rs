@@ -124,9 +124,16 @@ fn slurp(path: &Path) -> Option<Vec<u8>> {
     }
 }
 
+/// The first line of a file, trimmed: what an attribute shows (a writer that shortens a file in
+/// place leaves the stale tail of the longer value after the newline for a moment).
 fn read_trim(path: &Path) -> Option<String> {
     let bytes = slurp(path)?;
-    Some(String::from_utf8_lossy(&bytes).trim().to_string())
+    Some(first_line(&bytes))
+}
+
+fn first_line(bytes: &[u8]) -> String {
+    let line = bytes.split(|&b| b == b'\n').next().unwrap_or(bytes);
+    String::from_utf8_lossy(line).trim().to_string()
 }
 
 /// An inotify watch on directories: says whether anything in them was written, created, moved
@@ -242,7 +249,7 @@ impl Attr {
     /// in progress: `None`).
     fn written(&self) -> Option<String> {
         let bytes = slurp(&self.path)?;
-        let v = String::from_utf8_lossy(&bytes).trim().to_string();
+        let v = first_line(&bytes);
         self.seen.replace(v.clone());
         if bytes.is_empty() {
             return None;
@@ -962,6 +969,18 @@ impl Rules {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shortening_write_caught_half_way_is_judged_by_its_first_line() {
+        // "performance" written in place over "balance_performance": until the writer trims the
+        // file, the stale tail of the longer value follows the newline.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("energy_performance_preference");
+        std::fs::write(&path, "balance_performance\n").unwrap();
+        let a = Attr::load(path.clone()).unwrap();
+        std::fs::write(&path, "performance\nrformance\n").unwrap();
+        assert_eq!(a.written().as_deref(), Some("performance"));
+    }
 
     #[test]
     fn a_write_landing_after_the_judgement_is_never_written_over() {
