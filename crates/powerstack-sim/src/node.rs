@@ -459,9 +459,9 @@ impl SimNode {
         self.run_realtime_with(tick, stop, |_, _| {})
     }
 
-    /// [`SimNode::run_realtime`], calling `on_step(node, at)` once before the first step and
-    /// after every step, with the real instant the node's clocks stand for: the step covered the
-    /// time since the previous call's `at`. A test records the truth there (see
+    /// [`SimNode::run_realtime`], calling `on_step(node, at)` once before the first step (by
+    /// then a limit written is answered at once) and after every step, with the real instant the
+    /// node's clocks stand for: the step covered the time since the previous call's `at`. A test records the truth there (see
     /// [`crate::TruthLog`]), and may change the load for the steps that follow, from the thread
     /// that animates the node while the product reads the root from another.
     pub fn run_realtime_with(

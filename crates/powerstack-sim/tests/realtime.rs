@@ -82,10 +82,17 @@ struct Animation {
 }
 
 impl Animation {
+    /// Starts animating `node`; returns once the animation runs (its first callback came).
     fn start(mut node: SimNode, tick: Duration) -> Animation {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || node.run_realtime(tick, &flag));
+        let (started, running) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            node.run_realtime_with(tick, &flag, |_, _| {
+                let _ = started.send(());
+            })
+        });
+        let _ = running.recv();
         Animation { stop, thread: Some(thread) }
     }
 
@@ -121,8 +128,6 @@ fn a_limit_written_between_ticks_is_rounded_at_once() {
     // A tick of an hour: only the watch on the limit files can answer the write.
     let anim = Animation::start(node, Duration::from_secs(3600));
     let path = dir.path().join(PKG0_LIMIT);
-    // Let the animation start watching (it writes nothing before its first tick).
-    std::thread::sleep(Duration::from_millis(200));
     fs::write(&path, "90100000\n").unwrap();
     let rounded =
         eventually(Duration::from_secs(30), || fs::read_to_string(&path).unwrap() == "90000000\n");

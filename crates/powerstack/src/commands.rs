@@ -352,7 +352,7 @@ fn sim_run(a: &SimRunArgs) -> anyhow::Result<()> {
         let names: Vec<String> = faults.iter().map(ToString::to_string).collect();
         format!(" with pm_counters faults {}", names.join(", "))
     };
-    eprintln!(
+    let said = format!(
         "animating the simulated {} node in {} every {:?}{faults}; Ctrl-C to stop",
         sim.profile().as_str(),
         a.dir.display(),
@@ -364,6 +364,13 @@ fn sim_run(a: &SimRunArgs) -> anyhow::Result<()> {
             output::stop_flag().store(true, std::sync::atomic::Ordering::Relaxed);
         });
     }
-    sim.run_realtime(tick, output::stop_flag()).context("running the simulator")?;
+    // Said once the animation runs (and answers a written limit), not before a refusal.
+    let mut say = Some(said);
+    sim.run_realtime_with(tick, output::stop_flag(), |_, _| {
+        if let Some(line) = say.take() {
+            eprintln!("{line}");
+        }
+    })
+    .context("running the simulator")?;
     Ok(())
 }
