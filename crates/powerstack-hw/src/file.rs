@@ -137,6 +137,15 @@ impl AttrFile {
     }
 }
 
+/// [`AttrFile::revalidate`]s `files` (one per domain, in order); returns the positions of those
+/// reopened: their readings now come from another file.
+pub fn reopen_replaced<'a>(files: impl Iterator<Item = &'a mut AttrFile>) -> Vec<usize> {
+    files
+        .enumerate()
+        .filter_map(|(i, f)| (f.revalidate() == Revalidated::Reopened).then_some(i))
+        .collect()
+}
+
 /// The number on the first line of `bytes` when that line is ASCII digits, optionally between
 /// spaces, tabs or `\r`, and ended by `\n` or the end; `None` for anything else (empty, a sign,
 /// other characters, more than a u64 holds).

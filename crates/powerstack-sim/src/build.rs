@@ -33,6 +33,20 @@ pub(crate) const UNIX_START_US: i64 = 1_795_000_000_000_000;
 /// newline.
 pub(crate) const NUMBER_WIDTH: usize = 21;
 
+/// A hwmon value file `rel` following component `comp`, showing `watts` now.
+fn hwmon_out(
+    b: &B<'_>,
+    io: &mut Io,
+    rel: &str,
+    comp: usize,
+    kind: HwmonKind,
+    watts: f64,
+) -> Result<(), SimError> {
+    let file = b.counter(rel, &HwmonOut::content(kind, watts), 0o444, NUMBER_WIDTH)?;
+    io.hwmon.push(HwmonOut { comp, kind, file });
+    Ok(())
+}
+
 /// The width of a pm_counters value file (`<value> <unit> <timestamp> us`): a 20-digit value and
 /// a 16-digit timestamp.
 const PM_WIDTH: usize = 44;
@@ -1182,13 +1196,7 @@ fn hwmon(b: &B<'_>, opts: &SimOptions, s: &Shared, io: &mut Io) -> Result<(), Si
     b.file(&format!("{METER_DEV}/hid"), "ACPI000D\n", 0o444)?;
     let chip = format!("{METER_DEV}/hwmon/hwmon{meter_n}");
     b.file(&format!("{chip}/name"), "power_meter\n", 0o444)?;
-    let avg = b.counter(
-        &format!("{chip}/power1_average"),
-        &HwmonOut::content(HwmonKind::PowerUw, watts(node)),
-        0o444,
-        NUMBER_WIDTH,
-    )?;
-    io.hwmon.push(HwmonOut { comp: node, kind: HwmonKind::PowerUw, file: avg });
+    hwmon_out(b, io, &format!("{chip}/power1_average"), node, HwmonKind::PowerUw, watts(node))?;
     b.file(&format!("{chip}/power1_average_interval"), "1000\n", 0o644)?;
     let (cap_min, cap_max) = (200_000_000, 1_000_000_000);
     let cap = b.out(&format!("{chip}/power1_cap"), "0\n", 0o644)?;
@@ -1216,20 +1224,8 @@ fn hwmon(b: &B<'_>, opts: &SimOptions, s: &Shared, io: &mut Io) -> Result<(), Si
     let chip = format!("{GPU_PCI}/hwmon/hwmon{gpu_n}");
     b.file(&format!("{chip}/name"), "amdgpu\n", 0o444)?;
     let w = watts(gpu);
-    let avg = b.counter(
-        &format!("{chip}/power1_average"),
-        &HwmonOut::content(HwmonKind::PowerUw, w),
-        0o444,
-        NUMBER_WIDTH,
-    )?;
-    io.hwmon.push(HwmonOut { comp: gpu, kind: HwmonKind::PowerUw, file: avg });
-    let temp = b.counter(
-        &format!("{chip}/temp1_input"),
-        &HwmonOut::content(HwmonKind::GpuTemp, w),
-        0o444,
-        NUMBER_WIDTH,
-    )?;
-    io.hwmon.push(HwmonOut { comp: gpu, kind: HwmonKind::GpuTemp, file: temp });
+    hwmon_out(b, io, &format!("{chip}/power1_average"), gpu, HwmonKind::PowerUw, w)?;
+    hwmon_out(b, io, &format!("{chip}/temp1_input"), gpu, HwmonKind::GpuTemp, w)?;
     b.file(&format!("{chip}/temp1_label"), "edge\n", 0o444)?;
     let cap = b.out(&format!("{chip}/power1_cap"), "300000000\n", 0o644)?;
     let kind = CtlKind::Microwatts { min: 0, max: 300_000_000, quantum: 1_000_000, round: false };
@@ -1332,20 +1328,8 @@ fn mi250x(b: &B<'_>, s: &Shared, io: &mut Io) -> Result<(), SimError> {
         let w = s.comps.get(gcd).map_or(0.0, |c| c.power);
         let chip = format!("{dev}/hwmon/hwmon{h}");
         b.file(&format!("{chip}/name"), "amdgpu\n", 0o444)?;
-        let avg = b.counter(
-            &format!("{chip}/power1_average"),
-            &HwmonOut::content(HwmonKind::PowerUw, w),
-            0o444,
-            NUMBER_WIDTH,
-        )?;
-        io.hwmon.push(HwmonOut { comp: gcd, kind: HwmonKind::PowerUw, file: avg });
-        let temp = b.counter(
-            &format!("{chip}/temp1_input"),
-            &HwmonOut::content(HwmonKind::GpuTemp, w),
-            0o444,
-            NUMBER_WIDTH,
-        )?;
-        io.hwmon.push(HwmonOut { comp: gcd, kind: HwmonKind::GpuTemp, file: temp });
+        hwmon_out(b, io, &format!("{chip}/power1_average"), gcd, HwmonKind::PowerUw, w)?;
+        hwmon_out(b, io, &format!("{chip}/temp1_input"), gcd, HwmonKind::GpuTemp, w)?;
         b.file(&format!("{chip}/temp1_label"), "edge\n", 0o444)?;
         let cap = b.out(&format!("{chip}/power1_cap"), &format!("{MI250X_CAP_MAX_UW}\n"), 0o644)?;
         let kind = CtlKind::Microwatts {

@@ -485,7 +485,7 @@ impl SimNode {
     ) -> Result<(), SimError> {
         let tick = tick.max(Duration::from_micros(100));
         let watched: Vec<PathBuf> = self.io.limit_files().map(|f| f.path().to_path_buf()).collect();
-        let watch = crate::watch::FileWatch::new(&watched);
+        let watch = crate::watch::Watch::files(watched.iter().map(PathBuf::as_path));
         let mut last = Instant::now();
         on_step(self, last);
         let mut next = last + tick;

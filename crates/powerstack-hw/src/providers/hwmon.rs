@@ -537,13 +537,7 @@ impl Provider for Hwmon {
     }
 
     fn reopen_replaced(&mut self) -> Vec<usize> {
-        let mut reopened = Vec::new();
-        for (i, slot) in self.slots.iter_mut().enumerate() {
-            if slot.file.revalidate() == file::Revalidated::Reopened {
-                reopened.push(i);
-            }
-        }
-        reopened
+        file::reopen_replaced(self.slots.iter_mut().map(|s| &mut s.file))
     }
 
     fn read(&mut self, out: &mut [Reading]) {

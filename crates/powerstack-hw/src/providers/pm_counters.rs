@@ -471,13 +471,7 @@ impl Provider for PmCounters {
         {
             f.revalidate();
         }
-        let mut reopened = Vec::new();
-        for (i, c) in self.counters.iter_mut().enumerate() {
-            if c.file.revalidate() == crate::file::Revalidated::Reopened {
-                reopened.push(i);
-            }
-        }
-        reopened
+        file::reopen_replaced(self.counters.iter_mut().map(|c| &mut c.file))
     }
 
     fn read(&mut self, out: &mut [Reading]) {

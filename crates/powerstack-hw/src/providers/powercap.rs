@@ -153,13 +153,7 @@ impl Provider for Powercap {
     }
 
     fn reopen_replaced(&mut self) -> Vec<usize> {
-        let mut reopened = Vec::new();
-        for (i, zone) in self.zones.iter_mut().enumerate() {
-            if zone.energy.revalidate() == file::Revalidated::Reopened {
-                reopened.push(i);
-            }
-        }
-        reopened
+        file::reopen_replaced(self.zones.iter_mut().map(|z| &mut z.energy))
     }
 
     fn read(&mut self, out: &mut [Reading]) {
