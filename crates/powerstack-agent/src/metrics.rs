@@ -100,8 +100,14 @@ pub fn render(shared: &Shared, controls: Option<&Controls>) -> String {
     counter(
         &mut out,
         "powerstack_sampler_read_failures_total",
-        "Domain reads that failed (the previous value was kept).",
+        "Domain readings missing: a failed read or a counter that stopped moving (the previous value was kept).",
         stats.read_failures.load(Ordering::Relaxed),
+    );
+    gauge(
+        &mut out,
+        "powerstack_sampler_missing_domains",
+        "Domains whose newest reading is missing (a failed read, or a counter that stopped moving): no current power.",
+        shared.missing_columns(),
     );
     counter(
         &mut out,

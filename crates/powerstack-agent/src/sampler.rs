@@ -245,8 +245,12 @@ fn slow_thread(mut source: SlowSource, shared: &Shared, feed: &Feed, stop: &Atom
         let end_ns = platform::mono_ns();
         report(source.platform.take_warnings());
         shared.stats.slow_reads.fetch_add(1, Ordering::Relaxed);
+        let mut failures = 0;
         for ((v, col), placer) in snap.values.iter().zip(&source.columns).zip(&mut placers) {
             let Some(c) = *col else { continue };
+            let missing = matches!(v, Value::Missing);
+            failures += u64::from(missing);
+            shared.set_missing(c, missing);
             let unix = |mono_ns| shared.clock.unix_us_at(mono_ns);
             match placer.observe(v, start_ns, end_ns) {
                 Some(Placed::New(a)) => anchors.push((c, Fed::Anchor(unix(a.mono_ns), a.ticks))),
@@ -262,6 +266,7 @@ fn slow_thread(mut source: SlowSource, shared: &Shared, feed: &Feed, stop: &Atom
                 slot.store(p / 1000, Ordering::Relaxed);
             }
         }
+        shared.stats.read_failures.fetch_add(failures, Ordering::Relaxed);
         if !anchors.is_empty()
             && let Ok(mut f) = feed.lock()
         {
@@ -324,6 +329,7 @@ impl FastThread {
                     }
                 };
                 failures += u64::from(reading.is_none());
+                shared.set_missing(c, reading.is_none());
                 recorder.set(c, reading);
             }
             if has_slow {

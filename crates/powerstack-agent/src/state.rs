@@ -1,7 +1,7 @@
 //! State shared between the sampler threads and the HTTP side.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use powerstack_model::DomainInfo;
 
@@ -31,7 +31,8 @@ pub struct SamplerStats {
     pub max_duration_ns: AtomicU64,
     /// Sum of sample durations, ns (with `samples`, the mean).
     pub sum_duration_ns: AtomicU64,
-    /// Domain reads that failed (the previous value was kept).
+    /// Domain readings missing: failed reads and counters that stopped moving (the previous
+    /// value was kept).
     pub read_failures: AtomicU64,
     /// Reads of the slow sources.
     pub slow_reads: AtomicU64,
@@ -101,6 +102,9 @@ pub struct Shared {
     pub settled_us: AtomicU64,
     /// Each column's measured update period, µs (0: updated at every sample, or not known yet).
     pub update_period_us: Vec<AtomicU64>,
+    /// Whether each column's newest reading is missing (a failed read, or a counter that has
+    /// stopped moving): the ring holds its last value, which is no current power.
+    pub missing: Vec<AtomicBool>,
     /// The window a job's peak is taken over when a query does not ask for one, µs.
     pub peak_window_us: u64,
 }
@@ -127,6 +131,7 @@ impl Shared {
             stats: SamplerStats::default(),
             settled_us: AtomicU64::new(0),
             update_period_us: (0..columns).map(|_| AtomicU64::new(0)).collect(),
+            missing: (0..columns).map(|_| AtomicBool::new(false)).collect(),
             peak_window_us,
             domains,
         }
@@ -140,6 +145,20 @@ impl Shared {
         let slowest =
             self.update_period_us.iter().map(|p| p.load(Ordering::Relaxed)).max().unwrap_or(0);
         asked_us.unwrap_or(self.peak_window_us).max(interval_us).max(slowest)
+    }
+
+    /// Records whether column `col`'s newest reading is missing (a store only when it changes).
+    pub fn set_missing(&self, col: usize, missing: bool) {
+        if let Some(m) = self.missing.get(col)
+            && m.load(Ordering::Relaxed) != missing
+        {
+            m.store(missing, Ordering::Relaxed);
+        }
+    }
+
+    /// The number of columns whose newest reading is missing.
+    pub fn missing_columns(&self) -> usize {
+        self.missing.iter().filter(|m| m.load(Ordering::Relaxed)).count()
     }
 
     /// The catalog entries, in ring column order.

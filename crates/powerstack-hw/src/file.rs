@@ -18,6 +18,20 @@ pub struct AttrFile {
     file: File,
     path: PathBuf,
     hint: &'static str,
+    /// The file was removed and nothing took its place: reads fail as for a vanished device.
+    gone: bool,
+}
+
+/// What [`AttrFile::revalidate`] found at the file's path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revalidated {
+    /// The descriptor still reads the file at the path.
+    Same,
+    /// Another file took the path's place (a device registered again, a simulated root written
+    /// again): it is open now, and its values start a new counter.
+    Reopened,
+    /// Nothing is at the path any more: reads fail as for a vanished device until something is.
+    Gone,
 }
 
 impl AttrFile {
@@ -37,7 +51,38 @@ impl AttrFile {
             Ok(f) => f,
             Err(_) => File::open(&path).map_err(|e| HwError::from_io(&path, e, hint))?,
         };
-        Ok(AttrFile { file, path, hint })
+        Ok(AttrFile { file, path, hint, gone: false })
+    }
+
+    /// Checks that the kept-open descriptor still reads the file at the path, and reopens the path
+    /// when another file took its place. A descriptor keeps reading the file it was opened on
+    /// after that file is removed or replaced (a plain file's last content forever, where a
+    /// removed sysfs attribute would fail): a reader that only ever `pread`s it cannot tell. Two
+    /// `stat`s, so callers do it only when a value has stopped changing, never at every read.
+    pub fn revalidate(&mut self) -> Revalidated {
+        use std::os::unix::fs::MetadataExt;
+        let open = self.file.metadata().ok().filter(|m| m.nlink() > 0).map(|m| (m.dev(), m.ino()));
+        let at_path = std::fs::metadata(&self.path).ok().map(|m| (m.dev(), m.ino()));
+        match (open, at_path) {
+            (Some(a), Some(b)) if a == b => {
+                self.gone = false;
+                Revalidated::Same
+            }
+            (_, Some(_)) => match AttrFile::open(&self.path, self.hint) {
+                Ok(fresh) => {
+                    *self = fresh;
+                    Revalidated::Reopened
+                }
+                Err(_) => {
+                    self.gone = true;
+                    Revalidated::Gone
+                }
+            },
+            (_, None) => {
+                self.gone = true;
+                Revalidated::Gone
+            }
+        }
     }
 
     /// The file's path.
@@ -48,6 +93,9 @@ impl AttrFile {
     /// Reads the first line of the file into `buf` and returns it, trimmed. An empty file is treated
     /// as a vanished device (a removed sysfs device reads as nothing, or fails with ENODEV).
     pub fn read_line<'a>(&self, buf: &'a mut [u8; ATTR_MAX]) -> Result<&'a str, HwError> {
+        if self.gone {
+            return Err(HwError::Vanished { path: self.path.clone() });
+        }
         let n =
             self.file.read_at(buf, 0).map_err(|e| HwError::from_io(&self.path, e, self.hint))?;
         if n == 0 {
@@ -67,6 +115,9 @@ impl AttrFile {
     /// small buffer; anything else takes the general path (UTF-8, trimming, `str::parse`) with
     /// its exact errors.
     pub fn read_u64(&self) -> Result<u64, HwError> {
+        if self.gone {
+            return Err(HwError::Vanished { path: self.path.clone() });
+        }
         let mut small = [0u8; 64];
         let n = self
             .file
@@ -84,6 +135,15 @@ impl AttrFile {
             HwError::malformed(&self.path, format!("expected an unsigned integer, found {line:?}"))
         })
     }
+}
+
+/// [`AttrFile::revalidate`]s `files` (one per domain, in order); returns the positions of those
+/// reopened: their readings now come from another file.
+pub fn reopen_replaced<'a>(files: impl Iterator<Item = &'a mut AttrFile>) -> Vec<usize> {
+    files
+        .enumerate()
+        .filter_map(|(i, f)| (f.revalidate() == Revalidated::Reopened).then_some(i))
+        .collect()
 }
 
 /// The number on the first line of `bytes` when that line is ASCII digits, optionally between
@@ -125,9 +185,12 @@ pub fn read_trimmed(path: &Path, hint: &'static str) -> Result<String, HwError> 
         .map_err(|e| HwError::from_io(path, e, hint))
 }
 
-/// Reads an unsigned integer from a small text file once (discovery).
+/// Reads an unsigned integer from a small text file once (discovery, limits): the first line, as
+/// the kept-open reads take it (an attribute is one line; a writer that shortens a file in place
+/// leaves a stale tail after it until it trims the file).
 pub fn read_u64_once(path: &Path, hint: &'static str) -> Result<u64, HwError> {
-    let s = read_trimmed(path, hint)?;
+    let text = std::fs::read_to_string(path).map_err(|e| HwError::from_io(path, e, hint))?;
+    let s = text.lines().next().unwrap_or("").trim();
     s.parse::<u64>()
         .map_err(|_| HwError::malformed(path, format!("expected an unsigned integer, found {s:?}")))
 }
@@ -205,6 +268,36 @@ mod tests {
         // first newline; only the first line counts.
         std::fs::write(&p, "99\n3\n").unwrap();
         assert_eq!(f.read_u64().unwrap(), 99);
+    }
+
+    #[test]
+    fn a_replaced_file_is_reopened_and_a_removed_one_reads_as_vanished() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("energy_uj");
+        std::fs::write(&p, "123\n").unwrap();
+        let mut f = AttrFile::open(&p, "energy_uj").unwrap();
+        assert_eq!(f.revalidate(), Revalidated::Same);
+        // Removed and written anew: the kept descriptor still reads the old file.
+        std::fs::remove_file(&p).unwrap();
+        std::fs::write(&p, "7\n").unwrap();
+        assert_eq!(f.read_u64().unwrap(), 123);
+        assert_eq!(f.revalidate(), Revalidated::Reopened);
+        assert_eq!(f.read_u64().unwrap(), 7);
+        // Removed for good: vanished, until a file is back.
+        std::fs::remove_file(&p).unwrap();
+        assert_eq!(f.revalidate(), Revalidated::Gone);
+        assert!(matches!(f.read_u64(), Err(HwError::Vanished { .. })));
+        std::fs::write(&p, "9\n").unwrap();
+        assert_eq!(f.revalidate(), Revalidated::Reopened);
+        assert_eq!(f.read_u64().unwrap(), 9);
+    }
+
+    #[test]
+    fn a_one_shot_read_takes_the_first_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("constraint_0_power_limit_uw");
+        std::fs::write(&p, "90000000\n000\n").unwrap();
+        assert_eq!(read_u64_once(&p, "limit").unwrap(), 90_000_000);
     }
 
     #[test]

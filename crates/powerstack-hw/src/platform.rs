@@ -7,17 +7,28 @@
 use std::sync::OnceLock;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use powerstack_model::{
-    DomainInfo, DomainKind, ExtendedCounter, Measurement, PowerReport, Snapshot, Step, Value,
-};
+use powerstack_model::{DomainInfo, DomainKind, PowerReport, Snapshot, Value};
 
 use crate::error::Warning;
 use crate::provider::{Provider, Reading, Refresh};
+
+mod track;
+use track::{CONTINUOUS_PERIOD_NS, Track};
 
 /// How long [`Platform::measure`] (and a one-shot reading) waits for the next step of a counter
 /// published in steps (NVML's energy moves about every 100 ms), so that power is measured between
 /// steps.
 pub const STEP_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How often [`Platform::measure`] reads again a counter that has not moved yet.
+pub const STILL_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Whether an energy counter reads the same in both snapshots.
+fn still_between(a: &Snapshot, b: &Snapshot) -> bool {
+    a.values.iter().zip(&b.values).any(|pair| {
+        matches!(pair, (Value::Energy { total_ticks: x, .. }, Value::Energy { total_ticks: y, .. }) if x == y)
+    })
+}
 
 /// The monotonic clock, in ns since the first call in this process.
 pub fn mono_ns() -> u64 {
@@ -28,17 +39,6 @@ pub fn mono_ns() -> u64 {
 /// The wall clock, in µs since the Unix epoch.
 pub fn unix_us() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
-}
-
-/// A generous ceiling on what one domain of a kind can draw, used to reject impossible deltas (a
-/// counter that restarted without saying so, a torn read).
-fn ceiling_watts(kind: DomainKind) -> f64 {
-    match kind {
-        DomainKind::Node | DomainKind::Platform => 100_000.0,
-        DomainKind::Gpu => 10_000.0,
-        DomainKind::Package | DomainKind::Core | DomainKind::Uncore => 5_000.0,
-        DomainKind::Memory => 5_000.0,
-    }
 }
 
 #[derive(Clone, Copy)]
@@ -53,11 +53,11 @@ pub struct Platform {
     buffers: Vec<Vec<Reading>>,
     catalog: Vec<DomainInfo>,
     slots: Vec<Slot>,
-    counters: Vec<Option<ExtendedCounter>>,
-    /// Per domain, when its counter was last read (the plausibility ceiling of the next step
-    /// spans the time since then, so a domain back from an outage is not refused its energy).
-    last_read_ns: Vec<Option<u64>>,
-    reported: Vec<bool>,
+    /// Per domain: its extended counter, when it last moved, what was reported.
+    tracks: Vec<Track>,
+    /// Providers to look at (a value of theirs still or failing for a while) once the values
+    /// of the sample are taken.
+    to_check: Vec<usize>,
     pending_warnings: Vec<Warning>,
 }
 
@@ -91,26 +91,28 @@ impl Platform {
             }
         }
         let (providers, slots) = split_stepped(providers, slots);
-        let counters = catalog
+        let tracks = catalog
             .iter()
-            .map(|d| match d.measurement {
-                Measurement::Energy(spec) => Some(ExtendedCounter::new(spec)),
-                Measurement::Power => None,
+            .zip(&slots)
+            .map(|(info, slot)| {
+                let period_ns = match providers[slot.provider].refresh() {
+                    Refresh::Continuous => CONTINUOUS_PERIOD_NS,
+                    Refresh::Stepped { period } => period.as_nanos() as u64,
+                };
+                Track::new(info, period_ns)
             })
             .collect();
         let buffers = providers
             .iter()
             .map(|p| (0..p.domains().len()).map(|_| Reading::Pending).collect())
             .collect();
-        let n = catalog.len();
         let platform = Platform {
             providers,
             buffers,
             catalog,
             slots,
-            counters,
-            last_read_ns: vec![None; n],
-            reported: vec![false; n],
+            tracks,
+            to_check: Vec::new(),
             pending_warnings: Vec::new(),
         };
         (platform, warnings)
@@ -193,7 +195,9 @@ impl Platform {
 
     /// Samples, waits `interval`, samples again, and reports power over the interval. Never a
     /// first-call 0 W: every figure is a difference over a real interval. Counters published in
-    /// steps are measured between their steps ([`Platform::sample_at_steps`]).
+    /// steps are measured between their steps ([`Platform::sample_at_steps`]). An energy counter
+    /// that has not moved by then is waited for (every [`STILL_POLL`]) until it moves or has not
+    /// moved for its stale time, when it is missing: a stopped counter is never a confident 0 W.
     pub fn measure(&mut self, interval: std::time::Duration) -> PowerReport {
         self.measure_with(|| std::thread::sleep(interval))
     }
@@ -204,7 +208,24 @@ impl Platform {
         let a = self.sample_at_steps(STEP_WAIT);
         wait();
         let b = self.sample_at_steps(STEP_WAIT);
+        let b = self.until_moved(&a, b);
         PowerReport::between(&self.catalog, &a, &b)
+    }
+
+    /// `b`, or, while an energy counter reads the same in `a` and `b`, a later snapshot
+    /// ([`Platform::sample_at_steps`], every [`STILL_POLL`]): until every such counter has moved
+    /// or has not moved for its stale time (then it is missing). A one-shot reading over a short
+    /// interval thus reports a stopped counter as missing rather than 0 W; one that moves only
+    /// now and then (whole joules at a few watts) is measured once it has.
+    pub fn until_moved(&mut self, a: &Snapshot, mut b: Snapshot) -> Snapshot {
+        let longest = self.tracks.iter().map(Track::stale_after_ns).max().unwrap_or(0);
+        let deadline =
+            a.mono_ns.saturating_add(longest).saturating_add(STEP_WAIT.as_nanos() as u64);
+        while still_between(a, &b) && mono_ns() < deadline {
+            std::thread::sleep(STILL_POLL);
+            b = self.sample_at_steps(STEP_WAIT);
+        }
+        b
     }
 
     fn read_all(&mut self) {
@@ -226,6 +247,9 @@ impl Platform {
             let reading = std::mem::replace(&mut self.buffers[provider][index], Reading::Pending);
             values.push(self.extend_one(i, reading, mono_ns));
         }
+        if !self.to_check.is_empty() {
+            self.reopen_replaced(values);
+        }
     }
 
     /// [`Platform::sample`] into `values` (one per catalog entry; reused, so a sampler that calls
@@ -241,61 +265,47 @@ impl Platform {
     }
 
     /// Turns catalog entry `i`'s reading, taken at `mono_ns`, into its value: energy extended
-    /// across wraps and resets (an implausible step refused), power checked.
+    /// across wraps and resets (an implausible step refused), power checked, a counter stopped
+    /// for its stale time missing. A value stopped (or failing) that long has its provider look
+    /// whether its files were replaced, at most once per stale time.
     fn extend_one(&mut self, i: usize, reading: Reading, mono_ns: u64) -> Value {
-        let info = &self.catalog[i];
-        match (reading, &mut self.counters[i]) {
-            (Reading::Energy(raw), Some(counter)) => {
-                let spec = counter.spec();
-                let last = self.last_read_ns[i].replace(mono_ns);
-                let dt_s = last.map(|t| mono_ns.saturating_sub(t) as f64 / 1e9);
-                let max = dt_s.map(|dt| {
-                    let seconds = dt.max(1.0) * 2.0;
-                    (ceiling_watts(info.id.kind) * seconds / spec.joules_per_tick) as u64
-                });
-                match counter.update_checked(raw, max) {
-                    Step::Rejected => {
-                        warn_once(
-                            &mut self.reported[i],
-                            &mut self.pending_warnings,
-                            info.provider,
-                            || {
-                                format!(
-                                    "{}: implausible energy jump ignored at {}",
-                                    info.id, info.source
-                                )
-                            },
-                        );
-                        Value::Missing
-                    }
-                    _ => {
-                        self.reported[i] = false;
-                        Value::Energy {
-                            total_ticks: counter.total_ticks(),
-                            joules: counter.total_joules(),
-                            hw_time_us: raw.hw_time_us,
-                        }
-                    }
-                }
-            }
-            (Reading::Power(w), _) if w.is_finite() && w >= 0.0 => {
-                self.reported[i] = false;
-                Value::Power { watts: w }
-            }
-            (Reading::Power(w), _) => {
-                warn_once(&mut self.reported[i], &mut self.pending_warnings, info.provider, || {
-                    format!("{}: invalid power reading {w} from {}", info.id, info.source)
-                });
-                Value::Missing
-            }
-            (Reading::Failed(e), _) => {
-                warn_once(&mut self.reported[i], &mut self.pending_warnings, info.provider, || {
-                    format!("{}: {e}", info.id)
-                });
-                Value::Missing
-            }
-            (Reading::Energy(_), None) | (Reading::Pending, _) => Value::Missing,
+        let (value, check) =
+            self.tracks[i].take(&self.catalog[i], reading, mono_ns, &mut self.pending_warnings);
+        let p = self.slots[i].provider;
+        if check && !self.to_check.contains(&p) {
+            self.to_check.push(p);
         }
+        value
+    }
+
+    /// Has each provider to check reopen its replaced files. A domain read from a new file
+    /// starts a new counter (nothing is added for the time in between), with a warning; its
+    /// value in `values` (catalog order) came from the old file and becomes missing.
+    fn reopen_replaced(&mut self, values: &mut [Value]) {
+        for p in std::mem::take(&mut self.to_check) {
+            for index in self.providers[p].reopen_replaced() {
+                let Some(i) = self.slots.iter().position(|s| s.provider == p && s.index == index)
+                else {
+                    continue;
+                };
+                self.tracks[i].rebase();
+                if let Some(v) = values.get_mut(i) {
+                    *v = Value::Missing;
+                }
+                self.warn_replaced(i);
+            }
+        }
+    }
+
+    fn warn_replaced(&mut self, i: usize) {
+        let info = &self.catalog[i];
+        self.pending_warnings.push(Warning::new(
+            info.provider,
+            format!(
+                "{}: {} was replaced (its device registered again?): reading the new one, whose counter starts anew",
+                info.id, info.source
+            ),
+        ));
     }
 
     /// [`Platform::sample`], then, for every energy counter that the hardware updates in steps
@@ -348,6 +358,9 @@ impl Platform {
                         Value::Energy { total_ticks, joules, hw_time_us: Some(at_ns / 1000) };
                 }
             }
+        }
+        if !self.to_check.is_empty() {
+            self.reopen_replaced(&mut snap.values);
         }
         snap
     }
@@ -457,18 +470,4 @@ fn per_device_gpu_provider(
         }
     }
     Some(best)
-}
-
-/// Raises a warning for a domain once until it recovers; the message is only built when raised
-/// (this runs on every sample of a failing domain).
-fn warn_once(
-    reported: &mut bool,
-    out: &mut Vec<Warning>,
-    provider: &'static str,
-    message: impl FnOnce() -> String,
-) {
-    if !*reported {
-        *reported = true;
-        out.push(Warning::unreadable(provider, message()));
-    }
 }

@@ -60,6 +60,17 @@ pub trait Provider: Send {
         Vec::new()
     }
 
+    /// Looks whether the files this provider keeps open were replaced (a device registered again by
+    /// its driver, a simulated root written again) or removed since it opened them, reopens the
+    /// replaced ones and makes the removed ones fail as vanished. Returns the domains (positions
+    /// in [`Provider::domains`]) whose readings now come from another file: their next value
+    /// starts a new counter. A few `stat`s per file: the platform calls it only for a provider
+    /// with a domain whose value has stopped changing or failing for a long time, never at every
+    /// read. The default (nothing kept open that can be replaced) finds nothing.
+    fn reopen_replaced(&mut self) -> Vec<usize> {
+        Vec::new()
+    }
+
     /// Re-reads the power limits of every domain (they can be changed by others at any time).
     /// Returns warnings for limits that could not be read; the catalog keeps the last known values.
     fn refresh_limits(&mut self) -> Vec<Warning> {

@@ -353,8 +353,10 @@ fn amd_core_sum_extends_each_core_across_its_own_wrap() {
         let r = PowerReport::between(platform.catalog(), &prev, &next);
         let core0 = r.get(DomainId::new(DomainKind::Core, 0)).unwrap().power_watts.unwrap();
         assert!((core0 - 30.0).abs() < 1e-9, "step {step}: {core0} W");
-        let core1 = r.get(DomainId::new(DomainKind::Core, 1)).unwrap().power_watts.unwrap();
-        assert_eq!(core1, 0.0);
+        // Package 1's cores draw nothing here: 0 W, until their counters have stood still
+        // for a second, when they are stale (missing), never another package's figure.
+        let core1 = r.get(DomainId::new(DomainKind::Core, 1)).unwrap().power_watts;
+        assert!(matches!(core1, Some(0.0) | None), "step {step}: {core1:?}");
         prev = next;
     }
 }

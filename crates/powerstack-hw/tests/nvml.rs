@@ -196,8 +196,8 @@ fn power_comes_from_the_energy_counter() {
     let node = Node::new(true, true);
     let mut platform = node.discover().platform;
     let a = platform.sample_at(1_000_000_000, 0);
-    // gpu-0 draws 300 W for 2 s; gpu-3 400 W.
-    for (gpu, watts) in [(0usize, 300u64), (3, 400)] {
+    // gpu-0 draws 300 W for 2 s; gpu-3 400 W; the others idle at 60 W.
+    for (gpu, watts) in [(0usize, 300u64), (1, 60), (2, 60), (3, 400)] {
         let f = node.gpu_file(gpu, "energy_mj");
         let before: u64 = node.read(&f).trim().parse().unwrap();
         node.write(&f, &format!("{}\n", before + watts * 2_000));
@@ -207,7 +207,7 @@ fn power_comes_from_the_energy_counter() {
     let watts: Vec<_> = report.domains.iter().map(|d| d.power_watts.unwrap()).collect();
     assert!((watts[0] - 300.0).abs() < 1e-9, "{watts:?}");
     assert!((watts[3] - 400.0).abs() < 1e-9, "{watts:?}");
-    assert_eq!(watts[1], 0.0);
+    assert!((watts[1] - 60.0).abs() < 1e-9, "{watts:?}");
     // The counter's raw value is kept: gpu-0 is NVML index 1, which started at 2000 J.
     assert_eq!(report.domains[0].energy_joules, Some(2_000.0 + 600.0));
     assert!(platform.take_warnings().is_empty());
@@ -335,7 +335,12 @@ fn a_vanished_gpu_is_missing_with_a_warning_and_the_others_keep_reading() {
     assert_eq!(w.len(), 1, "{w:?}");
     assert!(w[0].unreadable);
     assert!(w[0].message.starts_with("gpu-2: NVIDIA GPU 0000:86:00.0 is not there"), "{}", w[0]);
-    // Warned once, not at every sample.
+    // Warned once, not at every sample (the others draw power meanwhile).
+    for gpu in [0usize, 1, 3] {
+        let f = node.gpu_file(gpu, "energy_mj");
+        let before: u64 = node.read(&f).trim().parse().unwrap();
+        node.write(&f, &format!("{}\n", before + 60_000));
+    }
     platform.sample_at(3_000_000_000, 2_000_000);
     assert!(platform.take_warnings().is_empty());
 }

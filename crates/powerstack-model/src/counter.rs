@@ -4,13 +4,18 @@
 //! restart (an HPE Cray controller reboot bumps `generation`). [`ExtendedCounter`] turns successive raw
 //! readings of one counter into a monotonic 64-bit count that never goes backwards and never jumps:
 //!
-//! - a raw value below the previous one on a counter with a known range is a **wrap**: the delta is
-//!   `range - previous + current`;
-//! - a change of the reading's `epoch` (generation/startup), or a decrease on a counter without a known
-//!   range, is a **reset**: the counter restarted, so the delta is the new raw value (the energy since
-//!   the restart), or nothing when that would be implausible;
-//! - any delta that implies more than [`CounterSpec`]'s plausibility ceiling is rejected (counted, not
-//!   added).
+//! - a raw value below the previous one on a counter with a known range is a **wrap** when the
+//!   delta it implies (`range - previous + current`) is plausible;
+//! - a change of the reading's `epoch` (generation/startup), a decrease on a counter without a known
+//!   range, or a decrease that is not a plausible wrap, is a **reset**: the counter restarted, so the
+//!   delta is the new raw value (the energy since the restart) when that is plausible;
+//! - anything else is rejected (counted, not added): the reading becomes the new origin of deltas,
+//!   so a counter that restarted from an unknown value (a replaced file) costs one missing value,
+//!   never an impossible figure. [`Plausible`] says what is plausible: separately for an advance
+//!   (energy since the previous reading) and for a restart (energy since a restart in between).
+//!
+//! [`ExtendedCounter::rebase`] makes the next reading a new origin without adding anything: for a
+//! counter read from a new file whose relation to the old one is unknown.
 //!
 //! A gap between two readings longer than one wrap period cannot be recovered by any reader; samplers
 //! read often enough (see [`CounterSpec::min_wrap_seconds`]).
@@ -63,6 +68,15 @@ impl RawEnergy {
     }
 }
 
+/// The largest deltas one update may add, in ticks (`None`: no limit).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Plausible {
+    /// What the counter may have advanced (or wrapped) by since the previous reading.
+    pub advance_ticks: Option<u64>,
+    /// What a counter that restarted since the previous reading may have counted since.
+    pub restart_ticks: Option<u64>,
+}
+
 /// What one update did to the extended counter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -76,6 +90,8 @@ pub enum Step {
     Reset(u64),
     /// The delta was implausible and was not added.
     Rejected,
+    /// The first reading after [`ExtendedCounter::rebase`]: the new origin of deltas, nothing added.
+    Rebased,
 }
 
 /// A monotonic 64-bit extension of a narrow or resettable energy counter.
@@ -90,6 +106,8 @@ pub struct ExtendedCounter {
     wraps: u64,
     resets: u64,
     rejected: u64,
+    /// The next reading is a new origin of deltas ([`ExtendedCounter::rebase`]).
+    rebase: bool,
 }
 
 impl ExtendedCounter {
@@ -103,6 +121,7 @@ impl ExtendedCounter {
             wraps: 0,
             resets: 0,
             rejected: 0,
+            rebase: false,
         }
     }
 
@@ -112,41 +131,69 @@ impl ExtendedCounter {
     }
 
     /// Feeds one raw reading. `max_delta_ticks`, when given, is the largest plausible delta since the
-    /// previous reading (elapsed time × a generous power ceiling); larger deltas are rejected.
+    /// previous reading (elapsed time × a generous power ceiling), for an advance and for a restart
+    /// alike; larger deltas are rejected. See [`ExtendedCounter::update_plausible`].
     pub fn update_checked(&mut self, raw: RawEnergy, max_delta_ticks: Option<u64>) -> Step {
+        let bounds = Plausible { advance_ticks: max_delta_ticks, restart_ticks: max_delta_ticks };
+        self.update_plausible(raw, bounds)
+    }
+
+    /// Feeds one raw reading, judging its delta against `bounds`: an advance or a wrap against
+    /// [`Plausible::advance_ticks`], a restart's count against [`Plausible::restart_ticks`]. A
+    /// decrease that is not a plausible wrap is taken for a restart; what is neither is rejected
+    /// and the reading becomes the origin of the next delta.
+    pub fn update_plausible(&mut self, raw: RawEnergy, bounds: Plausible) -> Step {
         let Some(prev) = self.last else {
             self.last = Some(raw);
             self.origin = raw.ticks;
             return Step::First;
         };
-        let step = if raw.epoch != prev.epoch {
+        self.last = Some(raw);
+        if std::mem::take(&mut self.rebase) {
+            return Step::Rebased;
+        }
+        let within = |d: u64, max: Option<u64>| max.is_none_or(|m| d <= m);
+        let restart = if within(raw.ticks, bounds.restart_ticks) {
             Step::Reset(raw.ticks)
+        } else {
+            Step::Rejected
+        };
+        let step = if raw.epoch != prev.epoch {
+            restart
         } else if raw.ticks >= prev.ticks {
-            Step::Advanced(raw.ticks - prev.ticks)
+            let d = raw.ticks - prev.ticks;
+            if within(d, bounds.advance_ticks) { Step::Advanced(d) } else { Step::Rejected }
         } else {
             match self.spec.wrap_ticks {
                 Some(m) if prev.ticks < m && raw.ticks < m => {
-                    Step::Wrapped(m - prev.ticks + raw.ticks)
+                    let d = m - prev.ticks + raw.ticks;
+                    if within(d, bounds.advance_ticks) { Step::Wrapped(d) } else { restart }
                 }
-                _ => Step::Reset(raw.ticks),
+                _ => restart,
             }
         };
         let delta = match step {
             Step::Advanced(d) | Step::Wrapped(d) | Step::Reset(d) => d,
-            Step::First | Step::Rejected => 0,
+            Step::First | Step::Rejected | Step::Rebased => 0,
         };
-        self.last = Some(raw);
-        if max_delta_ticks.is_some_and(|max| delta > max) {
-            self.rejected += 1;
-            return Step::Rejected;
-        }
         match step {
             Step::Wrapped(_) => self.wraps += 1,
             Step::Reset(_) => self.resets += 1,
+            Step::Rejected => self.rejected += 1,
             _ => {}
         }
         self.delta_total = self.delta_total.saturating_add(delta);
         step
+    }
+
+    /// Makes the next reading a new origin of deltas, adding nothing for the time in between: the
+    /// counter is read from a new file (a device registered again, a simulated root written
+    /// again) whose value has no known relation to the last one. The extended value continues
+    /// from where it stands, so it never goes backwards.
+    pub fn rebase(&mut self) {
+        if self.last.is_some() {
+            self.rebase = true;
+        }
     }
 
     /// Feeds one raw reading without a plausibility ceiling.
@@ -247,6 +294,50 @@ mod tests {
         let mut c = uj(999);
         c.update(RawEnergy::new(5000));
         assert_eq!(c.update(RawEnergy::new(10)), Step::Reset(10));
+    }
+
+    #[test]
+    fn a_decrease_that_is_no_plausible_wrap_is_a_reset() {
+        // A DRAM-like counter (range 65.5 kJ) read every ms restarts from 0: as a wrap it would
+        // add 5.5 kJ in a millisecond; it is a restart that counted 100 µJ since.
+        let mut c = uj(65_535_999_999);
+        c.update(RawEnergy::new(60_000_000_000));
+        let ms = Plausible { advance_ticks: Some(20_000_000), restart_ticks: Some(10_000_000) };
+        assert_eq!(c.update_plausible(RawEnergy::new(100), ms), Step::Reset(100));
+        assert_eq!(c.delta_ticks_total(), 100);
+        // Near the top of its range, the same decrease is an ordinary wrap.
+        let mut c = uj(65_535_999_999);
+        c.update(RawEnergy::new(65_535_990_000));
+        assert_eq!(c.update_plausible(RawEnergy::new(100), ms), Step::Wrapped(10_100));
+    }
+
+    #[test]
+    fn a_restart_from_an_unknown_value_is_rejected_and_becomes_the_origin() {
+        // A non-wrapping counter replaced by one that shows 5 MJ: neither an advance nor a restart
+        // in 1 ms; the next reading counts from it.
+        let mut c = ExtendedCounter::new(CounterSpec::non_wrapping(1.0));
+        let ms = Plausible { advance_ticks: Some(20), restart_ticks: Some(10) };
+        c.update(RawEnergy::new(9_000_000));
+        assert_eq!(c.update_plausible(RawEnergy::new(5_000_000), ms), Step::Rejected);
+        assert_eq!(c.update_plausible(RawEnergy::new(5_000_001), ms), Step::Advanced(1));
+        assert_eq!(c.total_ticks(), 9_000_001);
+        assert_eq!(c.events(), (0, 0, 1));
+    }
+
+    #[test]
+    fn a_rebased_counter_adds_nothing_for_the_gap_and_never_goes_back() {
+        let mut c = uj(999_999);
+        c.update(RawEnergy::new(5000));
+        c.update(RawEnergy::new(6000));
+        c.rebase();
+        assert_eq!(c.update(RawEnergy::new(10)), Step::Rebased);
+        assert_eq!(c.total_ticks(), 6000);
+        assert_eq!(c.update(RawEnergy::new(30)), Step::Advanced(20));
+        assert_eq!(c.total_ticks(), 6020);
+        // Rebasing a counter never read is its first reading.
+        let mut fresh = uj(999);
+        fresh.rebase();
+        assert_eq!(fresh.update(RawEnergy::new(7)), Step::First);
     }
 
     proptest! {

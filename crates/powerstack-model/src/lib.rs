@@ -6,6 +6,7 @@
 //!
 //! - [`domain`]: what can be measured ([`DomainKind`], [`DomainId`], [`DomainInfo`], [`PowerLimit`]).
 //! - [`counter`]: wrap-extended 64-bit energy counters ([`ExtendedCounter`]).
+//! - [`stale`]: counters that stopped moving are missing, not 0 W ([`Freshness`]).
 //! - [`sample`]: a timestamped reading of every domain ([`Snapshot`]).
 //! - [`power`]: power as ΔE/Δt between two snapshots, and the node-power choice ([`PowerReport`]).
 //! - [`placement`]: readings placed at the time the hardware took them ([`HwClockMap`],
@@ -29,11 +30,13 @@ pub mod duration;
 pub mod placement;
 pub mod power;
 pub mod sample;
+pub mod stale;
 pub mod window;
 
-pub use counter::{CounterSpec, ExtendedCounter, RawEnergy, Step};
+pub use counter::{CounterSpec, ExtendedCounter, Plausible, RawEnergy, Step};
 pub use domain::{DomainId, DomainInfo, DomainKind, LimitWrite, Measurement, PowerLimit};
 pub use placement::{HwClockMap, StepClock, StepMode};
 pub use power::{DomainPower, NodePower, NodeSource, PowerReport};
 pub use sample::{Snapshot, Value};
+pub use stale::{Fresh, Freshness};
 pub use window::{TimeWindows, WindowRefusal};

@@ -29,6 +29,28 @@ use crate::rules;
 /// The simulated wall clock at creation, µs since the Unix epoch.
 pub(crate) const UNIX_START_US: i64 = 1_795_000_000_000_000;
 
+/// The width of a counter file holding one number (see [`OutFile`]): 20 digits (any u64) and a
+/// newline.
+pub(crate) const NUMBER_WIDTH: usize = 21;
+
+/// A hwmon value file `rel` following component `comp`, showing `watts` now.
+fn hwmon_out(
+    b: &B<'_>,
+    io: &mut Io,
+    rel: &str,
+    comp: usize,
+    kind: HwmonKind,
+    watts: f64,
+) -> Result<(), SimError> {
+    let file = b.counter(rel, &HwmonOut::content(kind, watts), 0o444, NUMBER_WIDTH)?;
+    io.hwmon.push(HwmonOut { comp, kind, file });
+    Ok(())
+}
+
+/// The width of a pm_counters value file (`<value> <unit> <timestamp> us`): a 20-digit value and
+/// a 16-digit timestamp.
+const PM_WIDTH: usize = 44;
+
 /// Writes the tree when `fresh`, else only names its files.
 pub(crate) struct B<'a> {
     pub root: &'a Path,
@@ -69,6 +91,23 @@ impl B<'_> {
             OutFile::create(path, content, mode)
         } else {
             Ok(OutFile::attach(path))
+        }
+    }
+
+    /// A counter file kept at `width` bytes (see [`OutFile`]).
+    pub fn counter(
+        &self,
+        rel: &str,
+        content: &str,
+        mode: u32,
+        width: usize,
+    ) -> Result<OutFile, SimError> {
+        let path = self.p(rel);
+        if self.fresh {
+            self.parent(&path)?;
+            OutFile::counter(path, content, mode, width)
+        } else {
+            Ok(OutFile::attach_counter(path, width))
         }
     }
 
@@ -617,7 +656,12 @@ fn zone(
     io.zones.push(Zone {
         counter,
         esu,
-        file: b.out(&format!("{rel}/energy_uj"), &format!("{uj}\n"), 0o444)?,
+        file: b.counter(
+            &format!("{rel}/energy_uj"),
+            &format!("{uj}\n"),
+            0o444,
+            max_range_uj(esu).to_string().len() + 1,
+        )?,
     });
     b.file(&format!("{rel}/max_energy_range_uj"), &format!("{}\n", max_range_uj(esu)), 0o444)?;
     match lim {
@@ -674,7 +718,7 @@ fn image(
     let path = b.p(&format!("dev/cpu/{lead}/msr"));
     let regs =
         regs.into_iter().map(|(addr, counter)| ImgReg { addr, counter, last: None }).collect();
-    let mut img = MsrImage { path: path.clone(), file: None, regs };
+    let mut img = MsrImage { path: path.clone(), file: None, regs, gone: false };
     if b.fresh {
         img.file = Some(write_file(&path, "", 0o600)?);
         for &(addr, value) in fixed {
@@ -1108,8 +1152,9 @@ fn cray(
         let comp = ck(s, key);
         let w = s.comps.get(comp).map_or(0.0, |c| c.power);
         let (pr, er) = (format!("{PM_DIR}/{prefix}power"), format!("{PM_DIR}/{prefix}energy"));
-        let power = b.out(&pr, &format!("{} W {ts} us\n", w.round() as u64), 0o444)?;
-        let energy = b.out(&er, &format!("{offset} J {ts} us\n"), 0o444)?;
+        let power =
+            b.counter(&pr, &format!("{} W {ts} us\n", w.round() as u64), 0o444, PM_WIDTH)?;
+        let energy = b.counter(&er, &format!("{offset} J {ts} us\n"), 0o444, PM_WIDTH)?;
         io.devices.push(Device {
             ids: removable.into_iter().collect(),
             truncate: vec![b.p(&pr), b.p(&er)],
@@ -1120,9 +1165,9 @@ fn cray(
     }
     let startup_us = ts - 86_400_000_000;
     let control = [
-        b.out(&format!("{PM_DIR}/freshness"), "1\n", 0o444)?,
-        b.out(&format!("{PM_DIR}/generation"), "1\n", 0o444)?,
-        b.out(&format!("{PM_DIR}/startup"), &format!("{startup_us}\n"), 0o444)?,
+        b.counter(&format!("{PM_DIR}/freshness"), "1\n", 0o444, NUMBER_WIDTH)?,
+        b.counter(&format!("{PM_DIR}/generation"), "1\n", 0o444, NUMBER_WIDTH)?,
+        b.counter(&format!("{PM_DIR}/startup"), &format!("{startup_us}\n"), 0o444, NUMBER_WIDTH)?,
     ];
     io.pm = Some(PmCounters::new(comps, control, startup_us, opts.pm_faults, ts * 1000));
     for (name, role) in [("power_cap", CapRole::Node), ("accel_power_cap", CapRole::Accel)] {
@@ -1151,12 +1196,7 @@ fn hwmon(b: &B<'_>, opts: &SimOptions, s: &Shared, io: &mut Io) -> Result<(), Si
     b.file(&format!("{METER_DEV}/hid"), "ACPI000D\n", 0o444)?;
     let chip = format!("{METER_DEV}/hwmon/hwmon{meter_n}");
     b.file(&format!("{chip}/name"), "power_meter\n", 0o444)?;
-    let avg = b.out(
-        &format!("{chip}/power1_average"),
-        &HwmonOut::content(HwmonKind::PowerUw, watts(node)),
-        0o444,
-    )?;
-    io.hwmon.push(HwmonOut { comp: node, kind: HwmonKind::PowerUw, file: avg });
+    hwmon_out(b, io, &format!("{chip}/power1_average"), node, HwmonKind::PowerUw, watts(node))?;
     b.file(&format!("{chip}/power1_average_interval"), "1000\n", 0o644)?;
     let (cap_min, cap_max) = (200_000_000, 1_000_000_000);
     let cap = b.out(&format!("{chip}/power1_cap"), "0\n", 0o644)?;
@@ -1184,12 +1224,8 @@ fn hwmon(b: &B<'_>, opts: &SimOptions, s: &Shared, io: &mut Io) -> Result<(), Si
     let chip = format!("{GPU_PCI}/hwmon/hwmon{gpu_n}");
     b.file(&format!("{chip}/name"), "amdgpu\n", 0o444)?;
     let w = watts(gpu);
-    let avg =
-        b.out(&format!("{chip}/power1_average"), &HwmonOut::content(HwmonKind::PowerUw, w), 0o444)?;
-    io.hwmon.push(HwmonOut { comp: gpu, kind: HwmonKind::PowerUw, file: avg });
-    let temp =
-        b.out(&format!("{chip}/temp1_input"), &HwmonOut::content(HwmonKind::GpuTemp, w), 0o444)?;
-    io.hwmon.push(HwmonOut { comp: gpu, kind: HwmonKind::GpuTemp, file: temp });
+    hwmon_out(b, io, &format!("{chip}/power1_average"), gpu, HwmonKind::PowerUw, w)?;
+    hwmon_out(b, io, &format!("{chip}/temp1_input"), gpu, HwmonKind::GpuTemp, w)?;
     b.file(&format!("{chip}/temp1_label"), "edge\n", 0o444)?;
     let cap = b.out(&format!("{chip}/power1_cap"), "300000000\n", 0o644)?;
     let kind = CtlKind::Microwatts { min: 0, max: 300_000_000, quantum: 1_000_000, round: false };
@@ -1292,18 +1328,8 @@ fn mi250x(b: &B<'_>, s: &Shared, io: &mut Io) -> Result<(), SimError> {
         let w = s.comps.get(gcd).map_or(0.0, |c| c.power);
         let chip = format!("{dev}/hwmon/hwmon{h}");
         b.file(&format!("{chip}/name"), "amdgpu\n", 0o444)?;
-        let avg = b.out(
-            &format!("{chip}/power1_average"),
-            &HwmonOut::content(HwmonKind::PowerUw, w),
-            0o444,
-        )?;
-        io.hwmon.push(HwmonOut { comp: gcd, kind: HwmonKind::PowerUw, file: avg });
-        let temp = b.out(
-            &format!("{chip}/temp1_input"),
-            &HwmonOut::content(HwmonKind::GpuTemp, w),
-            0o444,
-        )?;
-        io.hwmon.push(HwmonOut { comp: gcd, kind: HwmonKind::GpuTemp, file: temp });
+        hwmon_out(b, io, &format!("{chip}/power1_average"), gcd, HwmonKind::PowerUw, w)?;
+        hwmon_out(b, io, &format!("{chip}/temp1_input"), gcd, HwmonKind::GpuTemp, w)?;
         b.file(&format!("{chip}/temp1_label"), "edge\n", 0o444)?;
         let cap = b.out(&format!("{chip}/power1_cap"), &format!("{MI250X_CAP_MAX_UW}\n"), 0o644)?;
         let kind = CtlKind::Microwatts {

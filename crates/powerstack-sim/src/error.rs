@@ -21,9 +21,34 @@ pub enum SimError {
     },
     /// `create` was pointed at a directory that holds something other than a simulated root.
     #[error(
-        "{path} is not empty and is not a powerstack-sim root (it has no powerstack-sim.toml): refusing to write a simulated tree into it"
+        "{path} is not empty and is not a powerstack-sim root (it has no powerstack-sim.toml): refusing to write a simulated tree into it; choose an absent or empty directory"
     )]
     NotEmpty {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// `create` was pointed at a simulated root: readers (an agent, `sim run`) may keep its files
+    /// open, and writing a new tree under them would leave them reading the old one.
+    #[error(
+        "{path} already holds a simulated root: remove it first (`rm -r {path}`, once no `powerstack sim run` or agent uses it) or choose an absent or empty directory"
+    )]
+    AlreadyCreated {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// `create` was pointed at a simulated root that a `sim run` animates.
+    #[error(
+        "{path} is a simulated root that a running `powerstack sim run` animates: stop it (and any agent reading the root), remove the directory, then create again; or choose an absent or empty directory"
+    )]
+    Animated {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// A second animation of a root that one already animates.
+    #[error(
+        "{path} is already animated by another `powerstack sim run`: stop that one first (two would fight over every file)"
+    )]
+    AlreadyAnimated {
         /// The directory.
         path: PathBuf,
     },

@@ -114,28 +114,79 @@ pub(crate) fn remove_any(path: &Path) -> Result<(), SimError> {
     r.map_err(|e| SimError::io(path, e))
 }
 
-/// A file the simulator updates in place: `pwrite` at offset 0 then `set_len`, through a
-/// descriptor kept open across updates, only when the content changes.
+/// `content` (a line ending in a newline) padded with spaces before its newline to `width` bytes,
+/// when it is shorter.
+pub(crate) fn padded(content: &str, width: usize) -> std::borrow::Cow<'_, str> {
+    if content.len() >= width {
+        return std::borrow::Cow::Borrowed(content);
+    }
+    let line = content.strip_suffix('\n').unwrap_or(content);
+    let mut out = String::with_capacity(width);
+    out.push_str(line);
+    out.extend(std::iter::repeat_n(' ', width - line.len() - 1));
+    out.push('\n');
+    std::borrow::Cow::Owned(out)
+}
+
+/// A file the simulator updates in place through a descriptor kept open across updates, only when
+/// the content changes: one `pwrite` at offset 0 (then `set_len` when the new content is shorter).
+///
+/// A **counter** file ([`OutFile::counter`]) is kept at a fixed width: its value is padded with
+/// spaces before the newline to the widest value it is expected to show, so every update is one
+/// `pwrite` of the same size and the file's size never changes. A reader's `pread` (tmpfs takes
+/// the page lock around a write's copy) then sees the old value or the new one: never an empty
+/// file, never the stale tail of a longer value, never the first digits of a longer one read
+/// with the old size.
 #[derive(Debug)]
 pub(crate) struct OutFile {
     path: PathBuf,
     file: Option<File>,
     last: Option<String>,
     gone: bool,
+    /// A counter's width (bytes, newline included); 0 for a file written at its content's length.
+    width: usize,
 }
 
 impl OutFile {
     /// Creates the file with `content` and `mode` (its directory must exist), keeping it open.
     pub fn create(path: PathBuf, content: &str, mode: u32) -> Result<OutFile, SimError> {
         let file = create_file(&path, content, mode)?;
-        Ok(OutFile { path, file: Some(file), last: Some(content.to_string()), gone: false })
+        Ok(OutFile {
+            path,
+            file: Some(file),
+            last: Some(content.to_string()),
+            gone: false,
+            width: 0,
+        })
+    }
+
+    /// Creates a counter file of `width` bytes showing `content` (see [`OutFile`]).
+    pub fn counter(
+        path: PathBuf,
+        content: &str,
+        mode: u32,
+        width: usize,
+    ) -> Result<OutFile, SimError> {
+        let width = width.max(content.len());
+        let file = create_file(&path, &padded(content, width), mode)?;
+        Ok(OutFile { path, file: Some(file), last: Some(content.to_string()), gone: false, width })
     }
 
     /// Attaches to an existing file (opened on first write); a missing file is marked gone.
     pub fn attach(path: PathBuf) -> OutFile {
         let last = read_small(&path);
         let gone = fs::symlink_metadata(&path).is_err();
-        OutFile { path, file: None, last, gone }
+        OutFile { path, file: None, last, gone, width: 0 }
+    }
+
+    /// Attaches to an existing counter file of at least `width` bytes (its size, if wider).
+    pub fn attach_counter(path: PathBuf, width: usize) -> OutFile {
+        let size = fs::metadata(&path).map_or(0, |m| m.len() as usize);
+        let mut f = OutFile::attach(path);
+        // What it shows, as the simulator would have set it (padding is not content).
+        f.last = f.last.map(|s| format!("{}\n", s.lines().next().unwrap_or("").trim_end()));
+        f.width = width.max(size);
+        f
     }
 
     pub fn path(&self) -> &Path {
@@ -180,12 +231,50 @@ impl OutFile {
         Ok(true)
     }
 
-    /// Sets the content, writing only when it differs from what the simulator last wrote.
+    /// Sets the content, writing only when it differs from what the simulator last wrote; a
+    /// counter file is written at its width.
     pub fn set(&mut self, content: &str) -> Result<(), SimError> {
         if self.gone || self.last.as_deref() == Some(content) {
             return Ok(());
         }
-        self.write(content)
+        if self.width == 0 {
+            return self.write(content);
+        }
+        let text = padded(content, self.width);
+        self.width = self.width.max(text.len());
+        self.put(&text, false)?;
+        self.remember(content);
+        Ok(())
+    }
+
+    fn remember(&mut self, content: &str) {
+        match &mut self.last {
+            Some(s) => {
+                s.clear();
+                s.push_str(content);
+            }
+            None => self.last = Some(content.to_string()),
+        }
+    }
+
+    /// Writes `text` at offset 0 in one `pwrite`; `trim`: then cuts the file to its length (a
+    /// shorter value leaves a stale tail after its newline until then).
+    fn put(&mut self, text: &str, trim: bool) -> Result<(), SimError> {
+        if self.file.is_none() {
+            self.file = Some(open_rw(&self.path)?);
+        }
+        if let Some(f) = &self.file {
+            f.write_all_at(text.as_bytes(), 0).map_err(|e| SimError::io(&self.path, e))?;
+            if trim {
+                f.set_len(text.len() as u64).map_err(|e| SimError::io(&self.path, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// What the file holds once `content` is set: padded to a counter's width.
+    pub fn shown<'a>(&self, content: &'a str) -> std::borrow::Cow<'a, str> {
+        padded(content, self.width)
     }
 
     /// Whether the simulator's last write put `content` there.
@@ -222,29 +311,19 @@ impl OutFile {
                 f.write_all_at(content.as_bytes(), 0).map_err(io)?;
             }
         }
-        self.last = Some(content.to_string());
+        self.remember(content);
         Ok(())
     }
 
-    /// Writes the content unconditionally (the file may have been changed by someone else).
+    /// Writes the content unconditionally (the file may have been changed by someone else), at
+    /// its own length: one `pwrite`, then `set_len` (a no-op unless the file held something
+    /// longer, whose tail after the new value's newline is cut).
     pub fn write(&mut self, content: &str) -> Result<(), SimError> {
         if self.gone {
             return Ok(());
         }
-        if self.file.is_none() {
-            self.file = Some(open_rw(&self.path)?);
-        }
-        if let Some(f) = &self.file {
-            f.write_all_at(content.as_bytes(), 0).map_err(|e| SimError::io(&self.path, e))?;
-            f.set_len(content.len() as u64).map_err(|e| SimError::io(&self.path, e))?;
-        }
-        match &mut self.last {
-            Some(s) => {
-                s.clear();
-                s.push_str(content);
-            }
-            None => self.last = Some(content.to_string()),
-        }
+        self.put(content, true)?;
+        self.remember(content);
         Ok(())
     }
 }

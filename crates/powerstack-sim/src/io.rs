@@ -80,12 +80,25 @@ pub(crate) struct MsrImage {
     /// Energy registers, in write order (a later register overlapping an earlier one is rewritten
     /// after it, so the later one stays exact).
     pub regs: Vec<ImgReg>,
+    /// The image was removed: nothing is written any more.
+    pub gone: bool,
 }
 
 impl MsrImage {
     fn write_at(&mut self, addr: u32, value: u64) -> Result<(), SimError> {
         if self.file.is_none() {
-            self.file = Some(open_rw(&self.path)?);
+            match open_rw(&self.path) {
+                Ok(f) => self.file = Some(f),
+                // Removed (a node without MSR devices made from a profile that has them): it
+                // stays removed, like a removed device's files.
+                Err(SimError::Io { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    self.gone = true;
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
         }
         if let Some(f) = &self.file {
             f.write_all_at(&value.to_le_bytes(), u64::from(addr))
@@ -96,6 +109,9 @@ impl MsrImage {
 
     /// Writes registers whose value changed (and those an earlier write overlapped).
     pub fn update(&mut self, s: &Shared) -> Result<(), SimError> {
+        if self.gone {
+            return Ok(());
+        }
         let mut written: Vec<u32> = Vec::new();
         for i in 0..self.regs.len() {
             let (addr, counter, last) =
@@ -173,6 +189,14 @@ pub(crate) struct Resolved {
 /// The number on the first line (a concurrent in-place update may leave a stale tail after it).
 pub(crate) fn parse_u64(s: Option<&str>) -> Option<u64> {
     s?.lines().next()?.trim().parse().ok()
+}
+
+/// Whether a file holding `seen` shows `want` (a line): on its first line, whatever follows it.
+/// A writer that shortens a file in place (`pwrite`, then `set_len`) leaves, for a moment, the
+/// stale tail of the longer value after the newline: that is not another value, and rewriting the
+/// file then would race the writer's next write for nothing.
+pub(crate) fn shows(seen: &str, want: &str) -> bool {
+    seen.lines().next().map(str::trim) == want.lines().next().map(str::trim)
 }
 
 impl LimitSync {
@@ -261,7 +285,7 @@ impl LimitSync {
         let shown = self.shown(&r.target);
         for ((f, want), seen) in self.files_mut().zip(&shown).zip(&r.seen) {
             match seen {
-                Some(seen) if !seen.is_empty() && seen != want => {
+                Some(seen) if !seen.is_empty() && !shows(seen, want) => {
                     f.replace(seen, want)?;
                 }
                 _ => {}
@@ -352,7 +376,7 @@ impl Control {
     /// in progress).
     fn settle(&mut self, seen: Option<String>, v: u64) -> Result<u64, SimError> {
         let want = self.format(v);
-        if let Some(seen) = seen.filter(|s| !s.is_empty() && *s != want) {
+        if let Some(seen) = seen.filter(|s| !s.is_empty() && !shows(s, &want)) {
             self.file.replace(&seen, &want)?;
         }
         self.value = v;
@@ -428,6 +452,14 @@ pub(crate) struct Io {
 }
 
 impl Io {
+    /// The limit and cap files (anyone may write them; the simulator answers like the hardware).
+    pub fn limit_files(&mut self) -> impl Iterator<Item = &mut OutFile> {
+        self.limits
+            .iter_mut()
+            .flat_map(|l| l.files_mut())
+            .chain(self.controls.iter_mut().map(|c| &mut c.file))
+    }
+
     /// Stops writing every file under one of `paths`.
     pub fn mark_gone(&mut self, paths: &[PathBuf]) {
         let under = |p: &Path| paths.iter().any(|r| p.starts_with(r));

@@ -81,6 +81,7 @@ mod error;
 pub mod faults;
 mod fsutil;
 mod io;
+mod lock;
 mod model;
 mod msr;
 mod node;
@@ -92,6 +93,7 @@ mod rapl;
 mod reopen;
 mod rules;
 mod truth;
+mod watch;
 
 pub use config::CONFIG_FILE;
 pub use error::SimError;

@@ -23,6 +23,9 @@ use crate::rules::Rules;
 /// The simulated monotonic clock at creation, ns.
 pub const MONO_START_NS: u64 = 1_000_000_000;
 
+/// The longest a real-time animation waits before it looks at its stop flag again.
+const STOP_CHECK: Duration = Duration::from_millis(50);
+
 /// How many refusal lines [`SimNode::advance`] keeps for [`SimNode::take_refusals`].
 const REFUSALS_KEPT: usize = 1024;
 
@@ -52,8 +55,10 @@ pub struct SimNode {
 
 impl SimNode {
     /// Writes the whole tree of `profile` under `dir`, with `DIR/powerstack-sim.toml` describing
-    /// it. `dir` may be absent, empty, or a previous simulated root (which is replaced); any other
-    /// non-empty directory is refused.
+    /// it. `dir` must be absent or empty: a previous simulated root is refused too
+    /// ([`SimError::AlreadyCreated`], or [`SimError::Animated`] while a `sim run` animates it),
+    /// since readers keep its files open and would go on reading the old ones. Nothing is touched
+    /// when it is refused; when writing fails part way, what was written is removed.
     ///
     /// The NVIDIA GPU profiles ([`Profile::uses_mock_nvml`]) need the mock NVML library (see
     /// [`SimOptions::nvml_library`]); without it, nothing is written and the error says how to
@@ -64,11 +69,10 @@ impl SimNode {
         if profile.uses_mock_nvml() {
             opts.nvml_library = Some(crate::nvidia::find_library(opts.nvml_library.as_deref())?);
         }
-        prepare(dir)?;
-        // The description goes first, so that a half-written tree is still recognised (and
-        // replaced) by the next `create`.
-        Config::write(&dir.join(CONFIG_FILE), profile, &opts)?;
-        let (shared, io) = build(dir, profile, &opts, true)?;
+        let made = prepare(dir)?;
+        let written = Config::write(&dir.join(CONFIG_FILE), profile, &opts)
+            .and_then(|()| build(dir, profile, &opts, true));
+        let (shared, io) = written.inspect_err(|_| undo(dir, made))?;
         Ok(SimNode::assemble(dir, profile, opts, shared, io, UNIX_START_US * 1000))
     }
 
@@ -251,19 +255,9 @@ impl SimNode {
         let dt_ns = u64::try_from(dt.as_nanos()).unwrap_or(u64::MAX / 4).min(u64::MAX / 4);
         let dt_s = dt_ns as f64 / 1e9;
         let load = self.load();
+        let caps = self.sync_limits()?;
         let shared = Arc::clone(&self.shared);
         let mut s = lock(&shared);
-
-        let mut caps = Caps::default();
-        for l in &mut self.io.limits {
-            let r = l.resolve(&s);
-            l.apply(&mut s, &r)?;
-            l.role.add(&mut caps, r.target.cap_watts());
-        }
-        for c in &mut self.io.controls {
-            let v = c.sync()?;
-            c.role.add(&mut caps, c.watts(v));
-        }
         let p = model::powers(self.profile, &self.opts, load, &caps);
         for c in &mut s.comps {
             c.power = p.get(&c.key).copied().unwrap_or(0.0);
@@ -297,6 +291,37 @@ impl SimNode {
             g.update(&s, boundary)?;
         }
         Ok(())
+    }
+
+    /// Applies now, without moving time, what the hardware does with its limit and cap files and
+    /// the frequency attributes: a written limit taken into its register and shown quantised to
+    /// the register's unit (or rounded like the driver), a refused one restored, a register
+    /// written through [`SimMsr`] shown in its files; the kernel's rules on the frequency
+    /// attributes ([`SimNode::enforce_sysfs_rules`]; the refusals are returned). [`SimNode::advance`]
+    /// does this first; a test that writes a limit and wants the hardware's answer before time
+    /// moves calls it. `sim run` does it as soon as a limit or cap file is written.
+    pub fn settle(&mut self) -> Result<Vec<String>, SimError> {
+        let refused = self.rules.enforce()?;
+        self.sync_limits()?;
+        Ok(refused)
+    }
+
+    /// Syncs every limit and cap file with its register or driver value; returns the caps in
+    /// force.
+    fn sync_limits(&mut self) -> Result<Caps, SimError> {
+        let shared = Arc::clone(&self.shared);
+        let mut s = lock(&shared);
+        let mut caps = Caps::default();
+        for l in &mut self.io.limits {
+            let r = l.resolve(&s);
+            l.apply(&mut s, &r)?;
+            l.role.add(&mut caps, r.target.cap_watts());
+        }
+        for c in &mut self.io.controls {
+            let v = c.sync()?;
+            c.role.add(&mut caps, c.watts(v));
+        }
+        Ok(caps)
     }
 
     fn no_domain(&self, id: DomainId) -> SimError {
@@ -425,14 +450,18 @@ impl SimNode {
     }
 
     /// Animates the root in real time: every `tick`, advances by the real elapsed monotonic time,
-    /// until `stop` is set (checked every tick). Torn pm_counters writes pause in real time here.
+    /// until `stop` is set (checked at least every 50 ms). Torn pm_counters writes pause in real
+    /// time here. A limit or cap file written between ticks is taken at once (an inotify watch
+    /// wakes the animation: [`SimNode::settle`]'s limits part), so that a writer reading it back
+    /// sees what the hardware would show. Refused ([`SimError::AlreadyAnimated`]) while another
+    /// animation of the root runs: each holds a lock on its `powerstack-sim.toml`.
     pub fn run_realtime(&mut self, tick: Duration, stop: &AtomicBool) -> Result<(), SimError> {
         self.run_realtime_with(tick, stop, |_, _| {})
     }
 
-    /// [`SimNode::run_realtime`], calling `on_step(node, at)` once before the first step and
-    /// after every step, with the real instant the node's clocks stand for: the step covered the
-    /// time since the previous call's `at`. A test records the truth there (see
+    /// [`SimNode::run_realtime`], calling `on_step(node, at)` once before the first step (by
+    /// then a limit written is answered at once) and after every step, with the real instant the
+    /// node's clocks stand for: the step covered the time since the previous call's `at`. A test records the truth there (see
     /// [`crate::TruthLog`]), and may change the load for the steps that follow, from the thread
     /// that animates the node while the product reads the root from another.
     pub fn run_realtime_with(
@@ -441,6 +470,7 @@ impl SimNode {
         stop: &AtomicBool,
         mut on_step: impl FnMut(&mut SimNode, Instant),
     ) -> Result<(), SimError> {
+        let _animating = crate::lock::take(&self.root)?;
         self.realtime = true;
         let r = self.realtime_loop(tick, stop, &mut on_step);
         self.realtime = false;
@@ -454,13 +484,26 @@ impl SimNode {
         on_step: &mut impl FnMut(&mut SimNode, Instant),
     ) -> Result<(), SimError> {
         let tick = tick.max(Duration::from_micros(100));
+        let watched: Vec<PathBuf> = self.io.limit_files().map(|f| f.path().to_path_buf()).collect();
+        let watch = crate::watch::Watch::files(watched.iter().map(PathBuf::as_path));
         let mut last = Instant::now();
         on_step(self, last);
         let mut next = last + tick;
         while !stop.load(Ordering::Relaxed) {
             let now = Instant::now();
             if next > now {
-                std::thread::sleep(next - now);
+                // In slices, so that a stop is seen soon whatever the tick.
+                let slice = (next - now).min(STOP_CHECK);
+                match &watch {
+                    // A limit or cap written meanwhile is taken at once, as hardware would.
+                    Some(w) => {
+                        if w.wait(slice) {
+                            self.sync_limits()?;
+                        }
+                    }
+                    None => std::thread::sleep(slice),
+                }
+                continue;
             }
             let now = Instant::now();
             next += tick;
@@ -485,29 +528,36 @@ pub fn profile_of(dir: &Path) -> Option<Profile> {
     Config::parse(&config).ok().map(|(profile, _)| profile)
 }
 
-/// Makes `dir` ready for a new tree: absent (created), empty, or a previous simulated root
-/// (emptied).
-fn prepare(dir: &Path) -> Result<(), SimError> {
+/// Makes `dir` ready for a new tree: absent (created; returns true) or empty. Anything else is
+/// refused without touching it.
+fn prepare(dir: &Path) -> Result<bool, SimError> {
     match std::fs::metadata(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return mkdirs(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return mkdirs(dir).map(|()| true),
         Err(e) => return Err(SimError::io(dir, e)),
         Ok(m) if !m.is_dir() => return Err(SimError::NotADirectory { path: dir.to_path_buf() }),
         Ok(_) => {}
     }
-    let mut entries = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| SimError::io(dir, e))? {
-        entries.push(entry.map_err(|e| SimError::io(dir, e))?.path());
+    let mut entries = std::fs::read_dir(dir).map_err(|e| SimError::io(dir, e))?;
+    if entries.next().is_none() {
+        return Ok(false);
     }
-    if entries.is_empty() {
-        return Ok(());
+    let path = dir.to_path_buf();
+    if !dir.join(CONFIG_FILE).exists() {
+        return Err(SimError::NotEmpty { path });
     }
-    let config = dir.join(CONFIG_FILE);
-    if !config.exists() {
-        return Err(SimError::NotEmpty { path: dir.to_path_buf() });
+    if crate::lock::is_animated(dir) {
+        return Err(SimError::Animated { path });
     }
-    Config::parse(&config)?;
-    for p in entries {
-        remove_any(&p)?;
+    Err(SimError::AlreadyCreated { path })
+}
+
+/// Removes what a failed `create` wrote: the directory it made, or what it put in an empty one.
+fn undo(dir: &Path, made: bool) {
+    if made {
+        let _ = std::fs::remove_dir_all(dir);
+    } else if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let _ = remove_any(&e.path());
+        }
     }
-    Ok(())
 }

@@ -282,9 +282,18 @@ fn state_dir(
     let comp = ci(s, DomainKind::Gpu, pci);
     let w = s.comps.get(comp).map_or(0.0, |c| c.power);
     let offset_mj = 3_600_000_000 + 123_457 * u64::from(pci);
-    let energy = b.out(&format!("{d}/energy_mj"), &format!("{offset_mj}\n"), 0o444)?;
-    let power =
-        b.out(&format!("{d}/power_mw"), &format!("{}\n", (w * 1e3).round() as u64), 0o444)?;
+    let energy = b.counter(
+        &format!("{d}/energy_mj"),
+        &format!("{offset_mj}\n"),
+        0o444,
+        crate::build::NUMBER_WIDTH,
+    )?;
+    let power = b.counter(
+        &format!("{d}/power_mw"),
+        &format!("{}\n", (w * 1e3).round() as u64),
+        0o444,
+        crate::build::NUMBER_WIDTH,
+    )?;
     io.nvml.push(NvmlGpu { comp, energy, power, offset_mj });
     let limit = b.out(&format!("{d}/power_limit_mw"), &format!("{max}\n"), 0o644)?;
     let kind = CtlKind::Milliwatts { min, max };

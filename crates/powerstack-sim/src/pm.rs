@@ -305,9 +305,12 @@ fn put(
                 let stage = if shown.is_empty() { PmStage::Emptied } else { PmStage::Partial };
                 emit.show(path, stage, shown);
             })?;
+            emit.show(file.path(), PmStage::Written, text);
         }
-        None => file.write(text)?,
+        None => {
+            file.set(text)?;
+            emit.show(file.path(), PmStage::Written, &file.shown(text));
+        }
     }
-    emit.show(file.path(), PmStage::Written, text);
     Ok(())
 }

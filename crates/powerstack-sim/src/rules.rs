@@ -17,16 +17,14 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::ffi::CString;
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use crate::build::{EPP_DEFAULT, UNCORE};
 use crate::error::SimError;
 use crate::fsutil::open_rw;
+use crate::watch::Watch;
 
 const CPU: &str = "sys/devices/system/cpu";
 
@@ -124,64 +122,27 @@ fn slurp(path: &Path) -> Option<Vec<u8>> {
     }
 }
 
+/// The first line of a file, trimmed: what an attribute shows (a writer that shortens a file in
+/// place leaves the stale tail of the longer value after the newline for a moment).
 fn read_trim(path: &Path) -> Option<String> {
     let bytes = slurp(path)?;
-    Some(String::from_utf8_lossy(&bytes).trim().to_string())
+    Some(first_line(&bytes))
+}
+
+fn first_line(bytes: &[u8]) -> String {
+    let line = bytes.split(|&b| b == b'\n').next().unwrap_or(bytes);
+    String::from_utf8_lossy(line).trim().to_string()
 }
 
 /// An inotify watch on directories: says whether anything in them was written, created, moved
-/// or removed since the last look.
-#[derive(Debug)]
-struct Watch {
-    fd: OwnedFd,
-}
-
-impl Watch {
-    /// `None` when inotify is unavailable or a directory cannot be watched (out of instances or
-    /// watches): the caller then reads everything every time.
-    fn new(dirs: &BTreeSet<PathBuf>) -> Option<Watch> {
-        // SAFETY: plain system call; the result is checked before it is used as a descriptor.
-        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        if raw < 0 {
-            return None;
-        }
-        // SAFETY: `raw` is a descriptor we just opened and own.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        let mask = libc::IN_MODIFY
-            | libc::IN_CLOSE_WRITE
-            | libc::IN_ATTRIB
-            | libc::IN_CREATE
-            | libc::IN_DELETE
-            | libc::IN_MOVED_TO
-            | libc::IN_MOVED_FROM;
-        for d in dirs {
-            let c = CString::new(d.as_os_str().as_bytes()).ok()?;
-            // SAFETY: `c` is a valid NUL-terminated path; `fd` is an inotify descriptor.
-            if unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), mask) } < 0 {
-                return None;
-            }
-        }
-        Some(Watch { fd })
+/// or removed since the last look. `None` when inotify is unavailable or a directory cannot be
+/// watched (out of instances or watches): the caller then reads everything every time.
+fn watch_dirs(dirs: &BTreeSet<PathBuf>) -> Option<Watch> {
+    let w = Watch::new()?;
+    for d in dirs {
+        w.add(d, crate::watch::CHANGES).ok()?;
     }
-
-    /// Whether any event came since the last call (the queue is drained; an overflow counts).
-    fn changed(&self) -> bool {
-        let mut buf = [0u8; 4096];
-        let mut any = false;
-        loop {
-            // SAFETY: reads at most `buf.len()` bytes into `buf`, which outlives the call.
-            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n > 0 {
-                any = true;
-            } else if n < 0
-                && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
-            {
-                continue;
-            } else {
-                return any;
-            }
-        }
-    }
+    Some(w)
 }
 
 fn read_num(path: &Path) -> Option<u64> {
@@ -242,7 +203,7 @@ impl Attr {
     /// in progress: `None`).
     fn written(&self) -> Option<String> {
         let bytes = slurp(&self.path)?;
-        let v = String::from_utf8_lossy(&bytes).trim().to_string();
+        let v = first_line(&bytes);
         self.seen.replace(v.clone());
         if bytes.is_empty() {
             return None;
@@ -754,7 +715,7 @@ impl Rules {
         let mut rules = Rules { policies, idle, uncore, globals, watch: None, scan: true };
         let dirs: BTreeSet<PathBuf> =
             rules.attrs().filter_map(|a| a.path.parent().map(Path::to_path_buf)).collect();
-        rules.watch = Watch::new(&dirs);
+        rules.watch = watch_dirs(&dirs);
         rules
     }
 
@@ -962,6 +923,18 @@ impl Rules {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_shortening_write_caught_half_way_is_judged_by_its_first_line() {
+        // "performance" written in place over "balance_performance": until the writer trims the
+        // file, the stale tail of the longer value follows the newline.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("energy_performance_preference");
+        std::fs::write(&path, "balance_performance\n").unwrap();
+        let a = Attr::load(path.clone()).unwrap();
+        std::fs::write(&path, "performance\nrformance\n").unwrap();
+        assert_eq!(a.written().as_deref(), Some("performance"));
+    }
 
     #[test]
     fn a_write_landing_after_the_judgement_is_never_written_over() {

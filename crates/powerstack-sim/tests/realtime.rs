@@ -68,7 +68,160 @@ fn the_truth_is_recorded_while_the_product_reads_a_faulty_root() {
         if name.ends_with("energy") || name.ends_with("power") {
             let text = fs::read_to_string(&path).unwrap();
             assert_eq!(text.split_whitespace().count(), 4, "{name}: {text:?}");
-            assert!(text.ends_with(" us\n"), "{name}: {text:?}");
+            assert!(text.ends_with('\n') && text.trim_end().ends_with(" us"), "{name}: {text:?}");
         }
     }
+}
+
+const PKG0_LIMIT: &str = "sys/class/powercap/intel-rapl:0/constraint_0_power_limit_uw";
+
+/// A node animated from its own thread; stopped (and its error returned) by `stop`.
+struct Animation {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Result<(), powerstack_sim::SimError>>>,
+}
+
+impl Animation {
+    /// Starts animating `node`; returns once the animation runs (its first callback came).
+    fn start(mut node: SimNode, tick: Duration) -> Animation {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let (started, running) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            node.run_realtime_with(tick, &flag, |_, _| {
+                let _ = started.send(());
+            })
+        });
+        let _ = running.recv();
+        Animation { stop, thread: Some(thread) }
+    }
+
+    fn stop(mut self) -> Result<(), powerstack_sim::SimError> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Animation {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Waits until `cond` holds, for at most `limit` (a bound against hanging, far beyond what it
+/// takes: the test never measures a duration).
+fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while !cond() {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
+}
+
+#[test]
+fn a_limit_written_between_ticks_is_rounded_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = SimNode::create(dir.path(), Profile::Intel2s, SimOptions::default()).unwrap();
+    // A tick of an hour: only the watch on the limit files can answer the write.
+    let anim = Animation::start(node, Duration::from_secs(3600));
+    let path = dir.path().join(PKG0_LIMIT);
+    fs::write(&path, "90100000\n").unwrap();
+    let rounded =
+        eventually(Duration::from_secs(30), || fs::read_to_string(&path).unwrap() == "90000000\n");
+    assert!(rounded, "still {:?}", fs::read_to_string(&path).unwrap());
+    anim.stop().unwrap();
+}
+
+#[test]
+fn settle_answers_a_written_limit_without_moving_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = SimNode::create(dir.path(), Profile::Intel2s, SimOptions::default()).unwrap();
+    let path = dir.path().join(PKG0_LIMIT);
+    let t = node.mono_ns();
+    fs::write(&path, "90100000\n").unwrap();
+    assert!(node.settle().unwrap().is_empty());
+    assert_eq!(fs::read_to_string(&path).unwrap(), "90000000\n", "quantised to 1/8 W");
+    assert_eq!(node.mono_ns(), t);
+    let pkg0 = powerstack_model::DomainId::new(powerstack_model::DomainKind::Package, 0);
+    assert!((node.expected_steady_power_watts(pkg0).unwrap() - 90.0).abs() < 1e-9);
+}
+
+#[test]
+fn a_root_is_animated_by_one_animation_and_not_written_over_while_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = SimNode::create(dir.path(), Profile::Intel2s, SimOptions::default()).unwrap();
+    let anim = Animation::start(node, Duration::from_millis(5));
+    let config = fs::read_to_string(dir.path().join("powerstack-sim.toml")).unwrap();
+    let ticking = eventually(Duration::from_secs(30), || {
+        // A second animation is refused while the first runs.
+        let mut other = SimNode::open(dir.path()).unwrap();
+        let flag = AtomicBool::new(false);
+        matches!(
+            other.run_realtime(Duration::from_millis(5), &flag),
+            Err(powerstack_sim::SimError::AlreadyAnimated { .. })
+        )
+    });
+    assert!(ticking, "a second animation ran");
+    let e = SimNode::create(dir.path(), Profile::CrayEx, SimOptions::default()).unwrap_err();
+    assert!(matches!(e, powerstack_sim::SimError::Animated { .. }), "{e}");
+    assert!(e.to_string().contains("stop it"), "{e}");
+    assert_eq!(fs::read_to_string(dir.path().join("powerstack-sim.toml")).unwrap(), config);
+    assert!(dir.path().join("sys/class/powercap").exists(), "nothing was touched");
+    anim.stop().unwrap();
+    // Stopped: refused still (another reader may keep its files open), as a root already there.
+    let e = SimNode::create(dir.path(), Profile::CrayEx, SimOptions::default()).unwrap_err();
+    assert!(matches!(e, powerstack_sim::SimError::AlreadyCreated { .. }), "{e}");
+    assert!(e.to_string().contains("rm -r"), "{e}");
+}
+
+/// Every value read from a counter file while the simulator rewrites it is one it wrote, whole:
+/// never empty, never the stale tail of a longer value, never the first digits of a longer one.
+#[test]
+fn a_reader_never_sees_a_counter_file_half_written() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = SimNode::create(dir.path(), Profile::Intel2s, SimOptions::default()).unwrap();
+    let mem0 = powerstack_model::DomainId::new(powerstack_model::DomainKind::Memory, 0);
+    let path = dir.path().join("sys/class/powercap/intel-rapl:0/intel-rapl:0:0/energy_uj");
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    let reader_path = path.clone();
+    let reader = std::thread::spawn(move || {
+        let file = fs::File::open(&reader_path).unwrap();
+        let mut buf = [0u8; 64];
+        let mut seen = std::collections::BTreeSet::new();
+        let mut reads = 0u64;
+        while !flag.load(Ordering::Relaxed) {
+            let n = file.read_at(&mut buf, 0).unwrap();
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            // The whole content is one number (as a reader that trims the file takes it).
+            let v: u64 = text.trim().parse().unwrap_or_else(|_| panic!("read {text:?}"));
+            seen.insert(v);
+            reads += 1;
+        }
+        (seen, reads)
+    });
+    // Every value the simulator writes, with wraps (an 11-digit value to a 4-digit one and back)
+    // every few writes, so the files' contents change length all the time.
+    let mut written = std::collections::BTreeSet::new();
+    let read_back =
+        |p: &std::path::Path| fs::read_to_string(p).unwrap().trim().parse::<u64>().unwrap();
+    written.insert(read_back(&path));
+    for k in 0..3000 {
+        if k % 3 == 0 {
+            node.near_wrap(mem0, 0.0005).unwrap();
+            written.insert(read_back(&path));
+        }
+        node.advance(Duration::from_millis(1)).unwrap();
+        written.insert(read_back(&path));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (seen, reads) = reader.join().unwrap();
+    assert!(reads > 0);
+    let stray: Vec<_> = seen.difference(&written).take(5).collect();
+    assert!(stray.is_empty(), "read values never written: {stray:?} ({reads} reads)");
+    assert!(written.iter().any(|&v| v < 1_000_000) && written.iter().any(|&v| v > 10_000_000_000));
 }

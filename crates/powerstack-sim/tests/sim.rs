@@ -31,12 +31,20 @@ fn msr_image(root: &Path, cpu: u32, addr: u64) -> u64 {
     u64::from_le_bytes(b)
 }
 
+/// What an attribute shows: its first line without the padding a counter file is kept wide with,
+/// and a newline.
+fn shown(root: &Path, rel: &str) -> String {
+    let text = read(root, rel);
+    assert!(text.ends_with('\n') && text.lines().count() == 1, "{rel}: {text:?}");
+    format!("{}\n", text.trim_end())
+}
+
 /// `(joules, unix µs)` of a pm_counters energy file.
 fn pm_energy(root: &Path, name: &str) -> (u64, u64) {
     let t = read(root, &format!("sys/cray/pm_counters/{name}"));
     let f: Vec<&str> = t.split_whitespace().collect();
     assert_eq!((f.len(), f[1], f[3]), (4, "J", "us"), "{t:?}");
-    assert!(t.ends_with(" us\n"));
+    assert!(t.ends_with('\n') && t.trim_end().ends_with(" us"), "{t:?}");
     (f[0].parse().unwrap(), f[2].parse().unwrap())
 }
 
@@ -163,7 +171,7 @@ fn intel_layout_follows_the_kernel() {
     ] {
         assert_eq!(read(r, &format!("{zone}/name")), format!("{name}\n"));
     }
-    assert_eq!(read(r, &format!("{PKG0_ZONE}/energy_uj")), "65536000000\n");
+    assert_eq!(shown(r, &format!("{PKG0_ZONE}/energy_uj")), "65536000000\n");
     assert_eq!(read_u64(r, &format!("{PKG0_ZONE}/max_energy_range_uj")), 262_143_999_938);
     assert_eq!(read_u64(r, &format!("{DRAM0_ZONE}/max_energy_range_uj")), 65_535_999_984);
     assert_eq!(read(r, &format!("{PKG0_ZONE}/enabled")), "1\n");
@@ -301,12 +309,12 @@ fn cray_layout_has_pm_counters_in_the_documented_formats() {
     let pm = "sys/cray/pm_counters";
     let ts = node.unix_us();
     // 0.5 load: cpu 185, memory 40, accels 325 each, node 185 + 40 + 1300 + 150.
-    assert_eq!(read(r, &format!("{pm}/power")), format!("1675 W {ts} us\n"));
-    assert_eq!(read(r, &format!("{pm}/cpu_power")), format!("185 W {ts} us\n"));
-    assert_eq!(read(r, &format!("{pm}/memory_power")), format!("40 W {ts} us\n"));
+    assert_eq!(shown(r, &format!("{pm}/power")), format!("1675 W {ts} us\n"));
+    assert_eq!(shown(r, &format!("{pm}/cpu_power")), format!("185 W {ts} us\n"));
+    assert_eq!(shown(r, &format!("{pm}/memory_power")), format!("40 W {ts} us\n"));
     for k in 0..4 {
-        assert_eq!(read(r, &format!("{pm}/accel{k}_power")), format!("325 W {ts} us\n"));
-        assert!(read(r, &format!("{pm}/accel{k}_energy")).ends_with(&format!(" J {ts} us\n")));
+        assert_eq!(shown(r, &format!("{pm}/accel{k}_power")), format!("325 W {ts} us\n"));
+        assert!(shown(r, &format!("{pm}/accel{k}_energy")).ends_with(&format!(" J {ts} us\n")));
     }
     for (f, v) in [
         ("power_cap", "0 W\n"),
@@ -315,7 +323,7 @@ fn cray_layout_has_pm_counters_in_the_documented_formats() {
         ("version", "2\n"),
         ("generation", "1\n"),
     ] {
-        assert_eq!(read(r, &format!("{pm}/{f}")), v, "{f}");
+        assert_eq!(shown(r, &format!("{pm}/{f}")), v, "{f}");
     }
     read_u64(r, &format!("{pm}/freshness"));
     assert!((read(r, &format!("{pm}/startup")).trim().parse::<i64>().unwrap()) < ts);
@@ -655,7 +663,7 @@ fn pm_counters_update_only_at_100_ms_boundaries() {
             // Energy at the update time: 1675 W since the start.
             let truth = 1675.0 * (ts - t0) as f64 / 1e6;
             assert_eq!(e - e0, truth.floor() as u64, "step {i}");
-            assert_eq!(read(r, "sys/cray/pm_counters/power"), format!("1675 W {ts} us\n"));
+            assert_eq!(shown(r, "sys/cray/pm_counters/power"), format!("1675 W {ts} us\n"));
         }
         last = now;
         fresh = f;
@@ -672,8 +680,8 @@ fn reset_pm_counters_restarts_energies_and_bumps_generation() {
     assert!(pm_energy(r, "cpu_energy").0 > 1000);
     node.reset_pm_counters().unwrap();
     let now = node.unix_us();
-    assert_eq!(read(r, "sys/cray/pm_counters/generation"), "2\n");
-    assert_eq!(read(r, "sys/cray/pm_counters/startup"), format!("{now}\n"));
+    assert_eq!(shown(r, "sys/cray/pm_counters/generation"), "2\n");
+    assert_eq!(shown(r, "sys/cray/pm_counters/startup"), format!("{now}\n"));
     assert_eq!(pm_energy(r, "energy"), (0, now as u64));
     node.advance(Duration::from_millis(450)).unwrap();
     let (e, _) = pm_energy(r, "cpu_energy");
@@ -742,7 +750,7 @@ fn open_refuses_what_is_not_a_sim_root() {
 }
 
 #[test]
-fn create_refuses_a_foreign_directory_and_replaces_a_sim_root() {
+fn create_refuses_a_foreign_directory_or_a_sim_root_and_touches_neither() {
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join("thesis.tex"), "precious").unwrap();
     let e = SimNode::create(dir.path(), Profile::Intel2s, SimOptions::default()).unwrap_err();
@@ -750,13 +758,21 @@ fn create_refuses_a_foreign_directory_and_replaces_a_sim_root() {
     assert!(e.to_string().contains(&dir.path().display().to_string()));
     assert_eq!(fs::read_to_string(dir.path().join("thesis.tex")).unwrap(), "precious");
 
+    // A simulated root is not written over either: readers may keep its files open.
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("sim");
     SimNode::create(&root, Profile::Intel2s, SimOptions::default()).unwrap();
+    let config = fs::read_to_string(root.join("powerstack-sim.toml")).unwrap();
+    let e = SimNode::create(&root, Profile::CrayEx, SimOptions::default()).unwrap_err();
+    assert!(matches!(e, SimError::AlreadyCreated { .. }), "{e}");
+    assert!(e.to_string().contains("rm -r"), "{e}");
+    assert_eq!(fs::read_to_string(root.join("powerstack-sim.toml")).unwrap(), config);
+    assert!(root.join("sys/class/powercap").exists());
+    assert!(!root.join("sys/cray").exists());
+    // Once removed, the directory takes a new tree.
+    fs::remove_dir_all(&root).unwrap();
     let node = SimNode::create(&root, Profile::CrayEx, SimOptions::default()).unwrap();
     assert_eq!(node.profile(), Profile::CrayEx);
-    assert!(!root.join("sys/class/powercap").exists());
-    assert!(root.join("sys/cray/pm_counters/energy").exists());
 
     let file = dir.path().join("plain");
     fs::write(&file, "x").unwrap();
@@ -766,6 +782,7 @@ fn create_refuses_a_foreign_directory_and_replaces_a_sim_root() {
         SimNode::create(&dir.path().join("x"), Profile::Intel2s, bad),
         Err(SimError::InvalidLoad(_))
     ));
+    assert!(!dir.path().join("x").exists(), "nothing made for refused options");
 }
 
 #[test]

@@ -84,6 +84,7 @@ pub fn power(args: &ReadArgs) -> anyhow::Result<()> {
             break;
         }
         let cur = platform.sample_at_steps(powerstack_hw::platform::STEP_WAIT);
+        let cur = platform.until_moved(&prev, cur);
         let report = PowerReport::between(platform.catalog(), &prev, &cur);
         take_sampling_warnings(platform, &mut warnings);
         let catalog = platform.catalog();
@@ -354,12 +355,25 @@ fn sim_run(a: &SimRunArgs) -> anyhow::Result<()> {
         let names: Vec<String> = faults.iter().map(ToString::to_string).collect();
         format!(" with pm_counters faults {}", names.join(", "))
     };
-    eprintln!(
+    let said = format!(
         "animating the simulated {} node in {} every {:?}{faults}; Ctrl-C to stop",
         sim.profile().as_str(),
         a.dir.display(),
         tick
     );
-    sim.run_realtime(tick, signals::stop_flag()).context("running the simulator")?;
+    if let Some(d) = duration {
+        std::thread::spawn(move || {
+            std::thread::sleep(d);
+            signals::stop_flag().store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+    // Said once the animation runs (and answers a written limit), not before a refusal.
+    let mut say = Some(said);
+    sim.run_realtime_with(tick, signals::stop_flag(), |_, _| {
+        if let Some(line) = say.take() {
+            eprintln!("{line}");
+        }
+    })
+    .context("running the simulator")?;
     Ok(())
 }

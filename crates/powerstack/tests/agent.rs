@@ -2,7 +2,7 @@
 //! `/metrics` through promtool, access control, and limits restored on exit and after a crash.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -44,15 +44,21 @@ impl Node {
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let sim = bin()
-            .args(["sim", "run", "--tick", "5ms", root.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let node = Node { dir, _sim: Proc(sim) };
+        let node = Node { dir, _sim: sim_run(&root) };
         node.wait_until_animated();
         node
+    }
+
+    /// The simulator dies (SIGKILL): the counters stop.
+    fn kill_sim(&mut self) {
+        let _ = self._sim.0.kill();
+        let _ = self._sim.0.wait();
+    }
+
+    /// Animates the root again.
+    fn animate(&mut self) {
+        self._sim = sim_run(&self.root());
+        self.wait_until_animated();
     }
 
     /// Waits until the simulator process runs (a counter file changes), so that nothing written
@@ -138,6 +144,17 @@ impl Node {
         .trim()
         .to_string()
     }
+}
+
+/// `powerstack sim run --tick 5ms ROOT`, killed when dropped.
+fn sim_run(root: &Path) -> Proc {
+    let sim = bin()
+        .args(["sim", "run", "--tick", "5ms", root.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Proc(sim)
 }
 
 fn run(args: &[&str]) -> (i32, String, String) {
@@ -322,6 +339,76 @@ fn limits_set_through_the_agent_are_restored_on_sigterm_and_after_a_crash() {
     assert_eq!(n.limit_uw(), "90000000", "a killed agent cannot restore");
     let (_again, _) = n.agent();
     assert_eq!(n.limit_uw(), before, "restored at the next start");
+}
+
+/// Waits until `cond` holds on the agent's `GET path` answer, for at most 30 s (a bound against
+/// hanging, not a measured duration); returns the last answer.
+fn wait_for_answer(addr: &str, path: &str, cond: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let body = http_get(addr, path);
+        if cond(&body) || Instant::now() > deadline {
+            return body;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_node_whose_counters_stop_or_are_replaced_is_missing_never_zero_watts() {
+    let mut n = Node::new("intel-2s");
+    let (_agent, addr) = n.agent();
+    let root = n.root();
+    let node_watts = |body: &str| -> Option<f64> {
+        serde_json::from_str::<Value>(body).ok()?["node_power_watts"].as_f64()
+    };
+    let live = wait_for_answer(&addr, "/v1/power", |b| node_watts(b).is_some_and(|w| w > 250.0));
+    assert!(node_watts(&live).is_some_and(|w| w > 250.0), "{live}");
+
+    // Writing a new tree over the live root is refused, and touches nothing.
+    let (code, _, err) = run(&["sim", "create", "--profile", "cray-ex", root.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("sim run") && err.contains("animates"), "{err}");
+    assert!(root.join("sys/class/powercap").exists() && !root.join("sys/cray").exists());
+
+    // The simulator dies: every counter stops. Missing, counted, never 0 W.
+    n.kill_sim();
+    let all_missing = |b: &str| {
+        let doc: Value = serde_json::from_str(b).unwrap_or_default();
+        doc["domains"]
+            .as_array()
+            .is_some_and(|d| !d.is_empty() && d.iter().all(|d| d["power_watts"].is_null()))
+    };
+    let dead = wait_for_answer(&addr, "/v1/power", all_missing);
+    assert!(all_missing(&dead), "{dead}");
+    assert!(node_watts(&dead).is_none(), "{dead}");
+    let metrics = http_get(&addr, "/metrics");
+    let metric = |name: &str| -> f64 {
+        let line =
+            metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(metric("powerstack_sampler_missing_domains "), 5.0, "{metrics}");
+    assert!(metric("powerstack_sampler_read_failures_total ") > 0.0, "{metrics}");
+    let (code, out, err) = run(&["power", "--root", root.to_str().unwrap(), "--format", "json"]);
+    assert_eq!(code, 3, "{out}{err}");
+    let doc: Value = serde_json::from_str(&out).unwrap();
+    assert!(doc["node_power_watts"].is_null(), "{doc}");
+    assert!(doc["warnings"].to_string().contains("has not moved"), "{doc}");
+
+    // The tree is removed and written again, and animated: the agent, which keeps the old files
+    // open, reopens the new ones and reports their power.
+    std::fs::remove_dir_all(&root).unwrap();
+    let (code, _, err) = run(&["sim", "create", "--profile", "intel-2s", root.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    n.animate();
+    let back = wait_for_answer(&addr, "/v1/power", |b| {
+        node_watts(b).is_some_and(|w| (w - 287.0).abs() < 3.0)
+    });
+    assert!(node_watts(&back).is_some_and(|w| (w - 287.0).abs() < 3.0), "{back}");
+    let metrics = http_get(&addr, "/metrics");
+    assert!(metrics.contains("powerstack_sampler_missing_domains 0"), "{metrics}");
 }
 
 #[test]

@@ -440,6 +440,37 @@ fn the_sim_honours_a_cap_written_by_the_cli() {
     assert!(w <= 80.0 * 1.01 && w > 70.0, "package-0 draws {w} W under an 80 W cap");
 }
 
+#[test]
+fn a_limit_the_hardware_rounds_is_accepted_and_shown_rounded_at_once() {
+    use std::io::BufRead;
+    let n = Node::new("intel-2s");
+    // Ticks ten seconds apart: only the simulator's watch on the limit files can answer at once.
+    let mut child = Command::cargo_bin("powerstack")
+        .unwrap()
+        .args(["sim", "run", "--tick", "10s", n.root.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = String::new();
+    let stderr = child.stderr.take().unwrap();
+    std::io::BufReader::new(stderr).read_line(&mut said).unwrap();
+    let _sim = Animated(child);
+    assert!(said.contains("animating"), "{said}");
+    // 90.06 W is no whole number of RAPL's 1/8 W power units: the register holds 90 W. The
+    // read-back may come before the simulator's answer or after: either is the value written,
+    // within what the hardware rounds.
+    let r = n.cap(&["socket", "90.06", "--socket", "0"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let back = json(&r.stdout)["writes"][0]["read_back_watts"].as_f64().unwrap();
+    assert!(back == 90.0 || back == 90.06, "read back {back} W");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    while n.file(PKG0) != "90000000" && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(n.file(PKG0), "90000000", "not answered before the next tick");
+}
+
 fn gpu_cap_of(doc: &Value, index: u64) -> f64 {
     doc["controls"]
         .as_array()

@@ -125,6 +125,7 @@ fn node_source_is_said_for_each_kind_of_node() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         create(dir.path(), profile, &[]);
+        let _sim = animate(dir.path());
         let r = power(dir.path(), "50ms", "json");
         assert_eq!(r.status, 0, "{profile}: {}", r.stderr);
         assert_eq!(json(&r.stdout)["node_source"], source, "{profile}");
@@ -135,6 +136,7 @@ fn node_source_is_said_for_each_kind_of_node() {
 fn count_prints_one_json_object_per_line() {
     let dir = tempfile::tempdir().unwrap();
     create(dir.path(), "intel-2s", &[]);
+    let _sim = animate(dir.path());
     let r = run(&[
         "power",
         "--root",
@@ -158,6 +160,7 @@ fn count_prints_one_json_object_per_line() {
 fn variorum_formats_have_variorums_keys() {
     let dir = tempfile::tempdir().unwrap();
     create(dir.path(), "intel-2s", &[]);
+    let _sim = animate(dir.path());
     let root = dir.path().to_str().unwrap();
     let r = power(dir.path(), "20ms", "variorum");
     assert_eq!(r.status, 0, "{}", r.stderr);
@@ -201,6 +204,7 @@ fn variorum_formats_have_variorums_keys() {
 fn prometheus_output_passes_promtool_when_it_is_installed() {
     let dir = tempfile::tempdir().unwrap();
     create(dir.path(), "cray-ex", &[]);
+    let _sim = animate(dir.path());
     let r = power(dir.path(), "20ms", "prometheus");
     assert_eq!(r.status, 0, "{}", r.stderr);
     assert!(r.stdout.contains("powerstack_power_watts{domain=\"gpu\",index=\"3\"}"));
@@ -293,6 +297,7 @@ fn gpu_only(dir: &Path) {
 fn on_a_gpu_only_node_no_msr_warning_but_domains_lists_the_absent_sources() {
     let dir = tempfile::tempdir().unwrap();
     gpu_only(dir.path());
+    let _sim = animate(dir.path());
     let root = dir.path().to_str().unwrap();
     // Prometheus has no place for warnings: they would go to stderr.
     let r = power(dir.path(), "20ms", "prometheus");

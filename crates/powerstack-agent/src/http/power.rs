@@ -41,7 +41,9 @@ fn snapshot(domains: &[DomainMeta], unix_us: u64, ticks: &[u64]) -> Snapshot {
 
 /// The ring's recent window: the sample about [`POWER_WINDOW_US`] before the newest (or the
 /// oldest), the newest, and how many samples the ring holds. `None` when the ring is empty; with
-/// one sample both ends are that sample.
+/// one sample both ends are that sample. A column whose newest reading is missing (a failed read,
+/// a stopped counter: the ring holds its last value) is missing in the newest snapshot, so its
+/// power is missing, not 0 W.
 pub fn recent_window(shared: &Shared) -> Option<(Snapshot, Snapshot, usize)> {
     let ring = lock(&shared.ring);
     let n = ring.len();
@@ -52,7 +54,13 @@ pub fn recent_window(shared: &Shared) -> Option<(Snapshot, Snapshot, usize)> {
         .filter(|&i| i < last)
         .unwrap_or(0);
     let (t0, row0) = ring.get(i)?;
-    Some((snapshot(&shared.domains, t0, row0), snapshot(&shared.domains, t1, row1), n))
+    let mut newest = snapshot(&shared.domains, t1, row1);
+    for (v, missing) in newest.values.iter_mut().zip(&shared.missing) {
+        if missing.load(std::sync::atomic::Ordering::Relaxed) {
+            *v = Value::Missing;
+        }
+    }
+    Some((snapshot(&shared.domains, t0, row0), newest, n))
 }
 
 /// Current power over the recent window, in ring column order; 503 with fewer than two samples.

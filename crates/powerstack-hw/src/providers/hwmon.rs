@@ -537,6 +537,10 @@ impl Provider for Hwmon {
         &self.domains
     }
 
+    fn reopen_replaced(&mut self) -> Vec<usize> {
+        file::reopen_replaced(self.slots.iter_mut().map(|s| &mut s.file))
+    }
+
     fn read(&mut self, out: &mut [Reading]) {
         for (slot, reading) in self.slots.iter().zip(out.iter_mut()) {
             *reading = match slot.file.read_u64() {

@@ -463,6 +463,17 @@ impl Provider for PmCounters {
         Refresh::Stepped { period: UPDATE_PERIOD }
     }
 
+    fn reopen_replaced(&mut self) -> Vec<usize> {
+        // The controller's files are replaced together (a directory written again): its
+        // freshness and epoch files first, then the values.
+        for f in
+            [&mut self.freshness, &mut self.generation, &mut self.startup].into_iter().flatten()
+        {
+            f.revalidate();
+        }
+        file::reopen_replaced(self.counters.iter_mut().map(|c| &mut c.file))
+    }
+
     fn read(&mut self, out: &mut [Reading]) {
         let mut pause = RETRY_PAUSE;
         for attempt in 1..=MAX_ATTEMPTS {

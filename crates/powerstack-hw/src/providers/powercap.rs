@@ -152,6 +152,10 @@ impl Provider for Powercap {
         &self.domains
     }
 
+    fn reopen_replaced(&mut self) -> Vec<usize> {
+        file::reopen_replaced(self.zones.iter_mut().map(|z| &mut z.energy))
+    }
+
     fn read(&mut self, out: &mut [Reading]) {
         for (slot, zone) in out.iter_mut().zip(&self.zones) {
             *slot = match zone.energy.read_u64() {

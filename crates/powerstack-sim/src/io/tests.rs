@@ -130,3 +130,26 @@ fn a_cap_written_while_the_simulator_normalises_the_file_is_kept() {
     assert_eq!(c.sync().unwrap(), 100_000_000);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "100000000\n");
 }
+
+#[test]
+fn a_shortening_write_caught_half_way_is_taken_and_never_rewritten() {
+    // Writing 90 W over 150 W in place (`pwrite`, then `set_len`) shows "90000000\n\n" for a
+    // moment. That is the new value, not one to normalise: rewriting the file then raced the
+    // writer (a simulator delayed between its last check and its write put 90 W back over the
+    // writer's next write, 150 W, once in a few CI runs).
+    let dir = tempfile::tempdir().unwrap();
+    let (mut l, mut s) = package_zone(dir.path(), false);
+    let path = dir.path().join(LIMIT);
+    std::fs::write(&path, "90000000\n\n").unwrap();
+    assert_eq!(sync(&mut l, &mut s).c[0].limit_uw, 90_000_000);
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "90000000\n\n", "left to its writer");
+    // Nor a cap file.
+    let cap = dir.path().join("power1_cap");
+    let file = OutFile::create(cap.clone(), "300000000\n", 0o644).unwrap();
+    let kind =
+        CtlKind::Microwatts { min: 10_000_000, max: 300_000_000, quantum: 1_000_000, round: false };
+    let mut c = Control::new(CapRole::Gpu, kind, file, 300_000_000);
+    std::fs::write(&cap, "90000000\n0\n").unwrap();
+    assert_eq!(c.sync().unwrap(), 90_000_000);
+    assert_eq!(std::fs::read_to_string(&cap).unwrap(), "90000000\n0\n");
+}

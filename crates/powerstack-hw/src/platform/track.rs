@@ -1,0 +1,177 @@
+//! One catalog entry's readings turned into values: energy extended across wraps and restarts
+//! against a plausibility ceiling, a counter that stopped moving reported missing, warnings once.
+
+use powerstack_model::{
+    CounterSpec, DomainInfo, DomainKind, ExtendedCounter, Fresh, Freshness, Measurement, Plausible,
+    Step, Value,
+};
+
+use crate::error::Warning;
+use crate::provider::Reading;
+
+/// The update period assumed for a counter current at every read (RAPL's ~1 ms).
+pub(super) const CONTINUOUS_PERIOD_NS: u64 = 1_000_000;
+
+/// Added to the time a delta covers before it is judged: a counter may publish up to an update
+/// period (or this, if longer) of energy beyond the time between two reads.
+const SLACK_NS: u64 = 50_000_000;
+
+/// A generous ceiling on what one domain of a kind can draw, used to reject impossible deltas (a
+/// counter that restarted without saying so, a torn read).
+fn ceiling_watts(kind: DomainKind) -> f64 {
+    match kind {
+        DomainKind::Node | DomainKind::Platform => 100_000.0,
+        DomainKind::Gpu => 10_000.0,
+        DomainKind::Package | DomainKind::Core | DomainKind::Uncore => 5_000.0,
+        DomainKind::Memory => 5_000.0,
+    }
+}
+
+/// What one catalog entry's readings have been.
+#[derive(Clone, Debug)]
+pub(super) struct Track {
+    counter: Option<ExtendedCounter>,
+    /// When the counter was last read (a restart since then counted at most that long).
+    last_read_ns: Option<u64>,
+    /// The last power value, to tell whether it changes.
+    last_power_bits: Option<u64>,
+    fresh: Freshness,
+    period_ns: u64,
+    /// A warning was raised and the domain has not read well since.
+    reported: bool,
+}
+
+impl Track {
+    /// The track of `info`, whose provider updates its values every `period_ns`.
+    pub fn new(info: &DomainInfo, period_ns: u64) -> Track {
+        let counter = match info.measurement {
+            Measurement::Energy(spec) => Some(ExtendedCounter::new(spec)),
+            Measurement::Power => None,
+        };
+        Track {
+            counter,
+            last_read_ns: None,
+            last_power_bits: None,
+            fresh: Freshness::new(period_ns),
+            period_ns,
+            reported: false,
+        }
+    }
+
+    /// How long a value may stay still before it is stale, ns.
+    pub fn stale_after_ns(&self) -> u64 {
+        self.fresh.stale_after_ns()
+    }
+
+    /// The domain's source was reopened: its next reading starts a new counter, and is a change.
+    pub fn rebase(&mut self) {
+        if let Some(c) = &mut self.counter {
+            c.rebase();
+        }
+        self.last_power_bits = None;
+        self.fresh.restart();
+    }
+
+    /// The largest plausible deltas at `now_ns`: an advance since the counter last moved, a
+    /// restart's count since it was last read, each at twice the kind's ceiling over that time
+    /// plus an update period.
+    fn plausible(&self, kind: DomainKind, spec: CounterSpec, now_ns: u64) -> Plausible {
+        let ceiling = ceiling_watts(kind);
+        let slack = self.period_ns.max(SLACK_NS);
+        let ticks = |since: u64| {
+            let s = (now_ns.saturating_sub(since) + slack) as f64 / 1e9;
+            (ceiling * 2.0 * s / spec.joules_per_tick) as u64
+        };
+        Plausible {
+            advance_ticks: self.fresh.changed_ns().map(ticks),
+            restart_ticks: self.last_read_ns.map(ticks),
+        }
+    }
+
+    /// Turns a reading taken at `now_ns` into the value; returns it and whether the source should
+    /// be looked at now ([`crate::Provider::reopen_replaced`]: a value still or failing for a few
+    /// update periods, then less and less often; see [`Freshness`]).
+    pub fn take(
+        &mut self,
+        info: &DomainInfo,
+        reading: Reading,
+        now_ns: u64,
+        warnings: &mut Vec<Warning>,
+    ) -> (Value, bool) {
+        match reading {
+            Reading::Energy(raw) => {
+                let Some(spec) = self.counter.as_ref().map(ExtendedCounter::spec) else {
+                    return (Value::Missing, false);
+                };
+                let bounds = self.plausible(info.id.kind, spec, now_ns);
+                self.last_read_ns = Some(now_ns);
+                let Some(counter) = &mut self.counter else { return (Value::Missing, false) };
+                let step = counter.update_plausible(raw, bounds);
+                let fresh = self.fresh.observe(step != Step::Advanced(0), now_ns);
+                let value = Value::Energy {
+                    total_ticks: counter.total_ticks(),
+                    joules: counter.total_joules(),
+                    hw_time_us: raw.hw_time_us,
+                };
+                match (step, fresh) {
+                    (Step::Rejected, _) => {
+                        self.warn(info, warnings, || {
+                            format!(
+                                "{}: implausible energy jump ignored at {}",
+                                info.id, info.source
+                            )
+                        });
+                        (Value::Missing, false)
+                    }
+                    (_, Fresh::Stale { still_ns, check }) => {
+                        self.warn(info, warnings, || {
+                            format!(
+                                "{}: the energy counter at {} has not moved for {:.1} s: no value until it moves again (stopped hardware, firmware or driver, or a file replaced under a reader)",
+                                info.id,
+                                info.source,
+                                still_ns as f64 / 1e9
+                            )
+                        });
+                        (Value::Missing, check)
+                    }
+                    (_, fresh) => {
+                        self.reported = false;
+                        (value, fresh.check())
+                    }
+                }
+            }
+            Reading::Power(w) if w.is_finite() && w >= 0.0 => {
+                self.reported = false;
+                let bits = Some(w.to_bits());
+                let changed = self.last_power_bits != bits;
+                self.last_power_bits = bits;
+                (Value::Power { watts: w }, self.fresh.observe(changed, now_ns).check())
+            }
+            Reading::Power(w) => {
+                self.warn(info, warnings, || {
+                    format!("{}: invalid power reading {w} from {}", info.id, info.source)
+                });
+                (Value::Missing, false)
+            }
+            Reading::Failed(e) => {
+                self.warn(info, warnings, || format!("{}: {e}", info.id));
+                (Value::Missing, self.fresh.observe(false, now_ns).check())
+            }
+            Reading::Pending => (Value::Missing, false),
+        }
+    }
+
+    /// Raises a warning for the domain once until it reads well again; the message is only built
+    /// when raised (this runs on every sample of a failing domain).
+    fn warn(
+        &mut self,
+        info: &DomainInfo,
+        out: &mut Vec<Warning>,
+        message: impl FnOnce() -> String,
+    ) {
+        if !self.reported {
+            self.reported = true;
+            out.push(Warning::unreadable(info.provider, message()));
+        }
+    }
+}
