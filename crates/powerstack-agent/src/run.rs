@@ -12,6 +12,7 @@ use powerstack_hw::{DiscoverOptions, Root, Selection, discover_with};
 use crate::access::AccessPolicy;
 use crate::config::AgentConfig;
 use crate::http::Controls;
+use crate::job::store;
 use crate::sampler::{self, Sources};
 use crate::state::Shared;
 use crate::stop::Stop;
@@ -52,6 +53,9 @@ pub fn run(
     ready: impl FnOnce(&Ready) + Send,
 ) -> Result<(), AgentError> {
     config.validate().map_err(|e| AgentError(e.to_string()))?;
+    // The jobs an earlier agent kept (read only: a file that cannot be used stops the start).
+    let (jobs_file, kept) = store::open(config, &hostname, simulated.as_deref())
+        .map_err(|e| AgentError(e.to_string()))?;
     let root = Root::new(&config.root);
     let selection: Selection =
         config.source.parse().map_err(|e: String| AgentError(format!("source: {e}")))?;
@@ -91,14 +95,17 @@ pub fn run(
             config.root.display()
         )));
     }
-    let shared = Arc::new(Shared::new(
-        hostname,
-        simulated,
-        sources.domains.clone(),
-        config.rate_hz,
-        config.buffer_samples,
-        config.peak_window_ms.saturating_mul(1000),
-    ));
+    let shared = Arc::new(
+        Shared::new(
+            hostname,
+            simulated,
+            sources.domains.clone(),
+            config.rate_hz,
+            config.buffer_samples,
+            config.peak_window_ms.saturating_mul(1000),
+        )
+        .with_jobs(kept.jobs, jobs_file),
+    );
     let controls = Arc::new(Controls::new(control, root.clone(), config.state_dir.clone()));
     let token = match &config.token_file {
         Some(p) => Some(crate::access::load_token(p).map_err(|e| AgentError(e.to_string()))?),
@@ -122,6 +129,7 @@ pub fn run(
     {
         std::thread::sleep(Duration::from_millis(1));
     }
+    notes.extend(store::resume(&shared, kept.stopped_cleanly));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -142,8 +150,14 @@ pub fn run(
     sampling_done.store(true, Ordering::Relaxed);
     sampler.join();
     let restored = restore(&controls);
+    // An agent that could not serve has changed no job: it leaves the file as it found it.
+    let jobs_kept = match &served {
+        Ok(()) => store::keep_at_stop(&shared).map_err(|e| AgentError(e.to_string())),
+        Err(_) => Ok(()),
+    };
     served?;
-    restored
+    restored?;
+    jobs_kept
 }
 
 async fn serve(
