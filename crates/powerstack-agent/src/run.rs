@@ -115,6 +115,7 @@ pub fn run(
         allow_users: config.allow_users.clone(),
         allow_groups: config.allow_groups.clone(),
         token,
+        socket: (!config.socket.is_empty()).then(|| PathBuf::from(&config.socket)),
     };
 
     // The sampler threads check their own flag once per tick; it is set once serving ends.

@@ -1,11 +1,14 @@
 //! End to end: job windows kept in the state directory across agent restarts (a clean stop and a
-//! SIGKILL), and the job file never replaced.
+//! SIGKILL), the job file never replaced, and `powerstack up` usable for jobs and caps through
+//! the socket it prints.
 
 mod common;
 
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::Duration;
 
-use common::{Node, Proc, run};
+use common::{Node, Proc, bin, run, stderr_until, tcp_request, unix_request};
 use serde_json::Value;
 
 /// `powerstack job VERB ID --agent SOCKET`, which must succeed; its JSON answer.
@@ -161,4 +164,89 @@ fn the_job_file_is_never_replaced_and_a_mark_that_cannot_be_kept_changes_nothing
     std::fs::remove_dir(&blocker).unwrap();
     mark(&n, "begin", "x");
     assert!(std::fs::read_to_string(&file).unwrap().contains("\"id\":\"x\""));
+}
+
+/// Starts `powerstack up` on `n`'s root (with `setup` applied to the command); returns it, the
+/// socket it printed and its TCP address.
+fn up(n: &Node, setup: impl FnOnce(&mut std::process::Command)) -> (Proc, PathBuf, String) {
+    let mut cmd = bin();
+    setup(&mut cmd);
+    cmd.args(["up", "--listen", "127.0.0.1:0", "--root"]).arg(n.root());
+    let mut up = Proc(cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap());
+    let lines = stderr_until(&mut up.0, "Ctrl-C to stop");
+    let find = |marker: &str| {
+        let line = lines.iter().find(|l| l.contains(marker)).unwrap_or_else(|| panic!("{lines:?}"));
+        line.split(marker).nth(1).unwrap().split([' ', '/']).next().unwrap().to_string()
+    };
+    let socket = lines
+        .iter()
+        .find_map(|l| l.split("POWERSTACK_AGENT=").nth(1))
+        .map(|rest| PathBuf::from(rest.split(' ').next().unwrap()))
+        .unwrap_or_else(|| panic!("no socket printed: {lines:?}"));
+    (up, socket, find("API http://"))
+}
+
+#[test]
+fn up_prints_a_socket_through_which_its_caller_marks_jobs_and_sets_caps() {
+    use std::os::unix::fs::PermissionsExt;
+    let n = Node::new("intel-2s");
+    let before = n.limit_uw();
+    let (up, socket, addr) = up(&n, |_| {});
+    let dir_mode = std::fs::metadata(socket.parent().unwrap()).unwrap().permissions().mode();
+    assert_eq!(dir_mode & 0o777, 0o700, "the socket's directory is the caller's only");
+
+    let agent = socket.to_str().unwrap();
+    let (code, _, err) = run(&["job", "begin", "j1", "--agent", agent]);
+    assert_eq!(code, 0, "{err}");
+    // As printed: through the environment.
+    let out = bin().env("POWERSTACK_AGENT", agent).args(["job", "end", "j1"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"data_presence\":\"Complete\""));
+
+    let cap = r#"{"domain":"package","index":0,"constraint":"long_term","limit_watts":90}"#;
+    let (status, body) = unix_request(&socket, "POST", "/v1/caps", cap);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(n.limit_uw(), "90000000");
+
+    // A write over TCP is refused, pointing at the socket, which exists.
+    let (status, body) = tcp_request(&addr, "POST", "/v1/jobs/t/begin");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains(&format!("use its Unix socket: --agent {agent}")), "{body}");
+
+    stop(up, libc::SIGTERM);
+    assert_eq!(n.limit_uw(), before, "restored when up stops");
+    assert!(!socket.exists());
+}
+
+#[test]
+fn up_run_by_an_unprivileged_user_lets_that_user_mark_jobs() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: skipping");
+        return;
+    }
+    let as_nobody = |c: &mut std::process::Command| {
+        let program = c.get_program().to_owned();
+        let args: Vec<_> = c.get_args().map(|a| a.to_owned()).collect();
+        *c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"]).arg(program).args(args);
+    };
+    let mut probe = bin();
+    probe.arg("--version");
+    as_nobody(&mut probe);
+    if !probe.output().is_ok_and(|o| o.status.success()) {
+        eprintln!("cannot run as nobody here: skipping");
+        return;
+    }
+    let n = Node::new("intel-2s");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(n.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (up, socket, _) = up(&n, as_nobody);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", up.0.id())).unwrap();
+    assert!(status.lines().any(|l| l.starts_with("Uid:\t65534")), "{status}");
+    let mut begin = bin();
+    begin.args(["job", "begin", "mine", "--agent", socket.to_str().unwrap()]);
+    as_nobody(&mut begin);
+    let out = begin.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
