@@ -95,17 +95,15 @@ pub fn run(
             config.root.display()
         )));
     }
-    let shared = Arc::new(
-        Shared::new(
-            hostname,
-            simulated,
-            sources.domains.clone(),
-            config.rate_hz,
-            config.buffer_samples,
-            config.peak_window_ms.saturating_mul(1000),
-        )
-        .with_jobs(kept.jobs, jobs_file),
+    let shared = Shared::new(
+        hostname,
+        simulated,
+        sources.domains.clone(),
+        config.rate_hz,
+        config.buffer_samples,
+        config.peak_window_ms.saturating_mul(1000),
     );
+    let shared = Arc::new(shared.with_jobs(kept.jobs, jobs_file));
     let controls = Arc::new(Controls::new(control, root.clone(), config.state_dir.clone()));
     let token = match &config.token_file {
         Some(p) => Some(crate::access::load_token(p).map_err(|e| AgentError(e.to_string()))?),
@@ -151,11 +149,8 @@ pub fn run(
     sampling_done.store(true, Ordering::Relaxed);
     sampler.join();
     let restored = restore(&controls);
-    // An agent that could not serve has changed no job: it leaves the file as it found it.
-    let jobs_kept = match &served {
-        Ok(()) => store::keep_at_stop(&shared).map_err(|e| AgentError(e.to_string())),
-        Err(_) => Ok(()),
-    };
+    let jobs_kept =
+        store::keep_at_stop(&shared, served.is_ok()).map_err(|e| AgentError(e.to_string()));
     served?;
     restored?;
     jobs_kept

@@ -253,9 +253,10 @@ pub fn resume(shared: &Shared, stopped_cleanly: bool) -> Option<String> {
 /// At stop, once the sampler has stopped: adds to each running job's history the figures of its
 /// part measured by this run (up to the last settled sample), gives each ended job without a
 /// result its figures now, and keeps the table, marked as stopped cleanly. Nothing is written
-/// when there is no job and no file.
-pub fn keep_at_stop(shared: &Shared) -> Result<(), StoreError> {
-    let Some(file) = &shared.jobs_file else { return Ok(()) };
+/// when there is no job and no file, nor by an agent that never `served` (it has changed no job,
+/// and leaves the file as it found it).
+pub fn keep_at_stop(shared: &Shared, served: bool) -> Result<(), StoreError> {
+    let Some(file) = shared.jobs_file.as_ref().filter(|_| served) else { return Ok(()) };
     let mut jobs = lock(&shared.jobs);
     if jobs.is_empty() && !file.exists() {
         return Ok(());
