@@ -265,7 +265,6 @@ impl Jobs {
     /// its beginning ([`JobError::EndBeforeBegin`]).
     pub fn end(&mut self, id: &str, at_us: u64) -> Result<&JobWindow, JobError> {
         check_id(id)?;
-        self.forget_old(at_us);
         let Some(job) = self.jobs.get_mut(id).map(|k| &mut k.window) else {
             return Err(JobError::Unknown { id: id.to_string() });
         };
@@ -280,7 +279,8 @@ impl Jobs {
             });
         }
         job.end_unix_us = Some(at_us);
-        Ok(job)
+        self.forget(at_us, Some(id));
+        self.get(id).ok_or_else(|| JobError::Unknown { id: id.to_string() })
     }
 
     /// The ids of the ended jobs, the one that ended first first.
@@ -294,13 +294,21 @@ impl Jobs {
     /// Forgets the ended jobs past the retention at `now_us`: those that ended longer than its
     /// age ago, then the ones that ended first beyond its count. Returns how many.
     pub fn forget_old(&mut self, now_us: u64) -> usize {
+        self.forget(now_us, None)
+    }
+
+    /// [`Jobs::forget_old`], never forgetting job `keep` (the one just ended).
+    fn forget(&mut self, now_us: u64, keep: Option<&str>) -> usize {
         let before = self.jobs.len();
         let retention_us = self.retention_us;
-        self.jobs.retain(|_, k| {
-            k.window.end_unix_us.is_none_or(|e| e.saturating_add(retention_us) >= now_us)
+        self.jobs.retain(|id, k| {
+            Some(id.as_str()) == keep
+                || k.window.end_unix_us.is_none_or(|e| e.saturating_add(retention_us) >= now_us)
         });
-        let ended = self.ended_first();
-        let excess = ended.len().saturating_sub(self.max_ended);
+        let mut ended = self.ended_first();
+        ended.retain(|id| Some(id.as_str()) != keep);
+        let excess =
+            ended.len().saturating_sub(self.max_ended.saturating_sub(usize::from(keep.is_some())));
         for id in &ended[..excess] {
             self.jobs.remove(id);
         }
@@ -465,10 +473,10 @@ mod tests {
             jobs.begin(id, None, None, t).unwrap();
             jobs.end(id, t + 1).unwrap();
         }
-        // Three ended, two kept (beyond the count, the one that ended first goes, at the next
-        // mark); the running job stays whatever its age.
-        jobs.begin("d", None, None, 40).unwrap();
+        // Three ended, two kept (beyond the count, the one that ended first goes, when the
+        // third ends); the running job stays whatever its age.
         assert!(jobs.get("a").is_none());
+        jobs.begin("d", None, None, 40).unwrap();
         assert!(jobs.get("b").is_some() && jobs.get("c").is_some() && jobs.get("run").is_some());
         // An ended job is forgotten once it ended longer ago than the age limit.
         assert_eq!(jobs.forget_old(12 + 1000), 0);
