@@ -100,6 +100,8 @@ pub struct AccessPolicy {
     pub allow_groups: Vec<String>,
     /// The bearer token for writes over TCP; `None` refuses every write over TCP.
     pub token: Option<String>,
+    /// The agent's Unix socket, when it has one: where a refused write over TCP is sent.
+    pub socket: Option<PathBuf>,
 }
 
 impl fmt::Debug for AccessPolicy {
@@ -108,6 +110,7 @@ impl fmt::Debug for AccessPolicy {
             .field("allow_users", &self.allow_users)
             .field("allow_groups", &self.allow_groups)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("socket", &self.socket)
             .finish()
     }
 }
@@ -171,9 +174,13 @@ impl AccessPolicy {
 
     fn check_tcp(&self, authorization: Option<&str>) -> Result<(), Denied> {
         let Some(token) = self.token.as_deref() else {
-            return Err(Denied::Forbidden(
-                "writes over TCP are disabled on this agent (no token_file configured); use the Unix socket".into(),
-            ));
+            let disabled = "writes over TCP are disabled on this agent (no token_file configured)";
+            return Err(Denied::Forbidden(match &self.socket {
+                Some(p) => format!("{disabled}; use its Unix socket: --agent {}", p.display()),
+                None => format!(
+                    "{disabled} and it has no Unix socket: start it with --socket or --token-file"
+                ),
+            }));
         };
         let Some(given) = authorization.and_then(bearer) else {
             return Err(Denied::Unauthorized(
@@ -498,6 +505,17 @@ mod tests {
         assert!(!constant_time_eq(b"secret", b"secreT"));
         assert!(!constant_time_eq(b"secret", b"secret2"));
         assert!(!constant_time_eq(b"", b"x"));
+    }
+
+    #[test]
+    fn a_refused_write_over_tcp_points_at_the_socket_the_agent_has() {
+        let tcp = Peer::Tcp { addr: "127.0.0.1:5".parse().unwrap() };
+        let accounts = EtcFiles::default();
+        let with = AccessPolicy { socket: Some("/tmp/x/agent.sock".into()), ..Default::default() };
+        let e = with.check_write(&tcp, None, &accounts).unwrap_err().to_string();
+        assert!(e.ends_with("use its Unix socket: --agent /tmp/x/agent.sock"), "{e}");
+        let e = AccessPolicy::default().check_write(&tcp, None, &accounts).unwrap_err().to_string();
+        assert!(e.contains("has no Unix socket") && !e.contains("use its"), "{e}");
     }
 
     #[test]

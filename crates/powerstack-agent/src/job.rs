@@ -1,8 +1,10 @@
 //! Job windows, and a job's power and energy computed from the sample ring.
 //!
 //! A job is a named time window on this node ([`JobWindow`]): marked at its beginning and its end
-//! ([`Jobs::begin`], [`Jobs::end`]); jobs may overlap. [`job_result`] turns the ring's samples over
-//! a window into a [`JobResultV1`]:
+//! ([`Jobs::begin`], [`Jobs::end`]); jobs may overlap. The table is kept in the state directory
+//! ([`store`]), so jobs outlive the agent; what a job's figures need from before a restart is in
+//! its [`JobHistory`] ([`carry`]). [`job_result`] turns the ring's samples over a window into a
+//! [`JobResultV1`]:
 //!
 //! - the **covered part** is the window intersected with the buffer's span (oldest to newest
 //!   sample); a running job runs to the newest sample;
@@ -28,265 +30,26 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use powerstack_api::job::{DataPresence, JobResultV1, JobV1};
+use powerstack_api::job::{DataPresence, JobResultV1};
 use powerstack_model::DomainKind;
 use powerstack_model::power::node_parts;
 
 use crate::ring::Ring;
 use crate::state::DomainMeta;
 
+pub mod carry;
 mod peak;
+pub mod store;
+mod table;
 
 use peak::peak_power;
-
-/// The longest job id, in characters.
-pub const MAX_ID_LEN: usize = 128;
-/// The longest `user` or `app` label, in characters.
-pub const MAX_LABEL_LEN: usize = 256;
-/// How many job windows [`Jobs::default`] keeps; beyond that, a new job replaces the ended job
-/// that ended first.
-pub const MAX_JOBS: usize = 10_000;
+pub use table::{
+    ENDED_RETENTION_US, JobError, JobHistory, JobWindow, Jobs, MAX_ENDED_JOBS, MAX_ID_LEN,
+    MAX_JOBS, MAX_LABEL_LEN, check_id, parse_peak_window_us,
+};
 
 /// What the number in a figure is when it cannot be given (as in the Flux Power Monitor's rows).
 const NOT_MEASURED: f64 = -1.0;
-
-/// One job's time window on this node.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct JobWindow {
-    /// The job's id: 1 to [`MAX_ID_LEN`] characters of `A-Z a-z 0-9 . _ : -`.
-    pub id: String,
-    /// Who the job belongs to, when the job mark said.
-    pub user: Option<String>,
-    /// The job's application, when the job mark said.
-    pub app: Option<String>,
-    /// When the job began, µs since the Unix epoch.
-    pub begin_unix_us: u64,
-    /// When the job ended, µs since the Unix epoch; `None` while it runs.
-    pub end_unix_us: Option<u64>,
-}
-
-impl JobWindow {
-    /// Whether the job has not ended.
-    pub fn is_running(&self) -> bool {
-        self.end_unix_us.is_none()
-    }
-}
-
-impl From<&JobWindow> for JobV1 {
-    fn from(w: &JobWindow) -> JobV1 {
-        JobV1 {
-            id: w.id.clone(),
-            user: w.user.clone(),
-            app: w.app.clone(),
-            begin_unix_us: w.begin_unix_us,
-            end_unix_us: w.end_unix_us,
-        }
-    }
-}
-
-/// Why a job mark was refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum JobError {
-    /// The id is empty, too long, or has a character outside `A-Z a-z 0-9 . _ : -` (`id` holds at
-    /// most its first 40 characters).
-    #[error("bad job id {id:?}: use 1 to 128 characters of A-Z, a-z, 0-9, '.', '_', ':' and '-'")]
-    BadId {
-        /// The id (shortened).
-        id: String,
-    },
-    /// A `user` or `app` label is too long or holds a control character.
-    #[error("job {id}: bad {field}: use at most 256 characters and no control characters")]
-    BadLabel {
-        /// The job's id.
-        id: String,
-        /// `user` or `app`.
-        field: &'static str,
-    },
-    /// A job with this id is already known (running or ended).
-    #[error("job {id} has already begun (at {begin_unix_us} µs since the epoch): use another id")]
-    AlreadyBegun {
-        /// The job's id.
-        id: String,
-        /// When the known job began, µs since the Unix epoch.
-        begin_unix_us: u64,
-    },
-    /// No job has this id (never begun, or forgotten).
-    #[error("job {id} is unknown: begin it first")]
-    Unknown {
-        /// The job's id.
-        id: String,
-    },
-    /// The job has already ended.
-    #[error("job {id} has already ended (at {end_unix_us} µs since the epoch)")]
-    AlreadyEnded {
-        /// The job's id.
-        id: String,
-        /// When it ended, µs since the Unix epoch.
-        end_unix_us: u64,
-    },
-    /// The end mark is earlier than the beginning.
-    #[error(
-        "job {id} cannot end at {end_unix_us} µs since the epoch, before it began ({begin_unix_us} µs)"
-    )]
-    EndBeforeBegin {
-        /// The job's id.
-        id: String,
-        /// When it began, µs since the Unix epoch.
-        begin_unix_us: u64,
-        /// The refused end, µs since the Unix epoch.
-        end_unix_us: u64,
-    },
-    /// The job table is full of running jobs.
-    #[error("job {id}: {max} jobs are running already: end some first")]
-    TooMany {
-        /// The refused job's id.
-        id: String,
-        /// The most jobs kept.
-        max: usize,
-    },
-}
-
-/// Parses a peak window as people type it (`2s`, `500ms`), µs: 1 ms to
-/// [`crate::config::MAX_PEAK_WINDOW_MS`] (an hour). The agent's query parameter and the client's
-/// `--peak-window` both take it so.
-pub fn parse_peak_window_us(text: &str) -> Result<u64, String> {
-    let d = powerstack_model::duration::parse_duration(text).map_err(|e| e.to_string())?;
-    let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-    if !(1000..=crate::config::MAX_PEAK_WINDOW_MS * 1000).contains(&us) {
-        return Err(format!("{text:?} is out of range: give 1ms to 1h"));
-    }
-    Ok(us)
-}
-
-/// Checks a job id: 1 to [`MAX_ID_LEN`] characters of `A-Z a-z 0-9 . _ : -`.
-pub fn check_id(id: &str) -> Result<(), JobError> {
-    let ok = !id.is_empty()
-        && id.len() <= MAX_ID_LEN
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
-    if ok { Ok(()) } else { Err(JobError::BadId { id: id.chars().take(40).collect() }) }
-}
-
-fn check_label(id: &str, field: &'static str, label: Option<&str>) -> Result<(), JobError> {
-    match label {
-        Some(l) if l.chars().count() > MAX_LABEL_LEN || l.chars().any(char::is_control) => {
-            Err(JobError::BadLabel { id: id.to_string(), field })
-        }
-        _ => Ok(()),
-    }
-}
-
-/// The job windows of this node, by id.
-#[derive(Clone, Debug)]
-pub struct Jobs {
-    jobs: BTreeMap<String, JobWindow>,
-    max_jobs: usize,
-}
-
-impl Default for Jobs {
-    fn default() -> Jobs {
-        Jobs::with_limit(MAX_JOBS)
-    }
-}
-
-impl Jobs {
-    /// An empty table keeping at most `max_jobs` windows (at least one): when full, a new job
-    /// replaces the ended job that ended first; when every kept job runs, it is refused.
-    pub fn with_limit(max_jobs: usize) -> Jobs {
-        Jobs { jobs: BTreeMap::new(), max_jobs: max_jobs.max(1) }
-    }
-
-    /// Marks the beginning of job `id` at `at_us` (µs since the Unix epoch).
-    ///
-    /// Refused when the id is malformed ([`JobError::BadId`]), a label is
-    /// ([`JobError::BadLabel`]), a job with this id is known ([`JobError::AlreadyBegun`]), or the
-    /// table is full of running jobs ([`JobError::TooMany`]).
-    pub fn begin(
-        &mut self,
-        id: &str,
-        user: Option<String>,
-        app: Option<String>,
-        at_us: u64,
-    ) -> Result<&JobWindow, JobError> {
-        check_id(id)?;
-        check_label(id, "user", user.as_deref())?;
-        check_label(id, "app", app.as_deref())?;
-        if let Some(known) = self.jobs.get(id) {
-            return Err(JobError::AlreadyBegun {
-                id: id.to_string(),
-                begin_unix_us: known.begin_unix_us,
-            });
-        }
-        if self.jobs.len() >= self.max_jobs {
-            let first_ended =
-                self.jobs.values().filter_map(|j| j.end_unix_us.map(|e| (e, j.id.clone()))).min();
-            match first_ended {
-                Some((_, old)) => {
-                    self.jobs.remove(&old);
-                }
-                None => {
-                    return Err(JobError::TooMany { id: id.to_string(), max: self.max_jobs });
-                }
-            }
-        }
-        let window =
-            JobWindow { id: id.to_string(), user, app, begin_unix_us: at_us, end_unix_us: None };
-        Ok(self.jobs.entry(id.to_string()).or_insert(window))
-    }
-
-    /// Marks the end of job `id` at `at_us` (µs since the Unix epoch).
-    ///
-    /// Refused when the id is malformed ([`JobError::BadId`]), no such job is known
-    /// ([`JobError::Unknown`]), it has ended ([`JobError::AlreadyEnded`]), or `at_us` is before
-    /// its beginning ([`JobError::EndBeforeBegin`]).
-    pub fn end(&mut self, id: &str, at_us: u64) -> Result<&JobWindow, JobError> {
-        check_id(id)?;
-        let Some(job) = self.jobs.get_mut(id) else {
-            return Err(JobError::Unknown { id: id.to_string() });
-        };
-        if let Some(end_unix_us) = job.end_unix_us {
-            return Err(JobError::AlreadyEnded { id: id.to_string(), end_unix_us });
-        }
-        if at_us < job.begin_unix_us {
-            return Err(JobError::EndBeforeBegin {
-                id: id.to_string(),
-                begin_unix_us: job.begin_unix_us,
-                end_unix_us: at_us,
-            });
-        }
-        job.end_unix_us = Some(at_us);
-        Ok(job)
-    }
-
-    /// The job with this id.
-    pub fn get(&self, id: &str) -> Option<&JobWindow> {
-        self.jobs.get(id)
-    }
-
-    /// Every job, by begin time (then id).
-    pub fn list(&self) -> Vec<&JobWindow> {
-        let mut all: Vec<&JobWindow> = self.jobs.values().collect();
-        all.sort_by(|a, b| (a.begin_unix_us, &a.id).cmp(&(b.begin_unix_us, &b.id)));
-        all
-    }
-
-    /// Forgets the jobs that ended before `unix_us` (say, the oldest sample kept: their data are
-    /// gone); returns how many.
-    pub fn prune_ended_before(&mut self, unix_us: u64) -> usize {
-        let before = self.jobs.len();
-        self.jobs.retain(|_, j| j.end_unix_us.is_none_or(|e| e >= unix_us));
-        before - self.jobs.len()
-    }
-
-    /// Jobs known.
-    pub fn len(&self) -> usize {
-        self.jobs.len()
-    }
-
-    /// Whether no job is known.
-    pub fn is_empty(&self) -> bool {
-        self.jobs.is_empty()
-    }
-}
 
 /// How long a buffer of `capacity` samples at `rate_hz` reaches back, in seconds (`None` for a
 /// rate that is not a positive number).
@@ -422,6 +185,7 @@ pub fn job_result(
         result_end_time: 0,
         samples: 0,
         data_presence: DataPresence::None,
+        gaps: Vec::new(),
     };
     let (Some((oldest, _)), Some((newest, _))) = (ring.oldest(), ring.newest()) else {
         return out;
@@ -480,58 +244,6 @@ pub fn job_result(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_are_checked() {
-        for ok in ["1", "f2Xy.3:step_1-a", &"a".repeat(128)] {
-            assert_eq!(check_id(ok), Ok(()), "{ok}");
-        }
-        for bad in ["", "a b", "ƒ2Xy", "a/b", &"a".repeat(129)] {
-            assert!(matches!(check_id(bad), Err(JobError::BadId { .. })), "{bad}");
-        }
-    }
-
-    #[test]
-    fn begin_and_end_follow_the_rules() {
-        let mut jobs = Jobs::default();
-        let w = jobs.begin("j1", Some("alice".into()), None, 100).unwrap();
-        assert!(w.is_running());
-        assert!(matches!(
-            jobs.begin("j1", None, None, 200),
-            Err(JobError::AlreadyBegun { begin_unix_us: 100, .. })
-        ));
-        assert!(matches!(jobs.end("j1", 99), Err(JobError::EndBeforeBegin { .. })));
-        assert_eq!(jobs.end("j1", 150).unwrap().end_unix_us, Some(150));
-        let e = jobs.end("j1", 160).unwrap_err();
-        assert_eq!(e, JobError::AlreadyEnded { id: "j1".into(), end_unix_us: 150 });
-        assert!(e.to_string().contains("j1"));
-        assert!(matches!(jobs.end("nope", 1), Err(JobError::Unknown { .. })));
-        assert!(matches!(jobs.begin("j1", None, None, 200), Err(JobError::AlreadyBegun { .. })));
-        assert!(matches!(
-            jobs.begin("j2", Some("a\nb".into()), None, 1),
-            Err(JobError::BadLabel { field: "user", .. })
-        ));
-        // Overlapping jobs, listed by begin time.
-        jobs.begin("j0", None, Some("app".into()), 120).unwrap();
-        jobs.begin("j3", None, None, 50).unwrap();
-        let ids: Vec<&str> = jobs.list().iter().map(|j| j.id.as_str()).collect();
-        assert_eq!(ids, ["j3", "j1", "j0"]);
-        assert_eq!(JobV1::from(jobs.get("j0").unwrap()).app.as_deref(), Some("app"));
-        assert_eq!(jobs.prune_ended_before(151), 1);
-        assert!(jobs.get("j1").is_none());
-    }
-
-    #[test]
-    fn a_full_table_replaces_the_first_ended_job_or_refuses() {
-        let mut jobs = Jobs::with_limit(2);
-        jobs.begin("a", None, None, 1).unwrap();
-        jobs.begin("b", None, None, 2).unwrap();
-        assert!(matches!(jobs.begin("c", None, None, 3), Err(JobError::TooMany { max: 2, .. })));
-        jobs.end("b", 5).unwrap();
-        jobs.begin("c", None, None, 6).unwrap();
-        assert!(jobs.get("b").is_none());
-        assert_eq!(jobs.len(), 2);
-    }
 
     #[test]
     fn the_span_warning_says_how_far_back_the_buffer_reaches() {

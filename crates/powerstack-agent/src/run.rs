@@ -12,6 +12,7 @@ use powerstack_hw::{DiscoverOptions, Root, Selection, discover_with};
 use crate::access::AccessPolicy;
 use crate::config::AgentConfig;
 use crate::http::Controls;
+use crate::job::store;
 use crate::sampler::{self, Sources};
 use crate::state::Shared;
 use crate::stop::Stop;
@@ -53,6 +54,9 @@ pub fn run(
     ready: impl FnOnce(&Ready) + Send,
 ) -> Result<(), AgentError> {
     config.validate().map_err(|e| AgentError(e.to_string()))?;
+    // The jobs an earlier agent kept (read only: a file that cannot be used stops the start).
+    let (jobs_file, kept) = store::open(config, &hostname, simulated.as_deref())
+        .map_err(|e| AgentError(e.to_string()))?;
     let root = Root::new(&config.root);
     let selection: Selection =
         config.source.parse().map_err(|e: String| AgentError(format!("source: {e}")))?;
@@ -82,19 +86,21 @@ pub fn run(
         .map_err(|e| AgentError(e.to_string()))?;
     restore_at_start(&mut control, &root, &state, &mut notes)?;
 
-    let shared = Arc::new(Shared::new(
+    let shared = Shared::new(
         hostname,
         simulated,
         sources.domains.clone(),
         config.rate_hz,
         config.buffer_samples,
         config.peak_window_ms.saturating_mul(1000),
-    ));
+    );
+    let shared = Arc::new(shared.with_jobs(kept.jobs, jobs_file));
     let controls = Arc::new(Controls::new(control, root.clone(), state));
     let policy = AccessPolicy {
         allow_users: config.allow_users.clone(),
         allow_groups: config.allow_groups.clone(),
         token,
+        socket: (!config.socket.is_empty()).then(|| PathBuf::from(&config.socket)),
     };
 
     // The sampler threads check their own flag once per tick; it is set once serving ends.
@@ -109,6 +115,7 @@ pub fn run(
     {
         std::thread::sleep(Duration::from_millis(1));
     }
+    notes.extend(store::resume(&shared, kept.stopped_cleanly));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -129,8 +136,11 @@ pub fn run(
     sampling_done.store(true, Ordering::Relaxed);
     sampler.join();
     let restored = restore(&controls);
+    let jobs_kept =
+        store::keep_at_stop(&shared, served.is_ok()).map_err(|e| AgentError(e.to_string()));
     served?;
-    restored
+    restored?;
+    jobs_kept
 }
 
 async fn serve(

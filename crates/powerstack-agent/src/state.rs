@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use powerstack_model::DomainInfo;
 
 use crate::job::Jobs;
+use crate::job::store::{JobsFile, StoreError};
 use crate::ring::Ring;
 
 /// What the stored counters of one domain mean.
@@ -95,6 +96,8 @@ pub struct Shared {
     pub ring: Mutex<Ring>,
     /// The job windows.
     pub jobs: Mutex<Jobs>,
+    /// Where the job windows are kept across restarts (`None`: in memory only).
+    pub jobs_file: Option<JobsFile>,
     /// Sampler statistics.
     pub stats: SamplerStats,
     /// Up to when every column of the ring is final, µs since the epoch (0: not yet): a slow
@@ -128,6 +131,7 @@ impl Shared {
             clock: Clock::start(),
             ring: Mutex::new(Ring::new(buffer_samples, columns)),
             jobs: Mutex::new(Jobs::default()),
+            jobs_file: None,
             stats: SamplerStats::default(),
             settled_us: AtomicU64::new(0),
             update_period_us: (0..columns).map(|_| AtomicU64::new(0)).collect(),
@@ -159,6 +163,22 @@ impl Shared {
     /// The number of columns whose newest reading is missing.
     pub fn missing_columns(&self) -> usize {
         self.missing.iter().filter(|m| m.load(Ordering::Relaxed)).count()
+    }
+
+    /// This state with `jobs` (loaded from the state directory) kept in `file`.
+    pub fn with_jobs(mut self, jobs: Jobs, file: JobsFile) -> Shared {
+        self.jobs = Mutex::new(jobs);
+        self.jobs_file = Some(file);
+        self
+    }
+
+    /// Keeps `jobs` (this agent's table, locked by the caller) in the state directory, as an
+    /// agent that runs on (not stopping): nothing to do without a [`Shared::jobs_file`].
+    pub fn save_jobs(&self, jobs: &Jobs) -> Result<(), StoreError> {
+        match &self.jobs_file {
+            Some(f) => f.save(jobs, false),
+            None => Ok(()),
+        }
     }
 
     /// The catalog entries, in ring column order.

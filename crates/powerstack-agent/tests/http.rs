@@ -165,6 +165,7 @@ fn policy(token: Option<&str>) -> AccessPolicy {
         allow_users: vec!["alice".into(), "1001".into()],
         allow_groups: vec!["hpcadm".into()],
         token: token.map(str::to_string),
+        socket: None,
     }
 }
 
@@ -630,6 +631,7 @@ fn access_decisions_follow_the_policy() {
         allow_users: vec!["ghost".into()],
         allow_groups: vec!["ghosts".into()],
         token: None,
+        socket: None,
     };
     assert!(ghost.check_write(&unix(1004, 1004), None, accounts).is_err());
     // The system files by default.

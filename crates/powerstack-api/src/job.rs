@@ -43,7 +43,8 @@ pub enum DataPresence {
     /// sample).
     Complete,
     /// The buffer covers part of the window (the job began before the oldest sample kept, or ended
-    /// after the newest); the figures are those of the covered part.
+    /// after the newest, or the agent was restarted while the job ran: see
+    /// [`JobResultV1::gaps`]); the figures are those of the covered part.
     Partial,
     /// No sample overlaps the window; every figure is `-1.0`, `samples` is 0.
     None,
@@ -107,7 +108,31 @@ pub struct JobResultV1 {
     pub samples: u64,
     /// Whether the buffer covers the whole window: `Complete`, `Partial` or `None`.
     pub data_presence: DataPresence,
+    /// Where within the window no figures exist because the agent was not running (it was
+    /// restarted while the job ran), oldest first; the figures cover the rest and
+    /// `data_presence` is `Partial`. Absent from the document when there is none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<JobGapV1>,
 }
+
+/// A part of a job's window on one node without figures: the agent was stopped (or died) and
+/// started again while the job ran.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobGapV1 {
+    /// Where the figures stop: the last sample kept before the agent stopped (a clean stop), or
+    /// the start of the part the agent lost (it was killed or crashed), µs since the Unix epoch.
+    pub start_unix_us: u64,
+    /// The first sample after the agent started again, µs since the Unix epoch.
+    pub end_unix_us: u64,
+    /// What happened: `agent restarted` (a clean stop: what was measured before it is kept) or
+    /// `agent killed or crashed` (what it had measured since its start is lost too).
+    pub cause: String,
+}
+
+/// [`JobGapV1::cause`] after a clean stop.
+pub const GAP_RESTART: &str = "agent restarted";
+/// [`JobGapV1::cause`] after the agent was killed or crashed.
+pub const GAP_CRASH: &str = "agent killed or crashed";
 
 impl JobResultV1 {
     /// The document of a node that gave no result: every figure [`NOT_MEASURED`], times and
@@ -128,6 +153,7 @@ impl JobResultV1 {
             result_end_time: 0,
             samples: 0,
             data_presence: DataPresence::None,
+            gaps: Vec::new(),
         }
     }
 
@@ -292,6 +318,7 @@ mod tests {
             result_end_time: 1_795_000_010_000_000,
             samples: 1001,
             data_presence: DataPresence::Partial,
+            gaps: Vec::new(),
         }
     }
 
@@ -325,6 +352,24 @@ mod tests {
         assert_eq!(v["mem_power_0"], -1.0);
         let back: JobResultV1 = serde_json::from_value(v).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn gaps_are_in_the_document_only_when_there_are_some_and_round_trip_in_a_query() {
+        let mut r = result();
+        assert!(serde_json::to_value(&r).unwrap().get("gaps").is_none());
+        r.gaps.push(JobGapV1 {
+            start_unix_us: r.result_start_time + 1,
+            end_unix_us: r.result_start_time + 2,
+            cause: GAP_RESTART.into(),
+        });
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["gaps"][0]["cause"], "agent restarted");
+        assert_eq!(serde_json::from_value::<JobResultV1>(v).unwrap(), r);
+        let node = JobQueryNodeV1 { result: r, agent: "n:9464".into(), status: "ok".into() };
+        let v = serde_json::to_value(&node).unwrap();
+        assert_eq!(v["gaps"][0]["end_unix_us"], node.result.result_start_time + 2);
+        assert_eq!(serde_json::from_value::<JobQueryNodeV1>(v).unwrap(), node);
     }
 
     #[test]

@@ -407,6 +407,7 @@ fn job_result(host: &str, node_power: f64, devices: &[(&str, f64)]) -> JobResult
         result_end_time: start + 10_000_000,
         samples: 1001,
         data_presence: DataPresence::Complete,
+        gaps: Vec::new(),
     }
 }
 

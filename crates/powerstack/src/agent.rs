@@ -147,22 +147,26 @@ pub fn up(a: &UpArgs) -> anyhow::Result<()> {
     let sim = node::simulation_for(&a.simulate, &a.root)?;
     let root = sim.as_ref().map(|s| s.root.clone()).unwrap_or_else(|| a.root.clone());
     let simulated = node::simulated_label(sim.as_ref(), &root);
+    // A private directory (mode 0700, the caller's) for the socket and, unless this is a real
+    // node run as root, the journal and the job windows, so nothing of it is left behind.
     let state = tempfile::Builder::new()
         .prefix("powerstack-up-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()
         .context("creating a state directory")?;
-    // A real node's journal lives in /var/lib/powerstack (as root); a simulated node's, or an
-    // unprivileged user's, in a temporary directory, so nothing of it is left behind.
     let state_dir = if simulated.is_none() && is_root() {
         "/var/lib/powerstack".into()
     } else {
         state.path().to_path_buf()
     };
+    let socket = a.socket.clone().unwrap_or_else(|| state.path().join("agent.sock"));
     let config = AgentConfig {
         rate_hz: a.rate_hz,
         buffer_samples: 36_000,
-        socket: String::new(),
+        socket: socket.to_string_lossy().into_owned(),
         listen: a.listen.clone(),
+        // The caller may write through the socket (root always may).
+        allow_users: vec![caller_uid().to_string()],
         state_dir,
         root,
         ..AgentConfig::default()
@@ -175,6 +179,12 @@ pub fn up(a: &UpArgs) -> anyhow::Result<()> {
                 eprintln!("note: {n}");
             }
             eprintln!("{}", where_line(ready));
+            if let Some(s) = &ready.socket {
+                eprintln!(
+                    "jobs and caps: export POWERSTACK_AGENT={} (or pass --agent with it)",
+                    s.display()
+                );
+            }
             eprintln!("Ctrl-C to stop");
             let _ = tx.send(ready.shared.clone());
         })
@@ -208,4 +218,9 @@ pub fn up(a: &UpArgs) -> anyhow::Result<()> {
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() == 0 }
+}
+
+fn caller_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
 }

@@ -538,4 +538,8 @@ pub struct UpArgs {
     /// Stop after this long (default: until Ctrl-C).
     #[arg(long, value_name = "DURATION")]
     pub duration: Option<String>,
+    /// The agent's Unix socket, through which the caller (and root) may mark jobs and set caps
+    /// (default: agent.sock in a new private temporary directory; the path is printed).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
 }

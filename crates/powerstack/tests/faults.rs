@@ -11,7 +11,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::{Out, bin, changed, controls, run, sim_create, start_agent, unix_post};
+use common::{Out, bin, changed, controls, outcome, sim_create, start_agent, unix_post};
 
 /// Kills per command.
 const KILLS: usize = 50;
@@ -61,7 +61,7 @@ impl Node {
         }
         let (root, state) = (self.root(), self.state());
         cmd.args(args).args(["--root", s(&root), "--state-dir", s(&state), "--format", "json"]);
-        run(&mut cmd)
+        outcome(&mut cmd)
     }
 
     fn journal_entries(&self) -> usize {

@@ -9,7 +9,8 @@ use powerstack_api::job::{JobResultV1, JobV1};
 use serde::Deserialize;
 
 use super::{ApiError, AppPath, AppQuery, AppState, OptionalJson, Writer, lock};
-use crate::job::{JobError, job_result};
+use crate::job::{JobError, JobHistory, JobWindow, Jobs, carry};
+use crate::state::Shared;
 
 /// `?peak_window=2s`: the window a job's peak is taken over.
 #[derive(Debug, Default, Deserialize)]
@@ -43,7 +44,26 @@ impl From<JobError> for ApiError {
     }
 }
 
-/// `POST /v1/jobs/{id}/begin`: marks the beginning now (the agent's clock). 201 with the job.
+/// Saves `jobs` (just changed, under its lock) in the state directory; when that fails, puts
+/// back `before` and refuses the request: a mark is answered only once it is kept.
+fn commit(shared: &Shared, jobs: &mut Jobs, before: Jobs) -> Result<(), ApiError> {
+    shared.save_jobs(jobs).map_err(|e| {
+        *jobs = before;
+        ApiError::Unavailable(format!("{e}; nothing was changed"))
+    })
+}
+
+/// Runs `f` on a blocking thread (it locks the job table and writes the state directory).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("job table task: {e}")))?
+}
+
+/// `POST /v1/jobs/{id}/begin`: marks the beginning now (the agent's clock), kept in the state
+/// directory before the answer. 201 with the job.
 pub(crate) async fn begin(
     State(state): State<AppState>,
     _writer: Writer,
@@ -51,11 +71,16 @@ pub(crate) async fn begin(
     OptionalJson(body): OptionalJson<JobBeginV1>,
 ) -> Result<(StatusCode, Json<JobBeganV1>), ApiError> {
     let body = body.unwrap_or_default();
-    let shared = &state.shared;
-    let job = {
+    let shared = state.shared.clone();
+    let job = blocking(move || {
         let mut jobs = lock(&shared.jobs);
-        JobV1::from(jobs.begin(&id, body.user, body.app, shared.clock.now_unix_us())?)
-    };
+        let before = jobs.clone();
+        let job = JobV1::from(jobs.begin(&id, body.user, body.app, shared.clock.now_unix_us())?);
+        commit(&shared, &mut jobs, before)?;
+        Ok(job)
+    })
+    .await?;
+    let shared = &state.shared;
     let capacity = lock(&shared.ring).capacity();
     let warnings = vec![crate::job::buffer_span_warning(capacity, shared.rate_hz)];
     Ok((StatusCode::CREATED, Json(JobBeganV1 { job, warnings })))
@@ -65,14 +90,22 @@ pub(crate) async fn begin(
 /// hundred ms late).
 const END_WAIT_US: u64 = 2_000_000;
 
-/// `POST /v1/jobs/{id}/end`: marks the end now; answers the job's result.
+/// `POST /v1/jobs/{id}/end`: marks the end now (kept in the state directory before anything
+/// else); answers the job's result, which is kept with it.
 pub(crate) async fn end(
     State(state): State<AppState>,
     _writer: Writer,
     AppPath(id): AppPath<String>,
 ) -> Result<Json<JobResultV1>, ApiError> {
     let now = state.shared.clock.now_unix_us();
-    let window = lock(&state.shared.jobs).end(&id, now)?.clone();
+    let (shared, job) = (state.shared.clone(), id.clone());
+    blocking(move || {
+        let mut jobs = lock(&shared.jobs);
+        let before = jobs.clone();
+        jobs.end(&job, now)?;
+        commit(&shared, &mut jobs, before)
+    })
+    .await?;
     let shared = &state.shared;
     // The window ends now; the sample that closes it comes within one period, and the readings
     // of slow sources for that moment (placed at the time they refer to) a little later. Wait for
@@ -86,16 +119,38 @@ pub(crate) async fn end(
         }
         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
-    let peak_window_us = shared.peak_window_us(None);
-    let ring = lock(&shared.ring);
-    Ok(Json(job_result(
-        &ring,
-        &shared.domains,
-        &window,
-        shared.clock.now_unix_us(),
-        &shared.hostname,
-        peak_window_us,
-    )))
+    let (window, history) = known_job(shared, &id)?;
+    let (result, settled) = {
+        let ring = lock(&shared.ring);
+        let settled = shared.settled_us.load(std::sync::atomic::Ordering::Relaxed) >= now;
+        let peak_window_us = shared.peak_window_us(None);
+        (carry::answer(shared, &ring, &window, &history, peak_window_us, false), settled)
+    };
+    // The end is kept already. A final result (every column settled past the end) is kept with
+    // it now; one that is not yet is computed again when asked, and kept at the agent's stop.
+    if settled {
+        let (shared, kept) = (state.shared.clone(), result.clone());
+        blocking(move || {
+            let mut jobs = lock(&shared.jobs);
+            if jobs.set_result(&id, kept)
+                && let Err(e) = shared.save_jobs(&jobs)
+            {
+                eprintln!("powerstack agent: warning: job {id}: its result is not kept yet: {e}");
+            }
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(Json(result))
+}
+
+/// The window and history of job `id`, or 404.
+fn known_job(shared: &Shared, id: &str) -> Result<(JobWindow, JobHistory), ApiError> {
+    let jobs = lock(&shared.jobs);
+    match (jobs.get(id), jobs.history(id)) {
+        (Some(w), Some(h)) => Ok((w.clone(), h.clone())),
+        _ => Err(ApiError::NotFound(format!("no job {id} on this node"))),
+    }
 }
 
 /// `GET /v1/jobs`: every job window kept, by begin time.
@@ -104,7 +159,8 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<JobsV1> {
     Json(JobsV1 { hostname: state.shared.hostname.clone(), jobs })
 }
 
-/// `GET /v1/jobs/{id}[?peak_window=2s]`: the job's power and energy on this node.
+/// `GET /v1/jobs/{id}[?peak_window=2s]`: the job's power and energy on this node (the result
+/// kept at its end, for an ended job).
 pub(crate) async fn get(
     State(state): State<AppState>,
     AppPath(id): AppPath<String>,
@@ -112,18 +168,9 @@ pub(crate) async fn get(
 ) -> Result<Json<JobResultV1>, ApiError> {
     crate::job::check_id(&id)?;
     let shared = &state.shared;
-    let peak_window_us = shared.peak_window_us(q.peak_window_us()?);
-    let window = lock(&shared.jobs)
-        .get(&id)
-        .cloned()
-        .ok_or_else(|| ApiError::NotFound(format!("no job {id} on this node")))?;
+    let asked = q.peak_window_us()?;
+    let peak_window_us = shared.peak_window_us(asked);
+    let (window, history) = known_job(shared, &id)?;
     let ring = lock(&shared.ring);
-    Ok(Json(job_result(
-        &ring,
-        &shared.domains,
-        &window,
-        shared.clock.now_unix_us(),
-        &shared.hostname,
-        peak_window_us,
-    )))
+    Ok(Json(carry::answer(shared, &ring, &window, &history, peak_window_us, asked.is_some())))
 }

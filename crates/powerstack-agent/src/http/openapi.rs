@@ -49,12 +49,24 @@ pub fn openapi() -> Value {
         bad_request(),
         ("409", error_response("A job with this id is known already, or the table is full.")),
         ("413", error_response("The body is larger than 64 KiB.")),
+        (
+            "503",
+            error_response(
+                "The job windows could not be saved in the state directory; nothing was changed.",
+            ),
+        ),
     ]);
     let mut end = responses(vec![
         ("200", json_response("The job has ended; its result on this node.", "JobResult")),
         bad_request(),
         ("404", error_response("No job with this id on this node.")),
         ("409", error_response("The job has already ended.")),
+        (
+            "503",
+            error_response(
+                "The job windows could not be saved in the state directory; nothing was changed.",
+            ),
+        ),
     ]);
     let mut set = responses(vec![
         ("200", json_response("What was written (or, with dry_run, would be).", "CapResult")),
@@ -333,9 +345,23 @@ fn schemas() -> Value {
                 "result_start_time": { "type": "integer" },
                 "result_end_time": { "type": "integer" },
                 "samples": { "type": "integer" },
-                "data_presence": { "type": "string", "enum": ["Complete", "Partial", "None"] }
+                "data_presence": { "type": "string", "enum": ["Complete", "Partial", "None"] },
+                "gaps": {
+                    "description": "Where no agent measured while the job ran (it was restarted), oldest first; absent when none.",
+                    "type": "array",
+                    "items": { "$ref": "#/components/schemas/JobGap" }
+                }
             },
             "additionalProperties": { "type": "number" }
+        },
+        "JobGap": {
+            "type": "object",
+            "required": ["start_unix_us", "end_unix_us", "cause"],
+            "properties": {
+                "start_unix_us": { "type": "integer" },
+                "end_unix_us": { "type": "integer" },
+                "cause": { "type": "string", "enum": ["agent restarted", "agent killed or crashed"] }
+            }
         },
         "CapRequest": {
             "description": "Either one domain's limit (domain, limit_watts, optional index, die, constraint, time_window_s, clamp) or a node cap (node_watts, optional policy, clamp).",

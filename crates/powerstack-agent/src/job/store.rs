@@ -1,0 +1,368 @@
+//! The job table kept in the agent's state directory, `STATE_DIR/jobs.json`, so that jobs outlive
+//! the agent: a restart (or a crash) forgets no begun job, and an ended job's result is still
+//! answered.
+//!
+//! - The file is written whole at every `job begin` and `job end` (before the agent answers: a
+//!   mark that could not be saved is refused and undone), at start when running jobs get a gap,
+//!   and at stop, when each running job's part measured by this run is added to its history.
+//!   Each write is atomic: a temporary file in the same directory, `fsync`, `rename`, `fsync` of
+//!   the directory; a reader (or a crash) sees the old file or the new one, never a mix.
+//! - A file that cannot be read, is malformed, or belongs to another node (hostname, root or
+//!   simulated profile differ) stops the agent at start with one line: it is never replaced, so
+//!   nothing it holds is lost.
+//! - Its size is bounded by the table's retention ([`super::MAX_ENDED_JOBS`] ended jobs, each
+//!   kept [`super::ENDED_RETENTION_US`] after its end, and at most [`super::MAX_JOBS`] jobs).
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use std::sync::atomic::Ordering;
+
+use powerstack_api::job::{GAP_CRASH, GAP_RESTART, JobResultV1};
+use serde::{Deserialize, Serialize};
+
+use super::{JobHistory, JobWindow, Jobs, check_id, job_result};
+use crate::config::AgentConfig;
+use crate::http::lock;
+use crate::state::Shared;
+
+/// The file's name in the state directory.
+pub const JOBS_FILE: &str = "jobs.json";
+/// The file's format, written in it.
+pub const FORMAT: &str = "powerstack.jobs.v1";
+/// The largest file read, bytes (far above what the retention lets it reach).
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
+/// The node a job table belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeIdentity {
+    /// The node's hostname.
+    pub hostname: String,
+    /// The hardware root, made absolute.
+    pub root: PathBuf,
+    /// The simulator profile, when the node is simulated.
+    pub simulated: Option<String>,
+}
+
+impl NodeIdentity {
+    /// The identity of the node at `root` (made absolute when it exists).
+    pub fn new(hostname: &str, root: &Path, simulated: Option<&str>) -> NodeIdentity {
+        NodeIdentity {
+            hostname: hostname.to_string(),
+            root: std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf()),
+            simulated: simulated.map(str::to_string),
+        }
+    }
+
+    fn describe(&self) -> String {
+        let sim = self.simulated.as_deref().map(|p| format!(", simulated {p}")).unwrap_or_default();
+        format!("{} (root {}{sim})", self.hostname, self.root.display())
+    }
+}
+
+/// Why the job table could not be read or kept: one line naming the file.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileV1 {
+    format: String,
+    node: NodeIdentity,
+    /// Whether the agent that wrote it stopped cleanly just after (its running jobs' parts are
+    /// in their histories); false while an agent runs.
+    stopped_cleanly: bool,
+    jobs: Vec<SavedJob>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SavedJob {
+    id: String,
+    user: Option<String>,
+    app: Option<String>,
+    begin_unix_us: u64,
+    end_unix_us: Option<u64>,
+    #[serde(default)]
+    history: JobHistory,
+}
+
+/// What [`JobsFile::load`] found.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The jobs kept (an empty table when there was no file).
+    pub jobs: Jobs,
+    /// Whether the agent that wrote the file stopped cleanly (true when there was none).
+    pub stopped_cleanly: bool,
+}
+
+/// `STATE_DIR/jobs.json` of one node.
+#[derive(Clone, Debug)]
+pub struct JobsFile {
+    path: PathBuf,
+    node: NodeIdentity,
+}
+
+impl JobsFile {
+    /// The job file in `state_dir`, for `node`.
+    pub fn new(state_dir: &Path, node: NodeIdentity) -> JobsFile {
+        JobsFile { path: state_dir.join(JOBS_FILE), node }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn error(&self, what: impl std::fmt::Display) -> StoreError {
+        StoreError(format!("{}: {what}", self.path.display()))
+    }
+
+    /// Reads the kept jobs into `empty` (a table with the limits to keep). No file: the table as
+    /// given. Creates nothing.
+    pub fn load(&self, mut empty: Jobs) -> Result<Loaded, StoreError> {
+        let keep =
+            "; the agent does not replace it: repair it, or move it away to start without its jobs";
+        let meta = match std::fs::metadata(&self.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Loaded { jobs: empty, stopped_cleanly: true });
+            }
+            Err(e) => return Err(self.error(format!("cannot read the job windows: {e}"))),
+        };
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(self.error(format!("is larger than {MAX_FILE_BYTES} bytes{keep}")));
+        }
+        let text = std::fs::read_to_string(&self.path)
+            .map_err(|e| self.error(format!("cannot read the job windows: {e}")))?;
+        let file: FileV1 = serde_json::from_str(&text)
+            .map_err(|e| self.error(format!("malformed job windows ({e}){keep}")))?;
+        if file.format != FORMAT {
+            return Err(self.error(format!("format {:?} is not {FORMAT:?}{keep}", file.format)));
+        }
+        if file.node != self.node {
+            return Err(self.error(format!(
+                "holds the jobs of {}, not of this node, {}: give this agent its own --state-dir, or move the file away",
+                file.node.describe(),
+                self.node.describe()
+            )));
+        }
+        for j in file.jobs {
+            let bad_end = j.end_unix_us.is_some_and(|e| e < j.begin_unix_us);
+            if check_id(&j.id).is_err() || bad_end {
+                return Err(self.error(format!("malformed job {:?}{keep}", j.id)));
+            }
+            let window = JobWindow {
+                id: j.id,
+                user: j.user,
+                app: j.app,
+                begin_unix_us: j.begin_unix_us,
+                end_unix_us: j.end_unix_us,
+            };
+            empty.insert(window, j.history);
+        }
+        Ok(Loaded { jobs: empty, stopped_cleanly: file.stopped_cleanly })
+    }
+
+    /// Writes `jobs` atomically (creating the state directory if needed); `stopped_cleanly` says
+    /// the agent stops now. The file as it was is untouched when this fails.
+    pub fn save(&self, jobs: &Jobs, stopped_cleanly: bool) -> Result<(), StoreError> {
+        let file = FileV1 {
+            format: FORMAT.to_string(),
+            node: self.node.clone(),
+            stopped_cleanly,
+            jobs: jobs
+                .all()
+                .into_iter()
+                .map(|(w, h)| SavedJob {
+                    id: w.id.clone(),
+                    user: w.user.clone(),
+                    app: w.app.clone(),
+                    begin_unix_us: w.begin_unix_us,
+                    end_unix_us: w.end_unix_us,
+                    history: h.clone(),
+                })
+                .collect(),
+        };
+        let text = serde_json::to_vec(&file).map_err(|e| self.error(e))?;
+        self.write_atomically(&text)
+            .map_err(|e| self.error(format!("cannot save the job windows: {e}")))
+    }
+
+    fn write_atomically(&self, bytes: &[u8]) -> std::io::Result<()> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(".{JOBS_FILE}.{}.tmp", std::process::id()));
+        let written = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
+            .and_then(|()| std::fs::rename(&tmp, &self.path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written?;
+        std::fs::File::open(dir)?.sync_all()
+    }
+
+    /// Whether the file exists.
+    pub fn exists(&self) -> bool {
+        self.path.exists()
+    }
+}
+
+/// At start, before anything else touches the state directory: the job file of the agent
+/// configured by `config` on this node, and what it keeps.
+pub fn open(
+    config: &AgentConfig,
+    hostname: &str,
+    simulated: Option<&str>,
+) -> Result<(JobsFile, Loaded), StoreError> {
+    let file =
+        JobsFile::new(&config.state_dir, NodeIdentity::new(hostname, &config.root, simulated));
+    let loaded = file.load(Jobs::default())?;
+    Ok((file, loaded))
+}
+
+/// At start, once every column has its first sample: gives each running job the gap from where
+/// its figures stop to that sample ([`GAP_RESTART`] when the agent before stopped cleanly, else
+/// [`GAP_CRASH`]), and keeps the table (nothing is written when no job runs). Returns what to
+/// tell the operator, if anything.
+pub fn resume(shared: &Shared, stopped_cleanly: bool) -> Option<String> {
+    let resume_us = match shared.settled_us.load(Ordering::Relaxed) {
+        0 => shared.clock.now_unix_us(),
+        t => t,
+    };
+    let mut jobs = lock(&shared.jobs);
+    let running = jobs.list().iter().filter(|w| w.is_running()).count();
+    if running == 0 {
+        return None;
+    }
+    jobs.resume(resume_us, if stopped_cleanly { GAP_RESTART } else { GAP_CRASH });
+    Some(match shared.save_jobs(&jobs) {
+        Ok(()) => format!("{running} job(s) begun before this start run on, with a gap"),
+        Err(e) => format!("{e}; job marks are refused until it can be written"),
+    })
+}
+
+/// At stop, once the sampler has stopped: adds to each running job's history the figures of its
+/// part measured by this run (up to the last settled sample), gives each ended job without a
+/// result its figures now, and keeps the table, marked as stopped cleanly. Nothing is written
+/// when there is no job and no file, nor by an agent that never `served` (it has changed no job,
+/// and leaves the file as it found it).
+pub fn keep_at_stop(shared: &Shared, served: bool) -> Result<(), StoreError> {
+    let Some(file) = shared.jobs_file.as_ref().filter(|_| served) else { return Ok(()) };
+    let mut jobs = lock(&shared.jobs);
+    if jobs.is_empty() && !file.exists() {
+        return Ok(());
+    }
+    let settled = shared.settled_us.load(Ordering::Relaxed);
+    let (now, peak_window_us) = (shared.clock.now_unix_us(), shared.peak_window_us(None));
+    let ring = lock(&shared.ring);
+    jobs.carry(|w, from| {
+        if settled <= from {
+            return JobResultV1::unanswered(&shared.hostname, &w.id);
+        }
+        let part = JobWindow { begin_unix_us: from, end_unix_us: Some(settled), ..w.clone() };
+        job_result(&ring, &shared.domains, &part, now, &shared.hostname, peak_window_us)
+    });
+    jobs.settle(|w, h| super::carry::measure(shared, &ring, w, h, peak_window_us));
+    file.save(&jobs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> NodeIdentity {
+        NodeIdentity { hostname: "n1".into(), root: "/".into(), simulated: None }
+    }
+
+    #[test]
+    fn jobs_and_their_histories_round_trip_and_the_clean_stop_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = JobsFile::new(dir.path(), node());
+        let loaded = file.load(Jobs::default()).unwrap();
+        assert!(loaded.jobs.is_empty() && loaded.stopped_cleanly);
+        assert!(!file.exists(), "loading creates nothing");
+
+        let mut jobs = Jobs::default();
+        jobs.begin("a", Some("alice".into()), Some("lammps".into()), 10).unwrap();
+        jobs.begin("b", None, None, 20).unwrap();
+        jobs.end("b", 30).unwrap();
+        let mut r = powerstack_api::job::JobResultV1::unanswered("n1", "b");
+        r.energy_joules = 12.5;
+        jobs.set_result("b", r.clone());
+        file.save(&jobs, false).unwrap();
+        let back = file.load(Jobs::default()).unwrap();
+        assert!(!back.stopped_cleanly);
+        assert_eq!(back.jobs.list(), jobs.list());
+        assert_eq!(back.jobs.history("b").unwrap().result, Some(r));
+        file.save(&jobs, true).unwrap();
+        assert!(file.load(Jobs::default()).unwrap().stopped_cleanly);
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, [JOBS_FILE], "no temporary file is left");
+    }
+
+    #[test]
+    fn a_malformed_file_is_an_error_that_names_it_and_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = JobsFile::new(dir.path(), node());
+        for bad in [
+            "{\"format\": ",
+            "[]",
+            "{\"format\":\"powerstack.jobs.v9\",\"node\":{\"hostname\":\"n1\",\"root\":\"/\",\"simulated\":null},\"stopped_cleanly\":true,\"jobs\":[]}",
+        ] {
+            std::fs::write(file.path(), bad).unwrap();
+            let e = file.load(Jobs::default()).unwrap_err().to_string();
+            assert!(e.contains("jobs.json") && e.contains("move it away"), "{e}");
+            assert_eq!(e.lines().count(), 1);
+            assert_eq!(std::fs::read_to_string(file.path()).unwrap(), bad);
+        }
+        // A job that ends before it began.
+        let mut jobs = Jobs::default();
+        jobs.begin("a", None, None, 10).unwrap();
+        file.save(&jobs, false).unwrap();
+        let text = std::fs::read_to_string(file.path())
+            .unwrap()
+            .replace("\"end_unix_us\":null", "\"end_unix_us\":5");
+        std::fs::write(file.path(), &text).unwrap();
+        assert!(
+            file.load(Jobs::default()).unwrap_err().to_string().contains("malformed job \"a\"")
+        );
+    }
+
+    #[test]
+    fn the_jobs_of_another_node_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut jobs = Jobs::default();
+        jobs.begin("a", None, None, 10).unwrap();
+        JobsFile::new(dir.path(), node()).save(&jobs, true).unwrap();
+        let sim = NodeIdentity { simulated: Some("intel-2s".into()), ..node() };
+        let e = JobsFile::new(dir.path(), sim).load(Jobs::default()).unwrap_err().to_string();
+        assert!(e.contains("not of this node") && e.contains("--state-dir"), "{e}");
+    }
+
+    #[test]
+    fn a_file_that_cannot_be_written_leaves_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = JobsFile::new(dir.path(), node());
+        let mut jobs = Jobs::default();
+        jobs.begin("a", None, None, 10).unwrap();
+        file.save(&jobs, false).unwrap();
+        let before = std::fs::read_to_string(file.path()).unwrap();
+        // The temporary file's name is taken by a directory: the write fails.
+        std::fs::create_dir(dir.path().join(format!(".{JOBS_FILE}.{}.tmp", std::process::id())))
+            .unwrap();
+        jobs.begin("b", None, None, 20).unwrap();
+        let e = file.save(&jobs, false).unwrap_err().to_string();
+        assert!(e.contains("cannot save the job windows"), "{e}");
+        assert_eq!(std::fs::read_to_string(file.path()).unwrap(), before);
+    }
+}
