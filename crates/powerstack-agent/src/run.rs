@@ -55,8 +55,8 @@ pub fn run(
 ) -> Result<(), AgentError> {
     config.validate().map_err(|e| AgentError(e.to_string()))?;
     // The jobs an earlier agent kept (read only: a file that cannot be used stops the start).
-    let (jobs_file, kept) = store::open(config, &hostname, simulated.as_deref())
-        .map_err(|e| AgentError(e.to_string()))?;
+    let (jobs_file, kept) =
+        store::open(config, simulated.as_deref()).map_err(|e| AgentError(e.to_string()))?;
     let root = Root::new(&config.root);
     let selection: Selection =
         config.source.parse().map_err(|e: String| AgentError(format!("source: {e}")))?;

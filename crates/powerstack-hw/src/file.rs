@@ -162,11 +162,19 @@ fn decimal_line(bytes: &[u8]) -> Option<u64> {
         if d > 9 {
             break;
         }
-        v = v.checked_mul(10)?.checked_add(u64::from(d))?;
+        v = v.wrapping_mul(10).wrapping_add(u64::from(d));
         i += 1;
     }
-    if i == first {
-        return None;
+    // Up to 19 digits always fit a u64 (the sampler's case, without a check per digit); a longer
+    // number is read again, checked.
+    match i - first {
+        0 => return None,
+        20.. => {
+            v = bytes[first..i]
+                .iter()
+                .try_fold(0u64, |v, &b| v.checked_mul(10)?.checked_add(u64::from(b - b'0')))?;
+        }
+        _ => {}
     }
     while i < bytes.len() {
         match bytes[i] {
@@ -314,6 +322,8 @@ mod tests {
     fn the_digit_fast_path_agrees_with_str_parse() {
         for text in
             ["0\n", "123456789012\n", " 42 \n", "\t7\r\n", "18446744073709551615\n", "5", "99\n3\n"]
+                .into_iter()
+                .chain(["9999999999999999999\n", "00000000000000000001\n", "7      \n"])
         {
             let line = text.lines().next().unwrap().trim();
             assert_eq!(decimal_line(text.as_bytes()), line.parse::<u64>().ok(), "{text:?}");
@@ -321,6 +331,8 @@ mod tests {
         // Not digits (or not only): the general path decides, with its errors.
         for text in
             ["", "\n", "+5\n", "-1\n", "12a\n", "1 2\n", "18446744073709551616\n", "\u{a0}5\n"]
+                .into_iter()
+                .chain(["99999999999999999999\n", "   \n"])
         {
             assert_eq!(decimal_line(text.as_bytes()), None, "{text:?}");
         }

@@ -5,7 +5,7 @@
 //! energy counter across wraps and resets, and timestamps each snapshot with the monotonic clock.
 
 use std::sync::OnceLock;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use powerstack_model::{DomainInfo, DomainKind, PowerReport, Snapshot, Value};
 
@@ -30,10 +30,18 @@ fn still_between(a: &Snapshot, b: &Snapshot) -> bool {
     })
 }
 
-/// The monotonic clock, in ns since the first call in this process.
+/// The monotonic clock, in ns since the first call in this process. Read straight from
+/// `CLOCK_MONOTONIC` (the samplers call it at every tick; `Instant` adds its checks and a u128
+/// conversion).
 pub fn mono_ns() -> u64 {
-    static ANCHOR: OnceLock<Instant> = OnceLock::new();
-    ANCHOR.get_or_init(Instant::now).elapsed().as_nanos() as u64
+    static ANCHOR: OnceLock<u64> = OnceLock::new();
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
+    }
+    let now = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+    now.saturating_sub(*ANCHOR.get_or_init(|| now))
 }
 
 /// The wall clock, in µs since the Unix epoch.

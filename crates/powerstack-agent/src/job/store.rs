@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use powerstack_api::job::{GAP_CRASH, GAP_RESTART, JobResultV1};
+use powerstack_cap::NodeId;
 use serde::{Deserialize, Serialize};
 
 use super::{JobHistory, JobWindow, Jobs, check_id, job_result};
@@ -34,33 +35,6 @@ pub const FORMAT: &str = "powerstack.jobs.v1";
 /// The largest file read, bytes (far above what the retention lets it reach).
 pub const MAX_FILE_BYTES: u64 = 256 << 20;
 
-/// The node a job table belongs to.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeIdentity {
-    /// The node's hostname.
-    pub hostname: String,
-    /// The hardware root, made absolute.
-    pub root: PathBuf,
-    /// The simulator profile, when the node is simulated.
-    pub simulated: Option<String>,
-}
-
-impl NodeIdentity {
-    /// The identity of the node at `root` (made absolute when it exists).
-    pub fn new(hostname: &str, root: &Path, simulated: Option<&str>) -> NodeIdentity {
-        NodeIdentity {
-            hostname: hostname.to_string(),
-            root: std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf()),
-            simulated: simulated.map(str::to_string),
-        }
-    }
-
-    fn describe(&self) -> String {
-        let sim = self.simulated.as_deref().map(|p| format!(", simulated {p}")).unwrap_or_default();
-        format!("{} (root {}{sim})", self.hostname, self.root.display())
-    }
-}
-
 /// Why the job table could not be read or kept: one line naming the file.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -70,7 +44,7 @@ pub struct StoreError(pub String);
 #[serde(deny_unknown_fields)]
 struct FileV1 {
     format: String,
-    node: NodeIdentity,
+    node: NodeId,
     /// Whether the agent that wrote it stopped cleanly just after (its running jobs' parts are
     /// in their histories); false while an agent runs.
     stopped_cleanly: bool,
@@ -102,12 +76,12 @@ pub struct Loaded {
 #[derive(Clone, Debug)]
 pub struct JobsFile {
     path: PathBuf,
-    node: NodeIdentity,
+    node: NodeId,
 }
 
 impl JobsFile {
     /// The job file in `state_dir`, for `node`.
-    pub fn new(state_dir: &Path, node: NodeIdentity) -> JobsFile {
+    pub fn new(state_dir: &Path, node: NodeId) -> JobsFile {
         JobsFile { path: state_dir.join(JOBS_FILE), node }
     }
 
@@ -145,8 +119,8 @@ impl JobsFile {
         if file.node != self.node {
             return Err(self.error(format!(
                 "holds the jobs of {}, not of this node, {}: give this agent its own --state-dir, or move the file away",
-                file.node.describe(),
-                self.node.describe()
+                file.node,
+                self.node
             )));
         }
         for j in file.jobs {
@@ -220,11 +194,12 @@ impl JobsFile {
 /// configured by `config` on this node, and what it keeps.
 pub fn open(
     config: &AgentConfig,
-    hostname: &str,
     simulated: Option<&str>,
 ) -> Result<(JobsFile, Loaded), StoreError> {
-    let file =
-        JobsFile::new(&config.state_dir, NodeIdentity::new(hostname, &config.root, simulated));
+    let file = JobsFile::new(
+        &config.state_dir,
+        NodeId::new(&powerstack_hw::Root::new(&config.root), simulated),
+    );
     let loaded = file.load(Jobs::default())?;
     Ok((file, loaded))
 }
@@ -279,8 +254,8 @@ pub fn keep_at_stop(shared: &Shared, served: bool) -> Result<(), StoreError> {
 mod tests {
     use super::*;
 
-    fn node() -> NodeIdentity {
-        NodeIdentity { hostname: "n1".into(), root: "/".into(), simulated: None }
+    fn node() -> NodeId {
+        NodeId { hostname: "n1".into(), root: "/".into(), simulated: None }
     }
 
     #[test]
@@ -344,7 +319,7 @@ mod tests {
         let mut jobs = Jobs::default();
         jobs.begin("a", None, None, 10).unwrap();
         JobsFile::new(dir.path(), node()).save(&jobs, true).unwrap();
-        let sim = NodeIdentity { simulated: Some("intel-2s".into()), ..node() };
+        let sim = NodeId { simulated: Some("intel-2s".into()), ..node() };
         let e = JobsFile::new(dir.path(), sim).load(Jobs::default()).unwrap_err().to_string();
         assert!(e.contains("not of this node") && e.contains("--state-dir"), "{e}");
     }

@@ -76,12 +76,11 @@ impl Track {
     /// restart's count since it was last read, each at twice the kind's ceiling over that time
     /// plus an update period.
     fn plausible(&self, kind: DomainKind, spec: CounterSpec, now_ns: u64) -> Plausible {
-        let ceiling = ceiling_watts(kind);
+        // Twice the ceiling, in counter ticks per ns: one multiplication per bound at each read.
+        let ticks_per_ns = ceiling_watts(kind) * 2.0 / 1e9 / spec.joules_per_tick;
         let slack = self.period_ns.max(SLACK_NS);
-        let ticks = |since: u64| {
-            let s = (now_ns.saturating_sub(since) + slack) as f64 / 1e9;
-            (ceiling * 2.0 * s / spec.joules_per_tick) as u64
-        };
+        let ticks =
+            |since: u64| ((now_ns.saturating_sub(since) + slack) as f64 * ticks_per_ns) as u64;
         Plausible {
             advance_ticks: self.fresh.changed_ns().map(ticks),
             restart_ticks: self.last_read_ns.map(ticks),
