@@ -106,11 +106,63 @@ fn kill_and_undo(n: &Node, max_step: u64, seed: u64, kill: &[&str], undo: &[&str
     assert!(killed >= KILLS / 4, "only {killed} of {KILLS} runs were killed: raise max_step");
 }
 
+/// Moves the root's RAPL energy counters (25 W each) every 2 ms until dropped, as the hardware
+/// would, so that `cap node` measures at once instead of waiting for a counter that stands still
+/// (which it reports missing after a second). Only the read-only counters are written, never a
+/// control: the test plays the hardware's counters, and nothing races the commands' writes.
+struct Counters {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Counters {
+    fn start(root: &Path) -> Counters {
+        use std::os::unix::fs::FileExt;
+        use std::sync::atomic::Ordering;
+        // Each counter goes on from the value the simulator wrote.
+        let mut files: Vec<(std::fs::File, u64)> =
+            std::fs::read_dir(root.join("sys/class/powercap"))
+                .unwrap()
+                .flatten()
+                .map(|e| e.path().join("energy_uj"))
+                .filter(|p| p.exists())
+                .map(|p| {
+                    let uj = std::fs::read_to_string(&p).unwrap().trim().parse().unwrap();
+                    (std::fs::OpenOptions::new().write(true).open(p).unwrap(), uj)
+                })
+                .collect();
+        assert!(!files.is_empty(), "no RAPL counters under {}", root.display());
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                // The same width at every write: one in-place write a reader sees whole.
+                for (f, uj) in &mut files {
+                    *uj += 50_000;
+                    f.write_all_at(format!("{uj:020}\n").as_bytes(), 0).unwrap();
+                }
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+        });
+        Counters { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Counters {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 #[test]
 fn cap_node_killed_at_any_step_is_undone_by_the_next_cap_reset() {
     // A node cap on intel-2s: the journal's begin, three files (window, limit, enable) for each
     // of 4 domains, the journal's finish.
     let n = Node::new();
+    let _counters = Counters::start(&n.root());
     kill_and_undo(
         &n,
         16,

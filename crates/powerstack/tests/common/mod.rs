@@ -284,15 +284,17 @@ pub fn sim_create(profile: &str, dir: &Path) {
     assert_eq!(out.code, Some(0), "{}", out.stderr);
 }
 
-/// Every file under the root's `sys` with its content: every limit and attribute a command can
-/// write (the counters do not move on a root nobody animates).
+/// Every control file under the root's `sys` (a file with a write bit: every limit and attribute
+/// a command can write) with its content. Counters (read-only) are left out: they may move.
 pub fn controls(root: &Path) -> BTreeMap<String, String> {
     fn walk(dir: &Path, out: &mut BTreeMap<String, String>) {
+        use std::os::unix::fs::PermissionsExt;
         for e in std::fs::read_dir(dir).unwrap().flatten() {
             let ft = e.file_type().unwrap();
+            let writable = e.metadata().is_ok_and(|m| m.permissions().mode() & 0o222 != 0);
             if ft.is_dir() {
                 walk(&e.path(), out);
-            } else if ft.is_file() {
+            } else if ft.is_file() && writable {
                 let text = std::fs::read_to_string(e.path()).unwrap_or_default();
                 out.insert(e.path().display().to_string(), text);
             }
