@@ -79,7 +79,7 @@ fn a_job_running_across_restarts_ends_with_the_gaps_where_no_agent_measured() {
     let done = mark(&n, "end", "done");
     assert_eq!(done["data_presence"], "Complete", "{done}");
     let long_begin = us(&mark(&n, "begin", "long")["begin_unix_us"]);
-    measured_past(&n, "long", long_begin + 500_000);
+    measured_past(&n, "long", long_begin + 1_500_000);
 
     // A clean stop: what was measured of "long" is kept, and the next agent knows both jobs.
     stop(agent, libc::SIGTERM);
@@ -94,7 +94,7 @@ fn a_job_running_across_restarts_ends_with_the_gaps_where_no_agent_measured() {
     let (_agent, _) = n.agent();
     let running = query(&n, "long");
     let resumed = us(&running["gaps"][1]["end_unix_us"]);
-    measured_past(&n, "long", resumed + 300_000);
+    measured_past(&n, "long", resumed + 1_500_000);
     let long = mark(&n, "end", "long");
     let crash = mark(&n, "end", "crash");
 
@@ -116,11 +116,12 @@ fn a_job_running_across_restarts_ends_with_the_gaps_where_no_agent_measured() {
     assert!(g1.0 < g1.1 && g1.1 < us(&long["result_end_time"]), "{long}");
     assert_eq!(us(&long["result_start_time"]), long_begin);
     // The figures cover the measured parts: energy over their time is the mean power, the
-    // simulator's psys (287 W).
+    // simulator's psys (287 W). Each part is at least 1.5 s long, so that the simulator's 5 ms
+    // steps (later ones on a busy machine) at its ends stay well inside the 2%.
     let covered_s = ((g0.0 - long_begin) + (us(&long["result_end_time"]) - g1.1)) as f64 / 1e6;
     let (energy, power) =
         (long["energy_joules"].as_f64().unwrap(), long["node_power"].as_f64().unwrap());
-    assert!((power - 287.0).abs() < 0.01 * 287.0, "{long}");
+    assert!((power - 287.0).abs() < 0.02 * 287.0, "{long}");
     assert!((energy / covered_s - power).abs() < 1e-6 * power, "{long}");
 
     // "crash" began in the run that was killed: its gap runs from its beginning.
