@@ -225,6 +225,10 @@ fn change(
     let mut node = node::open(&common.node)?;
     let state = node.state(&common.state_dir);
     let (requests, cap) = build(&mut node.discovery.platform)?;
+    // What measuring the node (`cap node`) had to say: a domain that could not be read, a
+    // counter that stopped (its power is then unknown to the split).
+    let measured: Vec<String> =
+        node.discovery.platform.take_warnings().iter().map(ToString::to_string).collect();
     let plan = powerstack_cap::plan(node.discovery.platform.catalog(), &requests)?;
     if common.dry_run {
         let mut doc = result_doc(&node, command, true, cap);
@@ -232,6 +236,7 @@ fn change(
             .iter()
             .filter_map(|p| write_doc(node.discovery.platform.catalog(), p, None))
             .collect();
+        doc.warnings = measured;
         return print_result(format, &doc);
     }
     let via = via();
@@ -255,7 +260,7 @@ fn change(
     if let Some(r) = &recovered {
         doc.recovered = recovered_lines(r);
     }
-    doc.warnings = notes;
+    doc.warnings = measured.into_iter().chain(notes).collect();
     print_result(format, &doc)
 }
 

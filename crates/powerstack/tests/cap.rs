@@ -223,6 +223,25 @@ fn cap_node_prints_the_allocation_and_refuses_what_the_node_cannot_reach() {
 }
 
 #[test]
+fn cap_node_names_what_it_could_not_measure() {
+    let n = Node::new("intel-2s");
+    // Nobody animates the root: every counter stands still, so the split is made without the
+    // measured power, and the document says which domains were not measured.
+    let r = n.cap(&["node", "250", "--interval", "50ms", "--dry-run"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    let warnings = json(&r.stdout)["warnings"].to_string();
+    for d in ["package-0", "package-1", "memory-0", "memory-1"] {
+        assert!(warnings.contains(&format!("{d}: the energy counter")), "{d}: {warnings}");
+    }
+    assert!(warnings.contains("has not moved"), "{warnings}");
+    // Animated, the node is measured and nothing is said.
+    let _sim = animate(n.root.path());
+    let r = n.cap(&["node", "250", "--interval", "50ms", "--dry-run"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert_eq!(json(&r.stdout)["warnings"], serde_json::json!([]), "{}", r.stdout);
+}
+
+#[test]
 fn cap_node_variorum_splits_evenly_over_sockets() {
     let n = Node::new("intel-2s");
     let r = n.cap(&["node", "201", "--policy", "variorum", "--interval", "50ms"]);
