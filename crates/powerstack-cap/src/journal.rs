@@ -11,8 +11,6 @@
 //! by one writer at a time.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -373,19 +371,10 @@ impl Journal {
                 detail: "the journal was opened read-only".into(),
             });
         }
-        let tmp = self.dir.join("journal.json.tmp");
-        let io = |p: &Path, e: std::io::Error| CapError::State {
-            path: p.to_path_buf(),
-            detail: e.to_string(),
-        };
         let text = serde_json::to_string_pretty(&self.data)
             .map_err(|e| CapError::State { path: path.clone(), detail: e.to_string() })?;
-        let mut f = File::create(&tmp).map_err(|e| io(&tmp, e))?;
-        f.write_all(text.as_bytes()).and_then(|_| f.sync_all()).map_err(|e| io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
-        if let Ok(d) = File::open(&self.dir) {
-            let _ = d.sync_all();
-        }
+        crate::state::write_atomically(&path, text.as_bytes(), 0o644)
+            .map_err(|e| CapError::State { path: path.clone(), detail: e.to_string() })?;
         powerstack_hw::fault::step();
         Ok(())
     }

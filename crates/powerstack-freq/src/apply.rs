@@ -209,9 +209,8 @@ impl<'a> Pools<'a> {
         let io = |e: std::io::Error| FreqError::State { path: path.clone(), detail: e.to_string() };
         match file {
             Some(f) => {
-                let tmp = self.state_dir.join("pools.toml.tmp");
-                std::fs::write(&tmp, f.to_toml()).map_err(io)?;
-                std::fs::rename(&tmp, &path).map_err(io)?;
+                powerstack_cap::state::write_atomically(&path, f.to_toml().as_bytes(), 0o644)
+                    .map_err(io)?;
                 powerstack_hw::fault::step();
                 Ok(())
             }

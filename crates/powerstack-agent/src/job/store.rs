@@ -13,8 +13,6 @@
 //! - Its size is bounded by the table's retention ([`super::MAX_ENDED_JOBS`] ended jobs, each
 //!   kept [`super::ENDED_RETENTION_US`] after its end, and at most [`super::MAX_JOBS`] jobs).
 
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use std::sync::atomic::Ordering;
@@ -166,22 +164,10 @@ impl JobsFile {
     }
 
     fn write_atomically(&self, bytes: &[u8]) -> std::io::Result<()> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!(".{JOBS_FILE}.{}.tmp", std::process::id()));
-        let written = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()))
-            .and_then(|()| std::fs::rename(&tmp, &self.path));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
         }
-        written?;
-        std::fs::File::open(dir)?.sync_all()
+        powerstack_cap::state::write_atomically(&self.path, bytes, 0o600)
     }
 
     /// Whether the file exists.
