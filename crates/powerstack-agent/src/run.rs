@@ -54,10 +54,12 @@ pub fn run(
     ready: impl FnOnce(&Ready) + Send,
 ) -> Result<(), AgentError> {
     config.validate().map_err(|e| AgentError(e.to_string()))?;
+    let root = Root::new(&config.root);
+    // The node the state directory's files (journal, job windows) must belong to.
+    let node = NodeId::new(&root, simulated.as_deref());
     // The jobs an earlier agent kept (read only: a file that cannot be used stops the start).
     let (jobs_file, kept) =
-        store::open(config, simulated.as_deref()).map_err(|e| AgentError(e.to_string()))?;
-    let root = Root::new(&config.root);
+        store::open(config, node.clone()).map_err(|e| AgentError(e.to_string()))?;
     let selection: Selection =
         config.source.parse().map_err(|e: String| AgentError(format!("source: {e}")))?;
     let options = DiscoverOptions { nvml_lib: config.nvml_lib.clone() };
@@ -80,7 +82,7 @@ pub fn run(
 
     // The agent may write at any time: it holds the state directory's lock for its life, taken
     // before anything is restored (a second agent, or a command, is turned away untouched).
-    let mut state = StateDir::new(&config.state_dir, NodeId::new(&root, simulated.as_deref()));
+    let mut state = StateDir::new(&config.state_dir, node);
     state
         .hold(&Holder::agent(AGENT_VIA, &api_of(config)))
         .map_err(|e| AgentError(e.to_string()))?;

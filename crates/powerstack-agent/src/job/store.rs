@@ -178,14 +178,8 @@ impl JobsFile {
 
 /// At start, before anything else touches the state directory: the job file of the agent
 /// configured by `config` on this node, and what it keeps.
-pub fn open(
-    config: &AgentConfig,
-    simulated: Option<&str>,
-) -> Result<(JobsFile, Loaded), StoreError> {
-    let file = JobsFile::new(
-        &config.state_dir,
-        NodeId::new(&powerstack_hw::Root::new(&config.root), simulated),
-    );
+pub fn open(config: &AgentConfig, node: NodeId) -> Result<(JobsFile, Loaded), StoreError> {
+    let file = JobsFile::new(&config.state_dir, node);
     let loaded = file.load(Jobs::default())?;
     Ok((file, loaded))
 }
