@@ -25,6 +25,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::connect_info::Connected;
 use axum::serve::IncomingStream;
+use powerstack_cap::trust;
 use tokio::net::{TcpListener, UnixListener};
 
 /// The caller of one request, as the transport knows it.
@@ -386,23 +387,15 @@ impl Access {
 #[error("{0}")]
 pub struct TokenError(pub String);
 
-/// Reads the bearer token from `path`: the file's content, trimmed. Refuses a file that group or
-/// others can access (mode & 0o077), and an empty one.
+/// Reads the bearer token from `path`: the file's content, trimmed. Refuses a file, or a
+/// directory holding it, that anyone but this process's user or root owns or could write, a file
+/// that group or others can access (see [`powerstack_cap::trust`]), and an empty one.
 pub fn load_token(path: &Path) -> Result<String, TokenError> {
     let shown = path.display();
+    trust::check_with_dir(path, trust::Kind::Secret, "token file")
+        .map_err(|e| TokenError(e.to_string()))?;
     let file = std::fs::File::open(path)
         .map_err(|e| TokenError(format!("cannot read token file {shown}: {e}")))?;
-    let meta =
-        file.metadata().map_err(|e| TokenError(format!("cannot read token file {shown}: {e}")))?;
-    if !meta.is_file() {
-        return Err(TokenError(format!("token file {shown} is not a regular file")));
-    }
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(TokenError(format!(
-            "token file {shown} is accessible by group or others (mode {mode:04o}): chmod 600 {shown}"
-        )));
-    }
     let text = io::read_to_string(file)
         .map_err(|e| TokenError(format!("cannot read token file {shown}: {e}")))?;
     let token = text.trim();

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use powerstack_cap::trust;
 use serde::{Deserialize, Serialize};
 
 /// Lowest accepted sampling rate, Hz.
@@ -81,10 +82,14 @@ impl Default for AgentConfig {
 pub struct ConfigError(pub String);
 
 impl AgentConfig {
-    /// Reads a configuration file.
+    /// Reads a configuration file. Refuses one that anyone but this process's user or root owns
+    /// or could write, or that lies in such a directory (see [`powerstack_cap::trust`]): it names
+    /// the token file, the state directory and who may write.
     pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        trust::check_with_dir(path, trust::Kind::File, "configuration file")
+            .map_err(|e| ConfigError(e.to_string()))?;
         let c: AgentConfig = toml::from_str(&text).map_err(|e| {
             let first = e.to_string().lines().next().unwrap_or("malformed TOML").to_string();
             let why = e.to_string().lines().last().unwrap_or("").trim().to_string();

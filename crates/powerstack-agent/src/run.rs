@@ -57,6 +57,9 @@ pub fn run(
     let root = Root::new(&config.root);
     // The node the state directory's files (journal, job windows) must belong to.
     let node = NodeId::new(&root, simulated.as_deref());
+    // Files no one but this user or root could have written: the state directory and its files.
+    powerstack_cap::trust::check_state_dir(&config.state_dir)
+        .map_err(|e| AgentError(e.to_string()))?;
     // The jobs an earlier agent kept (read only: a file that cannot be used stops the start).
     let (jobs_file, kept) =
         store::open(config, node.clone()).map_err(|e| AgentError(e.to_string()))?;

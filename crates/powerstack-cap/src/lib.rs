@@ -17,6 +17,7 @@ pub mod plan;
 pub mod report;
 mod restore;
 pub mod state;
+pub mod trust;
 
 use powerstack_hw::{HwError, Platform};
 use powerstack_model::{DomainId, DomainInfo, LimitWrite, PowerLimit};
@@ -175,6 +176,10 @@ pub enum CapError {
         /// What went wrong.
         detail: String,
     },
+    /// A state file or directory someone other than this process's user or root could have
+    /// written.
+    #[error("{0}")]
+    Untrusted(#[from] trust::Untrusted),
 }
 
 /// One requested change.

@@ -152,7 +152,10 @@ impl StateLock {
     /// the holder and what to do.
     pub fn acquire(dir: &Path, me: &Holder, wait: Duration) -> Result<StateLock, CapError> {
         let state = |path: &Path, detail: String| CapError::State { path: path.into(), detail };
-        std::fs::create_dir_all(dir).map_err(|e| state(dir, e.to_string()))?;
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o755)
+            .create(dir)
+            .map_err(|e| state(dir, e.to_string()))?;
+        crate::trust::check_state_dir(dir)?;
         let path = dir.join("lock");
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -265,6 +268,7 @@ impl StateDir {
     /// The journal without locking, creating or writing anything (reports, dry runs); `None`
     /// when there is none.
     pub fn read(&self) -> Result<Option<Journal>, CapError> {
+        crate::trust::check_state_dir(&self.path)?;
         Journal::read(&self.path)
     }
 }

@@ -142,6 +142,8 @@ impl<'a> Pools<'a> {
     /// The configuration in force (the last one applied), if any.
     pub fn stored(&self) -> Result<Option<PoolsFile>, FreqError> {
         let path = self.state_dir.join(STORED_FILE);
+        powerstack_cap::trust::check_state_dir(&self.state_dir)
+            .map_err(|e| FreqError::State { path: path.clone(), detail: e.to_string() })?;
         match std::fs::read_to_string(&path) {
             Ok(text) => PoolsFile::parse(&text).map(Some).map_err(|e| FreqError::State {
                 path,
