@@ -341,3 +341,24 @@ fn bad_agent_settings_are_one_line() {
         assert!(err.starts_with("error: "), "{err}");
     }
 }
+
+#[test]
+fn a_cap_below_the_floor_over_http_is_refused_and_writes_nothing() {
+    // The simulated packages report no minimum: the floor is a quarter of the 150 W maximum, as
+    // for `powerstack cap socket`.
+    let n = Node::new("intel-2s");
+    let (_agent, _) = n.agent();
+    let before = n.limit_uw();
+    for watts in ["0.0000004", "0.5", "37.4"] {
+        let body = format!(r#"{{"domain":"package","index":0,"limit_watts":{watts}}}"#);
+        let (status, answer) = unix_post(&n.socket(), "/v1/caps", &body);
+        assert_eq!(status, 422, "{watts} W: {answer}");
+        assert!(answer.contains("give at least 37.5 W"), "{answer}");
+        assert!(answer.contains("a quarter of the 150 W maximum"), "{answer}");
+        assert_eq!(n.limit_uw(), before, "{watts} W reached the limit file");
+    }
+    let body = r#"{"domain":"package","index":0,"limit_watts":0.0000004,"clamp":true}"#;
+    let (status, answer) = unix_post(&n.socket(), "/v1/caps", body);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(n.limit_uw(), "37500000", "clamped to the floor, never to 0");
+}
