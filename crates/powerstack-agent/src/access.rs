@@ -1,8 +1,10 @@
 //! Who may change what: the caller's identity and the write policy, after GEOPM's access model,
 //! simpler.
 //!
-//! - **Reads are open** to everyone who can connect (the power of a node is not a secret on a
-//!   shared system; the socket is `0666`).
+//! - **Reads are open** to everyone who can connect (the socket is `0666`), in two tiers
+//!   ([`Tier`], decided by [`Access::tier`]): callers allowed to write read everything; anyone
+//!   else reads power averaged over whole seconds and rounded, no cap writer's details and only
+//!   its own jobs' labels.
 //! - **Writes** (job marks, caps) on the **Unix socket** are allowed to uid 0, to the users of
 //!   [`AccessPolicy::allow_users`] and to the members of [`AccessPolicy::allow_groups`] (the
 //!   caller's primary group, or membership in `/etc/group`). The caller is identified by the
@@ -363,6 +365,22 @@ impl Access {
         self.policy.check_write(peer, authorization, self.accounts.as_ref())
     }
 
+    /// What `peer` may read (see [`Tier`]): the one place the read tiers are decided. A caller
+    /// allowed to write reads everything; anyone else reads coarse figures and only its own
+    /// jobs' labels.
+    pub fn tier(&self, peer: &Peer, authorization: Option<&str>) -> Tier {
+        if self.check_write(peer, authorization).is_ok() {
+            return Tier::Privileged;
+        }
+        match peer {
+            Peer::Unix { uid, .. } => Tier::Unprivileged {
+                uid: Some(*uid),
+                login: self.accounts.user_by_uid(*uid).map(|u| u.name),
+            },
+            Peer::Tcp { .. } | Peer::Unknown => Tier::Unprivileged { uid: None, login: None },
+        }
+    }
+
     /// How a peer is named in the journal and in messages: with its user name when known.
     pub fn describe(&self, peer: &Peer) -> String {
         match peer {
@@ -378,6 +396,46 @@ impl Access {
                 }
             }
             other => other.to_string(),
+        }
+    }
+}
+
+/// What a caller may read.
+///
+/// - **Privileged** (uid 0 and the users and groups allowed to write, on the Unix socket; a TCP
+///   caller with the bearer token): everything, at full resolution.
+/// - **Unprivileged** (everyone else): power and energy only as of the last whole second of the
+///   agent's clock, averaged over at least a second and rounded (see [`crate::coarse`]), so that
+///   the agent does not reopen what Linux closed when it made `energy_uj` root-only
+///   (CVE-2020-8694, PLATYPUS); no cap writer's command line, pid or user; job labels only for
+///   the caller's own jobs (its login name or uid as the job's `user`), none over TCP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tier {
+    /// Full detail.
+    Privileged,
+    /// Coarse figures, no one else's details.
+    Unprivileged {
+        /// The caller's uid, on the Unix socket.
+        uid: Option<u32>,
+        /// Its login name, when known.
+        login: Option<String>,
+    },
+}
+
+impl Tier {
+    /// Whether the caller gets full resolution and everyone's details.
+    pub fn is_privileged(&self) -> bool {
+        matches!(self, Tier::Privileged)
+    }
+
+    /// Whether the caller may see the labels of a job whose `user` label is `user`.
+    pub fn sees_labels_of(&self, user: Option<&str>) -> bool {
+        match self {
+            Tier::Privileged => true,
+            Tier::Unprivileged { uid: Some(uid), login } => user.is_some_and(|u| {
+                login.as_deref() == Some(u) || principal(u) == Principal::Id(*uid)
+            }),
+            Tier::Unprivileged { uid: None, .. } => false,
         }
     }
 }

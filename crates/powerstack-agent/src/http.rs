@@ -30,13 +30,15 @@ use axum::{Json, Router};
 use powerstack_cap::{ControlKey, StateDir};
 use powerstack_hw::{Platform, Root};
 
-use crate::access::{Access, Peer};
+use crate::access::{Access, Peer, Tier};
 use crate::state::Shared;
 
 pub use error::{ApiError, AppJson, AppPath, AppQuery, OptionalJson};
 pub use openapi::openapi;
 pub(crate) use power::origin;
-pub use power::{DEFAULT_SAMPLES, MAX_SAMPLES, POWER_WINDOW_US, recent_window};
+pub use power::{
+    DEFAULT_SAMPLES, MAX_SAMPLES, POWER_WINDOW_US, coarse_window, recent_window, window_for,
+};
 
 /// The largest request body accepted, bytes (larger: 413).
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -130,19 +132,22 @@ pub(crate) struct Writer {
     pub(crate) who: String,
 }
 
+/// The caller of a request and its `Authorization` header.
+async fn caller(parts: &mut Parts, state: &AppState) -> (Peer, Option<String>) {
+    let peer = match ConnectInfo::<Peer>::from_request_parts(parts, state).await {
+        Ok(ConnectInfo(p)) => p,
+        Err(_) => Peer::Unknown,
+    };
+    let authorization =
+        parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+    (peer, authorization)
+}
+
 impl FromRequestParts<AppState> for Writer {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let peer = match ConnectInfo::<Peer>::from_request_parts(parts, state).await {
-            Ok(ConnectInfo(p)) => p,
-            Err(_) => Peer::Unknown,
-        };
-        let authorization = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let (peer, authorization) = caller(parts, state).await;
         let access = state.access.clone();
         // Name lookups read /etc/passwd and /etc/group: off the async threads.
         tokio::task::spawn_blocking(move || {
@@ -150,6 +155,24 @@ impl FromRequestParts<AppState> for Writer {
             Ok(Writer { who: access.describe(&peer) })
         })
         .await?
+    }
+}
+
+/// What the caller of a read may see ([`Access::tier`]): full detail, or coarse figures and
+/// only its own details.
+pub(crate) struct Reader(pub(crate) Tier);
+
+impl FromRequestParts<AppState> for Reader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let (peer, authorization) = caller(parts, state).await;
+        let access = state.access.clone();
+        // Name lookups read /etc/passwd and /etc/group: off the async threads.
+        let tier =
+            tokio::task::spawn_blocking(move || access.tier(&peer, authorization.as_deref()))
+                .await?;
+        Ok(Reader(tier))
     }
 }
 

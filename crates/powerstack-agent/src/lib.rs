@@ -5,10 +5,12 @@
 //! are read on a second thread at their own rate so they never stall the fast ones. Job windows
 //! ([`job`]) turn ring contents into per-job power and energy. The HTTP API ([`http`]) and the
 //! Prometheus exposition ([`metrics`]) read the buffers, never sysfs; writes (job marks, caps) are
-//! checked by [`access`] (SO_PEERCRED on the Unix socket, a bearer token on TCP).
+//! checked by [`access`] (SO_PEERCRED on the Unix socket, a bearer token on TCP), which also
+//! decides what a read shows: callers not allowed to write get [`coarse`] figures.
 
 pub mod access;
 pub mod client;
+pub mod coarse;
 pub mod config;
 pub mod hostlist;
 pub mod http;

@@ -20,7 +20,8 @@ use powerstack_model::{DomainInfo, DomainPower, PowerReport};
 
 use powerstack_api::prometheus::{escape, family};
 
-use crate::http::{AppState, Controls, lock, recent_window};
+use crate::access::Tier;
+use crate::http::{AppState, Controls, Reader, lock, window_for};
 use crate::state::Shared;
 
 /// The content type of the exposition.
@@ -53,10 +54,12 @@ fn catalog_with_limits(shared: &Shared, controls: Option<&Controls>) -> Vec<Doma
     catalog
 }
 
-/// Renders the exposition.
-pub fn render(shared: &Shared, controls: Option<&Controls>) -> String {
+/// Renders the exposition for a caller of `tier`: an unprivileged one gets power and energy as
+/// of the last whole second, over at least a second, rounded ([`crate::coarse`]). No job labels
+/// are exported.
+pub fn render(shared: &Shared, controls: Option<&Controls>, tier: &Tier) -> String {
     let catalog = catalog_with_limits(shared, controls);
-    let report = match recent_window(shared) {
+    let mut report = match window_for(shared, tier) {
         Some((a, b, _)) => PowerReport::between(&catalog, &a, &b),
         None => PowerReport {
             interval_s: 0.0,
@@ -68,6 +71,9 @@ pub fn render(shared: &Shared, controls: Option<&Controls>) -> String {
             node: None,
         },
     };
+    if !tier.is_privileged() {
+        crate::coarse::report(&mut report);
+    }
     let origin = crate::http::origin(shared);
     let mut out = powerstack_api::prometheus::power(&origin, &catalog, &report);
 
@@ -144,7 +150,10 @@ pub fn render(shared: &Shared, controls: Option<&Controls>) -> String {
 }
 
 /// `GET /metrics`.
-pub(crate) async fn handler(State(state): State<AppState>) -> impl IntoResponse {
-    let body = render(&state.shared, state.controls.as_deref());
+pub(crate) async fn handler(
+    State(state): State<AppState>,
+    Reader(tier): Reader,
+) -> impl IntoResponse {
+    let body = render(&state.shared, state.controls.as_deref(), &tier);
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], body)
 }

@@ -264,8 +264,9 @@ async fn send(
     Answer { status, content_type, www_authenticate, body }
 }
 
+/// A GET as root on the Unix socket (full detail; see `read_tiers.rs` for the other callers).
 async fn get(app: &Router, uri: &str) -> Answer {
-    send(app, Method::GET, uri, None, None, None).await
+    send(app, Method::GET, uri, Some(root()), None, None).await
 }
 
 async fn post(app: &Router, uri: &str, peer: Peer, body: Option<Value>) -> Answer {

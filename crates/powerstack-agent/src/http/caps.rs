@@ -12,7 +12,7 @@ use powerstack_model::{DomainInfo, DomainKind, LimitWrite};
 use serde::Deserialize;
 
 use super::power::report_for;
-use super::{ApiError, AppJson, AppState, Controls, VIA_PREFIX, Writer, lock};
+use super::{ApiError, AppJson, AppState, Controls, Reader, VIA_PREFIX, Writer, lock};
 use crate::state::Shared;
 
 /// The body of `POST /v1/caps`: one domain's limit, or a node cap.
@@ -356,9 +356,15 @@ fn caps_doc(shared: &Shared, controls: &Controls) -> Result<CapsV1, ApiError> {
     ))
 }
 
-pub(crate) async fn show(State(state): State<AppState>) -> Result<Json<CapsV1>, ApiError> {
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    Reader(tier): Reader,
+) -> Result<Json<CapsV1>, ApiError> {
     let controls = state.controls()?;
     let shared = Arc::clone(&state.shared);
-    let doc = tokio::task::spawn_blocking(move || caps_doc(&shared, &controls)).await??;
+    let mut doc = tokio::task::spawn_blocking(move || caps_doc(&shared, &controls)).await??;
+    if !tier.is_privileged() {
+        crate::coarse::caps(&mut doc);
+    }
     Ok(Json(doc))
 }

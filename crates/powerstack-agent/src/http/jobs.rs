@@ -8,7 +8,8 @@ use powerstack_api::job::{JobResultV1, JobV1};
 
 use serde::Deserialize;
 
-use super::{ApiError, AppPath, AppQuery, AppState, OptionalJson, Writer, lock};
+use super::{ApiError, AppPath, AppQuery, AppState, OptionalJson, Reader, Writer, lock};
+use crate::coarse;
 use crate::job::{JobError, JobHistory, JobWindow, Jobs, carry};
 use crate::state::Shared;
 
@@ -153,24 +154,57 @@ fn known_job(shared: &Shared, id: &str) -> Result<(JobWindow, JobHistory), ApiEr
     }
 }
 
-/// `GET /v1/jobs`: every job window kept, by begin time.
-pub(crate) async fn list(State(state): State<AppState>) -> Json<JobsV1> {
-    let jobs = lock(&state.shared.jobs).list().into_iter().map(JobV1::from).collect();
+/// `GET /v1/jobs`: every job window kept, by begin time; an unprivileged caller sees the labels
+/// of its own jobs only.
+pub(crate) async fn list(State(state): State<AppState>, Reader(tier): Reader) -> Json<JobsV1> {
+    let jobs = lock(&state.shared.jobs)
+        .list()
+        .into_iter()
+        .map(JobV1::from)
+        .map(|mut j| {
+            if !tier.sees_labels_of(j.user.as_deref()) {
+                (j.user, j.app) = (None, None);
+            }
+            j
+        })
+        .collect();
     Json(JobsV1 { hostname: state.shared.hostname.clone(), jobs })
 }
 
 /// `GET /v1/jobs/{id}[?peak_window=2s]`: the job's power and energy on this node (the result
-/// kept at its end, for an ended job).
+/// kept at its end, for an ended job). An unprivileged caller gets it as of the last whole second,
+/// its peak over at least a second, rounded, and labels of its own jobs only
+/// ([`crate::coarse`]).
 pub(crate) async fn get(
     State(state): State<AppState>,
+    Reader(tier): Reader,
     AppPath(id): AppPath<String>,
     AppQuery(q): AppQuery<JobQuery>,
 ) -> Result<Json<JobResultV1>, ApiError> {
     crate::job::check_id(&id)?;
     let shared = &state.shared;
     let asked = q.peak_window_us()?;
+    let coarse = !tier.is_privileged();
+    let asked = match asked {
+        Some(w) if coarse => Some(w.max(coarse::COARSE_INTERVAL_US)),
+        None if coarse => Some(shared.peak_window_us(None).max(coarse::COARSE_INTERVAL_US)),
+        other => other,
+    };
     let peak_window_us = shared.peak_window_us(asked);
-    let (window, history) = known_job(shared, &id)?;
+    let (mut window, history) = known_job(shared, &id)?;
+    let running = window.end_unix_us.is_none();
+    if coarse && running {
+        // As of the last whole second: a running job is measured up to it.
+        let as_of = coarse::as_of_us(shared.clock.now_unix_us()).max(window.begin_unix_us);
+        window.end_unix_us = Some(as_of);
+    }
     let ring = lock(&shared.ring);
-    Ok(Json(carry::answer(shared, &ring, &window, &history, peak_window_us, asked.is_some())))
+    let mut result =
+        carry::answer(shared, &ring, &window, &history, peak_window_us, asked.is_some());
+    if coarse {
+        result.running = running;
+        let labels = tier.sees_labels_of(result.user.as_deref());
+        coarse::job(&mut result, labels);
+    }
+    Ok(Json(result))
 }

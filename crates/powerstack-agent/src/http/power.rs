@@ -10,7 +10,9 @@ use powerstack_api::variorum;
 use powerstack_model::{DomainInfo, PowerReport, Snapshot, Value};
 use serde::Deserialize;
 
-use super::{ApiError, AppQuery, AppState, lock};
+use super::{ApiError, AppQuery, AppState, Reader, lock};
+use crate::access::Tier;
+use crate::coarse::{self, COARSE_INTERVAL_US};
 use crate::state::{DomainMeta, Shared};
 
 /// The window current power is computed over: the newest sample against the last sample at least
@@ -45,9 +47,30 @@ fn snapshot(domains: &[DomainMeta], unix_us: u64, ticks: &[u64]) -> Snapshot {
 /// a stopped counter: the ring holds its last value) is missing in the newest snapshot, so its
 /// power is missing, not 0 W.
 pub fn recent_window(shared: &Shared) -> Option<(Snapshot, Snapshot, usize)> {
+    window_ending(shared, None)
+}
+
+/// The window an unprivileged caller's power is taken over ([`crate::coarse`]): it ends at the
+/// last sample at or before the last whole second of the agent's clock and starts at the last
+/// sample at least a second before that. `None` until the ring holds such a pair.
+pub fn coarse_window(shared: &Shared) -> Option<(Snapshot, Snapshot, usize)> {
+    let as_of = coarse::as_of_us(shared.clock.now_unix_us());
+    window_ending(shared, Some(as_of))
+        .filter(|(a, b, _)| b.unix_us.saturating_sub(a.unix_us) >= COARSE_INTERVAL_US as i64)
+}
+
+/// The window for `tier`: [`recent_window`] or [`coarse_window`].
+pub fn window_for(shared: &Shared, tier: &Tier) -> Option<(Snapshot, Snapshot, usize)> {
+    if tier.is_privileged() { recent_window(shared) } else { coarse_window(shared) }
+}
+
+fn window_ending(shared: &Shared, as_of_us: Option<u64>) -> Option<(Snapshot, Snapshot, usize)> {
     let ring = lock(&shared.ring);
     let n = ring.len();
-    let last = n.checked_sub(1)?;
+    let last = match as_of_us {
+        None => n.checked_sub(1)?,
+        Some(t) => ring.last_at_or_before(t)?,
+    };
     let (t1, row1) = ring.get(last)?;
     let i = ring
         .last_at_or_before(t1.saturating_sub(POWER_WINDOW_US))
@@ -63,18 +86,20 @@ pub fn recent_window(shared: &Shared) -> Option<(Snapshot, Snapshot, usize)> {
     Some((snapshot(&shared.domains, t0, row0), newest, n))
 }
 
-/// Current power over the recent window, in ring column order; 503 with fewer than two samples.
-pub(crate) fn current_report(shared: &Shared) -> Result<PowerReport, ApiError> {
-    match recent_window(shared) {
+fn report_of(
+    shared: &Shared,
+    window: Option<(Snapshot, Snapshot, usize)>,
+) -> Result<PowerReport, ApiError> {
+    match window {
         Some((a, b, n)) if n >= 2 => Ok(PowerReport::between(&shared.catalog(), &a, &b)),
         Some((_, _, n)) => Err(not_enough(n)),
-        None => Err(not_enough(0)),
+        None => Err(not_enough(lock(&shared.ring).len())),
     }
 }
 
 fn not_enough(n: usize) -> ApiError {
     ApiError::Unavailable(format!(
-        "the agent has {n} sample(s) yet and needs 2 to compute power; retry in a moment"
+        "the agent has {n} sample(s) yet and needs 2 (a second apart for callers not allowed to write) to compute power; retry in a moment"
     ))
 }
 
@@ -118,6 +143,7 @@ pub(crate) struct PowerQuery {
 /// `GET /v1/power?format=json|variorum|variorum-flat`.
 pub(crate) async fn power(
     State(state): State<AppState>,
+    Reader(tier): Reader,
     AppQuery(q): AppQuery<PowerQuery>,
 ) -> Result<Response, ApiError> {
     let shared = &state.shared;
@@ -127,7 +153,10 @@ pub(crate) async fn power(
             "format {format:?} is not known: use json, variorum or variorum-flat"
         )));
     }
-    let report = current_report(shared)?;
+    let mut report = report_of(shared, window_for(shared, &tier))?;
+    if !tier.is_privileged() {
+        coarse::report(&mut report);
+    }
     let catalog = shared.catalog();
     Ok(match format {
         "variorum" => Json(variorum::power(&shared.hostname, &catalog, &report)).into_response(),
@@ -155,6 +184,7 @@ pub(crate) struct SamplesQuery {
 /// `until` (µs since the Unix epoch, both included), each `[t, tick0, tick1, ...]`.
 pub(crate) async fn samples(
     State(state): State<AppState>,
+    Reader(tier): Reader,
     AppQuery(q): AppQuery<SamplesQuery>,
 ) -> Result<Json<SamplesV1>, ApiError> {
     let limit = q.limit.unwrap_or(DEFAULT_SAMPLES);
@@ -168,6 +198,28 @@ pub(crate) async fn samples(
         return Err(ApiError::BadRequest(format!("since ({since}) is after until ({until})")));
     }
     let shared = &state.shared;
+    let coarse = !tier.is_privileged();
+    let (rows, truncated) = if coarse {
+        coarse_rows(shared, since, until, limit)
+    } else {
+        raw_rows(shared, since, until, limit)
+    };
+    let domains = shared
+        .domains
+        .iter()
+        .map(|d| SampleDomainV1 {
+            domain: d.info.id.kind.to_string(),
+            index: d.info.id.index,
+            die: d.info.id.die,
+            provider: d.info.provider.to_string(),
+            joules_per_tick: if coarse { 1.0 } else { d.joules_per_tick },
+        })
+        .collect();
+    Ok(Json(SamplesV1 { hostname: shared.hostname.clone(), domains, samples: rows, truncated }))
+}
+
+/// The ring's samples from `since` to `until`, at most `limit`, each `[t, tick0, tick1, ...]`.
+fn raw_rows(shared: &Shared, since: u64, until: u64, limit: usize) -> (Vec<Vec<u64>>, bool) {
     let columns = shared.domains.len();
     let width = columns + 1;
     // Under the ring's lock (which the sampler waits on) only a flat copy; the rows are built
@@ -186,17 +238,49 @@ pub(crate) async fn samples(
         }
         (flat, truncated)
     };
-    let rows: Vec<Vec<u64>> = flat.chunks(width).map(<[u64]>::to_vec).collect();
-    let domains = shared
-        .domains
-        .iter()
-        .map(|d| SampleDomainV1 {
-            domain: d.info.id.kind.to_string(),
-            index: d.info.id.index,
-            die: d.info.id.die,
-            provider: d.info.provider.to_string(),
-            joules_per_tick: d.joules_per_tick,
-        })
-        .collect();
-    Ok(Json(SamplesV1 { hostname: shared.hostname.clone(), domains, samples: rows, truncated }))
+    (flat.chunks(width).map(<[u64]>::to_vec).collect(), truncated)
+}
+
+/// The samples of an unprivileged caller ([`crate::coarse`]): of the ring's samples from `since`
+/// to `until`, the last one at or before each whole second up to the last whole second of the
+/// agent's clock, shown at that second, with its counters in whole joules; at most `limit`.
+fn coarse_rows(shared: &Shared, since: u64, until: u64, limit: usize) -> (Vec<Vec<u64>>, bool) {
+    let columns = shared.domains.len();
+    let until = until.min(coarse::as_of_us(shared.clock.now_unix_us()));
+    let row_of = |boundary: u64, ticks: &[u64]| {
+        let mut r = Vec::with_capacity(columns + 1);
+        r.push(boundary);
+        r.extend(shared.domains.iter().enumerate().map(|(c, d)| {
+            coarse::whole_joules(ticks.get(c).copied().unwrap_or(0), d.joules_per_tick)
+        }));
+        r
+    };
+    let ring = lock(&shared.ring);
+    let mut rows: Vec<Vec<u64>> = Vec::new();
+    let mut pending: Option<(u64, &[u64])> = None;
+    let mut truncated = false;
+    // Samples up to `until` only: a sample is the last before its boundary once one after that
+    // boundary, or `until` at or past it, is seen.
+    for (t, ticks) in ring.samples_between(since, until) {
+        let boundary = coarse::boundary_of(t);
+        if let Some((b, p)) = pending
+            && b != boundary
+        {
+            if rows.len() == limit {
+                truncated = true;
+                pending = None;
+                break;
+            }
+            rows.push(row_of(b, p));
+        }
+        pending = Some((boundary, ticks));
+    }
+    if let Some((b, p)) = pending.filter(|(b, _)| *b <= until) {
+        if rows.len() == limit {
+            truncated = true;
+        } else {
+            rows.push(row_of(b, p));
+        }
+    }
+    (rows, truncated)
 }
