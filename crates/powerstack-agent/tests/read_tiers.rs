@@ -137,8 +137,12 @@ async fn read(app: &Router, uri: &str, peer: Peer, auth: Option<&str>) -> Value 
     serde_json::from_str(&text).unwrap_or(Value::String(text))
 }
 
-/// Every caller, whether it is privileged, and whose job labels it sees.
-fn callers() -> Vec<(&'static str, Peer, Option<&'static str>, bool, Vec<&'static str>)> {
+/// A caller: its name, peer, `Authorization` header, whether it is privileged, and the jobs whose
+/// labels it sees.
+type Caller = (&'static str, Peer, Option<&'static str>, bool, Vec<&'static str>);
+
+/// Every caller.
+fn callers() -> Vec<Caller> {
     vec![
         ("root", ROOT, None, true, vec!["e1", "e2", "a1", "n"]),
         ("alice (allow_users)", ALICE, None, true, vec!["e1", "e2", "a1", "n"]),
