@@ -362,3 +362,72 @@ fn a_cap_below_the_floor_over_http_is_refused_and_writes_nothing() {
     assert_eq!(status, 200, "{answer}");
     assert_eq!(n.limit_uw(), "37500000", "clamped to the floor, never to 0");
 }
+
+/// A GET over the agent's socket as uid 65534 (`setpriv` and `curl`); `None` when this machine
+/// cannot run it (the test then says why it is skipped).
+fn get_as_nobody(socket: &std::path::Path, path: &str) -> Option<Value> {
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "curl", "-sS", "--unix-socket"])
+        .arg(socket)
+        .arg(format!("http://agent{path}"))
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Some(serde_json::from_slice(&o.stdout).unwrap()),
+        Ok(o) => {
+            eprintln!("skipped: setpriv curl failed: {}", String::from_utf8_lossy(&o.stderr));
+            None
+        }
+        Err(e) => {
+            eprintln!("skipped: cannot run setpriv curl: {e}");
+            None
+        }
+    }
+}
+
+#[test]
+fn another_user_reads_coarse_figures_and_only_its_own_jobs_labels() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: not root, so no other user to read as");
+        return;
+    }
+    let n = Node::new("intel-2s");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(n.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (_agent, addr) = n.agent();
+    for (id, user) in [("theirs", "alice"), ("mine", "nobody")] {
+        let body = format!(r#"{{"user":"{user}","app":"app-{id}"}}"#);
+        let (status, answer) = unix_post(&n.socket(), &format!("/v1/jobs/{id}/begin"), &body);
+        assert_eq!(status, 201, "{answer}");
+    }
+    let body = r#"{"domain":"package","index":0,"limit_watts":120}"#;
+    assert_eq!(unix_post(&n.socket(), "/v1/caps", body).0, 200);
+    // Two whole seconds of samples for the coarse figures.
+    std::thread::sleep(Duration::from_millis(2100));
+
+    let Some(jobs) = get_as_nobody(&n.socket(), "/v1/jobs") else { return };
+    let labels = |doc: &Value, id: &str| {
+        let j = doc["jobs"].as_array().unwrap().iter().find(|j| j["id"] == id).unwrap().clone();
+        (j["user"].as_str().map(str::to_string), j["app"].as_str().map(str::to_string))
+    };
+    assert_eq!(labels(&jobs, "theirs"), (None, None), "{jobs}");
+    assert_eq!(labels(&jobs, "mine"), (Some("nobody".into()), Some("app-mine".into())), "{jobs}");
+    let samples = get_as_nobody(&n.socket(), "/v1/samples").unwrap();
+    assert!(samples["domains"].as_array().unwrap().iter().all(|d| d["joules_per_tick"] == 1.0));
+    let rows = samples["samples"].as_array().unwrap();
+    assert!(!rows.is_empty(), "{samples}");
+    assert!(rows.iter().all(|r| r[0].as_u64().unwrap() % 1_000_000 == 0), "{samples}");
+    let caps = get_as_nobody(&n.socket(), "/v1/caps").unwrap().to_string();
+    assert!(caps.contains(r#""set_detail":"powerstack agent""#), "{caps}");
+    assert!(!caps.contains("uid 0") && !caps.contains("pid "), "{caps}");
+
+    // TCP without the token: no labels at all.
+    let jobs: Value = serde_json::from_str(&http_get(&addr, "/v1/jobs")).unwrap();
+    assert_eq!(labels(&jobs, "mine"), (None, None), "{jobs}");
+    // Root on the socket: everything.
+    let (_, text) = common::unix_request(&n.socket(), "GET", "/v1/jobs", "");
+    let jobs: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(labels(&jobs, "theirs"), (Some("alice".into()), Some("app-theirs".into())));
+    let (_, text) = common::unix_request(&n.socket(), "GET", "/v1/caps", "");
+    assert!(text.contains("uid 0"), "{text}");
+}
