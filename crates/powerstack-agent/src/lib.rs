@@ -5,7 +5,8 @@
 //! are read on a second thread at their own rate so they never stall the fast ones. Job windows
 //! ([`job`]) turn ring contents into per-job power and energy. The HTTP API ([`http`]) and the
 //! Prometheus exposition ([`metrics`]) read the buffers, never sysfs; writes (job marks, caps) are
-//! checked by [`access`] (SO_PEERCRED on the Unix socket, a bearer token on TCP).
+//! checked by [`access`] (SO_PEERCRED on the Unix socket, a bearer token on TCP); [`serve`]
+//! accepts connections under timeouts and connection limits.
 
 pub mod access;
 pub mod client;
@@ -19,6 +20,7 @@ pub mod record;
 pub mod ring;
 pub mod run;
 pub mod sampler;
+pub mod serve;
 pub mod state;
 pub mod stop;
 
