@@ -129,7 +129,8 @@ fn a_thousand_idle_connections_are_closed() {
 }
 
 /// A Python client that opens `N` connections to the socket, then prints how many are held by
-/// the agent (still silent) and the first refusal it got, and waits for its stdin to close.
+/// the agent (still silent) and the first refusal it got, and waits for its stdin to close. (The
+/// agent's idle timeout closes the held ones 10 s after they opened.)
 const FLOOD: &str = r#"
 import resource, select, socket, sys, time
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -139,11 +140,17 @@ for _ in range(int(sys.argv[2])):
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(sys.argv[1])
     conns.append(s)
-time.sleep(1)
 p = select.poll()
 for s in conns:
     p.register(s, select.POLLIN | select.POLLHUP)
-ready = {fd for fd, _ in p.poll(0)}
+# Until the agent has dealt with every connection: the same count twice, 1 s apart (at most 30 s).
+ready, last = set(), -1
+for _ in range(30):
+    time.sleep(1)
+    ready = {fd for fd, _ in p.poll(0)}
+    if len(ready) == last:
+        break
+    last = len(ready)
 held = [s for s in conns if s.fileno() not in ready]
 refusal = ""
 for s in conns:
