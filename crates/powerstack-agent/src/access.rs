@@ -13,22 +13,17 @@
 //! - **Writes over TCP** need `Authorization: Bearer <token>` equal to the configured token
 //!   (compared in constant time); with no token configured, writes over TCP are refused.
 //!
-//! The serving helpers ([`serve_unix`], [`serve_tcp`]) attach the caller's [`Peer`] to every
-//! request; the HTTP side reads it with `ConnectInfo<Peer>` and asks [`Access::check_write`].
+//! The server ([`crate::serve`]) attaches the caller's [`Peer`] to every request; the HTTP side
+//! reads it with `ConnectInfo<Peer>` and asks [`Access::check_write`].
 
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::connect_info::Connected;
-use axum::serve::IncomingStream;
 use powerstack_cap::trust;
-use tokio::net::{TcpListener, UnixListener};
 
 /// The caller of one request, as the transport knows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,21 +55,6 @@ impl fmt::Display for Peer {
             Peer::Tcp { addr } => write!(f, "tcp {addr}"),
             Peer::Unknown => f.write_str("unknown caller"),
         }
-    }
-}
-
-impl Connected<IncomingStream<'_, UnixListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, UnixListener>) -> Self {
-        match stream.io().peer_cred() {
-            Ok(cred) => Peer::Unix { uid: cred.uid(), gid: cred.gid(), pid: cred.pid() },
-            Err(_) => Peer::Unknown,
-        }
-    }
-}
-
-impl Connected<IncomingStream<'_, TcpListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
-        Peer::Tcp { addr: *stream.remote_addr() }
     }
 }
 
@@ -463,76 +443,6 @@ pub fn load_token(path: &Path) -> Result<String, TokenError> {
         )));
     }
     Ok(token.to_string())
-}
-
-/// Binds the Unix socket at `path`: creates its directory if needed (mode 0755), removes a stale
-/// socket left by a previous run (refusing when an agent still answers on it, or when the path is
-/// not a socket), binds, and makes it connectable by everyone (0666: permission is checked per
-/// request).
-pub fn bind_unix(path: &Path) -> io::Result<UnixListener> {
-    use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        && !dir.exists()
-    {
-        std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
-    }
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_socket() => {
-            if std::os::unix::net::UnixStream::connect(path).is_ok() {
-                return Err(io::Error::new(
-                    io::ErrorKind::AddrInUse,
-                    format!("{}: another agent is listening on this socket", path.display()),
-                ));
-            }
-            std::fs::remove_file(path)?;
-        }
-        Ok(_) => {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!(
-                    "{} exists and is not a socket; remove it or choose another path",
-                    path.display()
-                ),
-            ));
-        }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
-    Ok(listener)
-}
-
-/// Serves `app` on `listener` (made by [`bind_unix`] for `path`) until `shutdown` completes, then
-/// removes the socket file (when it is still the one bound here). Every request carries the
-/// caller's [`Peer`] (`SO_PEERCRED`).
-pub async fn serve_unix(
-    listener: UnixListener,
-    path: PathBuf,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
-    let inode = std::fs::metadata(&path).map(|m| (m.dev(), m.ino())).ok();
-    let result = axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
-        .with_graceful_shutdown(shutdown)
-        .await;
-    if inode.is_some() && std::fs::metadata(&path).map(|m| (m.dev(), m.ino())).ok() == inode {
-        let _ = std::fs::remove_file(&path);
-    }
-    result
-}
-
-/// Serves `app` on a bound TCP listener until `shutdown` completes; every request carries the
-/// caller's [`Peer`] (its address). The caller chooses the address; the agent's default is
-/// loopback only (`127.0.0.1:9464`).
-pub async fn serve_tcp(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> io::Result<()> {
-    axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
-        .with_graceful_shutdown(shutdown)
-        .await
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! OpenAPI document. `docs/api.md` describes every route.
 //!
 //! [`app`] builds the router and binds nothing (tests drive it with `tower::ServiceExt::oneshot`;
-//! [`crate::access::serve_unix`] and [`crate::access::serve_tcp`] serve it). Every read comes from
+//! [`crate::serve::Server`] serves it). Every read comes from
 //! the buffers in [`Shared`] (the ring, the job table, the sampler statistics), never from sysfs;
 //! only the capping routes touch hardware, through [`Controls`] and `powerstack-cap`, on a
 //! blocking thread. Every write is checked by [`crate::access`] before its body is read.

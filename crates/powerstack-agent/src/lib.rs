@@ -6,7 +6,8 @@
 //! ([`job`]) turn ring contents into per-job power and energy. The HTTP API ([`http`]) and the
 //! Prometheus exposition ([`metrics`]) read the buffers, never sysfs; writes (job marks, caps) are
 //! checked by [`access`] (SO_PEERCRED on the Unix socket, a bearer token on TCP), which also
-//! decides what a read shows: callers not allowed to write get [`coarse`] figures.
+//! decides what a read shows: callers not allowed to write get [`coarse`] figures; [`serve`]
+//! accepts connections under timeouts and connection limits.
 
 pub mod access;
 pub mod client;
@@ -21,6 +22,7 @@ pub mod record;
 pub mod ring;
 pub mod run;
 pub mod sampler;
+pub mod serve;
 pub mod state;
 pub mod stop;
 

@@ -9,11 +9,12 @@ use std::time::Duration;
 use powerstack_cap::{Capper, Holder, NodeId, StateDir};
 use powerstack_hw::{DiscoverOptions, Root, Selection, discover_with};
 
-use crate::access::AccessPolicy;
+use crate::access::{Access, AccessPolicy};
 use crate::config::AgentConfig;
 use crate::http::Controls;
 use crate::job::store;
 use crate::sampler::{self, Sources};
+use crate::serve::{self, ConnectionLimits, Server};
 use crate::state::Shared;
 use crate::stop::Stop;
 
@@ -67,6 +68,7 @@ pub fn run(
         config.source.parse().map_err(|e: String| AgentError(format!("source: {e}")))?;
     let options = DiscoverOptions { nvml_lib: config.nvml_lib.clone() };
     let mut notes = Vec::new();
+    let limits = open_files(&mut notes);
 
     // Everything that can be refused is checked before the state directory is touched.
     let mut control = discover_with(&root, &selection, &options).platform;
@@ -116,7 +118,9 @@ pub fn run(
     // Serve only once every column has data (the slow sources' first readings included): a job
     // marked at once is then covered from its beginning.
     let first = std::time::Instant::now();
-    while shared.settled_us.load(Ordering::Relaxed) == 0 && first.elapsed() < Duration::from_secs(5)
+    while shared.settled_us.load(Ordering::Relaxed) == 0
+        && first.elapsed() < Duration::from_secs(5)
+        && !stop.is_stopped()
     {
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -127,15 +131,14 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(|e| AgentError(format!("starting the runtime: {e}")))?;
-    let served = runtime.block_on(serve(
-        config,
-        shared.clone(),
-        controls.clone(),
-        policy,
-        stop.clone(),
-        notes,
-        ready,
-    ));
+    let access = Access::new(policy);
+    let app = crate::http::app(shared.clone(), Some(controls.clone()), access.clone());
+    let server = Server::new(app, access, limits);
+    let served =
+        runtime.block_on(serve(config, shared.clone(), server, stop.clone(), notes, ready));
+    // The servers have ended their connections; a task still running (a cap being written, off
+    // the async threads) is not waited for here: the restore below waits for its lock.
+    runtime.shutdown_timeout(serve::SHUTDOWN_GRACE);
 
     stop.stop();
     sampling_done.store(true, Ordering::Relaxed);
@@ -151,13 +154,11 @@ pub fn run(
 async fn serve(
     config: &AgentConfig,
     shared: Arc<Shared>,
-    controls: Arc<Controls>,
-    policy: AccessPolicy,
+    server: Server,
     stop: Stop,
     notes: Vec<String>,
     ready: impl FnOnce(&Ready) + Send,
 ) -> Result<(), AgentError> {
-    let app = crate::http::app(shared.clone(), Some(controls), policy);
     let shutdown = move || {
         let stop = stop.clone();
         async move { stop.stopped().await }
@@ -166,14 +167,9 @@ async fn serve(
     let mut socket = None;
     if !config.socket.is_empty() {
         let path = PathBuf::from(&config.socket);
-        let listener = crate::access::bind_unix(&path).map_err(|e| AgentError(e.to_string()))?;
+        let listener = serve::bind_unix(&path).map_err(|e| AgentError(e.to_string()))?;
         socket = Some(path.clone());
-        tasks.push(tokio::spawn(crate::access::serve_unix(
-            listener,
-            path,
-            app.clone(),
-            shutdown(),
-        )));
+        tasks.push(tokio::spawn(server.clone().serve_unix(listener, path, shutdown())));
     }
     let mut listen = None;
     if !config.listen.is_empty() {
@@ -181,7 +177,7 @@ async fn serve(
             .await
             .map_err(|e| AgentError(format!("cannot listen on {}: {e}", config.listen)))?;
         listen = listener.local_addr().ok();
-        tasks.push(tokio::spawn(crate::access::serve_tcp(listener, app.clone(), shutdown())));
+        tasks.push(tokio::spawn(server.clone().serve_tcp(listener, shutdown())));
     }
     ready(&Ready { socket, listen, shared, notes });
     for t in tasks {
@@ -192,6 +188,31 @@ async fn serve(
         }
     }
     Ok(())
+}
+
+/// Raises the soft open-file limit to the hard one and derives the connection limits from what
+/// it got; says both in `notes`.
+fn open_files(notes: &mut Vec<String>) -> ConnectionLimits {
+    let soft = match serve::raise_open_files_limit() {
+        Ok((before, after)) => {
+            if after > before {
+                notes.push(format!("open files: soft limit raised from {before} to {after}"));
+            } else {
+                notes.push(format!("open files: soft limit {after} (the hard limit)"));
+            }
+            after
+        }
+        Err(e) => {
+            notes.push(format!("open files: cannot read the limit ({e}); assuming 1024"));
+            1024
+        }
+    };
+    let limits = ConnectionLimits::for_open_files(soft);
+    notes.push(format!(
+        "connections: at most {} ({} per caller; the last {} kept for root and the users allowed to write)",
+        limits.total, limits.per_peer, limits.reserved
+    ));
+    limits
 }
 
 /// Where the agent takes cap changes, for the message of a caller turned away by its lock.

@@ -64,6 +64,27 @@ pub fn sleep_until_ns(deadline_ns: u64) {
     }
 }
 
+/// The longest a sampler thread sleeps without looking at the stop flag: at low rates a sample's
+/// deadline is seconds away, and a stop must not wait for it.
+pub const STOP_CHECK_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Sleeps until the monotonic time `deadline_ns`, looking at `stop` at least every
+/// [`STOP_CHECK_INTERVAL`]; returns whether it was set.
+fn sleep_unless_stopped(deadline_ns: u64, stop: &AtomicBool) -> bool {
+    let slice_ns = STOP_CHECK_INTERVAL.as_nanos() as u64;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return true;
+        }
+        let now = mono_ns();
+        if now >= deadline_ns {
+            return false;
+        }
+        // The last slice ends on the deadline itself, so an absolute deadline stays exact.
+        sleep_until_ns(deadline_ns.min(now.saturating_add(slice_ns)));
+    }
+}
+
 /// A stepped provider read on a thread of its own.
 struct SlowSource {
     platform: Platform,
@@ -239,7 +260,9 @@ fn slow_thread(mut source: SlowSource, shared: &Shared, feed: &Feed, stop: &Atom
     let mut anchors = Vec::with_capacity(source.columns.len());
     let mut next = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        sleep_until_ns(next.saturating_add(to_deadline));
+        if sleep_unless_stopped(next.saturating_add(to_deadline), stop) {
+            break;
+        }
         let start_ns = platform::mono_ns();
         let snap = source.platform.sample();
         let end_ns = platform::mono_ns();
@@ -303,8 +326,7 @@ impl FastThread {
         let mut last_unix = 0u64;
         loop {
             next += period;
-            sleep_until_ns(next);
-            if stop.load(Ordering::Relaxed) {
+            if sleep_unless_stopped(next, stop) {
                 break;
             }
             let start = mono_ns();

@@ -12,9 +12,10 @@ use axum::extract::connect_info::ConnectInfo;
 use axum::http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use powerstack_agent::access::{
-    self, Access, AccessPolicy, Accounts, Denied, EtcFiles, Peer, load_token,
+    Access, AccessPolicy, Accounts, Denied, EtcFiles, Peer, load_token,
 };
 use powerstack_agent::http::{self, Controls, NO_ROUTE, Verb};
+use powerstack_agent::serve::{self, ConnectionLimits, Server};
 use powerstack_agent::{DomainMeta, Shared};
 use powerstack_cap::{NodeId, StateDir};
 use powerstack_hw::{HwError, Platform, Provider, Reading, Root};
@@ -196,6 +197,11 @@ fn agent_with(samples: u64, capping: bool, token: Option<&str>) -> Agent {
     let access = Access::with_accounts(policy(token), Arc::new(etc.files.clone()));
     let app = http::app(shared.clone(), controls.clone(), access);
     Agent { app, shared, controls, stubborn, refuse, state, _etc: etc }
+}
+
+/// A server of the agent's router, with the limits of a process allowed 1024 open files.
+fn server(a: &Agent) -> Server {
+    Server::new(a.app.clone(), Access::default(), ConnectionLimits::for_open_files(1024))
 }
 
 fn agent() -> Agent {
@@ -1076,16 +1082,15 @@ fn a_real_unix_socket_identifies_root_and_refuses_nobody() {
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let a = agent_with(N, false, None);
     rt.block_on(async {
-        let listener = access::bind_unix(&path).unwrap();
+        let listener = serve::bind_unix(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o666);
         // A second agent on the same path is refused while the first listens.
-        assert!(access::bind_unix(&path).is_err());
+        assert!(serve::bind_unix(&path).is_err());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server =
-            tokio::spawn(access::serve_unix(listener, path.clone(), a.app.clone(), async {
-                let _ = stopped.await;
-            }));
+        let server = tokio::spawn(server(&a).serve_unix(listener, path.clone(), async {
+            let _ = stopped.await;
+        }));
         assert_eq!(unix_request(&path, "POST", "/v1/jobs/r1/begin").await, "HTTP/1.1 201 Created");
         assert_eq!(unix_request(&path, "GET", "/healthz").await, "HTTP/1.1 200 OK");
         let (p, s) = (python.clone(), path.clone());
@@ -1112,12 +1117,12 @@ fn binding_refuses_a_path_that_is_not_a_socket() {
     let path = dir.path().join("file");
     std::fs::write(&path, "x").unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let e = rt.block_on(async { access::bind_unix(&path).map(|_| ()) }).unwrap_err();
+    let e = rt.block_on(async { serve::bind_unix(&path).map(|_| ()) }).unwrap_err();
     assert!(e.to_string().contains("not a socket"), "{e}");
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "x");
     // A missing directory is created.
     let nested = dir.path().join("run/powerstack/agent.sock");
-    rt.block_on(async { access::bind_unix(&nested).map(|_| ()) }).unwrap();
+    rt.block_on(async { serve::bind_unix(&nested).map(|_| ()) }).unwrap();
     assert!(nested.exists());
 }
 
@@ -1144,7 +1149,7 @@ fn a_real_tcp_listener_needs_the_token_for_writes() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(access::serve_tcp(listener, a.app.clone(), async {
+        let server = tokio::spawn(server(&a).serve_tcp(listener, async {
             let _ = stopped.await;
         }));
         let target = "/v1/jobs/t1/begin";
