@@ -19,8 +19,10 @@
 //!   covered part (`peak_window_s` in the result, 1 s by default, never shorter than the sampling
 //!   interval or the slowest part's measured update period: see `peak_power`); over a covered part
 //!   shorter than that, the mean;
-//! - the node is what [`powerstack_model::power::node_parts`] says: a node domain, else psys plus
-//!   the GPUs, else packages, memory and GPUs (the rule of `PowerReport`);
+//! - the node is what [`powerstack_model::power::node_source`] says of the columns that have held
+//!   a reading ([`Ring::was_read`]): a node domain, else psys plus the GPUs, else packages, memory
+//!   and GPUs (the rule of `PowerReport`, so the CLI's); a domain that could never be read has
+//!   no figure (`-1.0`) and no share of the node's;
 //! - `data_presence` is `Complete` when the buffer covers the whole window, `Partial` when it
 //!   covers part of it (a window enclosing the whole buffer included), `None` when nothing
 //!   overlaps.
@@ -32,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use powerstack_api::job::{DataPresence, JobResultV1};
 use powerstack_model::DomainKind;
-use powerstack_model::power::node_parts;
+use powerstack_model::power::{NodeSource, node_source};
 
 use crate::ring::Ring;
 use crate::state::DomainMeta;
@@ -214,8 +216,14 @@ pub fn job_result(
         })
         .collect();
     let kinds: Vec<DomainKind> = domains.iter().map(|d| d.info.id.kind).collect();
-    let parts: Vec<(usize, f64)> =
-        node_parts(&kinds).into_iter().map(|c| (c, domains[c].joules_per_tick)).collect();
+    let parts: Vec<(usize, f64)> = match node_source(&kinds, |c| ring.was_read(c)) {
+        Some(NodeSource::Direct(c)) => vec![c],
+        Some(NodeSource::Sum(parts)) => parts,
+        None => Vec::new(),
+    }
+    .into_iter()
+    .map(|c| (c, domains[c].joules_per_tick))
+    .collect();
     let has_node = !parts.is_empty();
     if has_node {
         out.energy_joules = parts.iter().map(|&(c, _)| joules[c]).sum();
@@ -225,10 +233,11 @@ pub fn job_result(
         return out;
     }
     for (key, cols) in &keys {
-        if !cols.is_empty()
+        let read: Vec<usize> = cols.iter().copied().filter(|&c| ring.was_read(c)).collect();
+        if !read.is_empty()
             && let Some(v) = out.domain_power.get_mut(key)
         {
-            *v = cols.iter().map(|&c| joules[c]).sum::<f64>() / seconds;
+            *v = read.iter().map(|&c| joules[c]).sum::<f64>() / seconds;
         }
     }
     if has_node {

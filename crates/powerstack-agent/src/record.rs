@@ -144,6 +144,9 @@ impl Recorder {
             };
         }
         ring.push(t_us, &self.row);
+        for (c, track) in self.tracks.iter().enumerate() {
+            ring.set_read(c, track.last.is_some());
+        }
         self.last_row_us = Some(t_us);
     }
 

@@ -26,6 +26,9 @@ pub struct Ring {
     start: usize,
     /// Samples held.
     len: usize,
+    /// Per column: whether it has held a reading (see [`Ring::set_read`]); all `true` until the
+    /// writer says otherwise.
+    read: Vec<bool>,
 }
 
 impl Ring {
@@ -40,7 +43,23 @@ impl Ring {
             ticks: Vec::with_capacity(capacity.saturating_mul(domains)),
             start: 0,
             len: 0,
+            read: vec![true; domains],
         }
+    }
+
+    /// Records whether column `col` has held a reading: a column that never has (its domain
+    /// could never be read) holds 0s that measure nothing, and has no power, energy or share of
+    /// the node figure ([`Ring::was_read`]). The sampler's recorder keeps it; a ring filled
+    /// directly has every column read.
+    pub fn set_read(&mut self, col: usize, read: bool) {
+        if let Some(r) = self.read.get_mut(col) {
+            *r = read;
+        }
+    }
+
+    /// Whether column `col` has held a reading ([`Ring::set_read`]).
+    pub fn was_read(&self, col: usize) -> bool {
+        self.read.get(col).copied().unwrap_or(false)
     }
 
     /// Bytes one sample takes: one `u64` timestamp and one `u64` counter per domain.

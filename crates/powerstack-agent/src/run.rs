@@ -75,8 +75,9 @@ pub fn run(
     let (sources, warnings) = Sources::open(&root, &selection, &options);
     notes.extend(warnings);
     if sources.columns() == 0 {
+        let why = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
         return Err(AgentError(format!(
-            "no readable power source under {}: run as root, check --root, or use --simulate auto",
+            "no readable power source under {}{why}: run as root, check --root, or use --simulate auto",
             config.root.display()
         )));
     }

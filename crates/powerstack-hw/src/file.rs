@@ -90,8 +90,10 @@ impl AttrFile {
         &self.path
     }
 
-    /// Reads the first line of the file into `buf` and returns it, trimmed. An empty file is treated
-    /// as a vanished device (a removed sysfs device reads as nothing, or fails with ENODEV).
+    /// Reads the file's one line into `buf` and returns it, trimmed. An empty file is treated as
+    /// a vanished device (a removed sysfs device reads as nothing, or fails with ENODEV); a file
+    /// holding more than one line is malformed (a sysfs attribute is one line: the kernel never
+    /// writes a second, so a second is no value to pick from).
     pub fn read_line<'a>(&self, buf: &'a mut [u8; ATTR_MAX]) -> Result<&'a str, HwError> {
         if self.gone {
             return Err(HwError::Vanished { path: self.path.clone() });
@@ -102,18 +104,36 @@ impl AttrFile {
             return Err(HwError::Vanished { path: self.path.clone() });
         }
         let bytes = &buf[..n];
-        let line = bytes.split(|&b| b == b'\n').next().unwrap_or(bytes);
+        let (line, rest) = match bytes.iter().position(|&b| b == b'\n') {
+            Some(i) => (&bytes[..i], &bytes[i + 1..]),
+            None => (bytes, &[][..]),
+        };
+        if !rest.is_empty() {
+            return Err(self.more_than_one_line(bytes));
+        }
         std::str::from_utf8(line)
             .map(str::trim)
             .map_err(|_| HwError::malformed(&self.path, "not UTF-8 text"))
     }
 
-    /// Reads an unsigned integer attribute.
+    #[cold]
+    fn more_than_one_line(&self, bytes: &[u8]) -> HwError {
+        HwError::malformed(
+            &self.path,
+            format!(
+                "holds more than one line ({:?}); the kernel writes one value and a newline",
+                String::from_utf8_lossy(bytes)
+            ),
+        )
+    }
+
+    /// Reads an unsigned integer attribute: one line holding one unsigned decimal (what sysfs
+    /// writes), between optional blanks; anything else (a second line, a sign, letters) is
+    /// malformed.
     ///
-    /// The sampler reads several of these per tick, up to 1000 times a second: a first line of
-    /// ASCII digits (what sysfs writes) is parsed straight from the bytes, in one pass over a
-    /// small buffer; anything else takes the general path (UTF-8, trimming, `str::parse`) with
-    /// its exact errors.
+    /// The sampler reads several of these per tick, up to 1000 times a second: a line of ASCII
+    /// digits is parsed straight from the bytes, in one pass over a small buffer; anything else
+    /// takes the general path (UTF-8, trimming, `str::parse`) with its exact errors.
     pub fn read_u64(&self) -> Result<u64, HwError> {
         if self.gone {
             return Err(HwError::Vanished { path: self.path.clone() });
@@ -146,9 +166,9 @@ pub fn reopen_replaced<'a>(files: impl Iterator<Item = &'a mut AttrFile>) -> Vec
         .collect()
 }
 
-/// The number on the first line of `bytes` when that line is ASCII digits, optionally between
-/// spaces, tabs or `\r`, and ended by `\n` or the end; `None` for anything else (empty, a sign,
-/// other characters, more than a u64 holds).
+/// The number in `bytes` when they are one line of ASCII digits, optionally between spaces, tabs
+/// or `\r`, ended by `\n` or the end; `None` for anything else (empty, a sign, other characters,
+/// more than a u64 holds, anything after the newline).
 fn decimal_line(bytes: &[u8]) -> Option<u64> {
     let blank = |b: u8| b == b' ' || b == b'\t' || b == b'\r';
     let mut i = 0;
@@ -178,7 +198,7 @@ fn decimal_line(bytes: &[u8]) -> Option<u64> {
     }
     while i < bytes.len() {
         match bytes[i] {
-            b'\n' => break,
+            b'\n' => return (i + 1 == bytes.len()).then_some(v),
             b if blank(b) => i += 1,
             _ => return None,
         }
@@ -266,16 +286,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_the_first_line_of_a_file_that_changes_in_place() {
+    fn a_second_line_is_malformed_not_a_value_to_pick_from() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("energy_uj");
         std::fs::write(&p, "123\n").unwrap();
         let f = AttrFile::open(&p, "energy_uj").unwrap();
         assert_eq!(f.read_u64().unwrap(), 123);
-        // A writer that rewrites in place without truncating first leaves a stale tail after the
-        // first newline; only the first line counts.
-        std::fs::write(&p, "99\n3\n").unwrap();
-        assert_eq!(f.read_u64().unwrap(), 99);
+        // The kernel writes one value and a newline; a file with two lines is no reading.
+        for text in ["99\n3\n", "99\n3", "99\n\n", &format!("{}\n1\n", "9".repeat(70))] {
+            std::fs::write(&p, text).unwrap();
+            let e = f.read_u64().unwrap_err();
+            assert!(
+                matches!(e, HwError::Malformed { .. }) && e.to_string().contains("energy_uj"),
+                "{text:?}: {e}"
+            );
+        }
+        let mut buf = [0u8; ATTR_MAX];
+        std::fs::write(&p, "724 W\n1 J\n").unwrap();
+        assert!(matches!(f.read_line(&mut buf), Err(HwError::Malformed { .. })));
+        // Padding before the newline (a simulated counter's fixed width) is one line.
+        std::fs::write(&p, "42      \n").unwrap();
+        assert_eq!(f.read_u64().unwrap(), 42);
     }
 
     #[test]
@@ -321,7 +352,7 @@ mod tests {
     #[test]
     fn the_digit_fast_path_agrees_with_str_parse() {
         for text in
-            ["0\n", "123456789012\n", " 42 \n", "\t7\r\n", "18446744073709551615\n", "5", "99\n3\n"]
+            ["0\n", "123456789012\n", " 42 \n", "\t7\r\n", "18446744073709551615\n", "5", "8 \n"]
                 .into_iter()
                 .chain(["9999999999999999999\n", "00000000000000000001\n", "7      \n"])
         {
@@ -332,7 +363,7 @@ mod tests {
         for text in
             ["", "\n", "+5\n", "-1\n", "12a\n", "1 2\n", "18446744073709551616\n", "\u{a0}5\n"]
                 .into_iter()
-                .chain(["99999999999999999999\n", "   \n"])
+                .chain(["99999999999999999999\n", "   \n", "99\n3\n", "7\n\n"])
         {
             assert_eq!(decimal_line(text.as_bytes()), None, "{text:?}");
         }

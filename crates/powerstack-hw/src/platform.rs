@@ -14,6 +14,7 @@ use crate::provider::{Provider, Reading, Refresh};
 
 mod track;
 use track::{CONTINUOUS_PERIOD_NS, Track};
+pub use track::{MAX_COUNTING_S, RATED_FACTOR, ceiling_watts, generic_ceiling_watts};
 
 /// How long [`Platform::measure`] (and a one-shot reading) waits for the next step of a counter
 /// published in steps (NVML's energy moves about every 100 ms), so that power is measured between

@@ -9,6 +9,7 @@ use powerstack_api::v1::PowerV1;
 use powerstack_api::variorum;
 use powerstack_model::{DomainInfo, PowerReport, Snapshot, Value};
 use serde::Deserialize;
+use std::sync::atomic::Ordering;
 
 use super::{ApiError, AppQuery, AppState, Reader, lock};
 use crate::access::Tier;
@@ -44,8 +45,9 @@ fn snapshot(domains: &[DomainMeta], unix_us: u64, ticks: &[u64]) -> Snapshot {
 /// The ring's recent window: the sample about [`POWER_WINDOW_US`] before the newest (or the
 /// oldest), the newest, and how many samples the ring holds. `None` when the ring is empty; with
 /// one sample both ends are that sample. A column whose newest reading is missing (a failed read,
-/// a stopped counter: the ring holds its last value) is missing in the newest snapshot, so its
-/// power is missing, not 0 W.
+/// a stopped counter: the ring holds its last value) is missing in the newest snapshot, and one
+/// that has never held a reading ([`crate::ring::Ring::was_read`]) in both: its power is missing,
+/// not 0 W, and the node figure falls back as the CLI's does ([`PowerReport::between`]).
 pub fn recent_window(shared: &Shared) -> Option<(Snapshot, Snapshot, usize)> {
     window_ending(shared, None)
 }
@@ -78,12 +80,19 @@ fn window_ending(shared: &Shared, as_of_us: Option<u64>) -> Option<(Snapshot, Sn
         .unwrap_or(0);
     let (t0, row0) = ring.get(i)?;
     let mut newest = snapshot(&shared.domains, t1, row1);
-    for (v, missing) in newest.values.iter_mut().zip(&shared.missing) {
-        if missing.load(std::sync::atomic::Ordering::Relaxed) {
+    let mut oldest = snapshot(&shared.domains, t0, row0);
+    for (c, v) in newest.values.iter_mut().enumerate() {
+        let missing = shared.missing.get(c).is_some_and(|m| m.load(Ordering::Relaxed));
+        if missing || !ring.was_read(c) {
             *v = Value::Missing;
         }
     }
-    Some((snapshot(&shared.domains, t0, row0), newest, n))
+    for (c, v) in oldest.values.iter_mut().enumerate() {
+        if !ring.was_read(c) {
+            *v = Value::Missing;
+        }
+    }
+    Some((oldest, newest, n))
 }
 
 fn report_of(

@@ -1,9 +1,18 @@
 //! One catalog entry's readings turned into values: energy extended across wraps and restarts
 //! against a plausibility ceiling, a counter that stopped moving reported missing, warnings once.
+//!
+//! The **ceiling** of a domain ([`ceiling_watts`]) is the most it can plausibly draw:
+//! [`RATED_FACTOR`] times the largest rated figure its provider reports (the maximum and default of
+//! each power limit: hwmon `power1_cap_max` and `_cap_default`, i915/xe `power1_rated_max`, RAPL
+//! `max_power_uw`, NVML's limit constraints and default), kept between the kind's floor and
+//! generic ceiling ([`generic_ceiling_watts`]); the generic ceiling when nothing is rated. A
+//! power reading above it, an energy jump implying more than twice it, and a non-wrapping counter
+//! holding more than it could have counted in [`MAX_COUNTING_S`] (the all-ones sentinel among
+//! them) are read failures with a warning, never figures. Computed once per domain: a read costs
+//! one comparison.
 
 use powerstack_model::{
-    CounterSpec, DomainInfo, DomainKind, ExtendedCounter, Fresh, Freshness, Measurement, Plausible,
-    Step, Value,
+    DomainInfo, DomainKind, ExtendedCounter, Fresh, Freshness, Measurement, Plausible, Step, Value,
 };
 
 use crate::error::Warning;
@@ -16,14 +25,46 @@ pub(super) const CONTINUOUS_PERIOD_NS: u64 = 1_000_000;
 /// period (or this, if longer) of energy beyond the time between two reads.
 const SLACK_NS: u64 = 50_000_000;
 
-/// A generous ceiling on what one domain of a kind can draw, used to reject impossible deltas (a
-/// counter that restarted without saying so, a torn read).
-fn ceiling_watts(kind: DomainKind) -> f64 {
+/// A generous ceiling on what one domain of a kind can draw when nothing about the domain itself
+/// is rated: used to reject impossible figures (an all-ones register, a counter that restarted
+/// without saying so, a torn read).
+pub fn generic_ceiling_watts(kind: DomainKind) -> f64 {
     match kind {
         DomainKind::Node | DomainKind::Platform => 100_000.0,
         DomainKind::Gpu => 10_000.0,
         DomainKind::Package | DomainKind::Core | DomainKind::Uncore => 5_000.0,
         DomainKind::Memory => 5_000.0,
+    }
+}
+
+/// How many times its largest rated figure a domain may draw before a figure is implausible
+/// (RAPL's PL2 and PL4 go to about three times a client CPU's TDP for milliseconds).
+pub const RATED_FACTOR: f64 = 4.0;
+
+/// The ceiling derived from a rating never goes below the kind's generic ceiling divided by this
+/// (a rated figure that is itself wrong, far too small, never turns every reading into a failure).
+const FLOOR_DIVISOR: f64 = 100.0;
+
+/// The longest a non-wrapping counter can have counted, s (30 years): one holding more joules
+/// than its domain's ceiling over that time is not a count.
+pub const MAX_COUNTING_S: f64 = 30.0 * 365.25 * 86_400.0;
+
+/// The plausibility ceiling of a domain, W: [`RATED_FACTOR`] times the largest `max_watts` or
+/// `default_watts` of its limits, between the kind's floor and [`generic_ceiling_watts`]; the
+/// generic ceiling when none is known. A cap in force is no rating (it can be lifted at any time).
+pub fn ceiling_watts(info: &DomainInfo) -> f64 {
+    let generic = generic_ceiling_watts(info.id.kind);
+    let rated = info
+        .limits
+        .iter()
+        .flat_map(|l| [l.max_watts, l.default_watts])
+        .flatten()
+        .filter(|w| w.is_finite() && *w > 0.0)
+        .fold(0.0, f64::max);
+    if rated > 0.0 {
+        (rated * RATED_FACTOR).clamp(generic / FLOOR_DIVISOR, generic)
+    } else {
+        generic
     }
 }
 
@@ -39,6 +80,13 @@ pub(super) struct Track {
     period_ns: u64,
     /// A warning was raised and the domain has not read well since.
     reported: bool,
+    /// The domain's plausibility ceiling, W ([`ceiling_watts`]).
+    ceiling_watts: f64,
+    /// Twice the ceiling in counter ticks per ns (energy domains): the fastest plausible count.
+    ticks_per_ns: f64,
+    /// The largest raw value a non-wrapping counter may hold ([`MAX_COUNTING_S`] at the
+    /// ceiling); `u64::MAX` for a wrapping one (its provider checks its range).
+    max_raw_ticks: u64,
 }
 
 impl Track {
@@ -48,6 +96,18 @@ impl Track {
             Measurement::Energy(spec) => Some(ExtendedCounter::new(spec)),
             Measurement::Power => None,
         };
+        let ceiling_watts = ceiling_watts(info);
+        let (ticks_per_ns, max_raw_ticks) = match info.measurement {
+            Measurement::Energy(spec) if spec.joules_per_tick > 0.0 => {
+                let max_raw = match spec.wrap_ticks {
+                    Some(_) => u64::MAX,
+                    // Saturates at u64::MAX; the all-ones sentinel is refused anyway.
+                    None => (ceiling_watts * MAX_COUNTING_S / spec.joules_per_tick) as u64,
+                };
+                (ceiling_watts * 2.0 / 1e9 / spec.joules_per_tick, max_raw)
+            }
+            _ => (0.0, u64::MAX),
+        };
         Track {
             counter,
             last_read_ns: None,
@@ -55,6 +115,9 @@ impl Track {
             fresh: Freshness::new(period_ns),
             period_ns,
             reported: false,
+            ceiling_watts,
+            ticks_per_ns,
+            max_raw_ticks,
         }
     }
 
@@ -73,11 +136,11 @@ impl Track {
     }
 
     /// The largest plausible deltas at `now_ns`: an advance since the counter last moved, a
-    /// restart's count since it was last read, each at twice the kind's ceiling over that time
+    /// restart's count since it was last read, each at twice the domain's ceiling over that time
     /// plus an update period.
-    fn plausible(&self, kind: DomainKind, spec: CounterSpec, now_ns: u64) -> Plausible {
+    fn plausible(&self, now_ns: u64) -> Plausible {
         // Twice the ceiling, in counter ticks per ns: one multiplication per bound at each read.
-        let ticks_per_ns = ceiling_watts(kind) * 2.0 / 1e9 / spec.joules_per_tick;
+        let ticks_per_ns = self.ticks_per_ns;
         let slack = self.period_ns.max(SLACK_NS);
         let ticks =
             |since: u64| ((now_ns.saturating_sub(since) + slack) as f64 * ticks_per_ns) as u64;
@@ -98,11 +161,24 @@ impl Track {
         warnings: &mut Vec<Warning>,
     ) -> (Value, bool) {
         match reading {
+            Reading::Energy(raw) if raw.ticks == u64::MAX || raw.ticks > self.max_raw_ticks => {
+                let ceiling = self.ceiling_watts;
+                self.warn(info, warnings, || {
+                    format!(
+                        "{}: {} reads {} (raw), more than the counter could hold after {:.0} years at the domain's ceiling of {ceiling} W: not a count, ignored",
+                        info.id,
+                        info.source,
+                        raw.ticks,
+                        MAX_COUNTING_S / (365.25 * 86_400.0)
+                    )
+                });
+                (Value::Missing, self.fresh.observe(false, now_ns).check())
+            }
             Reading::Energy(raw) => {
-                let Some(spec) = self.counter.as_ref().map(ExtendedCounter::spec) else {
+                if self.counter.is_none() {
                     return (Value::Missing, false);
-                };
-                let bounds = self.plausible(info.id.kind, spec, now_ns);
+                }
+                let bounds = self.plausible(now_ns);
                 self.last_read_ns = Some(now_ns);
                 let Some(counter) = &mut self.counter else { return (Value::Missing, false) };
                 let step = counter.update_plausible(raw, bounds);
@@ -139,12 +215,22 @@ impl Track {
                     }
                 }
             }
-            Reading::Power(w) if w.is_finite() && w >= 0.0 => {
+            Reading::Power(w) if w.is_finite() && w >= 0.0 && w <= self.ceiling_watts => {
                 self.reported = false;
                 let bits = Some(w.to_bits());
                 let changed = self.last_power_bits != bits;
                 self.last_power_bits = bits;
                 (Value::Power { watts: w }, self.fresh.observe(changed, now_ns).check())
+            }
+            Reading::Power(w) if w.is_finite() && w >= 0.0 => {
+                let ceiling = self.ceiling_watts;
+                self.warn(info, warnings, || {
+                    format!(
+                        "{}: {} reads {w} W, above the domain's plausibility ceiling of {ceiling} W (see docs/providers.md): not a reading, ignored",
+                        info.id, info.source
+                    )
+                });
+                (Value::Missing, self.fresh.observe(false, now_ns).check())
             }
             Reading::Power(w) => {
                 self.warn(info, warnings, || {

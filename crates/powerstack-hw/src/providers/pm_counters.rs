@@ -29,6 +29,12 @@
 //! controller's timestamp, so the provider is [`Refresh::Stepped`]: a sampler reads it on its own
 //! thread and places each value at its timestamp.
 //!
+//! Version: `version`, when present, must read one of [`KNOWN_VERSIONS`] on one line (the
+//! interface versions HPE firmware writes: 3 on current EX blades, 2 on earlier ones, 1 on XC
+//! blades, whose values carry no timestamp). Anything else (`99`, letters, two lines) is not a
+//! pm_counters directory powerstack knows how to read: the provider is not used, with a warning
+//! naming the file.
+//!
 //! Limits: `power_cap` is the node's `cap`, `accel_power_cap` (or `accelN_power_cap`) each GPU's; a
 //! value of 0 W means uncapped. They are set out of band by the system controller (CAPMC, PCS), not
 //! through these files, so they are reported as locked: powerstack shows them and never writes them.
@@ -62,6 +68,29 @@ const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_micros(500);
 
 /// How often the controller publishes new values (10 Hz).
 pub const UPDATE_PERIOD: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// The interface versions a `version` file may hold (see the module documentation).
+pub const KNOWN_VERSIONS: std::ops::RangeInclusive<u64> = 1..=3;
+
+/// Checks the `version` file: one line holding one of [`KNOWN_VERSIONS`]. The error says what
+/// the file holds and what was expected, naming it.
+fn check_version(path: &Path) -> Result<u64, HwError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| HwError::from_io(path, e, "pm_counters"))?;
+    let line = text.strip_suffix('\n').unwrap_or(&text);
+    let version = (!line.contains('\n')).then(|| line.trim().parse::<u64>().ok()).flatten();
+    match version {
+        Some(v) if KNOWN_VERSIONS.contains(&v) => Ok(v),
+        _ => Err(HwError::malformed(
+            path,
+            format!(
+                "interface version {text:?} is not one powerstack reads (expected one line holding {} to {}); pm_counters not used (check the blade firmware)",
+                KNOWN_VERSIONS.start(),
+                KNOWN_VERSIONS.end()
+            ),
+        )),
+    }
+}
 
 /// The size of the buffer a value file is read into.
 const LINE_MAX: usize = 256;
@@ -260,6 +289,12 @@ impl PmCounters {
             return (None, warnings);
         }
         let files: BTreeMap<String, PathBuf> = entries.into_iter().collect();
+        if let Some(path) = files.get("version")
+            && let Err(e) = check_version(path)
+        {
+            warnings.push(Warning::unreadable(NAME, e.to_string()));
+            return (None, warnings);
+        }
 
         // Group the value files by domain.
         #[derive(Default)]

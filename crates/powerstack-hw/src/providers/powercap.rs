@@ -133,6 +133,8 @@ pub fn domain_of(name: &str, parent_name: Option<&str>) -> Result<DomainId, Stri
 struct Zone {
     dir: PathBuf,
     energy: AttrFile,
+    /// `max_energy_range_uj`: the largest value the counter shows; one above it is no reading.
+    max_range_uj: u64,
     /// The constraint numbers (`X` of `constraint_X_*`), sorted.
     constraints: Vec<u32>,
 }
@@ -159,7 +161,8 @@ impl Provider for Powercap {
     fn read(&mut self, out: &mut [Reading]) {
         for (slot, zone) in out.iter_mut().zip(&self.zones) {
             *slot = match zone.energy.read_u64() {
-                Ok(uj) => Reading::Energy(RawEnergy::new(uj)),
+                Ok(uj) if uj <= zone.max_range_uj => Reading::Energy(RawEnergy::new(uj)),
+                Ok(uj) => Reading::Failed(beyond_range(zone, uj)),
                 Err(e) => Reading::Failed(e),
             };
         }
@@ -229,6 +232,18 @@ impl Provider for Powercap {
         }
         warnings
     }
+}
+
+/// The error of a zone whose counter shows more than its range: not a value it can hold.
+#[cold]
+fn beyond_range(zone: &Zone, uj: u64) -> HwError {
+    HwError::malformed(
+        zone.energy.path(),
+        format!(
+            "{uj} is above the counter's range ({} in max_energy_range_uj): not a reading (a driver or firmware fault)",
+            zone.max_range_uj
+        ),
+    )
 }
 
 /// A zone found in the class directory, before duplicates are resolved.
@@ -381,7 +396,7 @@ fn probe_zone(
         socket,
         label: Some(name),
     };
-    Ok((info, Zone { dir: path.to_path_buf(), energy, constraints }, limit_warning))
+    Ok((info, Zone { dir: path.to_path_buf(), energy, max_range_uj, constraints }, limit_warning))
 }
 
 /// The constraint numbers of a zone (`constraint_X_name` files), sorted.
