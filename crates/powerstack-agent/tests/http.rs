@@ -463,6 +463,44 @@ async fn a_job_marked_over_http_follows_the_rules_and_answers_the_flux_fields() 
     assert!(r.error().contains("user"), "the field is named");
 }
 
+/// One caller cannot fill the job table: its running jobs are counted (a uid on the socket, the
+/// token holder over TCP), and past its quota its `begin` is refused with one line until it ends
+/// one; other callers are not held back.
+#[tokio::test]
+async fn a_caller_may_have_only_its_quota_of_running_jobs() {
+    let a = agent();
+    *a.shared.jobs.lock().unwrap() = powerstack_agent::job::Jobs::default().with_caller_quota(2);
+    let alice = || Peer::Unix { uid: 1000, gid: 1000, pid: None };
+    for id in ["q1", "q2"] {
+        let r = post(&a.app, &format!("/v1/jobs/{id}/begin"), alice(), None).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    }
+    let r = post(&a.app, "/v1/jobs/q3/begin", alice(), None).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    let message = r.error();
+    assert!(message.contains("uid 1000") && message.contains("end some"), "{message}");
+    assert!(!message.contains('\n'), "{message}");
+    // Others are not held back: root on the socket, the token holder over TCP.
+    assert_eq!(post(&a.app, "/v1/jobs/r1/begin", root(), None).await.status, StatusCode::CREATED);
+    let tcp = Peer::Tcp { addr: "127.0.0.1:5000".parse().unwrap() };
+    for (id, want) in [("t1", StatusCode::CREATED), ("t2", StatusCode::CREATED)] {
+        let uri = format!("/v1/jobs/{id}/begin");
+        let r = send(&a.app, Method::POST, &uri, Some(tcp.clone()), Some("Bearer s3cret"), None);
+        assert_eq!(r.await.status, want);
+    }
+    let r = send(&a.app, Method::POST, "/v1/jobs/t3/begin", Some(tcp), Some("Bearer s3cret"), None);
+    let r = r.await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert!(r.error().contains("token"));
+    // An ended job no longer counts.
+    assert_eq!(post(&a.app, "/v1/jobs/q1/end", alice(), None).await.status, StatusCode::OK);
+    assert_eq!(post(&a.app, "/v1/jobs/q3/begin", alice(), None).await.status, StatusCode::CREATED);
+    let jobs = a.shared.jobs.lock().unwrap();
+    assert_eq!(jobs.caller("q3"), Some("uid 1000"));
+    assert_eq!(jobs.caller("r1"), Some("uid 0"));
+    assert_eq!(jobs.caller("t1"), Some("token"));
+}
+
 #[tokio::test]
 async fn a_job_result_covers_its_window_from_the_ring() {
     let a = agent();
