@@ -953,6 +953,45 @@ async fn the_openapi_document_and_the_router_agree() {
     }
 }
 
+/// What the document says of inputs is what the server enforces: `since <= until`, the two forms
+/// of a cap request, a node cap above 0 W, job labels (null allowed, at most 256 characters, no
+/// control character) and bodies that are objects.
+#[tokio::test]
+async fn the_openapi_document_says_what_the_server_enforces() {
+    let a = agent();
+    let doc = get(&a.app, "/v1/openapi.json").await.json();
+    let schemas = &doc["components"]["schemas"];
+    let params = doc["paths"]["/v1/samples"]["get"]["parameters"].to_string();
+    assert!(params.contains("Must not be after `until`"), "{params}");
+    let r = get(&a.app, "/v1/samples?since=2&until=1").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(!r.error().contains('\n'));
+
+    let forms = schemas["CapRequest"]["oneOf"].as_array().unwrap();
+    assert_eq!(forms.len(), 2);
+    assert_eq!(schemas["NodeCapRequest"]["required"], json!(["node_watts"]));
+    assert_eq!(schemas["NodeCapRequest"]["properties"]["node_watts"]["exclusiveMinimum"], true);
+    assert_eq!(schemas["DomainCapRequest"]["required"], json!(["domain", "limit_watts"]));
+    for bad in [json!({"node_watts": 0.0}), json!({"node_watts": -5.0})] {
+        let r = post(&a.app, "/v1/caps", root(), Some(bad.clone())).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text());
+        assert!(r.error().contains("above 0 W"));
+    }
+
+    let user = &schemas["JobBegin"]["properties"]["user"];
+    assert_eq!(user["nullable"], true);
+    assert_eq!(user["maxLength"], powerstack_agent::job::MAX_LABEL_LEN);
+    let null = json!({"user": null, "app": null});
+    assert_eq!(post(&a.app, "/v1/jobs/l1/begin", root(), Some(null)).await.status, 201);
+    let long = json!({"app": "é".repeat(256)});
+    assert_eq!(post(&a.app, "/v1/jobs/l2/begin", root(), Some(long)).await.status, 201);
+    for bad in [json!({"app": "é".repeat(257)}), json!({"user": "a\u{85}b"}), json!([null, null])]
+    {
+        let r = post(&a.app, "/v1/jobs/l3/begin", root(), Some(bad.clone())).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text());
+    }
+}
+
 fn promtool() -> Option<PathBuf> {
     let ok = std::process::Command::new("promtool")
         .arg("--version")

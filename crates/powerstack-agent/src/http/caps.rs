@@ -60,6 +60,11 @@ enum Change {
 
 fn parse(body: &CapBody) -> Result<Change, ApiError> {
     if let Some(watts) = body.node_watts {
+        if !(watts.is_finite() && watts > 0.0) {
+            return Err(ApiError::BadRequest(format!(
+                "node_watts {watts} is not a power: give a node cap above 0 W"
+            )));
+        }
         let extra = [
             ("domain", body.domain.is_some()),
             ("index", body.index.is_some()),
