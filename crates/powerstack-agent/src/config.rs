@@ -55,6 +55,9 @@ pub struct AgentConfig {
     /// 3 600 000); never shorter, in effect, than the sampling interval or the slowest domain's
     /// measured update period.
     pub peak_window_ms: u64,
+    /// How many running jobs one caller (a uid on the socket, the token holder over TCP) may have
+    /// begun (1 to 10 000): beyond that its `begin` is refused (409) until it ends some.
+    pub max_running_jobs_per_caller: usize,
 }
 
 impl Default for AgentConfig {
@@ -72,6 +75,7 @@ impl Default for AgentConfig {
             source: "auto".to_string(),
             nvml_lib: None,
             peak_window_ms: DEFAULT_PEAK_WINDOW_MS,
+            max_running_jobs_per_caller: crate::job::DEFAULT_MAX_RUNNING_PER_CALLER,
         }
     }
 }
@@ -116,6 +120,13 @@ impl AgentConfig {
             return Err(ConfigError(format!(
                 "peak_window_ms {} is out of range: give 1 to {MAX_PEAK_WINDOW_MS}",
                 self.peak_window_ms
+            )));
+        }
+        if !(1..=crate::job::MAX_JOBS).contains(&self.max_running_jobs_per_caller) {
+            return Err(ConfigError(format!(
+                "max_running_jobs_per_caller {} is out of range: give 1 to {}",
+                self.max_running_jobs_per_caller,
+                crate::job::MAX_JOBS
             )));
         }
         if self.socket.is_empty() && self.listen.is_empty() {

@@ -130,6 +130,19 @@ impl AppState {
 pub(crate) struct Writer {
     /// How the caller is named in the journal and in messages.
     pub(crate) who: String,
+    /// Who the caller is, stably across its connections: `uid N` on the socket, `token` over
+    /// TCP (whoever holds the token), `unknown` otherwise. Quotas count per key.
+    pub(crate) key: String,
+}
+
+impl Writer {
+    fn key(peer: &Peer) -> String {
+        match peer {
+            Peer::Unix { uid, .. } => format!("uid {uid}"),
+            Peer::Tcp { .. } => "token".to_string(),
+            Peer::Unknown => "unknown".to_string(),
+        }
+    }
 }
 
 /// The caller of a request and its `Authorization` header.
@@ -152,7 +165,7 @@ impl FromRequestParts<AppState> for Writer {
         // Name lookups read /etc/passwd and /etc/group: off the async threads.
         tokio::task::spawn_blocking(move || {
             access.check_write(&peer, authorization.as_deref())?;
-            Ok(Writer { who: access.describe(&peer) })
+            Ok(Writer { who: access.describe(&peer), key: Writer::key(&peer) })
         })
         .await?
     }

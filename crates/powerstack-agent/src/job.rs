@@ -46,8 +46,8 @@ mod table;
 
 use peak::peak_power;
 pub use table::{
-    ENDED_RETENTION_US, JobError, JobHistory, JobWindow, Jobs, MAX_ENDED_JOBS, MAX_ID_LEN,
-    MAX_JOBS, MAX_LABEL_LEN, check_id, parse_peak_window_us,
+    DEFAULT_MAX_RUNNING_PER_CALLER, ENDED_RETENTION_US, JobError, JobHistory, JobWindow, Jobs,
+    MAX_ENDED_JOBS, MAX_ID_LEN, MAX_JOBS, MAX_LABEL_LEN, check_id, parse_peak_window_us,
 };
 
 /// What the number in a figure is when it cannot be given (as in the Flux Power Monitor's rows).

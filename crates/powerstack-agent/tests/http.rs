@@ -470,6 +470,44 @@ async fn a_job_marked_over_http_follows_the_rules_and_answers_the_flux_fields() 
     assert!(r.error().contains("user"), "the field is named");
 }
 
+/// One caller cannot fill the job table: its running jobs are counted (a uid on the socket, the
+/// token holder over TCP), and past its quota its `begin` is refused with one line until it ends
+/// one; other callers are not held back.
+#[tokio::test]
+async fn a_caller_may_have_only_its_quota_of_running_jobs() {
+    let a = agent();
+    *a.shared.jobs.lock().unwrap() = powerstack_agent::job::Jobs::default().with_caller_quota(2);
+    let alice = || Peer::Unix { uid: 1000, gid: 1000, pid: None };
+    for id in ["q1", "q2"] {
+        let r = post(&a.app, &format!("/v1/jobs/{id}/begin"), alice(), None).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    }
+    let r = post(&a.app, "/v1/jobs/q3/begin", alice(), None).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    let message = r.error();
+    assert!(message.contains("uid 1000") && message.contains("end some"), "{message}");
+    assert!(!message.contains('\n'), "{message}");
+    // Others are not held back: root on the socket, the token holder over TCP.
+    assert_eq!(post(&a.app, "/v1/jobs/r1/begin", root(), None).await.status, StatusCode::CREATED);
+    let tcp = Peer::Tcp { addr: "127.0.0.1:5000".parse().unwrap() };
+    for (id, want) in [("t1", StatusCode::CREATED), ("t2", StatusCode::CREATED)] {
+        let uri = format!("/v1/jobs/{id}/begin");
+        let r = send(&a.app, Method::POST, &uri, Some(tcp.clone()), Some("Bearer s3cret"), None);
+        assert_eq!(r.await.status, want);
+    }
+    let r = send(&a.app, Method::POST, "/v1/jobs/t3/begin", Some(tcp), Some("Bearer s3cret"), None);
+    let r = r.await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert!(r.error().contains("token"));
+    // An ended job no longer counts.
+    assert_eq!(post(&a.app, "/v1/jobs/q1/end", alice(), None).await.status, StatusCode::OK);
+    assert_eq!(post(&a.app, "/v1/jobs/q3/begin", alice(), None).await.status, StatusCode::CREATED);
+    let jobs = a.shared.jobs.lock().unwrap();
+    assert_eq!(jobs.caller("q3"), Some("uid 1000"));
+    assert_eq!(jobs.caller("r1"), Some("uid 0"));
+    assert_eq!(jobs.caller("t1"), Some("token"));
+}
+
 #[tokio::test]
 async fn a_job_result_covers_its_window_from_the_ring() {
     let a = agent();
@@ -919,6 +957,45 @@ async fn the_openapi_document_and_the_router_agree() {
     for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
         let name = piece.split('"').next().unwrap();
         assert!(doc["components"]["schemas"].get(name).is_some(), "{name}");
+    }
+}
+
+/// What the document says of inputs is what the server enforces: `since <= until`, the two forms
+/// of a cap request, a node cap above 0 W, job labels (null allowed, at most 256 characters, no
+/// control character) and bodies that are objects.
+#[tokio::test]
+async fn the_openapi_document_says_what_the_server_enforces() {
+    let a = agent();
+    let doc = get(&a.app, "/v1/openapi.json").await.json();
+    let schemas = &doc["components"]["schemas"];
+    let params = doc["paths"]["/v1/samples"]["get"]["parameters"].to_string();
+    assert!(params.contains("Must not be after `until`"), "{params}");
+    let r = get(&a.app, "/v1/samples?since=2&until=1").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(!r.error().contains('\n'));
+
+    let forms = schemas["CapRequest"]["oneOf"].as_array().unwrap();
+    assert_eq!(forms.len(), 2);
+    assert_eq!(schemas["NodeCapRequest"]["required"], json!(["node_watts"]));
+    assert_eq!(schemas["NodeCapRequest"]["properties"]["node_watts"]["exclusiveMinimum"], true);
+    assert_eq!(schemas["DomainCapRequest"]["required"], json!(["domain", "limit_watts"]));
+    for bad in [json!({"node_watts": 0.0}), json!({"node_watts": -5.0})] {
+        let r = post(&a.app, "/v1/caps", root(), Some(bad.clone())).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text());
+        assert!(r.error().contains("above 0 W"));
+    }
+
+    let user = &schemas["JobBegin"]["properties"]["user"];
+    assert_eq!(user["nullable"], true);
+    assert_eq!(user["maxLength"], powerstack_agent::job::MAX_LABEL_LEN);
+    let null = json!({"user": null, "app": null});
+    assert_eq!(post(&a.app, "/v1/jobs/l1/begin", root(), Some(null)).await.status, 201);
+    let long = json!({"app": "é".repeat(256)});
+    assert_eq!(post(&a.app, "/v1/jobs/l2/begin", root(), Some(long)).await.status, 201);
+    for bad in [json!({"app": "é".repeat(257)}), json!({"user": "a\u{85}b"}), json!([null, null])]
+    {
+        let r = post(&a.app, "/v1/jobs/l3/begin", root(), Some(bad.clone())).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text());
     }
 }
 

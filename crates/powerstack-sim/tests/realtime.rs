@@ -225,3 +225,90 @@ fn a_reader_never_sees_a_counter_file_half_written() {
     assert!(stray.is_empty(), "read values never written: {stray:?} ({reads} reads)");
     assert!(written.iter().any(|&v| v < 1_000_000) && written.iter().any(|&v| v > 10_000_000_000));
 }
+
+/// The documented rounding of a written power limit: down to the register's 1/8 W unit.
+fn quantised_uw(uw: u64) -> u64 {
+    uw / 125_000 * 125_000
+}
+
+/// 300 writes to a limit file 5 ms apart while the node is animated every 5 ms: every value
+/// read back, at once or just before the next write, is the one last written or its rounding;
+/// the last one stays, rounded, and the register follows it. No write is reverted.
+#[test]
+fn no_write_to_a_limit_file_is_lost_while_the_node_is_animated() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = SimNode::create(dir.path(), Profile::Intel2s, SimOptions::default()).unwrap();
+    let anim = Animation::start(node, Duration::from_millis(5));
+    let path = dir.path().join(PKG0_LIMIT);
+    let mut lost = Vec::new();
+    let mut last = 0;
+    for k in 0..300u64 {
+        // Exact and unexact values, in a different order than they come back.
+        let uw = 60_000_000 + (k * 7_919 % 301) * 100_000 + (k % 3) * 40_000;
+        fs::write(&path, format!("{uw}\n")).unwrap();
+        for _ in 0..2 {
+            let text = fs::read_to_string(&path).unwrap();
+            // An empty file is a writer's write in progress (none here but this one, done).
+            let shown: u64 = text.trim().parse().unwrap_or_else(|_| panic!("read {text:?}"));
+            if shown != uw && shown != quantised_uw(uw) {
+                lost.push((k, uw, shown));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        last = uw;
+    }
+    assert!(
+        lost.is_empty(),
+        "{} reads of 600 showed another value: {:?}",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
+    let want = format!("{}\n", quantised_uw(last));
+    let settled =
+        eventually(Duration::from_secs(30), || fs::read_to_string(&path).unwrap() == want);
+    assert!(settled, "still {:?}", fs::read_to_string(&path).unwrap());
+    anim.stop().unwrap();
+    // The register took the last write (a node reopened reads it from the files).
+    let node = SimNode::open(dir.path()).unwrap();
+    let pkg0 = powerstack_model::DomainId::new(powerstack_model::DomainKind::Package, 0);
+    let cap = node.expected_steady_power_watts(pkg0).unwrap();
+    assert!(cap <= quantised_uw(last) as f64 / 1e6 + 1e-9, "{cap} W");
+}
+
+/// A write to one file of a zone changes only what that file says: the psys short-term window
+/// (2440 µs at create, a field the kernel's own encoding would write back as 1952 µs) stays 2440
+/// whatever is written to the limits and `enabled`; a write to the window itself is shown as the
+/// kernel's encoding holds it, at once.
+#[test]
+fn a_write_rewrites_no_other_file_of_its_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = SimNode::create(dir.path(), Profile::Intel2s, SimOptions::default()).unwrap();
+    let anim = Animation::start(node, Duration::from_millis(5));
+    let zone = dir.path().join("sys/class/powercap/intel-rapl:2");
+    let window = zone.join("constraint_1_time_window_us");
+    assert_eq!(fs::read_to_string(&window).unwrap(), "2440\n");
+    let writes = [
+        ("constraint_0_power_limit_uw", "300100000\n", "300000000\n"),
+        ("constraint_1_power_limit_uw", "550000000\n", "550000000\n"),
+        ("enabled", "0\n", "0\n"),
+        ("enabled", "1\n", "1\n"),
+        ("constraint_0_time_window_us", "2000000\n", "1998848\n"),
+    ];
+    for (file, write, shown) in writes {
+        fs::write(zone.join(file), write).unwrap();
+        let answered = eventually(Duration::from_secs(30), || {
+            fs::read_to_string(zone.join(file)).unwrap() == shown
+        });
+        assert!(answered, "{file}: {:?}", fs::read_to_string(zone.join(file)).unwrap());
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(fs::read_to_string(&window).unwrap(), "2440\n", "after writing {file}");
+    }
+    fs::write(&window, "2440\n").unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(fs::read_to_string(&window).unwrap(), "2440\n", "a write of what it shows");
+    fs::write(&window, "5000\n").unwrap();
+    let rounded =
+        eventually(Duration::from_secs(30), || fs::read_to_string(&window).unwrap() == "4880\n");
+    assert!(rounded, "{:?}", fs::read_to_string(&window).unwrap());
+    anim.stop().unwrap();
+}

@@ -60,6 +60,11 @@ enum Change {
 
 fn parse(body: &CapBody) -> Result<Change, ApiError> {
     if let Some(watts) = body.node_watts {
+        if !(watts.is_finite() && watts > 0.0) {
+            return Err(ApiError::BadRequest(format!(
+                "node_watts {watts} is not a power: give a node cap above 0 W"
+            )));
+        }
         let extra = [
             ("domain", body.domain.is_some()),
             ("index", body.index.is_some()),
@@ -168,8 +173,10 @@ fn build(
                 Some(c) => c.to_string(),
                 None => match powerstack_cap::node_cap_constraint(*kind) {
                     Some(c) => c.to_string(),
+                    // Which limits a domain has is the node's business, not the request's
+                    // shape: 422, like a domain the node does not have.
                     None => {
-                        return Err(ApiError::BadRequest(format!(
+                        return Err(ApiError::Unprocessable(format!(
                             "missing field `constraint`: {kind} domains have no default limit; name one of {}",
                             limit_names(catalog, &chosen)
                         )));

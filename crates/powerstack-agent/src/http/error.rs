@@ -141,6 +141,13 @@ fn body_error(rejection: BytesRejection) -> ApiError {
 }
 
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // Every body of the API is an object: serde would also take a struct from an array of its
+    // fields' values (`[null, null]`), which the schema does not allow.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::BadRequest(
+            "malformed JSON body: expected a JSON object ({...})".into(),
+        ));
+    }
     Json::<T>::from_bytes(bytes)
         .map(|Json(v)| v)
         .map_err(|e| ApiError::BadRequest(format!("malformed JSON body: {}", e.body_text())))

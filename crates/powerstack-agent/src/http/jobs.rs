@@ -40,7 +40,8 @@ impl From<JobError> for ApiError {
             JobError::AlreadyBegun { .. }
             | JobError::AlreadyEnded { .. }
             | JobError::EndBeforeBegin { .. }
-            | JobError::TooMany { .. } => ApiError::Conflict(message),
+            | JobError::TooMany { .. }
+            | JobError::CallerQuota { .. } => ApiError::Conflict(message),
         }
     }
 }
@@ -64,10 +65,11 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// `POST /v1/jobs/{id}/begin`: marks the beginning now (the agent's clock), kept in the state
-/// directory before the answer. 201 with the job.
+/// directory before the answer, with who began it. 201 with the job; 409 when the caller has
+/// its quota of running jobs (`max_running_jobs_per_caller`).
 pub(crate) async fn begin(
     State(state): State<AppState>,
-    _writer: Writer,
+    writer: Writer,
     AppPath(id): AppPath<String>,
     OptionalJson(body): OptionalJson<JobBeginV1>,
 ) -> Result<(StatusCode, Json<JobBeganV1>), ApiError> {
@@ -76,7 +78,8 @@ pub(crate) async fn begin(
     let job = blocking(move || {
         let mut jobs = lock(&shared.jobs);
         let before = jobs.clone();
-        let job = JobV1::from(jobs.begin(&id, body.user, body.app, shared.clock.now_unix_us())?);
+        let now = shared.clock.now_unix_us();
+        let job = JobV1::from(jobs.begin_by(&id, body.user, body.app, Some(&writer.key), now)?);
         commit(&shared, &mut jobs, before)?;
         Ok(job)
     })

@@ -29,6 +29,18 @@ fn write_errors() -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// A job's `user` or `app` label as the job table takes it: null or absent, else at most
+/// [`crate::job::MAX_LABEL_LEN`] characters and no control character (`char::is_control`: C0,
+/// DEL and C1).
+fn label() -> Value {
+    json!({
+        "type": "string",
+        "nullable": true,
+        "maxLength": crate::job::MAX_LABEL_LEN,
+        "pattern": "^[^\\u0000-\\u001F\\u007F-\\u009F]*$"
+    })
+}
+
 fn responses(list: Vec<(&'static str, Value)>) -> Value {
     Value::Object(list.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
 }
@@ -155,8 +167,8 @@ pub fn openapi() -> Value {
                     "summary": "Raw samples from the ring: a time and one extended counter per domain.",
                     "operationId": "samples",
                     "parameters": [
-                        { "name": "since", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0 }, "description": "µs since the Unix epoch (included); default 0." },
-                        { "name": "until", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0 }, "description": "µs since the Unix epoch (included); default: no bound." },
+                        { "name": "since", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0 }, "description": "µs since the Unix epoch (included); default 0. Must not be after `until` (400 otherwise)." },
+                        { "name": "until", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0 }, "description": "µs since the Unix epoch (included); default: no bound. Must not be before `since` (400 otherwise)." },
                         { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 1, "maximum": 100000, "default": 10000 }, "description": "Most samples answered (the oldest of the range)." }
                     ],
                     "responses": responses(vec![
@@ -299,8 +311,8 @@ fn schemas() -> Value {
             "type": "object",
             "additionalProperties": false,
             "properties": {
-                "user": { "type": "string", "maxLength": 256 },
-                "app": { "type": "string", "maxLength": 256 }
+                "user": label(),
+                "app": label()
             }
         },
         "Job": {
@@ -364,17 +376,35 @@ fn schemas() -> Value {
             }
         },
         "CapRequest": {
-            "description": "Either one domain's limit (domain, limit_watts, optional index, die, constraint, time_window_s, clamp) or a node cap (node_watts, optional policy, clamp).",
+            "description": "Either one domain's limit or a node cap. A field given as null is taken as absent.",
+            "oneOf": [
+                { "$ref": "#/components/schemas/DomainCapRequest" },
+                { "$ref": "#/components/schemas/NodeCapRequest" }
+            ]
+        },
+        "DomainCapRequest": {
+            "description": "One domain's limit: every domain of the kind, or the one at `index` (and `die`).",
             "type": "object",
             "additionalProperties": false,
+            "required": ["domain", "limit_watts"],
             "properties": {
                 "domain": { "type": "string", "enum": ["node", "platform", "package", "core", "uncore", "memory", "gpu"] },
-                "index": { "type": "integer", "minimum": 0 },
-                "die": { "type": "integer", "minimum": 0 },
+                "index": { "type": "integer", "minimum": 0, "maximum": u32::MAX },
+                "die": { "type": "integer", "minimum": 0, "maximum": u32::MAX },
                 "constraint": { "type": "string", "description": "long_term, short_term, peak_power or cap; default long_term (package, memory) or cap (gpu)." },
                 "limit_watts": num,
                 "time_window_s": num,
-                "node_watts": num,
+                "clamp": { "type": "boolean", "default": false },
+                "dry_run": { "type": "boolean", "default": false }
+            }
+        },
+        "NodeCapRequest": {
+            "description": "A node cap, split over every cappable domain by `policy`.",
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["node_watts"],
+            "properties": {
+                "node_watts": { "type": "number", "minimum": 0, "exclusiveMinimum": true },
                 "policy": { "type": "string", "enum": ["proportional", "uniform", "variorum"], "default": "proportional" },
                 "clamp": { "type": "boolean", "default": false },
                 "dry_run": { "type": "boolean", "default": false }

@@ -57,6 +57,9 @@ struct SavedJob {
     app: Option<String>,
     begin_unix_us: u64,
     end_unix_us: Option<u64>,
+    /// Who began the job (`uid N`, `token`); absent in files of agents that did not record it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    caller: Option<String>,
     #[serde(default)]
     history: JobHistory,
 }
@@ -133,7 +136,7 @@ impl JobsFile {
                 begin_unix_us: j.begin_unix_us,
                 end_unix_us: j.end_unix_us,
             };
-            empty.insert(window, j.history);
+            empty.insert_by(window, j.history, j.caller);
         }
         Ok(Loaded { jobs: empty, stopped_cleanly: file.stopped_cleanly })
     }
@@ -154,6 +157,7 @@ impl JobsFile {
                     app: w.app.clone(),
                     begin_unix_us: w.begin_unix_us,
                     end_unix_us: w.end_unix_us,
+                    caller: jobs.caller(&w.id).map(str::to_string),
                     history: h.clone(),
                 })
                 .collect(),
@@ -180,7 +184,8 @@ impl JobsFile {
 /// configured by `config` on this node, and what it keeps.
 pub fn open(config: &AgentConfig, node: NodeId) -> Result<(JobsFile, Loaded), StoreError> {
     let file = JobsFile::new(&config.state_dir, node);
-    let loaded = file.load(Jobs::default())?;
+    let loaded =
+        file.load(Jobs::default().with_caller_quota(config.max_running_jobs_per_caller))?;
     Ok((file, loaded))
 }
 

@@ -14,6 +14,9 @@ pub const MAX_LABEL_LEN: usize = 256;
 /// How many job windows [`Jobs::default`] keeps; beyond that, a new job replaces the ended job
 /// that ended first.
 pub const MAX_JOBS: usize = 10_000;
+/// How many running jobs [`Jobs::default`] lets one caller have begun (the agent's
+/// `max_running_jobs_per_caller`): one caller cannot fill the table and block the others.
+pub const DEFAULT_MAX_RUNNING_PER_CALLER: usize = 1000;
 
 /// One job's time window on this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,6 +104,18 @@ pub enum JobError {
         /// The refused end, µs since the Unix epoch.
         end_unix_us: u64,
     },
+    /// The caller has begun as many running jobs as one caller may.
+    #[error(
+        "job {id}: {caller} has {max} running jobs already, the most one caller may begin: end some first"
+    )]
+    CallerQuota {
+        /// The refused job's id.
+        id: String,
+        /// Who began them (`uid N`, `token`).
+        caller: String,
+        /// The most running jobs one caller may have begun.
+        max: usize,
+    },
     /// The job table is full of running jobs.
     #[error("job {id}: {max} jobs are running already: end some first")]
     TooMany {
@@ -179,6 +194,9 @@ impl JobHistory {
 struct Kept {
     window: JobWindow,
     history: JobHistory,
+    /// Who began the job (`uid N` on the socket, `token` over TCP); `None` for a job kept by an
+    /// agent that did not record it.
+    caller: Option<String>,
 }
 
 /// The job windows of this node, by id, with their histories.
@@ -188,6 +206,7 @@ pub struct Jobs {
     max_jobs: usize,
     max_ended: usize,
     retention_us: u64,
+    max_running_per_caller: usize,
 }
 
 impl Default for Jobs {
@@ -207,7 +226,14 @@ impl Jobs {
             max_jobs: max_jobs.max(1),
             max_ended: MAX_ENDED_JOBS,
             retention_us: ENDED_RETENTION_US,
+            max_running_per_caller: DEFAULT_MAX_RUNNING_PER_CALLER,
         }
+    }
+
+    /// This table letting one caller have at most `max` running jobs (at least one).
+    pub fn with_caller_quota(mut self, max: usize) -> Jobs {
+        self.max_running_per_caller = max.max(1);
+        self
     }
 
     /// This table keeping at most `max_ended` ended jobs, each for at most `retention_us` after
@@ -218,17 +244,32 @@ impl Jobs {
         self
     }
 
-    /// Marks the beginning of job `id` at `at_us` (µs since the Unix epoch). Ended jobs past the
-    /// retention are forgotten first.
-    ///
-    /// Refused when the id is malformed ([`JobError::BadId`]), a label is
-    /// ([`JobError::BadLabel`]), a job with this id is known ([`JobError::AlreadyBegun`]), or the
-    /// table is full of running jobs ([`JobError::TooMany`]).
+    /// Marks the beginning of job `id` at `at_us` (µs since the Unix epoch), by no caller in
+    /// particular: [`Jobs::begin_by`] with no caller.
     pub fn begin(
         &mut self,
         id: &str,
         user: Option<String>,
         app: Option<String>,
+        at_us: u64,
+    ) -> Result<&JobWindow, JobError> {
+        self.begin_by(id, user, app, None, at_us)
+    }
+
+    /// Marks the beginning of job `id` at `at_us` (µs since the Unix epoch) by `caller` (kept
+    /// with the job). Ended jobs past the retention are forgotten first; when the table is full,
+    /// the ended job that ended first is forgotten to make room.
+    ///
+    /// Refused when the id is malformed ([`JobError::BadId`]), a label is
+    /// ([`JobError::BadLabel`]), a job with this id is known ([`JobError::AlreadyBegun`]), the
+    /// caller has its quota of running jobs ([`JobError::CallerQuota`]), or the table is full of
+    /// running jobs ([`JobError::TooMany`]).
+    pub fn begin_by(
+        &mut self,
+        id: &str,
+        user: Option<String>,
+        app: Option<String>,
+        caller: Option<&str>,
         at_us: u64,
     ) -> Result<&JobWindow, JobError> {
         check_id(id)?;
@@ -239,6 +280,20 @@ impl Jobs {
                 id: id.to_string(),
                 begin_unix_us: known.window.begin_unix_us,
             });
+        }
+        if let Some(caller) = caller {
+            let running = self
+                .jobs
+                .values()
+                .filter(|k| k.window.is_running() && k.caller.as_deref() == Some(caller))
+                .count();
+            if running >= self.max_running_per_caller {
+                return Err(JobError::CallerQuota {
+                    id: id.to_string(),
+                    caller: caller.to_string(),
+                    max: self.max_running_per_caller,
+                });
+            }
         }
         self.forget_old(at_us);
         if self.jobs.len() >= self.max_jobs {
@@ -253,7 +308,8 @@ impl Jobs {
         }
         let window =
             JobWindow { id: id.to_string(), user, app, begin_unix_us: at_us, end_unix_us: None };
-        let kept = Kept { window, history: JobHistory::default() };
+        let kept =
+            Kept { window, history: JobHistory::default(), caller: caller.map(str::to_string) };
         Ok(&self.jobs.entry(id.to_string()).or_insert(kept).window)
     }
 
@@ -320,6 +376,11 @@ impl Jobs {
         self.jobs.get(id).map(|k| &k.window)
     }
 
+    /// Who began the job with this id, when that was recorded.
+    pub fn caller(&self, id: &str) -> Option<&str> {
+        self.jobs.get(id)?.caller.as_deref()
+    }
+
     /// The history of the job with this id.
     pub fn history(&self, id: &str) -> Option<&JobHistory> {
         self.jobs.get(id).map(|k| &k.history)
@@ -353,7 +414,12 @@ impl Jobs {
     /// Adds a job as it was kept (loaded from the state directory); a job with the same id is
     /// replaced.
     pub fn insert(&mut self, window: JobWindow, history: JobHistory) {
-        self.jobs.insert(window.id.clone(), Kept { window, history });
+        self.insert_by(window, history, None);
+    }
+
+    /// [`Jobs::insert`], with who began the job.
+    pub fn insert_by(&mut self, window: JobWindow, history: JobHistory, caller: Option<String>) {
+        self.jobs.insert(window.id.clone(), Kept { window, history, caller });
     }
 
     /// At a stop: adds to each running job's history the figures `measure` gives of the part
