@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Property-based API test of the node agent against its own OpenAPI document: starts an agent on a
 # fresh simulated node (animated by `sim run`) with a token file, runs schemathesis over TCP with
-# the token, a fixed seed and a bounded example count, then POSTs valid cap requests through the
-# token and expects 200, and stops the agent (which restores the limits). Exit status: 0 when
+# the token, a fixed seed and a bounded example count, runs the reads again without the token (the
+# coarse answers of unprivileged readers), then POSTs valid cap requests through the token and
+# expects 200, and stops the agent (which restores the limits). Exit status: 0 when
 # schemathesis found nothing (no server error, no response off the schema, ...) and every valid
 # cap request reached 200.
 #
@@ -82,6 +83,20 @@ echo "== st run $base/v1/openapi.json --seed $SEED --max-examples $MAX_EXAMPLES"
   --request-timeout 10 \
   --no-color \
   --report-dir "$work/report" || status=$?
+
+# The reads again as a caller without the token: the coarse answers of unprivileged readers
+# (whole seconds, whole watts and joules, labels hidden) must be on the schema too.
+echo "== st run (reads, no token) --seed $SEED --max-examples $((MAX_EXAMPLES / 4))"
+"$VENV/bin/st" --config-file scripts/schemathesis.toml run "$base/v1/openapi.json" \
+  --url "$base" \
+  --include-method GET \
+  --checks all \
+  --seed "$SEED" \
+  --max-examples "$((MAX_EXAMPLES / 4))" \
+  --workers 1 \
+  --request-timeout 10 \
+  --no-color \
+  --report-dir "$work/report-reads" || status=$?
 
 # Positive cap requests through the token: each form must reach 200 (a dry run, then real writes,
 # then a reset).
