@@ -94,3 +94,33 @@ fn domains_never_read_have_no_figure_anywhere() {
     assert_eq!(j.energy_joules, NOT_MEASURED, "{j:?}");
     assert!(j.domain_power.values().all(|&w| w == NOT_MEASURED), "{j:?}");
 }
+
+/// `/v1/samples` gives `null`, never a column of zeros, for a domain never read: to a privileged
+/// reader (raw rows) and to any other (whole-second rows).
+#[tokio::test]
+async fn samples_give_null_for_a_domain_never_read() {
+    use axum::body::Body;
+    use axum::extract::connect_info::ConnectInfo;
+    use axum::http::Request;
+    use http_body_util::BodyExt;
+    use powerstack_agent::access::{AccessPolicy, Peer};
+    use tower::ServiceExt;
+
+    let s = shared(&[DomainKind::Node, DomainKind::Package], &[false, true]);
+    let app = powerstack_agent::http::app(std::sync::Arc::new(s), None, AccessPolicy::default());
+    for uid in [0, 65534] {
+        let mut req = Request::get("/v1/samples").body(Body::empty()).unwrap();
+        req.extensions_mut().insert(ConnectInfo(Peer::Unix { uid, gid: uid, pid: None }));
+        let res = app.clone().oneshot(req).await.unwrap();
+        assert_eq!(res.status(), 200, "uid {uid}");
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let rows = v["samples"].as_array().unwrap();
+        assert!(!rows.is_empty(), "uid {uid}: {v}");
+        for row in rows {
+            assert!(row[0].is_u64(), "uid {uid}: the time: {row}");
+            assert!(row[1].is_null(), "uid {uid}: the node meter never read: {row}");
+            assert!(row[2].is_u64(), "uid {uid}: the package was read: {row}");
+        }
+    }
+}

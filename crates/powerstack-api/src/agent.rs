@@ -64,7 +64,8 @@ pub struct SampleDomainV1 {
 }
 
 /// `GET /v1/samples`: raw ring rows `[t, tick0, tick1, ...]` (t in µs since the epoch; ticks of each
-/// column's extended counter).
+/// column's extended counter; `null` in every row for a column whose domain could never be read,
+/// so that no one takes its zeros for a measurement).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SamplesV1 {
     /// The node.
@@ -72,7 +73,7 @@ pub struct SamplesV1 {
     /// The columns after the timestamp.
     pub domains: Vec<SampleDomainV1>,
     /// The rows.
-    pub samples: Vec<Vec<u64>>,
+    pub samples: Vec<Vec<Option<u64>>>,
     /// More rows matched than the limit allowed.
     pub truncated: bool,
 }

@@ -301,8 +301,8 @@ fn schemas() -> Value {
                 },
                 "samples": {
                     "type": "array",
-                    "description": "[t (µs since the epoch), tick0, tick1, ...] per sample, oldest first.",
-                    "items": { "type": "array", "items": { "type": "integer" } }
+                    "description": "[t (µs since the epoch), tick0, tick1, ...] per sample, oldest first; a column whose domain could never be read is null in every row.",
+                    "items": { "type": "array", "items": { "type": "integer", "nullable": true } }
                 },
                 "truncated": { "type": "boolean", "description": "More samples are in the range than were answered." }
             }

@@ -224,7 +224,26 @@ pub(crate) async fn samples(
             joules_per_tick: if coarse { 1.0 } else { d.joules_per_tick },
         })
         .collect();
-    Ok(Json(SamplesV1 { hostname: shared.hostname.clone(), domains, samples: rows, truncated }))
+    let samples = never_read_as_null(shared, rows);
+    Ok(Json(SamplesV1 { hostname: shared.hostname.clone(), domains, samples, truncated }))
+}
+
+/// The rows with `null` in each column whose domain has never been read: its zeros measure
+/// nothing, as `/v1/power` and `/metrics` say by leaving it out.
+fn never_read_as_null(shared: &Shared, rows: Vec<Vec<u64>>) -> Vec<Vec<Option<u64>>> {
+    let read: Vec<bool> = {
+        let ring = lock(&shared.ring);
+        (0..shared.domains.len()).map(|c| ring.was_read(c)).collect()
+    };
+    rows.into_iter()
+        .map(|row| {
+            row.into_iter()
+                .enumerate()
+                // Element 0 is the time; column c is element c + 1.
+                .map(|(i, v)| (i == 0 || read.get(i - 1).copied().unwrap_or(false)).then_some(v))
+                .collect()
+        })
+        .collect()
 }
 
 /// The ring's samples from `since` to `until`, at most `limit`, each `[t, tick0, tick1, ...]`.
