@@ -292,7 +292,7 @@ fn up_starts_an_agent_and_shows_live_power() {
         .args([
             "up",
             "--duration",
-            "2500ms",
+            "4500ms",
             "--listen",
             "127.0.0.1:0",
             "--root",
@@ -306,13 +306,20 @@ fn up_starts_an_agent_and_shows_live_power() {
     assert!(stderr.contains("SIMULATED"), "{stderr}");
     assert!(stderr.contains("API http://127.0.0.1:") && stderr.contains("/metrics"), "{stderr}");
     assert!(stdout.contains("[SIMULATED hardware: profile intel-2s]"), "{stdout}");
-    let node: f64 = stdout
+    // One NODE line a second, each over the last second. The simulated node runs on a thread of
+    // this machine: when the test machine is overloaded and that thread is not scheduled for tens
+    // of milliseconds, the counters read at that moment are stale, which makes the window ending
+    // there low and the one starting there high by as much. The median of the windows is the
+    // node's power whatever one stall does.
+    let mut nodes: Vec<f64> = stdout
         .lines()
-        .rfind(|l| l.starts_with("NODE"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|w| w.parse().ok())
-        .unwrap_or_else(|| panic!("no NODE line: {stdout}"));
-    assert!((node - 287.0).abs() < 0.01 * 287.0, "{node}");
+        .filter(|l| l.starts_with("NODE"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .collect();
+    assert!(nodes.len() >= 3, "fewer than 3 NODE lines: {stdout}");
+    nodes.sort_by(f64::total_cmp);
+    let node = nodes[nodes.len() / 2];
+    assert!((node - 287.0).abs() < 0.01 * 287.0, "median {node} of {nodes:?}");
 }
 
 #[test]
