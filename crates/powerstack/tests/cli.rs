@@ -78,40 +78,59 @@ fn kind(name: &str) -> DomainKind {
 /// simulator's model (pm_counters: within its 1 J resolution when that is coarser than 1%).
 #[test]
 fn every_profile_reports_each_domain_within_one_percent_of_the_model() {
+    // Three measurements of 1 s, and each domain's median of them: the simulator runs as a process
+    // of this machine, and when an overloaded machine does not schedule it for tens of
+    // milliseconds, the counters read at that moment are stale and one measurement is off by as
+    // much (seen once: 1.5% on a GPU while four builds ran on two cores). One stall spoils one
+    // measurement, not the median.
+    const RUNS: usize = 3;
     for profile in Profile::ALL {
         let dir = tempfile::tempdir().unwrap();
         create(dir.path(), profile.as_str(), &[]);
         let _sim = animate(dir.path());
-        let r = power(dir.path(), "1s", "json");
-        assert_eq!(r.status, 0, "{}: {}", profile.as_str(), r.stderr);
-        let doc = json(&r.stdout);
-        assert_eq!(doc["schema"], "powerstack.power.v1");
-        assert_eq!(doc["simulated"], true, "a simulated root is labelled");
-        assert_eq!(doc["simulated_profile"], profile.as_str());
         let model = SimNode::open(dir.path()).unwrap();
-        let interval_s = doc["interval_s"].as_f64().unwrap();
-        let domains = doc["domains"].as_array().unwrap();
-        assert!(!domains.is_empty(), "{}: no domains", profile.as_str());
-        for d in domains {
-            let id = DomainId::new(
-                kind(d["domain"].as_str().unwrap()),
-                d["index"].as_u64().unwrap() as u32,
-            );
-            let measured = d["power_watts"]
-                .as_f64()
-                .unwrap_or_else(|| panic!("{}: {id} has no power", profile.as_str()));
+        let mut measured: Vec<(DomainId, String, f64, Vec<f64>)> = Vec::new();
+        for run in 0..RUNS {
+            let r = power(dir.path(), "1s", "json");
+            assert_eq!(r.status, 0, "{}: {}", profile.as_str(), r.stderr);
+            let doc = json(&r.stdout);
+            assert_eq!(doc["schema"], "powerstack.power.v1");
+            assert_eq!(doc["simulated"], true, "a simulated root is labelled");
+            assert_eq!(doc["simulated_profile"], profile.as_str());
+            let interval_s = doc["interval_s"].as_f64().unwrap();
+            let domains = doc["domains"].as_array().unwrap();
+            assert!(!domains.is_empty(), "{}: no domains", profile.as_str());
+            for (i, d) in domains.iter().enumerate() {
+                let id = DomainId::new(
+                    kind(d["domain"].as_str().unwrap()),
+                    d["index"].as_u64().unwrap() as u32,
+                );
+                let watts = d["power_watts"]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("{}: {id} has no power", profile.as_str()));
+                if run == 0 {
+                    let provider = d["provider"].as_str().unwrap_or_default().to_string();
+                    measured.push((id, provider, interval_s, Vec::new()));
+                }
+                assert_eq!(measured[i].0, id, "{}: the same domains each run", profile.as_str());
+                measured[i].3.push(watts);
+            }
+            assert!(doc["node_power_watts"].as_f64().unwrap() > 0.0);
+        }
+        for (id, provider, interval_s, mut runs) in measured {
+            runs.sort_by(f64::total_cmp);
+            let median = runs[RUNS / 2];
             let expected =
                 model.expected_steady_power_watts(id).unwrap_or_else(|| panic!("model lacks {id}"));
-            let resolution_w = if d["provider"] == "pm_counters" { 1.0 / interval_s } else { 0.0 };
+            let resolution_w = if provider == "pm_counters" { 1.0 / interval_s } else { 0.0 };
             let tolerance = (0.01 * expected).max(resolution_w * 1.05);
             assert!(
-                (measured - expected).abs() <= tolerance,
-                "{}: {id} measured {measured:.3} W, model {expected:.3} W (tolerance {tolerance:.3} W)",
+                (median - expected).abs() <= tolerance,
+                "{}: {id} measured {median:.3} W (median of {runs:?}), model {expected:.3} W \
+                 (tolerance {tolerance:.3} W)",
                 profile.as_str()
             );
         }
-        let node = doc["node_power_watts"].as_f64().unwrap();
-        assert!(node > 0.0);
     }
 }
 
