@@ -14,7 +14,6 @@
 pub mod allocate;
 pub mod journal;
 pub mod plan;
-pub mod report;
 mod restore;
 pub mod state;
 pub mod trust;

@@ -5,11 +5,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use powerstack_api::cap::{CAP_SCHEMA, CapResultV1};
 use powerstack_api::table;
-use powerstack_cap::report::{planned_reset_writes, recovered_lines, restored_writes, write_doc};
 use powerstack_cap::{CapError, Capper, Done, Policy, Request};
 use powerstack_hw::Platform;
 use powerstack_model::duration::parse_duration;
 use powerstack_model::{DomainInfo, DomainKind, LimitWrite};
+use powerstack_node::cap_report::{
+    planned_reset_writes, recovered_lines, restored_writes, write_doc,
+};
 
 use crate::cli::{CapCommand, ControlArgs, Format};
 use crate::node::{self, Node};
@@ -315,7 +317,7 @@ fn show(common: &ControlArgs) -> anyhow::Result<()> {
     let mut node = node::open(&common.node)?;
     let warnings: Vec<String> =
         node.discovery.platform.refresh_limits().into_iter().map(|w| w.to_string()).collect();
-    let doc = powerstack_cap::report::caps_document(
+    let doc = powerstack_node::cap_report::caps_document(
         &node.origin,
         node.discovery.platform.catalog(),
         &node.state(&common.state_dir),

@@ -238,7 +238,7 @@ fn result_doc(shared: &Shared, command: String, dry_run: bool, cap: NodeCap) -> 
     }
 }
 
-use powerstack_cap::report::{recovered_lines, restored_writes, write_doc};
+use powerstack_node::cap_report::{recovered_lines, restored_writes, write_doc};
 
 fn via(who: &str) -> String {
     format!("{VIA_PREFIX}, {who})")
@@ -355,7 +355,7 @@ fn caps_doc(shared: &Shared, controls: &Controls) -> Result<CapsV1, ApiError> {
         hostname: shared.hostname.clone(),
         simulated: shared.simulated.clone(),
     };
-    Ok(powerstack_cap::report::caps_document(
+    Ok(powerstack_node::cap_report::caps_document(
         &origin,
         platform.catalog(),
         &controls.state,

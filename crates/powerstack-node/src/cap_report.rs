@@ -5,7 +5,7 @@ use powerstack_api::Origin;
 use powerstack_api::cap::{CAPS_SCHEMA, CapControlV1, CapWriteV1, CapsV1};
 use powerstack_model::DomainInfo;
 
-use crate::{ControlKey, Journal, Planned, Restored, StateDir, key_of};
+use powerstack_cap::{ControlKey, Journal, Planned, Restored, StateDir, key_of};
 
 /// One write of a plan, as reported (`read_back` is `None` on a dry run).
 pub fn write_doc(

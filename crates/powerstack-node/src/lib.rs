@@ -1,0 +1,9 @@
+//! The node's use cases, shared by the `powerstack` CLI and the agent (and, later, the C library
+//! and the Python bindings): where the hardware crates (`powerstack-hw`, `powerstack-cap`) meet
+//! the wire types (`powerstack-api`). The hardware crates know nothing of documents; the binary
+//! and the agent only parse, call and print.
+//!
+//! - [`cap_report`]: the capping documents (`powerstack.cap.v1`, `powerstack.caps.v1`) built from
+//!   a catalog and the journal.
+
+pub mod cap_report;
