@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::ConnectInfo;
-use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+use axum::http::{HeaderValue, Request, Response, header};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -40,7 +40,11 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
+use axum::response::IntoResponse;
+use powerstack_api::agent::{ErrorBodyV1, ErrorV1};
+
 use crate::access::{Access, Peer};
+use crate::http::ApiError;
 
 mod gate;
 pub use gate::{
@@ -193,14 +197,15 @@ impl Server {
 /// Answers 503 with `reason` if the socket takes it at once (it never waits), before the
 /// connection is dropped.
 fn refuse<S: Stream>(stream: &S, reason: &str) {
+    let body = ErrorV1 { error: ErrorBodyV1 { status: 503, message: reason.to_string() } };
+    let body = serde_json::to_string(&body).unwrap_or_default();
     let answer = format!(
-        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reason}\n",
-        reason.len() + 1
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
     );
     let _ = stream.try_write(answer.as_bytes());
 }
 
-/// A connected socket the server can serve.
 trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     /// Writes what the socket takes now, without waiting.
     fn try_write(&self, bytes: &[u8]) -> io::Result<usize>;
@@ -280,15 +285,8 @@ async fn handle(
     if !late.load(Ordering::Acquire) {
         return Ok(answer);
     }
-    let text = format!(
-        "{{\"error\":\"the request body did not arrive within {} s\"}}",
-        BODY_READ_TIMEOUT.as_secs()
-    );
-    let mut answer = Response::new(axum::body::Body::from(text));
-    *answer.status_mut() = StatusCode::REQUEST_TIMEOUT;
-    let headers = answer.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    let mut answer = ApiError::RequestTimeout(BodyTimeout.to_string()).into_response();
+    answer.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     Ok(answer)
 }
 

@@ -154,7 +154,7 @@ pub fn up(a: &UpArgs) -> anyhow::Result<()> {
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()
         .context("creating a state directory")?;
-    let state_dir = if simulated.is_none() && is_root() {
+    let state_dir = if simulated.is_none() && powerstack_cap::trust::effective_uid() == 0 {
         "/var/lib/powerstack".into()
     } else {
         state.path().to_path_buf()
@@ -213,11 +213,6 @@ pub fn up(a: &UpArgs) -> anyhow::Result<()> {
         Ok(r) => r.map_err(Into::into),
         Err(_) => bail!("the agent thread panicked"),
     }
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
 }
 
 fn caller_uid() -> u32 {

@@ -33,6 +33,9 @@ pub enum ApiError {
     /// 405: the route exists, not with this method.
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// 408: the request's body did not arrive in time (the connection is then closed).
+    #[error("{0}")]
+    RequestTimeout(String),
     /// 409: the request conflicts with the state (a job begun twice, ended twice).
     #[error("{0}")]
     Conflict(String),
@@ -60,6 +63,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,

@@ -132,11 +132,7 @@ impl Gate {
 
     /// The connections being served.
     pub fn open(&self) -> usize {
-        self.lock().total
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Counts> {
-        self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::http::lock(&self.counts).total
     }
 
     /// Decides on a new connection of `peer`; `privileged` is whether it may use the reserve and
@@ -144,7 +140,7 @@ impl Gate {
     pub fn admit(self: &Arc<Gate>, peer: &Peer, privileged: Option<bool>) -> Admission {
         let limits = self.limits;
         let k = key(peer);
-        let mut counts = self.lock();
+        let mut counts = crate::http::lock(&self.counts);
         let mine = counts.per_peer.get(&k).copied().unwrap_or(0);
         let shared_room = counts.total < limits.total - limits.reserved;
         let admitted = if mine < limits.per_peer && shared_room {
@@ -192,7 +188,7 @@ pub struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut counts = self.gate.lock();
+        let mut counts = crate::http::lock(&self.gate.counts);
         counts.total = counts.total.saturating_sub(1);
         if let Some(n) = counts.per_peer.get_mut(&self.key) {
             *n = n.saturating_sub(1);
