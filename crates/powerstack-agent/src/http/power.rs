@@ -224,36 +224,27 @@ pub(crate) async fn samples(
             joules_per_tick: if coarse { 1.0 } else { d.joules_per_tick },
         })
         .collect();
-    let samples = never_read_as_null(shared, rows);
-    Ok(Json(SamplesV1 { hostname: shared.hostname.clone(), domains, samples, truncated }))
+    Ok(Json(SamplesV1 { hostname: shared.hostname.clone(), domains, samples: rows, truncated }))
 }
 
-/// The rows with `null` in each column whose domain has never been read: its zeros measure
-/// nothing, as `/v1/power` and `/metrics` say by leaving it out.
-fn never_read_as_null(shared: &Shared, rows: Vec<Vec<u64>>) -> Vec<Vec<Option<u64>>> {
-    let read: Vec<bool> = {
-        let ring = lock(&shared.ring);
-        (0..shared.domains.len()).map(|c| ring.was_read(c)).collect()
-    };
-    rows.into_iter()
-        .map(|row| {
-            row.into_iter()
-                .enumerate()
-                // Element 0 is the time; column c is element c + 1.
-                .map(|(i, v)| (i == 0 || read.get(i - 1).copied().unwrap_or(false)).then_some(v))
-                .collect()
-        })
-        .collect()
+/// A sample's row: its time, then each column's value, `null` for a column whose domain has never
+/// been read (its zeros measure nothing, as `/v1/power` and `/metrics` say by leaving it out).
+type Row = Vec<Option<u64>>;
+
+/// Which columns have held a reading.
+fn columns_read(ring: &crate::ring::Ring, columns: usize) -> Vec<bool> {
+    (0..columns).map(|c| ring.was_read(c)).collect()
 }
 
 /// The ring's samples from `since` to `until`, at most `limit`, each `[t, tick0, tick1, ...]`.
-fn raw_rows(shared: &Shared, since: u64, until: u64, limit: usize) -> (Vec<Vec<u64>>, bool) {
+fn raw_rows(shared: &Shared, since: u64, until: u64, limit: usize) -> (Vec<Row>, bool) {
     let columns = shared.domains.len();
     let width = columns + 1;
     // Under the ring's lock (which the sampler waits on) only a flat copy; the rows are built
     // after it is released.
-    let (flat, truncated) = {
+    let (flat, truncated, read) = {
         let ring = lock(&shared.ring);
+        let read = columns_read(&ring, columns);
         let mut flat = Vec::with_capacity(limit.min(ring.len()) * width);
         let mut truncated = false;
         for (taken, (t, row)) in ring.samples_between(since, until).enumerate() {
@@ -264,27 +255,33 @@ fn raw_rows(shared: &Shared, since: u64, until: u64, limit: usize) -> (Vec<Vec<u
             flat.push(t);
             flat.extend((0..columns).map(|c| row.get(c).copied().unwrap_or(0)));
         }
-        (flat, truncated)
+        (flat, truncated, read)
     };
-    (flat.chunks(width).map(<[u64]>::to_vec).collect(), truncated)
+    let row = |r: &[u64]| -> Row {
+        r.iter().enumerate().map(|(i, &v)| (i == 0 || read[i - 1]).then_some(v)).collect()
+    };
+    (flat.chunks(width).map(row).collect(), truncated)
 }
 
 /// The samples of an unprivileged caller ([`crate::coarse`]): of the ring's samples from `since`
 /// to `until`, the last one at or before each whole second up to the last whole second of the
 /// agent's clock, shown at that second, with its counters in whole joules; at most `limit`.
-fn coarse_rows(shared: &Shared, since: u64, until: u64, limit: usize) -> (Vec<Vec<u64>>, bool) {
+fn coarse_rows(shared: &Shared, since: u64, until: u64, limit: usize) -> (Vec<Row>, bool) {
     let columns = shared.domains.len();
     let until = until.min(coarse::as_of_us(shared.clock.now_unix_us()));
-    let row_of = |boundary: u64, ticks: &[u64]| {
+    let ring = lock(&shared.ring);
+    let read = columns_read(&ring, columns);
+    let row_of = |boundary: u64, ticks: &[u64]| -> Row {
         let mut r = Vec::with_capacity(columns + 1);
-        r.push(boundary);
+        r.push(Some(boundary));
         r.extend(shared.domains.iter().enumerate().map(|(c, d)| {
-            coarse::whole_joules(ticks.get(c).copied().unwrap_or(0), d.joules_per_tick)
+            read[c].then(|| {
+                coarse::whole_joules(ticks.get(c).copied().unwrap_or(0), d.joules_per_tick)
+            })
         }));
         r
     };
-    let ring = lock(&shared.ring);
-    let mut rows: Vec<Vec<u64>> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     let mut pending: Option<(u64, &[u64])> = None;
     let mut truncated = false;
     // Samples up to `until` only: a sample is the last before its boundary once one after that
