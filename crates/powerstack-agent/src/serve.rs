@@ -197,7 +197,8 @@ impl Server {
 /// Answers 503 with `reason` if the socket takes it at once (it never waits), before the
 /// connection is dropped.
 fn refuse<S: Stream>(stream: &S, reason: &str) {
-    let body = ErrorV1 { error: ErrorBodyV1 { status: 503, message: reason.to_string() } };
+    let body =
+        ErrorV1 { error: ErrorBodyV1 { status: 503, message: reason.to_string(), result: None } };
     let body = serde_json::to_string(&body).unwrap_or_default();
     let answer = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",

@@ -888,8 +888,16 @@ async fn without_capping_the_cap_routes_answer_503() {
     );
 }
 
-#[tokio::test]
-async fn a_simulated_package_cap_reaches_sysfs_and_reset_restores_it() {
+/// An agent with capping on a simulated intel-2s node: the simulator's directory, the agent's
+/// state directory (its journal), the controls and the router.
+struct SimAgent {
+    dir: tempfile::TempDir,
+    state: tempfile::TempDir,
+    at: StateDir,
+    app: Router,
+}
+
+fn sim_agent() -> SimAgent {
     let dir = tempfile::tempdir().unwrap();
     let _node = powerstack_sim::SimNode::create(
         dir.path(),
@@ -901,20 +909,87 @@ async fn a_simulated_package_cap_reaches_sysfs_and_reset_restores_it() {
     let platform = powerstack_hw::discover(&root, &powerstack_hw::Selection::Auto).platform;
     let state = tempfile::tempdir().unwrap();
     let at = StateDir::new(state.path(), NodeId::new(&root, None));
-    let controls = Arc::new(Controls::new(platform, root, at));
-    let app = http::app(shared(N), Some(controls.clone()), AccessPolicy::default());
-    let file = dir.path().join("sys/class/powercap/intel-rapl:0/constraint_0_power_limit_uw");
-    let read = || std::fs::read_to_string(&file).unwrap().trim().to_string();
-    assert_eq!(read(), "150000000");
+    let controls = Arc::new(Controls::new(platform, root, at.clone()));
+    let app = http::app(shared(N), Some(controls), AccessPolicy::default());
+    SimAgent { dir, state, at, app }
+}
+
+/// A package's long-term limit file of the simulated node.
+fn pkg_limit_file(a: &SimAgent, socket: u32) -> PathBuf {
+    a.dir.path().join(format!("sys/class/powercap/intel-rapl:{socket}/constraint_0_power_limit_uw"))
+}
+
+fn read_trimmed(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap().trim().to_string()
+}
+
+#[tokio::test]
+async fn a_simulated_package_cap_reaches_sysfs_and_reset_restores_it() {
+    let a = sim_agent();
+    let file = pkg_limit_file(&a, 0);
+    assert_eq!(read_trimmed(&file), "150000000");
     let body = json!({"domain": "package", "index": 0, "limit_watts": 120});
-    let r = post(&app, "/v1/caps", Peer::Unix { uid: 0, gid: 0, pid: None }, Some(body)).await;
+    let r = post(&a.app, "/v1/caps", Peer::Unix { uid: 0, gid: 0, pid: None }, Some(body)).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert_eq!(read(), "120000000");
-    let caps = get(&app, "/v1/caps").await.json();
+    assert_eq!(read_trimmed(&file), "120000000");
+    let caps = get(&a.app, "/v1/caps").await.json();
     assert!(caps["controls"].as_array().unwrap().iter().any(|c| c["set_by"] == "powerstack"));
-    let r = post(&app, "/v1/caps/reset", Peer::Unix { uid: 0, gid: 0, pid: None }, None).await;
+    let r = post(&a.app, "/v1/caps/reset", Peer::Unix { uid: 0, gid: 0, pid: None }, None).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert_eq!(read(), "150000000");
+    assert_eq!(read_trimmed(&file), "150000000");
+}
+
+#[tokio::test]
+async fn a_reset_that_cannot_put_every_limit_back_answers_422_with_what_it_did() {
+    let a = sim_agent();
+    // Journaled originals: package-0's outside its range (350 W on a 150 W package, as a journal
+    // of another node version could hold), package-1's in range.
+    let key = |socket: u32| powerstack_cap::ControlKey {
+        provider: "powercap".into(),
+        domain: format!("package-{socket}"),
+        constraint: "long_term".into(),
+    };
+    let setting = |watts| powerstack_cap::Setting {
+        limit_watts: Some(watts),
+        time_window_s: Some(0.999424),
+        enabled: Some(true),
+    };
+    {
+        let mut j = a.at.journal("test").unwrap();
+        let originals = vec![
+            (key(0), "intel-rapl:0".to_string(), setting(350.0)),
+            (key(1), "intel-rapl:1".to_string(), setting(140.0)),
+        ];
+        j.begin(originals, "test").unwrap();
+        j.finish().unwrap();
+    }
+    std::fs::write(pkg_limit_file(&a, 0), "90000000\n").unwrap();
+    std::fs::write(pkg_limit_file(&a, 1), "90000000\n").unwrap();
+    let r = post(&a.app, "/v1/caps/reset", Peer::Unix { uid: 0, gid: 0, pid: None }, None).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    let v = r.json();
+    let message = v["error"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("1 limit(s) could not be restored (package-0 long_term (powercap): ")
+            && message.contains("350 W is outside the allowed range")
+            && message.ends_with("they stay in the journal for the next reset"),
+        "{message}"
+    );
+    // What the reset did put back, as `powerstack cap reset` prints it.
+    let done = &v["error"]["result"];
+    assert_eq!(done["schema"], "powerstack.cap.v1");
+    assert_eq!(done["command"], "reset");
+    let writes = done["writes"].as_array().unwrap();
+    assert_eq!(writes.len(), 1, "{done}");
+    assert_eq!(
+        (writes[0]["index"].as_u64(), writes[0]["read_back_watts"].as_f64()),
+        (Some(1), Some(140.0))
+    );
+    assert!(done["warnings"][0].as_str().unwrap().starts_with("could not restore"), "{done}");
+    assert_eq!(read_trimmed(&pkg_limit_file(&a, 0)), "90000000", "nothing written");
+    assert_eq!(read_trimmed(&pkg_limit_file(&a, 1)), "140000000");
+    let journal = std::fs::read_to_string(a.state.path().join("journal.json")).unwrap();
+    assert!(journal.contains("package-0") && !journal.contains("package-1"), "{journal}");
 }
 
 /// Every operation of the OpenAPI document, with `{id}` filled in.

@@ -79,17 +79,21 @@ pub struct SamplesV1 {
 }
 
 /// The body of every error answer.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ErrorV1 {
     /// The error.
     pub error: ErrorBodyV1,
 }
 
 /// The inside of [`ErrorV1`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBodyV1 {
     /// The HTTP status.
     pub status: u16,
     /// One line saying what is wrong.
     pub message: String,
+    /// What a cap reset did put back when it could not put back every limit (422 from
+    /// `POST /v1/caps/reset`), as `powerstack cap reset` prints it before failing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Box<crate::cap::CapResultV1>>,
 }

@@ -5,5 +5,8 @@
 //!
 //! - [`cap_report`]: the capping documents (`powerstack.cap.v1`, `powerstack.caps.v1`) built from
 //!   a catalog and the journal.
+//! - [`cap_session`]: one cap session (set, reset, show), with one mapping of its errors to a
+//!   status.
 
 pub mod cap_report;
+pub mod cap_session;

@@ -269,6 +269,9 @@ pub struct CapSocketArgs {
     /// Only this socket (default: every socket).
     #[arg(long, value_name = "N")]
     pub socket: Option<u32>,
+    /// Only this die of a multi-die package (default: every die).
+    #[arg(long, value_name = "N")]
+    pub die: Option<u32>,
     /// Also set the short-term limit, watts.
     #[arg(long, allow_hyphen_values = true, value_name = "WATTS")]
     pub short_term: Option<String>,
@@ -292,6 +295,9 @@ pub struct CapMemArgs {
     /// Only this socket (default: every socket).
     #[arg(long, value_name = "N")]
     pub socket: Option<u32>,
+    /// Only this die of a multi-die package (default: every die).
+    #[arg(long, value_name = "N")]
+    pub die: Option<u32>,
     /// When the limit is below the lowest the domain may be given, apply that minimum instead of
     /// refusing.
     #[arg(long)]

@@ -46,6 +46,9 @@ pub enum ApiError {
     /// refused by the hardware).
     #[error("{0}")]
     Unprocessable(String),
+    /// 422 from a cap reset that could not put every limit back, with what it did.
+    #[error("{0}")]
+    NotRestored(String, Box<powerstack_api::cap::CapResultV1>),
     /// 503: not available now (too few samples yet, capping not configured, a timeout).
     #[error("{0}")]
     Unavailable(String),
@@ -66,7 +69,9 @@ impl ApiError {
             ApiError::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unprocessable(_) | ApiError::NotRestored(..) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -92,9 +97,21 @@ impl From<Denied> for ApiError {
 
 impl From<powerstack_cap::CapError> for ApiError {
     fn from(e: powerstack_cap::CapError) -> Self {
-        match e {
-            powerstack_cap::CapError::State { .. } => ApiError::Unavailable(e.to_string()),
-            other => ApiError::Unprocessable(other.to_string()),
+        powerstack_node::cap_session::SessionError::Cap(e).into()
+    }
+}
+
+/// The cap session's one mapping of its errors to a status ([`SessionError::status`]).
+///
+/// [`SessionError::status`]: powerstack_node::cap_session::SessionError::status
+impl From<powerstack_node::cap_session::SessionError> for ApiError {
+    fn from(e: powerstack_node::cap_session::SessionError) -> Self {
+        use powerstack_node::cap_session::SessionError;
+        let message = e.to_string();
+        match (e.status(), e) {
+            (_, SessionError::NotRestored { doc, .. }) => ApiError::NotRestored(message, doc),
+            (503, _) => ApiError::Unavailable(message),
+            _ => ApiError::Unprocessable(message),
         }
     }
 }
@@ -111,11 +128,13 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             eprintln!("powerstack-agent: {status}: {detail}");
         }
+        let message = self.message();
+        let result = match self {
+            ApiError::NotRestored(_, doc) => Some(doc),
+            _ => None,
+        };
         let body = powerstack_api::agent::ErrorV1 {
-            error: powerstack_api::agent::ErrorBodyV1 {
-                status: status.as_u16(),
-                message: self.message(),
-            },
+            error: powerstack_api::agent::ErrorBodyV1 { status: status.as_u16(), message, result },
         };
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
