@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use powerstack_api::cap::CapResultV1;
 use powerstack_api::table;
-use powerstack_cap::{CapError, Policy};
+use powerstack_cap::{CapError, Policy, StateDir};
 use powerstack_hw::Platform;
 use powerstack_model::DomainKind;
 use powerstack_model::duration::parse_duration;
@@ -14,7 +14,7 @@ use powerstack_node::cap_session::{
 };
 
 use crate::cli::{CapCommand, ControlArgs, Format};
-use crate::node;
+use crate::node::{self, Node};
 use crate::output::{self, emit};
 use crate::signals;
 
@@ -113,6 +113,16 @@ fn failed(e: SessionError) -> anyhow::Error {
     }
 }
 
+/// A cap session on the opened node.
+fn session<'a>(node: &'a mut Node, state: &'a StateDir) -> CapSession<'a> {
+    CapSession {
+        platform: &mut node.discovery.platform,
+        root: &node.root,
+        state,
+        origin: &node.origin,
+    }
+}
+
 /// Measures the node over `interval` for a node cap (Ctrl-C stops it, before anything is written).
 fn measure(platform: &mut Platform, interval: Duration) -> anyhow::Result<Measurement> {
     if output::verbose() {
@@ -159,12 +169,7 @@ fn change(
     let state = node.state(&common.state_dir);
     let measurement =
         measure_for.map(|interval| measure(&mut node.discovery.platform, interval)).transpose()?;
-    let mut session = CapSession {
-        platform: &mut node.discovery.platform,
-        root: &node.root,
-        state: &state,
-        origin: &node.origin,
-    };
+    let mut session = session(&mut node, &state);
     let prepared = session.prepare(change, measurement)?;
     if common.dry_run {
         return print_result(format, &prepared.doc);
@@ -180,12 +185,7 @@ fn reset(common: &ControlArgs) -> anyhow::Result<()> {
     let format = control_format(common, "cap")?;
     let mut node = node::open(&common.node)?;
     let state = node.state(&common.state_dir);
-    let mut session = CapSession {
-        platform: &mut node.discovery.platform,
-        root: &node.root,
-        state: &state,
-        origin: &node.origin,
-    };
+    let mut session = session(&mut node, &state);
     if !common.dry_run {
         signals::check("nothing was written")?;
     }
@@ -208,13 +208,7 @@ fn show(common: &ControlArgs) -> anyhow::Result<()> {
     let format = control_format(common, "cap show")?;
     let mut node = node::open(&common.node)?;
     let state = node.state(&common.state_dir);
-    let doc = CapSession {
-        platform: &mut node.discovery.platform,
-        root: &node.root,
-        state: &state,
-        origin: &node.origin,
-    }
-    .show();
+    let doc = session(&mut node, &state).show();
     if format == Format::Json {
         emit(&serde_json::to_string(&doc).context("encoding JSON")?)
     } else {

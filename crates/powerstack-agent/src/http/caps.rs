@@ -101,6 +101,22 @@ fn via(who: &str) -> String {
     format!("{VIA_PREFIX}, {who})")
 }
 
+/// Runs `f` on a cap session over the agent's controls (the platform locked meanwhile).
+fn with_session<T>(
+    shared: &Shared,
+    controls: &Controls,
+    f: impl FnOnce(&mut CapSession<'_>) -> T,
+) -> T {
+    let mut platform = lock(&controls.platform);
+    let origin = origin(shared);
+    f(&mut CapSession {
+        platform: &mut platform,
+        root: &controls.root,
+        state: &controls.state,
+        origin: &origin,
+    })
+}
+
 fn apply_change(
     shared: &Shared,
     controls: &Controls,
@@ -108,28 +124,27 @@ fn apply_change(
     dry_run: bool,
     who: &str,
 ) -> Result<CapResultV1, ApiError> {
-    let mut platform = lock(&controls.platform);
-    let measurement = match change {
-        CapChange::Node { .. } => Some(Measurement {
-            report: report_for(shared, platform.catalog())?,
-            warnings: Vec::new(),
-        }),
-        CapChange::Domain { .. } => None,
-    };
-    let origin = origin(shared);
-    let mut session = CapSession {
-        platform: &mut platform,
-        root: &controls.root,
-        state: &controls.state,
-        origin: &origin,
-    };
-    let prepared = session.prepare(change, measurement)?;
-    if dry_run {
-        return Ok(prepared.doc);
+    let committed = with_session(shared, controls, |session| {
+        let measurement = match change {
+            CapChange::Node { .. } => Some(Measurement {
+                report: report_for(shared, session.platform.catalog())?,
+                warnings: Vec::new(),
+            }),
+            CapChange::Domain { .. } => None,
+        };
+        let prepared = session.prepare(change, measurement)?;
+        if dry_run {
+            return Ok::<_, ApiError>(Err(prepared.doc));
+        }
+        Ok(Ok(session.commit(prepared, &via(who), &mut || false)?))
+    })?;
+    match committed {
+        Err(planned) => Ok(planned),
+        Ok(committed) => {
+            controls.note_changed(committed.changed.iter().cloned());
+            Ok(committed.doc)
+        }
     }
-    let committed = session.commit(prepared, &via(who), &mut || false)?;
-    controls.note_changed(committed.changed.iter().cloned());
-    Ok(committed.doc)
 }
 
 /// `POST /v1/caps`: one domain's limit, or a node cap; answers what was written.
@@ -150,15 +165,7 @@ pub(crate) async fn set(
 }
 
 fn reset_all(shared: &Shared, controls: &Controls, who: &str) -> Result<CapResultV1, ApiError> {
-    let mut platform = lock(&controls.platform);
-    let origin = origin(shared);
-    let mut session = CapSession {
-        platform: &mut platform,
-        root: &controls.root,
-        state: &controls.state,
-        origin: &origin,
-    };
-    let done = session.reset(false, &via(who), &mut || false)?;
+    let done = with_session(shared, controls, |s| s.reset(false, &via(who), &mut || false))?;
     controls.note_restored(&done.restored);
     Ok(done.into_result()?)
 }
@@ -176,15 +183,7 @@ pub(crate) async fn reset(
 }
 
 fn caps_doc(shared: &Shared, controls: &Controls) -> CapsV1 {
-    let mut platform = lock(&controls.platform);
-    let origin = origin(shared);
-    CapSession {
-        platform: &mut platform,
-        root: &controls.root,
-        state: &controls.state,
-        origin: &origin,
-    }
-    .show()
+    with_session(shared, controls, |s| s.show())
 }
 
 pub(crate) async fn show(
