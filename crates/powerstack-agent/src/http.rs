@@ -12,6 +12,7 @@
 mod caps;
 mod error;
 mod jobs;
+pub mod metrics;
 mod openapi;
 mod power;
 
@@ -235,7 +236,7 @@ fn endpoints() -> Vec<Endpoint> {
     use Verb::{Get, Post};
     vec![
         endpoint(Get, "/healthz", healthz),
-        endpoint(Get, "/metrics", crate::metrics::handler),
+        endpoint(Get, "/metrics", metrics::handler),
         endpoint(Get, "/v1/openapi.json", openapi_handler),
         endpoint(Get, "/v1/power", power::power),
         endpoint(Get, "/v1/samples", power::samples),
@@ -315,12 +316,18 @@ fn path_matches(pattern: &str, path: &str) -> bool {
     a.len() == b.len() && a.iter().zip(&b).all(|(p, s)| p.starts_with('{') || p == s)
 }
 
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz",
+    summary = "Liveness, and how many samples the ring holds.",
+    responses((status = 200, description = "The agent is up.", body = powerstack_api::agent::HealthV1)))]
 async fn healthz(State(state): State<AppState>) -> Json<powerstack_api::agent::HealthV1> {
     let samples = lock(&state.shared.ring).len();
     Json(powerstack_api::agent::HealthV1 { status: "ok".into(), samples: samples as u64 })
 }
 
-async fn openapi_handler() -> Json<serde_json::Value> {
+#[utoipa::path(get, path = "/v1/openapi.json", operation_id = "openapi",
+    summary = "This document.",
+    responses((status = 200, description = "OpenAPI 3.1.", body = Object)))]
+async fn openapi_handler() -> Json<utoipa::openapi::OpenApi> {
     Json(openapi())
 }
 

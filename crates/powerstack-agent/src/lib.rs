@@ -16,7 +16,6 @@ pub mod config;
 pub mod hostlist;
 pub mod http;
 pub mod job;
-pub mod metrics;
 pub mod place;
 pub mod record;
 pub mod ring;

@@ -1008,7 +1008,7 @@ fn operations(doc: &Value) -> Vec<(String, String)> {
 async fn the_openapi_document_and_the_router_agree() {
     let a = agent();
     let doc = get(&a.app, "/v1/openapi.json").await.json();
-    assert_eq!(doc["openapi"], "3.0.3");
+    assert_eq!(doc["openapi"], "3.1.0");
     let mut documented = operations(&doc);
     let mut routed: Vec<(String, String)> =
         http::routes().iter().map(|(v, p)| (v.as_str().to_string(), p.to_string())).collect();
@@ -1049,20 +1049,23 @@ async fn the_openapi_document_says_what_the_server_enforces() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(!r.error().contains('\n'));
 
-    let forms = schemas["CapRequest"]["oneOf"].as_array().unwrap();
+    let forms = schemas["CapRequestV1"]["oneOf"].as_array().unwrap();
     assert_eq!(forms.len(), 2);
-    assert_eq!(schemas["NodeCapRequest"]["required"], json!(["node_watts"]));
-    assert_eq!(schemas["NodeCapRequest"]["properties"]["node_watts"]["exclusiveMinimum"], true);
-    assert_eq!(schemas["DomainCapRequest"]["required"], json!(["domain", "limit_watts"]));
+    assert_eq!(schemas["NodeCapRequestV1"]["required"], json!(["node_watts"]));
+    assert_eq!(schemas["NodeCapRequestV1"]["properties"]["node_watts"]["exclusiveMinimum"], 0);
+    assert_eq!(schemas["DomainCapRequestV1"]["required"], json!(["domain", "limit_watts"]));
     for bad in [json!({"node_watts": 0.0}), json!({"node_watts": -5.0})] {
         let r = post(&a.app, "/v1/caps", root(), Some(bad.clone())).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text());
         assert!(r.error().contains("above 0 W"));
     }
 
-    let user = &schemas["JobBegin"]["properties"]["user"];
-    assert_eq!(user["nullable"], true);
+    let user = &schemas["JobBeginV1"]["properties"]["user"];
+    assert_eq!(user["type"], json!(["string", "null"]));
     assert_eq!(user["maxLength"], powerstack_agent::job::MAX_LABEL_LEN);
+    assert_eq!(user["maxLength"], powerstack_api::agent::MAX_LABEL_LEN);
+    let id = &doc["paths"]["/v1/jobs/{id}"]["get"]["parameters"][0];
+    assert_eq!(id["schema"]["pattern"], powerstack_api::agent::JOB_ID_PATTERN);
     let null = json!({"user": null, "app": null});
     assert_eq!(post(&a.app, "/v1/jobs/l1/begin", root(), Some(null)).await.status, 201);
     let long = json!({"app": "é".repeat(256)});
@@ -1072,6 +1075,124 @@ async fn the_openapi_document_says_what_the_server_enforces() {
         let r = post(&a.app, "/v1/jobs/l3/begin", root(), Some(bad.clone())).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text());
     }
+}
+
+/// Whether `instance` validates against `schema` (inline, or a `$ref` into `doc`'s components).
+fn check(doc: &Value, schema: &Value, instance: &Value) -> Result<(), String> {
+    let mut root = json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "components": doc["components"].clone(),
+        "allOf": [schema],
+    });
+    root["components"]["securitySchemes"] = json!({});
+    let validator = jsonschema::validator_for(&root).map_err(|e| format!("bad schema: {e}"))?;
+    let errors: Vec<String> =
+        validator.iter_errors(instance).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    if errors.is_empty() { Ok(()) } else { Err(errors.join("; ")) }
+}
+
+/// The schema of `method path`'s answer with `status` (`application/json`, else `text/plain`).
+fn answer_schema<'a>(doc: &'a Value, method: &Method, path: &str, status: u16) -> &'a Value {
+    let answer =
+        &doc["paths"][path][method.as_str().to_lowercase()]["responses"][status.to_string()];
+    let content = &answer["content"];
+    let schema = match content.get("application/json") {
+        Some(json) => &json["schema"],
+        None => &content["text/plain"]["schema"],
+    };
+    assert!(schema.is_object(), "{method} {path} has no schema for {status}");
+    schema
+}
+
+/// One request of the walk over the API: method, route, concrete path, body, expected status.
+type Case = (Method, &'static str, &'static str, Option<Value>, u16);
+
+fn walk() -> Vec<Case> {
+    let (get, post) = (Method::GET, Method::POST);
+    let caps = "/v1/caps";
+    vec![
+        (get.clone(), "/healthz", "/healthz", None, 200),
+        (get.clone(), "/metrics", "/metrics", None, 200),
+        (get.clone(), "/v1/openapi.json", "/v1/openapi.json", None, 200),
+        (get.clone(), "/v1/power", "/v1/power", None, 200),
+        (get.clone(), "/v1/power", "/v1/power?format=variorum", None, 200),
+        (get.clone(), "/v1/power", "/v1/power?format=variorum-flat", None, 200),
+        (get.clone(), "/v1/power", "/v1/power?format=nope", None, 400),
+        (get.clone(), "/v1/samples", "/v1/samples?limit=3", None, 200),
+        (get.clone(), "/v1/samples", "/v1/samples?since=2&until=1", None, 400),
+        (get.clone(), "/v1/jobs", "/v1/jobs", None, 200),
+        (get.clone(), "/v1/jobs/{id}", "/v1/jobs/walk?peak_window=2s", None, 200),
+        (get.clone(), "/v1/jobs/{id}", "/v1/jobs/nope", None, 404),
+        (
+            post.clone(),
+            "/v1/jobs/{id}/begin",
+            "/v1/jobs/w1/begin",
+            Some(json!({"user": "alice"})),
+            201,
+        ),
+        (post.clone(), "/v1/jobs/{id}/begin", "/v1/jobs/w1/begin", None, 409),
+        (post.clone(), "/v1/jobs/{id}/begin", "/v1/jobs/w2/begin", Some(json!({"user": 7})), 400),
+        (post.clone(), "/v1/jobs/{id}/end", "/v1/jobs/w1/end", None, 200),
+        (post.clone(), "/v1/jobs/{id}/end", "/v1/jobs/w1/end", None, 409),
+        (post.clone(), "/v1/jobs/{id}/end", "/v1/jobs/w9/end", None, 404),
+        (get.clone(), caps, caps, None, 200),
+        (post.clone(), caps, caps, Some(json!({"domain": "package", "limit_watts": 120})), 200),
+        (post.clone(), caps, caps, Some(json!({"node_watts": 300, "dry_run": true})), 200),
+        (post.clone(), caps, caps, Some(json!({"domain": "gpu", "limit_watts": 10})), 422),
+        (post.clone(), caps, caps, Some(json!({"domain": "package", "node_watts": 1})), 400),
+        (
+            post.clone(),
+            caps,
+            caps,
+            Some(json!({"domain": "gpu", "limit_watts": 250, "policy": "uniform"})),
+            400,
+        ),
+        (post.clone(), "/v1/caps/reset", "/v1/caps/reset", None, 200),
+    ]
+}
+
+/// Every route's requests and answers (each documented status the walk reaches) validate against
+/// the OpenAPI document, and requests the server refuses with 400 do not: the document is as
+/// strict as the server.
+#[tokio::test]
+async fn every_request_and_answer_validates_against_the_openapi_document() {
+    let a = agent();
+    a.shared.jobs.lock().unwrap().begin("walk", None, None, T0).unwrap();
+    let doc = get(&a.app, "/v1/openapi.json").await.json();
+    let mut covered = Vec::new();
+    for (method, route, path, body, status) in walk() {
+        let op = &doc["paths"][route][method.as_str().to_lowercase()];
+        if let Some(body) = &body {
+            let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+            let valid = check(&doc, schema, body);
+            assert_eq!(valid.is_ok(), status != 400, "{method} {path} {body}: {valid:?}");
+        }
+        let bytes = body.map(|b| b.to_string().into_bytes());
+        let r = send(&a.app, method.clone(), path, Some(root()), None, bytes).await;
+        assert_eq!(r.status.as_u16(), status, "{method} {path}: {}", r.text());
+        let answer = if r.content_type.starts_with("application/json") {
+            r.json()
+        } else {
+            Value::String(r.text())
+        };
+        let schema = answer_schema(&doc, &method, route, status);
+        if let Err(e) = check(&doc, schema, &answer) {
+            panic!("{method} {path} answered {status} off its schema: {e}\n{answer}");
+        }
+        covered.push((method.as_str().to_string(), route.to_string()));
+    }
+    // The check can fail: an answer off its schema does not pass.
+    let health = answer_schema(&doc, &Method::GET, "/healthz", 200);
+    assert!(check(&doc, health, &json!({"status": "ok", "samples": -1})).is_err());
+    assert!(check(&doc, health, &json!({"status": "ok"})).is_err());
+    // Nobody may write: 403 in the error's shape.
+    let r = post(&a.app, "/v1/caps/reset", nobody(), None).await;
+    check(&doc, answer_schema(&doc, &Method::POST, "/v1/caps/reset", 403), &r.json()).unwrap();
+    covered.sort();
+    covered.dedup();
+    let mut documented = operations(&doc);
+    documented.sort();
+    assert_eq!(covered, documented, "the walk covers every documented operation");
 }
 
 fn promtool() -> Option<PathBuf> {

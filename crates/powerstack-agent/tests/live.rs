@@ -34,8 +34,12 @@ fn on_every_profile_under_steady_load_the_energy_is_true_and_the_peak_is_the_mea
             assert!(off(r.energy_joules, e) < 0.005, "{what}: {} J, true {e} J", r.energy_joules);
             assert!(r.node_power > 0.0, "{what}: {r:?}");
             assert_eq!(r.peak_window_s, 1.0, "{what}");
+            // A simulator step longer than its 2 ms tick (a starved simulator thread) publishes
+            // that much energy late: a 1 s window can hold up to twice the excess more than the
+            // mean (one late step at each end).
+            let allowed = 1.02 + 2.0 * (step_ms - 2.0).max(0.0) / 1000.0;
             assert!(
-                r.peak_node_power <= 1.02 * r.node_power,
+                r.peak_node_power <= allowed * r.node_power,
                 "{what}: peak {} W, mean {} W",
                 r.peak_node_power,
                 r.node_power

@@ -83,8 +83,11 @@ fn domains_never_read_have_no_figure_anywhere() {
         "{r:?}"
     );
     assert_eq!(r.node, None);
-    let metrics =
-        powerstack_agent::metrics::render(&s, None, &powerstack_agent::access::Tier::Privileged);
+    let metrics = powerstack_agent::http::metrics::render(
+        &s,
+        None,
+        &powerstack_agent::access::Tier::Privileged,
+    );
     assert!(!metrics.contains("powerstack_power_watts{"), "{metrics}");
     assert!(!metrics.contains("powerstack_node_power_watts{"), "{metrics}");
 

@@ -37,7 +37,7 @@ pub fn sum_known(values: impl IntoIterator<Item = f64>) -> f64 {
 }
 
 /// How much of a job window the node's sample buffer covers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum DataPresence {
     /// The buffer covers the whole window (a running job: from its beginning to the newest
     /// sample).
@@ -65,7 +65,7 @@ impl DataPresence {
 ///
 /// Every figure covers the part of the window the node's buffer holds, `result_start_time` to
 /// `result_end_time`. Powers are watts, energies joules, times µs since the Unix epoch.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobResultV1 {
     /// The node's hostname.
     pub hostname: String,
@@ -117,7 +117,7 @@ pub struct JobResultV1 {
 
 /// A part of a job's window on one node without figures: the agent was stopped (or died) and
 /// started again while the job ran.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobGapV1 {
     /// Where the figures stop: the last sample kept before the agent stopped (a clean stop), or
     /// the start of the part the agent lost (it was killed or crashed), µs since the Unix epoch.
@@ -278,7 +278,7 @@ impl JobTotalV1 {
 }
 
 /// One job window in a listing (`GET /v1/jobs` on the node agent).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobV1 {
     /// The job's id.
     pub id: String,

@@ -27,7 +27,7 @@ pub struct Origin {
 }
 
 /// `powerstack power --format json`: node power over one interval.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PowerV1 {
     /// Always [`POWER_SCHEMA`].
     pub schema: String,
@@ -55,7 +55,7 @@ pub struct PowerV1 {
 }
 
 /// One domain in [`PowerV1`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DomainPowerV1 {
     /// Kind: `node`, `platform`, `package`, `core`, `uncore`, `memory`, `gpu`.
     pub domain: String,

@@ -5,96 +5,55 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use powerstack_api::cap::{CapResultV1, CapsV1};
+use powerstack_api::agent::ErrorV1;
+use powerstack_api::cap::{CapRequestV1, CapResultV1, CapsV1};
 use powerstack_cap::Policy;
 use powerstack_model::DomainKind;
 use powerstack_node::cap_session::{CapChange, CapSession, DomainTarget, LimitChange, Measurement};
-use serde::Deserialize;
 
+use super::openapi::WriteErrors;
 use super::power::{origin, report_for};
 use super::{ApiError, AppJson, AppState, Controls, Reader, VIA_PREFIX, Writer, lock};
 use crate::state::Shared;
 
-/// The body of `POST /v1/caps`: one domain's limit, or a node cap.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CapBody {
-    /// Domain kind (`package`, `memory`, `gpu`, ...).
-    domain: Option<String>,
-    /// Its index; every domain of the kind when absent.
-    index: Option<u32>,
-    /// The die of a multi-die package; every die when absent.
-    die: Option<u32>,
-    /// The limit (`long_term`, `short_term`, `cap`); the node-cap one of the kind when absent.
-    constraint: Option<String>,
-    /// The new limit, watts.
-    limit_watts: Option<f64>,
-    /// The new averaging window, seconds.
-    time_window_s: Option<f64>,
-    /// A node cap, watts.
-    node_watts: Option<f64>,
-    /// The node-cap policy (`proportional`, `uniform`, `variorum`).
-    policy: Option<String>,
-    /// Apply the lowest allowed value (the node's, or the domain's) when the cap is below it.
-    clamp: Option<bool>,
-    /// Plan only: validate and answer the writes, write nothing.
-    dry_run: Option<bool>,
-}
-
-fn parse(body: &CapBody) -> Result<CapChange, ApiError> {
-    if let Some(watts) = body.node_watts {
-        if !(watts.is_finite() && watts > 0.0) {
-            return Err(ApiError::BadRequest(format!(
-                "node_watts {watts} is not a power: give a node cap above 0 W"
-            )));
-        }
-        let extra = [
-            ("domain", body.domain.is_some()),
-            ("index", body.index.is_some()),
-            ("die", body.die.is_some()),
-            ("constraint", body.constraint.is_some()),
-            ("limit_watts", body.limit_watts.is_some()),
-            ("time_window_s", body.time_window_s.is_some()),
-        ];
-        if let Some((field, _)) = extra.iter().find(|(_, set)| *set) {
-            return Err(ApiError::BadRequest(format!(
-                "field `{field}` cannot go with `node_watts`: give either a node cap or one domain's limit"
-            )));
-        }
-        let policy = match body.policy.as_deref() {
-            None => Policy::Proportional,
-            Some(p) => {
-                p.parse().map_err(|e: String| ApiError::BadRequest(format!("policy: {e}")))?
+/// What a cap request asks for, in the node's terms; 400 for what no node could do.
+fn parse(request: CapRequestV1) -> Result<(CapChange, bool), ApiError> {
+    match request {
+        CapRequestV1::Node(n) => {
+            if !(n.node_watts.is_finite() && n.node_watts > 0.0) {
+                return Err(ApiError::BadRequest(format!(
+                    "node_watts {} is not a power: give a node cap above 0 W",
+                    n.node_watts
+                )));
             }
-        };
-        return Ok(CapChange::Node {
-            node_watts: watts,
-            policy,
-            clamp: body.clamp.unwrap_or(false),
-        });
+            let policy = match n.policy.as_deref() {
+                None => Policy::Proportional,
+                Some(p) => {
+                    p.parse().map_err(|e: String| ApiError::BadRequest(format!("policy: {e}")))?
+                }
+            };
+            let change = CapChange::Node {
+                node_watts: n.node_watts,
+                policy,
+                clamp: n.clamp.unwrap_or(false),
+            };
+            Ok((change, n.dry_run.unwrap_or(false)))
+        }
+        CapRequestV1::Domain(d) => {
+            let kind: DomainKind =
+                d.domain.parse().map_err(|e| ApiError::BadRequest(format!("domain: {e}")))?;
+            let change = CapChange::Domain {
+                target: DomainTarget { kind, index: d.index, die: d.die },
+                limits: vec![LimitChange {
+                    constraint: d.constraint,
+                    limit_watts: d.limit_watts,
+                    time_window_s: d.time_window_s,
+                }],
+                clamp: d.clamp.unwrap_or(false),
+            };
+            Ok((change, d.dry_run.unwrap_or(false)))
+        }
     }
-    if body.policy.is_some() {
-        return Err(ApiError::BadRequest("field `policy` goes with `node_watts` only".into()));
-    }
-    let Some(domain) = body.domain.as_deref() else {
-        return Err(ApiError::BadRequest(
-            "missing field `domain` (or `node_watts` for a node cap)".into(),
-        ));
-    };
-    let kind: DomainKind =
-        domain.parse().map_err(|e| ApiError::BadRequest(format!("domain: {e}")))?;
-    let Some(limit_watts) = body.limit_watts else {
-        return Err(ApiError::BadRequest("missing field `limit_watts`".into()));
-    };
-    Ok(CapChange::Domain {
-        target: DomainTarget { kind, index: body.index, die: body.die },
-        limits: vec![LimitChange {
-            constraint: body.constraint.clone(),
-            limit_watts,
-            time_window_s: body.time_window_s,
-        }],
-        clamp: body.clamp.unwrap_or(false),
-    })
 }
 
 fn via(who: &str) -> String {
@@ -148,15 +107,25 @@ fn apply_change(
 }
 
 /// `POST /v1/caps`: one domain's limit, or a node cap; answers what was written.
+#[utoipa::path(post, path = "/v1/caps", operation_id = "setCap",
+    summary = "Sets one domain's limit, or a node cap; validated, journaled, read back, rolled back on failure.",
+    request_body = CapRequestV1, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "What was written (or, with dry_run, would be).", body = CapResultV1),
+        (status = 400, description = "Malformed request: the message names the field.", body = ErrorV1),
+        (status = 413, description = "The body is larger than 64 KiB.", body = ErrorV1),
+        (status = 422, description = "The node or its hardware cannot do it (out of range, locked, no such domain, refused by the hardware; all rolled back).", body = ErrorV1),
+        (status = 503, description = "Capping is not configured, or too few samples for a node cap.", body = ErrorV1),
+        WriteErrors,
+    ))]
 pub(crate) async fn set(
     State(state): State<AppState>,
     writer: Writer,
-    AppJson(body): AppJson<CapBody>,
+    AppJson(request): AppJson<CapRequestV1>,
 ) -> Result<Json<CapResultV1>, ApiError> {
-    let change = parse(&body)?;
+    let (change, dry_run) = parse(request)?;
     let controls = state.controls()?;
     let shared = Arc::clone(&state.shared);
-    let dry_run = body.dry_run.unwrap_or(false);
     let doc = tokio::task::spawn_blocking(move || {
         apply_change(&shared, &controls, &change, dry_run, &writer.who)
     })
@@ -171,6 +140,15 @@ fn reset_all(shared: &Shared, controls: &Controls, who: &str) -> Result<CapResul
 }
 
 /// `POST /v1/caps/reset`: restores every control in the journal to its original setting.
+#[utoipa::path(post, path = "/v1/caps/reset", operation_id = "resetCaps",
+    summary = "Restores every journaled limit to what it was before powerstack first wrote it.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "What was restored.", body = CapResultV1),
+        (status = 422, description = "Some limits could not be restored (they stay in the journal); `error.result` is what was.", body = ErrorV1),
+        (status = 503, description = "Capping is not configured on this agent.", body = ErrorV1),
+        WriteErrors,
+    ))]
 pub(crate) async fn reset(
     State(state): State<AppState>,
     writer: Writer,
@@ -186,6 +164,13 @@ fn caps_doc(shared: &Shared, controls: &Controls) -> CapsV1 {
     with_session(shared, controls, |s| s.show())
 }
 
+/// `GET /v1/caps`: every limit with its range and who set it.
+#[utoipa::path(get, path = "/v1/caps", operation_id = "getCaps",
+    summary = "Every power limit, read from the hardware now, its range, and who set it.",
+    responses(
+        (status = 200, description = "The limits (powerstack.caps.v1).", body = CapsV1),
+        (status = 503, description = "Capping is not configured on this agent.", body = ErrorV1),
+    ))]
 pub(crate) async fn show(
     State(state): State<AppState>,
     Reader(tier): Reader,

@@ -3,32 +3,22 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use powerstack_api::agent::{JobBeganV1, JobBeginV1, JobsV1};
+use powerstack_api::agent::{ErrorV1, JobBeganV1, JobBeginV1, JobResultQueryV1, JobsV1};
 use powerstack_api::job::{JobResultV1, JobV1};
 
-use serde::Deserialize;
-
+use super::openapi::{JobId, WriteErrors};
 use super::{ApiError, AppPath, AppQuery, AppState, OptionalJson, Reader, Writer, lock};
 use crate::coarse;
 use crate::job::{JobError, JobHistory, JobWindow, Jobs, carry};
 use crate::state::Shared;
 
-/// `?peak_window=2s`: the window a job's peak is taken over.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct JobQuery {
-    peak_window: Option<String>,
-}
-
-impl JobQuery {
-    /// The window asked for, µs (`None`: the agent's default).
-    fn peak_window_us(&self) -> Result<Option<u64>, ApiError> {
-        self.peak_window
-            .as_deref()
-            .map(crate::job::parse_peak_window_us)
-            .transpose()
-            .map_err(|e| ApiError::BadRequest(format!("peak_window: {e}")))
-    }
+/// The peak window `?peak_window=2s` asks for, µs (`None`: the agent's default).
+fn peak_window_us(q: &JobResultQueryV1) -> Result<Option<u64>, ApiError> {
+    q.peak_window
+        .as_deref()
+        .map(crate::job::parse_peak_window_us)
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(format!("peak_window: {e}")))
 }
 
 impl From<JobError> for ApiError {
@@ -67,6 +57,18 @@ async fn blocking<T: Send + 'static>(
 /// `POST /v1/jobs/{id}/begin`: marks the beginning now (the agent's clock), kept in the state
 /// directory before the answer, with who began it. 201 with the job; 409 when the caller has
 /// its quota of running jobs (`max_running_jobs_per_caller`).
+#[utoipa::path(post, path = "/v1/jobs/{id}/begin", operation_id = "beginJob",
+    summary = "Marks the beginning of a job now (the agent's clock).",
+    params(JobId), request_body(content = JobBeginV1, description = "Who the job belongs to and what it runs; may be left out."),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The job has begun.", body = JobBeganV1),
+        (status = 400, description = "Malformed request: the message names the field.", body = ErrorV1),
+        (status = 409, description = "A job with this id is known already, the table is full, or the caller has its quota of running jobs.", body = ErrorV1),
+        (status = 413, description = "The body is larger than 64 KiB.", body = ErrorV1),
+        (status = 503, description = "The job windows could not be saved in the state directory; nothing was changed.", body = ErrorV1),
+        WriteErrors,
+    ))]
 pub(crate) async fn begin(
     State(state): State<AppState>,
     writer: Writer,
@@ -96,6 +98,17 @@ const END_WAIT_US: u64 = 2_000_000;
 
 /// `POST /v1/jobs/{id}/end`: marks the end now (kept in the state directory before anything
 /// else); answers the job's result, which is kept with it.
+#[utoipa::path(post, path = "/v1/jobs/{id}/end", operation_id = "endJob",
+    summary = "Marks the end of a job now; answers its result.",
+    params(JobId), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The job has ended; its result on this node.", body = JobResultV1),
+        (status = 400, description = "Malformed request: the message names the field.", body = ErrorV1),
+        (status = 404, description = "No job with this id on this node.", body = ErrorV1),
+        (status = 409, description = "The job has already ended.", body = ErrorV1),
+        (status = 503, description = "The job windows could not be saved in the state directory; nothing was changed.", body = ErrorV1),
+        WriteErrors,
+    ))]
 pub(crate) async fn end(
     State(state): State<AppState>,
     _writer: Writer,
@@ -159,6 +172,9 @@ fn known_job(shared: &Shared, id: &str) -> Result<(JobWindow, JobHistory), ApiEr
 
 /// `GET /v1/jobs`: every job window kept, by begin time; an unprivileged caller sees the labels
 /// of its own jobs only.
+#[utoipa::path(get, path = "/v1/jobs", operation_id = "listJobs",
+    summary = "Every job window kept on this node, by begin time.",
+    responses((status = 200, description = "The jobs.", body = JobsV1)))]
 pub(crate) async fn list(State(state): State<AppState>, Reader(tier): Reader) -> Json<JobsV1> {
     let jobs = lock(&state.shared.jobs)
         .list()
@@ -178,15 +194,23 @@ pub(crate) async fn list(State(state): State<AppState>, Reader(tier): Reader) ->
 /// kept at its end, for an ended job). An unprivileged caller gets it as of the last whole second,
 /// its peak over at least a second, rounded, and labels of its own jobs only
 /// ([`crate::coarse`]).
+#[utoipa::path(get, path = "/v1/jobs/{id}", operation_id = "getJob",
+    summary = "A job's power and energy on this node.",
+    params(JobId, JobResultQueryV1),
+    responses(
+        (status = 200, description = "The job's result.", body = JobResultV1),
+        (status = 400, description = "Malformed request: the message names the field.", body = ErrorV1),
+        (status = 404, description = "No job with this id on this node.", body = ErrorV1),
+    ))]
 pub(crate) async fn get(
     State(state): State<AppState>,
     Reader(tier): Reader,
     AppPath(id): AppPath<String>,
-    AppQuery(q): AppQuery<JobQuery>,
+    AppQuery(q): AppQuery<JobResultQueryV1>,
 ) -> Result<Json<JobResultV1>, ApiError> {
     crate::job::check_id(&id)?;
     let shared = &state.shared;
-    let asked = q.peak_window_us()?;
+    let asked = peak_window_us(&q)?;
     let coarse = !tier.is_privileged();
     let asked = match asked {
         Some(w) if coarse => Some(w.max(coarse::COARSE_INTERVAL_US)),

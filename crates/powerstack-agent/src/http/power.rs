@@ -4,11 +4,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use powerstack_api::Origin;
-use powerstack_api::agent::{SampleDomainV1, SamplesV1};
+use powerstack_api::agent::{
+    ErrorV1, PowerAnswerV1, PowerFormatV1, PowerQueryV1, SampleDomainV1, SamplesQueryV1, SamplesV1,
+};
 use powerstack_api::v1::PowerV1;
 use powerstack_api::variorum;
 use powerstack_model::{DomainInfo, PowerReport, Snapshot, Value};
-use serde::Deserialize;
 use std::sync::atomic::Ordering;
 
 use super::{ApiError, AppQuery, AppState, Reader, lock};
@@ -143,36 +144,36 @@ pub(crate) fn origin(shared: &Shared) -> Origin {
     Origin { hostname: shared.hostname.clone(), simulated: shared.simulated.clone() }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct PowerQuery {
-    format: Option<String>,
-}
-
 /// `GET /v1/power?format=json|variorum|variorum-flat`.
+#[utoipa::path(get, path = "/v1/power", operation_id = "power",
+    summary = "Node power now: the newest sample against the one about a second earlier.",
+    params(PowerQueryV1),
+    responses(
+        (status = 200, description = "Node power.", body = PowerAnswerV1),
+        (status = 400, description = "Malformed request: the message names the field.", body = ErrorV1),
+        (status = 503, description = "Fewer than 2 samples yet.", body = ErrorV1),
+    ))]
 pub(crate) async fn power(
     State(state): State<AppState>,
     Reader(tier): Reader,
-    AppQuery(q): AppQuery<PowerQuery>,
+    AppQuery(q): AppQuery<PowerQueryV1>,
 ) -> Result<Response, ApiError> {
     let shared = &state.shared;
-    let format = q.format.as_deref().unwrap_or("json");
-    if !matches!(format, "json" | "variorum" | "variorum-flat") {
-        return Err(ApiError::BadRequest(format!(
-            "format {format:?} is not known: use json, variorum or variorum-flat"
-        )));
-    }
     let mut report = report_of(shared, window_for(shared, &tier))?;
     if !tier.is_privileged() {
         coarse::report(&mut report);
     }
     let catalog = shared.catalog();
-    Ok(match format {
-        "variorum" => Json(variorum::power(&shared.hostname, &catalog, &report)).into_response(),
-        "variorum-flat" => {
+    Ok(match q.format.unwrap_or_default() {
+        PowerFormatV1::Variorum => {
+            Json(variorum::power(&shared.hostname, &catalog, &report)).into_response()
+        }
+        PowerFormatV1::VariorumFlat => {
             Json(variorum::power_flat(&shared.hostname, &catalog, &report)).into_response()
         }
-        _ => Json(PowerV1::new(&origin(shared), &catalog, &report, &[])).into_response(),
+        PowerFormatV1::Json => {
+            Json(PowerV1::new(&origin(shared), &catalog, &report, &[])).into_response()
+        }
     })
 }
 
@@ -181,20 +182,19 @@ pub const DEFAULT_SAMPLES: usize = 10_000;
 /// Most samples sent in one answer.
 pub const MAX_SAMPLES: usize = 100_000;
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SamplesQuery {
-    since: Option<u64>,
-    until: Option<u64>,
-    limit: Option<usize>,
-}
-
 /// `GET /v1/samples?since=US&until=US&limit=N`: the oldest `limit` samples taken from `since` to
 /// `until` (µs since the Unix epoch, both included), each `[t, tick0, tick1, ...]`.
+#[utoipa::path(get, path = "/v1/samples", operation_id = "samples",
+    summary = "Raw samples from the ring: a time and one extended counter per domain.",
+    params(SamplesQueryV1),
+    responses(
+        (status = 200, description = "The samples.", body = SamplesV1),
+        (status = 400, description = "Malformed request: the message names the field.", body = ErrorV1),
+    ))]
 pub(crate) async fn samples(
     State(state): State<AppState>,
     Reader(tier): Reader,
-    AppQuery(q): AppQuery<SamplesQuery>,
+    AppQuery(q): AppQuery<SamplesQueryV1>,
 ) -> Result<Json<SamplesV1>, ApiError> {
     let limit = q.limit.unwrap_or(DEFAULT_SAMPLES);
     if limit == 0 || limit > MAX_SAMPLES {

@@ -20,8 +20,8 @@ use powerstack_model::{DomainInfo, DomainPower, PowerReport};
 
 use powerstack_api::prometheus::{escape, family};
 
+use super::{AppState, Controls, Reader, lock, window_for};
 use crate::access::Tier;
-use crate::http::{AppState, Controls, Reader, lock, window_for};
 use crate::state::Shared;
 
 /// The content type of the exposition.
@@ -150,6 +150,9 @@ pub fn render(shared: &Shared, controls: Option<&Controls>, tier: &Tier) -> Stri
 }
 
 /// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics",
+    summary = "Prometheus text exposition (version 0.0.4).",
+    responses((status = 200, description = "The metrics.", body = String, content_type = "text/plain")))]
 pub(crate) async fn handler(
     State(state): State<AppState>,
     Reader(tier): Reader,
