@@ -11,7 +11,7 @@ use powerstack_cap::Policy;
 use powerstack_model::DomainKind;
 use powerstack_node::cap_session::{CapChange, CapSession, DomainTarget, LimitChange, Measurement};
 
-use super::openapi::WriteErrors;
+use super::openapi::{BadRequest, WriteErrors};
 use super::power::{origin, report_for};
 use super::{ApiError, AppJson, AppState, Controls, Reader, VIA_PREFIX, Writer, lock};
 use crate::state::Shared;
@@ -112,7 +112,7 @@ fn apply_change(
     request_body = CapRequestV1, security(("bearer" = [])),
     responses(
         (status = 200, description = "What was written (or, with dry_run, would be).", body = CapResultV1),
-        (status = 400, description = "Malformed request: the message names the field.", body = ErrorV1),
+        BadRequest,
         (status = 413, description = "The body is larger than 64 KiB.", body = ErrorV1),
         (status = 422, description = "The node or its hardware cannot do it (out of range, locked, no such domain, refused by the hardware; all rolled back).", body = ErrorV1),
         (status = 503, description = "Capping is not configured, or too few samples for a node cap.", body = ErrorV1),

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use powerstack_api::agent::{ErrorV1, JobBeganV1, JobBeginV1, JobResultQueryV1, JobsV1};
 use powerstack_api::job::{JobResultV1, JobV1};
 
-use super::openapi::{JobId, WriteErrors};
+use super::openapi::{BadRequest, JobId, JobsNotSaved, WriteErrors};
 use super::{ApiError, AppPath, AppQuery, AppState, OptionalJson, Reader, Writer, lock};
 use crate::coarse;
 use crate::job::{JobError, JobHistory, JobWindow, Jobs, carry};
@@ -63,10 +63,10 @@ async fn blocking<T: Send + 'static>(
     security(("bearer" = [])),
     responses(
         (status = 201, description = "The job has begun.", body = JobBeganV1),
-        (status = 400, description = "Malformed request: the message names the field.", body = ErrorV1),
+        BadRequest,
         (status = 409, description = "A job with this id is known already, the table is full, or the caller has its quota of running jobs.", body = ErrorV1),
         (status = 413, description = "The body is larger than 64 KiB.", body = ErrorV1),
-        (status = 503, description = "The job windows could not be saved in the state directory; nothing was changed.", body = ErrorV1),
+        JobsNotSaved,
         WriteErrors,
     ))]
 pub(crate) async fn begin(
@@ -103,10 +103,10 @@ const END_WAIT_US: u64 = 2_000_000;
     params(JobId), security(("bearer" = [])),
     responses(
         (status = 200, description = "The job has ended; its result on this node.", body = JobResultV1),
-        (status = 400, description = "Malformed request: the message names the field.", body = ErrorV1),
+        BadRequest,
         (status = 404, description = "No job with this id on this node.", body = ErrorV1),
         (status = 409, description = "The job has already ended.", body = ErrorV1),
-        (status = 503, description = "The job windows could not be saved in the state directory; nothing was changed.", body = ErrorV1),
+        JobsNotSaved,
         WriteErrors,
     ))]
 pub(crate) async fn end(
@@ -199,7 +199,7 @@ pub(crate) async fn list(State(state): State<AppState>, Reader(tier): Reader) ->
     params(JobId, JobResultQueryV1),
     responses(
         (status = 200, description = "The job's result.", body = JobResultV1),
-        (status = 400, description = "Malformed request: the message names the field.", body = ErrorV1),
+        BadRequest,
         (status = 404, description = "No job with this id on this node.", body = ErrorV1),
     ))]
 pub(crate) async fn get(

@@ -19,6 +19,24 @@ pub(crate) enum WriteErrors {
     Forbidden(ErrorV1),
 }
 
+/// A request the agent could not read.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // Only a description of an answer: ApiError builds it.
+pub(crate) enum BadRequest {
+    /// Malformed request: the message names the field.
+    #[response(status = 400)]
+    BadRequest(ErrorV1),
+}
+
+/// A job mark that could not be kept.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // Only a description of an answer: ApiError builds it.
+pub(crate) enum JobsNotSaved {
+    /// The job windows could not be saved in the state directory; nothing was changed.
+    #[response(status = 503)]
+    Unavailable(ErrorV1),
+}
+
 /// The `{id}` of a job's routes.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]

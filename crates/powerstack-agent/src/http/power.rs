@@ -12,6 +12,7 @@ use powerstack_api::variorum;
 use powerstack_model::{DomainInfo, PowerReport, Snapshot, Value};
 use std::sync::atomic::Ordering;
 
+use super::openapi::BadRequest;
 use super::{ApiError, AppQuery, AppState, Reader, lock};
 use crate::access::Tier;
 use crate::coarse::{self, COARSE_INTERVAL_US};
@@ -150,7 +151,7 @@ pub(crate) fn origin(shared: &Shared) -> Origin {
     params(PowerQueryV1),
     responses(
         (status = 200, description = "Node power.", body = PowerAnswerV1),
-        (status = 400, description = "Malformed request: the message names the field.", body = ErrorV1),
+        BadRequest,
         (status = 503, description = "Fewer than 2 samples yet.", body = ErrorV1),
     ))]
 pub(crate) async fn power(
@@ -189,7 +190,7 @@ pub const MAX_SAMPLES: usize = 100_000;
     params(SamplesQueryV1),
     responses(
         (status = 200, description = "The samples.", body = SamplesV1),
-        (status = 400, description = "Malformed request: the message names the field.", body = ErrorV1),
+        BadRequest,
     ))]
 pub(crate) async fn samples(
     State(state): State<AppState>,
