@@ -10,6 +10,7 @@
 //! Errors are [`ApiError`]s: a status and `{"error":{"status":..,"message":".."}}`.
 
 mod caps;
+mod described;
 mod error;
 mod jobs;
 pub mod metrics;

@@ -11,7 +11,7 @@ use powerstack_cap::Policy;
 use powerstack_model::DomainKind;
 use powerstack_node::cap_session::{CapChange, CapSession, DomainTarget, LimitChange, Measurement};
 
-use super::openapi::{BadRequest, WriteErrors};
+use super::described::{BadRequest, WriteErrors};
 use super::power::{origin, report_for};
 use super::{ApiError, AppJson, AppState, Controls, Reader, VIA_PREFIX, Writer, lock};
 use crate::state::Shared;

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use powerstack_api::agent::{ErrorV1, JobBeganV1, JobBeginV1, JobResultQueryV1, JobsV1};
 use powerstack_api::job::{JobResultV1, JobV1};
 
-use super::openapi::{BadRequest, JobId, JobsNotSaved, WriteErrors};
+use super::described::{BadRequest, JobId, JobsNotSaved, WriteErrors};
 use super::{ApiError, AppPath, AppQuery, AppState, OptionalJson, Reader, Writer, lock};
 use crate::coarse;
 use crate::job::{JobError, JobHistory, JobWindow, Jobs, carry};

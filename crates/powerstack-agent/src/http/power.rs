@@ -12,7 +12,7 @@ use powerstack_api::variorum;
 use powerstack_model::{DomainInfo, PowerReport, Snapshot, Value};
 use std::sync::atomic::Ordering;
 
-use super::openapi::BadRequest;
+use super::described::BadRequest;
 use super::{ApiError, AppQuery, AppState, Reader, lock};
 use crate::access::Tier;
 use crate::coarse::{self, COARSE_INTERVAL_US};
