@@ -12,7 +12,9 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use powerstack_agent::job::parse_peak_window_us;
 use powerstack_api::agent::JobBeginV1;
-use powerstack_api::job::{DataPresence, JobResultV1, JobTotalV1, NOT_MEASURED, known};
+use powerstack_api::job::{
+    DataPresence, DeviceClass, JobResultV1, JobTotalV1, NOT_MEASURED, known,
+};
 use powerstack_api::job_csv::job_query_csv;
 use powerstack_client::fanout::{NodeAnswer, Target, ask_all, query_document};
 use powerstack_client::{self as client, Addr, hostlist};
@@ -230,9 +232,9 @@ fn table(job: &str, rows: &[NodeAnswer], t: &JobTotalV1) -> String {
                 r.node_power,
                 r.peak_node_power,
                 r.energy_joules,
-                r.class_sum("cpu_power_"),
-                r.class_sum("mem_power_"),
-                r.class_sum("gpu_power_"),
+                r.class_sum(DeviceClass::Cpu),
+                r.class_sum(DeviceClass::Mem),
+                r.class_sum(DeviceClass::Gpu),
             ],
             None => [NOT_MEASURED; 6],
         };
@@ -246,9 +248,9 @@ fn table(job: &str, rows: &[NodeAnswer], t: &JobTotalV1) -> String {
         cell(t.node_power, 2),
         "-",
         cell(t.energy_joules, 3),
-        cell(t.class_sum("cpu_power_"), 2),
-        cell(t.class_sum("mem_power_"), 2),
-        cell(t.class_sum("gpu_power_"), 2),
+        cell(t.class_sum(DeviceClass::Cpu), 2),
+        cell(t.class_sum(DeviceClass::Mem), 2),
+        cell(t.class_sum(DeviceClass::Gpu), 2),
         t.samples,
         secs(t.result_start_time, t.result_end_time),
     );
