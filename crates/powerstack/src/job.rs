@@ -12,9 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, anyhow, bail};
 use powerstack_agent::job::parse_peak_window_us;
 use powerstack_api::agent::JobBeginV1;
-use powerstack_api::job::{
-    DataPresence, DeviceClass, JobResultV1, JobTotalV1, NOT_MEASURED, known,
-};
+use powerstack_api::job::{DataPresence, DeviceClass, JobResultV1, JobTotalV1, known};
 use powerstack_api::job_csv::job_query_csv;
 use powerstack_client::fanout::{NodeAnswer, Target, ask_all, query_document};
 use powerstack_client::{self as client, Addr, hostlist};
@@ -180,9 +178,9 @@ fn query(a: &JobQueryArgs) -> anyhow::Result<()> {
     emit(&text)
 }
 
-/// A figure for the table: 2 decimals, `-` when missing.
-fn cell(x: f64, digits: usize) -> String {
-    known(x).map_or_else(|| "-".into(), |v| format!("{v:.digits$}"))
+/// A figure for the table: `digits` decimals, `-` when missing.
+fn cell(x: Option<f64>, digits: usize) -> String {
+    x.map_or_else(|| "-".into(), |v| format!("{v:.digits$}"))
 }
 
 fn table(job: &str, rows: &[NodeAnswer], t: &JobTotalV1) -> String {
@@ -206,7 +204,7 @@ fn table(job: &str, rows: &[NodeAnswer], t: &JobTotalV1) -> String {
     let secs = |start: u64, end: u64| {
         if end > start { format!("{:.1}", (end - start) as f64 / 1e6) } else { "-".into() }
     };
-    let mut line = |host: &str, r: Option<&JobResultV1>, status: &str, extra: [f64; 6]| {
+    let mut line = |host: &str, r: Option<&JobResultV1>, status: &str, extra: [Option<f64>; 6]| {
         let (presence, samples, time) = match r {
             Some(r) => (
                 r.data_presence.as_str(),
@@ -229,14 +227,14 @@ fn table(job: &str, rows: &[NodeAnswer], t: &JobTotalV1) -> String {
     for row in rows {
         let figures = match row.result() {
             Some(r) => [
-                r.node_power,
-                r.peak_node_power,
-                r.energy_joules,
-                r.class_sum(DeviceClass::Cpu),
-                r.class_sum(DeviceClass::Mem),
-                r.class_sum(DeviceClass::Gpu),
+                known(r.node_power),
+                known(r.peak_node_power),
+                known(r.energy_joules),
+                r.class_watts(DeviceClass::Cpu),
+                r.class_watts(DeviceClass::Mem),
+                r.class_watts(DeviceClass::Gpu),
             ],
-            None => [NOT_MEASURED; 6],
+            None => [None; 6],
         };
         line(row.hostname(), row.result(), &row.status(), figures);
     }
@@ -245,12 +243,12 @@ fn table(job: &str, rows: &[NodeAnswer], t: &JobTotalV1) -> String {
         "{:<width$} {:<8} {:>10} {:>10} {:>14} {:>9} {:>9} {:>9} {:>8} {:>9}",
         "TOTAL",
         t.data_presence.as_str(),
-        cell(t.node_power, 2),
+        cell(known(t.node_power), 2),
         "-",
-        cell(t.energy_joules, 3),
-        cell(t.class_sum(DeviceClass::Cpu), 2),
-        cell(t.class_sum(DeviceClass::Mem), 2),
-        cell(t.class_sum(DeviceClass::Gpu), 2),
+        cell(known(t.energy_joules), 3),
+        cell(t.class_watts(DeviceClass::Cpu), 2),
+        cell(t.class_watts(DeviceClass::Mem), 2),
+        cell(t.class_watts(DeviceClass::Gpu), 2),
         t.samples,
         secs(t.result_start_time, t.result_end_time),
     );

@@ -6,7 +6,7 @@
 //! The agent computes [`JobFigures`] and writes them with [`JobResultV1::with_figures`]; whoever
 //! reads a document back (the agent combining the parts of a job measured by several of its
 //! runs, a client summing a class of devices) reads it through [`JobResultV1::figures`] and
-//! [`JobResultV1::class_sum`], never by the keys' spelling.
+//! [`JobResultV1::class_watts`], never by the keys' spelling.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -174,19 +174,20 @@ impl JobResultV1 {
     }
 
     /// One figure for a class (the job table's CPU, MEM and GPU columns): the sum over its
-    /// devices; [`NOT_MEASURED`] when the node has none, or none of them could be measured.
-    pub fn class_sum(&self, class: DeviceClass) -> f64 {
+    /// devices, W; `None` when the node has none, or none of them could be measured.
+    pub fn class_watts(&self, class: DeviceClass) -> Option<f64> {
         let by_index: BTreeMap<u32, f64> =
             self.domain_power.iter().filter_map(|(k, v)| Some((class.index_of(k)?, *v))).collect();
-        sum_known(by_index.into_values())
+        known(sum_known(by_index.into_values()))
     }
 }
 
 impl JobTotalV1 {
-    /// The sum of the total's figures of one class; [`NOT_MEASURED`] when none is known.
-    pub fn class_sum(&self, class: DeviceClass) -> f64 {
+    /// The sum of the total's figures of one class, W; `None` when none is known.
+    pub fn class_watts(&self, class: DeviceClass) -> Option<f64> {
         let prefix = class.prefix();
-        sum_known(self.domain_power.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| *v))
+        let watts = self.domain_power.iter().filter(|(k, _)| k.starts_with(prefix));
+        known(sum_known(watts.map(|(_, v)| *v)))
     }
 }
 

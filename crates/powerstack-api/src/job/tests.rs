@@ -84,9 +84,9 @@ fn sums_skip_missing_figures() {
     assert_eq!(sum_known([-1.0, f64::NAN]), NOT_MEASURED);
     assert_eq!(sum_known([]), NOT_MEASURED);
     let r = result();
-    assert_eq!(r.class_sum(DeviceClass::Gpu), 80.25);
-    assert_eq!(r.class_sum(DeviceClass::Mem), NOT_MEASURED);
-    assert_eq!(JobResultV1::unanswered("n", "j").class_sum(DeviceClass::Gpu), NOT_MEASURED);
+    assert_eq!(r.class_watts(DeviceClass::Gpu), Some(80.25));
+    assert_eq!(r.class_watts(DeviceClass::Mem), None);
+    assert_eq!(JobResultV1::unanswered("n", "j").class_watts(DeviceClass::Gpu), None);
 }
 
 #[test]
@@ -104,7 +104,7 @@ fn the_total_sums_what_answered_and_says_how_much_did() {
     assert_eq!(t.energy_joules, 4205.0);
     assert_eq!(t.domain_power["cpu_power_0"], 200.0);
     assert_eq!(t.domain_power["mem_power_0"], NOT_MEASURED);
-    assert_eq!(t.class_sum(DeviceClass::Cpu), 200.0);
+    assert_eq!(t.class_watts(DeviceClass::Cpu), Some(200.0));
     assert_eq!(t.result_start_time, a.result_start_time - 5);
     assert_eq!(t.result_end_time, a.result_end_time);
     assert_eq!(t.samples, 2002);
