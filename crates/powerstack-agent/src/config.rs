@@ -20,8 +20,7 @@ pub const MAX_BUFFER_SAMPLES: usize = 100_000_000;
 pub const DEFAULT_SOCKET: &str = "/run/powerstack/agent.sock";
 /// Default window of a job's peak power, ms.
 pub const DEFAULT_PEAK_WINDOW_MS: u64 = 1000;
-/// Longest window of a job's peak power, ms (an hour).
-pub const MAX_PEAK_WINDOW_MS: u64 = 3_600_000;
+pub use crate::job::MAX_PEAK_WINDOW_MS;
 /// Default TCP listen address (loopback only).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
 

@@ -10,10 +10,8 @@
 //! accepts connections under timeouts and connection limits.
 
 pub mod access;
-pub mod client;
 pub mod coarse;
 pub mod config;
-pub mod hostlist;
 pub mod http;
 pub mod job;
 pub mod place;

@@ -12,6 +12,18 @@
 
 use std::ops::Range;
 
+use powerstack_model::DomainInfo;
+
+/// What the stored counters of one domain mean.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DomainMeta {
+    /// The catalog entry.
+    pub info: DomainInfo,
+    /// Joules per stored tick. Energy domains: their counter's unit. Power-only domains: the agent
+    /// integrates their power into µJ (1e-6).
+    pub joules_per_tick: f64,
+}
+
 /// A fixed-capacity ring of samples: a timestamp and one extended counter per domain.
 #[derive(Debug, Clone)]
 pub struct Ring {

@@ -12,11 +12,12 @@ use powerstack_hw::{DiscoverOptions, Root, Selection, discover_with};
 use crate::access::{Access, AccessPolicy};
 use crate::config::AgentConfig;
 use crate::http::Controls;
-use crate::job::store;
 use crate::sampler::{self, Sources};
 use crate::serve::{self, ConnectionLimits, Server};
 use crate::state::Shared;
 use crate::stop::Stop;
+
+mod jobs;
 
 /// The journal `via` prefix of every write the agent makes: what it restores at stop and at start.
 pub const AGENT_VIA: &str = "powerstack agent";
@@ -63,7 +64,7 @@ pub fn run(
         .map_err(|e| AgentError(e.to_string()))?;
     // The jobs an earlier agent kept (read only: a file that cannot be used stops the start).
     let (jobs_file, kept) =
-        store::open(config, node.clone()).map_err(|e| AgentError(e.to_string()))?;
+        jobs::open(config, node.clone()).map_err(|e| AgentError(e.to_string()))?;
     let selection: Selection =
         config.source.parse().map_err(|e: String| AgentError(format!("source: {e}")))?;
     let options = DiscoverOptions { nvml_lib: config.nvml_lib.clone() };
@@ -125,7 +126,7 @@ pub fn run(
     {
         std::thread::sleep(Duration::from_millis(1));
     }
-    notes.extend(store::resume(&shared, kept.stopped_cleanly));
+    notes.extend(jobs::resume(&shared, kept.stopped_cleanly));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -146,7 +147,7 @@ pub fn run(
     sampler.join();
     let restored = restore(&controls);
     let jobs_kept =
-        store::keep_at_stop(&shared, served.is_ok()).map_err(|e| AgentError(e.to_string()));
+        jobs::keep_at_stop(&shared, served.is_ok()).map_err(|e| AgentError(e.to_string()));
     served?;
     restored?;
     jobs_kept

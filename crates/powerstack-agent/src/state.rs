@@ -5,19 +5,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use powerstack_model::DomainInfo;
 
-use crate::job::Jobs;
 use crate::job::store::{JobsFile, StoreError};
+use crate::job::{Jobs, NodeView};
+pub use crate::ring::DomainMeta;
 use crate::ring::Ring;
-
-/// What the stored counters of one domain mean.
-#[derive(Clone, Debug, PartialEq)]
-pub struct DomainMeta {
-    /// The catalog entry.
-    pub info: DomainInfo,
-    /// Joules per stored tick. Energy domains: their counter's unit. Power-only domains: the agent
-    /// integrates their power into µJ (1e-6).
-    pub joules_per_tick: f64,
-}
 
 /// Sampler statistics, updated by the sampler thread without locks.
 #[derive(Debug, Default)]
@@ -178,6 +169,15 @@ impl Shared {
         match &self.jobs_file {
             Some(f) => f.save(jobs, false),
             None => Ok(()),
+        }
+    }
+
+    /// What a job's figures need of this node besides the ring, now.
+    pub fn job_view(&self) -> NodeView<'_> {
+        NodeView {
+            hostname: &self.hostname,
+            domains: &self.domains,
+            now_unix_us: self.clock.now_unix_us(),
         }
     }
 

@@ -8,10 +8,17 @@
 //! peak, the sample count and the job's owner. Unlike that monitor, powers are time-weighted means
 //! (energy over time, from the energy counters), not means of samples; a window that encloses the
 //! whole buffer is `Partial`, not `None`. As in its rows, a figure that cannot be given is `-1.0`.
+//! The same figures typed, without `-1.0` and per-device keys, are [`JobFigures`]: the agent
+//! computes those, and only [`JobResultV1::with_figures`] and [`JobResultV1::figures`] write and
+//! read them in a document.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+mod figures;
+
+pub use figures::{Coverage, DeviceClass, DeviceKey, JobFigures, Peak};
 
 /// What a figure is when it cannot be given (the Flux Power Monitor's value for it).
 pub const NOT_MEASURED: f64 = -1.0;
@@ -156,20 +163,6 @@ impl JobResultV1 {
             gaps: Vec::new(),
         }
     }
-
-    /// The figures of one class (`cpu_power_`, `mem_power_`, `gpu_power_`) by device index.
-    fn class(&self, prefix: &str) -> BTreeMap<u32, f64> {
-        self.domain_power
-            .iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.parse::<u32>().ok()?, *v)))
-            .collect()
-    }
-
-    /// One figure for a class (the job table's CPU, MEM and GPU columns): the sum over its
-    /// devices; [`NOT_MEASURED`] when the node has none, or none of them could be measured.
-    pub fn class_sum(&self, prefix: &str) -> f64 {
-        sum_known(self.class(prefix).into_values())
-    }
 }
 
 /// A job asked of many node agents at once (`powerstack job query --format json`): one entry per
@@ -260,12 +253,6 @@ impl JobTotalV1 {
         }
     }
 
-    /// The sum of the total's figures of one class (`cpu_power_`, ...); [`NOT_MEASURED`] when
-    /// none is known.
-    pub fn class_sum(&self, prefix: &str) -> f64 {
-        sum_known(self.domain_power.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(_, v)| *v))
-    }
-
     /// How many nodes answered, in words: `results from all N nodes`, or `results from K of N
     /// nodes`.
     pub fn status(&self) -> String {
@@ -293,172 +280,4 @@ pub struct JobV1 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn result() -> JobResultV1 {
-        JobResultV1 {
-            hostname: "nid001".into(),
-            job_id: "f2Xy".into(),
-            user: Some("alice".into()),
-            app: None,
-            running: false,
-            node_power: 410.5,
-            energy_joules: 4105.0,
-            domain_power: [
-                ("cpu_power_0".to_string(), 150.0),
-                ("mem_power_0".to_string(), -1.0),
-                ("gpu_power_1".to_string(), 80.25),
-            ]
-            .into_iter()
-            .collect(),
-            peak_node_power: 500.0,
-            peak_window_s: 1.0,
-            result_start_time: 1_795_000_000_000_000,
-            result_end_time: 1_795_000_010_000_000,
-            samples: 1001,
-            data_presence: DataPresence::Partial,
-            gaps: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn the_result_has_the_flux_field_names_flat_and_round_trips() {
-        let r = result();
-        let v = serde_json::to_value(&r).unwrap();
-        let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
-        for k in [
-            "hostname",
-            "job_id",
-            "user",
-            "app",
-            "running",
-            "node_power",
-            "energy_joules",
-            "cpu_power_0",
-            "mem_power_0",
-            "gpu_power_1",
-            "peak_node_power",
-            "peak_window_s",
-            "result_start_time",
-            "result_end_time",
-            "samples",
-            "data_presence",
-        ] {
-            assert!(keys.contains(&k), "{k} missing from {keys:?}");
-        }
-        assert_eq!(keys.len(), 16);
-        assert_eq!(v["data_presence"], "Partial");
-        assert_eq!(v["mem_power_0"], -1.0);
-        let back: JobResultV1 = serde_json::from_value(v).unwrap();
-        assert_eq!(back, r);
-    }
-
-    #[test]
-    fn gaps_are_in_the_document_only_when_there_are_some_and_round_trip_in_a_query() {
-        let mut r = result();
-        assert!(serde_json::to_value(&r).unwrap().get("gaps").is_none());
-        r.gaps.push(JobGapV1 {
-            start_unix_us: r.result_start_time + 1,
-            end_unix_us: r.result_start_time + 2,
-            cause: GAP_RESTART.into(),
-        });
-        let v = serde_json::to_value(&r).unwrap();
-        assert_eq!(v["gaps"][0]["cause"], "agent restarted");
-        assert_eq!(serde_json::from_value::<JobResultV1>(v).unwrap(), r);
-        let node = JobQueryNodeV1 { result: r, agent: "n:9464".into(), status: "ok".into() };
-        let v = serde_json::to_value(&node).unwrap();
-        assert_eq!(v["gaps"][0]["end_unix_us"], node.result.result_start_time + 2);
-        assert_eq!(serde_json::from_value::<JobQueryNodeV1>(v).unwrap(), node);
-    }
-
-    #[test]
-    fn sums_skip_missing_figures() {
-        assert_eq!(sum_known([1.0, -1.0, 2.5]), 3.5);
-        assert_eq!(sum_known([-1.0, f64::NAN]), NOT_MEASURED);
-        assert_eq!(sum_known([]), NOT_MEASURED);
-        let r = result();
-        assert_eq!(r.class_sum("gpu_power_"), 80.25);
-        assert_eq!(r.class_sum("mem_power_"), NOT_MEASURED);
-        assert_eq!(JobResultV1::unanswered("n", "j").class_sum("gpu_power_"), NOT_MEASURED);
-    }
-
-    #[test]
-    fn the_total_sums_what_answered_and_says_how_much_did() {
-        let a = result();
-        let mut b = result();
-        b.hostname = "nid002".into();
-        b.data_presence = DataPresence::Complete;
-        b.node_power = -1.0;
-        b.energy_joules = 100.0;
-        b.domain_power.insert("cpu_power_0".into(), 50.0);
-        b.result_start_time -= 5;
-        let t = JobTotalV1::of(&[Some(&a), None, Some(&b)]);
-        assert_eq!(t.node_power, 410.5);
-        assert_eq!(t.energy_joules, 4205.0);
-        assert_eq!(t.domain_power["cpu_power_0"], 200.0);
-        assert_eq!(t.domain_power["mem_power_0"], NOT_MEASURED);
-        assert_eq!(t.class_sum("cpu_power_"), 200.0);
-        assert_eq!(t.result_start_time, a.result_start_time - 5);
-        assert_eq!(t.result_end_time, a.result_end_time);
-        assert_eq!(t.samples, 2002);
-        assert_eq!(t.data_presence, DataPresence::Partial);
-        assert_eq!((t.nodes, t.nodes_answered), (3, 2));
-        let all = JobTotalV1::of(&[Some(&b), Some(&b)]);
-        assert_eq!(all.data_presence, DataPresence::Complete);
-        let none = JobTotalV1::of(&[None]);
-        assert_eq!(none.data_presence, DataPresence::None);
-        assert_eq!((none.node_power, none.result_start_time, none.nodes_answered), (-1.0, 0, 0));
-        assert_eq!(JobTotalV1::of(&[]).data_presence, DataPresence::None);
-    }
-
-    #[test]
-    fn a_query_document_is_flat_per_node_and_round_trips() {
-        let a = result();
-        let missing = JobResultV1::unanswered("node03", "f2Xy");
-        let q = JobQueryV1 {
-            job_id: "f2Xy".into(),
-            total: JobTotalV1::of(&[Some(&a), None]),
-            nodes: vec![
-                JobQueryNodeV1 { result: a, agent: "nid001:9464".into(), status: "ok".into() },
-                JobQueryNodeV1 {
-                    result: missing,
-                    agent: "node03:9464".into(),
-                    status: "unreachable: refused".into(),
-                },
-            ],
-        };
-        let v = serde_json::to_value(&q).unwrap();
-        assert_eq!(v["nodes"][0]["cpu_power_0"], 150.0);
-        assert_eq!(v["nodes"][0]["agent"], "nid001:9464");
-        assert_eq!(v["nodes"][1]["data_presence"], "None");
-        assert_eq!(v["nodes"][1]["node_power"], -1.0);
-        assert_eq!(v["total"]["hostname"], "TOTAL");
-        assert_eq!(v["total"]["gpu_power_1"], 80.25);
-        assert_eq!(v["total"]["nodes_answered"], 1);
-        assert!(v["total"].get("domain_power").is_none());
-        let back: JobQueryV1 = serde_json::from_value(v).unwrap();
-        assert_eq!(back, q);
-    }
-
-    #[test]
-    fn presence_names_are_the_serialized_ones() {
-        for p in [DataPresence::Complete, DataPresence::Partial, DataPresence::None] {
-            assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
-        }
-    }
-
-    #[test]
-    fn a_running_job_lists_with_a_null_end() {
-        let j = JobV1 {
-            id: "42".into(),
-            user: None,
-            app: Some("lammps".into()),
-            begin_unix_us: 5,
-            end_unix_us: None,
-        };
-        let v = serde_json::to_value(&j).unwrap();
-        assert!(v["end_unix_us"].is_null());
-        assert_eq!(serde_json::from_value::<JobV1>(v).unwrap(), j);
-    }
-}
+mod tests;

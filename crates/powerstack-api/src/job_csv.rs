@@ -20,10 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use crate::job::{DataPresence, JobQueryV1, NOT_MEASURED, known};
-
-/// The per-device classes, in Flux's column order.
-const CLASSES: [&str; 3] = ["cpu_power_", "gpu_power_", "mem_power_"];
+use crate::job::{DataPresence, DeviceKey, JobQueryV1, NOT_MEASURED, known};
 
 /// The query as CSV: a header, one row per node asked (in the order asked) and the `TOTAL` row.
 pub fn job_query_csv(q: &JobQueryV1) -> String {
@@ -115,20 +112,13 @@ impl Row<'_> {
 /// The device columns: every `cpu_power_N`, `gpu_power_N` and `mem_power_N` key a node has, by
 /// class in Flux's order, then by index (numerically: `cpu_power_2` before `cpu_power_10`).
 fn device_columns(q: &JobQueryV1) -> Vec<String> {
-    let found: BTreeSet<(usize, u32)> = q
+    let found: BTreeSet<DeviceKey> = q
         .nodes
         .iter()
         .flat_map(|n| n.result.domain_power.keys())
-        .filter_map(|k| {
-            CLASSES.iter().enumerate().find_map(|(c, prefix)| {
-                let index = k.strip_prefix(prefix)?;
-                // Only canonical numbers, so that each column names exactly one key.
-                let n: u32 = index.parse().ok()?;
-                (n.to_string() == index).then_some((c, n))
-            })
-        })
+        .filter_map(|k| DeviceKey::parse(k))
         .collect();
-    found.into_iter().map(|(c, n)| format!("{}{n}", CLASSES[c])).collect()
+    found.into_iter().map(|d| d.to_string()).collect()
 }
 
 /// A figure: at most three decimals, no trailing zeros; `-1` when it cannot be given.

@@ -1,31 +1,25 @@
 //! `powerstack job ...`: mark jobs on a node agent, and query a job on many agents at once.
 //!
-//! `job query` asks every agent in parallel; a node that does not answer, or answers an error, is
-//! a row saying so, never a failed query. The exit status is 3 when any row is not `Complete`.
+//! `job query` asks every agent in parallel ([`powerstack_client::fanout`]); a node that does not
+//! answer, or answers an error, is a row saying so, never a failed query. The exit status is 3
+//! when any row is not `Complete`.
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use powerstack_agent::client::{self, Addr};
-use powerstack_agent::hostlist;
 use powerstack_agent::job::parse_peak_window_us;
 use powerstack_api::agent::JobBeginV1;
-use powerstack_api::job::{
-    DataPresence, JobQueryNodeV1, JobQueryV1, JobResultV1, JobTotalV1, NOT_MEASURED, known,
-};
+use powerstack_api::job::{DataPresence, DeviceClass, JobResultV1, JobTotalV1, known};
 use powerstack_api::job_csv::job_query_csv;
+use powerstack_client::fanout::{NodeAnswer, Target, ask_all, query_document};
+use powerstack_client::{self as client, Addr, hostlist};
 use powerstack_model::duration::parse_duration;
 
 use crate::cli::{AgentConnArgs, JobCommand, JobFormat, JobQueryArgs};
 use crate::output::{self, emit};
-
-/// The most agents asked at the same time.
-const MAX_PARALLEL: usize = 64;
 
 /// `powerstack job ...`.
 pub fn run(cmd: &JobCommand) -> anyhow::Result<()> {
@@ -126,47 +120,6 @@ fn mark(conn: &AgentConnArgs, id: &str, what: &str, body: Option<&str>) -> anyho
     }
 }
 
-/// One agent to ask: the name it is shown under until it answers, and its address.
-struct Target {
-    label: String,
-    addr: Addr,
-}
-
-/// The outcome for one node.
-enum Outcome {
-    /// A result document.
-    Answer(Box<JobResultV1>),
-    /// Anything else: the status text.
-    Failed(String),
-}
-
-struct Row {
-    target: Target,
-    outcome: Outcome,
-}
-
-impl Row {
-    fn hostname(&self) -> &str {
-        match &self.outcome {
-            Outcome::Answer(a) if !a.hostname.is_empty() => &a.hostname,
-            _ => &self.target.label,
-        }
-    }
-    fn result(&self) -> Option<&JobResultV1> {
-        match &self.outcome {
-            Outcome::Answer(a) => Some(a),
-            Outcome::Failed(_) => None,
-        }
-    }
-    fn status(&self) -> String {
-        match &self.outcome {
-            Outcome::Answer(a) if a.running => "ok (running)".into(),
-            Outcome::Answer(_) => "ok".into(),
-            Outcome::Failed(s) => s.clone(),
-        }
-    }
-}
-
 fn targets(a: &JobQueryArgs) -> anyhow::Result<Vec<Target>> {
     let mut out = Vec::new();
     if let Some(expr) = &a.nodes {
@@ -193,59 +146,6 @@ fn targets(a: &JobQueryArgs) -> anyhow::Result<Vec<Target>> {
     Ok(out)
 }
 
-/// Asks one agent for the job.
-fn ask(addr: &Addr, path: &str, token: Option<&str>, timeout: Duration) -> Outcome {
-    let r = match client::request(addr, "GET", path, None, token, timeout) {
-        Ok(r) => r,
-        Err(e) => return Outcome::Failed(format!("unreachable: {e}")),
-    };
-    if r.status == 404 {
-        return Outcome::Failed("no such job".into());
-    }
-    if !r.is_success() {
-        return Outcome::Failed(format!("error {}: {}", r.status, r.message()));
-    }
-    match serde_json::from_str::<JobResultV1>(&r.body) {
-        Ok(doc) => Outcome::Answer(Box::new(doc)),
-        Err(e) => Outcome::Failed(format!("invalid answer: {e}")),
-    }
-}
-
-/// Asks every target, at most [`MAX_PARALLEL`] at a time; rows in target order.
-fn ask_all(targets: Vec<Target>, path: &str, token: Option<&str>, timeout: Duration) -> Vec<Row> {
-    let n = targets.len();
-    let next = AtomicUsize::new(0);
-    let (tx, rx) = mpsc::channel::<(usize, Outcome)>();
-    std::thread::scope(|s| {
-        for _ in 0..n.min(MAX_PARALLEL) {
-            let tx = tx.clone();
-            let (next, targets) = (&next, &targets);
-            s.spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(t) = targets.get(i) else { break };
-                    if tx.send((i, ask(&t.addr, path, token, timeout))).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    drop(tx);
-    let mut outcomes: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
-    for (i, o) in rx {
-        outcomes[i] = Some(o);
-    }
-    targets
-        .into_iter()
-        .zip(outcomes)
-        .map(|(target, o)| Row {
-            target,
-            outcome: o.unwrap_or_else(|| Outcome::Failed("unreachable: not asked".into())),
-        })
-        .collect()
-}
-
 /// A `--peak-window` checked before anything is asked, as the agents take it (`2s`, `500ms`).
 fn peak_window(text: &str) -> anyhow::Result<String> {
     let us = parse_peak_window_us(text).map_err(|e| anyhow!("--peak-window: {e}"))?;
@@ -266,7 +166,7 @@ fn query(a: &JobQueryArgs) -> anyhow::Result<()> {
         None => format!("/v1/jobs/{segment}"),
     };
     let rows = ask_all(targets, &path, token.as_deref(), timeout);
-    let doc = query_doc(&a.job, &rows);
+    let doc = query_document(&a.job, &rows);
     let text = match format {
         JobFormat::Table => table(&a.job, &rows, &doc.total),
         JobFormat::Csv => job_query_csv(&doc),
@@ -278,33 +178,12 @@ fn query(a: &JobQueryArgs) -> anyhow::Result<()> {
     emit(&text)
 }
 
-/// The query's document: every row (a node without a result as [`JobResultV1::unanswered`],
-/// one that answered without a hostname under the name it was asked by) and the total.
-fn query_doc(job: &str, rows: &[Row]) -> JobQueryV1 {
-    let results: Vec<Option<&JobResultV1>> = rows.iter().map(Row::result).collect();
-    let total = JobTotalV1::of(&results);
-    let nodes = rows
-        .iter()
-        .map(|row| JobQueryNodeV1 {
-            result: match &row.outcome {
-                Outcome::Answer(a) => {
-                    JobResultV1 { hostname: row.hostname().into(), ..(**a).clone() }
-                }
-                Outcome::Failed(_) => JobResultV1::unanswered(row.hostname(), job),
-            },
-            agent: row.target.addr.to_string(),
-            status: row.status(),
-        })
-        .collect();
-    JobQueryV1 { job_id: job.to_string(), nodes, total }
+/// A figure for the table: `digits` decimals, `-` when missing.
+fn cell(x: Option<f64>, digits: usize) -> String {
+    x.map_or_else(|| "-".into(), |v| format!("{v:.digits$}"))
 }
 
-/// A figure for the table: 2 decimals, `-` when missing.
-fn cell(x: f64, digits: usize) -> String {
-    known(x).map_or_else(|| "-".into(), |v| format!("{v:.digits$}"))
-}
-
-fn table(job: &str, rows: &[Row], t: &JobTotalV1) -> String {
+fn table(job: &str, rows: &[NodeAnswer], t: &JobTotalV1) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Job {job} on {} node(s): {}", t.nodes, t.status());
     let width = rows.iter().map(|r| r.hostname().chars().count()).max().unwrap_or(0).max(8);
@@ -325,7 +204,7 @@ fn table(job: &str, rows: &[Row], t: &JobTotalV1) -> String {
     let secs = |start: u64, end: u64| {
         if end > start { format!("{:.1}", (end - start) as f64 / 1e6) } else { "-".into() }
     };
-    let mut line = |host: &str, r: Option<&JobResultV1>, status: &str, extra: [f64; 6]| {
+    let mut line = |host: &str, r: Option<&JobResultV1>, status: &str, extra: [Option<f64>; 6]| {
         let (presence, samples, time) = match r {
             Some(r) => (
                 r.data_presence.as_str(),
@@ -348,14 +227,14 @@ fn table(job: &str, rows: &[Row], t: &JobTotalV1) -> String {
     for row in rows {
         let figures = match row.result() {
             Some(r) => [
-                r.node_power,
-                r.peak_node_power,
-                r.energy_joules,
-                r.class_sum("cpu_power_"),
-                r.class_sum("mem_power_"),
-                r.class_sum("gpu_power_"),
+                known(r.node_power),
+                known(r.peak_node_power),
+                known(r.energy_joules),
+                r.class_watts(DeviceClass::Cpu),
+                r.class_watts(DeviceClass::Mem),
+                r.class_watts(DeviceClass::Gpu),
             ],
-            None => [NOT_MEASURED; 6],
+            None => [None; 6],
         };
         line(row.hostname(), row.result(), &row.status(), figures);
     }
@@ -364,12 +243,12 @@ fn table(job: &str, rows: &[Row], t: &JobTotalV1) -> String {
         "{:<width$} {:<8} {:>10} {:>10} {:>14} {:>9} {:>9} {:>9} {:>8} {:>9}",
         "TOTAL",
         t.data_presence.as_str(),
-        cell(t.node_power, 2),
+        cell(known(t.node_power), 2),
         "-",
-        cell(t.energy_joules, 3),
-        cell(t.class_sum("cpu_power_"), 2),
-        cell(t.class_sum("mem_power_"), 2),
-        cell(t.class_sum("gpu_power_"), 2),
+        cell(known(t.energy_joules), 3),
+        cell(t.class_watts(DeviceClass::Cpu), 2),
+        cell(t.class_watts(DeviceClass::Mem), 2),
+        cell(t.class_watts(DeviceClass::Gpu), 2),
         t.samples,
         secs(t.result_start_time, t.result_end_time),
     );

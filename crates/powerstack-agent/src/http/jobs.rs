@@ -141,7 +141,10 @@ pub(crate) async fn end(
         let ring = lock(&shared.ring);
         let settled = shared.settled_us.load(std::sync::atomic::Ordering::Relaxed) >= now;
         let peak_window_us = shared.peak_window_us(None);
-        (carry::answer(shared, &ring, &window, &history, peak_window_us, false), settled)
+        (
+            carry::answer(&shared.job_view(), &ring, &window, &history, peak_window_us, false),
+            settled,
+        )
     };
     // The end is kept already. A final result (every column settled past the end) is kept with
     // it now; one that is not yet is computed again when asked, and kept at the agent's stop.
@@ -226,8 +229,14 @@ pub(crate) async fn get(
         window.end_unix_us = Some(as_of);
     }
     let ring = lock(&shared.ring);
-    let mut result =
-        carry::answer(shared, &ring, &window, &history, peak_window_us, asked.is_some());
+    let mut result = carry::answer(
+        &shared.job_view(),
+        &ring,
+        &window,
+        &history,
+        peak_window_us,
+        asked.is_some(),
+    );
     if coarse {
         result.running = running;
         let labels = tier.sees_labels_of(result.user.as_deref());

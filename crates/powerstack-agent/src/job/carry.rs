@@ -21,18 +21,18 @@
 
 use std::collections::BTreeSet;
 
-use powerstack_api::job::{DataPresence, JobResultV1, NOT_MEASURED, known};
+use powerstack_api::job::{Coverage, DeviceKey, JobFigures, JobResultV1, Peak};
 
-use super::{JobHistory, JobWindow, job_result};
+use super::figures::mean_power;
+use super::{JobHistory, JobWindow, NodeView, job_result};
 use crate::ring::Ring;
-use crate::state::Shared;
 
-/// What a query of job `window` answers on this node: the result kept at its end, else its
-/// figures now ([`measure`]). `peak_window_us` is the window the peak is taken over;
-/// `peak_asked` whether the query asked for it (a kept result taken over another window is then
-/// computed again when the ring still holds all it was computed from).
+/// What a query of job `window` answers on `node`: the result kept at its end, else its figures
+/// now ([`measure`]). `peak_window_us` is the window the peak is taken over; `peak_asked`
+/// whether the query asked for it (a kept result taken over another window is then computed
+/// again when the ring still holds all it was computed from).
 pub fn answer(
-    shared: &Shared,
+    node: &NodeView<'_>,
     ring: &Ring,
     window: &JobWindow,
     history: &JobHistory,
@@ -40,13 +40,13 @@ pub fn answer(
     peak_asked: bool,
 ) -> JobResultV1 {
     let Some(kept) = &history.result else {
-        return measure(shared, ring, window, history, peak_window_us);
+        return measure(node, ring, window, history, peak_window_us);
     };
     let same_window = (kept.peak_window_s - peak_window_us as f64 / 1e6).abs() < 1e-9;
     if !peak_asked || same_window {
         return kept.clone();
     }
-    let fresh = measure(shared, ring, window, history, peak_window_us);
+    let fresh = measure(node, ring, window, history, peak_window_us);
     if fresh.samples >= kept.samples && fresh.data_presence == kept.data_presence {
         fresh
     } else {
@@ -57,20 +57,19 @@ pub fn answer(
 /// Job `window`'s figures now: the part this run of the agent measured, from the ring, combined
 /// with the parts and gaps of its history.
 pub fn measure(
-    shared: &Shared,
+    node: &NodeView<'_>,
     ring: &Ring,
     window: &JobWindow,
     history: &JobHistory,
     peak_window_us: u64,
 ) -> JobResultV1 {
-    let now = shared.clock.now_unix_us();
-    let host = &shared.hostname;
+    let (now, host, domains) = (node.now_unix_us, node.hostname, node.domains);
     if history.carried.is_empty() && history.gaps.is_empty() {
-        return job_result(ring, &shared.domains, window, now, host, peak_window_us);
+        return job_result(ring, domains, window, now, host, peak_window_us);
     }
     let begin = history.part_begin_us(window).min(window.end_unix_us.unwrap_or(u64::MAX));
     let part = JobWindow { begin_unix_us: begin, ..window.clone() };
-    let here = job_result(ring, &shared.domains, &part, now, host, peak_window_us);
+    let here = job_result(ring, domains, &part, now, host, peak_window_us);
     combine(here, history)
 }
 
@@ -78,69 +77,68 @@ pub fn measure(
 /// parts, then `here`, this run's), with `history`'s gaps. Names, labels and `running` are
 /// `here`'s.
 pub fn combine(here: JobResultV1, history: &JobHistory) -> JobResultV1 {
-    let keys: BTreeSet<String> = history
-        .carried
-        .iter()
-        .chain(std::iter::once(&here))
-        .flat_map(|p| p.domain_power.keys().cloned())
-        .collect();
-    let mut out = JobResultV1 {
+    let parts: Vec<JobFigures> =
+        history.carried.iter().chain(std::iter::once(&here)).map(JobResultV1::figures).collect();
+    let figures = combine_figures(&parts, !history.gaps.is_empty());
+    JobResultV1 {
         user: here.user.clone(),
         app: here.app.clone(),
         running: here.running,
-        domain_power: keys.iter().map(|k| (k.clone(), NOT_MEASURED)).collect(),
         gaps: history.gaps.clone(),
         ..JobResultV1::unanswered(&here.hostname, &here.job_id)
+    }
+    .with_figures(&figures)
+}
+
+/// The figures of a job measured in `parts`, apart (`gapped`: with gaps between them): every
+/// device of any part; energies added up, each mean power the energy over the time its parts
+/// cover, the highest part's peak (never below the mean), `samples` the sum, and complete only
+/// when every part is and there is no gap.
+pub fn combine_figures(parts: &[JobFigures], gapped: bool) -> JobFigures {
+    let devices: BTreeSet<DeviceKey> =
+        parts.iter().flat_map(|p| p.device_watts.keys().copied()).collect();
+    let mut out = JobFigures {
+        device_watts: devices.iter().map(|&d| (d, None)).collect(),
+        ..JobFigures::default()
     };
-    let parts: Vec<&JobResultV1> = history
-        .carried
-        .iter()
-        .chain(std::iter::once(&here))
-        .filter(|p| p.data_presence != DataPresence::None)
-        .collect();
-    if parts.is_empty() {
+    let covered: Vec<(&JobFigures, Coverage)> =
+        parts.iter().filter_map(|p| Some((p, p.coverage?))).collect();
+    if covered.is_empty() {
         return out;
     }
-    let all_complete = parts.iter().all(|p| p.data_presence == DataPresence::Complete);
-    out.data_presence = if all_complete && history.gaps.is_empty() {
-        DataPresence::Complete
-    } else {
-        DataPresence::Partial
-    };
-    out.result_start_time = parts.iter().map(|p| p.result_start_time).min().unwrap_or(0);
-    out.result_end_time = parts.iter().map(|p| p.result_end_time).max().unwrap_or(0);
-    out.samples = parts.iter().map(|p| p.samples).sum();
-    let seconds =
-        |p: &JobResultV1| p.result_end_time.saturating_sub(p.result_start_time) as f64 / 1e6;
-
-    let with_energy: Vec<&&JobResultV1> =
-        parts.iter().filter(|p| known(p.energy_joules).is_some()).collect();
+    out.coverage = Some(Coverage {
+        start_unix_us: covered.iter().map(|(_, c)| c.start_unix_us).min().unwrap_or(0),
+        end_unix_us: covered.iter().map(|(_, c)| c.end_unix_us).max().unwrap_or(0),
+        samples: covered.iter().map(|(_, c)| c.samples).sum(),
+        complete: covered.iter().all(|(_, c)| c.complete) && !gapped,
+    });
+    let with_energy: Vec<(f64, f64)> =
+        covered.iter().filter_map(|(p, c)| Some((p.energy_joules?, c.seconds()))).collect();
     if !with_energy.is_empty() {
-        out.energy_joules = with_energy.iter().map(|p| p.energy_joules).sum();
-        let covered: f64 = with_energy.iter().map(|p| seconds(p)).sum();
-        if covered > 0.0 {
-            out.node_power = out.energy_joules / covered;
+        let joules: f64 = with_energy.iter().map(|&(e, _)| e).sum();
+        out.energy_joules = Some(joules);
+        let seconds: f64 = with_energy.iter().map(|&(_, s)| s).sum();
+        if seconds > 0.0 {
+            out.node_power_watts = Some(mean_power(joules, seconds));
         }
     }
-    for (key, value) in &mut out.domain_power {
-        let measured: Vec<(f64, f64)> = parts
+    for (device, watts) in &mut out.device_watts {
+        let measured: Vec<(f64, f64)> = covered
             .iter()
-            .filter_map(|p| Some((known(*p.domain_power.get(key)?)?, seconds(p))))
+            .filter_map(|(p, c)| Some(((*p.device_watts.get(device)?)?, c.seconds())))
             .filter(|&(_, s)| s > 0.0)
             .collect();
-        let covered: f64 = measured.iter().map(|&(_, s)| s).sum();
-        if covered > 0.0 {
-            *value = measured.iter().map(|&(w, s)| w * s).sum::<f64>() / covered;
+        let seconds: f64 = measured.iter().map(|&(_, s)| s).sum();
+        if seconds > 0.0 {
+            *watts = Some(mean_power(measured.iter().map(|&(w, s)| w * s).sum::<f64>(), seconds));
         }
     }
-    let peak = parts
-        .iter()
-        .filter(|p| known(p.peak_node_power).is_some())
-        .max_by(|a, b| a.peak_node_power.total_cmp(&b.peak_node_power));
-    if let Some(p) = peak {
-        out.peak_node_power = p.peak_node_power.max(out.node_power);
-        out.peak_window_s = p.peak_window_s;
-    }
+    let highest =
+        covered.iter().filter_map(|(p, _)| p.peak).max_by(|a, b| a.watts.total_cmp(&b.watts));
+    out.peak = highest.map(|p| Peak {
+        watts: out.node_power_watts.map_or(p.watts, |mean| p.watts.max(mean)),
+        window_s: p.window_s,
+    });
     out
 }
 
@@ -148,9 +146,10 @@ pub fn combine(here: JobResultV1, history: &JobHistory) -> JobResultV1 {
 mod tests {
     use std::collections::BTreeMap;
 
-    use powerstack_api::job::{GAP_RESTART, JobGapV1};
+    use powerstack_api::job::{DataPresence, GAP_RESTART, JobGapV1, NOT_MEASURED};
 
     use super::*;
+    use crate::ring::DomainMeta;
 
     /// A part from `from_s` to `to_s` (seconds) at `watts` on the node, split between two
     /// sockets' CPUs, with 10 samples a second.
@@ -182,9 +181,21 @@ mod tests {
         }
     }
 
+    /// A node's ring and its columns.
+    struct Node {
+        ring: Ring,
+        domains: Vec<DomainMeta>,
+    }
+
+    impl Node {
+        fn view(&self) -> NodeView<'_> {
+            NodeView { hostname: "n1", domains: &self.domains, now_unix_us: T0 + 3_600_000_000 }
+        }
+    }
+
     /// A node measured by one 10 W node counter, 10 samples kept at 10 Hz, holding `rows` rows
     /// from `T0`.
-    fn node(rows: u64) -> Shared {
+    fn node(rows: u64) -> Node {
         use powerstack_model::{CounterSpec, DomainId, DomainInfo, Measurement};
         let info = DomainInfo {
             id: DomainId::NODE,
@@ -195,24 +206,23 @@ mod tests {
             socket: None,
             label: None,
         };
-        let meta = crate::state::DomainMeta { info, joules_per_tick: 1e-6 };
-        let shared = Shared::new("n1".into(), None, vec![meta], 10.0, 10, 1_000_000);
-        push(&shared, 0..rows);
-        shared
+        let meta = DomainMeta { info, joules_per_tick: 1e-6 };
+        let mut node = Node { ring: Ring::new(10, 1), domains: vec![meta] };
+        push(&mut node, 0..rows);
+        node
     }
 
     const T0: u64 = 1_700_000_000_000_000;
 
-    fn push(shared: &Shared, rows: std::ops::Range<u64>) {
-        let mut ring = shared.ring.lock().unwrap();
+    fn push(node: &mut Node, rows: std::ops::Range<u64>) {
         for i in rows {
-            ring.push(T0 + i * 100_000, &[i * 1_000_000]);
+            node.ring.push(T0 + i * 100_000, &[i * 1_000_000]);
         }
     }
 
     #[test]
     fn an_ended_job_answers_its_kept_result_after_the_ring_has_let_it_go() {
-        let shared = node(8);
+        let mut node = node(8);
         let window = JobWindow {
             id: "j".into(),
             user: None,
@@ -221,26 +231,22 @@ mod tests {
             end_unix_us: Some(T0 + 600_000),
         };
         let mut history = JobHistory::default();
-        let at_end =
-            answer(&shared, &shared.ring.lock().unwrap(), &window, &history, 1_000_000, false);
+        let at_end = answer(&node.view(), &node.ring, &window, &history, 1_000_000, false);
         assert_eq!(at_end.data_presence, DataPresence::Complete);
         assert!((at_end.node_power - 10.0).abs() < 1e-9, "{at_end:?}");
         history.result = Some(at_end.clone());
         // While the ring holds the window, another peak window is computed afresh.
-        let ring = shared.ring.lock().unwrap();
-        let other = answer(&shared, &ring, &window, &history, 200_000, true);
+        let other = answer(&node.view(), &node.ring, &window, &history, 200_000, true);
         assert_eq!((other.peak_window_s, other.energy_joules), (0.2, at_end.energy_joules));
-        drop(ring);
         // Once the ring has let the window go, the result kept at the end is the answer, asked
         // for another peak window or not.
-        push(&shared, 8..30);
-        let ring = shared.ring.lock().unwrap();
+        push(&mut node, 8..30);
         assert_eq!(
-            measure(&shared, &ring, &window, &history, 1_000_000).data_presence,
+            measure(&node.view(), &node.ring, &window, &history, 1_000_000).data_presence,
             DataPresence::None
         );
-        assert_eq!(answer(&shared, &ring, &window, &history, 1_000_000, false), at_end);
-        assert_eq!(answer(&shared, &ring, &window, &history, 200_000, true), at_end);
+        assert_eq!(answer(&node.view(), &node.ring, &window, &history, 1_000_000, false), at_end);
+        assert_eq!(answer(&node.view(), &node.ring, &window, &history, 200_000, true), at_end);
     }
 
     #[test]

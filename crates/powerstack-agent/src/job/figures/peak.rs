@@ -1,7 +1,9 @@
 //! A job's peak: the highest mean node power over any window of a stated length (see
 //! [`peak_power`]).
 
-use crate::ring::Ring;
+use std::collections::VecDeque;
+
+use super::Series;
 
 /// The parts grouped by unit: their columns, and (joules per tick, the range of the columns).
 type Units = (Vec<usize>, Vec<(f64, std::ops::Range<usize>)>);
@@ -69,16 +71,24 @@ fn sum(cols: &[usize], row: &[u64]) -> u64 {
 }
 
 /// The node's joules at `t` (within the samples), on the line between the samples around it.
-fn node_joules_at(ring: &Ring, node: &NodeJoules, t: u64) -> Option<f64> {
-    let k = ring.last_at_or_before(t)?;
-    let (t0, row0) = ring.get(k)?;
+fn node_joules_at(series: &impl Series, node: &NodeJoules, t: u64) -> Option<f64> {
+    let k = series.last_at_or_before(t)?;
+    let (t0, row0) = series.row(k)?;
     let e0 = node.of(row0);
-    match ring.get(k + 1) {
-        Some((t1, row1)) if t1 > t0 && t > t0 => {
-            let e1 = node.of(row1);
-            Some(e0 + (e1 - e0) * ((t - t0) as f64 / (t1 - t0) as f64).min(1.0))
-        }
-        _ => Some(e0),
+    Some(match series.row(k + 1) {
+        Some((t1, row1)) => on_line((t0, e0), (t1, node.of(row1)), t),
+        None => e0,
+    })
+}
+
+/// The value at `t` on the line from `(t0, e0)` to `(t1, e1)`, held at `e1` past `t1`; `e0` at
+/// or before `t0`, or when the two points share a time.
+#[inline]
+fn on_line((t0, e0): (u64, f64), (t1, e1): (u64, f64), t: u64) -> f64 {
+    if t1 > t0 && t > t0 {
+        e0 + (e1 - e0) * ((t - t0) as f64 / (t1 - t0) as f64).min(1.0)
+    } else {
+        e0
     }
 }
 
@@ -88,80 +98,124 @@ fn node_joules_at(ring: &Ring, node: &NodeJoules, t: u64) -> Option<f64> {
 ///
 /// The node's energy is the line through its samples, so the energy of a window sliding along is
 /// piecewise linear in its start, with corners where either end crosses a sample: its maximum is
-/// at one of those, or at either end of the covered part. One pass over the covered samples,
-/// keeping only the last window's worth of them.
-pub(super) fn peak_power(
-    ring: &Ring,
+/// at one of those, or at either end of the covered part. One pass over the covered samples
+/// ([`Sweep`]), keeping only the last window's worth of them.
+pub(crate) fn peak_power(
+    series: &impl Series,
     parts: &[(usize, f64)],
     from: u64,
     to: u64,
     window_us: u64,
 ) -> Option<f64> {
     let window_us = window_us.max(1);
-    if to.saturating_sub(from) <= window_us || ring.domains() == 0 {
+    if to.saturating_sub(from) <= window_us || series.columns() == 0 {
         return None;
     }
-    let i = ring.last_at_or_before(from)?;
-    let j = ring.first_at_or_after(to)?;
-    let node = NodeJoules::new(parts, ring.get(i)?.1);
+    let i = series.last_at_or_before(from)?;
+    let j = series.first_at_or_after(to)?;
+    let node = NodeJoules::new(parts, series.row(i)?.1);
+    let at = |t: u64| node_joules_at(series, &node, t);
     let last_start = to - window_us;
-    let at = |t: u64| node_joules_at(ring, &node, t);
-    // The windows at either end of the covered part.
-    let mut best = (at(from + window_us)? - at(from)?).max(at(to)? - at(last_start)?);
-    // The samples of the last window: (time, joules); `starts` is the first whose window (as a
-    // start) is still to come.
-    let mut q: std::collections::VecDeque<(u64, f64)> = Default::default();
-    let mut starts = 0;
-    let d = ring.domains();
-    for (ts, ticks) in ring.slices(i..j + 1) {
+    let at_the_ends = (at(from + window_us)? - at(from)?).max(at(to)? - at(last_start)?);
+    let mut sweep = Sweep::new(from, to, window_us, at_the_ends);
+    let d = series.columns();
+    for (ts, ticks) in series.runs(i..j + 1) {
         for (&t, row) in ts.iter().zip(ticks.chunks_exact(d)) {
-            let e = node.of(row);
-            // Windows starting at a kept sample and ending between the previous sample and this.
-            while let Some(&(s, es)) = q.get(starts) {
-                if s + window_us > t {
-                    break;
-                }
-                if s > from
-                    && s < last_start
-                    && let Some(&(tp, ep)) = q.back()
-                {
-                    let end = s + window_us;
-                    let f = if t > tp {
-                        (end.saturating_sub(tp)) as f64 / (t - tp) as f64
-                    } else {
-                        1.0
-                    };
-                    best = best.max(ep + (e - ep) * f.min(1.0) - es);
-                }
-                starts += 1;
-            }
-            // The window ending at this sample.
-            if t > from + window_us && t < to {
-                let begin = t - window_us;
-                while q.len() >= 2 && q[1].0 <= begin && starts > 0 {
-                    q.pop_front();
-                    starts -= 1;
-                }
-                if let Some(&(t0, e0)) = q.front() {
-                    // On the line to the next kept sample, or to this one.
-                    let (t1, e1) = q.get(1).copied().unwrap_or((t, e));
-                    let e_begin = if t1 > t0 && begin > t0 {
-                        e0 + (e1 - e0) * ((begin - t0) as f64 / (t1 - t0) as f64).min(1.0)
-                    } else {
-                        e0
-                    };
-                    best = best.max(e - e_begin);
-                }
-            }
-            q.push_back((t, e));
+            sweep.sample(t, node.of(row));
         }
     }
-    Some(best * 1e6 / window_us as f64)
+    Some(sweep.best_joules * 1e6 / window_us as f64)
+}
+
+/// One pass over the samples around the covered part `from..to`, in time order, keeping the
+/// energy of the highest window of `window_us` seen: the windows that end at a sample, and those
+/// that start at one.
+struct Sweep {
+    from: u64,
+    to: u64,
+    window_us: u64,
+    /// The latest start of a window within the covered part.
+    last_start: u64,
+    /// The highest window's energy so far, J.
+    best_joules: f64,
+    /// The samples of the last window: (time, node joules).
+    kept: VecDeque<(u64, f64)>,
+    /// The first kept sample whose window (as a start) is still to come.
+    starts: usize,
+}
+
+impl Sweep {
+    /// A sweep that has seen the windows at either end of the covered part, the higher of which
+    /// holds `at_the_ends` joules.
+    fn new(from: u64, to: u64, window_us: u64, at_the_ends: f64) -> Sweep {
+        Sweep {
+            from,
+            to,
+            window_us,
+            last_start: to - window_us,
+            best_joules: at_the_ends,
+            kept: VecDeque::new(),
+            starts: 0,
+        }
+    }
+
+    /// The next sample: time `t`, the node's joules `e`.
+    #[inline]
+    fn sample(&mut self, t: u64, e: f64) {
+        self.windows_starting_before(t, e);
+        if t > self.from + self.window_us && t < self.to {
+            self.forget_before(t - self.window_us);
+            self.window_ending_at(t, e);
+        }
+        self.kept.push_back((t, e));
+    }
+
+    /// The windows that start at a kept sample (within the covered part) and end between the
+    /// previous sample and this one, `(t, e)`; their starts are done with.
+    #[inline]
+    fn windows_starting_before(&mut self, t: u64, e: f64) {
+        while let Some(&(s, es)) = self.kept.get(self.starts) {
+            if s + self.window_us > t {
+                break;
+            }
+            if s > self.from
+                && s < self.last_start
+                && let Some(&(tp, ep)) = self.kept.back()
+            {
+                let end = s + self.window_us;
+                let f =
+                    if t > tp { (end.saturating_sub(tp)) as f64 / (t - tp) as f64 } else { 1.0 };
+                self.best_joules = self.best_joules.max(ep + (e - ep) * f.min(1.0) - es);
+            }
+            self.starts += 1;
+        }
+    }
+
+    /// Drops the kept samples before the one at or before `begin` whose starts are done with.
+    #[inline]
+    fn forget_before(&mut self, begin: u64) {
+        while self.kept.len() >= 2 && self.kept[1].0 <= begin && self.starts > 0 {
+            self.kept.pop_front();
+            self.starts -= 1;
+        }
+    }
+
+    /// The window ending at this sample, `(t, e)`: its start on the line between the first two
+    /// kept samples (or the first and this one).
+    #[inline]
+    fn window_ending_at(&mut self, t: u64, e: f64) {
+        let begin = t - self.window_us;
+        if let Some(&first) = self.kept.front() {
+            let second = self.kept.get(1).copied().unwrap_or((t, e));
+            self.best_joules = self.best_joules.max(e - on_line(first, second, begin));
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ring::Ring;
     use proptest::prelude::*;
 
     proptest! {

@@ -8,8 +8,8 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use powerstack_agent::client::{self, Addr, ClientError, Response};
-use powerstack_agent::hostlist::{self, HostlistError};
+use powerstack_client::hostlist::{self, HostlistError};
+use powerstack_client::{self as client, Addr, ClientError, Response};
 use proptest::prelude::*;
 
 const T: Duration = Duration::from_secs(5);

@@ -1,0 +1,152 @@
+//! One job asked of many node agents at once (`powerstack job query`).
+//!
+//! [`ask_all`] asks every agent in parallel, at most [`MAX_PARALLEL`] at a time; a node that does
+//! not answer, or answers an error, is a [`NodeAnswer`] saying so, never a failed query.
+//! [`query_document`] makes the answers the query's document, with its total.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use powerstack_api::job::{JobQueryNodeV1, JobQueryV1, JobResultV1, JobTotalV1};
+
+use crate::{Addr, request};
+
+/// The most agents asked at the same time.
+pub const MAX_PARALLEL: usize = 64;
+
+/// One agent to ask: the name it is shown under until it answers, and its address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The name the node is shown under when it gives no hostname (the host asked for).
+    pub label: String,
+    /// Where its agent listens.
+    pub addr: Addr,
+}
+
+/// What came of asking one node.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// A result document.
+    Answer(Box<JobResultV1>),
+    /// Anything else: the status text (`unreachable: ...`, `no such job`, `error 403: ...`,
+    /// `invalid answer: ...`).
+    Failed(String),
+}
+
+/// One node asked, and what came of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeAnswer {
+    /// The node asked.
+    pub target: Target,
+    /// What it answered.
+    pub outcome: Outcome,
+}
+
+impl NodeAnswer {
+    /// The node's name: the hostname it answered with, else the name it was asked by.
+    pub fn hostname(&self) -> &str {
+        match &self.outcome {
+            Outcome::Answer(a) if !a.hostname.is_empty() => &a.hostname,
+            _ => &self.target.label,
+        }
+    }
+
+    /// Its result, when it gave one.
+    pub fn result(&self) -> Option<&JobResultV1> {
+        match &self.outcome {
+            Outcome::Answer(a) => Some(a),
+            Outcome::Failed(_) => None,
+        }
+    }
+
+    /// `ok`, `ok (running)`, or why there is no result.
+    pub fn status(&self) -> String {
+        match &self.outcome {
+            Outcome::Answer(a) if a.running => "ok (running)".into(),
+            Outcome::Answer(_) => "ok".into(),
+            Outcome::Failed(s) => s.clone(),
+        }
+    }
+}
+
+/// Asks one agent for a job: `GET path` (`/v1/jobs/{id}`, with its query).
+pub fn ask(addr: &Addr, path: &str, token: Option<&str>, timeout: Duration) -> Outcome {
+    let r = match request(addr, "GET", path, None, token, timeout) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Failed(format!("unreachable: {e}")),
+    };
+    if r.status == 404 {
+        return Outcome::Failed("no such job".into());
+    }
+    if !r.is_success() {
+        return Outcome::Failed(format!("error {}: {}", r.status, r.message()));
+    }
+    match serde_json::from_str::<JobResultV1>(&r.body) {
+        Ok(doc) => Outcome::Answer(Box::new(doc)),
+        Err(e) => Outcome::Failed(format!("invalid answer: {e}")),
+    }
+}
+
+/// Asks every target ([`ask`]), at most [`MAX_PARALLEL`] at a time, each within `timeout`;
+/// answers in target order.
+pub fn ask_all(
+    targets: Vec<Target>,
+    path: &str,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Vec<NodeAnswer> {
+    let n = targets.len();
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<(usize, Outcome)>();
+    std::thread::scope(|s| {
+        for _ in 0..n.min(MAX_PARALLEL) {
+            let tx = tx.clone();
+            let (next, targets) = (&next, &targets);
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(t) = targets.get(i) else { break };
+                    if tx.send((i, ask(&t.addr, path, token, timeout))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    drop(tx);
+    let mut outcomes: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
+    for (i, o) in rx {
+        outcomes[i] = Some(o);
+    }
+    targets
+        .into_iter()
+        .zip(outcomes)
+        .map(|(target, o)| NodeAnswer {
+            target,
+            outcome: o.unwrap_or_else(|| Outcome::Failed("unreachable: not asked".into())),
+        })
+        .collect()
+}
+
+/// The query's document: every node asked (one without a result as
+/// [`JobResultV1::unanswered`], one that answered without a hostname under the name it was asked
+/// by) and the total.
+pub fn query_document(job: &str, answers: &[NodeAnswer]) -> JobQueryV1 {
+    let results: Vec<Option<&JobResultV1>> = answers.iter().map(NodeAnswer::result).collect();
+    let total = JobTotalV1::of(&results);
+    let nodes = answers
+        .iter()
+        .map(|row| JobQueryNodeV1 {
+            result: match &row.outcome {
+                Outcome::Answer(a) => {
+                    JobResultV1 { hostname: row.hostname().into(), ..(**a).clone() }
+                }
+                Outcome::Failed(_) => JobResultV1::unanswered(row.hostname(), job),
+            },
+            agent: row.target.addr.to_string(),
+            status: row.status(),
+        })
+        .collect();
+    JobQueryV1 { job_id: job.to_string(), nodes, total }
+}
