@@ -6,6 +6,7 @@
 //!   hybrid core types), cpufreq policies, cpuidle states, uncore domains, and the capability
 //!   report.
 //! - [`config`]: the pools file (TOML).
+//! - [`edit`]: the rules for editing the file in force (create, delete, move, set a profile).
 //! - [`plan`]: validation of a whole file against the node and the pool rules, and the exact
 //!   writes in a safe order (nothing is written when anything is wrong).
 //! - [`apply`]: a session that journals originals, writes, reads back, rolls back on failure,
@@ -19,6 +20,7 @@
 
 pub mod apply;
 pub mod config;
+pub mod edit;
 pub mod plan;
 pub mod topology;
 
@@ -26,6 +28,7 @@ use std::path::PathBuf;
 
 pub use apply::{Applied, Live, Pools, STORED_FILE};
 pub use config::{ExclusivePool, KhzRange, PoolsFile, ProfileSpec, UncoreSpec};
+pub use edit::ProfileRequest;
 pub use plan::{Assignment, Plan, PoolRef, State, Write};
 pub use topology::{
     Capabilities, CoreType, CpuInfo, FreqTopology, IdleState, Policy, UncoreDomain, UncoreLayout,

@@ -260,31 +260,9 @@ fn plan_policy(
         None => format!("pool {pool} {field} (policy{})", policy.id),
     };
     let spec = profile.map(|p| p.1);
-    let range: KhzRange = spec
-        .map(|s| {
-            let by_type = s.core_types.get(core_type.as_str()).copied();
-            KhzRange {
-                min_khz: by_type.and_then(|r| r.min_khz).or(s.min_khz),
-                max_khz: by_type.and_then(|r| r.max_khz).or(s.max_khz),
-            }
-        })
-        .unwrap_or(KhzRange { min_khz: None, max_khz: None });
-
-    // Governor.
+    let range = khz_range(spec, core_type);
     let gov_path = path("scaling_governor");
-    let governor = match spec.and_then(|s| s.governor.clone()) {
-        Some(g) => {
-            if !policy.governors.contains(&g) {
-                return Err(invalid(format!(
-                    "{}: governor {g:?} is not available (scaling_available_governors: {})",
-                    who("governor"),
-                    policy.governors.join(" ")
-                )));
-            }
-            g
-        }
-        None => state.boot(&gov_path).unwrap_or_default(),
-    };
+    let governor = policy_governor(policy, spec, &gov_path, state, &who)?;
     // Frequencies.
     let khz = |p: &str| state.boot(p).and_then(|v| v.parse::<u64>().ok());
     let min_path = path("scaling_min_freq");
@@ -308,37 +286,8 @@ fn plan_policy(
     {
         return Err(invalid(format!("{}: min_khz {lo} is above max_khz {hi}", who("min_khz"))));
     }
-    // EPP.
     let epp_path = path("energy_performance_preference");
-    let epp = match (spec.and_then(|s| s.epp.clone()), &policy.epp_choices) {
-        (Some(e), None) => {
-            return Err(invalid(format!(
-                "{}: {e:?} asked for, but the {} driver has no energy_performance_preference here",
-                who("epp"),
-                policy.driver
-            )));
-        }
-        (Some(e), Some(choices)) => {
-            if !choices.contains(&e) {
-                return Err(invalid(format!(
-                    "{}: {e:?} is not one this CPU lists ({})",
-                    who("epp"),
-                    choices.join(" ")
-                )));
-            }
-            if governor == "performance" && e != "performance" {
-                return Err(invalid(format!(
-                    "{}: {e:?} cannot be set under the performance governor (the kernel refuses it); use epp = \"performance\" or another governor",
-                    who("epp")
-                )));
-            }
-            Some(e)
-        }
-        // Under the performance governor the kernel pins EPP to performance.
-        (None, Some(_)) if governor == "performance" => Some("performance".to_string()),
-        (None, Some(_)) => state.boot(&epp_path),
-        (None, None) => None,
-    };
+    let epp = policy_epp(policy, spec, &governor, &epp_path, state, &who)?;
 
     let mut push = |p: String, value: String, attr: &str| {
         let current = state.current(&p).unwrap_or_default();
@@ -368,6 +317,84 @@ fn plan_policy(
         push(epp_path, e, "energy_performance_preference");
     }
     Ok(())
+}
+
+/// The frequency range a profile asks of a policy whose CPUs are of `core_type`: the core type's
+/// own range where the profile has one, else the profile's.
+fn khz_range(spec: Option<&ProfileSpec>, core_type: CoreType) -> KhzRange {
+    spec.map(|s| {
+        let by_type = s.core_types.get(core_type.as_str()).copied();
+        KhzRange {
+            min_khz: by_type.and_then(|r| r.min_khz).or(s.min_khz),
+            max_khz: by_type.and_then(|r| r.max_khz).or(s.max_khz),
+        }
+    })
+    .unwrap_or(KhzRange { min_khz: None, max_khz: None })
+}
+
+/// The governor a policy gets: the profile's, when the policy offers it, else the boot-time one.
+fn policy_governor(
+    policy: &Policy,
+    spec: Option<&ProfileSpec>,
+    gov_path: &str,
+    state: &dyn State,
+    who: &dyn Fn(&str) -> String,
+) -> Result<String, FreqError> {
+    match spec.and_then(|s| s.governor.clone()) {
+        Some(g) => {
+            if !policy.governors.contains(&g) {
+                return Err(invalid(format!(
+                    "{}: governor {g:?} is not available (scaling_available_governors: {})",
+                    who("governor"),
+                    policy.governors.join(" ")
+                )));
+            }
+            Ok(g)
+        }
+        None => Ok(state.boot(gov_path).unwrap_or_default()),
+    }
+}
+
+/// The EPP a policy gets under `governor`: the profile's, when the policy offers it and the
+/// governor allows it, else the boot-time one (`performance` under the performance governor);
+/// `None` for a policy without EPP.
+fn policy_epp(
+    policy: &Policy,
+    spec: Option<&ProfileSpec>,
+    governor: &str,
+    epp_path: &str,
+    state: &dyn State,
+    who: &dyn Fn(&str) -> String,
+) -> Result<Option<String>, FreqError> {
+    Ok(match (spec.and_then(|s| s.epp.clone()), &policy.epp_choices) {
+        (Some(e), None) => {
+            return Err(invalid(format!(
+                "{}: {e:?} asked for, but the {} driver has no energy_performance_preference here",
+                who("epp"),
+                policy.driver
+            )));
+        }
+        (Some(e), Some(choices)) => {
+            if !choices.contains(&e) {
+                return Err(invalid(format!(
+                    "{}: {e:?} is not one this CPU lists ({})",
+                    who("epp"),
+                    choices.join(" ")
+                )));
+            }
+            if governor == "performance" && e != "performance" {
+                return Err(invalid(format!(
+                    "{}: {e:?} cannot be set under the performance governor (the kernel refuses it); use epp = \"performance\" or another governor",
+                    who("epp")
+                )));
+            }
+            Some(e)
+        }
+        // Under the performance governor the kernel pins EPP to performance.
+        (None, Some(_)) if governor == "performance" => Some("performance".to_string()),
+        (None, Some(_)) => state.boot(epp_path),
+        (None, None) => None,
+    })
 }
 
 fn plan_cstates(

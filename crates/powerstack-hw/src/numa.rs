@@ -10,7 +10,7 @@ use powerstack_model::cpulist::parse_cpulist;
 
 use crate::file::read_trimmed;
 use crate::root::Root;
-use crate::topology::CpuTopology;
+use crate::topology::{Cpu, CpuTopology};
 
 /// The package of NUMA node `node` (`None` for a negative node, i.e. unknown), through the node's
 /// CPU list; on a single-package node, that package whatever the node says.
@@ -25,7 +25,7 @@ pub fn package_of_numa_node(root: &Root, topology: &CpuTopology, node: i64) -> O
     let Ok(cpus) = parse_cpulist(&text) else { return single };
     cpus.iter()
         .find_map(|id| topology.cpus.iter().find(|c| c.id == *id))
-        .map(|c| c.package)
+        .and_then(Cpu::counted_package)
         .or(single)
 }
 
@@ -43,13 +43,20 @@ pub fn socket_of_device(root: &Root, topology: &CpuTopology, device: &Path) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::topology::Cpu;
 
     fn topo(packages: &[u32]) -> CpuTopology {
         let cpus = packages
             .iter()
             .enumerate()
-            .map(|(i, p)| Cpu { id: i as u32, online: true, package: *p, die: 0, core: i as u32 })
+            .map(|(i, p)| Cpu {
+                id: i as u32,
+                online: true,
+                package: Some(*p),
+                die: Some(0),
+                core: Some(i as u32),
+                siblings: vec![i as u32],
+                capacity: None,
+            })
             .collect();
         CpuTopology { cpus, model: None }
     }

@@ -1,12 +1,22 @@
 //! CPU topology under the root: packages, dies, cores, logical CPUs, and the CPU model.
+//!
+//! [`read_cpus`] is the one reader of the node's CPUs (the frequency pools read them through it
+//! too); [`sysfs::Sysfs`] reads attributes for discovery, keeping what could not be read.
+
+mod cpus;
+pub mod sysfs;
 
 use std::collections::BTreeSet;
 
-use powerstack_model::cpulist::parse_cpulist;
+pub use cpus::{CpuScan, read_cpus};
+use sysfs::Sysfs;
 
 use crate::error::Warning;
-use crate::file::{list_dir, read_trimmed};
+use crate::file::read_trimmed;
 use crate::root::Root;
+
+/// Where the kernel lists CPUs (and cpufreq, cpuidle and uncore frequency).
+pub const CPU_DIR: &str = "/sys/devices/system/cpu";
 
 /// The CPU vendor, from `/proc/cpuinfo`'s `vendor_id`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,20 +42,44 @@ pub struct CpuModel {
     pub name: String,
 }
 
-/// One logical CPU.
+/// One logical CPU, as the kernel gives it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Cpu {
     /// Logical CPU number.
     pub id: u32,
     /// Whether the CPU is online.
     pub online: bool,
-    /// `topology/physical_package_id` (0 when unknown, e.g. offline CPUs without a topology dir:
-    /// [`CpuTopology::packages`] and friends count online CPUs only).
-    pub package: u32,
-    /// `topology/die_id` (0 when absent).
-    pub die: u32,
+    /// `topology/physical_package_id`; `None` when the kernel does not say (an offline CPU has no
+    /// topology directory): unknown, never 0.
+    pub package: Option<u32>,
+    /// `topology/die_id` (`Some(0)` when the topology has no `die_id`; `None` without a topology).
+    pub die: Option<u32>,
     /// `topology/core_id`.
-    pub core: u32,
+    pub core: Option<u32>,
+    /// SMT siblings including itself (`thread_siblings_list` or `core_cpus_list`; itself alone
+    /// when neither can be read).
+    pub siblings: Vec<u32>,
+    /// `cpu_capacity`, when the kernel exposes it.
+    pub capacity: Option<u32>,
+}
+
+impl Cpu {
+    /// The package this CPU counts in for [`CpuTopology`]'s queries: the kernel's, and 0 for an
+    /// online CPU the kernel gives none for (the one package such a node can be driven as). An
+    /// offline CPU's package is unknown unless the kernel says it.
+    pub fn counted_package(&self) -> Option<u32> {
+        match self.package {
+            Some(p) => Some(p),
+            None if self.online => Some(0),
+            None => None,
+        }
+    }
+
+    /// The physical core this CPU is a thread of, within its package: (die, core), with die 0
+    /// and the CPU's own number as core when the kernel does not say.
+    pub fn core_key(&self) -> (u32, u32) {
+        (self.die.unwrap_or(0), self.core.unwrap_or(self.id))
+    }
 }
 
 /// The node's CPUs.
@@ -58,48 +92,20 @@ pub struct CpuTopology {
 }
 
 impl CpuTopology {
-    /// Discovers the topology under `root`. Missing pieces become warnings, never errors.
+    /// Discovers the topology under `root`, through [`read_cpus`]. Missing pieces become
+    /// warnings, never errors: the online list that is not a CPU list, the CPU directory that
+    /// cannot be listed or holds no CPU, the CPU model unknown.
     pub fn discover(root: &Root) -> (CpuTopology, Vec<Warning>) {
         let mut warnings = Vec::new();
-        let base = root.path("/sys/devices/system/cpu");
-        let online: Option<BTreeSet<u32>> =
-            match read_trimmed(&base.join("online"), "cpu online list") {
-                Ok(s) => match parse_cpulist(&s) {
-                    Ok(v) => Some(v.into_iter().collect()),
-                    Err(e) => {
-                        warnings.push(Warning::new("topology", e.to_string()));
-                        None
-                    }
-                },
-                Err(_) => None,
-            };
-        let mut cpus = Vec::new();
-        match list_dir(&base) {
-            Ok(entries) => {
-                for (name, path) in entries {
-                    let Some(id) = name.strip_prefix("cpu").and_then(|n| n.parse::<u32>().ok())
-                    else {
-                        continue;
-                    };
-                    let topo = path.join("topology");
-                    let read = |f: &str| {
-                        read_trimmed(&topo.join(f), "topology")
-                            .ok()
-                            .and_then(|s| s.parse::<u32>().ok())
-                    };
-                    let is_online = online.as_ref().map(|o| o.contains(&id)).unwrap_or(true);
-                    cpus.push(Cpu {
-                        id,
-                        online: is_online,
-                        package: read("physical_package_id").unwrap_or(0),
-                        die: read("die_id").unwrap_or(0),
-                        core: read("core_id").unwrap_or(id),
-                    });
-                }
-            }
-            Err(e) => warnings.push(Warning::new("topology", e.to_string())),
+        let base = root.path(CPU_DIR);
+        let scan = read_cpus(&mut Sysfs::new(root), &base);
+        if let Some(e) = scan.online_list_error {
+            warnings.push(Warning::new("topology", e));
         }
-        cpus.sort_by_key(|c| c.id);
+        if let Some(e) = scan.list_error {
+            warnings.push(Warning::new("topology", e));
+        }
+        let cpus = scan.cpus;
         if cpus.is_empty() {
             warnings
                 .push(Warning::new("topology", format!("no CPUs found under {}", base.display())));
@@ -116,13 +122,19 @@ impl CpuTopology {
 
     /// The package ids present, sorted (from online CPUs: an offline CPU's package is unknown).
     pub fn packages(&self) -> Vec<u32> {
-        let set: BTreeSet<u32> = self.cpus.iter().filter(|c| c.online).map(|c| c.package).collect();
+        let set: BTreeSet<u32> =
+            self.cpus.iter().filter(|c| c.online).filter_map(Cpu::counted_package).collect();
         set.into_iter().collect()
+    }
+
+    /// The online CPUs of a package, by number.
+    pub fn online_of(&self, package: u32) -> impl Iterator<Item = &Cpu> {
+        self.cpus.iter().filter(move |c| c.online && c.counted_package() == Some(package))
     }
 
     /// The online CPUs of a package, sorted.
     pub fn online_cpus_of(&self, package: u32) -> Vec<u32> {
-        self.cpus.iter().filter(|c| c.online && c.package == package).map(|c| c.id).collect()
+        self.online_of(package).map(|c| c.id).collect()
     }
 
     /// The lowest-numbered online CPU of a package: the one to read package-scoped MSRs on.
@@ -132,12 +144,7 @@ impl CpuTopology {
 
     /// Number of distinct physical cores with an online CPU in a package.
     pub fn cores_of(&self, package: u32) -> usize {
-        let set: BTreeSet<(u32, u32)> = self
-            .cpus
-            .iter()
-            .filter(|c| c.online && c.package == package)
-            .map(|c| (c.die, c.core))
-            .collect();
+        let set: BTreeSet<(u32, u32)> = self.online_of(package).map(Cpu::core_key).collect();
         set.len()
     }
 }
@@ -183,5 +190,22 @@ mod tests {
         assert_eq!((m.family, m.model), (6, 0x55));
         assert!(m.name.contains("6148"));
         assert!(parse_cpuinfo("garbage").is_none());
+    }
+
+    #[test]
+    fn an_offline_cpu_without_a_topology_has_no_package() {
+        let dir = tempfile::tempdir().unwrap();
+        let cpu = dir.path().join("sys/devices/system/cpu");
+        std::fs::create_dir_all(cpu.join("cpu0/topology")).unwrap();
+        std::fs::create_dir_all(cpu.join("cpu1")).unwrap();
+        std::fs::write(cpu.join("online"), "0\n").unwrap();
+        std::fs::write(cpu.join("cpu1/online"), "0\n").unwrap();
+        std::fs::write(cpu.join("cpu0/topology/physical_package_id"), "1\n").unwrap();
+        std::fs::write(cpu.join("cpu0/topology/core_id"), "0\n").unwrap();
+        let (topo, _) = CpuTopology::discover(&Root::new(dir.path()));
+        let packages: Vec<Option<u32>> = topo.cpus.iter().map(|c| c.package).collect();
+        assert_eq!(packages, [Some(1), None]);
+        assert_eq!(topo.packages(), [1]);
+        assert_eq!(topo.online_cpus_of(1), [0]);
     }
 }

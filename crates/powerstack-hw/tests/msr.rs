@@ -66,7 +66,15 @@ fn topology(vendor: Vendor, family: u32, model: u32, sockets: u32, cores: u32) -
         for pkg in 0..sockets {
             for core in 0..cores {
                 let id = thread * per_thread + pkg * cores + core;
-                cpus.push(Cpu { id, online: true, package: pkg, die: 0, core });
+                cpus.push(Cpu {
+                    id,
+                    online: true,
+                    package: Some(pkg),
+                    die: Some(0),
+                    core: Some(core),
+                    siblings: vec![id],
+                    capacity: None,
+                });
             }
         }
     }

@@ -111,7 +111,7 @@ fn every_profile_has_a_topology_the_hardware_layer_reads() {
                 read(root, &format!("{d}/cpulist")).trim(),
             )
             .unwrap();
-            let pkgs: Vec<u32> = cpus
+            let pkgs: Vec<Option<u32>> = cpus
                 .iter()
                 .map(|c| topo.cpus.iter().find(|x| x.id == *c).unwrap().package)
                 .collect();

@@ -3,15 +3,11 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use powerstack_api::v1::{
-    DomainsV1, EnergyV1, GpuV1, PackageV1, PowerV1, SourceV1, TOPOLOGY_SCHEMA, TopologyV1,
-};
+use powerstack_api::v1::{DomainsV1, EnergyV1, PowerV1, SourceV1};
 use powerstack_api::{prometheus, table, variorum};
-use powerstack_hw::topology::Vendor;
 use powerstack_hw::{SourceReport, SourceState};
-use powerstack_model::cpulist::format_cpulist;
 use powerstack_model::duration::parse_duration;
-use powerstack_model::{DomainKind, PowerReport, Value};
+use powerstack_model::{PowerReport, Value};
 use powerstack_sim::faults::{PmFault, PmFaults};
 use powerstack_sim::{LoadPattern, Profile, SimNode, SimOptions};
 
@@ -224,50 +220,7 @@ pub fn domains(args: &NodeArgs) -> anyhow::Result<()> {
 pub fn topology(args: &NodeArgs) -> anyhow::Result<()> {
     let fmt = output::format(args.format);
     let node = node::open(args)?;
-    let topo = &node.discovery.topology;
-    let packages = topo
-        .packages()
-        .into_iter()
-        .map(|p| PackageV1 {
-            id: p,
-            cores: topo.cores_of(p) as u32,
-            cpus: format_cpulist(&topo.online_cpus_of(p)),
-        })
-        .collect();
-    let online: Vec<u32> = topo.cpus.iter().filter(|c| c.online).map(|c| c.id).collect();
-    let offline: Vec<u32> = topo.cpus.iter().filter(|c| !c.online).map(|c| c.id).collect();
-    let gpus = node
-        .discovery
-        .platform
-        .catalog()
-        .iter()
-        .filter(|d| d.id.kind == DomainKind::Gpu)
-        .map(|d| GpuV1 {
-            index: d.id.index,
-            socket: d.socket,
-            provider: d.provider.to_string(),
-            source: d.source.clone(),
-        })
-        .collect();
-    let model = topo.model.as_ref();
-    let doc = TopologyV1 {
-        schema: TOPOLOGY_SCHEMA.to_string(),
-        hostname: node.origin.hostname.clone(),
-        simulated: node.origin.simulated.is_some(),
-        simulated_profile: node.origin.simulated.clone(),
-        cpu_vendor: model.map(|m| match &m.vendor {
-            Vendor::Intel => "intel".to_string(),
-            Vendor::Amd => "amd".to_string(),
-            Vendor::Other(v) => v.clone(),
-        }),
-        cpu_family: model.map(|m| m.family),
-        cpu_model: model.map(|m| m.model),
-        cpu_model_name: model.map(|m| m.name.clone()),
-        online_cpus: format_cpulist(&online),
-        offline_cpus: format_cpulist(&offline),
-        packages,
-        gpus,
-    };
+    let doc = powerstack_node::topology::document(&node.origin, &node.discovery);
     let text = match fmt {
         Format::Json => json_line(&doc)?,
         Format::Table => table::topology(&doc),

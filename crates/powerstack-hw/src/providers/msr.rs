@@ -851,8 +851,8 @@ fn probe_amd_package(
 
     // One online CPU per physical core: the lowest-numbered one.
     let mut per_core: BTreeMap<(u32, u32), u32> = BTreeMap::new();
-    for c in topology.cpus.iter().filter(|c| c.online && c.package == pkg) {
-        per_core.entry((c.die, c.core)).and_modify(|cpu| *cpu = (*cpu).min(c.id)).or_insert(c.id);
+    for c in topology.online_of(pkg) {
+        per_core.entry(c.core_key()).and_modify(|cpu| *cpu = (*cpu).min(c.id)).or_insert(c.id);
     }
     let mut cores = Vec::new();
     let mut failed = Vec::new();
