@@ -77,6 +77,7 @@
 
 mod build;
 mod config;
+mod cpufreq;
 mod error;
 pub mod faults;
 mod fsutil;
@@ -92,6 +93,7 @@ mod profile;
 mod rapl;
 mod reopen;
 mod rules;
+mod tree;
 mod truth;
 mod watch;
 
