@@ -17,7 +17,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::CapError;
-use crate::state::{NodeId, StateLock};
+use crate::state::{NodeId, StateDir, StateLock};
 
 /// Identifies one control across runs.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -428,6 +428,22 @@ fn load(path: &Path) -> Result<Option<JournalFile>, CapError> {
         });
     }
     Ok(Some(data))
+}
+
+impl StateDir {
+    /// The journal, locked for writing: under the lock held by [`StateDir::hold`], or under one
+    /// taken now for `via` (creating the directory). Refused when the journal belongs to another
+    /// node.
+    pub fn journal(&self, via: &str) -> Result<Journal, CapError> {
+        Journal::open(self.lock_for(via)?, self.node())
+    }
+
+    /// The journal without locking, creating or writing anything (reports, dry runs); `None`
+    /// when there is none.
+    pub fn read(&self) -> Result<Option<Journal>, CapError> {
+        crate::trust::check_state_dir(self.path())?;
+        Journal::read(self.path())
+    }
 }
 
 /// Wall-clock µs since the Unix epoch.

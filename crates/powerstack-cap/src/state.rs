@@ -19,7 +19,6 @@ use powerstack_hw::Root;
 use serde::{Deserialize, Serialize};
 
 use crate::CapError;
-use crate::journal::{Journal, now_unix_us};
 
 /// The state directory of a real node.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/powerstack";
@@ -128,7 +127,7 @@ impl Holder {
         Holder {
             pid: std::process::id(),
             command: command.to_string(),
-            since_unix_us: now_unix_us(),
+            since_unix_us: powerstack_hw::platform::unix_us(),
             agent_api: None,
         }
     }
@@ -254,22 +253,14 @@ impl StateDir {
         Ok(())
     }
 
-    /// The journal, locked for writing: under the lock held by [`StateDir::hold`], or under one
-    /// taken now for `via` (creating the directory). Refused when the journal belongs to another
-    /// node.
-    pub fn journal(&self, via: &str) -> Result<Journal, CapError> {
-        let lock = match &self.held {
-            Some(l) => l.clone(),
-            None => Arc::new(StateLock::acquire(&self.path, &Holder::command(via), LOCK_WAIT)?),
-        };
-        Journal::open(lock, &self.node)
-    }
-
-    /// The journal without locking, creating or writing anything (reports, dry runs); `None`
-    /// when there is none.
-    pub fn read(&self) -> Result<Option<Journal>, CapError> {
-        crate::trust::check_state_dir(&self.path)?;
-        Journal::read(&self.path)
+    /// The state directory's lock: the one held by [`StateDir::hold`], or one taken now for
+    /// `via` (creating the directory). The journal is opened under it
+    /// ([`StateDir::journal`](crate::journal)).
+    pub(crate) fn lock_for(&self, via: &str) -> Result<Arc<StateLock>, CapError> {
+        match &self.held {
+            Some(l) => Ok(l.clone()),
+            None => Ok(Arc::new(StateLock::acquire(&self.path, &Holder::command(via), LOCK_WAIT)?)),
+        }
     }
 }
 

@@ -20,11 +20,11 @@ use crate::msr::Shared;
 use crate::nvidia;
 use crate::options::SimOptions;
 use crate::profile::Profile;
+use crate::tree::B;
 use intel::{RAPL_2S, RAPL_OFFLINE, ServerLayout};
 
 // What `nvidia` names through this module; they live in `crate::tree`, which `nvidia` could
 // name itself (this module uses `nvidia`).
-pub(crate) use crate::tree::{B, NUMBER_WIDTH, ci, pci_device};
 
 /// The simulated wall clock at creation, µs since the Unix epoch.
 pub(crate) const UNIX_START_US: i64 = 1_795_000_000_000_000;

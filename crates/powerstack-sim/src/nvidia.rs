@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 
 use powerstack_model::{DomainId, DomainKind};
 
-use crate::build::{B, ci, pci_device};
 use crate::error::SimError;
 use crate::fsutil::{OutFile, mkdirs};
 use crate::io::{CapRole, Control, CtlKind, Device, Io};
 use crate::msr::Shared;
 use crate::options::SimOptions;
 use crate::profile::Profile;
+use crate::tree::{B, ci, pci_device};
 
 /// One GPU of a node, in PCI order: its address, the bridge it hangs from (under
 /// `sys/devices/`) and its NUMA node.
@@ -286,13 +286,13 @@ fn state_dir(
         &format!("{d}/energy_mj"),
         &format!("{offset_mj}\n"),
         0o444,
-        crate::build::NUMBER_WIDTH,
+        crate::tree::NUMBER_WIDTH,
     )?;
     let power = b.counter(
         &format!("{d}/power_mw"),
         &format!("{}\n", (w * 1e3).round() as u64),
         0o444,
-        crate::build::NUMBER_WIDTH,
+        crate::tree::NUMBER_WIDTH,
     )?;
     io.nvml.push(NvmlGpu { comp, energy, power, offset_mj });
     let limit = b.out(&format!("{d}/power_limit_mw"), &format!("{max}\n"), 0o644)?;
