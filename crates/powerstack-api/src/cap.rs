@@ -14,14 +14,9 @@ pub const CAPS_SCHEMA: &str = "powerstack.caps.v1";
 /// What `powerstack cap socket|mem|gpu|node|reset` did (or, with `--dry-run`, would do).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CapResultV1 {
-    /// Always [`CAP_SCHEMA`].
-    pub schema: String,
-    /// The node.
-    pub hostname: String,
-    /// Whether the hardware is simulated.
-    pub simulated: bool,
-    /// The simulator profile.
-    pub simulated_profile: Option<String>,
+    /// Which document, and which node it speaks of.
+    #[serde(flatten)]
+    pub header: crate::v1::HeaderV1,
     /// `socket`, `mem`, `gpu`, `node` or `reset`.
     pub command: String,
     /// Nothing was written: the writes below are the plan.
@@ -68,14 +63,9 @@ pub struct CapWriteV1 {
 /// `powerstack cap show`: every power limit, its range, and who set it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CapsV1 {
-    /// Always [`CAPS_SCHEMA`].
-    pub schema: String,
-    /// The node.
-    pub hostname: String,
-    /// Whether the hardware is simulated.
-    pub simulated: bool,
-    /// The simulator profile.
-    pub simulated_profile: Option<String>,
+    /// Which document, and which node it speaks of.
+    #[serde(flatten)]
+    pub header: crate::v1::HeaderV1,
     /// Every limit of every domain.
     pub controls: Vec<CapControlV1>,
     /// Anything worth knowing (an unreadable journal, ...).

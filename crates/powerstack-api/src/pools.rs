@@ -11,14 +11,9 @@ pub const POOLS_CHANGE_SCHEMA: &str = "powerstack.pools-change.v1";
 /// `powerstack pools show`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PoolsV1 {
-    /// Always [`POOLS_SCHEMA`].
-    pub schema: String,
-    /// The node.
-    pub hostname: String,
-    /// Simulated hardware.
-    pub simulated: bool,
-    /// The simulator profile.
-    pub simulated_profile: Option<String>,
+    /// Which document, and which node it speaks of.
+    #[serde(flatten)]
+    pub header: crate::v1::HeaderV1,
     /// Whether a configuration is in force (applied and not reset).
     pub configured: bool,
     /// What the node supports: (feature, status).
@@ -98,14 +93,9 @@ pub struct DriftV1 {
 /// What `pools apply|reset|create|delete|move|set-profile` wrote (or, with `--dry-run`, would).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct PoolsChangeV1 {
-    /// Always [`POOLS_CHANGE_SCHEMA`].
-    pub schema: String,
-    /// The node.
-    pub hostname: String,
-    /// Simulated hardware.
-    pub simulated: bool,
-    /// The simulator profile.
-    pub simulated_profile: Option<String>,
+    /// Which document, and which node it speaks of.
+    #[serde(flatten)]
+    pub header: crate::v1::HeaderV1,
     /// The command.
     pub command: String,
     /// Nothing was written.

@@ -166,7 +166,7 @@ pub fn domains(doc: &DomainsV1) -> String {
 /// CPU and GPU topology.
 pub fn topology(doc: &TopologyV1) -> String {
     let mut out = String::new();
-    banner(&mut out, "Topology", &doc.hostname, &doc.simulated_profile);
+    banner(&mut out, "Topology", &doc.header.hostname, &doc.header.simulated_profile);
     if let Some(name) = &doc.cpu_model_name {
         let _ = writeln!(
             out,
@@ -202,7 +202,7 @@ pub fn cap_result(doc: &crate::cap::CapResultV1) -> String {
     } else {
         "Power limits set"
     };
-    banner(&mut out, what, &doc.hostname, &doc.simulated_profile);
+    banner(&mut out, what, &doc.header.hostname, &doc.header.simulated_profile);
     for r in &doc.recovered {
         let _ = writeln!(out, "recovered: {r}");
     }
@@ -244,7 +244,7 @@ pub fn cap_result(doc: &crate::cap::CapResultV1) -> String {
 /// The limits in force and who set them.
 pub fn caps(doc: &crate::cap::CapsV1) -> String {
     let mut out = String::new();
-    banner(&mut out, "Power limits", &doc.hostname, &doc.simulated_profile);
+    banner(&mut out, "Power limits", &doc.header.hostname, &doc.header.simulated_profile);
     let _ = writeln!(
         out,
         "{:<18} {:<11} {:>9} {:>21} {:>10} {:<8} SET BY",
@@ -281,7 +281,7 @@ pub fn caps(doc: &crate::cap::CapsV1) -> String {
 /// Frequency pools, the values in sysfs, and drift.
 pub fn pools(doc: &crate::pools::PoolsV1) -> String {
     let mut out = String::new();
-    banner(&mut out, "CPU frequency pools", &doc.hostname, &doc.simulated_profile);
+    banner(&mut out, "CPU frequency pools", &doc.header.hostname, &doc.header.simulated_profile);
     for (feature, status) in &doc.capabilities {
         let _ = writeln!(out, "{feature:<18} {status}");
     }
@@ -364,7 +364,7 @@ pub fn pools_change(doc: &crate::pools::PoolsChangeV1) -> String {
     } else {
         "Frequency settings written"
     };
-    banner(&mut out, what, &doc.hostname, &doc.simulated_profile);
+    banner(&mut out, what, &doc.header.hostname, &doc.header.simulated_profile);
     for r in &doc.recovered {
         let _ = writeln!(out, "recovered: {r}");
     }

@@ -26,6 +26,35 @@ pub struct Origin {
     pub simulated: Option<String>,
 }
 
+/// The header of a node's document: which document it is and which node it speaks of. Embedded
+/// first (`#[serde(flatten)]`) in the documents whose four header keys come first
+/// (`powerstack.cap.v1`, `caps.v1`, `pools.v1`, `pools-change.v1`, `topology.v1`); the timed
+/// documents (`power.v1`, `energy.v1`, `domains.v1`) keep `timestamp_us` between `hostname` and
+/// `simulated`, as their pinned key order has it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct HeaderV1 {
+    /// The document's schema name (`powerstack.cap.v1`, ...).
+    pub schema: String,
+    /// The node's hostname.
+    pub hostname: String,
+    /// Whether the node is simulated.
+    pub simulated: bool,
+    /// The simulated profile, when simulated.
+    pub simulated_profile: Option<String>,
+}
+
+impl HeaderV1 {
+    /// The header of a `schema` document about the node `origin`.
+    pub fn new(schema: &str, origin: &Origin) -> HeaderV1 {
+        HeaderV1 {
+            schema: schema.to_string(),
+            hostname: origin.hostname.clone(),
+            simulated: origin.simulated.is_some(),
+            simulated_profile: origin.simulated.clone(),
+        }
+    }
+}
+
 /// `powerstack power --format json`: node power over one interval.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PowerV1 {
@@ -210,14 +239,9 @@ pub struct ControlV1 {
 /// `powerstack topology --format json`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TopologyV1 {
-    /// Always [`TOPOLOGY_SCHEMA`].
-    pub schema: String,
-    /// The node's hostname.
-    pub hostname: String,
-    /// Whether the hardware is simulated.
-    pub simulated: bool,
-    /// The simulator profile, when simulated.
-    pub simulated_profile: Option<String>,
+    /// Which document, and which node it speaks of.
+    #[serde(flatten)]
+    pub header: crate::v1::HeaderV1,
     /// CPU vendor (`intel`, `amd`, or the raw vendor id).
     pub cpu_vendor: Option<String>,
     /// CPU family.

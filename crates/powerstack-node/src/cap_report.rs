@@ -3,6 +3,7 @@
 
 use powerstack_api::Origin;
 use powerstack_api::cap::{CAPS_SCHEMA, CapControlV1, CapWriteV1, CapsV1};
+use powerstack_api::v1::HeaderV1;
 use powerstack_model::DomainInfo;
 
 use powerstack_cap::{ControlKey, Journal, Planned, Restored, StateDir, key_of};
@@ -161,12 +162,5 @@ pub fn caps_document(
             });
         }
     }
-    CapsV1 {
-        schema: CAPS_SCHEMA.to_string(),
-        hostname: origin.hostname.clone(),
-        simulated: origin.simulated.is_some(),
-        simulated_profile: origin.simulated.clone(),
-        controls,
-        warnings,
-    }
+    CapsV1 { header: HeaderV1::new(CAPS_SCHEMA, origin), controls, warnings }
 }

@@ -6,6 +6,7 @@
 
 use powerstack_api::Origin;
 use powerstack_api::cap::{CAP_SCHEMA, CapResultV1, CapsV1};
+use powerstack_api::v1::HeaderV1;
 use powerstack_cap::{CapError, Capper, ControlKey, Policy, Request, StateDir};
 use powerstack_hw::{Platform, Root};
 use powerstack_model::{DomainInfo, DomainKind, LimitWrite, PowerReport};
@@ -383,10 +384,7 @@ fn limit_names(catalog: &[DomainInfo], chosen: &[usize]) -> String {
 
 fn result_doc(origin: &Origin, command: String, dry_run: bool) -> CapResultV1 {
     CapResultV1 {
-        schema: CAP_SCHEMA.to_string(),
-        hostname: origin.hostname.clone(),
-        simulated: origin.simulated.is_some(),
-        simulated_profile: origin.simulated.clone(),
+        header: HeaderV1::new(CAP_SCHEMA, origin),
         command,
         dry_run,
         policy: None,

@@ -9,6 +9,7 @@ use powerstack_api::pools::{
     DriftV1, POOLS_CHANGE_SCHEMA, POOLS_SCHEMA, PolicyStateV1, PoolV1, PoolsChangeV1, PoolsV1,
     SettingWriteV1, UncoreStateV1,
 };
+use powerstack_api::v1::HeaderV1;
 use powerstack_freq::{Assignment, FreqError, FreqTopology, Live, Policy, Pools, PoolsFile, State};
 use powerstack_model::cpulist::format_cpulist;
 
@@ -59,10 +60,7 @@ pub fn change_document(
     recovered: Vec<String>,
 ) -> PoolsChangeV1 {
     PoolsChangeV1 {
-        schema: POOLS_CHANGE_SCHEMA.to_string(),
-        hostname: origin.hostname.clone(),
-        simulated: origin.simulated.is_some(),
-        simulated_profile: origin.simulated.clone(),
+        header: HeaderV1::new(POOLS_CHANGE_SCHEMA, origin),
         command: command.to_string(),
         dry_run,
         writes: writes
@@ -115,10 +113,7 @@ pub fn show_document(
         (policies.collect(), settings.uncore())
     };
     Ok(PoolsV1 {
-        schema: POOLS_SCHEMA.to_string(),
-        hostname: origin.hostname.clone(),
-        simulated: origin.simulated.is_some(),
-        simulated_profile: origin.simulated.clone(),
+        header: HeaderV1::new(POOLS_SCHEMA, origin),
         configured: stored.is_some(),
         capabilities: topo.capability_report(),
         pools: if capabilities_only { Vec::new() } else { pool_list(pools, stored.as_ref()) },

@@ -2,6 +2,7 @@
 //! discovery found them, for `powerstack topology`.
 
 use powerstack_api::Origin;
+use powerstack_api::v1::HeaderV1;
 use powerstack_api::v1::{GpuV1, PackageV1, TOPOLOGY_SCHEMA, TopologyV1};
 use powerstack_hw::Discovery;
 use powerstack_hw::topology::Vendor;
@@ -37,10 +38,7 @@ pub fn document(origin: &Origin, discovery: &Discovery) -> TopologyV1 {
         .collect();
     let model = topo.model.as_ref();
     TopologyV1 {
-        schema: TOPOLOGY_SCHEMA.to_string(),
-        hostname: origin.hostname.clone(),
-        simulated: origin.simulated.is_some(),
-        simulated_profile: origin.simulated.clone(),
+        header: HeaderV1::new(TOPOLOGY_SCHEMA, origin),
         cpu_vendor: model.map(|m| match &m.vendor {
             Vendor::Intel => "intel".to_string(),
             Vendor::Amd => "amd".to_string(),
