@@ -81,20 +81,9 @@ pub struct CapControlV1 {
     pub index: u32,
     /// Constraint.
     pub constraint: String,
-    /// In force, watts.
-    pub limit_watts: Option<f64>,
-    /// Smallest accepted, watts.
-    pub min_watts: Option<f64>,
-    /// Largest accepted, watts.
-    pub max_watts: Option<f64>,
-    /// Factory default, watts.
-    pub default_watts: Option<f64>,
-    /// Window, seconds.
-    pub time_window_s: Option<f64>,
-    /// Enabled.
-    pub enabled: Option<bool>,
-    /// Locked.
-    pub locked: bool,
+    /// Its setting and range.
+    #[serde(flatten)]
+    pub limit: crate::v1::LimitV1,
     /// Provider.
     pub provider: String,
     /// Source.

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::v1::{DomainsV1, EnergyV1, PowerV1, TopologyV1};
+use crate::v1::{ControlV1, DomainsV1, EnergyV1, PowerV1, TopologyV1};
 
 fn opt(v: Option<f64>, digits: usize) -> String {
     v.map(|x| format!("{x:.digits$}")).unwrap_or_else(|| "-".to_string())
@@ -117,8 +117,8 @@ pub fn domains(doc: &DomainsV1) -> String {
         } else {
             d.controls
                 .iter()
-                .map(|c| {
-                    let mut s = format!("{} {} W", c.name, opt(c.limit_watts, 1));
+                .map(|ControlV1 { name, limit: c }| {
+                    let mut s = format!("{name} {} W", opt(c.limit_watts, 1));
                     if c.min_watts.is_some() || c.max_watts.is_some() {
                         let _ = write!(s, " [{}..{}]", opt(c.min_watts, 1), opt(c.max_watts, 1));
                     }
@@ -251,7 +251,7 @@ pub fn caps(doc: &crate::cap::CapsV1) -> String {
         "DOMAIN", "LIMIT", "WATTS", "RANGE W", "WINDOW S", "STATE"
     );
     for c in &doc.controls {
-        let state = match (c.locked, c.enabled) {
+        let state = match (c.limit.locked, c.limit.enabled) {
             (true, _) => "locked",
             (false, Some(false)) => "disabled",
             _ => "enabled",
@@ -265,9 +265,9 @@ pub fn caps(doc: &crate::cap::CapsV1) -> String {
             "{:<18} {:<11} {:>9} {:>21} {:>10} {:<8} {}",
             name(&c.domain, c.index, None),
             c.constraint,
-            opt(c.limit_watts, 1),
-            format!("{}..{}", opt(c.min_watts, 1), opt(c.max_watts, 1)),
-            opt(c.time_window_s, 3),
+            opt(c.limit.limit_watts, 1),
+            format!("{}..{}", opt(c.limit.min_watts, 1), opt(c.limit.max_watts, 1)),
+            opt(c.limit.time_window_s, 3),
             state,
             set_by
         );

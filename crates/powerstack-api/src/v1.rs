@@ -220,6 +220,15 @@ pub struct DomainInfoV1 {
 pub struct ControlV1 {
     /// `long_term`, `short_term`, `peak_power`, `cap`.
     pub name: String,
+    /// Its setting and range.
+    #[serde(flatten)]
+    pub limit: LimitV1,
+}
+
+/// A power limit's setting and range, as the hardware has it: flattened into [`ControlV1`] and
+/// [`crate::cap::CapControlV1`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LimitV1 {
     /// The limit in force, watts.
     pub limit_watts: Option<f64>,
     /// Smallest accepted value, watts.
@@ -234,6 +243,20 @@ pub struct ControlV1 {
     pub enabled: Option<bool>,
     /// Whether it is locked.
     pub locked: bool,
+}
+
+impl From<&PowerLimit> for LimitV1 {
+    fn from(l: &PowerLimit) -> LimitV1 {
+        LimitV1 {
+            limit_watts: l.limit_watts,
+            min_watts: l.min_watts,
+            max_watts: l.max_watts,
+            default_watts: l.default_watts,
+            time_window_s: l.time_window_s,
+            enabled: l.enabled,
+            locked: l.locked,
+        }
+    }
 }
 
 /// `powerstack topology --format json`.
@@ -305,16 +328,7 @@ pub fn node_source_name(catalog: &[DomainInfo], source: &NodeSource) -> String {
 }
 
 fn control(l: &PowerLimit) -> ControlV1 {
-    ControlV1 {
-        name: l.name.clone(),
-        limit_watts: l.limit_watts,
-        min_watts: l.min_watts,
-        max_watts: l.max_watts,
-        default_watts: l.default_watts,
-        time_window_s: l.time_window_s,
-        enabled: l.enabled,
-        locked: l.locked,
-    }
+    ControlV1 { name: l.name.clone(), limit: LimitV1::from(l) }
 }
 
 impl PowerV1 {

@@ -3,7 +3,7 @@
 
 use powerstack_api::Origin;
 use powerstack_api::cap::{CAPS_SCHEMA, CapControlV1, CapWriteV1, CapsV1};
-use powerstack_api::v1::HeaderV1;
+use powerstack_api::v1::{HeaderV1, LimitV1};
 use powerstack_model::DomainInfo;
 
 use powerstack_cap::{ControlKey, Journal, Planned, Restored, StateDir, key_of};
@@ -146,13 +146,7 @@ pub fn caps_document(
                 domain: info.id.kind.to_string(),
                 index: info.id.index,
                 constraint: l.name.clone(),
-                limit_watts: l.limit_watts,
-                min_watts: l.min_watts,
-                max_watts: l.max_watts,
-                default_watts: l.default_watts,
-                time_window_s: l.time_window_s,
-                enabled: l.enabled,
-                locked: l.locked,
+                limit: LimitV1::from(l),
                 provider: info.provider.to_string(),
                 source: info.source.clone(),
                 set_by,
