@@ -715,34 +715,9 @@ fn limit_of(a: &Agent, kind: DomainKind, index: u32, name: &str) -> Option<f64> 
     d.limit(name).and_then(|l| l.limit_watts)
 }
 
-#[tokio::test]
-async fn caps_are_validated_written_read_back_journaled_and_reset() {
-    let a = agent();
-    let v = get(&a.app, "/v1/caps").await.json();
-    assert_eq!(v["schema"], "powerstack.caps.v1");
-    let controls = v["controls"].as_array().unwrap();
-    assert_eq!(controls.len(), 3);
-    assert_eq!(controls[0]["set_by"], "not powerstack");
-
-    // One domain.
-    let body =
-        json!({"domain": "package", "index": 0, "constraint": "long_term", "limit_watts": 120});
-    let r = post(&a.app, "/v1/caps", root(), Some(body)).await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    let v = r.json();
-    assert_eq!(v["schema"], "powerstack.cap.v1");
-    assert_eq!(v["command"], "socket");
-    assert_eq!(v["writes"].as_array().unwrap().len(), 1);
-    assert_eq!(v["writes"][0]["previous_watts"], 150.0);
-    assert_eq!(v["writes"][0]["read_back_watts"], 120.0);
-    assert_eq!(limit_of(&a, DomainKind::Package, 0, "long_term"), Some(120.0));
-    let j = journal(&a);
-    assert!(j.contains("powerstack agent (HTTP, root (uid 0), pid 1)"), "{j}");
-    assert_eq!(a.controls.as_ref().unwrap().changed().len(), 1);
-    let v = get(&a.app, "/v1/caps").await.json();
-    assert_eq!(v["controls"][0]["set_by"], "powerstack");
-    assert_eq!(v["controls"][0]["original_watts"], 150.0);
-
+/// Changes refused by validation or by the hardware: 422 with the line, nothing written (or all
+/// rolled back).
+async fn refused_changes_are_422_and_write_nothing(a: &Agent) {
     // Refused by validation: 422 with the line, nothing written.
     let body = json!({"domain": "package", "index": 1, "limit_watts": 500});
     let r = post(&a.app, "/v1/caps", root(), Some(body)).await;
@@ -782,7 +757,9 @@ async fn caps_are_validated_written_read_back_journaled_and_reset() {
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.error().contains("gpu-0 cap: wrote 250 W but read back 300 W"));
     a.stubborn.store(false, Ordering::Relaxed);
+}
 
+async fn malformed_cap_bodies_are_400_naming_the_field(a: &Agent) {
     // Malformed: 400 naming the field.
     for (body, field) in [
         (json!({"domain": "package", "limit_watts": "x"}), "limit_watts"),
@@ -799,6 +776,38 @@ async fn caps_are_validated_written_read_back_journaled_and_reset() {
         let m = r.error();
         assert!(m.contains(field), "{body}: {m}");
     }
+}
+
+#[tokio::test]
+async fn caps_are_validated_written_read_back_journaled_and_reset() {
+    let a = agent();
+    let v = get(&a.app, "/v1/caps").await.json();
+    assert_eq!(v["schema"], "powerstack.caps.v1");
+    let controls = v["controls"].as_array().unwrap();
+    assert_eq!(controls.len(), 3);
+    assert_eq!(controls[0]["set_by"], "not powerstack");
+
+    // One domain.
+    let body =
+        json!({"domain": "package", "index": 0, "constraint": "long_term", "limit_watts": 120});
+    let r = post(&a.app, "/v1/caps", root(), Some(body)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["schema"], "powerstack.cap.v1");
+    assert_eq!(v["command"], "socket");
+    assert_eq!(v["writes"].as_array().unwrap().len(), 1);
+    assert_eq!(v["writes"][0]["previous_watts"], 150.0);
+    assert_eq!(v["writes"][0]["read_back_watts"], 120.0);
+    assert_eq!(limit_of(&a, DomainKind::Package, 0, "long_term"), Some(120.0));
+    let j = journal(&a);
+    assert!(j.contains("powerstack agent (HTTP, root (uid 0), pid 1)"), "{j}");
+    assert_eq!(a.controls.as_ref().unwrap().changed().len(), 1);
+    let v = get(&a.app, "/v1/caps").await.json();
+    assert_eq!(v["controls"][0]["set_by"], "powerstack");
+    assert_eq!(v["controls"][0]["original_watts"], 150.0);
+
+    refused_changes_are_422_and_write_nothing(&a).await;
+    malformed_cap_bodies_are_400_naming_the_field(&a).await;
 
     // A dry run writes nothing.
     let r =
