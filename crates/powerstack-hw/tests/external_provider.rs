@@ -5,9 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use tempfile::TempDir;
+
 use powerstack_hw::{
-    DiscoverOptions, Probe, ProbeContext, Provider, Reading, Refresh, Registration, Registry, Root,
-    Selection, Source, SourceState, Warning, discover_with,
+    DiscoverOptions, Discovery, Probe, ProbeContext, Provider, Reading, Refresh, Registration,
+    Registry, Root, Selection, Source, SourceState, Warning, discover_with,
 };
 use powerstack_model::{
     CounterSpec, DomainId, DomainInfo, DomainKind, Measurement, PowerReport, RawEnergy,
@@ -64,18 +66,24 @@ fn registry(energy_mj: &Arc<AtomicU64>, reachable: bool, root: &Root) -> Registr
     }))
 }
 
+/// Discovers an empty root (no built-in source) with the BMC registered: what was found, the
+/// BMC's counter, and the root's directory (kept for the test's life).
+fn discover_bmc(reachable: bool, selection: &Selection) -> (Discovery, Arc<AtomicU64>, TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Root::new(dir.path());
+    let energy_mj = Arc::new(AtomicU64::new(5_000));
+    let options =
+        DiscoverOptions { registry: registry(&energy_mj, reachable, &root), ..Default::default() };
+    (discover_with(&root, selection, &options), energy_mj, dir)
+}
+
 fn state(sources: &[powerstack_hw::SourceReport], source: Source) -> SourceState {
     sources.iter().find(|r| r.source == source).expect("every source is reported").state.clone()
 }
 
 #[test]
 fn an_external_provider_is_discovered_sampled_and_reported_like_a_built_in_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = Root::new(dir.path());
-    let energy_mj = Arc::new(AtomicU64::new(5_000));
-    let options =
-        DiscoverOptions { registry: registry(&energy_mj, true, &root), ..Default::default() };
-    let found = discover_with(&root, &Selection::Auto, &options);
+    let (found, energy_mj, _dir) = discover_bmc(true, &Selection::Auto);
 
     // Reported after the built-in sources, in the registry's order.
     let order: Vec<Source> = found.sources.iter().map(|r| r.source).collect();
@@ -113,12 +121,7 @@ fn an_external_provider_is_discovered_sampled_and_reported_like_a_built_in_one()
 
 #[test]
 fn an_external_provider_can_be_selected_by_itself() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = Root::new(dir.path());
-    let energy_mj = Arc::new(AtomicU64::new(0));
-    let options =
-        DiscoverOptions { registry: registry(&energy_mj, true, &root), ..Default::default() };
-    let found = discover_with(&root, &Selection::Only(vec![BMC]), &options);
+    let (found, _energy_mj, _dir) = discover_bmc(true, &Selection::Only(vec![BMC]));
     assert_eq!(state(&found.sources, BMC), SourceState::Found { domains: 1 });
     for s in Source::ALL {
         let not_selected = SourceState::NotProbed("not selected".into());
@@ -129,12 +132,7 @@ fn an_external_provider_can_be_selected_by_itself() {
 
 #[test]
 fn an_absent_external_provider_is_a_warning_when_nothing_measures_the_node() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = Root::new(dir.path());
-    let energy_mj = Arc::new(AtomicU64::new(0));
-    let options =
-        DiscoverOptions { registry: registry(&energy_mj, false, &root), ..Default::default() };
-    let found = discover_with(&root, &Selection::Auto, &options);
+    let (found, _energy_mj, _dir) = discover_bmc(false, &Selection::Auto);
     assert!(found.platform.is_empty());
     let why = "no BMC answers at bmc.example:443".to_string();
     assert_eq!(state(&found.sources, BMC), SourceState::Absent(why.clone()));
