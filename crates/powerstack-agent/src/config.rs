@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use powerstack_cap::trust;
+use powerstack_hw::ProviderOptions;
+use powerstack_hw::providers::nvml::NvmlOptions;
 use serde::{Deserialize, Serialize};
 
 /// Lowest accepted sampling rate, Hz.
@@ -85,6 +87,11 @@ impl Default for AgentConfig {
 pub struct ConfigError(pub String);
 
 impl AgentConfig {
+    /// The providers' options this configuration gives (`nvml_lib`).
+    pub fn provider_options(&self) -> ProviderOptions {
+        ProviderOptions { nvml: NvmlOptions { library: self.nvml_lib.clone() } }
+    }
+
     /// Reads a configuration file. Refuses one that anyone but this process's user or root owns
     /// or could write, or that lies in such a directory (see [`powerstack_cap::trust`]): it names
     /// the token file, the state directory and who may write.

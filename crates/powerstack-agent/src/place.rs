@@ -21,7 +21,7 @@ use powerstack_model::{HwClockMap, StepClock, Value};
 /// A domain's extended counter at a time: where the ring's column passes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Anchor {
-    /// When, monotonic ns (`powerstack_hw::platform::mono_ns`).
+    /// When, monotonic ns (`powerstack_hw::clock::mono_ns`).
     pub mono_ns: u64,
     /// The counter, in the column's ticks.
     pub ticks: u64,

@@ -67,7 +67,7 @@ pub fn run(
         jobs::open(config, node.clone()).map_err(|e| AgentError(e.to_string()))?;
     let selection: Selection =
         config.source.parse().map_err(|e: String| AgentError(format!("source: {e}")))?;
-    let options = DiscoverOptions { nvml_lib: config.nvml_lib.clone() };
+    let options = DiscoverOptions::from(config.provider_options());
     let mut notes = Vec::new();
     let limits = open_files(&mut notes);
 

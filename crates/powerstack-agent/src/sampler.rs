@@ -1,8 +1,9 @@
 //! The sampler: plain threads, absolute deadlines, one ring row per tick.
 //!
-//! The **fast thread** sleeps to absolute deadlines on `CLOCK_MONOTONIC` (`clock_nanosleep` with
-//! `TIMER_ABSTIME`, so late wake-ups do not accumulate drift), reads the continuous sources
-//! (powercap, MSRs, hwmon) and pushes one row into the ring through the [`Recorder`].
+//! The **fast thread** sleeps to absolute deadlines on the one clock ([`powerstack_hw::clock`]:
+//! `CLOCK_MONOTONIC`, `clock_nanosleep` with `TIMER_ABSTIME`, so late wake-ups do not accumulate
+//! drift), reads the continuous sources (powercap, MSRs, hwmon) and pushes one row into the ring
+//! through the [`Recorder`].
 //!
 //! Stepped sources ([`Refresh::Stepped`]: HPE Cray pm_counters, published at 10 Hz with the
 //! controller's timestamps; NVML, whose energy counter moves about every 100 ms and whose read
@@ -19,9 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use powerstack_hw::{
-    DiscoverOptions, Platform, Provider, Refresh, Root, Selection, discover_with, platform,
-};
+use powerstack_hw::clock::{mono_ns, sleep_until_ns};
+use powerstack_hw::{DiscoverOptions, Platform, Provider, Refresh, Root, Selection, discover_with};
 use powerstack_model::{DomainInfo, Measurement, Value};
 
 use crate::place::{Placed, Placer};
@@ -30,39 +30,6 @@ use crate::state::{DomainMeta, Shared};
 
 /// The period a stepped source is read at when it says nothing better.
 pub const SLOW_PERIOD: Duration = Duration::from_millis(100);
-
-/// The monotonic clock, ns (the clock deadlines are set on).
-pub fn mono_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
-    }
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// Sleeps until the monotonic time `deadline_ns` (absolute, so wake-up delays do not accumulate).
-pub fn sleep_until_ns(deadline_ns: u64) {
-    let ts = libc::timespec {
-        tv_sec: (deadline_ns / 1_000_000_000) as libc::time_t,
-        tv_nsec: (deadline_ns % 1_000_000_000) as libc::c_long,
-    };
-    loop {
-        // SAFETY: `ts` is a valid timespec; the remaining-time pointer may be null with
-        // TIMER_ABSTIME.
-        let rc = unsafe {
-            libc::clock_nanosleep(
-                libc::CLOCK_MONOTONIC,
-                libc::TIMER_ABSTIME,
-                &ts,
-                std::ptr::null_mut(),
-            )
-        };
-        if rc != libc::EINTR {
-            return;
-        }
-    }
-}
 
 /// The longest a sampler thread sleeps without looking at the stop flag: at low rates a sample's
 /// deadline is seconds away, and a stop must not wait for it.
@@ -254,18 +221,15 @@ fn slow_thread(mut source: SlowSource, shared: &Shared, feed: &Feed, stop: &Atom
     let base_ns = SLOW_PERIOD.as_nanos() as u64;
     let mut placers: Vec<Placer> =
         source.columns.iter().map(|_| Placer::new(update_ns, base_ns)).collect();
-    // Placers work on the platform's clock; deadlines are on CLOCK_MONOTONIC, the same clock
-    // from another origin.
-    let to_deadline = mono_ns().saturating_sub(platform::mono_ns());
     let mut anchors = Vec::with_capacity(source.columns.len());
     let mut next = 0u64;
     while !stop.load(Ordering::Relaxed) {
-        if sleep_unless_stopped(next.saturating_add(to_deadline), stop) {
+        if sleep_unless_stopped(next, stop) {
             break;
         }
-        let start_ns = platform::mono_ns();
+        let start_ns = mono_ns();
         let snap = source.platform.sample();
-        let end_ns = platform::mono_ns();
+        let end_ns = mono_ns();
         report(source.platform.take_warnings());
         shared.stats.slow_reads.fetch_add(1, Ordering::Relaxed);
         let mut failures = 0;
@@ -322,10 +286,9 @@ impl FastThread {
         let mut arrived: Vec<(usize, Fed)> = Vec::new();
         let mut values = Vec::with_capacity(self.fast_columns.len());
         // The first sample is taken at once (its deadline is already due).
-        let mut next = mono_ns().saturating_sub(period);
+        let mut next = mono_ns();
         let mut last_unix = 0u64;
         loop {
-            next += period;
             if sleep_unless_stopped(next, stop) {
                 break;
             }
@@ -373,6 +336,7 @@ impl FastThread {
             shared.settled_us.store(recorder.settled_us().unwrap_or(0), Ordering::Relaxed);
             shared.stats.read_failures.fetch_add(failures, Ordering::Relaxed);
             shared.stats.record(mono_ns().saturating_sub(start));
+            next += period;
         }
     }
 }

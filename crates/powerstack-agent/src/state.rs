@@ -44,7 +44,7 @@ impl SamplerStats {
 /// job times never jump or drift apart when the wall clock is stepped or slewed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Clock {
-    /// `powerstack_hw::platform::mono_ns()` at the anchor.
+    /// `powerstack_hw::clock::mono_ns()` at the anchor.
     pub anchor_mono_ns: u64,
     /// The wall clock at the anchor, µs since the Unix epoch.
     pub anchor_unix_us: u64,
@@ -54,19 +54,19 @@ impl Clock {
     /// Anchors a clock now.
     pub fn start() -> Clock {
         Clock {
-            anchor_mono_ns: powerstack_hw::platform::mono_ns(),
-            anchor_unix_us: powerstack_hw::platform::unix_us().max(0) as u64,
+            anchor_mono_ns: powerstack_hw::clock::mono_ns(),
+            anchor_unix_us: powerstack_hw::clock::unix_us().max(0) as u64,
         }
     }
 
-    /// The time, µs since the epoch, of a `powerstack_hw::platform::mono_ns()` reading.
+    /// The time, µs since the epoch, of a `powerstack_hw::clock::mono_ns()` reading.
     pub fn unix_us_at(&self, mono_ns: u64) -> u64 {
         self.anchor_unix_us + mono_ns.saturating_sub(self.anchor_mono_ns) / 1000
     }
 
     /// Now, µs since the epoch.
     pub fn now_unix_us(&self) -> u64 {
-        self.unix_us_at(powerstack_hw::platform::mono_ns())
+        self.unix_us_at(powerstack_hw::clock::mono_ns())
     }
 }
 

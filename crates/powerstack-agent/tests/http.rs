@@ -723,7 +723,7 @@ async fn refused_changes_are_422_and_write_nothing(a: &Agent) {
     let r = post(&a.app, "/v1/caps", root(), Some(body)).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.error().contains("package-1 long_term: 500 W is outside the allowed range"));
-    assert_eq!(limit_of(&a, DomainKind::Package, 1, "long_term"), Some(150.0));
+    assert_eq!(limit_of(a, DomainKind::Package, 1, "long_term"), Some(150.0));
     let r = post(
         &a.app,
         "/v1/caps",

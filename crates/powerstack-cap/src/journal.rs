@@ -448,7 +448,7 @@ impl StateDir {
 
 /// Wall-clock µs since the Unix epoch.
 pub fn now_unix_us() -> i64 {
-    powerstack_hw::platform::unix_us()
+    powerstack_hw::clock::unix_us()
 }
 
 /// The user running this process, for "who set it".

@@ -127,7 +127,7 @@ impl Holder {
         Holder {
             pid: std::process::id(),
             command: command.to_string(),
-            since_unix_us: powerstack_hw::platform::unix_us(),
+            since_unix_us: powerstack_hw::clock::unix_us(),
             agent_api: None,
         }
     }

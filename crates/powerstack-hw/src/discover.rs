@@ -1,14 +1,15 @@
 //! Discovery: probe the registered providers under a root and join what they found.
-
-use std::path::PathBuf;
+//!
+//! The providers come from a [`Registry`] (the built-in one unless the caller adds its own), and
+//! their options from one [`ProviderOptions`], both in [`DiscoverOptions`].
 
 use powerstack_model::DomainKind;
 use powerstack_model::power::node_parts;
 
 use crate::error::Warning;
 use crate::platform::Platform;
-use crate::provider::{Probe, ProbeContext, Provider};
-use crate::providers::{REGISTRY, Source};
+use crate::provider::{Probe, Provider};
+use crate::providers::{ProbeContext, ProviderOptions, Registry, Source};
 use crate::root::Root;
 use crate::topology::CpuTopology;
 
@@ -45,7 +46,7 @@ pub struct Discovery {
     pub topology: CpuTopology,
     /// What could not be used, and why.
     pub warnings: Vec<Warning>,
-    /// What became of each source, in the registry's order.
+    /// What became of each registered source, in the registry's order.
     pub sources: Vec<SourceReport>,
 }
 
@@ -105,10 +106,20 @@ impl std::fmt::Display for SourceReport {
 }
 
 /// Options of discovery beyond the root and the selection.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct DiscoverOptions {
-    /// The NVML library to load instead of the one found by the `nvml` provider's rules.
-    pub nvml_lib: Option<PathBuf>,
+    /// The providers' options, handed to every probe.
+    pub providers: ProviderOptions,
+    /// The providers to probe, in priority order: the built-in ones by default, others added
+    /// with [`Registry::with`].
+    pub registry: Registry,
+}
+
+impl From<ProviderOptions> for DiscoverOptions {
+    /// The built-in providers, with these options.
+    fn from(providers: ProviderOptions) -> Self {
+        DiscoverOptions { providers, registry: Registry::builtin() }
+    }
 }
 
 /// Probes the selected providers under `root`.
@@ -116,7 +127,8 @@ pub fn discover(root: &Root, selection: &Selection) -> Discovery {
     discover_with(root, selection, &DiscoverOptions::default())
 }
 
-/// Probes the selected providers under `root`, with options.
+/// Probes the selected providers of `options.registry` under `root`, with the providers'
+/// options.
 ///
 /// An absent source (see [`Probe::absent`]) is a warning only when the sources found do not
 /// measure the node (no node figure can be built from their domains: see
@@ -126,23 +138,22 @@ pub fn discover(root: &Root, selection: &Selection) -> Discovery {
 /// unmeasured (NVIDIA devices without a library, an unreadable zone) is a warning of its provider.
 pub fn discover_with(root: &Root, selection: &Selection, options: &DiscoverOptions) -> Discovery {
     let (topology, mut warnings) = CpuTopology::discover(root);
-    let ctx = ProbeContext { root, topology: &topology, nvml_lib: options.nvml_lib.clone() };
+    let ctx = ProbeContext::with_options(root, &topology, &options.providers);
+    let registry = &options.registry;
     let mut providers: Vec<Box<dyn Provider>> = Vec::new();
     let order: Vec<Source> = match selection {
-        Selection::Auto => REGISTRY.iter().map(|r| r.source).collect(),
+        Selection::Auto => registry.entries().iter().map(|r| r.source).collect(),
         Selection::Only(list) => list.clone(),
     };
     // Per source probed, in order: its warnings, and its absence.
     let mut probed: Vec<(Source, Vec<Warning>, Option<String>)> = Vec::new();
     let mut sources: Vec<SourceReport> = Vec::new();
     for source in order {
-        let Some(reg) = REGISTRY.iter().find(|r| r.source == source) else { continue };
-        if source == Source::Msr && *selection == Selection::Auto {
-            let has_packages = providers
-                .iter()
-                .any(|p| p.domains().iter().any(|d| d.id.kind == DomainKind::Package));
-            if has_packages {
-                let why = "another source measures the packages".to_string();
+        let Some(reg) = registry.get(source) else { continue };
+        if let Some(kind) = reg.unless_measured.filter(|_| *selection == Selection::Auto) {
+            let measured = providers.iter().any(|p| p.domains().iter().any(|d| d.id.kind == kind));
+            if measured {
+                let why = format!("another source measures the {}s", kind.as_str());
                 sources.push(SourceReport { source, state: SourceState::NotProbed(why) });
                 continue;
             }
@@ -160,13 +171,13 @@ pub fn discover_with(root: &Root, selection: &Selection, options: &DiscoverOptio
             providers.push(p);
         }
     }
-    for source in Source::ALL {
-        if !sources.iter().any(|s| s.source == source) {
+    for reg in registry.entries() {
+        if !sources.iter().any(|s| s.source == reg.source) {
             let state = SourceState::NotProbed("not selected".into());
-            sources.push(SourceReport { source, state });
+            sources.push(SourceReport { source: reg.source, state });
         }
     }
-    sources.sort_by_key(|s| Source::ALL.iter().position(|&x| x == s.source));
+    sources.sort_by_key(|s| registry.position(s.source));
     let (platform, w) = Platform::new(providers);
     let kinds: Vec<DomainKind> = platform.catalog().iter().map(|d| d.id.kind).collect();
     let node_measured = !node_parts(&kinds).is_empty();

@@ -3,8 +3,10 @@
 //! Every hardware path is resolved under a [`Root`] (`/` on a real node, a simulated tree in tests).
 //! Each hardware source is a [`Provider`] in its own module under [`providers`]: it is probed once
 //! (opening what it needs and reporting what it could not use as [`Warning`]s, or that it is
-//! absent from the node) and then read cheaply. A [`Platform`] joins the providers into one catalog of domains and extends their energy
-//! counters; it names no provider.
+//! absent from the node) and then read cheaply. Discovery probes the providers of a [`Registry`]
+//! (the built-in ones, and any a caller adds from outside this crate) with one
+//! [`ProviderOptions`]. A [`Platform`] joins the providers into one catalog of domains and extends
+//! their energy counters; it names no provider. Every time is on one [`clock`].
 //!
 //! This crate is synchronous: no async runtime, no HTTP, no JSON.
 //!
@@ -17,6 +19,7 @@
 //! if let Some(node) = report.node { println!("node: {:.1} W", node.watts); }
 //! ```
 
+pub mod clock;
 pub mod discover;
 pub mod error;
 pub mod fault;
@@ -33,7 +36,7 @@ pub use discover::{
 };
 pub use error::{HwError, Warning};
 pub use platform::Platform;
-pub use provider::{Probe, ProbeContext, Provider, Reading, Refresh};
-pub use providers::Source;
+pub use provider::{Probe, Provider, Reading, Refresh};
+pub use providers::{ProbeContext, ProviderOptions, Registration, Registry, Source};
 pub use root::Root;
 pub use topology::CpuTopology;

@@ -4,11 +4,9 @@
 //! priority order, keeps the first provider's entry when two measure the same domain, extends every
 //! energy counter across wraps and resets, and timestamps each snapshot with the monotonic clock.
 
-use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use powerstack_model::{DomainInfo, DomainKind, PowerReport, Snapshot, Value};
 
+use crate::clock::{mono_ns, unix_us};
 use crate::error::Warning;
 use crate::provider::{Provider, Reading, Refresh};
 
@@ -29,25 +27,6 @@ fn still_between(a: &Snapshot, b: &Snapshot) -> bool {
     a.values.iter().zip(&b.values).any(|pair| {
         matches!(pair, (Value::Energy { total_ticks: x, .. }, Value::Energy { total_ticks: y, .. }) if x == y)
     })
-}
-
-/// The monotonic clock, in ns since the first call in this process. Read straight from
-/// `CLOCK_MONOTONIC` (the samplers call it at every tick; `Instant` adds its checks and a u128
-/// conversion).
-pub fn mono_ns() -> u64 {
-    static ANCHOR: OnceLock<u64> = OnceLock::new();
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
-    unsafe {
-        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts);
-    }
-    let now = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
-    now.saturating_sub(*ANCHOR.get_or_init(|| now))
-}
-
-/// The wall clock, in µs since the Unix epoch.
-pub fn unix_us() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
 #[derive(Clone, Copy)]

@@ -3,7 +3,6 @@
 use powerstack_model::{DomainInfo, LimitWrite, RawEnergy};
 
 use crate::error::{HwError, Warning};
-use crate::root::Root;
 
 /// One reading of one domain, as a provider returns it.
 #[derive(Debug)]
@@ -35,11 +34,13 @@ pub enum Refresh {
 
 /// A source of power and energy readings: one kernel interface or vendor library.
 ///
-/// A provider is built by its `probe` function (see [`crate::providers`]), which opens what it
-/// needs once; [`Provider::read`] then only re-reads kept-open files. Providers are synchronous and
-/// never panic on what the hardware returns.
+/// A provider is built by its probe function (registered in a [`crate::Registry`]), which opens
+/// what it needs once; [`Provider::read`] then only re-reads kept-open files. Providers are
+/// synchronous and never panic on what the hardware returns. A provider may be defined outside
+/// this crate (see [`crate::Source::External`]).
 pub trait Provider: Send {
-    /// The provider's name (`powercap`, `msr`, `hwmon`, `pm_counters`).
+    /// The provider's name (`powercap`, `msr`, `nvml`, `hwmon`, `pm_counters`, or an external
+    /// provider's [`crate::Source::External`] name).
     fn name(&self) -> &'static str;
 
     /// The domains this provider measures: its catalog. Fixed after probing.
@@ -130,23 +131,5 @@ impl Probe {
             warnings,
             absent: None,
         }
-    }
-}
-
-/// Everything a probe may look at.
-pub struct ProbeContext<'a> {
-    /// The hardware root.
-    pub root: &'a Root,
-    /// The CPU topology, discovered first.
-    pub topology: &'a crate::topology::CpuTopology,
-    /// The NVML library to load, when given explicitly (`--nvml-lib`); else the `nvml` provider
-    /// looks for `libnvidia-ml.so.1` as its documentation says.
-    pub nvml_lib: Option<std::path::PathBuf>,
-}
-
-impl<'a> ProbeContext<'a> {
-    /// A context with default options.
-    pub fn new(root: &'a Root, topology: &'a crate::topology::CpuTopology) -> Self {
-        ProbeContext { root, topology, nvml_lib: None }
     }
 }

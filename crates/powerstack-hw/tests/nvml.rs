@@ -10,10 +10,10 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::PathBuf;
 
-use powerstack_hw::providers::nvml;
+use powerstack_hw::providers::nvml::{self, NvmlOptions};
 use powerstack_hw::{
-    DiscoverOptions, Discovery, HwError, Root, Selection, Source, SourceState, discover,
-    discover_with,
+    DiscoverOptions, Discovery, HwError, ProviderOptions, Root, Selection, Source, SourceState,
+    discover, discover_with,
 };
 use powerstack_model::{DomainKind, LimitWrite, Measurement, PowerReport, Value};
 use tempfile::TempDir;
@@ -421,7 +421,9 @@ fn nvidia_devices_without_a_library_are_a_warning() {
 fn a_named_library_that_is_missing_is_a_warning_with_the_loader_error() {
     let node = Node::new(false, true);
     let missing = node.path("opt/nvidia/libnvidia-ml.so.1");
-    let options = DiscoverOptions { nvml_lib: Some(missing.clone()) };
+    let options = DiscoverOptions::from(ProviderOptions {
+        nvml: NvmlOptions { library: Some(missing.clone()) },
+    });
     let found = discover_with(&node.root(), &Selection::Only(vec![Source::Nvml]), &options);
     assert!(found.platform.is_empty());
     let w = nvml_warnings(&found);
@@ -441,7 +443,8 @@ fn a_library_without_its_driver_state_says_the_driver_is_not_running() {
     let lib = node.path("opt/mock/libnvidia-ml.so.1");
     fs::create_dir_all(lib.parent().unwrap()).unwrap();
     fs::copy(mock_library(), &lib).unwrap();
-    let options = DiscoverOptions { nvml_lib: Some(lib) };
+    let options =
+        DiscoverOptions::from(ProviderOptions { nvml: NvmlOptions { library: Some(lib) } });
     let found = discover_with(&node.root(), &Selection::Only(vec![Source::Nvml]), &options);
     assert!(found.platform.is_empty());
     let w = nvml_warnings(&found);

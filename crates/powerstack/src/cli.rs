@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use powerstack_hw::ProviderOptions;
+use powerstack_hw::providers::nvml::NvmlOptions;
 
 /// Vendor-neutral power and energy for HPC nodes.
 #[derive(Parser, Debug)]
@@ -366,6 +368,13 @@ pub struct NodeArgs {
     /// Output format (default: table on a terminal, json otherwise).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+}
+
+impl NodeArgs {
+    /// The providers' options these arguments give (`--nvml-lib`).
+    pub fn provider_options(&self) -> ProviderOptions {
+        ProviderOptions { nvml: NvmlOptions { library: self.nvml_lib.clone() } }
+    }
 }
 
 /// Options of commands that read counters.

@@ -191,7 +191,7 @@ pub fn domains(args: &NodeArgs) -> anyhow::Result<()> {
     let mut warnings = node.warnings.clone();
     warnings.extend(platform.refresh_limits().into_iter().map(|w| w.to_string()));
     let catalog = platform.catalog();
-    let now = powerstack_hw::platform::unix_us();
+    let now = powerstack_hw::clock::unix_us();
     let sources = source_docs(&node.discovery.sources);
     let doc = DomainsV1::new(&node.origin, catalog, now, &sources, &warnings);
     let text = match fmt {

@@ -77,7 +77,7 @@ pub fn open(args: &NodeArgs) -> anyhow::Result<Node> {
     let selection: Selection =
         args.source.parse().map_err(|e: String| anyhow::anyhow!("--source: {e}"))?;
     let simulate = parse_simulate(&args.simulate)?;
-    let options = DiscoverOptions { nvml_lib: args.nvml_lib.clone() };
+    let options = DiscoverOptions::from(args.provider_options());
     let root_dir = args.root.clone();
     if !root_dir.is_dir() {
         bail!("--root {}: not a directory", root_dir.display());

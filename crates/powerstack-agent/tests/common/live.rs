@@ -13,9 +13,7 @@ use powerstack_agent::job::{JobWindow, job_result};
 use powerstack_agent::sampler::{self, Sampler, Sources};
 use powerstack_agent::{DomainMeta, Shared};
 use powerstack_api::job::JobResultV1;
-use powerstack_hw::{
-    DiscoverOptions, Platform, Provider, Root, Selection, discover_with, platform,
-};
+use powerstack_hw::{DiscoverOptions, Platform, Provider, Root, Selection, discover_with};
 use powerstack_model::power::node_parts;
 use powerstack_model::{DomainId, DomainKind};
 use powerstack_sim::{Profile, SimNode, SimOptions};
@@ -70,8 +68,9 @@ impl Live {
                 let mut set = f64::NAN;
                 let tick = Duration::from_millis(2);
                 let run = sim.run_realtime_with(tick, &stop.clone(), |sim, at| {
-                    // The monotonic time the step ended at (the platform's clock).
-                    let mono = platform::mono_ns().saturating_sub(at.elapsed().as_nanos() as u64);
+                    // The monotonic time the step ended at (the one clock).
+                    let mono = powerstack_hw::clock::mono_ns()
+                        .saturating_sub(at.elapsed().as_nanos() as u64);
                     let e = ids.iter().map(|id| sim.true_energy_joules(*id).unwrap_or(0.0));
                     truth.lock().unwrap().push((mono, e.collect()));
                     let l = f64::from_bits(load.load(Ordering::Relaxed));

@@ -3,7 +3,7 @@
 //! Nothing from NVIDIA is needed to build; a node without the driver simply has no NVIDIA
 //! domains. Which library is loaded:
 //!
-//! 1. the one given explicitly ([`ProbeContext::nvml_lib`], `--nvml-lib`);
+//! 1. the one given explicitly ([`NvmlOptions::library`], `--nvml-lib`);
 //! 2. on the running system (`/`), the loader's `libnvidia-ml.so.1`, and only when NVIDIA hardware
 //!    is present (`/proc/driver/nvidia`, or a PCI device of vendor `0x10de`);
 //! 3. under another root, `<root>/usr/lib/x86_64-linux-gnu/libnvidia-ml.so.1` or
@@ -41,7 +41,8 @@ use powerstack_model::{
 use crate::error::{HwError, Warning};
 use crate::file::{list_dir, read_trimmed};
 use crate::numa;
-use crate::provider::{Probe, ProbeContext, Provider, Reading, Refresh};
+use crate::provider::{Probe, Provider, Reading, Refresh};
+use crate::providers::ProbeContext;
 use crate::root::Root;
 use crate::topology::CpuTopology;
 
@@ -53,6 +54,14 @@ pub const LIB_NAME: &str = "libnvidia-ml.so.1";
 
 /// Where the library is looked for under a root other than `/`, in this order.
 pub const LIB_DIRS: [&str; 2] = ["/usr/lib/x86_64-linux-gnu", "/usr/lib64"];
+
+/// The `nvml` provider's options (see [`crate::ProviderOptions`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NvmlOptions {
+    /// The NVML library to load instead of the one found by the rules of this module's
+    /// documentation (`--nvml-lib`).
+    pub library: Option<PathBuf>,
+}
 
 /// NVIDIA's PCI vendor id, as sysfs writes it.
 const NVIDIA_VENDOR: &str = "0x10de";
@@ -175,6 +184,102 @@ struct Candidate {
     info: DomainInfo,
 }
 
+/// GPU `index` of an initialised library, when it can be measured; else `None` with a warning.
+fn candidate(
+    nvml: &Nvml,
+    index: u32,
+    root: &Root,
+    topology: &CpuTopology,
+    warnings: &mut Vec<Warning>,
+) -> Option<Candidate> {
+    let dev = match nvml.device_by_index(index) {
+        Ok(d) => d,
+        Err(e) => {
+            warnings.push(Warning::unreadable(
+                NAME,
+                format!("NVIDIA GPU with NVML index {index} is not measured: {e}"),
+            ));
+            return None;
+        }
+    };
+    let bus_id = match dev.pci_info() {
+        Ok(p) => p.bus_id,
+        Err(e) => {
+            warnings.push(Warning::unreadable(
+                NAME,
+                format!(
+                    "NVIDIA GPU with NVML index {index} has no PCI address ({e}); not measured"
+                ),
+            ));
+            return None;
+        }
+    };
+    let Some((key, address)) = sysfs_address(&bus_id) else {
+        warnings.push(Warning::unreadable(
+                NAME,
+                format!("NVIDIA GPU with NVML index {index} has a malformed PCI bus id {bus_id:?}; not measured"),
+            ));
+        return None;
+    };
+    let energy = match dev.total_energy_consumption() {
+        Ok(_) => true,
+        Err(energy_err) => match dev.power_usage() {
+            Ok(_) => {
+                if !matches!(energy_err, NvmlError::NotSupported) {
+                    warnings.push(Warning::new(
+                            NAME,
+                            format!("NVIDIA GPU {address}: energy counter unreadable ({energy_err}); measured by power usage"),
+                        ));
+                }
+                false
+            }
+            Err(power_err) => {
+                warnings.push(Warning::unreadable(
+                        NAME,
+                        format!("NVIDIA GPU {address} is not measured: energy: {energy_err}; power: {power_err}"),
+                    ));
+                return None;
+            }
+        },
+    };
+    let mut limits = Vec::new();
+    match read_cap(&dev) {
+        Ok(Some(l)) => limits.push(l),
+        Ok(None) => {}
+        Err(e) => warnings.push(Warning::new(
+            NAME,
+            format!("NVIDIA GPU {address}: power limit not reported: {e}"),
+        )),
+    }
+    let name = dev.name().ok().filter(|n| !n.is_empty());
+    let source = match &name {
+        Some(n) => format!("{address} ({n})"),
+        None => address.clone(),
+    };
+    let socket =
+        numa::socket_of_device(root, topology, &root.path("/sys/bus/pci/devices").join(&address));
+    // SAFETY: reading the handle out of a `Device` of this `nvml`, to rebuild the same
+    // `Device` on later calls; it stays valid until `nvml` is shut down.
+    let handle = Handle(unsafe { dev.handle() });
+    Some(Candidate {
+        key,
+        gpu: Gpu { handle, energy, address },
+        info: DomainInfo {
+            id: DomainId::new(DomainKind::Gpu, 0),
+            provider: NAME,
+            source,
+            measurement: if energy {
+                Measurement::Energy(CounterSpec::non_wrapping(1e-3))
+            } else {
+                Measurement::Power
+            },
+            limits,
+            socket,
+            label: name,
+        },
+    })
+}
+
 impl NvmlGpus {
     /// Lists the GPUs of an initialised library. `None` when none is usable; the warnings say
     /// why.
@@ -192,93 +297,7 @@ impl NvmlGpus {
         };
         let mut found = Vec::new();
         for index in 0..count {
-            let dev = match nvml.device_by_index(index) {
-                Ok(d) => d,
-                Err(e) => {
-                    warnings.push(Warning::unreadable(
-                        NAME,
-                        format!("NVIDIA GPU with NVML index {index} is not measured: {e}"),
-                    ));
-                    continue;
-                }
-            };
-            let bus_id = match dev.pci_info() {
-                Ok(p) => p.bus_id,
-                Err(e) => {
-                    warnings.push(Warning::unreadable(
-                        NAME,
-                        format!("NVIDIA GPU with NVML index {index} has no PCI address ({e}); not measured"),
-                    ));
-                    continue;
-                }
-            };
-            let Some((key, address)) = sysfs_address(&bus_id) else {
-                warnings.push(Warning::unreadable(
-                    NAME,
-                    format!("NVIDIA GPU with NVML index {index} has a malformed PCI bus id {bus_id:?}; not measured"),
-                ));
-                continue;
-            };
-            let energy = match dev.total_energy_consumption() {
-                Ok(_) => true,
-                Err(energy_err) => match dev.power_usage() {
-                    Ok(_) => {
-                        if !matches!(energy_err, NvmlError::NotSupported) {
-                            warnings.push(Warning::new(
-                                NAME,
-                                format!("NVIDIA GPU {address}: energy counter unreadable ({energy_err}); measured by power usage"),
-                            ));
-                        }
-                        false
-                    }
-                    Err(power_err) => {
-                        warnings.push(Warning::unreadable(
-                            NAME,
-                            format!("NVIDIA GPU {address} is not measured: energy: {energy_err}; power: {power_err}"),
-                        ));
-                        continue;
-                    }
-                },
-            };
-            let mut limits = Vec::new();
-            match read_cap(&dev) {
-                Ok(Some(l)) => limits.push(l),
-                Ok(None) => {}
-                Err(e) => warnings.push(Warning::new(
-                    NAME,
-                    format!("NVIDIA GPU {address}: power limit not reported: {e}"),
-                )),
-            }
-            let name = dev.name().ok().filter(|n| !n.is_empty());
-            let source = match &name {
-                Some(n) => format!("{address} ({n})"),
-                None => address.clone(),
-            };
-            let socket = numa::socket_of_device(
-                root,
-                topology,
-                &root.path("/sys/bus/pci/devices").join(&address),
-            );
-            // SAFETY: reading the handle out of a `Device` of this `nvml`, to rebuild the same
-            // `Device` on later calls; it stays valid until `nvml` is shut down.
-            let handle = Handle(unsafe { dev.handle() });
-            found.push(Candidate {
-                key,
-                gpu: Gpu { handle, energy, address },
-                info: DomainInfo {
-                    id: DomainId::new(DomainKind::Gpu, 0),
-                    provider: NAME,
-                    source,
-                    measurement: if energy {
-                        Measurement::Energy(CounterSpec::non_wrapping(1e-3))
-                    } else {
-                        Measurement::Power
-                    },
-                    limits,
-                    socket,
-                    label: name,
-                },
-            });
+            found.extend(candidate(&nvml, index, root, topology, &mut warnings));
         }
         if found.is_empty() {
             return (None, warnings);
@@ -435,7 +454,7 @@ impl Provider for NvmlGpus {
 
 /// Probes NVML (see the module documentation for which library is loaded).
 pub fn probe(ctx: &ProbeContext<'_>) -> Probe {
-    let explicit = ctx.nvml_lib.as_deref();
+    let explicit = ctx.options.nvml.library.as_deref();
     let present = nvidia_present(ctx.root);
     let no_gpu = || {
         Probe::absent(format!(

@@ -48,7 +48,8 @@ use powerstack_model::{
 
 use crate::error::{HwError, Warning};
 use crate::file::{self, AttrFile, list_dir};
-use crate::provider::{Probe, ProbeContext, Provider, Reading, Refresh};
+use crate::provider::{Probe, Provider, Reading, Refresh};
+use crate::providers::ProbeContext;
 use crate::root::Root;
 use crate::topology::CpuTopology;
 
@@ -272,6 +273,110 @@ fn open_control(
     }
 }
 
+/// The value files of one domain.
+#[derive(Default)]
+struct Files<'a> {
+    energy: Option<&'a Path>,
+    power: Option<&'a Path>,
+}
+
+/// The value files grouped by domain; an unnumbered CPU or accelerator file is shadowed by
+/// numbered ones.
+fn by_domain(files: &BTreeMap<String, PathBuf>) -> BTreeMap<DomainId, Files<'_>> {
+    let numbered_cpu =
+        files.keys().any(|n| matches!(classify(n), Some((DomainKind::Package, _, _, true))));
+    let numbered_gpu =
+        files.keys().any(|n| matches!(classify(n), Some((DomainKind::Gpu, _, _, true))));
+    let mut by_domain: BTreeMap<DomainId, Files<'_>> = BTreeMap::new();
+    for (name, path) in files {
+        let Some((kind, index, q, numbered)) = classify(name) else { continue };
+        let shadowed = match kind {
+            DomainKind::Package => numbered_cpu && !numbered,
+            DomainKind::Gpu => numbered_gpu && !numbered,
+            _ => false,
+        };
+        if shadowed {
+            continue;
+        }
+        let entry = by_domain.entry(DomainId::new(kind, index)).or_default();
+        match q {
+            Quantity::Energy => entry.energy = Some(path),
+            Quantity::Power => entry.power = Some(path),
+        }
+    }
+    by_domain
+}
+
+/// Opens a domain's counter: its energy file, else its power file, the first that reads.
+fn open_counter(id: DomainId, f: &Files<'_>, warnings: &mut Vec<Warning>) -> Option<Counter> {
+    let candidates = [(f.energy, Quantity::Energy), (f.power, Quantity::Power)];
+    for (path, quantity) in candidates {
+        let Some(path) = path else { continue };
+        let unit = match quantity {
+            Quantity::Energy => Unit::Joules,
+            Quantity::Power => Unit::Watts,
+        };
+        let checked = AttrFile::open(path, "pm_counters").and_then(|file| {
+            let v = read_value(&file, unit)?;
+            Ok((file, v.time_us.is_some()))
+        });
+        match checked {
+            Ok((file, stamped)) => return Some(Counter { file, quantity, stamped }),
+            Err(e) => warnings
+                .push(Warning::unreadable(NAME, format!("{id} not measured from this file: {e}"))),
+        }
+    }
+    None
+}
+
+/// The catalog entry of a domain read from `counter`.
+fn domain_info(id: DomainId, counter: &Counter, single_package: Option<u32>) -> DomainInfo {
+    let file_name = counter.file.path().file_name().and_then(|n| n.to_str()).unwrap_or("?");
+    let measurement = match counter.quantity {
+        Quantity::Energy => Measurement::Energy(CounterSpec::non_wrapping(1.0)),
+        Quantity::Power => Measurement::Power,
+    };
+    let socket = match id.kind {
+        DomainKind::Package => Some(id.index),
+        DomainKind::Memory => Some(0),
+        DomainKind::Gpu => single_package,
+        _ => None,
+    };
+    DomainInfo {
+        id,
+        provider: NAME,
+        source: format!("pm_counters {file_name}"),
+        measurement,
+        limits: Vec::new(),
+        socket,
+        label: None,
+    }
+}
+
+/// The cap files: `power_cap` for the node, `accelN_power_cap` (else `accel_power_cap`, shared)
+/// for each accelerator.
+fn caps(files: &BTreeMap<String, PathBuf>, domains: &[DomainInfo]) -> Vec<Cap> {
+    let mut caps = Vec::new();
+    if let Some(path) = files.get("power_cap")
+        && let Some(i) = domains.iter().position(|d| d.id == DomainId::NODE)
+    {
+        caps.push(Cap { path: path.clone(), domains: vec![i] });
+    }
+    for (i, d) in domains.iter().enumerate() {
+        if d.id.kind != DomainKind::Gpu {
+            continue;
+        }
+        let own = files.get(&format!("accel{}_power_cap", d.id.index));
+        if let Some(path) = own.or_else(|| files.get("accel_power_cap")) {
+            match caps.iter_mut().find(|c| &c.path == path) {
+                Some(c) => c.domains.push(i),
+                None => caps.push(Cap { path: path.clone(), domains: vec![i] }),
+            }
+        }
+    }
+    caps
+}
+
 impl PmCounters {
     /// Opens the counters under `root`. `None` when the directory is absent (not an HPE Cray node)
     /// or holds no usable counter; the warnings say what could not be used.
@@ -296,86 +401,15 @@ impl PmCounters {
             return (None, warnings);
         }
 
-        // Group the value files by domain.
-        #[derive(Default)]
-        struct Files<'a> {
-            energy: Option<&'a Path>,
-            power: Option<&'a Path>,
-        }
-        let numbered_cpu =
-            files.keys().any(|n| matches!(classify(n), Some((DomainKind::Package, _, _, true))));
-        let numbered_gpu =
-            files.keys().any(|n| matches!(classify(n), Some((DomainKind::Gpu, _, _, true))));
-        let mut by_domain: BTreeMap<DomainId, Files<'_>> = BTreeMap::new();
-        for (name, path) in &files {
-            let Some((kind, index, q, numbered)) = classify(name) else { continue };
-            let shadowed = match kind {
-                DomainKind::Package => numbered_cpu && !numbered,
-                DomainKind::Gpu => numbered_gpu && !numbered,
-                _ => false,
-            };
-            if shadowed {
-                continue;
-            }
-            let entry = by_domain.entry(DomainId::new(kind, index)).or_default();
-            match q {
-                Quantity::Energy => entry.energy = Some(path),
-                Quantity::Power => entry.power = Some(path),
-            }
-        }
-
         let single_package = match topology.packages().as_slice() {
             [p] => Some(*p),
             _ => None,
         };
         let mut domains = Vec::new();
         let mut counters = Vec::new();
-        for (id, f) in &by_domain {
-            let candidates = [(f.energy, Quantity::Energy), (f.power, Quantity::Power)];
-            let mut opened = None;
-            for (path, quantity) in candidates {
-                let Some(path) = path else { continue };
-                let unit = match quantity {
-                    Quantity::Energy => Unit::Joules,
-                    Quantity::Power => Unit::Watts,
-                };
-                let checked = AttrFile::open(path, "pm_counters").and_then(|file| {
-                    let v = read_value(&file, unit)?;
-                    Ok((file, v.time_us.is_some()))
-                });
-                match checked {
-                    Ok((file, stamped)) => {
-                        opened = Some(Counter { file, quantity, stamped });
-                        break;
-                    }
-                    Err(e) => warnings.push(Warning::unreadable(
-                        NAME,
-                        format!("{id} not measured from this file: {e}"),
-                    )),
-                }
-            }
-            let Some(counter) = opened else { continue };
-            let file_name = counter.file.path().file_name().and_then(|n| n.to_str()).unwrap_or("?");
-            let source = format!("pm_counters {file_name}");
-            let measurement = match counter.quantity {
-                Quantity::Energy => Measurement::Energy(CounterSpec::non_wrapping(1.0)),
-                Quantity::Power => Measurement::Power,
-            };
-            let socket = match id.kind {
-                DomainKind::Package => Some(id.index),
-                DomainKind::Memory => Some(0),
-                DomainKind::Gpu => single_package,
-                _ => None,
-            };
-            domains.push(DomainInfo {
-                id: *id,
-                provider: NAME,
-                source,
-                measurement,
-                limits: Vec::new(),
-                socket,
-                label: None,
-            });
+        for (id, f) in &by_domain(&files) {
+            let Some(counter) = open_counter(*id, f, &mut warnings) else { continue };
+            domains.push(domain_info(*id, &counter, single_package));
             counters.push(counter);
         }
         if domains.is_empty() {
@@ -388,26 +422,7 @@ impl PmCounters {
             ));
             return (None, warnings);
         }
-
-        // Caps.
-        let mut caps = Vec::new();
-        if let Some(path) = files.get("power_cap")
-            && let Some(i) = domains.iter().position(|d| d.id == DomainId::NODE)
-        {
-            caps.push(Cap { path: path.clone(), domains: vec![i] });
-        }
-        for (i, d) in domains.iter().enumerate() {
-            if d.id.kind != DomainKind::Gpu {
-                continue;
-            }
-            let own = files.get(&format!("accel{}_power_cap", d.id.index));
-            if let Some(path) = own.or_else(|| files.get("accel_power_cap")) {
-                match caps.iter_mut().find(|c| &c.path == path) {
-                    Some(c) => c.domains.push(i),
-                    None => caps.push(Cap { path: path.clone(), domains: vec![i] }),
-                }
-            }
-        }
+        let caps = caps(&files, &domains);
 
         let freshness = open_control(&files, "freshness", &mut warnings);
         let generation = open_control(&files, "generation", &mut warnings);

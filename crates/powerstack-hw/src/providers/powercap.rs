@@ -23,7 +23,8 @@ use powerstack_model::{
 
 use crate::error::{HwError, Warning};
 use crate::file::{self, AttrFile};
-use crate::provider::{Probe, ProbeContext, Provider, Reading};
+use crate::provider::{Probe, Provider, Reading};
+use crate::providers::ProbeContext;
 
 /// The provider's name.
 pub const NAME: &str = "powercap";
