@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::SimError;
 use crate::faults::PmFaults;
 use crate::fsutil::write_file;
-use crate::nvidia::{CallLatency, NvmlLatency};
+use crate::nvidia_data::{CallLatency, NvmlLatency};
 use crate::options::{NVML_UPDATE_MS, SimOptions};
 use crate::profile::{LoadPattern, Profile};
 

@@ -447,7 +447,7 @@ pub(crate) struct Io {
     pub controls: Vec<Control>,
     pub hwmon: Vec<HwmonOut>,
     pub pm: Option<crate::pm::PmCounters>,
-    pub nvml: Vec<crate::nvidia::NvmlGpu>,
+    pub nvml: Vec<crate::nvml_state::NvmlGpu>,
     pub devices: Vec<Device>,
 }
 

@@ -286,7 +286,7 @@ impl SimNode {
             h.file.set(&crate::io::HwmonOut::content(h.kind, w))?;
         }
         let period_ns = u64::from(self.opts.nvml_update_ms) * 1_000_000;
-        let boundary = crate::nvidia::last_boundary(period_ns, mono0, self.mono_ns);
+        let boundary = crate::nvml_state::last_boundary(period_ns, mono0, self.mono_ns);
         for g in &mut self.io.nvml {
             g.update(&s, boundary)?;
         }

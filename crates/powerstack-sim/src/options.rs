@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use crate::error::SimError;
 use crate::faults::PmFaults;
-use crate::nvidia::NvmlLatency;
+use crate::nvidia_data::NvmlLatency;
 use crate::profile::LoadPattern;
 
 /// Options of a simulated node. Options that do not apply to a profile are ignored.

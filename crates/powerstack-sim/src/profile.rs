@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::SimError;
-use crate::nvidia::{NVIDIA_4GPU, NVIDIA_8GPU, NvidiaNode};
+use crate::nvidia_data::{NVIDIA_4GPU, NVIDIA_8GPU, NvidiaNode};
 
 /// A simulated node type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
