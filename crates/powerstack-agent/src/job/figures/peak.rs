@@ -117,99 +117,72 @@ pub(crate) fn peak_power(
     let at = |t: u64| node_joules_at(series, &node, t);
     let last_start = to - window_us;
     let at_the_ends = (at(from + window_us)? - at(from)?).max(at(to)? - at(last_start)?);
-    let mut sweep = Sweep::new(from, to, window_us, at_the_ends);
+    let mut best = at_the_ends;
+    // The samples of the last window, (time, node joules), and the first of them whose window
+    // (as a start) is still to come. Plain locals, not a struct's fields: they stay in
+    // registers over the million samples of a full ring (a struct holding them cost 12% more
+    // instructions per query, callgrind).
+    let mut kept: VecDeque<(u64, f64)> = VecDeque::new();
+    let mut starts = 0;
     let d = series.columns();
     for (ts, ticks) in series.runs(i..j + 1) {
         for (&t, row) in ts.iter().zip(ticks.chunks_exact(d)) {
-            sweep.sample(t, node.of(row));
+            let e = node.of(row);
+            // The windows starting at a kept sample and ending between the previous one and this.
+            while let Some(&(s, es)) = kept.get(starts) {
+                if s + window_us > t {
+                    break;
+                }
+                if s > from
+                    && s < last_start
+                    && let Some(&previous) = kept.back()
+                {
+                    best = best.max(window_from((s, es), previous, (t, e), window_us));
+                }
+                starts += 1;
+            }
+            // The window ending at this sample, after the kept samples before its start whose
+            // starts are done with are dropped.
+            if t > from + window_us && t < to {
+                let begin = t - window_us;
+                while kept.len() >= 2 && kept[1].0 <= begin && starts > 0 {
+                    kept.pop_front();
+                    starts -= 1;
+                }
+                if let Some(&first) = kept.front() {
+                    best = best.max(window_to(first, kept.get(1).copied(), (t, e), window_us));
+                }
+            }
+            kept.push_back((t, e));
         }
     }
-    Some(sweep.best_joules * 1e6 / window_us as f64)
+    Some(best * 1e6 / window_us as f64)
 }
 
-/// One pass over the samples around the covered part `from..to`, in time order, keeping the
-/// energy of the highest window of `window_us` seen: the windows that end at a sample, and those
-/// that start at one.
-struct Sweep {
-    from: u64,
-    to: u64,
+/// The energy of the window starting at the sample `(s, es)` and ending between the samples
+/// `previous` and `(t, e)`, on the line between them, J.
+#[inline]
+fn window_from(
+    (s, es): (u64, f64),
+    (tp, ep): (u64, f64),
+    (t, e): (u64, f64),
     window_us: u64,
-    /// The latest start of a window within the covered part.
-    last_start: u64,
-    /// The highest window's energy so far, J.
-    best_joules: f64,
-    /// The samples of the last window: (time, node joules).
-    kept: VecDeque<(u64, f64)>,
-    /// The first kept sample whose window (as a start) is still to come.
-    starts: usize,
+) -> f64 {
+    let end = s + window_us;
+    let f = if t > tp { (end.saturating_sub(tp)) as f64 / (t - tp) as f64 } else { 1.0 };
+    ep + (e - ep) * f.min(1.0) - es
 }
 
-impl Sweep {
-    /// A sweep that has seen the windows at either end of the covered part, the higher of which
-    /// holds `at_the_ends` joules.
-    fn new(from: u64, to: u64, window_us: u64, at_the_ends: f64) -> Sweep {
-        Sweep {
-            from,
-            to,
-            window_us,
-            last_start: to - window_us,
-            best_joules: at_the_ends,
-            kept: VecDeque::new(),
-            starts: 0,
-        }
-    }
-
-    /// The next sample: time `t`, the node's joules `e`.
-    #[inline]
-    fn sample(&mut self, t: u64, e: f64) {
-        self.windows_starting_before(t, e);
-        if t > self.from + self.window_us && t < self.to {
-            self.forget_before(t - self.window_us);
-            self.window_ending_at(t, e);
-        }
-        self.kept.push_back((t, e));
-    }
-
-    /// The windows that start at a kept sample (within the covered part) and end between the
-    /// previous sample and this one, `(t, e)`; their starts are done with.
-    #[inline]
-    fn windows_starting_before(&mut self, t: u64, e: f64) {
-        while let Some(&(s, es)) = self.kept.get(self.starts) {
-            if s + self.window_us > t {
-                break;
-            }
-            if s > self.from
-                && s < self.last_start
-                && let Some(&(tp, ep)) = self.kept.back()
-            {
-                let end = s + self.window_us;
-                let f =
-                    if t > tp { (end.saturating_sub(tp)) as f64 / (t - tp) as f64 } else { 1.0 };
-                self.best_joules = self.best_joules.max(ep + (e - ep) * f.min(1.0) - es);
-            }
-            self.starts += 1;
-        }
-    }
-
-    /// Drops the kept samples before the one at or before `begin` whose starts are done with.
-    #[inline]
-    fn forget_before(&mut self, begin: u64) {
-        while self.kept.len() >= 2 && self.kept[1].0 <= begin && self.starts > 0 {
-            self.kept.pop_front();
-            self.starts -= 1;
-        }
-    }
-
-    /// The window ending at this sample, `(t, e)`: its start on the line between the first two
-    /// kept samples (or the first and this one).
-    #[inline]
-    fn window_ending_at(&mut self, t: u64, e: f64) {
-        let begin = t - self.window_us;
-        if let Some(&first) = self.kept.front() {
-            let second = self.kept.get(1).copied().unwrap_or((t, e));
-            self.best_joules = self.best_joules.max(e - on_line(first, second, begin));
-        }
-    }
+/// The energy of the window ending at the sample `(t, e)`, its start on the line between the
+/// first kept sample and the second (or this one), J.
+#[inline]
+fn window_to(
+    first: (u64, f64),
+    second: Option<(u64, f64)>,
+    (t, e): (u64, f64),
+    window_us: u64,
+) -> f64 {
+    e - on_line(first, second.unwrap_or((t, e)), t - window_us)
 }
 
 #[cfg(test)]
