@@ -83,7 +83,7 @@ fn apply_change(
     dry_run: bool,
     who: &str,
 ) -> Result<CapResultV1, ApiError> {
-    let committed = with_session(shared, controls, |session| {
+    with_session(shared, controls, |session| {
         let measurement = match change {
             CapChange::Node { .. } => Some(Measurement {
                 report: report_for(shared, session.platform.catalog())?,
@@ -93,17 +93,12 @@ fn apply_change(
         };
         let prepared = session.prepare(change, measurement)?;
         if dry_run {
-            return Ok::<_, ApiError>(Err(prepared.doc));
+            return Ok(prepared.doc);
         }
-        Ok(Ok(session.commit(prepared, &via(who), &mut || false)?))
-    })?;
-    match committed {
-        Err(planned) => Ok(planned),
-        Ok(committed) => {
-            controls.note_changed(committed.changed.iter().cloned());
-            Ok(committed.doc)
-        }
-    }
+        let committed = session.commit(prepared, &via(who), &mut || false)?;
+        controls.note_changed(committed.changed.iter().cloned());
+        Ok(committed.doc)
+    })
 }
 
 /// `POST /v1/caps`: one domain's limit, or a node cap; answers what was written.
