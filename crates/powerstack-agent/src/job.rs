@@ -37,7 +37,7 @@ use powerstack_api::job::JobResultV1;
 use crate::ring::{DomainMeta, Ring};
 
 pub mod carry;
-pub mod figures;
+pub use powerstack_job::figures;
 pub mod store;
 mod table;
 

@@ -167,7 +167,7 @@ impl JobResultV1 {
 
 /// A job asked of many node agents at once (`powerstack job query --format json`): one entry per
 /// node asked, in the order asked, and the total over those that answered.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobQueryV1 {
     /// The job's id.
     pub job_id: String,
@@ -179,7 +179,7 @@ pub struct JobQueryV1 {
 
 /// One node of a [`JobQueryV1`]: the agent's [`JobResultV1`] (or, for a node that gave none,
 /// [`JobResultV1::unanswered`]), flattened, plus where it was asked and what came of it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobQueryNodeV1 {
     /// The node's figures.
     #[serde(flatten)]
@@ -192,7 +192,7 @@ pub struct JobQueryNodeV1 {
 }
 
 /// The `TOTAL` of a [`JobQueryV1`]: figures summed over the nodes that answered.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobTotalV1 {
     /// Always `TOTAL` (so the row reads like the nodes' rows).
     pub hostname: String,

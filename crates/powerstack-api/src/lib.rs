@@ -6,6 +6,7 @@
 //!   of `job query`).
 //! - [`cap`]: the capping documents (`powerstack.cap.v1`, `powerstack.caps.v1`).
 //! - [`pools`]: the frequency-pool documents (`powerstack.pools.v1`, `powerstack.pools-change.v1`).
+//! - [`site`]: the site service's pushes, job records, reports and time series.
 //! - [`variorum`]: LLNL Variorum-compatible JSON (0.8 nested and the older flat form).
 //! - [`prometheus`]: Prometheus text exposition.
 //! - [`table`]: human tables.
@@ -19,6 +20,7 @@ pub mod job;
 pub mod job_csv;
 pub mod pools;
 pub mod prometheus;
+pub mod site;
 pub mod table;
 pub mod v1;
 pub mod variorum;

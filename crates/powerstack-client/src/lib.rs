@@ -7,12 +7,14 @@
 //! - [`hostlist`]: Slurm-style hostlist expressions (`node[01-04,07]`).
 //! - [`fanout`]: one job asked of many agents at once, in parallel; a node that does not answer
 //!   is an answer saying so, and the answers make a [`powerstack_api::job::JobQueryV1`].
+//! - [`site`]: the site service's routes, one typed call each ([`site::Site`]).
 
 mod addr;
 mod error;
 pub mod fanout;
 pub mod hostlist;
 mod http;
+pub mod site;
 
 pub use addr::{Addr, DEFAULT_SOCKET};
 pub use error::{ClientError, fmt_duration};

@@ -23,7 +23,7 @@ use powerstack_api::job::{Coverage, DeviceClass, DeviceKey, JobFigures, Peak};
 use powerstack_model::DomainKind;
 use powerstack_model::power::{NodeSource, node_source};
 
-pub(crate) mod peak;
+pub mod peak;
 
 /// Samples in time order, `0` the oldest: a time (µs since the Unix epoch) and one counter per
 /// column each.

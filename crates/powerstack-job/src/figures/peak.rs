@@ -100,7 +100,7 @@ fn on_line((t0, e0): (u64, f64), (t1, e1): (u64, f64), t: u64) -> f64 {
 /// piecewise linear in its start, with corners where either end crosses a sample: its maximum is
 /// at one of those, or at either end of the covered part. One pass over the covered samples
 /// ([`Sweep`]), keeping only the last window's worth of them.
-pub(crate) fn peak_power(
+pub fn peak_power(
     series: &impl Series,
     parts: &[(usize, f64)],
     from: u64,
@@ -188,7 +188,7 @@ fn window_to(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ring::Ring;
+    use crate::rows::Rows;
     use proptest::prelude::*;
 
     proptest! {
@@ -200,16 +200,16 @@ mod tests {
             window_us in 1_000u64..2_000_000,
             cut in (0u64..1000, 0u64..1000),
         ) {
-            let mut ring = Ring::new(400, 2);
+            let mut ring = Rows::new(2);
             let (mut t, mut a, mut b) = (1_000_000u64, 0u64, 0u64);
-            ring.push(t, &[a, b]);
+            assert!(ring.push(t, &[a, b]));
             for &(dt, da, db) in &steps {
                 t += dt;
                 a += da;
                 b += db;
-                ring.push(t, &[a, b]);
+                assert!(ring.push(t, &[a, b]));
             }
-            let (t0, t1) = (ring.oldest().unwrap().0, ring.newest().unwrap().0);
+            let (t0, t1) = ring.span().unwrap();
             let from = t0 + (t1 - t0) * cut.0 / 4000;
             let to = t1 - (t1 - t0) * cut.1 / 4000;
             let parts = [(0, 1e-6), (1, 2e-6)];
@@ -218,7 +218,7 @@ mod tests {
                 prop_assert!(got.is_none());
                 return Ok(());
             }
-            let node = NodeJoules::new(&parts, ring.get(0).unwrap().1);
+            let node = NodeJoules::new(&parts, ring.row(0).unwrap().1);
             let at = |x: u64| node_joules_at(&ring, &node, x).unwrap();
             let mut starts = vec![from, to - window_us];
             for i in 0..ring.len() {

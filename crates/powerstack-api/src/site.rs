@@ -1,0 +1,292 @@
+//! The site service's wire types: what an agent pushes (a stream's registration and its batches
+//! of counters), the job records a scheduler writes, and what the site answers (nodes, site
+//! power, jobs, job reports, time series).
+//!
+//! A **stream** is one run of an agent on one node: its columns (the domains whose counters it
+//! pushes, in order) and its counters, cumulative and wrap-extended, so that the energy between
+//! any two stored samples of one stream is their difference. A new run is a new stream: counters
+//! are never compared across streams. The agent names its stream (16 hex digits it draws at
+//! start), so it can spool batches before the site has ever answered.
+
+use serde::{Deserialize, Serialize};
+
+use crate::job::{DataPresence, JobQueryV1};
+
+/// A node's name at the site: 1 to 64 characters of `A-Z a-z 0-9 . _ -`.
+pub const NODE_NAME_PATTERN: &str = "^[A-Za-z0-9._-]{1,64}$";
+/// A stream's id: 16 lowercase hex digits.
+pub const STREAM_ID_PATTERN: &str = "^[0-9a-f]{16}$";
+/// The most samples one batch may carry.
+pub const MAX_BATCH_SAMPLES: usize = 3600;
+/// The most columns a stream may have.
+pub const MAX_STREAM_COLUMNS: usize = 512;
+/// The most nodes one job may name.
+pub const MAX_JOB_NODES: usize = 100_000;
+
+/// Whether `name` is a node name ([`NODE_NAME_PATTERN`]).
+pub fn is_node_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// Whether `id` is a stream id ([`STREAM_ID_PATTERN`]).
+pub fn is_stream_id(id: &str) -> bool {
+    id.len() == 16 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// One column of a stream: a domain whose counter the agent pushes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StreamDomainV1 {
+    /// The domain's kind (`node`, `package`, `memory`, `gpu`, ...).
+    pub domain: String,
+    /// The domain's index (its socket, its GPU).
+    pub index: u32,
+    /// Its die, where a package has several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub die: Option<u32>,
+    /// The provider that reads it.
+    pub provider: String,
+    /// Joules per counter tick (positive).
+    pub joules_per_tick: f64,
+    /// Whether the domain has held a reading (a column that never has measures nothing).
+    pub read: bool,
+    /// The long-term power limit in force when the stream began, W.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_watts: Option<f64>,
+    /// The most the domain can draw, W (its highest settable limit, or its rated power), used to
+    /// refuse impossible counters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_power_watts: Option<f64>,
+}
+
+/// `PUT /v1/nodes/{node}/streams/{stream}`: an agent run registers the node and its columns.
+/// Registering the same stream again with the same columns is harmless; other columns are a 409.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StreamRegisterV1 {
+    /// The node's hostname as its system says.
+    pub hostname: String,
+    /// The simulated profile, when the node is simulated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulated: Option<String>,
+    /// When the run began, µs since the Unix epoch.
+    pub started_unix_us: u64,
+    /// The columns of every batch, in order.
+    pub domains: Vec<StreamDomainV1>,
+    /// The node's topology document (`powerstack.topology.v1`), kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub topology: Option<serde_json::Value>,
+}
+
+/// The answer to a registration: where the site's copy of the stream stands, so that a
+/// restarted sender knows what was stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StreamRegisteredV1 {
+    /// The node.
+    pub node: String,
+    /// The stream.
+    pub stream: String,
+    /// The highest batch sequence number stored (0: none).
+    pub last_seq: u64,
+    /// The newest stored sample's time, µs since the Unix epoch.
+    pub last_unix_us: Option<u64>,
+}
+
+/// `POST /v1/nodes/{node}/streams/{stream}/batches`: samples of a stream, each
+/// `[unix_us, counter0, counter1, ...]` with one counter per registered column, times strictly
+/// increasing and after every sample stored before. A batch whose `seq` is not above the last
+/// stored one is a resend: answered, not stored again.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BatchV1 {
+    /// The batch's sequence number in its stream (from 1, increasing).
+    pub seq: u64,
+    /// The samples.
+    pub samples: Vec<Vec<u64>>,
+}
+
+/// The answer to a batch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BatchStoredV1 {
+    /// Samples stored by this request (0 for a resend).
+    pub stored: u64,
+    /// Whether the batch had been stored before (a resend).
+    pub duplicate: bool,
+    /// The highest sequence number stored for the stream.
+    pub last_seq: u64,
+}
+
+/// A node known to the site (`GET /v1/nodes`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SiteNodeV1 {
+    /// Its name at the site.
+    pub name: String,
+    /// Its hostname as its system says.
+    pub hostname: String,
+    /// The simulated profile, when simulated.
+    pub simulated: Option<String>,
+    /// Columns of its newest stream.
+    pub domains: Vec<StreamDomainV1>,
+    /// Its newest stream.
+    pub stream: String,
+    /// Its newest stored sample, µs since the Unix epoch.
+    pub last_unix_us: Option<u64>,
+    /// Node power between its two newest samples, W.
+    pub power_watts: Option<f64>,
+    /// Whether its newest sample is older than the site's `stale_after`.
+    pub stale: bool,
+}
+
+/// `GET /v1/nodes`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SiteNodesV1 {
+    /// Always `powerstack.site-nodes.v1`.
+    pub schema: String,
+    /// The nodes, by name.
+    pub nodes: Vec<SiteNodeV1>,
+}
+
+/// `GET /v1/site/power`: the site's power now, the sum over fresh nodes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SitePowerV1 {
+    /// Always `powerstack.site-power.v1`.
+    pub schema: String,
+    /// When it was computed, µs since the Unix epoch.
+    pub unix_us: u64,
+    /// Sum of the fresh nodes' power, W.
+    pub power_watts: f64,
+    /// Nodes whose newest sample is fresh and has a power.
+    pub nodes_fresh: usize,
+    /// Nodes whose newest sample is older than `stale_after_s` (not in the sum).
+    pub nodes_stale: usize,
+    /// How old a node's newest sample may be and still count, s.
+    pub stale_after_s: f64,
+}
+
+/// `POST /v1/jobs`: a job begins at the site (now, by the site's clock).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SiteJobBeginV1 {
+    /// The job's id (1 to 128 characters of `A-Z a-z 0-9 . _ : -`).
+    pub id: String,
+    /// The job's nodes, by their names at the site (a hostlist expanded).
+    pub nodes: Vec<String>,
+    /// Who the job belongs to.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The account it is charged to.
+    #[serde(default)]
+    pub account: Option<String>,
+    /// Its application (the job's name).
+    #[serde(default)]
+    pub app: Option<String>,
+}
+
+/// A job record at the site, with its figures once it has ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SiteJobV1 {
+    /// The job's id.
+    pub id: String,
+    /// Who it belongs to.
+    pub user: Option<String>,
+    /// The account it is charged to.
+    pub account: Option<String>,
+    /// Its application.
+    pub app: Option<String>,
+    /// Its nodes.
+    pub nodes: Vec<String>,
+    /// When it began, µs since the Unix epoch.
+    pub begin_unix_us: u64,
+    /// When it ended, µs since the Unix epoch; `null` while it runs.
+    pub end_unix_us: Option<u64>,
+    /// Energy over all its nodes, J (ended jobs; `null` when nothing was measured).
+    pub energy_joules: Option<f64>,
+    /// Mean power over all its nodes, W.
+    pub mean_power_watts: Option<f64>,
+    /// Sum of its nodes' peak powers, W (an upper bound of the job's peak).
+    pub peak_power_watts: Option<f64>,
+    /// Whether every node's data covers the whole job.
+    pub data_presence: Option<DataPresence>,
+    /// Whether every node's figures are final (each node's stored samples reach past the end);
+    /// a job whose nodes still have samples to send is recomputed when they arrive.
+    pub settled: bool,
+}
+
+/// `GET /v1/jobs`: jobs, newest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SiteJobsV1 {
+    /// Always `powerstack.site-jobs.v1`.
+    pub schema: String,
+    /// The jobs.
+    pub jobs: Vec<SiteJobV1>,
+    /// Whether more jobs matched than `limit`.
+    pub truncated: bool,
+}
+
+/// `GET /v1/jobs?user=&since=&until=&limit=`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SiteJobsQueryV1 {
+    /// Only this user's jobs.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Only jobs running at or after this time, µs since the Unix epoch.
+    #[serde(default)]
+    pub since: Option<u64>,
+    /// Only jobs that began at or before this time, µs since the Unix epoch.
+    #[serde(default)]
+    pub until: Option<u64>,
+    /// At most this many jobs (default 1000, at most 100000).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// `GET /v1/jobs/{id}`: a job and its report, one row per node (figures from the stored
+/// counters) and the total.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SiteJobReportV1 {
+    /// Always `powerstack.site-job.v1`.
+    pub schema: String,
+    /// The job record.
+    pub job: SiteJobV1,
+    /// Per node and in total, in the shape of `powerstack job query`.
+    #[serde(flatten)]
+    pub report: JobQueryV1,
+}
+
+/// `GET /v1/jobs/{id}/timeseries?step=`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TimeseriesQueryV1 {
+    /// The step, a duration (`1s`, `10s`, `1m`); default: the job's length over 600, at least 1s.
+    #[serde(default)]
+    pub step: Option<String>,
+}
+
+/// A job's node power over time: per node, the mean power over each step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SiteTimeseriesV1 {
+    /// Always `powerstack.site-timeseries.v1`.
+    pub schema: String,
+    /// The job.
+    pub job_id: String,
+    /// The beginning of the first step, µs since the Unix epoch.
+    pub start_unix_us: u64,
+    /// The step, s.
+    pub step_s: f64,
+    /// One series per node.
+    pub nodes: Vec<NodeSeriesV1>,
+}
+
+/// One node's power over the steps of a [`SiteTimeseriesV1`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NodeSeriesV1 {
+    /// The node.
+    pub node: String,
+    /// Mean node power over each step, W; `null` where the step has no data.
+    pub watts: Vec<Option<f64>>,
+}

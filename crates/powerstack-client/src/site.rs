@@ -1,0 +1,230 @@
+//! The blocking client of the site service (`powerstack site serve`), for the agent's pusher, the
+//! CLI and the scheduler hooks: one typed call per route, over [`crate::request`].
+
+use std::time::Duration;
+
+use powerstack_api::agent::ErrorV1;
+use powerstack_api::site::{
+    BatchStoredV1, BatchV1, SiteJobBeginV1, SiteJobReportV1, SiteJobV1, SiteJobsQueryV1,
+    SiteJobsV1, SiteNodesV1, SitePowerV1, SiteTimeseriesV1, StreamRegisterV1, StreamRegisteredV1,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::addr::Addr;
+use crate::error::ClientError;
+use crate::http::request;
+
+/// Why a call to the site failed, in one line naming the site.
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    /// The site's address could not be used.
+    #[error("invalid site address {url:?}: {why}")]
+    InvalidUrl {
+        /// The address as given.
+        url: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// Nothing answered (refused, timed out, reset): the site is away.
+    #[error("site {url} unreachable: {source}")]
+    Unreachable {
+        /// The site.
+        url: String,
+        /// The transport's failure.
+        source: ClientError,
+    },
+    /// The site answered with an error status.
+    #[error("site {url} answered {status}: {message}")]
+    Status {
+        /// The site.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The error's message.
+        message: String,
+    },
+    /// The site answered something that is not the expected document.
+    #[error("site {url} sent an invalid answer: {why}")]
+    Invalid {
+        /// The site.
+        url: String,
+        /// What is wrong with it.
+        why: String,
+    },
+}
+
+impl SiteError {
+    /// The HTTP status of an error answer (`None`: no answer at all).
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            SiteError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether trying again later may succeed: no answer, or a 5xx, 408 or 429 answer. A 4xx is
+    /// the request's fault and will fail again.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SiteError::Unreachable { .. } | SiteError::Invalid { .. } => true,
+            SiteError::Status { status, .. } => *status >= 500 || matches!(status, 408 | 429),
+            SiteError::InvalidUrl { .. } => false,
+        }
+    }
+}
+
+/// A site service: its address, the bearer token to send, and how long each call may take.
+#[derive(Clone, Debug)]
+pub struct Site {
+    url: String,
+    addr: Addr,
+    token: Option<String>,
+    timeout: Duration,
+}
+
+impl Site {
+    /// The site at `url`: `http://HOST:PORT`, `HOST:PORT`, or a Unix socket path (containing
+    /// '/', or after `unix:`). `https://` is refused until TLS is supported by this client.
+    pub fn new(url: &str, token: Option<String>, timeout: Duration) -> Result<Site, SiteError> {
+        let bad = |why: &str| SiteError::InvalidUrl { url: url.to_string(), why: why.to_string() };
+        let t = url.trim();
+        let rest = if let Some(r) = t.strip_prefix("http://") {
+            r.trim_end_matches('/')
+        } else if t.starts_with("https://") {
+            return Err(bad("https is not supported by this client yet; use http:// on a trusted network or loopback"));
+        } else {
+            t
+        };
+        let addr = Addr::parse(rest).map_err(|e| bad(&e.to_string()))?;
+        Ok(Site { url: t.to_string(), addr, token, timeout })
+    }
+
+    /// The site's address as given.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Sends `method path` with `body` as JSON and reads a `T` from a 2xx answer.
+    pub fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<T, SiteError> {
+        let invalid = |why: String| SiteError::Invalid { url: self.url.clone(), why };
+        let text = match body {
+            Some(b) => Some(serde_json::to_string(b).map_err(|e| invalid(e.to_string()))?),
+            None => None,
+        };
+        let r = request(&self.addr, method, path, text.as_deref(), self.token.as_deref(), self.timeout)
+            .map_err(|source| match source {
+                ClientError::InvalidRequest { why, .. } | ClientError::InvalidAddr { why, .. } => {
+                    SiteError::InvalidUrl { url: self.url.clone(), why }
+                }
+                source => SiteError::Unreachable { url: self.url.clone(), source },
+            })?;
+        if !r.is_success() {
+            let message = serde_json::from_str::<ErrorV1>(&r.body)
+                .map(|e| e.error.message)
+                .unwrap_or_else(|_| r.message());
+            return Err(SiteError::Status { url: self.url.clone(), status: r.status, message });
+        }
+        serde_json::from_str(&r.body).map_err(|e| invalid(e.to_string()))
+    }
+
+    /// Registers stream `stream` of node `node`.
+    pub fn register(
+        &self,
+        node: &str,
+        stream: &str,
+        body: &StreamRegisterV1,
+    ) -> Result<StreamRegisteredV1, SiteError> {
+        self.call("PUT", &format!("/v1/nodes/{node}/streams/{stream}"), Some(body))
+    }
+
+    /// Pushes a batch of stream `stream` of node `node`.
+    pub fn push(&self, node: &str, stream: &str, batch: &BatchV1) -> Result<BatchStoredV1, SiteError> {
+        self.call("POST", &format!("/v1/nodes/{node}/streams/{stream}/batches"), Some(batch))
+    }
+
+    /// Records a job's beginning.
+    pub fn begin_job(&self, job: &SiteJobBeginV1) -> Result<SiteJobV1, SiteError> {
+        self.call("POST", "/v1/jobs", Some(job))
+    }
+
+    /// Records job `id`'s end.
+    pub fn end_job(&self, id: &str) -> Result<SiteJobV1, SiteError> {
+        self.call("POST", &format!("/v1/jobs/{}/end", encode(id)), None::<&()>)
+    }
+
+    /// Job `id`'s report.
+    pub fn job_report(&self, id: &str) -> Result<SiteJobReportV1, SiteError> {
+        self.call("GET", &format!("/v1/jobs/{}", encode(id)), None::<&()>)
+    }
+
+    /// Job `id`'s node power over time, `step` a duration (`None`: the site chooses).
+    pub fn job_timeseries(&self, id: &str, step: Option<&str>) -> Result<SiteTimeseriesV1, SiteError> {
+        let query = step.map(|s| format!("?step={}", encode(s))).unwrap_or_default();
+        self.call("GET", &format!("/v1/jobs/{}/timeseries{query}", encode(id)), None::<&()>)
+    }
+
+    /// Jobs matching `q`, newest first.
+    pub fn jobs(&self, q: &SiteJobsQueryV1) -> Result<SiteJobsV1, SiteError> {
+        let mut parts = Vec::new();
+        if let Some(u) = &q.user {
+            parts.push(format!("user={}", encode(u)));
+        }
+        if let Some(s) = q.since {
+            parts.push(format!("since={s}"));
+        }
+        if let Some(u) = q.until {
+            parts.push(format!("until={u}"));
+        }
+        if let Some(l) = q.limit {
+            parts.push(format!("limit={l}"));
+        }
+        let query = if parts.is_empty() { String::new() } else { format!("?{}", parts.join("&")) };
+        self.call("GET", &format!("/v1/jobs{query}"), None::<&()>)
+    }
+
+    /// The nodes known to the site.
+    pub fn nodes(&self) -> Result<SiteNodesV1, SiteError> {
+        self.call("GET", "/v1/nodes", None::<&()>)
+    }
+
+    /// The site's power now.
+    pub fn power(&self) -> Result<SitePowerV1, SiteError> {
+        self.call("GET", "/v1/site/power", None::<&()>)
+    }
+}
+
+/// `text` percent-encoded for a path segment or a query value (everything but `A-Z a-z 0-9 - . _ ~`).
+pub fn encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn site_addresses_are_http_urls_host_ports_or_sockets() {
+        let t = Duration::from_secs(1);
+        assert!(Site::new("http://127.0.0.1:9465/", None, t).is_ok());
+        assert!(Site::new("site.example:9465", None, t).is_ok());
+        assert!(Site::new("/run/powerstack/site.sock", None, t).is_ok());
+        let e = Site::new("https://site:9465", None, t).unwrap_err().to_string();
+        assert!(e.contains("https is not supported"), "{e}");
+        assert!(Site::new("http://", None, t).is_err());
+        assert_eq!(encode("a b/c:1"), "a%20b%2Fc%3A1");
+    }
+}
