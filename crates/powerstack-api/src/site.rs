@@ -290,3 +290,10 @@ pub struct NodeSeriesV1 {
     /// Mean node power over each step, W; `null` where the step has no data.
     pub watts: Vec<Option<f64>>,
 }
+
+/// Whether `id` is a job id ([`crate::agent::JOB_ID_PATTERN`]: 1 to 128 characters of
+/// `A-Z a-z 0-9 . _ : -`).
+pub fn is_job_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}

@@ -92,7 +92,9 @@ impl Site {
         let rest = if let Some(r) = t.strip_prefix("http://") {
             r.trim_end_matches('/')
         } else if t.starts_with("https://") {
-            return Err(bad("https is not supported by this client yet; use http:// on a trusted network or loopback"));
+            return Err(bad(
+                "https is not supported by this client yet; use http:// on a trusted network or loopback",
+            ));
         } else {
             t
         };
@@ -117,13 +119,15 @@ impl Site {
             Some(b) => Some(serde_json::to_string(b).map_err(|e| invalid(e.to_string()))?),
             None => None,
         };
-        let r = request(&self.addr, method, path, text.as_deref(), self.token.as_deref(), self.timeout)
-            .map_err(|source| match source {
-                ClientError::InvalidRequest { why, .. } | ClientError::InvalidAddr { why, .. } => {
-                    SiteError::InvalidUrl { url: self.url.clone(), why }
-                }
-                source => SiteError::Unreachable { url: self.url.clone(), source },
-            })?;
+        let r =
+            request(&self.addr, method, path, text.as_deref(), self.token.as_deref(), self.timeout)
+                .map_err(|source| match source {
+                    ClientError::InvalidRequest { why, .. }
+                    | ClientError::InvalidAddr { why, .. } => {
+                        SiteError::InvalidUrl { url: self.url.clone(), why }
+                    }
+                    source => SiteError::Unreachable { url: self.url.clone(), source },
+                })?;
         if !r.is_success() {
             let message = serde_json::from_str::<ErrorV1>(&r.body)
                 .map(|e| e.error.message)
@@ -144,7 +148,12 @@ impl Site {
     }
 
     /// Pushes a batch of stream `stream` of node `node`.
-    pub fn push(&self, node: &str, stream: &str, batch: &BatchV1) -> Result<BatchStoredV1, SiteError> {
+    pub fn push(
+        &self,
+        node: &str,
+        stream: &str,
+        batch: &BatchV1,
+    ) -> Result<BatchStoredV1, SiteError> {
         self.call("POST", &format!("/v1/nodes/{node}/streams/{stream}/batches"), Some(batch))
     }
 
@@ -164,7 +173,11 @@ impl Site {
     }
 
     /// Job `id`'s node power over time, `step` a duration (`None`: the site chooses).
-    pub fn job_timeseries(&self, id: &str, step: Option<&str>) -> Result<SiteTimeseriesV1, SiteError> {
+    pub fn job_timeseries(
+        &self,
+        id: &str,
+        step: Option<&str>,
+    ) -> Result<SiteTimeseriesV1, SiteError> {
         let query = step.map(|s| format!("?step={}", encode(s))).unwrap_or_default();
         self.call("GET", &format!("/v1/jobs/{}/timeseries{query}", encode(id)), None::<&()>)
     }

@@ -1,1 +1,18 @@
-//! The site service.
+//! The site service: the site level's memory. Agents push their streams of cumulative counters
+//! ([`store::Store::ingest`]); the scheduler's hooks record jobs; a job's report is computed
+//! from the stored counters with the same arithmetic as the agents' ([`powerstack_job`]), kept
+//! per node once its samples reach past the job's end ([`report`]); everything is in SQLite (one
+//! embedded file, the default) or PostgreSQL (production, several replicas), through [`db::Db`].
+//! [`http`] is the API, [`access`] who may use it, [`serve`] starts and stops it all.
+
+pub mod access;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod report;
+pub mod serve;
+pub mod store;
+
+pub use config::SiteConfig;
+pub use serve::{Ready, Running, start};
+pub use store::StoreError;

@@ -21,9 +21,9 @@
 
 use powerstack_api::job::{JobFigures, JobResultV1};
 
-use powerstack_job::combine::combine_figures;
 use super::{JobHistory, JobWindow, NodeView, job_result};
 use crate::ring::Ring;
+use powerstack_job::combine::combine_figures;
 
 /// What a query of job `window` answers on `node`: the result kept at its end, else its figures
 /// now ([`measure`]). `peak_window_us` is the window the peak is taken over; `peak_asked`

@@ -1,0 +1,195 @@
+//! The site's HTTP API (axum): one router ([`app`]), one error type ([`ApiError`], answered as
+//! `powerstack_api::agent::ErrorV1`), the caller's [`Principal`] from its bearer token, and one
+//! module per resource. Every route and answer is in the OpenAPI document ([`openapi`]).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use powerstack_api::agent::{ErrorBodyV1, ErrorV1};
+use serde::de::DeserializeOwned;
+
+use crate::access::{Principal, Tokens};
+use crate::report::ReportSettings;
+use crate::store::{IngestLimits, Store, StoreError};
+
+mod ingest;
+mod jobs;
+pub mod metrics;
+mod nodes;
+pub mod openapi;
+
+/// The largest request body, bytes.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// Counters of what this replica did (each replica counts its own; Prometheus sums them).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Samples stored.
+    pub samples_stored: AtomicU64,
+    /// Batches stored.
+    pub batches_stored: AtomicU64,
+    /// Batches answered as resends.
+    pub batches_duplicate: AtomicU64,
+    /// Batches refused (4xx).
+    pub batches_rejected: AtomicU64,
+    /// Requests that failed for the database (503).
+    pub database_errors: AtomicU64,
+}
+
+/// What every handler shares.
+#[derive(Debug)]
+pub struct AppState {
+    /// The store.
+    pub store: Store,
+    /// The tokens; `None`: every caller is an administrator.
+    pub tokens: Option<Tokens>,
+    /// What a batch may claim.
+    pub limits: IngestLimits,
+    /// How reports are computed.
+    pub report: ReportSettings,
+    /// How old a node's newest sample may be and still count, µs.
+    pub stale_after_us: u64,
+    /// What this replica did.
+    pub counters: Counters,
+}
+
+/// The shared state.
+pub type App = Arc<AppState>;
+
+/// An error answer: a status and one line.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The status.
+    pub status: StatusCode,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error answer.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError { status, message: message.into() }
+    }
+
+    /// 400.
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 403.
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorV1 {
+            error: ErrorBodyV1 {
+                status: self.status.as_u16(),
+                message: self.message,
+                result: None,
+            },
+        };
+        let mut r = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+/// The caller: the holder of the request's bearer token, or, without tokens, an administrator.
+pub fn caller(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let Some(tokens) = &state.tokens else { return Ok(Principal::open()) };
+    let unauthorized = |m: &str| ApiError::new(StatusCode::UNAUTHORIZED, m);
+    let value = headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        unauthorized("this site needs a bearer token: send Authorization: Bearer <token>")
+    })?;
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| unauthorized("the Authorization header must be Bearer <token>"))?;
+    tokens.who(token).cloned().ok_or_else(|| unauthorized("unknown token"))
+}
+
+/// A JSON body as `T`, or a 400 naming the field that is wrong.
+pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            ApiError::bad_request(format!("invalid JSON body: {inner}"))
+        } else {
+            ApiError::bad_request(format!("invalid JSON body at {path}: {inner}"))
+        }
+    })
+}
+
+/// The site's clock, µs since the Unix epoch.
+pub fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+/// Counts a failed store call by its kind.
+pub fn count_error(state: &AppState, e: &StoreError) {
+    if matches!(e, StoreError::Unavailable(_)) {
+        state.counters.database_errors.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// `GET /v1/health`.
+#[utoipa::path(get, path = "/v1/health", operation_id = "health",
+    summary = "Whether the service answers and its database does.",
+    responses(
+        (status = 200, description = "The service and its database answer.", body = serde_json::Value),
+        (status = 503, description = "The database does not answer.", body = ErrorV1),
+    ))]
+pub(crate) async fn health(
+    axum::extract::State(state): axum::extract::State<App>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    state.store.ping().await.inspect_err(|e| count_error(&state, e))?;
+    Ok(Json(
+        serde_json::json!({"status": "ok", "database": if state.store.db().is_postgres() { "postgres" } else { "sqlite" }}),
+    ))
+}
+
+/// The router.
+pub fn app(state: App) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/openapi.json", get(openapi::handler))
+        .route("/metrics", get(metrics::handler))
+        .route("/v1/nodes", get(nodes::list))
+        .route("/v1/site/power", get(nodes::site_power))
+        .route("/v1/nodes/{node}/streams/{stream}", put(ingest::register))
+        .route("/v1/nodes/{node}/streams/{stream}/batches", post(ingest::batch))
+        .route("/v1/jobs", get(jobs::list).post(jobs::begin))
+        .route("/v1/jobs/{id}", get(jobs::get))
+        .route("/v1/jobs/{id}/end", post(jobs::end))
+        .route("/v1/jobs/{id}/timeseries", get(jobs::timeseries))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "no such route: see /v1/openapi.json")
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}

@@ -1,0 +1,89 @@
+//! `GET /metrics`: Prometheus text of the site: its power, nodes fresh and stale, running jobs,
+//! and what this replica ingested.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+
+use super::nodes::power_now;
+use super::{ApiError, App, caller};
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    let _ = writeln!(out, "{name} {value}");
+}
+
+/// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", operation_id = "siteMetrics",
+    summary = "Prometheus text: the site's power, nodes, running jobs, and this replica's ingest counters.",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Prometheus text exposition 0.0.4.", body = String, content_type = "text/plain; version=0.0.4"),
+        (status = 401, description = "No or an unknown token.", body = powerstack_api::agent::ErrorV1),
+        (status = 503, description = "The database is away.", body = powerstack_api::agent::ErrorV1),
+    ))]
+pub(crate) async fn handler(
+    State(state): State<App>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    caller(&state, &headers)?;
+    let power = power_now(&state).await?;
+    let running = state.store.running_jobs().await?;
+    let c = &state.counters;
+    let mut out = String::new();
+    metric(
+        &mut out,
+        "powerstack_site_power_watts",
+        "gauge",
+        "Sum of the fresh nodes' power, W.",
+        power.power_watts,
+    );
+    metric(
+        &mut out,
+        "powerstack_site_nodes_fresh",
+        "gauge",
+        "Nodes whose newest sample is fresh.",
+        power.nodes_fresh as f64,
+    );
+    metric(
+        &mut out,
+        "powerstack_site_nodes_stale",
+        "gauge",
+        "Nodes whose newest sample is older than stale_after_s.",
+        power.nodes_stale as f64,
+    );
+    metric(
+        &mut out,
+        "powerstack_site_jobs_running",
+        "gauge",
+        "Jobs begun and not ended.",
+        running as f64,
+    );
+    let counters = [
+        ("powerstack_site_samples_stored_total", "Samples this replica stored.", &c.samples_stored),
+        ("powerstack_site_batches_stored_total", "Batches this replica stored.", &c.batches_stored),
+        (
+            "powerstack_site_batches_duplicate_total",
+            "Resent batches this replica answered without storing.",
+            &c.batches_duplicate,
+        ),
+        (
+            "powerstack_site_batches_rejected_total",
+            "Batches this replica refused (4xx).",
+            &c.batches_rejected,
+        ),
+        (
+            "powerstack_site_database_errors_total",
+            "Requests this replica answered 503 for the database.",
+            &c.database_errors,
+        ),
+    ];
+    for (name, help, v) in counters {
+        metric(&mut out, name, "counter", help, v.load(Ordering::Relaxed) as f64);
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response())
+}

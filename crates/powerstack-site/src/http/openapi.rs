@@ -1,0 +1,65 @@
+//! `GET /v1/openapi.json`: the site's API as OpenAPI 3.1, generated from each handler's
+//! `#[utoipa::path]` and the wire types' schemas in `powerstack-api`.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let scheme = HttpBuilder::new()
+            .scheme(HttpAuthScheme::Bearer)
+            .description(Some(
+                "A token of the site's tokens file; none needed when the site has no tokens file.",
+            ))
+            .build();
+        doc.components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
+        doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+        for item in doc.paths.paths.values_mut() {
+            for op in [&mut item.get, &mut item.post, &mut item.put].into_iter().flatten() {
+                op.tags = None;
+            }
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "powerstack site",
+        description = "The site service of powerstack: node telemetry pushed by agents, job records written by the scheduler's hooks, job reports and time series, the site's power. See docs/site.md."
+    ),
+    paths(
+        super::health,
+        super::metrics::handler,
+        handler,
+        super::nodes::list,
+        super::nodes::site_power,
+        super::ingest::register,
+        super::ingest::batch,
+        super::jobs::begin,
+        super::jobs::end,
+        super::jobs::get,
+        super::jobs::timeseries,
+        super::jobs::list,
+    ),
+    modifiers(&Bearer)
+)]
+struct SiteApi;
+
+/// The OpenAPI 3.1 document of the site's API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    SiteApi::openapi()
+}
+
+/// `GET /v1/openapi.json`.
+#[utoipa::path(get, path = "/v1/openapi.json", operation_id = "siteOpenapi",
+    summary = "This document.",
+    responses((status = 200, description = "The OpenAPI 3.1 document.", body = serde_json::Value)))]
+pub(crate) async fn handler() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi())
+}

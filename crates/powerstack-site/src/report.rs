@@ -1,0 +1,246 @@
+//! A job's figures from the stored counters: per node, each stream that overlaps the job gives a
+//! part (the agents' own arithmetic, [`powerstack_job::figures`]); parts of several streams (an
+//! agent restarted during the job) are combined with a gap between them. An ended job's node is
+//! *settled* once its stored samples reach past the job's end (or its samples can no longer
+//! come): its figures and the counters at the job's edges are then kept, so the report stays
+//! exact after the raw samples expire and costs one row a node.
+
+use powerstack_api::job::{
+    DataPresence, JobFigures, JobQueryNodeV1, JobQueryV1, JobResultV1, JobTotalV1,
+};
+use powerstack_api::site::{NodeSeriesV1, SiteJobReportV1, SiteTimeseriesV1};
+use powerstack_job::combine::combine_figures;
+use powerstack_job::figures::{Series, energy_difference};
+use powerstack_job::{Asked, Rows};
+use serde_json::json;
+
+use crate::store::{JobRow, Store, StoreError, StreamRow, StreamSpan, columns, parts_of};
+
+/// How a report is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReportSettings {
+    /// The window a node's peak is taken over, µs.
+    pub peak_window_us: u64,
+    /// How long after a job's end a node's samples may still arrive (an agent's spool); past
+    /// it, what is stored is final, µs.
+    pub settle_after_us: u64,
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        ReportSettings { peak_window_us: 1_000_000, settle_after_us: 7 * 86_400_000_000 }
+    }
+}
+
+/// One node's figures over a job as computed now.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeFigures {
+    /// The node's document.
+    pub result: JobResultV1,
+    /// The counters at the job's edges, per stream.
+    pub edges: serde_json::Value,
+    /// Whether nothing more can change them.
+    pub settled: bool,
+}
+
+/// The figures of node `node` over `job` at `now_us`, from its stored streams.
+pub async fn node_figures(
+    store: &Store,
+    job: &JobRow,
+    node: &str,
+    now_us: u64,
+    settings: &ReportSettings,
+) -> Result<NodeFigures, StoreError> {
+    let from = job.begin_unix_us;
+    let to = job.end_unix_us.unwrap_or(now_us);
+    let streams = store.streams_of(node, from, to).await?;
+    let asked = Asked {
+        begin_unix_us: from,
+        end_unix_us: job.end_unix_us,
+        now_unix_us: now_us,
+        peak_window_us: settings.peak_window_us,
+    };
+    let mut parts = Vec::new();
+    let mut edges = Vec::new();
+    for s in &streams {
+        let mut rows = store.rows(s, from, to, StreamSpan::Raw).await?;
+        if rows.is_empty() {
+            rows = store.rows(s, from, to, StreamSpan::Minutes).await?;
+        }
+        parts.push(powerstack_job::figures(&rows, &columns(&s.domains), &asked));
+        edges.push(edge(s, &rows));
+    }
+    let figures = match parts.len() {
+        0 => JobFigures::default(),
+        1 => parts.remove(0),
+        _ => combine_figures(&parts, true),
+    };
+    let mut result = JobResultV1::unanswered(node, &job.id);
+    result.user = job.user.clone();
+    result.app = job.app.clone();
+    result.running = job.end_unix_us.is_none();
+    let result = result.with_figures(&figures);
+    let newest = store.node_newest_us(node).await?;
+    let settled = job.end_unix_us.is_some_and(|end| {
+        newest.is_some_and(|t| t >= end) || now_us.saturating_sub(end) > settings.settle_after_us
+    });
+    Ok(NodeFigures { result, edges: json!(edges), settled })
+}
+
+/// A stream's rows at the edges of what was read: its first and last sample.
+fn edge(stream: &StreamRow, rows: &Rows) -> serde_json::Value {
+    let at = |i: Option<usize>| {
+        i.and_then(|i| rows.row(i)).map(|(t, c)| json!({"unix_us": t, "counters": c}))
+    };
+    json!({
+        "stream": stream.stream,
+        "first": at(Some(0)),
+        "last": at(rows.len().checked_sub(1)),
+    })
+}
+
+/// Job `id`'s report at `now_us`: kept figures for settled nodes, computed ones for the others
+/// (and kept, settling the job when every node is).
+pub async fn job_report(
+    store: &Store,
+    id: &str,
+    now_us: u64,
+    settings: &ReportSettings,
+) -> Result<SiteJobReportV1, StoreError> {
+    let mut job = store.job(id).await?;
+    let was_settled = job.settled;
+    let nodes = store.job_nodes(id).await?;
+    let mut rows = Vec::with_capacity(nodes.len());
+    let mut all_settled = job.end_unix_us.is_some();
+    let mut changed = false;
+    for n in &nodes {
+        let (result, settled) = match (&n.result, n.settled) {
+            (Some(r), true) => (r.clone(), true),
+            _ => {
+                let f = node_figures(store, &job, &n.node, now_us, settings).await?;
+                if job.end_unix_us.is_some() {
+                    store.keep_job_node(id, &n.node, &f.result, &f.edges, f.settled).await?;
+                    changed = true;
+                }
+                (f.result, f.settled)
+            }
+        };
+        all_settled &= settled;
+        rows.push(result);
+    }
+    let total = JobTotalV1::of(
+        &rows
+            .iter()
+            .map(|r| (r.data_presence != DataPresence::None || r.samples > 0).then_some(r))
+            .collect::<Vec<_>>(),
+    );
+    set_totals(&mut job, &rows, &total);
+    job.settled = all_settled;
+    if job.end_unix_us.is_some() && (changed || was_settled != all_settled) {
+        store.keep_job_totals(&job).await?;
+    }
+    let nodes = rows
+        .into_iter()
+        .map(|result| {
+            let status = match (result.data_presence, result.running) {
+                (DataPresence::None, _) => "no data".to_string(),
+                (_, true) => "ok (running)".to_string(),
+                _ => "ok".to_string(),
+            };
+            JobQueryNodeV1 { agent: result.hostname.clone(), result, status }
+        })
+        .collect();
+    Ok(SiteJobReportV1 {
+        schema: "powerstack.site-job.v1".into(),
+        job,
+        report: JobQueryV1 { job_id: id.to_string(), nodes, total },
+    })
+}
+
+/// The job record's totals from its nodes' documents.
+fn set_totals(job: &mut JobRow, rows: &[JobResultV1], total: &JobTotalV1) {
+    let known = |x: f64| (x >= 0.0 && x.is_finite()).then_some(x);
+    job.energy_joules = known(total.energy_joules);
+    job.mean_power_watts = known(total.node_power);
+    let peaks: Vec<f64> = rows.iter().filter_map(|r| known(r.peak_node_power)).collect();
+    job.peak_power_watts = (!peaks.is_empty()).then(|| peaks.iter().sum());
+    job.data_presence = Some(total.data_presence);
+}
+
+/// Settles what can be settled of up to `limit` ended jobs; returns how many jobs were looked at.
+pub async fn settle(
+    store: &Store,
+    now_us: u64,
+    settings: &ReportSettings,
+    limit: usize,
+) -> Result<usize, StoreError> {
+    let ids = store.unsettled_jobs(limit).await?;
+    for id in &ids {
+        job_report(store, id, now_us, settings).await?;
+    }
+    Ok(ids.len())
+}
+
+/// The most steps a time series has.
+pub const MAX_STEPS: u64 = 10_000;
+
+/// Job `id`'s node power over steps of `step_us` (`None`: the job's length over 600, at least
+/// 1 s): per node, the mean power over each step from the counters around its ends. Steps of a
+/// minute or more read the per-minute rollups.
+pub async fn timeseries(
+    store: &Store,
+    id: &str,
+    step_us: Option<u64>,
+    now_us: u64,
+) -> Result<SiteTimeseriesV1, StoreError> {
+    let job = store.job(id).await?;
+    let from = job.begin_unix_us;
+    let to = job.end_unix_us.unwrap_or(now_us).max(from);
+    let span = to - from;
+    let step = step_us.unwrap_or((span / 600).max(1_000_000)).max(1_000);
+    if span / step > MAX_STEPS {
+        return Err(StoreError::Invalid(format!(
+            "{} steps of {} s: at most {MAX_STEPS}; ask for a longer step",
+            span / step,
+            step as f64 / 1e6
+        )));
+    }
+    let steps = span.div_ceil(step).max(1);
+    let table = if step >= 60_000_000 { StreamSpan::Minutes } else { StreamSpan::Raw };
+    let mut nodes = Vec::with_capacity(job.nodes.len());
+    for node in &job.nodes {
+        let mut watts: Vec<Option<f64>> = vec![None; usize::try_from(steps).unwrap_or(0)];
+        for s in store.streams_of(node, from, to).await? {
+            let rows = store.rows(&s, from, to, table).await?;
+            let parts = parts_of(&s.domains);
+            for (k, w) in watts.iter_mut().enumerate() {
+                let a = from + k as u64 * step;
+                let b = (a + step).min(to);
+                if let Some(x) = step_watts(&rows, &parts, a, b) {
+                    *w = Some(x);
+                }
+            }
+        }
+        nodes.push(NodeSeriesV1 { node: node.clone(), watts });
+    }
+    Ok(SiteTimeseriesV1 {
+        schema: "powerstack.site-timeseries.v1".into(),
+        job_id: id.to_string(),
+        start_unix_us: from,
+        step_s: step as f64 / 1e6,
+        nodes,
+    })
+}
+
+/// Mean node power over `[a, b]` when `rows` cover it entirely.
+fn step_watts(rows: &Rows, parts: &[(usize, f64)], a: u64, b: u64) -> Option<f64> {
+    let (oldest, newest) = rows.span()?;
+    if parts.is_empty() || a < oldest || b > newest || b <= a {
+        return None;
+    }
+    let joules: f64 = parts
+        .iter()
+        .map(|&(c, jpt)| energy_difference(rows, c, a, b).map(|t| t * jpt))
+        .sum::<Option<f64>>()?;
+    Some(joules / ((b - a) as f64 / 1e6))
+}

@@ -1,0 +1,220 @@
+//! Running the service: the database opened and migrated, the listener bound, the HTTP server
+//! and the maintenance loop (settling ended jobs, partitions ahead, retention) on a runtime of
+//! their own thread, so that a synchronous caller (the CLI, `powerstack up`, a test) starts it,
+//! learns its address, and stops it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::access::Tokens;
+use crate::config::SiteConfig;
+use crate::db::Db;
+use crate::http::{AppState, Counters, app, now_us};
+use crate::report::{ReportSettings, settle};
+use crate::store::partitions::DAY_US;
+use crate::store::{IngestLimits, Store, StoreError};
+
+/// How often ended jobs are looked at for settling.
+const SETTLE_EVERY: Duration = Duration::from_secs(2);
+/// How often partitions and retention are looked after.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(3600);
+
+/// Where the started service is.
+#[derive(Clone, Debug)]
+pub struct Ready {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Its database, without a password.
+    pub database: String,
+    /// Whether it runs without tokens (every caller an administrator, loopback only).
+    pub open: bool,
+    /// Anything worth a warning at start.
+    pub warnings: Vec<String>,
+}
+
+/// A running service.
+#[derive(Debug)]
+pub struct Running {
+    ready: Ready,
+    stop: watch::Sender<bool>,
+    thread: Option<JoinHandle<Result<(), StoreError>>>,
+}
+
+impl Running {
+    /// Where it is.
+    pub fn ready(&self) -> &Ready {
+        &self.ready
+    }
+
+    /// Stops it: no new connection, requests in flight finished, the database closed.
+    pub fn stop(mut self) -> Result<(), StoreError> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<(), StoreError> {
+        let _ = self.stop.send(true);
+        match self.thread.take() {
+            Some(t) => t.join().unwrap_or_else(|_| {
+                Err(StoreError::Unavailable("the site's thread panicked".into()))
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.finish();
+    }
+}
+
+/// Starts the service of `config` (validated here) and returns once it listens.
+pub fn start(config: &SiteConfig) -> Result<Running, StoreError> {
+    config.validate()?;
+    let url = config.database_url()?;
+    let tokens = config.tokens_file.as_deref().map(Tokens::load).transpose()?;
+    let addr: SocketAddr = config.listen.parse().map_err(|_| {
+        StoreError::Config(format!(
+            "listen address {:?}: expected IP:PORT (127.0.0.1:9465)",
+            config.listen
+        ))
+    })?;
+    if tokens.is_none() && !addr.ip().is_loopback() {
+        return Err(StoreError::Config(format!(
+            "listening on {addr} without a tokens file would let anyone write: give --tokens FILE, or listen on loopback"
+        )));
+    }
+    let state_parts = (
+        IngestLimits {
+            max_ahead_us: config.max_clock_ahead_s * 1_000_000,
+            ..IngestLimits::default()
+        },
+        ReportSettings {
+            peak_window_us: config.peak_window_ms * 1000,
+            settle_after_us: config.settle_after_s * 1_000_000,
+        },
+        (config.stale_after_s * 1e6) as u64,
+        (config.raw_retention_days * DAY_US, config.rollup_retention_days * DAY_US),
+    );
+    let (stop, stopped) = watch::channel(false);
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<Ready, StoreError>>();
+    let open = tokens.is_none();
+    let thread = std::thread::Builder::new()
+        .name("powerstack-site".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(4)
+                .thread_name("powerstack-site-worker")
+                .enable_all()
+                .build()
+                .map_err(|e| StoreError::Config(format!("cannot start the site's runtime: {e}")))?;
+            rt.block_on(async move {
+                let (limits, report, stale_after_us, retention) = state_parts;
+                let setup = async {
+                    let db = Db::open(&url).await?;
+                    let store = Store::new(db);
+                    let warnings = store.ensure_partitions(now_us()).await?;
+                    let listener = tokio::net::TcpListener::bind(addr)
+                        .await
+                        .map_err(|e| StoreError::Config(format!("cannot listen on {addr}: {e}")))?;
+                    let bound =
+                        listener.local_addr().map_err(|e| StoreError::Config(e.to_string()))?;
+                    Ok::<_, StoreError>((
+                        store,
+                        listener,
+                        Ready { addr: bound, database: url.display(), open, warnings },
+                    ))
+                };
+                let (store, listener, ready) = match setup.await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(StoreError::Config(e.to_string())));
+                        return Err(e);
+                    }
+                };
+                let state = Arc::new(AppState {
+                    store: store.clone(),
+                    tokens,
+                    limits,
+                    report,
+                    stale_after_us,
+                    counters: Counters::default(),
+                });
+                let _ = ready_tx.send(Ok(ready));
+                let upkeep =
+                    tokio::spawn(maintain(store.clone(), report, retention, stopped.clone()));
+                let mut stop_http = stopped.clone();
+                let served = axum::serve(listener, app(state))
+                    .with_graceful_shutdown(async move {
+                        let _ = stop_http.wait_for(|s| *s).await;
+                    })
+                    .await;
+                upkeep.abort();
+                store.db().close().await;
+                served.map_err(|e| StoreError::Config(format!("serving: {e}")))
+            })
+        })
+        .map_err(|e| StoreError::Config(format!("cannot start the site's thread: {e}")))?;
+    match ready_rx.recv() {
+        Ok(Ok(ready)) => Ok(Running { ready, stop, thread: Some(thread) }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => Err(thread
+            .join()
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("the site's thread panicked".into())))
+            .err()
+            .unwrap_or_else(|| {
+                StoreError::Unavailable("the site stopped before it was ready".into())
+            })),
+    }
+}
+
+/// The maintenance loop: settles ended jobs every [`SETTLE_EVERY`], looks after partitions and
+/// retention every [`HOUSEKEEPING_EVERY`]; a failure is a warning line (once until it changes).
+async fn maintain(
+    store: Store,
+    report: ReportSettings,
+    retention: (u64, u64),
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut last_warning = String::new();
+    let mut next_housekeeping = tokio::time::Instant::now() + HOUSEKEEPING_EVERY;
+    loop {
+        tokio::select! {
+            _ = stopped.wait_for(|s| *s) => return,
+            () = tokio::time::sleep(SETTLE_EVERY) => {}
+        }
+        let now = now_us();
+        let mut result = settle(&store, now, &report, 100).await.map(|_| ());
+        if result.is_ok() && tokio::time::Instant::now() >= next_housekeeping {
+            next_housekeeping += HOUSEKEEPING_EVERY;
+            result = async {
+                for w in store.ensure_partitions(now).await? {
+                    eprintln!("warning: site: {w}");
+                }
+                store
+                    .expire(now.saturating_sub(retention.0), now.saturating_sub(retention.1))
+                    .await?;
+                Ok(())
+            }
+            .await;
+        }
+        match result {
+            Ok(()) => last_warning.clear(),
+            Err(e) => {
+                let w = e.to_string();
+                if w != last_warning {
+                    eprintln!("warning: site: {w}");
+                    last_warning = w;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! Nodes and their streams: registration (idempotent per stream) and the node listing.
+
+use powerstack_api::site::{
+    MAX_STREAM_COLUMNS, SiteNodeV1, StreamDomainV1, StreamRegisterV1, StreamRegisteredV1,
+};
+use powerstack_model::DomainKind;
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::db::{from_db, on_db, to_db};
+
+/// A node as stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeRow {
+    /// Its name at the site.
+    pub name: String,
+    /// Its hostname.
+    pub hostname: String,
+    /// Its simulated profile.
+    pub simulated: Option<String>,
+}
+
+/// A stream as stored, with where it stands.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamRow {
+    /// The stream's row id.
+    pub id: i64,
+    /// The agent's stream id.
+    pub stream: String,
+    /// Its node.
+    pub node: String,
+    /// When the agent run began, µs.
+    pub started_us: u64,
+    /// Its columns.
+    pub domains: Vec<StreamDomainV1>,
+    /// The highest batch stored.
+    pub last_seq: u64,
+    /// Its oldest stored sample, µs.
+    pub first_us: Option<u64>,
+    /// Its newest stored sample, µs.
+    pub last_us: Option<u64>,
+    /// Node power between its two newest samples, W.
+    pub power_watts: Option<f64>,
+}
+
+/// Checks a registration: columns within bounds, known kinds, positive units.
+fn check(reg: &StreamRegisterV1) -> Result<(), StoreError> {
+    let invalid = |why: String| Err(StoreError::Invalid(why));
+    if reg.domains.is_empty() || reg.domains.len() > MAX_STREAM_COLUMNS {
+        return invalid(format!(
+            "a stream has 1 to {MAX_STREAM_COLUMNS} domains, this one {}",
+            reg.domains.len()
+        ));
+    }
+    if reg.hostname.is_empty()
+        || reg.hostname.len() > 255
+        || reg.hostname.chars().any(char::is_control)
+    {
+        return invalid("hostname: 1 to 255 characters, no control character".into());
+    }
+    for (i, d) in reg.domains.iter().enumerate() {
+        if d.domain.parse::<DomainKind>().is_err() {
+            return invalid(format!("domains[{i}]: unknown domain kind {:?}", d.domain));
+        }
+        if !(d.joules_per_tick.is_finite() && d.joules_per_tick > 0.0 && d.joules_per_tick < 1e6) {
+            return invalid(format!("domains[{i}]: joules_per_tick must be positive and finite"));
+        }
+        for (what, w) in [("limit_watts", d.limit_watts), ("max_power_watts", d.max_power_watts)] {
+            if w.is_some_and(|w| !(w.is_finite() && w >= 0.0)) {
+                return invalid(format!("domains[{i}]: {what} must be a finite number of watts"));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Registers stream `stream` of node `node` (the node created or its labels updated). The
+    /// same stream again with the same columns answers where it stands; other columns are a
+    /// conflict; a stream of another node too.
+    pub async fn register(
+        &self,
+        node: &str,
+        stream: &str,
+        reg: &StreamRegisterV1,
+        now_us: u64,
+    ) -> Result<StreamRegisteredV1, StoreError> {
+        check(reg)?;
+        let domains = serde_json::to_string(&reg.domains)
+            .map_err(|e| StoreError::Invalid(format!("domains: {e}")))?;
+        let topology = reg.topology.as_ref().map(|t| t.to_string());
+        let _turn = self.turn().await;
+        on_db!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO nodes (name, hostname, simulated, topology, registered_us) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (name) DO UPDATE SET hostname = excluded.hostname, simulated = excluded.simulated, \
+                 topology = COALESCE(excluded.topology, nodes.topology)",
+            )
+            .bind(node)
+            .bind(&reg.hostname)
+            .bind(&reg.simulated)
+            .bind(&topology)
+            .bind(to_db(now_us))
+            .execute(&mut *tx)
+            .await?;
+            let node_id: i32 = sqlx::query_scalar("SELECT id FROM nodes WHERE name = $1")
+                .bind(node)
+                .fetch_one(&mut *tx)
+                .await?;
+            let existing = sqlx::query(
+                "SELECT s.node_id, s.domains, s.last_seq, s.last_us FROM streams s WHERE s.stream = $1",
+            )
+            .bind(stream)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let answer = match existing {
+                Some(row) => {
+                    let owner: i32 = row.try_get(0)?;
+                    let stored: String = row.try_get(1)?;
+                    if owner != node_id {
+                        return Err(StoreError::Conflict(format!(
+                            "stream {stream} belongs to another node: an agent draws a new stream id at each start"
+                        )));
+                    }
+                    if stored != domains {
+                        return Err(StoreError::Conflict(format!(
+                            "stream {stream} was registered with other domains: start a new stream"
+                        )));
+                    }
+                    let last_seq: i64 = row.try_get(2)?;
+                    let last_us: Option<i64> = row.try_get(3)?;
+                    StreamRegisteredV1 {
+                        node: node.to_string(),
+                        stream: stream.to_string(),
+                        last_seq: from_db(last_seq),
+                        last_unix_us: last_us.map(from_db),
+                    }
+                }
+                None => {
+                    sqlx::query(
+                        "INSERT INTO streams (node_id, stream, started_us, domains) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(node_id)
+                    .bind(stream)
+                    .bind(to_db(reg.started_unix_us))
+                    .bind(&domains)
+                    .execute(&mut *tx)
+                    .await?;
+                    StreamRegisteredV1 {
+                        node: node.to_string(),
+                        stream: stream.to_string(),
+                        last_seq: 0,
+                        last_unix_us: None,
+                    }
+                }
+            };
+            tx.commit().await?;
+            Ok(answer)
+        })
+    }
+
+    /// The streams of node `node` that may hold samples between `from_us` and `to_us`, oldest
+    /// first.
+    pub async fn streams_of(
+        &self,
+        node: &str,
+        from_us: u64,
+        to_us: u64,
+    ) -> Result<Vec<StreamRow>, StoreError> {
+        on_db!(&self.db, pool => {
+            let rows = sqlx::query(
+                "SELECT s.id, s.stream, n.name, s.started_us, s.domains, s.last_seq, s.first_us, s.last_us, s.power_watts \
+                 FROM streams s JOIN nodes n ON n.id = s.node_id \
+                 WHERE n.name = $1 AND s.first_us IS NOT NULL AND s.first_us <= $2 AND s.last_us >= $3 \
+                 ORDER BY s.first_us",
+            )
+            .bind(node)
+            .bind(to_db(to_us))
+            .bind(to_db(from_us))
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(stream_row!(r, 0));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Node `node`'s newest stored sample over all its streams, µs.
+    pub async fn node_newest_us(&self, node: &str) -> Result<Option<u64>, StoreError> {
+        on_db!(&self.db, pool => {
+            let t: Option<i64> = sqlx::query_scalar(
+                "SELECT MAX(s.last_us) FROM streams s JOIN nodes n ON n.id = s.node_id WHERE n.name = $1",
+            )
+            .bind(node)
+            .fetch_one(pool)
+            .await?;
+            Ok(t.map(from_db))
+        })
+    }
+
+    /// Every node with its newest stream (a node registered but never pushed has one too).
+    pub async fn nodes(&self) -> Result<Vec<(NodeRow, Option<StreamRow>)>, StoreError> {
+        on_db!(&self.db, pool => {
+            let rows = sqlx::query(
+                "SELECT n.name, n.hostname, n.simulated, s.id, s.stream, n.name, s.started_us, s.domains, \
+                 s.last_seq, s.first_us, s.last_us, s.power_watts \
+                 FROM nodes n LEFT JOIN streams s ON s.id = (SELECT s2.id FROM streams s2 WHERE s2.node_id = n.id \
+                 ORDER BY COALESCE(s2.last_us, s2.started_us) DESC, s2.id DESC LIMIT 1) \
+                 ORDER BY n.name",
+            )
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let node = NodeRow { name: r.try_get(0)?, hostname: r.try_get(1)?, simulated: r.try_get(2)? };
+                let id: Option<i32> = r.try_get(3)?;
+                let stream = match id {
+                    None => None,
+                    Some(_) => Some(stream_row!(r, 3)),
+                };
+                out.push((node, stream));
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// A node as the API shows it, stale when its newest sample is older than `stale_after_us`.
+pub fn node_document(
+    node: &NodeRow,
+    stream: Option<&StreamRow>,
+    now_us: u64,
+    stale_after_us: u64,
+) -> SiteNodeV1 {
+    let last = stream.and_then(|s| s.last_us);
+    SiteNodeV1 {
+        name: node.name.clone(),
+        hostname: node.hostname.clone(),
+        simulated: node.simulated.clone(),
+        domains: stream.map(|s| s.domains.clone()).unwrap_or_default(),
+        stream: stream.map(|s| s.stream.clone()).unwrap_or_default(),
+        last_unix_us: last,
+        power_watts: stream.and_then(|s| s.power_watts),
+        stale: last.is_none_or(|t| now_us.saturating_sub(t) > stale_after_us),
+    }
+}
+
+/// A [`StreamRow`] from columns `id, stream, node, started_us, domains, last_seq, first_us,
+/// last_us, power_watts` of a row, starting at column `$at`.
+macro_rules! stream_row {
+    ($r:expr, $at:expr) => {{
+        let r = $r;
+        let at: usize = $at;
+        let id: i32 = r.try_get(at)?;
+        let domains: String = r.try_get(at + 4)?;
+        StreamRow {
+            id: i64::from(id),
+            stream: r.try_get(at + 1)?,
+            node: r.try_get(at + 2)?,
+            started_us: from_db(r.try_get(at + 3)?),
+            domains: serde_json::from_str(&domains)
+                .map_err(|e| StoreError::Unavailable(format!("stored domains unreadable: {e}")))?,
+            last_seq: from_db(r.try_get(at + 5)?),
+            first_us: r.try_get::<Option<i64>, _>(at + 6)?.map(from_db),
+            last_us: r.try_get::<Option<i64>, _>(at + 7)?.map(from_db),
+            power_watts: r.try_get(at + 8)?,
+        }
+    }};
+}
+pub(crate) use stream_row;
