@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::store::StoreError;
+use crate::error::StoreError;
 
 /// A role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::db::DatabaseUrl;
-use crate::store::StoreError;
+use crate::error::StoreError;
 
 /// Default listen address (loopback).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9465";

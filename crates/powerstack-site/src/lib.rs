@@ -8,6 +8,7 @@
 pub mod access;
 pub mod config;
 pub mod db;
+pub mod error;
 pub mod http;
 pub mod report;
 pub mod serve;

@@ -13,6 +13,8 @@ use tokio::sync::Mutex;
 
 use crate::db::{Db, on_db};
 
+pub use crate::error::StoreError;
+
 mod ingest;
 mod jobs;
 pub mod partitions;
@@ -23,51 +25,6 @@ pub use ingest::IngestLimits;
 pub use jobs::{JobNodeRow, JobRow, JobsFilter};
 pub use samples::StreamSpan;
 pub use streams::{NodeRow, StreamRow, node_document};
-
-/// Why a store operation failed; [`StoreError::status`] is its HTTP status.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// A setting cannot be used.
-    #[error("{0}")]
-    Config(String),
-    /// The database cannot be reached or failed: try again later.
-    #[error("database unavailable: {0}")]
-    Unavailable(String),
-    /// What was asked for does not exist.
-    #[error("{0}")]
-    NotFound(String),
-    /// The request contradicts what is stored.
-    #[error("{0}")]
-    Conflict(String),
-    /// The request is well-formed but cannot be stored.
-    #[error("{0}")]
-    Invalid(String),
-}
-
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        StoreError::Unavailable(e.to_string())
-    }
-}
-
-impl From<sqlx::migrate::MigrateError> for StoreError {
-    fn from(e: sqlx::migrate::MigrateError) -> Self {
-        StoreError::Unavailable(format!("applying the schema migrations: {e}"))
-    }
-}
-
-impl StoreError {
-    /// The HTTP status this error answers.
-    pub fn status(&self) -> u16 {
-        match self {
-            StoreError::Config(_) => 500,
-            StoreError::Unavailable(_) => 503,
-            StoreError::NotFound(_) => 404,
-            StoreError::Conflict(_) => 409,
-            StoreError::Invalid(_) => 422,
-        }
-    }
-}
 
 /// The store: a database and, for SQLite, the one-writer-at-a-time lock (SQLite serialises
 /// writers anyway; taking turns here avoids its busy errors).

@@ -18,7 +18,7 @@ use crate::{output, signals};
 
 /// A stop signal given by SIGINT or SIGTERM (or once `duration` has passed), taken without a
 /// handler or polling (see [`signals::catch`]); call it before any other thread exists.
-fn stop_on_signals(duration: Option<Duration>) -> anyhow::Result<Stop> {
+pub(crate) fn stop_on_signals(duration: Option<Duration>) -> anyhow::Result<Stop> {
     let stop = Stop::new();
     let given = stop.clone();
     signals::catch(duration, move || given.stop())?;

@@ -42,9 +42,39 @@ pub enum Command {
     /// Start an agent on this machine (simulated node when nothing is readable) and show live
     /// node power until Ctrl-C.
     Up(UpArgs),
+    /// The site service: node telemetry and job records in SQLite or PostgreSQL, job reports.
+    #[command(subcommand)]
+    Site(SiteCommand),
     /// Simulated hardware roots for testing without hardware.
     #[command(subcommand)]
     Sim(SimCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SiteCommand {
+    /// Run the site service: agents push to it, scheduler hooks record jobs, users read reports.
+    Serve(SiteServeArgs),
+}
+
+/// Options of `powerstack site serve` (flags override the config file; see docs/site.md).
+#[derive(Args, Debug)]
+pub struct SiteServeArgs {
+    /// Configuration file (TOML; see docs/site.md).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// TCP listen address (default 127.0.0.1:9465).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// `sqlite:PATH` (default: site.db in the state directory) or `postgres://USER@HOST/DB`.
+    #[arg(long, env = "POWERSTACK_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
+    /// The state directory (default /var/lib/powerstack).
+    #[arg(long, env = "POWERSTACK_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The tokens file (roles: agent, scheduler, user, admin; mode 600). Without one, every
+    /// caller is an administrator and only loopback may be listened on.
+    #[arg(long, value_name = "FILE")]
+    pub tokens: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]

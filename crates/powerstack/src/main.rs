@@ -9,6 +9,7 @@ mod node;
 mod output;
 mod pools;
 mod signals;
+mod site;
 
 use std::process::ExitCode;
 
@@ -27,6 +28,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Job(c) => job::run(c),
         Command::Agent(a) => agent::agent(a),
         Command::Up(a) => agent::up(a),
+        Command::Site(c) => site::run(c),
         Command::Sim(c) => commands::sim(c),
     }
 }

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use powerstack_api::site::{BatchV1, StreamDomainV1, StreamRegisterV1};

@@ -1,0 +1,65 @@
+//! `powerstack site serve`: glue around `powerstack_site::start`.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use powerstack_site::{Ready, SiteConfig};
+
+use crate::agent::stop_on_signals;
+use crate::cli::{SiteCommand, SiteServeArgs};
+
+/// `powerstack site ...`.
+pub fn run(c: &SiteCommand) -> anyhow::Result<()> {
+    match c {
+        SiteCommand::Serve(a) => serve(a),
+    }
+}
+
+/// The configuration of `site serve`: the file, then the flags over it.
+pub fn config_of(a: &SiteServeArgs) -> anyhow::Result<SiteConfig> {
+    let mut config = match &a.config {
+        Some(p) => SiteConfig::load(p)?,
+        None => SiteConfig::default(),
+    };
+    if let Some(v) = &a.listen {
+        config.listen = v.clone();
+    }
+    if let Some(v) = &a.database {
+        config.database = v.clone();
+    }
+    if let Some(v) = &a.state_dir {
+        config.state_dir = v.clone();
+    }
+    if a.tokens.is_some() {
+        config.tokens_file = a.tokens.clone();
+    }
+    Ok(config)
+}
+
+/// The line that says where the service is.
+pub fn where_line(ready: &Ready) -> String {
+    let access = if ready.open {
+        "no tokens: every caller is an administrator (loopback only)"
+    } else {
+        "bearer tokens required"
+    };
+    format!(
+        "powerstack site on http://{a}: database {db}; API http://{a}/v1/nodes, http://{a}/v1/jobs, http://{a}/v1/site/power; metrics http://{a}/metrics; {access}",
+        a = ready.addr,
+        db = ready.database
+    )
+}
+
+fn serve(a: &SiteServeArgs) -> anyhow::Result<()> {
+    // First: no other thread may exist yet.
+    let stop = stop_on_signals(None)?;
+    let config = config_of(a)?;
+    let running = powerstack_site::start(&config).context("starting the site service")?;
+    for w in &running.ready().warnings {
+        eprintln!("warning: {w}");
+    }
+    eprintln!("{}", where_line(running.ready()));
+    while !stop.wait_timeout(Duration::from_secs(3600)) {}
+    running.stop().context("stopping the site service")?;
+    Ok(())
+}
