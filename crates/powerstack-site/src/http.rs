@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 
 use crate::access::{Principal, Tokens};
 use crate::report::ReportSettings;
-use crate::store::{IngestLimits, Store, StoreError};
+use crate::store::{Ingester, Store, StoreError};
 
 mod ingest;
 mod jobs;
@@ -49,8 +49,8 @@ pub struct AppState {
     pub store: Store,
     /// The tokens; `None`: every caller is an administrator.
     pub tokens: Option<Tokens>,
-    /// What a batch may claim.
-    pub limits: IngestLimits,
+    /// The queue batches are stored through (group commit).
+    pub ingester: Ingester,
     /// How reports are computed.
     pub report: ReportSettings,
     /// How old a node's newest sample may be and still count, µs.

@@ -17,7 +17,7 @@ use crate::db::Db;
 use crate::http::{AppState, Counters, app, now_us};
 use crate::report::{ReportSettings, settle};
 use crate::store::partitions::DAY_US;
-use crate::store::{IngestLimits, Store, StoreError};
+use crate::store::{IngestLimits, Ingester, Store, StoreError};
 
 /// How often ended jobs are looked at for settling.
 const SETTLE_EVERY: Duration = Duration::from_secs(2);
@@ -137,10 +137,11 @@ pub fn start(config: &SiteConfig) -> Result<Running, StoreError> {
                         return Err(e);
                     }
                 };
+                let ingester = Ingester::spawn(store.clone(), limits);
                 let state = Arc::new(AppState {
                     store: store.clone(),
                     tokens,
-                    limits,
+                    ingester,
                     report,
                     stale_after_us,
                     counters: Counters::default(),

@@ -21,7 +21,8 @@ pub mod partitions;
 mod samples;
 mod streams;
 
-pub use ingest::IngestLimits;
+pub use ingest::queue::Ingester;
+pub use ingest::{BatchIn, IngestLimits};
 pub use jobs::{JobNodeRow, JobRow, JobsFilter};
 pub use samples::StreamSpan;
 pub use streams::{NodeRow, StreamRow, node_document};

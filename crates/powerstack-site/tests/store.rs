@@ -252,3 +252,64 @@ async fn an_agent_restart_is_a_new_stream_and_the_job_is_partial_around_the_gap(
         db.drop_database().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_refuses_a_bad_batch_alone_and_takes_two_batches_of_a_stream_in_order() {
+    use powerstack_site::store::BatchIn;
+    for db in TestDb::both().await {
+        let store = db.store().await;
+        let kind = db.kind;
+        let (a, b) = ("00000000000000d1", "00000000000000d2");
+        registered(&store, "n01", a, T0).await;
+        registered(&store, "n02", b, T0).await;
+        let now = T0 + 3600 * S;
+        let one = |node: &str, stream: &str, batch: BatchV1| BatchIn {
+            node: node.into(),
+            stream: stream.into(),
+            batch,
+            now_us: now,
+        };
+        let mut bad = batch(2, T0, [T0 + 20 * S]);
+        bad.samples[0][2] = 0;
+        let group = vec![
+            one("n01", a, batch(1, T0, (0..10).map(|k| T0 + k * S))),
+            one("n02", b, batch(1, T0, (0..10).map(|k| T0 + k * S))),
+            one("n01", a, batch(1, T0, (0..10).map(|k| T0 + k * S))),
+            one("n02", b, bad),
+            one("n01", a, batch(2, T0, (10..20).map(|k| T0 + k * S))),
+            one("n02", b, batch(3, T0, (10..20).map(|k| T0 + k * S))),
+            one("n01", "00000000000000d9", batch(1, T0, [T0])),
+        ];
+        let answers = store.ingest_group(&group, &IngestLimits::default()).await.unwrap();
+        let got: Vec<Result<(u64, bool), u16>> = answers
+            .into_iter()
+            .map(|r| r.map(|a| (a.stored, a.duplicate)).map_err(|e| e.status()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                Ok((10, false)),
+                Ok((10, false)),
+                Ok((0, true)),
+                Err(422),
+                Ok((10, false)),
+                Ok((10, false)),
+                Err(404)
+            ],
+            "{kind}"
+        );
+        store.begin_job(&job("g", &["n01", "n02"]), T0 + 2 * S).await.unwrap();
+        store.end_job("g", T0 + 18 * S).await.unwrap();
+        let r = job_report(&store, "g", now, &ReportSettings::default()).await.unwrap();
+        assert!(r.job.settled, "{kind}");
+        let want = 2.0 * node_watts() * 16.0;
+        assert!(
+            (r.report.total.energy_joules - want).abs() < 1e-3,
+            "{kind}: {}",
+            r.report.total.energy_joules
+        );
+        assert_eq!(r.report.total.samples, 2 * 17, "{kind}");
+        store.db().close().await;
+        db.drop_database().await;
+    }
+}

@@ -12,6 +12,7 @@ use powerstack_api::site::{
 };
 
 use super::{ApiError, App, caller, count_error, json_body, now_us};
+use crate::store::BatchIn;
 
 /// The node and stream of a push's path, checked, and the caller allowed to push for the node.
 fn pusher(state: &App, headers: &HeaderMap, node: &str, stream: &str) -> Result<(), ApiError> {
@@ -92,7 +93,8 @@ pub(crate) async fn batch(
     let batch: BatchV1 = json_body(&body).inspect_err(|_| {
         state.counters.batches_rejected.fetch_add(1, Ordering::Relaxed);
     })?;
-    match state.store.ingest(&node, &stream, &batch, now_us(), &state.limits).await {
+    let batch = BatchIn { node, stream, batch, now_us: now_us() };
+    match state.ingester.submit(batch).await {
         Ok(answer) => {
             let c = &state.counters;
             if answer.duplicate {

@@ -1,13 +1,23 @@
-//! A batch of a stream stored: checked against what is stored (sequence, time order, counters
-//! that only grow), its samples written (PostgreSQL: binary `COPY`), the per-minute rollups and
-//! the stream's newest state updated, all in one transaction with the stream's row locked, so a
-//! resend, a replica racing another, or a crash mid-way stores every sample exactly once.
+//! Batches of streams stored, many at once: each checked against what is stored (sequence, time
+//! order, counters that only grow) and against the batches before it in the group, then their
+//! samples written (PostgreSQL: one binary `COPY`), the per-minute rollups and each stream's
+//! newest state updated, all in one transaction with the streams' rows locked (in id order, so
+//! replicas cannot deadlock), so a resend, a replica racing another, or a crash mid-way stores
+//! every sample exactly once. A batch refused is refused alone; a transaction that fails fails
+//! every batch of its group, with nothing stored.
+//!
+//! This module plans ([`plan`], pure); `write` talks to the database; `queue` gathers the
+//! batches that arrive while a transaction runs into the next group.
 
-use powerstack_api::site::{BatchStoredV1, BatchV1, MAX_BATCH_SAMPLES};
-use sqlx::Row;
+use std::collections::{BTreeMap, HashMap};
 
-use super::{Store, StoreError, node_watts, parts_of};
-use crate::db::{decode_counters, encode_counters, from_db, on_db, to_db};
+use powerstack_api::site::{BatchStoredV1, BatchV1, MAX_BATCH_SAMPLES, StreamDomainV1};
+
+use super::{StoreError, node_watts, parts_of};
+use crate::db::{encode_counters, to_db};
+
+pub mod queue;
+mod write;
 
 /// A minute, µs.
 pub const MINUTE_US: u64 = 60_000_000;
@@ -28,25 +38,72 @@ impl Default for IngestLimits {
     }
 }
 
-/// The stream as the batch finds it.
-struct Head {
-    id: i32,
-    node: String,
-    domains: Vec<powerstack_api::site::StreamDomainV1>,
-    last_seq: u64,
-    first_us: Option<u64>,
-    last: Option<(u64, Vec<u64>)>,
+/// A stream as a batch finds it (as stored, then as the batches before it in the group left it).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Head {
+    pub(crate) id: i32,
+    pub(crate) node: String,
+    pub(crate) domains: Vec<StreamDomainV1>,
+    pub(crate) last_seq: u64,
+    pub(crate) first_us: Option<u64>,
+    pub(crate) last: Option<(u64, Vec<u64>)>,
+}
+
+/// A batch to store: the node and stream of its path, the batch, the site's time it arrived.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchIn {
+    /// The node it was pushed for.
+    pub node: String,
+    /// Its stream.
+    pub stream: String,
+    /// The batch.
+    pub batch: BatchV1,
+    /// The site's time when it arrived, µs.
+    pub now_us: u64,
+}
+
+/// A stream's newest state after a group.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct StreamUpdate {
+    pub(crate) seq: u64,
+    pub(crate) first_us: Option<u64>,
+    pub(crate) last_us: Option<u64>,
+    pub(crate) last_counters: Option<Vec<u8>>,
+    pub(crate) power_watts: Option<f64>,
+}
+
+/// What a group writes.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Writes {
+    /// Samples: each stream's row id and `[unix_us, counters...]`.
+    pub(crate) rows: Vec<(i32, Vec<u64>)>,
+    /// Rollups by (stream row id, minute).
+    pub(crate) rollups: BTreeMap<(i32, u64), Minute>,
+    /// Each stream's newest state.
+    pub(crate) streams: BTreeMap<i32, StreamUpdate>,
 }
 
 /// One minute's rollup from a batch: the minute, its newest sample, the highest node power of
 /// the intervals ending in it, and how many samples it got.
-#[derive(Debug, PartialEq)]
-struct Minute {
-    minute_us: u64,
-    t_us: u64,
-    counters: Vec<u64>,
-    peak_watts: Option<f64>,
-    samples: u64,
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Minute {
+    pub(crate) minute_us: u64,
+    pub(crate) t_us: u64,
+    pub(crate) counters: Vec<u64>,
+    pub(crate) peak_watts: Option<f64>,
+    pub(crate) samples: u64,
+}
+
+impl Minute {
+    /// This minute with `later` (a later part of the same minute) merged in.
+    fn merge(&mut self, later: Minute) {
+        if later.t_us > self.t_us {
+            self.t_us = later.t_us;
+            self.counters = later.counters;
+        }
+        self.peak_watts = max_opt(self.peak_watts, later.peak_watts);
+        self.samples += later.samples;
+    }
 }
 
 /// Checks `samples` against the stream: width, time order after its newest sample, not ahead of
@@ -145,15 +202,105 @@ fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
-/// The binary `COPY` payload of `samples` of stream `id`.
-fn copy_payload(id: i32, samples: &[Vec<u64>]) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(
-        19 + samples.len() * (2 + 8 + 12 + 4 + 8 * samples.first().map_or(0, Vec::len)) + 2,
-    );
+/// Checks one batch on its own: size and sequence number.
+fn precheck(batch: &BatchV1) -> Result<(), StoreError> {
+    if batch.samples.len() > MAX_BATCH_SAMPLES {
+        return Err(StoreError::Invalid(format!(
+            "a batch carries at most {MAX_BATCH_SAMPLES} samples, this one {}: split it",
+            batch.samples.len()
+        )));
+    }
+    if batch.seq == 0 {
+        return Err(StoreError::Invalid("seq starts at 1".into()));
+    }
+    Ok(())
+}
+
+/// Plans a group: each batch's answer (stored, a resend, or refused), and what the stored ones
+/// write, given the streams as stored (`heads`, by stream id; updated as the group goes, so two
+/// batches of one stream in a group are checked one after the other).
+pub(crate) fn plan(
+    heads: &mut HashMap<String, Head>,
+    batches: &[BatchIn],
+    limits: &IngestLimits,
+) -> (Vec<Result<BatchStoredV1, StoreError>>, Writes) {
+    let mut writes = Writes::default();
+    let answers = batches.iter().map(|b| plan_one(heads, b, limits, &mut writes)).collect();
+    (answers, writes)
+}
+
+fn plan_one(
+    heads: &mut HashMap<String, Head>,
+    b: &BatchIn,
+    limits: &IngestLimits,
+    writes: &mut Writes,
+) -> Result<BatchStoredV1, StoreError> {
+    precheck(&b.batch)?;
+    let (node, stream) = (&b.node, &b.stream);
+    let head = heads.get_mut(stream).ok_or_else(|| {
+        StoreError::NotFound(format!(
+            "stream {stream} of node {node} is not registered: register it first (PUT /v1/nodes/{node}/streams/{stream})"
+        ))
+    })?;
+    if &head.node != node {
+        return Err(StoreError::Conflict(format!(
+            "stream {stream} belongs to node {}, not {node}",
+            head.node
+        )));
+    }
+    if b.batch.seq <= head.last_seq {
+        return Ok(BatchStoredV1 { stored: 0, duplicate: true, last_seq: head.last_seq });
+    }
+    let samples = &b.batch.samples;
+    check(head, samples, b.now_us, limits)?;
+    let parts = parts_of(&head.domains);
+    for m in minutes(&parts, head.last.as_ref(), samples) {
+        match writes.rollups.get_mut(&(head.id, m.minute_us)) {
+            Some(earlier) => earlier.merge(m),
+            None => {
+                writes.rollups.insert((head.id, m.minute_us), m);
+            }
+        }
+    }
+    writes.rows.extend(samples.iter().map(|s| (head.id, s.clone())));
+    let prev = samples.len().checked_sub(2).map(|i| (samples[i][0], &samples[i][1..]));
+    let prev = prev.or(head.last.as_ref().map(|(t, c)| (*t, c.as_slice())));
+    let power = match (samples.last(), prev) {
+        (Some(n), Some((pt, pc))) => node_watts(&parts, pc, &n[1..], n[0].saturating_sub(pt)),
+        _ => None,
+    };
+    let update = writes.streams.entry(head.id).or_insert(StreamUpdate {
+        seq: 0,
+        first_us: head.first_us,
+        last_us: None,
+        last_counters: None,
+        power_watts: None,
+    });
+    update.seq = b.batch.seq;
+    head.last_seq = b.batch.seq;
+    if let Some(n) = samples.last() {
+        head.first_us = head.first_us.or(samples.first().map(|s| s[0]));
+        update.first_us = head.first_us;
+        update.last_us = Some(n[0]);
+        update.last_counters = Some(encode_counters(&n[1..]));
+        head.last = Some((n[0], n[1..].to_vec()));
+    } else if let Some((t, c)) = &head.last {
+        update.last_us = Some(*t);
+        update.last_counters = Some(encode_counters(c));
+    }
+    update.power_watts = power.or(update.power_watts);
+    Ok(BatchStoredV1 { stored: samples.len() as u64, duplicate: false, last_seq: b.batch.seq })
+}
+
+/// The binary `COPY` payload of `rows`: each a stream's row id and a sample
+/// (`[unix_us, counters...]`).
+pub(crate) fn copy_payload(rows: &[(i32, &[u64])]) -> Vec<u8> {
+    let width = rows.first().map_or(0, |r| r.1.len());
+    let mut buf = Vec::with_capacity(19 + rows.len() * (2 + 8 + 12 + 4 + 8 * width) + 2);
     buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
     buf.extend_from_slice(&0i32.to_be_bytes());
     buf.extend_from_slice(&0i32.to_be_bytes());
-    for s in samples {
+    for &(id, s) in rows {
         buf.extend_from_slice(&3i16.to_be_bytes());
         buf.extend_from_slice(&4i32.to_be_bytes());
         buf.extend_from_slice(&id.to_be_bytes());
@@ -165,145 +312,6 @@ fn copy_payload(id: i32, samples: &[Vec<u64>]) -> Vec<u8> {
     }
     buf.extend_from_slice(&(-1i16).to_be_bytes());
     buf
-}
-
-const HEAD_SQL: &str = "SELECT s.id, n.name, s.domains, s.last_seq, s.first_us, s.last_us, s.last_counters \
-     FROM streams s JOIN nodes n ON n.id = s.node_id WHERE s.stream = $1";
-
-const ROLLUP_SQL: &str = "INSERT INTO rollups (stream_id, minute_us, t_us, counters, peak_watts, samples) \
-     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (stream_id, minute_us) DO UPDATE SET \
-     t_us = CASE WHEN excluded.t_us > rollups.t_us THEN excluded.t_us ELSE rollups.t_us END, \
-     counters = CASE WHEN excluded.t_us > rollups.t_us THEN excluded.counters ELSE rollups.counters END, \
-     peak_watts = CASE WHEN rollups.peak_watts IS NULL OR excluded.peak_watts > rollups.peak_watts \
-     THEN excluded.peak_watts ELSE rollups.peak_watts END, \
-     samples = rollups.samples + excluded.samples";
-
-const UPDATE_SQL: &str = "UPDATE streams SET last_seq = $1, first_us = COALESCE(first_us, $2), last_us = $3, \
-     last_counters = $4, power_watts = COALESCE($5, power_watts) WHERE id = $6";
-
-impl Store {
-    /// Stores batch `batch` of stream `stream`, pushed for node `node`, at the site's time
-    /// `now_us`. A batch whose sequence number is not above the stream's is a resend: answered,
-    /// nothing stored.
-    pub async fn ingest(
-        &self,
-        node: &str,
-        stream: &str,
-        batch: &BatchV1,
-        now_us: u64,
-        limits: &IngestLimits,
-    ) -> Result<BatchStoredV1, StoreError> {
-        if batch.samples.len() > MAX_BATCH_SAMPLES {
-            return Err(StoreError::Invalid(format!(
-                "a batch carries at most {MAX_BATCH_SAMPLES} samples, this one {}: split it",
-                batch.samples.len()
-            )));
-        }
-        if batch.seq == 0 {
-            return Err(StoreError::Invalid("seq starts at 1".into()));
-        }
-        let _turn = self.turn().await;
-        let lock = if self.db.is_postgres() { " FOR UPDATE OF s" } else { "" };
-        on_db!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let row = sqlx::query(&format!("{HEAD_SQL}{lock}"))
-                .bind(stream)
-                .fetch_optional(&mut *tx)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!(
-                    "stream {stream} of node {node} is not registered: register it first (PUT /v1/nodes/{node}/streams/{stream})"
-                )))?;
-            let domains: String = row.try_get(2)?;
-            let last_us: Option<i64> = row.try_get(5)?;
-            let last_counters: Option<Vec<u8>> = row.try_get(6)?;
-            let head = Head {
-                id: row.try_get(0)?,
-                node: row.try_get(1)?,
-                domains: serde_json::from_str(&domains)
-                    .map_err(|e| StoreError::Unavailable(format!("stored domains unreadable: {e}")))?,
-                last_seq: from_db(row.try_get(3)?),
-                first_us: row.try_get::<Option<i64>, _>(4)?.map(from_db),
-                last: last_us.map(from_db).zip(last_counters.as_deref().map(decode_counters)),
-            };
-            if head.node != node {
-                return Err(StoreError::Conflict(format!("stream {stream} belongs to node {}, not {node}", head.node)));
-            }
-            if batch.seq <= head.last_seq {
-                return Ok(BatchStoredV1 { stored: 0, duplicate: true, last_seq: head.last_seq });
-            }
-            check(&head, &batch.samples, now_us, limits)?;
-            let parts = parts_of(&head.domains);
-            let minutes = minutes(&parts, head.last.as_ref(), &batch.samples);
-            tx.insert_samples(head.id, &batch.samples).await?;
-            for m in &minutes {
-                sqlx::query(ROLLUP_SQL)
-                    .bind(head.id)
-                    .bind(to_db(m.minute_us))
-                    .bind(to_db(m.t_us))
-                    .bind(encode_counters(&m.counters))
-                    .bind(m.peak_watts)
-                    .bind(to_db(m.samples))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            let newest = batch.samples.last();
-            let before_newest = batch.samples.len().checked_sub(2).and_then(|i| batch.samples.get(i));
-            let power = match (newest, before_newest.map(|s| (s[0], &s[1..])).or(head.last.as_ref().map(|(t, c)| (*t, c.as_slice())))) {
-                (Some(n), Some((pt, pc))) => node_watts(&parts, pc, &n[1..], n[0].saturating_sub(pt)),
-                _ => None,
-            };
-            let (last_t, last_c) = match newest {
-                Some(n) => (Some(n[0]), Some(encode_counters(&n[1..]))),
-                None => (head.last.as_ref().map(|l| l.0), head.last.as_ref().map(|l| encode_counters(&l.1))),
-            };
-            let first = head.first_us.or(batch.samples.first().map(|s| s[0]));
-            sqlx::query(UPDATE_SQL)
-                .bind(to_db(batch.seq))
-                .bind(first.map(to_db))
-                .bind(last_t.map(to_db))
-                .bind(last_c)
-                .bind(power)
-                .bind(head.id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(BatchStoredV1 { stored: batch.samples.len() as u64, duplicate: false, last_seq: batch.seq })
-        })
-    }
-}
-
-/// The samples' insert, each dialect its own way: binary `COPY` on PostgreSQL, one prepared
-/// insert a row on SQLite.
-trait InsertSamples {
-    async fn insert_samples(&mut self, id: i32, samples: &[Vec<u64>]) -> Result<(), StoreError>;
-}
-
-impl InsertSamples for sqlx::PgConnection {
-    async fn insert_samples(&mut self, id: i32, samples: &[Vec<u64>]) -> Result<(), StoreError> {
-        if samples.is_empty() {
-            return Ok(());
-        }
-        let mut copy = self
-            .copy_in_raw("COPY samples (stream_id, t_us, counters) FROM STDIN (FORMAT binary)")
-            .await?;
-        copy.send(copy_payload(id, samples)).await?;
-        copy.finish().await?;
-        Ok(())
-    }
-}
-
-impl InsertSamples for sqlx::SqliteConnection {
-    async fn insert_samples(&mut self, id: i32, samples: &[Vec<u64>]) -> Result<(), StoreError> {
-        for s in samples {
-            sqlx::query("INSERT INTO samples (stream_id, t_us, counters) VALUES ($1, $2, $3)")
-                .bind(id)
-                .bind(to_db(s[0]))
-                .bind(encode_counters(&s[1..]))
-                .execute(&mut *self)
-                .await?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
