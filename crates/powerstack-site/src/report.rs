@@ -14,7 +14,9 @@ use powerstack_job::figures::{Series, energy_difference};
 use powerstack_job::{Asked, Rows};
 use serde_json::json;
 
-use crate::store::{JobRow, Store, StoreError, StreamRow, StreamSpan, columns, parts_of};
+use crate::store::{
+    JobRow, Store, StoreError, StreamRow, StreamSpan, Window, WindowSummary, columns, parts_of,
+};
 
 /// How a report is computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,12 +65,17 @@ pub async fn node_figures(
     let mut parts = Vec::new();
     let mut edges = Vec::new();
     for s in &streams {
-        let mut rows = store.rows(s, from, to, StreamSpan::Raw).await?;
-        if rows.is_empty() {
-            rows = store.rows(s, from, to, StreamSpan::Minutes).await?;
+        let mut window = store.window(s, from, to).await?;
+        if window.rows.is_empty() {
+            window =
+                Window { rows: store.rows(s, from, to, StreamSpan::Minutes).await?, summary: None };
         }
-        parts.push(powerstack_job::figures(&rows, &columns(&s.domains), &asked));
-        edges.push(edge(s, &rows));
+        let mut f = powerstack_job::figures(&window.rows, &columns(&s.domains), &asked);
+        if let Some(summary) = window.summary {
+            with_summary(&mut f, summary, settings);
+        }
+        parts.push(f);
+        edges.push(edge(s, &window.rows));
     }
     let figures = match parts.len() {
         0 => JobFigures::default(),
@@ -85,6 +92,21 @@ pub async fn node_figures(
         newest.is_some_and(|t| t >= end) || now_us.saturating_sub(end) > settings.settle_after_us
     });
     Ok(NodeFigures { result, edges: json!(edges), settled })
+}
+
+/// Figures over a long window's rows (raw near the edges, a minute apart between) made whole by
+/// the rollups: the raw sample count, and the peak no lower than the highest power between two
+/// samples inside (the rollups keep it for peak windows up to the samples' spacing; a longer
+/// peak window is taken from the rows as they are).
+fn with_summary(f: &mut JobFigures, summary: WindowSummary, settings: &ReportSettings) {
+    if let Some(c) = f.coverage.as_mut() {
+        c.samples = summary.samples;
+    }
+    if settings.peak_window_us <= 1_000_000
+        && let (Some(p), Some(w)) = (f.peak.as_mut(), summary.peak_watts)
+    {
+        p.watts = p.watts.max(w);
+    }
 }
 
 /// A stream's rows at the edges of what was read: its first and last sample.

@@ -24,7 +24,7 @@ mod streams;
 pub use ingest::queue::Ingester;
 pub use ingest::{BatchIn, IngestLimits};
 pub use jobs::{JobNodeRow, JobRow, JobsFilter};
-pub use samples::StreamSpan;
+pub use samples::{EDGE_US, StreamSpan, Window, WindowSummary};
 pub use streams::{NodeRow, StreamRow, node_document};
 
 /// The store: a database and, for SQLite, the one-writer-at-a-time lock (SQLite serialises

@@ -313,3 +313,45 @@ async fn a_group_refuses_a_bad_batch_alone_and_takes_two_batches_of_a_stream_in_
         db.drop_database().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_job_reads_minutes_between_its_edges_and_stays_exact() {
+    for db in TestDb::both().await {
+        let store = db.store().await;
+        let kind = db.kind;
+        let stream = "00000000000000e1";
+        registered(&store, "n01", stream, T0).await;
+        // 30 minutes at 1 Hz; one second at 1 kW more on the GPU (counter ticks of 1 mJ).
+        let spike_at = 900u64;
+        let row = |k: u64| {
+            let mut r = sample(T0, T0 + k * S);
+            if k > spike_at {
+                r[5] += 1_000_000;
+            }
+            r
+        };
+        let samples: Vec<Vec<u64>> = (0..=1800).map(row).collect();
+        for (n, chunk) in samples.chunks(600).enumerate() {
+            let b = BatchV1 { seq: n as u64 + 1, samples: chunk.to_vec() };
+            store.ingest("n01", stream, &b, T0 + 3600 * S, &IngestLimits::default()).await.unwrap();
+        }
+        let (begin, end) = (T0 + 100 * S + S / 2, T0 + 1700 * S + S / 4);
+        store.begin_job(&job("long", &["n01"]), begin).await.unwrap();
+        store.end_job("long", end).await.unwrap();
+        let r =
+            job_report(&store, "long", T0 + 3600 * S, &ReportSettings::default()).await.unwrap();
+        let n = &r.report.nodes[0].result;
+        let seconds = (end - begin) as f64 / 1e6;
+        let want = node_watts() * seconds + 1000.0;
+        assert!((n.energy_joules - want).abs() < 1e-3, "{kind}: {} vs {want}", n.energy_joules);
+        assert_eq!(n.samples, 1600, "{kind}: samples at 101 s ..= 1700 s");
+        assert!(
+            (n.peak_node_power - (node_watts() + 1000.0)).abs() < 1e-6,
+            "{kind}: peak {}",
+            n.peak_node_power
+        );
+        assert_eq!(n.data_presence, DataPresence::Complete);
+        store.db().close().await;
+        db.drop_database().await;
+    }
+}

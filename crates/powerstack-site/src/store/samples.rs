@@ -3,6 +3,7 @@
 //! samples or, coarser, from the per-minute rollups.
 
 use powerstack_job::Rows;
+use powerstack_job::figures::Series;
 use sqlx::Row;
 
 use super::ingest::MINUTE_US;
@@ -79,6 +80,99 @@ impl Store {
                 out.push(t, &decode_counters(&c));
             }
             Ok(out)
+        })
+    }
+}
+
+/// A long window read cheaply: raw samples near its two edges, the per-minute rollups between
+/// (exact counters at those times, so energies stay exact), and what the rollups say of the
+/// minutes inside it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Window {
+    /// The rows: raw near the edges, one a minute between.
+    pub rows: Rows,
+    /// For a long window, the raw samples in it and the highest node power between two samples
+    /// inside it, from the rollups; `None`: `rows` are every raw sample.
+    pub summary: Option<WindowSummary>,
+}
+
+/// What the rollups (and the raw edges) say of a long window.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WindowSummary {
+    /// Raw samples in the window.
+    pub samples: u64,
+    /// The highest node power between two consecutive samples inside the window, W.
+    pub peak_watts: Option<f64>,
+}
+
+/// Raw samples are read this far into a long window from each edge.
+pub const EDGE_US: u64 = 2 * MINUTE_US;
+
+fn floor_minute(t: u64) -> u64 {
+    t - t % MINUTE_US
+}
+
+fn ceil_minute(t: u64) -> u64 {
+    floor_minute(t.saturating_add(MINUTE_US - 1))
+}
+
+impl Store {
+    /// The samples of `stream` over `[from_us, to_us]` for figures: every raw sample for a window
+    /// up to three times [`EDGE_US`] long; for a longer one, raw samples within [`EDGE_US`] of
+    /// each edge and the minutes' newest samples between, with a [`WindowSummary`], so the cost
+    /// grows with minutes, not samples.
+    pub async fn window(
+        &self,
+        stream: &StreamRow,
+        from_us: u64,
+        to_us: u64,
+    ) -> Result<Window, StoreError> {
+        if to_us.saturating_sub(from_us) <= 3 * EDGE_US {
+            return Ok(Window {
+                rows: self.rows(stream, from_us, to_us, StreamSpan::Raw).await?,
+                summary: None,
+            });
+        }
+        let (a, b) = (ceil_minute(from_us + EDGE_US), floor_minute(to_us - EDGE_US));
+        let head = self.rows(stream, from_us, a, StreamSpan::Raw).await?;
+        let middle = self.rows(stream, a, b, StreamSpan::Minutes).await?;
+        let tail = self.rows(stream, b, to_us, StreamSpan::Raw).await?;
+        let mut rows = Rows::new(stream.domains.len());
+        for part in [&head, &middle, &tail] {
+            for i in 0..part.len() {
+                if let Some((t, c)) = part.row(i)
+                    && rows
+                        .len()
+                        .checked_sub(1)
+                        .and_then(|l| rows.time(l))
+                        .is_none_or(|last| t > last)
+                {
+                    rows.push(t, c);
+                }
+            }
+        }
+        let (m0, m1) = (ceil_minute(from_us), floor_minute(to_us));
+        let count = |r: &Rows, lo: u64, hi: u64| {
+            (0..r.len()).filter_map(|i| r.time(i)).filter(|t| (lo..hi).contains(t)).count() as u64
+        };
+        let edges = count(&head, from_us, m0) + count(&tail, m1, to_us.saturating_add(1));
+        let id = i32::try_from(stream.id).unwrap_or(i32::MAX);
+        let (inside, peak) = on_db!(&self.db, pool => {
+            let r = sqlx::query(
+                "SELECT CAST(COALESCE(SUM(samples), 0) AS BIGINT), MAX(CASE WHEN minute_us >= $2 THEN peak_watts END) FROM rollups \
+                 WHERE stream_id = $1 AND minute_us >= $3 AND minute_us < $4",
+            )
+            .bind(id)
+            .bind(to_db(m0 + MINUTE_US))
+            .bind(to_db(m0))
+            .bind(to_db(m1))
+            .fetch_one(pool)
+            .await?;
+            (r.try_get::<i64, _>(0)?, r.try_get::<Option<f64>, _>(1)?)
+        });
+        Ok(Window {
+            rows,
+            summary: Some(WindowSummary { samples: edges + from_db(inside), peak_watts: peak }),
         })
     }
 }
