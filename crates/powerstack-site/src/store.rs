@@ -22,7 +22,7 @@ mod samples;
 mod streams;
 
 pub use ingest::queue::Ingester;
-pub use ingest::{BatchIn, IngestLimits};
+pub use ingest::{BatchIn, IngestLimits, copy_payload};
 pub use jobs::{JobNodeRow, JobRow, JobsFilter};
 pub use samples::{EDGE_US, StreamSpan, Window, WindowSummary};
 pub use streams::{NodeRow, StreamRow, node_document};

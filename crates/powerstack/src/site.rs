@@ -54,6 +54,8 @@ fn serve(a: &SiteServeArgs) -> anyhow::Result<()> {
     // First: no other thread may exist yet.
     let stop = stop_on_signals(None)?;
     let config = config_of(a)?;
+    // One connection per agent: thousands of them.
+    let _ = powerstack_agent::serve::raise_open_files_limit();
     let running = powerstack_site::start(&config).context("starting the site service")?;
     for w in &running.ready().warnings {
         eprintln!("warning: {w}");

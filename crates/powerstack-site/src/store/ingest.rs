@@ -294,7 +294,7 @@ fn plan_one(
 
 /// The binary `COPY` payload of `rows`: each a stream's row id and a sample
 /// (`[unix_us, counters...]`).
-pub(crate) fn copy_payload(rows: &[(i32, &[u64])]) -> Vec<u8> {
+pub fn copy_payload(rows: &[(i32, &[u64])]) -> Vec<u8> {
     let width = rows.first().map_or(0, |r| r.1.len());
     let mut buf = Vec::with_capacity(19 + rows.len() * (2 + 8 + 12 + 4 + 8 * width) + 2);
     buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");

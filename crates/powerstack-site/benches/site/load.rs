@@ -1,0 +1,138 @@
+//! `sustained`: simulated agents over HTTP, each pushing a one-sample batch a second on a
+//! keep-alive connection, against a site on PostgreSQL (or SQLite), on this same machine.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use powerstack_site::SiteConfig;
+
+use super::{env, fresh_pg, node_name, now_us, registration, sample, stream_id};
+
+type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+async fn send(client: &Http, uri: &str, method: &str, body: String) -> Result<u16, String> {
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| e.to_string())?;
+    let resp = client.request(req).await.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let _ = resp.into_body().collect().await;
+    Ok(status)
+}
+
+/// The sustained-load run.
+pub fn sustained(rt: &tokio::runtime::Runtime) {
+    let kind = std::env::var("POWERSTACK_BENCH_DB").unwrap_or_else(|_| "postgres".into());
+    let nodes = env("POWERSTACK_BENCH_NODES", if kind == "sqlite" { 1000 } else { 10_000 });
+    let seconds = env("POWERSTACK_BENCH_SECONDS", 30) as u64;
+    let dir = tempfile::tempdir().unwrap();
+    let database = if kind == "sqlite" {
+        format!("sqlite:{}", dir.path().join("site.db").display())
+    } else {
+        match rt.block_on(fresh_pg("powerstack_bench_load")) {
+            powerstack_site::db::DatabaseUrl::Postgres(u) => u,
+            powerstack_site::db::DatabaseUrl::Sqlite(_) => unreachable!(),
+        }
+    };
+    let config = SiteConfig { listen: "127.0.0.1:0".into(), database, ..SiteConfig::default() };
+    let site = powerstack_site::start(&config).unwrap();
+    let base = format!("http://{}", site.ready().addr);
+    let client: Http =
+        Client::builder(TokioExecutor::new()).pool_max_idle_per_host(nodes + 16).build_http();
+    let t0 = now_us();
+    rt.block_on(async {
+        let reg = serde_json::to_string(&registration(t0)).unwrap();
+        let mut tasks = Vec::new();
+        for chunk in (0..nodes).collect::<Vec<_>>().chunks(nodes.div_ceil(64).max(1)) {
+            let (client, base, reg, chunk) =
+                (client.clone(), base.clone(), reg.clone(), chunk.to_vec());
+            tasks.push(tokio::spawn(async move {
+                for n in chunk {
+                    let uri = format!("{base}/v1/nodes/{}/streams/{}", node_name(n), stream_id(n));
+                    assert_eq!(send(&client, &uri, "PUT", reg.clone()).await, Ok(200));
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    println!(
+        "sustained ({kind}): {nodes} nodes x 8 domains pushing 1 sample/s each for {seconds} s over HTTP keep-alive"
+    );
+    let (ok, failed, late) =
+        (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let latencies = Arc::new(std::sync::Mutex::new(Vec::with_capacity(nodes * seconds as usize)));
+    let start = Instant::now();
+    rt.block_on(async {
+        let mut tasks = Vec::with_capacity(nodes);
+        for n in 0..nodes {
+            let (client, ok, failed, late, latencies) =
+                (client.clone(), ok.clone(), failed.clone(), late.clone(), latencies.clone());
+            let uri = format!("{base}/v1/nodes/{}/streams/{}/batches", node_name(n), stream_id(n));
+            let offset = Duration::from_micros((n as u64 * 1_000_000) / nodes as u64);
+            tasks.push(tokio::spawn(async move {
+                let first = tokio::time::Instant::now() + offset;
+                let mut mine = Vec::with_capacity(seconds as usize);
+                for k in 0..seconds {
+                    let due = first + Duration::from_secs(k);
+                    tokio::time::sleep_until(due).await;
+                    let mut s = sample(t0, n, k);
+                    s[0] = now_us();
+                    let body = format!(
+                        "{{\"seq\":{},\"samples\":[{}]}}",
+                        k + 1,
+                        serde_json::to_string(&s).unwrap()
+                    );
+                    let sent = Instant::now();
+                    match send(&client, &uri, "POST", body).await {
+                        Ok(200) => {
+                            ok.fetch_add(1, Ordering::Relaxed);
+                            mine.push(sent.elapsed().as_micros() as u64);
+                        }
+                        _ => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    if tokio::time::Instant::now() > due + Duration::from_secs(1) {
+                        late.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                latencies.lock().unwrap().extend(mine);
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    let mut lat = latencies.lock().unwrap().clone();
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    let offered = nodes as f64;
+    let stored = ok.load(Ordering::Relaxed) as f64;
+    println!(
+        "sustained ({kind}): offered {offered:.0} samples/s; stored {stored:.0} in {elapsed:.1} s = {:.0} samples/s ({:.0} domain-samples/s); failed {}; pushes more than 1 s behind schedule {}; latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        stored / elapsed,
+        8.0 * stored / elapsed,
+        failed.load(Ordering::Relaxed),
+        late.load(Ordering::Relaxed),
+        pct(0.5),
+        pct(0.99),
+        pct(1.0)
+    );
+    site.stop().unwrap();
+}

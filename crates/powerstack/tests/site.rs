@@ -1,0 +1,154 @@
+//! `powerstack site serve` as a process: killed with SIGKILL in the middle of ingest and started
+//! again on the same database, with pushers that resend what was not answered, stores every
+//! sample exactly once.
+
+mod common;
+
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Proc, bin, stderr_until};
+use powerstack_api::job::DataPresence;
+use powerstack_api::site::{BatchV1, SiteJobBeginV1, StreamDomainV1, StreamRegisterV1};
+use powerstack_client::site::Site;
+
+const NODES: usize = 4;
+const BATCHES: u64 = 200;
+const PER_BATCH: u64 = 10;
+const STEP_US: u64 = 10_000;
+/// Watts of the one column (a node domain): 500 W, in µJ ticks.
+const WATTS: f64 = 500.0;
+
+fn now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64
+}
+
+/// Starts `site serve` on `db`; the process and its address.
+fn serve(state: &std::path::Path) -> (Proc, String) {
+    let mut child = bin()
+        .args(["site", "serve", "--listen", "127.0.0.1:0", "--state-dir", state.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_until(&mut child, "powerstack site on http://");
+    let line = lines.last().unwrap();
+    let addr =
+        line.split("http://").nth(1).unwrap().split(':').take(2).collect::<Vec<_>>().join(":");
+    (Proc(child), format!("http://{addr}"))
+}
+
+fn registration(t0: u64) -> StreamRegisterV1 {
+    StreamRegisterV1 {
+        hostname: "test".into(),
+        simulated: None,
+        started_unix_us: t0,
+        domains: vec![StreamDomainV1 {
+            domain: "node".into(),
+            index: 0,
+            die: None,
+            provider: "test".into(),
+            joules_per_tick: 1e-6,
+            read: true,
+            limit_watts: None,
+            max_power_watts: Some(1000.0),
+        }],
+        topology: None,
+    }
+}
+
+fn batch(seq: u64, t0: u64) -> BatchV1 {
+    let samples = (0..PER_BATCH)
+        .map(|i| {
+            let k = (seq - 1) * PER_BATCH + i;
+            let t = t0 + k * STEP_US;
+            vec![t, (WATTS * (k * STEP_US) as f64) as u64]
+        })
+        .collect();
+    BatchV1 { seq, samples }
+}
+
+#[test]
+fn the_site_killed_mid_ingest_and_started_again_stores_every_sample_once() {
+    let state = tempfile::tempdir().unwrap();
+    let (first, url) = serve(state.path());
+    let url = Arc::new(Mutex::new(url));
+    let site = |u: &str| Site::new(u, None, Duration::from_secs(5)).unwrap();
+    // Samples from 1 s from now, 10 ms apart: a job begun now covers them all.
+    let t0 = now_us() + 1_000_000;
+    let streams: Vec<String> = (0..NODES).map(|n| format!("{:016x}", 0xa0 + n)).collect();
+    let s = site(&url.lock().unwrap());
+    for (n, stream) in streams.iter().enumerate() {
+        s.register(&format!("n{n}"), stream, &registration(t0)).unwrap();
+    }
+    let job = SiteJobBeginV1 {
+        id: "k1".into(),
+        nodes: (0..NODES).map(|n| format!("n{n}")).collect(),
+        ..Default::default()
+    };
+    s.begin_job(&job).unwrap();
+    let acked = Arc::new(AtomicUsize::new(0));
+    let pushers: Vec<_> = streams
+        .iter()
+        .enumerate()
+        .map(|(n, stream)| {
+            let (url, acked, stream) = (url.clone(), acked.clone(), stream.clone());
+            std::thread::spawn(move || {
+                for seq in 1..=BATCHES {
+                    let b = batch(seq, t0);
+                    let deadline = Instant::now() + Duration::from_secs(60);
+                    loop {
+                        let u = url.lock().unwrap().clone();
+                        match Site::new(&u, None, Duration::from_secs(5)).unwrap().push(
+                            &format!("n{n}"),
+                            &stream,
+                            &b,
+                        ) {
+                            Ok(_) => break,
+                            Err(e) if e.is_transient() && Instant::now() < deadline => {
+                                std::thread::sleep(Duration::from_millis(50));
+                            }
+                            Err(e) => panic!("n{n} batch {seq}: {e}"),
+                        }
+                    }
+                    acked.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    // A third of the way in, the service is killed and started again on the same database.
+    while acked.load(Ordering::Relaxed) < (NODES as u64 * BATCHES / 3) as usize {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    first.signal(libc::SIGKILL);
+    drop(first);
+    let (second, new_url) = serve(state.path());
+    *url.lock().unwrap() = new_url.clone();
+    for p in pushers {
+        p.join().unwrap();
+    }
+    let s = site(&new_url);
+    // The job ends after its last sample.
+    let last = t0 + (BATCHES * PER_BATCH - 1) * STEP_US;
+    while now_us() <= last + 100_000 {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s.end_job("k1").unwrap();
+    let r = s.job_report("k1").unwrap();
+    let span_s = ((BATCHES * PER_BATCH - 1) * STEP_US) as f64 / 1e6;
+    for node in &r.report.nodes {
+        let n = &node.result;
+        assert_eq!(n.samples, BATCHES * PER_BATCH, "{}: every sample once", n.hostname);
+        assert!(
+            (n.energy_joules - WATTS * span_s).abs() < 1e-3,
+            "{}: {} J",
+            n.hostname,
+            n.energy_joules
+        );
+        assert_eq!(n.data_presence, DataPresence::Partial, "the job began before the first sample");
+    }
+    assert_eq!(r.report.total.samples, NODES as u64 * BATCHES * PER_BATCH);
+    drop(second);
+}
