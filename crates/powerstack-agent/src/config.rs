@@ -25,6 +25,18 @@ pub const DEFAULT_PEAK_WINDOW_MS: u64 = 1000;
 pub use crate::job::MAX_PEAK_WINDOW_MS;
 /// Default TCP listen address (loopback only).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9464";
+pub use crate::push::{
+    DEFAULT_PUSH_INTERVAL_MS, DEFAULT_SPOOL_MAX_AGE_S, DEFAULT_SPOOL_MAX_BYTES,
+    MAX_PUSH_INTERVAL_MS, MIN_PUSH_INTERVAL_MS,
+};
+/// Smallest spool bound, bytes (1 MiB).
+pub const MIN_SPOOL_MAX_BYTES: u64 = 1 << 20;
+/// Largest spool bound, bytes (1 TiB).
+pub const MAX_SPOOL_MAX_BYTES: u64 = 1 << 40;
+/// Shortest spool age bound, s.
+pub const MIN_SPOOL_MAX_AGE_S: u64 = 60;
+/// Longest spool age bound, s (365 days).
+pub const MAX_SPOOL_MAX_AGE_S: u64 = 365 * 86_400;
 
 /// The agent's configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,6 +71,19 @@ pub struct AgentConfig {
     /// How many running jobs one caller (a uid on the socket, the token holder over TCP) may have
     /// begun (1 to 10 000): beyond that its `begin` is refused (409) until it ends some.
     pub max_running_jobs_per_caller: usize,
+    /// The site service to push the counters to (`http://HOST:PORT`, `HOST:PORT` or a Unix
+    /// socket path); `None` or empty: no pushing.
+    pub site: Option<String>,
+    /// This node's name at the site (default: the hostname); 1 to 64 of `A-Z a-z 0-9 . _ -`.
+    pub node_name: Option<String>,
+    /// File holding the bearer token sent to the site (must be readable by its owner only).
+    pub site_token_file: Option<PathBuf>,
+    /// How often the newest settled sample is taken and the spool sent, ms (100 to 60 000).
+    pub push_interval_ms: u64,
+    /// Beyond this size the spool drops its oldest batches, bytes (1 MiB to 1 TiB).
+    pub spool_max_bytes: u64,
+    /// Spooled samples older than this are dropped, s (60 to 31 536 000, a year).
+    pub spool_max_age_s: u64,
 }
 
 impl Default for AgentConfig {
@@ -77,6 +102,12 @@ impl Default for AgentConfig {
             nvml_lib: None,
             peak_window_ms: DEFAULT_PEAK_WINDOW_MS,
             max_running_jobs_per_caller: crate::job::DEFAULT_MAX_RUNNING_PER_CALLER,
+            site: None,
+            node_name: None,
+            site_token_file: None,
+            push_interval_ms: DEFAULT_PUSH_INTERVAL_MS,
+            spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+            spool_max_age_s: DEFAULT_SPOOL_MAX_AGE_S,
         }
     }
 }
@@ -108,8 +139,48 @@ impl AgentConfig {
         Ok(c)
     }
 
+    /// The site to push to: `site` unless empty.
+    pub fn site(&self) -> Option<&str> {
+        self.site.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    }
+
+    /// Checks the site settings.
+    fn validate_site(&self) -> Result<(), ConfigError> {
+        if let Some(url) = self.site() {
+            powerstack_client::site::Site::new(url, None, std::time::Duration::from_secs(1))
+                .map_err(|e| ConfigError(format!("site: {e}")))?;
+        }
+        if let Some(n) = &self.node_name
+            && !powerstack_api::site::is_node_name(n)
+        {
+            return Err(ConfigError(format!(
+                "node_name {n:?} is not a node name: give 1 to 64 characters of A-Z a-z 0-9 . _ -"
+            )));
+        }
+        if !(MIN_PUSH_INTERVAL_MS..=MAX_PUSH_INTERVAL_MS).contains(&self.push_interval_ms) {
+            return Err(ConfigError(format!(
+                "push_interval_ms {} is out of range: give {MIN_PUSH_INTERVAL_MS} to {MAX_PUSH_INTERVAL_MS} (100ms to 60s)",
+                self.push_interval_ms
+            )));
+        }
+        if !(MIN_SPOOL_MAX_BYTES..=MAX_SPOOL_MAX_BYTES).contains(&self.spool_max_bytes) {
+            return Err(ConfigError(format!(
+                "spool_max_bytes {} is out of range: give {MIN_SPOOL_MAX_BYTES} (1 MiB) to {MAX_SPOOL_MAX_BYTES} (1 TiB)",
+                self.spool_max_bytes
+            )));
+        }
+        if !(MIN_SPOOL_MAX_AGE_S..=MAX_SPOOL_MAX_AGE_S).contains(&self.spool_max_age_s) {
+            return Err(ConfigError(format!(
+                "spool_max_age_s {} is out of range: give {MIN_SPOOL_MAX_AGE_S} to {MAX_SPOOL_MAX_AGE_S} (a year)",
+                self.spool_max_age_s
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks ranges.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_site()?;
         if !(self.rate_hz.is_finite() && (MIN_RATE_HZ..=MAX_RATE_HZ).contains(&self.rate_hz)) {
             return Err(ConfigError(format!(
                 "rate_hz {} is out of range: give {MIN_RATE_HZ} to {MAX_RATE_HZ}",
@@ -163,6 +234,36 @@ mod tests {
     }
 
     #[test]
+    fn site_settings_are_checked() {
+        let ok = |c: AgentConfig| c.validate().unwrap();
+        let bad = |c: AgentConfig, key: &str| {
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+            assert_eq!(e.lines().count(), 1, "{e}");
+        };
+        let d = AgentConfig::default;
+        assert_eq!(d().site(), None);
+        assert_eq!(AgentConfig { site: Some(" ".into()), ..d() }.site(), None);
+        ok(AgentConfig {
+            site: Some("http://site:9465".into()),
+            node_name: Some("n-01.x_y".into()),
+            ..d()
+        });
+        bad(AgentConfig { site: Some("https://site:9465".into()), ..d() }, "https");
+        bad(AgentConfig { site: Some("site".into()), ..d() }, "site");
+        bad(AgentConfig { node_name: Some("no spaces".into()), ..d() }, "node_name");
+        bad(AgentConfig { node_name: Some(String::new()), ..d() }, "node_name");
+        for ms in [99, 60_001] {
+            bad(AgentConfig { push_interval_ms: ms, ..d() }, "push_interval_ms");
+        }
+        ok(AgentConfig { push_interval_ms: 100, ..d() });
+        bad(AgentConfig { spool_max_bytes: 1000, ..d() }, "spool_max_bytes");
+        bad(AgentConfig { spool_max_age_s: 59, ..d() }, "spool_max_age_s");
+        assert_eq!(d().push_interval_ms, 1000);
+        assert_eq!((d().spool_max_bytes, d().spool_max_age_s), (64 << 20, 7 * 86_400));
+    }
+
+    #[test]
     fn unknown_keys_are_refused_naming_them() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("agent.toml");
@@ -175,5 +276,13 @@ mod tests {
         let c = AgentConfig::load(&p).unwrap();
         assert_eq!((c.rate_hz, c.buffer_samples), (100.0, 1000));
         assert_eq!(c.allow_groups, vec!["hpcadm"]);
+        let site = "site = \"http://site:9465\"\nnode_name = \"n1\"\npush_interval_ms = 500\nspool_max_bytes = 2000000\nspool_max_age_s = 3600\n";
+        std::fs::write(&p, site).unwrap();
+        let c = AgentConfig::load(&p).unwrap();
+        assert_eq!((c.site(), c.node_name.as_deref()), (Some("http://site:9465"), Some("n1")));
+        assert_eq!(
+            (c.push_interval_ms, c.spool_max_bytes, c.spool_max_age_s),
+            (500, 2_000_000, 3600)
+        );
     }
 }

@@ -7,7 +7,8 @@
 //! Prometheus exposition ([`metrics`]) read the buffers, never sysfs; writes (job marks, caps) are
 //! checked by [`access`] (SO_PEERCRED on the Unix socket, a bearer token on TCP), which also
 //! decides what a read shows: callers not allowed to write get [`coarse`] figures; [`serve`]
-//! accepts connections under timeouts and connection limits.
+//! accepts connections under timeouts and connection limits. When a site service is configured,
+//! [`push`] sends the counters to it from a thread of its own, through a write-ahead spool.
 
 pub mod access;
 pub mod coarse;
@@ -15,6 +16,7 @@ pub mod config;
 pub mod http;
 pub mod job;
 pub mod place;
+pub mod push;
 pub mod record;
 pub mod ring;
 pub mod run;
@@ -23,5 +25,5 @@ pub mod serve;
 pub mod state;
 pub mod stop;
 
-pub use state::{Clock, DomainMeta, SamplerStats, Shared};
+pub use state::{Clock, DomainMeta, SamplerStats, Shared, SiteStats};
 pub use stop::Stop;

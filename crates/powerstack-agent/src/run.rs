@@ -6,18 +6,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use powerstack_api::v1::Origin;
 use powerstack_cap::{Capper, Holder, NodeId, StateDir};
 use powerstack_hw::{DiscoverOptions, Root, Selection, discover_with};
 
 use crate::access::{Access, AccessPolicy};
 use crate::config::AgentConfig;
 use crate::http::Controls;
+use crate::push::Pusher;
 use crate::sampler::{self, Sources};
 use crate::serve::{self, ConnectionLimits, Server};
 use crate::state::Shared;
 use crate::stop::Stop;
 
 mod jobs;
+mod site;
 
 /// The journal `via` prefix of every write the agent makes: what it restores at stop and at start.
 pub const AGENT_VIA: &str = "powerstack agent";
@@ -72,7 +75,10 @@ pub fn run(
     let limits = open_files(&mut notes);
 
     // Everything that can be refused is checked before the state directory is touched.
-    let mut control = discover_with(&root, &selection, &options).platform;
+    let discovery = discover_with(&root, &selection, &options);
+    let origin = Origin { hostname: hostname.clone(), simulated: simulated.clone() };
+    let push = site::settings(config, &origin, &discovery)?;
+    let mut control = discovery.platform;
     let (sources, warnings) = Sources::open(&root, &selection, &options);
     notes.extend(warnings);
     if sources.columns() == 0 {
@@ -103,7 +109,8 @@ pub fn run(
         config.buffer_samples,
         config.peak_window_ms.saturating_mul(1000),
     );
-    let shared = Arc::new(shared.with_jobs(kept.jobs, jobs_file));
+    let shared = shared.with_jobs(kept.jobs, jobs_file);
+    let shared = Arc::new(if push.is_some() { shared.with_site() } else { shared });
     let controls = Arc::new(Controls::new(control, root.clone(), state));
     let policy = AccessPolicy {
         allow_users: config.allow_users.clone(),
@@ -133,6 +140,18 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(|e| AgentError(format!("starting the runtime: {e}")))?;
+    // The pusher's spool is under the state directory, whose lock this agent holds.
+    let pusher = match push.map(|p| Pusher::start(p, shared.clone(), stop.clone())).transpose() {
+        Ok(p) => p.map(|(pusher, said)| {
+            notes.extend(said);
+            pusher
+        }),
+        Err(e) => {
+            sampling_done.store(true, Ordering::Relaxed);
+            sampler.join();
+            return Err(AgentError(e.to_string()));
+        }
+    };
     let access = Access::new(policy);
     let app = crate::http::app(shared.clone(), Some(controls.clone()), access.clone());
     let server = Server::new(app, access, limits);
@@ -146,6 +165,10 @@ pub fn run(
     sampling_done.store(true, Ordering::Relaxed);
     sampler.join();
     let restored = restore(&controls);
+    // The pusher saw the stop too: its last push has a short deadline.
+    if let Some(p) = pusher {
+        p.join();
+    }
     let jobs_kept =
         jobs::keep_at_stop(&shared, served.is_ok()).map_err(|e| AgentError(e.to_string()));
     served?;

@@ -40,6 +40,28 @@ impl SamplerStats {
     }
 }
 
+/// The site pusher's statistics ([`crate::push`]), updated by its thread without locks and shown on
+/// `/metrics` when a site is configured.
+#[derive(Debug, Default)]
+pub struct SiteStats {
+    /// Whether the last call to the site succeeded.
+    pub up: AtomicBool,
+    /// Bytes the spool holds on disk.
+    pub spool_bytes: AtomicU64,
+    /// Sealed batches waiting in the spool.
+    pub spool_batches: AtomicU64,
+    /// Samples the site has acknowledged (a resend's included once).
+    pub pushed_samples: AtomicU64,
+    /// Samples dropped because the spool grew over `spool_max_bytes`.
+    pub dropped_bytes_samples: AtomicU64,
+    /// Samples dropped because they grew older than `spool_max_age_s`.
+    pub dropped_age_samples: AtomicU64,
+    /// Samples the site refused (a 4xx answer) and that were set aside.
+    pub dropped_rejected_samples: AtomicU64,
+    /// Calls to the site that failed: no answer, or an error status.
+    pub push_errors: AtomicU64,
+}
+
 /// The agent's clock: wall-clock µs derived from the monotonic clock anchored once, so sample and
 /// job times never jump or drift apart when the wall clock is stepped or slewed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,6 +123,8 @@ pub struct Shared {
     pub missing: Vec<AtomicBool>,
     /// The window a job's peak is taken over when a query does not ask for one, µs.
     pub peak_window_us: u64,
+    /// The site pusher's statistics (`None`: no site configured).
+    pub site: Option<SiteStats>,
 }
 
 impl Shared {
@@ -128,6 +152,7 @@ impl Shared {
             update_period_us: (0..columns).map(|_| AtomicU64::new(0)).collect(),
             missing: (0..columns).map(|_| AtomicBool::new(false)).collect(),
             peak_window_us,
+            site: None,
             domains,
         }
     }
@@ -160,6 +185,12 @@ impl Shared {
     pub fn with_jobs(mut self, jobs: Jobs, file: JobsFile) -> Shared {
         self.jobs = Mutex::new(jobs);
         self.jobs_file = Some(file);
+        self
+    }
+
+    /// This state with the statistics of a site pusher (shown on `/metrics`).
+    pub fn with_site(mut self) -> Shared {
+        self.site = Some(SiteStats::default());
         self
     }
 

@@ -62,6 +62,7 @@ pub fn agent(a: &AgentArgs) -> anyhow::Result<()> {
     if a.nvml_lib.is_some() {
         config.nvml_lib = a.nvml_lib.clone();
     }
+    site_flags(a, &mut config)?;
     config.validate()?;
     let sim: Option<SimRoot> = node::simulation_for(&a.simulate, &config.root)?;
     if let Some(s) = &sim {
@@ -79,6 +80,24 @@ pub fn agent(a: &AgentArgs) -> anyhow::Result<()> {
         }
         eprintln!("{}", where_line(ready));
     })?;
+    Ok(())
+}
+
+/// The site flags over the configuration file.
+fn site_flags(a: &AgentArgs, config: &mut AgentConfig) -> anyhow::Result<()> {
+    if a.site.is_some() {
+        config.site = a.site.clone();
+    }
+    if a.node_name.is_some() {
+        config.node_name = a.node_name.clone();
+    }
+    if a.site_token_file.is_some() {
+        config.site_token_file = a.site_token_file.clone();
+    }
+    if let Some(d) = &a.push_interval {
+        let interval = parse_duration(d).map_err(|e| anyhow::anyhow!("--push-interval: {e}"))?;
+        config.push_interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);
+    }
     Ok(())
 }
 

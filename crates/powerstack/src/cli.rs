@@ -563,6 +563,18 @@ pub struct AgentArgs {
     /// The NVML library to load.
     #[arg(long, env = "POWERSTACK_NVML_LIB", value_name = "PATH")]
     pub nvml_lib: Option<PathBuf>,
+    /// The site service to push the counters to (`http://HOST:PORT`; default: none, no pushing).
+    #[arg(long, env = "POWERSTACK_SITE", value_name = "URL")]
+    pub site: Option<String>,
+    /// This node's name at the site (default: the hostname).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// Bearer token file sent to the site (mode 600).
+    #[arg(long, value_name = "FILE")]
+    pub site_token_file: Option<PathBuf>,
+    /// How often a sample is pushed to the site, 100ms to 60s (default 1s).
+    #[arg(long, value_name = "DURATION")]
+    pub push_interval: Option<String>,
 }
 
 /// Options of `powerstack up`.

@@ -349,6 +349,22 @@ fn bad_agent_settings_are_one_line() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.starts_with("error: "), "{err}");
     }
+    let base = ["agent", "--socket", "", "--listen", "127.0.0.1:0"];
+    let site = "http://127.0.0.1:9";
+    for (extra, names) in [
+        (&["--site", site, "--push-interval", "10ms"][..], "push_interval_ms"),
+        (&["--site", site, "--push-interval", "2m"][..], "push_interval_ms"),
+        (&["--site", site, "--push-interval", "soon"][..], "--push-interval"),
+        (&["--site", site, "--node-name", "no spaces"][..], "node_name"),
+        (&["--site", "https://site:9465"][..], "https"),
+        (&["--site", site, "--site-token-file", "/nonexistent/site.token"][..], "site_token_file"),
+    ] {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let (code, _, err) = run(&args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("error: ") && err.contains(names), "{args:?}: {err}");
+    }
 }
 
 #[test]

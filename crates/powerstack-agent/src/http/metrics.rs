@@ -8,7 +8,8 @@
 //! (the limits the control platform last read, else the discovery's), `powerstack_interval_seconds`
 //! and `powerstack_simulated{profile}`. The agent adds its own: the sampler's last and longest
 //! sample durations, its sample, overrun, read-failure and slow-read counters, the ring's fill and
-//! capacity, the running jobs and the build.
+//! capacity, the running jobs and the build; and, when a site is configured, the pusher's
+//! (`powerstack_site_*`: whether the site answers, the spool, samples pushed and dropped, errors).
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
@@ -22,7 +23,7 @@ use powerstack_api::prometheus::{escape, family};
 
 use super::{AppState, Controls, Reader, lock, window_for};
 use crate::access::Tier;
-use crate::state::Shared;
+use crate::state::{Shared, SiteStats};
 
 /// The content type of the exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -140,6 +141,9 @@ pub fn render(shared: &Shared, controls: Option<&Controls>, tier: &Tier) -> Stri
     );
     let running = lock(&shared.jobs).list().iter().filter(|j| j.is_running()).count();
     gauge(&mut out, "powerstack_jobs_running", "Job windows begun and not ended.", running);
+    if let Some(site) = &shared.site {
+        site_metrics(&mut out, site);
+    }
     family(&mut out, "powerstack_build_info", "gauge", "The agent's version (always 1).");
     let _ = writeln!(
         out,
@@ -147,6 +151,58 @@ pub fn render(shared: &Shared, controls: Option<&Controls>, tier: &Tier) -> Stri
         escape(env!("CARGO_PKG_VERSION"))
     );
     out
+}
+
+/// The site pusher's families.
+fn site_metrics(out: &mut String, site: &SiteStats) {
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    gauge(
+        out,
+        "powerstack_site_up",
+        "1 when the last call to the site service succeeded, else 0.",
+        u8::from(site.up.load(Ordering::Relaxed)),
+    );
+    gauge(
+        out,
+        "powerstack_site_spool_bytes",
+        "Bytes the spool of samples not yet acknowledged by the site holds on disk.",
+        get(&site.spool_bytes),
+    );
+    gauge(
+        out,
+        "powerstack_site_spool_batches",
+        "Sealed batches waiting in the spool for the site.",
+        get(&site.spool_batches),
+    );
+    counter(
+        out,
+        "powerstack_site_pushed_samples_total",
+        "Samples the site acknowledged.",
+        get(&site.pushed_samples),
+    );
+    family(
+        out,
+        "powerstack_site_dropped_samples_total",
+        "counter",
+        "Samples dropped before the site stored them: the spool over spool_max_bytes or spool_max_age_s, or a batch the site refused.",
+    );
+    for (reason, n) in [
+        ("spool_bytes", &site.dropped_bytes_samples),
+        ("spool_age", &site.dropped_age_samples),
+        ("rejected", &site.dropped_rejected_samples),
+    ] {
+        let _ = writeln!(
+            out,
+            "powerstack_site_dropped_samples_total{{reason=\"{reason}\"}} {}",
+            get(n)
+        );
+    }
+    counter(
+        out,
+        "powerstack_site_push_errors_total",
+        "Calls to the site that failed: no answer, or an error status.",
+        get(&site.push_errors),
+    );
 }
 
 /// `GET /metrics`.
