@@ -27,12 +27,12 @@ pub enum SiteError {
         why: String,
     },
     /// Nothing answered (refused, timed out, reset): the site is away.
-    #[error("site {url} unreachable: {source}")]
+    #[error("site {url} unreachable: {why}")]
     Unreachable {
         /// The site.
         url: String,
-        /// The transport's failure.
-        source: ClientError,
+        /// What the transport saw, in the site's words.
+        why: String,
     },
     /// The site answered with an error status.
     #[error("site {url} answered {status}: {message}")]
@@ -126,7 +126,9 @@ impl Site {
                     | ClientError::InvalidAddr { why, .. } => {
                         SiteError::InvalidUrl { url: self.url.clone(), why }
                     }
-                    source => SiteError::Unreachable { url: self.url.clone(), source },
+                    source => {
+                        SiteError::Unreachable { url: self.url.clone(), why: unreachable(&source) }
+                    }
                 })?;
         if !r.is_success() {
             let message = serde_json::from_str::<ErrorV1>(&r.body)
@@ -209,6 +211,23 @@ impl Site {
     /// The site's power now.
     pub fn power(&self) -> Result<SitePowerV1, SiteError> {
         self.call("GET", "/v1/site/power", None::<&()>)
+    }
+}
+
+/// Why the site did not answer, without the agent's wording of the client's errors.
+fn unreachable(e: &ClientError) -> String {
+    match e {
+        ClientError::Refused { .. } => {
+            "connection refused: is `powerstack site serve` running there?".into()
+        }
+        ClientError::NoSocket { .. } => {
+            "the socket does not exist: is `powerstack site serve` running?".into()
+        }
+        ClientError::Timeout { after, .. } => {
+            format!("no answer within {}", crate::fmt_duration(*after))
+        }
+        ClientError::Permission { .. } => "permission denied on the socket".into(),
+        other => other.to_string(),
     }
 }
 

@@ -599,4 +599,14 @@ pub struct UpArgs {
     /// (default: agent.sock in a new private temporary directory; the path is printed).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// TCP address of the embedded site service.
+    #[arg(long, default_value = "127.0.0.1:9465", value_name = "ADDR")]
+    pub site_listen: String,
+    /// The site's database (default: site.db in ~/.local/state/powerstack, or
+    /// /var/lib/powerstack for root; `postgres://...` for PostgreSQL).
+    #[arg(long, value_name = "URL")]
+    pub database: Option<String>,
+    /// Run no site service (the agent alone).
+    #[arg(long)]
+    pub no_site: bool,
 }

@@ -10,6 +10,7 @@ mod output;
 mod pools;
 mod signals;
 mod site;
+mod up;
 
 use std::process::ExitCode;
 
@@ -27,7 +28,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pools(c) => pools::run(c),
         Command::Job(c) => job::run(c),
         Command::Agent(a) => agent::agent(a),
-        Command::Up(a) => agent::up(a),
+        Command::Up(a) => up::up(a),
         Command::Site(c) => site::run(c),
         Command::Sim(c) => commands::sim(c),
     }

@@ -44,7 +44,7 @@ pub fn where_line(ready: &Ready) -> String {
         "bearer tokens required"
     };
     format!(
-        "powerstack site on http://{a}: database {db}; API http://{a}/v1/nodes, http://{a}/v1/jobs, http://{a}/v1/site/power; metrics http://{a}/metrics; {access}",
+        "powerstack site on http://{a}: database {db}; routes /v1/nodes, /v1/jobs, /v1/site/power, /metrics; {access}",
         a = ready.addr,
         db = ready.database
     )

@@ -295,6 +295,7 @@ fn up_starts_an_agent_and_shows_live_power() {
             "4500ms",
             "--listen",
             "127.0.0.1:0",
+            "--no-site",
             "--root",
             empty.path().to_str().unwrap(),
         ])
@@ -326,7 +327,7 @@ fn up_starts_an_agent_and_shows_live_power() {
 fn up_on_a_root_made_by_sim_create_is_labelled_simulated() {
     let n = Node::new("cray-ex");
     let out = bin()
-        .args(["up", "--duration", "1500ms", "--listen", "127.0.0.1:0", "--root"])
+        .args(["up", "--duration", "1500ms", "--listen", "127.0.0.1:0", "--no-site", "--root"])
         .arg(n.root())
         .output()
         .unwrap();

@@ -172,7 +172,7 @@ fn the_job_file_is_never_replaced_and_a_mark_that_cannot_be_kept_changes_nothing
 fn up(n: &Node, setup: impl FnOnce(&mut std::process::Command)) -> (Proc, PathBuf, String) {
     let mut cmd = bin();
     setup(&mut cmd);
-    cmd.args(["up", "--listen", "127.0.0.1:0", "--root"]).arg(n.root());
+    cmd.args(["up", "--listen", "127.0.0.1:0", "--no-site", "--root"]).arg(n.root());
     let mut up = Proc(cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap());
     let lines = stderr_until(&mut up.0, "Ctrl-C to stop");
     let find = |marker: &str| {

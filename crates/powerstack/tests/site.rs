@@ -152,3 +152,66 @@ fn the_site_killed_mid_ingest_and_started_again_stores_every_sample_once() {
     assert_eq!(r.report.total.samples, NODES as u64 * BATCHES * PER_BATCH);
     drop(second);
 }
+
+#[test]
+fn up_runs_an_agent_that_pushes_to_its_embedded_site_which_records_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = common::Node::new("intel-2s");
+    let db = format!("sqlite:{}", dir.path().join("site.db").display());
+    let mut child = bin()
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--site-listen",
+            "127.0.0.1:0",
+            "--database",
+            &db,
+            "--root",
+        ])
+        .arg(n.root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_until(&mut child, "Ctrl-C to stop");
+    let _up = Proc(child);
+    let line = lines
+        .iter()
+        .find(|l| l.starts_with("powerstack site on http://"))
+        .unwrap_or_else(|| panic!("{lines:?}"));
+    let addr =
+        line.split("http://").nth(1).unwrap().split(':').take(2).collect::<Vec<_>>().join(":");
+    assert!(lines.iter().any(|l| l.contains("job begin ID --site http://")), "{lines:?}");
+    let s = Site::new(&format!("http://{addr}"), None, Duration::from_secs(5)).unwrap();
+    // The agent registers and pushes within a few seconds.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let node = loop {
+        let nodes = s.nodes().unwrap().nodes;
+        if let Some(n) = nodes.iter().find(|n| n.power_watts.is_some()) {
+            break n.clone();
+        }
+        assert!(Instant::now() < deadline, "no node with power at the site: {nodes:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(node.simulated.as_deref(), Some("intel-2s"));
+    let job =
+        SiteJobBeginV1 { id: "u1".into(), nodes: vec![node.name.clone()], ..Default::default() };
+    s.begin_job(&job).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    s.end_job("u1").unwrap();
+    // Settled once the agent's samples reach past the end.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let r = loop {
+        let r = s.job_report("u1").unwrap();
+        if r.job.settled {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "not settled: {r:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let n0 = &r.report.nodes[0].result;
+    assert_eq!(n0.data_presence, DataPresence::Complete, "{n0:?}");
+    // The simulated intel-2s node draws about 287 W (psys).
+    assert!((n0.node_power - 287.0).abs() < 0.03 * 287.0, "{n0:?}");
+}

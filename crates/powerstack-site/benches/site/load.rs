@@ -48,23 +48,7 @@ pub fn sustained(rt: &tokio::runtime::Runtime) {
     let client: Http =
         Client::builder(TokioExecutor::new()).pool_max_idle_per_host(nodes + 16).build_http();
     let t0 = now_us();
-    rt.block_on(async {
-        let reg = serde_json::to_string(&registration(t0)).unwrap();
-        let mut tasks = Vec::new();
-        for chunk in (0..nodes).collect::<Vec<_>>().chunks(nodes.div_ceil(64).max(1)) {
-            let (client, base, reg, chunk) =
-                (client.clone(), base.clone(), reg.clone(), chunk.to_vec());
-            tasks.push(tokio::spawn(async move {
-                for n in chunk {
-                    let uri = format!("{base}/v1/nodes/{}/streams/{}", node_name(n), stream_id(n));
-                    assert_eq!(send(&client, &uri, "PUT", reg.clone()).await, Ok(200));
-                }
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-    });
+    register_http(rt, &client, &base, nodes, t0);
     println!(
         "sustained ({kind}): {nodes} nodes x 8 domains pushing 1 sample/s each for {seconds} s over HTTP keep-alive"
     );
@@ -135,4 +119,25 @@ pub fn sustained(rt: &tokio::runtime::Runtime) {
         pct(1.0)
     );
     site.stop().unwrap();
+}
+
+/// Registers every node's stream over HTTP, 64 at a time.
+fn register_http(rt: &tokio::runtime::Runtime, client: &Http, base: &str, nodes: usize, t0: u64) {
+    rt.block_on(async {
+        let reg = serde_json::to_string(&registration(t0)).unwrap();
+        let mut tasks = Vec::new();
+        for chunk in (0..nodes).collect::<Vec<_>>().chunks(nodes.div_ceil(64).max(1)) {
+            let (client, base, reg, chunk) =
+                (client.clone(), base.to_string(), reg.clone(), chunk.to_vec());
+            tasks.push(tokio::spawn(async move {
+                for n in chunk {
+                    let uri = format!("{base}/v1/nodes/{}/streams/{}", node_name(n), stream_id(n));
+                    assert_eq!(send(&client, &uri, "PUT", reg.clone()).await, Ok(200));
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
 }

@@ -1,0 +1,188 @@
+//! `powerstack up`: the whole stack on this machine: an agent (on a simulated node when nothing
+//! is readable) and an embedded site service it pushes to, with live node power until Ctrl-C.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use powerstack_agent::Shared;
+use powerstack_agent::config::AgentConfig;
+use powerstack_agent::run::{Ready, run};
+use powerstack_api::table;
+use powerstack_api::v1::{Origin, PowerV1};
+use powerstack_model::duration::parse_duration;
+use powerstack_model::{PowerReport, Snapshot, Value};
+use powerstack_site::SiteConfig;
+
+use crate::agent::{stop_on_signals, where_line};
+use crate::cli::UpArgs;
+use crate::{node, output};
+
+/// Node power over the last second of the ring, as a table.
+fn live_table(shared: &Shared) -> Option<String> {
+    let ring = shared.ring.lock().ok()?;
+    let (t1, v1) = ring.newest()?;
+    let target = t1.saturating_sub(1_000_000);
+    let i0 = ring.last_at_or_before(target).unwrap_or(0);
+    let (t0, v0) = ring.get(i0)?;
+    if t1 <= t0 {
+        return None;
+    }
+    let snap = |t: u64, v: &[u64]| Snapshot {
+        mono_ns: t * 1000,
+        unix_us: t as i64,
+        values: v
+            .iter()
+            .zip(&shared.domains)
+            .map(|(ticks, d)| Value::Energy {
+                total_ticks: *ticks,
+                joules: *ticks as f64 * d.joules_per_tick,
+                hw_time_us: None,
+            })
+            .collect(),
+    };
+    let (a, b) = (snap(t0, v0), snap(t1, v1));
+    drop(ring);
+    let catalog = shared.catalog();
+    let report = PowerReport::between(&catalog, &a, &b);
+    let origin = Origin { hostname: shared.hostname.clone(), simulated: shared.simulated.clone() };
+    Some(table::power(&PowerV1::new(&origin, &catalog, &report, &[])))
+}
+
+/// `powerstack up`.
+pub fn up(a: &UpArgs) -> anyhow::Result<()> {
+    let duration = a
+        .duration
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--duration: {e}"))?;
+    // First: no other thread may exist yet (a simulated node runs on one).
+    let stop = stop_on_signals(duration)?;
+    let sim = node::simulation_for(&a.simulate, &a.root)?;
+    let root = sim.as_ref().map(|s| s.root.clone()).unwrap_or_else(|| a.root.clone());
+    let simulated = node::simulated_label(sim.as_ref(), &root);
+    // A private directory (mode 0700, the caller's) for the socket and, unless this is a real
+    // node run as root, the journal and the job windows, so nothing of it is left behind.
+    let state = tempfile::Builder::new()
+        .prefix("powerstack-up-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .context("creating a state directory")?;
+    let state_dir = if simulated.is_none() && powerstack_cap::trust::effective_uid() == 0 {
+        "/var/lib/powerstack".into()
+    } else {
+        state.path().to_path_buf()
+    };
+    let socket = a.socket.clone().unwrap_or_else(|| state.path().join("agent.sock"));
+    let site = start_site(a)?;
+    let site_url = site.as_ref().map(|s| format!("http://{}", s.ready().addr));
+    let config = AgentConfig {
+        rate_hz: a.rate_hz,
+        buffer_samples: 36_000,
+        socket: socket.to_string_lossy().into_owned(),
+        listen: a.listen.clone(),
+        // The caller may write through the socket (root always may).
+        allow_users: vec![caller_uid().to_string()],
+        state_dir,
+        root,
+        site: site_url.clone(),
+        ..AgentConfig::default()
+    };
+    let (tx, rx) = std::sync::mpsc::channel::<Arc<Shared>>();
+    let agent_stop = stop.clone();
+    let handle = std::thread::spawn(move || {
+        run(&config, node::hostname(), simulated, agent_stop, |ready: &Ready| {
+            for n in &ready.notes {
+                eprintln!("note: {n}");
+            }
+            eprintln!("{}", where_line(ready));
+            if let Some(s) = &ready.socket {
+                eprintln!(
+                    "jobs and caps: export POWERSTACK_AGENT={} (or pass --agent with it)",
+                    s.display()
+                );
+            }
+            if let Some(url) = &site_url {
+                let host = node::hostname();
+                eprintln!(
+                    "jobs at the site: powerstack job begin ID --site {url} --nodes {host} --no-agents; \
+                     powerstack job end ID --site {url}; powerstack job report -j ID --site {url}"
+                );
+            }
+            eprintln!("Ctrl-C to stop");
+            let _ = tx.send(ready.shared.clone());
+        })
+    });
+    let shared = match rx.recv() {
+        Ok(s) => s,
+        Err(_) => {
+            // The agent ended before it was ready: its error says why.
+            return match handle.join() {
+                Ok(Err(e)) => Err(e.into()),
+                _ => bail!("the agent stopped before it was ready"),
+            };
+        }
+    };
+    while !stop.wait_timeout(Duration::from_secs(1)) {
+        if let Some(t) = live_table(&shared)
+            && let Err(e) = output::emit(&t)
+        {
+            // The reader went away: stop the agent (which restores its limits) first.
+            stop.stop();
+            let _ = handle.join();
+            return Err(e);
+        }
+    }
+    let agent = match handle.join() {
+        Ok(r) => r.map_err(Into::into),
+        Err(_) => Err(anyhow::anyhow!("the agent thread panicked")),
+    };
+    // The agent first (its last push), then the site.
+    if let Some(s) = site {
+        s.stop().context("stopping the site service")?;
+    }
+    agent
+}
+
+/// The embedded site service of `up` (none with `--no-site`): its database persistent (`--database`,
+/// default `site.db` under the user's state directory, `/var/lib/powerstack` for root), on
+/// `--site-listen`.
+fn start_site(a: &UpArgs) -> anyhow::Result<Option<powerstack_site::Running>> {
+    if a.no_site {
+        return Ok(None);
+    }
+    let state_dir = default_site_dir();
+    let config = SiteConfig {
+        listen: a.site_listen.clone(),
+        database: a.database.clone().unwrap_or_default(),
+        state_dir,
+        ..SiteConfig::default()
+    };
+    let running = powerstack_site::start(&config).with_context(|| {
+        format!("starting the embedded site service on {} (another port: --site-listen; none: --no-site)", a.site_listen)
+    })?;
+    for w in &running.ready().warnings {
+        eprintln!("warning: {w}");
+    }
+    eprintln!("{}", crate::site::where_line(running.ready()));
+    Ok(Some(running))
+}
+
+/// Where `up` keeps its site database: `/var/lib/powerstack` for root, else
+/// `$XDG_STATE_HOME/powerstack` or `~/.local/state/powerstack`.
+fn default_site_dir() -> PathBuf {
+    if caller_uid() == 0 {
+        return PathBuf::from("/var/lib/powerstack");
+    }
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")));
+    state.unwrap_or_else(std::env::temp_dir).join("powerstack")
+}
+
+fn caller_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}
