@@ -112,7 +112,7 @@ async fn copy_raw(store: &Store, nodes: usize, seconds: u64, t0: u64) -> f64 {
         .map(|k| (0..nodes).map(|n| (n as i32 + 1, sample(t0, n, k))).collect())
         .collect();
     let start = Instant::now();
-    for second in &rows {
+    for second in &rows[1..] {
         let mut tx = pool.begin().await.unwrap();
         let refs: Vec<(i32, &[u64])> = second.iter().map(|(i, s)| (*i, s.as_slice())).collect();
         let mut copy = tx
@@ -123,7 +123,7 @@ async fn copy_raw(store: &Store, nodes: usize, seconds: u64, t0: u64) -> f64 {
         copy.finish().await.unwrap();
         tx.commit().await.unwrap();
     }
-    (nodes as u64 * seconds) as f64 / start.elapsed().as_secs_f64()
+    (nodes as u64 * (seconds - 1)) as f64 / start.elapsed().as_secs_f64()
 }
 
 /// The same rows through the store's group commit: one group a second of one-sample batches.
@@ -141,12 +141,21 @@ async fn ingest_groups(store: &Store, nodes: usize, seconds: u64, t0: u64) -> f6
         })
         .collect();
     let limits = IngestLimits::default();
+    // The first group reads each stream's newest sample (a replica's first batch of a stream);
+    // it is timed apart, the steady state after it.
+    let cold = Instant::now();
+    let answers = store.ingest_group(&groups[0], &limits).await.unwrap();
+    assert!(answers.iter().all(|a| a.as_ref().is_ok_and(|a| a.stored == 1)));
+    println!(
+        "    first group ({nodes} streams not yet known): {:.0} ms",
+        cold.elapsed().as_secs_f64() * 1000.0
+    );
     let start = Instant::now();
-    for g in &groups {
+    for g in &groups[1..] {
         let answers = store.ingest_group(g, &limits).await.unwrap();
         assert!(answers.iter().all(|a| a.as_ref().is_ok_and(|a| a.stored == 1)));
     }
-    (nodes as u64 * seconds) as f64 / start.elapsed().as_secs_f64()
+    (nodes as u64 * (seconds - 1)) as f64 / start.elapsed().as_secs_f64()
 }
 
 async fn ratio() {

@@ -236,7 +236,6 @@ fn register(s: &mut State, node: &str, stream: &str, body: &[u8]) -> (u16, serde
     let answer = StreamRegisteredV1 {
         node: node.into(),
         stream: stream.into(),
-        last_seq: stored.last_seq,
         last_unix_us: stored.samples.last().map(|r| r[0]),
     };
     (200, serde_json::to_value(answer).unwrap())
@@ -251,7 +250,7 @@ fn batch(s: &mut State, stream: &str, body: &[u8]) -> (u16, serde_json::Value) {
         None => (404, false, error(404, "unknown stream").1),
         Some(_) if reject => (422, false, error(422, "refused for the test").1),
         Some(st) if b.seq <= st.last_seq => {
-            let r = BatchStoredV1 { stored: 0, duplicate: true, last_seq: st.last_seq };
+            let r = BatchStoredV1 { stored: 0, duplicate: true };
             (200, true, serde_json::to_value(r).unwrap())
         }
         Some(st) => {
@@ -265,11 +264,7 @@ fn batch(s: &mut State, stream: &str, body: &[u8]) -> (u16, serde_json::Value) {
             if ok {
                 st.samples.extend(b.samples.iter().cloned());
                 st.last_seq = b.seq;
-                let r = BatchStoredV1 {
-                    stored: b.samples.len() as u64,
-                    duplicate: false,
-                    last_seq: b.seq,
-                };
+                let r = BatchStoredV1 { stored: b.samples.len() as u64, duplicate: false };
                 (200, false, serde_json::to_value(r).unwrap())
             } else {
                 (409, false, error(409, "samples not after the stored ones").1)

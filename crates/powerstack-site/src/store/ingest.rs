@@ -89,11 +89,11 @@ pub struct BatchIn {
     pub now_us: u64,
 }
 
-/// What a group writes.
+/// What a group writes (its samples borrowed from the batches).
 #[derive(Debug, Default, PartialEq)]
-pub(crate) struct Writes {
+pub(crate) struct Writes<'a> {
     /// Samples: each stream's row id and `[unix_us, counters...]`.
-    pub(crate) rows: Vec<(i32, Vec<u64>)>,
+    pub(crate) rows: Vec<(i32, &'a [u64])>,
     /// Minutes already rolled up that these samples change: (stream row id, minute).
     pub(crate) dirty: BTreeSet<(i32, u64)>,
 }
@@ -222,24 +222,24 @@ fn precheck(batch: &BatchV1) -> Result<(), StoreError> {
 /// Plans a group: what each batch comes to, and what the group writes, given the streams as
 /// known (`heads`, by stream id; updated as the group goes, so two batches of one stream in a
 /// group are checked one after the other) and how far rollups are done (`rolled_up_us`).
-pub(crate) fn plan(
+pub(crate) fn plan<'a>(
     heads: &mut HashMap<String, Head>,
-    batches: &[BatchIn],
+    batches: &'a [BatchIn],
     limits: &IngestLimits,
     rolled_up_us: u64,
-) -> (Vec<Planned>, Writes) {
+) -> (Vec<Planned>, Writes<'a>) {
     let mut writes = Writes::default();
     let answers =
         batches.iter().map(|b| plan_one(heads, b, limits, rolled_up_us, &mut writes)).collect();
     (answers, writes)
 }
 
-fn plan_one(
+fn plan_one<'a>(
     heads: &mut HashMap<String, Head>,
-    b: &BatchIn,
+    b: &'a BatchIn,
     limits: &IngestLimits,
     rolled_up_us: u64,
-    writes: &mut Writes,
+    writes: &mut Writes<'a>,
 ) -> Planned {
     if let Err(e) = precheck(&b.batch) {
         return Planned::Done(Err(e));
@@ -274,7 +274,7 @@ fn plan_one(
             writes.dirty.insert((head.id, s[0] - s[0] % MINUTE_US));
         }
     }
-    writes.rows.extend(samples.iter().map(|s| (head.id, s.clone())));
+    writes.rows.extend(samples.iter().map(|s| (head.id, s.as_slice())));
     head.last = Some((newest[0], newest[1..].to_vec()));
     Planned::Done(Ok(BatchStoredV1 { stored: samples.len() as u64, duplicate: false }))
 }

@@ -2,6 +2,7 @@
 //! one a month, created ahead by whichever replica gets there first (under an advisory lock), and
 //! drops whole partitions past their retention; SQLite deletes old rows.
 
+use powerstack_model::civil::{civil_from_days as civil, days_from_civil};
 use sqlx::Row;
 
 use super::{Store, StoreError};
@@ -12,30 +13,6 @@ pub const DAY_US: u64 = 86_400_000_000;
 
 /// The advisory lock key partition maintenance holds ("powerstk").
 const LOCK_KEY: i64 = 0x706f_7765_7273_746b;
-
-/// The civil date (year, month, day) of day `days` since 1970-01-01.
-pub fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// Days since 1970-01-01 of a civil date.
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
 
 /// The partitions a time needs: samples' day `[from, to)` named `samples_YYYYMMDD`, rollups'
 /// month `rollups_YYYYMM`.

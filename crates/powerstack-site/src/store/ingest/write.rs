@@ -19,7 +19,7 @@ trait Dialect {
         &mut self,
         streams: &[String],
     ) -> Result<Vec<(String, i32, String, String)>, sqlx::Error>;
-    async fn insert_rows(&mut self, rows: &[(i32, Vec<u64>)]) -> Result<(), sqlx::Error>;
+    async fn insert_rows(&mut self, rows: &[(i32, &[u64])]) -> Result<(), sqlx::Error>;
 }
 
 const REGISTRATIONS: &str =
@@ -39,15 +39,14 @@ impl Dialect for sqlx::PgConnection {
             .collect()
     }
 
-    async fn insert_rows(&mut self, rows: &[(i32, Vec<u64>)]) -> Result<(), sqlx::Error> {
+    async fn insert_rows(&mut self, rows: &[(i32, &[u64])]) -> Result<(), sqlx::Error> {
         if rows.is_empty() {
             return Ok(());
         }
-        let refs: Vec<(i32, &[u64])> = rows.iter().map(|(id, s)| (*id, s.as_slice())).collect();
         let mut copy = self
             .copy_in_raw("COPY samples (stream_id, t_us, counters) FROM STDIN (FORMAT binary)")
             .await?;
-        copy.send(copy_payload(&refs)).await?;
+        copy.send(copy_payload(rows)).await?;
         copy.finish().await?;
         Ok(())
     }
@@ -70,7 +69,7 @@ impl Dialect for sqlx::SqliteConnection {
             .collect()
     }
 
-    async fn insert_rows(&mut self, rows: &[(i32, Vec<u64>)]) -> Result<(), sqlx::Error> {
+    async fn insert_rows(&mut self, rows: &[(i32, &[u64])]) -> Result<(), sqlx::Error> {
         for (id, s) in rows {
             sqlx::query("INSERT INTO samples (stream_id, t_us, counters) VALUES ($1, $2, $3)")
                 .bind(id)
@@ -118,9 +117,12 @@ impl Store {
         let _turn = self.turn().await;
         for attempt in 0..2 {
             self.load_heads(&streams).await?;
+            // Taken out of the store's memory for the group (put back on success; on failure
+            // they are read again).
             let mut heads: HashMap<String, Head> = {
-                let known = self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                streams.iter().filter_map(|s| Some((s.clone(), known.get(s)?.clone()))).collect()
+                let mut known =
+                    self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                streams.iter().filter_map(|s| known.remove_entry(s)).collect()
             };
             match self.try_group(&mut heads, batches, limits).await {
                 Ok(answers) => {
