@@ -37,6 +37,11 @@ apt_install() {
 # Outside the namespace: packages, MariaDB, then this script again in a mount namespace of its own.
 prepare() {
     [ "$(id -u)" = 0 ] || die "needs root (apt-get, unshare, mount, useradd)"
+    local hook
+    for hook in prolog epilog; do
+        [ -x "$ROOT/deploy/slurm/powerstack-$hook-slurmctld.sh" ] ||
+            die "deploy/slurm/powerstack-$hook-slurmctld.sh is missing or not executable"
+    done
     if [ ! -x "$PS" ]; then
         say "building powerstack (debug)"
         (cd "$ROOT" && cargo build -q -p powerstack --locked)
@@ -182,9 +187,12 @@ chmod 600 "$W/etc/slurmdbd.conf"
 
 # The shipped hooks, run as they are; slurmctld gives them a fresh environment, so a two-line
 # wrapper points them at this run's settings file (instead of /etc/powerstack/site.env).
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$W/etc/agent.token"
+chmod 600 "$W/etc/agent.token"
 cat >"$W/etc/site.env" <<EOF
 POWERSTACK_SITE=$SITE
 POWERSTACK_AGENT_PORT=$P_AGENT
+POWERSTACK_TOKEN_FILE=$W/etc/agent.token
 POWERSTACK_BIN=$PS
 EOF
 for hook in prolog epilog; do
@@ -254,7 +262,7 @@ say "Slurm up"
 "$PS" site serve --listen "127.0.0.1:$P_SITE" --state-dir "$W/site" >"$W/log/site.log" 2>&1 &
 wait_for 30 "the site service answering on $P_SITE" port_open "$P_SITE"
 "$PS" agent --root "$W/node" --site "$SITE" --node-name "$NODE" --listen "127.0.0.1:$P_AGENT" \
-    --socket "" --state-dir "$W/agent" >"$W/log/agent.log" 2>&1 &
+    --token-file "$W/etc/agent.token" --socket "" --state-dir "$W/agent" >"$W/log/agent.log" 2>&1 &
 node_at_site() { curl -sf "$SITE/v1/nodes" | grep -q "\"$NODE\""; }
 wait_for 30 "the agent's first push to the site" node_at_site
 
@@ -301,6 +309,9 @@ site_settled() {
 }
 for id in "${JOBS[@]}"; do
     wait_for 60 "the site's settled report of job $id" site_settled "$id"
+    # The hooks also marked the job on the node's agent: its own figures, from its 10 Hz ring.
+    "$PS" job query -j "$id" --nodes "$NODE" --port "$P_AGENT" --token-file "$W/etc/agent.token" \
+        --format json >"$W/agent-$id.json" || die "the agent has no record of job $id"
 done
 
 # One line per job: what the site recorded against what Slurm did.
@@ -360,18 +371,24 @@ for line in open(f"{work}/want.tsv", encoding="utf-8"):
         failures.append(f"job {jid}: the batch step's TRESUsageInTot energy {tres.get('energy')} "
                         f"is not its ConsumedEnergyRaw {step['energy']}")
     site_j = report["total"]["energy_joules"]
+    agent_j = json.load(open(f"{work}/agent-{jid}.json", encoding="utf-8"))["total"]["energy_joules"]
+    agent_pct = (agent_j - slurm_j) / slurm_j * 100
+    if not abs(agent_pct) <= tolerance_pct:
+        failures.append(f"job {jid}: energy {agent_j:.0f} J on the node's agent, {slurm_j:.0f} J in "
+                        f"Slurm's batch step: {agent_pct:+.2f}%, more than {tolerance_pct}%")
     diff_pct = (site_j - slurm_j) / slurm_j * 100
     if not abs(diff_pct) <= tolerance_pct:
         failures.append(f"job {jid}: energy {site_j:.0f} J at the site, {slurm_j:.0f} J in "
                         f"Slurm's batch step: {diff_pct:+.2f}%, more than {tolerance_pct}%")
     rows.append((jid, rec["user"], rec["app"], end_s - begin_s,
-                 unix_s(alloc["end"]) - unix_s(alloc["start"]), slurm_j, site_j, diff_pct))
+                 unix_s(alloc["end"]) - unix_s(alloc["start"]), slurm_j, site_j, diff_pct,
+                 agent_j, agent_pct))
 
 print(f"{'job':>4}  {'user':<9} {'app':<30} {'site s':>7} {'Slurm s':>7} "
-      f"{'Slurm J':>9} {'powerstack J':>12} {'diff':>7}")
-for jid, user, app, site_s, slurm_s, slurm_j, site_j, diff_pct in rows:
+      f"{'Slurm J':>9} {'site J':>9} {'diff':>7} {'agent J':>9} {'diff':>7}")
+for jid, user, app, site_s, slurm_s, slurm_j, site_j, diff_pct, agent_j, agent_pct in rows:
     print(f"{jid:>4}  {user:<9} {app:<30} {site_s:7.2f} {slurm_s:7.0f} "
-          f"{slurm_j:9.0f} {site_j:12.0f} {diff_pct:+6.2f}%")
+          f"{slurm_j:9.0f} {site_j:9.0f} {diff_pct:+6.2f}% {agent_j:9.0f} {agent_pct:+6.2f}%")
 for failure in failures:
     print(f"slurm-test: FAIL: {failure}", file=sys.stderr)
 sys.exit(1 if failures else 0)
