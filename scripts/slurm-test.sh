@@ -263,7 +263,11 @@ say "Slurm up"
 wait_for 30 "the site service answering on $P_SITE" port_open "$P_SITE"
 "$PS" agent --root "$W/node" --site "$SITE" --node-name "$NODE" --listen "127.0.0.1:$P_AGENT" \
     --token-file "$W/etc/agent.token" --socket "" --state-dir "$W/agent" >"$W/log/agent.log" 2>&1 &
-node_at_site() { curl -sf "$SITE/v1/nodes" | grep -q "\"$NODE\""; }
+node_at_site() {
+    python3 -c 'import json, sys, urllib.request as u
+nodes = json.load(u.urlopen(sys.argv[1] + "/v1/nodes", timeout=2))
+sys.exit(0 if sys.argv[2] in json.dumps(nodes) else 1)' "$SITE" "$NODE"
+}
 wait_for 30 "the agent's first push to the site" node_at_site
 
 # The jobs: two test users, three accounts' worth of associations, an odd job name; overlapping,
