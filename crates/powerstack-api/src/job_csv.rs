@@ -20,17 +20,32 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use crate::job::{DataPresence, DeviceKey, JobQueryV1, NOT_MEASURED, known};
+use crate::job::{DataPresence, DeviceKey, JobQueryNodeV1, JobQueryV1, NOT_MEASURED, known};
 
 /// The query as CSV: a header, one row per node asked (in the order asked) and the `TOTAL` row.
 pub fn job_query_csv(q: &JobQueryV1) -> String {
+    job_query_csv_with(q, &[], &|_| Vec::new())
+}
+
+/// [`job_query_csv`] with columns of the caller's after `status`: their names, and their values
+/// for each node (`Some`) and for the `TOTAL` row (`None`), one value per name, written as given
+/// (use [`field`] for text, [`num`] for figures).
+pub fn job_query_csv_with(
+    q: &JobQueryV1,
+    extra_names: &[&str],
+    extra: &dyn Fn(Option<&JobQueryNodeV1>) -> Vec<String>,
+) -> String {
     let devices = device_columns(q);
     let mut out =
         String::from("hostname,node_power,result_start_time,result_end_time,data_presence");
     for d in &devices {
         let _ = write!(out, ",{d}");
     }
-    out.push_str(",energy_joules,peak_node_power,peak_window_s,samples,status\n");
+    out.push_str(",energy_joules,peak_node_power,peak_window_s,samples,status");
+    for name in extra_names {
+        let _ = write!(out, ",{name}");
+    }
+    out.push('\n');
     for node in &q.nodes {
         let r = &node.result;
         let row = Row {
@@ -46,7 +61,7 @@ pub fn job_query_csv(q: &JobQueryV1) -> String {
             samples: r.samples,
             status: &node.status,
         };
-        row.write(&mut out, &devices);
+        row.write(&mut out, &devices, &extra(Some(node)));
     }
     let t = &q.total;
     let status = t.status();
@@ -63,7 +78,7 @@ pub fn job_query_csv(q: &JobQueryV1) -> String {
         samples: t.samples,
         status: &status,
     };
-    total.write(&mut out, &devices);
+    total.write(&mut out, &devices, &extra(None));
     out
 }
 
@@ -83,7 +98,7 @@ struct Row<'a> {
 }
 
 impl Row<'_> {
-    fn write(&self, out: &mut String, devices: &[String]) {
+    fn write(&self, out: &mut String, devices: &[String], extra: &[String]) {
         let _ = write!(
             out,
             "{},{},{},{},{}",
@@ -97,7 +112,7 @@ impl Row<'_> {
             let watts = self.domain_power.get(d).copied().unwrap_or(NOT_MEASURED);
             let _ = write!(out, ",{}", num(watts));
         }
-        let _ = writeln!(
+        let _ = write!(
             out,
             ",{},{},{},{},{}",
             num(self.energy_joules),
@@ -106,6 +121,10 @@ impl Row<'_> {
             self.samples,
             field(self.status)
         );
+        for value in extra {
+            let _ = write!(out, ",{value}");
+        }
+        out.push('\n');
     }
 }
 
@@ -122,11 +141,19 @@ fn device_columns(q: &JobQueryV1) -> Vec<String> {
 }
 
 /// A figure: at most three decimals, no trailing zeros; `-1` when it cannot be given.
-fn num(x: f64) -> String {
+pub fn num(x: f64) -> String {
+    num_digits(x, 3)
+}
+
+/// A figure: at most `digits` decimals, no trailing zeros; `-1` when it cannot be given.
+pub fn num_digits(x: f64, digits: usize) -> String {
     match known(x) {
         None => "-1".into(),
         Some(v) => {
-            let s = format!("{v:.3}");
+            let s = format!("{v:.digits$}");
+            if !s.contains('.') {
+                return s;
+            }
             let s = s.trim_end_matches('0').trim_end_matches('.');
             if s.is_empty() { "0".into() } else { s.to_string() }
         }
@@ -134,7 +161,7 @@ fn num(x: f64) -> String {
 }
 
 /// A text field, quoted when it holds a comma, a quote or a line break.
-fn field(s: &str) -> String {
+pub fn field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -145,7 +172,7 @@ fn field(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::job::{JobQueryNodeV1, JobResultV1, JobTotalV1};
+    use crate::job::{JobResultV1, JobTotalV1};
 
     #[test]
     fn numbers_and_fields() {
@@ -156,6 +183,8 @@ mod tests {
         assert_eq!(num(-1.0), "-1");
         assert_eq!(num(f64::NAN), "-1");
         assert_eq!(num(1.23456), "1.235");
+        assert_eq!(num_digits(4100.0, 0), "4100");
+        assert_eq!(num_digits(0.0012346, 6), "0.001235");
         assert_eq!(field("ok"), "ok");
         assert_eq!(field("a,b"), "\"a,b\"");
         assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");

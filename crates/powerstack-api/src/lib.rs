@@ -6,7 +6,9 @@
 //!   of `job query`).
 //! - [`cap`]: the capping documents (`powerstack.cap.v1`, `powerstack.caps.v1`).
 //! - [`pools`]: the frequency-pool documents (`powerstack.pools.v1`, `powerstack.pools-change.v1`).
-//! - [`site`]: the site service's pushes, job records, reports and time series.
+//! - [`site`]: the site service's pushes, job records, reports and time series; [`site_table`]
+//!   and [`site_csv`], a job report and a listing of jobs as tables and CSV; `plot` (feature
+//!   `plot`), a job's node power over time as SVG or PNG.
 //! - [`variorum`]: LLNL Variorum-compatible JSON (0.8 nested and the older flat form).
 //! - [`prometheus`]: Prometheus text exposition.
 //! - [`table`]: human tables.
@@ -18,9 +20,13 @@ pub mod agent;
 pub mod cap;
 pub mod job;
 pub mod job_csv;
+#[cfg(feature = "plot")]
+pub mod plot;
 pub mod pools;
 pub mod prometheus;
 pub mod site;
+pub mod site_csv;
+pub mod site_table;
 pub mod table;
 pub mod v1;
 pub mod variorum;

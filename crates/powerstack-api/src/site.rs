@@ -88,16 +88,15 @@ pub struct StreamRegisteredV1 {
     pub node: String,
     /// The stream.
     pub stream: String,
-    /// The highest batch sequence number stored (0: none).
-    pub last_seq: u64,
     /// The newest stored sample's time, µs since the Unix epoch.
     pub last_unix_us: Option<u64>,
 }
 
 /// `POST /v1/nodes/{node}/streams/{stream}/batches`: samples of a stream, each
 /// `[unix_us, counter0, counter1, ...]` with one counter per registered column, times strictly
-/// increasing and after every sample stored before. A batch whose `seq` is not above the last
-/// stored one is a resend: answered, not stored again.
+/// increasing and after every sample stored before. A batch whose samples are stored already is
+/// a resend: answered, not stored again. `seq` numbers a stream's batches for the sender and for
+/// messages; the site recognises a resend by its samples.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchV1 {
@@ -114,8 +113,6 @@ pub struct BatchStoredV1 {
     pub stored: u64,
     /// Whether the batch had been stored before (a resend).
     pub duplicate: bool,
-    /// The highest sequence number stored for the stream.
-    pub last_seq: u64,
 }
 
 /// A node known to the site (`GET /v1/nodes`).

@@ -2,6 +2,8 @@
 //!
 //! [`ask_all`] asks every agent in parallel, at most [`MAX_PARALLEL`] at a time; a node that does
 //! not answer, or answers an error, is a [`NodeAnswer`] saying so, never a failed query.
+//! [`send_all`] sends any one request to many agents the same way (`job begin --site` marks the
+//! job on every node's agent).
 //! [`query_document`] makes the answers the query's document, with its total.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,7 +12,7 @@ use std::time::Duration;
 
 use powerstack_api::job::{JobQueryNodeV1, JobQueryV1, JobResultV1, JobTotalV1};
 
-use crate::{Addr, request};
+use crate::{Addr, ClientError, Response, request};
 
 /// The most agents asked at the same time.
 pub const MAX_PARALLEL: usize = 64;
@@ -96,29 +98,7 @@ pub fn ask_all(
     token: Option<&str>,
     timeout: Duration,
 ) -> Vec<NodeAnswer> {
-    let n = targets.len();
-    let next = AtomicUsize::new(0);
-    let (tx, rx) = mpsc::channel::<(usize, Outcome)>();
-    std::thread::scope(|s| {
-        for _ in 0..n.min(MAX_PARALLEL) {
-            let tx = tx.clone();
-            let (next, targets) = (&next, &targets);
-            s.spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(t) = targets.get(i) else { break };
-                    if tx.send((i, ask(&t.addr, path, token, timeout))).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    drop(tx);
-    let mut outcomes: Vec<Option<Outcome>> = (0..n).map(|_| None).collect();
-    for (i, o) in rx {
-        outcomes[i] = Some(o);
-    }
+    let outcomes = parallel(&targets, |t| ask(&t.addr, path, token, timeout));
     targets
         .into_iter()
         .zip(outcomes)
@@ -127,6 +107,60 @@ pub fn ask_all(
             outcome: o.unwrap_or_else(|| Outcome::Failed("unreachable: not asked".into())),
         })
         .collect()
+}
+
+/// Sends one request (`method path`, with `body` as JSON) to every target, at most
+/// [`MAX_PARALLEL`] at a time, each within `timeout`: each agent's answer, or why there is none,
+/// in target order.
+pub fn send_all(
+    targets: &[Target],
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Vec<Result<Response, ClientError>> {
+    parallel(targets, |t| request(&t.addr, method, path, body, token, timeout))
+        .into_iter()
+        .zip(targets)
+        .map(|(r, t)| {
+            r.unwrap_or_else(|| {
+                Err(ClientError::InvalidRequest {
+                    addr: t.addr.to_string(),
+                    why: "not sent".into(),
+                })
+            })
+        })
+        .collect()
+}
+
+/// `work` done for every target on at most [`MAX_PARALLEL`] threads; the results in target
+/// order (`None` only where a thread could not report, which does not happen).
+fn parallel<T: Send>(targets: &[Target], work: impl Fn(&Target) -> T + Sync) -> Vec<Option<T>> {
+    let n = targets.len();
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<(usize, T)>();
+    std::thread::scope(|s| {
+        for _ in 0..n.min(MAX_PARALLEL) {
+            let tx = tx.clone();
+            let (next, work) = (&next, &work);
+            s.spawn(move || {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(t) = targets.get(i) else { break };
+                    if tx.send((i, work(t))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    drop(tx);
+    let mut out: Vec<Option<T>> = (0..n).map(|_| None).collect();
+    for (i, r) in rx {
+        out[i] = Some(r);
+    }
+    out
 }
 
 /// The query's document: every node asked (one without a result as

@@ -8,6 +8,7 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use powerstack_client::fanout::{Target, send_all};
 use powerstack_client::hostlist::{self, HostlistError};
 use powerstack_client::{self as client, Addr, ClientError, Response};
 use proptest::prelude::*;
@@ -146,6 +147,31 @@ fn post_sends_body_and_bearer_token() {
     assert!(req.contains(&format!("Content-Length: {}\r\n", body.len())));
     assert!(req.contains("Content-Type: application/json\r\n"));
     assert!(req.ends_with(body));
+}
+
+#[test]
+fn send_all_posts_to_every_agent_and_answers_in_order() {
+    let ok: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}";
+    let (a, ha) = serve_tcp(vec![vec![ok]]);
+    let dead = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        Addr::Tcp(l.local_addr().unwrap().to_string())
+    };
+    let (b, hb) = serve_tcp(vec![vec![b"HTTP/1.1 409 Conflict\r\nContent-Length: 0\r\n\r\n"]]);
+    let targets: Vec<Target> = [&a, &dead, &b]
+        .into_iter()
+        .map(|addr| Target { label: addr.to_string(), addr: addr.clone() })
+        .collect();
+    let body = r#"{"user":"alice","app":null}"#;
+    let answers = send_all(&targets, "POST", "/v1/jobs/42/begin", Some(body), Some("t"), T);
+    assert_eq!(answers.len(), 3);
+    assert_eq!(answers[0].as_ref().unwrap().status, 200);
+    assert!(matches!(answers[1], Err(ClientError::Refused { .. })), "{:?}", answers[1]);
+    assert_eq!(answers[2].as_ref().unwrap().status, 409);
+    for seen in [ha.join().unwrap(), hb.join().unwrap()] {
+        assert!(seen[0].starts_with("POST /v1/jobs/42/begin HTTP/1.1\r\n"), "{}", seen[0]);
+        assert!(seen[0].ends_with(body));
+    }
 }
 
 #[test]

@@ -12,6 +12,7 @@
 //! - [`placement`]: readings placed at the time the hardware took them ([`HwClockMap`],
 //!   [`StepClock`]).
 //! - [`duration`]: parsing of user durations such as `200ms` or `1.5s`.
+//! - [`civil`]: UTC dates as people read and type them (`2026-11-21 10:00:00`, `7d` back).
 //! - [`window`]: the averaging windows a limit can hold ([`TimeWindows`], RAPL's grid).
 //!
 //! ```
@@ -23,6 +24,7 @@
 //! assert_eq!(c.delta_ticks_total(), 200);
 //! ```
 
+pub mod civil;
 pub mod counter;
 pub mod cpulist;
 pub mod domain;

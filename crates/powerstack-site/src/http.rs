@@ -173,6 +173,29 @@ pub(crate) async fn health(
     ))
 }
 
+/// A body announced larger than [`MAX_BODY_BYTES`] is refused at once, before it is sent.
+async fn refuse_announced_oversize(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is larger than {} MiB: send fewer samples a batch",
+                MAX_BODY_BYTES >> 20
+            ),
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
 /// The router.
 pub fn app(state: App) -> Router {
     Router::new()
@@ -191,5 +214,6 @@ pub fn app(state: App) -> Router {
             ApiError::new(StatusCode::NOT_FOUND, "no such route: see /v1/openapi.json")
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(refuse_announced_oversize))
         .with_state(state)
 }

@@ -55,6 +55,14 @@ pub async fn node_figures(
 ) -> Result<NodeFigures, StoreError> {
     let from = job.begin_unix_us;
     let to = job.end_unix_us.unwrap_or(now_us);
+    // Whether the figures can be final is decided before the samples are read: a sample past the
+    // end stored by then is read below (a stream's samples only come in time order).
+    let rolled_up = store.rolled_up_until().await?;
+    let past_end = match job.end_unix_us {
+        None => false,
+        Some(end) if now_us.saturating_sub(end) > settings.settle_after_us => true,
+        Some(end) => store.node_has_samples_since(node, end).await?,
+    };
     let streams = store.streams_of(node, from, to).await?;
     let asked = Asked {
         begin_unix_us: from,
@@ -64,6 +72,7 @@ pub async fn node_figures(
     };
     let mut parts = Vec::new();
     let mut edges = Vec::new();
+    let mut needs_rollups = false;
     for s in &streams {
         let mut window = store.window(s, from, to).await?;
         if window.rows.is_empty() {
@@ -72,10 +81,13 @@ pub async fn node_figures(
         }
         let mut f = powerstack_job::figures(&window.rows, &columns(&s.domains), &asked);
         if let Some(summary) = window.summary {
+            needs_rollups = true;
             with_summary(&mut f, summary, settings);
         }
-        parts.push(f);
-        edges.push(edge(s, &window.rows));
+        if f.coverage.is_some() {
+            parts.push(f);
+            edges.push(edge(s, &window.rows));
+        }
     }
     let figures = match parts.len() {
         0 => JobFigures::default(),
@@ -87,10 +99,7 @@ pub async fn node_figures(
     result.app = job.app.clone();
     result.running = job.end_unix_us.is_none();
     let result = result.with_figures(&figures);
-    let newest = store.node_newest_us(node).await?;
-    let settled = job.end_unix_us.is_some_and(|end| {
-        newest.is_some_and(|t| t >= end) || now_us.saturating_sub(end) > settings.settle_after_us
-    });
+    let settled = past_end && (!needs_rollups || rolled_up >= to - to % 60_000_000);
     Ok(NodeFigures { result, edges: json!(edges), settled })
 }
 

@@ -193,7 +193,10 @@ async fn maintain(
             () = tokio::time::sleep(SETTLE_EVERY) => {}
         }
         let now = now_us();
-        let mut result = settle(&store, now, &report, 100).await.map(|_| ());
+        let mut result = match store.roll_up(now).await {
+            Ok(_) => settle(&store, now, &report, 100).await.map(|_| ()),
+            Err(e) => Err(e),
+        };
         if result.is_ok() && tokio::time::Instant::now() >= next_housekeeping {
             next_housekeeping += HOUSEKEEPING_EVERY;
             result = async {

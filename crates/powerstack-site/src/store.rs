@@ -18,6 +18,7 @@ pub use crate::error::StoreError;
 mod ingest;
 mod jobs;
 pub mod partitions;
+pub mod rollup;
 mod samples;
 mod streams;
 
@@ -33,12 +34,14 @@ pub use streams::{NodeRow, StreamRow, node_document};
 pub struct Store {
     db: Db,
     writer: Arc<Mutex<()>>,
+    /// What ingest believes of each stream it has seen (registration, newest sample).
+    heads: Arc<std::sync::Mutex<std::collections::HashMap<String, ingest::Head>>>,
 }
 
 impl Store {
     /// A store over `db` (migrated).
     pub fn new(db: Db) -> Store {
-        Store { db, writer: Arc::new(Mutex::new(())) }
+        Store { db, writer: Arc::new(Mutex::new(())), heads: Arc::default() }
     }
 
     /// The database.

@@ -1,10 +1,15 @@
-//! Command-line definition (raw arguments; validation happens in the commands).
+//! Command-line definition (raw arguments; validation happens in the commands). The job
+//! commands' arguments (`job ...`, `jobs`) are in [`job`].
+
+mod job;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use powerstack_hw::ProviderOptions;
 use powerstack_hw::providers::nvml::NvmlOptions;
+
+pub use job::*;
 
 /// Vendor-neutral power and energy for HPC nodes.
 #[derive(Parser, Debug)]
@@ -33,10 +38,12 @@ pub enum Command {
     /// CPU frequency pools: reserved, shared and exclusive pools with profiles.
     #[command(subcommand)]
     Pools(PoolsCommand),
-    /// Job power and energy from node agents: mark a job's beginning and end, query it on
-    /// every node at once.
+    /// Job power and energy: mark a job's beginning and end (on node agents, and at the site
+    /// with --site), query it on every node at once, report it from the site.
     #[command(subcommand)]
     Job(JobCommand),
+    /// Jobs recorded at the site with their energy, like `sacct` (needs --site).
+    Jobs(JobsArgs),
     /// Run the node agent: sampling into a ring buffer, job power, HTTP API, /metrics.
     Agent(AgentArgs),
     /// Start an agent on this machine (simulated node when nothing is readable) and show live
@@ -75,100 +82,6 @@ pub struct SiteServeArgs {
     /// caller is an administrator and only loopback may be listened on.
     #[arg(long, value_name = "FILE")]
     pub tokens: Option<PathBuf>,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum JobCommand {
-    /// Mark the beginning of a job on a node agent.
-    Begin(JobBeginArgs),
-    /// Mark the end of a job on a node agent.
-    End(JobEndArgs),
-    /// A job's power and energy on every node (all agents asked at once), with a total.
-    Query(JobQueryArgs),
-}
-
-/// How to reach one node agent.
-#[derive(Args, Debug)]
-pub struct AgentConnArgs {
-    /// The agent: its Unix socket (a path containing '/'), or host:port.
-    #[arg(
-        long,
-        env = "POWERSTACK_AGENT",
-        default_value = "/run/powerstack/agent.sock",
-        value_name = "ADDR"
-    )]
-    pub agent: String,
-    /// File holding the bearer token (needed for writes over TCP).
-    #[arg(long, env = "POWERSTACK_TOKEN_FILE", value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-    /// How long to wait for the agent's answer.
-    #[arg(long, default_value = "5s", value_name = "DURATION")]
-    pub timeout: String,
-}
-
-#[derive(Args, Debug)]
-pub struct JobBeginArgs {
-    /// The job id (1 to 128 characters of A-Z a-z 0-9 . _ : -).
-    pub id: String,
-    /// Who the job belongs to (default: the caller's login name).
-    #[arg(long)]
-    pub user: Option<String>,
-    /// The job's application.
-    #[arg(long, value_name = "NAME")]
-    pub app: Option<String>,
-    #[command(flatten)]
-    pub conn: AgentConnArgs,
-}
-
-#[derive(Args, Debug)]
-pub struct JobEndArgs {
-    /// The job id.
-    pub id: String,
-    #[command(flatten)]
-    pub conn: AgentConnArgs,
-}
-
-#[derive(Args, Debug)]
-#[command(group(
-    clap::ArgGroup::new("targets").required(true).multiple(true).args(["agents", "nodes"])
-))]
-pub struct JobQueryArgs {
-    /// The job id.
-    #[arg(short = 'j', long = "job", value_name = "ID")]
-    pub job: String,
-    /// The agents to ask: host:port or socket paths, comma-separated or repeated.
-    #[arg(long, value_delimiter = ',', value_name = "ADDR[,ADDR...]")]
-    pub agents: Vec<String>,
-    /// The nodes to ask, as a hostlist (`node[01-04,07]`); each agent at NODE:PORT.
-    #[arg(long, value_name = "HOSTLIST")]
-    pub nodes: Option<String>,
-    /// The agents' TCP port, with --nodes.
-    #[arg(long, default_value_t = 9464, value_name = "PORT")]
-    pub port: u16,
-    /// Output format (default: table on a terminal, json otherwise).
-    #[arg(long, value_enum)]
-    pub format: Option<JobFormat>,
-    /// How long to wait for each agent.
-    #[arg(long, default_value = "2s", value_name = "DURATION")]
-    pub timeout: String,
-    /// File holding the bearer token (when the agents require one to read job results).
-    #[arg(long, env = "POWERSTACK_TOKEN_FILE", value_name = "FILE")]
-    pub token_file: Option<PathBuf>,
-    /// The window each node's peak power is taken over (default: the agent's, 1s); never
-    /// shorter, in effect, than a node's sampling interval or slowest counter's update period.
-    #[arg(long, value_name = "DURATION")]
-    pub peak_window: Option<String>,
-}
-
-/// Output formats of `job query`.
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobFormat {
-    /// Human table.
-    Table,
-    /// CSV: the Flux Power Monitor's `power_query.py` columns first, then powerstack's.
-    Csv,
-    /// One JSON document: every node's result and the total.
-    Json,
 }
 
 #[derive(Subcommand, Debug)]

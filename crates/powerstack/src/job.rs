@@ -1,8 +1,13 @@
-//! `powerstack job ...`: mark jobs on a node agent, and query a job on many agents at once.
+//! `powerstack job ...`: mark jobs on a node agent, and query a job on many agents at once; with
+//! `--site`, record jobs at the site service and mark them on every node's agent ([`site`]), and
+//! report a job from the site ([`report`]).
 //!
 //! `job query` asks every agent in parallel ([`powerstack_client::fanout`]); a node that does not
 //! answer, or answers an error, is a row saying so, never a failed query. The exit status is 3
 //! when any row is not `Complete`.
+
+mod report;
+mod site;
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
@@ -15,27 +20,61 @@ use powerstack_api::agent::JobBeginV1;
 use powerstack_api::job::{DataPresence, DeviceClass, JobResultV1, JobTotalV1, known};
 use powerstack_api::job_csv::job_query_csv;
 use powerstack_client::fanout::{NodeAnswer, Target, ask_all, query_document};
+use powerstack_client::site::Site;
 use powerstack_client::{self as client, Addr, hostlist};
 use powerstack_model::duration::parse_duration;
 
-use crate::cli::{AgentConnArgs, JobCommand, JobFormat, JobQueryArgs};
+use crate::cli::{
+    AgentConnArgs, JobCommand, JobFormat, JobQueryArgs, NodeAgentsArgs, SiteConnArgs,
+};
 use crate::output::{self, emit};
 
 /// `powerstack job ...`.
 pub fn run(cmd: &JobCommand) -> anyhow::Result<()> {
     match cmd {
+        JobCommand::Begin(a) if a.site.site.is_some() => site::begin(a),
         JobCommand::Begin(a) => {
-            let user = match &a.user {
-                Some(u) => u.clone(),
-                None => login_name(),
-            };
-            let body = serde_json::to_string(&JobBeginV1 { user: Some(user), app: a.app.clone() })
+            site_only(&a.agents, a.account.is_some())?;
+            let body = serde_json::to_string(&begin_body(a.user.as_deref(), a.app.as_deref()))
                 .context("encoding the begin body")?;
             mark(&a.conn, &a.id, "begin", Some(&body))
         }
-        JobCommand::End(a) => mark(&a.conn, &a.id, "end", None),
+        JobCommand::End(a) if a.site.site.is_some() => site::end(a),
+        JobCommand::End(a) => {
+            site_only(&a.agents, false)?;
+            mark(&a.conn, &a.id, "end", None)
+        }
         JobCommand::Query(a) => query(a),
+        JobCommand::Report(a) => report::run(a),
     }
+}
+
+/// The agent's begin body: the user (default: the caller's login name) and the application.
+fn begin_body(user: Option<&str>, app: Option<&str>) -> JobBeginV1 {
+    let user = user.map_or_else(login_name, str::to_string);
+    JobBeginV1 { user: Some(user), app: app.map(str::to_string) }
+}
+
+/// Refuses the options that only mean something with --site.
+fn site_only(a: &NodeAgentsArgs, account: bool) -> anyhow::Result<()> {
+    let given =
+        [(a.nodes.is_some(), "--nodes"), (a.no_agents, "--no-agents"), (account, "--account")];
+    if let Some((_, flag)) = given.iter().find(|(on, _)| *on) {
+        bail!(
+            "{flag} needs --site URL (or POWERSTACK_SITE): without it the job is marked on one agent only"
+        );
+    }
+    Ok(())
+}
+
+/// The site of `--site` (or `POWERSTACK_SITE`), with the token of `--site-token-file`, each call
+/// bounded by `timeout`.
+pub(crate) fn connect_site(s: &SiteConnArgs, timeout: Duration) -> anyhow::Result<Site> {
+    let Some(url) = s.site.as_deref().filter(|u| !u.trim().is_empty()) else {
+        bail!("no site given: pass --site URL or set POWERSTACK_SITE");
+    };
+    let token = read_token(s.site_token_file.as_deref())?;
+    Ok(Site::new(url, token, timeout)?)
 }
 
 /// The caller's login name: `$USER`, else the password entry of the real uid, else the uid.
@@ -64,7 +103,7 @@ fn login_name() -> String {
     uid.to_string()
 }
 
-fn parse_timeout(text: &str) -> anyhow::Result<Duration> {
+pub(crate) fn parse_timeout(text: &str) -> anyhow::Result<Duration> {
     let d = parse_duration(text).map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
     if d < Duration::from_millis(1) || d > Duration::from_secs(3600) {
         bail!("--timeout {text}: must be between 1ms and 1h");
@@ -72,7 +111,7 @@ fn parse_timeout(text: &str) -> anyhow::Result<Duration> {
     Ok(d)
 }
 
-fn read_token(path: Option<&Path>) -> anyhow::Result<Option<String>> {
+pub(crate) fn read_token(path: Option<&Path>) -> anyhow::Result<Option<String>> {
     let Some(p) = path else { return Ok(None) };
     let text = std::fs::read_to_string(p)
         .with_context(|| format!("reading the token file {}", p.display()))?;
@@ -120,17 +159,18 @@ fn mark(conn: &AgentConnArgs, id: &str, what: &str, body: Option<&str>) -> anyho
     }
 }
 
+/// The agent of node `host` at `host:port`.
+fn node_target(host: &str, port: u16) -> anyhow::Result<Target> {
+    let hp = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    let addr = Addr::parse(&hp).with_context(|| format!("node {host:?} in --nodes"))?;
+    Ok(Target { label: host.to_string(), addr })
+}
+
 fn targets(a: &JobQueryArgs) -> anyhow::Result<Vec<Target>> {
     let mut out = Vec::new();
     if let Some(expr) = &a.nodes {
         for host in hostlist::expand(expr)? {
-            let hp = if host.contains(':') {
-                format!("[{host}]:{}", a.port)
-            } else {
-                format!("{host}:{}", a.port)
-            };
-            let addr = Addr::parse(&hp).with_context(|| format!("node {host:?} in --nodes"))?;
-            out.push(Target { label: host, addr });
+            out.push(node_target(&host, a.port)?);
         }
     }
     for text in &a.agents {

@@ -5,6 +5,7 @@ mod cap;
 mod cli;
 mod commands;
 mod job;
+mod jobs;
 mod node;
 mod output;
 mod pools;
@@ -27,6 +28,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cap(c) => cap::run(c),
         Command::Pools(c) => pools::run(c),
         Command::Job(c) => job::run(c),
+        Command::Jobs(a) => jobs::run(a),
         Command::Agent(a) => agent::agent(a),
         Command::Up(a) => up::up(a),
         Command::Site(c) => site::run(c),

@@ -211,7 +211,7 @@ fn up_runs_an_agent_that_pushes_to_its_embedded_site_which_records_jobs() {
         std::thread::sleep(Duration::from_millis(300));
     };
     let n0 = &r.report.nodes[0].result;
-    assert_eq!(n0.data_presence, DataPresence::Complete, "{n0:?}");
+    assert_eq!(n0.data_presence, DataPresence::Complete, "{n0:?} {:?}", r.job);
     // The simulated intel-2s node draws about 287 W (psys).
     assert!((n0.node_power - 287.0).abs() < 0.03 * 287.0, "{n0:?}");
 }

@@ -24,7 +24,7 @@ pub(crate) async fn list(
 ) -> Result<Json<SiteNodesV1>, ApiError> {
     caller(&state, &headers)?;
     let now = now_us();
-    let nodes = state.store.nodes().await.inspect_err(|e| count_error(&state, e))?;
+    let nodes = state.store.nodes(now).await.inspect_err(|e| count_error(&state, e))?;
     Ok(Json(SiteNodesV1 {
         schema: "powerstack.site-nodes.v1".into(),
         nodes: nodes
@@ -54,7 +54,7 @@ pub(crate) async fn site_power(
 /// The site's power at this moment.
 pub(crate) async fn power_now(state: &App) -> Result<SitePowerV1, ApiError> {
     let now = now_us();
-    let nodes = state.store.nodes().await.inspect_err(|e| count_error(state, e))?;
+    let nodes = state.store.nodes(now).await.inspect_err(|e| count_error(state, e))?;
     let docs: Vec<_> = nodes
         .iter()
         .map(|(n, s)| node_document(n, s.as_ref(), now, state.stale_after_us))

@@ -1,15 +1,19 @@
-//! Batches of streams stored, many at once: each checked against what is stored (sequence, time
-//! order, counters that only grow) and against the batches before it in the group, then their
-//! samples written (PostgreSQL: one binary `COPY`), the per-minute rollups and each stream's
-//! newest state updated, all in one transaction with the streams' rows locked (in id order, so
-//! replicas cannot deadlock), so a resend, a replica racing another, or a crash mid-way stores
-//! every sample exactly once. A batch refused is refused alone; a transaction that fails fails
-//! every batch of its group, with nothing stored.
+//! Batches of streams stored, many at once, at the cost of writing their samples and little
+//! else: each batch is checked against its stream's newest sample (kept in memory by the store,
+//! read from the database when not known) and the batches before it in the group (time order,
+//! counters that only grow and no faster than a domain can draw), then the group's samples are
+//! written in one transaction (PostgreSQL: one binary `COPY`). Exactly once is the samples'
+//! primary key (stream, time): a resend is recognised by its samples being stored already, and a
+//! replica that raced another one fails its transaction on the key, forgets what it believed of
+//! those streams, and plans the group again from the database. A batch refused is refused alone;
+//! a transaction that fails fails every batch of its group, with nothing stored. Rollups and each
+//! stream's newest state are derived from the samples afterwards (`rollup`), so ingest writes
+//! nothing per stream.
 //!
 //! This module plans ([`plan`], pure); `write` talks to the database; `queue` gathers the
 //! batches that arrive while a transaction runs into the next group.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use powerstack_api::site::{BatchStoredV1, BatchV1, MAX_BATCH_SAMPLES, StreamDomainV1};
 
@@ -38,15 +42,38 @@ impl Default for IngestLimits {
     }
 }
 
-/// A stream as a batch finds it (as stored, then as the batches before it in the group left it).
+/// A stream as a batch finds it: its registration and newest sample (as stored, then as the
+/// batches before it in the group left it).
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Head {
     pub(crate) id: i32,
     pub(crate) node: String,
     pub(crate) domains: Vec<StreamDomainV1>,
-    pub(crate) last_seq: u64,
-    pub(crate) first_us: Option<u64>,
+    pub(crate) parts: Vec<(usize, f64)>,
     pub(crate) last: Option<(u64, Vec<u64>)>,
+}
+
+impl Head {
+    /// A stream's head from its registration and newest stored sample.
+    pub(crate) fn new(
+        id: i32,
+        node: String,
+        domains: Vec<StreamDomainV1>,
+        last: Option<(u64, Vec<u64>)>,
+    ) -> Head {
+        let parts = parts_of(&domains);
+        Head { id, node, domains, parts, last }
+    }
+}
+
+/// What planning says of a batch.
+#[derive(Debug)]
+pub(crate) enum Planned {
+    /// Its answer.
+    Done(Result<BatchStoredV1, StoreError>),
+    /// Its samples are not after the stream's newest: a resend if they are stored already
+    /// (the database says), else a clock that went back.
+    Stored { id: i32, first: Vec<u64>, last: Vec<u64> },
 }
 
 /// A batch to store: the node and stream of its path, the batch, the site's time it arrived.
@@ -62,25 +89,13 @@ pub struct BatchIn {
     pub now_us: u64,
 }
 
-/// A stream's newest state after a group.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct StreamUpdate {
-    pub(crate) seq: u64,
-    pub(crate) first_us: Option<u64>,
-    pub(crate) last_us: Option<u64>,
-    pub(crate) last_counters: Option<Vec<u8>>,
-    pub(crate) power_watts: Option<f64>,
-}
-
 /// What a group writes.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Writes {
     /// Samples: each stream's row id and `[unix_us, counters...]`.
     pub(crate) rows: Vec<(i32, Vec<u64>)>,
-    /// Rollups by (stream row id, minute).
-    pub(crate) rollups: BTreeMap<(i32, u64), Minute>,
-    /// Each stream's newest state.
-    pub(crate) streams: BTreeMap<i32, StreamUpdate>,
+    /// Minutes already rolled up that these samples change: (stream row id, minute).
+    pub(crate) dirty: BTreeSet<(i32, u64)>,
 }
 
 /// One minute's rollup from a batch: the minute, its newest sample, the highest node power of
@@ -92,18 +107,6 @@ pub(crate) struct Minute {
     pub(crate) counters: Vec<u64>,
     pub(crate) peak_watts: Option<f64>,
     pub(crate) samples: u64,
-}
-
-impl Minute {
-    /// This minute with `later` (a later part of the same minute) merged in.
-    fn merge(&mut self, later: Minute) {
-        if later.t_us > self.t_us {
-            self.t_us = later.t_us;
-            self.counters = later.counters;
-        }
-        self.peak_watts = max_opt(self.peak_watts, later.peak_watts);
-        self.samples += later.samples;
-    }
 }
 
 /// Checks `samples` against the stream: width, time order after its newest sample, not ahead of
@@ -163,7 +166,7 @@ fn check(
 }
 
 /// The rollups of `samples` (after the stream's newest stored sample `last`), minute by minute.
-fn minutes(
+pub(crate) fn minutes(
     parts: &[(usize, f64)],
     last: Option<&(u64, Vec<u64>)>,
     samples: &[Vec<u64>],
@@ -216,16 +219,18 @@ fn precheck(batch: &BatchV1) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Plans a group: each batch's answer (stored, a resend, or refused), and what the stored ones
-/// write, given the streams as stored (`heads`, by stream id; updated as the group goes, so two
-/// batches of one stream in a group are checked one after the other).
+/// Plans a group: what each batch comes to, and what the group writes, given the streams as
+/// known (`heads`, by stream id; updated as the group goes, so two batches of one stream in a
+/// group are checked one after the other) and how far rollups are done (`rolled_up_us`).
 pub(crate) fn plan(
     heads: &mut HashMap<String, Head>,
     batches: &[BatchIn],
     limits: &IngestLimits,
-) -> (Vec<Result<BatchStoredV1, StoreError>>, Writes) {
+    rolled_up_us: u64,
+) -> (Vec<Planned>, Writes) {
     let mut writes = Writes::default();
-    let answers = batches.iter().map(|b| plan_one(heads, b, limits, &mut writes)).collect();
+    let answers =
+        batches.iter().map(|b| plan_one(heads, b, limits, rolled_up_us, &mut writes)).collect();
     (answers, writes)
 }
 
@@ -233,63 +238,45 @@ fn plan_one(
     heads: &mut HashMap<String, Head>,
     b: &BatchIn,
     limits: &IngestLimits,
+    rolled_up_us: u64,
     writes: &mut Writes,
-) -> Result<BatchStoredV1, StoreError> {
-    precheck(&b.batch)?;
+) -> Planned {
+    if let Err(e) = precheck(&b.batch) {
+        return Planned::Done(Err(e));
+    }
     let (node, stream) = (&b.node, &b.stream);
-    let head = heads.get_mut(stream).ok_or_else(|| {
-        StoreError::NotFound(format!(
+    let Some(head) = heads.get_mut(stream) else {
+        return Planned::Done(Err(StoreError::NotFound(format!(
             "stream {stream} of node {node} is not registered: register it first (PUT /v1/nodes/{node}/streams/{stream})"
-        ))
-    })?;
+        ))));
+    };
     if &head.node != node {
-        return Err(StoreError::Conflict(format!(
+        return Planned::Done(Err(StoreError::Conflict(format!(
             "stream {stream} belongs to node {}, not {node}",
             head.node
-        )));
-    }
-    if b.batch.seq <= head.last_seq {
-        return Ok(BatchStoredV1 { stored: 0, duplicate: true, last_seq: head.last_seq });
+        ))));
     }
     let samples = &b.batch.samples;
-    check(head, samples, b.now_us, limits)?;
-    let parts = parts_of(&head.domains);
-    for m in minutes(&parts, head.last.as_ref(), samples) {
-        match writes.rollups.get_mut(&(head.id, m.minute_us)) {
-            Some(earlier) => earlier.merge(m),
-            None => {
-                writes.rollups.insert((head.id, m.minute_us), m);
-            }
+    let (Some(first), Some(newest)) = (samples.first(), samples.last()) else {
+        return Planned::Done(Ok(BatchStoredV1 { stored: 0, duplicate: false }));
+    };
+    if let Some((t, _)) = &head.last
+        && first.first().is_some_and(|f| f <= t)
+        && newest.first().is_some_and(|l| l <= t)
+    {
+        return Planned::Stored { id: head.id, first: first.clone(), last: newest.clone() };
+    }
+    if let Err(e) = check(head, samples, b.now_us, limits) {
+        return Planned::Done(Err(e));
+    }
+    for s in samples {
+        if s[0] < rolled_up_us {
+            writes.dirty.insert((head.id, s[0] - s[0] % MINUTE_US));
         }
     }
     writes.rows.extend(samples.iter().map(|s| (head.id, s.clone())));
-    let prev = samples.len().checked_sub(2).map(|i| (samples[i][0], &samples[i][1..]));
-    let prev = prev.or(head.last.as_ref().map(|(t, c)| (*t, c.as_slice())));
-    let power = match (samples.last(), prev) {
-        (Some(n), Some((pt, pc))) => node_watts(&parts, pc, &n[1..], n[0].saturating_sub(pt)),
-        _ => None,
-    };
-    let update = writes.streams.entry(head.id).or_insert(StreamUpdate {
-        seq: 0,
-        first_us: head.first_us,
-        last_us: None,
-        last_counters: None,
-        power_watts: None,
-    });
-    update.seq = b.batch.seq;
-    head.last_seq = b.batch.seq;
-    if let Some(n) = samples.last() {
-        head.first_us = head.first_us.or(samples.first().map(|s| s[0]));
-        update.first_us = head.first_us;
-        update.last_us = Some(n[0]);
-        update.last_counters = Some(encode_counters(&n[1..]));
-        head.last = Some((n[0], n[1..].to_vec()));
-    } else if let Some((t, c)) = &head.last {
-        update.last_us = Some(*t);
-        update.last_counters = Some(encode_counters(c));
-    }
-    update.power_watts = power.or(update.power_watts);
-    Ok(BatchStoredV1 { stored: samples.len() as u64, duplicate: false, last_seq: b.batch.seq })
+    head.last = Some((newest[0], newest[1..].to_vec()));
+    Planned::Done(Ok(BatchStoredV1 { stored: samples.len() as u64, duplicate: false }))
 }
 
 /// The binary `COPY` payload of `rows`: each a stream's row id and a sample

@@ -7,7 +7,14 @@ use powerstack_model::DomainKind;
 use sqlx::Row;
 
 use super::{Store, StoreError};
-use crate::db::{from_db, on_db, to_db};
+use crate::db::{decode_counters, from_db, on_db, to_db};
+use crate::store::{node_watts, parts_of};
+
+/// How far back the node listing reads samples for a node's newest ones.
+pub const RECENT_US: u64 = 86_400_000_000;
+/// How far the newest state the rollups keep of a stream may lag its samples (a window that
+/// begins up to this long after a stream's known newest sample still reads it).
+pub const STATE_LAG_US: u64 = 15 * 60_000_000;
 
 /// A node as stored.
 #[derive(Clone, Debug, PartialEq)]
@@ -33,8 +40,6 @@ pub struct StreamRow {
     pub started_us: u64,
     /// Its columns.
     pub domains: Vec<StreamDomainV1>,
-    /// The highest batch stored.
-    pub last_seq: u64,
     /// Its oldest stored sample, µs.
     pub first_us: Option<u64>,
     /// Its newest stored sample, µs.
@@ -108,16 +113,14 @@ impl Store {
                 .bind(node)
                 .fetch_one(&mut *tx)
                 .await?;
-            let existing = sqlx::query(
-                "SELECT s.node_id, s.domains, s.last_seq, s.last_us FROM streams s WHERE s.stream = $1",
-            )
-            .bind(stream)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let answer = match existing {
+            let existing = sqlx::query("SELECT s.id, s.node_id, s.domains FROM streams s WHERE s.stream = $1")
+                .bind(stream)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let id: i32 = match existing {
                 Some(row) => {
-                    let owner: i32 = row.try_get(0)?;
-                    let stored: String = row.try_get(1)?;
+                    let owner: i32 = row.try_get(1)?;
+                    let stored: String = row.try_get(2)?;
                     if owner != node_id {
                         return Err(StoreError::Conflict(format!(
                             "stream {stream} belongs to another node: an agent draws a new stream id at each start"
@@ -128,32 +131,28 @@ impl Store {
                             "stream {stream} was registered with other domains: start a new stream"
                         )));
                     }
-                    let last_seq: i64 = row.try_get(2)?;
-                    let last_us: Option<i64> = row.try_get(3)?;
-                    StreamRegisteredV1 {
-                        node: node.to_string(),
-                        stream: stream.to_string(),
-                        last_seq: from_db(last_seq),
-                        last_unix_us: last_us.map(from_db),
-                    }
+                    row.try_get(0)?
                 }
                 None => {
-                    sqlx::query(
-                        "INSERT INTO streams (node_id, stream, started_us, domains) VALUES ($1, $2, $3, $4)",
+                    sqlx::query_scalar(
+                        "INSERT INTO streams (node_id, stream, started_us, domains) VALUES ($1, $2, $3, $4) RETURNING id",
                     )
                     .bind(node_id)
                     .bind(stream)
                     .bind(to_db(reg.started_unix_us))
                     .bind(&domains)
-                    .execute(&mut *tx)
-                    .await?;
-                    StreamRegisteredV1 {
-                        node: node.to_string(),
-                        stream: stream.to_string(),
-                        last_seq: 0,
-                        last_unix_us: None,
-                    }
+                    .fetch_one(&mut *tx)
+                    .await?
                 }
+            };
+            let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(t_us) FROM samples WHERE stream_id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let answer = StreamRegisteredV1 {
+                node: node.to_string(),
+                stream: stream.to_string(),
+                last_unix_us: newest.map(from_db),
             };
             tx.commit().await?;
             Ok(answer)
@@ -170,14 +169,16 @@ impl Store {
     ) -> Result<Vec<StreamRow>, StoreError> {
         on_db!(&self.db, pool => {
             let rows = sqlx::query(
-                "SELECT s.id, s.stream, n.name, s.started_us, s.domains, s.last_seq, s.first_us, s.last_us, s.power_watts \
+                "SELECT s.id, s.stream, n.name, s.started_us, s.domains, s.first_us, s.last_us, s.power_watts \
                  FROM streams s JOIN nodes n ON n.id = s.node_id \
-                 WHERE n.name = $1 AND s.first_us IS NOT NULL AND s.first_us <= $2 AND s.last_us >= $3 \
-                 ORDER BY s.first_us",
+                 WHERE n.name = $1 AND (s.first_us IS NULL OR s.first_us <= $2) \
+                 AND (s.last_us IS NULL OR s.last_us >= $3 \
+                 OR s.started_us = (SELECT MAX(s2.started_us) FROM streams s2 WHERE s2.node_id = s.node_id)) \
+                 ORDER BY s.started_us, s.id",
             )
             .bind(node)
             .bind(to_db(to_us))
-            .bind(to_db(from_us))
+            .bind(to_db(from_us.saturating_sub(STATE_LAG_US)))
             .fetch_all(pool)
             .await?;
             let mut out = Vec::with_capacity(rows.len());
@@ -188,38 +189,71 @@ impl Store {
         })
     }
 
-    /// Node `node`'s newest stored sample over all its streams, µs.
-    pub async fn node_newest_us(&self, node: &str) -> Result<Option<u64>, StoreError> {
+    /// Whether node `node` has a stored sample at or after `unix_us` (in any of its streams).
+    pub async fn node_has_samples_since(
+        &self,
+        node: &str,
+        unix_us: u64,
+    ) -> Result<bool, StoreError> {
         on_db!(&self.db, pool => {
-            let t: Option<i64> = sqlx::query_scalar(
-                "SELECT MAX(s.last_us) FROM streams s JOIN nodes n ON n.id = s.node_id WHERE n.name = $1",
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT x.t_us FROM samples x JOIN streams s ON s.id = x.stream_id JOIN nodes n ON n.id = s.node_id \
+                 WHERE n.name = $1 AND x.t_us >= $2 LIMIT 1",
             )
             .bind(node)
-            .fetch_one(pool)
+            .bind(to_db(unix_us))
+            .fetch_optional(pool)
             .await?;
-            Ok(t.map(from_db))
+            Ok(found.is_some())
         })
     }
 
-    /// Every node with its newest stream (a node registered but never pushed has one too).
-    pub async fn nodes(&self) -> Result<Vec<(NodeRow, Option<StreamRow>)>, StoreError> {
+    /// Every node with its newest stream (the newest run of its agent), whose newest sample and
+    /// power are read from the samples of the last [`RECENT_US`] before `now_us` (a node silent
+    /// for longer shows what the rollups last derived).
+    pub async fn nodes(
+        &self,
+        now_us: u64,
+    ) -> Result<Vec<(NodeRow, Option<StreamRow>)>, StoreError> {
+        let recent =
+            "FROM samples x WHERE x.stream_id = s.id AND x.t_us >= $1 ORDER BY x.t_us DESC";
+        let sql = format!(
+            "SELECT n.name, n.hostname, n.simulated, s.id, s.stream, n.name, s.started_us, s.domains, \
+             s.first_us, s.last_us, s.power_watts, \
+             (SELECT x.t_us {recent} LIMIT 1), (SELECT x.counters {recent} LIMIT 1), \
+             (SELECT x.t_us {recent} LIMIT 1 OFFSET 1), (SELECT x.counters {recent} LIMIT 1 OFFSET 1) \
+             FROM nodes n LEFT JOIN streams s ON s.id = (SELECT s2.id FROM streams s2 WHERE s2.node_id = n.id \
+             ORDER BY s2.started_us DESC, s2.id DESC LIMIT 1) \
+             ORDER BY n.name"
+        );
         on_db!(&self.db, pool => {
-            let rows = sqlx::query(
-                "SELECT n.name, n.hostname, n.simulated, s.id, s.stream, n.name, s.started_us, s.domains, \
-                 s.last_seq, s.first_us, s.last_us, s.power_watts \
-                 FROM nodes n LEFT JOIN streams s ON s.id = (SELECT s2.id FROM streams s2 WHERE s2.node_id = n.id \
-                 ORDER BY COALESCE(s2.last_us, s2.started_us) DESC, s2.id DESC LIMIT 1) \
-                 ORDER BY n.name",
-            )
-            .fetch_all(pool)
-            .await?;
+            let rows = sqlx::query(&sql).bind(to_db(now_us.saturating_sub(RECENT_US))).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
                 let node = NodeRow { name: r.try_get(0)?, hostname: r.try_get(1)?, simulated: r.try_get(2)? };
                 let id: Option<i32> = r.try_get(3)?;
                 let stream = match id {
                     None => None,
-                    Some(_) => Some(stream_row!(r, 3)),
+                    Some(_) => {
+                        let mut row = stream_row!(r, 3);
+                        let t1: Option<i64> = r.try_get(11)?;
+                        let c1: Option<Vec<u8>> = r.try_get(12)?;
+                        let t0: Option<i64> = r.try_get(13)?;
+                        let c0: Option<Vec<u8>> = r.try_get(14)?;
+                        if let (Some(t1), Some(c1)) = (t1, c1) {
+                            row.last_us = Some(from_db(t1));
+                            row.power_watts = match (t0, c0) {
+                                (Some(t0), Some(c0)) => node_watts(
+                                    &parts_of(&row.domains),
+                                    &decode_counters(&c0),
+                                    &decode_counters(&c1),
+                                    from_db(t1).saturating_sub(from_db(t0)),
+                                ),
+                                _ => None,
+                            };
+                        }
+                        Some(row)
+                    }
                 };
                 out.push((node, stream));
             }
@@ -248,8 +282,8 @@ pub fn node_document(
     }
 }
 
-/// A [`StreamRow`] from columns `id, stream, node, started_us, domains, last_seq, first_us,
-/// last_us, power_watts` of a row, starting at column `$at`.
+/// A [`StreamRow`] from columns `id, stream, node, started_us, domains, first_us, last_us,
+/// power_watts` of a row, starting at column `$at`.
 macro_rules! stream_row {
     ($r:expr, $at:expr) => {{
         let r = $r;
@@ -263,10 +297,9 @@ macro_rules! stream_row {
             started_us: from_db(r.try_get(at + 3)?),
             domains: serde_json::from_str(&domains)
                 .map_err(|e| StoreError::Unavailable(format!("stored domains unreadable: {e}")))?,
-            last_seq: from_db(r.try_get(at + 5)?),
-            first_us: r.try_get::<Option<i64>, _>(at + 6)?.map(from_db),
-            last_us: r.try_get::<Option<i64>, _>(at + 7)?.map(from_db),
-            power_watts: r.try_get(at + 8)?,
+            first_us: r.try_get::<Option<i64>, _>(at + 5)?.map(from_db),
+            last_us: r.try_get::<Option<i64>, _>(at + 6)?.map(from_db),
+            power_watts: r.try_get(at + 7)?,
         }
     }};
 }

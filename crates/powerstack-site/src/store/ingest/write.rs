@@ -1,132 +1,77 @@
-//! A group of batches in one transaction: the streams' rows read and locked, the plan
-//! ([`super::plan`]) made, its writes done (PostgreSQL: one `COPY` and array-bound statements;
-//! SQLite: prepared statements a row), committed.
+//! A group of batches in one transaction: the streams' heads from the store's memory (read from
+//! the database when not known), the plan ([`super::plan`]), resends confirmed against the stored
+//! samples, the samples written (PostgreSQL: one binary `COPY`; SQLite: a prepared insert a
+//! row), the minutes made stale noted, committed; on a key conflict (a replica stored some of
+//! these samples meanwhile) the group's streams are forgotten and the group planned once more.
 
 use std::collections::HashMap;
 
 use powerstack_api::site::BatchStoredV1;
 use sqlx::Row;
 
-use super::{BatchIn, Head, IngestLimits, Writes, copy_payload, plan};
+use super::{BatchIn, Head, IngestLimits, Planned, Writes, copy_payload, plan};
 use crate::db::{decode_counters, encode_counters, from_db, on_db, to_db};
 use crate::store::{Store, StoreError};
 
-const HEAD_COLUMNS: &str = "SELECT s.id, s.stream, n.name, s.domains, s.last_seq, s.first_us, s.last_us, \
-     s.last_counters FROM streams s JOIN nodes n ON n.id = s.node_id";
-
-const ROLLUP_SET: &str = "ON CONFLICT (stream_id, minute_us) DO UPDATE SET \
-     t_us = CASE WHEN excluded.t_us > rollups.t_us THEN excluded.t_us ELSE rollups.t_us END, \
-     counters = CASE WHEN excluded.t_us > rollups.t_us THEN excluded.counters ELSE rollups.counters END, \
-     peak_watts = CASE WHEN rollups.peak_watts IS NULL OR excluded.peak_watts > rollups.peak_watts \
-     THEN excluded.peak_watts ELSE rollups.peak_watts END, \
-     samples = rollups.samples + excluded.samples";
-
-/// The streams' rows, read in a way each dialect does well, and locked where it can.
+/// What a dialect does its own way.
 trait Dialect {
-    async fn heads(&mut self, streams: &[String]) -> Result<Vec<(String, Head)>, StoreError>;
-    async fn write(&mut self, w: &Writes) -> Result<(), StoreError>;
+    async fn registrations(
+        &mut self,
+        streams: &[String],
+    ) -> Result<Vec<(String, i32, String, String)>, sqlx::Error>;
+    async fn insert_rows(&mut self, rows: &[(i32, Vec<u64>)]) -> Result<(), sqlx::Error>;
 }
 
-macro_rules! head_of {
-    ($r:expr) => {{
-        let r = $r;
-        let domains: String = r.try_get(3)?;
-        let last_us: Option<i64> = r.try_get(6)?;
-        let last_counters: Option<Vec<u8>> = r.try_get(7)?;
-        let stream: String = r.try_get(1)?;
-        let head = Head {
-            id: r.try_get(0)?,
-            node: r.try_get(2)?,
-            domains: serde_json::from_str(&domains)
-                .map_err(|e| StoreError::Unavailable(format!("stored domains unreadable: {e}")))?,
-            last_seq: from_db(r.try_get(4)?),
-            first_us: r.try_get::<Option<i64>, _>(5)?.map(from_db),
-            last: last_us.map(from_db).zip(last_counters.as_deref().map(decode_counters)),
-        };
-        (stream, head)
-    }};
-}
+const REGISTRATIONS: &str =
+    "SELECT s.stream, s.id, n.name, s.domains FROM streams s JOIN nodes n ON n.id = s.node_id";
 
 impl Dialect for sqlx::PgConnection {
-    async fn heads(&mut self, streams: &[String]) -> Result<Vec<(String, Head)>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "{HEAD_COLUMNS} WHERE s.stream = ANY($1) ORDER BY s.id FOR UPDATE OF s"
-        ))
-        .bind(streams)
-        .fetch_all(&mut *self)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            out.push(head_of!(r));
-        }
-        Ok(out)
+    async fn registrations(
+        &mut self,
+        streams: &[String],
+    ) -> Result<Vec<(String, i32, String, String)>, sqlx::Error> {
+        let rows = sqlx::query(&format!("{REGISTRATIONS} WHERE s.stream = ANY($1)"))
+            .bind(streams)
+            .fetch_all(&mut *self)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .collect()
     }
 
-    async fn write(&mut self, w: &Writes) -> Result<(), StoreError> {
-        if !w.rows.is_empty() {
-            let rows: Vec<(i32, &[u64])> =
-                w.rows.iter().map(|(id, s)| (*id, s.as_slice())).collect();
-            let mut copy = self
-                .copy_in_raw("COPY samples (stream_id, t_us, counters) FROM STDIN (FORMAT binary)")
-                .await?;
-            copy.send(copy_payload(&rows)).await?;
-            copy.finish().await?;
+    async fn insert_rows(&mut self, rows: &[(i32, Vec<u64>)]) -> Result<(), sqlx::Error> {
+        if rows.is_empty() {
+            return Ok(());
         }
-        if !w.rollups.is_empty() {
-            let ms = w.rollups.values();
-            sqlx::query(&format!(
-                "INSERT INTO rollups (stream_id, minute_us, t_us, counters, peak_watts, samples) \
-                 SELECT * FROM UNNEST($1::int4[], $2::int8[], $3::int8[], $4::bytea[], $5::float8[], $6::int8[]) {ROLLUP_SET}"
-            ))
-            .bind(w.rollups.keys().map(|k| k.0).collect::<Vec<i32>>())
-            .bind(ms.clone().map(|m| to_db(m.minute_us)).collect::<Vec<i64>>())
-            .bind(ms.clone().map(|m| to_db(m.t_us)).collect::<Vec<i64>>())
-            .bind(ms.clone().map(|m| encode_counters(&m.counters)).collect::<Vec<Vec<u8>>>())
-            .bind(ms.clone().map(|m| m.peak_watts).collect::<Vec<Option<f64>>>())
-            .bind(ms.map(|m| to_db(m.samples)).collect::<Vec<i64>>())
-            .execute(&mut *self)
+        let refs: Vec<(i32, &[u64])> = rows.iter().map(|(id, s)| (*id, s.as_slice())).collect();
+        let mut copy = self
+            .copy_in_raw("COPY samples (stream_id, t_us, counters) FROM STDIN (FORMAT binary)")
             .await?;
-        }
-        if !w.streams.is_empty() {
-            let us = w.streams.values();
-            sqlx::query(
-                "UPDATE streams AS s SET last_seq = v.seq, first_us = COALESCE(s.first_us, v.first_us), \
-                 last_us = COALESCE(v.last_us, s.last_us), last_counters = COALESCE(v.counters, s.last_counters), \
-                 power_watts = COALESCE(v.power, s.power_watts) \
-                 FROM UNNEST($1::int4[], $2::int8[], $3::int8[], $4::int8[], $5::bytea[], $6::float8[]) \
-                 AS v(id, seq, first_us, last_us, counters, power) WHERE s.id = v.id",
-            )
-            .bind(w.streams.keys().copied().collect::<Vec<i32>>())
-            .bind(us.clone().map(|u| to_db(u.seq)).collect::<Vec<i64>>())
-            .bind(us.clone().map(|u| u.first_us.map(to_db)).collect::<Vec<Option<i64>>>())
-            .bind(us.clone().map(|u| u.last_us.map(to_db)).collect::<Vec<Option<i64>>>())
-            .bind(us.clone().map(|u| u.last_counters.clone()).collect::<Vec<Option<Vec<u8>>>>())
-            .bind(us.map(|u| u.power_watts).collect::<Vec<Option<f64>>>())
-            .execute(&mut *self)
-            .await?;
-        }
+        copy.send(copy_payload(&refs)).await?;
+        copy.finish().await?;
         Ok(())
     }
 }
 
 impl Dialect for sqlx::SqliteConnection {
-    async fn heads(&mut self, streams: &[String]) -> Result<Vec<(String, Head)>, StoreError> {
-        let ids = serde_json::to_string(streams).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    async fn registrations(
+        &mut self,
+        streams: &[String],
+    ) -> Result<Vec<(String, i32, String, String)>, sqlx::Error> {
+        let ids = serde_json::to_string(streams).unwrap_or_else(|_| "[]".into());
         let rows = sqlx::query(&format!(
-            "{HEAD_COLUMNS} WHERE s.stream IN (SELECT value FROM json_each($1))"
+            "{REGISTRATIONS} WHERE s.stream IN (SELECT value FROM json_each($1))"
         ))
         .bind(ids)
         .fetch_all(&mut *self)
         .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            out.push(head_of!(r));
-        }
-        Ok(out)
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .collect()
     }
 
-    async fn write(&mut self, w: &Writes) -> Result<(), StoreError> {
-        for (id, s) in &w.rows {
+    async fn insert_rows(&mut self, rows: &[(i32, Vec<u64>)]) -> Result<(), sqlx::Error> {
+        for (id, s) in rows {
             sqlx::query("INSERT INTO samples (stream_id, t_us, counters) VALUES ($1, $2, $3)")
                 .bind(id)
                 .bind(to_db(s[0]))
@@ -134,35 +79,28 @@ impl Dialect for sqlx::SqliteConnection {
                 .execute(&mut *self)
                 .await?;
         }
-        for ((id, _), m) in &w.rollups {
-            sqlx::query(&format!(
-                "INSERT INTO rollups (stream_id, minute_us, t_us, counters, peak_watts, samples) \
-                 VALUES ($1, $2, $3, $4, $5, $6) {ROLLUP_SET}"
-            ))
-            .bind(id)
-            .bind(to_db(m.minute_us))
-            .bind(to_db(m.t_us))
-            .bind(encode_counters(&m.counters))
-            .bind(m.peak_watts)
-            .bind(to_db(m.samples))
-            .execute(&mut *self)
-            .await?;
-        }
-        for (id, u) in &w.streams {
-            sqlx::query(
-                "UPDATE streams SET last_seq = $1, first_us = COALESCE(first_us, $2), last_us = COALESCE($3, last_us), \
-                 last_counters = COALESCE($4, last_counters), power_watts = COALESCE($5, power_watts) WHERE id = $6",
-            )
-            .bind(to_db(u.seq))
-            .bind(u.first_us.map(to_db))
-            .bind(u.last_us.map(to_db))
-            .bind(&u.last_counters)
-            .bind(u.power_watts)
-            .bind(id)
-            .execute(&mut *self)
-            .await?;
-        }
         Ok(())
+    }
+}
+
+/// Why a group's transaction failed: a key conflict (plan again) or anything else.
+enum Failed {
+    Conflict,
+    Other(StoreError),
+}
+
+impl From<sqlx::Error> for Failed {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => Failed::Conflict,
+            _ => Failed::Other(e.into()),
+        }
+    }
+}
+
+impl From<StoreError> for Failed {
+    fn from(e: StoreError) -> Self {
+        Failed::Other(e)
     }
 }
 
@@ -178,14 +116,123 @@ impl Store {
         streams.sort();
         streams.dedup();
         let _turn = self.turn().await;
+        for attempt in 0..2 {
+            self.load_heads(&streams).await?;
+            let mut heads: HashMap<String, Head> = {
+                let known = self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                streams.iter().filter_map(|s| Some((s.clone(), known.get(s)?.clone()))).collect()
+            };
+            match self.try_group(&mut heads, batches, limits).await {
+                Ok(answers) => {
+                    let mut known =
+                        self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    known.extend(heads);
+                    return Ok(answers);
+                }
+                Err(failed) => {
+                    self.forget(&streams);
+                    match failed {
+                        Failed::Conflict if attempt == 0 => continue,
+                        Failed::Conflict => {
+                            return Err(StoreError::Unavailable(
+                                "samples stored meanwhile by another replica: send again".into(),
+                            ));
+                        }
+                        Failed::Other(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        Err(StoreError::Unavailable("the group could not be stored: send again".into()))
+    }
+
+    async fn try_group(
+        &self,
+        heads: &mut HashMap<String, Head>,
+        batches: &[BatchIn],
+        limits: &IngestLimits,
+    ) -> Result<Vec<Result<BatchStoredV1, StoreError>>, Failed> {
         on_db!(&self.db, pool => {
             let mut tx = pool.begin().await?;
-            let mut heads: HashMap<String, Head> = tx.heads(&streams).await?.into_iter().collect();
-            let (answers, writes) = plan(&mut heads, batches, limits);
-            tx.write(&writes).await?;
+            let rolled: Option<i64> = sqlx::query_scalar("SELECT done_until_us FROM rollup_state WHERE id = 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+            let (planned, writes): (Vec<Planned>, Writes) = plan(heads, batches, limits, rolled.map_or(0, from_db));
+            tx.insert_rows(&writes.rows).await?;
+            for (id, minute) in &writes.dirty {
+                sqlx::query("INSERT INTO rollup_dirty (stream_id, minute_us) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(id)
+                    .bind(to_db(*minute))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // Resends are confirmed after the group's own samples are in: a batch sent twice in one
+            // group finds its first copy.
+            let mut answers = Vec::with_capacity(planned.len());
+            for p in planned {
+                answers.push(match p {
+                    Planned::Done(a) => a,
+                    Planned::Stored { id, first, last } => {
+                        let same = |row: &Vec<u64>, stored: Option<Vec<u8>>| stored.is_some_and(|c| decode_counters(&c) == row[1..]);
+                        let q = "SELECT counters FROM samples WHERE stream_id = $1 AND t_us = $2";
+                        let a: Option<Vec<u8>> = sqlx::query_scalar(q).bind(id).bind(to_db(first[0])).fetch_optional(&mut *tx).await?;
+                        let b: Option<Vec<u8>> = sqlx::query_scalar(q).bind(id).bind(to_db(last[0])).fetch_optional(&mut *tx).await?;
+                        if same(&first, a) && same(&last, b) {
+                            Ok(BatchStoredV1 { stored: 0, duplicate: true })
+                        } else {
+                            Err(StoreError::Conflict(format!(
+                                "samples from {} µs are not after the stream's newest stored sample: \
+                                 the node's clock went back, or they differ from what was stored at those times",
+                                first[0]
+                            )))
+                        }
+                    }
+                });
+            }
             tx.commit().await?;
             Ok(answers)
         })
+    }
+
+    /// Reads the heads of `streams` the store does not know: registration and newest sample.
+    async fn load_heads(&self, streams: &[String]) -> Result<(), StoreError> {
+        let missing: Vec<String> = {
+            let known = self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            streams.iter().filter(|s| !known.contains_key(*s)).cloned().collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let loaded = on_db!(&self.db, pool => {
+            let mut conn = pool.acquire().await?;
+            let regs = conn.registrations(&missing).await?;
+            let mut out = Vec::with_capacity(regs.len());
+            for (stream, id, node, domains) in regs {
+                let newest = sqlx::query("SELECT t_us, counters FROM samples WHERE stream_id = $1 ORDER BY t_us DESC LIMIT 1")
+                    .bind(id)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                let last = match newest {
+                    Some(r) => Some((from_db(r.try_get(0)?), decode_counters(&r.try_get::<Vec<u8>, _>(1)?))),
+                    None => None,
+                };
+                let domains = serde_json::from_str(&domains)
+                    .map_err(|e| StoreError::Unavailable(format!("stored domains unreadable: {e}")))?;
+                out.push((stream, Head::new(id, node, domains, last)));
+            }
+            out
+        });
+        let mut known = self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        known.extend(loaded);
+        Ok(())
+    }
+
+    /// Forgets what the store believed of `streams` (read again at their next batch).
+    pub(crate) fn forget(&self, streams: &[String]) {
+        let mut known = self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for s in streams {
+            known.remove(s);
+        }
     }
 
     /// Stores one batch (a group of one): see [`Store::ingest_group`].

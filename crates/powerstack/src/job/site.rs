@@ -1,0 +1,115 @@
+//! `job begin --site` and `job end --site`: the job recorded at the site service, then marked on
+//! each of its nodes' agents, all at once.
+//!
+//! The site's record is what counts: a node agent that cannot be reached, or refuses, is a
+//! warning on stderr, and the command still succeeds. A site that cannot record the job fails the
+//! command (exit status 1), after the agents were marked all the same, so that their figures
+//! exist when the site comes back.
+
+use anyhow::{Context, anyhow, bail};
+use powerstack_api::site::{MAX_JOB_NODES, SiteJobBeginV1, is_node_name};
+use powerstack_client::fanout::send_all;
+use powerstack_client::hostlist;
+
+use super::{begin_body, connect_site, job_segment, node_target, parse_timeout, read_token};
+use crate::cli::{AgentConnArgs, JobBeginArgs, JobEndArgs, NodeAgentsArgs};
+use crate::output::{self, emit};
+
+/// The nodes of `--nodes`, expanded and checked as the site names nodes.
+fn expand_nodes(expr: &str) -> anyhow::Result<Vec<String>> {
+    let nodes = hostlist::expand(expr).context("--nodes")?;
+    if nodes.is_empty() {
+        bail!("--nodes {expr:?} names no node");
+    }
+    if nodes.len() > MAX_JOB_NODES {
+        bail!("--nodes names {} nodes; a job may have at most {MAX_JOB_NODES}", nodes.len());
+    }
+    if let Some(bad) = nodes.iter().find(|n| !is_node_name(n)) {
+        bail!("node {bad:?} in --nodes: a node name is 1 to 64 characters of A-Z a-z 0-9 . _ -");
+    }
+    Ok(nodes)
+}
+
+/// `job begin ID --site URL --nodes HOSTLIST`.
+pub fn begin(a: &JobBeginArgs) -> anyhow::Result<()> {
+    job_segment(&a.id)?;
+    let Some(expr) = a.agents.nodes.as_deref() else {
+        bail!("job begin --site needs --nodes HOSTLIST: the job's nodes");
+    };
+    let nodes = expand_nodes(expr)?;
+    let timeout = parse_timeout(&a.conn.timeout)?;
+    let site = connect_site(&a.site, timeout)?;
+    let agent_body = begin_body(a.user.as_deref(), a.app.as_deref());
+    let record = SiteJobBeginV1 {
+        id: a.id.clone(),
+        nodes: nodes.clone(),
+        user: agent_body.user.clone(),
+        account: a.account.clone(),
+        app: a.app.clone(),
+    };
+    let recorded = site.begin_job(&record);
+    if !a.agents.no_agents {
+        let body = serde_json::to_string(&agent_body).context("encoding the begin body")?;
+        mark_agents(&a.conn, &a.agents, &nodes, &a.id, "begin", Some(&body))?;
+    }
+    let job = recorded.with_context(|| format!("job begin {}", a.id))?;
+    emit(&serde_json::to_string(&job).context("encoding the site's answer")?)
+}
+
+/// `job end ID --site URL`: the nodes marked are the site's record of the job's nodes, or
+/// `--nodes` when the site does not answer.
+pub fn end(a: &JobEndArgs) -> anyhow::Result<()> {
+    job_segment(&a.id)?;
+    let fallback = a.agents.nodes.as_deref().map(expand_nodes).transpose()?;
+    let timeout = parse_timeout(&a.conn.timeout)?;
+    let site = connect_site(&a.site, timeout)?;
+    let ended = site.end_job(&a.id);
+    let nodes = match (&ended, fallback) {
+        (Ok(job), _) => Some(job.nodes.clone()),
+        (Err(_), nodes) => nodes,
+    };
+    if let (Some(nodes), false) = (&nodes, a.agents.no_agents) {
+        mark_agents(&a.conn, &a.agents, nodes, &a.id, "end", None)?;
+    }
+    let job = ended.with_context(|| format!("job end {}", a.id))?;
+    emit(&serde_json::to_string(&job).context("encoding the site's answer")?)
+}
+
+/// Marks the job on every node's agent at NODE:PORT at once; each agent that fails is one
+/// warning line on stderr.
+fn mark_agents(
+    conn: &AgentConnArgs,
+    agents: &NodeAgentsArgs,
+    nodes: &[String],
+    id: &str,
+    what: &str,
+    body: Option<&str>,
+) -> anyhow::Result<()> {
+    let timeout = parse_timeout(&conn.timeout)?;
+    let token = read_token(conn.token_file.as_deref())?;
+    let mut targets = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        match node_target(node, agents.port) {
+            Ok(t) => targets.push(t),
+            Err(e) => eprintln!("warning: job {what} {id} on node {node}: {e:#}"),
+        }
+    }
+    let path = format!("/v1/jobs/{}/{what}", job_segment(id)?);
+    let answers = send_all(&targets, "POST", &path, body, token.as_deref(), timeout);
+    let mut marked = 0;
+    for (t, answer) in targets.iter().zip(answers) {
+        let failure = match answer {
+            Ok(r) if r.is_success() => None,
+            Ok(r) => Some(anyhow!("{} (HTTP {})", r.message(), r.status)),
+            Err(e) => Some(e.into()),
+        };
+        match failure {
+            None => marked += 1,
+            Some(e) => eprintln!("warning: job {what} {id} on {}: {e:#}", t.addr),
+        }
+    }
+    if output::verbose() {
+        eprintln!("note: job {what} {id} marked on {marked} of {} node agents", nodes.len());
+    }
+    Ok(())
+}

@@ -1,0 +1,97 @@
+#!/bin/bash
+# powerstack job-manager epilog for Flux: records the end of a Flux job at the powerstack site
+# service (`powerstack job end --site`) and marks it on the agents of its nodes (the site's
+# record of them, or the job's R when the site does not answer).
+#
+#   /etc/flux/system/conf.d/powerstack.toml:
+#     [job-manager.epilog]
+#     command = [ "/etc/flux/system/powerstack-epilog.sh" ]
+#
+# The perilog plugin runs it once (on rank 0, as the instance owner) at the job's finish event,
+# with FLUX_JOB_ID and FLUX_JOB_USERID set. Settings come from /etc/powerstack/site.env (another
+# file with POWERSTACK_ENV_FILE); see docs/site.md.
+#
+# It never fails or holds up the job's cleanup: powerstack and flux run under bounded timeouts,
+# what goes wrong is logged to syslog (tag powerstack-flux) and stderr, and it always exits 0.
+
+set -u
+TAG=powerstack-flux
+
+log() {
+    printf '%s: %s\n' "$TAG" "$*" >&2
+    logger -t "$TAG" -p daemon.warning -- "$*" 2>/dev/null || true
+}
+
+# Reads KEY=VALUE lines of the settings file (comments, blank lines and quotes allowed); only
+# the keys below are taken, nothing in the file is run.
+read_settings() {
+    local file=${POWERSTACK_ENV_FILE:-/etc/powerstack/site.env} line key value
+    [ -r "$file" ] || { log "settings file $file not readable; using defaults"; return; }
+    while IFS= read -r line || [ -n "$line" ]; do
+        line=${line%$'\r'}
+        line=${line#"${line%%[![:space:]]*}"}
+        case $line in
+            '' | '#'*) continue ;;
+            *=*) ;;
+            *) log "ignoring a line without = in $file"; continue ;;
+        esac
+        key=${line%%=*} value=${line#*=}
+        key=${key//[[:space:]]/} key=${key#export}
+        value=${value#"${value%%[![:space:]]*}"}
+        value=${value%"${value##*[![:space:]]}"}
+        case $value in \"*\") value=${value:1:-1} ;; \'*\') value=${value:1:-1} ;; esac
+        case $key in
+            POWERSTACK_SITE | POWERSTACK_SITE_TOKEN_FILE | POWERSTACK_AGENT_PORT | \
+                POWERSTACK_TOKEN_FILE | POWERSTACK_MARK_AGENTS | POWERSTACK_HOOK_TIMEOUT | \
+                POWERSTACK_REQUEST_TIMEOUT | POWERSTACK_BIN)
+                printf -v "$key" '%s' "$value" ;;
+            *) log "ignoring unknown setting $key in $file" ;;
+        esac
+    done <"$file"
+}
+
+# Runs a flux command under a bounded timeout.
+fx() {
+    timeout --kill-after=2 "${POWERSTACK_FLUX_TIMEOUT:-5}" flux "$@" 2>/dev/null
+}
+
+# The job's nodes as a hostlist, from its resource set R.
+job_nodes() {
+    fx job info "$1" R | fx R decode --nodelist
+}
+
+main() {
+    read_settings
+    local site=${POWERSTACK_SITE:-} jobid=${FLUX_JOB_ID:-}
+    [ -n "$site" ] || { log "POWERSTACK_SITE is not set; end of job ${jobid:-?} not recorded"; return; }
+    [ -n "$jobid" ] || { log "FLUX_JOB_ID is not set; nothing recorded"; return; }
+    local id=${jobid/#ƒ/f} nodes
+    nodes=$(job_nodes "$jobid")
+    local args=(job end "--site=$site" "--port=${POWERSTACK_AGENT_PORT:-9464}"
+        "--timeout=${POWERSTACK_REQUEST_TIMEOUT:-3s}")
+    [ -n "$nodes" ] && args+=("--nodes=$nodes")
+    [ -n "${POWERSTACK_SITE_TOKEN_FILE:-}" ] && args+=("--site-token-file=$POWERSTACK_SITE_TOKEN_FILE")
+    [ -n "${POWERSTACK_TOKEN_FILE:-}" ] && args+=("--token-file=$POWERSTACK_TOKEN_FILE")
+    [ "${POWERSTACK_MARK_AGENTS:-yes}" = no ] && args+=(--no-agents)
+    args+=(-- "$id")
+    run_bounded "job end $id" "${args[@]}"
+}
+
+# Runs powerstack with ARGS under the hook's timeout; logs its complaints and failure.
+run_bounded() {
+    local what=$1 out rc limit=${POWERSTACK_HOOK_TIMEOUT:-10}
+    shift
+    out=$(timeout --kill-after=2 "$limit" "${POWERSTACK_BIN:-powerstack}" "$@" 2>&1 >/dev/null)
+    rc=$?
+    if [ -n "$out" ]; then
+        while IFS= read -r line; do log "$what: $line"; done <<<"$out"
+    fi
+    case $rc in
+        0) ;;
+        124 | 137) log "$what: no answer within ${limit}s; the job's end is not recorded" ;;
+        *) log "$what: powerstack failed (exit $rc); the job's end is not recorded" ;;
+    esac
+}
+
+main
+exit 0

@@ -1,0 +1,82 @@
+#!/bin/bash
+# powerstack EpilogSlurmctld: records the end of a Slurm job at the powerstack site service
+# (`powerstack job end --site`) and marks it on the agents of its nodes (the site's record of
+# them, or SLURM_JOB_NODELIST when the site does not answer).
+#
+#   slurm.conf:  EpilogSlurmctld=/etc/slurm/powerstack-epilog-slurmctld.sh
+#
+# slurmctld runs it when the job ends, with SLURM_JOB_ID and SLURM_JOB_NODELIST set. Settings
+# come from /etc/powerstack/site.env (another file with POWERSTACK_ENV_FILE); see docs/site.md.
+#
+# It never holds up a job's cleanup: powerstack runs under a bounded timeout, what goes wrong is
+# logged to syslog (tag powerstack-slurm) and stderr, and the script always exits 0.
+
+set -u
+TAG=powerstack-slurm
+
+log() {
+    printf '%s: %s\n' "$TAG" "$*" >&2
+    logger -t "$TAG" -p daemon.warning -- "$*" 2>/dev/null || true
+}
+
+# Reads KEY=VALUE lines of the settings file (comments, blank lines and quotes allowed); only
+# the keys below are taken, nothing in the file is run.
+read_settings() {
+    local file=${POWERSTACK_ENV_FILE:-/etc/powerstack/site.env} line key value
+    [ -r "$file" ] || { log "settings file $file not readable; using defaults"; return; }
+    while IFS= read -r line || [ -n "$line" ]; do
+        line=${line%$'\r'}
+        line=${line#"${line%%[![:space:]]*}"}
+        case $line in
+            '' | '#'*) continue ;;
+            *=*) ;;
+            *) log "ignoring a line without = in $file"; continue ;;
+        esac
+        key=${line%%=*} value=${line#*=}
+        key=${key//[[:space:]]/} key=${key#export}
+        value=${value#"${value%%[![:space:]]*}"}
+        value=${value%"${value##*[![:space:]]}"}
+        case $value in \"*\") value=${value:1:-1} ;; \'*\') value=${value:1:-1} ;; esac
+        case $key in
+            POWERSTACK_SITE | POWERSTACK_SITE_TOKEN_FILE | POWERSTACK_AGENT_PORT | \
+                POWERSTACK_TOKEN_FILE | POWERSTACK_MARK_AGENTS | POWERSTACK_HOOK_TIMEOUT | \
+                POWERSTACK_REQUEST_TIMEOUT | POWERSTACK_BIN)
+                printf -v "$key" '%s' "$value" ;;
+            *) log "ignoring unknown setting $key in $file" ;;
+        esac
+    done <"$file"
+}
+
+main() {
+    read_settings
+    local site=${POWERSTACK_SITE:-} id=${SLURM_JOB_ID:-} nodes=${SLURM_JOB_NODELIST:-}
+    [ -n "$site" ] || { log "POWERSTACK_SITE is not set; end of job ${id:-?} not recorded"; return; }
+    [ -n "$id" ] || { log "SLURM_JOB_ID is not set; nothing recorded"; return; }
+    local args=(job end "--site=$site" "--port=${POWERSTACK_AGENT_PORT:-9464}"
+        "--timeout=${POWERSTACK_REQUEST_TIMEOUT:-3s}")
+    [ -n "$nodes" ] && args+=("--nodes=$nodes")
+    [ -n "${POWERSTACK_SITE_TOKEN_FILE:-}" ] && args+=("--site-token-file=$POWERSTACK_SITE_TOKEN_FILE")
+    [ -n "${POWERSTACK_TOKEN_FILE:-}" ] && args+=("--token-file=$POWERSTACK_TOKEN_FILE")
+    [ "${POWERSTACK_MARK_AGENTS:-yes}" = no ] && args+=(--no-agents)
+    args+=(-- "$id")
+    run_bounded "job end $id" "${args[@]}"
+}
+
+# Runs powerstack with ARGS under the hook's timeout; logs its complaints and failure.
+run_bounded() {
+    local what=$1 out rc limit=${POWERSTACK_HOOK_TIMEOUT:-10}
+    shift
+    out=$(timeout --kill-after=2 "$limit" "${POWERSTACK_BIN:-powerstack}" "$@" 2>&1 >/dev/null)
+    rc=$?
+    if [ -n "$out" ]; then
+        while IFS= read -r line; do log "$what: $line"; done <<<"$out"
+    fi
+    case $rc in
+        0) ;;
+        124 | 137) log "$what: no answer within ${limit}s; the job's end is not recorded" ;;
+        *) log "$what: powerstack failed (exit $rc); the job's end is not recorded" ;;
+    esac
+}
+
+main
+exit 0

@@ -1,0 +1,92 @@
+#!/bin/bash
+# Tests of the Slurm hooks (deploy/slurm): a fake `powerstack` first in PATH records the
+# arguments each hook gives it for a set of SLURM_* variables; a failing or hanging powerstack
+# still lets the hook exit 0. Run: bash deploy/tests/test-slurm-hooks.sh
+
+# CASE names each case for the failures lib.sh prints; the odd job names are literal.
+# shellcheck disable=SC2034,SC2016
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+unset SLURM_JOB_ID SLURM_JOB_NODELIST SLURM_JOB_USER SLURM_JOB_ACCOUNT SLURM_JOB_NAME
+unset POWERSTACK_SITE POWERSTACK_SITE_TOKEN_FILE POWERSTACK_TOKEN_FILE
+PROLOG=slurm/powerstack-prolog-slurmctld.sh
+EPILOG=slurm/powerstack-epilog-slurmctld.sh
+SITE=http://site.example:9465
+
+settings "# the site" "POWERSTACK_SITE=$SITE" "POWERSTACK_SITE_TOKEN_FILE=\"/etc/powerstack/site token\"" \
+    "POWERSTACK_TOKEN_FILE='/etc/powerstack/agent.token'" "  POWERSTACK_AGENT_PORT = 9500" ""
+
+CASE="prolog: a full job"
+run_hook "$PROLOG" SLURM_JOB_ID=4242 SLURM_JOB_NODELIST='node[01-04,07]' SLURM_JOB_USER=alice \
+    SLURM_JOB_ACCOUNT=proj1 SLURM_JOB_NAME=lammps
+expect_status_0
+expect_args job begin "--site=$SITE" '--nodes=node[01-04,07]' --port=9500 --timeout=3s \
+    --user=alice --account=proj1 --app=lammps "--site-token-file=/etc/powerstack/site token" \
+    --token-file=/etc/powerstack/agent.token -- 4242
+
+CASE="prolog: an empty account and an odd job name"
+name=$'-x "quoted" $(touch /tmp/owned) ; `id` *\nsecond line'
+run_hook "$PROLOG" SLURM_JOB_ID=17 SLURM_JOB_NODELIST=nid001 SLURM_JOB_USER=bob \
+    SLURM_JOB_ACCOUNT= "SLURM_JOB_NAME=$name"
+expect_status_0
+expect_args job begin "--site=$SITE" --nodes=nid001 --port=9500 --timeout=3s --user=bob \
+    "--app=$name" "--site-token-file=/etc/powerstack/site token" \
+    --token-file=/etc/powerstack/agent.token -- 17
+
+CASE="prolog: no name, no account, agents left alone"
+settings "POWERSTACK_SITE=$SITE" "POWERSTACK_MARK_AGENTS=no" "POWERSTACK_REQUEST_TIMEOUT=1s" \
+    "POWERSTACK_SITE=$SITE/extra=1" "NOT_A_SETTING=x"
+run_hook "$PROLOG" SLURM_JOB_ID=18 SLURM_JOB_NODELIST='rack[1-2]-node[01-02]' SLURM_JOB_USER=carol
+expect_status_0
+expect_args job begin "--site=$SITE/extra=1" '--nodes=rack[1-2]-node[01-02]' --port=9464 \
+    --timeout=1s --user=carol --no-agents -- 18
+expect_logged "ignoring unknown setting NOT_A_SETTING"
+
+CASE="prolog: powerstack fails"
+settings "POWERSTACK_SITE=$SITE"
+run_hook "$PROLOG" SLURM_JOB_ID=19 SLURM_JOB_NODELIST=n1 SLURM_JOB_USER=dave FAKE_EXIT=1 \
+    "FAKE_STDERR=error: job begin 19: site $SITE unreachable: connection refused"
+expect_status_0
+expect_logged "job begin 19: error: job begin 19: site $SITE unreachable: connection refused"
+expect_logged "job begin 19: powerstack failed (exit 1)"
+
+CASE="prolog: powerstack hangs"
+settings "POWERSTACK_SITE=$SITE" "POWERSTACK_HOOK_TIMEOUT=1"
+run_hook "$PROLOG" SLURM_JOB_ID=20 SLURM_JOB_NODELIST=n1 FAKE_SLEEP=60
+expect_status_0
+expect_logged "job begin 20: no answer within 1s"
+
+CASE="prolog: powerstack missing"
+settings "POWERSTACK_SITE=$SITE" "POWERSTACK_BIN=$SCRATCH/nowhere/powerstack"
+run_hook "$PROLOG" SLURM_JOB_ID=21 SLURM_JOB_NODELIST=n1
+expect_status_0
+expect_logged "job begin 21: powerstack failed (exit 127)"
+
+CASE="prolog: no site configured"
+rm -f "$SCRATCH/site.env"
+run_hook "$PROLOG" SLURM_JOB_ID=22 SLURM_JOB_NODELIST=n1
+expect_status_0
+expect_not_run
+expect_logged "POWERSTACK_SITE is not set; job 22 not recorded"
+expect_stderr "POWERSTACK_SITE is not set; job 22 not recorded"
+
+CASE="prolog: no job id"
+settings "POWERSTACK_SITE=$SITE"
+run_hook "$PROLOG" SLURM_JOB_NODELIST=n1
+expect_status_0
+expect_not_run
+
+CASE="epilog: the end, with the nodes for when the site is down"
+settings "POWERSTACK_SITE=$SITE" "POWERSTACK_TOKEN_FILE=/etc/powerstack/agent.token"
+run_hook "$EPILOG" SLURM_JOB_ID=4242 SLURM_JOB_NODELIST='node[01-04,07]' SLURM_JOB_USER=alice \
+    SLURM_JOB_ACCOUNT= SLURM_JOB_NAME='x y'
+expect_status_0
+expect_args job end "--site=$SITE" --port=9464 --timeout=3s '--nodes=node[01-04,07]' \
+    --token-file=/etc/powerstack/agent.token -- 4242
+
+CASE="epilog: powerstack fails"
+run_hook "$EPILOG" SLURM_JOB_ID=4243 SLURM_JOB_NODELIST=n1 FAKE_EXIT=3
+expect_status_0
+expect_logged "job end 4243: powerstack failed (exit 3)"
+
+finish
