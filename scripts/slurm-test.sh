@@ -31,7 +31,8 @@ port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 apt_install() {
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -q --no-install-recommends "$@" >/dev/null 2>&1 ||
-        { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "$@" >/dev/null; }
+        { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends "$@" >/dev/null; } ||
+        die "apt-get could not install $*"
 }
 
 # Outside the namespace: packages, MariaDB, then this script again in a mount namespace of its own.
@@ -89,6 +90,7 @@ namespace_pids() {
         [ "$p" = $$ ] || [ "$p" = "$BASHPID" ] && continue
         [ "$(readlink "/proc/$p/ns/mnt" 2>/dev/null)" = "$MYNS" ] && echo "$p"
     done
+    return 0
 }
 
 # Shows the logs on failure, stops every process started here (TERM, then KILL after 5 s), drops
