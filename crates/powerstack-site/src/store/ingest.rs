@@ -25,6 +25,9 @@ mod write;
 
 /// A minute, µs.
 pub const MINUTE_US: u64 = 60_000_000;
+/// A sample this much older than its arrival marks its minute's rollup stale: a minute less
+/// than the rollups' lag, so a rollup running while it is stored is covered too.
+pub const LATE_US: u64 = 60_000_000;
 
 /// What a batch may claim.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -94,7 +97,7 @@ pub struct BatchIn {
 pub(crate) struct Writes<'a> {
     /// Samples: each stream's row id and `[unix_us, counters...]`.
     pub(crate) rows: Vec<(i32, &'a [u64])>,
-    /// Minutes already rolled up that these samples change: (stream row id, minute).
+    /// Minutes these samples may change after they were rolled up: (stream row id, minute).
     pub(crate) dirty: BTreeSet<(i32, u64)>,
 }
 
@@ -221,16 +224,15 @@ fn precheck(batch: &BatchV1) -> Result<(), StoreError> {
 
 /// Plans a group: what each batch comes to, and what the group writes, given the streams as
 /// known (`heads`, by stream id; updated as the group goes, so two batches of one stream in a
-/// group are checked one after the other) and how far rollups are done (`rolled_up_us`).
+/// group are checked one after the other).
 pub(crate) fn plan<'a>(
     heads: &mut HashMap<String, Head>,
     batches: &'a [BatchIn],
     limits: &IngestLimits,
-    rolled_up_us: u64,
 ) -> (Vec<Planned>, Writes<'a>) {
     let mut writes = Writes::default();
     let answers =
-        batches.iter().map(|b| plan_one(heads, b, limits, rolled_up_us, &mut writes)).collect();
+        batches.iter().map(|b| plan_one(heads, b, limits, &mut writes)).collect();
     (answers, writes)
 }
 
@@ -238,7 +240,6 @@ fn plan_one<'a>(
     heads: &mut HashMap<String, Head>,
     b: &'a BatchIn,
     limits: &IngestLimits,
-    rolled_up_us: u64,
     writes: &mut Writes<'a>,
 ) -> Planned {
     if let Err(e) = precheck(&b.batch) {
@@ -270,12 +271,22 @@ fn plan_one<'a>(
         return Planned::Done(Err(e));
     }
     for s in samples {
-        if s[0] < rolled_up_us {
+        // A sample older than this may belong to a minute already rolled up, or being rolled up
+        // now: it marks its minute stale (the rollups run `ROLLUP_LAG_US` behind, so samples
+        // sent on time never do).
+        if s[0] < b.now_us.saturating_sub(LATE_US) {
             writes.dirty.insert((head.id, s[0] - s[0] % MINUTE_US));
         }
     }
     writes.rows.extend(samples.iter().map(|s| (head.id, s.as_slice())));
-    head.last = Some((newest[0], newest[1..].to_vec()));
+    match &mut head.last {
+        Some((t, c)) => {
+            *t = newest[0];
+            c.clear();
+            c.extend_from_slice(&newest[1..]);
+        }
+        None => head.last = Some((newest[0], newest[1..].to_vec())),
+    }
     Planned::Done(Ok(BatchStoredV1 { stored: samples.len() as u64, duplicate: false }))
 }
 

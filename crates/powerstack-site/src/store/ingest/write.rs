@@ -4,7 +4,6 @@
 //! row), the minutes made stale noted, committed; on a key conflict (a replica stored some of
 //! these samples meanwhile) the group's streams are forgotten and the group planned once more.
 
-use std::collections::HashMap;
 
 use powerstack_api::site::BatchStoredV1;
 use sqlx::Row;
@@ -111,28 +110,27 @@ impl Store {
         batches: &[BatchIn],
         limits: &IngestLimits,
     ) -> Result<Vec<Result<BatchStoredV1, StoreError>>, StoreError> {
-        let mut streams: Vec<String> = batches.iter().map(|b| b.stream.clone()).collect();
-        streams.sort();
-        streams.dedup();
         let _turn = self.turn().await;
         for attempt in 0..2 {
-            self.load_heads(&streams).await?;
-            // Taken out of the store's memory for the group (put back on success; on failure
-            // they are read again).
-            let mut heads: HashMap<String, Head> = {
-                let mut known =
-                    self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                streams.iter().filter_map(|s| known.remove_entry(s)).collect()
+            let missing: Vec<String> = {
+                let known = self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut m: Vec<String> =
+                    batches.iter().filter(|b| !known.contains_key(&b.stream)).map(|b| b.stream.clone()).collect();
+                m.sort_unstable();
+                m.dedup();
+                m
             };
-            match self.try_group(&mut heads, batches, limits).await {
-                Ok(answers) => {
-                    let mut known =
-                        self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                    known.extend(heads);
-                    return Ok(answers);
-                }
+            let read = self.read_heads(&missing).await?;
+            self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend(read);
+            match self.try_group(batches, limits).await {
+                Ok(answers) => return Ok(answers),
                 Err(failed) => {
-                    self.forget(&streams);
+                    // What the plan believed of these streams may not have been stored.
+                    let mut known = self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    for b in batches {
+                        known.remove(&b.stream);
+                    }
+                    drop(known);
                     match failed {
                         Failed::Conflict if attempt == 0 => continue,
                         Failed::Conflict => {
@@ -148,18 +146,19 @@ impl Store {
         Err(StoreError::Unavailable("the group could not be stored: send again".into()))
     }
 
+    /// The group in one transaction, planned on the store's memory of its streams (which the
+    /// caller forgets when this fails).
     async fn try_group(
         &self,
-        heads: &mut HashMap<String, Head>,
         batches: &[BatchIn],
         limits: &IngestLimits,
     ) -> Result<Vec<Result<BatchStoredV1, StoreError>>, Failed> {
+        let (planned, writes): (Vec<Planned>, Writes) = {
+            let mut known = self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            plan(&mut known, batches, limits)
+        };
         on_db!(&self.db, pool => {
             let mut tx = pool.begin().await?;
-            let rolled: Option<i64> = sqlx::query_scalar("SELECT done_until_us FROM rollup_state WHERE id = 1")
-                .fetch_optional(&mut *tx)
-                .await?;
-            let (planned, writes): (Vec<Planned>, Writes) = plan(heads, batches, limits, rolled.map_or(0, from_db));
             tx.insert_rows(&writes.rows).await?;
             for (id, minute) in &writes.dirty {
                 sqlx::query("INSERT INTO rollup_dirty (stream_id, minute_us) VALUES ($1, $2) ON CONFLICT DO NOTHING")
@@ -196,18 +195,14 @@ impl Store {
         })
     }
 
-    /// Reads the heads of `streams` the store does not know: registration and newest sample.
-    async fn load_heads(&self, streams: &[String]) -> Result<(), StoreError> {
-        let missing: Vec<String> = {
-            let known = self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            streams.iter().filter(|s| !known.contains_key(*s)).cloned().collect()
-        };
+    /// Reads the heads of `missing`: registration and newest sample.
+    async fn read_heads(&self, missing: &[String]) -> Result<Vec<(String, Head)>, StoreError> {
         if missing.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let loaded = on_db!(&self.db, pool => {
             let mut conn = pool.acquire().await?;
-            let regs = conn.registrations(&missing).await?;
+            let regs = conn.registrations(missing).await?;
             let mut out = Vec::with_capacity(regs.len());
             for (stream, id, node, domains) in regs {
                 let newest = sqlx::query("SELECT t_us, counters FROM samples WHERE stream_id = $1 ORDER BY t_us DESC LIMIT 1")
@@ -224,17 +219,7 @@ impl Store {
             }
             out
         });
-        let mut known = self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        known.extend(loaded);
-        Ok(())
-    }
-
-    /// Forgets what the store believed of `streams` (read again at their next batch).
-    pub(crate) fn forget(&self, streams: &[String]) {
-        let mut known = self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for s in streams {
-            known.remove(s);
-        }
+        Ok(loaded)
     }
 
     /// Stores one batch (a group of one): see [`Store::ingest_group`].
