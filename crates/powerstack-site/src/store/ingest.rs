@@ -231,8 +231,7 @@ pub(crate) fn plan<'a>(
     limits: &IngestLimits,
 ) -> (Vec<Planned>, Writes<'a>) {
     let mut writes = Writes::default();
-    let answers =
-        batches.iter().map(|b| plan_one(heads, b, limits, &mut writes)).collect();
+    let answers = batches.iter().map(|b| plan_one(heads, b, limits, &mut writes)).collect();
     (answers, writes)
 }
 

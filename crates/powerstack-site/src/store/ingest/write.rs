@@ -4,7 +4,6 @@
 //! row), the minutes made stale noted, committed; on a key conflict (a replica stored some of
 //! these samples meanwhile) the group's streams are forgotten and the group planned once more.
 
-
 use powerstack_api::site::BatchStoredV1;
 use sqlx::Row;
 
@@ -114,8 +113,11 @@ impl Store {
         for attempt in 0..2 {
             let missing: Vec<String> = {
                 let known = self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let mut m: Vec<String> =
-                    batches.iter().filter(|b| !known.contains_key(&b.stream)).map(|b| b.stream.clone()).collect();
+                let mut m: Vec<String> = batches
+                    .iter()
+                    .filter(|b| !known.contains_key(&b.stream))
+                    .map(|b| b.stream.clone())
+                    .collect();
                 m.sort_unstable();
                 m.dedup();
                 m
@@ -126,7 +128,8 @@ impl Store {
                 Ok(answers) => return Ok(answers),
                 Err(failed) => {
                     // What the plan believed of these streams may not have been stored.
-                    let mut known = self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let mut known =
+                        self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     for b in batches {
                         known.remove(&b.stream);
                     }
