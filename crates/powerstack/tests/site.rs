@@ -215,3 +215,66 @@ fn up_runs_an_agent_that_pushes_to_its_embedded_site_which_records_jobs() {
     // The simulated intel-2s node draws about 287 W (psys).
     assert!((n0.node_power - 287.0).abs() < 0.03 * 287.0, "{n0:?}");
 }
+
+#[test]
+fn an_agent_killed_mid_job_and_started_again_pushes_what_it_had_spooled() {
+    let state = tempfile::tempdir().unwrap();
+    let (_site, url) = serve(state.path());
+    let s = Site::new(&url, None, Duration::from_secs(5)).unwrap();
+    let n = common::Node::new("intel-2s");
+    let with_site = |c: &mut std::process::Command| {
+        c.args(["--site", &url, "--node-name", "n1"]);
+    };
+    let wait_for_stream = |not: Option<String>| -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let nodes = s.nodes().unwrap().nodes;
+            if let Some(node) = nodes.iter().find(|x| x.name == "n1" && x.power_watts.is_some())
+                && Some(&node.stream) != not.as_ref()
+            {
+                return node.stream.clone();
+            }
+            assert!(Instant::now() < deadline, "no pushing stream for n1: {nodes:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let (agent, _) = n.agent_with(with_site);
+    let first = wait_for_stream(None);
+    let job = SiteJobBeginV1 { id: "a1".into(), nodes: vec!["n1".into()], ..Default::default() };
+    let began = s.begin_job(&job).unwrap();
+    std::thread::sleep(Duration::from_secs(6));
+    agent.signal(libc::SIGKILL);
+    drop(agent);
+    let killed = now_us();
+    std::thread::sleep(Duration::from_secs(2));
+    // Started again on the same state directory: a new stream, after the old spool.
+    let (_agent, _) = n.agent_with(with_site);
+    let second = wait_for_stream(Some(first.clone()));
+    assert_ne!(first, second);
+    std::thread::sleep(Duration::from_secs(3));
+    let ended = s.end_job("a1").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let r = loop {
+        let r = s.job_report("a1").unwrap();
+        if r.job.settled {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "not settled: {r:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let n1 = &r.report.nodes[0].result;
+    // Around the restart: Partial, no energy claimed across the gap, the power still the node's.
+    assert_eq!(n1.data_presence, DataPresence::Partial, "{n1:?}");
+    assert!((n1.node_power - 287.0).abs() < 0.03 * 287.0, "{n1:?}");
+    // What the first run took before it was killed was delivered: samples a second apart from
+    // the job's beginning to within two seconds of the kill (at least 4), then at least 3 of the
+    // second run's; without the first run's spool there would be the second's alone.
+    let end = ended.end_unix_us.unwrap();
+    let before_kill = (killed - began.begin_unix_us) / 1_000_000;
+    assert!(
+        n1.samples > before_kill,
+        "{} samples; {before_kill} s before the kill: {n1:?}",
+        n1.samples
+    );
+    assert!(n1.energy_joules < 287.0 * 1.03 * (end - began.begin_unix_us) as f64 / 1e6, "{n1:?}");
+}
