@@ -201,15 +201,7 @@ fn up_runs_an_agent_that_pushes_to_its_embedded_site_which_records_jobs() {
     std::thread::sleep(Duration::from_secs(3));
     s.end_job("u1").unwrap();
     // Settled once the agent's samples reach past the end.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let r = loop {
-        let r = s.job_report("u1").unwrap();
-        if r.job.settled {
-            break r;
-        }
-        assert!(Instant::now() < deadline, "not settled: {r:?}");
-        std::thread::sleep(Duration::from_millis(300));
-    };
+    let r = settled_report(&s, "u1");
     let n0 = &r.report.nodes[0].result;
     assert_eq!(n0.data_presence, DataPresence::Complete, "{n0:?} {:?}", r.job);
     // The simulated intel-2s node draws about 287 W (psys).
@@ -253,15 +245,7 @@ fn an_agent_killed_mid_job_and_started_again_pushes_what_it_had_spooled() {
     assert_ne!(first, second);
     std::thread::sleep(Duration::from_secs(3));
     let ended = s.end_job("a1").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let r = loop {
-        let r = s.job_report("a1").unwrap();
-        if r.job.settled {
-            break r;
-        }
-        assert!(Instant::now() < deadline, "not settled: {r:?}");
-        std::thread::sleep(Duration::from_millis(300));
-    };
+    let r = settled_report(&s, "a1");
     let n1 = &r.report.nodes[0].result;
     // Around the restart: Partial, no energy claimed across the gap, the power still the node's.
     assert_eq!(n1.data_presence, DataPresence::Partial, "{n1:?}");
@@ -277,4 +261,17 @@ fn an_agent_killed_mid_job_and_started_again_pushes_what_it_had_spooled() {
         n1.samples
     );
     assert!(n1.energy_joules < 287.0 * 1.03 * (end - began.begin_unix_us) as f64 / 1e6, "{n1:?}");
+}
+
+/// Job `id`'s report once it is settled (within 30 s).
+fn settled_report(s: &Site, id: &str) -> powerstack_api::site::SiteJobReportV1 {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = s.job_report(id).unwrap();
+        if r.job.settled {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "not settled: {r:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
 }
