@@ -109,16 +109,7 @@ impl Pusher {
                 settings.spool_dir.display()
             ),
         );
-        let mut worker = Worker {
-            shared,
-            settings,
-            spool,
-            sender,
-            read: None,
-            last_taken_us: 0,
-            streams_begun: 0,
-            warned: None,
-        };
+        let mut worker = Worker::new(shared, settings, spool, sender);
         let thread = std::thread::Builder::new()
             .name("powerstack-push".into())
             .spawn(move || worker.run(&stop))
@@ -148,6 +139,20 @@ struct Worker {
 }
 
 impl Worker {
+    /// A pusher that has taken nothing yet.
+    fn new(shared: Arc<Shared>, settings: PushSettings, spool: Spool, sender: Sender) -> Worker {
+        Worker {
+            shared,
+            settings,
+            spool,
+            sender,
+            read: None,
+            last_taken_us: 0,
+            streams_begun: 0,
+            warned: None,
+        }
+    }
+
     fn run(&mut self, stop: &Stop) {
         let mut next = Instant::now();
         loop {

@@ -10,6 +10,7 @@
 //!   and [`site_csv`], a job report and a listing of jobs as tables and CSV; `plot` (feature
 //!   `plot`), a job's node power over time as SVG or PNG.
 //! - [`variorum`]: LLNL Variorum-compatible JSON (0.8 nested and the older flat form).
+//! - [`openapi`]: what every service does to its generated OpenAPI document.
 //! - [`prometheus`]: Prometheus text exposition.
 //! - [`table`]: human tables.
 //!
@@ -20,6 +21,7 @@ pub mod agent;
 pub mod cap;
 pub mod job;
 pub mod job_csv;
+pub mod openapi;
 #[cfg(feature = "plot")]
 pub mod plot;
 pub mod pools;

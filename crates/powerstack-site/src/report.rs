@@ -46,18 +46,20 @@ pub struct NodeFigures {
 }
 
 /// The figures of node `node` over `job` at `now_us`, from its stored streams.
+/// `rolled_up_us` is how far the rollups were done before any of these samples was read
+/// ([`Store::rolled_up_until`]): a long job's figures are final only once they reach its end.
 pub async fn node_figures(
     store: &Store,
     job: &JobRow,
     node: &str,
     now_us: u64,
+    rolled_up_us: u64,
     settings: &ReportSettings,
 ) -> Result<NodeFigures, StoreError> {
     let from = job.begin_unix_us;
     let to = job.end_unix_us.unwrap_or(now_us);
     // Whether the figures can be final is decided before the samples are read: a sample past the
     // end stored by then is read below (a stream's samples only come in time order).
-    let rolled_up = store.rolled_up_until().await?;
     let past_end = match job.end_unix_us {
         None => false,
         Some(end) if now_us.saturating_sub(end) > settings.settle_after_us => true,
@@ -99,7 +101,7 @@ pub async fn node_figures(
     result.app = job.app.clone();
     result.running = job.end_unix_us.is_none();
     let result = result.with_figures(&figures);
-    let settled = past_end && (!needs_rollups || rolled_up >= to - to % 60_000_000);
+    let settled = past_end && (!needs_rollups || rolled_up_us >= to - to % 60_000_000);
     Ok(NodeFigures { result, edges: json!(edges), settled })
 }
 
@@ -141,6 +143,8 @@ pub async fn job_report(
     let mut job = store.job(id).await?;
     let was_settled = job.settled;
     let nodes = store.job_nodes(id).await?;
+    // Once for every node, before any of their samples is read.
+    let rolled_up_us = store.rolled_up_until().await?;
     let mut rows = Vec::with_capacity(nodes.len());
     let mut all_settled = job.end_unix_us.is_some();
     let mut changed = false;
@@ -148,7 +152,7 @@ pub async fn job_report(
         let (result, settled) = match (&n.result, n.settled) {
             (Some(r), true) => (r.clone(), true),
             _ => {
-                let f = node_figures(store, &job, &n.node, now_us, settings).await?;
+                let f = node_figures(store, &job, &n.node, now_us, rolled_up_us, settings).await?;
                 if job.end_unix_us.is_some() {
                     store.keep_job_node(id, &n.node, &f.result, &f.edges, f.settled).await?;
                     changed = true;

@@ -3,7 +3,6 @@
 //! `powerstack-api`. Tests check it against the router's route list, both ways, and every
 //! request and answer of every route against it.
 
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 /// Over TCP, writes carry a bearer token; on the Unix socket the caller is identified by
@@ -12,21 +11,11 @@ struct Bearer;
 
 impl Modify for Bearer {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        let scheme = HttpBuilder::new()
-            .scheme(HttpAuthScheme::Bearer)
-            .description(Some(
-                "Over TCP only. On the Unix socket the caller is identified by SO_PEERCRED.",
-            ))
-            .build();
-        doc.components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
-        doc.info.version = env!("CARGO_PKG_VERSION").to_string();
-        for item in doc.paths.paths.values_mut() {
-            for op in [&mut item.get, &mut item.post].into_iter().flatten() {
-                op.tags = None;
-            }
-        }
+        powerstack_api::openapi::finish(
+            doc,
+            "Over TCP only. On the Unix socket the caller is identified by SO_PEERCRED.",
+            env!("CARGO_PKG_VERSION"),
+        );
         // The body of a job's begin may be left out (an empty body); when given, it is a
         // `JobBeginV1` object.
         if let Some(body) = doc

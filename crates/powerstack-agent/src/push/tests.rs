@@ -34,16 +34,7 @@ fn worker(shared: Arc<Shared>, dir: &std::path::Path) -> Worker {
     };
     let sender = Sender::new(&settings.site, None, "n1".into(), settings.call_timeout).unwrap();
     let (spool, _) = Spool::open(dir).unwrap();
-    Worker {
-        shared,
-        settings,
-        spool,
-        sender,
-        read: None,
-        last_taken_us: 0,
-        streams_begun: 0,
-        warned: None,
-    }
+    Worker::new(shared, settings, spool, sender)
 }
 
 fn push(shared: &Shared, t: u64, row: &[u64]) {

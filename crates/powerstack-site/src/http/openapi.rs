@@ -2,28 +2,17 @@
 //! `#[utoipa::path]` and the wire types' schemas in `powerstack-api`.
 
 use axum::Json;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 struct Bearer;
 
 impl Modify for Bearer {
     fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        let scheme = HttpBuilder::new()
-            .scheme(HttpAuthScheme::Bearer)
-            .description(Some(
-                "A token of the site's tokens file; none needed when the site has no tokens file.",
-            ))
-            .build();
-        doc.components
-            .get_or_insert_with(Default::default)
-            .add_security_scheme("bearer", SecurityScheme::Http(scheme));
-        doc.info.version = env!("CARGO_PKG_VERSION").to_string();
-        for item in doc.paths.paths.values_mut() {
-            for op in [&mut item.get, &mut item.post, &mut item.put].into_iter().flatten() {
-                op.tags = None;
-            }
-        }
+        powerstack_api::openapi::finish(
+            doc,
+            "A token of the site's tokens file; none needed when the site has no tokens file.",
+            env!("CARGO_PKG_VERSION"),
+        );
     }
 }
 
