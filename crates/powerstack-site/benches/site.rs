@@ -1,7 +1,8 @@
 //! Site benchmarks (see BENCHMARKS.md for results and how to run them):
 //!
 //! - `ratio`: ingest into PostgreSQL through the store's group commit as a ratio to raw binary
-//!   `COPY` of the same rows into the same table, alternating, in one run;
+//!   `COPY` of the same rows into the same table, second by second in alternating order, in one
+//!   run (`POWERSTACK_BENCH_ROUNDS` rounds, default 5);
 //! - `sustained`: simulated agents pushing one sample a second each over HTTP (keep-alive), for
 //!   `POWERSTACK_BENCH_NODES` nodes (default 10,000 on PostgreSQL; 1,000 with
 //!   `POWERSTACK_BENCH_DB=sqlite`);
@@ -105,91 +106,100 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Raw COPY of `seconds` seconds of `nodes` nodes into `samples`, one transaction a second.
-async fn copy_raw(store: &Store, nodes: usize, seconds: u64, t0: u64) -> f64 {
+/// Raw binary COPY of one second's rows into `samples`, in a transaction of its own; its time.
+async fn copy_second(store: &Store, rows: &[(i32, Vec<u64>)]) -> Duration {
     let Db::Postgres(pool) = store.db() else { unreachable!() };
-    let rows: Vec<Vec<(i32, Vec<u64>)>> = (0..seconds)
-        .map(|k| (0..nodes).map(|n| (n as i32 + 1, sample(t0, n, k))).collect())
-        .collect();
     let start = Instant::now();
-    for second in &rows[1..] {
-        let mut tx = pool.begin().await.unwrap();
-        let refs: Vec<(i32, &[u64])> = second.iter().map(|(i, s)| (*i, s.as_slice())).collect();
-        let mut copy = tx
-            .copy_in_raw("COPY samples (stream_id, t_us, counters) FROM STDIN (FORMAT binary)")
-            .await
-            .unwrap();
-        copy.send(powerstack_site::store::copy_payload(&refs)).await.unwrap();
-        copy.finish().await.unwrap();
-        tx.commit().await.unwrap();
-    }
-    (nodes as u64 * (seconds - 1)) as f64 / start.elapsed().as_secs_f64()
+    let mut tx = pool.begin().await.unwrap();
+    let refs: Vec<(i32, &[u64])> = rows.iter().map(|(i, s)| (*i, s.as_slice())).collect();
+    let mut copy = tx
+        .copy_in_raw("COPY samples (stream_id, t_us, counters) FROM STDIN (FORMAT binary)")
+        .await
+        .unwrap();
+    copy.send(powerstack_site::store::copy_payload(&refs)).await.unwrap();
+    copy.finish().await.unwrap();
+    tx.commit().await.unwrap();
+    start.elapsed()
 }
 
-/// The same rows through the store's group commit: one group a second of one-sample batches.
-async fn ingest_groups(store: &Store, nodes: usize, seconds: u64, t0: u64) -> f64 {
-    let groups: Vec<Vec<BatchIn>> = (0..seconds)
-        .map(|k| {
-            (0..nodes)
-                .map(|n| BatchIn {
-                    node: node_name(n),
-                    stream: stream_id(n),
-                    batch: BatchV1 { seq: k + 1, samples: vec![sample(t0, n, k)] },
-                    now_us: t0 + seconds * S,
-                })
-                .collect()
-        })
-        .collect();
-    let limits = IngestLimits::default();
-    // The first group reads each stream's newest sample (a replica's first batch of a stream);
-    // it is timed apart, the steady state after it.
-    let cold = Instant::now();
-    let answers = store.ingest_group(&groups[0], &limits).await.unwrap();
-    assert!(answers.iter().all(|a| a.as_ref().is_ok_and(|a| a.stored == 1)));
-    println!(
-        "    first group ({nodes} streams not yet known): {:.0} ms",
-        cold.elapsed().as_secs_f64() * 1000.0
-    );
+/// One second's batches (one sample each) through the store's group commit; its time.
+async fn ingest_second(store: &Store, group: &[BatchIn]) -> Duration {
     let start = Instant::now();
-    for g in &groups[1..] {
-        let answers = store.ingest_group(g, &limits).await.unwrap();
-        assert!(answers.iter().all(|a| a.as_ref().is_ok_and(|a| a.stored == 1)));
+    let answers = store.ingest_group(group, &IngestLimits::default()).await.unwrap();
+    let took = start.elapsed();
+    assert!(answers.iter().all(|a| a.as_ref().is_ok_and(|a| a.stored == 1)));
+    took
+}
+
+/// One round: a fresh database for each side, then second by second the same rows by raw COPY
+/// into one and through the store into the other, in alternating order, so that both see the
+/// same moments of the machine. Returns (COPY rows/s, ingest rows/s).
+async fn ratio_round(nodes: usize, seconds: u64, t0: u64) -> (f64, f64) {
+    let raw = Store::new(Db::open(&fresh_pg("powerstack_bench_copy").await).await.unwrap());
+    raw.ensure_partitions(t0).await.unwrap();
+    let ours = Store::new(Db::open(&fresh_pg("powerstack_bench_ingest").await).await.unwrap());
+    ours.ensure_partitions(t0).await.unwrap();
+    register_all(&ours, nodes, t0).await;
+    let now_us = t0 + seconds * S;
+    let group = |k: u64| -> Vec<BatchIn> {
+        (0..nodes)
+            .map(|n| BatchIn {
+                node: node_name(n),
+                stream: stream_id(n),
+                batch: BatchV1 { seq: k + 1, samples: vec![sample(t0, n, k)] },
+                now_us,
+            })
+            .collect()
+    };
+    let rows = |k: u64| -> Vec<(i32, Vec<u64>)> {
+        (0..nodes).map(|n| (n as i32 + 1, sample(t0, n, k))).collect()
+    };
+    // The first group reads each stream's newest sample (what a replica pays once per stream
+    // after it starts): timed apart, the steady state after it.
+    let cold = ingest_second(&ours, &group(0)).await;
+    copy_second(&raw, &rows(0)).await;
+    println!("    first group ({nodes} streams not yet known): {:.0} ms", cold.as_secs_f64() * 1e3);
+    let (mut t_raw, mut t_ours) = (Duration::ZERO, Duration::ZERO);
+    for k in 1..seconds {
+        let (g, r) = (group(k), rows(k));
+        if k % 2 == 0 {
+            t_raw += copy_second(&raw, &r).await;
+            t_ours += ingest_second(&ours, &g).await;
+        } else {
+            t_ours += ingest_second(&ours, &g).await;
+            t_raw += copy_second(&raw, &r).await;
+        }
     }
-    (nodes as u64 * (seconds - 1)) as f64 / start.elapsed().as_secs_f64()
+    raw.db().close().await;
+    ours.db().close().await;
+    let n = (nodes as u64 * (seconds - 1)) as f64;
+    (n / t_raw.as_secs_f64(), n / t_ours.as_secs_f64())
 }
 
 async fn ratio() {
     let nodes: usize = env("POWERSTACK_BENCH_NODES", 10_000);
-    let seconds: u64 = env("POWERSTACK_BENCH_SECONDS", 6) as u64;
+    let seconds: u64 = env("POWERSTACK_BENCH_SECONDS", 6).max(2) as u64;
+    let rounds: usize = env("POWERSTACK_BENCH_ROUNDS", 5).max(1);
     let t0 = now_us() - 3600 * S;
     println!(
-        "ratio: {nodes} nodes x 8 domains, {seconds} s at 1 Hz ({} rows), PostgreSQL",
+        "ratio: {nodes} nodes x 8 domains, {seconds} s at 1 Hz ({} rows), PostgreSQL, {rounds} rounds",
         nodes as u64 * seconds
     );
-    let (mut copy, mut ours) = (Vec::new(), Vec::new());
-    for round in 0..5 {
-        let url = fresh_pg("powerstack_bench_copy").await;
-        let store = Store::new(Db::open(&url).await.unwrap());
-        store.ensure_partitions(t0).await.unwrap();
-        copy.push(copy_raw(&store, nodes, seconds, t0).await);
-        store.db().close().await;
-        let url = fresh_pg("powerstack_bench_ingest").await;
-        let store = Store::new(Db::open(&url).await.unwrap());
-        store.ensure_partitions(t0).await.unwrap();
-        register_all(&store, nodes, t0).await;
-        ours.push(ingest_groups(&store, nodes, seconds, t0).await);
-        store.db().close().await;
+    let (mut copy, mut ours, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let (c, o) = ratio_round(nodes, seconds, t0).await;
         println!(
-            "  round {round}: raw COPY {:.0} rows/s, group-commit ingest {:.0} rows/s, ratio {:.2}",
-            copy[round],
-            ours[round],
-            ours[round] / copy[round]
+            "  round {round}: raw COPY {c:.0} rows/s, group-commit ingest {o:.0} rows/s, ratio {:.2}",
+            o / c
         );
+        copy.push(c);
+        ours.push(o);
+        ratios.push(o / c);
     }
-    let ratios: Vec<f64> = ours.iter().zip(&copy).map(|(o, c)| o / c).collect();
-    let (c, o) = (median(copy), median(ours));
     println!(
-        "ratio: median raw COPY {c:.0} rows/s, median ingest {o:.0} rows/s; median of the rounds' ratios {:.0}% (lowest {:.0}%, highest {:.0}%)",
+        "ratio: median raw COPY {:.0} rows/s, median ingest {:.0} rows/s; median of the rounds' ratios {:.0}% (lowest {:.0}%, highest {:.0}%)",
+        median(copy),
+        median(ours),
         100.0 * median(ratios.clone()),
         100.0 * ratios.iter().copied().fold(f64::INFINITY, f64::min),
         100.0 * ratios.iter().copied().fold(0.0, f64::max)

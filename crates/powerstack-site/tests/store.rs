@@ -316,6 +316,46 @@ async fn a_group_refuses_a_bad_batch_alone_and_takes_two_batches_of_a_stream_in_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_larger_than_a_planning_chunk_is_checked_in_order_across_chunks() {
+    use powerstack_site::store::BatchIn;
+    // The group is planned and written a chunk (1,024 batches) at a time: a resend and a clock
+    // that went back, chunks after the samples they repeat, are still answered as such.
+    for db in TestDb::both().await {
+        let store = db.store().await;
+        let kind = db.kind;
+        let a = "00000000000000e1";
+        registered(&store, "n01", a, T0).await;
+        let now = T0 + 4000 * S;
+        let one =
+            |batch: BatchV1| BatchIn { node: "n01".into(), stream: a.into(), batch, now_us: now };
+        let mut group: Vec<BatchIn> =
+            (0..3000).map(|k| one(batch(k + 1, T0, [T0 + k * S]))).collect();
+        // Batch 6 sent again, and a sample at 7 s that differs from the stored one.
+        group.insert(2100, one(batch(6, T0, [T0 + 5 * S])));
+        let mut back = batch(9000, T0, [T0 + 7 * S]);
+        back.samples[0][1] += 1;
+        group.insert(1500, one(back));
+        let answers = store.ingest_group(&group, &IngestLimits::default()).await.unwrap();
+        assert_eq!(answers.len(), 3002, "{kind}");
+        let status =
+            |i: usize| answers[i].as_ref().map(|a| (a.stored, a.duplicate)).map_err(|e| e.status());
+        assert_eq!(status(1500), Err(409), "{kind}");
+        assert_eq!(status(2101), Ok((0, true)), "{kind}");
+        let stored: u64 = answers.iter().filter_map(|a| a.as_ref().ok()).map(|a| a.stored).sum();
+        assert_eq!(stored, 3000, "{kind}");
+        store.roll_up(now).await.unwrap();
+        store.begin_job(&job("c", &["n01"]), T0).await.unwrap();
+        store.end_job("c", T0 + 2999 * S).await.unwrap();
+        let r = job_report(&store, "c", now, &ReportSettings::default()).await.unwrap();
+        assert_eq!(r.report.total.samples, 3000, "{kind}");
+        let want = node_watts() * 2999.0;
+        assert!((r.report.total.energy_joules - want).abs() < 1e-3 * want, "{kind}: {r:?}");
+        store.db().close().await;
+        db.drop_database().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_job_reads_minutes_between_its_edges_and_stays_exact() {
     for db in TestDb::both().await {
         let store = db.store().await;

@@ -18,7 +18,7 @@ use std::collections::{BTreeSet, HashMap};
 use powerstack_api::site::{BatchStoredV1, BatchV1, MAX_BATCH_SAMPLES, StreamDomainV1};
 
 use super::{StoreError, node_watts, parts_of};
-use crate::db::{encode_counters, to_db};
+use crate::db::to_db;
 
 pub mod queue;
 mod write;
@@ -289,31 +289,65 @@ fn plan_one<'a>(
     Planned::Done(Ok(BatchStoredV1 { stored: samples.len() as u64, duplicate: false }))
 }
 
-/// The binary `COPY` payload of `rows`: each a stream's row id and a sample
-/// (`[unix_us, counters...]`).
-pub fn copy_payload(rows: &[(i32, &[u64])]) -> Vec<u8> {
-    let width = rows.first().map_or(0, |r| r.1.len());
-    let mut buf = Vec::with_capacity(19 + rows.len() * (2 + 8 + 12 + 4 + 8 * width) + 2);
+/// The binary `COPY` header (signature, flags, no extension).
+pub(crate) fn copy_header(buf: &mut Vec<u8>) {
     buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
     buf.extend_from_slice(&0i32.to_be_bytes());
     buf.extend_from_slice(&0i32.to_be_bytes());
+}
+
+/// The binary `COPY` trailer.
+pub(crate) const COPY_TRAILER: [u8; 2] = (-1i16).to_be_bytes();
+
+/// `rows` as binary `COPY` tuples, appended to `buf`.
+pub(crate) fn copy_rows(buf: &mut Vec<u8>, rows: &[(i32, &[u64])]) {
+    let width = rows.first().map_or(0, |r| r.1.len());
+    buf.reserve(rows.len() * (2 + 8 + 12 + 4 + 8 * width));
     for &(id, s) in rows {
         buf.extend_from_slice(&3i16.to_be_bytes());
         buf.extend_from_slice(&4i32.to_be_bytes());
         buf.extend_from_slice(&id.to_be_bytes());
         buf.extend_from_slice(&8i32.to_be_bytes());
         buf.extend_from_slice(&to_db(s[0]).to_be_bytes());
-        let counters = encode_counters(&s[1..]);
-        buf.extend_from_slice(&i32::try_from(counters.len()).unwrap_or(i32::MAX).to_be_bytes());
-        buf.extend_from_slice(&counters);
+        let counters = &s[1..];
+        let bytes = i32::try_from(counters.len() * 8).unwrap_or(i32::MAX);
+        buf.extend_from_slice(&bytes.to_be_bytes());
+        // As `crate::db::encode_counters` lays them out, without a vector a row.
+        for c in counters {
+            buf.extend_from_slice(&c.to_le_bytes());
+        }
     }
-    buf.extend_from_slice(&(-1i16).to_be_bytes());
+}
+
+/// The binary `COPY` payload of `rows`: each a stream's row id and a sample
+/// (`[unix_us, counters...]`).
+pub fn copy_payload(rows: &[(i32, &[u64])]) -> Vec<u8> {
+    let mut buf = Vec::new();
+    copy_header(&mut buf);
+    copy_rows(&mut buf, rows);
+    buf.extend_from_slice(&COPY_TRAILER);
     buf
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_rows_carry_the_counters_as_the_database_stores_them() {
+        let (a, b) = ([5u64, 1, u64::MAX], [6u64, 2, 3]);
+        let p = copy_payload(&[(7, &a[..]), (8, &b[..])]);
+        assert_eq!(&p[..11], b"PGCOPY\n\xff\r\n\0");
+        assert_eq!(&p[p.len() - 2..], &COPY_TRAILER);
+        // Header 19 bytes, then per row: 3 fields, id (4), time (8), counters (16).
+        let row = &p[19..19 + 2 + 8 + 12 + 4 + 16];
+        assert_eq!(row[..2], 3i16.to_be_bytes());
+        assert_eq!(row[6..10], 7i32.to_be_bytes());
+        assert_eq!(row[14..22], 5i64.to_be_bytes());
+        assert_eq!(row[22..26], 16i32.to_be_bytes());
+        assert_eq!(row[26..], crate::db::encode_counters(&a[1..])[..]);
+        assert_eq!(p.len(), 19 + 2 * row.len() + 2);
+    }
 
     #[test]
     fn minutes_keep_the_newest_counters_and_the_highest_power() {

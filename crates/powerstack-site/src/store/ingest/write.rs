@@ -3,13 +3,24 @@
 //! samples, the samples written (PostgreSQL: one binary `COPY`; SQLite: a prepared insert a
 //! row), the minutes made stale noted, committed; on a key conflict (a replica stored some of
 //! these samples meanwhile) the group's streams are forgotten and the group planned once more.
+//!
+//! The group is planned [`PLAN_CHUNK`] batches at a time, each chunk's rows sent as soon as it is
+//! planned: the database takes in one chunk while the next is checked.
+
+use std::collections::BTreeSet;
 
 use powerstack_api::site::BatchStoredV1;
 use sqlx::Row;
 
-use super::{BatchIn, Head, IngestLimits, Planned, Writes, copy_payload, plan};
+use super::{BatchIn, COPY_TRAILER, Head, IngestLimits, Planned, copy_header, copy_rows, plan};
 use crate::db::{decode_counters, encode_counters, from_db, on_db, to_db};
 use crate::store::{Store, StoreError};
+
+/// How many batches are planned before their rows are sent.
+const PLAN_CHUNK: usize = 1024;
+
+/// A chunk's rows: each stream's row id and `[unix_us, counters...]`.
+type Rows<'a> = Vec<(i32, &'a [u64])>;
 
 /// What a dialect does its own way.
 trait Dialect {
@@ -17,7 +28,11 @@ trait Dialect {
         &mut self,
         streams: &[String],
     ) -> Result<Vec<(String, i32, String, String)>, sqlx::Error>;
-    async fn insert_rows(&mut self, rows: &[(i32, &[u64])]) -> Result<(), sqlx::Error>;
+    /// Writes each chunk's rows as the iterator plans it.
+    async fn insert_chunks<'a>(
+        &mut self,
+        chunks: impl Iterator<Item = Rows<'a>>,
+    ) -> Result<(), sqlx::Error>;
 }
 
 const REGISTRATIONS: &str =
@@ -37,14 +52,27 @@ impl Dialect for sqlx::PgConnection {
             .collect()
     }
 
-    async fn insert_rows(&mut self, rows: &[(i32, &[u64])]) -> Result<(), sqlx::Error> {
-        if rows.is_empty() {
+    async fn insert_chunks<'a>(
+        &mut self,
+        chunks: impl Iterator<Item = Rows<'a>>,
+    ) -> Result<(), sqlx::Error> {
+        let mut chunks = chunks.filter(|rows| !rows.is_empty());
+        let Some(first) = chunks.next() else {
             return Ok(());
-        }
+        };
         let mut copy = self
             .copy_in_raw("COPY samples (stream_id, t_us, counters) FROM STDIN (FORMAT binary)")
             .await?;
-        copy.send(copy_payload(rows)).await?;
+        let mut buf = Vec::new();
+        copy_header(&mut buf);
+        copy_rows(&mut buf, &first);
+        copy.send(buf.as_slice()).await?;
+        for rows in chunks {
+            buf.clear();
+            copy_rows(&mut buf, &rows);
+            copy.send(buf.as_slice()).await?;
+        }
+        copy.send(&COPY_TRAILER[..]).await?;
         copy.finish().await?;
         Ok(())
     }
@@ -67,14 +95,19 @@ impl Dialect for sqlx::SqliteConnection {
             .collect()
     }
 
-    async fn insert_rows(&mut self, rows: &[(i32, &[u64])]) -> Result<(), sqlx::Error> {
-        for (id, s) in rows {
-            sqlx::query("INSERT INTO samples (stream_id, t_us, counters) VALUES ($1, $2, $3)")
-                .bind(id)
-                .bind(to_db(s[0]))
-                .bind(encode_counters(&s[1..]))
-                .execute(&mut *self)
-                .await?;
+    async fn insert_chunks<'a>(
+        &mut self,
+        chunks: impl Iterator<Item = Rows<'a>>,
+    ) -> Result<(), sqlx::Error> {
+        for rows in chunks {
+            for (id, s) in rows {
+                sqlx::query("INSERT INTO samples (stream_id, t_us, counters) VALUES ($1, $2, $3)")
+                    .bind(id)
+                    .bind(to_db(s[0]))
+                    .bind(encode_counters(&s[1..]))
+                    .execute(&mut *self)
+                    .await?;
+            }
         }
         Ok(())
     }
@@ -156,14 +189,19 @@ impl Store {
         batches: &[BatchIn],
         limits: &IngestLimits,
     ) -> Result<Vec<Result<BatchStoredV1, StoreError>>, Failed> {
-        let (planned, writes): (Vec<Planned>, Writes) = {
-            let mut known = self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            plan(&mut known, batches, limits)
-        };
         on_db!(&self.db, pool => {
             let mut tx = pool.begin().await?;
-            tx.insert_rows(&writes.rows).await?;
-            for (id, minute) in &writes.dirty {
+            let mut planned: Vec<Planned> = Vec::with_capacity(batches.len());
+            let mut dirty: BTreeSet<(i32, u64)> = BTreeSet::new();
+            let chunks = batches.chunks(PLAN_CHUNK).map(|chunk| {
+                let mut known = self.heads.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let (answers, writes) = plan(&mut known, chunk, limits);
+                planned.extend(answers);
+                dirty.extend(writes.dirty);
+                writes.rows
+            });
+            tx.insert_chunks(chunks).await?;
+            for (id, minute) in &dirty {
                 sqlx::query("INSERT INTO rollup_dirty (stream_id, minute_us) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                     .bind(id)
                     .bind(to_db(*minute))
