@@ -321,8 +321,9 @@ fn over_tls_the_agent_pushes_and_the_job_commands_record_and_report_with_the_sit
         assert!(Instant::now() < deadline, "no complete report: {code:?} {err}");
         std::thread::sleep(Duration::from_millis(300));
     };
-    assert_eq!(report["report"]["total"]["data_presence"], "complete", "{report}");
-    assert_eq!(report["report"]["nodes"][0]["result"]["hostname"], "n1", "{report}");
+    assert_eq!(report["total"]["data_presence"], "Complete", "{report}");
+    assert_eq!(report["nodes"][0]["hostname"], "n1", "{report}");
+    assert!(report["total"]["samples"].as_u64().unwrap() >= 2, "{report}");
     // Without the CA the command says what to give.
     let out = bin().args(["jobs", "--site", &url]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
