@@ -46,7 +46,7 @@ read_settings() {
         value=${value%"${value##*[![:space:]]}"}
         case $value in \"*\") value=${value:1:-1} ;; \'*\') value=${value:1:-1} ;; esac
         case $key in
-            POWERSTACK_SITE | POWERSTACK_SITE_TOKEN_FILE | POWERSTACK_AGENT_PORT | \
+            POWERSTACK_SITE | POWERSTACK_SITE_TOKEN_FILE | POWERSTACK_SITE_CA | POWERSTACK_AGENT_PORT | \
                 POWERSTACK_TOKEN_FILE | POWERSTACK_MARK_AGENTS | POWERSTACK_HOOK_TIMEOUT | \
                 POWERSTACK_REQUEST_TIMEOUT | POWERSTACK_BIN)
                 printf -v "$key" '%s' "$value" ;;
@@ -85,6 +85,7 @@ main() {
     [ -n "$account" ] && args+=("--account=$account")
     [ -n "$name" ] && args+=("--app=$name")
     [ -n "${POWERSTACK_SITE_TOKEN_FILE:-}" ] && args+=("--site-token-file=$POWERSTACK_SITE_TOKEN_FILE")
+    [ -n "${POWERSTACK_SITE_CA:-}" ] && args+=("--site-ca=$POWERSTACK_SITE_CA")
     [ -n "${POWERSTACK_TOKEN_FILE:-}" ] && args+=("--token-file=$POWERSTACK_TOKEN_FILE")
     [ "${POWERSTACK_MARK_AGENTS:-yes}" = no ] && args+=(--no-agents)
     args+=(-- "$id")

@@ -8,7 +8,7 @@
 # shellcheck disable=SC2034,SC2016
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
-unset FLUX_JOB_ID FLUX_JOB_USERID POWERSTACK_SITE POWERSTACK_SITE_TOKEN_FILE POWERSTACK_TOKEN_FILE
+unset FLUX_JOB_ID FLUX_JOB_USERID POWERSTACK_SITE POWERSTACK_SITE_TOKEN_FILE POWERSTACK_SITE_CA POWERSTACK_TOKEN_FILE
 PROLOG=flux/powerstack-prolog.sh
 EPILOG=flux/powerstack-epilog.sh
 SITE=http://site.example:9465
@@ -90,17 +90,18 @@ expect_logged "POWERSTACK_SITE is not set"
 expect_stderr "POWERSTACK_SITE is not set"
 
 CASE="epilog: the end, with the nodes from R"
-settings "POWERSTACK_SITE=$SITE" "POWERSTACK_SITE_TOKEN_FILE=/etc/powerstack/site.token"
+settings "POWERSTACK_SITE=$SITE" "POWERSTACK_SITE_TOKEN_FILE=/etc/powerstack/site.token" \
+    "POWERSTACK_SITE_CA=/etc/powerstack/site-ca.pem"
 run_hook "$EPILOG" FLUX_JOB_ID=ƒ2Xy3Zq FLUX_JOB_USERID=0 FAKE_NODELIST='node[1-2,7]'
 expect_status_0
 expect_args job end "--site=$SITE" --port=9464 --timeout=3s '--nodes=node[1-2,7]' \
-    --site-token-file=/etc/powerstack/site.token -- f2Xy3Zq
+    --site-token-file=/etc/powerstack/site.token --site-ca=/etc/powerstack/site-ca.pem -- f2Xy3Zq
 
 CASE="epilog: flux fails: the site's record of the nodes is used"
 run_hook "$EPILOG" FLUX_JOB_ID=ƒ8 FAKE_FLUX_EXIT=1
 expect_status_0
 expect_args job end "--site=$SITE" --port=9464 --timeout=3s \
-    --site-token-file=/etc/powerstack/site.token -- f8
+    --site-token-file=/etc/powerstack/site.token --site-ca=/etc/powerstack/site-ca.pem -- f8
 
 CASE="epilog: powerstack hangs"
 settings "POWERSTACK_SITE=$SITE" "POWERSTACK_HOOK_TIMEOUT=1"

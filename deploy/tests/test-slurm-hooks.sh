@@ -8,12 +8,13 @@
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 unset SLURM_JOB_ID SLURM_JOB_NODELIST SLURM_JOB_USER SLURM_JOB_ACCOUNT SLURM_JOB_NAME
-unset POWERSTACK_SITE POWERSTACK_SITE_TOKEN_FILE POWERSTACK_TOKEN_FILE
+unset POWERSTACK_SITE POWERSTACK_SITE_TOKEN_FILE POWERSTACK_SITE_CA POWERSTACK_TOKEN_FILE
 PROLOG=slurm/powerstack-prolog-slurmctld.sh
 EPILOG=slurm/powerstack-epilog-slurmctld.sh
-SITE=http://site.example:9465
+SITE=https://site.example:9465
 
 settings "# the site" "POWERSTACK_SITE=$SITE" "POWERSTACK_SITE_TOKEN_FILE=\"/etc/powerstack/site token\"" \
+    "POWERSTACK_SITE_CA=/etc/powerstack/site-ca.pem" \
     "POWERSTACK_TOKEN_FILE='/etc/powerstack/agent.token'" "  POWERSTACK_AGENT_PORT = 9500" ""
 
 CASE="prolog: a full job"
@@ -22,6 +23,7 @@ run_hook "$PROLOG" SLURM_JOB_ID=4242 SLURM_JOB_NODELIST='node[01-04,07]' SLURM_J
 expect_status_0
 expect_args job begin "--site=$SITE" '--nodes=node[01-04,07]' --port=9500 --timeout=3s \
     --user=alice --account=proj1 --app=lammps "--site-token-file=/etc/powerstack/site token" \
+    --site-ca=/etc/powerstack/site-ca.pem \
     --token-file=/etc/powerstack/agent.token -- 4242
 
 CASE="prolog: an empty account and an odd job name"
@@ -30,7 +32,7 @@ run_hook "$PROLOG" SLURM_JOB_ID=17 SLURM_JOB_NODELIST=nid001 SLURM_JOB_USER=bob 
     SLURM_JOB_ACCOUNT= "SLURM_JOB_NAME=$name"
 expect_status_0
 expect_args job begin "--site=$SITE" --nodes=nid001 --port=9500 --timeout=3s --user=bob \
-    "--app=$name" "--site-token-file=/etc/powerstack/site token" \
+    "--app=$name" "--site-token-file=/etc/powerstack/site token" --site-ca=/etc/powerstack/site-ca.pem \
     --token-file=/etc/powerstack/agent.token -- 17
 
 CASE="prolog: no name, no account, agents left alone"

@@ -71,13 +71,16 @@ pub struct AgentConfig {
     /// How many running jobs one caller (a uid on the socket, the token holder over TCP) may have
     /// begun (1 to 10 000): beyond that its `begin` is refused (409) until it ends some.
     pub max_running_jobs_per_caller: usize,
-    /// The site service to push the counters to (`http://HOST:PORT`, `HOST:PORT` or a Unix
-    /// socket path); `None` or empty: no pushing.
+    /// The site service to push the counters to (`https://HOST:PORT`, `http://HOST:PORT`,
+    /// `HOST:PORT` or a Unix socket path); `None` or empty: no pushing.
     pub site: Option<String>,
     /// This node's name at the site (default: the hostname); 1 to 64 of `A-Z a-z 0-9 . _ -`.
     pub node_name: Option<String>,
     /// File holding the bearer token sent to the site (must be readable by its owner only).
     pub site_token_file: Option<PathBuf>,
+    /// The site CA's certificates (PEM) an `https://` site's certificate is checked against;
+    /// `None`: the system's trust store.
+    pub site_ca_file: Option<PathBuf>,
     /// How often the newest settled sample is taken and the spool sent, ms (100 to 60 000).
     pub push_interval_ms: u64,
     /// Beyond this size the spool drops its oldest batches, bytes (1 MiB to 1 TiB).
@@ -105,6 +108,7 @@ impl Default for AgentConfig {
             site: None,
             node_name: None,
             site_token_file: None,
+            site_ca_file: None,
             push_interval_ms: DEFAULT_PUSH_INTERVAL_MS,
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
             spool_max_age_s: DEFAULT_SPOOL_MAX_AGE_S,
@@ -249,7 +253,8 @@ mod tests {
             node_name: Some("n-01.x_y".into()),
             ..d()
         });
-        bad(AgentConfig { site: Some("https://site:9465".into()), ..d() }, "https");
+        ok(AgentConfig { site: Some("https://site:9465".into()), ..d() });
+        bad(AgentConfig { site: Some("https:///run/site.sock".into()), ..d() }, "https");
         bad(AgentConfig { site: Some("site".into()), ..d() }, "site");
         bad(AgentConfig { node_name: Some("no spaces".into()), ..d() }, "node_name");
         bad(AgentConfig { node_name: Some(String::new()), ..d() }, "node_name");

@@ -21,6 +21,8 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use powerstack_client::site::Site;
+
 use crate::state::Shared;
 use crate::stop::Stop;
 
@@ -56,12 +58,16 @@ pub struct PushError(pub String);
 /// What the pusher needs.
 #[derive(Clone, Debug)]
 pub struct PushSettings {
-    /// The site's address (`http://HOST:PORT`, `HOST:PORT`, or a Unix socket path).
+    /// The site's address (`https://HOST:PORT`, `http://HOST:PORT`, `HOST:PORT`, or a Unix
+    /// socket path).
     pub site: String,
     /// This node's name at the site.
     pub node: String,
     /// The bearer token sent to the site.
     pub token: Option<String>,
+    /// The site CA's certificates (PEM) for an `https://` site; `None`: the system's trust
+    /// store.
+    pub site_ca_file: Option<PathBuf>,
     /// How often a row is taken and the spool sent.
     pub interval: Duration,
     /// The spool's directory (`STATE_DIR/spool`).
@@ -90,13 +96,10 @@ impl Pusher {
         shared: Arc<Shared>,
         stop: Stop,
     ) -> Result<(Pusher, Vec<String>), PushError> {
-        let sender = Sender::new(
-            &settings.site,
-            settings.token.clone(),
-            settings.node.clone(),
-            settings.call_timeout,
-        )
-        .map_err(|e| PushError(e.to_string()))?;
+        let site = Site::new(&settings.site, settings.token.clone(), settings.call_timeout)
+            .and_then(|s| s.with_ca_file(settings.site_ca_file.as_deref()))
+            .map_err(|e| PushError(e.to_string()))?;
+        let sender = Sender::new(site, settings.node.clone());
         let (spool, mut notes) =
             Spool::open(&settings.spool_dir).map_err(|e| PushError(e.to_string()))?;
         notes.insert(
@@ -188,11 +191,9 @@ impl Worker {
     fn finish(&mut self) {
         let took = self.take();
         let sealed = self.spool.seal_current().map(|_| ());
-        let mut sent = Ok(());
-        if self.sender.set_timeout(FINAL_CALL_TIMEOUT).is_ok() {
-            let deadline = Instant::now() + FINAL_PUSH_DEADLINE;
-            sent = self.sender.deliver(&mut self.spool, self.shared.site.as_ref(), deadline, None);
-        }
+        self.sender.set_timeout(FINAL_CALL_TIMEOUT);
+        let deadline = Instant::now() + FINAL_PUSH_DEADLINE;
+        let sent = self.sender.deliver(&mut self.spool, self.shared.site.as_ref(), deadline, None);
         self.said(took.and(sealed).and(sent));
         self.publish();
     }

@@ -64,6 +64,15 @@ pub enum ClientError {
         /// The failure.
         source: io::Error,
     },
+    /// TLS failed: the certificate, the name, or a peer that does not speak it; trying again
+    /// will not help.
+    #[error("TLS with {addr} failed: {why}")]
+    Tls {
+        /// The peer.
+        addr: String,
+        /// What failed and what to do.
+        why: String,
+    },
     /// The answer is not a valid HTTP/1.x response.
     #[error("agent {addr} sent an invalid HTTP response: {why}")]
     Protocol {

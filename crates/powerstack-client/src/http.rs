@@ -1,7 +1,8 @@
-//! A small blocking HTTP/1.1 client for talking to node agents (`powerstack job ...`).
+//! A small blocking HTTP/1.1 client for talking to node agents (`powerstack job ...`) and the
+//! site service.
 //!
-//! One request per connection (`Connection: close`) over a Unix socket or TCP, with one deadline
-//! covering connect, write and read. Responses framed by `Content-Length`, by chunked transfer
+//! One request per connection (`Connection: close`) over a Unix socket, TCP, or TLS over TCP
+//! ([`crate::tls`]), with one deadline covering connect, handshake, write and read. Responses framed by `Content-Length`, by chunked transfer
 //! coding, or by the end of the connection are all understood. Errors are one line and name the
 //! agent's address.
 
@@ -10,8 +11,11 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+use rustls::{ClientConnection, StreamOwned};
+
 use crate::addr::Addr;
 use crate::error::ClientError;
+use crate::tls::{Failure, Trust, looks_like_tls};
 
 /// The largest response accepted, in bytes.
 pub const MAX_RESPONSE_BYTES: usize = 16 << 20;
@@ -65,10 +69,11 @@ fn one_line(s: &str) -> String {
     }
 }
 
-/// A connected stream of either kind.
+/// A connected stream of any kind.
 enum Stream {
     Unix(UnixStream),
     Tcp(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
 }
 
 impl Stream {
@@ -82,6 +87,10 @@ impl Stream {
                 s.set_read_timeout(Some(t))?;
                 s.set_write_timeout(Some(t))
             }
+            Stream::Tls(s) => {
+                s.sock.set_read_timeout(Some(t))?;
+                s.sock.set_write_timeout(Some(t))
+            }
         }
     }
 }
@@ -91,6 +100,7 @@ impl Read for Stream {
         match self {
             Stream::Unix(s) => s.read(buf),
             Stream::Tcp(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
         }
     }
 }
@@ -100,12 +110,14 @@ impl Write for Stream {
         match self {
             Stream::Unix(s) => s.write(buf),
             Stream::Tcp(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Stream::Unix(s) => s.flush(),
             Stream::Tcp(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
         }
     }
 }
@@ -134,7 +146,24 @@ impl Clock {
     }
 }
 
-fn connect(addr: &Addr, clock: &Clock) -> Result<Stream, ClientError> {
+/// Connects to `addr`; with `tls`, a TCP address is then spoken to in TLS (the handshake within
+/// the deadline). A Unix socket is always plain.
+fn connect(addr: &Addr, tls: Option<&Trust>, clock: &Clock) -> Result<Stream, ClientError> {
+    let (trust, tcp) = match (tls, connect_plain(addr, clock)?) {
+        (Some(trust), Stream::Tcp(tcp)) => (trust, tcp),
+        (_, plain) => return Ok(plain),
+    };
+    let left = clock.left()?;
+    tcp.set_read_timeout(Some(left)).map_err(|e| clock.io(e))?;
+    tcp.set_write_timeout(Some(left)).map_err(|e| clock.io(e))?;
+    match trust.handshake(&addr.host(), tcp) {
+        Ok(s) => Ok(Stream::Tls(Box::new(s))),
+        Err(Failure::Tls(why)) => Err(ClientError::Tls { addr: clock.addr.clone(), why }),
+        Err(Failure::Io(e)) => Err(clock.io(e)),
+    }
+}
+
+fn connect_plain(addr: &Addr, clock: &Clock) -> Result<Stream, ClientError> {
     match addr {
         Addr::Unix(path) => match UnixStream::connect(path) {
             Ok(s) => Ok(Stream::Unix(s)),
@@ -196,6 +225,38 @@ pub fn request(
     token: Option<&str>,
     timeout: Duration,
 ) -> Result<Response, ClientError> {
+    send(addr, None, method, path, body, token, timeout)
+}
+
+/// [`request`] in TLS, trusting `trust` (a TCP address only).
+pub fn request_tls(
+    addr: &Addr,
+    trust: &Trust,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Result<Response, ClientError> {
+    if matches!(addr, Addr::Unix(_)) {
+        return Err(ClientError::InvalidRequest {
+            addr: addr.to_string(),
+            why: "TLS needs host:port, not a Unix socket".into(),
+        });
+    }
+    send(addr, Some(trust), method, path, body, token, timeout)
+}
+
+/// [`request`], in TLS trusting `tls` when given (TCP addresses only).
+pub(crate) fn send(
+    addr: &Addr,
+    tls: Option<&Trust>,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    token: Option<&str>,
+    timeout: Duration,
+) -> Result<Response, ClientError> {
     let invalid =
         |why: &str| ClientError::InvalidRequest { addr: addr.to_string(), why: why.to_string() };
     if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
@@ -208,7 +269,7 @@ pub fn request(
         check_field(addr, "the token", t)?;
     }
     let clock = Clock { deadline: Instant::now() + timeout, timeout, addr: addr.to_string() };
-    let mut stream = connect(addr, &clock)?;
+    let mut stream = connect(addr, tls, &clock)?;
 
     let host = match addr {
         Addr::Unix(_) => "localhost",
@@ -253,6 +314,12 @@ fn read_response(
         {
             return Ok(r);
         }
+        if !matches!(stream, Stream::Tls(_)) && looks_like_tls(&buf) {
+            return Err(ClientError::Tls {
+                addr: clock.addr.clone(),
+                why: "the server answered in TLS: is it serving https (then use https://)?".into(),
+            });
+        }
         if eof {
             return Err(ClientError::Protocol {
                 addr: clock.addr.clone(),
@@ -278,6 +345,20 @@ fn read_response(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             // A reset after a complete close-delimited answer is the end of it.
             Err(e) if e.kind() == io::ErrorKind::ConnectionReset && !buf.is_empty() => eof = true,
+            // A TLS peer that closes without close_notify: the answer is complete only if its
+            // framing says so, which was looked at before this read; a close-delimited body
+            // might be cut, so it is refused too.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                return Err(ClientError::Protocol {
+                    addr: clock.addr.clone(),
+                    why: if buf.is_empty() {
+                        "the connection closed without an answer".into()
+                    } else {
+                        "the connection closed in the middle of the answer (no TLS close_notify)"
+                            .into()
+                    },
+                });
+            }
             Err(e) => return Err(clock.io(e)),
         }
     }

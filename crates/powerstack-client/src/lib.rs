@@ -7,7 +7,8 @@
 //! - [`hostlist`]: Slurm-style hostlist expressions (`node[01-04,07]`).
 //! - [`fanout`]: one job asked of many agents at once, in parallel; a node that does not answer
 //!   is an answer saying so, and the answers make a [`powerstack_api::job::JobQueryV1`].
-//! - [`site`]: the site service's routes, one typed call each ([`site::Site`]).
+//! - [`site`]: the site service's routes, one typed call each ([`site::Site`]), over plain HTTP
+//!   or TLS ([`tls`]: a site CA bundle or the system's trust store).
 
 mod addr;
 mod error;
@@ -15,7 +16,8 @@ pub mod fanout;
 pub mod hostlist;
 mod http;
 pub mod site;
+pub mod tls;
 
 pub use addr::{Addr, DEFAULT_SOCKET};
 pub use error::{ClientError, fmt_duration};
-pub use http::{MAX_RESPONSE_BYTES, Response, request};
+pub use http::{MAX_RESPONSE_BYTES, Response, request, request_tls};

@@ -1,6 +1,9 @@
 //! The blocking client of the site service (`powerstack site serve`), for the agent's pusher, the
-//! CLI and the scheduler hooks: one typed call per route, over [`crate::request`].
+//! CLI and the scheduler hooks: one typed call per route, over [`crate::request`], in TLS for an
+//! `https://` site (trusting the site's CA bundle given with [`Site::with_ca_file`], else the
+//! system's trust store).
 
+use std::path::Path;
 use std::time::Duration;
 
 use powerstack_api::agent::ErrorV1;
@@ -13,7 +16,8 @@ use serde::de::DeserializeOwned;
 
 use crate::addr::Addr;
 use crate::error::ClientError;
-use crate::http::request;
+use crate::http::send;
+use crate::tls::Trust;
 
 /// Why a call to the site failed, in one line naming the site.
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +36,15 @@ pub enum SiteError {
         /// The site.
         url: String,
         /// What the transport saw, in the site's words.
+        why: String,
+    },
+    /// TLS failed (the certificate, its name, the CA file, a peer that does not speak TLS, or
+    /// an `http://` site that does): the settings must change, trying again will not help.
+    #[error("site {url}: {why}")]
+    Tls {
+        /// The site.
+        url: String,
+        /// What failed and what to do.
         why: String,
     },
     /// The site answered with an error status.
@@ -69,37 +82,67 @@ impl SiteError {
         match self {
             SiteError::Unreachable { .. } | SiteError::Invalid { .. } => true,
             SiteError::Status { status, .. } => *status >= 500 || matches!(status, 408 | 429),
-            SiteError::InvalidUrl { .. } => false,
+            SiteError::InvalidUrl { .. } | SiteError::Tls { .. } => false,
         }
     }
 }
 
-/// A site service: its address, the bearer token to send, and how long each call may take.
+/// A site service: its address, the bearer token to send, how long each call may take, and, for
+/// an `https://` site, whom to trust.
 #[derive(Clone, Debug)]
 pub struct Site {
     url: String,
     addr: Addr,
     token: Option<String>,
     timeout: Duration,
+    https: bool,
+    /// The site CA's certificates; `None`: the system's trust store.
+    ca: Option<Trust>,
 }
 
 impl Site {
-    /// The site at `url`: `http://HOST:PORT`, `HOST:PORT`, or a Unix socket path (containing
-    /// '/', or after `unix:`). `https://` is refused until TLS is supported by this client.
+    /// The site at `url`: `https://HOST:PORT` (TLS), `http://HOST:PORT`, `HOST:PORT`, or a Unix
+    /// socket path (containing '/', or after `unix:`; always plain). An `https://` site is
+    /// trusted through the system's trust store unless [`Site::with_ca_file`] gives its CA.
     pub fn new(url: &str, token: Option<String>, timeout: Duration) -> Result<Site, SiteError> {
         let bad = |why: &str| SiteError::InvalidUrl { url: url.to_string(), why: why.to_string() };
         let t = url.trim();
-        let rest = if let Some(r) = t.strip_prefix("http://") {
-            r.trim_end_matches('/')
-        } else if t.starts_with("https://") {
-            return Err(bad(
-                "https is not supported by this client yet; use http:// on a trusted network or loopback",
-            ));
+        let (rest, https) = if let Some(r) = t.strip_prefix("http://") {
+            (r.trim_end_matches('/'), false)
+        } else if let Some(r) = t.strip_prefix("https://") {
+            (r.trim_end_matches('/'), true)
         } else {
-            t
+            (t, false)
         };
         let addr = Addr::parse(rest).map_err(|e| bad(&e.to_string()))?;
-        Ok(Site { url: t.to_string(), addr, token, timeout })
+        if https && matches!(addr, Addr::Unix(_)) {
+            return Err(bad("https:// needs HOST:PORT; a Unix socket is spoken to in plain HTTP"));
+        }
+        Ok(Site { url: t.to_string(), addr, token, timeout, https, ca: None })
+    }
+
+    /// Trusts the CA certificates of the PEM bundle at `path` (`None`: the system's trust
+    /// store) for an `https://` site. The file is read now: a missing or invalid one is an error
+    /// naming it, whatever the site's scheme.
+    pub fn with_ca_file(mut self, path: Option<&Path>) -> Result<Site, SiteError> {
+        self.ca = match path {
+            Some(p) => Some(
+                Trust::ca_file(p).map_err(|why| SiteError::Tls { url: self.url.clone(), why })?,
+            ),
+            None => None,
+        };
+        Ok(self)
+    }
+
+    /// The same site, each call taking at most `timeout`.
+    pub fn with_timeout(mut self, timeout: Duration) -> Site {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Whether calls go in TLS.
+    pub fn is_https(&self) -> bool {
+        self.https
     }
 
     /// The site's address as given.
@@ -119,17 +162,19 @@ impl Site {
             Some(b) => Some(serde_json::to_string(b).map_err(|e| invalid(e.to_string()))?),
             None => None,
         };
-        let r =
-            request(&self.addr, method, path, text.as_deref(), self.token.as_deref(), self.timeout)
-                .map_err(|source| match source {
-                    ClientError::InvalidRequest { why, .. }
-                    | ClientError::InvalidAddr { why, .. } => {
-                        SiteError::InvalidUrl { url: self.url.clone(), why }
-                    }
-                    source => {
-                        SiteError::Unreachable { url: self.url.clone(), why: unreachable(&source) }
-                    }
-                })?;
+        let system;
+        let tls = match (self.https, &self.ca) {
+            (false, _) => None,
+            (true, Some(ca)) => Some(ca),
+            (true, None) => {
+                system =
+                    Trust::system().map_err(|why| SiteError::Tls { url: self.url.clone(), why })?;
+                Some(&system)
+            }
+        };
+        let token = self.token.as_deref();
+        let r = send(&self.addr, tls, method, path, text.as_deref(), token, self.timeout)
+            .map_err(|source| self.failure(source))?;
         if !r.is_success() {
             let message = serde_json::from_str::<ErrorV1>(&r.body)
                 .map(|e| e.error.message)
@@ -137,6 +182,28 @@ impl Site {
             return Err(SiteError::Status { url: self.url.clone(), status: r.status, message });
         }
         serde_json::from_str(&r.body).map_err(|e| invalid(e.to_string()))
+    }
+
+    fn failure(&self, source: ClientError) -> SiteError {
+        let url = self.url.clone();
+        match source {
+            ClientError::InvalidRequest { why, .. } | ClientError::InvalidAddr { why, .. } => {
+                SiteError::InvalidUrl { url, why }
+            }
+            ClientError::Tls { why, .. } => SiteError::Tls { url, why },
+            // A TLS server closes on a plain request, or answers what is not HTTP.
+            ClientError::Protocol { why, .. }
+                if !self.https && matches!(self.addr, Addr::Tcp(_)) =>
+            {
+                SiteError::Unreachable {
+                    url,
+                    why: format!(
+                        "invalid HTTP answer: {why}: is it serving https (then use https://)?"
+                    ),
+                }
+            }
+            source => SiteError::Unreachable { url, why: unreachable(&source) },
+        }
     }
 
     /// Registers stream `stream` of node `node`.
@@ -254,8 +321,12 @@ mod tests {
         assert!(Site::new("http://127.0.0.1:9465/", None, t).is_ok());
         assert!(Site::new("site.example:9465", None, t).is_ok());
         assert!(Site::new("/run/powerstack/site.sock", None, t).is_ok());
-        let e = Site::new("https://site:9465", None, t).unwrap_err().to_string();
-        assert!(e.contains("https is not supported"), "{e}");
+        let s = Site::new("https://site.example:9465/", None, t).unwrap();
+        assert!(s.is_https() && !Site::new("site:1", None, t).unwrap().is_https());
+        let e = Site::new("https:///run/site.sock", None, t).unwrap_err().to_string();
+        assert!(e.contains("needs HOST:PORT"), "{e}");
+        let e = s.with_ca_file(Some(Path::new("/nonexistent/ca.pem"))).unwrap_err();
+        assert!(!e.is_transient() && e.to_string().contains("CA file /nonexistent/ca.pem"), "{e}");
         assert!(Site::new("http://", None, t).is_err());
         assert_eq!(encode("a b/c:1"), "a%20b%2Fc%3A1");
     }

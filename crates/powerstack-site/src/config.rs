@@ -1,6 +1,7 @@
 //! The site service's configuration (TOML; every key in docs/site.md). Command-line flags
 //! override the file.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,13 @@ pub struct SiteConfig {
     /// The tokens file (roles); none: every caller is an administrator, and only a loopback
     /// address may be listened on.
     pub tokens_file: Option<PathBuf>,
+    /// The server's certificate chain (PEM, leaf first); with `tls_key_file`, the service speaks
+    /// only TLS.
+    pub tls_cert_file: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1; readable by its owner only).
+    pub tls_key_file: Option<PathBuf>,
+    /// Allows plain HTTP on a non-loopback address (a site behind a TLS-terminating proxy).
+    pub insecure_plain_http: bool,
     /// How old a node's newest sample may be and still count in the site's power, s.
     pub stale_after_s: f64,
     /// How long raw samples are kept, days.
@@ -45,6 +53,9 @@ impl Default for SiteConfig {
             database: String::new(),
             state_dir: PathBuf::from("/var/lib/powerstack"),
             tokens_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            insecure_plain_http: false,
             stale_after_s: 10.0,
             raw_retention_days: 30,
             rollup_retention_days: 400,
@@ -77,6 +88,53 @@ impl SiteConfig {
         DatabaseUrl::parse(&self.database)
     }
 
+    /// The listen address.
+    pub fn listen_addr(&self) -> Result<SocketAddr, StoreError> {
+        self.listen.parse().map_err(|_| {
+            StoreError::Config(format!(
+                "listen address {:?}: expected IP:PORT (127.0.0.1:9465)",
+                self.listen
+            ))
+        })
+    }
+
+    /// The certificate and key files, when TLS is configured (both are, or neither).
+    pub fn tls_files(&self) -> Result<Option<(&Path, &Path)>, StoreError> {
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(c), Some(k)) => Ok(Some((c, k))),
+            (None, None) => Ok(None),
+            (Some(c), None) => Err(StoreError::Config(format!(
+                "tls_cert_file {} is given without tls_key_file: give its key with --tls-key FILE too",
+                c.display()
+            ))),
+            (None, Some(k)) => Err(StoreError::Config(format!(
+                "tls_key_file {} is given without tls_cert_file: give the certificate with --tls-cert FILE too",
+                k.display()
+            ))),
+        }
+    }
+
+    /// Who may reach the service and how: without tokens only on loopback; beyond loopback only
+    /// in TLS, or in plain HTTP when `insecure_plain_http` says a proxy does TLS.
+    fn validate_access(&self) -> Result<(), StoreError> {
+        let addr = self.listen_addr()?;
+        let tls = self.tls_files()?.is_some();
+        if addr.ip().is_loopback() {
+            return Ok(());
+        }
+        if self.tokens_file.is_none() {
+            return Err(StoreError::Config(format!(
+                "listening on {addr} without a tokens file would let anyone write: give --tokens FILE, or listen on loopback"
+            )));
+        }
+        if !tls && !self.insecure_plain_http {
+            return Err(StoreError::Config(format!(
+                "listening on {addr} needs TLS: give --tls-cert FILE --tls-key FILE, or --insecure-plain-http (insecure_plain_http = true) for a site behind a TLS-terminating proxy"
+            )));
+        }
+        Ok(())
+    }
+
     /// Checks every setting, one line per problem.
     pub fn validate(&self) -> Result<(), StoreError> {
         let bad = |m: String| Err(StoreError::Config(m));
@@ -107,6 +165,52 @@ impl SiteConfig {
             ));
         }
         self.database_url()?;
-        Ok(())
+        self.validate_access()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(c: &SiteConfig) -> String {
+        c.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn tls_is_both_files_or_neither_and_beyond_loopback_tls_or_the_explicit_option() {
+        let d = SiteConfig::default();
+        assert!(d.validate().is_ok());
+        let cert = Some(PathBuf::from("/etc/site/cert.pem"));
+        let key = Some(PathBuf::from("/etc/site/key.pem"));
+        let e = err(&SiteConfig { tls_cert_file: cert.clone(), ..d.clone() });
+        assert!(e.contains("without tls_key_file") && e.contains("--tls-key"), "{e}");
+        let e = err(&SiteConfig { tls_key_file: key.clone(), ..d.clone() });
+        assert!(e.contains("without tls_cert_file") && e.contains("--tls-cert"), "{e}");
+        let both = SiteConfig { tls_cert_file: cert, tls_key_file: key, ..d.clone() };
+        assert_eq!(
+            both.tls_files().unwrap().map(|(c, _)| c),
+            Some(Path::new("/etc/site/cert.pem"))
+        );
+        assert!(both.validate().is_ok());
+        // Beyond loopback: tokens first, then TLS or the explicit option.
+        let wide = SiteConfig { listen: "0.0.0.0:9465".into(), ..d.clone() };
+        assert!(err(&wide).contains("without a tokens file"), "{}", err(&wide));
+        let tokens = Some(PathBuf::from("/etc/site/tokens.toml"));
+        let wide = SiteConfig { tokens_file: tokens, ..wide };
+        let e = err(&wide);
+        assert!(e.contains("needs TLS") && e.contains("--insecure-plain-http"), "{e}");
+        assert!(SiteConfig { insecure_plain_http: true, ..wide.clone() }.validate().is_ok());
+        assert!(SiteConfig { ..both.clone() }.validate().is_ok());
+        let wide_tls = SiteConfig {
+            listen: wide.listen.clone(),
+            tokens_file: wide.tokens_file.clone(),
+            ..both
+        };
+        assert!(wide_tls.validate().is_ok());
+        assert!(err(&SiteConfig { listen: "site:9465".into(), ..d.clone() }).contains("IP:PORT"));
+        let text = "listen = \"10.0.0.1:9465\"\ntokens_file = \"/t\"\ninsecure_plain_http = true\ntls_cert_file = \"/c\"\ntls_key_file = \"/k\"\n";
+        let c: SiteConfig = toml::from_str(text).unwrap();
+        assert!(c.insecure_plain_http && c.tls_files().unwrap().is_some());
     }
 }

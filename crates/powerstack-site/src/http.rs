@@ -40,6 +40,8 @@ pub struct Counters {
     pub batches_rejected: AtomicU64,
     /// Requests that failed for the database (503).
     pub database_errors: AtomicU64,
+    /// TLS handshakes that failed or timed out.
+    pub tls_handshake_failures: AtomicU64,
 }
 
 /// What every handler shares.

@@ -3,7 +3,8 @@
 //! from the stored counters with the same arithmetic as the agents' ([`powerstack_job`]), kept
 //! per node once its samples reach past the job's end ([`report`]); everything is in SQLite (one
 //! embedded file, the default) or PostgreSQL (production, several replicas), through [`db::Db`].
-//! [`http`] is the API, [`access`] who may use it, [`serve`] starts and stops it all.
+//! [`http`] is the API, [`access`] who may use it, [`tls`] its TLS, [`serve`] starts and stops it
+//! all.
 
 pub mod access;
 pub mod config;
@@ -13,6 +14,7 @@ pub mod http;
 pub mod report;
 pub mod serve;
 pub mod store;
+pub mod tls;
 
 pub use config::SiteConfig;
 pub use serve::{Ready, Running, start};

@@ -18,6 +18,7 @@ use crate::http::{AppState, Counters, app, now_us};
 use crate::report::{ReportSettings, settle};
 use crate::store::partitions::DAY_US;
 use crate::store::{IngestLimits, Ingester, Store, StoreError};
+use crate::tls;
 
 /// How often ended jobs are looked at for settling.
 const SETTLE_EVERY: Duration = Duration::from_secs(2);
@@ -33,8 +34,22 @@ pub struct Ready {
     pub database: String,
     /// Whether it runs without tokens (every caller an administrator, loopback only).
     pub open: bool,
+    /// Whether it speaks TLS (https).
+    pub https: bool,
     /// Anything worth a warning at start.
     pub warnings: Vec<String>,
+}
+
+impl Ready {
+    /// `https` or `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.https { "https" } else { "http" }
+    }
+
+    /// Its URL, `SCHEME://IP:PORT`.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme(), self.addr)
+    }
 }
 
 /// A running service.
@@ -78,17 +93,8 @@ pub fn start(config: &SiteConfig) -> Result<Running, StoreError> {
     config.validate()?;
     let url = config.database_url()?;
     let tokens = config.tokens_file.as_deref().map(Tokens::load).transpose()?;
-    let addr: SocketAddr = config.listen.parse().map_err(|_| {
-        StoreError::Config(format!(
-            "listen address {:?}: expected IP:PORT (127.0.0.1:9465)",
-            config.listen
-        ))
-    })?;
-    if tokens.is_none() && !addr.ip().is_loopback() {
-        return Err(StoreError::Config(format!(
-            "listening on {addr} without a tokens file would let anyone write: give --tokens FILE, or listen on loopback"
-        )));
-    }
+    let addr = config.listen_addr()?;
+    let tls = config.tls_files()?.map(|(cert, key)| tls::server_config(cert, key)).transpose()?;
     let state_parts = (
         IngestLimits {
             max_ahead_us: config.max_clock_ahead_s * 1_000_000,
@@ -104,6 +110,7 @@ pub fn start(config: &SiteConfig) -> Result<Running, StoreError> {
     let (stop, stopped) = watch::channel(false);
     let (ready_tx, ready_rx) = mpsc::channel::<Result<Ready, StoreError>>();
     let open = tokens.is_none();
+    let https = tls.is_some();
     let thread = std::thread::Builder::new()
         .name("powerstack-site".into())
         .spawn(move || {
@@ -127,7 +134,7 @@ pub fn start(config: &SiteConfig) -> Result<Running, StoreError> {
                     Ok::<_, StoreError>((
                         store,
                         listener,
-                        Ready { addr: bound, database: url.display(), open, warnings },
+                        Ready { addr: bound, database: url.display(), open, https, warnings },
                     ))
                 };
                 let (store, listener, ready) = match setup.await {
@@ -149,12 +156,7 @@ pub fn start(config: &SiteConfig) -> Result<Running, StoreError> {
                 let _ = ready_tx.send(Ok(ready));
                 let upkeep =
                     tokio::spawn(maintain(store.clone(), report, retention, stopped.clone()));
-                let mut stop_http = stopped.clone();
-                let served = axum::serve(listener, app(state))
-                    .with_graceful_shutdown(async move {
-                        let _ = stop_http.wait_for(|s| *s).await;
-                    })
-                    .await;
+                let served = serve(listener, tls, state, stopped).await;
                 upkeep.abort();
                 store.db().close().await;
                 served.map_err(|e| StoreError::Config(format!("serving: {e}")))
@@ -174,6 +176,30 @@ pub fn start(config: &SiteConfig) -> Result<Running, StoreError> {
             .unwrap_or_else(|| {
                 StoreError::Unavailable("the site stopped before it was ready".into())
             })),
+    }
+}
+
+/// Serves the API on `listener`, in TLS with `tls`, until `stopped` turns true; the requests in
+/// flight are finished.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    state: Arc<AppState>,
+    mut stopped: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let router = app(state.clone());
+    match tls {
+        Some(config) => {
+            tls::serve(listener, config, router, state, stopped).await;
+            Ok(())
+        }
+        None => {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+        }
     }
 }
 

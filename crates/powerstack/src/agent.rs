@@ -89,6 +89,9 @@ fn site_flags(a: &AgentArgs, config: &mut AgentConfig) -> anyhow::Result<()> {
     if a.site_token_file.is_some() {
         config.site_token_file = a.site_token_file.clone();
     }
+    if a.site_ca.is_some() {
+        config.site_ca_file = a.site_ca.clone();
+    }
     if let Some(d) = &a.push_interval {
         let interval = parse_duration(d).map_err(|e| anyhow::anyhow!("--push-interval: {e}"))?;
         config.push_interval_ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX);

@@ -82,6 +82,15 @@ pub struct SiteServeArgs {
     /// caller is an administrator and only loopback may be listened on.
     #[arg(long, value_name = "FILE")]
     pub tokens: Option<PathBuf>,
+    /// The server's certificate chain (PEM, leaf first): serve https (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1; mode 600).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on a non-loopback address (a site behind a TLS-terminating proxy).
+    #[arg(long)]
+    pub insecure_plain_http: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -476,9 +485,14 @@ pub struct AgentArgs {
     /// The NVML library to load.
     #[arg(long, env = "POWERSTACK_NVML_LIB", value_name = "PATH")]
     pub nvml_lib: Option<PathBuf>,
-    /// The site service to push the counters to (`http://HOST:PORT`; default: none, no pushing).
+    /// The site service to push the counters to (`https://HOST:PORT`, `http://HOST:PORT`;
+    /// default: none, no pushing).
     #[arg(long, env = "POWERSTACK_SITE", value_name = "URL")]
     pub site: Option<String>,
+    /// The site CA's certificates (PEM) an https site's certificate is checked against
+    /// (default: the system's trust store).
+    #[arg(long, env = "POWERSTACK_SITE_CA", value_name = "FILE")]
+    pub site_ca: Option<PathBuf>,
     /// This node's name at the site (default: the hostname).
     #[arg(long, value_name = "NAME")]
     pub node_name: Option<String>,

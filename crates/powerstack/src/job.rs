@@ -67,14 +67,14 @@ fn site_only(a: &NodeAgentsArgs, account: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The site of `--site` (or `POWERSTACK_SITE`), with the token of `--site-token-file`, each call
-/// bounded by `timeout`.
+/// The site of `--site` (or `POWERSTACK_SITE`), with the token of `--site-token-file` and the CA
+/// of `--site-ca` (both read now), each call bounded by `timeout`.
 pub(crate) fn connect_site(s: &SiteConnArgs, timeout: Duration) -> anyhow::Result<Site> {
     let Some(url) = s.site.as_deref().filter(|u| !u.trim().is_empty()) else {
         bail!("no site given: pass --site URL or set POWERSTACK_SITE");
     };
     let token = read_token(s.site_token_file.as_deref())?;
-    Ok(Site::new(url, token, timeout)?)
+    Ok(Site::new(url, token, timeout)?.with_ca_file(s.site_ca.as_deref())?)
 }
 
 /// The caller's login name: `$USER`, else the password entry of the real uid, else the uid.

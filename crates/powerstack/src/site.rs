@@ -33,6 +33,13 @@ pub fn config_of(a: &SiteServeArgs) -> anyhow::Result<SiteConfig> {
     if a.tokens.is_some() {
         config.tokens_file = a.tokens.clone();
     }
+    if a.tls_cert.is_some() {
+        config.tls_cert_file = a.tls_cert.clone();
+        config.tls_key_file = a.tls_key.clone();
+    }
+    if a.insecure_plain_http {
+        config.insecure_plain_http = true;
+    }
     Ok(config)
 }
 
@@ -44,8 +51,8 @@ pub fn where_line(ready: &Ready) -> String {
         "bearer tokens required"
     };
     format!(
-        "powerstack site on http://{a}: database {db}; routes /v1/nodes, /v1/jobs, /v1/site/power, /metrics; {access}",
-        a = ready.addr,
+        "powerstack site on {url}: database {db}; routes /v1/nodes, /v1/jobs, /v1/site/power, /metrics; {access}",
+        url = ready.url(),
         db = ready.database
     )
 }

@@ -77,7 +77,7 @@ pub fn up(a: &UpArgs) -> anyhow::Result<()> {
     };
     let socket = a.socket.clone().unwrap_or_else(|| state.path().join("agent.sock"));
     let site = start_site(a)?;
-    let site_url = site.as_ref().map(|s| format!("http://{}", s.ready().addr));
+    let site_url = site.as_ref().map(|s| s.ready().url());
     let config = AgentConfig {
         rate_hz: a.rate_hz,
         buffer_samples: 36_000,

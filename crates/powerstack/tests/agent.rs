@@ -357,7 +357,8 @@ fn bad_agent_settings_are_one_line() {
         (&["--site", site, "--push-interval", "2m"][..], "push_interval_ms"),
         (&["--site", site, "--push-interval", "soon"][..], "--push-interval"),
         (&["--site", site, "--node-name", "no spaces"][..], "node_name"),
-        (&["--site", "https://site:9465"][..], "https"),
+        (&["--site", "https:///run/site.sock"][..], "https:// needs HOST:PORT"),
+        (&["--site", "https://site:9465", "--site-ca", "/nonexistent/ca.pem"][..], "site_ca_file"),
         (&["--site", site, "--site-token-file", "/nonexistent/site.token"][..], "site_token_file"),
     ] {
         let args: Vec<&str> = base.iter().chain(extra).copied().collect();

@@ -3,6 +3,9 @@
 //! sample exactly once.
 
 mod common;
+// The test site CA of the site service's tests.
+#[path = "../../powerstack-site/tests/common/pki.rs"]
+mod pki;
 
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -261,6 +264,70 @@ fn an_agent_killed_mid_job_and_started_again_pushes_what_it_had_spooled() {
         n1.samples
     );
     assert!(n1.energy_joules < 287.0 * 1.03 * (end - began.begin_unix_us) as f64 / 1e6, "{n1:?}");
+}
+
+#[test]
+fn over_tls_the_agent_pushes_and_the_job_commands_record_and_report_with_the_site_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki::Ca::new(dir.path(), "ca");
+    let cert = ca.server(dir.path(), "site", &["127.0.0.1", "localhost"]);
+    let mut child = bin()
+        .args(["site", "serve", "--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(dir.path())
+        .arg("--tls-cert")
+        .arg(&cert.cert_file)
+        .arg("--tls-key")
+        .arg(&cert.key_file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = stderr_until(&mut child, "powerstack site on https://");
+    let _site = Proc(child);
+    let port = lines.last().unwrap().split("https://127.0.0.1:").nth(1).unwrap();
+    let url = format!("https://127.0.0.1:{}", port.split(':').next().unwrap());
+    let ca_file = ca.cert_file.to_str().unwrap().to_string();
+    let n = common::Node::new("intel-2s");
+    let (_agent, _) = n.agent_with(|c| {
+        c.args(["--site", &url, "--site-ca", &ca_file, "--node-name", "n1"]);
+    });
+    let s = Site::new(&url, None, Duration::from_secs(5))
+        .unwrap()
+        .with_ca_file(Some(&ca.cert_file))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !s.nodes().unwrap().nodes.iter().any(|x| x.name == "n1" && x.power_watts.is_some()) {
+        assert!(Instant::now() < deadline, "the agent pushes nothing over TLS");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let job = |args: &[&str]| {
+        let out = bin().args(args).args(["--site", &url, "--site-ca", &ca_file]).output().unwrap();
+        let (stdout, stderr) =
+            (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.code(), stdout.into_owned(), stderr.into_owned())
+    };
+    let (code, _, err) = job(&["job", "begin", "t1", "--nodes", "n1", "--no-agents"]);
+    assert_eq!(code, Some(0), "{err}");
+    std::thread::sleep(Duration::from_secs(3));
+    let (code, _, err) = job(&["job", "end", "t1", "--no-agents"]);
+    assert_eq!(code, Some(0), "{err}");
+    // Complete once the agent's samples reach past the end.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let report = loop {
+        let (code, out, err) = job(&["job", "report", "-j", "t1", "--format", "json"]);
+        if code == Some(0) {
+            break serde_json::from_str::<serde_json::Value>(&out).unwrap();
+        }
+        assert!(Instant::now() < deadline, "no complete report: {code:?} {err}");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(report["total"]["data_presence"], "Complete", "{report}");
+    assert_eq!(report["nodes"][0]["hostname"], "n1", "{report}");
+    assert!(report["total"]["samples"].as_u64().unwrap() >= 2, "{report}");
+    // Without the CA the command says what to give.
+    let out = bin().args(["jobs", "--site", &url]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--site-ca FILE"), "{err}");
 }
 
 /// Job `id`'s report once it is settled (within 30 s).

@@ -25,6 +25,7 @@ fn run_env(args: &[&str], env: &[(&str, &str)]) -> Run {
         "POWERSTACK_TOKEN_FILE",
         "POWERSTACK_SITE",
         "POWERSTACK_SITE_TOKEN_FILE",
+        "POWERSTACK_SITE_CA",
     ] {
         cmd.env_remove(var);
     }

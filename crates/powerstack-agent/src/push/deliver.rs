@@ -19,8 +19,11 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Whether the batches are kept after `e`: no answer, an answer to try again later, or one that
 /// is the agent's (its token, the site's knowledge of the stream), not the batch's, fault.
+/// A TLS failure (the site's certificate, the CA given) is the agent's settings' fault too.
 fn keeps(e: &SiteError) -> bool {
-    e.is_transient() || matches!(e.status(), Some(401 | 403 | 404))
+    e.is_transient()
+        || matches!(e, SiteError::Tls { .. })
+        || matches!(e.status(), Some(401 | 403 | 404))
 }
 
 fn count<T>(stats: Option<&SiteStats>, f: impl FnOnce(&SiteStats) -> T) {
@@ -34,7 +37,6 @@ fn count<T>(stats: Option<&SiteStats>, f: impl FnOnce(&SiteStats) -> T) {
 #[derive(Debug)]
 pub struct Sender {
     site: Site,
-    token: Option<String>,
     node: String,
     registered: HashSet<String>,
     backoff: Duration,
@@ -46,29 +48,22 @@ pub struct Sender {
 }
 
 impl Sender {
-    /// A sender to the site at `url` as node `node`, each call taking at most `timeout`.
-    pub fn new(
-        url: &str,
-        token: Option<String>,
-        node: String,
-        timeout: Duration,
-    ) -> Result<Sender, SiteError> {
-        Ok(Sender {
-            site: Site::new(url, token.clone(), timeout)?,
-            token,
+    /// A sender to `site` as node `node`.
+    pub fn new(site: Site, node: String) -> Sender {
+        Sender {
+            site,
             node,
             registered: HashSet::new(),
             backoff: INITIAL_BACKOFF,
             retry_at: None,
             down: false,
             refused: HashSet::new(),
-        })
+        }
     }
 
     /// Each call from now on takes at most `timeout`.
-    pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), SiteError> {
-        self.site = Site::new(self.site.url(), self.token.clone(), timeout)?;
-        Ok(())
+    pub fn set_timeout(&mut self, timeout: Duration) {
+        self.site = self.site.clone().with_timeout(timeout);
     }
 
     /// Whether the backoff after a failure has passed.

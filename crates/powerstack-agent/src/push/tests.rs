@@ -25,6 +25,7 @@ fn worker(shared: Arc<Shared>, dir: &std::path::Path) -> Worker {
         site: "127.0.0.1:9".into(),
         node: "n1".into(),
         token: None,
+        site_ca_file: None,
         interval: Duration::from_secs(1),
         spool_dir: dir.to_path_buf(),
         spool_max_bytes: 1 << 20,
@@ -32,7 +33,8 @@ fn worker(shared: Arc<Shared>, dir: &std::path::Path) -> Worker {
         topology: None,
         call_timeout: Duration::from_secs(1),
     };
-    let sender = Sender::new(&settings.site, None, "n1".into(), settings.call_timeout).unwrap();
+    let site = Site::new(&settings.site, None, settings.call_timeout).unwrap();
+    let sender = Sender::new(site, "n1".into());
     let (spool, _) = Spool::open(dir).unwrap();
     Worker::new(shared, settings, spool, sender)
 }

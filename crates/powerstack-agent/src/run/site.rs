@@ -12,7 +12,8 @@ use crate::push::{CALL_TIMEOUT, PushSettings};
 
 /// What the pusher needs when `config` names a site (`None` when it does not): the node's name
 /// there (`node_name`, else `hostname`, which must then be a node name), its token (checked like
-/// the agent's own token file), and the topology document of the discovered node.
+/// the agent's own token file), the site CA file (read and checked), and the topology document
+/// of the discovered node.
 pub fn settings(
     config: &AgentConfig,
     origin: &Origin,
@@ -32,12 +33,19 @@ pub fn settings(
         ),
         None => None,
     };
+    // The CA file is read now: a bad one stops the agent at start, not its first push.
+    if let Some(ca) = &config.site_ca_file {
+        powerstack_client::site::Site::new(site, None, CALL_TIMEOUT)
+            .and_then(|s| s.with_ca_file(Some(ca)))
+            .map_err(|e| AgentError(format!("site_ca_file: {e}")))?;
+    }
     let topology =
         serde_json::to_value(powerstack_node::topology::document(origin, discovery)).ok();
     Ok(Some(PushSettings {
         site: site.to_string(),
         node,
         token,
+        site_ca_file: config.site_ca_file.clone(),
         interval: Duration::from_millis(config.push_interval_ms),
         spool_dir: config.state_dir.join("spool"),
         spool_max_bytes: config.spool_max_bytes,

@@ -60,6 +60,7 @@ fn settings(site: &FakeSite, state_dir: &Path) -> PushSettings {
         site: site.addr.clone(),
         node: "n01".into(),
         token: Some("n01".into()),
+        site_ca_file: None,
         interval: Duration::from_millis(100),
         spool_dir: state_dir.join("spool"),
         spool_max_bytes: 64 << 20,

@@ -81,6 +81,11 @@ pub(crate) async fn handler(
             "Requests this replica answered 503 for the database.",
             &c.database_errors,
         ),
+        (
+            "powerstack_site_tls_handshake_failures_total",
+            "TLS handshakes that failed or timed out at this replica.",
+            &c.tls_handshake_failures,
+        ),
     ];
     for (name, help, v) in counters {
         metric(&mut out, name, "counter", help, v.load(Ordering::Relaxed) as f64);

@@ -41,10 +41,14 @@ pub struct AgentConnArgs {
 /// How to reach the site service.
 #[derive(Args, Debug)]
 pub struct SiteConnArgs {
-    /// The site service: http://HOST:PORT, HOST:PORT, or its Unix socket (a path containing
-    /// '/').
+    /// The site service: https://HOST:PORT, http://HOST:PORT, HOST:PORT, or its Unix socket (a
+    /// path containing '/').
     #[arg(long, env = "POWERSTACK_SITE", value_name = "URL")]
     pub site: Option<String>,
+    /// The site CA's certificates (PEM) an https site's certificate is checked against
+    /// (default: the system's trust store).
+    #[arg(long, env = "POWERSTACK_SITE_CA", value_name = "FILE")]
+    pub site_ca: Option<PathBuf>,
     /// File holding the site's bearer token.
     #[arg(long, env = "POWERSTACK_SITE_TOKEN_FILE", value_name = "FILE")]
     pub site_token_file: Option<PathBuf>,

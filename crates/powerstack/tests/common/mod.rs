@@ -21,6 +21,7 @@ pub fn bin() -> Command {
         .env_remove("POWERSTACK_STATE_DIR")
         .env_remove("POWERSTACK_AGENT")
         .env_remove("POWERSTACK_SITE")
+        .env_remove("POWERSTACK_SITE_CA")
         .env_remove("POWERSTACK_TEST_KILL_AT_STEP");
     c
 }
