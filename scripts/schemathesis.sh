@@ -13,20 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ST_VERSION=4.32.5
-SEED=${ST_SEED:-20261205}
+. scripts/schemathesis-env.sh
 MAX_EXAMPLES=${ST_MAX_EXAMPLES:-200}
-VENV=${ST_VENV:-target/schemathesis-venv}
-BIN=${POWERSTACK_BIN:-target/debug/powerstack}
-
-if [ ! -x "$BIN" ]; then
-  cargo build -q -p powerstack --locked
-fi
-if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$ST_VERSION"; then
-  echo "== installing schemathesis $ST_VERSION into $VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$ST_VERSION"
-fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/powerstack-st.XXXXXX")
 sim_pid=""
@@ -47,7 +35,7 @@ sim_pid=$!
 chmod 700 "$work"
 token=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')
 (umask 077 && printf '%s\n' "$token" >"$work/token")
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 base="http://127.0.0.1:$port"
 
 "$BIN" agent --root "$node" --listen "127.0.0.1:$port" --socket "" --token-file "$work/token" \

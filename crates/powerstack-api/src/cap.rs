@@ -227,7 +227,7 @@ fn string_enum(values: &[&str]) -> RefOr<Schema> {
 }
 
 /// The domain kinds a limit may name.
-fn domain_kinds() -> RefOr<Schema> {
+pub(crate) fn domain_kinds() -> RefOr<Schema> {
     let kinds = powerstack_model::DomainKind::ALL.map(|k| k.as_str());
     string_enum(&kinds)
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 mod figures;
 
-pub use figures::{Coverage, DeviceClass, DeviceKey, JobFigures, Peak};
+pub use figures::{Coverage, DEVICE_KEY_PATTERN, DeviceClass, DeviceKey, JobFigures, Peak};
 
 /// What a figure is when it cannot be given (the Flux Power Monitor's value for it).
 pub const NOT_MEASURED: f64 = -1.0;

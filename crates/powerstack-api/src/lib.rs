@@ -19,6 +19,7 @@
 
 pub mod agent;
 pub mod cap;
+mod int;
 pub mod job;
 pub mod job_csv;
 pub mod openapi;

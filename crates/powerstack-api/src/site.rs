@@ -23,6 +23,35 @@ pub const MAX_STREAM_COLUMNS: usize = 512;
 /// The most nodes one job may name.
 pub const MAX_JOB_NODES: usize = 100_000;
 
+/// A batch's samples: at most [`MAX_BATCH_SAMPLES`] rows of integers (a time, then counters).
+fn batch_samples() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let value =
+        ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0)).maximum(Some(u64::MAX));
+    ArrayBuilder::new()
+        .items(ArrayBuilder::new().items(value))
+        .max_items(Some(MAX_BATCH_SAMPLES))
+        .description(Some(
+            "The samples (at most 3600), each `[unix_us, counter0, counter1, ...]`, as wide as the stream's columns plus one.",
+        ))
+        .build()
+}
+
+/// A job's node names: 1 to [`MAX_JOB_NODES`], each once, each a node name.
+fn job_nodes() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let name = ObjectBuilder::new().schema_type(Type::String).pattern(Some(NODE_NAME_PATTERN));
+    ArrayBuilder::new()
+        .items(name)
+        .min_items(Some(1))
+        .max_items(Some(MAX_JOB_NODES))
+        .unique_items(true)
+        .description(Some(
+            "The job's nodes, by their names at the site (a hostlist expanded), each once.",
+        ))
+        .build()
+}
+
 /// Whether `name` is a node name ([`NODE_NAME_PATTERN`]).
 pub fn is_node_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
@@ -39,24 +68,35 @@ pub fn is_stream_id(id: &str) -> bool {
 #[serde(deny_unknown_fields)]
 pub struct StreamDomainV1 {
     /// The domain's kind (`node`, `package`, `memory`, `gpu`, ...).
+    #[schema(schema_with = crate::cap::domain_kinds)]
     pub domain: String,
     /// The domain's index (its socket, its GPU).
+    #[serde(deserialize_with = "crate::int::u32")]
+    #[schema(minimum = 0, maximum = 4_294_967_295_u64)]
     pub index: u32,
     /// Its die, where a package has several.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::int::opt_u32"
+    )]
+    #[schema(minimum = 0, maximum = 4_294_967_295_u64)]
     pub die: Option<u32>,
     /// The provider that reads it.
     pub provider: String,
-    /// Joules per counter tick (positive).
+    /// Joules per counter tick (positive, at most a million).
+    #[schema(exclusive_minimum = 0.0, maximum = 1e6)]
     pub joules_per_tick: f64,
     /// Whether the domain has held a reading (a column that never has measures nothing).
     pub read: bool,
     /// The long-term power limit in force when the stream began, W.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0.0)]
     pub limit_watts: Option<f64>,
     /// The most the domain can draw, W (its highest settable limit, or its rated power), used to
     /// refuse impossible counters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0.0)]
     pub max_power_watts: Option<f64>,
 }
 
@@ -65,17 +105,25 @@ pub struct StreamDomainV1 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StreamRegisterV1 {
-    /// The node's hostname as its system says.
+    /// The node's hostname as its system says (1 to 255 characters, no control character).
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub hostname: String,
     /// The simulated profile, when the node is simulated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub simulated: Option<String>,
     /// When the run began, µs since the Unix epoch.
+    #[serde(deserialize_with = "crate::int::u64")]
+    #[schema(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub started_unix_us: u64,
-    /// The columns of every batch, in order.
+    /// The columns of every batch, in order (1 to [`MAX_STREAM_COLUMNS`]).
+    #[schema(min_items = 1, max_items = 512)]
     pub domains: Vec<StreamDomainV1>,
     /// The node's topology document (`powerstack.topology.v1`), kept as given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::int::opt_object"
+    )]
     #[schema(value_type = Option<Object>)]
     pub topology: Option<serde_json::Value>,
 }
@@ -101,8 +149,12 @@ pub struct StreamRegisteredV1 {
 #[serde(deny_unknown_fields)]
 pub struct BatchV1 {
     /// The batch's sequence number in its stream (from 1, increasing).
+    #[schema(minimum = 1, maximum = 18_446_744_073_709_551_615_u64)]
+    #[serde(deserialize_with = "crate::int::u64")]
     pub seq: u64,
-    /// The samples.
+    /// The samples (at most [`MAX_BATCH_SAMPLES`]), each as wide as the stream's columns plus one.
+    #[schema(schema_with = batch_samples)]
+    #[serde(deserialize_with = "crate::int::rows")]
     pub samples: Vec<Vec<u64>>,
 }
 
@@ -167,17 +219,22 @@ pub struct SitePowerV1 {
 #[serde(deny_unknown_fields)]
 pub struct SiteJobBeginV1 {
     /// The job's id (1 to 128 characters of `A-Z a-z 0-9 . _ : -`).
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
     pub id: String,
-    /// The job's nodes, by their names at the site (a hostlist expanded).
+    /// The job's nodes, by their names at the site (a hostlist expanded), each once.
+    #[schema(schema_with = job_nodes)]
     pub nodes: Vec<String>,
     /// Who the job belongs to.
     #[serde(default)]
+    #[schema(max_length = 256, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub user: Option<String>,
     /// The account it is charged to.
     #[serde(default)]
+    #[schema(max_length = 256, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub account: Option<String>,
     /// Its application (the job's name).
     #[serde(default)]
+    #[schema(max_length = 256, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub app: Option<String>,
 }
 
@@ -229,15 +286,19 @@ pub struct SiteJobsV1 {
 pub struct SiteJobsQueryV1 {
     /// Only this user's jobs.
     #[serde(default)]
+    #[param(max_length = 256, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub user: Option<String>,
     /// Only jobs running at or after this time, µs since the Unix epoch.
     #[serde(default)]
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub since: Option<u64>,
     /// Only jobs that began at or before this time, µs since the Unix epoch.
     #[serde(default)]
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub until: Option<u64>,
     /// At most this many jobs (default 1000, at most 100000).
     #[serde(default)]
+    #[param(minimum = 1, maximum = 100_000)]
     pub limit: Option<usize>,
 }
 
@@ -259,8 +320,13 @@ pub struct SiteJobReportV1 {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct TimeseriesQueryV1 {
-    /// The step, a duration (`1s`, `10s`, `1m`); default: the job's length over 600, at least 1s.
+    /// The step, a duration from 1ms to 24h (`500ms`, `1s`, `10s`, `1m`, `1.5h`); default: the
+    /// job's length over 600, at least 1s. The pattern is a part of what the site takes, all of
+    /// it within the range.
     #[serde(default)]
+    #[param(
+        pattern = r"^([1-9][0-9]{0,4}ms|[1-9][0-9]{0,3}s|[1-9][0-9]{0,2}m|([1-9]|1[0-9]|2[0-4])h)$"
+    )]
     pub step: Option<String>,
 }
 

@@ -44,6 +44,10 @@ impl DeviceClass {
     }
 }
 
+/// The keys [`DeviceKey`]'s `Display` writes, as a regular expression (the OpenAPI documents'
+/// `patternProperties` of a job result).
+pub const DEVICE_KEY_PATTERN: &str = "^(cpu|gpu|mem)_power_(0|[1-9][0-9]*)$";
+
 /// One device with a figure of its own: its class and index (`cpu_power_2` is CPU socket 2).
 /// Ordered by class in the Flux Power Monitor's column order, then by index as a number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

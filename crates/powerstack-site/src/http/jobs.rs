@@ -229,6 +229,14 @@ pub(crate) async fn list(
         return Err(ApiError::forbidden("this token may read only its own user's jobs"));
     }
     check_label("user", user.as_deref())?;
+    for (what, t) in [("since", q.since), ("until", q.until)] {
+        if t.is_some_and(|t| i64::try_from(t).is_err()) {
+            return Err(ApiError::bad_request(format!(
+                "{what}: µs since the Unix epoch, at most {}",
+                i64::MAX
+            )));
+        }
+    }
     let limit = q.limit.unwrap_or(1000);
     if !(1..=MAX_LIST).contains(&limit) {
         return Err(ApiError::bad_request(format!("limit {limit}: 1 to {MAX_LIST}")));

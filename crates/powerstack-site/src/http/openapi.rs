@@ -13,6 +13,7 @@ impl Modify for Bearer {
             "A token of the site's tokens file; none needed when the site has no tokens file.",
             env!("CARGO_PKG_VERSION"),
         );
+        job_links(doc);
     }
 }
 
@@ -51,4 +52,33 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     responses((status = 200, description = "The OpenAPI 3.1 document.", body = serde_json::Value)))]
 pub(crate) async fn handler() -> Json<utoipa::openapi::OpenApi> {
     Json(openapi())
+}
+
+/// Links from a job's beginning to what may be asked of it next (its end, report and time
+/// series), by the id its answer carries: clients and property-based testers follow them.
+/// Written as an extension of the response because utoipa 5.5 writes a link's `operationId` as
+/// `operation_id`.
+fn job_links(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::RefOr;
+    use utoipa::openapi::extensions::Extensions;
+    let Some(begin) = doc.paths.paths.get_mut("/v1/jobs").and_then(|p| p.post.as_mut()) else {
+        return;
+    };
+    let Some(RefOr::T(created)) = begin.responses.responses.get_mut("201") else { return };
+    let links: serde_json::Map<String, serde_json::Value> =
+        [("end", "endSiteJob"), ("report", "siteJobReport"), ("timeseries", "siteJobTimeseries")]
+            .into_iter()
+            .map(|(name, operation)| {
+                let link = serde_json::json!({
+                    "operationId": operation,
+                    "parameters": { "id": "$response.body#/id" },
+                    "description": format!("The job begun ({operation})."),
+                });
+                (name.to_string(), link)
+            })
+            .collect();
+    created
+        .extensions
+        .get_or_insert_with(Extensions::default)
+        .insert("links".into(), serde_json::Value::Object(links));
 }

@@ -58,16 +58,19 @@ fn check(reg: &StreamRegisterV1) -> Result<(), StoreError> {
         ));
     }
     if reg.hostname.is_empty()
-        || reg.hostname.len() > 255
+        || reg.hostname.chars().count() > 255
         || reg.hostname.chars().any(char::is_control)
     {
         return invalid("hostname: 1 to 255 characters, no control character".into());
+    }
+    if i64::try_from(reg.started_unix_us).is_err() {
+        return invalid(format!("started_unix_us: at most {} µs", i64::MAX));
     }
     for (i, d) in reg.domains.iter().enumerate() {
         if d.domain.parse::<DomainKind>().is_err() {
             return invalid(format!("domains[{i}]: unknown domain kind {:?}", d.domain));
         }
-        if !(d.joules_per_tick.is_finite() && d.joules_per_tick > 0.0 && d.joules_per_tick < 1e6) {
+        if !(d.joules_per_tick.is_finite() && d.joules_per_tick > 0.0 && d.joules_per_tick <= 1e6) {
             return invalid(format!("domains[{i}]: joules_per_tick must be positive and finite"));
         }
         for (what, w) in [("limit_watts", d.limit_watts), ("max_power_watts", d.max_power_watts)] {
