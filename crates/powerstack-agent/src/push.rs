@@ -282,6 +282,7 @@ impl Worker {
         if let Some(s) = &self.shared.site {
             s.spool_bytes.store(self.spool.bytes(), Ordering::Relaxed);
             s.spool_batches.store(self.spool.batches(), Ordering::Relaxed);
+            s.spool_samples.store(self.spool.samples(), Ordering::Relaxed);
         }
     }
 }
