@@ -96,6 +96,25 @@ fn drained(addr: &str, pushed: f64) -> f64 {
     metric(addr, "powerstack_site_pushed_samples_total")
 }
 
+/// Each row sent in `[s0, s1]` is a row of the agent's ring, counters and all (a column never
+/// read is sent as 0).
+fn assert_rows_are_the_agents(n: &Node, s0: u64, s1: u64, sent: &[(&u64, &(u64, Vec<u64>))]) {
+    let ring = agent_json(n, "GET", &format!("/v1/samples?since={s0}&until={s1}&limit=100000"));
+    let ring: BTreeMap<u64, Vec<u64>> = ring["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let row: Vec<u64> =
+                r.as_array().unwrap().iter().map(|v| v.as_u64().unwrap_or(0)).collect();
+            (row[0], row)
+        })
+        .collect();
+    for (t, (_, row)) in sent {
+        assert_eq!(ring.get(t), Some(row), "sample {t} is not the agent's");
+    }
+}
+
 #[test]
 fn the_network_to_the_site_dropped_and_restored_loses_no_sample_and_doubles_none() {
     let state = tempfile::tempdir().unwrap();
@@ -179,22 +198,7 @@ fn the_network_to_the_site_dropped_and_restored_loses_no_sample_and_doubles_none
         assert_eq!(metric(&addr, &name), 0.0, "{name}");
     }
 
-    // Each sample sent is a row of the agent's ring, counters and all (a column never read is
-    // sent as 0).
-    let ring = agent_json(&n, "GET", &format!("/v1/samples?since={s0}&until={s1}&limit=100000"));
-    let ring: BTreeMap<u64, Vec<u64>> = ring["samples"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let row: Vec<u64> =
-                r.as_array().unwrap().iter().map(|v| v.as_u64().unwrap_or(0)).collect();
-            (row[0], row)
-        })
-        .collect();
-    for (t, (_, row)) in &in_window {
-        assert_eq!(ring.get(t), Some(row), "sample {t} is not the agent's");
-    }
+    assert_rows_are_the_agents(&n, s0, s1, &in_window);
 
     // The energy: the agent's own over its window [a0, a1], moved to the site's [s0, s1] (a few
     // ms apart, the calls' latency) at its mean power; within 0.1% of the site's.

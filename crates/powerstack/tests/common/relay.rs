@@ -134,11 +134,7 @@ impl Inner {
         std::thread::spawn(move || {
             let mut buf = [0u8; 16384];
             let mut dropped = false;
-            loop {
-                let n = match s_in.read(&mut buf) {
-                    Ok(n @ 1..) => n,
-                    _ => break,
-                };
+            while let Ok(n @ 1..) = s_in.read(&mut buf) {
                 if self.mode() == Mode::DropAnswers {
                     if !dropped {
                         lock(&self.conns).answers_dropped += 1;
