@@ -212,35 +212,53 @@ impl Worker {
         }
     }
 
-    /// Appends the newest settled row, if it is newer than the last one taken.
+    /// Appends the newest settled row, if it is newer than the last one taken; a tick that came
+    /// late (a call to the site that hung until its timeout) first takes the rows it missed, one
+    /// a push interval apart, so the site's samples keep their spacing through a dead network.
     fn take(&mut self) -> Result<(), SpoolError> {
         let settled = self.shared.settled_us.load(Ordering::Relaxed);
         if settled <= self.last_taken_us {
             return Ok(());
         }
-        let (mut row, read) = {
+        let interval_us = u64::try_from(self.settings.interval.as_micros()).unwrap_or(u64::MAX);
+        let (rows, read) = {
             let ring = self.shared.ring.lock().unwrap_or_else(|p| p.into_inner());
-            let Some((t, ticks)) = ring.last_at_or_before(settled).and_then(|i| ring.get(i)) else {
+            let Some((newest, _)) = ring.last_at_or_before(settled).and_then(|i| ring.get(i))
+            else {
                 return Ok(());
             };
-            if t <= self.last_taken_us {
-                return Ok(());
+            let mut times = Vec::new();
+            let mut next = self.last_taken_us.saturating_add(interval_us);
+            while self.last_taken_us > 0
+                && let Some(t) = ring.first_at_or_after(next).and_then(|i| ring.time(i))
+                && t < newest
+            {
+                times.push(t);
+                next = t.saturating_add(interval_us);
             }
-            let mut row = Vec::with_capacity(ticks.len() + 1);
-            row.push(t);
-            row.extend_from_slice(ticks);
-            (row, (0..ticks.len()).map(|c| ring.was_read(c)).collect::<Vec<bool>>())
+            times.push(newest);
+            let rows: Vec<Vec<u64>> = times
+                .into_iter()
+                .filter(|t| *t > self.last_taken_us)
+                .filter_map(|t| ring.last_at_or_before(t).and_then(|i| ring.get(i)))
+                .map(|(t, ticks)| std::iter::once(t).chain(ticks.iter().copied()).collect())
+                .collect();
+            let width = rows.first().map_or(0, |r: &Vec<u64>| r.len() - 1);
+            (rows, (0..width).map(|c| ring.was_read(c)).collect::<Vec<bool>>())
         };
+        let Some(first) = rows.first().map(|r| r[0]) else { return Ok(()) };
         // A column read for the first time changes the columns: a new stream begins.
         if self.spool.current_id().is_none() || self.read.as_ref() != Some(&read) {
-            self.begin(&read, row[0])?;
+            self.begin(&read, first)?;
         }
-        for (c, _) in read.iter().enumerate().filter(|(_, r)| !**r) {
-            row[c + 1] = 0;
+        for mut row in rows {
+            for (c, _) in read.iter().enumerate().filter(|(_, r)| !**r) {
+                row[c + 1] = 0;
+            }
+            let t = row[0];
+            self.spool.append(row)?;
+            self.last_taken_us = t;
         }
-        let t = row[0];
-        self.spool.append(row)?;
-        self.last_taken_us = t;
         Ok(())
     }
 
@@ -283,6 +301,7 @@ impl Worker {
         if let Some(s) = &self.shared.site {
             s.spool_bytes.store(self.spool.bytes(), Ordering::Relaxed);
             s.spool_batches.store(self.spool.batches(), Ordering::Relaxed);
+            s.spool_samples.store(self.spool.samples(), Ordering::Relaxed);
         }
     }
 }

@@ -50,6 +50,8 @@ pub struct SiteStats {
     pub spool_bytes: AtomicU64,
     /// Sealed batches waiting in the spool.
     pub spool_batches: AtomicU64,
+    /// Samples waiting in the spool (sealed and open batches).
+    pub spool_samples: AtomicU64,
     /// Samples the site has acknowledged (a resend's included once).
     pub pushed_samples: AtomicU64,
     /// Samples dropped because the spool grew over `spool_max_bytes`.

@@ -5,7 +5,10 @@
 //!   run (`POWERSTACK_BENCH_ROUNDS` rounds, default 5);
 //! - `sustained`: simulated agents pushing one sample a second each over HTTP (keep-alive), for
 //!   `POWERSTACK_BENCH_NODES` nodes (default 10,000 on PostgreSQL; 1,000 with
-//!   `POWERSTACK_BENCH_DB=sqlite`);
+//!   `POWERSTACK_BENCH_DB=sqlite`); with `POWERSTACK_BENCH_DB_STOP_S=60` (and
+//!   `POWERSTACK_BENCH_DB_STOP_AT_S`, default 30), against a private PostgreSQL server halted for
+//!   that long mid-run, under pushers that keep and resend as agents do (default 1,000 nodes,
+//!   150 s);
 //! - `report`: a 1,000-node job's report on a store holding 1,000 nodes x `POWERSTACK_BENCH_HOURS`
 //!   (default 6) at 1 Hz: the first report (which settles it) and the settled report, for a job of
 //!   the last hour and one of the whole time; and the bytes stored per node-sample.
@@ -23,6 +26,10 @@ use sqlx::Connection;
 
 #[path = "site/load.rs"]
 mod load;
+#[path = "site/outage.rs"]
+mod outage;
+#[path = "../tests/common/pg.rs"]
+mod pg;
 
 const S: u64 = 1_000_000;
 /// Eight domains: two packages, two memories, four GPUs.

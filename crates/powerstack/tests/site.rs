@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::site::{serve, settled_report};
 use common::{Proc, bin, stderr_until};
 use powerstack_api::job::DataPresence;
 use powerstack_api::site::{BatchV1, SiteJobBeginV1, StreamDomainV1, StreamRegisterV1};
@@ -26,21 +27,6 @@ const WATTS: f64 = 500.0;
 
 fn now_us() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64
-}
-
-/// Starts `site serve` on `db`; the process and its address.
-fn serve(state: &std::path::Path) -> (Proc, String) {
-    let mut child = bin()
-        .args(["site", "serve", "--listen", "127.0.0.1:0", "--state-dir", state.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = stderr_until(&mut child, "powerstack site on http://");
-    let line = lines.last().unwrap();
-    let addr =
-        line.split("http://").nth(1).unwrap().split(':').take(2).collect::<Vec<_>>().join(":");
-    (Proc(child), format!("http://{addr}"))
 }
 
 fn registration(t0: u64) -> StreamRegisterV1 {
@@ -330,15 +316,3 @@ fn over_tls_the_agent_pushes_and_the_job_commands_record_and_report_with_the_sit
     assert!(!out.status.success() && err.contains("--site-ca FILE"), "{err}");
 }
 
-/// Job `id`'s report once it is settled (within 30 s).
-fn settled_report(s: &Site, id: &str) -> powerstack_api::site::SiteJobReportV1 {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let r = s.job_report(id).unwrap();
-        if r.job.settled {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "not settled: {r:?}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
-}

@@ -174,6 +174,12 @@ fn site_metrics(out: &mut String, site: &SiteStats) {
         "Sealed batches waiting in the spool for the site.",
         get(&site.spool_batches),
     );
+    gauge(
+        out,
+        "powerstack_site_spool_samples",
+        "Samples waiting in the spool for the site (sealed batches and the open one).",
+        get(&site.spool_samples),
+    );
     counter(
         out,
         "powerstack_site_pushed_samples_total",

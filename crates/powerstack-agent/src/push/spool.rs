@@ -539,6 +539,12 @@ impl Spool {
         self.streams.iter().map(|s| s.sealed.len() as u64).sum()
     }
 
+    /// Samples waiting: the sealed batches' and the open batch's.
+    pub fn samples(&self) -> u64 {
+        let sealed: u64 = self.streams.iter().flat_map(|s| &s.sealed).map(|b| b.samples).sum();
+        sealed + self.open_rows() as u64
+    }
+
     /// Rows in the current stream's open batch.
     pub fn open_rows(&self) -> usize {
         self.streams.last().filter(|s| s.file.is_some()).map_or(0, |s| s.open.len())

@@ -73,6 +73,25 @@ fn only_settled_rows_are_taken_each_once() {
 }
 
 #[test]
+fn a_late_tick_takes_the_rows_it_missed_an_interval_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = shared();
+    let mut w = worker(shared.clone(), dir.path());
+    // Rows every 0.4 s; the push interval is 1 s.
+    for k in 1..=20u64 {
+        push(&shared, k * 400_000, &[k, 2 * k]);
+    }
+    shared.settled_us.store(1_200_000, Ordering::Relaxed);
+    w.take().unwrap();
+    // The next tick comes 5 s late: the rows a second apart since, then the newest settled.
+    shared.settled_us.store(7_000_000, Ordering::Relaxed);
+    w.take().unwrap();
+    let times: Vec<u64> = open_rows(&w).iter().map(|r| r[0]).collect();
+    assert_eq!(times, [1_200_000, 2_400_000, 3_600_000, 4_800_000, 6_000_000, 6_800_000]);
+    assert_eq!(open_rows(&w)[1], [2_400_000, 6, 12]);
+}
+
+#[test]
 fn a_column_never_read_is_sent_as_zero_and_its_first_reading_begins_a_new_stream() {
     let dir = tempfile::tempdir().unwrap();
     let shared = shared();

@@ -192,6 +192,7 @@ fn batches_carry_increasing_seqs_and_strictly_increasing_times_after_the_registr
         "powerstack_site_up 1",
         "# TYPE powerstack_site_spool_bytes gauge",
         "powerstack_site_spool_batches ",
+        "# TYPE powerstack_site_spool_samples gauge",
         "# TYPE powerstack_site_pushed_samples_total counter",
         "powerstack_site_dropped_samples_total{reason=\"spool_bytes\"} 0",
         "powerstack_site_dropped_samples_total{reason=\"spool_age\"} 0",

@@ -13,9 +13,21 @@ use powerstack_site::SiteConfig;
 
 use super::{env, fresh_pg, node_name, now_us, registration, sample, stream_id};
 
-type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+/// The pushers' HTTP client.
+pub type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
-async fn send(client: &Http, uri: &str, method: &str, body: String) -> Result<u16, String> {
+/// A keep-alive client for `nodes` pushers.
+pub fn client(nodes: usize) -> Http {
+    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(nodes + 16).build_http()
+}
+
+/// Sends `method uri` with a JSON `body`: the status and the answer's body.
+pub async fn send(
+    client: &Http,
+    uri: &str,
+    method: &str,
+    body: String,
+) -> Result<(u16, String), String> {
     let req = hyper::Request::builder()
         .method(method)
         .uri(uri)
@@ -24,13 +36,18 @@ async fn send(client: &Http, uri: &str, method: &str, body: String) -> Result<u1
         .map_err(|e| e.to_string())?;
     let resp = client.request(req).await.map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
-    let _ = resp.into_body().collect().await;
-    Ok(status)
+    let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// The sustained-load run.
 pub fn sustained(rt: &tokio::runtime::Runtime) {
     let kind = std::env::var("POWERSTACK_BENCH_DB").unwrap_or_else(|_| "postgres".into());
+    let stop_s = env("POWERSTACK_BENCH_DB_STOP_S", 0) as u64;
+    if stop_s > 0 {
+        assert_eq!(kind, "postgres", "POWERSTACK_BENCH_DB_STOP_S needs PostgreSQL");
+        return super::outage::run(rt, stop_s);
+    }
     let nodes = env("POWERSTACK_BENCH_NODES", if kind == "sqlite" { 1000 } else { 10_000 });
     let seconds = env("POWERSTACK_BENCH_SECONDS", 30) as u64;
     let dir = tempfile::tempdir().unwrap();
@@ -45,8 +62,7 @@ pub fn sustained(rt: &tokio::runtime::Runtime) {
     let config = SiteConfig { listen: "127.0.0.1:0".into(), database, ..SiteConfig::default() };
     let site = powerstack_site::start(&config).unwrap();
     let base = format!("http://{}", site.ready().addr);
-    let client: Http =
-        Client::builder(TokioExecutor::new()).pool_max_idle_per_host(nodes + 16).build_http();
+    let client = client(nodes);
     let t0 = now_us();
     register_http(rt, &client, &base, nodes, t0);
     println!(
@@ -78,7 +94,7 @@ pub fn sustained(rt: &tokio::runtime::Runtime) {
                     );
                     let sent = Instant::now();
                     match send(&client, &uri, "POST", body).await {
-                        Ok(200) => {
+                        Ok((200, _)) => {
                             ok.fetch_add(1, Ordering::Relaxed);
                             mine.push(sent.elapsed().as_micros() as u64);
                         }
@@ -122,7 +138,13 @@ pub fn sustained(rt: &tokio::runtime::Runtime) {
 }
 
 /// Registers every node's stream over HTTP, 64 at a time.
-fn register_http(rt: &tokio::runtime::Runtime, client: &Http, base: &str, nodes: usize, t0: u64) {
+pub fn register_http(
+    rt: &tokio::runtime::Runtime,
+    client: &Http,
+    base: &str,
+    nodes: usize,
+    t0: u64,
+) {
     rt.block_on(async {
         let reg = serde_json::to_string(&registration(t0)).unwrap();
         let mut tasks = Vec::new();
@@ -132,7 +154,7 @@ fn register_http(rt: &tokio::runtime::Runtime, client: &Http, base: &str, nodes:
             tasks.push(tokio::spawn(async move {
                 for n in chunk {
                     let uri = format!("{base}/v1/nodes/{}/streams/{}", node_name(n), stream_id(n));
-                    assert_eq!(send(&client, &uri, "PUT", reg.clone()).await, Ok(200));
+                    assert_eq!(send(&client, &uri, "PUT", reg.clone()).await.map(|a| a.0), Ok(200));
                 }
             }));
         }

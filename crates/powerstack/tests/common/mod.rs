@@ -5,6 +5,9 @@
 
 #![allow(dead_code)]
 
+pub mod relay;
+pub mod site;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
