@@ -191,7 +191,7 @@ fn metrics_and_the_openapi_document_describe_the_service() {
     }
     let power = s.power().unwrap();
     assert!((power.power_watts - common::node_watts()).abs() < 1e-6, "{power:?}");
-    if let Some(out) = promtool(&m.body) {
+    if let Some(out) = common::promtool(&m.body) {
         assert!(out.status.success(), "promtool: {}", String::from_utf8_lossy(&out.stderr));
     }
     let doc =
@@ -208,23 +208,6 @@ fn metrics_and_the_openapi_document_describe_the_service() {
         assert!(paths.contains(&p), "{p} missing from {paths:?}");
     }
     r.stop().unwrap();
-}
-
-fn promtool(text: &str) -> Option<std::process::Output> {
-    use std::io::Write;
-    let child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(_) if std::env::var_os("POWERSTACK_REQUIRE_PROMTOOL").is_none() => return None,
-        Err(e) => panic!("promtool required: {e}"),
-    };
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    Some(child.wait_with_output().unwrap())
 }
 
 #[test]

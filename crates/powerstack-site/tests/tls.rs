@@ -126,7 +126,7 @@ fn clients_the_site_cannot_serve_are_told_what_to_do_and_the_failures_counted() 
     let failures = handshake_failures(&r, &ca.cert_file);
     assert!(failures >= 3, "{failures} handshake failures counted");
     let text = metrics(&r, &ca.cert_file);
-    if let Some(out) = promtool(&text) {
+    if let Some(out) = common::promtool(&text) {
         assert!(out.status.success(), "promtool: {}", String::from_utf8_lossy(&out.stderr));
     }
     r.stop().unwrap();
@@ -150,23 +150,6 @@ fn clients_the_site_cannot_serve_are_told_what_to_do_and_the_failures_counted() 
     let m = line(e, &url);
     assert!(m.contains("plain http"), "{m}");
     r.stop().unwrap();
-}
-
-fn promtool(text: &str) -> Option<std::process::Output> {
-    use std::io::Write;
-    let child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(_) if std::env::var_os("POWERSTACK_REQUIRE_PROMTOOL").is_none() => return None,
-        Err(e) => panic!("promtool required: {e}"),
-    };
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    Some(child.wait_with_output().unwrap())
 }
 
 #[test]

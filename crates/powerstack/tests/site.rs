@@ -315,4 +315,3 @@ fn over_tls_the_agent_pushes_and_the_job_commands_record_and_report_with_the_sit
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("--site-ca FILE"), "{err}");
 }
-

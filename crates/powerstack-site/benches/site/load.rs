@@ -134,7 +134,30 @@ pub fn sustained(rt: &tokio::runtime::Runtime) {
         pct(0.99),
         pct(1.0)
     );
+    reads(rt, &client, &base, nodes);
     site.stop().unwrap();
+}
+
+/// What the site's whole-site reads cost with every node fresh: `GET /v1/site/power` and
+/// `GET /v1/nodes`, each asked 7 times, one at a time; the median and the answer's size.
+fn reads(rt: &tokio::runtime::Runtime, client: &Http, base: &str, nodes: usize) {
+    for path in ["/v1/site/power", "/v1/nodes"] {
+        let mut took = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..7 {
+            let start = Instant::now();
+            let (status, body) =
+                rt.block_on(send(client, &format!("{base}{path}"), "GET", String::new())).unwrap();
+            took.push(start.elapsed().as_secs_f64() * 1e3);
+            assert_eq!(status, 200, "{path}: {body}");
+            bytes = body.len();
+        }
+        took.sort_by(f64::total_cmp);
+        println!(
+            "reads: GET {path} with {nodes} nodes: median {:.1} ms (min {:.1}, max {:.1}), {bytes} bytes",
+            took[3], took[0], took[6]
+        );
+    }
 }
 
 /// Registers every node's stream over HTTP, 64 at a time.

@@ -150,3 +150,22 @@ pub fn sample(t0_us: u64, t_us: u64) -> Vec<u64> {
 pub fn batch(seq: u64, t0_us: u64, times: impl IntoIterator<Item = u64>) -> BatchV1 {
     BatchV1 { seq, samples: times.into_iter().map(|t| sample(t0_us, t)).collect() }
 }
+
+/// `promtool check metrics` of `text`: `None` when promtool is absent (and not required by
+/// `POWERSTACK_REQUIRE_PROMTOOL`).
+pub fn promtool(text: &str) -> Option<std::process::Output> {
+    use std::io::Write;
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(_) if std::env::var_os("POWERSTACK_REQUIRE_PROMTOOL").is_none() => return None,
+        Err(e) => panic!("promtool required: {e}"),
+    };
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    Some(child.wait_with_output().unwrap())
+}
