@@ -255,7 +255,9 @@ pub struct SiteJobV1 {
     pub begin_unix_us: u64,
     /// When it ended, µs since the Unix epoch; `null` while it runs.
     pub end_unix_us: Option<u64>,
-    /// Energy over all its nodes, J (ended jobs; `null` when nothing was measured).
+    /// Energy over all its nodes, J (`null` when nothing was measured): an ended job's once
+    /// computed; a running job's so far in its report and, for the newest running jobs of a listing
+    /// (up to 256 nodes in all), in the listing.
     pub energy_joules: Option<f64>,
     /// Mean power over all its nodes, W.
     pub mean_power_watts: Option<f64>,

@@ -234,6 +234,13 @@ fn two_replicas_on_one_postgresql_store_every_sample_once_and_agree() {
         assert!(again.duplicate && again.stored == 0);
     }
     assert_eq!(stored, 200);
+    // Running, the listing carries its figures so far.
+    let listed = sa.jobs(&SiteJobsQueryV1::default()).unwrap().jobs;
+    let r1 = listed.iter().find(|j| j.id == "r1").unwrap();
+    assert_eq!(r1.end_unix_us, None);
+    assert!(r1.energy_joules.is_some_and(|e| e > 0.0), "{r1:?}");
+    let mean = r1.mean_power_watts.unwrap();
+    assert!((mean - common::node_watts()).abs() < 1e-6 * mean, "{r1:?}");
     let ended = sb.end_job("r1").unwrap();
     let (ra, rb) = (sa.job_report("r1").unwrap(), sb.job_report("r1").unwrap());
     assert_eq!(ra.report, rb.report);

@@ -19,6 +19,9 @@ use crate::store::JobsFilter;
 
 /// The most jobs a listing answers.
 pub const MAX_LIST: usize = 100_000;
+/// How many nodes of running jobs a listing computes figures so far for (the newest running
+/// jobs that fit); the others show none until they end (their report computes them).
+pub const MAX_LIVE_NODES: usize = 256;
 /// The most characters of a user, account or application label.
 pub const MAX_LABEL: usize = 256;
 
@@ -205,7 +208,7 @@ pub(crate) async fn timeseries(
 
 /// `GET /v1/jobs`.
 #[utoipa::path(get, path = "/v1/jobs", operation_id = "listSiteJobs",
-    summary = "Jobs, newest first: a user sees their own.",
+    summary = "Jobs, newest first: a user sees their own. Ended jobs carry their figures once settled, running jobs their figures so far (the newest, up to 256 nodes in all).",
     params(SiteJobsQueryV1), security(("bearer" = [])),
     responses(
         (status = 200, description = "The jobs.", body = SiteJobsV1),
@@ -242,7 +245,21 @@ pub(crate) async fn list(
         return Err(ApiError::bad_request(format!("limit {limit}: 1 to {MAX_LIST}")));
     }
     let filter = JobsFilter { user, since_us: q.since, until_us: q.until, limit };
-    let (jobs, truncated) =
+    let (mut jobs, truncated) =
         state.store.jobs(&filter).await.inspect_err(|e| count_error(&state, e))?;
+    // The newest running jobs' figures so far, as their report computes them now, within a
+    // budget of nodes (a node's figures read its samples).
+    let now = now_us();
+    let mut budget = MAX_LIVE_NODES;
+    for job in jobs.iter_mut().filter(|j| j.end_unix_us.is_none()) {
+        if job.nodes.len() > budget {
+            continue;
+        }
+        budget -= job.nodes.len();
+        let r = report::job_report(&state.store, &job.id, now, &state.report)
+            .await
+            .inspect_err(|e| count_error(&state, e))?;
+        *job = r.job;
+    }
     Ok(Json(SiteJobsV1 { schema: "powerstack.site-jobs.v1".into(), jobs, truncated }))
 }
