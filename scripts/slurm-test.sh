@@ -343,6 +343,7 @@ def unix_s(text):  # sacct prints local time
 
 
 failures, rows = [], []
+jobs = [line.split("\t")[0] for line in open(f"{work}/want.tsv", encoding="utf-8")]
 for line in open(f"{work}/want.tsv", encoding="utf-8"):
     jid, user, account, name = line.rstrip("\n").split("\t")
     alloc, step = sacct[jid], sacct[f"{jid}.batch"]
@@ -383,7 +384,19 @@ for line in open(f"{work}/want.tsv", encoding="utf-8"):
         failures.append(f"job {jid}: energy {agent_j:.0f} J on the node's agent, {slurm_j:.0f} J in "
                         f"Slurm's batch step: {agent_pct:+.2f}%, more than {tolerance_pct}%")
     diff_pct = (site_j - slurm_j) / slurm_j * 100
-    if not abs(diff_pct) <= tolerance_pct:
+    # The jobs share the node (cons_tres, not exclusive): Slurm gives each the whole node's
+    # energy, the site each its part (docs/site.md, "Shared nodes"): no more than Slurm's, no
+    # less than a third of it (three jobs at most at once, one CPU each), and the report says
+    # with which jobs. A job alone on the node gets the whole node, as Slurm says.
+    others = sorted(j for s in report.get("shared", []) for j in s["jobs"])
+    if others:
+        if not set(others) <= set(jobs) or report["nodes"][0]["status"] != "ok (shared)":
+            failures.append(f"job {jid}: shared with {others} at the site, "
+                            f"status {report['nodes'][0]['status']!r}: not among the test's jobs")
+        if not slurm_j / 3 * (1 - tolerance_pct / 100) <= site_j <= slurm_j * (1 + tolerance_pct / 100):
+            failures.append(f"job {jid}: energy {site_j:.0f} J at the site on a shared node, "
+                            f"{slurm_j:.0f} J (the whole node) in Slurm: not from a third of it to all of it")
+    elif not abs(diff_pct) <= tolerance_pct:
         failures.append(f"job {jid}: energy {site_j:.0f} J at the site, {slurm_j:.0f} J in "
                         f"Slurm's batch step: {diff_pct:+.2f}%, more than {tolerance_pct}%")
     rows.append((jid, rec["user"], rec["app"], end_s - begin_s,

@@ -8,6 +8,11 @@
 # SLURM_JOB_USER, SLURM_JOB_ACCOUNT and SLURM_JOB_NAME set. Settings come from
 # /etc/powerstack/site.env (another file with POWERSTACK_ENV_FILE); see docs/site.md.
 #
+# A job that does not hold its nodes exclusively (OverSubscribe other than NO) is given what it
+# holds of each node, from `scontrol show job -d` (per-node lines `Nodes=... CPU_IDs=...
+# GRES=gpu:2(IDX:0-1)`), as `--alloc`, so that the site splits a shared node's energy between
+# its jobs (docs/site.md, "Shared nodes").
+#
 # It never holds up or fails a job: powerstack runs under a bounded timeout, what goes wrong is
 # logged to syslog (tag powerstack-slurm) and stderr, and the script always exits 0.
 
@@ -62,8 +67,72 @@ main() {
     [ -n "${POWERSTACK_SITE_CA:-}" ] && args+=("--site-ca=$POWERSTACK_SITE_CA")
     [ -n "${POWERSTACK_TOKEN_FILE:-}" ] && args+=("--token-file=$POWERSTACK_TOKEN_FILE")
     [ "${POWERSTACK_MARK_AGENTS:-yes}" = no ] && args+=(--no-agents)
+    local alloc
+    while IFS= read -r alloc; do
+        [ -n "$alloc" ] && args+=("--alloc=$alloc")
+    done < <(allocations "$id")
     args+=(-- "$id")
     run_bounded "job begin $id" "${args[@]}"
+}
+
+# The count of the CPUs of a Slurm CPU list (`0-15,32-47`).
+count_ids() {
+    local n=0 part
+    local IFS=,
+    for part in $1; do
+        case $part in
+            *-*) n=$((n + ${part#*-} - ${part%-*} + 1)) ;;
+            '') ;;
+            *) n=$((n + 1)) ;;
+        esac
+    done
+    echo "$n"
+}
+
+# A Slurm index list (`0-1,3`) written out (`0,1,3`).
+expand_ids() {
+    local out=() part i
+    local IFS=,
+    for part in $1; do
+        case $part in
+            *-*) for ((i = ${part%-*}; i <= ${part#*-}; i++)); do out+=("$i"); done ;;
+            '') ;;
+            *) out+=("$part") ;;
+        esac
+    done
+    echo "${out[*]}"
+}
+
+# What job ID holds of each node, one `HOSTLIST:cpus=N[:gpus=I,J]` a line, from
+# `scontrol show job -d ID`; nothing for a job that holds its nodes exclusively, or when scontrol
+# does not answer.
+allocations() {
+    local text line word nodes cpus gpus idx
+    text=$(timeout --kill-after=2 "${POWERSTACK_HOOK_TIMEOUT:-10}" scontrol show job -d "$1" 2>/dev/null) || {
+        log "scontrol show job -d $1 failed; job $1 recorded as holding its nodes whole"
+        return
+    }
+    [[ $text =~ (^|[[:space:]])OverSubscribe=NO([[:space:]]|$) ]] && return
+    while IFS= read -r line; do
+        [[ $line =~ ^[[:space:]]*Nodes= ]] || continue
+        nodes="" cpus="" gpus=""
+        for word in $line; do
+            case $word in
+                Nodes=*) nodes=${word#Nodes=} ;;
+                CPU_IDs=*) cpus=$(count_ids "${word#CPU_IDs=}") ;;
+                GRES=*)
+                    idx=""
+                    [[ $word =~ gpu[^,\(]*\(IDX:([0-9,-]*)\) ]] && idx=${BASH_REMATCH[1]}
+                    [ -n "$idx" ] && gpus=$(expand_ids "$idx")
+                    ;;
+            esac
+        done
+        [ -n "$nodes" ] || continue
+        line=$nodes
+        [ -n "$cpus" ] && [ "$cpus" != 0 ] && line+=":cpus=$cpus"
+        line+=":gpus=${gpus// /,}"
+        echo "${line%:gpus=}"
+    done <<<"$text"
 }
 
 # Runs powerstack with ARGS under the hook's timeout; logs its complaints and failure.

@@ -10,6 +10,38 @@
 unset SLURM_JOB_ID SLURM_JOB_NODELIST SLURM_JOB_USER SLURM_JOB_ACCOUNT SLURM_JOB_NAME
 unset POWERSTACK_SITE POWERSTACK_SITE_TOKEN_FILE POWERSTACK_SITE_CA POWERSTACK_TOKEN_FILE
 PROLOG=slurm/powerstack-prolog-slurmctld.sh
+# The fake scontrol: prints the file FAKE_SCONTROL (captured `scontrol show job -d` text), or
+# fails when none is given.
+cat >"$BIN/scontrol" <<'FAKE'
+#!/bin/bash
+[ -n "${FAKE_SCONTROL:-}" ] || exit 1
+cat "$FAKE_SCONTROL"
+FAKE
+chmod +x "$BIN/scontrol"
+# `scontrol show job -d` of a job sharing its nodes (Slurm 23.11, two GPUs on node[01-02], one
+# CPU range on node03, no GPU there).
+cat >"$SCRATCH/shared.txt" <<'TEXT'
+JobId=4300 JobName=train
+   UserId=alice(1000) GroupId=alice(1000) MCS_label=N/A
+   JobState=RUNNING Reason=None Dependency=(null)
+   NodeList=node[01-03]
+   NumNodes=3 NumCPUs=40 NumTasks=3 CPUs/Task=16 ReqB:S:C:T=0:0:*:*
+   ReqTRES=cpu=40,mem=0,node=3,billing=40,gres/gpu=4
+   JOB_GRES=gpu:4
+     Nodes=node[01-02] CPU_IDs=0-15 Mem=0 GRES=gpu:a100:2(IDX:0-1)
+     Nodes=node03 CPU_IDs=0-3,8-11 Mem=0 GRES=
+   MinCPUsNode=16 MinMemoryNode=0 MinTmpDiskNode=0
+   OverSubscribe=OK Contiguous=0 Licenses=(null) Network=(null)
+TEXT
+# The same job holding its nodes exclusively.
+sed 's/OverSubscribe=OK/OverSubscribe=NO/' "$SCRATCH/shared.txt" >"$SCRATCH/exclusive.txt"
+# One node, GPUs 1 and 3 of four.
+cat >"$SCRATCH/gpus.txt" <<'TEXT'
+JobId=4302 JobName=infer
+   NodeList=gpu7
+     Nodes=gpu7 CPU_IDs=4 Mem=1024 GRES=gpu:2(IDX:1,3)
+   OverSubscribe=OK Contiguous=0 Licenses=(null) Network=(null)
+TEXT
 EPILOG=slurm/powerstack-epilog-slurmctld.sh
 SITE=https://site.example:9465
 
@@ -77,6 +109,30 @@ settings "POWERSTACK_SITE=$SITE"
 run_hook "$PROLOG" SLURM_JOB_NODELIST=n1
 expect_status_0
 expect_not_run
+
+CASE="prolog: a shared job gives what it holds of each node"
+settings "POWERSTACK_SITE=$SITE"
+run_hook "$PROLOG" SLURM_JOB_ID=4300 SLURM_JOB_NODELIST='node[01-03]' "FAKE_SCONTROL=$SCRATCH/shared.txt"
+expect_status_0
+expect_args job begin "--site=$SITE" '--nodes=node[01-03]' --port=9464 --timeout=3s \
+    '--alloc=node[01-02]:cpus=16:gpus=0,1' --alloc=node03:cpus=8 -- 4300
+
+CASE="prolog: an exclusive job holds its nodes whole"
+run_hook "$PROLOG" SLURM_JOB_ID=4301 SLURM_JOB_NODELIST='node[01-03]' "FAKE_SCONTROL=$SCRATCH/exclusive.txt"
+expect_status_0
+expect_args job begin "--site=$SITE" '--nodes=node[01-03]' --port=9464 --timeout=3s -- 4301
+
+CASE="prolog: GPU indices listed one by one"
+run_hook "$PROLOG" SLURM_JOB_ID=4302 SLURM_JOB_NODELIST=gpu7 "FAKE_SCONTROL=$SCRATCH/gpus.txt"
+expect_status_0
+expect_args job begin "--site=$SITE" --nodes=gpu7 --port=9464 --timeout=3s \
+    --alloc=gpu7:cpus=1:gpus=1,3 -- 4302
+
+CASE="prolog: scontrol fails"
+run_hook "$PROLOG" SLURM_JOB_ID=4303 SLURM_JOB_NODELIST=gpu7
+expect_status_0
+expect_args job begin "--site=$SITE" --nodes=gpu7 --port=9464 --timeout=3s -- 4303
+expect_logged "scontrol show job -d 4303 failed"
 
 CASE="epilog: the end, with the nodes for when the site is down"
 settings "POWERSTACK_SITE=$SITE" "POWERSTACK_TOKEN_FILE=/etc/powerstack/agent.token"

@@ -78,6 +78,15 @@ pub(crate) fn opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D:
     Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
 }
 
+/// `#[serde(deserialize_with)]` of a list of `u32` (each integer written `3` or `3.0`).
+pub(crate) fn u32s<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<::core::primitive::u32>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrap(#[serde(deserialize_with = "u32")] ::core::primitive::u32);
+    Ok(Vec::<Wrap>::deserialize(d)?.into_iter().map(|w| w.0).collect())
+}
+
 /// `#[serde(deserialize_with)]` of an optional JSON object (anything else is refused).
 pub(crate) fn opt_object<'de, D: Deserializer<'de>>(
     d: D,

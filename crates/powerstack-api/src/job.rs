@@ -186,8 +186,9 @@ pub struct JobQueryNodeV1 {
     pub result: JobResultV1,
     /// The agent's address, as asked.
     pub agent: String,
-    /// `ok`, `ok (running)`, or why there is no result (`unreachable: ...`, `no such job`,
-    /// `error 403: ...`, `invalid answer: ...`).
+    /// `ok`, `ok (running)`, `ok (shared)` (a site report: the node shared with other jobs), or
+    /// why there is no result (`unreachable: ...`, `no such job`, `error 403: ...`,
+    /// `invalid answer: ...`).
     pub status: String,
 }
 

@@ -236,6 +236,64 @@ pub struct SiteJobBeginV1 {
     #[serde(default)]
     #[schema(max_length = 256, pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$")]
     pub app: Option<String>,
+    /// What the job holds of the nodes it shares with other jobs, each node once and each one of
+    /// the job's; a node not listed is held whole (default: every node held whole).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 100_000)]
+    pub allocations: Vec<JobAllocationV1>,
+}
+
+/// The most CPUs an allocation may name.
+pub const MAX_ALLOC_CPUS: u32 = 1_048_576;
+/// The most GPUs an allocation may name.
+pub const MAX_ALLOC_GPUS: usize = 1024;
+
+/// What a job holds of one of its nodes when it does not hold it whole: its share of the node's
+/// energy is split by `cpus` and its GPUs' energy goes to it (docs/site.md, "Shared nodes").
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobAllocationV1 {
+    /// The node, one of the job's.
+    #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$")]
+    pub node: String,
+    /// The CPUs the job holds on it (1 to 1048576); absent: not said (the node's energy is then
+    /// split equally between the jobs on it).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::int::opt_u32"
+    )]
+    #[schema(minimum = 1, maximum = 1_048_576)]
+    pub cpus: Option<u32>,
+    /// The GPUs the job holds on it, by index as the site's GPU domains number them (each once, at
+    /// most 1024, each below 1024); empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "crate::int::u32s")]
+    #[schema(schema_with = alloc_gpus)]
+    pub gpus: Vec<u32>,
+}
+
+/// An allocation's GPU indices: at most [`MAX_ALLOC_GPUS`], each once, each below it.
+fn alloc_gpus() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let index = ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .minimum(Some(0))
+        .maximum(Some(MAX_ALLOC_GPUS as u64 - 1));
+    ArrayBuilder::new()
+        .items(index)
+        .max_items(Some(MAX_ALLOC_GPUS))
+        .unique_items(true)
+        .description(Some("The GPUs the job holds on the node, by index, each once."))
+        .build()
+}
+
+/// A node a job shared with other jobs during its window (`SiteJobReportV1::shared`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SharedNodeV1 {
+    /// The node.
+    pub node: String,
+    /// The other jobs on it whose windows overlap the job's.
+    pub jobs: Vec<String>,
 }
 
 /// A job record at the site, with its figures once it has ended.
@@ -312,6 +370,10 @@ pub struct SiteJobReportV1 {
     pub schema: String,
     /// The job record.
     pub job: SiteJobV1,
+    /// The nodes the job shared with other jobs (their energy split between the jobs, see
+    /// docs/site.md, "Shared nodes"), by node.
+    #[serde(default)]
+    pub shared: Vec<SharedNodeV1>,
     /// Per node and in total, in the shape of `powerstack job query`.
     #[serde(flatten)]
     pub report: JobQueryV1,
@@ -361,4 +423,39 @@ pub struct NodeSeriesV1 {
 pub fn is_job_id(id: &str) -> bool {
     (1..=128).contains(&id.len())
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+impl SiteJobBeginV1 {
+    /// What is wrong with the job's allocations, when anything is: each names one of the job's
+    /// nodes, each node once, `cpus` from 1 to [`MAX_ALLOC_CPUS`], at most [`MAX_ALLOC_GPUS`]
+    /// GPUs, each once and below [`MAX_ALLOC_GPUS`].
+    pub fn allocation_problem(&self) -> Option<String> {
+        let nodes: std::collections::HashSet<&str> =
+            self.nodes.iter().map(String::as_str).collect();
+        let mut seen = std::collections::HashSet::new();
+        for a in &self.allocations {
+            if !nodes.contains(a.node.as_str()) {
+                return Some(format!(
+                    "allocations: node {:?} is not one of the job's nodes",
+                    a.node
+                ));
+            }
+            if !seen.insert(a.node.as_str()) {
+                return Some(format!("allocations: node {} is given twice", a.node));
+            }
+            if a.cpus.is_some_and(|c| !(1..=MAX_ALLOC_CPUS).contains(&c)) {
+                return Some(format!("allocations: {}: cpus is 1 to {MAX_ALLOC_CPUS}", a.node));
+            }
+            let mut gpus = std::collections::HashSet::new();
+            if a.gpus.len() > MAX_ALLOC_GPUS
+                || a.gpus.iter().any(|&g| g as usize >= MAX_ALLOC_GPUS || !gpus.insert(g))
+            {
+                return Some(format!(
+                    "allocations: {}: at most {MAX_ALLOC_GPUS} GPU indices, each once and below {MAX_ALLOC_GPUS}",
+                    a.node
+                ));
+            }
+        }
+        None
+    }
 }

@@ -155,6 +155,12 @@ pub fn job_report(r: &SiteJobReportV1, compress: Compress) -> String {
     let settled = if job.settled { "" } else { "; not final: nodes are still sending data" };
     let pct = cell(total_covered_percent(window, &r.report), 1);
     kv("data", format!("{presence}, {pct}% of the window covered{settled}"));
+    if !r.shared.is_empty() {
+        let with: Vec<String> =
+            r.shared.iter().map(|s| format!("{} with {}", s.node, s.jobs.join(" "))).collect();
+        let note = "its part of their energy; peaks estimated";
+        kv("shared", format!("{} ({note})", text(Some(&with.join(", ")))));
+    }
     out.push('\n');
     node_rows(&mut out, r, window);
     out

@@ -8,6 +8,7 @@
 pub mod combine;
 pub mod figures;
 pub mod rows;
+pub mod shares;
 
 pub use figures::{Asked, Column, Series, figures};
 pub use rows::Rows;

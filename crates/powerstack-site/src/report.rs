@@ -8,14 +8,18 @@
 use powerstack_api::job::{
     DataPresence, JobFigures, JobQueryNodeV1, JobQueryV1, JobResultV1, JobTotalV1,
 };
-use powerstack_api::site::{NodeSeriesV1, SiteJobReportV1, SiteTimeseriesV1};
+use powerstack_api::site::{
+    JobAllocationV1, NodeSeriesV1, SharedNodeV1, SiteJobReportV1, SiteTimeseriesV1,
+};
 use powerstack_job::combine::combine_figures;
 use powerstack_job::figures::{Series, energy_difference};
+use powerstack_job::shares::{Occupant, shared_figures};
 use powerstack_job::{Asked, Rows};
 use serde_json::json;
 
 use crate::store::{
-    JobRow, Store, StoreError, StreamRow, StreamSpan, Window, WindowSummary, columns, parts_of,
+    JobRow, Neighbour, Store, StoreError, StreamRow, StreamSpan, Window, WindowSummary, columns,
+    parts_of,
 };
 
 /// How a report is computed.
@@ -45,19 +49,52 @@ pub struct NodeFigures {
     pub settled: bool,
 }
 
-/// The figures of node `node` over `job` at `now_us`, from its stored streams.
-/// `rolled_up_us` is how far the rollups were done before any of these samples was read
-/// ([`Store::rolled_up_until`]): a long job's figures are final only once they reach its end.
+/// Who a job shares a node with: what the job holds of it and the other jobs on it whose
+/// windows overlap the job's (none: the job has the node to itself).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Sharing<'a> {
+    /// What the job holds of the node; `None`: the node whole.
+    pub mine: Option<&'a JobAllocationV1>,
+    /// The other jobs on the node.
+    pub others: &'a [&'a Neighbour],
+}
+
+/// A job on a node as its energy is split: its window (a running job's to `now_us`) and what it
+/// holds.
+fn occupant(
+    begin_us: u64,
+    end_us: Option<u64>,
+    now_us: u64,
+    alloc: Option<&JobAllocationV1>,
+) -> Occupant {
+    Occupant {
+        begin_unix_us: begin_us,
+        end_unix_us: end_us.unwrap_or(now_us).max(begin_us),
+        cpus: alloc.and_then(|a| a.cpus),
+        gpus: alloc.map(|a| a.gpus.iter().copied().collect()),
+    }
+}
+
+/// The figures of node `node` over `job` at `now_us`, from its stored streams: the job's part
+/// of the node's when it shares it (`sharing`). `rolled_up_us` is how far the rollups were done
+/// before any of these samples was read ([`Store::rolled_up_until`]): a long job's figures are
+/// final only once they reach its end, and a shared node's once every job on it has ended.
 pub async fn node_figures(
     store: &Store,
     job: &JobRow,
     node: &str,
-    now_us: u64,
-    rolled_up_us: u64,
+    sharing: Sharing<'_>,
+    (now_us, rolled_up_us): (u64, u64),
     settings: &ReportSettings,
 ) -> Result<NodeFigures, StoreError> {
     let from = job.begin_unix_us;
     let to = job.end_unix_us.unwrap_or(now_us);
+    let me = occupant(from, job.end_unix_us, now_us, sharing.mine);
+    let others: Vec<Occupant> = sharing
+        .others
+        .iter()
+        .map(|n| occupant(n.begin_unix_us, n.end_unix_us, now_us, n.allocation.as_ref()))
+        .collect();
     // Whether the figures can be final is decided before the samples are read: a sample past the
     // end stored by then is read below (a stream's samples only come in time order).
     let past_end = match job.end_unix_us {
@@ -81,10 +118,19 @@ pub async fn node_figures(
             window =
                 Window { rows: store.rows(s, from, to, StreamSpan::Minutes).await?, summary: None };
         }
-        let mut f = powerstack_job::figures(&window.rows, &columns(&s.domains), &asked);
+        let cols = columns(&s.domains);
+        let mut f = shared_figures(&window.rows, &cols, &asked, &me, &others);
         if let Some(summary) = window.summary {
             needs_rollups = true;
-            with_summary(&mut f, summary, settings);
+            // On a shared node, the rollups' node peak counts at the job's part of the energy.
+            let part = match others.is_empty() {
+                true => Some(1.0),
+                false => powerstack_job::figures(&window.rows, &cols, &asked)
+                    .energy_joules
+                    .zip(f.energy_joules)
+                    .and_then(|(node, mine)| (node > 0.0).then(|| mine / node)),
+            };
+            with_summary(&mut f, summary, part, settings);
         }
         if f.coverage.is_some() {
             parts.push(f);
@@ -101,22 +147,30 @@ pub async fn node_figures(
     result.app = job.app.clone();
     result.running = job.end_unix_us.is_none();
     let result = result.with_figures(&figures);
-    let settled = past_end && (!needs_rollups || rolled_up_us >= to - to % 60_000_000);
+    let others_ended = sharing.others.iter().all(|n| n.end_unix_us.is_some());
+    let settled =
+        past_end && others_ended && (!needs_rollups || rolled_up_us >= to - to % 60_000_000);
     Ok(NodeFigures { result, edges: json!(edges), settled })
 }
 
 /// Figures over a long window's rows (raw near the edges, a minute apart between) made whole by
 /// the rollups: the raw sample count, and the peak no lower than the highest power between two
 /// samples inside (the rollups keep it for peak windows up to the samples' spacing; a longer
-/// peak window is taken from the rows as they are).
-fn with_summary(f: &mut JobFigures, summary: WindowSummary, settings: &ReportSettings) {
+/// peak window is taken from the rows as they are), scaled by the job's `part` of the node's
+/// energy on a shared node.
+fn with_summary(
+    f: &mut JobFigures,
+    summary: WindowSummary,
+    part: Option<f64>,
+    settings: &ReportSettings,
+) {
     if let Some(c) = f.coverage.as_mut() {
         c.samples = summary.samples;
     }
     if settings.peak_window_us <= 1_000_000
-        && let (Some(p), Some(w)) = (f.peak.as_mut(), summary.peak_watts)
+        && let (Some(p), Some(w), Some(part)) = (f.peak.as_mut(), summary.peak_watts, part)
     {
-        p.watts = p.watts.max(w);
+        p.watts = p.watts.max(w * part);
     }
 }
 
@@ -145,14 +199,24 @@ pub async fn job_report(
     let nodes = store.job_nodes(id).await?;
     // Once for every node, before any of their samples is read.
     let rolled_up_us = store.rolled_up_until().await?;
+    let neighbours =
+        store.neighbours(id, job.begin_unix_us, job.end_unix_us.unwrap_or(now_us)).await?;
     let mut rows = Vec::with_capacity(nodes.len());
+    let mut shared = Vec::new();
     let mut all_settled = job.end_unix_us.is_some();
     let mut changed = false;
     for n in &nodes {
+        let others: Vec<&Neighbour> = neighbours.iter().filter(|o| o.node == n.node).collect();
+        if !others.is_empty() {
+            let jobs = others.iter().map(|o| o.job_id.clone()).collect();
+            shared.push(SharedNodeV1 { node: n.node.clone(), jobs });
+        }
         let (result, settled) = match (&n.result, n.settled) {
             (Some(r), true) => (r.clone(), true),
             _ => {
-                let f = node_figures(store, &job, &n.node, now_us, rolled_up_us, settings).await?;
+                let sharing = Sharing { mine: n.allocation.as_ref(), others: &others };
+                let times = (now_us, rolled_up_us);
+                let f = node_figures(store, &job, &n.node, sharing, times, settings).await?;
                 if job.end_unix_us.is_some() {
                     store.keep_job_node(id, &n.node, &f.result, &f.edges, f.settled).await?;
                     changed = true;
@@ -177,10 +241,13 @@ pub async fn job_report(
     let nodes = rows
         .into_iter()
         .map(|result| {
-            let status = match (result.data_presence, result.running) {
-                (DataPresence::None, _) => "no data".to_string(),
-                (_, true) => "ok (running)".to_string(),
-                _ => "ok".to_string(),
+            let is_shared = shared.iter().any(|s| s.node == result.hostname);
+            let status = match (result.data_presence, result.running, is_shared) {
+                (DataPresence::None, _, _) => "no data".to_string(),
+                (_, true, false) => "ok (running)".to_string(),
+                (_, true, true) => "ok (running, shared)".to_string(),
+                (_, false, true) => "ok (shared)".to_string(),
+                (_, false, false) => "ok".to_string(),
             };
             JobQueryNodeV1 { agent: result.hostname.clone(), result, status }
         })
@@ -188,6 +255,7 @@ pub async fn job_report(
     Ok(SiteJobReportV1 {
         schema: "powerstack.site-job.v1".into(),
         job,
+        shared,
         report: JobQueryV1 { job_id: id.to_string(), nodes, total },
     })
 }

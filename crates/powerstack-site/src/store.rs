@@ -24,7 +24,7 @@ mod streams;
 
 pub use ingest::queue::Ingester;
 pub use ingest::{BatchIn, IngestLimits, copy_payload};
-pub use jobs::{JobNodeRow, JobRow, JobsFilter};
+pub use jobs::{JobNodeRow, JobRow, JobsFilter, Neighbour};
 pub use samples::{EDGE_US, StreamSpan, Window, WindowSummary};
 pub use streams::{NodeRow, StreamRow, node_document};
 

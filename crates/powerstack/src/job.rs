@@ -34,14 +34,14 @@ pub fn run(cmd: &JobCommand) -> anyhow::Result<()> {
     match cmd {
         JobCommand::Begin(a) if a.site.site.is_some() => site::begin(a),
         JobCommand::Begin(a) => {
-            site_only(&a.agents, a.account.is_some())?;
+            site_only(&a.agents, a.account.is_some(), !a.alloc.is_empty())?;
             let body = serde_json::to_string(&begin_body(a.user.as_deref(), a.app.as_deref()))
                 .context("encoding the begin body")?;
             mark(&a.conn, &a.id, "begin", Some(&body))
         }
         JobCommand::End(a) if a.site.site.is_some() => site::end(a),
         JobCommand::End(a) => {
-            site_only(&a.agents, false)?;
+            site_only(&a.agents, false, false)?;
             mark(&a.conn, &a.id, "end", None)
         }
         JobCommand::Query(a) => query(a),
@@ -56,9 +56,13 @@ fn begin_body(user: Option<&str>, app: Option<&str>) -> JobBeginV1 {
 }
 
 /// Refuses the options that only mean something with --site.
-fn site_only(a: &NodeAgentsArgs, account: bool) -> anyhow::Result<()> {
-    let given =
-        [(a.nodes.is_some(), "--nodes"), (a.no_agents, "--no-agents"), (account, "--account")];
+fn site_only(a: &NodeAgentsArgs, account: bool, alloc: bool) -> anyhow::Result<()> {
+    let given = [
+        (a.nodes.is_some(), "--nodes"),
+        (a.no_agents, "--no-agents"),
+        (account, "--account"),
+        (alloc, "--alloc"),
+    ];
     if let Some((_, flag)) = given.iter().find(|(on, _)| *on) {
         bail!(
             "{flag} needs --site URL (or POWERSTACK_SITE): without it the job is marked on one agent only"

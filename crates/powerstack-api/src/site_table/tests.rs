@@ -65,6 +65,7 @@ fn report() -> SiteJobReportV1 {
             data_presence: Some(DataPresence::Partial),
             settled: true,
         },
+        shared: Vec::new(),
         report: JobQueryV1 { job_id: "42".into(), nodes, total },
     }
 }

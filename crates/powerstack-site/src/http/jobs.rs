@@ -67,7 +67,7 @@ async fn readable(state: &App, who: &Principal, id: &str) -> Result<SiteJobV1, A
     request_body = SiteJobBeginV1, security(("bearer" = [])),
     responses(
         (status = 201, description = "The job is recorded.", body = SiteJobV1),
-        (status = 400, description = "A malformed body, id, node name or label.", body = ErrorV1),
+        (status = 400, description = "A malformed body, id, node name, label or allocation (one naming a node not of the job, or a node twice).", body = ErrorV1),
         (status = 401, description = "No or an unknown token.", body = ErrorV1),
         (status = 403, description = "The token may not write job records.", body = ErrorV1),
         (status = 409, description = "A job with this id is recorded already.", body = ErrorV1),
@@ -101,6 +101,9 @@ pub(crate) async fn begin(
     check_label("user", job.user.as_deref())?;
     check_label("account", job.account.as_deref())?;
     check_label("app", job.app.as_deref())?;
+    if let Some(why) = job.allocation_problem() {
+        return Err(ApiError::bad_request(why));
+    }
     let row =
         state.store.begin_job(&job, now_us()).await.inspect_err(|e| count_error(&state, e))?;
     Ok((StatusCode::CREATED, Json(row)))

@@ -2,7 +2,7 @@
 //! node's figures kept once its samples reach past the job's end ("settled").
 
 use powerstack_api::job::{DataPresence, JobResultV1};
-use powerstack_api::site::{SiteJobBeginV1, SiteJobV1};
+use powerstack_api::site::{JobAllocationV1, SiteJobBeginV1, SiteJobV1};
 use sqlx::Row;
 
 use super::{Store, StoreError};
@@ -20,6 +20,23 @@ pub struct JobNodeRow {
     pub result: Option<JobResultV1>,
     /// Whether its figures are final.
     pub settled: bool,
+    /// What the job holds of it; `None`: the node whole.
+    pub allocation: Option<JobAllocationV1>,
+}
+
+/// Another job on one of a job's nodes whose window overlaps the job's.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Neighbour {
+    /// The node.
+    pub node: String,
+    /// The other job.
+    pub job_id: String,
+    /// When it began, µs.
+    pub begin_unix_us: u64,
+    /// When it ended, µs; `None` while it runs.
+    pub end_unix_us: Option<u64>,
+    /// What it holds of the node; `None`: the node whole.
+    pub allocation: Option<JobAllocationV1>,
 }
 
 /// Which jobs a listing wants.
@@ -60,6 +77,26 @@ macro_rules! job_row {
     }};
 }
 
+/// A job node's [`JobAllocationV1`] from columns `allocated, cpus, gpus` starting at `$at`.
+macro_rules! allocation {
+    ($r:expr, $at:expr, $node:expr) => {{
+        let (r, at) = ($r, $at);
+        let allocated: bool = r.try_get(at)?;
+        let cpus: Option<i32> = r.try_get(at + 1)?;
+        let gpus: Option<String> = r.try_get(at + 2)?;
+        allocated.then(|| JobAllocationV1 {
+            node: $node.to_string(),
+            cpus: cpus.and_then(|c| u32::try_from(c).ok()),
+            gpus: gpus.and_then(|g| serde_json::from_str(&g).ok()).unwrap_or_default(),
+        })
+    }};
+}
+
+/// GPU indices as stored: a JSON list.
+fn json_gpus(gpus: &[u32]) -> String {
+    serde_json::to_string(gpus).unwrap_or_else(|_| "[]".to_string())
+}
+
 fn parse_presence(s: &str) -> Option<DataPresence> {
     [DataPresence::Complete, DataPresence::Partial, DataPresence::None]
         .into_iter()
@@ -69,6 +106,9 @@ fn parse_presence(s: &str) -> Option<DataPresence> {
 impl Store {
     /// Records job `job` as begun at `now_us`. An id already recorded is a conflict.
     pub async fn begin_job(&self, job: &SiteJobBeginV1, now_us: u64) -> Result<JobRow, StoreError> {
+        if let Some(why) = job.allocation_problem() {
+            return Err(StoreError::Invalid(why));
+        }
         let _turn = self.turn().await;
         on_db!(&self.db, pool => {
             let mut tx = pool.begin().await?;
@@ -90,12 +130,19 @@ impl Store {
                 )));
             }
             for (position, node) in job.nodes.iter().enumerate() {
-                sqlx::query("INSERT INTO job_nodes (job_id, node, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                    .bind(&job.id)
-                    .bind(node)
-                    .bind(i32::try_from(position).unwrap_or(i32::MAX))
-                    .execute(&mut *tx)
-                    .await?;
+                let alloc = job.allocations.iter().find(|a| &a.node == node);
+                sqlx::query(
+                    "INSERT INTO job_nodes (job_id, node, position, allocated, cpus, gpus) \
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                )
+                .bind(&job.id)
+                .bind(node)
+                .bind(i32::try_from(position).unwrap_or(i32::MAX))
+                .bind(alloc.is_some())
+                .bind(alloc.and_then(|a| a.cpus).map(|c| i32::try_from(c).unwrap_or(i32::MAX)))
+                .bind(alloc.map(|a| json_gpus(&a.gpus)))
+                .execute(&mut *tx)
+                .await?;
             }
             tx.commit().await?;
             Ok::<(), StoreError>(())
@@ -140,17 +187,57 @@ impl Store {
     /// Job `id`'s nodes in the order the job named them.
     pub async fn job_nodes(&self, id: &str) -> Result<Vec<JobNodeRow>, StoreError> {
         on_db!(&self.db, pool => {
-            let rows = sqlx::query("SELECT node, result, settled FROM job_nodes WHERE job_id = $1 ORDER BY position")
+            let rows = sqlx::query(
+                "SELECT node, result, settled, allocated, cpus, gpus FROM job_nodes WHERE job_id = $1 ORDER BY position",
+            )
                 .bind(id)
                 .fetch_all(pool)
                 .await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
                 let result: Option<String> = r.try_get(1)?;
+                let node: String = r.try_get(0)?;
                 out.push(JobNodeRow {
-                    node: r.try_get(0)?,
+                    allocation: allocation!(r, 3, &node),
+                    node,
                     result: result.and_then(|t| serde_json::from_str(&t).ok()),
                     settled: r.try_get(2)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// The other jobs on job `id`'s nodes whose windows overlap `from_us..to_us` (a running
+    /// job's window runs on), by node, then by beginning.
+    pub async fn neighbours(
+        &self,
+        id: &str,
+        from_us: u64,
+        to_us: u64,
+    ) -> Result<Vec<Neighbour>, StoreError> {
+        on_db!(&self.db, pool => {
+            let rows = sqlx::query(
+                "SELECT me.node, o.job_id, j.begin_us, j.end_us, o.allocated, o.cpus, o.gpus \
+                 FROM job_nodes me JOIN job_nodes o ON o.node = me.node AND o.job_id <> me.job_id \
+                 JOIN jobs j ON j.id = o.job_id \
+                 WHERE me.job_id = $1 AND j.begin_us < $2 AND (j.end_us IS NULL OR j.end_us > $3) \
+                 ORDER BY me.node, j.begin_us, o.job_id",
+            )
+            .bind(id)
+            .bind(to_db(to_us))
+            .bind(to_db(from_us))
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let node: String = r.try_get(0)?;
+                out.push(Neighbour {
+                    allocation: allocation!(r, 4, &node),
+                    node,
+                    job_id: r.try_get(1)?,
+                    begin_unix_us: from_db(r.try_get(2)?),
+                    end_unix_us: r.try_get::<Option<i64>, _>(3)?.map(from_db),
                 });
             }
             Ok(out)

@@ -81,6 +81,11 @@ pub struct JobBeginArgs {
     /// The job's application.
     #[arg(long, value_name = "NAME")]
     pub app: Option<String>,
+    /// With --site, what the job holds of nodes it shares with other jobs:
+    /// `HOSTLIST[:cpus=N][:gpus=I,J,...]` (e.g. `node[01-02]:cpus=16:gpus=0,1`), repeatable; a
+    /// node of --nodes not named is held whole.
+    #[arg(long, value_name = "HOSTLIST:cpus=N:gpus=I,J")]
+    pub alloc: Vec<String>,
     #[command(flatten)]
     pub conn: AgentConnArgs,
     #[command(flatten)]

@@ -7,7 +7,7 @@
 //! exist when the site comes back.
 
 use anyhow::{Context, anyhow, bail};
-use powerstack_api::site::{MAX_JOB_NODES, SiteJobBeginV1, is_node_name};
+use powerstack_api::site::{JobAllocationV1, MAX_JOB_NODES, SiteJobBeginV1, is_node_name};
 use powerstack_client::fanout::send_all;
 use powerstack_client::hostlist;
 
@@ -30,6 +30,38 @@ fn expand_nodes(expr: &str) -> anyhow::Result<Vec<String>> {
     Ok(nodes)
 }
 
+/// The allocations of `--alloc HOSTLIST[:cpus=N][:gpus=I,J,...]` options, one per node named.
+fn allocations(specs: &[String]) -> anyhow::Result<Vec<JobAllocationV1>> {
+    let mut out = Vec::new();
+    for spec in specs {
+        let bad =
+            |why: &str| anyhow!("--alloc {spec:?}: {why}; write HOSTLIST[:cpus=N][:gpus=I,J,...]");
+        // The hostlist may hold commas and brackets, never a colon.
+        let mut fields = spec.split(':');
+        let hosts = fields.next().unwrap_or_default();
+        let (mut cpus, mut gpus) = (None, Vec::new());
+        for f in fields {
+            match f.split_once('=') {
+                Some(("cpus", n)) => {
+                    cpus = Some(n.parse::<u32>().map_err(|_| bad("cpus is a whole number"))?);
+                }
+                Some(("gpus", list)) => {
+                    gpus = list
+                        .split(',')
+                        .filter(|g| !g.is_empty())
+                        .map(|g| g.parse::<u32>().map_err(|_| bad("gpus are whole numbers")))
+                        .collect::<anyhow::Result<_>>()?;
+                }
+                _ => return Err(bad(&format!("unknown field {f:?}"))),
+            }
+        }
+        for node in expand_nodes(hosts).map_err(|e| bad(&format!("{e:#}")))? {
+            out.push(JobAllocationV1 { node, cpus, gpus: gpus.clone() });
+        }
+    }
+    Ok(out)
+}
+
 /// `job begin ID --site URL --nodes HOSTLIST`.
 pub fn begin(a: &JobBeginArgs) -> anyhow::Result<()> {
     job_segment(&a.id)?;
@@ -46,7 +78,11 @@ pub fn begin(a: &JobBeginArgs) -> anyhow::Result<()> {
         user: agent_body.user.clone(),
         account: a.account.clone(),
         app: a.app.clone(),
+        allocations: allocations(&a.alloc)?,
     };
+    if let Some(why) = record.allocation_problem() {
+        bail!("--alloc: {why}");
+    }
     let recorded = site.begin_job(&record);
     if !a.agents.no_agents {
         let body = serde_json::to_string(&agent_body).context("encoding the begin body")?;
@@ -112,4 +148,24 @@ fn mark_agents(
         eprintln!("note: job {what} {id} marked on {marked} of {} node agents", nodes.len());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alloc_options_expand_their_hostlists() {
+        let a = allocations(&["node[01-02]:cpus=16:gpus=0,1".into(), "node03".into()]).unwrap();
+        assert_eq!(a.len(), 3);
+        assert_eq!(
+            a[1],
+            JobAllocationV1 { node: "node02".into(), cpus: Some(16), gpus: vec![0, 1] }
+        );
+        assert_eq!(a[2], JobAllocationV1 { node: "node03".into(), cpus: None, gpus: vec![] });
+        for bad in ["node01:cpus=x", "node01:mem=4", "node01:gpus=a"] {
+            let e = allocations(&[bad.into()]).unwrap_err().to_string();
+            assert!(e.contains("HOSTLIST[:cpus=N]"), "{e}");
+        }
+    }
 }
