@@ -1,8 +1,9 @@
 //! A job's figures on a node it shares with other jobs: its part of the node's energy.
 //!
-//! The job's window is split where the other jobs on the node begin and end; each boundary is
-//! snapped to a sample (the newest at or before it), so the segments tile the samples and their
-//! energies add up to the node's over the window. In each segment, with the set `S` of jobs on
+//! The job's window is split where the other jobs on the node begin and end. A boundary between
+//! two samples takes the counters on the line between them (as a window's edges do), the same
+//! value for the segments on both sides, so the segments' energies add up to the node's over the
+//! window and a job that begins between two samples gets its part from that instant. In each segment, with the set `S` of jobs on
 //! the node:
 //!
 //! - a GPU's energy goes to the jobs of `S` holding it (equally if several do), to `S` by weight
@@ -44,39 +45,19 @@ impl Occupant {
     }
 }
 
-/// The segments of `from..to` where the jobs of `others` begin or end, each boundary snapped to
-/// the newest sample at or before it: `(start, end, when)`, `when` the (unsnapped) time whose
-/// set of jobs the segment has.
-pub fn segments(
-    series: &impl Series,
-    from: u64,
-    to: u64,
-    others: &[Occupant],
-) -> Vec<(u64, u64, u64)> {
-    let mut cuts: Vec<u64> = others
+/// The segments of `from..to` where the jobs of `others` begin or end: `(start, end)`, each with
+/// one set of jobs (those on at its start).
+pub fn segments(from: u64, to: u64, others: &[Occupant]) -> Vec<(u64, u64)> {
+    let mut bounds: Vec<u64> = others
         .iter()
         .flat_map(|o| [o.begin_unix_us, o.end_unix_us])
         .filter(|&b| from < b && b < to)
         .collect();
-    cuts.sort_unstable();
-    let mut starts: Vec<(u64, u64)> = vec![(from, from)];
-    for b in cuts {
-        let Some(snapped) = series.last_at_or_before(b).and_then(|i| series.row(i)).map(|r| r.0)
-        else {
-            continue;
-        };
-        let snapped = snapped.max(from);
-        match starts.last_mut() {
-            Some(last) if last.0 == snapped => last.1 = b,
-            _ => starts.push((snapped, b)),
-        }
-    }
-    let mut out = Vec::with_capacity(starts.len());
-    for (k, &(start, when)) in starts.iter().enumerate() {
-        let end = starts.get(k + 1).map_or(to, |n| n.0);
-        out.push((start, end, when));
-    }
-    out
+    bounds.push(from);
+    bounds.push(to);
+    bounds.sort_unstable();
+    bounds.dedup();
+    bounds.windows(2).map(|w| (w[0], w[1])).collect()
 }
 
 /// The part of one segment's column energies a job gets: per column, the fraction.
@@ -133,9 +114,9 @@ pub fn shared_figures(
     let mut mine = vec![0.0; columns.len()];
     let mut node_mine = 0.0;
     let mut peak_watts: Option<f64> = None;
-    for (a, b, when) in segments(series, from, to, others) {
+    for (a, b) in segments(from, to, others) {
         let set: Vec<&Occupant> =
-            std::iter::once(me).chain(others.iter().filter(|o| o.on_at(when))).collect();
+            std::iter::once(me).chain(others.iter().filter(|o| o.on_at(a))).collect();
         let (frac, by_weight) = fractions(columns, me, &set);
         let joules: Vec<f64> = columns
             .iter()
@@ -226,7 +207,7 @@ mod tests {
 
     #[test]
     fn every_segment_is_split_whole_between_its_jobs() {
-        // Three jobs, boundaries between samples (snapped to the sample before).
+        // Three jobs, boundaries on samples.
         let jobs = [
             job(0, 60, Some(16), Some(&[0])),
             job(30, 90, Some(48), Some(&[])),
@@ -264,14 +245,21 @@ mod tests {
     }
 
     #[test]
-    fn boundaries_snap_to_the_sample_before() {
-        let (rows, _) = node();
-        let mut o = job(0, 0, None, None);
-        o.begin_unix_us = 30 * S + S / 2;
-        o.end_unix_us = 30 * S + S * 3 / 4;
-        let segs = segments(&rows, 0, 100 * S, &[o]);
-        // Both boundaries snap to 30 s: the empty segment between them is gone, the one after
-        // has the set after the later boundary.
-        assert_eq!(segs, vec![(0, 30 * S, 0), (30 * S, 100 * S, 30 * S + S * 3 / 4)]);
+    fn a_boundary_between_samples_splits_there() {
+        // Job 1 begins half-way between the samples at 30 s and 31 s: job 0 has the node alone
+        // until 30.5 s, then half of it; together they have all of it.
+        let jobs = [job(0, 100, None, None), {
+            let mut o = job(0, 100, None, None);
+            o.begin_unix_us = 30 * S + S / 2;
+            o
+        }];
+        let (a, b) = (energy(&jobs, 0), energy(&jobs, 1));
+        let (ea, eb) = (a.energy_joules.unwrap(), b.energy_joules.unwrap());
+        assert!((ea - (600.0 * 30.5 + 300.0 * 69.5)).abs() < 1e-6, "{ea}");
+        assert!((ea + eb - 60_000.0).abs() < 1e-6, "{ea} + {eb}");
+        assert_eq!(
+            segments(0, 100 * S, &jobs[1..]),
+            vec![(0, 30 * S + S / 2), (30 * S + S / 2, 100 * S)]
+        );
     }
 }

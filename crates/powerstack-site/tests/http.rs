@@ -142,6 +142,16 @@ fn bad_requests_get_a_clear_4xx_and_change_nothing() {
     assert!(a.body.contains("job id"), "{}", a.body);
     let a = send("POST", "/v1/jobs", Some("{\"id\": \"x\", \"nodes\": [\"n01\", \"n01\"]}"));
     assert!(a.status == 400 && a.body.contains("named twice"), "{}", a.body);
+    // Allocations name the job's nodes, each once.
+    for (alloc, says) in [
+        (r#"[{"node": "n02", "cpus": 4}]"#, "not one of the job's nodes"),
+        (r#"[{"node": "n01", "cpus": 4}, {"node": "n01", "gpus": [0]}]"#, "n01"),
+        (r#"[{"node": "n01", "cpus": 0}]"#, "cpus"),
+    ] {
+        let body = format!(r#"{{"id": "y", "nodes": ["n01"], "allocations": {alloc}}}"#);
+        let a = send("POST", "/v1/jobs", Some(&body));
+        assert!(a.status == 400 && a.body.contains(says), "{alloc}: {} {}", a.status, a.body);
+    }
     let a = send("GET", "/v1/jobs?since=yesterday", None);
     assert_eq!(a.status, 400, "{}", a.body);
     let a = send("GET", "/v1/nope", None);
