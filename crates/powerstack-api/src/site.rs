@@ -371,8 +371,8 @@ pub struct SiteJobReportV1 {
     /// The job record.
     pub job: SiteJobV1,
     /// The nodes the job shared with other jobs (their energy split between the jobs, see
-    /// docs/site.md, "Shared nodes"), by node.
-    #[serde(default)]
+    /// docs/site.md, "Shared nodes"), by node; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shared: Vec<SharedNodeV1>,
     /// Per node and in total, in the shape of `powerstack job query`.
     #[serde(flatten)]
