@@ -49,7 +49,9 @@ impl Faults {
     }
 
     fn take_unavailable(&self) -> bool {
-        self.unavailable.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok()
+        self.unavailable
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     fn is_malformed(&self, uri: &str) -> bool {
@@ -133,9 +135,9 @@ impl Drop for MockBmc {
 
 /// A weak ETag from a 64-bit FNV-1a hash of the body.
 fn etag(body: &[u8]) -> String {
-    let hash = body.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash = body
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     format!("W/\"{hash:016x}\"")
 }
 

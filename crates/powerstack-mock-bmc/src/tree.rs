@@ -58,8 +58,9 @@ impl Tree {
             let entries = std::fs::read_dir(&current)
                 .map_err(|source| MockError::Read { path: current.clone(), source })?;
             for entry in entries {
-                let path =
-                    entry.map_err(|source| MockError::Read { path: current.clone(), source })?.path();
+                let path = entry
+                    .map_err(|source| MockError::Read { path: current.clone(), source })?
+                    .path();
                 if path.is_dir() {
                     pending.push(path);
                 } else if path.file_name().is_some_and(|n| n == "index.json") {

@@ -79,7 +79,8 @@ impl Bmc {
         let authorization = match &config.credentials {
             None => None,
             Some((user, password)) => {
-                let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                let token =
+                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
                 let value = HeaderValue::from_str(&format!("Basic {token}"))
                     .map_err(|_| bad("the credentials cannot be sent in a header"))?;
                 Some(value)
@@ -113,7 +114,8 @@ impl Bmc {
         let request = request.body(Empty::new()).map_err(|e| transport(e.to_string()))?;
         let _permit = self.permits.acquire().await.map_err(|e| transport(e.to_string()))?;
         let exchange = async {
-            let response = self.client.request(request).await.map_err(|e| transport(e.to_string()))?;
+            let response =
+                self.client.request(request).await.map_err(|e| transport(e.to_string()))?;
             let (parts, body) = response.into_parts();
             let body = body.collect().await.map_err(|e| transport(e.to_string()))?.to_bytes();
             Ok::<_, Error>((parts, body))

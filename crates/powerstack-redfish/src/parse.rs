@@ -25,10 +25,10 @@ fn object<'a>(doc: &'a Value, property: &str) -> Result<&'a Object, ParseError> 
 fn number(obj: &Object, at: &str, key: &str) -> Result<Option<f64>, ParseError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_f64().map(Some).ok_or_else(|| ParseError::WrongType {
-            property: join(at, key),
-            expected: "a number",
-        }),
+        Some(v) => v
+            .as_f64()
+            .map(Some)
+            .ok_or_else(|| ParseError::WrongType { property: join(at, key), expected: "a number" }),
     }
 }
 
@@ -36,10 +36,10 @@ fn number(obj: &Object, at: &str, key: &str) -> Result<Option<f64>, ParseError> 
 fn string<'a>(obj: &'a Object, at: &str, key: &str) -> Result<Option<&'a str>, ParseError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_str().map(Some).ok_or_else(|| ParseError::WrongType {
-            property: join(at, key),
-            expected: "a string",
-        }),
+        Some(v) => v
+            .as_str()
+            .map(Some)
+            .ok_or_else(|| ParseError::WrongType { property: join(at, key), expected: "a string" }),
     }
 }
 
@@ -125,7 +125,9 @@ pub fn legacy_power(uri: &str, doc: &Value) -> Result<LegacyPower, ParseError> {
             .and_then(|cray| cray.get("PowerLimit"))
             .and_then(Value::as_object);
         let (min, max) = match cray {
-            Some(range) => (range.get("Min").and_then(Value::as_f64), range.get("Max").and_then(Value::as_f64)),
+            Some(range) => {
+                (range.get("Min").and_then(Value::as_f64), range.get("Max").and_then(Value::as_f64))
+            }
             None => (None, None),
         };
         let name = string(control, &at, "Name")?.unwrap_or("PowerControl").to_string();

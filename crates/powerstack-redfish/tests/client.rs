@@ -74,7 +74,10 @@ fn a_404_for_power_reads_environment_metrics() {
 fn without_an_energy_counter_energy_is_to_integrate() {
     block_on(async {
         let mut tree = tree();
-        tree.insert("/redfish/v1/Chassis/N/EnvironmentMetrics", json!({"PowerWatts": {"Reading": 1}}));
+        tree.insert(
+            "/redfish/v1/Chassis/N/EnvironmentMetrics",
+            json!({"PowerWatts": {"Reading": 1}}),
+        );
         let mock = MockBmc::start(tree, Options::default()).await.unwrap();
         let readings = Bmc::new(&config(&mock)).unwrap().readings().await.unwrap();
         assert_eq!(readings.chassis("N").unwrap().energy, Some(Energy::IntegrateFromPower));
@@ -87,20 +90,32 @@ fn a_malformed_document_is_a_typed_error_naming_its_uri() {
         let mock = MockBmc::start(tree(), Options::default()).await.unwrap();
         mock.faults().set_malformed("/redfish/v1/Chassis/N/EnvironmentMetrics");
         mock.edit_tree(|t| {
-            t.insert("/redfish/v1/Chassis/N/Controls/Cap", json!({"ControlType": "Power", "SetPoint": "high"}));
+            t.insert(
+                "/redfish/v1/Chassis/N/Controls/Cap",
+                json!({"ControlType": "Power", "SetPoint": "high"}),
+            );
         });
         let bmc = Bmc::new(&config(&mock)).unwrap();
         let readings = bmc.readings().await.unwrap();
-        let [malformed, wrong] = readings.problems.as_slice() else { panic!("{:?}", readings.problems) };
-        assert!(matches!(malformed, Error::Malformed { uri, .. } if uri == "/redfish/v1/Chassis/N/EnvironmentMetrics"));
+        let [malformed, wrong] = readings.problems.as_slice() else {
+            panic!("{:?}", readings.problems)
+        };
+        assert!(
+            matches!(malformed, Error::Malformed { uri, .. } if uri == "/redfish/v1/Chassis/N/EnvironmentMetrics")
+        );
         let Error::Document { uri, source } = wrong else { panic!("{wrong:?}") };
         assert_eq!(uri, "/redfish/v1/Chassis/N/Controls/Cap");
-        assert_eq!(*source, ParseError::WrongType { property: "SetPoint".into(), expected: "a number" });
+        assert_eq!(
+            *source,
+            ParseError::WrongType { property: "SetPoint".into(), expected: "a number" }
+        );
         assert!(wrong.to_string().contains("/redfish/v1/Chassis/N/Controls/Cap"));
         // The rest was read: legacy power.
         assert_eq!(readings.chassis("N").unwrap().power_watts(), Some(411.5));
         mock.faults().set_malformed("/redfish/v1");
-        assert!(matches!(bmc.readings().await, Err(Error::Malformed { uri, .. }) if uri == "/redfish/v1"));
+        assert!(
+            matches!(bmc.readings().await, Err(Error::Malformed { uri, .. }) if uri == "/redfish/v1")
+        );
     });
 }
 
@@ -111,7 +126,10 @@ fn a_slow_bmc_is_a_timeout() {
         mock.faults().set_delay_ms(2_000);
         let bmc = Bmc::new(&BmcConfig { timeout_ms: 50, ..config(&mock) }).unwrap();
         let err = bmc.readings().await.unwrap_err();
-        assert!(matches!(err, Error::Timeout { ref uri, timeout_ms: 50 } if uri == "/redfish/v1"), "{err}");
+        assert!(
+            matches!(err, Error::Timeout { ref uri, timeout_ms: 50 } if uri == "/redfish/v1"),
+            "{err}"
+        );
     });
 }
 
@@ -122,7 +140,8 @@ fn credentials_are_sent_and_checked() {
         let mock = MockBmc::start(tree(), options).await.unwrap();
         let anonymous = Bmc::new(&config(&mock)).unwrap().readings().await;
         assert!(matches!(anonymous, Err(Error::Unauthorized { .. })));
-        let with = BmcConfig { credentials: Some(("root".into(), "secret".into())), ..config(&mock) };
+        let with =
+            BmcConfig { credentials: Some(("root".into(), "secret".into())), ..config(&mock) };
         assert!(Bmc::new(&with).unwrap().readings().await.unwrap().chassis("N").is_some());
     });
 }

@@ -33,11 +33,16 @@ fn public_rackmount1() {
     let Some(readings) = both("public-rackmount1") else { return };
     let c = readings.chassis("1U").unwrap();
     assert_eq!(c.power_watts(), Some(374.0));
-    assert_eq!(c.power[0].source, source("/redfish/v1/Chassis/1U/EnvironmentMetrics", "PowerWatts/Reading"));
+    assert_eq!(
+        c.power[0].source,
+        source("/redfish/v1/Chassis/1U/EnvironmentMetrics", "PowerWatts/Reading")
+    );
     let legacy = c.power.iter().find(|p| p.source.uri.ends_with("/Power")).unwrap();
     assert_eq!(legacy.watts, 344.0);
     assert_eq!(legacy.source.property, "PowerControl/0/PowerConsumedWatts");
-    let Some(Energy::Counter { joules, source: from }) = &c.energy else { panic!("{:?}", c.energy) };
+    let Some(Energy::Counter { joules, source: from }) = &c.energy else {
+        panic!("{:?}", c.energy)
+    };
     assert_eq!(*joules, 325_675.0 * 3.6e6);
     assert_eq!(from.uri, "/redfish/v1/Chassis/1U/Sensors/TotalEnergy");
     assert_eq!(c.capacity_watts, Some(2000.0));
@@ -73,7 +78,10 @@ fn hpe_cray_ex235a() {
     let Some(readings) = both("EX235a") else { return };
     let node = readings.chassis("Node0").unwrap();
     assert_eq!(node.power_watts(), Some(747.0));
-    assert_eq!(node.power[0].source.uri, "/redfish/v1/Chassis/Node0/Sensors/ChassisVoltageRegulator0InputPower");
+    assert_eq!(
+        node.power[0].source.uri,
+        "/redfish/v1/Chassis/Node0/Sensors/ChassisVoltageRegulator0InputPower"
+    );
     let Some(Energy::Counter { joules, .. }) = node.energy else { panic!("{:?}", node.energy) };
     assert_eq!(joules, 1_222_273_783.0);
     assert_eq!(node.limits.len(), 5);

@@ -25,7 +25,8 @@ fn set_point_unit_deviations_are_reported() {
     assert_eq!(limit.set_point, Some(SetPoint::Watts(300.0)));
     assert_eq!(limit.deviations, [Deviation::SetPointUnitsWatt]);
     assert_eq!((limit.dialect, limit.min_watts), (Dialect::DmtfControls, Some(100.0)));
-    let percent = json!({"ControlType": "Power", "SetPoint": 80, "SetPointUnits": "%", "AllowableMax": 100});
+    let percent =
+        json!({"ControlType": "Power", "SetPoint": 80, "SetPointUnits": "%", "AllowableMax": 100});
     let limit = control("/c", &percent).unwrap().unwrap();
     assert_eq!(limit.set_point, Some(SetPoint::Percent(80.0)));
     assert_eq!(limit.max_watts, None, "a range in percent is no range in watts");
@@ -37,7 +38,8 @@ fn set_point_unit_deviations_are_reported() {
 fn hpe_cray_controls_are_their_dialect() {
     let doc = json!({"ControlType": "Power", "ControlMode": "Automatic", "SetPoint": 1500,
                      "SettingRangeMin": 764, "SettingRangeMax": 2754});
-    let limit = control("/redfish/v1/Chassis/Node0/Controls/NodePowerLimit", &doc).unwrap().unwrap();
+    let limit =
+        control("/redfish/v1/Chassis/Node0/Controls/NodePowerLimit", &doc).unwrap().unwrap();
     assert_eq!(limit.dialect, Dialect::HpeCrayNodePowerLimit);
     assert_eq!(limit.name, "NodePowerLimit");
     assert_eq!((limit.min_watts, limit.max_watts), (Some(764.0), Some(2754.0)));
@@ -62,7 +64,10 @@ fn legacy_power_takes_integers_floats_and_null_limits() {
     let bad = json!({"PowerControl": [{"PowerConsumedWatts": "lots"}]});
     assert_eq!(
         legacy_power("/p", &bad),
-        Err(ParseError::WrongType { property: "PowerControl/0/PowerConsumedWatts".into(), expected: "a number" })
+        Err(ParseError::WrongType {
+            property: "PowerControl/0/PowerConsumedWatts".into(),
+            expected: "a number"
+        })
     );
 }
 
@@ -70,7 +75,10 @@ fn legacy_power_takes_integers_floats_and_null_limits() {
 fn environment_metrics_energy_in_kwh_is_joules() {
     let env = environment_metrics("/e", &json!({"EnergykWh": {"Reading": 1.5}})).unwrap();
     assert_eq!(env.energy.unwrap().0, 5.4e6);
-    let env = environment_metrics("/e", &json!({"EnergyJoules": {"Reading": 10}, "EnergykWh": {"Reading": 1}}));
+    let env = environment_metrics(
+        "/e",
+        &json!({"EnergyJoules": {"Reading": 10}, "EnergykWh": {"Reading": 1}}),
+    );
     assert_eq!(env.unwrap().energy.unwrap().0, 10.0, "joules win over kWh");
 }
 

@@ -23,7 +23,8 @@ impl Fetch for Dir {
 
 /// `../shared/fixtures/redfish/NAME` when present; prints a note and gives `None` otherwise.
 pub fn fixture(name: &str) -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/redfish").join(name);
+    let dir =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/redfish").join(name);
     if dir.is_dir() {
         Some(dir)
     } else {
