@@ -17,7 +17,7 @@ async fn main() -> ExitCode {
         }
     };
     let started = match Tree::from_dir(std::path::Path::new(dir)) {
-        Ok(tree) => MockBmc::start(tree, Options { credentials }).await,
+        Ok(tree) => MockBmc::start(tree, Options { credentials, ..Options::default() }).await,
         Err(e) => Err(e),
     };
     match started {

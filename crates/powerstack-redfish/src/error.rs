@@ -27,19 +27,20 @@ pub enum ParseError {
     },
 }
 
-/// What went wrong reading a BMC.
+/// What went wrong talking to a BMC.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The BMC's URL is not usable.
-    #[error("BMC URL {url:?} is not usable: {reason}; give http://HOST[:PORT]")]
+    /// The BMC's URL or the way to reach it is not usable.
+    #[error("BMC URL {url:?} is not usable: {reason}")]
     Url {
         /// The URL given.
         url: String,
-        /// Why.
+        /// Why, and what to give instead.
         reason: String,
     },
-    /// The request could not be sent or its answer not received.
-    #[error("GET {uri} failed: {reason}; check the BMC is reachable")]
+    /// The request could not be sent or its answer not received (a GET, or a request that
+    /// certainly was not processed).
+    #[error("{uri}: request failed: {reason}; check the BMC is reachable")]
     Transport {
         /// The resource.
         uri: String,
@@ -47,21 +48,34 @@ pub enum Error {
         reason: String,
     },
     /// No answer within the per-request timeout.
-    #[error("GET {uri} timed out after {timeout_ms} ms; the BMC is slow or down")]
+    #[error("{uri}: no answer within {timeout_ms} ms; the BMC is slow or down")]
     Timeout {
         /// The resource.
         uri: String,
         /// The timeout.
         timeout_ms: u64,
     },
-    /// The BMC refused the credentials.
-    #[error("GET {uri}: the BMC refused the credentials (401); check user and password")]
+    /// A request that changes something (POST, PATCH, DELETE) was sent and its answer was lost:
+    /// the BMC may or may not have acted on it. It is not resent; read the state back.
+    #[error(
+        "{method} {uri}: the answer was lost ({reason}); the BMC may or may not have acted on it: read the state back before trying again"
+    )]
+    OutcomeUnknown {
+        /// The method.
+        method: String,
+        /// The resource.
+        uri: String,
+        /// What happened.
+        reason: String,
+    },
+    /// The BMC refused the credentials (after one new login, with sessions).
+    #[error("{uri}: the BMC refused the credentials (401); check user and password")]
     Unauthorized {
         /// The resource.
         uri: String,
     },
     /// The BMC answered with an error status (other than 404, which is an absent resource).
-    #[error("GET {uri} answered {status}{}", retry_after_s.map(|s| format!(", retry after {s} s")).unwrap_or_default())]
+    #[error("{uri} answered {status}{}{}", retry_after_s.map(|s| format!(", retry after {s} s")).unwrap_or_default(), message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
     Status {
         /// The resource.
         uri: String,
@@ -69,15 +83,17 @@ pub enum Error {
         status: u16,
         /// The `Retry-After` header, seconds.
         retry_after_s: Option<u64>,
+        /// The Redfish error's message, when the answer has one.
+        message: Option<String>,
     },
     /// A resource that must exist does not (404).
-    #[error("GET {uri}: no such resource (404)")]
+    #[error("{uri}: no such resource (404)")]
     NotFound {
         /// The resource.
         uri: String,
     },
     /// The answer is not JSON.
-    #[error("GET {uri}: the answer is not JSON: {reason}")]
+    #[error("{uri}: the answer is not JSON: {reason}")]
     Malformed {
         /// The resource.
         uri: String,
@@ -85,27 +101,41 @@ pub enum Error {
         reason: String,
     },
     /// The answer is JSON but not the document expected.
-    #[error("GET {uri}: {source}")]
+    #[error("{uri}: {source}")]
     Document {
         /// The resource.
         uri: String,
         /// What is wrong with it.
         source: ParseError,
     },
+    /// The request was refused before anything was sent (a value out of range, a set point in
+    /// percent, a reset the BMC does not allow, no such chassis, limit or system).
+    #[error("{0}; nothing was sent")]
+    Refused(String),
+    /// A task the BMC started for a request ended without completing, or did not end in time.
+    #[error("task {uri}: {reason}")]
+    Task {
+        /// The task monitor.
+        uri: String,
+        /// Its state and messages.
+        reason: String,
+    },
 }
 
 impl Error {
-    /// The resource the error is about (empty for a bad URL).
+    /// The resource the error is about (empty for a bad URL or a refusal).
     pub fn uri(&self) -> &str {
         match self {
-            Error::Url { .. } => "",
+            Error::Url { .. } | Error::Refused(_) => "",
             Error::Transport { uri, .. }
             | Error::Timeout { uri, .. }
+            | Error::OutcomeUnknown { uri, .. }
             | Error::Unauthorized { uri }
             | Error::Status { uri, .. }
             | Error::NotFound { uri }
             | Error::Malformed { uri, .. }
-            | Error::Document { uri, .. } => uri,
+            | Error::Document { uri, .. }
+            | Error::Task { uri, .. } => uri,
         }
     }
 }

@@ -5,7 +5,7 @@ mod common;
 
 use common::block_on;
 use powerstack_mock_bmc::{MockBmc, Options, Tree};
-use powerstack_redfish::{Bmc, BmcConfig, Dialect, Energy, Error, ParseError, SetPoint};
+use powerstack_redfish::{Auth, Bmc, BmcConfig, Dialect, Energy, Error, ParseError, SetPoint};
 use serde_json::json;
 
 /// A BMC with one chassis `N` whose legacy Power and EnvironmentMetrics both answer.
@@ -124,7 +124,7 @@ fn a_slow_bmc_is_a_timeout() {
     block_on(async {
         let mock = MockBmc::start(tree(), Options::default()).await.unwrap();
         mock.faults().set_delay_ms(2_000);
-        let bmc = Bmc::new(&BmcConfig { timeout_ms: 50, ..config(&mock) }).unwrap();
+        let bmc = Bmc::new(&BmcConfig { timeout_ms: 50, retries: 0, ..config(&mock) }).unwrap();
         let err = bmc.readings().await.unwrap_err();
         assert!(
             matches!(err, Error::Timeout { ref uri, timeout_ms: 50 } if uri == "/redfish/v1"),
@@ -136,12 +136,13 @@ fn a_slow_bmc_is_a_timeout() {
 #[test]
 fn credentials_are_sent_and_checked() {
     block_on(async {
-        let options = Options { credentials: Some(("root".into(), "secret".into())) };
+        let options =
+            Options { credentials: Some(("root".into(), "secret".into())), ..Options::default() };
         let mock = MockBmc::start(tree(), options).await.unwrap();
         let anonymous = Bmc::new(&config(&mock)).unwrap().readings().await;
         assert!(matches!(anonymous, Err(Error::Unauthorized { .. })));
-        let with =
-            BmcConfig { credentials: Some(("root".into(), "secret".into())), ..config(&mock) };
+        let auth = Auth::Basic { user: "root".into(), password: "secret".into() };
+        let with = BmcConfig { auth, ..config(&mock) };
         assert!(Bmc::new(&with).unwrap().readings().await.unwrap().chassis("N").is_some());
     });
 }
@@ -151,7 +152,7 @@ fn a_503_carries_its_retry_after() {
     block_on(async {
         let mock = MockBmc::start(tree(), Options::default()).await.unwrap();
         mock.faults().set_unavailable(1, 7);
-        let bmc = Bmc::new(&config(&mock)).unwrap();
+        let bmc = Bmc::new(&BmcConfig { retries: 0, ..config(&mock) }).unwrap();
         let err = bmc.get_json("/redfish/v1").await.unwrap_err();
         assert!(matches!(err, Error::Status { status: 503, retry_after_s: Some(7), .. }), "{err}");
         assert!(bmc.get_json("/redfish/v1").await.unwrap().is_some(), "only one 503 was asked for");

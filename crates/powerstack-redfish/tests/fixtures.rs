@@ -7,7 +7,8 @@ mod common;
 use common::{Dir, block_on, fixture};
 use powerstack_mock_bmc::{MockBmc, Options, Tree};
 use powerstack_redfish::{
-    Bmc, BmcConfig, ControlMode, Dialect, Energy, Readings, SetPoint, Source, read,
+    Bmc, BmcConfig, ControlMode, Dialect, Energy, Error, LimitRequest, PowerState, Readings,
+    ResetType, SetPoint, Source, Transition, TransitionOptions, read,
 };
 
 /// The readings of a mockup from its files, and the same through the mock BMC: they must agree.
@@ -98,4 +99,74 @@ fn hpe_cray_ex235a() {
     let mezz = readings.chassis("Mezz0").unwrap();
     assert!(mezz.power.is_empty() && mezz.energy.is_none() && mezz.limits.is_empty());
     assert!(!mezz.sensors.is_empty());
+}
+
+/// The mock BMC serving a fixture, with a power state machine of one read per step.
+async fn serve(name: &str) -> Option<MockBmc> {
+    let dir = fixture(name)?;
+    let options = Options { transition_reads: 1, ..Options::default() };
+    Some(MockBmc::start(Tree::from_dir(&dir).unwrap(), options).await.unwrap())
+}
+
+#[test]
+fn setting_limits_on_the_ex235a_capture() {
+    block_on(async {
+        let Some(mock) = serve("EX235a").await else { return };
+        let bmc = Bmc::new(&common::fast(mock.url())).unwrap();
+        let node = LimitRequest { watts: Some(1500.0), ..LimitRequest::default() };
+        let applied = bmc.set_power_limit(&node).await.unwrap();
+        assert_eq!(applied.limit.source.uri, "/redfish/v1/Chassis/Node0/Controls/NodePowerLimit");
+        assert_eq!(applied.limit.dialect, Dialect::HpeCrayNodePowerLimit);
+        assert_eq!(applied.limit.set_point, Some(SetPoint::Watts(1500.0)));
+        assert_eq!(applied.limit.mode, Some(ControlMode::Automatic));
+        assert!(!applied.takes_effect_after_reset);
+        let too_low = LimitRequest { watts: Some(700.0), ..LimitRequest::default() };
+        assert!(matches!(bmc.set_power_limit(&too_low).await, Err(Error::Refused(_))));
+        let gpu = LimitRequest {
+            chassis_id: Some("Node0".into()),
+            control: Some("Accelerator2PowerLimit".into()),
+            watts: Some(400.0),
+        };
+        assert!(bmc.set_power_limit(&gpu).await.unwrap().limit.enforced());
+        let off = bmc.set_power_limit(&LimitRequest::default()).await.unwrap();
+        assert!(!off.limit.enforced());
+        assert_eq!(mock.recorded_matching("PATCH", "").len(), 3);
+        let systems = bmc.systems().await.unwrap();
+        assert_eq!(systems[0].allowed_resets[2], ResetType::Other("Off".into()));
+    });
+}
+
+#[test]
+fn setting_limits_and_a_reset_on_public_rackmount1() {
+    block_on(async {
+        let Some(mock) = serve("public-rackmount1").await else { return };
+        let bmc = Bmc::new(&common::fast(mock.url())).unwrap();
+        let request = LimitRequest { watts: Some(400.0), ..LimitRequest::default() };
+        let applied = bmc.set_power_limit(&request).await.unwrap();
+        assert_eq!(applied.limit.source.uri, "/redfish/v1/Chassis/1U/Controls/PowerLimit");
+        assert_eq!(applied.limit.set_point, Some(SetPoint::Watts(400.0)));
+        let legacy = LimitRequest {
+            chassis_id: Some("1U".into()),
+            control: Some("PowerControl/0".into()),
+            watts: Some(600.0),
+        };
+        let applied = bmc.set_power_limit(&legacy).await.unwrap();
+        assert_eq!(applied.limit.dialect, Dialect::LegacyLimitInWatts);
+        assert_eq!(applied.limit.set_point, Some(SetPoint::Watts(600.0)));
+        let options =
+            TransitionOptions { deadline_ms: 60_000, poll_interval_ms: 1, escalate: false };
+        let outcome =
+            bmc.transition("437XR1138R2", Transition::ForceRestart, &options).await.unwrap();
+        assert!(outcome.confirmed, "{}", outcome.note);
+        assert_eq!(outcome.final_state, Some(PowerState::On));
+        let posts =
+            mock.recorded_matching("POST", "/Systems/437XR1138R2/Actions/ComputerSystem.Reset");
+        assert_eq!(posts.len(), 1);
+        assert_eq!(posts[0].body, serde_json::json!({"ResetType": "ForceRestart"}));
+        let err = bmc.send_reset("437XR1138R2", ResetType::PowerCycle).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Refused(_)),
+            "PowerCycle is not in its AllowableValues: {err}"
+        );
+    });
 }

@@ -37,3 +37,12 @@ pub fn fixture(name: &str) -> Option<PathBuf> {
 pub fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(future)
 }
+
+/// A client config for the mock with short waits: tasks polled every 5 ms, retries after 5 ms.
+pub fn fast(url: String) -> powerstack_redfish::BmcConfig {
+    powerstack_redfish::BmcConfig {
+        task_poll_interval_ms: 5,
+        backoff_ms: 5,
+        ..powerstack_redfish::BmcConfig::new(url)
+    }
+}
