@@ -23,12 +23,14 @@ mod builtin;
 mod power;
 mod serve;
 mod sessions;
+mod state;
 mod tree;
 mod write;
 
 pub use power::RESET_SUFFIX;
-pub use serve::{Faults, Hang, LimitTiming, MockBmc, Options, Recorded};
+pub use serve::MockBmc;
 pub use sessions::SESSIONS;
+pub use state::{Faults, Hang, LimitTiming, Options, Recorded};
 pub use tree::Tree;
 pub use write::TASK_MONITORS;
 

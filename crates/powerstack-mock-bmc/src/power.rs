@@ -2,7 +2,6 @@
 //! a configurable time and number of reads, and a graceful request that can be made to never
 //! finish.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -10,28 +9,14 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
 
-use crate::serve::{Options, Shared, error, lock};
+use crate::state::{Machine, Options, Shared, Step, error, lock, respond};
 
 /// How a reset action's target ends.
 pub const RESET_SUFFIX: &str = "/Actions/ComputerSystem.Reset";
 
-#[derive(Debug)]
-struct Step {
-    state: &'static str,
-    until: Instant,
-    reads_left: u32,
-}
-
-/// A system's power: the steps under way, and where they end.
-#[derive(Debug)]
-pub(crate) struct Machine {
-    steps: VecDeque<Step>,
-    settled: String,
-}
-
 impl Machine {
     fn new(state: &str) -> Machine {
-        Machine { steps: VecDeque::new(), settled: state.to_string() }
+        Machine { steps: Default::default(), settled: state.to_string() }
     }
 
     /// The state now; a `read` counts towards the end of the current step.
@@ -117,8 +102,7 @@ pub(crate) fn reset(shared: &Shared, path: &str, body: &Bytes) -> Response {
         .entry(system.to_string())
         .or_insert_with(|| Machine::new(&state))
         .start(reset, &shared.options);
-    crate::write::apply_after_reset(shared);
-    crate::serve::respond(StatusCode::NO_CONTENT, Vec::new())
+    respond(StatusCode::NO_CONTENT, Vec::new())
 }
 
 #[cfg(test)]

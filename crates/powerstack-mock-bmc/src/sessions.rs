@@ -1,30 +1,15 @@
 //! Redfish sessions: a login creates one (`X-Auth-Token`, `Location`); it expires after a number
 //! of requests or on demand (then its requests are 401); DELETE ends it.
 
-use std::collections::BTreeMap;
-
 use axum::body::Bytes;
 use axum::http::{StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::serve::{Shared, error, json_response, lock};
+use crate::state::{Live, Sessions, Shared, error, json_response, lock, respond};
 
 /// Where sessions are created.
 pub const SESSIONS: &str = "/redfish/v1/SessionService/Sessions";
-
-#[derive(Debug)]
-struct Live {
-    id: u32,
-    requests: u32,
-}
-
-/// The open sessions, by token.
-#[derive(Debug, Default)]
-pub(crate) struct Sessions {
-    created: u32,
-    live: BTreeMap<String, Live>,
-}
 
 impl Sessions {
     /// Whether `token` is a live session; counts the request, and expires the session when it
@@ -86,7 +71,7 @@ pub(crate) fn logout(shared: &Shared, path: &str) -> Response {
     match token {
         Some(token) => {
             sessions.live.remove(&token);
-            crate::serve::respond(StatusCode::NO_CONTENT, Vec::new())
+            respond(StatusCode::NO_CONTENT, Vec::new())
         }
         None => error(StatusCode::NOT_FOUND, "Base.1.0.ResourceMissingAtURI", path),
     }

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::serve::{LimitTiming, Shared, error, is_error_only, json_response, lock};
+use crate::state::{LimitTiming, Shared, Task, error, is_error_only, json_response, lock};
 
 /// Properties a PATCH may set.
 const WRITABLE: [&str; 5] =
@@ -16,15 +16,6 @@ const WRITABLE: [&str; 5] =
 const CONTAINERS: [&str; 3] = ["PowerControl", "PowerLimit", "PowerLimitWatts"];
 /// Where task monitors are.
 pub const TASK_MONITORS: &str = "/redfish/v1/TaskService/TaskMonitors";
-
-/// A PATCH waiting for its task to complete.
-#[derive(Debug)]
-pub(crate) struct Task {
-    remaining_polls: u32,
-    path: String,
-    doc: Value,
-    done: bool,
-}
 
 /// Merges `patch` into `target`; the error names the first property that may not be written.
 fn merge(target: &mut Value, patch: &Value, at: &str) -> Result<(), String> {

@@ -17,13 +17,13 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, StatusCode, Uri};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::discover::{self, Fetch};
 use crate::error::Error;
 use crate::readings::Readings;
-use crate::session::Session;
+use crate::session::{SESSIONS, Session, path_of};
 use crate::transport::{Connector, tls_config};
 
 /// Requests in flight to one BMC at most, by default (HPE PCS uses 4).
@@ -407,5 +407,41 @@ fn chain(e: &dyn std::error::Error) -> String {
 impl Fetch for Bmc {
     async fn get(&self, uri: &str) -> Result<Option<Value>, Error> {
         self.get_json(uri).await
+    }
+}
+
+/// Sessions: login and renewal.
+impl Bmc {
+    /// The session's token, logging in when there is none or when the one there is `stale`
+    /// (refused with a 401); concurrent callers wait for one login.
+    pub(crate) async fn session_token(
+        &self,
+        user: &str,
+        password: &str,
+        stale: Option<&HeaderValue>,
+    ) -> Result<HeaderValue, Error> {
+        let mut current = self.session.lock().await;
+        if let Some(session) = current.as_ref()
+            && stale.is_none_or(|used| *used != session.token)
+        {
+            return Ok(session.token.clone());
+        }
+        let body = json!({"UserName": user, "Password": password});
+        let body = Bytes::from(body.to_string());
+        let answer = self.exchange(&Method::POST, SESSIONS, body, &[]).await?;
+        if !answer.status.is_success() {
+            return Err(answer.into_error(SESSIONS));
+        }
+        let token =
+            answer.headers.get("x-auth-token").cloned().ok_or_else(|| Error::Malformed {
+                uri: SESSIONS.into(),
+                reason: "the login's answer has no X-Auth-Token header".into(),
+            })?;
+        let location = answer.header(header::LOCATION).map(path_of).or_else(|| {
+            let doc = answer.json(SESSIONS).ok()?;
+            doc.get("@odata.id").and_then(|v| v.as_str()).map(str::to_string)
+        });
+        *current = Some(Session { token: token.clone(), location });
+        Ok(token)
     }
 }
