@@ -8,7 +8,8 @@ use crate::systems::{
     PowerState, ResetType, SystemPower, Transition, TransitionOptions, TransitionOutcome,
 };
 
-/// [`Bmc`], blocking. Dropping it ends its session (best effort).
+/// [`Bmc`], blocking. Dropping it ends its session (best effort; not when dropped inside an
+/// async runtime).
 pub struct BlockingBmc {
     runtime: tokio::runtime::Runtime,
     bmc: Bmc,
@@ -71,6 +72,9 @@ impl BlockingBmc {
 
 impl Drop for BlockingBmc {
     fn drop(&mut self) {
-        self.close();
+        // Blocking inside another runtime would panic: the session is then left to expire.
+        if tokio::runtime::Handle::try_current().is_err() {
+            self.close();
+        }
     }
 }

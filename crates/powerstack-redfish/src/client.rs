@@ -299,7 +299,7 @@ impl Bmc {
         let mut attempt = 0;
         loop {
             let retry = attempt < self.retries;
-            let wait_ms = match self.once(method, uri, body.clone(), headers).await {
+            let retry_after_s = match self.once(method, uri, body.clone(), headers).await {
                 Once::Answer(answer) => {
                     let status = answer.status.as_u16();
                     let unprocessed = matches!(status, 429 | 503);
@@ -307,7 +307,7 @@ impl Bmc {
                     if !(retry && (unprocessed || flaky)) {
                         return Ok(answer);
                     }
-                    answer.retry_after_s().map(|s| s.min(MAX_RETRY_AFTER_S) * 1000)
+                    answer.retry_after_s()
                 }
                 Once::NotSent(reason) if !retry => {
                     return Err(Error::Transport { uri: uri.to_string(), reason });
@@ -334,8 +334,8 @@ impl Bmc {
                 }
                 Once::Lost(_) | Once::TimedOut => None,
             };
-            let backoff = self.backoff_ms.saturating_mul(1 << attempt.min(16)).min(MAX_BACKOFF_MS);
-            tokio::time::sleep(Duration::from_millis(wait_ms.unwrap_or(backoff))).await;
+            let wait_ms = retry_wait_ms(self.backoff_ms, attempt, retry_after_s);
+            tokio::time::sleep(Duration::from_millis(wait_ms)).await;
             attempt += 1;
         }
     }
@@ -389,6 +389,16 @@ impl Bmc {
         tokio::time::timeout(Duration::from_millis(self.timeout_ms), exchange)
             .await
             .unwrap_or(Once::TimedOut)
+    }
+}
+
+/// The wait before retry number `attempt + 1`: the BMC's `Retry-After` (capped at
+/// [`MAX_RETRY_AFTER_S`]), else `backoff_ms` doubled `attempt` times (capped at
+/// [`MAX_BACKOFF_MS`]).
+pub fn retry_wait_ms(backoff_ms: u64, attempt: u32, retry_after_s: Option<u64>) -> u64 {
+    match retry_after_s {
+        Some(s) => s.min(MAX_RETRY_AFTER_S) * 1000,
+        None => backoff_ms.saturating_mul(1 << attempt.min(16)).min(MAX_BACKOFF_MS),
     }
 }
 

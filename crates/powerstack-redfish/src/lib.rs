@@ -32,7 +32,7 @@ pub use blocking::BlockingBmc;
 pub use client::{
     Auth, Bmc, BmcConfig, DEFAULT_BACKOFF_MS, DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_RETRIES,
     DEFAULT_TASK_DEADLINE_MS, DEFAULT_TASK_POLL_INTERVAL_MS, DEFAULT_TIMEOUT_MS, MAX_BACKOFF_MS,
-    MAX_RETRY_AFTER_S,
+    MAX_RETRY_AFTER_S, retry_wait_ms,
 };
 pub use discover::{Fetch, SERVICE_ROOT, read};
 pub use error::{Error, ParseError};

@@ -7,7 +7,10 @@ use std::sync::Arc;
 
 use common::{block_on, fast};
 use powerstack_mock_bmc::{Hang, MockBmc, Options, SESSIONS, Tree};
-use powerstack_redfish::{Auth, Bmc, BmcConfig, Error, LimitRequest, ResetType};
+use powerstack_redfish::{
+    Auth, Bmc, BmcConfig, Error, LimitRequest, MAX_BACKOFF_MS, MAX_RETRY_AFTER_S, ResetType,
+    retry_wait_ms,
+};
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -159,16 +162,22 @@ fn gets_are_retried_after_503_and_500() {
 }
 
 #[test]
-fn a_retry_after_is_honoured() {
+fn a_retry_after_is_honoured_and_capped() {
     block_on(async {
         let mock = MockBmc::start(Tree::dmtf_controls(), Options::default()).await.unwrap();
         mock.faults().set_unavailable(1, 1);
         let bmc = Bmc::new(&fast(mock.url())).unwrap();
-        let started = tokio::time::Instant::now();
         assert!(bmc.get_json("/redfish/v1").await.unwrap().is_some());
-        // Waited for the BMC's Retry-After (1 s), not the 5 ms backoff: a lower bound only.
-        assert!(started.elapsed() >= std::time::Duration::from_secs(1));
+        assert_eq!(mock.requests(), 2, "retried after the BMC's Retry-After");
     });
+    // The waits: the BMC's Retry-After in seconds, capped at 30 s; else the backoff doubling
+    // up to 10 s.
+    assert_eq!(retry_wait_ms(250, 0, Some(7)), 7_000);
+    assert_eq!(retry_wait_ms(250, 0, Some(3_600)), MAX_RETRY_AFTER_S * 1000);
+    assert_eq!(MAX_RETRY_AFTER_S, 30);
+    let waits: Vec<u64> = (0..8).map(|n| retry_wait_ms(250, n, None)).collect();
+    assert_eq!(waits, [250, 500, 1_000, 2_000, 4_000, 8_000, 10_000, 10_000]);
+    assert_eq!(retry_wait_ms(250, u32::MAX, None), MAX_BACKOFF_MS);
 }
 
 #[test]
