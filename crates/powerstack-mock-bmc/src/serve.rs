@@ -214,10 +214,14 @@ fn route(
         Method::PATCH => crate::write::patch(shared, path, headers, body),
         Method::POST if path.ends_with(crate::power::RESET_SUFFIX) => {
             let response = crate::power::reset(shared, path, body);
-            if response.status() == StatusCode::NO_CONTENT {
-                crate::write::apply_after_reset(shared);
+            if response.status() != StatusCode::NO_CONTENT {
+                return response;
             }
-            response
+            crate::write::apply_after_reset(shared);
+            match shared.options.reset_task_polls {
+                Some(polls) => crate::write::start_task(shared, polls, None),
+                None => response,
+            }
         }
         Method::DELETE if path.starts_with(crate::sessions::SESSIONS) => {
             crate::sessions::logout(shared, path)

@@ -43,6 +43,9 @@ pub struct Options {
     pub transition_ms: u64,
     /// ... and for at least how many reads of the system's document.
     pub transition_reads: u32,
+    /// A reset is answered 202 with a task monitor that answers 202 this many times, then
+    /// completes (the reset itself starts at once).
+    pub reset_task_polls: Option<u32>,
     /// A graceful shutdown or restart is accepted and never happens.
     pub graceful_never_finishes: bool,
     /// A session expires after this many requests (its login not counted).
@@ -191,12 +194,11 @@ pub(crate) struct Sessions {
     pub live: BTreeMap<String, Live>,
 }
 
-/// A PATCH waiting for its task to complete.
+/// A task: a PATCH waiting to be made (the resource and its new document), or a reset.
 #[derive(Debug)]
 pub(crate) struct Task {
     pub remaining_polls: u32,
-    pub path: String,
-    pub doc: Value,
+    pub change: Option<(String, Value)>,
     pub done: bool,
 }
 

@@ -136,14 +136,7 @@ pub(crate) fn patch(shared: &Shared, path: &str, headers: &HeaderMap, body: &Byt
         return error(StatusCode::BAD_REQUEST, "Base.1.0.PropertyValueOutOfRange", &why);
     }
     if let Some(polls) = shared.options.patch_task_polls {
-        let mut tasks = lock(&shared.tasks);
-        tasks.push(Task { remaining_polls: polls, path: path.to_string(), doc, done: false });
-        let monitor = format!("{TASK_MONITORS}/{}", tasks.len());
-        let mut response = json_response(StatusCode::ACCEPTED, &task_doc(tasks.len(), "Running"));
-        if let Ok(location) = header::HeaderValue::from_str(&monitor) {
-            response.headers_mut().insert(header::LOCATION, location);
-        }
-        return response;
+        return start_task(shared, polls, Some((path.to_string(), doc)));
     }
     match shared.options.limit_timing {
         LimitTiming::Immediate => {
@@ -159,6 +152,19 @@ pub(crate) fn patch(shared: &Shared, path: &str, headers: &HeaderMap, body: &Byt
             json_response(StatusCode::OK, &answer)
         }
     }
+}
+
+/// A task that completes after `polls` GETs of its monitor (then makes `change`): the `202`
+/// answer with the monitor's `Location`.
+pub(crate) fn start_task(shared: &Shared, polls: u32, change: Option<(String, Value)>) -> Response {
+    let mut tasks = lock(&shared.tasks);
+    tasks.push(Task { remaining_polls: polls, change, done: false });
+    let monitor = format!("{TASK_MONITORS}/{}", tasks.len());
+    let mut response = json_response(StatusCode::ACCEPTED, &task_doc(tasks.len(), "Running"));
+    if let Ok(location) = header::HeaderValue::from_str(&monitor) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
 }
 
 fn task_doc(id: usize, state: &str) -> Value {
@@ -179,7 +185,9 @@ pub(crate) fn task_monitor(shared: &Shared, path: &str) -> Option<Response> {
     }
     if !task.done {
         task.done = true;
-        lock(&shared.tree).insert(&task.path, task.doc.clone());
+        if let Some((path, doc)) = &task.change {
+            lock(&shared.tree).insert(path, doc.clone());
+        }
     }
     Some(json_response(StatusCode::OK, &task_doc(id, "Completed")))
 }

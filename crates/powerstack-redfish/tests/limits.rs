@@ -6,7 +6,7 @@ mod common;
 use common::{block_on, fast};
 use powerstack_mock_bmc::{LimitTiming, MockBmc, Options, Tree};
 use powerstack_redfish::{
-    Bmc, ControlMode, Error, LimitApplied, LimitRequest, ResetType, SetPoint,
+    Bmc, ControlMode, Deviation, Error, LimitApplied, LimitRequest, ResetType, SetPoint,
 };
 use serde_json::json;
 
@@ -94,6 +94,21 @@ fn hpe_cray_node_and_accelerator_limits() {
                 json!({"ControlMode": "Disabled"})
             ]
         );
+    });
+}
+
+#[test]
+fn a_set_point_in_watt_units_is_set_and_its_deviation_reported() {
+    block_on(async {
+        let mock = MockBmc::start(Tree::dmtf_controls(), Options::default()).await.unwrap();
+        mock.edit_tree(|t| {
+            let mut doc = t.get(DMTF_LIMIT).unwrap().clone();
+            doc["SetPointUnits"] = json!("Watt");
+            t.insert(DMTF_LIMIT, doc);
+        });
+        let applied = set(&mock, &watts(420.0)).await.unwrap();
+        assert_eq!(applied.limit.set_point, Some(SetPoint::Watts(420.0)));
+        assert_eq!(applied.limit.deviations, [Deviation::SetPointUnitsWatt]);
     });
 }
 

@@ -127,6 +127,25 @@ fn a_restart_never_seen_is_sent_not_confirmable() {
 }
 
 #[test]
+fn a_restart_is_confirmed_by_the_bmcs_task() {
+    block_on(async {
+        // The restart is over before anyone can see it, but the BMC's task says it ran.
+        let options =
+            Options { transition_reads: 0, reset_task_polls: Some(2), ..Options::default() };
+        let mock = MockBmc::start(Tree::dmtf_controls(), options).await.unwrap();
+        let bmc = Bmc::new(&fast(mock.url())).unwrap();
+        let outcome = bmc.transition("1", Transition::PowerCycle, &patient()).await.unwrap();
+        assert!(outcome.confirmed, "{}", outcome.note);
+        assert!(outcome.note.contains("task completed"), "{}", outcome.note);
+        assert_eq!(outcome.final_state, Some(PowerState::On));
+        assert_eq!(resets(&mock), ["PowerCycle"]);
+        // send_reset does not follow the task.
+        bmc.send_reset("1", ResetType::ForceRestart).await.unwrap();
+        assert_eq!(resets(&mock), ["PowerCycle", "ForceRestart"]);
+    });
+}
+
+#[test]
 fn send_reset_posts_once_and_does_not_poll() {
     block_on(async {
         let mock = MockBmc::start(Tree::dmtf_controls(), machine()).await.unwrap();
