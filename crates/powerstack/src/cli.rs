@@ -1,6 +1,7 @@
 //! Command-line definition (raw arguments; validation happens in the commands). The job
-//! commands' arguments (`job ...`, `jobs`) are in [`job`].
+//! commands' arguments (`job ...`, `jobs`) are in [`job`], `bmc ...`'s in [`bmc`].
 
+mod bmc;
 mod job;
 
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use powerstack_hw::ProviderOptions;
 use powerstack_hw::providers::nvml::NvmlOptions;
 
+pub use bmc::*;
 pub use job::*;
 
 /// Vendor-neutral power and energy for HPC nodes.
@@ -55,6 +57,8 @@ pub enum Command {
     /// Simulated hardware roots for testing without hardware.
     #[command(subcommand)]
     Sim(SimCommand),
+    /// A BMC out of band, through Redfish: power, limits, capping, power state, transitions.
+    Bmc(BmcArgs),
 }
 
 #[derive(Subcommand, Debug)]

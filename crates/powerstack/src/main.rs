@@ -1,6 +1,7 @@
 //! The `powerstack` command: argument parsing and glue; the work is done by the library crates.
 
 mod agent;
+mod bmc;
 mod cap;
 mod cli;
 mod commands;
@@ -33,6 +34,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up(a) => up::up(a),
         Command::Site(c) => site::run(c),
         Command::Sim(c) => commands::sim(c),
+        Command::Bmc(a) => bmc::run(a),
     }
 }
 

@@ -1,0 +1,127 @@
+//! Discovery: from the service root to each chassis's power resources, over any [`Fetch`].
+
+use std::future::Future;
+
+use futures_util::future::join_all;
+use serde_json::Value;
+
+use crate::assemble::{Parts, assemble};
+use crate::error::{Error, ParseError};
+use crate::parse;
+use crate::readings::{ChassisReadings, Readings};
+
+/// The Redfish service root.
+pub const SERVICE_ROOT: &str = "/redfish/v1";
+
+/// Something that GETs Redfish documents by URI path: the HTTP client, or a directory of
+/// mockup files in tests.
+pub trait Fetch {
+    /// The document at `uri`; `Ok(None)` when there is none (404).
+    fn get(&self, uri: &str) -> impl Future<Output = Result<Option<Value>, Error>>;
+}
+
+fn document(uri: &str) -> impl Fn(ParseError) -> Error + '_ {
+    move |source| Error::Document { uri: uri.to_string(), source }
+}
+
+/// Reads every chassis's readings. The service root and the chassis collection must be read;
+/// a chassis or a resource of one that cannot be read is a problem in
+/// [`Readings::problems`], and the rest is read without it.
+pub async fn read<F: Fetch>(fetch: &F) -> Result<Readings, Error> {
+    let root = fetch
+        .get(SERVICE_ROOT)
+        .await?
+        .ok_or_else(|| Error::NotFound { uri: SERVICE_ROOT.into() })?;
+    let mut readings = Readings::default();
+    let Some(chassis_uri) = parse::link(&root, "Chassis").map_err(document(SERVICE_ROOT))? else {
+        return Ok(readings);
+    };
+    let collection = fetch
+        .get(&chassis_uri)
+        .await?
+        .ok_or_else(|| Error::NotFound { uri: chassis_uri.clone() })?;
+    let members = parse::members(&collection).map_err(document(&chassis_uri))?;
+    let results = join_all(members.iter().map(|uri| chassis(fetch, uri))).await;
+    for result in results {
+        match result {
+            Ok((one, problems)) => {
+                readings.chassis.push(one);
+                readings.problems.extend(problems);
+            }
+            Err(e) => readings.problems.push(e),
+        }
+    }
+    Ok(readings)
+}
+
+/// One optional resource, parsed: absent is `None`; a failed read or parse goes to `problems`.
+async fn optional<F: Fetch, T>(
+    fetch: &F,
+    uri: Option<&str>,
+    parse: impl Fn(&str, &Value) -> Result<T, ParseError>,
+) -> Result<Option<T>, Error> {
+    let Some(uri) = uri else { return Ok(None) };
+    match fetch.get(uri).await? {
+        None => Ok(None),
+        Some(doc) => parse(uri, &doc).map(Some).map_err(document(uri)),
+    }
+}
+
+/// Each member of an optional collection, parsed; members that are not power or energy are
+/// dropped (the parser's `None`).
+async fn each_member<F: Fetch, T>(
+    fetch: &F,
+    collection: Option<&str>,
+    parse: impl Fn(&str, &Value) -> Result<Option<T>, ParseError> + Copy,
+    problems: &mut Vec<Error>,
+) -> Vec<T> {
+    let members = optional(fetch, collection, |_, doc| parse::members(doc)).await;
+    let members = match members {
+        Ok(members) => members.unwrap_or_default(),
+        Err(e) => {
+            problems.push(e);
+            Vec::new()
+        }
+    };
+    let results = join_all(members.iter().map(|m| optional(fetch, Some(m), parse))).await;
+    let mut out = Vec::new();
+    for result in results {
+        match result {
+            Ok(value) => out.extend(value.flatten()),
+            Err(e) => problems.push(e),
+        }
+    }
+    out
+}
+
+fn keep<T>(result: Result<Option<T>, Error>, problems: &mut Vec<Error>) -> Option<T> {
+    result.unwrap_or_else(|e| {
+        problems.push(e);
+        None
+    })
+}
+
+/// One chassis: its document, then its power resources, as present.
+async fn chassis<F: Fetch>(fetch: &F, uri: &str) -> Result<(ChassisReadings, Vec<Error>), Error> {
+    let doc = fetch.get(uri).await?.ok_or_else(|| Error::NotFound { uri: uri.to_string() })?;
+    let link = |key: &str| parse::link(&doc, key).map_err(document(uri));
+    let id = parse::id(uri, &doc).map_err(document(uri))?;
+    let (power, subsystem, environment) =
+        (link("Power")?, link("PowerSubsystem")?, link("EnvironmentMetrics")?);
+    let (sensors, controls) = (link("Sensors")?, link("Controls")?);
+    let mut problems = Vec::new();
+    let (legacy, capacity, environment) = tokio::join!(
+        optional(fetch, power.as_deref(), parse::legacy_power),
+        optional(fetch, subsystem.as_deref(), |_, d| parse::power_subsystem_capacity(d)),
+        optional(fetch, environment.as_deref(), parse::environment_metrics),
+    );
+    let mut parts = Parts {
+        legacy: keep(legacy, &mut problems),
+        capacity_watts: keep(capacity, &mut problems).flatten(),
+        environment: keep(environment, &mut problems),
+        ..Parts::default()
+    };
+    parts.sensors = each_member(fetch, sensors.as_deref(), parse::sensor, &mut problems).await;
+    parts.controls = each_member(fetch, controls.as_deref(), parse::control, &mut problems).await;
+    Ok((assemble(id, uri.to_string(), parts), problems))
+}
