@@ -9,9 +9,10 @@
 #    bmc power|limits|state --format json` reports, before and after each tool writes a limit or
 #    resets the system.
 # 2. OpenStack's sushy-emulator (sushy-tools, pinned, in a virtual environment under target/)
-#    with its fake driver and five systems: `powerstack bmc state` must show each as sushy does;
-#    each transition must be confirmed only when sushy's own view says so; PowerCycle (which sushy
-#    does not allow) must be refused with no POST reaching sushy.
+#    with its fake driver and six systems: `powerstack bmc state` must show each as sushy does;
+#    each transition (a restart of a system that is Off too) must be confirmed only when sushy's
+#    own view says so; PowerCycle (which sushy does not allow) must be refused with no POST
+#    reaching sushy.
 #
 # Prints one line per comparison; exits non-zero on any mismatch. Everything lives in a temporary
 # directory, removed on exit; the servers started here are stopped whatever happens.
@@ -237,7 +238,7 @@ fi
 
 # ---- 2. sushy-emulator (fake driver) takes powerstack's transitions ----
 say "sushy-emulator $SUSHY_VERSION (fake driver) takes powerstack's transitions"
-SYSTEMS=(on:Off force-off:On graceful-shutdown:On graceful-restart:On force-restart:On)
+SYSTEMS=(on:Off force-off:On graceful-shutdown:On graceful-restart:On force-restart:On restart-off:Off)
 uuid_of() { printf '0000beef-0000-4000-8000-%012d' "$1"; }
 {
     echo "SUSHY_EMULATOR_STATE_DIR = '$W/sushy-state'"
@@ -283,8 +284,8 @@ grep -q "nothing was sent" "$W/powercycle.err" ||
     { FAILED=$((FAILED + 1)); echo "redfish-peers: the PowerCycle refusal does not say nothing was sent: $(cat "$W/powercycle.err")" >&2; }
 
 # The transitions, one per system, at once: sushy's fake driver applies each 1 to 11 s later
-# (a restart goes Off at once, and On then).
-TRANSITIONS=(On ForceOff GracefulShutdown GracefulRestart ForceRestart)
+# (a restart goes Off at once, and On then); the last restarts a system that is Off.
+TRANSITIONS=(On ForceOff GracefulShutdown GracefulRestart ForceRestart ForceRestart)
 before=$(posts)
 for i in "${!TRANSITIONS[@]}"; do
     (
@@ -307,8 +308,18 @@ for i in "${!TRANSITIONS[@]}"; do
     outcome=$(jget 'd["note"]' <"$W/transition-$i.json")
     sushy_state=$(sushy_system "$(uuid_of "$i")" | jget 'd["PowerState"]')
     note sushy "$t: exit $rc; $outcome"
-    case $t in
-    On | ForceOff | GracefulShutdown)
+    case $i:$t in
+    5:*)
+        # The system was Off: the restart is confirmed only once sushy says On, and says it was Off.
+        if [ "$rc" = 0 ]; then
+            check sushy "$t from Off: confirmed, final / sushy, says" "true On On true" \
+                "$claim $sushy_state $(jget '"was Off before" in d["note"]' <"$W/transition-$i.json")"
+        else
+            check sushy "$t from Off: exit 3, sushy not On" "3 yes" \
+                "$rc $([ "$sushy_state" != On ] && echo yes || echo no)"
+        fi
+        ;;
+    *:On | *:ForceOff | *:GracefulShutdown)
         want=On
         [ "$t" = On ] || want=Off
         # Confirmed only when sushy says so; not confirmed (exit 3) is honest only while it does not.
