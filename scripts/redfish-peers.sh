@@ -274,6 +274,10 @@ for i in "${!SYSTEMS[@]}"; do
         "$(jget "','.join(pick(d['systems'], id='$id')['allowed_resets'])" <"$W/state.json")"
 done
 
+# sushy's chassis links no Power, PowerSubsystem, EnvironmentMetrics, Sensors or Controls.
+check sushy "chassis power (sushy serves none)" "null []" \
+    "$("$PS" bmc --url "$SUSHY" --format json power | jget 'd["chassis"][0]["power_watts"], d["chassis"][0]["power"]')"
+
 # PowerCycle is not among sushy's reset types: refused before anything is sent.
 before=$(posts)
 rc=0
