@@ -49,7 +49,20 @@ fn reset_target(id: &str) -> String {
 const ALL_RESETS: [&str; 7] =
     ["On", "ForceOff", "GracefulShutdown", "GracefulRestart", "ForceRestart", "PowerCycle", "Nmi"];
 
+/// The names of the built-in trees, as `Tree::builtin` takes them.
+pub const BUILTIN_TREES: [&str; 3] = ["dmtf-controls", "legacy-power", "hpe-cray-ex"];
+
 impl Tree {
+    /// The built-in tree named `name` (one of [`BUILTIN_TREES`]).
+    pub fn builtin(name: &str) -> Option<Tree> {
+        match name {
+            "dmtf-controls" => Some(Tree::dmtf_controls()),
+            "legacy-power" => Some(Tree::legacy_power()),
+            "hpe-cray-ex" => Some(Tree::hpe_cray_ex()),
+            _ => None,
+        }
+    }
+
     /// DMTF `Controls`: chassis `1` with `Controls/PowerLimit` (150 to 1000 W, 500 W in force)
     /// and `EnvironmentMetrics`; system `1` allowing every transition.
     pub fn dmtf_controls() -> Tree {

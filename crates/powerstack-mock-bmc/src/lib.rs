@@ -27,6 +27,7 @@ mod state;
 mod tree;
 mod write;
 
+pub use builtin::BUILTIN_TREES;
 pub use power::RESET_SUFFIX;
 pub use serve::MockBmc;
 pub use sessions::SESSIONS;

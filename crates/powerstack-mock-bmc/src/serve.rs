@@ -131,6 +131,19 @@ fn basic_ok(options: &Options, headers: &HeaderMap) -> bool {
         .is_some_and(|given| given == expected)
 }
 
+/// What a service shall serve without authentication (DSP0266, "Authentication"): the
+/// `/redfish` version document, the service root, the OData service document and `$metadata`.
+const PUBLIC: [&str; 4] = ["/redfish", "/redfish/v1", "/redfish/v1/odata", "/redfish/v1/$metadata"];
+
+/// A GET of a public resource carrying no credentials at all: served without authentication
+/// (credentials that are given are checked, as on any other resource).
+fn public(method: &Method, path: &str, headers: &HeaderMap) -> bool {
+    *method == Method::GET
+        && PUBLIC.contains(&path)
+        && !headers.contains_key(header::AUTHORIZATION)
+        && !headers.contains_key("x-auth-token")
+}
+
 fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
     if basic_ok(&shared.options, headers) {
         return true;
@@ -189,7 +202,7 @@ fn route(
     if *method == Method::POST && path == crate::sessions::SESSIONS {
         return crate::sessions::login(shared, body);
     }
-    if !authorized(shared, headers) {
+    if !public(method, path, headers) && !authorized(shared, headers) {
         let mut response =
             error(StatusCode::UNAUTHORIZED, "Base.1.0.NoValidSession", "authentication required");
         let realm = header::HeaderValue::from_static("Basic realm=\"mock BMC\"");
@@ -294,5 +307,20 @@ mod tests {
         headers.insert(header::AUTHORIZATION, "Basic cm9vdDp4".parse().unwrap());
         assert!(!basic_ok(&options, &headers));
         assert!(basic_ok(&Options::default(), &HeaderMap::new()));
+    }
+
+    #[test]
+    fn the_service_root_is_public_to_requests_without_credentials() {
+        let none = HeaderMap::new();
+        assert!(public(&Method::GET, "/redfish/v1", &none));
+        assert!(public(&Method::GET, "/redfish", &none));
+        assert!(!public(&Method::GET, "/redfish/v1/Chassis", &none));
+        assert!(!public(&Method::POST, "/redfish/v1", &none));
+        let mut basic = HeaderMap::new();
+        basic.insert(header::AUTHORIZATION, "Basic cm9vdDp4".parse().unwrap());
+        assert!(!public(&Method::GET, "/redfish/v1", &basic), "given credentials are checked");
+        let mut token = HeaderMap::new();
+        token.insert("x-auth-token", "expired".parse().unwrap());
+        assert!(!public(&Method::GET, "/redfish/v1", &token));
     }
 }

@@ -21,12 +21,20 @@ fn seen_text(seen: &[PowerState]) -> String {
     if names.is_empty() { "nothing".into() } else { names.join(" → ") }
 }
 
+/// The state a restarted system was in before, when not `On`.
+fn was(before: Option<&PowerState>) -> &str {
+    before.map_or("?", PowerState::as_str)
+}
+
 /// What has been seen of one transition so far.
 #[derive(Default)]
 struct Watch {
     seen: Vec<PowerState>,
     left_on: bool,
     task_done: bool,
+    /// The state read before the reset was sent, when it was not `On`: a restart then cannot
+    /// be seen leaving `On`, and is confirmed only once `On`.
+    before: Option<PowerState>,
 }
 
 impl Watch {
@@ -47,12 +55,14 @@ impl Watch {
         match transition {
             Transition::On => last == Some(&PowerState::On),
             Transition::ForceOff | Transition::GracefulShutdown => last == Some(&PowerState::Off),
+            _ if self.before.is_some() => last == Some(&PowerState::On),
             _ => (self.left_on || self.task_done) && last == Some(&PowerState::On),
         }
     }
 
     fn confirmed(&self, transition: Transition) -> bool {
-        self.done(transition) || (transition.is_restart() && (self.left_on || self.task_done))
+        let left = self.before.is_none() && (self.left_on || self.task_done);
+        self.done(transition) || (transition.is_restart() && left)
     }
 }
 
@@ -95,7 +105,8 @@ impl Bmc {
             .flatten();
         let started = Instant::now();
         let deadline = started + Duration::from_millis(options.deadline_ms);
-        let mut watch = Watch::default();
+        let before = system.power.power_state.clone().filter(|s| *s != PowerState::On);
+        let mut watch = Watch { before, ..Watch::default() };
         loop {
             tokio::time::sleep(Duration::from_millis(options.poll_interval_ms)).await;
             watch.see(self.state_at(&system.power.uri).await?);
@@ -113,6 +124,14 @@ impl Bmc {
         let seen = seen_text(&watch.seen);
         let elapsed_ms = started.elapsed().as_millis();
         let note = match (confirmed, transition.is_restart()) {
+            (true, true) if watch.before.is_some() => format!(
+                "{transition} sent; the system was {} before, and is On (seen: {seen})",
+                was(watch.before.as_ref())
+            ),
+            (false, true) if watch.before.is_some() => format!(
+                "{transition} sent, not confirmed: the system was {} before, and not On within {elapsed_ms} ms (seen: {seen})",
+                was(watch.before.as_ref())
+            ),
             (true, true) if watch.left_on => format!("{transition} sent; left On (seen: {seen})"),
             (true, true) => format!("{transition} sent; the BMC's task completed (seen: {seen})"),
             (true, false) => format!("{transition} sent; confirmed (seen: {seen})"),

@@ -157,3 +157,36 @@ fn send_reset_posts_once_and_does_not_poll() {
         assert!("Nmi".parse::<Transition>().unwrap_err().contains("give one of On, ForceOff"));
     });
 }
+
+#[test]
+fn a_restart_of_a_system_that_was_off_is_confirmed_only_once_on() {
+    block_on(async {
+        let off = |mock: &MockBmc| {
+            mock.edit_tree(|t| {
+                let mut doc = t.get("/redfish/v1/Systems/1").unwrap().clone();
+                doc["PowerState"] = json!("Off");
+                t.insert("/redfish/v1/Systems/1", doc);
+            })
+        };
+        // The BMC takes the graceful restart and nothing happens: Off is not a restart seen.
+        let options = Options { graceful_never_finishes: true, ..machine() };
+        let mock = MockBmc::start(Tree::dmtf_controls(), options).await.unwrap();
+        off(&mock);
+        let bmc = Bmc::new(&fast(mock.url())).unwrap();
+        let short = TransitionOptions { deadline_ms: 30, poll_interval_ms: 5, escalate: false };
+        let outcome = bmc.transition("1", Transition::GracefulRestart, &short).await.unwrap();
+        assert!(!outcome.confirmed, "{}", outcome.note);
+        assert_eq!(outcome.final_state, Some(PowerState::Off));
+        assert!(outcome.note.contains("was Off before"), "{}", outcome.note);
+        assert!(!outcome.note.contains("left On"), "{}", outcome.note);
+        // A restart that powers it on is confirmed once On, and says it was Off.
+        let mock = MockBmc::start(Tree::dmtf_controls(), machine()).await.unwrap();
+        off(&mock);
+        let bmc = Bmc::new(&fast(mock.url())).unwrap();
+        let outcome = bmc.transition("1", Transition::ForceRestart, &patient()).await.unwrap();
+        assert!(outcome.confirmed, "{}", outcome.note);
+        assert_eq!(outcome.final_state, Some(PowerState::On));
+        assert!(outcome.note.contains("was Off before"), "{}", outcome.note);
+        assert!(!outcome.note.contains("left On"), "{}", outcome.note);
+    });
+}
