@@ -372,6 +372,90 @@ pub struct TasksV1 {
     pub tasks: Vec<TaskV1>,
 }
 
+/// One line of a task's progress: its nodes counted by state.
+pub fn progress(t: &TaskV1) -> String {
+    let c = &t.counts;
+    let done = c.succeeded + c.failed + c.aborted;
+    let mut line = format!("{} {}: {done}/{} done", t.kind.as_str(), t.id, c.total);
+    for (n, what) in [
+        (c.succeeded, "succeeded"),
+        (c.failed, "failed"),
+        (c.aborted, "aborted"),
+        (c.in_progress, "in progress"),
+        (c.pending, "pending"),
+    ] {
+        if n > 0 {
+            line.push_str(&format!(", {n} {what}"));
+        }
+    }
+    line
+}
+
+fn watts(w: Option<f64>) -> String {
+    w.map_or_else(|| "none".to_string(), |w| format!("{w} W"))
+}
+
+/// What a node's result says, in a few words.
+fn result_cell(r: Option<&TaskNodeResultV1>) -> String {
+    let Some(r) = r else { return "-".into() };
+    if let Some(own) = r.limits.first() {
+        return format!(
+            "{} {} ({} to {})",
+            own.name,
+            watts(own.limit_watts),
+            watts(own.min_watts),
+            watts(own.max_watts)
+        );
+    }
+    if r.pending_reset.is_some() {
+        let reset = if r.pending_reset == Some(true) { ", at the next reset" } else { "" };
+        return format!("limit {}{reset}", watts(r.limit_watts));
+    }
+    r.power_state.clone().unwrap_or_else(|| "-".into())
+}
+
+/// A task: what it was asked, its state and counts, then one row per node.
+pub fn task_table(t: &TaskV1) -> String {
+    use crate::site_table::{Align, render, text};
+    let mut out = String::new();
+    let what = match (t.kind, &t.params) {
+        (TaskKindV1::Transition, p) => format!(
+            "transition {} (deadline {} s{})",
+            p.operation.map_or("?", |o| o.as_str()),
+            p.deadline_s.unwrap_or(0),
+            if p.escalate == Some(true) { ", escalating" } else { "" }
+        ),
+        (TaskKindV1::PowerCap, p) => format!("power-cap {}", watts(p.limit_watts.flatten())),
+        (TaskKindV1::PowerCapSnapshot, _) => "power-cap snapshot".to_string(),
+    };
+    let aborted = if t.abort_requested { " (abort requested)" } else { "" };
+    out.push_str(&format!("task {}: {what}, {}{aborted}\n", t.id, t.state.as_str()));
+    out.push_str(&progress(t));
+    out.push_str("\n\n");
+    let rows: Vec<Vec<String>> = t
+        .nodes
+        .iter()
+        .map(|n| {
+            vec![
+                n.node.clone(),
+                n.state.as_str().to_string(),
+                n.attempts.to_string(),
+                result_cell(n.result.as_ref()),
+                text(n.reason.as_deref()),
+            ]
+        })
+        .collect();
+    let head = [
+        ("NODE", Align::Left),
+        ("STATE", Align::Left),
+        ("SENT", Align::Right),
+        ("RESULT", Align::Left),
+        ("REASON", Align::Left),
+    ];
+    render(&mut out, &head, &rows);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -404,5 +488,59 @@ mod tests {
         assert_eq!(text, r#"{"limit_watts":null}"#);
         assert_eq!(serde_json::from_str::<TaskParamsV1>(&text).unwrap(), p);
         assert_eq!(serde_json::from_str::<TaskParamsV1>("{}").unwrap().limit_watts, None);
+    }
+
+    #[test]
+    fn a_task_shows_as_its_progress_and_a_row_per_node() {
+        let node = |n: &str, state, reason: Option<&str>, result| TaskNodeV1 {
+            node: n.into(),
+            state,
+            reason: reason.map(str::to_string),
+            result,
+            sent_unix_us: None,
+            attempts: 1,
+        };
+        let limits = TaskNodeResultV1 {
+            limit_watts: Some(500.0),
+            limits: vec![PowerLimitControlV1 {
+                name: "Node Power Limit".into(),
+                limit_watts: Some(500.0),
+                min_watts: Some(200.0),
+                max_watts: None,
+            }],
+            ..TaskNodeResultV1::default()
+        };
+        let mut t = TaskV1 {
+            schema: "powerstack.site-task.v1".into(),
+            id: "t1".into(),
+            kind: TaskKindV1::PowerCapSnapshot,
+            state: TaskStateV1::Running,
+            params: TaskParamsV1::default(),
+            requested_by: "admin".into(),
+            created_unix_us: 0,
+            updated_unix_us: 0,
+            expires_unix_us: 0,
+            abort_requested: false,
+            counts: TaskCountsV1::default(),
+            nodes: vec![
+                node("n01", TaskNodeStateV1::Succeeded, Some("read"), Some(limits)),
+                node("n02", TaskNodeStateV1::Failed, Some("reading the limits: 503"), None),
+                node("n03", TaskNodeStateV1::Pending, None, None),
+            ],
+        };
+        for n in &t.nodes.clone() {
+            t.counts.add(n.state, 1);
+        }
+        assert_eq!(
+            progress(&t),
+            "power-cap-snapshot t1: 2/3 done, 1 succeeded, 1 failed, 1 pending"
+        );
+        let text = task_table(&t);
+        assert!(text.starts_with("task t1: power-cap snapshot, running\n"), "{text}");
+        assert!(
+            text.contains("n01   succeeded     1  Node Power Limit 500 W (200 W to none)  read"),
+            "{text}"
+        );
+        assert!(text.contains("n03   pending       1  -"), "{text}");
     }
 }

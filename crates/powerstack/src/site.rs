@@ -12,6 +12,9 @@ use crate::cli::{SiteCommand, SiteServeArgs};
 pub fn run(c: &SiteCommand) -> anyhow::Result<()> {
     match c {
         SiteCommand::Serve(a) => serve(a),
+        SiteCommand::Transition(a) => crate::site_tasks::transition(a),
+        SiteCommand::PowerCap(c) => crate::site_tasks::power_cap(c),
+        SiteCommand::Task(c) => crate::site_tasks::task(c),
     }
 }
 
