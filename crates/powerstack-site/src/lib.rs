@@ -8,6 +8,7 @@
 //! [`control`] seam.
 
 pub mod access;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod db;

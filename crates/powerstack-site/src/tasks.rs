@@ -14,8 +14,8 @@ use powerstack_api::site_tasks::{
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 
+use crate::clock::now_us;
 use crate::control::{ControlError, NodeControl, NodeLimits, PowerState, Transition};
-use crate::http::now_us;
 use crate::store::{Claimed, Gate, Store, StoreError};
 
 /// How often expired tasks are looked for.
@@ -59,6 +59,12 @@ fn succeeded(reason: impl Into<String>, result: TaskNodeResultV1) -> Outcome {
 
 fn failed(reason: impl Into<String>, result: TaskNodeResultV1) -> Outcome {
     Outcome { state: TaskNodeStateV1::Failed, reason: reason.into(), result }
+}
+
+/// A node whose task was aborted before its request went out.
+fn aborted() -> Option<Outcome> {
+    let reason = "aborted before it began: nothing was sent".to_string();
+    Some(Outcome { state: TaskNodeStateV1::Aborted, reason, result: TaskNodeResultV1::default() })
 }
 
 struct Ctx {
@@ -171,6 +177,9 @@ async fn work(ctx: &Ctx, c: Claimed) {
         Ok(Some(TaskNodeStateV1::Failed)) => {
             ctx.counters.failed.fetch_add(1, Ordering::Relaxed);
         }
+        Ok(Some(TaskNodeStateV1::Aborted)) => {
+            ctx.counters.aborted.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(_) => {}
         Err(e) => {
             eprintln!("warning: site: task {} node {}: {e}", c.task_id, c.node);
@@ -258,7 +267,7 @@ async fn transition(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreErro
         match ctx.store.mark_sent(c, &ctx.owner, attempt, now_us()).await? {
             Gate::Send => {}
             Gate::Lost => return Ok(None),
-            Gate::Aborted if attempt == 1 => return Ok(None),
+            Gate::Aborted if attempt == 1 => return Ok(aborted()),
             Gate::Aborted => {
                 let why = format!(
                     "not {} within the {deadline_s} s deadline; not escalated: the task was aborted",
@@ -373,7 +382,8 @@ async fn power_cap(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreError
     }
     match ctx.store.mark_sent(c, &ctx.owner, 1, now_us()).await? {
         Gate::Send => {}
-        Gate::Aborted | Gate::Lost => return Ok(None),
+        Gate::Aborted => return Ok(aborted()),
+        Gate::Lost => return Ok(None),
     }
     Ok(Some(match ctx.control.set_limit(&c.node, target).await {
         Ok(r) => {
@@ -403,9 +413,11 @@ async fn power_cap(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreError
 }
 
 async fn snapshot(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreError> {
-    match ctx.store.mark_sent(c, &ctx.owner, c.attempt + 1, now_us()).await? {
+    // Reading is safe to repeat: a snapshot taken over reads again.
+    match ctx.store.mark_sent(c, &ctx.owner, 1, now_us()).await? {
         Gate::Send => {}
-        Gate::Aborted | Gate::Lost => return Ok(None),
+        Gate::Aborted => return Ok(aborted()),
+        Gate::Lost => return Ok(None),
     }
     Ok(Some(match ctx.control.read_limits(&c.node).await {
         Ok(l) => succeeded("read", limits_result(&l)),

@@ -37,6 +37,8 @@ struct FakeNode {
     refuse: bool,
     /// Requests wait for [`Fake::release`] (after being recorded).
     block: bool,
+    /// Power-state reads wait for [`Fake::release`].
+    hold_reads: bool,
 }
 
 impl FakeNode {
@@ -48,6 +50,7 @@ impl FakeNode {
             lose: false,
             refuse: false,
             block: false,
+            hold_reads: false,
         }
     }
     fn off() -> FakeNode {
@@ -131,7 +134,12 @@ impl NodeControl for Fake {
         })
     }
     fn power_state<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<PowerState, ControlError>> {
-        Box::pin(async move { Ok(self.node(node).power) })
+        Box::pin(async move {
+            if self.node(node).hold_reads {
+                let _ = self.released.subscribe().wait_for(|r| *r).await;
+            }
+            Ok(self.node(node).power)
+        })
     }
     fn send_transition<'a>(
         &'a self,
@@ -308,6 +316,13 @@ fn a_transition_answers_at_once_and_each_node_ends_in_what_its_bmc_did() {
             text.contains("powerstack_site_task_node_operations_total{outcome=\"succeeded\"} 3"),
             "{text}"
         );
+        if let Some(out) = common::promtool(&text) {
+            assert!(out.status.success(), "promtool: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let doc: serde_json::Value = s.call("GET", "/v1/openapi.json", None::<&()>).unwrap();
+        for p in ["/v1/transitions/{id}", "/v1/power-cap/snapshot", "/v1/power-cap/{id}"] {
+            assert!(doc["paths"].get(p).is_some(), "{p} missing from the OpenAPI document");
+        }
         r.stop().unwrap();
         runtime().block_on(db.drop_database());
     }
@@ -360,6 +375,26 @@ fn a_node_in_a_running_transition_is_reserved_until_it_is_done_and_abort_stops_w
         r.stop().unwrap();
         runtime().block_on(db.drop_database());
     }
+}
+
+#[test]
+fn a_node_begun_but_not_yet_sent_when_its_task_is_aborted_is_never_sent() {
+    let db = TestDb::sqlite();
+    let nodes = names("n", 1);
+    let fake = Fake::new([("n01".to_string(), FakeNode { hold_reads: true, ..FakeNode::off() })]);
+    let r = start(&config(&db, &nodes), &fake);
+    let s = site(&r);
+    let t = s.transition(&transition(TransitionOperationV1::On, "n01", 5, false)).unwrap();
+    // Claimed, its power state being read: not pending any more, not sent yet.
+    wait(&s, TaskKindV1::Transition, &t.id, |t| t.nodes[0].state == TaskNodeStateV1::InProgress);
+    let a = s.abort_task(TaskKindV1::Transition, &t.id).unwrap();
+    assert_eq!(a.nodes[0].state, TaskNodeStateV1::InProgress);
+    fake.release();
+    let t = finished(TaskKindV1::Transition, &s, &t.id);
+    assert_eq!(t.state, TaskStateV1::Aborted);
+    assert_eq!(t.nodes[0].reason.as_deref(), Some("aborted before it began: nothing was sent"));
+    assert!(fake.sent_to("n01").is_empty() && t.nodes[0].sent_unix_us.is_none());
+    r.stop().unwrap();
 }
 
 #[test]
@@ -498,6 +533,8 @@ fn two_replicas_on_one_postgres_send_each_node_operation_exactly_once() {
     let db = rt.block_on(TestDb::postgres());
     let nodes = names("n", 300);
     let fake = Fake::new(nodes.iter().map(|n| (n.clone(), FakeNode::off())));
+    // One node's request waits, so that the task is still running when the snapshot is asked.
+    fake.set("n300", |f| f.block = true);
     let c = SiteConfig { task_concurrency: 16, ..config(&db, &nodes) };
     let (a, b) = (start(&c, &fake), start(&c, &fake));
     let t = site(&a).transition(&transition(TransitionOperationV1::On, "n[001-300]", 30, false));
@@ -509,8 +546,9 @@ fn two_replicas_on_one_postgres_send_each_node_operation_exactly_once() {
     };
     let t = site(&a).transition(&req).unwrap();
     let snap =
-        site(&b).power_cap_snapshot(&PowerCapSnapshotRequestV1 { nodes: vec!["n[01-99]".into()] });
+        site(&b).power_cap_snapshot(&PowerCapSnapshotRequestV1 { nodes: vec!["n300".into()] });
     assert_eq!(snap.unwrap_err().status(), Some(409), "the transition holds the nodes");
+    fake.release();
     let t = finished(TaskKindV1::Transition, &site(&b), &t.id);
     assert_eq!((t.state, t.counts.succeeded), (TaskStateV1::Succeeded, 300), "{t:#?}");
     let sent = fake.sent.lock().unwrap().clone();

@@ -34,7 +34,7 @@ pub struct Claimed {
 pub enum Gate {
     /// Marked sent (committed): send it.
     Send,
-    /// The task was aborted before it went out.
+    /// The task was aborted: nothing is sent (the caller records the node).
     Aborted,
     /// The lease is no longer this replica's: leave the node alone.
     Lost,
@@ -156,7 +156,7 @@ impl Store {
     }
 
     /// Marks the request number `attempt` of `c` sent at `now_us`, committed before it goes
-    /// out; a task aborted before marks a first request's node `aborted` instead.
+    /// out; or says why not: the task was aborted, or the lease is no longer `owner`'s.
     pub async fn mark_sent(
         &self,
         c: &Claimed,
@@ -184,14 +184,15 @@ impl Store {
         if marked == 1 {
             return Ok(Gate::Send);
         }
-        if attempt > 1 {
-            return Ok(Gate::Aborted);
-        }
-        let why = "aborted before it began";
-        let done = self
-            .finish_task_node(c, owner, TaskNodeStateV1::Aborted, Some(why), None, now_us)
-            .await?;
-        Ok(if done { Gate::Aborted } else { Gate::Lost })
+        let aborted = on_db!(&self.db, pool => {
+            sqlx::query("SELECT abort_requested FROM tasks WHERE id = $1")
+                .bind(&c.task_id)
+                .fetch_optional(pool)
+                .await?
+                .map(|r| r.try_get::<bool, _>(0))
+                .transpose()?
+        });
+        Ok(if aborted == Some(true) { Gate::Aborted } else { Gate::Lost })
     }
 
     /// Records `c`'s outcome, if `owner` still holds it; whether it did. The task's state is
