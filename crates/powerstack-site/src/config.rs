@@ -61,6 +61,9 @@ pub struct SiteConfig {
     /// How long a replica's claim on a node operation lasts unless renewed, s: after a crash,
     /// another replica (or the restarted one) takes its operations over after this long.
     pub task_lease_s: u64,
+    /// How long one call to a BMC may take, s; a request not answered by then is settled by
+    /// reading the node.
+    pub task_call_timeout_s: u64,
 }
 
 /// A node's BMC (`[[bmc]]`): where its Redfish service is and how to log in.
@@ -125,6 +128,7 @@ impl Default for SiteConfig {
             transition_deadline_s: 120,
             task_poll_ms: 2000,
             task_lease_s: 30,
+            task_call_timeout_s: 60,
         }
     }
 }
@@ -255,6 +259,12 @@ impl SiteConfig {
         }
         if !(1..=3600).contains(&self.task_lease_s) {
             return bad(format!("task_lease_s {} must be 1 to 3600", self.task_lease_s));
+        }
+        if !(1..=3600).contains(&self.task_call_timeout_s) {
+            return bad(format!(
+                "task_call_timeout_s {} must be 1 to 3600",
+                self.task_call_timeout_s
+            ));
         }
         Ok(())
     }

@@ -116,6 +116,7 @@ fn task_parts(config: &SiteConfig) -> Result<(TaskApi, RunnerSettings), StoreErr
         poll: Duration::from_millis(config.task_poll_ms),
         lease_us: config.task_lease_s.saturating_mul(1_000_000),
         default_deadline_s: config.transition_deadline_s,
+        call_timeout: Duration::from_secs(config.task_call_timeout_s),
     };
     Ok((api, runner))
 }

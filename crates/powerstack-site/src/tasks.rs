@@ -4,6 +4,7 @@
 //! again: an operation taken over after a restart, or from a replica whose lease ran out, or
 //! whose answer was lost, is settled by reading the node's state.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -32,6 +33,9 @@ pub struct RunnerSettings {
     pub lease_us: u64,
     /// A transition's deadline when its request gives none, s.
     pub default_deadline_s: u64,
+    /// How long one call to a node's BMC may take; a request not answered by then is settled
+    /// by reading the node, as a lost answer.
+    pub call_timeout: Duration,
 }
 
 /// Node operations this replica finished, by outcome.
@@ -208,6 +212,17 @@ fn state_result(state: Option<PowerState>) -> TaskNodeResultV1 {
     TaskNodeResultV1 { power_state: state.map(|s| s.as_str().to_string()), ..Default::default() }
 }
 
+/// `call`, or, when it does not end within the call timeout, a lost answer.
+async fn bounded<T>(
+    ctx: &Ctx,
+    call: impl Future<Output = Result<T, ControlError>>,
+) -> Result<T, ControlError> {
+    let limit = ctx.settings.call_timeout;
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+        Err(ControlError::OutcomeUnknown(format!("no answer within {} s", limit.as_secs_f64())))
+    })
+}
+
 /// Reads `node`'s power state until it is `target` (`Ok`) or `until_us` passes (`Err`: the
 /// last state read, or why none could be).
 async fn wait_for(
@@ -217,7 +232,7 @@ async fn wait_for(
     until_us: u64,
 ) -> Result<PowerState, (Option<PowerState>, String)> {
     loop {
-        let last = match ctx.control.power_state(node).await {
+        let last = match bounded(ctx, ctx.control.power_state(node)).await {
             Ok(s) if s == target => return Ok(s),
             Ok(s) => (Some(s), s.as_str().to_string()),
             Err(e) => (None, format!("unreadable ({e})")),
@@ -249,7 +264,7 @@ async fn transition(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreErro
         }));
     }
     if skip_at_target {
-        match ctx.control.power_state(&c.node).await {
+        match bounded(ctx, ctx.control.power_state(&c.node)).await {
             Ok(s) if s == target => {
                 let why = format!("already {}: nothing was sent", s.as_str());
                 return Ok(Some(succeeded(why, state_result(Some(s)))));
@@ -277,7 +292,7 @@ async fn transition(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreErro
             }
         }
         let sent = now_us();
-        let lost = match ctx.control.send_transition(&c.node, request).await {
+        let lost = match bounded(ctx, ctx.control.send_transition(&c.node, request)).await {
             Ok(()) => false,
             Err(ControlError::OutcomeUnknown(_)) => true,
             Err(e) => {
@@ -340,7 +355,7 @@ fn limit_text(w: Option<f64>) -> String {
 
 /// Reads `node`'s limits after a request whose outcome is not known: whether it holds `target`.
 async fn confirm_limit(ctx: &Ctx, node: &str, target: Option<f64>, how: &str) -> Outcome {
-    match ctx.control.read_limits(node).await {
+    match bounded(ctx, ctx.control.read_limits(node)).await {
         Ok(l) if same_limit(l.own_limit_watts(), target) => {
             succeeded(format!("{how}: the limit is {}", limit_text(target)), limits_result(&l))
         }
@@ -361,7 +376,7 @@ async fn power_cap(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreError
         }
         return Ok(Some(o));
     }
-    let limits = match ctx.control.read_limits(&c.node).await {
+    let limits = match bounded(ctx, ctx.control.read_limits(&c.node)).await {
         Ok(l) => l,
         Err(e) => {
             let why = format!("reading the limits: {e}; nothing was sent");
@@ -385,7 +400,7 @@ async fn power_cap(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreError
         Gate::Aborted => return Ok(aborted()),
         Gate::Lost => return Ok(None),
     }
-    Ok(Some(match ctx.control.set_limit(&c.node, target).await {
+    Ok(Some(match bounded(ctx, ctx.control.set_limit(&c.node, target)).await {
         Ok(r) => {
             let result = TaskNodeResultV1 {
                 limit_watts: r.limit_watts,
@@ -419,7 +434,7 @@ async fn snapshot(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreError>
         Gate::Aborted => return Ok(aborted()),
         Gate::Lost => return Ok(None),
     }
-    Ok(Some(match ctx.control.read_limits(&c.node).await {
+    Ok(Some(match bounded(ctx, ctx.control.read_limits(&c.node)).await {
         Ok(l) => succeeded("read", limits_result(&l)),
         Err(e) => failed(format!("reading the limits: {e}"), Default::default()),
     }))

@@ -5,163 +5,21 @@
 
 mod common;
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::TestDb;
+use common::fake_control::{Fake, FakeNode};
 use powerstack_api::site_tasks::{
     PowerCapRequestV1, PowerCapSnapshotRequestV1, TaskKindV1, TaskNodeStateV1, TaskStateV1, TaskV1,
     TransitionOperationV1, TransitionRequestV1,
 };
 use powerstack_client::site::{Site, SiteError};
 use powerstack_site::config::BmcEntry;
-use powerstack_site::control::{
-    BoxFuture, ControlError, LimitControl, LimitResult, NodeControl, NodeLimits, PowerState,
-    Transition,
-};
+use powerstack_site::control::PowerState;
 use powerstack_site::store::{NewTask, TaskBounds, TaskParams};
 use powerstack_site::{Running, SiteConfig};
-use tokio::sync::watch;
-
-/// One fake node: its power state and limit, and how it misbehaves.
-#[derive(Clone, Debug)]
-struct FakeNode {
-    power: PowerState,
-    limit: Option<f64>,
-    /// Ignores graceful requests.
-    stubborn: bool,
-    /// Requests are done but their answer is lost.
-    lose: bool,
-    /// Requests are refused.
-    refuse: bool,
-    /// Requests wait for [`Fake::release`] (after being recorded).
-    block: bool,
-    /// Power-state reads wait for [`Fake::release`].
-    hold_reads: bool,
-}
-
-impl FakeNode {
-    fn on() -> FakeNode {
-        FakeNode {
-            power: PowerState::On,
-            limit: None,
-            stubborn: false,
-            lose: false,
-            refuse: false,
-            block: false,
-            hold_reads: false,
-        }
-    }
-    fn off() -> FakeNode {
-        FakeNode { power: PowerState::Off, ..FakeNode::on() }
-    }
-}
-
-/// A controller of fake nodes that records each request sent (reads are not recorded).
-struct Fake {
-    nodes: Mutex<HashMap<String, FakeNode>>,
-    sent: Mutex<Vec<(String, String)>>,
-    released: watch::Sender<bool>,
-}
-
-impl Fake {
-    fn new(nodes: impl IntoIterator<Item = (String, FakeNode)>) -> Arc<Fake> {
-        Arc::new(Fake {
-            nodes: Mutex::new(nodes.into_iter().collect()),
-            sent: Mutex::new(Vec::new()),
-            released: watch::channel(false).0,
-        })
-    }
-    fn node(&self, n: &str) -> FakeNode {
-        self.nodes.lock().unwrap().get(n).cloned().unwrap()
-    }
-    fn set(&self, n: &str, f: impl FnOnce(&mut FakeNode)) {
-        f(self.nodes.lock().unwrap().get_mut(n).unwrap());
-    }
-    fn sent_to(&self, n: &str) -> Vec<String> {
-        self.sent.lock().unwrap().iter().filter(|(m, _)| m == n).map(|(_, r)| r.clone()).collect()
-    }
-    fn release(&self) {
-        self.released.send_replace(true);
-    }
-    /// Records a request to `node`; waits while it is blocked; its answer.
-    async fn request(&self, node: &str, what: String) -> Result<FakeNode, ControlError> {
-        self.sent.lock().unwrap().push((node.to_string(), what));
-        let n = self.node(node);
-        if n.block {
-            let mut rx = self.released.subscribe();
-            let _ = rx.wait_for(|r| *r).await;
-        }
-        if n.refuse {
-            return Err(ControlError::Failed("the BMC answered 400: ResetType refused".into()));
-        }
-        Ok(n)
-    }
-}
-
-impl NodeControl for Fake {
-    fn read_limits<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<NodeLimits, ControlError>> {
-        Box::pin(async move {
-            let n = self.node(node);
-            let own = LimitControl {
-                name: "Node Power Limit".into(),
-                limit_watts: n.limit,
-                min_watts: Some(200.0),
-                max_watts: Some(900.0),
-            };
-            let gpu = LimitControl {
-                name: "Accelerator0 Power Limit".into(),
-                limit_watts: None,
-                min_watts: Some(100.0),
-                max_watts: Some(560.0),
-            };
-            Ok(NodeLimits { controls: vec![own, gpu] })
-        })
-    }
-    fn set_limit<'a>(
-        &'a self,
-        node: &'a str,
-        watts: Option<f64>,
-    ) -> BoxFuture<'a, Result<LimitResult, ControlError>> {
-        Box::pin(async move {
-            let n = self.request(node, format!("limit {watts:?}")).await?;
-            self.set(node, |f| f.limit = watts);
-            if n.lose {
-                return Err(ControlError::OutcomeUnknown("connection reset".into()));
-            }
-            Ok(LimitResult { limit_watts: watts, pending_reset: false })
-        })
-    }
-    fn power_state<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<PowerState, ControlError>> {
-        Box::pin(async move {
-            if self.node(node).hold_reads {
-                let _ = self.released.subscribe().wait_for(|r| *r).await;
-            }
-            Ok(self.node(node).power)
-        })
-    }
-    fn send_transition<'a>(
-        &'a self,
-        node: &'a str,
-        t: Transition,
-    ) -> BoxFuture<'a, Result<(), ControlError>> {
-        Box::pin(async move {
-            let n = self.request(node, format!("{t:?}")).await?;
-            let to = match t {
-                Transition::GracefulShutdown if n.stubborn => n.power,
-                Transition::GracefulShutdown | Transition::ForceOff => PowerState::Off,
-                Transition::GracefulRestart if n.stubborn => n.power,
-                _ => PowerState::On,
-            };
-            self.set(node, |f| f.power = to);
-            if n.lose {
-                return Err(ControlError::OutcomeUnknown("timed out reading the answer".into()));
-            }
-            Ok(())
-        })
-    }
-}
 
 fn bmcs(nodes: &[String]) -> Vec<BmcEntry> {
     nodes
@@ -495,6 +353,67 @@ fn a_lost_answer_is_settled_by_reading_the_node_and_limits_are_checked_against_t
     // A transition id is not a power-cap task.
     assert_eq!(s.task(TaskKindV1::PowerCap, &t.id).unwrap_err().status(), Some(404));
     r.stop().unwrap();
+}
+
+#[test]
+fn a_bmc_that_never_answers_is_read_instead_and_the_node_fails_at_its_deadline() {
+    let db = TestDb::sqlite();
+    let nodes = names("n", 1);
+    // Its request is recorded and then never answered (nothing releases it).
+    let fake = Fake::new([("n01".to_string(), FakeNode { block: true, ..FakeNode::off() })]);
+    let r = start(&SiteConfig { task_call_timeout_s: 1, ..config(&db, &nodes) }, &fake);
+    let s = site(&r);
+    let t = s.transition(&transition(TransitionOperationV1::On, "n01", 1, false)).unwrap();
+    let t = finished(TaskKindV1::Transition, &s, &t.id);
+    assert_eq!(t.nodes[0].state, TaskNodeStateV1::Failed);
+    let why = t.nodes[0].reason.as_deref().unwrap();
+    assert!(why.contains("not on within the 1 s deadline; the node is off"), "{why}");
+    assert_eq!(fake.sent_to("n01"), ["On"]);
+    r.stop().unwrap();
+}
+
+#[test]
+fn a_replica_that_died_after_sending_is_taken_over_once_its_lease_ends_without_sending_again() {
+    let rt = runtime();
+    for db in rt.block_on(TestDb::both()) {
+        let nodes = names("n", 1);
+        let fake = Fake::new([("n01".to_string(), FakeNode::on())]);
+        // A replica claimed the node, marked its request sent, and died (no lease released).
+        let store = rt.block_on(db.store());
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros()
+                as u64;
+        let task = NewTask {
+            id: "00000000-0000-4000-8000-0000000000aa".into(),
+            kind: TaskKindV1::Transition,
+            params: TaskParams {
+                operation: Some(TransitionOperationV1::Off),
+                deadline_s: Some(30),
+                escalate: Some(false),
+                limit_watts: None,
+            },
+            nodes: nodes.clone(),
+            requested_by: "admin".into(),
+        };
+        let bounds = TaskBounds { max_tasks: 10, expiry_us: 86_400_000_000 };
+        rt.block_on(store.create_task(&task, now, bounds)).unwrap();
+        let claimed =
+            rt.block_on(store.claim_task_nodes("dead", 10, now, now + 1_000_000)).unwrap();
+        assert_eq!(claimed.len(), 1);
+        let gate = rt.block_on(store.mark_sent(&claimed[0], "dead", 1, now)).unwrap();
+        assert_eq!(gate, powerstack_site::store::Gate::Send);
+        rt.block_on(store.db().close());
+        // The BMC did it; a new replica takes the node over once the dead one's lease ends.
+        fake.set("n01", |f| f.power = PowerState::Off);
+        let r = start(&config(&db, &nodes), &fake);
+        let s = site(&r);
+        let t = finished(TaskKindV1::Transition, &s, &task.id);
+        assert_eq!(t.state, TaskStateV1::Succeeded, "{}: {t:#?}", db.kind);
+        assert_eq!(t.nodes[0].reason.as_deref(), Some("confirmed after restart"));
+        assert!(fake.sent_to("n01").is_empty());
+        r.stop().unwrap();
+        rt.block_on(db.drop_database());
+    }
 }
 
 #[test]
