@@ -84,9 +84,9 @@ pub struct PowerCapRequestV1 {
     /// The nodes: names or hostlists, each node once, each with a BMC.
     #[schema(min_items = 1, max_items = 100_000)]
     pub nodes: Vec<String>,
-    /// Each node's own power limit, W; `null` turns capping off. Required.
+    /// Each node's own power limit, W; `null` turns capping off (the key is required).
     #[serde(deserialize_with = "present")]
-    #[schema(minimum = 1.0, maximum = 1_000_000.0)]
+    #[schema(required = true, minimum = 1.0, maximum = 1_000_000.0)]
     pub limit_watts: Option<f64>,
 }
 

@@ -181,6 +181,8 @@ fn a_transition_answers_at_once_and_each_node_ends_in_what_its_bmc_did() {
         for p in ["/v1/transitions/{id}", "/v1/power-cap/snapshot", "/v1/power-cap/{id}"] {
             assert!(doc["paths"].get(p).is_some(), "{p} missing from the OpenAPI document");
         }
+        let required = &doc["components"]["schemas"]["PowerCapRequestV1"]["required"];
+        assert!(required.as_array().unwrap().iter().any(|k| k == "limit_watts"), "{required}");
         r.stop().unwrap();
         runtime().block_on(db.drop_database());
     }

@@ -279,12 +279,15 @@ impl Store {
             out
         });
         let counts = on_db!(&self.db, pool => {
+            // Counted for the listed tasks only.
             let rows = sqlx::query(
-                "SELECT n.task_id, n.state, COUNT(*) FROM task_nodes n JOIN tasks t ON t.id = n.task_id \
-                 WHERE t.kind = $1 OR t.kind = $2 GROUP BY n.task_id, n.state",
+                "SELECT task_id, state, COUNT(*) FROM task_nodes WHERE task_id IN \
+                 (SELECT id FROM tasks WHERE kind = $1 OR kind = $2 ORDER BY created_us DESC, id LIMIT $3) \
+                 GROUP BY task_id, state",
             )
             .bind(a)
             .bind(b)
+            .bind(to_db(limit))
             .fetch_all(pool)
             .await?;
             let mut by_task: HashMap<String, TaskCountsV1> = HashMap::new();
