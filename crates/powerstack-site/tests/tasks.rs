@@ -478,3 +478,33 @@ fn two_replicas_on_one_postgres_send_each_node_operation_exactly_once() {
     drop((a, b));
     rt.block_on(db.drop_database());
 }
+
+#[test]
+fn only_an_administrator_may_start_read_or_abort_control_tasks() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.toml");
+    let (admin, sched) = ("admin-token-0123456789", "scheduler-token-0123456789");
+    let text = format!(
+        "[[token]]\ntoken = \"{admin}\"\nrole = \"admin\"\n\n[[token]]\ntoken = \"{sched}\"\nrole = \"scheduler\"\n"
+    );
+    std::fs::write(&tokens, text).unwrap();
+    std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let db = TestDb::sqlite();
+    let nodes = names("n", 1);
+    let fake = Fake::new([("n01".to_string(), FakeNode::on())]);
+    let r = start(&SiteConfig { tokens_file: Some(tokens), ..config(&db, &nodes) }, &fake);
+    let as_ = |token: &str| {
+        let url = format!("http://{}", r.ready().addr);
+        Site::new(&url, Some(token.to_string()), Duration::from_secs(10)).unwrap()
+    };
+    let snap = PowerCapSnapshotRequestV1 { nodes: vec!["n01".into()] };
+    let (code, m) = status(as_(sched).power_cap_snapshot(&snap).unwrap_err());
+    assert!(code == 403 && m.contains("for administrators"), "{m}");
+    let t = as_(admin).power_cap_snapshot(&snap).unwrap();
+    assert_eq!(status(as_(sched).task(TaskKindV1::PowerCap, &t.id).unwrap_err()).0, 403);
+    assert_eq!(status(as_(sched).tasks(TaskKindV1::Transition).unwrap_err()).0, 403);
+    assert_eq!(status(as_(sched).abort_task(TaskKindV1::PowerCap, &t.id).unwrap_err()).0, 403);
+    assert_eq!(finished(TaskKindV1::PowerCap, &as_(admin), &t.id).state, TaskStateV1::Succeeded);
+    r.stop().unwrap();
+}
