@@ -89,6 +89,29 @@ fn node<'a>(t: &'a TaskV1, n: &str) -> &'a powerstack_api::site_tasks::TaskNodeV
     t.nodes.iter().find(|x| x.node == n).unwrap()
 }
 
+/// The service's metrics once they hold every one of `lines` (read for at most a minute).
+fn metrics_with(r: &Running, lines: &[&str]) -> String {
+    let addr = powerstack_client::Addr::parse(&r.ready().addr.to_string()).unwrap();
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = powerstack_client::request(
+            &addr,
+            "GET",
+            "/metrics",
+            None,
+            None,
+            Duration::from_secs(10),
+        )
+        .unwrap()
+        .body;
+        if lines.iter().all(|l| text.contains(l)) {
+            return text;
+        }
+        assert!(Instant::now() < until, "{lines:?} not all in:\n{text}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn status(e: SiteError) -> (u16, String) {
     (e.status().unwrap_or(0), e.to_string())
 }
@@ -155,25 +178,14 @@ fn a_transition_answers_at_once_and_each_node_ends_in_what_its_bmc_did() {
         );
         assert!(code == 400 && m.contains("nodes:"), "{m}");
         assert_eq!(s.tasks(TaskKindV1::Transition).unwrap().tasks.len(), 2);
-        // Metrics: tasks by state, node operations by outcome.
-        let text = powerstack_client::request(
-            &powerstack_client::Addr::parse(&r.ready().addr.to_string()).unwrap(),
-            "GET",
-            "/metrics",
-            None,
-            None,
-            Duration::from_secs(10),
-        )
-        .unwrap()
-        .body;
-        assert!(
-            text.contains("powerstack_site_tasks{kind=\"transition\",state=\"failed\"} 1"),
-            "{text}"
-        );
-        assert!(
-            text.contains("powerstack_site_task_node_operations_total{outcome=\"succeeded\"} 3"),
-            "{text}"
-        );
+        // Metrics: tasks by state, node operations by outcome (counted just after the node's
+        // outcome is committed, so read until they are there).
+        let lines = [
+            "powerstack_site_tasks{kind=\"transition\",state=\"failed\"} 1",
+            "powerstack_site_task_node_operations_total{outcome=\"succeeded\"} 3",
+            "powerstack_site_task_node_operations_total{outcome=\"failed\"} 2",
+        ];
+        let text = metrics_with(&r, &lines);
         if let Some(out) = common::promtool(&text) {
             assert!(out.status.success(), "promtool: {}", String::from_utf8_lossy(&out.stderr));
         }
