@@ -8,7 +8,8 @@
 //! - [`pools`]: the frequency-pool documents (`powerstack.pools.v1`, `powerstack.pools-change.v1`).
 //! - [`site`]: the site service's pushes, job records, reports and time series; [`site_table`]
 //!   and [`site_csv`], a job report and a listing of jobs as tables and CSV; `plot` (feature
-//!   `plot`), a job's node power over time as SVG or PNG.
+//!   `plot`), a job's node power over time as SVG or PNG; [`site_tasks`], the site's control
+//!   tasks (power transitions and power limits on many nodes through their BMCs).
 //! - [`variorum`]: LLNL Variorum-compatible JSON (0.8 nested and the older flat form).
 //! - [`openapi`]: what every service does to its generated OpenAPI document.
 //! - [`prometheus`]: Prometheus text exposition.
@@ -30,6 +31,7 @@ pub mod prometheus;
 pub mod site;
 pub mod site_csv;
 pub mod site_table;
+pub mod site_tasks;
 pub mod table;
 pub mod v1;
 pub mod variorum;

@@ -71,7 +71,7 @@ fn cell(x: Option<f64>, digits: usize) -> String {
 }
 
 /// Text for a table: control characters (a job name's line break) shown as `?`, `-` when empty.
-fn text(s: Option<&str>) -> String {
+pub(crate) fn text(s: Option<&str>) -> String {
     match s {
         Some(s) if !s.is_empty() => {
             s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
@@ -81,13 +81,13 @@ fn text(s: Option<&str>) -> String {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Align {
+pub(crate) enum Align {
     Left,
     Right,
 }
 
 /// Columns padded to their widest cell; the last column unpadded, no trailing spaces.
-fn render(out: &mut String, head: &[(&str, Align)], rows: &[Vec<String>]) {
+pub(crate) fn render(out: &mut String, head: &[(&str, Align)], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = head.iter().map(|(h, _)| h.chars().count()).collect();
     for row in rows {
         for (w, c) in widths.iter_mut().zip(row) {

@@ -11,6 +11,9 @@ use powerstack_api::site::{
     BatchStoredV1, BatchV1, SiteJobBeginV1, SiteJobReportV1, SiteJobV1, SiteJobsQueryV1,
     SiteJobsV1, SiteNodesV1, SitePowerV1, SiteTimeseriesV1, StreamRegisterV1, StreamRegisteredV1,
 };
+use powerstack_api::site_tasks::{
+    PowerCapRequestV1, PowerCapSnapshotRequestV1, TaskKindV1, TaskV1, TasksV1, TransitionRequestV1,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -278,6 +281,58 @@ impl Site {
     /// The site's power now.
     pub fn power(&self) -> Result<SitePowerV1, SiteError> {
         self.call("GET", "/v1/site/power", None::<&()>)
+    }
+
+    /// Starts a power transition task.
+    pub fn transition(&self, r: &TransitionRequestV1) -> Result<TaskV1, SiteError> {
+        self.call("POST", "/v1/transitions", Some(r))
+    }
+
+    /// Starts a power-cap task.
+    pub fn power_cap(&self, r: &PowerCapRequestV1) -> Result<TaskV1, SiteError> {
+        self.call("POST", "/v1/power-cap", Some(r))
+    }
+
+    /// Starts a power-cap snapshot task.
+    pub fn power_cap_snapshot(&self, r: &PowerCapSnapshotRequestV1) -> Result<TaskV1, SiteError> {
+        self.call("POST", "/v1/power-cap/snapshot", Some(r))
+    }
+
+    /// Task `id` of `kind`, with its nodes.
+    pub fn task(&self, kind: TaskKindV1, id: &str) -> Result<TaskV1, SiteError> {
+        self.call("GET", &task_path(kind, id), None::<&()>)
+    }
+
+    /// Task `id` of whatever kind (a transition, else a power-cap task), with its nodes.
+    pub fn find_task(&self, id: &str) -> Result<TaskV1, SiteError> {
+        match self.task(TaskKindV1::Transition, id) {
+            Err(e) if e.status() == Some(404) => self.task(TaskKindV1::PowerCap, id),
+            other => other,
+        }
+    }
+
+    /// Aborts task `id` of `kind`: its pending nodes are aborted.
+    pub fn abort_task(&self, kind: TaskKindV1, id: &str) -> Result<TaskV1, SiteError> {
+        self.call("DELETE", &task_path(kind, id), None::<&()>)
+    }
+
+    /// The tasks of `kind` (power-cap tasks and snapshots together), newest first.
+    pub fn tasks(&self, kind: TaskKindV1) -> Result<TasksV1, SiteError> {
+        let path = match kind {
+            TaskKindV1::Transition => "/v1/transitions",
+            TaskKindV1::PowerCap | TaskKindV1::PowerCapSnapshot => "/v1/power-cap",
+        };
+        self.call("GET", path, None::<&()>)
+    }
+}
+
+/// Where task `id` of `kind` is.
+fn task_path(kind: TaskKindV1, id: &str) -> String {
+    match kind {
+        TaskKindV1::Transition => format!("/v1/transitions/{}", encode(id)),
+        TaskKindV1::PowerCap | TaskKindV1::PowerCapSnapshot => {
+            format!("/v1/power-cap/{}", encode(id))
+        }
     }
 }
 

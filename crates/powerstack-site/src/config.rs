@@ -44,6 +44,64 @@ pub struct SiteConfig {
     pub peak_window_ms: u64,
     /// How long after a job's end a node's samples may still arrive (agents' spools), s.
     pub settle_after_s: u64,
+    /// The nodes with a BMC (`[[bmc]]`), the ones control tasks may name.
+    pub bmc: Vec<BmcEntry>,
+    /// A TOML file of more `[[bmc]]` entries.
+    pub bmc_file: Option<PathBuf>,
+    /// The most control tasks kept; a new one beyond is refused (429).
+    pub tasks_max: u64,
+    /// How long a control task is kept after its creation, s.
+    pub task_expiry_s: u64,
+    /// How many node operations this replica runs at once.
+    pub task_concurrency: usize,
+    /// A transition's deadline per node when the request gives none, s.
+    pub transition_deadline_s: u64,
+    /// How often a transition's power state is read, and pending work looked for, ms.
+    pub task_poll_ms: u64,
+    /// How long a replica's claim on a node operation lasts unless renewed, s: after a crash,
+    /// another replica (or the restarted one) takes its operations over after this long.
+    pub task_lease_s: u64,
+    /// How long one call to a BMC may take, s; a request not answered by then is settled by
+    /// reading the node.
+    pub task_call_timeout_s: u64,
+}
+
+/// A node's BMC (`[[bmc]]`): where its Redfish service is and how to log in.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BmcEntry {
+    /// The node's name at the site.
+    pub node: String,
+    /// The BMC's Redfish service (`https://HOST[:PORT]`).
+    pub url: String,
+    /// The user to log in as.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// A file holding the password (readable by its owner only).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Whether to log in with a Redfish session (`X-Auth-Token`) rather than basic auth.
+    #[serde(default)]
+    pub session: Option<bool>,
+    /// The CA certificates (PEM) the BMC's certificate is checked against.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Whether the BMC's certificate goes unchecked (never by default).
+    #[serde(default)]
+    pub insecure: bool,
+    /// The `ComputerSystem` id (default: the only one).
+    #[serde(default)]
+    pub system: Option<String>,
+    /// The `Chassis` id (default: the system's).
+    #[serde(default)]
+    pub chassis: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BmcFile {
+    #[serde(default)]
+    bmc: Vec<BmcEntry>,
 }
 
 impl Default for SiteConfig {
@@ -62,6 +120,15 @@ impl Default for SiteConfig {
             max_clock_ahead_s: 300,
             peak_window_ms: 1000,
             settle_after_s: 7 * 86_400,
+            bmc: Vec::new(),
+            bmc_file: None,
+            tasks_max: 10_000,
+            task_expiry_s: 86_400,
+            task_concurrency: 64,
+            transition_deadline_s: 120,
+            task_poll_ms: 2000,
+            task_lease_s: 30,
+            task_call_timeout_s: 60,
         }
     }
 }
@@ -164,8 +231,83 @@ impl SiteConfig {
                 self.max_clock_ahead_s
             ));
         }
+        self.validate_tasks()?;
+        self.bmcs()?;
         self.database_url()?;
         self.validate_access()
+    }
+
+    fn validate_tasks(&self) -> Result<(), StoreError> {
+        let bad = |m: String| Err(StoreError::Config(m));
+        if !(1..=10_000_000).contains(&self.tasks_max) {
+            return bad(format!("tasks_max {} must be 1 to 10000000", self.tasks_max));
+        }
+        if !(1..=365 * 86_400).contains(&self.task_expiry_s) {
+            return bad(format!("task_expiry_s {} must be 1 to 31536000", self.task_expiry_s));
+        }
+        if !(1..=10_000).contains(&self.task_concurrency) {
+            return bad(format!("task_concurrency {} must be 1 to 10000", self.task_concurrency));
+        }
+        if !(1..=86_400).contains(&self.transition_deadline_s) {
+            return bad(format!(
+                "transition_deadline_s {} must be 1 to 86400",
+                self.transition_deadline_s
+            ));
+        }
+        if !(10..=60_000).contains(&self.task_poll_ms) {
+            return bad(format!("task_poll_ms {} must be 10 to 60000", self.task_poll_ms));
+        }
+        if !(1..=3600).contains(&self.task_lease_s) {
+            return bad(format!("task_lease_s {} must be 1 to 3600", self.task_lease_s));
+        }
+        if !(1..=3600).contains(&self.task_call_timeout_s) {
+            return bad(format!(
+                "task_call_timeout_s {} must be 1 to 3600",
+                self.task_call_timeout_s
+            ));
+        }
+        Ok(())
+    }
+
+    /// The nodes with a BMC: the `[[bmc]]` entries, then those of `bmc_file`; each node once,
+    /// each URL `http://` or `https://`.
+    pub fn bmcs(&self) -> Result<Vec<BmcEntry>, StoreError> {
+        let mut all = self.bmc.clone();
+        if let Some(path) = &self.bmc_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                StoreError::Config(format!("bmc_file {}: cannot read it: {e}", path.display()))
+            })?;
+            let file: BmcFile = toml::from_str(&text).map_err(|e| {
+                StoreError::Config(format!(
+                    "bmc_file {}: {}",
+                    path.display(),
+                    e.message().lines().next().unwrap_or("invalid")
+                ))
+            })?;
+            all.extend(file.bmc);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for b in &all {
+            if !powerstack_api::site::is_node_name(&b.node) {
+                return Err(StoreError::Config(format!(
+                    "[[bmc]] node {:?}: 1 to 64 characters of A-Z a-z 0-9 . _ -",
+                    b.node
+                )));
+            }
+            if !seen.insert(b.node.as_str()) {
+                return Err(StoreError::Config(format!(
+                    "[[bmc]] node {} is given twice: give each node one BMC",
+                    b.node
+                )));
+            }
+            if !(b.url.starts_with("https://") || b.url.starts_with("http://")) {
+                return Err(StoreError::Config(format!(
+                    "[[bmc]] node {}: url {:?} must be https://HOST[:PORT] (or http://)",
+                    b.node, b.url
+                )));
+            }
+        }
+        Ok(all)
     }
 }
 
@@ -175,6 +317,28 @@ mod tests {
 
     fn err(c: &SiteConfig) -> String {
         c.validate().unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bmcs_are_named_once_with_a_url_inline_or_in_a_file() {
+        let text = "[[bmc]]\nnode = \"n01\"\nurl = \"https://n01-bmc\"\nuser = \"root\"\n";
+        let mut c: SiteConfig = toml::from_str(text).unwrap();
+        assert_eq!(c.bmcs().unwrap().len(), 1);
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("bmcs.toml");
+        std::fs::write(&f, "[[bmc]]\nnode = \"n02\"\nurl = \"https://n02-bmc\"\n").unwrap();
+        c.bmc_file = Some(f.clone());
+        assert_eq!(
+            c.bmcs().unwrap().iter().map(|b| b.node.as_str()).collect::<Vec<_>>(),
+            ["n01", "n02"]
+        );
+        std::fs::write(&f, "[[bmc]]\nnode = \"n01\"\nurl = \"https://x\"\n").unwrap();
+        assert!(err(&c).contains("n01 is given twice"), "{}", err(&c));
+        std::fs::write(&f, "[[bmc]]\nnode = \"n02\"\nurl = \"n02-bmc\"\n").unwrap();
+        assert!(err(&c).contains("must be https://"), "{}", err(&c));
+        c.bmc_file = None;
+        c.task_poll_ms = 1;
+        assert!(err(&c).contains("task_poll_ms 1"), "{}", err(&c));
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub enum StoreError {
     /// The request is well-formed but cannot be stored.
     #[error("{0}")]
     Invalid(String),
+    /// Too much is kept or running already: try again later.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -41,6 +44,7 @@ impl StoreError {
             StoreError::NotFound(_) => 404,
             StoreError::Conflict(_) => 409,
             StoreError::Invalid(_) => 422,
+            StoreError::Busy(_) => 429,
         }
     }
 }

@@ -23,6 +23,7 @@ mod jobs;
 pub mod metrics;
 mod nodes;
 pub mod openapi;
+mod tasks;
 
 /// The largest request body, bytes.
 pub const MAX_BODY_BYTES: usize = 16 << 20;
@@ -59,6 +60,23 @@ pub struct AppState {
     pub stale_after_us: u64,
     /// What this replica did.
     pub counters: Counters,
+    /// The control tasks' settings.
+    pub tasks: TaskApi,
+}
+
+/// What the control tasks' routes need.
+#[derive(Debug)]
+pub struct TaskApi {
+    /// The nodes with a BMC.
+    pub bmc_nodes: std::collections::HashSet<String>,
+    /// How many tasks are kept and how long.
+    pub bounds: crate::store::TaskBounds,
+    /// A transition's deadline when the request gives none, s.
+    pub default_deadline_s: u64,
+    /// Wakes the runner when a task is created.
+    pub wake: Arc<tokio::sync::Notify>,
+    /// Node operations this replica finished, by outcome.
+    pub ops: Arc<crate::tasks::OpCounters>,
 }
 
 /// The shared state.
@@ -145,12 +163,7 @@ pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// The site's clock, µs since the Unix epoch.
-pub fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
-}
+pub use crate::clock::now_us;
 
 /// Counts a failed store call by its kind.
 pub fn count_error(state: &AppState, e: &StoreError) {
@@ -212,6 +225,11 @@ pub fn app(state: App) -> Router {
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/jobs/{id}/end", post(jobs::end))
         .route("/v1/jobs/{id}/timeseries", get(jobs::timeseries))
+        .route("/v1/transitions", get(tasks::list_transitions).post(tasks::create_transition))
+        .route("/v1/transitions/{id}", get(tasks::get_transition).delete(tasks::abort_transition))
+        .route("/v1/power-cap", get(tasks::list_power_caps).post(tasks::create_power_cap))
+        .route("/v1/power-cap/snapshot", post(tasks::create_snapshot))
+        .route("/v1/power-cap/{id}", get(tasks::get_power_cap).delete(tasks::abort_power_cap))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "no such route: see /v1/openapi.json")
         })

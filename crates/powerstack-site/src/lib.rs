@@ -4,18 +4,22 @@
 //! per node once its samples reach past the job's end ([`report`]); everything is in SQLite (one
 //! embedded file, the default) or PostgreSQL (production, several replicas), through [`db::Db`].
 //! [`http`] is the API, [`access`] who may use it, [`tls`] its TLS, [`serve`] starts and stops it
-//! all.
+//! all. [`tasks`] runs control tasks (power transitions and limits through BMCs) through the
+//! [`control`] seam.
 
 pub mod access;
+pub mod clock;
 pub mod config;
+pub mod control;
 pub mod db;
 pub mod error;
 pub mod http;
 pub mod report;
 pub mod serve;
 pub mod store;
+pub mod tasks;
 pub mod tls;
 
 pub use config::SiteConfig;
-pub use serve::{Ready, Running, start};
+pub use serve::{Ready, Running, start, start_with_control};
 pub use store::StoreError;

@@ -1,6 +1,6 @@
-//! Running the service: the database opened and migrated, the listener bound, the HTTP server
-//! and the maintenance loop (settling ended jobs, partitions ahead, retention) on a runtime of
-//! their own thread, so that a synchronous caller (the CLI, `powerstack up`, a test) starts it,
+//! Running the service: the database opened and migrated, the listener bound, the HTTP server,
+//! the control-task runner and the maintenance loop (settling ended jobs, partitions ahead,
+//! retention) on a runtime of their own thread, so that a synchronous caller (the CLI, `powerstack up`, a test) starts it,
 //! learns its address, and stops it.
 
 use std::net::SocketAddr;
@@ -9,15 +9,17 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::access::Tokens;
 use crate::config::SiteConfig;
+use crate::control::{NodeControl, controller_for};
 use crate::db::Db;
-use crate::http::{AppState, Counters, app, now_us};
+use crate::http::{AppState, Counters, TaskApi, app, now_us};
 use crate::report::{ReportSettings, settle};
 use crate::store::partitions::DAY_US;
-use crate::store::{IngestLimits, Ingester, Store, StoreError};
+use crate::store::{IngestLimits, Ingester, Store, StoreError, TaskBounds};
+use crate::tasks::{RunnerSettings, run as run_tasks};
 use crate::tls;
 
 /// How often ended jobs are looked at for settling.
@@ -88,9 +90,44 @@ impl Drop for Running {
     }
 }
 
-/// Starts the service of `config` (validated here) and returns once it listens.
+/// Starts the service of `config` (validated here) and returns once it listens; control tasks
+/// go through the controller of its BMCs ([`controller_for`]).
 pub fn start(config: &SiteConfig) -> Result<Running, StoreError> {
     config.validate()?;
+    let control = controller_for(&config.bmcs()?)?;
+    start_with_control(config, control)
+}
+
+/// What the control tasks need: the routes' settings and the runner's.
+fn task_parts(config: &SiteConfig) -> Result<(TaskApi, RunnerSettings), StoreError> {
+    let bmc_nodes = config.bmcs()?.into_iter().map(|b| b.node).collect();
+    let api = TaskApi {
+        bmc_nodes,
+        bounds: TaskBounds {
+            max_tasks: config.tasks_max,
+            expiry_us: config.task_expiry_s.saturating_mul(1_000_000),
+        },
+        default_deadline_s: config.transition_deadline_s,
+        wake: Arc::new(Notify::new()),
+        ops: Arc::default(),
+    };
+    let runner = RunnerSettings {
+        concurrency: config.task_concurrency,
+        poll: Duration::from_millis(config.task_poll_ms),
+        lease_us: config.task_lease_s.saturating_mul(1_000_000),
+        default_deadline_s: config.transition_deadline_s,
+        call_timeout: Duration::from_secs(config.task_call_timeout_s),
+    };
+    Ok((api, runner))
+}
+
+/// [`start`] with control tasks driven through `control` (a test's fake, an embedding's own).
+pub fn start_with_control(
+    config: &SiteConfig,
+    control: Arc<dyn NodeControl>,
+) -> Result<Running, StoreError> {
+    config.validate()?;
+    let (task_api, runner) = task_parts(config)?;
     let url = config.database_url()?;
     let tokens = config.tokens_file.as_deref().map(Tokens::load).transpose()?;
     let addr = config.listen_addr()?;
@@ -145,6 +182,14 @@ pub fn start(config: &SiteConfig) -> Result<Running, StoreError> {
                     }
                 };
                 let ingester = Ingester::spawn(store.clone(), limits);
+                let tasks = tokio::spawn(run_tasks(
+                    store.clone(),
+                    control,
+                    runner,
+                    task_api.ops.clone(),
+                    task_api.wake.clone(),
+                    stopped.clone(),
+                ));
                 let state = Arc::new(AppState {
                     store: store.clone(),
                     tokens,
@@ -152,12 +197,15 @@ pub fn start(config: &SiteConfig) -> Result<Running, StoreError> {
                     report,
                     stale_after_us,
                     counters: Counters::default(),
+                    tasks: task_api,
                 });
                 let _ = ready_tx.send(Ok(ready));
                 let upkeep =
                     tokio::spawn(maintain(store.clone(), report, retention, stopped.clone()));
                 let served = serve(listener, tls, state, stopped).await;
                 upkeep.abort();
+                // The runner ends its leases before the database closes.
+                let _ = tasks.await;
                 store.db().close().await;
                 served.map_err(|e| StoreError::Config(format!("serving: {e}")))
             })

@@ -21,12 +21,16 @@ pub mod partitions;
 pub mod rollup;
 mod samples;
 mod streams;
+mod task_work;
+mod tasks;
 
 pub use ingest::queue::Ingester;
 pub use ingest::{BatchIn, IngestLimits, copy_payload};
 pub use jobs::{JobNodeRow, JobRow, JobsFilter, Neighbour};
 pub use samples::{EDGE_US, StreamSpan, Window, WindowSummary};
 pub use streams::{NodeRow, StreamRow, node_document};
+pub use task_work::{Claimed, Gate};
+pub use tasks::{NewTask, TaskBounds, TaskParams};
 
 /// The store: a database and, for SQLite, the one-writer-at-a-time lock (SQLite serialises
 /// writers anyway; taking turns here avoids its busy errors).

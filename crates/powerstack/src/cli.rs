@@ -1,8 +1,10 @@
 //! Command-line definition (raw arguments; validation happens in the commands). The job
-//! commands' arguments (`job ...`, `jobs`) are in [`job`], `bmc ...`'s in [`bmc`].
+//! commands' arguments (`job ...`, `jobs`) are in [`job`], `bmc ...`'s in [`bmc`], the site's
+//! control tasks' in [`site`].
 
 mod bmc;
 mod job;
+mod site;
 
 use std::path::PathBuf;
 
@@ -12,6 +14,7 @@ use powerstack_hw::providers::nvml::NvmlOptions;
 
 pub use bmc::*;
 pub use job::*;
+pub use site::*;
 
 /// Vendor-neutral power and energy for HPC nodes.
 #[derive(Parser, Debug)]
@@ -65,6 +68,15 @@ pub enum Command {
 pub enum SiteCommand {
     /// Run the site service: agents push to it, scheduler hooks record jobs, users read reports.
     Serve(SiteServeArgs),
+    /// Power nodes on, off or restart them through their BMCs (a task at the site; waits and
+    /// shows progress unless --no-wait).
+    Transition(SiteTransitionArgs),
+    /// Power limits of nodes through their BMCs (a task at the site).
+    #[command(subcommand)]
+    PowerCap(PowerCapCommand),
+    /// A control task at the site: show it, abort it.
+    #[command(subcommand)]
+    Task(TaskCommand),
 }
 
 /// Options of `powerstack site serve` (flags override the config file; see docs/site.md).

@@ -12,6 +12,9 @@ use crate::cli::{SiteCommand, SiteServeArgs};
 pub fn run(c: &SiteCommand) -> anyhow::Result<()> {
     match c {
         SiteCommand::Serve(a) => serve(a),
+        SiteCommand::Transition(a) => crate::site_tasks::transition(a),
+        SiteCommand::PowerCap(c) => crate::site_tasks::power_cap(c),
+        SiteCommand::Task(c) => crate::site_tasks::task(c),
     }
 }
 
@@ -51,7 +54,7 @@ pub fn where_line(ready: &Ready) -> String {
         "bearer tokens required"
     };
     format!(
-        "powerstack site on {url}: database {db}; routes /v1/nodes, /v1/jobs, /v1/site/power, /metrics; {access}",
+        "powerstack site on {url}: database {db}; routes /v1/nodes, /v1/jobs, /v1/site/power, /v1/transitions, /v1/power-cap, /metrics; {access}",
         url = ready.url(),
         db = ready.database
     )

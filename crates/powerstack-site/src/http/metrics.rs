@@ -17,9 +17,33 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, value: f64) {
     let _ = writeln!(out, "{name} {value}");
 }
 
+/// The control tasks kept, by kind and state (from the database), and the node operations this
+/// replica finished, by outcome.
+async fn tasks(state: &App, out: &mut String) -> Result<(), ApiError> {
+    let name = "powerstack_site_tasks";
+    let _ = writeln!(out, "# HELP {name} Control tasks kept, by kind and state.");
+    let _ = writeln!(out, "# TYPE {name} gauge");
+    for (kind, st, n) in state.store.task_states().await? {
+        let _ = writeln!(out, "{name}{{kind=\"{kind}\",state=\"{st}\"}} {n}");
+    }
+    let name = "powerstack_site_task_node_operations_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Node operations of control tasks this replica finished, by outcome."
+    );
+    let _ = writeln!(out, "# TYPE {name} counter");
+    let ops = &state.tasks.ops;
+    for (outcome, v) in
+        [("succeeded", &ops.succeeded), ("failed", &ops.failed), ("aborted", &ops.aborted)]
+    {
+        let _ = writeln!(out, "{name}{{outcome=\"{outcome}\"}} {}", v.load(Ordering::Relaxed));
+    }
+    Ok(())
+}
+
 /// `GET /metrics`.
 #[utoipa::path(get, path = "/metrics", operation_id = "siteMetrics",
-    summary = "Prometheus text: the site's power, nodes, running jobs, and this replica's ingest counters.",
+    summary = "Prometheus text: the site's power, nodes, running jobs, control tasks, and this replica's ingest and task counters.",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Prometheus text exposition 0.0.4.", body = String, content_type = "text/plain; version=0.0.4"),
@@ -90,5 +114,6 @@ pub(crate) async fn handler(
     for (name, help, v) in counters {
         metric(&mut out, name, "counter", help, v.load(Ordering::Relaxed) as f64);
     }
+    tasks(&state, &mut out).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response())
 }

@@ -21,7 +21,7 @@ impl Modify for Bearer {
 #[openapi(
     info(
         title = "powerstack site",
-        description = "The site service of powerstack: node telemetry pushed by agents, job records written by the scheduler's hooks, job reports and time series, the site's power. See docs/site.md."
+        description = "The site service of powerstack: node telemetry pushed by agents, job records written by the scheduler's hooks, job reports and time series, the site's power, and control tasks (power transitions and power limits on nodes through their BMCs). See docs/site.md."
     ),
     paths(
         super::health,
@@ -36,6 +36,15 @@ impl Modify for Bearer {
         super::jobs::get,
         super::jobs::timeseries,
         super::jobs::list,
+        super::tasks::create_transition,
+        super::tasks::list_transitions,
+        super::tasks::get_transition,
+        super::tasks::abort_transition,
+        super::tasks::create_power_cap,
+        super::tasks::create_snapshot,
+        super::tasks::list_power_caps,
+        super::tasks::get_power_cap,
+        super::tasks::abort_power_cap,
     ),
     modifiers(&Bearer)
 )]

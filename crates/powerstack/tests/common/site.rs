@@ -9,8 +9,14 @@ use super::{Proc, bin, stderr_until};
 
 /// Starts `site serve` (SQLite in `state`); the process and its URL.
 pub fn serve(state: &std::path::Path) -> (Proc, String) {
+    serve_with(&["--listen", "127.0.0.1:0", "--state-dir", state.to_str().unwrap()])
+}
+
+/// Starts `site serve` with `args`; the process and its URL.
+pub fn serve_with(args: &[&str]) -> (Proc, String) {
     let mut child = bin()
-        .args(["site", "serve", "--listen", "127.0.0.1:0", "--state-dir", state.to_str().unwrap()])
+        .args(["site", "serve"])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

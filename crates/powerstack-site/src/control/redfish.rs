@@ -1,0 +1,206 @@
+//! The Redfish controller of the site's control tasks: [`NodeControl`] over
+//! `powerstack-redfish`, one client per node's BMC, kept between calls (its connection pool, its
+//! session and its bound of 4 requests in flight). Password files are read once, when the
+//! controller is built at start-up; async code reads no other file.
+
+use std::collections::HashMap;
+
+use powerstack_redfish as redfish;
+use redfish::{Auth, Bmc, BmcConfig, LimitRequest, SetPoint};
+use tokio::sync::OnceCell;
+
+use crate::config::BmcEntry;
+use crate::control::{
+    BoxFuture, ControlError, LimitControl, LimitResult, NodeControl, NodeLimits, PowerState,
+    Transition,
+};
+use crate::error::StoreError;
+
+/// Timeout of one request to a BMC, by default (the task runner bounds a whole call apart).
+const REQUEST_TIMEOUT_MS: u64 = 10_000;
+
+/// The site's BMCs, by node.
+pub struct RedfishControl {
+    nodes: HashMap<String, Node>,
+}
+
+struct Node {
+    config: BmcConfig,
+    system: String,
+    chassis: Option<String>,
+    bmc: OnceCell<Bmc>,
+}
+
+impl RedfishControl {
+    /// The controller of `entries`; reads each password file (first line).
+    pub fn new(entries: &[BmcEntry]) -> Result<RedfishControl, StoreError> {
+        let mut nodes = HashMap::new();
+        for entry in entries {
+            nodes.insert(entry.node.clone(), Node::new(entry)?);
+        }
+        Ok(RedfishControl { nodes })
+    }
+
+    async fn node(&self, node: &str) -> Result<(&Node, &Bmc), ControlError> {
+        let n = self
+            .nodes
+            .get(node)
+            .ok_or_else(|| ControlError::Failed(format!("node {node} has no BMC configured")))?;
+        let bmc = n
+            .bmc
+            .get_or_try_init(|| async { Bmc::new(&n.config) })
+            .await
+            .map_err(|e| ControlError::Failed(e.to_string()))?;
+        Ok((n, bmc))
+    }
+}
+
+impl Node {
+    fn new(entry: &BmcEntry) -> Result<Node, StoreError> {
+        let auth = match &entry.user {
+            None => Auth::None,
+            Some(user) => {
+                let password = read_password(entry)?;
+                if entry.session == Some(true) {
+                    Auth::Session { user: user.clone(), password }
+                } else {
+                    Auth::Basic { user: user.clone(), password }
+                }
+            }
+        };
+        let mut config = BmcConfig::new(entry.url.clone());
+        config.auth = auth;
+        config.ca_file = entry.ca_file.clone();
+        config.insecure = entry.insecure;
+        config.timeout_ms = REQUEST_TIMEOUT_MS;
+        Ok(Node {
+            config,
+            system: entry.system.clone().unwrap_or_default(),
+            chassis: entry.chassis.clone(),
+            bmc: OnceCell::new(),
+        })
+    }
+}
+
+fn read_password(entry: &BmcEntry) -> Result<String, StoreError> {
+    let Some(path) = &entry.password_file else {
+        return Err(StoreError::Config(format!(
+            "[[bmc]] node {}: user {:?} needs a password_file",
+            entry.node,
+            entry.user.as_deref().unwrap_or_default()
+        )));
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        StoreError::Config(format!(
+            "[[bmc]] node {}: cannot read password_file {}: {e}",
+            entry.node,
+            path.display()
+        ))
+    })?;
+    Ok(text.lines().next().unwrap_or_default().to_string())
+}
+
+fn control_error(e: redfish::Error) -> ControlError {
+    match e {
+        redfish::Error::OutcomeUnknown { .. } => ControlError::OutcomeUnknown(e.to_string()),
+        redfish::Error::Refused(reason) => ControlError::Unsupported(reason),
+        other => ControlError::Failed(other.to_string()),
+    }
+}
+
+fn watts(limit: &redfish::Limit) -> Option<f64> {
+    match limit.set_point {
+        Some(SetPoint::Watts(w)) if limit.enforced() => Some(w),
+        _ => None,
+    }
+}
+
+fn control(limit: &redfish::Limit) -> LimitControl {
+    LimitControl {
+        name: limit.name.clone(),
+        limit_watts: watts(limit),
+        min_watts: limit.min_watts,
+        max_watts: limit.max_watts,
+    }
+}
+
+fn state(state: redfish::PowerState) -> PowerState {
+    match state {
+        redfish::PowerState::On => PowerState::On,
+        redfish::PowerState::Off => PowerState::Off,
+        redfish::PowerState::PoweringOn => PowerState::PoweringOn,
+        redfish::PowerState::PoweringOff => PowerState::PoweringOff,
+        _ => PowerState::Unknown,
+    }
+}
+
+fn transition(t: Transition) -> redfish::Transition {
+    match t {
+        Transition::On => redfish::Transition::On,
+        Transition::ForceOff => redfish::Transition::ForceOff,
+        Transition::GracefulShutdown => redfish::Transition::GracefulShutdown,
+        Transition::GracefulRestart => redfish::Transition::GracefulRestart,
+        Transition::ForceRestart => redfish::Transition::ForceRestart,
+        Transition::PowerCycle => redfish::Transition::PowerCycle,
+    }
+}
+
+impl NodeControl for RedfishControl {
+    fn read_limits<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<NodeLimits, ControlError>> {
+        Box::pin(async move {
+            let (n, bmc) = self.node(node).await?;
+            let readings = bmc.readings().await.map_err(control_error)?;
+            let request =
+                LimitRequest { chassis_id: n.chassis.clone(), control: None, watts: None };
+            let own = redfish::limits::select(&readings, &request).ok();
+            let mut controls: Vec<LimitControl> = own.into_iter().map(control).collect();
+            for chassis in &readings.chassis {
+                if n.chassis.as_ref().is_some_and(|id| *id != chassis.id) {
+                    continue;
+                }
+                for limit in &chassis.limits {
+                    if own.is_none_or(|o| o != limit) {
+                        controls.push(control(limit));
+                    }
+                }
+            }
+            Ok(NodeLimits { controls })
+        })
+    }
+
+    fn set_limit<'a>(
+        &'a self,
+        node: &'a str,
+        limit_watts: Option<f64>,
+    ) -> BoxFuture<'a, Result<LimitResult, ControlError>> {
+        Box::pin(async move {
+            let (n, bmc) = self.node(node).await?;
+            let request =
+                LimitRequest { chassis_id: n.chassis.clone(), control: None, watts: limit_watts };
+            let applied = bmc.set_power_limit(&request).await.map_err(control_error)?;
+            Ok(LimitResult {
+                limit_watts: watts(&applied.limit),
+                pending_reset: applied.takes_effect_after_reset,
+            })
+        })
+    }
+
+    fn power_state<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<PowerState, ControlError>> {
+        Box::pin(async move {
+            let (n, bmc) = self.node(node).await?;
+            bmc.power_state(&n.system).await.map(state).map_err(control_error)
+        })
+    }
+
+    fn send_transition<'a>(
+        &'a self,
+        node: &'a str,
+        t: Transition,
+    ) -> BoxFuture<'a, Result<(), ControlError>> {
+        Box::pin(async move {
+            let (n, bmc) = self.node(node).await?;
+            let reset = transition(t).reset_type();
+            bmc.send_reset(&n.system, reset).await.map_err(control_error)
+        })
+    }
+}
