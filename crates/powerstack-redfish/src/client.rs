@@ -227,6 +227,12 @@ impl Bmc {
         discover::read(self).await
     }
 
+    /// The BMC's power limits and their ranges, read with fewer requests than [`Bmc::readings`]
+    /// (each chassis's `Controls` and `Power`, not its sensors); see `discover::read_limits`.
+    pub async fn limit_readings(&self) -> Result<Readings, Error> {
+        discover::read_limits(self).await
+    }
+
     /// GETs the JSON document at `uri` (a path, `/redfish/v1/...`); `Ok(None)` on 404.
     pub async fn get_json(&self, uri: &str) -> Result<Option<Value>, Error> {
         let answer = self.send(Method::GET, uri, None, &[]).await?;

@@ -24,10 +24,32 @@ fn document(uri: &str) -> impl Fn(ParseError) -> Error + '_ {
     move |source| Error::Document { uri: uri.to_string(), source }
 }
 
+/// What a walk reads of each chassis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Walk {
+    /// Every power resource.
+    Everything,
+    /// The power limits only.
+    Limits,
+}
+
 /// Reads every chassis's readings. The service root and the chassis collection must be read;
 /// a chassis or a resource of one that cannot be read is a problem in
 /// [`Readings::problems`], and the rest is read without it.
 pub async fn read<F: Fetch>(fetch: &F) -> Result<Readings, Error> {
+    walk(fetch, Walk::Everything).await
+}
+
+/// Reads every chassis's power limits, and no more than they need: its `Controls` and legacy
+/// `Power`, at once; `EnvironmentMetrics` only when the chassis has no `Controls` (its
+/// `PowerLimitWatts` excerpt is then the only limit it may show); no `PowerSubsystem`, no
+/// `Sensors`. The limits are those [`read`] finds (with `Controls` present, the excerpt stands
+/// for one of them); the power and energy are only what those resources hold.
+pub async fn read_limits<F: Fetch>(fetch: &F) -> Result<Readings, Error> {
+    walk(fetch, Walk::Limits).await
+}
+
+async fn walk<F: Fetch>(fetch: &F, walk: Walk) -> Result<Readings, Error> {
     let root = fetch
         .get(SERVICE_ROOT)
         .await?
@@ -41,7 +63,7 @@ pub async fn read<F: Fetch>(fetch: &F) -> Result<Readings, Error> {
         .await?
         .ok_or_else(|| Error::NotFound { uri: chassis_uri.clone() })?;
     let members = parse::members(&collection).map_err(document(&chassis_uri))?;
-    let results = join_all(members.iter().map(|uri| chassis(fetch, uri))).await;
+    let results = join_all(members.iter().map(|uri| chassis(fetch, uri, walk))).await;
     for result in results {
         match result {
             Ok((one, problems)) => {
@@ -101,8 +123,12 @@ fn keep<T>(result: Result<Option<T>, Error>, problems: &mut Vec<Error>) -> Optio
     })
 }
 
-/// One chassis: its document, then its power resources, as present.
-async fn chassis<F: Fetch>(fetch: &F, uri: &str) -> Result<(ChassisReadings, Vec<Error>), Error> {
+/// One chassis: its document, then its power resources, as present (those `walk` wants).
+async fn chassis<F: Fetch>(
+    fetch: &F,
+    uri: &str,
+    walk: Walk,
+) -> Result<(ChassisReadings, Vec<Error>), Error> {
     let doc = fetch.get(uri).await?.ok_or_else(|| Error::NotFound { uri: uri.to_string() })?;
     let link = |key: &str| parse::link(&doc, key).map_err(document(uri));
     let id = parse::id(uri, &doc).map_err(document(uri))?;
@@ -110,6 +136,21 @@ async fn chassis<F: Fetch>(fetch: &F, uri: &str) -> Result<(ChassisReadings, Vec
         (link("Power")?, link("PowerSubsystem")?, link("EnvironmentMetrics")?);
     let (sensors, controls) = (link("Sensors")?, link("Controls")?);
     let mut problems = Vec::new();
+    if walk == Walk::Limits {
+        let environment = environment.filter(|_| controls.is_none());
+        let (legacy, environment, controls) = tokio::join!(
+            optional(fetch, power.as_deref(), parse::legacy_power),
+            optional(fetch, environment.as_deref(), parse::environment_metrics),
+            each_member(fetch, controls.as_deref(), parse::control, &mut problems),
+        );
+        let parts = Parts {
+            legacy: keep(legacy, &mut problems),
+            environment: keep(environment, &mut problems),
+            controls,
+            ..Parts::default()
+        };
+        return Ok((assemble(id, uri.to_string(), parts), problems));
+    }
     let (legacy, capacity, environment) = tokio::join!(
         optional(fetch, power.as_deref(), parse::legacy_power),
         optional(fetch, subsystem.as_deref(), |_, d| parse::power_subsystem_capacity(d)),

@@ -4,8 +4,10 @@
 mod common;
 
 use common::block_on;
-use powerstack_mock_bmc::{MockBmc, Options, Tree};
-use powerstack_redfish::{Auth, Bmc, BmcConfig, Dialect, Energy, Error, ParseError, SetPoint};
+use powerstack_mock_bmc::{BUILTIN_TREES, MockBmc, Options, Tree};
+use powerstack_redfish::{
+    Auth, Bmc, BmcConfig, Dialect, Energy, Error, ParseError, Readings, SetPoint,
+};
 use serde_json::json;
 
 /// A BMC with one chassis `N` whose legacy Power and EnvironmentMetrics both answer.
@@ -52,6 +54,30 @@ fn a_built_in_tree_reads() {
         assert_eq!(n.limits[0].set_point, Some(SetPoint::Watts(600.0)));
         assert_eq!(n.limits[1].dialect, Dialect::LegacyLimitInWatts);
         assert!(!n.limits[1].enforced(), "LimitInWatts null turns capping off");
+    });
+}
+
+#[test]
+fn the_limits_alone_are_those_of_the_whole_walk_in_fewer_requests() {
+    block_on(async {
+        let trees = BUILTIN_TREES.iter().map(|n| (*n, Tree::builtin(n).unwrap()));
+        for (name, tree) in trees.chain([("sensors and legacy", tree())]) {
+            let mock = MockBmc::start(tree, Options::default()).await.unwrap();
+            let bmc = Bmc::new(&config(&mock)).unwrap();
+            let all = bmc.readings().await.unwrap();
+            let walked = mock.requests();
+            let lean = bmc.limit_readings().await.unwrap();
+            let limits =
+                |r: &Readings| r.chassis.iter().map(|c| c.limits.clone()).collect::<Vec<_>>();
+            assert!(!limits(&all).concat().is_empty(), "{name}");
+            assert_eq!(limits(&lean), limits(&all), "{name}");
+            assert!(lean.problems.is_empty(), "{name}: {:?}", lean.problems);
+            // Only a chassis with more than its limits (sensors, environment) is read in fewer.
+            let lean_requests = mock.requests() - walked;
+            let more = matches!(name, "dmtf-controls" | "sensors and legacy");
+            let fewer = if more { lean_requests < walked } else { lean_requests == walked };
+            assert!(fewer, "{name}: {lean_requests} requests, the whole walk {walked}");
+        }
     });
 }
 

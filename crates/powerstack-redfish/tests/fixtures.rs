@@ -8,7 +8,7 @@ use common::{Dir, block_on, fixture};
 use powerstack_mock_bmc::{MockBmc, Options, Tree};
 use powerstack_redfish::{
     Bmc, BmcConfig, ControlMode, Dialect, Energy, Error, LimitRequest, PowerState, Readings,
-    ResetType, SetPoint, Source, Transition, TransitionOptions, read,
+    ResetType, SetPoint, Source, Transition, TransitionOptions, read, read_limits,
 };
 
 /// The readings of a mockup from its files, and the same through the mock BMC: they must agree.
@@ -22,6 +22,9 @@ fn both(name: &str) -> Option<Readings> {
     assert_eq!(from_files.chassis, over_http.chassis, "{name}: files and HTTP disagree");
     let uris = |r: &Readings| r.problems.iter().map(|p| p.uri().to_string()).collect::<Vec<_>>();
     assert_eq!(uris(&from_files), uris(&over_http));
+    let lean = block_on(read_limits(&Dir(dir))).unwrap();
+    let limits = |r: &Readings| r.chassis.iter().map(|c| c.limits.clone()).collect::<Vec<_>>();
+    assert_eq!(limits(&lean), limits(&from_files), "{name}: the limits alone differ");
     Some(from_files)
 }
 
