@@ -372,8 +372,13 @@ impl Bmc {
 
     /// The `PowerState` of the system `system_id` (`""`: the first).
     pub async fn power_state(&self, system_id: &str) -> Result<PowerState, Error> {
+        // The system's document was just read to find it: its state is that read's.
         let system = self.find_system(system_id).await?;
-        self.state_at(&system.power.uri).await
+        let uri = system.power.uri;
+        system.power.power_state.ok_or_else(|| Error::Document {
+            uri,
+            source: ParseError::Missing("PowerState".into()),
+        })
     }
 
     /// The `PowerState` read from the system's document now.
