@@ -1,12 +1,13 @@
 //! `control`: out-of-band control tasks on `POWERSTACK_BENCH_NODES` (default 1,000) mock BMCs
 //! on loopback, each answering every request after a fixed delay drawn uniformly in 20-200 ms
 //! (seeded, `POWERSTACK_BENCH_SEED`), through a site service in this process and its HTTP API:
-//! a power-cap snapshot of all of them (twice: the first and a second one), then a transition,
+//! a power-cap snapshot of all of them (twice: the first and a second one), then transitions,
 //! `ForceOff` then `On`, of all of them. Each task is polled every 100 ms from its `POST` until
 //! every node is final: the wall time, each node's time to final (as seen by the polls), the
-//! requests each BMC got, the counts, and the process's memory high-water mark around the
-//! transitions. `POWERSTACK_BENCH_DB` (`sqlite`, default, or `postgres`),
-//! `POWERSTACK_BENCH_TASK_CONCURRENCY` (default: the site's default).
+//! requests each BMC got, the counts, and the process's memory (RSS and high-water mark) after
+//! each. `POWERSTACK_BENCH_DB` (`sqlite`, default, or `postgres`),
+//! `POWERSTACK_BENCH_TASK_CONCURRENCY` (default: the site's default),
+//! `POWERSTACK_BENCH_TRANSITION_PAIRS` (`ForceOff` then `On`, default once).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -79,14 +80,16 @@ fn requests(mocks: &[MockBmc]) -> u64 {
 fn line(what: &str, r: &Run, reqs: u64, nodes: usize) {
     let c = &r.task.counts;
     println!(
-        "  {what}: {:.2} s from the POST to every node final; per node p50 {:.0} ms, p99 {:.0} ms; {} succeeded, {} failed of {}; {:.1} requests per BMC",
+        "  {what}: {:.2} s from the POST to every node final; per node p50 {:.0} ms, p99 {:.0} ms; {} succeeded, {} failed of {}; {:.1} requests per BMC; process RSS {} kB, high-water {} kB",
         r.wall.as_secs_f64(),
         percentile(r.node_us.clone(), 0.50),
         percentile(r.node_us.clone(), 0.99),
         c.succeeded,
         c.failed,
         c.total,
-        reqs as f64 / nodes as f64
+        reqs as f64 / nodes as f64,
+        vm("VmRSS:"),
+        vm("VmHWM:")
     );
     if let Some(n) = r.task.nodes.iter().find(|n| n.state == TaskNodeStateV1::Failed) {
         println!("    first failure: {} {}", n.node, n.reason.as_deref().unwrap_or(""));
@@ -112,6 +115,7 @@ pub fn run(rt: &tokio::runtime::Runtime) {
         }
         mocks
     });
+    let mocks_rss = vm("VmRSS:");
     let bmc = (0..nodes)
         .map(|n| BmcEntry { node: bmc_node(n), url: mocks[n].url(), ..BmcEntry::default() })
         .collect();
@@ -125,6 +129,7 @@ pub fn run(rt: &tokio::runtime::Runtime) {
     let running = powerstack_site::start(&config).unwrap();
     let site = Site::new(&running.ready().url(), None, Duration::from_secs(60)).unwrap();
     let all = vec![format!("bmc[00000-{:05}]", nodes - 1)];
+    println!("  process RSS {mocks_rss} kB with the mock BMCs alone, before the site starts");
     println!(
         "control ({kind}): {nodes} mock BMCs on loopback, each answering after a fixed {}-{} ms (mean {:.0} ms); task_concurrency {concurrency}",
         delays.iter().min().unwrap(),
@@ -139,8 +144,8 @@ pub fn run(rt: &tokio::runtime::Runtime) {
         });
         line(what, &r, requests(&mocks) - before, nodes);
     }
-    let hwm = vm("VmHWM:");
-    for op in [TransitionOperationV1::ForceOff, TransitionOperationV1::On] {
+    let ops = [TransitionOperationV1::ForceOff, TransitionOperationV1::On];
+    for op in ops.into_iter().cycle().take(2 * env("POWERSTACK_BENCH_TRANSITION_PAIRS", 1)) {
         let before = requests(&mocks);
         let request = TransitionRequestV1 {
             operation: op,
@@ -151,11 +156,6 @@ pub fn run(rt: &tokio::runtime::Runtime) {
         let r = run_task(&site, TaskKindV1::Transition, || site.transition(&request).unwrap());
         line(&format!("transition {}", op.as_str()), &r, requests(&mocks) - before, nodes);
     }
-    println!(
-        "  process memory: high-water {hwm} kB before the transitions, {} kB after (RSS now {} kB)",
-        vm("VmHWM:"),
-        vm("VmRSS:")
-    );
     running.stop().unwrap();
     drop(mocks);
 }
