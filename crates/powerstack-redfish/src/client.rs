@@ -8,6 +8,7 @@
 //! in seconds is honoured up to [`MAX_RETRY_AFTER_S`]. A POST, PATCH or DELETE sent and not
 //! answered is [`Error::OutcomeUnknown`], never resent.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -181,6 +182,9 @@ pub struct Bmc {
     pub(crate) task_poll_interval_ms: u64,
     pub(crate) task_deadline_ms: u64,
     permits: Semaphore,
+    /// The URI of each system found by its id (`""`: the first), remembered: a system is read
+    /// directly after the first walk, and looked for again when its URI answers 404.
+    pub(crate) systems_found: std::sync::Mutex<HashMap<String, String>>,
 }
 
 impl Bmc {
@@ -219,6 +223,7 @@ impl Bmc {
             task_poll_interval_ms: config.task_poll_interval_ms,
             task_deadline_ms: config.task_deadline_ms,
             permits: Semaphore::new(config.max_concurrent_requests.max(1)),
+            systems_found: std::sync::Mutex::default(),
         })
     }
 
