@@ -185,6 +185,8 @@ pub struct Bmc {
     /// The URI of each system found by its id (`""`: the first), remembered: a system is read
     /// directly after the first walk, and looked for again when its URI answers 404.
     pub(crate) systems_found: std::sync::Mutex<HashMap<String, String>>,
+    /// Where each chassis's limits were found by the last whole walk ([`Bmc::limit_readings`]).
+    limits_found: std::sync::Mutex<Option<Vec<discover::LimitSources>>>,
 }
 
 impl Bmc {
@@ -224,6 +226,7 @@ impl Bmc {
             task_deadline_ms: config.task_deadline_ms,
             permits: Semaphore::new(config.max_concurrent_requests.max(1)),
             systems_found: std::sync::Mutex::default(),
+            limits_found: std::sync::Mutex::default(),
         })
     }
 
@@ -234,8 +237,21 @@ impl Bmc {
 
     /// The BMC's power limits and their ranges, read with fewer requests than [`Bmc::readings`]
     /// (each chassis's `Controls` and `Power`, not its sensors); see `discover::read_limits`.
+    /// Where the limits were found is remembered after a walk that read everything: later calls
+    /// read those resources alone (one request per limit's resource), and walk again when one
+    /// of them is gone (404) or changed.
     pub async fn limit_readings(&self) -> Result<Readings, Error> {
-        discover::read_limits(self).await
+        let known = self.limits_found.lock().ok().and_then(|k| k.clone());
+        if let Some(sources) = known
+            && let Some(readings) = discover::read_limits_again(self, &sources).await?
+        {
+            return Ok(readings);
+        }
+        let (readings, sources) = discover::read_limits_at(self).await?;
+        if let Ok(mut known) = self.limits_found.lock() {
+            *known = sources;
+        }
+        Ok(readings)
     }
 
     /// GETs the JSON document at `uri` (a path, `/redfish/v1/...`); `Ok(None)` on 404.

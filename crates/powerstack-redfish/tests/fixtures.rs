@@ -17,7 +17,11 @@ fn both(name: &str) -> Option<Readings> {
     let from_files = block_on(read(&Dir(dir.clone()))).unwrap();
     let over_http = block_on(async {
         let bmc = MockBmc::start(Tree::from_dir(&dir).unwrap(), Options::default()).await.unwrap();
-        Bmc::new(&BmcConfig::new(bmc.url())).unwrap().readings().await.unwrap()
+        let client = Bmc::new(&BmcConfig::new(bmc.url())).unwrap();
+        let (walked, again) =
+            (client.limit_readings().await.unwrap(), client.limit_readings().await.unwrap());
+        assert_eq!(walked.chassis, again.chassis, "{name}: the limits read again differ");
+        client.readings().await.unwrap()
     });
     assert_eq!(from_files.chassis, over_http.chassis, "{name}: files and HTTP disagree");
     let uris = |r: &Readings| r.problems.iter().map(|p| p.uri().to_string()).collect::<Vec<_>>();
