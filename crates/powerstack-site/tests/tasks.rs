@@ -1,7 +1,7 @@
 //! Control tasks through a fake controller that records every call: `202` at once, each node's
-//! state, the next node started as soon as one ends, reservations, abort, expiry and the bound, a restart with a request in flight (read
-//! back, never sent again), a lost answer, and two replicas on one PostgreSQL sending each node
-//! operation exactly once.
+//! state, the next node started as soon as one ends, reservations, abort, expiry and the bound,
+//! a restart with a request in flight (read back, never sent again), a lost answer, and two
+//! replicas on one PostgreSQL sending each node operation exactly once.
 
 mod common;
 
