@@ -48,6 +48,16 @@ impl ReadCounters {
     }
 }
 
+/// The provider of a stream the site registered for a node's BMC; `None`: an agent's stream.
+pub fn bmc_provider(domains: &[StreamDomainV1]) -> Option<&str> {
+    match domains {
+        [d] if [Method::Counter, Method::Integrated].iter().any(|m| m.provider() == d.provider) => {
+            Some(&d.provider)
+        }
+        _ => None,
+    }
+}
+
 /// A node whose BMC is read.
 struct Node {
     name: String,

@@ -153,6 +153,12 @@ fn a_node_read_through_its_bmc_is_a_node_like_any_other() {
         let r = s.job_report("bmc1").unwrap();
         r.job.settled.then_some(r)
     });
+    // Reports name the nodes read through their BMC, and how, computed and kept alike.
+    let bmc: Vec<(&str, Vec<String>)> =
+        report.bmc.iter().map(|b| (b.node.as_str(), b.providers.clone())).collect();
+    let how = |p: &str| vec![p.to_string()];
+    assert_eq!(bmc, [("c01", how("redfish")), ("i01", how("redfish-integrated"))]);
+    assert_eq!(s.job_report("bmc1").unwrap().bmc, report.bmc);
     let of = |name: &str| report.report.nodes.iter().find(|n| n.result.hostname == name).unwrap();
     let c = &of("c01").result;
     assert_eq!(c.data_presence, DataPresence::Complete, "{c:?}");
