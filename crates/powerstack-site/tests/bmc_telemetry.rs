@@ -128,12 +128,13 @@ fn a_node_read_through_its_bmc_is_a_node_like_any_other() {
     assert_eq!(c.domains[0].joules_per_tick, 0.001);
     assert_eq!(i.domains[0].provider, "redfish-integrated");
     assert_eq!(i.domains[0].max_power_watts, Some(800.0));
-    assert!((i.power_watts.unwrap() - LEGACY_W).abs() < 0.01, "{i:?}");
+    // Within a millijoule tick over the two newest samples' interval.
+    assert!((i.power_watts.unwrap() - LEGACY_W).abs() < 1.0, "{i:?}");
     // The counter has not moved: 0 W; the site's power is the integrated node's.
     assert_eq!(c.power_watts, Some(0.0));
     let power = s.power().unwrap();
     assert_eq!(power.nodes_fresh, 2, "{power:?}");
-    assert!((power.power_watts - LEGACY_W).abs() < 0.01, "{power:?}");
+    assert!((power.power_watts - LEGACY_W).abs() < 1.0, "{power:?}");
 
     // A job on both: the counter moves by a known amount inside it, far from its edges.
     let job = SiteJobBeginV1 {
