@@ -205,7 +205,8 @@ async fn poll(node: Node, ctx: Arc<Ctx>, mut stopped: watch::Receiver<bool>) {
             () = once(&node, &ctx, &mut polled) => {}
         }
     }
-    node.bmc.close().await;
+    // A session ended, as far as the BMC answers at once.
+    let _ = tokio::time::timeout(Duration::from_secs(2), node.bmc.close()).await;
 }
 
 /// The lease held, the BMC read, the sample stored; the outcome counted.
