@@ -35,15 +35,18 @@ pub struct ReadCounters {
     pub failed: AtomicU64,
     /// Read, and not stored (the database away, or the sample refused).
     pub not_stored: AtomicU64,
+    /// Not read: the node's agent pushes (its samples are fresh), and a node is counted once.
+    pub agent: AtomicU64,
 }
 
 impl ReadCounters {
     /// Each outcome's label and count.
-    pub fn outcomes(&self) -> [(&'static str, u64); 3] {
+    pub fn outcomes(&self) -> [(&'static str, u64); 4] {
         [
             ("ok", self.ok.load(Ordering::Relaxed)),
             ("failed", self.failed.load(Ordering::Relaxed)),
             ("not-stored", self.not_stored.load(Ordering::Relaxed)),
+            ("agent", self.agent.load(Ordering::Relaxed)),
         ]
     }
 }
@@ -69,6 +72,7 @@ struct Node {
 pub struct Telemetry {
     nodes: Vec<Node>,
     interval: Duration,
+    agent_fresh_us: u64,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -91,7 +95,11 @@ impl Telemetry {
                 .map_err(|e| StoreError::Config(format!("[[bmc]] node {}: {e}", entry.node)))?;
             nodes.push(Node { name: entry.node, chassis: entry.chassis, bmc });
         }
-        Ok(Telemetry { nodes, interval: Duration::from_secs(config.bmc_telemetry_interval_s) })
+        Ok(Telemetry {
+            nodes,
+            interval: Duration::from_secs(config.bmc_telemetry_interval_s),
+            agent_fresh_us: (config.stale_after_s * 1e6) as u64,
+        })
     }
 }
 
@@ -104,6 +112,7 @@ struct Ctx {
     owner: String,
     interval: Duration,
     lease_us: u64,
+    agent_fresh_us: u64,
 }
 
 /// Starts [`run`] on the current runtime; its task and its counters.
@@ -140,6 +149,7 @@ pub async fn run(
         owner: crate::tasks::new_id(),
         interval,
         lease_us: u64::try_from(lease.as_micros()).unwrap_or(u64::MAX),
+        agent_fresh_us: telemetry.agent_fresh_us,
     });
     let mut loops = JoinSet::new();
     for node in telemetry.nodes {
@@ -220,6 +230,12 @@ async fn once(node: &Node, ctx: &Ctx, polled: &mut Polled) {
         polled.reset();
         return;
     }
+    if agent_pushes(ctx, &node.name, now).await {
+        // The agent's samples are the node's: a BMC stream beside them would count it twice.
+        ctx.counters.agent.fetch_add(1, Ordering::Relaxed);
+        polled.reset();
+        return;
+    }
     let read = {
         let _permit = ctx.reads.acquire().await;
         tokio::time::timeout(READ_TIMEOUT, node.bmc.readings()).await
@@ -270,6 +286,19 @@ async fn once(node: &Node, ctx: &Ctx, polled: &mut Polled) {
         }
     };
     counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Whether `node` has an agent's stream (not one of the site's BMC streams) with a sample
+/// within the last `stale_after_s`; a database error reads as no.
+async fn agent_pushes(ctx: &Ctx, node: &str, now: u64) -> bool {
+    let since = now.saturating_sub(ctx.agent_fresh_us);
+    let Ok(streams) = ctx.store.streams_of(node, since, now).await else { return false };
+    for s in streams.iter().filter(|s| bmc_provider(&s.domains).is_none()) {
+        if matches!(ctx.store.stream_has_samples_since(s.id, since).await, Ok(true)) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Registers a new stream of `node` begun at `t_us`, through the store's registration (as an

@@ -290,3 +290,57 @@ fn a_lease_is_one_owner_s_until_it_runs_out_or_is_released() {
         }
     });
 }
+
+#[test]
+fn a_node_whose_agent_pushes_is_not_read_through_its_bmc() {
+    let rt = runtime();
+    let legacy = rt.block_on(MockBmc::start(Tree::legacy_power(), Options::default())).unwrap();
+    let db = TestDb::sqlite();
+    let r = start(&db, vec![entry("a01", &legacy)]);
+    let s = site(&r);
+    // The BMC stream first: the node has no agent yet.
+    let bmc_stream = with_power(&s, "a01").stream;
+    // Its agent starts: a stream of its own, samples pushed as they are taken.
+    let addr = Addr::parse(&r.ready().addr.to_string()).unwrap();
+    let call = |method: &str, path: &str, body: String| {
+        let a = request(&addr, method, path, Some(body.as_str()), None, Duration::from_secs(10));
+        let a = a.unwrap();
+        assert!(a.status < 300, "{method} {path}: {} {}", a.status, a.body);
+    };
+    let t0 = now_us();
+    let agent = "00000000000000a1";
+    let reg = serde_json::to_string(&common::registration(t0)).unwrap();
+    call("PUT", &format!("/v1/nodes/a01/streams/{agent}"), reg);
+    let push = |seq: u64| {
+        let b = common::batch(seq, t0, [now_us()]);
+        call(
+            "POST",
+            &format!("/v1/nodes/a01/streams/{agent}/batches"),
+            serde_json::to_string(&b).unwrap(),
+        );
+    };
+    push(1);
+    let mut seq = 1;
+    // While the agent pushes, the BMC is not read for it (counted), and its BMC stream ends.
+    wait_for("a reading skipped for the agent", || {
+        seq += 1;
+        push(seq);
+        (reads(&r, "agent") >= 2).then_some(())
+    });
+    let store = rt.block_on(db.store());
+    let before = samples(&rt, &store, "a01", &bmc_stream).len();
+    for _ in 0..3 {
+        seq += 1;
+        push(seq);
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    assert_eq!(samples(&rt, &store, "a01", &bmc_stream).len(), before, "the BMC stream grew");
+    let streams = rt.block_on(store.streams_of("a01", 0, u64::MAX / 2)).unwrap();
+    assert_eq!(streams.len(), 2, "{streams:?}");
+    r.stop().unwrap();
+}
+
+fn now_us() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    since.as_micros() as u64
+}
