@@ -212,15 +212,32 @@ fn state_result(state: Option<PowerState>) -> TaskNodeResultV1 {
     TaskNodeResultV1 { power_state: state.map(|s| s.as_str().to_string()), ..Default::default() }
 }
 
-/// `call`, or, when it does not end within the call timeout, a lost answer.
+/// `call`, a request, or, when it does not end within the call timeout, a lost answer.
 async fn bounded<T>(
     ctx: &Ctx,
     call: impl Future<Output = Result<T, ControlError>>,
 ) -> Result<T, ControlError> {
+    within(ctx, call, |s| ControlError::OutcomeUnknown(format!("no answer within {s} s"))).await
+}
+
+/// `call`, a read, or, when it does not end within the call timeout, a failure saying so (a
+/// read changes nothing: no answer to it is not a lost answer).
+async fn bounded_read<T>(
+    ctx: &Ctx,
+    call: impl Future<Output = Result<T, ControlError>>,
+) -> Result<T, ControlError> {
+    let why = |s| ControlError::Failed(format!("no answer within {s} s; the BMC is slow or down"));
+    within(ctx, call, why).await
+}
+
+/// `call`, or `timed_out(the timeout in s)` when it does not end within the call timeout.
+async fn within<T>(
+    ctx: &Ctx,
+    call: impl Future<Output = Result<T, ControlError>>,
+    timed_out: impl FnOnce(f64) -> ControlError,
+) -> Result<T, ControlError> {
     let limit = ctx.settings.call_timeout;
-    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
-        Err(ControlError::OutcomeUnknown(format!("no answer within {} s", limit.as_secs_f64())))
-    })
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| Err(timed_out(limit.as_secs_f64())))
 }
 
 /// Reads `node`'s power state until it is `target` (`Ok`) or `until_us` passes (`Err`: the
@@ -232,7 +249,7 @@ async fn wait_for(
     until_us: u64,
 ) -> Result<PowerState, (Option<PowerState>, String)> {
     loop {
-        let last = match bounded(ctx, ctx.control.power_state(node)).await {
+        let last = match bounded_read(ctx, ctx.control.power_state(node)).await {
             Ok(s) if s == target => return Ok(s),
             Ok(s) => (Some(s), s.as_str().to_string()),
             Err(e) => (None, format!("unreadable ({e})")),
@@ -264,7 +281,7 @@ async fn transition(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreErro
         }));
     }
     if skip_at_target {
-        match bounded(ctx, ctx.control.power_state(&c.node)).await {
+        match bounded_read(ctx, ctx.control.power_state(&c.node)).await {
             Ok(s) if s == target => {
                 let why = format!("already {}: nothing was sent", s.as_str());
                 return Ok(Some(succeeded(why, state_result(Some(s)))));
@@ -355,7 +372,7 @@ fn limit_text(w: Option<f64>) -> String {
 
 /// Reads `node`'s limits after a request whose outcome is not known: whether it holds `target`.
 async fn confirm_limit(ctx: &Ctx, node: &str, target: Option<f64>, how: &str) -> Outcome {
-    match bounded(ctx, ctx.control.read_limits(node)).await {
+    match bounded_read(ctx, ctx.control.read_limits(node)).await {
         Ok(l) if same_limit(l.own_limit_watts(), target) => {
             succeeded(format!("{how}: the limit is {}", limit_text(target)), limits_result(&l))
         }
@@ -376,7 +393,7 @@ async fn power_cap(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreError
         }
         return Ok(Some(o));
     }
-    let limits = match bounded(ctx, ctx.control.read_limits(&c.node)).await {
+    let limits = match bounded_read(ctx, ctx.control.read_limits(&c.node)).await {
         Ok(l) => l,
         Err(e) => {
             let why = format!("reading the limits: {e}; nothing was sent");
@@ -434,7 +451,7 @@ async fn snapshot(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreError>
         Gate::Aborted => return Ok(aborted()),
         Gate::Lost => return Ok(None),
     }
-    Ok(Some(match bounded(ctx, ctx.control.read_limits(&c.node)).await {
+    Ok(Some(match bounded_read(ctx, ctx.control.read_limits(&c.node)).await {
         Ok(l) => succeeded("read", limits_result(&l)),
         Err(e) => failed(format!("reading the limits: {e}"), Default::default()),
     }))
