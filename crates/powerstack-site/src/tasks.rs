@@ -294,7 +294,7 @@ async fn transition(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreErro
         }
     }
     let escalate = c.params.escalate.unwrap_or(false);
-    let (mut request, mut attempt) = (first, c.attempt + 1);
+    let (mut request, mut attempt, mut previous) = (first, c.attempt + 1, None);
     loop {
         match ctx.store.mark_sent(c, &ctx.owner, attempt, now_us()).await? {
             Gate::Send => {}
@@ -312,10 +312,15 @@ async fn transition(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreErro
         let lost = match bounded(ctx, ctx.control.send_transition(&c.node, request)).await {
             Ok(()) => false,
             Err(ControlError::OutcomeUnknown(_)) => true,
+            Err(e @ ControlError::Unsupported(_)) => {
+                let why = format!("{request:?}: {e}");
+                return refused(ctx, c, attempt, previous, why).await.map(Some);
+            }
             Err(e) => {
                 return Ok(Some(failed(format!("{request:?}: {e}"), state_result(None))));
             }
         };
+        previous = Some(sent);
         match wait_for(ctx, &c.node, target, sent + deadline_us).await {
             Ok(s) => {
                 let why = if lost {
@@ -338,6 +343,21 @@ async fn transition(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreErro
             }
         }
     }
+}
+
+/// Request number `attempt`, refused by the controller before it went out: its sent mark is
+/// taken back (the node's record keeps the request before it, sent at `previous_us`, if any),
+/// and the node fails saying so.
+async fn refused(
+    ctx: &Ctx,
+    c: &Claimed,
+    attempt: u32,
+    previous_us: Option<u64>,
+    why: String,
+) -> Result<Outcome, StoreError> {
+    ctx.store.unmark_sent(c, &ctx.owner, attempt, previous_us).await?;
+    let what = if previous_us.is_none() { "nothing was sent" } else { "it was not sent" };
+    Ok(failed(format!("{why}; {what}"), TaskNodeResultV1::default()))
 }
 
 fn limits_result(l: &NodeLimits) -> TaskNodeResultV1 {
@@ -440,6 +460,7 @@ async fn power_cap(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreError
         Err(ControlError::OutcomeUnknown(_)) => {
             confirm_limit(ctx, &c.node, target, "the answer was lost").await
         }
+        Err(e @ ControlError::Unsupported(_)) => refused(ctx, c, 1, None, e.to_string()).await?,
         Err(e) => failed(format!("{e}"), Default::default()),
     }))
 }

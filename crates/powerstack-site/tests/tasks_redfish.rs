@@ -221,3 +221,34 @@ fn a_graceful_shutdown_that_never_happens_fails_at_its_deadline_or_is_escalated_
     assert_eq!(power_state(&n02, "1"), "Off");
     r.stop().unwrap();
 }
+
+#[test]
+fn a_request_the_bmc_does_not_allow_is_refused_before_sending_and_recorded_as_never_sent() {
+    for db in runtime().block_on(TestDb::both()) {
+        let n01 = serve(Tree::hpe_cray_ex(), quick());
+        // No such chassis: its limit cannot be chosen.
+        let n02 = serve(Tree::hpe_cray_ex(), quick());
+        let n02_bmc = BmcEntry { chassis: Some("Nope".into()), ..entry("n02", &n02) };
+        let r = start(&config(&db, vec![entry("n01", &n01), n02_bmc]));
+        let s = site(&r);
+        // HPE Cray EX allows On, ForceOff and Off: no graceful shutdown.
+        let t = s.transition(&transition(TransitionOperationV1::Off, "n01", 5, false)).unwrap();
+        let t = finished(TaskKindV1::Transition, &s, &t.id);
+        let n = node(&t, "n01");
+        assert_eq!(n.state, TaskNodeStateV1::Failed, "{t:#?}");
+        let why = reason(&t, "n01");
+        assert!(why.contains("does not allow the reset GracefulShutdown"), "{why}");
+        assert!(why.ends_with("nothing was sent"), "{why}");
+        assert_eq!((n.sent_unix_us, n.attempts), (None, 0), "{n:?}");
+        let cap = PowerCapRequestV1 { nodes: vec!["n02".into()], limit_watts: Some(800.0) };
+        let c = finished(TaskKindV1::PowerCap, &s, &s.power_cap(&cap).unwrap().id);
+        let n = node(&c, "n02");
+        assert_eq!(n.state, TaskNodeStateV1::Failed, "{c:#?}");
+        let why = reason(&c, "n02");
+        assert!(why.contains("Nope") && why.ends_with("nothing was sent"), "{why}");
+        assert_eq!((n.sent_unix_us, n.attempts), (None, 0), "{n:?}");
+        assert!(n01.recorded().is_empty() && n02.recorded().is_empty(), "nothing sent");
+        r.stop().unwrap();
+        runtime().block_on(db.drop_database());
+    }
+}
