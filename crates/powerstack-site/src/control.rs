@@ -104,7 +104,9 @@ pub enum ControlError {
     /// The request went out and its answer was lost: it may or may not have been done.
     #[error("the answer was lost: {0}")]
     OutcomeUnknown(String),
-    /// The BMC does not do this.
+    /// The BMC does not do this (a reset type it does not allow, a limit it does not have):
+    /// refused before anything was sent, so the runner records the request as never sent. A
+    /// controller returns it only when nothing went out.
     #[error("not supported by the node's BMC: {0}")]
     Unsupported(String),
     /// The BMC refused or could not be reached.
