@@ -134,6 +134,11 @@ pub trait NodeControl: Send + Sync + 'static {
         node: &'a str,
         t: Transition,
     ) -> BoxFuture<'a, Result<(), ControlError>>;
+    /// Ends what it holds open at the BMCs (their sessions) when the service stops; best effort,
+    /// and briefly. By default, nothing.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// The controller of the site's BMCs (`[[bmc]]`): Redfish, one client per node's BMC. Reads each

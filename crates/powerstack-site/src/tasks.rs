@@ -96,7 +96,8 @@ pub fn new_id() -> String {
 
 /// Runs until `stopped` turns true: claims work whenever `wake` is notified or every poll,
 /// renews its leases, expires old tasks. On stop, the operations in flight are dropped and
-/// their leases ended, so that the next runner takes them over at once (reading, not sending).
+/// their leases ended, so that the next runner takes them over at once (reading, not sending),
+/// and the controller closes what it holds open at the BMCs.
 pub async fn run(
     store: Store,
     control: Arc<dyn NodeControl>,
@@ -156,6 +157,7 @@ pub async fn run(
     workers.abort_all();
     while workers.join_next().await.is_some() {}
     let _ = ctx.store.release_leases(&ctx.owner, None).await;
+    ctx.control.close().await;
 }
 
 /// One node operation, start to end; a database failure ends this replica's claim on it.

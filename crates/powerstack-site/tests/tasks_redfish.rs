@@ -191,7 +191,10 @@ fn a_session_that_expires_mid_task_logs_in_again_and_the_task_goes_on() {
     let doc = n01.document("/redfish/v1/Chassis/1/Power").unwrap();
     assert_eq!(doc["PowerControl"][0]["PowerLimit"]["LimitInWatts"], 450);
     assert!(done(&n01, "POST", SESSIONS).len() > logins, "and again");
+    assert_eq!(n01.open_sessions(), 1);
+    // A clean stop ends the session (a BMC has few to give).
     r.stop().unwrap();
+    assert_eq!(n01.open_sessions(), 0);
 }
 
 #[test]
