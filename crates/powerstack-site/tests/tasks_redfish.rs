@@ -234,13 +234,13 @@ fn a_request_the_bmc_does_not_allow_is_refused_before_sending_and_recorded_as_ne
         let n02_bmc = BmcEntry { chassis: Some("Nope".into()), ..entry("n02", &n02) };
         let r = start(&config(&db, vec![entry("n01", &n01), n02_bmc]));
         let s = site(&r);
-        // HPE Cray EX allows On, ForceOff and Off: no graceful shutdown.
-        let t = s.transition(&transition(TransitionOperationV1::Off, "n01", 5, false)).unwrap();
+        // HPE Cray EX allows On, ForceOff and Off: no graceful restart.
+        let t = s.transition(&transition(TransitionOperationV1::Restart, "n01", 5, false)).unwrap();
         let t = finished(TaskKindV1::Transition, &s, &t.id);
         let n = node(&t, "n01");
         assert_eq!(n.state, TaskNodeStateV1::Failed, "{t:#?}");
         let why = reason(&t, "n01");
-        assert!(why.contains("does not allow the reset GracefulShutdown"), "{why}");
+        assert!(why.contains("does not allow the reset GracefulRestart"), "{why}");
         assert!(why.ends_with("nothing was sent"), "{why}");
         assert_eq!((n.sent_unix_us, n.attempts), (None, 0), "{n:?}");
         let cap = PowerCapRequestV1 { nodes: vec!["n02".into()], limit_watts: Some(800.0) };

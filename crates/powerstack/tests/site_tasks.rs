@@ -206,13 +206,20 @@ fn control_tasks_drive_each_dialect_through_redfish_and_report_each_node() {
         assert_eq!(power_state(bmc, system), "Off");
         assert_eq!(reset_types(bmc), ["GracefulShutdown"]);
     }
-    // HPE Cray EX allows no graceful shutdown: refused before anything is sent.
+    // HPE Cray EX lists Off, not GracefulShutdown: off sends Off there.
     let (code, t) = run_json(&url, &["transition", "off", "--nodes", "n03"]);
+    assert_eq!((code, t.state), (Some(0), TaskStateV1::Succeeded), "{t:#?}");
+    assert_eq!(
+        (reset_types(&n03), power_state(&n03, "Node0")),
+        (vec!["Off".to_string()], "Off".to_string())
+    );
+    // Nor a graceful restart: refused before anything is sent.
+    let (code, t) = run_json(&url, &["transition", "restart", "--nodes", "n03"]);
     assert_eq!(code, Some(1));
     let why = reason(&t, "n03");
-    assert!(why.contains("GracefulShutdown") && why.contains("not supported"), "{why}");
+    assert!(why.contains("GracefulRestart") && why.contains("not supported"), "{why}");
     assert!(why.ends_with("nothing was sent"), "{why}");
-    assert!(resets(&n03).is_empty(), "nothing sent to n03");
+    assert_eq!(reset_types(&n03), ["Off"], "nothing more sent to n03");
     let n = node(&t, "n03");
     assert_eq!((n.sent_unix_us, n.attempts), (None, 0), "recorded as never sent: {n:?}");
 

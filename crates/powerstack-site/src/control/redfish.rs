@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use powerstack_redfish as redfish;
-use redfish::{Auth, Bmc, BmcConfig, LimitRequest, SetPoint};
+use redfish::{Auth, Bmc, BmcConfig, LimitRequest, ResetType, SetPoint};
 use tokio::sync::OnceCell;
 
 use crate::config::BmcEntry;
@@ -150,6 +150,16 @@ fn transition(t: Transition) -> redfish::Transition {
     }
 }
 
+/// The reset `t` sends to a system that allows `allowed` (empty: it does not say): its own,
+/// except a graceful shutdown where `GracefulShutdown` is not allowed and `Off` is (HPE Cray EX
+/// lists `On`, `ForceOff` and `Off`), which sends `Off`, as HPE PCS does for its off.
+fn reset_for(t: Transition, allowed: &[ResetType]) -> ResetType {
+    let own = transition(t).reset_type();
+    let off = ResetType::Other("Off".into());
+    let missing = !allowed.is_empty() && !allowed.contains(&own);
+    if t == Transition::GracefulShutdown && missing && allowed.contains(&off) { off } else { own }
+}
+
 impl NodeControl for RedfishControl {
     fn read_limits<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<NodeLimits, ControlError>> {
         Box::pin(async move {
@@ -204,7 +214,8 @@ impl NodeControl for RedfishControl {
     ) -> BoxFuture<'a, Result<(), ControlError>> {
         Box::pin(async move {
             let (n, bmc) = self.node(node).await?;
-            let reset = transition(t).reset_type();
+            let system = bmc.system(&n.system).await.map_err(control_error)?;
+            let reset = reset_for(t, &system.allowed_resets);
             bmc.send_reset(&n.system, reset).await.map_err(control_error)
         })
     }
@@ -220,5 +231,21 @@ impl NodeControl for RedfishControl {
             // What is not closed by then is dropped with the set (the BMC expires it).
             let _ = tokio::time::timeout(CLOSE_TIMEOUT, all).await;
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_graceful_shutdown_is_off_where_only_off_is_allowed() {
+        let hpe = [ResetType::On, ResetType::ForceOff, ResetType::Other("Off".into())];
+        assert_eq!(reset_for(Transition::GracefulShutdown, &hpe).as_str(), "Off");
+        assert_eq!(reset_for(Transition::ForceOff, &hpe), ResetType::ForceOff);
+        assert_eq!(reset_for(Transition::GracefulRestart, &hpe), ResetType::GracefulRestart);
+        let both = [ResetType::GracefulShutdown, ResetType::Other("Off".into())];
+        assert_eq!(reset_for(Transition::GracefulShutdown, &both), ResetType::GracefulShutdown);
+        assert_eq!(reset_for(Transition::GracefulShutdown, &[]), ResetType::GracefulShutdown);
     }
 }
