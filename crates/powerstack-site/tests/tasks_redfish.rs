@@ -14,6 +14,7 @@ use powerstack_api::site_tasks::{
 use powerstack_mock_bmc::{Background, Hang, Options, RESET_SUFFIX, Recorded, SESSIONS, Tree};
 use powerstack_site::config::BmcEntry;
 use powerstack_site::{Running, SiteConfig};
+use serde_json::json;
 
 fn serve(tree: Tree, options: Options) -> Background {
     Background::start(tree, options).unwrap()
@@ -222,6 +223,31 @@ fn a_graceful_shutdown_that_never_happens_fails_at_its_deadline_or_is_escalated_
     assert!(reason(&t, "n02").contains("ForceOff: confirmed off"), "{t:#?}");
     assert_eq!(reset_types(&n02.recorded()), ["GracefulShutdown", "ForceOff"]);
     assert_eq!(power_state(&n02, "1"), "Off");
+    r.stop().unwrap();
+}
+
+#[test]
+fn an_escalation_the_bmc_does_not_allow_is_not_sent_and_the_graceful_request_stays_recorded() {
+    let db = TestDb::sqlite();
+    let n01 = serve(Tree::dmtf_controls(), Options { graceful_never_finishes: true, ..quick() });
+    n01.edit_tree(|t| {
+        let uri = "/redfish/v1/Systems/1";
+        let mut doc = t.get(uri).unwrap().clone();
+        let allowed = "ResetType@Redfish.AllowableValues";
+        doc["Actions"]["#ComputerSystem.Reset"][allowed] = json!(["On", "GracefulShutdown"]);
+        t.insert(uri, doc);
+    });
+    let r = start(&config(&db, vec![entry("n01", &n01)]));
+    let s = site(&r);
+    let t = s.transition(&transition(TransitionOperationV1::Off, "n01", 1, true)).unwrap();
+    let t = finished(TaskKindV1::Transition, &s, &t.id);
+    let n = node(&t, "n01");
+    assert_eq!(n.state, TaskNodeStateV1::Failed, "{t:#?}");
+    let why = reason(&t, "n01");
+    assert!(why.contains("ForceOff") && why.ends_with("it was not sent"), "{why}");
+    assert_eq!(reset_types(&n01.recorded()), ["GracefulShutdown"]);
+    assert_eq!(n.attempts, 1, "the graceful request, sent; not the escalation: {n:?}");
+    assert!(n.sent_unix_us.is_some(), "{n:?}");
     r.stop().unwrap();
 }
 
