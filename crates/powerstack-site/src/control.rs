@@ -128,12 +128,12 @@ pub trait NodeControl: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<LimitResult, ControlError>>;
     /// The node's power state.
     fn power_state<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<PowerState, ControlError>>;
-    /// Sends one transition request.
+    /// Sends one transition request; its name as the BMC got it (Redfish: the `ResetType`).
     fn send_transition<'a>(
         &'a self,
         node: &'a str,
         t: Transition,
-    ) -> BoxFuture<'a, Result<(), ControlError>>;
+    ) -> BoxFuture<'a, Result<String, ControlError>>;
     /// Ends what it holds open at the BMCs (their sessions) when the service stops; best effort,
     /// and briefly. By default, nothing.
     fn close(&self) -> BoxFuture<'_, ()> {

@@ -311,9 +311,10 @@ async fn transition(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreErro
             }
         }
         let sent = now_us();
-        let lost = match bounded(ctx, ctx.control.send_transition(&c.node, request)).await {
-            Ok(()) => false,
-            Err(ControlError::OutcomeUnknown(_)) => true,
+        // The request as the BMC got it (`Off` for a graceful shutdown on HPE Cray EX).
+        let (lost, name) = match bounded(ctx, ctx.control.send_transition(&c.node, request)).await {
+            Ok(name) => (false, name),
+            Err(ControlError::OutcomeUnknown(_)) => (true, format!("{request:?}")),
             Err(e @ ControlError::Unsupported(_)) => {
                 let why = format!("{request:?}: {e}");
                 return refused(ctx, c, attempt, previous, why).await.map(Some);
@@ -326,9 +327,9 @@ async fn transition(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreErro
         match wait_for(ctx, &c.node, target, sent + deadline_us).await {
             Ok(s) => {
                 let why = if lost {
-                    format!("{request:?}: the answer was lost; the node is {}", s.as_str())
+                    format!("{name}: the answer was lost; the node is {}", s.as_str())
                 } else {
-                    format!("{request:?}: confirmed {}", s.as_str())
+                    format!("{name}: confirmed {}", s.as_str())
                 };
                 return Ok(Some(succeeded(why, state_result(Some(s)))));
             }
@@ -338,7 +339,7 @@ async fn transition(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreErro
             }
             Err((s, seen)) => {
                 let why = format!(
-                    "{request:?}: not {} within the {deadline_s} s deadline; the node is {seen}",
+                    "{name}: not {} within the {deadline_s} s deadline; the node is {seen}",
                     target.as_str()
                 );
                 return Ok(Some(failed(why, state_result(s))));

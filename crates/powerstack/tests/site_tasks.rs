@@ -209,6 +209,7 @@ fn control_tasks_drive_each_dialect_through_redfish_and_report_each_node() {
     // HPE Cray EX lists Off, not GracefulShutdown: off sends Off there.
     let (code, t) = run_json(&url, &["transition", "off", "--nodes", "n03"]);
     assert_eq!((code, t.state), (Some(0), TaskStateV1::Succeeded), "{t:#?}");
+    assert_eq!(reason(&t, "n03"), "Off: confirmed off", "the request named as sent");
     assert_eq!(
         (reset_types(&n03), power_state(&n03, "Node0")),
         (vec!["Off".to_string()], "Off".to_string())

@@ -211,12 +211,13 @@ impl NodeControl for RedfishControl {
         &'a self,
         node: &'a str,
         t: Transition,
-    ) -> BoxFuture<'a, Result<(), ControlError>> {
+    ) -> BoxFuture<'a, Result<String, ControlError>> {
         Box::pin(async move {
             let (n, bmc) = self.node(node).await?;
             let system = bmc.system(&n.system).await.map_err(control_error)?;
             let reset = reset_for(t, &system.allowed_resets);
-            bmc.send_reset(&n.system, reset).await.map_err(control_error)
+            bmc.send_reset(&n.system, reset.clone()).await.map_err(control_error)?;
+            Ok(reset.as_str().to_string())
         })
     }
 
