@@ -3,7 +3,7 @@
 //! its own types, and [`controller_for`], which builds the site's controller: Redfish, through
 //! `powerstack-redfish` ([`redfish`]). Tests and embeddings may drive the runner through their own.
 
-mod redfish;
+pub(crate) mod redfish;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -156,3 +156,50 @@ fn transitions_confirmed_or_not() {
     let posts = served.recorded_matching("POST", "ComputerSystem.Reset");
     assert_eq!(posts.len(), 3, "ForceOff, On, GracefulShutdown: once each");
 }
+
+#[test]
+fn energy_is_integrated_from_power_without_a_counter_and_labelled() {
+    let served = serve(Tree::legacy_power(), Options::default());
+    let args = ["--format", "json", "energy", "--duration", "600ms", "--interval", "200ms"];
+    let (out, err, code) = bmc(&served, &args);
+    assert_eq!(code, 0, "{err}");
+    let c = &json(&out)["chassis"][0];
+    assert_eq!(c["method"], "integrated from power", "{out}");
+    assert!(c["readings"].as_u64().unwrap() >= 2, "{out}");
+    // The mock's power is a steady 344 W: whatever the timing, the mean is that.
+    assert!((c["mean_watts"].as_f64().unwrap() - 344.0).abs() < 1e-9, "{out}");
+    let seconds = c["seconds"].as_f64().unwrap();
+    assert!((c["energy_joules"].as_f64().unwrap() - 344.0 * seconds).abs() < 1e-6, "{out}");
+    let (_, err, code) = bmc(&served, &["energy", "--duration", "1s", "--interval", "0s"]);
+    assert!(code != 0 && err.contains("--interval"), "{err}");
+}
+
+#[test]
+fn energy_comes_from_the_counter_when_the_bmc_has_one() {
+    let served = serve(Tree::dmtf_controls(), Options::default());
+    let uri = "/redfish/v1/Chassis/1/EnvironmentMetrics";
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    std::thread::scope(|s| {
+        // The counter advances by 100 J steps while the command measures.
+        s.spawn(|| {
+            let mut joules = 1_000_000u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                joules += 100;
+                let doc = serde_json::json!({"PowerWatts": {"Reading": 374.5},
+                                             "EnergyJoules": {"Reading": joules}});
+                served.edit_tree(|t| {
+                    t.insert(uri, doc);
+                });
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        });
+        let args = ["--format", "json", "energy", "--duration", "500ms", "--interval", "100ms"];
+        let (out, err, code) = bmc(&served, &args);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(code, 0, "{err}");
+        let c = &json(&out)["chassis"][0];
+        assert_eq!(c["method"], "counter", "{out}");
+        let joules = c["energy_joules"].as_f64().unwrap();
+        assert!(joules > 0.0 && joules % 100.0 == 0.0, "{out}");
+    });
+}

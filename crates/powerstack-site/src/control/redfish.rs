@@ -62,29 +62,34 @@ impl RedfishControl {
 
 impl Node {
     fn new(entry: &BmcEntry) -> Result<Node, StoreError> {
-        let auth = match &entry.user {
-            None => Auth::None,
-            Some(user) => {
-                let password = read_password(entry)?;
-                if entry.session == Some(true) {
-                    Auth::Session { user: user.clone(), password }
-                } else {
-                    Auth::Basic { user: user.clone(), password }
-                }
-            }
-        };
-        let mut config = BmcConfig::new(entry.url.clone());
-        config.auth = auth;
-        config.ca_file = entry.ca_file.clone();
-        config.insecure = entry.insecure;
-        config.timeout_ms = REQUEST_TIMEOUT_MS;
         Ok(Node {
-            config,
+            config: bmc_config(entry)?,
             system: entry.system.clone().unwrap_or_default(),
             chassis: entry.chassis.clone(),
             bmc: OnceCell::new(),
         })
     }
+}
+
+/// How to reach `entry`'s BMC (its password file read).
+pub(crate) fn bmc_config(entry: &BmcEntry) -> Result<BmcConfig, StoreError> {
+    let auth = match &entry.user {
+        None => Auth::None,
+        Some(user) => {
+            let password = read_password(entry)?;
+            if entry.session == Some(true) {
+                Auth::Session { user: user.clone(), password }
+            } else {
+                Auth::Basic { user: user.clone(), password }
+            }
+        }
+    };
+    let mut config = BmcConfig::new(entry.url.clone());
+    config.auth = auth;
+    config.ca_file = entry.ca_file.clone();
+    config.insecure = entry.insecure;
+    config.timeout_ms = REQUEST_TIMEOUT_MS;
+    Ok(config)
 }
 
 fn read_password(entry: &BmcEntry) -> Result<String, StoreError> {
