@@ -4,28 +4,20 @@
 mod common;
 
 use common::bin;
-use powerstack_mock_bmc::{MockBmc, Options, SESSIONS, Tree};
+use powerstack_mock_bmc::{Background, Options, SESSIONS, Tree};
 use serde_json::Value;
 
-/// A mock BMC on a runtime of its own (its worker threads serve while the test runs commands).
-struct Served {
-    mock: MockBmc,
-    _runtime: tokio::runtime::Runtime,
-}
-
-fn serve(tree: Tree, options: Options) -> Served {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mock = runtime.block_on(MockBmc::start(tree, options)).unwrap();
-    Served { mock, _runtime: runtime }
+fn serve(tree: Tree, options: Options) -> Background {
+    Background::start(tree, options).unwrap()
 }
 
 /// Runs `powerstack bmc --url URL ARGS...`; stdout, stderr and the exit code.
-fn bmc(served: &Served, args: &[&str]) -> (String, String, i32) {
+fn bmc(served: &Background, args: &[&str]) -> (String, String, i32) {
     let out = bin()
         .env_remove("POWERSTACK_BMC_PASSWORD")
         .env_remove("POWERSTACK_BMC_URL")
         .env_remove("POWERSTACK_BMC_USER")
-        .args(["bmc", "--url", &served.mock.url()])
+        .args(["bmc", "--url", &served.url()])
         .args(args)
         .output()
         .unwrap();
@@ -72,7 +64,7 @@ fn cap_sets_turns_off_and_refuses_out_of_range() {
     let (out, _, code) = bmc(&served, &["--format", "json", "cap", "off"]);
     assert_eq!(code, 0);
     assert_eq!(json(&out)["enforced"], false);
-    let before = served.mock.recorded().len();
+    let before = served.recorded().len();
     let (_, err, code) = bmc(&served, &["cap", "5000"]);
     assert_ne!(code, 0);
     assert!(err.contains("outside the range") && err.contains("nothing was sent"), "{err}");
@@ -80,7 +72,7 @@ fn cap_sets_turns_off_and_refuses_out_of_range() {
     let (_, err, code) = bmc(&served, &["cap", "lots"]);
     assert_ne!(code, 0);
     assert!(err.contains("give watts"), "{err}");
-    assert_eq!(served.mock.recorded().len(), before, "nothing sent for refused caps");
+    assert_eq!(served.recorded().len(), before, "nothing sent for refused caps");
     let gpu = [
         "--format",
         "json",
@@ -117,13 +109,13 @@ fn credentials_from_a_file_or_the_environment_and_sessions() {
     assert_eq!(json(&out)["systems"][0]["id"], "1");
     let out = bin()
         .env("POWERSTACK_BMC_PASSWORD", "pw")
-        .args(["bmc", "--url", &served.mock.url(), "--user", "admin", "--session"])
+        .args(["bmc", "--url", &served.url(), "--user", "admin", "--session"])
         .args(["--format", "json", "limits"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(served.mock.recorded_matching("POST", SESSIONS).len(), 1);
-    assert_eq!(served.mock.open_sessions(), 0, "the session was ended");
+    assert_eq!(served.recorded_matching("POST", SESSIONS).len(), 1);
+    assert_eq!(served.open_sessions(), 0, "the session was ended");
 }
 
 #[test]
@@ -161,7 +153,7 @@ fn transitions_confirmed_or_not() {
     let (_, err, code) = bmc(&served, &["transition", "Reboot"]);
     assert_ne!(code, 0);
     assert!(err.contains("give one of On, ForceOff"), "{err}");
-    let posts = served.mock.recorded_matching("POST", "ComputerSystem.Reset");
+    let posts = served.recorded_matching("POST", "ComputerSystem.Reset");
     assert_eq!(posts.len(), 3, "ForceOff, On, GracefulShutdown: once each");
 }
 
@@ -195,7 +187,7 @@ fn energy_comes_from_the_counter_when_the_bmc_has_one() {
                 joules += 100;
                 let doc = serde_json::json!({"PowerWatts": {"Reading": 374.5},
                                              "EnergyJoules": {"Reading": joules}});
-                served.mock.edit_tree(|t| {
+                served.edit_tree(|t| {
                     t.insert(uri, doc);
                 });
                 std::thread::sleep(std::time::Duration::from_millis(20));
