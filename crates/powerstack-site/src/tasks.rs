@@ -242,27 +242,48 @@ async fn within<T>(
     tokio::time::timeout(limit, call).await.unwrap_or_else(|_| Err(timed_out(limit.as_secs_f64())))
 }
 
-/// Reads `node`'s power state until it is `target` (`Ok`) or `until_us` passes (`Err`: the
-/// last state read, or why none could be).
+/// How a wait for a power state ended short of it: the last state read (`None`: unreadable),
+/// its text, and whether the node was seen other than on since the request.
+type Short = (Option<PowerState>, String, bool);
+
+/// Reads `node`'s power state until it is `target` (`Ok`) or `until_us` passes (`Err`). With
+/// `restart`, on counts only once the node was seen other than on (off, powering off or on):
+/// a restart shows itself by leaving on.
 async fn wait_for(
     ctx: &Ctx,
     node: &str,
     target: PowerState,
+    restart: bool,
     until_us: u64,
-) -> Result<PowerState, (Option<PowerState>, String)> {
+) -> Result<PowerState, Short> {
+    let mut left_on = false;
     loop {
         let last = match bounded_read(ctx, ctx.control.power_state(node)).await {
-            Ok(s) if s == target => return Ok(s),
-            Ok(s) => (Some(s), s.as_str().to_string()),
+            Ok(s) if s == target && (!restart || left_on) => return Ok(s),
+            Ok(s) => {
+                left_on |= s != PowerState::On;
+                (Some(s), s.as_str().to_string())
+            }
             Err(e) => (None, format!("unreadable ({e})")),
         };
         let now = now_us();
         if now >= until_us {
-            return Err(last);
+            return Err((last.0, last.1, left_on));
         }
         let left = Duration::from_micros(until_us - now);
         tokio::time::sleep(ctx.settings.poll.min(left)).await;
     }
+}
+
+/// A restart request the BMC took while the node was seen on throughout: it may have restarted
+/// without its power state showing it (a warm restart), or not at all.
+fn unconfirmable(name: &str, deadline_s: u64, lost: bool) -> Outcome {
+    let took = if lost { "the answer was lost" } else { "accepted" };
+    let why = format!(
+        "{name}: {took}; not confirmable: the node was on at every read over the {deadline_s} s \
+         deadline (a warm restart does not show in the power state)"
+    );
+    succeeded(why, state_result(Some(PowerState::On)))
 }
 
 async fn transition(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreError> {
@@ -270,13 +291,20 @@ async fn transition(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreErro
         return Ok(Some(failed("the task names no operation", TaskNodeResultV1::default())));
     };
     let (first, escalation, target, skip_at_target) = plan(op);
+    // A restart, power cycle included, ends where it began: on.
+    let restart = !skip_at_target;
     let deadline_s = c.params.deadline_s.unwrap_or(ctx.settings.default_deadline_s);
     let deadline_us = deadline_s.saturating_mul(1_000_000);
     if let Some(sent) = c.sent_at_us {
         // Sent before this runner took it over: never again; the node says what happened.
-        return Ok(Some(match wait_for(ctx, &c.node, target, sent + deadline_us).await {
+        return Ok(Some(match wait_for(ctx, &c.node, target, false, sent + deadline_us).await {
+            Ok(s) if restart => succeeded(
+                "sent before the service stopped; the node is on now (whether it restarted \
+                 cannot be told from its power state)",
+                state_result(Some(s)),
+            ),
             Ok(s) => succeeded("confirmed after restart", state_result(Some(s))),
-            Err((s, seen)) => failed(
+            Err((s, seen, _)) => failed(
                 format!("the service stopped after sending; the node is now {seen}"),
                 state_result(s),
             ),
@@ -324,7 +352,7 @@ async fn transition(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreErro
             }
         };
         previous = Some(sent);
-        match wait_for(ctx, &c.node, target, sent + deadline_us).await {
+        match wait_for(ctx, &c.node, target, restart, sent + deadline_us).await {
             Ok(s) => {
                 let why = if lost {
                     format!("{name}: the answer was lost; the node is {}", s.as_str())
@@ -333,11 +361,14 @@ async fn transition(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreErro
                 };
                 return Ok(Some(succeeded(why, state_result(Some(s)))));
             }
+            Err((Some(PowerState::On), _, false)) if restart => {
+                return Ok(Some(unconfirmable(&name, deadline_s, lost)));
+            }
             Err(_) if escalate && attempt == 1 && escalation.is_some() => {
                 request = escalation.unwrap_or(request);
                 attempt += 1;
             }
-            Err((s, seen)) => {
+            Err((s, seen, _)) => {
                 let why = format!(
                     "{name}: not {} within the {deadline_s} s deadline; the node is {seen}",
                     target.as_str()

@@ -281,3 +281,27 @@ fn a_request_the_bmc_does_not_allow_is_refused_before_sending_and_recorded_as_ne
         runtime().block_on(db.drop_database());
     }
 }
+
+#[test]
+fn a_restart_is_confirmed_only_once_the_node_left_on_and_a_warm_one_is_said_unconfirmable() {
+    let db = TestDb::sqlite();
+    // n01 goes through powering off and on; n02 takes a graceful restart and its power state
+    // never shows it (as a warm restart).
+    let n01 = serve(Tree::dmtf_controls(), quick());
+    let n02 = serve(Tree::dmtf_controls(), Options { graceful_never_finishes: true, ..quick() });
+    let r = start(&config(&db, vec![entry("n01", &n01), entry("n02", &n02)]));
+    let s = site(&r);
+    let t = s.transition(&transition(TransitionOperationV1::ForceRestart, "n01", 60, false));
+    let t = finished(TaskKindV1::Transition, &s, &t.unwrap().id);
+    assert_eq!(t.state, TaskStateV1::Succeeded, "{t:#?}");
+    assert!(reason(&t, "n01").contains("ForceRestart: confirmed on"), "{t:#?}");
+    assert_eq!(reset_types(&n01.recorded()), ["ForceRestart"]);
+    let t = s.transition(&transition(TransitionOperationV1::Restart, "n02", 1, true)).unwrap();
+    let t = finished(TaskKindV1::Transition, &s, &t.id);
+    assert_eq!(t.state, TaskStateV1::Succeeded, "{t:#?}");
+    let why = reason(&t, "n02");
+    assert!(why.contains("GracefulRestart: accepted; not confirmable"), "{why}");
+    // Not escalated: a restart that cannot be seen is not a restart that failed.
+    assert_eq!(reset_types(&n02.recorded()), ["GracefulRestart"]);
+    r.stop().unwrap();
+}
