@@ -296,6 +296,16 @@ pub struct SharedNodeV1 {
     pub jobs: Vec<String>,
 }
 
+/// A node of a job measured through its BMC, without an agent (`SiteJobReportV1::bmc`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BmcNodeV1 {
+    /// The node.
+    pub node: String,
+    /// How its energy was obtained, one per kind of stream over the job: `redfish` (the BMC's
+    /// energy counter) or `redfish-integrated` (its power readings integrated).
+    pub providers: Vec<String>,
+}
+
 /// A job record at the site, with its figures once it has ended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SiteJobV1 {
@@ -374,6 +384,10 @@ pub struct SiteJobReportV1 {
     /// docs/site.md, "Shared nodes"), by node; absent when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shared: Vec<SharedNodeV1>,
+    /// The nodes measured through their BMC rather than an agent (see docs/site.md, "Nodes
+    /// without an agent"), by node; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bmc: Vec<BmcNodeV1>,
     /// Per node and in total, in the shape of `powerstack job query`.
     #[serde(flatten)]
     pub report: JobQueryV1,

@@ -161,6 +161,11 @@ pub fn job_report(r: &SiteJobReportV1, compress: Compress) -> String {
         let note = "its part of their energy; peaks estimated";
         kv("shared", format!("{} ({note})", text(Some(&with.join(", ")))));
     }
+    if !r.bmc.is_empty() {
+        let how: Vec<String> =
+            r.bmc.iter().map(|b| format!("{} {}", b.node, b.providers.join(" "))).collect();
+        kv("bmc", format!("{} (read through the BMC, no agent)", text(Some(&how.join(", ")))));
+    }
     out.push('\n');
     node_rows(&mut out, r, window);
     out

@@ -3,7 +3,8 @@
 //! [`MockBmc::start`] serves a [`Tree`] of Redfish documents (from a directory of mockup
 //! `index.json` files, such as the DMTF mockups, built in memory, or one of the built-in trees
 //! [`Tree::dmtf_controls`], [`Tree::legacy_power`], [`Tree::hpe_cray_ex`]) on `127.0.0.1:0` and
-//! tells its address. `GET` answers carry an `ETag` and `OData-Version`; an unknown path is a 404
+//! tells its address ([`Background`]: on a runtime of its own, for tests that are not async).
+//! `GET` answers carry an `ETag` and `OData-Version`; an unknown path is a 404
 //! with a Redfish error body. Credentials are checked as basic auth or a session
 //! ([`SESSIONS`]: `X-Auth-Token`, expiring after a number of requests or on demand). `PATCH`
 //! checks `If-Match` (412, and 428 when required), merges only writable properties (400
@@ -19,6 +20,7 @@
 //! A document that holds only an `error` object (a captured answer to a missing resource, as in
 //! the HPE Cray EX235a capture) is served as a 404 with that body.
 
+mod background;
 mod builtin;
 mod power;
 mod serve;
@@ -27,6 +29,7 @@ mod state;
 mod tree;
 mod write;
 
+pub use background::Background;
 pub use builtin::BUILTIN_TREES;
 pub use power::RESET_SUFFIX;
 pub use serve::MockBmc;
@@ -57,4 +60,7 @@ pub enum MockError {
     /// The listening socket could not be opened.
     #[error("cannot listen on 127.0.0.1: {0}")]
     Listen(std::io::Error),
+    /// The runtime of a [`Background`] mock could not be started.
+    #[error("cannot start the mock's runtime: {0}")]
+    Runtime(std::io::Error),
 }

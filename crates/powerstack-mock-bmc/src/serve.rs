@@ -152,7 +152,14 @@ fn authorized(shared: &Shared, headers: &HeaderMap) -> bool {
     token.is_some_and(|t| lock(&shared.sessions).admit(t, shared.options.session_max_requests))
 }
 
-fn record(shared: &Shared, method: &Method, path: &str, headers: &HeaderMap, body: &Bytes) {
+/// Records a request; its index in the record.
+fn record(
+    shared: &Shared,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> usize {
     let doc = if body.is_empty() {
         Value::Null
     } else {
@@ -160,9 +167,16 @@ fn record(shared: &Shared, method: &Method, path: &str, headers: &HeaderMap, bod
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned()))
     };
     let if_match = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let entry =
-        Recorded { method: method.to_string(), path: path.to_string(), body: doc, if_match };
-    lock(&shared.recorded).push(entry);
+    let entry = Recorded {
+        method: method.to_string(),
+        path: path.to_string(),
+        body: doc,
+        if_match,
+        status: None,
+    };
+    let mut recorded = lock(&shared.recorded);
+    recorded.push(entry);
+    recorded.len() - 1
 }
 
 async fn answer(
@@ -174,20 +188,24 @@ async fn answer(
 ) -> Response {
     shared.requests.fetch_add(1, Ordering::Relaxed);
     let path = normalize(uri.path()).to_string();
-    if method != Method::GET {
-        record(&shared, &method, &path, &headers, &body);
-    }
+    let write = method != Method::GET;
+    let index = write.then(|| record(&shared, &method, &path, &headers, &body));
     let delay_ms = shared.faults.delay_ms.load(Ordering::Relaxed);
     if delay_ms > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
     }
     let hang = shared.faults.hang.load(Ordering::Relaxed);
-    if hang == Hang::Everything as u8 {
+    if hang == Hang::Everything as u8 || (write && hang == Hang::WritesUnprocessed as u8) {
         std::future::pending::<()>().await;
     }
     let response = route(&shared, &method, &path, &headers, &body);
-    if hang == Hang::Writes as u8 && method != Method::GET {
+    if write && hang == Hang::Writes as u8 {
         std::future::pending::<()>().await;
+    }
+    if let Some(i) = index
+        && let Some(entry) = lock(&shared.recorded).get_mut(i)
+    {
+        entry.status = Some(response.status().as_u16());
     }
     response
 }
@@ -209,7 +227,10 @@ fn route(
         response.headers_mut().insert(header::WWW_AUTHENTICATE, realm);
         return response;
     }
-    if Faults::take_count(&shared.faults.unavailable) {
+    let write = *method != Method::GET;
+    if Faults::take_count(&shared.faults.unavailable)
+        || (write && Faults::take_count(&shared.faults.unavailable_writes))
+    {
         let retry_after = shared.faults.retry_after_s.load(Ordering::Relaxed);
         let mut response = error(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -57,6 +57,7 @@ pub struct Options {
 pub struct Faults {
     pub(crate) delay_ms: AtomicU64,
     pub(crate) unavailable: AtomicU32,
+    pub(crate) unavailable_writes: AtomicU32,
     pub(crate) retry_after_s: AtomicU32,
     pub(crate) server_errors: AtomicU32,
     pub(crate) hang: AtomicU8,
@@ -74,6 +75,9 @@ pub enum Hang {
     Everything = 1,
     /// POST, PATCH and DELETE: processed, and the answer never sent (an answer lost).
     Writes = 2,
+    /// POST, PATCH and DELETE: recorded, never processed and never answered (a request held
+    /// on the wire until the client gives up).
+    WritesUnprocessed = 3,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -94,6 +98,13 @@ impl Faults {
     pub fn set_unavailable(&self, count: u32, retry_after_s: u32) {
         self.retry_after_s.store(retry_after_s, Ordering::Relaxed);
         self.unavailable.store(count, Ordering::Relaxed);
+    }
+
+    /// The next `count` POST, PATCH or DELETE requests are answered 503 with
+    /// `Retry-After: retry_after_s`, unprocessed (GETs are answered as usual).
+    pub fn set_unavailable_writes(&self, count: u32, retry_after_s: u32) {
+        self.retry_after_s.store(retry_after_s, Ordering::Relaxed);
+        self.unavailable_writes.store(count, Ordering::Relaxed);
     }
 
     /// The next `count` requests are answered 500.
@@ -152,6 +163,8 @@ pub struct Recorded {
     pub body: Value,
     /// Its `If-Match` header.
     pub if_match: Option<String>,
+    /// The status it was answered with (`None`: not answered, or not yet).
+    pub status: Option<u16>,
 }
 
 pub(crate) struct Shared {

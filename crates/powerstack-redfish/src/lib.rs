@@ -19,6 +19,7 @@ mod client;
 mod discover;
 mod error;
 pub mod limits;
+mod meter;
 pub mod parse;
 mod readings;
 mod session;
@@ -37,6 +38,7 @@ pub use client::{
 pub use discover::{Fetch, SERVICE_ROOT, read, read_limits};
 pub use error::{Error, ParseError};
 pub use limits::{LimitApplied, LimitRequest};
+pub use meter::{EnergyMeter, EnergyMethod, WindowEnergy};
 pub use readings::{
     ChassisReadings, ControlMode, Deviation, Dialect, Energy, Limit, PowerReading, Readings,
     SensorKind, SensorReading, SetPoint, Source,

@@ -387,6 +387,11 @@ impl Bmc {
         )))
     }
 
+    /// The system `system_id` (`""`: the first): its power state and the resets it allows.
+    pub async fn system(&self, system_id: &str) -> Result<SystemPower, Error> {
+        self.find_system(system_id).await.map(|s| s.power)
+    }
+
     /// The `PowerState` of the system `system_id` (`""`: the first).
     pub async fn power_state(&self, system_id: &str) -> Result<PowerState, Error> {
         // The system's document was just read to find it: its state is that read's.

@@ -1,4 +1,5 @@
-//! Sessions, TLS, retries and lost answers, against the mock BMC.
+//! Sessions, TLS, retries (of writes refused with 503 too) and lost answers, against the mock
+//! BMC.
 
 mod common;
 
@@ -8,8 +9,8 @@ use std::sync::Arc;
 use common::{block_on, fast};
 use powerstack_mock_bmc::{Hang, MockBmc, Options, SESSIONS, Tree};
 use powerstack_redfish::{
-    Auth, Bmc, BmcConfig, Error, LimitRequest, MAX_BACKOFF_MS, MAX_RETRY_AFTER_S, ResetType,
-    retry_wait_ms,
+    Auth, Bmc, BmcConfig, Error, LimitRequest, MAX_BACKOFF_MS, MAX_RETRY_AFTER_S, PowerState,
+    ResetType, retry_wait_ms,
 };
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
@@ -212,6 +213,30 @@ fn a_change_whose_answer_is_lost_is_not_resent() {
             "{err}"
         );
         assert_eq!(mock.recorded_matching("PATCH", "").len(), 1, "sent once");
+    });
+}
+
+#[test]
+fn a_write_refused_with_503_is_sent_again_and_one_held_unprocessed_is_not() {
+    block_on(async {
+        let mock = MockBmc::start(Tree::dmtf_controls(), Options::default()).await.unwrap();
+        let bmc = Bmc::new(&BmcConfig { timeout_ms: 300, ..fast(mock.url()) }).unwrap();
+        // A 503 was not processed: the reset is sent again, and done once.
+        mock.faults().set_unavailable_writes(2, 0);
+        bmc.send_reset("1", ResetType::ForceOff).await.unwrap();
+        let posts = mock.recorded_matching("POST", "ComputerSystem.Reset");
+        let answered: Vec<Option<u16>> = posts.iter().map(|r| r.status).collect();
+        assert_eq!(answered, [Some(503), Some(503), Some(204)]);
+        assert_eq!(bmc.power_state("1").await.unwrap(), PowerState::Off);
+        // Held on the wire and never processed: the outcome is unknown, nothing is resent, and
+        // the BMC did nothing.
+        mock.faults().set_hang(Hang::WritesUnprocessed);
+        let err = bmc.send_reset("1", ResetType::On).await.unwrap_err();
+        assert!(matches!(err, Error::OutcomeUnknown { .. }), "{err}");
+        let posts = mock.recorded_matching("POST", "ComputerSystem.Reset");
+        assert_eq!((posts.len(), posts[3].status), (4, None));
+        mock.faults().set_hang(Hang::Nothing);
+        assert_eq!(bmc.power_state("1").await.unwrap(), PowerState::Off);
     });
 }
 

@@ -64,6 +64,8 @@ pub struct SiteConfig {
     /// How long one call to a BMC may take, s; a request not answered by then is settled by
     /// reading the node.
     pub task_call_timeout_s: u64,
+    /// How often the BMCs of `[[bmc]]` entries with `telemetry = true` are read, s.
+    pub bmc_telemetry_interval_s: u64,
 }
 
 /// A node's BMC (`[[bmc]]`): where its Redfish service is and how to log in.
@@ -95,6 +97,10 @@ pub struct BmcEntry {
     /// The `Chassis` id (default: the system's).
     #[serde(default)]
     pub chassis: Option<String>,
+    /// Whether the site reads the node's power through this BMC and stores it as a stream of
+    /// its own (a node without an agent).
+    #[serde(default)]
+    pub telemetry: bool,
 }
 
 #[derive(Deserialize)]
@@ -129,6 +135,7 @@ impl Default for SiteConfig {
             task_poll_ms: 2000,
             task_lease_s: 30,
             task_call_timeout_s: 60,
+            bmc_telemetry_interval_s: 10,
         }
     }
 }
@@ -260,6 +267,12 @@ impl SiteConfig {
         if !(1..=3600).contains(&self.task_lease_s) {
             return bad(format!("task_lease_s {} must be 1 to 3600", self.task_lease_s));
         }
+        if !(1..=3600).contains(&self.bmc_telemetry_interval_s) {
+            return bad(format!(
+                "bmc_telemetry_interval_s {} must be 1 to 3600",
+                self.bmc_telemetry_interval_s
+            ));
+        }
         if !(1..=3600).contains(&self.task_call_timeout_s) {
             return bad(format!(
                 "task_call_timeout_s {} must be 1 to 3600",
@@ -337,6 +350,12 @@ mod tests {
         std::fs::write(&f, "[[bmc]]\nnode = \"n02\"\nurl = \"n02-bmc\"\n").unwrap();
         assert!(err(&c).contains("must be https://"), "{}", err(&c));
         c.bmc_file = None;
+        let t: SiteConfig = toml::from_str(
+            "bmc_telemetry_interval_s = 0\n[[bmc]]\nnode = \"n03\"\nurl = \"http://b\"\ntelemetry = true\n",
+        )
+        .unwrap();
+        assert!(t.bmc[0].telemetry && !c.bmc[0].telemetry);
+        assert!(err(&t).contains("bmc_telemetry_interval_s 0"), "{}", err(&t));
         c.task_poll_ms = 1;
         assert!(err(&c).contains("task_poll_ms 1"), "{}", err(&c));
     }

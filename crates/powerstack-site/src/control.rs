@@ -3,7 +3,7 @@
 //! its own types, and [`controller_for`], which builds the site's controller: Redfish, through
 //! `powerstack-redfish` ([`redfish`]). Tests and embeddings may drive the runner through their own.
 
-mod redfish;
+pub(crate) mod redfish;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -104,7 +104,9 @@ pub enum ControlError {
     /// The request went out and its answer was lost: it may or may not have been done.
     #[error("the answer was lost: {0}")]
     OutcomeUnknown(String),
-    /// The BMC does not do this.
+    /// The BMC does not do this (a reset type it does not allow, a limit it does not have):
+    /// refused before anything was sent, so the runner records the request as never sent. A
+    /// controller returns it only when nothing went out.
     #[error("not supported by the node's BMC: {0}")]
     Unsupported(String),
     /// The BMC refused or could not be reached.
@@ -126,12 +128,17 @@ pub trait NodeControl: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<LimitResult, ControlError>>;
     /// The node's power state.
     fn power_state<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<PowerState, ControlError>>;
-    /// Sends one transition request.
+    /// Sends one transition request; its name as the BMC got it (Redfish: the `ResetType`).
     fn send_transition<'a>(
         &'a self,
         node: &'a str,
         t: Transition,
-    ) -> BoxFuture<'a, Result<(), ControlError>>;
+    ) -> BoxFuture<'a, Result<String, ControlError>>;
+    /// Ends what it holds open at the BMCs (their sessions) when the service stops; best effort,
+    /// and briefly. By default, nothing.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// The controller of the site's BMCs (`[[bmc]]`): Redfish, one client per node's BMC. Reads each

@@ -62,6 +62,8 @@ pub struct AppState {
     pub counters: Counters,
     /// The control tasks' settings.
     pub tasks: TaskApi,
+    /// BMC telemetry reads this replica made, by outcome.
+    pub bmc_reads: Arc<crate::telemetry::ReadCounters>,
 }
 
 /// What the control tasks' routes need.

@@ -5,7 +5,8 @@
 //! embedded file, the default) or PostgreSQL (production, several replicas), through [`db::Db`].
 //! [`http`] is the API, [`access`] who may use it, [`tls`] its TLS, [`serve`] starts and stops it
 //! all. [`tasks`] runs control tasks (power transitions and limits through BMCs) through the
-//! [`control`] seam.
+//! [`control`] seam; [`telemetry`] reads the power of nodes without an agent through their BMCs
+//! and stores it as their streams.
 
 pub mod access;
 pub mod clock;
@@ -18,6 +19,7 @@ pub mod report;
 pub mod serve;
 pub mod store;
 pub mod tasks;
+pub mod telemetry;
 pub mod tls;
 
 pub use config::SiteConfig;

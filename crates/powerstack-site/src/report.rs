@@ -9,7 +9,7 @@ use powerstack_api::job::{
     DataPresence, JobFigures, JobQueryNodeV1, JobQueryV1, JobResultV1, JobTotalV1,
 };
 use powerstack_api::site::{
-    JobAllocationV1, NodeSeriesV1, SharedNodeV1, SiteJobReportV1, SiteTimeseriesV1,
+    BmcNodeV1, JobAllocationV1, NodeSeriesV1, SharedNodeV1, SiteJobReportV1, SiteTimeseriesV1,
 };
 use powerstack_job::combine::combine_figures;
 use powerstack_job::figures::{Series, energy_difference};
@@ -21,6 +21,7 @@ use crate::store::{
     JobRow, Neighbour, Store, StoreError, StreamRow, StreamSpan, Window, WindowSummary, columns,
     parts_of,
 };
+use crate::telemetry::bmc_provider;
 
 /// How a report is computed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,11 +180,26 @@ fn edge(stream: &StreamRow, rows: &Rows) -> serde_json::Value {
     let at = |i: Option<usize>| {
         i.and_then(|i| rows.row(i)).map(|(t, c)| json!({"unix_us": t, "counters": c}))
     };
-    json!({
+    let mut edge = json!({
         "stream": stream.stream,
         "first": at(Some(0)),
         "last": at(rows.len().checked_sub(1)),
-    })
+    });
+    if let Some(p) = bmc_provider(&stream.domains) {
+        edge["provider"] = json!(p);
+    }
+    edge
+}
+
+/// Node `node` as measured through its BMC, from the streams of its `edges`; `None`: an agent's.
+fn bmc_node(node: &str, edges: &serde_json::Value) -> Option<BmcNodeV1> {
+    let mut providers: Vec<String> = Vec::new();
+    for p in edges.as_array()?.iter().filter_map(|e| e.get("provider")?.as_str()) {
+        if !providers.iter().any(|q| q == p) {
+            providers.push(p.to_string());
+        }
+    }
+    (!providers.is_empty()).then(|| BmcNodeV1 { node: node.to_string(), providers })
 }
 
 /// Job `id`'s report at `now_us`: kept figures for settled nodes, computed ones for the others
@@ -203,6 +219,7 @@ pub async fn job_report(
         store.neighbours(id, job.begin_unix_us, job.end_unix_us.unwrap_or(now_us)).await?;
     let mut rows = Vec::with_capacity(nodes.len());
     let mut shared = Vec::new();
+    let mut bmc = Vec::new();
     let mut all_settled = job.end_unix_us.is_some();
     let mut changed = false;
     for n in &nodes {
@@ -211,8 +228,8 @@ pub async fn job_report(
             let jobs = others.iter().map(|o| o.job_id.clone()).collect();
             shared.push(SharedNodeV1 { node: n.node.clone(), jobs });
         }
-        let (result, settled) = match (&n.result, n.settled) {
-            (Some(r), true) => (r.clone(), true),
+        let (result, settled, edges) = match (&n.result, n.settled) {
+            (Some(r), true) => (r.clone(), true, n.edges.clone()),
             _ => {
                 let sharing = Sharing { mine: n.allocation.as_ref(), others: &others };
                 let times = (now_us, rolled_up_us);
@@ -221,9 +238,10 @@ pub async fn job_report(
                     store.keep_job_node(id, &n.node, &f.result, &f.edges, f.settled).await?;
                     changed = true;
                 }
-                (f.result, f.settled)
+                (f.result, f.settled, f.edges)
             }
         };
+        bmc.extend(bmc_node(&n.node, &edges));
         all_settled &= settled;
         rows.push(result);
     }
@@ -256,6 +274,7 @@ pub async fn job_report(
         schema: "powerstack.site-job.v1".into(),
         job,
         shared,
+        bmc,
         report: JobQueryV1 { job_id: id.to_string(), nodes, total },
     })
 }

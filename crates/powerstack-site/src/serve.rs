@@ -1,5 +1,5 @@
 //! Running the service: the database opened and migrated, the listener bound, the HTTP server,
-//! the control-task runner and the maintenance loop (settling ended jobs, partitions ahead,
+//! the control-task runner, the BMC telemetry poller and the maintenance loop (settling ended jobs, partitions ahead,
 //! retention) on a runtime of their own thread, so that a synchronous caller (the CLI, `powerstack up`, a test) starts it,
 //! learns its address, and stops it.
 
@@ -20,6 +20,7 @@ use crate::report::{ReportSettings, settle};
 use crate::store::partitions::DAY_US;
 use crate::store::{IngestLimits, Ingester, Store, StoreError, TaskBounds};
 use crate::tasks::{RunnerSettings, run as run_tasks};
+use crate::telemetry::{self, Telemetry};
 use crate::tls;
 
 /// How often ended jobs are looked at for settling.
@@ -128,6 +129,7 @@ pub fn start_with_control(
 ) -> Result<Running, StoreError> {
     config.validate()?;
     let (task_api, runner) = task_parts(config)?;
+    let telemetry = Telemetry::from_config(config)?;
     let url = config.database_url()?;
     let tokens = config.tokens_file.as_deref().map(Tokens::load).transpose()?;
     let addr = config.listen_addr()?;
@@ -190,6 +192,8 @@ pub fn start_with_control(
                     task_api.wake.clone(),
                     stopped.clone(),
                 ));
+                let (polls, bmc_reads) =
+                    telemetry::spawn(telemetry, store.clone(), ingester.clone(), stopped.clone());
                 let state = Arc::new(AppState {
                     store: store.clone(),
                     tokens,
@@ -198,6 +202,7 @@ pub fn start_with_control(
                     stale_after_us,
                     counters: Counters::default(),
                     tasks: task_api,
+                    bmc_reads,
                 });
                 let _ = ready_tx.send(Ok(ready));
                 let upkeep =
@@ -206,6 +211,7 @@ pub fn start_with_control(
                 upkeep.abort();
                 // The runner ends its leases before the database closes.
                 let _ = tasks.await;
+                let _ = polls.await;
                 store.db().close().await;
                 served.map_err(|e| StoreError::Config(format!("serving: {e}")))
             })
@@ -217,14 +223,17 @@ pub fn start_with_control(
             let _ = thread.join();
             Err(e)
         }
-        Err(_) => Err(thread
-            .join()
-            .unwrap_or_else(|_| Err(StoreError::Unavailable("the site's thread panicked".into())))
-            .err()
-            .unwrap_or_else(|| {
-                StoreError::Unavailable("the site stopped before it was ready".into())
-            })),
+        Err(_) => Err(not_ready(thread)),
     }
+}
+
+/// Why the site's thread ended before it was ready.
+fn not_ready(thread: JoinHandle<Result<(), StoreError>>) -> StoreError {
+    thread
+        .join()
+        .unwrap_or_else(|_| Err(StoreError::Unavailable("the site's thread panicked".into())))
+        .err()
+        .unwrap_or_else(|| StoreError::Unavailable("the site stopped before it was ready".into()))
 }
 
 /// Serves the API on `listener`, in TLS with `tls`, until `stopped` turns true; the requests in

@@ -15,6 +15,7 @@ use crate::db::{Db, on_db};
 
 pub use crate::error::StoreError;
 
+mod bmc_leases;
 mod ingest;
 mod jobs;
 pub mod partitions;

@@ -98,7 +98,8 @@ pub fn new_id() -> String {
 /// Runs until `stopped` turns true: claims work whenever `wake` is notified, a node operation
 /// ends, or every poll,
 /// renews its leases, expires old tasks. On stop, the operations in flight are dropped and
-/// their leases ended, so that the next runner takes them over at once (reading, not sending).
+/// their leases ended, so that the next runner takes them over at once (reading, not sending),
+/// and the controller closes what it holds open at the BMCs.
 pub async fn run(
     store: Store,
     control: Arc<dyn NodeControl>,
@@ -160,6 +161,7 @@ pub async fn run(
     workers.abort_all();
     while workers.join_next().await.is_some() {}
     let _ = ctx.store.release_leases(&ctx.owner, None).await;
+    ctx.control.close().await;
 }
 
 /// One node operation, start to end; a database failure ends this replica's claim on it.
@@ -216,38 +218,76 @@ fn state_result(state: Option<PowerState>) -> TaskNodeResultV1 {
     TaskNodeResultV1 { power_state: state.map(|s| s.as_str().to_string()), ..Default::default() }
 }
 
-/// `call`, or, when it does not end within the call timeout, a lost answer.
+/// `call`, a request, or, when it does not end within the call timeout, a lost answer.
 async fn bounded<T>(
     ctx: &Ctx,
     call: impl Future<Output = Result<T, ControlError>>,
 ) -> Result<T, ControlError> {
-    let limit = ctx.settings.call_timeout;
-    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
-        Err(ControlError::OutcomeUnknown(format!("no answer within {} s", limit.as_secs_f64())))
-    })
+    within(ctx, call, |s| ControlError::OutcomeUnknown(format!("no answer within {s} s"))).await
 }
 
-/// Reads `node`'s power state until it is `target` (`Ok`) or `until_us` passes (`Err`: the
-/// last state read, or why none could be).
+/// `call`, a read, or, when it does not end within the call timeout, a failure saying so (a
+/// read changes nothing: no answer to it is not a lost answer).
+async fn bounded_read<T>(
+    ctx: &Ctx,
+    call: impl Future<Output = Result<T, ControlError>>,
+) -> Result<T, ControlError> {
+    let why = |s| ControlError::Failed(format!("no answer within {s} s; the BMC is slow or down"));
+    within(ctx, call, why).await
+}
+
+/// `call`, or `timed_out(the timeout in s)` when it does not end within the call timeout.
+async fn within<T>(
+    ctx: &Ctx,
+    call: impl Future<Output = Result<T, ControlError>>,
+    timed_out: impl FnOnce(f64) -> ControlError,
+) -> Result<T, ControlError> {
+    let limit = ctx.settings.call_timeout;
+    tokio::time::timeout(limit, call).await.unwrap_or_else(|_| Err(timed_out(limit.as_secs_f64())))
+}
+
+/// How a wait for a power state ended short of it: the last state read (`None`: unreadable),
+/// its text, and whether the node was seen other than on since the request.
+type Short = (Option<PowerState>, String, bool);
+
+/// Reads `node`'s power state until it is `target` (`Ok`) or `until_us` passes (`Err`). With
+/// `restart`, on counts only once the node was seen other than on (off, powering off or on):
+/// a restart shows itself by leaving on.
 async fn wait_for(
     ctx: &Ctx,
     node: &str,
     target: PowerState,
+    restart: bool,
     until_us: u64,
-) -> Result<PowerState, (Option<PowerState>, String)> {
+) -> Result<PowerState, Short> {
+    let mut left_on = false;
     loop {
-        let last = match bounded(ctx, ctx.control.power_state(node)).await {
-            Ok(s) if s == target => return Ok(s),
-            Ok(s) => (Some(s), s.as_str().to_string()),
+        let last = match bounded_read(ctx, ctx.control.power_state(node)).await {
+            Ok(s) if s == target && (!restart || left_on) => return Ok(s),
+            Ok(s) => {
+                left_on |= s != PowerState::On;
+                (Some(s), s.as_str().to_string())
+            }
             Err(e) => (None, format!("unreadable ({e})")),
         };
         let now = now_us();
         if now >= until_us {
-            return Err(last);
+            return Err((last.0, last.1, left_on));
         }
         let left = Duration::from_micros(until_us - now);
         tokio::time::sleep(ctx.settings.poll.min(left)).await;
     }
+}
+
+/// A restart request the BMC took while the node was seen on throughout: it may have restarted
+/// without its power state showing it (a warm restart), or not at all.
+fn unconfirmable(name: &str, deadline_s: u64, lost: bool) -> Outcome {
+    let took = if lost { "the answer was lost" } else { "accepted" };
+    let why = format!(
+        "{name}: {took}; not confirmable: the node was on at every read over the {deadline_s} s \
+         deadline (a warm restart does not show in the power state)"
+    );
+    succeeded(why, state_result(Some(PowerState::On)))
 }
 
 async fn transition(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreError> {
@@ -255,20 +295,27 @@ async fn transition(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreErro
         return Ok(Some(failed("the task names no operation", TaskNodeResultV1::default())));
     };
     let (first, escalation, target, skip_at_target) = plan(op);
+    // A restart, power cycle included, ends where it began: on.
+    let restart = !skip_at_target;
     let deadline_s = c.params.deadline_s.unwrap_or(ctx.settings.default_deadline_s);
     let deadline_us = deadline_s.saturating_mul(1_000_000);
     if let Some(sent) = c.sent_at_us {
         // Sent before this runner took it over: never again; the node says what happened.
-        return Ok(Some(match wait_for(ctx, &c.node, target, sent + deadline_us).await {
+        return Ok(Some(match wait_for(ctx, &c.node, target, false, sent + deadline_us).await {
+            Ok(s) if restart => succeeded(
+                "sent before the service stopped; the node is on now (whether it restarted \
+                 cannot be told from its power state)",
+                state_result(Some(s)),
+            ),
             Ok(s) => succeeded("confirmed after restart", state_result(Some(s))),
-            Err((s, seen)) => failed(
+            Err((s, seen, _)) => failed(
                 format!("the service stopped after sending; the node is now {seen}"),
                 state_result(s),
             ),
         }));
     }
     if skip_at_target {
-        match bounded(ctx, ctx.control.power_state(&c.node)).await {
+        match bounded_read(ctx, ctx.control.power_state(&c.node)).await {
             Ok(s) if s == target => {
                 let why = format!("already {}: nothing was sent", s.as_str());
                 return Ok(Some(succeeded(why, state_result(Some(s)))));
@@ -281,7 +328,7 @@ async fn transition(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreErro
         }
     }
     let escalate = c.params.escalate.unwrap_or(false);
-    let (mut request, mut attempt) = (first, c.attempt + 1);
+    let (mut request, mut attempt, mut previous) = (first, c.attempt + 1, None);
     loop {
         match ctx.store.mark_sent(c, &ctx.owner, attempt, now_us()).await? {
             Gate::Send => {}
@@ -296,35 +343,59 @@ async fn transition(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreErro
             }
         }
         let sent = now_us();
-        let lost = match bounded(ctx, ctx.control.send_transition(&c.node, request)).await {
-            Ok(()) => false,
-            Err(ControlError::OutcomeUnknown(_)) => true,
+        // The request as the BMC got it (`Off` for a graceful shutdown on HPE Cray EX).
+        let (lost, name) = match bounded(ctx, ctx.control.send_transition(&c.node, request)).await {
+            Ok(name) => (false, name),
+            Err(ControlError::OutcomeUnknown(_)) => (true, format!("{request:?}")),
+            Err(e @ ControlError::Unsupported(_)) => {
+                let why = format!("{request:?}: {e}");
+                return refused(ctx, c, attempt, previous, why).await.map(Some);
+            }
             Err(e) => {
                 return Ok(Some(failed(format!("{request:?}: {e}"), state_result(None))));
             }
         };
-        match wait_for(ctx, &c.node, target, sent + deadline_us).await {
+        previous = Some(sent);
+        match wait_for(ctx, &c.node, target, restart, sent + deadline_us).await {
             Ok(s) => {
                 let why = if lost {
-                    format!("{request:?}: the answer was lost; the node is {}", s.as_str())
+                    format!("{name}: the answer was lost; the node is {}", s.as_str())
                 } else {
-                    format!("{request:?}: confirmed {}", s.as_str())
+                    format!("{name}: confirmed {}", s.as_str())
                 };
                 return Ok(Some(succeeded(why, state_result(Some(s)))));
+            }
+            Err((Some(PowerState::On), _, false)) if restart => {
+                return Ok(Some(unconfirmable(&name, deadline_s, lost)));
             }
             Err(_) if escalate && attempt == 1 && escalation.is_some() => {
                 request = escalation.unwrap_or(request);
                 attempt += 1;
             }
-            Err((s, seen)) => {
+            Err((s, seen, _)) => {
                 let why = format!(
-                    "{request:?}: not {} within the {deadline_s} s deadline; the node is {seen}",
+                    "{name}: not {} within the {deadline_s} s deadline; the node is {seen}",
                     target.as_str()
                 );
                 return Ok(Some(failed(why, state_result(s))));
             }
         }
     }
+}
+
+/// Request number `attempt`, refused by the controller before it went out: its sent mark is
+/// taken back (the node's record keeps the request before it, sent at `previous_us`, if any),
+/// and the node fails saying so.
+async fn refused(
+    ctx: &Ctx,
+    c: &Claimed,
+    attempt: u32,
+    previous_us: Option<u64>,
+    why: String,
+) -> Result<Outcome, StoreError> {
+    ctx.store.unmark_sent(c, &ctx.owner, attempt, previous_us).await?;
+    let what = if previous_us.is_none() { "nothing was sent" } else { "it was not sent" };
+    Ok(failed(format!("{why}; {what}"), TaskNodeResultV1::default()))
 }
 
 fn limits_result(l: &NodeLimits) -> TaskNodeResultV1 {
@@ -359,7 +430,7 @@ fn limit_text(w: Option<f64>) -> String {
 
 /// Reads `node`'s limits after a request whose outcome is not known: whether it holds `target`.
 async fn confirm_limit(ctx: &Ctx, node: &str, target: Option<f64>, how: &str) -> Outcome {
-    match bounded(ctx, ctx.control.read_limits(node)).await {
+    match bounded_read(ctx, ctx.control.read_limits(node)).await {
         Ok(l) if same_limit(l.own_limit_watts(), target) => {
             succeeded(format!("{how}: the limit is {}", limit_text(target)), limits_result(&l))
         }
@@ -380,7 +451,7 @@ async fn power_cap(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreError
         }
         return Ok(Some(o));
     }
-    let limits = match bounded(ctx, ctx.control.read_limits(&c.node)).await {
+    let limits = match bounded_read(ctx, ctx.control.read_limits(&c.node)).await {
         Ok(l) => l,
         Err(e) => {
             let why = format!("reading the limits: {e}; nothing was sent");
@@ -427,6 +498,7 @@ async fn power_cap(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreError
         Err(ControlError::OutcomeUnknown(_)) => {
             confirm_limit(ctx, &c.node, target, "the answer was lost").await
         }
+        Err(e @ ControlError::Unsupported(_)) => refused(ctx, c, 1, None, e.to_string()).await?,
         Err(e) => failed(format!("{e}"), Default::default()),
     }))
 }
@@ -438,7 +510,7 @@ async fn snapshot(ctx: &Ctx, c: &Claimed) -> Result<Option<Outcome>, StoreError>
         Gate::Aborted => return Ok(aborted()),
         Gate::Lost => return Ok(None),
     }
-    Ok(Some(match bounded(ctx, ctx.control.read_limits(&c.node)).await {
+    Ok(Some(match bounded_read(ctx, ctx.control.read_limits(&c.node)).await {
         Ok(l) => succeeded("read", limits_result(&l)),
         Err(e) => failed(format!("reading the limits: {e}"), Default::default()),
     }))

@@ -11,11 +11,12 @@ use std::time::{Duration, Instant};
 
 use common::TestDb;
 use common::fake_control::{Fake, FakeNode};
+use common::tasks::{finished, node, runtime, site, status, transition, wait};
 use powerstack_api::site_tasks::{
-    PowerCapRequestV1, PowerCapSnapshotRequestV1, TaskKindV1, TaskNodeStateV1, TaskStateV1, TaskV1,
+    PowerCapRequestV1, PowerCapSnapshotRequestV1, TaskKindV1, TaskNodeStateV1, TaskStateV1,
     TransitionOperationV1, TransitionRequestV1,
 };
-use powerstack_client::site::{Site, SiteError};
+use powerstack_client::site::Site;
 use powerstack_site::config::BmcEntry;
 use powerstack_site::control::PowerState;
 use powerstack_site::store::{NewTask, TaskBounds, TaskParams};
@@ -50,45 +51,6 @@ fn start(config: &SiteConfig, fake: &Arc<Fake>) -> Running {
     powerstack_site::start_with_control(config, fake.clone()).unwrap()
 }
 
-fn site(r: &Running) -> Site {
-    Site::new(&format!("http://{}", r.ready().addr), None, Duration::from_secs(30)).unwrap()
-}
-
-fn transition(
-    op: TransitionOperationV1,
-    nodes: &str,
-    deadline_s: u64,
-    escalate: bool,
-) -> TransitionRequestV1 {
-    TransitionRequestV1 {
-        operation: op,
-        nodes: vec![nodes.into()],
-        deadline_s: Some(deadline_s),
-        escalate: Some(escalate),
-    }
-}
-
-/// Task `id` once `done` says so (read every 20 ms, for at most a minute).
-fn wait(s: &Site, kind: TaskKindV1, id: &str, done: impl Fn(&TaskV1) -> bool) -> TaskV1 {
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let t = s.task(kind, id).unwrap();
-        if done(&t) {
-            return t;
-        }
-        assert!(Instant::now() < until, "task {id} never got there: {t:#?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn finished(kind: TaskKindV1, s: &Site, id: &str) -> TaskV1 {
-    wait(s, kind, id, |t| t.state != TaskStateV1::Running)
-}
-
-fn node<'a>(t: &'a TaskV1, n: &str) -> &'a powerstack_api::site_tasks::TaskNodeV1 {
-    t.nodes.iter().find(|x| x.node == n).unwrap()
-}
-
 /// The service's metrics once they hold every one of `lines` (read for at most a minute).
 fn metrics_with(r: &Running, lines: &[&str]) -> String {
     let addr = powerstack_client::Addr::parse(&r.ready().addr.to_string()).unwrap();
@@ -110,14 +72,6 @@ fn metrics_with(r: &Running, lines: &[&str]) -> String {
         assert!(Instant::now() < until, "{lines:?} not all in:\n{text}");
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn status(e: SiteError) -> (u16, String) {
-    (e.status().unwrap_or(0), e.to_string())
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
 }
 
 #[test]

@@ -1,17 +1,17 @@
 //! `powerstack bmc ...`: arguments in, `powerstack_redfish::BlockingBmc` calls, tables or JSON
 //! out.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use powerstack_model::duration::parse_duration;
 use powerstack_redfish::{
-    Auth, BlockingBmc, BmcConfig, ChassisReadings, Energy, Limit, LimitApplied, LimitRequest,
-    SetPoint, Source, SystemPower, Transition, TransitionOptions, TransitionOutcome,
+    Auth, BlockingBmc, BmcConfig, ChassisReadings, Energy, EnergyMeter, Limit, LimitApplied,
+    LimitRequest, SetPoint, Source, SystemPower, Transition, TransitionOptions, TransitionOutcome,
 };
 use serde_json::{Value, json};
 
-use crate::cli::{BmcArgs, BmcCapArgs, BmcCommand, BmcFormat, BmcTransitionArgs};
+use crate::cli::{BmcArgs, BmcCapArgs, BmcCommand, BmcEnergyArgs, BmcFormat, BmcTransitionArgs};
 use crate::output::{self, emit};
 
 /// The environment variable that may hold the BMC's password.
@@ -27,6 +27,7 @@ pub fn run(a: &BmcArgs) -> anyhow::Result<()> {
     let bmc = BlockingBmc::new(&config)?;
     match &a.command {
         BmcCommand::Power => power(&bmc, format),
+        BmcCommand::Energy(e) => energy(&bmc, e, format),
         BmcCommand::Limits => limits(&bmc, format),
         BmcCommand::Cap(c) => cap(&bmc, c, format),
         BmcCommand::State => state(&bmc, format),
@@ -194,6 +195,77 @@ fn power(bmc: &BlockingBmc, format: BmcFormat) -> anyhow::Result<()> {
                 source_text(&s.source),
             ]);
         }
+    }
+    emit(&grid(&rows))
+}
+
+/// `bmc energy`: reads every `--interval` for `--duration` (the first reading at once, the last
+/// at the end), one meter per chassis.
+fn energy(bmc: &BlockingBmc, e: &BmcEnergyArgs, format: BmcFormat) -> anyhow::Result<()> {
+    let window = duration("--duration", &e.duration)?;
+    let interval = duration("--interval", &e.interval)?;
+    if interval.is_zero() || window < interval {
+        bail!("--interval must be above 0 and at most --duration");
+    }
+    let start = Instant::now();
+    let mut meters: Vec<(String, EnergyMeter)> = Vec::new();
+    let mut next = Duration::ZERO;
+    loop {
+        let readings = bmc.readings()?;
+        let at = start.elapsed().as_secs_f64();
+        report_problems(&readings.problems);
+        for c in &readings.chassis {
+            let i = match meters.iter().position(|(id, _)| *id == c.id) {
+                Some(i) => i,
+                None => {
+                    meters.push((c.id.clone(), EnergyMeter::new()));
+                    meters.len() - 1
+                }
+            };
+            meters[i].1.add(at, c);
+        }
+        if next >= window {
+            break;
+        }
+        next = (next + interval).min(window);
+        std::thread::sleep(next.saturating_sub(start.elapsed()));
+    }
+    let windows: Vec<_> = meters.iter().map(|(id, m)| (id, m.energy())).collect();
+    if format == BmcFormat::Json {
+        let chassis: Vec<Value> = windows
+            .iter()
+            .map(|(id, w)| match w {
+                Some(w) => json!({"chassis": id, "energy_joules": w.joules, "seconds": w.seconds,
+                    "mean_watts": w.mean_watts, "method": w.method.as_str(), "readings": w.readings}),
+                None => json!({"chassis": id, "energy_joules": null, "method": null}),
+            })
+            .collect();
+        return emit(&json!({"chassis": chassis}).to_string());
+    }
+    let mut rows = vec![
+        ["CHASSIS", "ENERGY", "MEAN POWER", "SECONDS", "READINGS", "METHOD"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for (id, w) in &windows {
+        rows.push(match w {
+            Some(w) => vec![
+                id.to_string(),
+                format!("{:.1} J", w.joules),
+                format!("{:.1} W", w.mean_watts),
+                format!("{:.1}", w.seconds),
+                w.readings.to_string(),
+                w.method.as_str().into(),
+            ],
+            None => vec![
+                id.to_string(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "no energy counter and no power reading".into(),
+            ],
+        });
     }
     emit(&grid(&rows))
 }

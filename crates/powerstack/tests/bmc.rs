@@ -4,28 +4,20 @@
 mod common;
 
 use common::bin;
-use powerstack_mock_bmc::{MockBmc, Options, SESSIONS, Tree};
+use powerstack_mock_bmc::{Background, Options, SESSIONS, Tree};
 use serde_json::Value;
 
-/// A mock BMC on a runtime of its own (its worker threads serve while the test runs commands).
-struct Served {
-    mock: MockBmc,
-    _runtime: tokio::runtime::Runtime,
-}
-
-fn serve(tree: Tree, options: Options) -> Served {
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mock = runtime.block_on(MockBmc::start(tree, options)).unwrap();
-    Served { mock, _runtime: runtime }
+fn serve(tree: Tree, options: Options) -> Background {
+    Background::start(tree, options).unwrap()
 }
 
 /// Runs `powerstack bmc --url URL ARGS...`; stdout, stderr and the exit code.
-fn bmc(served: &Served, args: &[&str]) -> (String, String, i32) {
+fn bmc(served: &Background, args: &[&str]) -> (String, String, i32) {
     let out = bin()
         .env_remove("POWERSTACK_BMC_PASSWORD")
         .env_remove("POWERSTACK_BMC_URL")
         .env_remove("POWERSTACK_BMC_USER")
-        .args(["bmc", "--url", &served.mock.url()])
+        .args(["bmc", "--url", &served.url()])
         .args(args)
         .output()
         .unwrap();
@@ -72,7 +64,7 @@ fn cap_sets_turns_off_and_refuses_out_of_range() {
     let (out, _, code) = bmc(&served, &["--format", "json", "cap", "off"]);
     assert_eq!(code, 0);
     assert_eq!(json(&out)["enforced"], false);
-    let before = served.mock.recorded().len();
+    let before = served.recorded().len();
     let (_, err, code) = bmc(&served, &["cap", "5000"]);
     assert_ne!(code, 0);
     assert!(err.contains("outside the range") && err.contains("nothing was sent"), "{err}");
@@ -80,7 +72,7 @@ fn cap_sets_turns_off_and_refuses_out_of_range() {
     let (_, err, code) = bmc(&served, &["cap", "lots"]);
     assert_ne!(code, 0);
     assert!(err.contains("give watts"), "{err}");
-    assert_eq!(served.mock.recorded().len(), before, "nothing sent for refused caps");
+    assert_eq!(served.recorded().len(), before, "nothing sent for refused caps");
     let gpu = [
         "--format",
         "json",
@@ -117,13 +109,13 @@ fn credentials_from_a_file_or_the_environment_and_sessions() {
     assert_eq!(json(&out)["systems"][0]["id"], "1");
     let out = bin()
         .env("POWERSTACK_BMC_PASSWORD", "pw")
-        .args(["bmc", "--url", &served.mock.url(), "--user", "admin", "--session"])
+        .args(["bmc", "--url", &served.url(), "--user", "admin", "--session"])
         .args(["--format", "json", "limits"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(served.mock.recorded_matching("POST", SESSIONS).len(), 1);
-    assert_eq!(served.mock.open_sessions(), 0, "the session was ended");
+    assert_eq!(served.recorded_matching("POST", SESSIONS).len(), 1);
+    assert_eq!(served.open_sessions(), 0, "the session was ended");
 }
 
 #[test]
@@ -161,6 +153,53 @@ fn transitions_confirmed_or_not() {
     let (_, err, code) = bmc(&served, &["transition", "Reboot"]);
     assert_ne!(code, 0);
     assert!(err.contains("give one of On, ForceOff"), "{err}");
-    let posts = served.mock.recorded_matching("POST", "ComputerSystem.Reset");
+    let posts = served.recorded_matching("POST", "ComputerSystem.Reset");
     assert_eq!(posts.len(), 3, "ForceOff, On, GracefulShutdown: once each");
+}
+
+#[test]
+fn energy_is_integrated_from_power_without_a_counter_and_labelled() {
+    let served = serve(Tree::legacy_power(), Options::default());
+    let args = ["--format", "json", "energy", "--duration", "600ms", "--interval", "200ms"];
+    let (out, err, code) = bmc(&served, &args);
+    assert_eq!(code, 0, "{err}");
+    let c = &json(&out)["chassis"][0];
+    assert_eq!(c["method"], "integrated from power", "{out}");
+    assert!(c["readings"].as_u64().unwrap() >= 2, "{out}");
+    // The mock's power is a steady 344 W: whatever the timing, the mean is that.
+    assert!((c["mean_watts"].as_f64().unwrap() - 344.0).abs() < 1e-9, "{out}");
+    let seconds = c["seconds"].as_f64().unwrap();
+    assert!((c["energy_joules"].as_f64().unwrap() - 344.0 * seconds).abs() < 1e-6, "{out}");
+    let (_, err, code) = bmc(&served, &["energy", "--duration", "1s", "--interval", "0s"]);
+    assert!(code != 0 && err.contains("--interval"), "{err}");
+}
+
+#[test]
+fn energy_comes_from_the_counter_when_the_bmc_has_one() {
+    let served = serve(Tree::dmtf_controls(), Options::default());
+    let uri = "/redfish/v1/Chassis/1/EnvironmentMetrics";
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    std::thread::scope(|s| {
+        // The counter advances by 100 J steps while the command measures.
+        s.spawn(|| {
+            let mut joules = 1_000_000u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                joules += 100;
+                let doc = serde_json::json!({"PowerWatts": {"Reading": 374.5},
+                                             "EnergyJoules": {"Reading": joules}});
+                served.edit_tree(|t| {
+                    t.insert(uri, doc);
+                });
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        });
+        let args = ["--format", "json", "energy", "--duration", "500ms", "--interval", "100ms"];
+        let (out, err, code) = bmc(&served, &args);
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(code, 0, "{err}");
+        let c = &json(&out)["chassis"][0];
+        assert_eq!(c["method"], "counter", "{out}");
+        let joules = c["energy_joules"].as_f64().unwrap();
+        assert!(joules > 0.0 && joules % 100.0 == 0.0, "{out}");
+    });
 }

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::job::{DataPresence, JobGapV1, JobQueryNodeV1, JobTotalV1};
+use crate::site::BmcNodeV1;
 use crate::site_csv::{JOBS_CSV_HEADER, job_report_csv, jobs_csv};
 
 /// 2026-11-21 10:00:00 UTC.
@@ -66,6 +67,7 @@ fn report() -> SiteJobReportV1 {
             settled: true,
         },
         shared: Vec::new(),
+        bmc: Vec::new(),
         report: JobQueryV1 { job_id: "42".into(), nodes, total },
     }
 }
@@ -122,6 +124,12 @@ node02  Partial     75.0%   810000.000     300.00    350.00   150.00    20.00   
 TOTAL   Partial     87.5%  2250000.000     700.00         -   350.00    40.00        -     7200    3600.0  results from all 2 nodes
 ";
     assert_eq!(text, expected, "\n{text}");
+    // Nodes read through their BMC are named, with how.
+    let mut r = report();
+    r.bmc = vec![BmcNodeV1 { node: "node02".into(), providers: vec!["redfish-integrated".into()] }];
+    let text = job_report(&r, compress);
+    let line = "bmc      node02 redfish-integrated (read through the BMC, no agent)\n\nHOST";
+    assert!(text.contains(line), "{text}");
 }
 
 #[test]

@@ -1,12 +1,15 @@
 //! The Redfish controller of the site's control tasks: [`NodeControl`] over
 //! `powerstack-redfish`, one client per node's BMC, kept between calls (its connection pool, its
-//! session and its bound of 4 requests in flight). Password files are read once, when the
-//! controller is built at start-up; async code reads no other file.
+//! session and its bound of 4 requests in flight), its session ended when the service stops.
+//! Password files are read once, when the controller is built at start-up; async code reads no
+//! other file.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use powerstack_redfish as redfish;
-use redfish::{Auth, Bmc, BmcConfig, LimitRequest, SetPoint};
+use redfish::{Auth, Bmc, BmcConfig, LimitRequest, ResetType, SetPoint};
 use tokio::sync::OnceCell;
 
 use crate::config::BmcEntry;
@@ -18,6 +21,8 @@ use crate::error::StoreError;
 
 /// Timeout of one request to a BMC, by default (the task runner bounds a whole call apart).
 const REQUEST_TIMEOUT_MS: u64 = 10_000;
+/// How long ending the sessions may hold up a stop.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The site's BMCs, by node.
 pub struct RedfishControl {
@@ -28,7 +33,7 @@ struct Node {
     config: BmcConfig,
     system: String,
     chassis: Option<String>,
-    bmc: OnceCell<Bmc>,
+    bmc: OnceCell<Arc<Bmc>>,
 }
 
 impl RedfishControl {
@@ -48,38 +53,43 @@ impl RedfishControl {
             .ok_or_else(|| ControlError::Failed(format!("node {node} has no BMC configured")))?;
         let bmc = n
             .bmc
-            .get_or_try_init(|| async { Bmc::new(&n.config) })
+            .get_or_try_init(|| async { Bmc::new(&n.config).map(Arc::new) })
             .await
             .map_err(|e| ControlError::Failed(e.to_string()))?;
-        Ok((n, bmc))
+        Ok((n, bmc.as_ref()))
     }
 }
 
 impl Node {
     fn new(entry: &BmcEntry) -> Result<Node, StoreError> {
-        let auth = match &entry.user {
-            None => Auth::None,
-            Some(user) => {
-                let password = read_password(entry)?;
-                if entry.session == Some(true) {
-                    Auth::Session { user: user.clone(), password }
-                } else {
-                    Auth::Basic { user: user.clone(), password }
-                }
-            }
-        };
-        let mut config = BmcConfig::new(entry.url.clone());
-        config.auth = auth;
-        config.ca_file = entry.ca_file.clone();
-        config.insecure = entry.insecure;
-        config.timeout_ms = REQUEST_TIMEOUT_MS;
         Ok(Node {
-            config,
+            config: bmc_config(entry)?,
             system: entry.system.clone().unwrap_or_default(),
             chassis: entry.chassis.clone(),
             bmc: OnceCell::new(),
         })
     }
+}
+
+/// How to reach `entry`'s BMC (its password file read).
+pub(crate) fn bmc_config(entry: &BmcEntry) -> Result<BmcConfig, StoreError> {
+    let auth = match &entry.user {
+        None => Auth::None,
+        Some(user) => {
+            let password = read_password(entry)?;
+            if entry.session == Some(true) {
+                Auth::Session { user: user.clone(), password }
+            } else {
+                Auth::Basic { user: user.clone(), password }
+            }
+        }
+    };
+    let mut config = BmcConfig::new(entry.url.clone());
+    config.auth = auth;
+    config.ca_file = entry.ca_file.clone();
+    config.insecure = entry.insecure;
+    config.timeout_ms = REQUEST_TIMEOUT_MS;
+    Ok(config)
 }
 
 fn read_password(entry: &BmcEntry) -> Result<String, StoreError> {
@@ -145,6 +155,16 @@ fn transition(t: Transition) -> redfish::Transition {
     }
 }
 
+/// The reset `t` sends to a system that allows `allowed` (empty: it does not say): its own,
+/// except a graceful shutdown where `GracefulShutdown` is not allowed and `Off` is (HPE Cray EX
+/// lists `On`, `ForceOff` and `Off`), which sends `Off`, as HPE PCS does for its off.
+fn reset_for(t: Transition, allowed: &[ResetType]) -> ResetType {
+    let own = transition(t).reset_type();
+    let off = ResetType::Other("Off".into());
+    let missing = !allowed.is_empty() && !allowed.contains(&own);
+    if t == Transition::GracefulShutdown && missing && allowed.contains(&off) { off } else { own }
+}
+
 impl NodeControl for RedfishControl {
     fn read_limits<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<NodeLimits, ControlError>> {
         Box::pin(async move {
@@ -196,11 +216,42 @@ impl NodeControl for RedfishControl {
         &'a self,
         node: &'a str,
         t: Transition,
-    ) -> BoxFuture<'a, Result<(), ControlError>> {
+    ) -> BoxFuture<'a, Result<String, ControlError>> {
         Box::pin(async move {
             let (n, bmc) = self.node(node).await?;
-            let reset = transition(t).reset_type();
-            bmc.send_reset(&n.system, reset).await.map_err(control_error)
+            let system = bmc.system(&n.system).await.map_err(control_error)?;
+            let reset = reset_for(t, &system.allowed_resets);
+            bmc.send_reset(&n.system, reset.clone()).await.map_err(control_error)?;
+            Ok(reset.as_str().to_string())
         })
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let mut closing = tokio::task::JoinSet::new();
+            for bmc in self.nodes.values().filter_map(|n| n.bmc.get()) {
+                let bmc = Arc::clone(bmc);
+                closing.spawn(async move { bmc.close().await });
+            }
+            let all = async { while closing.join_next().await.is_some() {} };
+            // What is not closed by then is dropped with the set (the BMC expires it).
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, all).await;
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_graceful_shutdown_is_off_where_only_off_is_allowed() {
+        let hpe = [ResetType::On, ResetType::ForceOff, ResetType::Other("Off".into())];
+        assert_eq!(reset_for(Transition::GracefulShutdown, &hpe).as_str(), "Off");
+        assert_eq!(reset_for(Transition::ForceOff, &hpe), ResetType::ForceOff);
+        assert_eq!(reset_for(Transition::GracefulRestart, &hpe), ResetType::GracefulRestart);
+        let both = [ResetType::GracefulShutdown, ResetType::Other("Off".into())];
+        assert_eq!(reset_for(Transition::GracefulShutdown, &both), ResetType::GracefulShutdown);
+        assert_eq!(reset_for(Transition::GracefulShutdown, &[]), ResetType::GracefulShutdown);
     }
 }

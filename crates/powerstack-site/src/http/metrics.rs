@@ -115,5 +115,11 @@ pub(crate) async fn handler(
         metric(&mut out, name, "counter", help, v.load(Ordering::Relaxed) as f64);
     }
     tasks(&state, &mut out).await?;
+    let name = "powerstack_site_bmc_reads_total";
+    let _ = writeln!(out, "# HELP {name} BMC telemetry reads this replica made, by outcome.");
+    let _ = writeln!(out, "# TYPE {name} counter");
+    for (outcome, n) in state.bmc_reads.outcomes() {
+        let _ = writeln!(out, "{name}{{outcome=\"{outcome}\"}} {n}");
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out).into_response())
 }

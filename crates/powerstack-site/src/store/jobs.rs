@@ -22,6 +22,8 @@ pub struct JobNodeRow {
     pub settled: bool,
     /// What the job holds of it; `None`: the node whole.
     pub allocation: Option<JobAllocationV1>,
+    /// The counters at the job's edges, per stream, as last kept (`null` before).
+    pub edges: serde_json::Value,
 }
 
 /// Another job on one of a job's nodes whose window overlaps the job's.
@@ -188,7 +190,7 @@ impl Store {
     pub async fn job_nodes(&self, id: &str) -> Result<Vec<JobNodeRow>, StoreError> {
         on_db!(&self.db, pool => {
             let rows = sqlx::query(
-                "SELECT node, result, settled, allocated, cpus, gpus FROM job_nodes WHERE job_id = $1 ORDER BY position",
+                "SELECT node, result, settled, allocated, cpus, gpus, edges FROM job_nodes WHERE job_id = $1 ORDER BY position",
             )
                 .bind(id)
                 .fetch_all(pool)
@@ -197,7 +199,9 @@ impl Store {
             for r in &rows {
                 let result: Option<String> = r.try_get(1)?;
                 let node: String = r.try_get(0)?;
+                let edges: Option<String> = r.try_get(6)?;
                 out.push(JobNodeRow {
+                    edges: edges.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default(),
                     allocation: allocation!(r, 3, &node),
                     node,
                     result: result.and_then(|t| serde_json::from_str(&t).ok()),

@@ -192,6 +192,24 @@ impl Store {
         })
     }
 
+    /// Whether the stream with row id `stream_id` has a stored sample at or after `unix_us`.
+    pub async fn stream_has_samples_since(
+        &self,
+        stream_id: i64,
+        unix_us: u64,
+    ) -> Result<bool, StoreError> {
+        on_db!(&self.db, pool => {
+            let found: Option<i64> = sqlx::query_scalar(
+                "SELECT t_us FROM samples WHERE stream_id = $1 AND t_us >= $2 LIMIT 1",
+            )
+            .bind(stream_id)
+            .bind(to_db(unix_us))
+            .fetch_optional(pool)
+            .await?;
+            Ok(found.is_some())
+        })
+    }
+
     /// Whether node `node` has a stored sample at or after `unix_us` (in any of its streams).
     pub async fn node_has_samples_since(
         &self,

@@ -195,6 +195,35 @@ impl Store {
         Ok(if aborted == Some(true) { Gate::Aborted } else { Gate::Lost })
     }
 
+    /// Takes back the sent mark of request number `attempt` of `c`, which was refused before it
+    /// went out: the node's record is again that of the request before it (`previous_us`, when
+    /// it was sent), or of none.
+    pub async fn unmark_sent(
+        &self,
+        c: &Claimed,
+        owner: &str,
+        attempt: u32,
+        previous_us: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let _turn = self.turn().await;
+        on_db!(&self.db, pool => {
+            sqlx::query(
+                "UPDATE task_nodes SET sent_at_us = $1, attempt = $2 \
+                 WHERE task_id = $3 AND node = $4 AND lease_owner = $5 AND state = 'in-progress' \
+                 AND attempt = $6",
+            )
+            .bind(previous_us.map(to_db))
+            .bind(i32::try_from(attempt.saturating_sub(1)).unwrap_or(i32::MAX))
+            .bind(&c.task_id)
+            .bind(&c.node)
+            .bind(owner)
+            .bind(i32::try_from(attempt).unwrap_or(i32::MAX))
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
     /// Records `c`'s outcome, if `owner` still holds it; whether it did. The task's state is
     /// derived again in the same transaction.
     pub async fn finish_task_node(

@@ -132,7 +132,7 @@ impl NodeControl for Fake {
         &'a self,
         node: &'a str,
         t: Transition,
-    ) -> BoxFuture<'a, Result<(), ControlError>> {
+    ) -> BoxFuture<'a, Result<String, ControlError>> {
         Box::pin(async move {
             let n = self.request(node, format!("{t:?}")).await?;
             let to = match t {
@@ -145,7 +145,7 @@ impl NodeControl for Fake {
             if n.lose {
                 return Err(ControlError::OutcomeUnknown("timed out reading the answer".into()));
             }
-            Ok(())
+            Ok(format!("{t:?}"))
         })
     }
 }

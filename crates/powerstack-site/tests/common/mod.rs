@@ -1,13 +1,15 @@
 //! What the site's tests share: a fresh database of each kind (a temporary SQLite file; a new
 //! database on the PostgreSQL at `POWERSTACK_TEST_POSTGRES`, by default the one on
 //! 127.0.0.1:5432 that `.ci/run` makes sure of), a synthetic node whose counters grow at
-//! known powers, and a fake controller of nodes for control tasks (`fake_control`).
+//! known powers, a fake controller of nodes for control tasks (`fake_control`) and what the
+//! control tasks' tests share (`tasks`).
 
 #![allow(dead_code)]
 
 pub mod fake_control;
 pub mod pg;
 pub mod pki;
+pub mod tasks;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -49,6 +49,9 @@ pub enum BmcFormat {
 pub enum BmcCommand {
     /// Each chassis's power, energy and power/energy sensors, with where each number came from.
     Power,
+    /// Each chassis's energy over a window: the BMC's energy counter when it has one, else its
+    /// power readings integrated (and labelled so); mean power.
+    Energy(BmcEnergyArgs),
     /// Each chassis's power limits: set point, mode, range, dialect, deviations.
     Limits,
     /// Set a power limit (WATTS) or turn capping off (`off`), and read it back.
@@ -58,6 +61,16 @@ pub enum BmcCommand {
     /// A power transition (On, ForceOff, GracefulShutdown, GracefulRestart, ForceRestart,
     /// PowerCycle), followed until the BMC confirms it or the deadline passes.
     Transition(BmcTransitionArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BmcEnergyArgs {
+    /// How long to measure.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub duration: String,
+    /// How often to read the BMC.
+    #[arg(long, default_value = "1s", value_name = "DURATION")]
+    pub interval: String,
 }
 
 #[derive(Args, Debug)]
