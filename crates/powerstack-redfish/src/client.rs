@@ -8,6 +8,7 @@
 //! in seconds is honoured up to [`MAX_RETRY_AFTER_S`]. A POST, PATCH or DELETE sent and not
 //! answered is [`Error::OutcomeUnknown`], never resent.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -181,6 +182,11 @@ pub struct Bmc {
     pub(crate) task_poll_interval_ms: u64,
     pub(crate) task_deadline_ms: u64,
     permits: Semaphore,
+    /// The URI of each system found by its id (`""`: the first), remembered: a system is read
+    /// directly after the first walk, and looked for again when its URI answers 404.
+    pub(crate) systems_found: std::sync::Mutex<HashMap<String, String>>,
+    /// Where each chassis's limits were found by the last whole walk ([`Bmc::limit_readings`]).
+    limits_found: std::sync::Mutex<Option<Vec<discover::LimitSources>>>,
 }
 
 impl Bmc {
@@ -219,12 +225,33 @@ impl Bmc {
             task_poll_interval_ms: config.task_poll_interval_ms,
             task_deadline_ms: config.task_deadline_ms,
             permits: Semaphore::new(config.max_concurrent_requests.max(1)),
+            systems_found: std::sync::Mutex::default(),
+            limits_found: std::sync::Mutex::default(),
         })
     }
 
     /// Everything the BMC says of power, energy and limits, from its service root down.
     pub async fn readings(&self) -> Result<Readings, Error> {
         discover::read(self).await
+    }
+
+    /// The BMC's power limits and their ranges, read with fewer requests than [`Bmc::readings`]
+    /// (each chassis's `Controls` and `Power`, not its sensors); see `discover::read_limits`.
+    /// Where the limits were found is remembered after a walk that read everything: later calls
+    /// read those resources alone (one request per limit's resource), and walk again when one
+    /// of them is gone (404) or changed.
+    pub async fn limit_readings(&self) -> Result<Readings, Error> {
+        let known = self.limits_found.lock().ok().and_then(|k| k.clone());
+        if let Some(sources) = known
+            && let Some(readings) = discover::read_limits_again(self, &sources).await?
+        {
+            return Ok(readings);
+        }
+        let (readings, sources) = discover::read_limits_at(self).await?;
+        if let Ok(mut known) = self.limits_found.lock() {
+            *known = sources;
+        }
+        Ok(readings)
     }
 
     /// GETs the JSON document at `uri` (a path, `/redfish/v1/...`); `Ok(None)` on 404.

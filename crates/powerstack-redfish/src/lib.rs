@@ -35,7 +35,7 @@ pub use client::{
     DEFAULT_TASK_DEADLINE_MS, DEFAULT_TASK_POLL_INTERVAL_MS, DEFAULT_TIMEOUT_MS, MAX_BACKOFF_MS,
     MAX_RETRY_AFTER_S, retry_wait_ms,
 };
-pub use discover::{Fetch, SERVICE_ROOT, read};
+pub use discover::{Fetch, SERVICE_ROOT, read, read_limits};
 pub use error::{Error, ParseError};
 pub use limits::{LimitApplied, LimitRequest};
 pub use meter::{EnergyMeter, EnergyMethod, WindowEnergy};

@@ -183,7 +183,7 @@ fn etag_of(answer: &Answer, uri: &str) -> Option<HeaderValue> {
 impl Bmc {
     /// Sets a power limit (or turns it off) and reads it back; see `docs/redfish.md`.
     pub async fn set_power_limit(&self, request: &LimitRequest) -> Result<LimitApplied, Error> {
-        let readings = self.readings().await?;
+        let readings = self.limit_readings().await?;
         let limit = select(&readings, request)?.clone();
         let (uri, body) = patch_for(&limit, request.watts)?;
         let mut answer = self.patch_if_match(&uri, &body).await?;

@@ -350,8 +350,25 @@ impl Bmc {
     }
 
     /// The system with `Id` `system_id` (its URI's last segment, else its `Id`); `""` is the
-    /// BMC's first system.
+    /// BMC's first system. Its URI is remembered: later calls read it directly (one request),
+    /// and walk from the service root again only when it answers 404.
     pub(crate) async fn find_system(&self, system_id: &str) -> Result<System, Error> {
+        let known = self.systems_found.lock().ok().and_then(|f| f.get(system_id).cloned());
+        if let Some(uri) = known {
+            match self.system_at(&uri).await {
+                Err(Error::NotFound { .. }) => {}
+                found => return found,
+            }
+        }
+        let system = self.walk_to_system(system_id).await?;
+        if let Ok(mut found) = self.systems_found.lock() {
+            found.insert(system_id.to_string(), system.power.uri.clone());
+        }
+        Ok(system)
+    }
+
+    /// [`Bmc::find_system`] from the service root.
+    async fn walk_to_system(&self, system_id: &str) -> Result<System, Error> {
         let uris = self.system_uris().await?;
         let last = |uri: &String| uri.trim_end_matches('/').rsplit('/').next() == Some(system_id);
         if let Some(uri) = uris.iter().find(|u| system_id.is_empty() || last(u)) {
@@ -377,8 +394,13 @@ impl Bmc {
 
     /// The `PowerState` of the system `system_id` (`""`: the first).
     pub async fn power_state(&self, system_id: &str) -> Result<PowerState, Error> {
+        // The system's document was just read to find it: its state is that read's.
         let system = self.find_system(system_id).await?;
-        self.state_at(&system.power.uri).await
+        let uri = system.power.uri;
+        system.power.power_state.ok_or_else(|| Error::Document {
+            uri,
+            source: ParseError::Missing("PowerState".into()),
+        })
     }
 
     /// The `PowerState` read from the system's document now.

@@ -4,8 +4,10 @@
 mod common;
 
 use common::block_on;
-use powerstack_mock_bmc::{MockBmc, Options, Tree};
-use powerstack_redfish::{Auth, Bmc, BmcConfig, Dialect, Energy, Error, ParseError, SetPoint};
+use powerstack_mock_bmc::{BUILTIN_TREES, MockBmc, Options, Tree};
+use powerstack_redfish::{
+    Auth, Bmc, BmcConfig, Dialect, Energy, Error, ParseError, Readings, SetPoint,
+};
 use serde_json::json;
 
 /// A BMC with one chassis `N` whose legacy Power and EnvironmentMetrics both answer.
@@ -52,6 +54,70 @@ fn a_built_in_tree_reads() {
         assert_eq!(n.limits[0].set_point, Some(SetPoint::Watts(600.0)));
         assert_eq!(n.limits[1].dialect, Dialect::LegacyLimitInWatts);
         assert!(!n.limits[1].enforced(), "LimitInWatts null turns capping off");
+    });
+}
+
+#[test]
+fn the_limits_alone_are_those_of_the_whole_walk_in_fewer_requests() {
+    block_on(async {
+        let trees = BUILTIN_TREES.iter().map(|n| (*n, Tree::builtin(n).unwrap()));
+        for (name, tree) in trees.chain([("sensors and legacy", tree())]) {
+            let mock = MockBmc::start(tree, Options::default()).await.unwrap();
+            let bmc = Bmc::new(&config(&mock)).unwrap();
+            let all = bmc.readings().await.unwrap();
+            let walked = mock.requests();
+            let lean = bmc.limit_readings().await.unwrap();
+            let limits =
+                |r: &Readings| r.chassis.iter().map(|c| c.limits.clone()).collect::<Vec<_>>();
+            assert!(!limits(&all).concat().is_empty(), "{name}");
+            assert_eq!(limits(&lean), limits(&all), "{name}");
+            assert!(lean.problems.is_empty(), "{name}: {:?}", lean.problems);
+            // Only a chassis with more than its limits (sensors, environment) is read in fewer.
+            let lean_requests = mock.requests() - walked;
+            let more = matches!(name, "dmtf-controls" | "sensors and legacy");
+            let fewer = if more { lean_requests < walked } else { lean_requests == walked };
+            assert!(fewer, "{name}: {lean_requests} requests, the whole walk {walked}");
+            // Read again: the resources that hold the limits alone, the same limits.
+            let before = mock.requests();
+            let again = bmc.limit_readings().await.unwrap();
+            assert_eq!(limits(&again), limits(&all), "{name}");
+            let again_requests = mock.requests() - before;
+            assert!(again_requests < lean_requests, "{name}: {again_requests} requests again");
+        }
+    });
+}
+
+#[test]
+fn limits_read_again_see_new_values_and_walk_again_when_a_control_is_gone() {
+    block_on(async {
+        let mock = MockBmc::start(Tree::dmtf_controls(), Options::default()).await.unwrap();
+        let bmc = Bmc::new(&config(&mock)).unwrap();
+        let set_point = |r: &Readings| r.chassis[0].limits[0].set_point;
+        let first = bmc.limit_readings().await.unwrap();
+        assert_eq!(set_point(&first), Some(SetPoint::Watts(500.0)));
+        assert_eq!(mock.requests(), 5, "root, Chassis, the chassis, Controls, the control");
+        let control = "/redfish/v1/Chassis/1/Controls/PowerLimit";
+        mock.edit_tree(|t| {
+            let mut doc = t.get(control).unwrap().clone();
+            doc["SetPoint"] = json!(420);
+            t.insert(control, doc);
+        });
+        let again = bmc.limit_readings().await.unwrap();
+        assert_eq!(set_point(&again), Some(SetPoint::Watts(420.0)));
+        assert_eq!(mock.requests(), 6, "the control alone");
+        // The control moves: its old URI answers 404, and the BMC is walked again.
+        let moved = "/redfish/v1/Chassis/1/Controls/NodeLimit";
+        mock.edit_tree(|t| {
+            let mut doc = t.remove(control).unwrap();
+            doc["@odata.id"] = json!(moved);
+            t.insert(moved, doc);
+            t.insert("/redfish/v1/Chassis/1/Controls", json!({"Members": [{"@odata.id": moved}]}));
+        });
+        let walked = bmc.limit_readings().await.unwrap();
+        assert_eq!(walked.chassis[0].limits[0].source.uri, moved);
+        assert_eq!(mock.requests(), 12, "the old URI, then the walk");
+        bmc.limit_readings().await.unwrap();
+        assert_eq!(mock.requests(), 13, "the new URI alone");
     });
 }
 

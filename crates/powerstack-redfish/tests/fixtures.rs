@@ -8,7 +8,7 @@ use common::{Dir, block_on, fixture};
 use powerstack_mock_bmc::{MockBmc, Options, Tree};
 use powerstack_redfish::{
     Bmc, BmcConfig, ControlMode, Dialect, Energy, Error, LimitRequest, PowerState, Readings,
-    ResetType, SetPoint, Source, Transition, TransitionOptions, read,
+    ResetType, SetPoint, Source, Transition, TransitionOptions, read, read_limits,
 };
 
 /// The readings of a mockup from its files, and the same through the mock BMC: they must agree.
@@ -17,11 +17,18 @@ fn both(name: &str) -> Option<Readings> {
     let from_files = block_on(read(&Dir(dir.clone()))).unwrap();
     let over_http = block_on(async {
         let bmc = MockBmc::start(Tree::from_dir(&dir).unwrap(), Options::default()).await.unwrap();
-        Bmc::new(&BmcConfig::new(bmc.url())).unwrap().readings().await.unwrap()
+        let client = Bmc::new(&BmcConfig::new(bmc.url())).unwrap();
+        let (walked, again) =
+            (client.limit_readings().await.unwrap(), client.limit_readings().await.unwrap());
+        assert_eq!(walked.chassis, again.chassis, "{name}: the limits read again differ");
+        client.readings().await.unwrap()
     });
     assert_eq!(from_files.chassis, over_http.chassis, "{name}: files and HTTP disagree");
     let uris = |r: &Readings| r.problems.iter().map(|p| p.uri().to_string()).collect::<Vec<_>>();
     assert_eq!(uris(&from_files), uris(&over_http));
+    let lean = block_on(read_limits(&Dir(dir))).unwrap();
+    let limits = |r: &Readings| r.chassis.iter().map(|c| c.limits.clone()).collect::<Vec<_>>();
+    assert_eq!(limits(&lean), limits(&from_files), "{name}: the limits alone differ");
     Some(from_files)
 }
 

@@ -190,3 +190,31 @@ fn a_restart_of_a_system_that_was_off_is_confirmed_only_once_on() {
         assert!(!outcome.note.contains("left On"), "{}", outcome.note);
     });
 }
+
+#[test]
+fn a_system_found_once_is_read_directly_and_looked_for_again_when_it_moves() {
+    block_on(async {
+        let mock = MockBmc::start(Tree::dmtf_controls(), Options::default()).await.unwrap();
+        let bmc = Bmc::new(&fast(mock.url())).unwrap();
+        assert_eq!(bmc.power_state("1").await.unwrap(), PowerState::On);
+        assert_eq!(mock.requests(), 3, "the service root, Systems, the system");
+        assert_eq!(bmc.power_state("1").await.unwrap(), PowerState::On);
+        assert_eq!(mock.requests(), 4, "the system's document alone");
+        // The system moves to another URI (same Id): the old one answers 404, so it is found
+        // again from the service root, and then read directly at its new URI.
+        mock.edit_tree(|t| {
+            let mut doc = t.remove("/redfish/v1/Systems/1").unwrap();
+            doc["@odata.id"] = json!("/redfish/v1/Systems/Node1");
+            doc["PowerState"] = json!("Off");
+            t.insert("/redfish/v1/Systems/Node1", doc);
+            t.insert(
+                "/redfish/v1/Systems",
+                json!({"Members": [{"@odata.id": "/redfish/v1/Systems/Node1"}]}),
+            );
+        });
+        assert_eq!(bmc.power_state("1").await.unwrap(), PowerState::Off);
+        assert_eq!(mock.requests(), 8, "the old URI, then the root, Systems, the system");
+        assert_eq!(bmc.power_state("1").await.unwrap(), PowerState::Off);
+        assert_eq!(mock.requests(), 9);
+    });
+}

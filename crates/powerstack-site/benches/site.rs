@@ -11,9 +11,13 @@
 //!   150 s);
 //! - `report`: a 1,000-node job's report on a store holding 1,000 nodes x `POWERSTACK_BENCH_HOURS`
 //!   (default 6) at 1 Hz: the first report (which settles it) and the settled report, for a job of
-//!   the last hour and one of the whole time; and the bytes stored per node-sample.
+//!   the last hour and one of the whole time; and the bytes stored per node-sample;
+//! - `control`: out-of-band control tasks on `POWERSTACK_BENCH_NODES` (default 1,000) mock BMCs
+//!   answering after 20-200 ms each: a power-cap snapshot of all, and a transition of all
+//!   (`site/control.rs`).
 //!
-//! `cargo bench -p powerstack-site --bench site -- ratio|sustained|report` (all when none given).
+//! `cargo bench -p powerstack-site --bench site -- ratio|sustained|report|control` (all when
+//! none given).
 //! PostgreSQL from `POWERSTACK_BENCH_POSTGRES` (default postgres://postgres@127.0.0.1:5432/postgres).
 
 use std::time::{Duration, Instant};
@@ -24,6 +28,8 @@ use powerstack_site::report::{ReportSettings, job_report};
 use powerstack_site::store::{BatchIn, IngestLimits, Store};
 use sqlx::Connection;
 
+#[path = "site/control.rs"]
+mod control;
 #[path = "site/load.rs"]
 mod load;
 #[path = "site/outage.rs"]
@@ -364,6 +370,9 @@ fn main() {
     }
     if want("report") {
         rt.block_on(report());
+    }
+    if want("control") {
+        control::run(&rt);
     }
     let _ = Duration::ZERO;
 }

@@ -130,7 +130,7 @@ impl Default for SiteConfig {
             bmc_file: None,
             tasks_max: 10_000,
             task_expiry_s: 86_400,
-            task_concurrency: 64,
+            task_concurrency: 256,
             transition_deadline_s: 120,
             task_poll_ms: 2000,
             task_lease_s: 30,

@@ -1,5 +1,6 @@
 //! The control-task runner: a background task of `site serve` that claims pending node
-//! operations under a lease, at most `task_concurrency` at once, and drives them through a
+//! operations under a lease, at most `task_concurrency` at once (claiming more as soon as one
+//! ends), and drives them through a
 //! [`NodeControl`]. Every request is marked sent (committed) before it goes out and is never sent
 //! again: an operation taken over after a restart, or from a replica whose lease ran out, or
 //! whose answer was lost, is settled by reading the node's state.
@@ -94,7 +95,8 @@ pub fn new_id() -> String {
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
-/// Runs until `stopped` turns true: claims work whenever `wake` is notified or every poll,
+/// Runs until `stopped` turns true: claims work whenever `wake` is notified, a node operation
+/// ends, or every poll,
 /// renews its leases, expires old tasks. On stop, the operations in flight are dropped and
 /// their leases ended, so that the next runner takes them over at once (reading, not sending),
 /// and the controller closes what it holds open at the BMCs.
@@ -148,9 +150,11 @@ pub async fn run(
                 }
             }
         }
+        // A node operation that ends frees its permit: pending work is claimed for it at once.
         tokio::select! {
             _ = stopped.wait_for(|s| *s) => break,
             () = wake.notified() => {}
+            Some(_) = workers.join_next(), if !workers.is_empty() => {}
             () = tokio::time::sleep(settings.poll.min(renew_every)) => {}
         }
     }

@@ -1,7 +1,7 @@
 //! Control tasks through a fake controller that records every call: `202` at once, each node's
-//! state, reservations, abort, expiry and the bound, a restart with a request in flight (read
-//! back, never sent again), a lost answer, and two replicas on one PostgreSQL sending each node
-//! operation exactly once.
+//! state, the next node started as soon as one ends, reservations, abort, expiry and the bound,
+//! a restart with a request in flight (read back, never sent again), a lost answer, and two
+//! replicas on one PostgreSQL sending each node operation exactly once.
 
 mod common;
 
@@ -201,6 +201,28 @@ fn a_node_in_a_running_transition_is_reserved_until_it_is_done_and_abort_stops_w
         r.stop().unwrap();
         runtime().block_on(db.drop_database());
     }
+}
+
+#[test]
+fn a_node_operation_that_ends_lets_the_next_pending_one_start_without_waiting_for_a_poll() {
+    let db = TestDb::sqlite();
+    let nodes = names("n", 3);
+    let fake = Fake::new(nodes.iter().map(|n| (n.clone(), FakeNode::on())));
+    // One at a time, and neither a poll nor a lease renewal within the minute `wait` allows:
+    // only a node's end can start the next (before, the runner waited a poll between them).
+    let slow = SiteConfig {
+        task_concurrency: 1,
+        task_poll_ms: 60_000,
+        task_lease_s: 3600,
+        ..config(&db, &nodes)
+    };
+    let r = start(&slow, &fake);
+    let s = site(&r);
+    let snap = PowerCapSnapshotRequestV1 { nodes: vec!["n[01-03]".into()] };
+    let t = s.power_cap_snapshot(&snap).unwrap();
+    let t = finished(TaskKindV1::PowerCapSnapshot, &s, &t.id);
+    assert_eq!((t.state, t.counts.succeeded), (TaskStateV1::Succeeded, 3), "{t:#?}");
+    r.stop().unwrap();
 }
 
 #[test]

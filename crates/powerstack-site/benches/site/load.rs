@@ -40,6 +40,23 @@ pub async fn send(
     Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
+/// The site's database for a run: `site.db` in `dir` when `kind` is `sqlite`, else a new
+/// PostgreSQL database `name`.
+pub fn database(
+    rt: &tokio::runtime::Runtime,
+    kind: &str,
+    dir: &tempfile::TempDir,
+    name: &str,
+) -> String {
+    if kind == "sqlite" {
+        return format!("sqlite:{}", dir.path().join("site.db").display());
+    }
+    match rt.block_on(fresh_pg(name)) {
+        powerstack_site::db::DatabaseUrl::Postgres(u) => u,
+        powerstack_site::db::DatabaseUrl::Sqlite(_) => unreachable!(),
+    }
+}
+
 /// The sustained-load run.
 pub fn sustained(rt: &tokio::runtime::Runtime) {
     let kind = std::env::var("POWERSTACK_BENCH_DB").unwrap_or_else(|_| "postgres".into());
@@ -51,14 +68,7 @@ pub fn sustained(rt: &tokio::runtime::Runtime) {
     let nodes = env("POWERSTACK_BENCH_NODES", if kind == "sqlite" { 1000 } else { 10_000 });
     let seconds = env("POWERSTACK_BENCH_SECONDS", 30) as u64;
     let dir = tempfile::tempdir().unwrap();
-    let database = if kind == "sqlite" {
-        format!("sqlite:{}", dir.path().join("site.db").display())
-    } else {
-        match rt.block_on(fresh_pg("powerstack_bench_load")) {
-            powerstack_site::db::DatabaseUrl::Postgres(u) => u,
-            powerstack_site::db::DatabaseUrl::Sqlite(_) => unreachable!(),
-        }
-    };
+    let database = database(rt, &kind, &dir, "powerstack_bench_load");
     let config = SiteConfig { listen: "127.0.0.1:0".into(), database, ..SiteConfig::default() };
     let site = powerstack_site::start(&config).unwrap();
     let base = format!("http://{}", site.ready().addr);

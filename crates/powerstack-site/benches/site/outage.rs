@@ -156,7 +156,8 @@ async fn sender(
     }
 }
 
-fn percentile(mut v: Vec<u32>, p: f64) -> f64 {
+/// The `p` quantile of `v` (µs), ms.
+pub(super) fn percentile(mut v: Vec<u32>, p: f64) -> f64 {
     if v.is_empty() {
         return f64::NAN;
     }
@@ -164,7 +165,8 @@ fn percentile(mut v: Vec<u32>, p: f64) -> f64 {
     v[((v.len() as f64 * p) as usize).min(v.len() - 1)] as f64 / 1000.0
 }
 
-fn vm(key: &str) -> String {
+/// A line of /proc/self/status (`VmRSS:`, `VmHWM:`), kB.
+pub(super) fn vm(key: &str) -> String {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let line = status.lines().find(|l| l.starts_with(key)).unwrap_or("");
     line.split_whitespace().nth(1).unwrap_or("?").to_string()

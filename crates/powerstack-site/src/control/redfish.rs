@@ -169,7 +169,7 @@ impl NodeControl for RedfishControl {
     fn read_limits<'a>(&'a self, node: &'a str) -> BoxFuture<'a, Result<NodeLimits, ControlError>> {
         Box::pin(async move {
             let (n, bmc) = self.node(node).await?;
-            let readings = bmc.readings().await.map_err(control_error)?;
+            let readings = bmc.limit_readings().await.map_err(control_error)?;
             let request =
                 LimitRequest { chassis_id: n.chassis.clone(), control: None, watts: None };
             let own = redfish::limits::select(&readings, &request).ok();
