@@ -82,6 +82,12 @@ impl MockBmc {
         lock(&self.shared.recorded).clone()
     }
 
+    /// Forgets the recorded requests (a long run's memory stays flat; call it with no request in
+    /// flight).
+    pub fn clear_recorded(&self) {
+        lock(&self.shared.recorded).clear();
+    }
+
     /// The recorded requests with `method` (`"PATCH"`) whose path ends with `suffix`.
     pub fn recorded_matching(&self, method: &str, suffix: &str) -> Vec<Recorded> {
         let recorded = lock(&self.shared.recorded);
