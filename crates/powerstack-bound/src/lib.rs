@@ -13,6 +13,8 @@
 
 pub mod fill;
 pub mod plan;
+pub mod priority;
+pub mod slurm;
 pub mod uniform;
 
 pub use plan::{Plan, PlanError, Shortfall, plan};
