@@ -11,6 +11,7 @@
 //! [`priority`] (jobs by priority, fair within one), [`dynamic`] (slack moves to nodes held at
 //! their cap). docs/budget.md describes them.
 
+pub mod dynamic;
 pub mod fill;
 pub mod plan;
 pub mod priority;
