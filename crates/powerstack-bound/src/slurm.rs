@@ -1,12 +1,18 @@
 //! `slurm`: the reference baseline, after Slurm's `power/cray_aries` plugin (removed in Slurm
-//! 24.05). The first period, or whenever the running nodes change or their caps no longer fit the
-//! budget, the budget is split evenly (as [`crate::uniform`]). Then every period a node drawing
-//! under 90% of its cap is cut by 50% of its range, one drawing over 95% is raised by 20% of its
-//! range (clamped to the range); cuts come first, and raises share what the budget leaves in
-//! proportion to what each asked. A starting job's nodes are lifted to their maximum when what the
-//! budget leaves allows it, else they share what is left evenly. Idle nodes are at their minimum.
+//! 24.05), which rebalanced every 30 s. Every period, for each running node:
+//! - drawing under 90% of its cap: the cap is cut by 50% of the node's range, or by half the
+//!   unused part of the cap when that is less (not under the minimum);
+//! - drawing between 90% and 95%: the cap is kept;
+//! - drawing over 95%, or starting a job (a node whose job changed since the last period), or
+//!   without a cap or a reading yet: the node waits for a share.
+//!
+//! When the kept and cut caps leave less than the waiting nodes' minimums (or exceed the budget,
+//! after a lowered bound), each kept or cut cap is lowered by the same amount (not under its
+//! minimum). What is left is then shared over the waiting nodes in turn, at an even share of what
+//! remains: a starting node gets the share (its maximum when the budget allows), a busy node its
+//! cap plus 20% of its range, at most the share; every cap within its node's range. Idle nodes are
+//! at their minimum.
 
-use crate::fill::fill;
 use crate::{Decision, Input, NodeState, Policy, idle_caps, job_bounds};
 use std::collections::BTreeMap;
 
@@ -14,75 +20,32 @@ use std::collections::BTreeMap;
 pub const LOWER_THRESHOLD: f64 = 0.90;
 /// Above this share of its cap a node's cap is raised.
 pub const UPPER_THRESHOLD: f64 = 0.95;
-/// A cut, as a share of the node's range.
+/// The largest cut, as a share of the node's range.
 pub const DECREASE_RATE: f64 = 0.50;
 /// A raise, as a share of the node's range.
 pub const INCREASE_RATE: f64 = 0.20;
 
-/// The `power/cray_aries` rebalancer; remembers the caps it gave and the jobs it has seen.
+/// The `power/cray_aries` rebalancer; remembers each node's cap and job.
 #[derive(Clone, Debug, Default)]
 pub struct Slurm {
-    caps: BTreeMap<String, f64>,
+    seen: BTreeMap<String, (f64, Option<String>)>,
 }
 
-impl Slurm {
-    /// The even split, for the first period or after the running nodes changed.
-    fn reset(&mut self, running: &[&NodeState], budget_watts: f64) -> String {
-        let ranges: Vec<_> = running.iter().map(|n| (n.min_cap_watts, n.max_cap_watts)).collect();
-        let shares = fill(budget_watts, &ranges);
-        self.caps = running.iter().map(|n| n.node.clone()).zip(shares).collect();
-        format!("slurm: even split of {budget_watts:.0} W over {} nodes", running.len())
-    }
-
-    /// One rebalance: cuts, then raises within what the budget leaves, then starting jobs' nodes.
-    fn rebalance(&mut self, running: &[&NodeState], budget_watts: f64) -> String {
-        let (mut cut, mut asked) = (0, Vec::new());
-        let mut known = Vec::new();
-        for n in running {
-            let Some(&cap) = self.caps.get(&n.node) else {
-                continue;
-            };
-            let range = n.range_watts();
-            let new = match n.power_watts {
-                Some(p) if p < LOWER_THRESHOLD * cap => {
-                    cut += 1;
-                    (cap - DECREASE_RATE * range).max(n.min_cap_watts)
-                }
-                Some(p) if p > UPPER_THRESHOLD * cap => {
-                    asked.push((
-                        n.node.clone(),
-                        (cap + INCREASE_RATE * range).min(n.max_cap_watts) - cap,
-                    ));
-                    cap
-                }
-                _ => cap,
-            };
-            known.push(n.node.clone());
-            self.caps.insert(n.node.clone(), new);
+/// A running node's first pass: its cap kept or cut, or `None` when it waits for a share (with
+/// its remembered cap when raised, `None` when starting).
+fn first_pass(n: &NodeState, seen: Option<&(f64, Option<String>)>) -> Result<f64, Option<f64>> {
+    let cap = match seen {
+        Some((cap, job)) if *job == n.job => *cap,
+        _ => return Err(None),
+    };
+    match n.power_watts {
+        Some(p) if p < LOWER_THRESHOLD * cap => {
+            let cut = (DECREASE_RATE * n.range_watts()).min((cap - p) / 2.0);
+            Ok((cap - cut).max(n.min_cap_watts))
         }
-        let new: Vec<&&NodeState> =
-            running.iter().filter(|n| !self.caps.contains_key(&n.node)).collect();
-        let new_floors: f64 = new.iter().map(|n| n.min_cap_watts).sum();
-        let held: f64 = known.iter().filter_map(|n| self.caps.get(n)).sum();
-        let free = (budget_watts - held - new_floors).max(0.0);
-        let wanted: f64 = asked.iter().map(|a| a.1).sum();
-        let granted = if wanted > 0.0 { (free / wanted).min(1.0) } else { 0.0 };
-        for (node, watts) in &asked {
-            if let Some(cap) = self.caps.get_mut(node) {
-                *cap += watts * granted;
-            }
-        }
-        let left = budget_watts - self.caps.values().sum::<f64>();
-        let ranges: Vec<_> = new.iter().map(|n| (n.min_cap_watts, n.max_cap_watts)).collect();
-        for (n, share) in new.iter().zip(fill(left, &ranges)) {
-            self.caps.insert(n.node.clone(), share);
-        }
-        format!(
-            "slurm: {cut} cut, {} raised by {:.0}% of what they asked, {} starting",
-            asked.len(),
-            granted * 100.0,
-            new.len()
-        )
+        Some(p) if p <= UPPER_THRESHOLD * cap => Ok(cap.max(n.min_cap_watts)),
+        Some(_) => Err(Some(cap)),
+        None => Err(None),
     }
 }
 
@@ -90,18 +53,52 @@ impl Policy for Slurm {
     fn decide(&mut self, input: &Input) -> Decision {
         let running: Vec<&NodeState> = input.nodes.iter().filter(|n| n.is_running()).collect();
         let budget_watts = input.running_budget_watts();
-        self.caps.retain(|node, _| running.iter().any(|n| &n.node == node));
-        let fits = self.caps.values().sum::<f64>() <= budget_watts;
-        let why = if self.caps.is_empty() || !fits {
-            self.reset(&running, budget_watts)
-        } else {
-            self.rebalance(&running, budget_watts)
-        };
-        let mut caps = idle_caps(input);
-        caps.extend(
-            running.iter().filter_map(|n| self.caps.get(&n.node).map(|&w| (n.node.clone(), w))),
-        );
-        Decision { job_bounds: job_bounds(input, &caps), why, caps }
+        let passes: Vec<_> =
+            running.iter().map(|n| first_pass(n, self.seen.get(&n.node))).collect();
+        let mut caps: Vec<Option<f64>> = passes.iter().map(|p| p.ok()).collect();
+        let waiting: Vec<usize> = (0..running.len()).filter(|&i| caps[i].is_none()).collect();
+        let needed: f64 = waiting.iter().map(|&i| running[i].min_cap_watts).sum();
+        let allocated: f64 = caps.iter().flatten().sum();
+        let short = (allocated - budget_watts).max(needed - (budget_watts - allocated).max(0.0));
+        let settled = running.len() - waiting.len();
+        if short > 0.0 && settled > 0 {
+            let each = short / settled as f64;
+            for (cap, n) in caps.iter_mut().zip(&running) {
+                if let Some(c) = cap {
+                    *c = (*c - each).max(n.min_cap_watts);
+                }
+            }
+        }
+        let mut available = (budget_watts - caps.iter().flatten().sum::<f64>()).max(0.0);
+        for (k, &i) in waiting.iter().enumerate() {
+            let n = running[i];
+            let share = available / (waiting.len() - k) as f64;
+            let new = match passes[i] {
+                Err(Some(cap)) => (cap + INCREASE_RATE * n.range_watts()).min(share),
+                _ => share,
+            };
+            let new = new.clamp(n.min_cap_watts, n.max_cap_watts);
+            available = (available - new).max(0.0);
+            caps[i] = Some(new);
+        }
+        self.seen = running
+            .iter()
+            .zip(&caps)
+            .filter_map(|(n, c)| c.map(|c| (n.node.clone(), (c, n.job.clone()))))
+            .collect();
+        let mut all = idle_caps(input);
+        all.extend(running.iter().zip(&caps).filter_map(|(n, c)| c.map(|c| (n.node.clone(), c))));
+        Decision {
+            job_bounds: job_bounds(input, &all),
+            why: format!(
+                "slurm: {} of {} running nodes kept or cut, {} shared {:.0} W",
+                settled,
+                running.len(),
+                waiting.len(),
+                budget_watts
+            ),
+            caps: all,
+        }
     }
 }
 
@@ -129,10 +126,10 @@ mod tests {
         let mut slurm = Slurm::default();
         let first = slurm.decide(&input(&[None, None], 600.0));
         assert!((cap(&first, "a") - 300.0).abs() < 1e-6);
-        // a draws 100 W of a 300 W cap: cut by 200 W (50% of 400), to 100 W; b draws 295 W: raised
-        // by 80 W (20% of 400), which the budget leaves.
+        // a draws 100 W of a 300 W cap: cut by half the unused 200 W (less than 50% of its 400 W
+        // range), to 200 W; b draws 295 W: raised by 80 W (20% of 400), within the 400 W left.
         let second = slurm.decide(&input(&[Some(100.0), Some(295.0)], 600.0));
-        assert!((cap(&second, "a") - 100.0).abs() < 1e-6);
+        assert!((cap(&second, "a") - 200.0).abs() < 1e-6);
         assert!((cap(&second, "b") - 380.0).abs() < 1e-6);
     }
 
@@ -158,7 +155,7 @@ mod tests {
     }
 
     #[test]
-    fn a_lowered_bound_resets_to_an_even_split() {
+    fn a_lowered_bound_lowers_every_cap_by_the_same_amount() {
         let mut slurm = Slurm::default();
         slurm.decide(&input(&[None, None], 1000.0));
         let lowered = slurm.decide(&input(&[Some(400.0), Some(400.0)], 400.0));
