@@ -165,8 +165,54 @@ fn write(nodes: &mut [Node], period: &Period, caps: &[(String, f64)]) -> Vec<(St
     read_back
 }
 
+/// What a policy itself promises, beyond the plan's invariant.
+#[derive(Clone, Copy)]
+struct Promises {
+    /// Its caps fit the budget whenever the bound is feasible (the plan never scales them).
+    fits: bool,
+    /// A job's bound is at most its request (or its nodes' minimums when they are more).
+    requests: bool,
+}
+
+const NONE: Promises = Promises { fits: false, requests: false };
+
+/// Checks a decision against what its policy promises.
+fn keeps(
+    promises: Promises,
+    input: &Input,
+    decision: &Decision,
+    feasible: bool,
+) -> Result<(), TestCaseError> {
+    let budget = input.running_budget_watts();
+    let idle: f64 = input
+        .nodes
+        .iter()
+        .filter(|n| n.responsive && n.job.is_none())
+        .map(|n| n.min_cap_watts)
+        .sum();
+    let asked: f64 = decision.caps.iter().map(|c| c.1).sum::<f64>() - idle;
+    if promises.fits && feasible {
+        prop_assert!(asked <= budget + TOLERANCE_WATTS, "asked {asked} W of {budget} W");
+    }
+    if promises.requests {
+        for job in input.jobs.iter().filter(|j| j.request_watts.is_some()) {
+            let floors: f64 = input
+                .nodes
+                .iter()
+                .filter(|n| n.is_running() && n.job.as_deref() == Some(job.id.as_str()))
+                .map(|n| n.min_cap_watts)
+                .sum();
+            let limit = job.request_watts.unwrap_or(0.0).max(floors) + TOLERANCE_WATTS;
+            let bound = decision.job_bounds.iter().find(|b| b.0 == job.id).map_or(0.0, |b| b.1);
+            prop_assert!(bound <= limit, "job {} got {bound} W, asked {limit} W", job.id);
+        }
+    }
+    Ok(())
+}
+
 fn run(
     policy: &mut dyn Policy,
+    promises: Promises,
     mut nodes: Vec<Node>,
     periods: &[Period],
 ) -> Result<(), TestCaseError> {
@@ -193,6 +239,7 @@ fn run(
             .sum();
         let decision = policy.decide(&input);
         let plan = plan(&input, &decision).expect("the input is valid");
+        keeps(promises, &input, &decision, plan.shortfall.is_none())?;
         prop_assert_eq!(
             plan.shortfall.is_some(),
             floors + period.reserve_watts > period.bound_watts
@@ -231,15 +278,17 @@ proptest! {
 
     #[test]
     fn no_policy_overshoots_the_bound((nodes, periods) in scenario()) {
-        run(&mut Uniform, nodes.clone(), &periods)?;
-        run(&mut Slurm::default(), nodes.clone(), &periods)?;
-        run(&mut Priority, nodes.clone(), &periods)?;
-        run(&mut Dynamic::default(), nodes, &periods)?;
+        let fits = Promises { fits: true, requests: false };
+        let both = Promises { fits: true, requests: true };
+        run(&mut Uniform, fits, nodes.clone(), &periods)?;
+        run(&mut Slurm::default(), NONE, nodes.clone(), &periods)?;
+        run(&mut Priority, both, nodes.clone(), &periods)?;
+        run(&mut Dynamic::default(), both, nodes, &periods)?;
     }
 
     #[test]
     fn the_plan_keeps_the_bound_whatever_the_decision((nodes, periods) in scenario()) {
         let mut careless = Careless(periods.iter().map(|p| p.wild_caps.clone()).collect(), 0);
-        run(&mut careless, nodes, &periods)?;
+        run(&mut careless, NONE, nodes, &periods)?;
     }
 }
