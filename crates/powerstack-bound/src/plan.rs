@@ -202,6 +202,19 @@ mod tests {
     }
 
     #[test]
+    fn an_unresponsive_node_is_not_written_and_counts_at_its_maximum_when_unknown() {
+        let mut input = input(900.0, 0.0);
+        input.nodes[1].responsive = false;
+        input.nodes[1].cap_in_force_watts = None;
+        // b counts at its 500 W maximum, so a may have 400 W of the 500 W asked.
+        let plan = plan(&input, &decision(500.0, 100.0)).unwrap();
+        assert!(plan.lower.is_empty() && plan.scaled);
+        assert_eq!(plan.raise.len(), 1);
+        assert_eq!(plan.raise[0].0, "a");
+        assert!((plan.raise[0].1 - 400.0).abs() < 1e-6);
+    }
+
+    #[test]
     fn raises_wait_for_every_lower_to_read_back() {
         let plan = plan(&input(1000.0, 0.0), &decision(200.0, 400.0)).unwrap();
         assert!(plan.raises_allowed(&[("a".into(), 250.0)]).is_empty());
