@@ -387,11 +387,6 @@ impl Bmc {
         )))
     }
 
-    /// The system `system_id` (`""`: the first): its power state and the resets it allows.
-    pub async fn system(&self, system_id: &str) -> Result<SystemPower, Error> {
-        self.find_system(system_id).await.map(|s| s.power)
-    }
-
     /// The `PowerState` of the system `system_id` (`""`: the first).
     pub async fn power_state(&self, system_id: &str) -> Result<PowerState, Error> {
         // The system's document was just read to find it: its state is that read's.
@@ -417,8 +412,19 @@ impl Bmc {
     /// POSTs one `ComputerSystem.Reset` (refused before sending when the BMC does not allow it);
     /// no polling.
     pub async fn send_reset(&self, system_id: &str, reset: ResetType) -> Result<(), Error> {
+        self.send_reset_chosen(system_id, |_| reset).await.map(|_| ())
+    }
+
+    /// [`Bmc::send_reset`] of the reset `choose` picks from the system as just read (its power
+    /// state and allowed resets), with one read of it; the reset sent.
+    pub async fn send_reset_chosen(
+        &self,
+        system_id: &str,
+        choose: impl FnOnce(&SystemPower) -> ResetType,
+    ) -> Result<ResetType, Error> {
         let system = self.find_system(system_id).await?;
-        self.post_reset(&system, &reset).await.map(|_| ())
+        let reset = choose(&system.power);
+        self.post_reset(&system, &reset).await.map(|_| reset)
     }
 
     /// POSTs the reset to the system's action target; the (successful) answer.

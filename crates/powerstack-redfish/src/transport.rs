@@ -14,22 +14,13 @@ use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-/// The largest CA file read, bytes.
-const MAX_PEM_BYTES: u64 = 1 << 20;
-
-/// The ring crypto provider (aws-lc-rs is slow to build); rustls marks it deprecated for
-/// lacking post-quantum key exchange.
-#[allow(deprecated)]
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
+use powerstack_client::tls::{provider, read_certificates};
 
 /// Whom TLS trusts: the CA certificates of a PEM file, or (insecure) anyone.
 pub(crate) fn tls_config(ca_file: Option<&Path>, insecure: bool) -> Result<ClientConfig, String> {
@@ -53,19 +44,8 @@ pub(crate) fn tls_config(ca_file: Option<&Path>, insecure: bool) -> Result<Clien
 
 fn roots(path: &Path) -> Result<RootCertStore, String> {
     let fail = |why: String| format!("CA file {}: {why}", path.display());
-    let meta = std::fs::metadata(path).map_err(|e| fail(e.to_string()))?;
-    if !meta.is_file() || meta.len() > MAX_PEM_BYTES {
-        return Err(fail(format!("not a regular file of at most {} KiB", MAX_PEM_BYTES >> 10)));
-    }
-    let pem = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail(format!("invalid PEM: {e}")))?;
-    if certs.is_empty() {
-        return Err(fail("no certificate in it (expected -----BEGIN CERTIFICATE-----)".into()));
-    }
     let mut store = RootCertStore::empty();
-    for cert in certs {
+    for cert in read_certificates(path).map_err(fail)? {
         store.add(cert).map_err(|e| fail(format!("not a usable CA certificate: {e}")))?;
     }
     Ok(store)

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::BmcEntry;
 use crate::error::StoreError;
+/// A request to a node's BMC: Redfish's power transitions, one `ResetType` each.
+pub use powerstack_redfish::Transition;
 
 /// A boxed future, so that the trait stays object-safe (`Arc<dyn NodeControl>`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -79,23 +81,6 @@ impl PowerState {
             PowerState::Unknown => "unknown",
         }
     }
-}
-
-/// A request to a node's BMC (Redfish `ResetType`s).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Transition {
-    /// `On`.
-    On,
-    /// `ForceOff`.
-    ForceOff,
-    /// `GracefulShutdown`.
-    GracefulShutdown,
-    /// `GracefulRestart`.
-    GracefulRestart,
-    /// `ForceRestart`.
-    ForceRestart,
-    /// `PowerCycle`.
-    PowerCycle,
 }
 
 /// Why a node could not be controlled.

@@ -144,22 +144,11 @@ fn state(state: redfish::PowerState) -> PowerState {
     }
 }
 
-fn transition(t: Transition) -> redfish::Transition {
-    match t {
-        Transition::On => redfish::Transition::On,
-        Transition::ForceOff => redfish::Transition::ForceOff,
-        Transition::GracefulShutdown => redfish::Transition::GracefulShutdown,
-        Transition::GracefulRestart => redfish::Transition::GracefulRestart,
-        Transition::ForceRestart => redfish::Transition::ForceRestart,
-        Transition::PowerCycle => redfish::Transition::PowerCycle,
-    }
-}
-
 /// The reset `t` sends to a system that allows `allowed` (empty: it does not say): its own,
 /// except a graceful shutdown where `GracefulShutdown` is not allowed and `Off` is (HPE Cray EX
 /// lists `On`, `ForceOff` and `Off`), which sends `Off`, as HPE PCS does for its off.
 fn reset_for(t: Transition, allowed: &[ResetType]) -> ResetType {
-    let own = transition(t).reset_type();
+    let own = t.reset_type();
     let off = ResetType::Other("Off".into());
     let missing = !allowed.is_empty() && !allowed.contains(&own);
     if t == Transition::GracefulShutdown && missing && allowed.contains(&off) { off } else { own }
@@ -219,10 +208,8 @@ impl NodeControl for RedfishControl {
     ) -> BoxFuture<'a, Result<String, ControlError>> {
         Box::pin(async move {
             let (n, bmc) = self.node(node).await?;
-            let system = bmc.system(&n.system).await.map_err(control_error)?;
-            let reset = reset_for(t, &system.allowed_resets);
-            bmc.send_reset(&n.system, reset.clone()).await.map_err(control_error)?;
-            Ok(reset.as_str().to_string())
+            let chosen = bmc.send_reset_chosen(&n.system, |s| reset_for(t, &s.allowed_resets));
+            Ok(chosen.await.map_err(control_error)?.as_str().to_string())
         })
     }
 
