@@ -11,6 +11,7 @@
 //! [`priority`] (jobs by priority, fair within one), [`dynamic`] (slack moves to nodes held at
 //! their cap). docs/budget.md describes them.
 
+pub mod control;
 pub mod dynamic;
 pub mod fill;
 pub mod plan;
@@ -18,6 +19,7 @@ pub mod priority;
 pub mod slurm;
 pub mod uniform;
 
+pub use control::{Controller, POLICY_NAMES, Step, UnknownPolicy, policy_by_name};
 pub use plan::{Plan, PlanError, Shortfall, plan};
 
 /// A job's identifier, as the scheduler gives it.
