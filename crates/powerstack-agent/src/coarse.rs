@@ -86,6 +86,12 @@ pub fn program(via: &str) -> String {
 /// Removes the writers' users, pids and command lines from a caps document, keeping the program
 /// that wrote each limit.
 pub fn caps(doc: &mut CapsV1) {
+    if let Some(n) = &mut doc.node {
+        n.min_watts = watts(n.min_watts);
+        n.max_watts = watts(n.max_watts);
+        n.uncappable_watts = watts(n.uncappable_watts);
+        n.cap_in_force_watts = watts(n.cap_in_force_watts);
+    }
     for c in &mut doc.controls {
         c.set_detail = c
             .set_detail

@@ -78,6 +78,10 @@ pub struct AgentConfig {
     pub node_name: Option<String>,
     /// File holding the bearer token sent to the site (must be readable by its owner only).
     pub site_token_file: Option<PathBuf>,
+    /// The URL at which the site reaches this agent's HTTP API (its TCP listener) to cap the
+    /// node, an `http://` or `https://` URL sent with each registration; `None`: the site does
+    /// not cap this node through its agent.
+    pub advertise_url: Option<String>,
     /// The site CA's certificates (PEM) an `https://` site's certificate is checked against;
     /// `None`: the system's trust store.
     pub site_ca_file: Option<PathBuf>,
@@ -108,6 +112,7 @@ impl Default for AgentConfig {
             site: None,
             node_name: None,
             site_token_file: None,
+            advertise_url: None,
             site_ca_file: None,
             push_interval_ms: DEFAULT_PUSH_INTERVAL_MS,
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
@@ -160,6 +165,11 @@ impl AgentConfig {
             return Err(ConfigError(format!(
                 "node_name {n:?} is not a node name: give 1 to 64 characters of A-Z a-z 0-9 . _ -"
             )));
+        }
+        if let Some(why) =
+            self.advertise_url.as_deref().and_then(powerstack_api::site::control_url_problem)
+        {
+            return Err(ConfigError(format!("advertise_url: {why}")));
         }
         if !(MIN_PUSH_INTERVAL_MS..=MAX_PUSH_INTERVAL_MS).contains(&self.push_interval_ms) {
             return Err(ConfigError(format!(
@@ -258,6 +268,10 @@ mod tests {
         bad(AgentConfig { site: Some("site".into()), ..d() }, "site");
         bad(AgentConfig { node_name: Some("no spaces".into()), ..d() }, "node_name");
         bad(AgentConfig { node_name: Some(String::new()), ..d() }, "node_name");
+        ok(AgentConfig { advertise_url: Some("https://n01.example:9464".into()), ..d() });
+        for url in ["n01:9464", "ftp://n01", "http://"] {
+            bad(AgentConfig { advertise_url: Some(url.into()), ..d() }, "advertise_url");
+        }
         for ms in [99, 60_001] {
             bad(AgentConfig { push_interval_ms: ms, ..d() }, "push_interval_ms");
         }

@@ -78,6 +78,8 @@ pub struct PushSettings {
     pub spool_max_age: Duration,
     /// The node's topology document, sent with each registration.
     pub topology: Option<serde_json::Value>,
+    /// Where the site reaches this agent's HTTP API, sent with each registration.
+    pub control_url: Option<String>,
     /// How long one call to the site may take.
     pub call_timeout: Duration,
 }
@@ -270,7 +272,8 @@ impl Worker {
             _ => first_unix_us,
         };
         let topology = self.settings.topology.clone();
-        let register = register::registration(&self.shared, read, started_unix_us, topology);
+        let mut register = register::registration(&self.shared, read, started_unix_us, topology);
+        register.control_url = self.settings.control_url.clone();
         self.spool.begin(&register::new_stream_id(), register)?;
         self.read = Some(read.to_vec());
         self.streams_begun += 1;

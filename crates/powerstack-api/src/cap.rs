@@ -29,6 +29,10 @@ pub struct CapResultV1 {
     pub uncappable_watts: Option<f64>,
     /// Node caps: the cap was below reach and the minimum was applied (`--clamp`).
     pub clamped: bool,
+    /// Node caps, once written: the node cap the limits read back make, watts (uncappable power
+    /// plus each cappable domain's limit read back, or its maximum when it was not written).
+    #[serde(default)]
+    pub node_read_back_watts: Option<f64>,
     /// The writes, in order.
     pub writes: Vec<CapWriteV1>,
     /// Limits restored because a previous run had died part way through writing.
@@ -68,8 +72,25 @@ pub struct CapsV1 {
     pub header: crate::v1::HeaderV1,
     /// Every limit of every domain.
     pub controls: Vec<CapControlV1>,
+    /// The node caps the node can take; `null` when nothing is cappable.
+    #[serde(default)]
+    pub node: Option<NodeCapRangeV1>,
     /// Anything worth knowing (an unreadable journal, ...).
     pub warnings: Vec<String>,
+}
+
+/// The node caps a node can take ([`CapsV1::node`]), counted as a node cap counts them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NodeCapRangeV1 {
+    /// The lowest node cap: uncappable power plus every cappable domain's minimum, watts.
+    pub min_watts: f64,
+    /// The highest node cap: uncappable power plus every cappable domain's maximum, watts.
+    pub max_watts: f64,
+    /// Measured power that cannot be capped, watts (0 when the node has not been measured).
+    pub uncappable_watts: f64,
+    /// The node cap in force: uncappable power plus every cappable domain's limit in force (its
+    /// maximum when the limit is disabled), watts.
+    pub cap_in_force_watts: f64,
 }
 
 /// One limit in [`CapsV1`].

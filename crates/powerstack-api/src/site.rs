@@ -126,6 +126,41 @@ pub struct StreamRegisterV1 {
     )]
     #[schema(value_type = Option<Object>)]
     pub topology: Option<serde_json::Value>,
+    /// Where the site can reach this agent's HTTP API (its TCP listener), an `http://` or
+    /// `https://` URL (at most 2048 characters); absent: the agent takes no caps from the site
+    /// (a registration without it forgets the one given before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(
+        max_length = 2048,
+        pattern = r"^[hH][tT][tT][pP][sS]?://[^/\u0000-\u0020\u007F-\u009F][^\u0000-\u0020\u007F-\u009F]*$"
+    )]
+    pub control_url: Option<String>,
+}
+
+/// The most characters of a control URL.
+pub const MAX_CONTROL_URL: usize = 2048;
+
+/// What is wrong with a control URL, when anything is: an absolute `http://` or `https://` URL
+/// with a host, at most [`MAX_CONTROL_URL`] characters, no space or control character.
+pub fn control_url_problem(url: &str) -> Option<String> {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &url[8..]
+    } else if lower.starts_with("http://") {
+        &url[7..]
+    } else {
+        return Some(format!("control_url {url:?}: an http:// or https:// URL"));
+    };
+    if url.chars().count() > MAX_CONTROL_URL {
+        return Some(format!("control_url: at most {MAX_CONTROL_URL} characters"));
+    }
+    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Some("control_url: no space or control character".into());
+    }
+    if rest.is_empty() || rest.starts_with('/') {
+        return Some(format!("control_url {url:?}: the URL names no host"));
+    }
+    None
 }
 
 /// The answer to a registration: where the site's copy of the stream stands, so that a
@@ -186,6 +221,10 @@ pub struct SiteNodeV1 {
     pub power_watts: Option<f64>,
     /// Whether its newest sample is older than the site's `stale_after`.
     pub stale: bool,
+    /// Where the site reaches its agent's HTTP API to cap it, as its agent last registered;
+    /// absent when it gave none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_url: Option<String>,
 }
 
 /// `GET /v1/nodes`.
@@ -241,6 +280,14 @@ pub struct SiteJobBeginV1 {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(max_items = 100_000)]
     pub allocations: Vec<JobAllocationV1>,
+    /// The power the job asks for, W (finite, above 0), for the site's power bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(exclusive_minimum = 0.0, maximum = 1e12)]
+    pub power_watts: Option<f64>,
+    /// The job's priority for the site's power bound (higher first; 0 when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = -2_147_483_648_i64, maximum = 2_147_483_647)]
+    pub priority: Option<i32>,
 }
 
 /// The most CPUs an allocation may name.
@@ -336,6 +383,12 @@ pub struct SiteJobV1 {
     /// Whether every node's figures are final (each node's stored samples reach past the end);
     /// a job whose nodes still have samples to send is recomputed when they arrive.
     pub settled: bool,
+    /// The power the job asked for, W; absent when it asked for none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_watts: Option<f64>,
+    /// The job's priority for the power bound; absent when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
 }
 
 /// `GET /v1/jobs`: jobs, newest first.
@@ -440,6 +493,17 @@ pub fn is_job_id(id: &str) -> bool {
 }
 
 impl SiteJobBeginV1 {
+    /// What is wrong with the job's power request, when anything is: `power_watts` finite and
+    /// above 0 (at most 10^12).
+    pub fn power_problem(&self) -> Option<String> {
+        match self.power_watts {
+            Some(w) if !(w.is_finite() && w > 0.0 && w <= 1e12) => {
+                Some(format!("power_watts {w}: a finite number of watts above 0"))
+            }
+            _ => None,
+        }
+    }
+
     /// What is wrong with the job's allocations, when anything is: each names one of the job's
     /// nodes, each node once, `cpus` from 1 to [`MAX_ALLOC_CPUS`], at most [`MAX_ALLOC_GPUS`]
     /// GPUs, each once and below [`MAX_ALLOC_GPUS`].
@@ -471,5 +535,40 @@ impl SiteJobBeginV1 {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_control_url_is_an_http_or_https_url_with_a_host() {
+        for good in ["http://n01:8080", "HTTPS://n01.example/agent", "http://[::1]:1"] {
+            assert_eq!(control_url_problem(good), None, "{good}");
+        }
+        for (bad, says) in [
+            ("ftp://n01", "http:// or https://"),
+            ("n01:8080", "http:// or https://"),
+            ("http://", "no host"),
+            ("https:///x", "no host"),
+            ("http://n 01", "no space"),
+            ("http://n01/\u{7}", "control"),
+        ] {
+            let why = control_url_problem(bad).unwrap_or_default();
+            assert!(why.contains(says), "{bad}: {why}");
+        }
+        let long = format!("http://{}", "a".repeat(MAX_CONTROL_URL));
+        assert!(control_url_problem(&long).unwrap_or_default().contains("at most"));
+    }
+
+    #[test]
+    fn a_jobs_power_is_finite_and_above_zero() {
+        let job = |w| SiteJobBeginV1 { power_watts: w, ..Default::default() };
+        assert_eq!(job(None).power_problem(), None);
+        assert_eq!(job(Some(4000.0)).power_problem(), None);
+        for w in [0.0, -1.0, f64::NAN, f64::INFINITY, 2e12] {
+            assert!(job(Some(w)).power_problem().is_some(), "{w}");
+        }
     }
 }

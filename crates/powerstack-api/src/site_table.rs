@@ -117,7 +117,8 @@ pub(crate) fn render(out: &mut String, head: &[(&str, Align)], rows: &[Vec<Strin
     }
 }
 
-/// `job report`: the job's record (user, account, app, nodes, begin, end, energy, power, data),
+/// `job report`: the job's record (user, account, app, nodes, begin, end, energy, power, its
+/// power request and priority when given, data),
 /// then one row per node and the `TOTAL` row.
 pub fn job_report(r: &SiteJobReportV1, compress: Compress) -> String {
     let job = &r.job;
@@ -151,6 +152,11 @@ pub fn job_report(r: &SiteJobReportV1, compress: Compress) -> String {
         format!(", peak at most {p:.2} W (the sum of the nodes' peaks)")
     });
     kv("power", format!("mean {} W{peak}", cell(mean, 2)));
+    if job.power_watts.is_some() || job.priority.is_some() {
+        let asked = job.power_watts.map_or_else(|| "no power".into(), |w| format!("{w:.1} W"));
+        let priority = job.priority.map_or_else(|| "none".into(), |p| p.to_string());
+        kv("request", format!("{asked}, priority {priority} (for the site's power bound)"));
+    }
     let presence = job.data_presence.unwrap_or(total.data_presence).as_str();
     let settled = if job.settled { "" } else { "; not final: nodes are still sending data" };
     let pct = cell(total_covered_percent(window, &r.report), 1);

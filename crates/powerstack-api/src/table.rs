@@ -235,6 +235,9 @@ pub fn cap_result(doc: &crate::cap::CapResultV1) -> String {
     if doc.writes.is_empty() {
         let _ = writeln!(out, "(nothing to write)");
     }
+    if let Some(w) = doc.node_read_back_watts {
+        let _ = writeln!(out, "node cap read back: {w:.1} W");
+    }
     for w in &doc.warnings {
         let _ = writeln!(out, "warning: {w}");
     }
@@ -250,6 +253,7 @@ pub fn caps(doc: &crate::cap::CapsV1) -> String {
         "{:<18} {:<11} {:>9} {:>21} {:>10} {:<8} SET BY",
         "DOMAIN", "LIMIT", "WATTS", "RANGE W", "WINDOW S", "STATE"
     );
+    node_cap_range_line(&mut out, doc.node.as_ref());
     for c in &doc.controls {
         let state = match (c.limit.locked, c.limit.enabled) {
             (true, _) => "locked",
@@ -276,6 +280,24 @@ pub fn caps(doc: &crate::cap::CapsV1) -> String {
         let _ = writeln!(out, "warning: {w}");
     }
     out
+}
+
+/// The node cap range line of `cap show`, under the header (or why there is none).
+fn node_cap_range_line(out: &mut String, node: Option<&crate::cap::NodeCapRangeV1>) {
+    let _ = match node {
+        Some(n) => writeln!(
+            out,
+            "{:<18} {:<11} {:>9.1} {:>21} {:>10} {:<8} {:.1} W uncappable",
+            "node",
+            "node cap",
+            n.cap_in_force_watts,
+            format!("{:.1}..{:.1}", n.min_watts, n.max_watts),
+            "-",
+            "in force",
+            n.uncappable_watts
+        ),
+        None => writeln!(out, "node               node cap    (nothing can be capped)"),
+    };
 }
 
 /// Frequency pools, the values in sysfs, and drift.

@@ -332,12 +332,13 @@ pub fn plan_node_cap(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use powerstack_model::{CounterSpec, DomainId, Measurement, TimeWindows};
 
     use super::*;
 
-    fn limit(name: &str, watts: f64, min: Option<f64>, max: Option<f64>) -> PowerLimit {
+    /// A limit of `watts` in `min..max`, enabled, with a RAPL window.
+    pub(crate) fn limit(name: &str, watts: f64, min: Option<f64>, max: Option<f64>) -> PowerLimit {
         PowerLimit {
             name: name.into(),
             limit_watts: Some(watts),

@@ -156,5 +156,5 @@ pub fn caps_document(
             });
         }
     }
-    CapsV1 { header: HeaderV1::new(CAPS_SCHEMA, origin), controls, warnings }
+    CapsV1 { header: HeaderV1::new(CAPS_SCHEMA, origin), controls, node: None, warnings }
 }

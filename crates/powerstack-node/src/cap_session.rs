@@ -5,7 +5,7 @@
 //! its errors to a status ([`SessionError::status`]).
 
 use powerstack_api::Origin;
-use powerstack_api::cap::{CAP_SCHEMA, CapResultV1, CapsV1};
+use powerstack_api::cap::{CAP_SCHEMA, CapResultV1, CapsV1, NodeCapRangeV1};
 use powerstack_api::v1::HeaderV1;
 use powerstack_cap::{CapError, Capper, ControlKey, Policy, Request, StateDir};
 use powerstack_hw::{Platform, Root};
@@ -243,6 +243,12 @@ impl CapSession<'_> {
         let mut doc = CapResultV1 { dry_run: false, ..planned };
         doc.writes =
             done.iter().filter_map(|d| write_doc(catalog, &d.planned, d.read_back_watts)).collect();
+        if let Some(uncappable) = doc.uncappable_watts {
+            let read_back: Vec<(usize, f64)> =
+                done.iter().filter_map(|d| Some((d.planned.index, d.read_back_watts?))).collect();
+            doc.node_read_back_watts =
+                powerstack_cap::node_read_back_watts(catalog, uncappable, &read_back);
+        }
         doc.recovered = recovered.as_ref().map(recovered_lines).unwrap_or_default();
         doc.warnings = warnings;
         Ok(Committed { doc, changed: done.into_iter().map(|d| d.planned.key).collect() })
@@ -289,11 +295,26 @@ impl CapSession<'_> {
         Ok(ResetDone { doc, restored: keys, failed })
     }
 
-    /// Every limit of the node as the hardware has it now, with its range and who set it.
-    pub fn show(&mut self) -> CapsV1 {
+    /// Every limit of the node as the hardware has it now, with its range and who set it, and
+    /// the node cap range from a recent power `report` (without one, nothing counts as
+    /// uncappable).
+    pub fn show(&mut self, report: Option<&PowerReport>) -> CapsV1 {
         let warnings: Vec<String> =
             self.platform.refresh_limits().iter().map(ToString::to_string).collect();
-        caps_document(self.origin, self.platform.catalog(), self.state, warnings)
+        let catalog = self.platform.catalog();
+        let mut doc = caps_document(self.origin, catalog, self.state, warnings);
+        let unmeasured =
+            PowerReport { interval_s: 0.0, unix_us: 0, domains: Vec::new(), node: None };
+        doc.node =
+            powerstack_cap::node_cap_range(catalog, report.unwrap_or(&unmeasured)).map(|r| {
+                NodeCapRangeV1 {
+                    min_watts: r.min_watts,
+                    max_watts: r.max_watts,
+                    uncappable_watts: r.uncappable_watts,
+                    cap_in_force_watts: r.cap_in_force_watts,
+                }
+            });
+        doc
     }
 }
 
@@ -391,6 +412,7 @@ fn result_doc(origin: &Origin, command: String, dry_run: bool) -> CapResultV1 {
         node_cap_watts: None,
         uncappable_watts: None,
         clamped: false,
+        node_read_back_watts: None,
         writes: Vec::new(),
         recovered: Vec::new(),
         warnings: Vec::new(),

@@ -67,6 +67,7 @@ fn registration(t0: u64) -> StreamRegisterV1 {
         started_unix_us: t0,
         domains: domains(),
         topology: None,
+        control_url: None,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The site's store: nodes and their streams, samples and per-minute rollups, jobs and their
-//! nodes, over either database ([`Db`]). Every write is one transaction; every check that decides
-//! whether a write happens runs inside it, so two replicas on one PostgreSQL never disagree.
+//! nodes, what the power bound reads (nodes' control URLs, running jobs' requests), over either
+//! database ([`Db`]). Every write is one transaction; every check that decides whether a write
+//! happens runs inside it, so two replicas on one PostgreSQL never disagree.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use crate::db::{Db, on_db};
 pub use crate::error::StoreError;
 
 mod bmc_leases;
+mod bound;
 mod ingest;
 mod jobs;
 pub mod partitions;
@@ -25,11 +27,12 @@ mod streams;
 mod task_work;
 mod tasks;
 
+pub use bound::BoundJobRow;
 pub use ingest::queue::Ingester;
 pub use ingest::{BatchIn, IngestLimits, copy_payload};
 pub use jobs::{JobNodeRow, JobRow, JobsFilter, Neighbour};
 pub use samples::{EDGE_US, StreamSpan, Window, WindowSummary};
-pub use streams::{NodeRow, StreamRow, node_document};
+pub use streams::{NodeControlRow, NodeRow, StreamRow, node_document};
 pub use task_work::{Claimed, Gate};
 pub use tasks::{NewTask, TaskBounds, TaskParams};
 

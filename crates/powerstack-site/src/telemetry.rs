@@ -326,8 +326,9 @@ async fn begin(
             max_power_watts: capacity_watts.filter(|w| w.is_finite() && *w > 0.0),
         }],
         topology: None,
+        control_url: None,
     };
-    ctx.store.register(node, &id, &reg, now_us()).await?;
+    ctx.store.register_stream(node, &id, &reg, now_us(), false).await?;
     // The lease names the holder's stream at once.
     let until = now_us().saturating_add(ctx.lease_us);
     if !ctx.store.hold_bmc_lease(node, &ctx.owner, Some(&id), now_us(), until).await? {

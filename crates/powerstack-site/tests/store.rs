@@ -25,7 +25,7 @@ fn job(id: &str, nodes: &[&str]) -> SiteJobBeginV1 {
         user: Some("alice".into()),
         account: Some("physics".into()),
         app: Some("lammps".into()),
-        allocations: Vec::new(),
+        ..Default::default()
     }
 }
 

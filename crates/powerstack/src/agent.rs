@@ -89,6 +89,9 @@ fn site_flags(a: &AgentArgs, config: &mut AgentConfig) -> anyhow::Result<()> {
     if a.site_token_file.is_some() {
         config.site_token_file = a.site_token_file.clone();
     }
+    if a.advertise_url.is_some() {
+        config.advertise_url = a.advertise_url.clone();
+    }
     if a.site_ca.is_some() {
         config.site_ca_file = a.site_ca.clone();
     }

@@ -113,6 +113,9 @@ fn failed(e: SessionError) -> anyhow::Error {
     }
 }
 
+/// How long `cap show` measures the node for the node cap range's uncappable power.
+const SHOW_MEASURE: Duration = Duration::from_millis(200);
+
 /// A cap session on the opened node.
 fn session<'a>(node: &'a mut Node, state: &'a StateDir) -> CapSession<'a> {
     CapSession {
@@ -208,7 +211,11 @@ fn show(common: &ControlArgs) -> anyhow::Result<()> {
     let format = control_format(common, "cap show")?;
     let mut node = node::open(&common.node)?;
     let state = node.state(&common.state_dir);
-    let doc = session(&mut node, &state).show();
+    // The node cap range counts the power that cannot be capped: measured over a short window.
+    let platform = &mut node.discovery.platform;
+    let report = platform.measure_with(|| signals::sleep_until(Instant::now() + SHOW_MEASURE));
+    let _ = platform.take_warnings();
+    let doc = session(&mut node, &state).show(Some(&report));
     if format == Format::Json {
         emit(&serde_json::to_string(&doc).context("encoding JSON")?)
     } else {

@@ -515,6 +515,10 @@ pub struct AgentArgs {
     /// Bearer token file sent to the site (mode 600).
     #[arg(long, value_name = "FILE")]
     pub site_token_file: Option<PathBuf>,
+    /// The URL at which the site reaches this agent's HTTP API (its --listen address) to cap
+    /// the node, sent with each registration (default: none, the site does not cap it).
+    #[arg(long, value_name = "URL")]
+    pub advertise_url: Option<String>,
     /// How often a sample is pushed to the site, 100ms to 60s (default 1s).
     #[arg(long, value_name = "DURATION")]
     pub push_interval: Option<String>,

@@ -34,14 +34,22 @@ pub fn run(cmd: &JobCommand) -> anyhow::Result<()> {
     match cmd {
         JobCommand::Begin(a) if a.site.site.is_some() => site::begin(a),
         JobCommand::Begin(a) => {
-            site_only(&a.agents, a.account.is_some(), !a.alloc.is_empty())?;
+            site_only(
+                &a.agents,
+                &[
+                    (a.account.is_some(), "--account"),
+                    (!a.alloc.is_empty(), "--alloc"),
+                    (a.power_watts.is_some(), "--power-watts"),
+                    (a.priority.is_some(), "--priority"),
+                ],
+            )?;
             let body = serde_json::to_string(&begin_body(a.user.as_deref(), a.app.as_deref()))
                 .context("encoding the begin body")?;
             mark(&a.conn, &a.id, "begin", Some(&body))
         }
         JobCommand::End(a) if a.site.site.is_some() => site::end(a),
         JobCommand::End(a) => {
-            site_only(&a.agents, false, false)?;
+            site_only(&a.agents, &[])?;
             mark(&a.conn, &a.id, "end", None)
         }
         JobCommand::Query(a) => query(a),
@@ -55,14 +63,11 @@ fn begin_body(user: Option<&str>, app: Option<&str>) -> JobBeginV1 {
     JobBeginV1 { user: Some(user), app: app.map(str::to_string) }
 }
 
-/// Refuses the options that only mean something with --site.
-fn site_only(a: &NodeAgentsArgs, account: bool, alloc: bool) -> anyhow::Result<()> {
-    let given = [
-        (a.nodes.is_some(), "--nodes"),
-        (a.no_agents, "--no-agents"),
-        (account, "--account"),
-        (alloc, "--alloc"),
-    ];
+/// Refuses the options that only mean something with --site (`given`: the command's own, each
+/// whether given and its flag).
+fn site_only(a: &NodeAgentsArgs, given: &[(bool, &str)]) -> anyhow::Result<()> {
+    let agents = [(a.nodes.is_some(), "--nodes"), (a.no_agents, "--no-agents")];
+    let given: Vec<&(bool, &str)> = agents.iter().chain(given).collect();
     if let Some((_, flag)) = given.iter().find(|(on, _)| *on) {
         bail!(
             "{flag} needs --site URL (or POWERSTACK_SITE): without it the job is marked on one agent only"

@@ -45,6 +45,7 @@ fn registration(t0: u64) -> StreamRegisterV1 {
             max_power_watts: Some(1000.0),
         }],
         topology: None,
+        control_url: None,
     }
 }
 

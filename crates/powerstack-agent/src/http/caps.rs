@@ -155,8 +155,13 @@ pub(crate) async fn reset(
     Ok(Json(doc))
 }
 
+/// The caps document, with the node cap range from the agent's newest samples (nothing counted
+/// as uncappable before it has two).
 fn caps_doc(shared: &Shared, controls: &Controls) -> CapsV1 {
-    with_session(shared, controls, |s| s.show())
+    with_session(shared, controls, |s| {
+        let report = report_for(shared, s.platform.catalog()).ok();
+        s.show(report.as_ref())
+    })
 }
 
 /// `GET /v1/caps`: every limit with its range and who set it.

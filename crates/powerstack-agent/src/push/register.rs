@@ -60,6 +60,7 @@ pub fn registration(
             .map(|(c, m)| column(m, read.get(c).copied().unwrap_or(false)))
             .collect(),
         topology,
+        control_url: None,
     }
 }
 

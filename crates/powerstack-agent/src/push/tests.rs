@@ -31,6 +31,7 @@ fn worker(shared: Arc<Shared>, dir: &std::path::Path) -> Worker {
         spool_max_bytes: 1 << 20,
         spool_max_age: Duration::from_secs(60),
         topology: None,
+        control_url: None,
         call_timeout: Duration::from_secs(1),
     };
     let site = Site::new(&settings.site, None, settings.call_timeout).unwrap();

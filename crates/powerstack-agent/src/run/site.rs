@@ -12,8 +12,8 @@ use crate::push::{CALL_TIMEOUT, PushSettings};
 
 /// What the pusher needs when `config` names a site (`None` when it does not): the node's name
 /// there (`node_name`, else `hostname`, which must then be a node name), its token (checked like
-/// the agent's own token file), the site CA file (read and checked), and the topology document
-/// of the discovered node.
+/// the agent's own token file), the site CA file (read and checked), the topology document of
+/// the discovered node, and the URL the site caps the node at (`advertise_url`).
 pub fn settings(
     config: &AgentConfig,
     origin: &Origin,
@@ -51,6 +51,7 @@ pub fn settings(
         spool_max_bytes: config.spool_max_bytes,
         spool_max_age: Duration::from_secs(config.spool_max_age_s),
         topology,
+        control_url: config.advertise_url.clone(),
         call_timeout: CALL_TIMEOUT,
     }))
 }

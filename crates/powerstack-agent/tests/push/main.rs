@@ -66,6 +66,7 @@ fn settings(site: &FakeSite, state_dir: &Path) -> PushSettings {
         spool_max_bytes: 64 << 20,
         spool_max_age: Duration::from_secs(86_400),
         topology: None,
+        control_url: None,
         call_timeout: Duration::from_secs(5),
     }
 }
@@ -176,6 +177,7 @@ fn batches_carry_increasing_seqs_and_strictly_increasing_times_after_the_registr
     };
     assert_eq!(stream, &id);
     assert_eq!(body.hostname, "n01");
+    assert_eq!(body.control_url, None, "no advertise_url, no control_url");
     let read: Vec<bool> = body.domains.iter().map(|d| d.read).collect();
     assert_eq!(read, [true, true, false]);
     let kinds: Vec<(&str, u32)> =
@@ -402,6 +404,7 @@ fn agent(
         root: root.to_path_buf(),
         site: Some(site.addr.clone()),
         node_name: Some("nid01".into()),
+        advertise_url: Some("http://nid01:9464".into()),
         push_interval_ms: 100,
         ..AgentConfig::default()
     };
@@ -456,6 +459,8 @@ fn a_restarted_agent_delivers_the_previous_streams_spool_first() {
     assert_eq!((saved.hostname.as_str(), saved.simulated.as_deref()), ("host01", Some("intel-2s")));
     assert_eq!(saved.domains.len(), shared.domains.len());
     assert!(saved.topology.is_some());
+    // The site is told where the agent takes caps (`advertise_url`).
+    assert_eq!(saved.control_url.as_deref(), Some("http://nid01:9464"));
     let spooled: usize = std::fs::read_dir(spool.join(&old))
         .unwrap()
         .flatten()

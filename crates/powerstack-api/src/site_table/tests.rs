@@ -65,6 +65,8 @@ fn report() -> SiteJobReportV1 {
             peak_power_watts: Some(800.0),
             data_presence: Some(DataPresence::Partial),
             settled: true,
+            power_watts: Some(1500.0),
+            priority: Some(7),
         },
         shared: Vec::new(),
         bmc: Vec::new(),
@@ -116,6 +118,7 @@ end      2026-11-21 11:00:00 UTC
 duration 1h 00m 00s
 energy   0.625 kWh (2250000.0 J)
 power    mean 700.00 W, peak at most 800.00 W (the sum of the nodes' peaks)
+request  1500.0 W, priority 7 (for the site's power bound)
 data     Partial, 87.5% of the window covered
 
 HOST    DATA      COVERED   ENERGY (J)  POWER (W)  PEAK (W)  CPU (W)  MEM (W)  GPU (W)  SAMPLES  TIME (s)  STATUS

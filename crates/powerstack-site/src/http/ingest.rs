@@ -8,7 +8,8 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use powerstack_api::agent::ErrorV1;
 use powerstack_api::site::{
-    BatchStoredV1, BatchV1, StreamRegisterV1, StreamRegisteredV1, is_node_name, is_stream_id,
+    BatchStoredV1, BatchV1, StreamRegisterV1, StreamRegisteredV1, control_url_problem,
+    is_node_name, is_stream_id,
 };
 
 use super::{ApiError, App, caller, count_error, json_body, now_us};
@@ -43,7 +44,7 @@ fn pusher(state: &App, headers: &HeaderMap, node: &str, stream: &str) -> Result<
     request_body = StreamRegisterV1, security(("bearer" = [])),
     responses(
         (status = 200, description = "Registered (or registered before, with the same columns): where the stream stands.", body = StreamRegisteredV1),
-        (status = 400, description = "A malformed path or body.", body = ErrorV1),
+        (status = 400, description = "A malformed path or body, or a `control_url` that is not an http:// or https:// URL.", body = ErrorV1),
         (status = 401, description = "No or an unknown token.", body = ErrorV1),
         (status = 403, description = "The token may not push this node's samples.", body = ErrorV1),
         (status = 409, description = "The stream is registered with other columns or for another node.", body = ErrorV1),
@@ -58,6 +59,9 @@ pub(crate) async fn register(
 ) -> Result<Json<StreamRegisteredV1>, ApiError> {
     pusher(&state, &headers, &node, &stream)?;
     let reg: StreamRegisterV1 = json_body(&body)?;
+    if let Some(why) = reg.control_url.as_deref().and_then(control_url_problem) {
+        return Err(ApiError::bad_request(why));
+    }
     let answer = state
         .store
         .register(&node, &stream, &reg, now_us())

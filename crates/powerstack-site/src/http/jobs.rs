@@ -67,7 +67,7 @@ async fn readable(state: &App, who: &Principal, id: &str) -> Result<SiteJobV1, A
     request_body = SiteJobBeginV1, security(("bearer" = [])),
     responses(
         (status = 201, description = "The job is recorded.", body = SiteJobV1),
-        (status = 400, description = "A malformed body, id, node name, label or allocation (one naming a node not of the job, or a node twice).", body = ErrorV1),
+        (status = 400, description = "A malformed body, id, node name, label or allocation (one naming a node not of the job, or a node twice), or a `power_watts` that is not a finite number above 0.", body = ErrorV1),
         (status = 401, description = "No or an unknown token.", body = ErrorV1),
         (status = 403, description = "The token may not write job records.", body = ErrorV1),
         (status = 409, description = "A job with this id is recorded already.", body = ErrorV1),
@@ -101,7 +101,7 @@ pub(crate) async fn begin(
     check_label("user", job.user.as_deref())?;
     check_label("account", job.account.as_deref())?;
     check_label("app", job.app.as_deref())?;
-    if let Some(why) = job.allocation_problem() {
+    if let Some(why) = job.allocation_problem().or_else(|| job.power_problem()) {
         return Err(ApiError::bad_request(why));
     }
     let row =

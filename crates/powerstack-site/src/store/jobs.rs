@@ -55,7 +55,7 @@ pub struct JobsFilter {
 }
 
 const JOB_COLUMNS: &str = "id, user_name, account, app, begin_us, end_us, energy_joules, mean_power_watts, \
-     peak_power_watts, data_presence, settled";
+     peak_power_watts, data_presence, settled, power_watts, priority";
 
 /// A [`JobRow`] from the columns of [`JOB_COLUMNS`] (its nodes filled in by the caller).
 macro_rules! job_row {
@@ -75,6 +75,8 @@ macro_rules! job_row {
             peak_power_watts: r.try_get(8)?,
             data_presence: presence.as_deref().and_then(parse_presence),
             settled: r.try_get(10)?,
+            power_watts: r.try_get(11)?,
+            priority: r.try_get(12)?,
         }
     }};
 }
@@ -108,21 +110,23 @@ fn parse_presence(s: &str) -> Option<DataPresence> {
 impl Store {
     /// Records job `job` as begun at `now_us`. An id already recorded is a conflict.
     pub async fn begin_job(&self, job: &SiteJobBeginV1, now_us: u64) -> Result<JobRow, StoreError> {
-        if let Some(why) = job.allocation_problem() {
+        if let Some(why) = job.allocation_problem().or_else(|| job.power_problem()) {
             return Err(StoreError::Invalid(why));
         }
         let _turn = self.turn().await;
         on_db!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             let inserted = sqlx::query(
-                "INSERT INTO jobs (id, user_name, account, app, begin_us) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO jobs (id, user_name, account, app, begin_us, power_watts, priority) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
             )
             .bind(&job.id)
             .bind(&job.user)
             .bind(&job.account)
             .bind(&job.app)
             .bind(to_db(now_us))
+            .bind(job.power_watts)
+            .bind(job.priority)
             .execute(&mut *tx)
             .await?
             .rows_affected();

@@ -2,6 +2,7 @@
 
 use powerstack_api::site::{
     MAX_STREAM_COLUMNS, SiteNodeV1, StreamDomainV1, StreamRegisterV1, StreamRegisteredV1,
+    control_url_problem,
 };
 use powerstack_model::DomainKind;
 use sqlx::Row;
@@ -25,6 +26,19 @@ pub struct NodeRow {
     pub hostname: String,
     /// Its simulated profile.
     pub simulated: Option<String>,
+    /// Where its agent takes caps, as last registered.
+    pub control_url: Option<String>,
+}
+
+/// Where a node's agent takes caps, as its agent last registered (`node_controls`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeControlRow {
+    /// The node's name at the site.
+    pub node: String,
+    /// The agent's HTTP API, an `http://` or `https://` URL.
+    pub url: String,
+    /// When the agent registered it, µs since the Unix epoch.
+    pub updated_unix_us: i64,
 }
 
 /// A stream as stored, with where it stands.
@@ -63,6 +77,9 @@ fn check(reg: &StreamRegisterV1) -> Result<(), StoreError> {
     {
         return invalid("hostname: 1 to 255 characters, no control character".into());
     }
+    if let Some(why) = reg.control_url.as_deref().and_then(control_url_problem) {
+        return invalid(why);
+    }
     if i64::try_from(reg.started_unix_us).is_err() {
         return invalid(format!("started_unix_us: at most {} µs", i64::MAX));
     }
@@ -83,15 +100,29 @@ fn check(reg: &StreamRegisterV1) -> Result<(), StoreError> {
 }
 
 impl Store {
-    /// Registers stream `stream` of node `node` (the node created or its labels updated). The
-    /// same stream again with the same columns answers where it stands; other columns are a
-    /// conflict; a stream of another node too.
+    /// Registers stream `stream` of node `node` (the node created or its labels updated), as its
+    /// agent: the node's control URL becomes `reg.control_url` (none: forgotten). The same
+    /// stream again with the same columns answers where it stands; other columns are a conflict;
+    /// a stream of another node too.
     pub async fn register(
         &self,
         node: &str,
         stream: &str,
         reg: &StreamRegisterV1,
         now_us: u64,
+    ) -> Result<StreamRegisteredV1, StoreError> {
+        self.register_stream(node, stream, reg, now_us, true).await
+    }
+
+    /// Registers a stream: as [`Store::register`] when `by_agent`; otherwise (a stream the site
+    /// itself measures, a BMC's) the node's control URL is left as its agent gave it.
+    pub(crate) async fn register_stream(
+        &self,
+        node: &str,
+        stream: &str,
+        reg: &StreamRegisterV1,
+        now_us: u64,
+        by_agent: bool,
     ) -> Result<StreamRegisteredV1, StoreError> {
         check(reg)?;
         let domains = serde_json::to_string(&reg.domains)
@@ -112,6 +143,27 @@ impl Store {
             .bind(to_db(now_us))
             .execute(&mut *tx)
             .await?;
+            // Where the node's agent takes caps: as this run says (none: forgotten).
+            match &reg.control_url {
+                _ if !by_agent => {}
+                Some(url) => {
+                    sqlx::query(
+                        "INSERT INTO node_controls (node, url, updated_unix_us) VALUES ($1, $2, $3) \
+                         ON CONFLICT (node) DO UPDATE SET url = excluded.url, updated_unix_us = excluded.updated_unix_us",
+                    )
+                    .bind(node)
+                    .bind(url)
+                    .bind(to_db(now_us))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM node_controls WHERE node = $1")
+                        .bind(node)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
             let node_id: i32 = sqlx::query_scalar("SELECT id FROM nodes WHERE name = $1")
                 .bind(node)
                 .fetch_one(&mut *tx)
@@ -242,7 +294,8 @@ impl Store {
             "SELECT n.name, n.hostname, n.simulated, s.id, s.stream, n.name, s.started_us, s.domains, \
              s.first_us, s.last_us, s.power_watts, \
              (SELECT x.t_us {recent} LIMIT 1), (SELECT x.counters {recent} LIMIT 1), \
-             (SELECT x.t_us {recent} LIMIT 1 OFFSET 1), (SELECT x.counters {recent} LIMIT 1 OFFSET 1) \
+             (SELECT x.t_us {recent} LIMIT 1 OFFSET 1), (SELECT x.counters {recent} LIMIT 1 OFFSET 1), \
+             (SELECT c.url FROM node_controls c WHERE c.node = n.name) \
              FROM nodes n LEFT JOIN streams s ON s.id = (SELECT s2.id FROM streams s2 WHERE s2.node_id = n.id \
              ORDER BY s2.started_us DESC, s2.id DESC LIMIT 1) \
              ORDER BY n.name"
@@ -251,7 +304,12 @@ impl Store {
             let rows = sqlx::query(&sql).bind(to_db(now_us.saturating_sub(RECENT_US))).fetch_all(pool).await?;
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
-                let node = NodeRow { name: r.try_get(0)?, hostname: r.try_get(1)?, simulated: r.try_get(2)? };
+                let node = NodeRow {
+                    name: r.try_get(0)?,
+                    hostname: r.try_get(1)?,
+                    simulated: r.try_get(2)?,
+                    control_url: r.try_get(15)?,
+                };
                 let id: Option<i32> = r.try_get(3)?;
                 let stream = match id {
                     None => None,
@@ -283,6 +341,27 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Where each node's agent takes caps, by node (the nodes whose agent gave a control URL at
+    /// its newest registration).
+    pub async fn node_controls(&self) -> Result<Vec<NodeControlRow>, StoreError> {
+        on_db!(&self.db, pool => {
+            let rows = sqlx::query("SELECT node, url, updated_unix_us FROM node_controls ORDER BY node")
+                .fetch_all(pool)
+                .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(NodeControlRow {
+                    node: r.try_get(0)?,
+                    url: r.try_get(1)?,
+                    updated_unix_us: r.try_get(2)?,
+                });
+            }
+            Ok(out)
+        })
+    }
+}
+
 /// A node as the API shows it, stale when its newest sample is older than `stale_after_us`.
 pub fn node_document(
     node: &NodeRow,
@@ -300,6 +379,7 @@ pub fn node_document(
         last_unix_us: last,
         power_watts: stream.and_then(|s| s.power_watts),
         stale: last.is_none_or(|t| now_us.saturating_sub(t) > stale_after_us),
+        control_url: node.control_url.clone(),
     }
 }
 

@@ -135,6 +135,7 @@ pub fn registration(started_unix_us: u64) -> StreamRegisterV1 {
         started_unix_us,
         domains: domains(),
         topology: None,
+        control_url: None,
     }
 }
 

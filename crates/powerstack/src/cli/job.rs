@@ -86,6 +86,12 @@ pub struct JobBeginArgs {
     /// node of --nodes not named is held whole.
     #[arg(long, value_name = "HOSTLIST:cpus=N:gpus=I,J")]
     pub alloc: Vec<String>,
+    /// With --site, the power the job asks for, W (above 0), for the site's power bound.
+    #[arg(long, value_name = "W")]
+    pub power_watts: Option<f64>,
+    /// With --site, the job's priority for the site's power bound (higher first; default 0).
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    pub priority: Option<i32>,
     #[command(flatten)]
     pub conn: AgentConnArgs,
     #[command(flatten)]

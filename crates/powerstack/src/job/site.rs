@@ -79,9 +79,14 @@ pub fn begin(a: &JobBeginArgs) -> anyhow::Result<()> {
         account: a.account.clone(),
         app: a.app.clone(),
         allocations: allocations(&a.alloc)?,
+        power_watts: a.power_watts,
+        priority: a.priority,
     };
     if let Some(why) = record.allocation_problem() {
         bail!("--alloc: {why}");
+    }
+    if let Some(why) = record.power_problem() {
+        bail!("--power-watts: {why}");
     }
     let recorded = site.begin_job(&record);
     if !a.agents.no_agents {

@@ -17,6 +17,7 @@ fn register(started_unix_us: u64, columns: usize) -> StreamRegisterV1 {
         started_unix_us,
         domains: vec![column; columns],
         topology: None,
+        control_url: None,
     }
 }
 
