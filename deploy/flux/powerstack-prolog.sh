@@ -12,8 +12,10 @@
 # with FLUX_JOB_ID (F58, `ƒ...`) and FLUX_JOB_USERID set. The nodes come from the job's R
 # (`flux job info ID R | flux R decode --nodelist`), the name from `flux jobs`, the account from
 # the jobspec's `attributes.system.bank` (flux-accounting). The job id is recorded in its plain
-# F58 form (`f...`). Settings come from /etc/powerstack/site.env (another file with
-# POWERSTACK_ENV_FILE); see docs/site.md.
+# F58 form (`f...`). The power the job asks for, for the site's power bound, comes from the
+# jobspec's `attributes.system.power_watts` (`flux run --setattr=system.power_watts=4000 ...`)
+# as `--power-watts` (a number above 0; anything else is ignored, logged). Settings come from
+# /etc/powerstack/site.env (another file with POWERSTACK_ENV_FILE); see docs/site.md.
 #
 # A failing prolog would fail the job: this one never does. powerstack and flux run under
 # bounded timeouts, what goes wrong is logged to syslog (tag powerstack-flux) and stderr (Flux
@@ -70,7 +72,7 @@ main() {
     local site=${POWERSTACK_SITE:-} jobid=${FLUX_JOB_ID:-} uid=${FLUX_JOB_USERID:-}
     [ -n "$site" ] || { log "POWERSTACK_SITE is not set; job ${jobid:-?} not recorded"; return; }
     [ -n "$jobid" ] || { log "FLUX_JOB_ID is not set; nothing recorded"; return; }
-    local id=${jobid/#ƒ/f} nodes user='' name account='' jobspec
+    local id=${jobid/#ƒ/f} nodes user='' name account='' jobspec power=''
     nodes=$(job_nodes "$jobid")
     [ -n "$nodes" ] || { log "job $id: flux gave no nodes for it; not recorded"; return; }
     case $uid in '' | *[!0-9]*) ;; *) user=$(getent passwd "$uid" | cut -d: -f1); user=${user:-$uid} ;; esac
@@ -79,11 +81,19 @@ main() {
     if [[ $jobspec =~ \"bank\"[[:space:]]*:[[:space:]]*\"([^\"\\]*)\" ]]; then
         account=${BASH_REMATCH[1]}
     fi
+    if [[ $jobspec =~ \"power_watts\"[[:space:]]*:[[:space:]]*([^],}[:space:]]*) ]]; then
+        power=${BASH_REMATCH[1]//\"/}
+        if ! [[ $power =~ ^[0-9]{1,12}(\.[0-9]+)?$ && $power =~ [1-9] ]]; then
+            log "job $id: power_watts $power in its jobspec is not a number of watts above 0; ignored"
+            power=''
+        fi
+    fi
     local args=(job begin "--site=$site" "--nodes=$nodes" "--port=${POWERSTACK_AGENT_PORT:-9464}"
         "--timeout=${POWERSTACK_REQUEST_TIMEOUT:-3s}")
     [ -n "$user" ] && args+=("--user=$user")
     [ -n "$account" ] && args+=("--account=$account")
     [ -n "$name" ] && args+=("--app=$name")
+    [ -n "$power" ] && args+=("--power-watts=$power")
     [ -n "${POWERSTACK_SITE_TOKEN_FILE:-}" ] && args+=("--site-token-file=$POWERSTACK_SITE_TOKEN_FILE")
     [ -n "${POWERSTACK_SITE_CA:-}" ] && args+=("--site-ca=$POWERSTACK_SITE_CA")
     [ -n "${POWERSTACK_TOKEN_FILE:-}" ] && args+=("--token-file=$POWERSTACK_TOKEN_FILE")

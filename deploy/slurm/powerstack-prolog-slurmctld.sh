@@ -13,6 +13,15 @@
 # GRES=gpu:2(IDX:0-1)`), as `--alloc`, so that the site splits a shared node's energy between
 # its jobs (docs/site.md, "Shared nodes").
 #
+# For the site's power bound (docs/site.md, "What the power bound reads"), the job's priority
+# (`Priority=` of `scontrol show job`, at most 2147483647) is given as `--priority`, and the power
+# it asks for as `--power-watts` from a `power_watts=W` token in its comment:
+#
+#   sbatch --comment=power_watts=4000 job.sh
+#
+# (the token may stand among other words of the comment, separated by a space, comma or
+# semicolon; a value that is not a number of watts above 0 is ignored, logged).
+#
 # It never holds up or fails a job: powerstack runs under a bounded timeout, what goes wrong is
 # logged to syslog (tag powerstack-slurm) and stderr, and the script always exits 0.
 
@@ -67,10 +76,12 @@ main() {
     [ -n "${POWERSTACK_SITE_CA:-}" ] && args+=("--site-ca=$POWERSTACK_SITE_CA")
     [ -n "${POWERSTACK_TOKEN_FILE:-}" ] && args+=("--token-file=$POWERSTACK_TOKEN_FILE")
     [ "${POWERSTACK_MARK_AGENTS:-yes}" = no ] && args+=(--no-agents)
-    local alloc
-    while IFS= read -r alloc; do
-        [ -n "$alloc" ] && args+=("--alloc=$alloc")
-    done < <(allocations "$id")
+    local text='' arg
+    text=$(timeout --kill-after=2 "${POWERSTACK_HOOK_TIMEOUT:-10}" scontrol show job -d "$id" 2>/dev/null) ||
+        log "scontrol show job -d $id failed; job $id recorded as holding its nodes whole, without priority or power request"
+    while IFS= read -r arg; do
+        [ -n "$arg" ] && args+=("$arg")
+    done < <(allocations "$text"; requests "$id" "$text")
     args+=(-- "$id")
     run_bounded "job begin $id" "${args[@]}"
 }
@@ -103,15 +114,12 @@ expand_ids() {
     echo "${out[*]}"
 }
 
-# What job ID holds of each node, one `HOSTLIST:cpus=N[:gpus=I,J]` a line, from
-# `scontrol show job -d ID`; nothing for a job that holds its nodes exclusively, or when scontrol
-# does not answer.
+# What the job holds of each node, one `--alloc=HOSTLIST:cpus=N[:gpus=I,J]` a line, from the
+# text of `scontrol show job -d`; nothing for a job that holds its nodes exclusively, or when
+# scontrol did not answer.
 allocations() {
-    local text line word nodes cpus gpus idx
-    text=$(timeout --kill-after=2 "${POWERSTACK_HOOK_TIMEOUT:-10}" scontrol show job -d "$1" 2>/dev/null) || {
-        log "scontrol show job -d $1 failed; job $1 recorded as holding its nodes whole"
-        return
-    }
+    local text=$1 line word nodes cpus gpus idx
+    [ -n "$text" ] || return
     [[ $text =~ (^|[[:space:]])OverSubscribe=NO([[:space:]]|$) ]] && return
     while IFS= read -r line; do
         [[ $line =~ ^[[:space:]]*Nodes= ]] || continue
@@ -131,7 +139,32 @@ allocations() {
         line=$nodes
         [ -n "$cpus" ] && [ "$cpus" != 0 ] && line+=":cpus=$cpus"
         line+=":gpus=${gpus// /,}"
-        echo "${line%:gpus=}"
+        echo "--alloc=${line%:gpus=}"
+    done <<<"$text"
+}
+
+# What job ID asks of the site's power bound, one argument a line, from the text of
+# `scontrol show job`: `--priority=N` from `Priority=` (at most 2147483647), `--power-watts=W`
+# from a `power_watts=W` token of `Comment=` (above 0, at most 12 digits before the point).
+requests() {
+    local id=$1 text=$2 line comment p w
+    if [[ $text =~ (^|[[:space:]])Priority=([0-9]+)([[:space:]]|$) ]]; then
+        p=${BASH_REMATCH[2]}
+        p=${p#"${p%%[!0]*}"}
+        if [ "${#p}" -gt 10 ] || [ "${p:-0}" -gt 2147483647 ]; then p=2147483647; fi
+        echo "--priority=${p:-0}"
+    fi
+    while IFS= read -r line; do
+        [[ $line =~ (^|[[:space:]])Comment=(.*)$ ]] || continue
+        comment=${BASH_REMATCH[2]}
+        [[ $comment =~ (^|[[:space:],;])power_watts=([^[:space:],;]*) ]] || return
+        w=${BASH_REMATCH[2]}
+        if [[ $w =~ ^[0-9]{1,12}(\.[0-9]+)?$ && $w =~ [1-9] ]]; then
+            echo "--power-watts=$w"
+        else
+            log "job $id: power_watts=$w in its comment is not a number of watts above 0; ignored"
+        fi
+        return
     done <<<"$text"
 }
 

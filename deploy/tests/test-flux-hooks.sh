@@ -14,7 +14,8 @@ EPILOG=flux/powerstack-epilog.sh
 SITE=http://site.example:9465
 
 # The fake flux: its calls in $SCRATCH/flux.calls; the job's nodes FAKE_NODELIST, its name
-# FAKE_NAME, its bank FAKE_BANK; FAKE_FLUX_EXIT makes every call fail.
+# FAKE_NAME, its bank FAKE_BANK, its power request FAKE_POWER (JSON); FAKE_FLUX_EXIT makes every
+# call fail.
 cat >"$BIN/flux" <<'FAKE'
 #!/bin/bash
 printf '%s\n' "$*" >>"$SCRATCH/flux.calls"
@@ -23,6 +24,7 @@ case "$1 $2 ${4:-}" in
     "job info R") echo '{"version": 1, "execution": {"R_lite": [], "nodelist": ["x"]}}' ;;
     "job info jobspec")
         if [ -n "${FAKE_BANK:-}" ]; then bank=", \"bank\": \"$FAKE_BANK\""; else bank=; fi
+        [ -n "${FAKE_POWER:-}" ] && bank+=", \"power_watts\": $FAKE_POWER"
         printf '{"attributes": {"system": {"duration": 0, "job": {"name": "%s"}%s}}}\n' \
             "${FAKE_NAME:-}" "$bank" ;;
     "R decode "*) cat >/dev/null; printf '%s\n' "${FAKE_NODELIST:-}" ;;
@@ -54,6 +56,25 @@ expect_flux_call "job info ƒ2Xy3Zq R"
 expect_flux_call "R decode --nodelist"
 expect_flux_call "jobs -no {name} ƒ2Xy3Zq"
 expect_flux_call "job info ƒ2Xy3Zq jobspec"
+
+CASE="prolog: a job asking for power"
+run_hook "$PROLOG" FLUX_JOB_ID=ƒ5 FLUX_JOB_USERID=0 FAKE_NODELIST=n1 FAKE_POWER=4000.5
+expect_status_0
+expect_args job begin "--site=$SITE" --nodes=n1 --port=9464 --timeout=3s "--user=$user0" \
+    --power-watts=4000.5 --token-file=/etc/powerstack/agent.token -- f5
+
+CASE="prolog: a power request given as a string"
+run_hook "$PROLOG" FLUX_JOB_ID=ƒ6 FLUX_JOB_USERID=0 FAKE_NODELIST=n1 'FAKE_POWER="300"'
+expect_status_0
+expect_args job begin "--site=$SITE" --nodes=n1 --port=9464 --timeout=3s "--user=$user0" \
+    --power-watts=300 --token-file=/etc/powerstack/agent.token -- f6
+
+CASE="prolog: a power request that is none is left out"
+run_hook "$PROLOG" FLUX_JOB_ID=ƒ7 FLUX_JOB_USERID=0 FAKE_NODELIST=n1 FAKE_POWER=0
+expect_status_0
+expect_args job begin "--site=$SITE" --nodes=n1 --port=9464 --timeout=3s "--user=$user0" \
+    --token-file=/etc/powerstack/agent.token -- f7
+expect_logged "job f7: power_watts 0 in its jobspec is not a number of watts above 0; ignored"
 
 CASE="prolog: no bank, an odd name, an unknown uid"
 name='-n "x" $(id) `y` ;&'

@@ -42,6 +42,19 @@ JobId=4302 JobName=infer
      Nodes=gpu7 CPU_IDs=4 Mem=1024 GRES=gpu:2(IDX:1,3)
    OverSubscribe=OK Contiguous=0 Licenses=(null) Network=(null)
 TEXT
+# An exclusive job with a priority and a power request among other words of its comment.
+cat >"$SCRATCH/request.txt" <<'TEXT'
+JobId=4310 JobName=big
+   UserId=alice(1000) GroupId=alice(1000) MCS_label=N/A
+   Priority=4294901759 Nice=0 Account=proj1 QOS=normal
+   JobState=RUNNING Reason=None Dependency=(null)
+   OverSubscribe=NO Contiguous=0 Licenses=(null) Network=(null)
+   Comment=campaign x, power_watts=4000;other
+   AdminComment=power_watts=9
+TEXT
+# A shared job with a priority and a power request that is not one.
+sed -e 's/OverSubscribe=OK/OverSubscribe=OK Priority=0042/' \
+    -e '$a\   Comment=power_watts=0' "$SCRATCH/gpus.txt" >"$SCRATCH/bad-request.txt"
 EPILOG=slurm/powerstack-epilog-slurmctld.sh
 SITE=https://site.example:9465
 
@@ -127,6 +140,19 @@ run_hook "$PROLOG" SLURM_JOB_ID=4302 SLURM_JOB_NODELIST=gpu7 "FAKE_SCONTROL=$SCR
 expect_status_0
 expect_args job begin "--site=$SITE" --nodes=gpu7 --port=9464 --timeout=3s \
     --alloc=gpu7:cpus=1:gpus=1,3 -- 4302
+
+CASE="prolog: the priority (capped) and the power request of the comment"
+run_hook "$PROLOG" SLURM_JOB_ID=4310 SLURM_JOB_NODELIST=node01 "FAKE_SCONTROL=$SCRATCH/request.txt"
+expect_status_0
+expect_args job begin "--site=$SITE" --nodes=node01 --port=9464 --timeout=3s \
+    --priority=2147483647 --power-watts=4000 -- 4310
+
+CASE="prolog: a power request that is none is left out, the allocation kept"
+run_hook "$PROLOG" SLURM_JOB_ID=4311 SLURM_JOB_NODELIST=gpu7 "FAKE_SCONTROL=$SCRATCH/bad-request.txt"
+expect_status_0
+expect_args job begin "--site=$SITE" --nodes=gpu7 --port=9464 --timeout=3s \
+    --alloc=gpu7:cpus=1:gpus=1,3 --priority=42 -- 4311
+expect_logged "job 4311: power_watts=0 in its comment is not a number of watts above 0; ignored"
 
 CASE="prolog: scontrol fails"
 run_hook "$PROLOG" SLURM_JOB_ID=4303 SLURM_JOB_NODELIST=gpu7

@@ -141,7 +141,8 @@ pub struct StreamRegisterV1 {
 pub const MAX_CONTROL_URL: usize = 2048;
 
 /// What is wrong with a control URL, when anything is: an absolute `http://` or `https://` URL
-/// with a host, at most [`MAX_CONTROL_URL`] characters, no space or control character.
+/// with a host, at most [`MAX_CONTROL_URL`] characters, no space or control character (what
+/// [`StreamRegisterV1::control_url`]'s schema pattern says).
 pub fn control_url_problem(url: &str) -> Option<String> {
     let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
     let rest = if lower.starts_with("https://") {
@@ -154,7 +155,7 @@ pub fn control_url_problem(url: &str) -> Option<String> {
     if url.chars().count() > MAX_CONTROL_URL {
         return Some(format!("control_url: at most {MAX_CONTROL_URL} characters"));
     }
-    if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+    if url.chars().any(|c| c.is_control() || c == ' ') {
         return Some("control_url: no space or control character".into());
     }
     if rest.is_empty() || rest.starts_with('/') {
