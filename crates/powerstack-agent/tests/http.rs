@@ -814,6 +814,7 @@ async fn caps_are_validated_written_read_back_journaled_and_reset() {
         post(&a.app, "/v1/caps", root(), Some(json!({"node_watts": 500, "dry_run": true}))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["dry_run"], true);
+    assert!(r.json()["node_read_back_watts"].is_null(), "nothing read back on a dry run");
     assert_eq!(limit_of(&a, DomainKind::Package, 1, "long_term"), Some(150.0));
     // A node cap: memory (20 W, uncappable) first, the rest in proportion to the maxima.
     let r = post(
@@ -829,6 +830,13 @@ async fn caps_are_validated_written_read_back_journaled_and_reset() {
     assert!(close(v["uncappable_watts"].as_f64().unwrap(), 20.0), "{v}");
     assert_eq!(limit_of(&a, DomainKind::Package, 1, "long_term"), Some(120.0));
     assert_eq!(limit_of(&a, DomainKind::Gpu, 0, "cap"), Some(240.0));
+    // The limits read back make the cap, and the node's cap in force is it, within its range.
+    assert!(close(v["node_read_back_watts"].as_f64().unwrap(), 500.0), "{v}");
+    let node = get(&a.app, "/v1/caps").await.json()["node"].clone();
+    let in_force = node["cap_in_force_watts"].as_f64().unwrap();
+    assert!(close(in_force, 500.0) && close(node["uncappable_watts"].as_f64().unwrap(), 20.0));
+    assert!(node["min_watts"].as_f64() < Some(in_force), "{node}");
+    assert!(node["max_watts"].as_f64() > Some(in_force), "{node}");
     let r = post(&a.app, "/v1/caps", root(), Some(json!({"node_watts": 5000}))).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(r.error().contains("above the most this node can draw"));

@@ -408,3 +408,32 @@ pub fn pools_change(doc: &crate::pools::PoolsChangeV1) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cap::{CAPS_SCHEMA, CapsV1, NodeCapRangeV1};
+    use crate::v1::{HeaderV1, Origin};
+
+    #[test]
+    fn cap_show_prints_the_node_cap_range_or_that_nothing_can_be_capped() {
+        let origin = Origin { hostname: "n01".into(), simulated: None };
+        let mut doc = CapsV1 {
+            header: HeaderV1::new(CAPS_SCHEMA, &origin),
+            controls: Vec::new(),
+            node: Some(NodeCapRangeV1 {
+                min_watts: 180.25,
+                max_watts: 420.0,
+                uncappable_watts: 30.0,
+                cap_in_force_watts: 330.0,
+            }),
+            warnings: Vec::new(),
+        };
+        let text = caps(&doc);
+        let line = text.lines().find(|l| l.starts_with("node ")).unwrap_or_default();
+        assert!(line.contains("node cap") && line.contains("330.0"), "{text}");
+        assert!(line.contains("180.2..420.0") && line.contains("30.0 W uncappable"), "{text}");
+        doc.node = None;
+        assert!(caps(&doc).contains("(nothing can be capped)"));
+    }
+}

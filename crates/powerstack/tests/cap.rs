@@ -205,6 +205,14 @@ fn cap_node_prints_the_allocation_and_refuses_what_the_node_cannot_reach() {
     let total: f64 = writes.iter().map(|w| w["requested_watts"].as_f64().unwrap()).sum();
     let uncappable = doc["uncappable_watts"].as_f64().unwrap();
     assert!((total + uncappable - 250.0).abs() < 0.01, "{total} + {uncappable}");
+    // The limits read back make the cap asked for (RAPL rounds to its power unit).
+    let read_back = doc["node_read_back_watts"].as_f64().unwrap();
+    assert!((read_back - 250.0).abs() < 1.0, "{read_back}");
+    // cap show: the cap in force within the node's range.
+    let node = json(&n.cap(&["show"]).stdout)["node"].clone();
+    let (min, max) = (node["min_watts"].as_f64().unwrap(), node["max_watts"].as_f64().unwrap());
+    let in_force = node["cap_in_force_watts"].as_f64().unwrap();
+    assert!(min < in_force && in_force < max, "{node}");
 
     let before = n.snapshot();
     // Below reach: refused with the minimum, nothing changed.
@@ -391,6 +399,7 @@ fn a_node_cap_where_nothing_can_be_capped_says_so_and_no_range() {
                 r.stderr
             );
         }
+        assert!(json(&n.cap(&["show"]).stdout)["node"].is_null(), "{profile}");
     }
 }
 

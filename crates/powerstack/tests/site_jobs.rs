@@ -261,7 +261,18 @@ fn begin_without_agents_takes_the_callers_name_and_the_site_from_the_environment
     std::fs::write(token.path(), "s3cret\n").unwrap();
     let token_path = token.path().to_str().unwrap();
     let r = run_env(
-        &["job", "begin", "42", "--nodes", "node[01-03]", "--no-agents"],
+        &[
+            "job",
+            "begin",
+            "42",
+            "--nodes",
+            "node[01-03]",
+            "--no-agents",
+            "--power-watts",
+            "4000.5",
+            "--priority",
+            "-2",
+        ],
         &[("POWERSTACK_SITE", &site), ("POWERSTACK_SITE_TOKEN_FILE", token_path), ("USER", "bob")],
     );
     assert_eq!(r.status, 0, "{}", r.stderr);
@@ -272,8 +283,16 @@ fn begin_without_agents_takes_the_callers_name_and_the_site_from_the_environment
     assert_eq!(
         seen[0].json(),
         json!({"id": "42", "nodes": ["node01", "node02", "node03"], "user": "bob",
-               "account": null, "app": null})
+               "account": null, "app": null, "power_watts": 4000.5, "priority": -2})
     );
+    // A power that is none is refused before the site is asked.
+    let r = run_env(
+        &["job", "begin", "43", "--nodes", "node01", "--no-agents", "--power-watts", "0"],
+        &[("POWERSTACK_SITE", &site)],
+    );
+    assert_eq!(r.status, 1);
+    assert!(r.stderr.contains("--power-watts: power_watts 0"), "{}", r.stderr);
+    assert_eq!(requests(&site_log).len(), 1);
 }
 
 #[test]
@@ -283,6 +302,9 @@ fn site_options_without_a_site_are_refused() {
     assert_eq!(r.status, 1);
     one_line(&r.stderr);
     assert!(r.stderr.contains("--nodes needs --site"), "{}", r.stderr);
+    let r = run(&["job", "begin", "42", "--priority", "3", "--agent", "/nonexistent/x.sock"]);
+    assert_eq!(r.status, 1);
+    assert!(r.stderr.contains("--priority needs --site"), "{}", r.stderr);
     let (site, _, _) = serve(Vec::new());
     let r = run(&["job", "begin", "42", "--site", &site]);
     assert_eq!(r.status, 1);
