@@ -67,6 +67,11 @@ async fn a_nodes_control_url_is_its_agents_newest_registration_on_both_databases
         store.register("n03", "00000000000000c2", &with(None), T0 + 2 * S).await.unwrap();
         let rows = store.node_controls().await.unwrap();
         assert_eq!(rows, [row("n01", "http://10.0.0.1:9464", T0 + 2 * S)], "{kind}");
+        // An older run registered late (its spool sent after the newer run's) changes nothing.
+        let mut old = with(None);
+        old.started_unix_us = T0 - S;
+        store.register("n01", "00000000000000a0", &old, T0 + 3 * S).await.unwrap();
+        assert_eq!(store.node_controls().await.unwrap(), rows, "{kind}");
         // The listing shows it.
         let nodes = store.nodes(T0 + 3 * S).await.unwrap();
         let urls: Vec<(String, Option<String>)> =

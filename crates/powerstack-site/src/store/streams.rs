@@ -101,7 +101,8 @@ fn check(reg: &StreamRegisterV1) -> Result<(), StoreError> {
 
 impl Store {
     /// Registers stream `stream` of node `node` (the node created or its labels updated), as its
-    /// agent: the node's control URL becomes `reg.control_url` (none: forgotten). The same
+    /// agent: the node's control URL becomes `reg.control_url` (none: forgotten) unless a newer
+    /// run of its agent has registered already. The same
     /// stream again with the same columns answers where it stands; other columns are a conflict;
     /// a stream of another node too.
     pub async fn register(
@@ -143,31 +144,13 @@ impl Store {
             .bind(to_db(now_us))
             .execute(&mut *tx)
             .await?;
-            // Where the node's agent takes caps: as this run says (none: forgotten).
-            match &reg.control_url {
-                _ if !by_agent => {}
-                Some(url) => {
-                    sqlx::query(
-                        "INSERT INTO node_controls (node, url, updated_unix_us) VALUES ($1, $2, $3) \
-                         ON CONFLICT (node) DO UPDATE SET url = excluded.url, updated_unix_us = excluded.updated_unix_us",
-                    )
-                    .bind(node)
-                    .bind(url)
-                    .bind(to_db(now_us))
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                None => {
-                    sqlx::query("DELETE FROM node_controls WHERE node = $1")
-                        .bind(node)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
             let node_id: i32 = sqlx::query_scalar("SELECT id FROM nodes WHERE name = $1")
                 .bind(node)
                 .fetch_one(&mut *tx)
                 .await?;
+            if by_agent {
+                keep_control!(tx, node, node_id, reg, now_us);
+            }
             let existing = sqlx::query("SELECT s.id, s.node_id, s.domains FROM streams s WHERE s.stream = $1")
                 .bind(stream)
                 .fetch_optional(&mut *tx)
@@ -382,6 +365,41 @@ pub fn node_document(
         control_url: node.control_url.clone(),
     }
 }
+
+/// Keeps node `$node`'s control URL as a registration `$reg` of its agent says (none: forgotten),
+/// inside the registration's transaction `$tx`; a run older than one registered before (its spool
+/// sent late) changes nothing.
+macro_rules! keep_control {
+    ($tx:ident, $node:expr, $node_id:expr, $reg:expr, $now_us:expr) => {{
+        let newest_us: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(started_us) FROM streams WHERE node_id = $1")
+                .bind($node_id)
+                .fetch_one(&mut *$tx)
+                .await?;
+        let newest = newest_us.is_none_or(|t| from_db(t) <= $reg.started_unix_us);
+        match &$reg.control_url {
+            _ if !newest => {}
+            Some(url) => {
+                sqlx::query(
+                    "INSERT INTO node_controls (node, url, updated_unix_us) VALUES ($1, $2, $3) \
+                     ON CONFLICT (node) DO UPDATE SET url = excluded.url, updated_unix_us = excluded.updated_unix_us",
+                )
+                .bind($node)
+                .bind(url)
+                .bind(to_db($now_us))
+                .execute(&mut *$tx)
+                .await?;
+            }
+            None => {
+                sqlx::query("DELETE FROM node_controls WHERE node = $1")
+                    .bind($node)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+        }
+    }};
+}
+use keep_control;
 
 /// A [`StreamRow`] from columns `id, stream, node, started_us, domains, first_us, last_us,
 /// power_watts` of a row, starting at column `$at`.
