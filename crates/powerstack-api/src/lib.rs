@@ -29,6 +29,7 @@ pub mod plot;
 pub mod pools;
 pub mod prometheus;
 pub mod site;
+pub mod site_bound;
 pub mod site_csv;
 pub mod site_table;
 pub mod site_tasks;

@@ -11,6 +11,9 @@ use powerstack_api::site::{
     BatchStoredV1, BatchV1, SiteJobBeginV1, SiteJobReportV1, SiteJobV1, SiteJobsQueryV1,
     SiteJobsV1, SiteNodesV1, SitePowerV1, SiteTimeseriesV1, StreamRegisterV1, StreamRegisteredV1,
 };
+use powerstack_api::site_bound::{
+    AdmitRequestV1, AdmitV1, BoundDecisionsV1, SiteBoundSetV1, SiteBoundV1,
+};
 use powerstack_api::site_tasks::{
     PowerCapRequestV1, PowerCapSnapshotRequestV1, TaskKindV1, TaskV1, TasksV1, TransitionRequestV1,
 };
@@ -323,6 +326,26 @@ impl Site {
             TaskKindV1::PowerCap | TaskKindV1::PowerCapSnapshot => "/v1/power-cap",
         };
         self.call("GET", path, None::<&()>)
+    }
+
+    /// The site bound in force.
+    pub fn bound(&self) -> Result<SiteBoundV1, SiteError> {
+        self.call("GET", "/v1/site/bound", None::<&()>)
+    }
+
+    /// Sets (or, with `watts: None`, clears) the site bound.
+    pub fn set_bound(&self, set: &SiteBoundSetV1) -> Result<SiteBoundV1, SiteError> {
+        self.call("PUT", "/v1/site/bound", Some(set))
+    }
+
+    /// The newest `limit` decisions of the bound's control loop.
+    pub fn bound_decisions(&self, limit: u64) -> Result<BoundDecisionsV1, SiteError> {
+        self.call("GET", &format!("/v1/site/bound/decisions?limit={limit}"), None::<&()>)
+    }
+
+    /// Whether a job fits under the bound now.
+    pub fn admit(&self, request: &AdmitRequestV1) -> Result<AdmitV1, SiteError> {
+        self.call("POST", "/v1/site/admit", Some(request))
     }
 }
 

@@ -26,7 +26,7 @@ mod session;
 pub mod systems;
 mod task;
 mod transition;
-mod transport;
+pub mod transport;
 
 pub use assemble::{Parts, assemble};
 pub use blocking::BlockingBmc;

@@ -23,7 +23,10 @@ use tokio_rustls::client::TlsStream;
 use powerstack_client::tls::{provider, read_certificates};
 
 /// Whom TLS trusts: the CA certificates of a PEM file, or (insecure) anyone.
-pub(crate) fn tls_config(ca_file: Option<&Path>, insecure: bool) -> Result<ClientConfig, String> {
+///
+/// # Errors
+/// A CA file that cannot be read or holds no usable certificate, in one line.
+pub fn tls_config(ca_file: Option<&Path>, insecure: bool) -> Result<ClientConfig, String> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
@@ -95,13 +98,14 @@ impl ServerCertVerifier for AnyCertificate {
 
 /// TCP, then TLS when the connector has a TLS configuration.
 #[derive(Clone)]
-pub(crate) struct Connector {
+pub struct Connector {
     http: HttpConnector,
     tls: Option<TlsConnector>,
 }
 
 impl Connector {
-    pub(crate) fn new(tls: Option<ClientConfig>, connect_timeout_ms: u64) -> Connector {
+    /// A connector: TLS with `tls` when given, a connect timeout of `connect_timeout_ms`.
+    pub fn new(tls: Option<ClientConfig>, connect_timeout_ms: u64) -> Connector {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -140,17 +144,19 @@ impl tower_service::Service<Uri> for Connector {
 fn tls_failure(e: io::Error) -> BoxError {
     let text = match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
         Some(rustls::Error::InvalidCertificate(c)) => format!(
-            "TLS: the BMC's certificate is refused ({c:?}): give the CA that signed it, or the insecure option"
+            "TLS: the server's certificate is refused ({c:?}): give the CA that signed it, or the insecure option"
         ),
         Some(other) => format!("TLS handshake: {other}"),
-        None => format!("TLS handshake: {e} (is the BMC serving https?)"),
+        None => format!("TLS handshake: {e} (is the server serving https?)"),
     };
     text.into()
 }
 
-/// A connection to a BMC, plain or TLS.
-pub(crate) enum Stream {
+/// A connection to a BMC or an agent, plain or TLS.
+pub enum Stream {
+    /// Plain TCP.
     Plain(TokioIo<TcpStream>),
+    /// TLS over TCP.
     Tls(Box<TokioIo<TlsStream<TcpStream>>>),
 }
 

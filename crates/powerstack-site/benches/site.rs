@@ -14,9 +14,11 @@
 //!   the last hour and one of the whole time; and the bytes stored per node-sample;
 //! - `control`: out-of-band control tasks on `POWERSTACK_BENCH_NODES` (default 1,000) mock BMCs
 //!   answering after 20-200 ms each: a power-cap snapshot of all, and a transition of all
-//!   (`site/control.rs`).
+//!   (`site/control.rs`);
+//! - `bound`: a change of the site bound to every one of `POWERSTACK_BENCH_NODES` (default 1,000)
+//!   fake agents: each node's time from the request to its cap written (`site/bound.rs`).
 //!
-//! `cargo bench -p powerstack-site --bench site -- ratio|sustained|report|control` (all when
+//! `cargo bench -p powerstack-site --bench site -- ratio|sustained|report|control|bound` (all when
 //! none given).
 //! PostgreSQL from `POWERSTACK_BENCH_POSTGRES` (default postgres://postgres@127.0.0.1:5432/postgres).
 
@@ -28,8 +30,13 @@ use powerstack_site::report::{ReportSettings, job_report};
 use powerstack_site::store::{BatchIn, IngestLimits, Store};
 use sqlx::Connection;
 
+#[path = "site/bound.rs"]
+mod bound;
 #[path = "site/control.rs"]
 mod control;
+#[path = "../tests/common/agent_fleet.rs"]
+#[allow(dead_code)]
+mod fleet;
 #[path = "site/load.rs"]
 mod load;
 #[path = "site/outage.rs"]
@@ -374,6 +381,9 @@ fn main() {
     }
     if want("control") {
         control::run(&rt);
+    }
+    if want("bound") {
+        bound::run(&rt);
     }
     let _ = Duration::ZERO;
 }

@@ -66,6 +66,8 @@ pub struct SiteConfig {
     pub task_call_timeout_s: u64,
     /// How often the BMCs of `[[bmc]]` entries with `telemetry = true` are read, s.
     pub bmc_telemetry_interval_s: u64,
+    /// The site power bound (`[bound]`).
+    pub bound: crate::bound::BoundConfig,
 }
 
 /// A node's BMC (`[[bmc]]`): where its Redfish service is and how to log in.
@@ -136,6 +138,7 @@ impl Default for SiteConfig {
             task_lease_s: 30,
             task_call_timeout_s: 60,
             bmc_telemetry_interval_s: 10,
+            bound: crate::bound::BoundConfig::default(),
         }
     }
 }
@@ -239,6 +242,7 @@ impl SiteConfig {
             ));
         }
         self.validate_tasks()?;
+        self.bound.validate()?;
         self.bmcs()?;
         self.database_url()?;
         self.validate_access()

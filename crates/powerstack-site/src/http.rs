@@ -18,6 +18,7 @@ use crate::access::{Principal, Tokens};
 use crate::report::ReportSettings;
 use crate::store::{Ingester, Store, StoreError};
 
+mod bound;
 mod ingest;
 mod jobs;
 pub mod metrics;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub tasks: TaskApi,
     /// BMC telemetry reads this replica made, by outcome.
     pub bmc_reads: Arc<crate::telemetry::ReadCounters>,
+    /// The site power bound: its settings, cap path and loop status.
+    pub bound: Arc<crate::bound::BoundShared>,
 }
 
 /// What the control tasks' routes need.
@@ -221,6 +224,9 @@ pub fn app(state: App) -> Router {
         .route("/metrics", get(metrics::handler))
         .route("/v1/nodes", get(nodes::list))
         .route("/v1/site/power", get(nodes::site_power))
+        .route("/v1/site/bound", get(bound::get).put(bound::put))
+        .route("/v1/site/bound/decisions", get(bound::decisions))
+        .route("/v1/site/admit", post(bound::admit))
         .route("/v1/nodes/{node}/streams/{stream}", put(ingest::register))
         .route("/v1/nodes/{node}/streams/{stream}/batches", post(ingest::batch))
         .route("/v1/jobs", get(jobs::list).post(jobs::begin))

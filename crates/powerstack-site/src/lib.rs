@@ -9,6 +9,7 @@
 //! and stores it as their streams.
 
 pub mod access;
+pub mod bound;
 pub mod clock;
 pub mod config;
 pub mod control;

@@ -12,6 +12,8 @@ use std::time::Duration;
 use tokio::sync::{Notify, watch};
 
 use crate::access::Tokens;
+use crate::bound::agents::CapPath;
+use crate::bound::{BoundShared, LoopSettings};
 use crate::config::SiteConfig;
 use crate::control::{NodeControl, controller_for};
 use crate::db::Db;
@@ -122,19 +124,9 @@ fn task_parts(config: &SiteConfig) -> Result<(TaskApi, RunnerSettings), StoreErr
     Ok((api, runner))
 }
 
-/// [`start`] with control tasks driven through `control` (a test's fake, an embedding's own).
-pub fn start_with_control(
-    config: &SiteConfig,
-    control: Arc<dyn NodeControl>,
-) -> Result<Running, StoreError> {
-    config.validate()?;
-    let (task_api, runner) = task_parts(config)?;
-    let telemetry = Telemetry::from_config(config)?;
-    let url = config.database_url()?;
-    let tokens = config.tokens_file.as_deref().map(Tokens::load).transpose()?;
-    let addr = config.listen_addr()?;
-    let tls = config.tls_files()?.map(|(cert, key)| tls::server_config(cert, key)).transpose()?;
-    let state_parts = (
+/// Ingest limits, report settings, staleness (µs) and retention (raw, rollups; µs).
+fn state_parts(config: &SiteConfig) -> (IngestLimits, ReportSettings, u64, (u64, u64)) {
+    (
         IngestLimits {
             max_ahead_us: config.max_clock_ahead_s * 1_000_000,
             ..IngestLimits::default()
@@ -145,7 +137,39 @@ pub fn start_with_control(
         },
         (config.stale_after_s * 1e6) as u64,
         (config.raw_retention_days * DAY_US, config.rollup_retention_days * DAY_US),
-    );
+    )
+}
+
+/// The bound's shared state: its settings and the cap path to agents and `control`'s BMCs.
+fn bound_shared(
+    config: &SiteConfig,
+    control: Arc<dyn NodeControl>,
+) -> Result<Arc<BoundShared>, StoreError> {
+    let bmc_nodes = config.bmcs()?.into_iter().map(|b| b.node).collect();
+    let path = CapPath::new(&config.bound, control)?;
+    let settings = LoopSettings {
+        config: config.bound.clone(),
+        bmc_nodes,
+        stale_after_us: (config.stale_after_s * 1e6) as u64,
+        owner: crate::tasks::new_id(),
+    };
+    Ok(Arc::new(BoundShared::new(settings, path)))
+}
+
+/// [`start`] with control tasks driven through `control` (a test's fake, an embedding's own).
+pub fn start_with_control(
+    config: &SiteConfig,
+    control: Arc<dyn NodeControl>,
+) -> Result<Running, StoreError> {
+    config.validate()?;
+    let (task_api, runner) = task_parts(config)?;
+    let bound = bound_shared(config, control.clone())?;
+    let telemetry = Telemetry::from_config(config)?;
+    let url = config.database_url()?;
+    let tokens = config.tokens_file.as_deref().map(Tokens::load).transpose()?;
+    let addr = config.listen_addr()?;
+    let tls = config.tls_files()?.map(|(cert, key)| tls::server_config(cert, key)).transpose()?;
+    let state_parts = state_parts(config);
     let (stop, stopped) = watch::channel(false);
     let (ready_tx, ready_rx) = mpsc::channel::<Result<Ready, StoreError>>();
     let open = tokens.is_none();
@@ -184,16 +208,12 @@ pub fn start_with_control(
                     }
                 };
                 let ingester = Ingester::spawn(store.clone(), limits);
-                let tasks = tokio::spawn(run_tasks(
-                    store.clone(),
-                    control,
-                    runner,
-                    task_api.ops.clone(),
-                    task_api.wake.clone(),
-                    stopped.clone(),
-                ));
+                let (ops, wake) = (task_api.ops.clone(), task_api.wake.clone());
+                let tasks = run_tasks(store.clone(), control, runner, ops, wake, stopped.clone());
                 let (polls, bmc_reads) =
                     telemetry::spawn(telemetry, store.clone(), ingester.clone(), stopped.clone());
+                let bound_loop = crate::bound::run(store.clone(), bound.clone(), stopped.clone());
+                let workers = [tokio::spawn(tasks), tokio::spawn(bound_loop), polls];
                 let state = Arc::new(AppState {
                     store: store.clone(),
                     tokens,
@@ -203,15 +223,17 @@ pub fn start_with_control(
                     counters: Counters::default(),
                     tasks: task_api,
                     bmc_reads,
+                    bound,
                 });
                 let _ = ready_tx.send(Ok(ready));
                 let upkeep =
                     tokio::spawn(maintain(store.clone(), report, retention, stopped.clone()));
                 let served = serve(listener, tls, state, stopped).await;
                 upkeep.abort();
-                // The runner ends its leases before the database closes.
-                let _ = tasks.await;
-                let _ = polls.await;
+                // The runner and the loops end their leases before the database closes.
+                for w in workers {
+                    let _ = w.await;
+                }
                 store.db().close().await;
                 served.map_err(|e| StoreError::Config(format!("serving: {e}")))
             })

@@ -77,6 +77,13 @@ pub enum SiteCommand {
     /// A control task at the site: show it, abort it.
     #[command(subcommand)]
     Task(TaskCommand),
+    /// The site power bound: show it, set it (`site bound 600kW`) or clear it (`site bound clear`).
+    Bound(SiteBoundArgs),
+    /// The bound's recorded decisions: bound, per-job and per-node caps, why.
+    Decisions(SiteDecisionsArgs),
+    /// Whether a job of N nodes asking for W watts fits under the bound now (exit 0) or not
+    /// (exit 1), and the bound it would get: for a Slurm job_submit or prolog script.
+    Admit(SiteAdmitArgs),
 }
 
 /// Options of `powerstack site serve` (flags override the config file; see docs/site.md).

@@ -12,6 +12,7 @@ mod output;
 mod pools;
 mod signals;
 mod site;
+mod site_bound;
 mod site_tasks;
 mod up;
 

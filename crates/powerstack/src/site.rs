@@ -15,6 +15,9 @@ pub fn run(c: &SiteCommand) -> anyhow::Result<()> {
         SiteCommand::Transition(a) => crate::site_tasks::transition(a),
         SiteCommand::PowerCap(c) => crate::site_tasks::power_cap(c),
         SiteCommand::Task(c) => crate::site_tasks::task(c),
+        SiteCommand::Bound(a) => crate::site_bound::bound(a),
+        SiteCommand::Decisions(a) => crate::site_bound::decisions(a),
+        SiteCommand::Admit(a) => crate::site_bound::admit(a),
     }
 }
 

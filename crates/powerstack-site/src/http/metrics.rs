@@ -41,9 +41,37 @@ async fn tasks(state: &App, out: &mut String) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The site bound in force and the caps counted against it (from this replica's newest decision,
+/// absent when this replica has made none), and this replica's cap writes by outcome.
+async fn bound(state: &App, out: &mut String) -> Result<(), ApiError> {
+    let config = &state.bound.settings.config;
+    let b = crate::bound::in_force(&state.store, config, super::now_us()).await?;
+    if let Some(w) = b.watts {
+        metric(out, "powerstack_site_bound_watts", "gauge", "The site power bound in force, W.", w);
+        let help = "What cannot be capped, kept out of the bound, W.";
+        metric(out, "powerstack_site_bound_reserve_watts", "gauge", help, b.reserve_watts);
+    }
+    let last = state.bound.status.last.lock().ok().and_then(|l| l.clone());
+    if let Some(d) = last.filter(|_| b.watts.is_some()) {
+        let help = "The caps in force plus the reserve at this replica's newest decision, W.";
+        metric(out, "powerstack_site_bound_accounted_watts", "gauge", help, d.accounted_watts);
+    }
+    let name = "powerstack_site_bound_cap_writes_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Cap writes of the bound's control loop at this replica, by outcome."
+    );
+    let _ = writeln!(out, "# TYPE {name} counter");
+    let w = &state.bound.status.writes;
+    for (outcome, v) in [("confirmed", &w[0]), ("not-applied", &w[1]), ("unknown", &w[2])] {
+        let _ = writeln!(out, "{name}{{outcome=\"{outcome}\"}} {}", v.load(Ordering::Relaxed));
+    }
+    Ok(())
+}
+
 /// `GET /metrics`.
 #[utoipa::path(get, path = "/metrics", operation_id = "siteMetrics",
-    summary = "Prometheus text: the site's power, nodes, running jobs, control tasks, and this replica's ingest and task counters.",
+    summary = "Prometheus text: the site's power, nodes, running jobs, control tasks, the site bound, and this replica's ingest, task and cap-write counters.",
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Prometheus text exposition 0.0.4.", body = String, content_type = "text/plain; version=0.0.4"),
@@ -115,6 +143,7 @@ pub(crate) async fn handler(
         metric(&mut out, name, "counter", help, v.load(Ordering::Relaxed) as f64);
     }
     tasks(&state, &mut out).await?;
+    bound(&state, &mut out).await?;
     let name = "powerstack_site_bmc_reads_total";
     let _ = writeln!(out, "# HELP {name} BMC telemetry reads this replica made, by outcome.");
     let _ = writeln!(out, "# TYPE {name} counter");

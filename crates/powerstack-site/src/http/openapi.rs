@@ -21,7 +21,7 @@ impl Modify for Bearer {
 #[openapi(
     info(
         title = "powerstack site",
-        description = "The site service of powerstack: node telemetry pushed by agents, job records written by the scheduler's hooks, job reports and time series, the site's power, and control tasks (power transitions and power limits on nodes through their BMCs). See docs/site.md."
+        description = "The site service of powerstack: node telemetry pushed by agents, job records written by the scheduler's hooks, job reports and time series, the site's power, control tasks (power transitions and power limits on nodes through their BMCs), and the site power bound (its decisions and the admission answer). See docs/site.md."
     ),
     paths(
         super::health,
@@ -29,6 +29,10 @@ impl Modify for Bearer {
         handler,
         super::nodes::list,
         super::nodes::site_power,
+        super::bound::get,
+        super::bound::put,
+        super::bound::decisions,
+        super::bound::admit,
         super::ingest::register,
         super::ingest::batch,
         super::jobs::begin,

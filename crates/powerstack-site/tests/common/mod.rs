@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod agent_fleet;
 pub mod fake_control;
 pub mod pg;
 pub mod pki;

@@ -87,3 +87,64 @@ pub struct TaskIdArgs {
     #[command(flatten)]
     pub out: TaskOutputArgs,
 }
+
+/// `site bound`.
+#[derive(Args, Debug)]
+pub struct SiteBoundArgs {
+    /// The new bound (`600000`, `600kW`, `0.6MW`), or `clear` to go back to the configuration's;
+    /// none: show the bound in force.
+    #[arg(value_name = "WATTS|clear")]
+    pub watts: Option<String>,
+    /// What cannot be capped (switches, storage, nodes without a control), with the new bound.
+    #[arg(long, value_name = "WATTS", requires = "watts")]
+    pub reserve_watts: Option<String>,
+    /// The policy, with the new bound: uniform, slurm, priority or dynamic.
+    #[arg(long, value_name = "POLICY", requires = "watts")]
+    pub policy: Option<String>,
+    /// Print JSON (powerstack.site-bound.v1) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub site: SiteConnArgs,
+    /// How long to wait for the site's answer.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub timeout: String,
+}
+
+/// `site decisions`.
+#[derive(Args, Debug)]
+pub struct SiteDecisionsArgs {
+    /// How many decisions, newest first.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    pub limit: u64,
+    /// Print JSON (powerstack.bound-decisions.v1), with every node's and job's cap.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub site: SiteConnArgs,
+    /// How long to wait for the site's answer.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub timeout: String,
+}
+
+/// `site admit`.
+#[derive(Args, Debug)]
+pub struct SiteAdmitArgs {
+    /// How many nodes the job needs.
+    #[arg(long, value_name = "N")]
+    pub nodes: u64,
+    /// The power the job asks for, all its nodes together (`4000`, `4kW`).
+    #[arg(long, value_name = "WATTS")]
+    pub power_watts: Option<String>,
+    /// The job's priority (higher first; default 0).
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    pub priority: Option<i32>,
+    /// Print JSON (powerstack.admit.v1) instead of one line.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub site: SiteConnArgs,
+    /// How long to wait for the site's answer.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub timeout: String,
+}
