@@ -78,6 +78,48 @@ pub(crate) fn opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D:
     Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
 }
 
+struct I32Visitor;
+
+impl Visitor<'_> for I32Visitor {
+    type Value = i32;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an integer from -2147483648 to 2147483647")
+    }
+
+    fn visit_u64<E: Error>(self, v: u64) -> Result<i32, E> {
+        i32::try_from(v).map_err(|_| {
+            E::custom(format!("{v}: expected an integer from -2147483648 to 2147483647"))
+        })
+    }
+
+    fn visit_i64<E: Error>(self, v: i64) -> Result<i32, E> {
+        i32::try_from(v).map_err(|_| {
+            E::custom(format!("{v}: expected an integer from -2147483648 to 2147483647"))
+        })
+    }
+
+    fn visit_f64<E: Error>(self, v: f64) -> Result<i32, E> {
+        if v.fract() == 0.0 && (f64::from(i32::MIN)..=f64::from(i32::MAX)).contains(&v) {
+            // Integral and in range: the conversion is exact.
+            Ok(v as i32)
+        } else {
+            Err(E::custom(format!("{v}: expected an integer from -2147483648 to 2147483647")))
+        }
+    }
+}
+
+/// `#[serde(deserialize_with)]` of an optional `i32` (written `-3` or `-3.0`).
+pub(crate) fn opt_i32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+    struct Wrap(i32);
+    impl<'de> Deserialize<'de> for Wrap {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Wrap, D::Error> {
+            d.deserialize_any(I32Visitor).map(Wrap)
+        }
+    }
+    Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+}
+
 /// `#[serde(deserialize_with)]` of a list of `u32` (each integer written `3` or `3.0`).
 pub(crate) fn u32s<'de, D: Deserializer<'de>>(
     d: D,

@@ -286,7 +286,11 @@ pub struct SiteJobBeginV1 {
     #[schema(exclusive_minimum = 0.0, maximum = 1e12)]
     pub power_watts: Option<f64>,
     /// The job's priority for the site's power bound (higher first; 0 when absent).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::int::opt_i32"
+    )]
     #[schema(minimum = -2_147_483_648_i64, maximum = 2_147_483_647)]
     pub priority: Option<i32>,
 }

@@ -154,8 +154,12 @@ pub fn caller(state: &AppState, headers: &HeaderMap) -> Result<Principal, ApiErr
     tokens.who(token).cloned().ok_or_else(|| unauthorized("unknown token"))
 }
 
-/// A JSON body as `T`, or a 400 naming the field that is wrong.
+/// A JSON body as `T`, or a 400 naming the field that is wrong. Every body of this API is a JSON
+/// object: anything else (an array serde would take for a struct's fields in order) is refused.
 pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| *b != b'{') {
+        return Err(ApiError::bad_request("invalid JSON body: expected a JSON object"));
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

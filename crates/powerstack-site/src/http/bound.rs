@@ -119,12 +119,13 @@ pub(crate) async fn put(
 /// The query of `GET /v1/site/bound/decisions`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct DecisionsQuery {
     /// The most decisions to answer (default 100, at most 1000).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<u64>,
     /// Only decisions made at or before this time, µs since the Unix epoch.
-    #[param(minimum = 0)]
+    #[param(minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     until_unix_us: Option<u64>,
 }
 
@@ -146,6 +147,12 @@ pub(crate) async fn decisions(
 ) -> Result<Json<BoundDecisionsV1>, ApiError> {
     scheduler(&state, &headers)?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
+    if let Some(t) = q.until_unix_us.filter(|t| i64::try_from(*t).is_err()) {
+        return Err(ApiError::bad_request(format!(
+            "until_unix_us: {t} is beyond any time this site stores (at most {})",
+            i64::MAX
+        )));
+    }
     let limit = q.limit.unwrap_or(100);
     if !(1..=MAX_DECISIONS).contains(&limit) {
         return Err(ApiError::bad_request(format!("limit: {limit}: give 1 to {MAX_DECISIONS}")));
