@@ -8,12 +8,7 @@ nodes, arrivals spread over the first 40 minutes. Run from the repository root.
 """
 import random
 
-CPU_NODE = """[node]
-# A dual-socket CPU server (docs/budget.md, "The node model"): 2 x 270 W packages (idle 60 W,
-# lowest RAPL limit 90 W), 2 x 40 W of memory (idle 10 W, no DRAM limit: counted uncappable),
-# 120 W of board, fans, network and disks. Uncapped 698 W computing, 260 W idle.
-base_watts = 120
-
+CPU_DOMAINS = """
 [[node.domains]]
 kind = "cpu"
 count = 2
@@ -27,6 +22,13 @@ count = 2
 idle_watts = 10
 max_watts = 40
 """
+
+CPU_NODE = """[node]
+# A dual-socket CPU server (docs/budget.md, "The node model"): 2 x 270 W packages (idle 60 W,
+# lowest RAPL limit 90 W), 2 x 40 W of memory (idle 10 W, no DRAM limit: counted uncappable),
+# 120 W of board, fans, network and disks. Uncapped 698 W computing, 260 W idle.
+base_watts = 120
+""" + CPU_DOMAINS
 
 GPU_NODE = """[node]
 # A 4-GPU node: 4 x 700 W GPUs (idle 80 W, as an H200 measured idle at 77-117 W; lowest limit
@@ -40,20 +42,7 @@ count = 4
 idle_watts = 80
 max_watts = 700
 min_cap_watts = 200
-
-[[node.domains]]
-kind = "cpu"
-count = 2
-idle_watts = 60
-max_watts = 270
-min_cap_watts = 90
-
-[[node.domains]]
-kind = "memory"
-count = 2
-idle_watts = 10
-max_watts = 40
-"""
+""" + CPU_DOMAINS
 
 # name: (phases [(kind, work_s)], repeat range)
 KINDS = {
@@ -78,7 +67,7 @@ TRACES = {
 }
 
 
-def jobs(rng, weights, count):
+def jobs(rng, weights, count, node_max):
     names = [k for k, w in weights.items() for _ in range(w)]
     out = []
     for i in range(count):
@@ -89,16 +78,18 @@ def jobs(rng, weights, count):
         priority = rng.choice([0, 0, 0, 1, 2])
         request = None
         if rng.random() < 0.2:
-            request = nodes * rng.choice([450, 500, 550])
+            request = round(nodes * node_max * rng.choice([0.65, 0.75, 0.85]))
         out.append((f"{kind}-{i:03}", arrive, nodes, priority, request, phases, rng.randint(lo, hi)))
     return sorted(out, key=lambda j: (j[1], j[0]))
 
 
 def write(name, description, node, weights):
+    # A request is a share of the node's uncapped highest draw, per node.
+    node_max = 3720 if node is GPU_NODE else 698
     rng = random.Random(f"powerstack-{name}")
     lines = [f"# Written by scripts/gen-traces.py; see docs/budget.md.",
              f'description = "{description}"', "cluster_nodes = 64", "", node]
-    for jid, arrive, nodes, priority, request, phases, repeat in jobs(rng, weights, 160):
+    for jid, arrive, nodes, priority, request, phases, repeat in jobs(rng, weights, 160, node_max):
         lines.append("[[jobs]]")
         lines.append(f'id = "{jid}"')
         lines.append(f"arrive_s = {arrive}")

@@ -45,7 +45,7 @@ pub fn load(phase: PhaseKind, kind: DomainKindName) -> Load {
         // visible slowdown); a DRAM limit throttles bandwidth itself.
         (P::Memory, D::Cpu) => (0.6, 0.1),
         (P::Memory, D::Memory) => (1.0, 0.5),
-        // GPU-bound: a GPU capped to 70% of its range loses about 12% ((0.66)^0.3).
+        // GPU-bound: a GPU held to 70% of its range loses about 10% (0.7^0.3).
         (P::Gpu, D::Cpu) => (0.3, 0.05),
         (P::Gpu, D::Memory) => (0.2, 0.0),
         (P::Gpu, D::Gpu) => (1.0, 0.3),

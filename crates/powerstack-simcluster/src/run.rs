@@ -261,7 +261,8 @@ impl<'a> Cluster<'a> {
         if self.short {
             self.out.shortfalls += 1;
         }
-        let lag_s = self.config.lag_s;
+        // The cluster was under the bound before the trace began: the first caps are in force.
+        let lag_s = if t_s > 0.0 { self.config.lag_s } else { 0.0 };
         let mut read_back = Vec::with_capacity(step.plan.lower.len());
         for (node, watts) in &step.plan.lower {
             if let Some(&i) = self.index.get(node) {

@@ -179,7 +179,7 @@ pub fn study(trace: &Trace, config: &StudyConfig) -> Result<Study, RunError> {
     };
     let mut bound = vec![(0.0, watts(first))];
     bound.extend(config.schedule.iter().map(|&(at, v)| (at, watts(v))));
-    if bound.iter().any(|b| !(b.1.is_finite() && b.1 >= 0.0) || !b.0.is_finite()) {
+    if bound.iter().any(|b| !(b.1.is_finite() && b.1 >= 0.0 && b.0.is_finite())) {
         return Err(RunError::Config(
             "the bound must be a finite number of watts, 0 or more".into(),
         ));

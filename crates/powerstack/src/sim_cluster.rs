@@ -81,7 +81,8 @@ pub fn run(a: &SimClusterArgs) -> anyhow::Result<()> {
 }
 
 fn plot_lines(s: &Study, trace: &str) -> Lines {
-    let mut series = vec![("bound".to_string(), s.bound_1s_watts.iter().map(|w| Some(*w)).collect())];
+    let mut series =
+        vec![("bound".to_string(), s.bound_1s_watts.iter().map(|w| Some(*w)).collect())];
     for p in &s.policies {
         series.push((p.policy.clone(), p.power_1s_watts.iter().map(|w| Some(*w)).collect()));
     }
