@@ -80,18 +80,28 @@ pub fn run(a: &SimClusterArgs) -> anyhow::Result<()> {
     emit(&out)
 }
 
+/// Seconds per point of the plot: whole seconds, at most about 1,200 points a line.
+fn plot_step_s(seconds: usize) -> usize {
+    seconds.div_ceil(1200).max(1)
+}
+
+/// Means over `step` values at a time.
+fn coarse(values: &[f64], step: usize) -> Vec<Option<f64>> {
+    values.chunks(step).map(|c| Some(c.iter().sum::<f64>() / c.len() as f64)).collect()
+}
+
 fn plot_lines(s: &Study, trace: &str) -> Lines {
-    let mut series =
-        vec![("bound".to_string(), s.bound_1s_watts.iter().map(|w| Some(*w)).collect())];
+    let step = plot_step_s(s.bound_1s_watts.len());
+    let mut series = vec![("bound".to_string(), coarse(&s.bound_1s_watts, step))];
     for p in &s.policies {
-        series.push((p.policy.clone(), p.power_1s_watts.iter().map(|w| Some(*w)).collect()));
+        series.push((p.policy.clone(), coarse(&p.power_1s_watts, step)));
     }
     let file = std::path::Path::new(trace).file_name().map(|f| f.to_string_lossy().into_owned());
     Lines {
         title: format!("{} nodes, {}: site power", s.nodes, file.unwrap_or_default()),
         y_desc: "site power (W)".into(),
         since: "the start",
-        step_s: 1.0,
+        step_s: step as f64,
         series,
     }
 }
@@ -127,7 +137,7 @@ fn table(s: &Study, trace: &str, description: &str) -> String {
         s.uncapped.mean_watts,
     );
     out.push_str(&format!(
-        "{:<9} {:>11} {:>8} {:>7} {:>5} {:>11} {:>10} {:>16} {:>10} {:>7} {:>10}\n",
+        "{:<9} {:>11} {:>8} {:>7} {:>5} {:>11} {:>10} {:>16} {:>10} {:>7} {:>10} {:>6}\n",
         "policy",
         "work (s)",
         "vs unif",
@@ -138,11 +148,12 @@ fn table(s: &Study, trace: &str, description: &str) -> String {
         "max excess W (%)",
         "excess Ws",
         ">1% s",
-        "cap viol."
+        "cap viol.",
+        "short"
     ));
     for p in &s.policies {
         out.push_str(&format!(
-            "{:<9} {:>11.0} {:>7}% {:>6.1}% {:>5} {:>5}/{:<5} {:>10.0} {:>9.0} ({:>4.2}) {:>10.0} {:>7.1} {:>4}/{:<5}\n",
+            "{:<9} {:>11.0} {:>7}% {:>6.1}% {:>5} {:>5}/{:<5} {:>10.0} {:>9.0} ({:>4.2}) {:>10.0} {:>7.1} {:>4}/{:<5} {:>6}\n",
             p.policy,
             p.work_done_s,
             opt(p.work_vs_uniform_percent.map(|v| if v.abs() < 0.05 { 0.0 } else { v }), 1),
@@ -157,6 +168,7 @@ fn table(s: &Study, trace: &str, description: &str) -> String {
             p.longest_above_1pct_s,
             p.cap_violations,
             p.cap_checks,
+            p.shortfall_periods,
         ));
     }
     out
@@ -164,7 +176,14 @@ fn table(s: &Study, trace: &str, description: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::schedule;
+    use super::{coarse, plot_step_s, schedule};
+
+    #[test]
+    fn a_long_run_is_drawn_in_coarser_steps() {
+        assert_eq!(plot_step_s(600), 1);
+        assert_eq!(plot_step_s(3600), 3);
+        assert_eq!(coarse(&[1.0, 3.0, 5.0], 2), vec![Some(2.0), Some(5.0)]);
+    }
 
     #[test]
     fn a_schedule_reads_in_time_order_and_refuses_a_bad_item() {
