@@ -96,12 +96,17 @@ pub fn node_power_png(
         draw(&root, ts, title, origin_unix_us)?;
         root.present().map_err(draw_err)?;
     }
+    encode_png(&rgb, w, h)
+}
+
+/// 8-bit RGB pixels, `w` by `h`, as a PNG file's bytes.
+fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>, PlotError> {
     let mut out = Vec::new();
     let mut encoder = png::Encoder::new(&mut out, w, h);
     encoder.set_color(png::ColorType::Rgb);
     encoder.set_depth(png::BitDepth::Eight);
     let mut writer = encoder.write_header().map_err(|e| PlotError::Png(e.to_string()))?;
-    writer.write_image_data(&rgb).map_err(|e| PlotError::Png(e.to_string()))?;
+    writer.write_image_data(rgb).map_err(|e| PlotError::Png(e.to_string()))?;
     writer.finish().map_err(|e| PlotError::Png(e.to_string()))?;
     Ok(out)
 }
@@ -205,6 +210,8 @@ fn colour(i: usize) -> RGBColor {
 /// Where the steps fall on the time axis, in its unit.
 struct Axis {
     unit: &'static str,
+    /// What the time axis measures from, e.g. "the job began".
+    since: &'static str,
     x0: f64,
     step: f64,
     steps: usize,
@@ -216,7 +223,7 @@ impl Axis {
         let step_s = if ts.step_s.is_finite() && ts.step_s > 0.0 { ts.step_s } else { 1.0 };
         let offset_s = (ts.start_unix_us as f64 - origin_unix_us as f64) / 1e6;
         let (unit, per) = time_unit(offset_s.max(0.0) + steps as f64 * step_s);
-        Axis { unit, x0: offset_s / per, step: step_s / per, steps }
+        Axis { unit, since: "the job began", x0: offset_s / per, step: step_s / per, steps }
     }
 
     /// The middle of step `i`: its mean power is drawn there.
@@ -254,7 +261,7 @@ fn chart<'a, DB: DrawingBackend>(
     let y_label: &dyn Fn(&f64) -> String = if y_top >= 10.0 { &whole } else { &tenths };
     chart
         .configure_mesh()
-        .x_desc(format!("time since the job began ({})", axis.unit))
+        .x_desc(format!("time since {} ({})", axis.since, axis.unit))
         .y_desc(y_desc)
         .y_label_formatter(y_label)
         .label_style((FONT, 17))
@@ -384,5 +391,6 @@ fn draw_legend<DB: DrawingBackend>(
     Ok(())
 }
 
+pub mod lines;
 #[cfg(test)]
 mod tests;

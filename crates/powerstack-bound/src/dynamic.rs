@@ -1,22 +1,30 @@
-//! `dynamic`: slack moves from nodes drawing under their cap to nodes held at it.
+//! `dynamic`: slack moves from nodes drawing under their cap to nodes held at it, except from
+//! nodes whose draw has been seen to follow their cap.
 //!
 //! Each node has a ceiling: its maximum, or, for a job that asked for power, its even share of the
 //! request (so a job's nodes together never get more than it asked). A node that starts running
 //! gets the share an even split would give it; when the caps no longer fit the budget (the bound
 //! was lowered, a node stopped answering) the highest caps are lowered first until they fit.
 //! Then, every period:
-//! - a node drawing at or over [`Config::held_above`] of its cap and under its ceiling is *held*;
-//! - a node drawing under [`Config::donor_below`] of its cap is a *donor*: its cap would go to its
-//!   draw plus [`Config::headroom`] (not under its minimum), if that frees at least
-//!   [`Config::min_step`] of its range;
+//! - each running node's *uptake* is learned: when its cap moved by 1% of its range or more since
+//!   the last period, and it runs the same job, Δdraw/Δcap (within 0 to 1) enters a weighted mean
+//!   ([`Config::uptake_weight`]); a node that starts a job, or whose draw crosses from under its
+//!   cap to at it or back (its job changed phase), starts again unknown;
+//! - a node drawing at or over [`Config::held_above`] of its cap and under its ceiling is *held*,
+//!   and so is one whose uptake is at least [`Config::follows_above`]: some domain of it is at its
+//!   limit even though the node draws under its cap (a node cap split over CPUs and GPUs in
+//!   proportion to their maximum leaves a CPU-bound node's GPU share unused), so cutting its cap
+//!   would slow it;
+//! - a node drawing under [`Config::donor_below`] of its cap, and not seen to follow it, is a
+//!   *donor*: its cap would go to its draw plus [`Config::headroom`] (not under its minimum), if
+//!   that frees at least [`Config::min_step`] of its range;
 //! - only when some node is held do donors give: the budget they free, with any the caps leave
 //!   unused, is shared over the held nodes at one level from their caps up (the lowest first).
 //!
 //! The gap between the two thresholds, the headroom (a donor's draw ends at about 91% of its new
 //! cap) and the smallest step are the hysteresis: a node that settles between the thresholds keeps
 //! its cap, and a donor whose draw rises again is held and gets slack back. Without measured
-//! power a node keeps its cap. Idle nodes are at their minimum. Learning each node's sensitivity to
-//! its cap (how much its draw follows the cap) is not done yet.
+//! power a node keeps its cap. Idle nodes are at their minimum.
 
 use crate::fill::fill;
 use crate::{Decision, Input, NodeState, Policy, idle_caps, job_bounds};
@@ -33,12 +41,35 @@ pub struct Config {
     pub headroom: f64,
     /// A donor gives only when this share of its range or more is freed.
     pub min_step: f64,
+    /// The weight of a new sample in a node's learned uptake (an exponentially weighted mean).
+    pub uptake_weight: f64,
+    /// A node whose draw followed its cap by at least this share (its learned uptake) is held
+    /// by some domain at its limit even when it draws under its cap: it gives nothing.
+    pub follows_above: f64,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { donor_below: 0.85, held_above: 0.95, headroom: 0.10, min_step: 0.05 }
+        Self {
+            donor_below: 0.85,
+            held_above: 0.95,
+            headroom: 0.10,
+            min_step: 0.05,
+            uptake_weight: 0.5,
+            follows_above: 0.10,
+        }
     }
+}
+
+/// What the policy learned of one node while it runs one job.
+#[derive(Clone, Debug, PartialEq)]
+struct Learned {
+    job: Option<String>,
+    cap_watts: f64,
+    power_watts: f64,
+    /// How much of a change of its cap its draw follows, Δdraw/Δcap within 0 to 1, as a
+    /// weighted mean; `None` until its cap has moved while it runs this job.
+    uptake: Option<f64>,
 }
 
 /// The dynamic policy; remembers the caps it gave.
@@ -47,6 +78,7 @@ pub struct Dynamic {
     /// Its thresholds.
     pub config: Config,
     caps: BTreeMap<String, f64>,
+    learned: BTreeMap<String, Learned>,
 }
 
 /// Each running node's ceiling: its maximum, or its share of its job's request.
@@ -93,18 +125,63 @@ impl Dynamic {
         fill(budget_watts, &from_top)
     }
 
+    /// Learns each running node's uptake from its cap in force and draw now against last
+    /// period's, while it runs the same job: Δdraw/Δcap, within 0 to 1, when the cap moved by 1%
+    /// of the range or more. A node that starts a job, or whose draw jumps from under its cap to
+    /// at it (its job changed phase), starts again unknown. Returns the uptakes.
+    fn learn(&mut self, running: &[&NodeState]) -> Vec<Option<f64>> {
+        let c = self.config;
+        let mut next = BTreeMap::new();
+        let mut uptakes = Vec::with_capacity(running.len());
+        for n in running {
+            let prev = self.learned.get(&n.node).filter(|l| l.job == n.job);
+            let (Some(cap), Some(power)) = (n.cap_in_force_watts, n.power_watts) else {
+                uptakes.push(prev.and_then(|l| l.uptake));
+                if let Some(l) = prev {
+                    next.insert(n.node.clone(), l.clone());
+                }
+                continue;
+            };
+            let mut uptake = prev.and_then(|l| l.uptake);
+            if let Some(l) = prev {
+                let under = |p: f64, cap: f64| p < c.donor_below * cap;
+                let at = |p: f64, cap: f64| p >= c.held_above * cap;
+                let changed = (under(l.power_watts, l.cap_watts) && at(power, cap))
+                    || (at(l.power_watts, l.cap_watts) && under(power, cap));
+                let moved = cap - l.cap_watts;
+                if changed {
+                    uptake = None;
+                } else if moved.abs() >= 0.01 * n.range_watts().max(1.0) {
+                    let sample = ((power - l.power_watts) / moved).clamp(0.0, 1.0);
+                    let w = c.uptake_weight;
+                    uptake = Some(uptake.map_or(sample, |u| (1.0 - w) * u + w * sample));
+                }
+            }
+            let learned =
+                Learned { job: n.job.clone(), cap_watts: cap, power_watts: power, uptake };
+            next.insert(n.node.clone(), learned);
+            uptakes.push(uptake);
+        }
+        self.learned = next;
+        uptakes
+    }
+
     /// Moves slack from donors to held nodes; returns the number of each.
     fn balance(
         &self,
         running: &[&NodeState],
         ceilings: &[f64],
+        uptakes: &[Option<f64>],
         caps: &mut [f64],
         budget_watts: f64,
     ) -> (usize, usize) {
         let c = self.config;
+        let follows = |i: usize| uptakes[i].is_some_and(|u| u >= c.follows_above);
         let held: Vec<usize> = (0..running.len())
             .filter(|&i| caps[i] < ceilings[i])
-            .filter(|&i| running[i].power_watts.is_some_and(|p| p >= c.held_above * caps[i]))
+            .filter(|&i| {
+                running[i].power_watts.is_some_and(|p| p >= c.held_above * caps[i]) || follows(i)
+            })
             .collect();
         if held.is_empty() {
             return (0, 0);
@@ -115,7 +192,7 @@ impl Dynamic {
                 continue;
             };
             let target = (power * (1.0 + c.headroom)).max(n.min_cap_watts);
-            if caps[i] - target >= c.min_step * n.range_watts() {
+            if !follows(i) && caps[i] - target >= c.min_step * n.range_watts() {
                 caps[i] = target;
                 donors += 1;
             }
@@ -135,8 +212,9 @@ impl Policy for Dynamic {
         let running: Vec<&NodeState> = input.nodes.iter().filter(|n| n.is_running()).collect();
         let budget_watts = input.running_budget_watts();
         let ceilings = ceilings(input, &running);
+        let uptakes = self.learn(&running);
         let mut caps = self.start(&running, &ceilings, budget_watts);
-        let (donors, held) = self.balance(&running, &ceilings, &mut caps, budget_watts);
+        let (donors, held) = self.balance(&running, &ceilings, &uptakes, &mut caps, budget_watts);
         self.caps = running.iter().map(|n| n.node.clone()).zip(caps.iter().copied()).collect();
         let mut all = idle_caps(input);
         all.extend(self.caps.iter().map(|(n, w)| (n.clone(), *w)));
@@ -195,6 +273,45 @@ mod tests {
         dynamic.decide(&input(&[None, None], Some(500.0)));
         let second = dynamic.decide(&input(&[Some(249.0), Some(249.0)], Some(500.0)));
         assert!(second.job_bounds[0].1 <= 500.0 + 1e-9, "{second:?}");
+    }
+
+    #[test]
+    fn the_uptake_is_how_much_of_a_cap_change_the_draw_followed() {
+        let mut dynamic = Dynamic::default();
+        let mut first = input(&[Some(150.0), Some(150.0), Some(299.0)], None);
+        dynamic.decide(&first);
+        // a's draw followed its cap down by 30 W of 135 W; b's did not move.
+        first.nodes[0].cap_in_force_watts = Some(165.0);
+        first.nodes[0].power_watts = Some(120.0);
+        first.nodes[1].cap_in_force_watts = Some(165.0);
+        let running: Vec<_> = first.nodes.iter().collect();
+        let uptakes = dynamic.learn(&running);
+        assert!((uptakes[0].unwrap() - 30.0 / 135.0).abs() < 1e-9, "{uptakes:?}");
+        assert_eq!(uptakes[1], Some(0.0));
+        assert_eq!(uptakes[2], None, "its cap did not move");
+        // c's draw falls from at its cap to well under it: a new phase, learned afresh.
+        first.nodes[2].power_watts = Some(100.0);
+        first.nodes[2].cap_in_force_watts = Some(250.0);
+        assert_eq!(dynamic.learn(&running_of(&first))[2], None);
+    }
+
+    fn running_of(input: &Input) -> Vec<&crate::NodeState> {
+        input.nodes.iter().collect()
+    }
+
+    #[test]
+    fn a_node_whose_draw_follows_its_cap_is_not_cut_again() {
+        let mut dynamic = Dynamic::default();
+        dynamic.decide(&input(&[None, None, None], None));
+        let second = dynamic.decide(&input(&[Some(150.0), Some(299.0), Some(270.0)], None));
+        assert!((cap(&second, "a") - 165.0).abs() < 1e-6);
+        // a's draw fell with its cap (120 W at 165 W): a domain of it is at its limit. Under 85%
+        // of its cap, it would be cut to 132 W were its uptake not learned; it is held instead.
+        let mut third_input = input(&[Some(120.0), Some(299.0), Some(270.0)], None);
+        third_input.nodes[0].cap_in_force_watts = Some(165.0);
+        third_input.nodes[1].cap_in_force_watts = Some(435.0);
+        let third = dynamic.decide(&third_input);
+        assert!(cap(&third, "a") >= 165.0 - 1e-6, "{third:?}");
     }
 
     #[test]

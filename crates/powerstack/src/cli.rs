@@ -394,6 +394,88 @@ pub enum SimCommand {
     Run(SimRunArgs),
     /// List the simulator profiles.
     Profiles,
+    /// Run a trace of jobs on a simulated cluster under a site power bound, through the site's
+    /// policies, in virtual time, and compare them (docs/budget.md).
+    Cluster(SimClusterArgs),
+}
+
+/// How a simulated node holds its cap.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeSplit {
+    /// Split again whenever the uncappable draw moves.
+    Standing,
+    /// Split once per write.
+    Once,
+}
+
+/// How `sim cluster` prints its figures.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterFormat {
+    /// A table per policy.
+    Table,
+    /// One JSON document.
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct SimClusterArgs {
+    /// Simulated nodes (the trace's jobs are scaled to them).
+    #[arg(long, default_value_t = 64)]
+    pub nodes: usize,
+
+    /// The trace (TOML; docs/traces/ ships mixed, compute-heavy, memory-heavy, gpu).
+    #[arg(long, value_name = "FILE")]
+    pub trace: PathBuf,
+
+    /// The policy: uniform, slurm, priority, dynamic, or all to compare them.
+    #[arg(long, default_value = "all")]
+    pub policy: String,
+
+    /// The bound as a share of the uncapped run's highest site power over a control period
+    /// (default 0.7 when --bound-watts is not given).
+    #[arg(long, value_name = "F", conflicts_with = "bound_watts")]
+    pub bound_fraction: Option<f64>,
+
+    /// The bound in watts.
+    #[arg(long, value_name = "W")]
+    pub bound_watts: Option<f64>,
+
+    /// Later bounds, `AT_S:VALUE,...`, each value read as the first bound is (share or watts).
+    #[arg(long, value_name = "AT_S:VALUE,...")]
+    pub bound_schedule: Option<String>,
+
+    /// What cannot be capped, kept out of the bound and counted as drawn, in watts.
+    #[arg(long, default_value_t = 0.0, value_name = "W")]
+    pub reserve_watts: f64,
+
+    /// The simulated horizon, in seconds of virtual time.
+    #[arg(long, default_value_t = 3600.0, value_name = "S")]
+    pub duration_s: f64,
+
+    /// The control period, in seconds.
+    #[arg(long, default_value_t = 5.0, value_name = "S")]
+    pub period_s: f64,
+
+    /// How long a written limit takes to be enforced, in seconds.
+    #[arg(long, default_value_t = 0.3, value_name = "S")]
+    pub lag_s: f64,
+
+    /// The physics and measurement step, in seconds.
+    #[arg(long, default_value_t = 0.1, value_name = "S")]
+    pub tick_s: f64,
+
+    /// How a node holds its cap: standing (split again over its domains when its uncappable
+    /// draw moves) or once (split once per write, as the agent's `POST /v1/caps` does today).
+    #[arg(long, value_enum, default_value = "standing")]
+    pub node_split: NodeSplit,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ClusterFormat,
+
+    /// Also draw site power against the bound over time, one line per policy (.svg or .png).
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

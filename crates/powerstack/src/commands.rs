@@ -241,6 +241,7 @@ pub fn sim(cmd: &SimCommand) -> anyhow::Result<()> {
         }
         SimCommand::Create(a) => sim_create(a),
         SimCommand::Run(a) => sim_run(a),
+        SimCommand::Cluster(a) => crate::sim_cluster::run(a),
     }
 }
 

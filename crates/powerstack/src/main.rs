@@ -11,6 +11,7 @@ mod node;
 mod output;
 mod pools;
 mod signals;
+mod sim_cluster;
 mod site;
 mod site_bound;
 mod site_tasks;
