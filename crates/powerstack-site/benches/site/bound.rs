@@ -50,12 +50,12 @@ pub fn run(rt: &tokio::runtime::Runtime) {
     let running = powerstack_site::start(&config).unwrap();
     let site = Site::new(&running.ready().url(), None, Duration::from_secs(60)).unwrap();
     let t0 = powerstack_site::clock::now_us();
-    for node in &nodes {
+    for (i, node) in nodes.iter().enumerate() {
         let reg = StreamRegisterV1 {
             control_url: Some(fleet.control_url(node)),
             ..super::registration(t0)
         };
-        site.register(node, "0000000000000001", &reg).unwrap();
+        site.register(node, &format!("{:016x}", i + 1), &reg).unwrap();
     }
     let job: SiteJobBeginV1 =
         serde_json::from_value(serde_json::json!({"id": "bench-all", "nodes": nodes})).unwrap();
