@@ -5,23 +5,8 @@
 
 use powerstack_cap::{Cappable, Policy as SplitPolicy, allocate};
 use powerstack_model::{DomainId, DomainKind};
-use serde::Deserialize;
 
-use crate::trace::{DomainKindName, NodeSpec};
-
-/// What bounds a phase of a job.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PhaseKind {
-    /// Bound by the cores: draws the CPUs' whole range and slows with their frequency.
-    Compute,
-    /// Bound by memory bandwidth: the cores wait, draw less and barely slow when capped.
-    Memory,
-    /// Bound by the GPUs: the GPUs' whole range, the CPUs little.
-    Gpu,
-    /// Waiting (I/O, communication): every domain near idle, no speed to lose.
-    Idle,
-}
+use crate::trace::{DomainKindName, NodeSpec, PhaseKind};
 
 /// How a phase loads one kind of domain.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -250,7 +235,8 @@ impl SimNode {
 
 #[cfg(test)]
 mod tests {
-    use super::{PhaseKind, SimNode};
+    use super::SimNode;
+    use crate::trace::PhaseKind;
     use crate::trace::{DomainKindName, DomainSpec, NodeSpec};
 
     pub(crate) fn cpu_node() -> NodeSpec {

@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, VecDeque};
 
 use powerstack_bound::{Bound, Controller, Input, JobState, NodeState, PlanError, UnknownPolicy};
 
-use crate::model::{PhaseKind, SimNode};
+use crate::model::SimNode;
+use crate::trace::PhaseKind;
 use crate::trace::{JobSpec, Trace};
 
 /// How a run goes.

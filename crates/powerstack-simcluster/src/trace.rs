@@ -4,8 +4,6 @@
 
 use serde::Deserialize;
 
-use crate::model::PhaseKind;
-
 /// A trace that cannot be used: `file: field: what to do`.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("{file}: {field}: {what}")]
@@ -224,6 +222,20 @@ impl Trace {
         jobs.sort_by(|a, b| a.arrive_s.total_cmp(&b.arrive_s));
         jobs
     }
+}
+
+/// What bounds a phase of a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PhaseKind {
+    /// Bound by the cores: draws the CPUs' whole range and slows with their frequency.
+    Compute,
+    /// Bound by memory bandwidth: the cores wait, draw less and barely slow when capped.
+    Memory,
+    /// Bound by the GPUs: the GPUs' whole range, the CPUs little.
+    Gpu,
+    /// Waiting (I/O, communication): every domain near idle, no speed to lose.
+    Idle,
 }
 
 #[cfg(test)]

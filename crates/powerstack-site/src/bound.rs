@@ -10,7 +10,6 @@
 pub mod admit;
 pub mod agents;
 pub mod apply;
-pub mod config;
 pub mod gather;
 
 use std::sync::Arc;
@@ -19,7 +18,7 @@ use std::time::Duration;
 use powerstack_api::site_bound::BoundDecisionV1;
 use tokio::sync::{Notify, watch};
 
-pub use config::{BoundConfig, BoundWindow};
+pub use crate::config::bound::{BoundConfig, BoundWindow};
 
 use crate::store::{Store, StoreError};
 use agents::CapPath;

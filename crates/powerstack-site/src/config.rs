@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub mod bound;
+
 use crate::db::DatabaseUrl;
 use crate::error::StoreError;
 
@@ -67,7 +69,7 @@ pub struct SiteConfig {
     /// How often the BMCs of `[[bmc]]` entries with `telemetry = true` are read, s.
     pub bmc_telemetry_interval_s: u64,
     /// The site power bound (`[bound]`).
-    pub bound: crate::bound::BoundConfig,
+    pub bound: bound::BoundConfig,
 }
 
 /// A node's BMC (`[[bmc]]`): where its Redfish service is and how to log in.
@@ -138,7 +140,7 @@ impl Default for SiteConfig {
             task_lease_s: 30,
             task_call_timeout_s: 60,
             bmc_telemetry_interval_s: 10,
-            bound: crate::bound::BoundConfig::default(),
+            bound: bound::BoundConfig::default(),
         }
     }
 }

@@ -15,7 +15,7 @@ use hyper_util::rt::TokioExecutor;
 use powerstack_api::cap::{CapResultV1, CapsV1};
 use powerstack_redfish::transport::{Connector, tls_config};
 
-use crate::bound::config::BoundConfig;
+use crate::config::bound::BoundConfig;
 use crate::control::{ControlError, NodeControl};
 use crate::error::StoreError;
 
