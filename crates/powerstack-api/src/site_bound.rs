@@ -83,8 +83,8 @@ pub struct BoundDecisionV1 {
     pub id: u64,
     /// When it was made, µs since the Unix epoch.
     pub unix_us: u64,
-    /// The bound, W.
-    pub bound_watts: f64,
+    /// The bound, W; `null` for the period that released the caps of a cleared bound.
+    pub bound_watts: Option<f64>,
     /// The reserve, W.
     pub reserve_watts: f64,
     /// The policy.

@@ -3,7 +3,7 @@
 //! plan's two phases through its own cap path (the agents and Redfish at the site, simulated nodes
 //! in `powerstack sim cluster`).
 
-use crate::plan::{Plan, PlanError, plan};
+use crate::plan::{Plan, PlanError, plan_within};
 use crate::{
     Decision, Input, Policy, dynamic::Dynamic, priority::Priority, slurm::Slurm, uniform::Uniform,
 };
@@ -40,6 +40,7 @@ pub struct Step {
 pub struct Controller {
     name: String,
     policy: Box<dyn Policy + Send>,
+    tolerance_watts: f64,
 }
 
 impl std::fmt::Debug for Controller {
@@ -51,12 +52,23 @@ impl std::fmt::Debug for Controller {
 impl Controller {
     /// A controller running the policy called `name`.
     pub fn new(name: &str) -> Result<Controller, UnknownPolicy> {
-        Ok(Controller { name: name.to_string(), policy: policy_by_name(name)? })
+        Ok(Controller {
+            name: name.to_string(),
+            policy: policy_by_name(name)?,
+            tolerance_watts: 0.0,
+        })
     }
 
     /// A controller running a policy given by the caller (a policy with its own settings).
     pub fn with_policy(name: &str, policy: Box<dyn Policy + Send>) -> Controller {
-        Controller { name: name.to_string(), policy }
+        Controller { name: name.to_string(), policy, tolerance_watts: 0.0 }
+    }
+
+    /// This controller, planning with a rounding tolerance ([`crate::plan::plan_within`]): what
+    /// hardware that rounds its limits needs, so that no period chases a fraction of a watt.
+    pub fn with_tolerance(mut self, tolerance_watts: f64) -> Controller {
+        self.tolerance_watts = tolerance_watts;
+        self
     }
 
     /// The policy's name.
@@ -68,7 +80,7 @@ impl Controller {
     /// plan's caps, so that what is recorded is what is written.
     pub fn step(&mut self, input: &Input) -> Result<Step, PlanError> {
         let mut decision = self.policy.decide(input);
-        let plan = plan(input, &decision)?;
+        let plan = plan_within(input, &decision, self.tolerance_watts)?;
         let mut caps: Vec<(String, f64)> = input
             .nodes
             .iter()

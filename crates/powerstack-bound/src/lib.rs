@@ -20,7 +20,7 @@ pub mod slurm;
 pub mod uniform;
 
 pub use control::{Controller, POLICY_NAMES, Step, UnknownPolicy, policy_by_name};
-pub use plan::{Plan, PlanError, Shortfall, plan};
+pub use plan::{Plan, PlanError, Shortfall, plan, plan_within};
 
 /// A job's identifier, as the scheduler gives it.
 pub type JobId = String;

@@ -54,6 +54,8 @@ pub struct Plan {
     pub shortfall: Option<Shortfall>,
     /// Whether the decision asked for more than the bound allows and was scaled down.
     pub scaled: bool,
+    /// How far a cap read back may be from its target and count as it ([`plan_within`]), W.
+    pub tolerance_watts: f64,
 }
 
 impl Plan {
@@ -61,7 +63,7 @@ impl Plan {
     /// when every lowered node reads back at or under its new cap, none otherwise.
     pub fn raises_allowed(&self, read_back: &[(String, f64)]) -> &[(String, f64)] {
         let confirmed = self.lower.iter().all(|(node, target)| {
-            read_back.iter().any(|(n, watts)| n == node && *watts <= *target)
+            read_back.iter().any(|(n, watts)| n == node && *watts <= *target + self.tolerance_watts)
         });
         if confirmed { &self.raise } else { &[] }
     }
@@ -113,7 +115,21 @@ fn scale_down(nodes: &[&NodeState], targets: &mut [f64], available_watts: f64) {
 /// Turns a policy's decision into the caps to write, keeping the caps in force plus the reserve
 /// within the bound after each phase (see the module's comment).
 pub fn plan(input: &Input, decision: &Decision) -> Result<Plan, PlanError> {
+    plan_within(input, decision, 0.0)
+}
+
+/// [`plan`] for hardware that rounds: a cap read back within `tolerance_watts` of its target
+/// counts as it (a lower is confirmed, [`Plan::raises_allowed`]), a cap in force within it of its
+/// target is not written again (no writes chasing rounding every period), and the budget is
+/// reduced by the tolerance for every responsive node, so that the caps in force plus the reserve
+/// stay within the bound all the same.
+pub fn plan_within(
+    input: &Input,
+    decision: &Decision,
+    tolerance_watts: f64,
+) -> Result<Plan, PlanError> {
     check(input)?;
+    let tol = if tolerance_watts.is_finite() { tolerance_watts.max(0.0) } else { 0.0 };
     let asked: BTreeMap<&str, f64> = decision.caps.iter().map(|(n, w)| (n.as_str(), *w)).collect();
     let responsive: Vec<&NodeState> = input.nodes.iter().filter(|n| n.responsive).collect();
     let mut targets: Vec<f64> = responsive
@@ -123,9 +139,9 @@ pub fn plan(input: &Input, decision: &Decision) -> Result<Plan, PlanError> {
             _ => n.min_cap_watts,
         })
         .collect();
-    let available_watts = input.budget_watts();
+    let available_watts = input.budget_watts() - tol * responsive.len() as f64;
     let floors: f64 = responsive.iter().map(|n| n.min_cap_watts).sum();
-    let mut result = Plan::default();
+    let mut result = Plan { tolerance_watts: tol, ..Plan::default() };
     if floors > available_watts {
         result.shortfall = Some(Shortfall {
             need_watts: input.bound.watts - available_watts + floors,
@@ -141,6 +157,7 @@ pub fn plan(input: &Input, decision: &Decision) -> Result<Plan, PlanError> {
     for (n, target) in responsive.iter().zip(targets) {
         let write = (n.node.clone(), target);
         match n.cap_in_force_watts {
+            Some(now) if (target - now).abs() <= tol && tol > 0.0 => {}
             Some(now) if target > now && result.shortfall.is_none() => result.raise.push(write),
             Some(now) if target >= now => {}
             _ => result.lower.push(write),
@@ -220,6 +237,27 @@ mod tests {
         assert!(plan.raises_allowed(&[("a".into(), 250.0)]).is_empty());
         assert!(plan.raises_allowed(&[]).is_empty());
         assert_eq!(plan.raises_allowed(&[("a".into(), 200.0)]).len(), 1);
+    }
+
+    #[test]
+    fn within_the_tolerance_nothing_is_rewritten_and_a_rounded_lower_is_confirmed() {
+        use super::plan_within;
+        // a at 300.2 for a 300 target, b at 199.9 for 200: both kept; the budget less 2 x 0.5 W.
+        let mut input = input(1001.0, 0.0);
+        input.nodes[0].cap_in_force_watts = Some(300.2);
+        input.nodes[1].cap_in_force_watts = Some(199.9);
+        let plan = plan_within(&input, &decision(300.0, 200.0), 0.5).unwrap();
+        assert!(plan.lower.is_empty() && plan.raise.is_empty(), "{plan:?}");
+        // A lower that reads back 0.3 W over its target is confirmed within 0.5 W.
+        let plan = plan_within(&input, &decision(250.0, 400.0), 0.5).unwrap();
+        assert_eq!(plan.lower, vec![("a".to_string(), 250.0)]);
+        assert_eq!(plan.raises_allowed(&[("a".into(), 250.3)]).len(), 1);
+        assert!(plan.raises_allowed(&[("a".into(), 250.6)]).is_empty());
+        // The caps asked are scaled into the budget less the tolerance of each node.
+        input.bound.watts = 901.0;
+        let plan = plan_within(&input, &decision(500.0, 500.0), 0.5).unwrap();
+        let sum: f64 = plan.lower.iter().chain(&plan.raise).map(|c| c.1).sum();
+        assert!(sum <= 900.0 + 1e-9 && sum > 899.0 && plan.scaled, "{sum}");
     }
 
     #[test]

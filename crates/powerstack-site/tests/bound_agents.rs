@@ -23,7 +23,13 @@ fn start(db: &TestDb, fleet: &Fleet, policy: &str) -> Running {
     let config = SiteConfig {
         listen: "127.0.0.1:0".into(),
         database: db.url_text(),
-        bound: BoundConfig { period_s: 0.2, policy: policy.into(), ..BoundConfig::default() },
+        // The fake agents write exactly what they are asked: no rounding to allow for.
+        bound: BoundConfig {
+            period_s: 0.2,
+            policy: policy.into(),
+            tolerance_watts: 0.0,
+            ..BoundConfig::default()
+        },
         ..SiteConfig::default()
     };
     let r = powerstack_site::start(&config).unwrap();
@@ -91,7 +97,7 @@ fn priorities_and_requests_shape_the_caps_written_through_the_agents() {
         // 3900 W for caps: every node's 200 W minimum, then "high" its 1200 W, "low" the rest.
         set(&s, 4000.0, 100.0, None);
         let d = decision(&s, |d| {
-            d.bound_watts == 4000.0 && d.nodes.iter().all(|n| n.outcome != "failed")
+            d.bound_watts == Some(4000.0) && d.nodes.iter().all(|n| n.outcome != "failed")
         });
         let want = [900.0, 900.0, 900.0, 400.0, 400.0, 400.0];
         let until = Instant::now() + Duration::from_secs(30);
@@ -132,7 +138,7 @@ fn after_the_first_lower_phase_no_write_takes_the_caps_over_the_bound_whatever_f
     let s = site(&r);
     begin(&s, "a", &NODES, None, 0);
     set(&s, 4200.0, 0.0, None);
-    decision(&s, |d| d.bound_watts == 4200.0 && d.lowered == 6);
+    decision(&s, |d| d.bound_watts == Some(4200.0) && d.lowered == 6);
     let mut old = 4200.0_f64;
     let policies = [
         (3000.0, None),
@@ -143,7 +149,7 @@ fn after_the_first_lower_phase_no_write_takes_the_caps_over_the_bound_whatever_f
     for (watts, policy) in policies {
         let from = fleet.writes().len();
         set(&s, watts, 0.0, policy);
-        decision(&s, |d| d.bound_watts == watts && d.failed == 0);
+        decision(&s, |d| d.bound_watts == Some(watts) && d.failed == 0);
         std::thread::sleep(Duration::from_millis(500));
         // The old bound holds until the lowers are done, the new one from then on.
         for w in &fleet.writes()[from..] {
@@ -160,7 +166,7 @@ fn after_the_first_lower_phase_no_write_takes_the_caps_over_the_bound_whatever_f
     fleet.set("n01", |n| n.down = true);
     fleet.set("n02", |n| n.refuse = true);
     set(&s, 1800.0, 0.0, None);
-    let d = decision(&s, |d| d.bound_watts == 1800.0 && d.failed >= 1);
+    let d = decision(&s, |d| d.bound_watts == Some(1800.0) && d.failed >= 1);
     let n01 = d.nodes.iter().find(|n| n.node == "n01").unwrap();
     let n02 = d.nodes.iter().find(|n| n.node == "n02").unwrap();
     // n01 fails its write, or is found down by the range read first (no node here pushes

@@ -59,16 +59,15 @@ fn bound_text(b: &SiteBoundV1) -> String {
 
 fn decision_line(d: &BoundDecisionV1) -> String {
     let when = powerstack_model::civil::format_utc(d.unix_us);
+    let bound = match d.bound_watts {
+        Some(w) => format!("bound {}, caps + reserve {}", kw(w), kw(d.accounted_watts)),
+        None => "no bound".to_string(),
+    };
+    let nodes =
+        if d.nodes.len() == 1 { "1 node".to_string() } else { format!("{} nodes", d.nodes.len()) };
     let mut line = format!(
-        "#{} {when}: {} nodes, caps + reserve {} of {} ({} lowered, {} raised, {} failed): {}\n",
-        d.id,
-        d.nodes.len(),
-        kw(d.accounted_watts),
-        kw(d.bound_watts),
-        d.lowered,
-        d.raised,
-        d.failed,
-        d.why
+        "#{} {when}: {bound}, {nodes} ({} lowered, {} raised, {} failed): {}\n",
+        d.id, d.lowered, d.raised, d.failed, d.why
     );
     if let Some(s) = d.shortfall_watts {
         line.push_str(&format!(
@@ -133,14 +132,14 @@ pub fn admit(a: &SiteAdmitArgs) -> anyhow::Result<()> {
     let answer = site(&a.site, &a.timeout)?.admit(&request)?;
     if a.json {
         emit(&serde_json::to_string_pretty(&answer)?)?;
+    } else if answer.site_bound_watts.is_none() {
+        emit(&answer.why)?;
     } else {
         emit(&format!(
-            "{}: bound {} ({} a node at the least), policy {}: {}",
-            if answer.fits { "fits" } else { "does not fit" },
-            kw(answer.bound_watts),
-            kw(answer.node_cap_watts),
+            "{} (policy {}, {} a node at the least)",
+            answer.why,
             answer.policy,
-            answer.why
+            kw(answer.node_cap_watts)
         ))?;
     }
     if !answer.fits {

@@ -44,7 +44,12 @@ pub fn run(rt: &tokio::runtime::Runtime) {
     let config = SiteConfig {
         listen: "127.0.0.1:0".into(),
         database,
-        bound: BoundConfig { policy: "uniform".into(), ..BoundConfig::default() },
+        // The fake agents write exactly what they are asked: no rounding to allow for.
+        bound: BoundConfig {
+            policy: "uniform".into(),
+            tolerance_watts: 0.0,
+            ..BoundConfig::default()
+        },
         ..SiteConfig::default()
     };
     let running = powerstack_site::start(&config).unwrap();

@@ -32,6 +32,7 @@ pub fn admit(
     bound: &InForce,
     g: &Gathered,
     request: &AdmitRequestV1,
+    tolerance_watts: f64,
 ) -> Result<AdmitV1, AdmitError> {
     let answer = |fits, bound_watts, node_cap_watts, why: String| AdmitV1 {
         schema: "powerstack.admit.v1".into(),
@@ -75,8 +76,9 @@ pub fn admit(
         request_watts: request.power_watts,
         nodes: chosen.clone(),
     });
-    let mut controller =
-        Controller::new(&bound.policy).map_err(|e| AdmitError::Plan(e.to_string()))?;
+    let mut controller = Controller::new(&bound.policy)
+        .map_err(|e| AdmitError::Plan(e.to_string()))?
+        .with_tolerance(tolerance_watts);
     let step = controller.step(&input).map_err(|e| AdmitError::Plan(e.to_string()))?;
     let caps: Vec<f64> =
         step.decision.caps.iter().filter(|(n, _)| chosen.contains(n)).map(|(_, w)| *w).collect();

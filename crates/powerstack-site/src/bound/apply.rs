@@ -94,7 +94,7 @@ impl Loop {
         if self.controller.as_ref().is_none_or(|c| c.policy_name() != bound.policy) {
             let c =
                 Controller::new(&bound.policy).map_err(|e| StoreError::Config(e.to_string()))?;
-            self.controller = Some(c);
+            self.controller = Some(c.with_tolerance(self.shared.settings.config.tolerance_watts));
         }
         let forced = std::mem::take(&mut self.failed);
         let b = Bound { watts, reserve_watts: bound.reserve_watts };
@@ -230,7 +230,7 @@ impl Loop {
             capped.len()
         );
         let mut d = decision(&g, policy, now_us, why);
-        d.bound_watts = 0.0;
+        d.bound_watts = None;
         d.raised = done.len() as u64;
         d.failed = (writes.len() - done.len()) as u64;
         d.nodes = writes
@@ -281,7 +281,7 @@ fn decision(g: &Gathered, policy: &str, now_us: u64, why: String) -> BoundDecisi
     let mut d = BoundDecisionV1 {
         id: 0,
         unix_us: now_us,
-        bound_watts: g.input.bound.watts,
+        bound_watts: Some(g.input.bound.watts),
         reserve_watts: g.input.bound.reserve_watts,
         policy: policy.into(),
         why,

@@ -35,6 +35,10 @@ pub struct BoundConfig {
     pub concurrency: usize,
     /// How often each node's cap range is read again, s.
     pub range_refresh_s: u64,
+    /// How far a cap read back may be from its target and count as it, W (hardware rounds its
+    /// limits); the bound given the policy is less this for every node, so the caps in force
+    /// still fit.
+    pub tolerance_watts: f64,
 }
 
 /// One window of `[[bound.schedule]]`: from `from` to `until` (UTC, `HH:MM`; `until` before
@@ -67,6 +71,7 @@ impl Default for BoundConfig {
             call_timeout_ms: 2000,
             concurrency: 256,
             range_refresh_s: 60,
+            tolerance_watts: 0.5,
         }
     }
 }
@@ -98,6 +103,9 @@ impl BoundConfig {
         }
         if !(self.period_s.is_finite() && (0.1..=3600.0).contains(&self.period_s)) {
             return bad(format!("period_s = {}: give 0.1 to 3600 seconds", self.period_s));
+        }
+        if !(self.tolerance_watts.is_finite() && (0.0..=100.0).contains(&self.tolerance_watts)) {
+            return bad(format!("tolerance_watts = {}: give 0 to 100 watts", self.tolerance_watts));
         }
         if self.concurrency == 0 || self.call_timeout_ms == 0 || self.range_refresh_s == 0 {
             return bad("concurrency, call_timeout_ms and range_refresh_s must be above 0".into());

@@ -204,7 +204,7 @@ pub(crate) async fn admit(
         .gather(&state.store, &[], trial, now)
         .await
         .inspect_err(|e| count_error(&state, e))?;
-    admit_job(&b, &g, &request)
+    admit_job(&b, &g, &request, config.tolerance_watts)
         .map(Json)
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, e.to_string()))
 }
