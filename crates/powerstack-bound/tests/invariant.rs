@@ -8,7 +8,7 @@ use powerstack_bound::dynamic::Dynamic;
 use powerstack_bound::priority::Priority;
 use powerstack_bound::slurm::Slurm;
 use powerstack_bound::uniform::Uniform;
-use powerstack_bound::{Bound, Decision, Input, JobState, NodeState, Policy, plan};
+use powerstack_bound::{Bound, Decision, Input, JobState, NodeState, Policy, plan_within};
 use proptest::prelude::*;
 
 /// Rounding allowance, in watts.
@@ -34,6 +34,8 @@ struct NodeEvent {
     load: Option<f64>,
     /// A job starts or ends on it.
     job: Option<Option<u8>>,
+    /// Where the hardware rounds a written cap, as a share of the tolerance (-1 to 1).
+    rounding: f64,
 }
 
 #[derive(Clone, Debug)]
@@ -63,12 +65,14 @@ fn event() -> impl Strategy<Value = NodeEvent> {
         prop::bool::weighted(0.1),
         prop::option::weighted(0.9, 0.0..1.05f64),
         prop::option::weighted(0.15, prop::option::of(0u8..3)),
+        -1.0..1.0f64,
     )
-        .prop_map(|(responsive, write_fails, load, job)| NodeEvent {
+        .prop_map(|(responsive, write_fails, load, job, rounding)| NodeEvent {
             responsive,
             write_fails,
             load,
             job,
+            rounding,
         })
 }
 
@@ -147,15 +151,21 @@ fn counted_watts(nodes: &[Node]) -> f64 {
     nodes.iter().map(|n| if n.known { n.cap_watts } else { n.max_watts }).sum()
 }
 
-/// Writes caps to the responsive nodes whose write does not fail; returns what reads back.
-fn write(nodes: &mut [Node], period: &Period, caps: &[(String, f64)]) -> Vec<(String, f64)> {
+/// Writes caps to the responsive nodes whose write does not fail, each rounded by up to `tol`;
+/// returns what reads back.
+fn write(
+    nodes: &mut [Node],
+    period: &Period,
+    caps: &[(String, f64)],
+    tol: f64,
+) -> Vec<(String, f64)> {
     let mut read_back = Vec::new();
     for (node, watts) in caps {
         let i = (0..nodes.len()).find(|&i| &name(i) == node).expect("the plan names known nodes");
         let event = &period.nodes[i];
         assert!(event.responsive, "the plan wrote to {node}, which does not answer");
         if !event.write_fails {
-            nodes[i].cap_watts = *watts;
+            nodes[i].cap_watts = (*watts + event.rounding * tol).max(0.0);
             nodes[i].known = true;
         }
         if nodes[i].known {
@@ -210,11 +220,14 @@ fn keeps(
     Ok(())
 }
 
+/// Runs `policy` over `periods` on hardware that rounds each written cap by up to `tol` watts,
+/// planned with that tolerance.
 fn run(
     policy: &mut dyn Policy,
     promises: Promises,
     mut nodes: Vec<Node>,
     periods: &[Period],
+    tol: f64,
 ) -> Result<(), TestCaseError> {
     for period in periods {
         for (n, e) in nodes.iter_mut().zip(&period.nodes) {
@@ -238,14 +251,15 @@ fn run(
             })
             .sum();
         let decision = policy.decide(&input);
-        let plan = plan(&input, &decision).expect("the input is valid");
+        let plan = plan_within(&input, &decision, tol).expect("the input is valid");
         keeps(promises, &input, &decision, plan.shortfall.is_none())?;
+        let responsive = period.nodes.iter().filter(|e| e.responsive).count() as f64;
         prop_assert_eq!(
             plan.shortfall.is_some(),
-            floors + period.reserve_watts > period.bound_watts
+            floors + period.reserve_watts + tol * responsive > period.bound_watts
         );
         let before = counted_watts(&nodes);
-        let read_back = write(&mut nodes, period, &plan.lower);
+        let read_back = write(&mut nodes, period, &plan.lower, tol);
         let after_lower = counted_watts(&nodes);
         let raises = plan.raises_allowed(&read_back).to_vec();
         let all_confirmed = plan.lower.iter().all(|(n, _)| !period.nodes[index(n)].write_fails);
@@ -256,14 +270,14 @@ fn run(
         } else {
             prop_assert!(raises.is_empty());
         }
-        prop_assert!(after_lower <= before + TOLERANCE_WATTS);
+        prop_assert!(after_lower <= before + TOLERANCE_WATTS + tol * responsive);
         // Raises only increase caps, so every instant of the raise phase is under its end.
-        write(&mut nodes, period, &raises);
+        write(&mut nodes, period, &raises, tol);
         let after_raise = counted_watts(&nodes);
         if plan.shortfall.is_none() && all_confirmed {
             prop_assert!(after_raise <= limit, "after raising: {after_raise} W > {limit} W");
         } else {
-            prop_assert!(after_raise <= after_lower + TOLERANCE_WATTS);
+            prop_assert!(after_raise <= after_lower + TOLERANCE_WATTS + tol * responsive);
         }
     }
     Ok(())
@@ -280,15 +294,23 @@ proptest! {
     fn no_policy_overshoots_the_bound((nodes, periods) in scenario()) {
         let fits = Promises { fits: true, requests: false };
         let both = Promises { fits: true, requests: true };
-        run(&mut Uniform, fits, nodes.clone(), &periods)?;
-        run(&mut Slurm::default(), NONE, nodes.clone(), &periods)?;
-        run(&mut Priority, both, nodes.clone(), &periods)?;
-        run(&mut Dynamic::default(), both, nodes, &periods)?;
+        run(&mut Uniform, fits, nodes.clone(), &periods, 0.0)?;
+        run(&mut Slurm::default(), NONE, nodes.clone(), &periods, 0.0)?;
+        run(&mut Priority, both, nodes.clone(), &periods, 0.0)?;
+        run(&mut Dynamic::default(), both, nodes, &periods, 0.0)?;
     }
 
     #[test]
     fn the_plan_keeps_the_bound_whatever_the_decision((nodes, periods) in scenario()) {
         let mut careless = Careless(periods.iter().map(|p| p.wild_caps.clone()).collect(), 0);
-        run(&mut careless, NONE, nodes, &periods)?;
+        run(&mut careless, NONE, nodes, &periods, 0.0)?;
+    }
+
+    #[test]
+    fn on_hardware_that_rounds_the_tolerance_keeps_the_bound((nodes, periods) in scenario()) {
+        let mut careless = Careless(periods.iter().map(|p| p.wild_caps.clone()).collect(), 0);
+        run(&mut careless, NONE, nodes.clone(), &periods, 0.5)?;
+        run(&mut Dynamic::default(), NONE, nodes.clone(), &periods, 0.5)?;
+        run(&mut Uniform, NONE, nodes, &periods, 2.0)?;
     }
 }
