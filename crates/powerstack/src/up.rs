@@ -1,7 +1,7 @@
 //! `powerstack up`: the whole stack on this machine: an agent (on a simulated node when nothing
 //! is readable) and an embedded site service it pushes to, with live node power until Ctrl-C.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -76,9 +76,15 @@ pub fn up(a: &UpArgs) -> anyhow::Result<()> {
         state.path().to_path_buf()
     };
     let socket = a.socket.clone().unwrap_or_else(|| state.path().join("agent.sock"));
-    let site = start_site(a)?;
+    // The embedded site caps this node through its agent (the site bound): a token only the two
+    // share, in the private directory, and the agent's TCP address advertised.
+    let control =
+        (!a.no_site && !a.listen.is_empty()).then(|| control_token(state.path())).transpose()?;
+    let site = start_site(a, control.as_deref())?;
     let site_url = site.as_ref().map(|s| s.ready().url());
     let config = AgentConfig {
+        token_file: control.clone(),
+        advertise_url: control.as_ref().map(|_| format!("http://{}", a.listen)),
         rate_hz: a.rate_hz,
         buffer_samples: 36_000,
         socket: socket.to_string_lossy().into_owned(),
@@ -109,6 +115,10 @@ pub fn up(a: &UpArgs) -> anyhow::Result<()> {
                 eprintln!(
                     "jobs at the site: powerstack job begin ID --site {url} --nodes {host} --no-agents; \
                      powerstack job end ID --site {url}; powerstack job report -j ID --site {url}"
+                );
+                eprintln!(
+                    "the site bound, through this node's agent: powerstack site bound WATTS --site {url}; \
+                     powerstack site decisions --site {url}; powerstack site bound clear --site {url}"
                 );
             }
             eprintln!("Ctrl-C to stop");
@@ -149,17 +159,21 @@ pub fn up(a: &UpArgs) -> anyhow::Result<()> {
 /// The embedded site service of `up` (none with `--no-site`): its database persistent (`--database`,
 /// default `site.db` under the user's state directory, `/var/lib/powerstack` for root), on
 /// `--site-listen`.
-fn start_site(a: &UpArgs) -> anyhow::Result<Option<powerstack_site::Running>> {
+fn start_site(
+    a: &UpArgs,
+    agent_token_file: Option<&Path>,
+) -> anyhow::Result<Option<powerstack_site::Running>> {
     if a.no_site {
         return Ok(None);
     }
     let state_dir = default_site_dir();
-    let config = SiteConfig {
+    let mut config = SiteConfig {
         listen: a.site_listen.clone(),
         database: a.database.clone().unwrap_or_default(),
         state_dir,
         ..SiteConfig::default()
     };
+    config.bound.agent_token_file = agent_token_file.map(Path::to_path_buf);
     let running = powerstack_site::start(&config).with_context(|| {
         format!("starting the embedded site service on {} (another port: --site-listen; none: --no-site)", a.site_listen)
     })?;
@@ -168,6 +182,27 @@ fn start_site(a: &UpArgs) -> anyhow::Result<Option<powerstack_site::Running>> {
     }
     eprintln!("{}", crate::site::where_line(running.ready()));
     Ok(Some(running))
+}
+
+/// A fresh random token in `dir/control.token` (mode 600): what the embedded site presents to
+/// the agent to cap the node.
+fn control_token(dir: &Path) -> anyhow::Result<PathBuf> {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .context("reading /dev/urandom for the site's token")?;
+    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let path = dir.join("control.token");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut f| f.write_all(format!("{token}\n").as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
 }
 
 /// Where `up` keeps its site database: `/var/lib/powerstack` for root, else
