@@ -159,10 +159,16 @@ impl Standing {
     /// Whether a standing cap should be split again now: one is in force, the uncappable power
     /// (`uncappable_watts`, from samples up to `now_us`) has moved past the threshold since its
     /// last split (or it was never split by this agent), and no re-split was tried in the last
-    /// second. Returns the cap.
+    /// second. A `variorum` cap, whose split leaves uncappable power out, is only split when
+    /// this agent has not split it yet (after a restart). Returns the cap.
     pub(crate) fn due(&self, uncappable_watts: f64, now_us: u64) -> Option<StandingCap> {
         let held = lock(&self.held);
         let cap = held.cap.clone()?;
+        if cap.policy == powerstack_cap::Policy::Variorum.as_str()
+            && held.split_uncappable_watts.is_some()
+        {
+            return None;
+        }
         let threshold = threshold_watts(cap.node_watts, self.resplit_watts);
         let moved = held
             .split_uncappable_watts
@@ -247,6 +253,13 @@ mod tests {
         s.resplit(11_000_000, None);
         assert_eq!(s.resplit_failures.load(Ordering::Relaxed), 1);
         assert_eq!(s.resplits.load(Ordering::Relaxed), 1);
+
+        // Variorum's split leaves uncappable power out: not split again.
+        let variorum = StandingCap { policy: "variorum".into(), ..cap(1000.0) };
+        let v = Standing::new(2.0);
+        let other = tempfile::tempdir().unwrap();
+        v.set(other.path(), variorum, Some(20.0)).unwrap();
+        assert_eq!(v.due(80.0, 0), None);
 
         // Kept across a restart: due at once (never split by the new agent).
         let again = Standing::new(2.0);
