@@ -91,6 +91,7 @@ pub fn caps(doc: &mut CapsV1) {
         n.max_watts = watts(n.max_watts);
         n.uncappable_watts = watts(n.uncappable_watts);
         n.cap_in_force_watts = watts(n.cap_in_force_watts);
+        n.standing_watts = n.standing_watts.map(watts);
     }
     for c in &mut doc.controls {
         c.set_detail = c

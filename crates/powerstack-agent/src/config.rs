@@ -91,6 +91,9 @@ pub struct AgentConfig {
     pub spool_max_bytes: u64,
     /// Spooled samples older than this are dropped, s (60 to 31 536 000, a year).
     pub spool_max_age_s: u64,
+    /// A standing node cap is split again when the power that cannot be capped moves by more
+    /// than this or than 0.5% of the cap, whichever is larger, W (0.1 to 1000).
+    pub node_cap_resplit_watts: f64,
 }
 
 impl Default for AgentConfig {
@@ -117,6 +120,7 @@ impl Default for AgentConfig {
             push_interval_ms: DEFAULT_PUSH_INTERVAL_MS,
             spool_max_bytes: DEFAULT_SPOOL_MAX_BYTES,
             spool_max_age_s: DEFAULT_SPOOL_MAX_AGE_S,
+            node_cap_resplit_watts: crate::standing::DEFAULT_RESPLIT_WATTS,
         }
     }
 }
@@ -220,6 +224,12 @@ impl AgentConfig {
                 crate::job::MAX_JOBS
             )));
         }
+        let resplit = self.node_cap_resplit_watts;
+        if !(resplit.is_finite() && (0.1..=1000.0).contains(&resplit)) {
+            return Err(ConfigError(format!(
+                "node_cap_resplit_watts {resplit} is out of range: give 0.1 to 1000"
+            )));
+        }
         if self.socket.is_empty() && self.listen.is_empty() {
             return Err(ConfigError(
                 "both socket and listen are empty: the agent would not be reachable".into(),
@@ -245,6 +255,11 @@ mod tests {
         assert!(e.to_string().contains("buffer_samples"), "{e}");
         let e = AgentConfig { peak_window_ms: 0, ..AgentConfig::default() }.validate().unwrap_err();
         assert!(e.to_string().contains("peak_window_ms"), "{e}");
+        for w in [0.0, f64::NAN, 1000.5] {
+            let c = AgentConfig { node_cap_resplit_watts: w, ..AgentConfig::default() };
+            let e = c.validate().unwrap_err();
+            assert!(e.to_string().contains("node_cap_resplit_watts"), "{e}");
+        }
     }
 
     #[test]

@@ -33,8 +33,10 @@ use powerstack_cap::{ControlKey, StateDir};
 use powerstack_hw::{Platform, Root};
 
 use crate::access::{Access, Peer, Tier};
+use crate::standing::Standing;
 use crate::state::Shared;
 
+pub(crate) use caps::resplit_standing;
 pub use error::{ApiError, AppJson, AppPath, AppQuery, OptionalJson};
 pub use openapi::openapi;
 pub(crate) use power::origin;
@@ -67,6 +69,8 @@ pub struct Controls {
     /// The controls this agent has written, so that its shutdown can restore them (the journal
     /// knows them too: their last write's `via` starts with [`VIA_PREFIX`]).
     pub changed: Mutex<Vec<ControlKey>>,
+    /// The node cap kept standing ([`crate::standing`]).
+    pub standing: Standing,
 }
 
 impl std::fmt::Debug for Controls {
@@ -80,9 +84,23 @@ impl std::fmt::Debug for Controls {
 }
 
 impl Controls {
-    /// Controls over `platform`, with the journal in `state`.
+    /// Controls over `platform`, with the journal in `state`, no node cap standing, and the
+    /// default re-split threshold ([`crate::standing::DEFAULT_RESPLIT_WATTS`]).
     pub fn new(platform: Platform, root: Root, state: StateDir) -> Controls {
-        Controls { platform: Mutex::new(platform), root, state, changed: Mutex::new(Vec::new()) }
+        Controls {
+            platform: Mutex::new(platform),
+            root,
+            state,
+            changed: Mutex::new(Vec::new()),
+            standing: Standing::new(crate::standing::DEFAULT_RESPLIT_WATTS),
+        }
+    }
+
+    /// These controls with standing node caps split again on moves of more than
+    /// `resplit_watts` (`node_cap_resplit_watts`).
+    pub fn with_resplit_watts(mut self, resplit_watts: f64) -> Controls {
+        self.standing = Standing::new(resplit_watts);
+        self
     }
 
     /// The controls written through this agent and not reset since.

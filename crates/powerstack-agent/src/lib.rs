@@ -8,7 +8,9 @@
 //! checked by [`access`] (SO_PEERCRED on the Unix socket, a bearer token on TCP), which also
 //! decides what a read shows: callers not allowed to write get [`coarse`] figures; [`serve`]
 //! accepts connections under timeouts and connection limits. When a site service is configured,
-//! [`push`] sends the counters to it from a thread of its own, through a write-ahead spool.
+//! [`push`] sends the counters to it from a thread of its own, through a write-ahead spool. A node cap
+//! written through the API is kept standing by [`standing`]: split again, from the ring, when the
+//! power that cannot be capped moves.
 
 pub mod access;
 pub mod coarse;
@@ -22,6 +24,7 @@ pub mod ring;
 pub mod run;
 pub mod sampler;
 pub mod serve;
+pub mod standing;
 pub mod state;
 pub mod stop;
 

@@ -111,7 +111,7 @@ pub fn run(
     );
     let shared = shared.with_jobs(kept.jobs, jobs_file);
     let shared = Arc::new(if push.is_some() { shared.with_site() } else { shared });
-    let controls = Arc::new(Controls::new(control, root.clone(), state));
+    let controls = Arc::new(controls(config, control, root.clone(), state, &mut notes));
     let policy = AccessPolicy {
         allow_users: config.allow_users.clone(),
         allow_groups: config.allow_groups.clone(),
@@ -121,8 +121,7 @@ pub fn run(
 
     // The sampler threads check their own flag once per tick; it is set once serving ends.
     let sampling_done = Arc::new(AtomicBool::new(false));
-    let sampler = sampler::start(sources, shared.clone(), config.rate_hz, sampling_done.clone())
-        .map_err(|e| AgentError(format!("starting the sampler: {e}")))?;
+    let (sampler, standing) = start_threads(config, sources, &shared, &controls, &sampling_done)?;
 
     // Serve only once every column has data (the slow sources' first readings included): a job
     // marked at once is then covered from its beginning.
@@ -149,6 +148,7 @@ pub fn run(
         Err(e) => {
             sampling_done.store(true, Ordering::Relaxed);
             sampler.join();
+            let _ = standing.join();
             return Err(AgentError(e.to_string()));
         }
     };
@@ -164,6 +164,8 @@ pub fn run(
     stop.stop();
     sampling_done.store(true, Ordering::Relaxed);
     sampler.join();
+    // No re-split after the limits are put back.
+    let _ = standing.join();
     let restored = restore(&controls);
     // The pusher saw the stop too: its last push has a short deadline.
     if let Some(p) = pusher {
@@ -213,6 +215,50 @@ async fn serve(
         }
     }
     Ok(())
+}
+
+/// Starts the sampler, then the standing node cap's thread (which reads what the sampler
+/// stores); both stop once `done` is set.
+fn start_threads(
+    config: &AgentConfig,
+    sources: Sources,
+    shared: &Arc<Shared>,
+    controls: &Arc<Controls>,
+    done: &Arc<AtomicBool>,
+) -> Result<(sampler::Sampler, std::thread::JoinHandle<()>), AgentError> {
+    let sampler = sampler::start(sources, shared.clone(), config.rate_hz, done.clone())
+        .map_err(|e| AgentError(format!("starting the sampler: {e}")))?;
+    match crate::standing::start(shared.clone(), controls.clone(), done.clone()) {
+        Ok(standing) => Ok((sampler, standing)),
+        Err(e) => {
+            done.store(true, Ordering::Relaxed);
+            sampler.join();
+            Err(AgentError(format!("starting the standing node cap's thread: {e}")))
+        }
+    }
+}
+
+/// The capping side: `control` with the journal in `state`, and the node cap an earlier agent
+/// kept standing (split again once there are samples), said in `notes`.
+fn controls(
+    config: &AgentConfig,
+    control: powerstack_hw::Platform,
+    root: Root,
+    state: StateDir,
+    notes: &mut Vec<String>,
+) -> Controls {
+    let controls =
+        Controls::new(control, root, state).with_resplit_watts(config.node_cap_resplit_watts);
+    match controls.standing.load(&config.state_dir) {
+        Ok(Some(cap)) => notes.push(format!(
+            "a node cap of {} W stands (kept in {}): applied again once the node is measured",
+            cap.node_watts,
+            config.state_dir.join(crate::standing::FILE).display()
+        )),
+        Ok(None) => {}
+        Err(e) => notes.push(format!("{e}: no node cap stands")),
+    }
+    controls
 }
 
 /// Raises the soft open-file limit to the hard one and derives the connection limits from what

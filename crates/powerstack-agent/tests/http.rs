@@ -1453,3 +1453,136 @@ fn a_real_tcp_listener_needs_the_token_for_writes() {
     let jobs = a.shared.jobs.lock().unwrap();
     assert!(jobs.get("t1").is_some());
 }
+
+/// Pushes `n` samples after the ring's newest, every `DT`, the memory drawing `memory_watts` from
+/// then on (the other columns as before). Returns the newest sample's time.
+fn draw_memory(shared: &Shared, memory_watts: f64, n: u64) -> u64 {
+    let mut ring = shared.ring.lock().unwrap();
+    let (mut t, last) = ring.newest().map(|(t, v)| (t, v.to_vec())).unwrap();
+    let mut counters = last;
+    for _ in 0..n {
+        t += DT;
+        let s = DT as f64 / 1e6;
+        for (c, v) in counters.iter_mut().enumerate() {
+            let w = if c == 2 { memory_watts } else { WATTS[c] };
+            *v += (w * s / JPT[c]).round() as u64;
+        }
+        ring.push(t, &counters);
+    }
+    t
+}
+
+/// The cappable limits of the fake node (packages' long-term limits and the GPU's cap), summed.
+fn cappable_limits_watts(a: &Agent) -> f64 {
+    limit_of(a, DomainKind::Package, 0, "long_term").unwrap()
+        + limit_of(a, DomainKind::Package, 1, "long_term").unwrap()
+        + limit_of(a, DomainKind::Gpu, 0, "cap").unwrap()
+}
+
+fn standing_watts(v: &Value) -> Option<f64> {
+    v["node"]["standing_watts"].as_f64()
+}
+
+#[tokio::test]
+async fn a_node_cap_stands_when_the_uncappable_draw_moves_until_a_domain_write_or_reset() {
+    let a = agent();
+    let controls = a.controls.clone().unwrap();
+    let check = || powerstack_agent::standing::check(&a.shared, &controls).unwrap();
+    let r = post(&a.app, "/v1/caps", root(), Some(json!({"node_watts": 500}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(close(cappable_limits_watts(&a), 480.0), "memory's 20 W charged");
+    assert_eq!(standing_watts(&get(&a.app, "/v1/caps").await.json()), Some(500.0));
+    let kept = a.state.path().join("state").join(powerstack_agent::standing::FILE);
+    assert!(std::fs::read_to_string(&kept).unwrap().contains("500"), "kept before the answer");
+    assert!(check().is_none(), "nothing moved");
+
+    // The memory draws 60 W: split again, 60 W charged, the cap made again.
+    draw_memory(&a.shared, 60.0, 15);
+    let doc = check().expect("a re-split");
+    assert!(close(doc.uncappable_watts.unwrap(), 60.0), "{doc:?}");
+    let sum = cappable_limits_watts(&a);
+    assert!(60.0 + sum <= 500.0 + 0.01 && close(60.0 + sum, 500.0), "{sum}");
+    assert!(check().is_none(), "split: nothing moved since");
+    let journal = journal(&a);
+    assert!(journal.contains("powerstack agent (HTTP, standing node cap)"), "{journal}");
+    let metrics = get(&a.app, "/metrics").await.text();
+    assert!(metrics.contains("powerstack_agent_node_cap_resplits_total 1"), "{metrics}");
+
+    // Out of reach (350 W uncappable + every minimum > 500 W): the node's lowest, said so.
+    draw_memory(&a.shared, 350.0, 15);
+    let doc = check().expect("a re-split");
+    assert!(doc.clamped, "{doc:?}");
+    assert!(close(cappable_limits_watts(&a), 50.0 + 50.0 + 100.0));
+
+    // A domain write ends it: nothing is split again, and nothing is kept.
+    let body = json!({"domain": "gpu", "index": 0, "limit_watts": 250});
+    let r = post(&a.app, "/v1/caps", root(), Some(body)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(standing_watts(&get(&a.app, "/v1/caps").await.json()), None);
+    assert!(!kept.exists());
+    draw_memory(&a.shared, 20.0, 15);
+    assert!(check().is_none());
+    assert_eq!(limit_of(&a, DomainKind::Gpu, 0, "cap"), Some(250.0));
+
+    // So does a reset.
+    let r = post(&a.app, "/v1/caps", root(), Some(json!({"node_watts": 450}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(kept.exists());
+    let r = post(&a.app, "/v1/caps/reset", root(), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(controls.standing.cap().is_none() && !kept.exists());
+    draw_memory(&a.shared, 90.0, 15);
+    assert!(check().is_none());
+    assert_eq!(limit_of(&a, DomainKind::Gpu, 0, "cap"), Some(300.0));
+}
+
+#[tokio::test]
+async fn a_standing_node_cap_is_kept_across_a_restart_and_split_again_by_the_agent_s_thread() {
+    let a = agent();
+    let r = post(&a.app, "/v1/caps", root(), Some(json!({"node_watts": 500}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+
+    // A new agent on the same state directory (its limits put back, as at a stop).
+    let fake = Fake { domains: catalog(), stubborn: a.stubborn.clone(), refuse: a.refuse.clone() };
+    let (platform, _) = Platform::new(vec![Box::new(fake)]);
+    let root_dir = Root::new(a.state.path());
+    let at = StateDir::new(a.state.path().join("state"), NodeId::new(&root_dir, None));
+    let controls = Controls::new(platform, root_dir, at).with_resplit_watts(2.0);
+    let kept = controls.standing.load(&a.state.path().join("state")).unwrap();
+    assert_eq!(kept.map(|c| c.node_watts), Some(500.0));
+    let controls = Arc::new(controls);
+    let again = Agent {
+        app: http::app(a.shared.clone(), Some(controls.clone()), Access::default()),
+        controls: Some(controls.clone()),
+        shared: a.shared.clone(),
+        stubborn: a.stubborn.clone(),
+        refuse: a.refuse.clone(),
+        state: tempfile::tempdir().unwrap(),
+        _etc: etc(),
+    };
+    assert!(close(cappable_limits_watts(&again), 600.0), "not applied yet");
+
+    // The thread splits it at once (never split by this agent), then again when memory moves.
+    let done = Arc::new(AtomicBool::new(false));
+    let thread =
+        powerstack_agent::standing::start(a.shared.clone(), controls.clone(), done.clone())
+            .unwrap();
+    let wait_for = |uncappable: f64| {
+        // A bound against hanging, not a measured duration.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !close(uncappable + cappable_limits_watts(&again), 500.0)
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let sum = cappable_limits_watts(&again);
+        assert!(uncappable + sum <= 500.0 + 0.01 && close(uncappable + sum, 500.0), "{sum}");
+    };
+    wait_for(20.0);
+    draw_memory(&a.shared, 45.0, 15);
+    wait_for(45.0);
+    done.store(true, Ordering::Relaxed);
+    thread.join().unwrap();
+    assert_eq!(controls.standing.resplits.load(Ordering::Relaxed), 2);
+    assert_eq!(standing_watts(&get(&again.app, "/v1/caps").await.json()), Some(500.0));
+}

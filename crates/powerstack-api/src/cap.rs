@@ -91,6 +91,11 @@ pub struct NodeCapRangeV1 {
     /// The node cap in force: uncappable power plus every cappable domain's limit in force (its
     /// maximum when the limit is disabled), watts.
     pub cap_in_force_watts: f64,
+    /// The node cap an agent keeps standing, watts: the last `node_watts` written through its API,
+    /// split again whenever the uncappable power moves (`docs/capping.md`); `null` when none (no
+    /// node cap written, or a domain write or a reset ended it; always `null` without an agent).
+    #[serde(default)]
+    pub standing_watts: Option<f64>,
 }
 
 /// One limit in [`CapsV1`].

@@ -287,14 +287,15 @@ fn node_cap_range_line(out: &mut String, node: Option<&crate::cap::NodeCapRangeV
     let _ = match node {
         Some(n) => writeln!(
             out,
-            "{:<18} {:<11} {:>9.1} {:>21} {:>10} {:<8} {:.1} W uncappable",
+            "{:<18} {:<11} {:>9.1} {:>21} {:>10} {:<8} {:.1} W uncappable{}",
             "node",
             "node cap",
             n.cap_in_force_watts,
             format!("{:.1}..{:.1}", n.min_watts, n.max_watts),
             "-",
             "in force",
-            n.uncappable_watts
+            n.uncappable_watts,
+            n.standing_watts.map(|w| format!(", {w:.1} W standing")).unwrap_or_default()
         ),
         None => writeln!(out, "node               node cap    (nothing can be capped)"),
     };
@@ -426,6 +427,7 @@ mod tests {
                 max_watts: 420.0,
                 uncappable_watts: 30.0,
                 cap_in_force_watts: 330.0,
+                standing_watts: None,
             }),
             warnings: Vec::new(),
         };

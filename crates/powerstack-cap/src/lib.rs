@@ -28,7 +28,10 @@ pub use plan::{
     ASSUMED_MIN_SHARE, LEAST_LIMIT_WATTS, NodeCapPlan, clamp_to_lowest, lowest_watts,
     node_cap_constraint, node_cap_inputs, plan, plan_node_cap, range_text, validate,
 };
-pub use range::{NodeCapRange, node_cap_range, node_read_back_watts};
+pub use range::{
+    DEFAULT_RESPLIT_WATTS, MIN_RESPLIT_INTERVAL_S, NodeCapRange, RESPLIT_FRACTION, node_cap_range,
+    node_read_back_watts, resplit_threshold_watts,
+};
 pub use restore::recover;
 use restore::{restore_limits, restore_write, setting};
 pub use state::{DEFAULT_STATE_DIR, Holder, NodeId, StateDir, StateLock, state_dir_for};

@@ -5,6 +5,22 @@ use powerstack_model::{DomainInfo, PowerReport};
 
 use crate::plan::{node_cap_constraint, node_cap_inputs};
 
+/// The default least move of the power that cannot be capped, W, that splits a standing node cap
+/// again (the agent's `node_cap_resplit_watts`).
+pub const DEFAULT_RESPLIT_WATTS: f64 = 2.0;
+/// The least move, as a share of the node cap, that splits a standing node cap again (when larger
+/// than the watts).
+pub const RESPLIT_FRACTION: f64 = 0.005;
+/// The shortest time between two re-splits of a standing node cap, s.
+pub const MIN_RESPLIT_INTERVAL_S: f64 = 1.0;
+
+/// The move of the uncappable power, W, past which a standing node cap of `node_watts` is split
+/// again: the larger of `resplit_watts` and [`RESPLIT_FRACTION`] of the cap. The agent and the
+/// simulated cluster's node model both use it.
+pub fn resplit_threshold_watts(node_watts: f64, resplit_watts: f64) -> f64 {
+    resplit_watts.max(RESPLIT_FRACTION * node_watts)
+}
+
 /// What node caps a node can take now.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeCapRange {

@@ -91,7 +91,8 @@ pub fn check_with_dir(path: &Path, kind: Kind, what: &str) -> Result<(), Untrust
 }
 
 /// The files of a state directory powerstack reads and writes.
-pub const STATE_FILES: &[&str] = &["lock", "journal.json", "jobs.json", "pools.toml"];
+pub const STATE_FILES: &[&str] =
+    &["lock", "journal.json", "jobs.json", "pools.toml", "node-cap.json"];
 
 /// Checks a state directory and the files of [`STATE_FILES`] it holds; one that does not exist
 /// yet passes (it is created by this process, with the right owner).

@@ -312,6 +312,7 @@ impl CapSession<'_> {
                     max_watts: r.max_watts,
                     uncappable_watts: r.uncappable_watts,
                     cap_in_force_watts: r.cap_in_force_watts,
+                    standing_watts: None,
                 }
             });
         doc

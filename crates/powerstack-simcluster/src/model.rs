@@ -3,7 +3,10 @@
 //! ([`powerstack_cap::allocate`], the split `POST /v1/caps {node_watts}` makes) and enforced with a
 //! lag. docs/budget.md justifies the figures.
 
-use powerstack_cap::{Cappable, Policy as SplitPolicy, allocate};
+use powerstack_cap::{
+    Cappable, DEFAULT_RESPLIT_WATTS, MIN_RESPLIT_INTERVAL_S, Policy as SplitPolicy, allocate,
+    resplit_threshold_watts,
+};
 use powerstack_model::{DomainId, DomainKind};
 
 use crate::trace::{DomainKindName, NodeSpec, PhaseKind};
@@ -70,6 +73,8 @@ pub struct SimNode {
     cap_watts: Option<f64>,
     /// The uncappable draw the node cap was last split with, in watts.
     split_uncappable_watts: f64,
+    /// When a standing cap was last split again, in seconds (`None`: never).
+    resplit_at_s: Option<f64>,
 }
 
 fn model_kind(kind: DomainKindName) -> DomainKind {
@@ -104,6 +109,7 @@ impl SimNode {
             phase: None,
             cap_watts: None,
             split_uncappable_watts: 0.0,
+            resplit_at_s: None,
         }
     }
 
@@ -189,7 +195,9 @@ impl SimNode {
 
     /// Advances to `now_s`: limits whose lag has passed are enforced, each domain draws the least
     /// of its demand and its limit, and, with `standing`, a node cap whose uncappable part has
-    /// moved since it was split is split again (enforced `lag_s` later).
+    /// moved since it was split by more than the agent's threshold
+    /// ([`resplit_threshold_watts`] with [`DEFAULT_RESPLIT_WATTS`]) is split again (enforced
+    /// `lag_s` later), at most once a second between re-splits as the agent does.
     pub fn tick(&mut self, now_s: f64, standing: bool, lag_s: f64) {
         let phase = self.phase;
         for d in &mut self.domains {
@@ -201,11 +209,15 @@ impl SimNode {
             }
             d.draw_watts = d.demand_watts(phase).min(d.limit_watts);
         }
+        // As the agent: a move past the threshold, at most once a second between re-splits.
         if let Some(cap) = self.cap_watts
             && standing
-            && (self.uncappable_watts() - self.split_uncappable_watts).abs() > 0.5
+            && (self.uncappable_watts() - self.split_uncappable_watts).abs()
+                > resplit_threshold_watts(cap, DEFAULT_RESPLIT_WATTS)
+            && self.resplit_at_s.is_none_or(|t| now_s >= t + MIN_RESPLIT_INTERVAL_S - 1e-9)
         {
             self.split(cap, now_s, lag_s);
+            self.resplit_at_s = Some(now_s);
         }
     }
 

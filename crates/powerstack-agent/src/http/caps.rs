@@ -14,6 +14,7 @@ use powerstack_node::cap_session::{CapChange, CapSession, DomainTarget, LimitCha
 use super::described::{BadRequest, WriteErrors};
 use super::power::{origin, report_for};
 use super::{ApiError, AppJson, AppState, Controls, Reader, VIA_PREFIX, Writer, lock};
+use crate::standing::StandingCap;
 use crate::state::Shared;
 
 /// What a cap request asks for, in the node's terms; 400 for what no node could do.
@@ -97,7 +98,70 @@ fn apply_change(
         }
         let committed = session.commit(prepared, &via(who), &mut || false)?;
         controls.note_changed(committed.changed.iter().cloned());
-        Ok(committed.doc)
+        let mut doc = committed.doc;
+        // Under the platform's lock, as the checker re-splits: no re-split of the cap this
+        // write replaced or ended can come after it.
+        let kept = match change {
+            CapChange::Node { node_watts, policy, .. } => {
+                let cap = StandingCap {
+                    node_watts: *node_watts,
+                    policy: policy.as_str().to_string(),
+                    set_by: via(who),
+                };
+                controls.standing.set(controls.state.path(), cap, doc.uncappable_watts)
+            }
+            CapChange::Domain { .. } => controls.standing.end(controls.state.path()),
+        };
+        if let Err(e) = kept {
+            doc.warnings.push(format!("{e} (the node cap stands until this agent stops)"));
+        }
+        Ok(doc)
+    })
+}
+
+/// Splits the standing node cap again when it is due ([`crate::standing::Standing::due`]): the
+/// same cap (never above what was asked nor above what the node can draw now), with `clamp`,
+/// through the same validation, journal and read-back as a write.
+pub(crate) fn resplit_standing(
+    shared: &Shared,
+    controls: &Controls,
+) -> Result<Option<CapResultV1>, ApiError> {
+    if controls.standing.cap().is_none() {
+        return Ok(None);
+    }
+    with_session(shared, controls, |session| {
+        let catalog = session.platform.catalog();
+        // Too few samples yet, or nothing cappable: nothing to split.
+        let Ok(report) = report_for(shared, catalog) else { return Ok(None) };
+        let Some(range) = powerstack_cap::node_cap_range(catalog, &report) else {
+            return Ok(None);
+        };
+        let now_us = report.unix_us.max(0) as u64;
+        let Some(cap) = controls.standing.due(range.uncappable_watts, now_us) else {
+            return Ok(None);
+        };
+        let policy: Policy = cap.policy.parse().unwrap_or(Policy::Proportional);
+        let node_watts = match policy {
+            Policy::Variorum => cap.node_watts,
+            _ => cap.node_watts.min(range.max_watts),
+        };
+        let change = CapChange::Node { node_watts, policy, clamp: true };
+        let measurement = Measurement { report, warnings: Vec::new() };
+        let done = session.prepare(&change, Some(measurement)).and_then(|prepared| {
+            session.commit(prepared, &via("standing node cap"), &mut || false)
+        });
+        match done {
+            Ok(committed) => {
+                controls.note_changed(committed.changed.iter().cloned());
+                let charged = committed.doc.uncappable_watts.unwrap_or(range.uncappable_watts);
+                controls.standing.resplit(now_us, Some(charged));
+                Ok(Some(committed.doc))
+            }
+            Err(e) => {
+                controls.standing.resplit(now_us, None);
+                Err(e.into())
+            }
+        }
     })
 }
 
@@ -129,7 +193,15 @@ pub(crate) async fn set(
 }
 
 fn reset_all(shared: &Shared, controls: &Controls, who: &str) -> Result<CapResultV1, ApiError> {
-    let done = with_session(shared, controls, |s| s.reset(false, &via(who), &mut || false))?;
+    let done = with_session(shared, controls, |s| {
+        // A reset ends the standing node cap (under the platform's lock: no re-split after it).
+        let ended = controls.standing.end(controls.state.path());
+        let mut done = s.reset(false, &via(who), &mut || false)?;
+        if let Err(e) = ended {
+            done.doc.warnings.push(e.to_string());
+        }
+        Ok::<_, powerstack_node::cap_session::SessionError>(done)
+    })?;
     controls.note_restored(&done.restored);
     Ok(done.into_result()?)
 }
@@ -160,7 +232,11 @@ pub(crate) async fn reset(
 fn caps_doc(shared: &Shared, controls: &Controls) -> CapsV1 {
     with_session(shared, controls, |s| {
         let report = report_for(shared, s.platform.catalog()).ok();
-        s.show(report.as_ref())
+        let mut doc = s.show(report.as_ref());
+        if let Some(node) = &mut doc.node {
+            node.standing_watts = controls.standing.cap().map(|c| c.node_watts);
+        }
+        doc
     })
 }
 

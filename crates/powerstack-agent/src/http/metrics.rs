@@ -8,7 +8,8 @@
 //! (the limits the control platform last read, else the discovery's), `powerstack_interval_seconds`
 //! and `powerstack_simulated{profile}`. The agent adds its own: the sampler's last and longest
 //! sample durations, its sample, overrun, read-failure and slow-read counters, the ring's fill and
-//! capacity, the running jobs and the build; and, when a site is configured, the pusher's
+//! capacity, the running jobs and the build; with capping, the standing node cap's re-splits and
+//! failed re-splits; and, when a site is configured, the pusher's
 //! (`powerstack_site_*`: whether the site answers, the spool, samples pushed and dropped, errors).
 
 use std::fmt::Write as _;
@@ -144,6 +145,9 @@ pub fn render(shared: &Shared, controls: Option<&Controls>, tier: &Tier) -> Stri
     if let Some(site) = &shared.site {
         site_metrics(&mut out, site);
     }
+    if let Some(controls) = controls {
+        standing_metrics(&mut out, &controls.standing);
+    }
     family(&mut out, "powerstack_build_info", "gauge", "The agent's version (always 1).");
     let _ = writeln!(
         out,
@@ -151,6 +155,22 @@ pub fn render(shared: &Shared, controls: Option<&Controls>, tier: &Tier) -> Stri
         escape(env!("CARGO_PKG_VERSION"))
     );
     out
+}
+
+/// The standing node cap's families.
+fn standing_metrics(out: &mut String, standing: &crate::standing::Standing) {
+    counter(
+        out,
+        "powerstack_agent_node_cap_resplits_total",
+        "Standing node caps split again because the power that cannot be capped moved.",
+        standing.resplits.load(Ordering::Relaxed),
+    );
+    counter(
+        out,
+        "powerstack_agent_node_cap_resplit_failures_total",
+        "Re-splits of a standing node cap refused or rolled back (tried again a second later).",
+        standing.resplit_failures.load(Ordering::Relaxed),
+    );
 }
 
 /// The site pusher's families.
