@@ -196,7 +196,12 @@ fn reset(common: &ControlArgs) -> anyhow::Result<()> {
     let done =
         session.reset(common.dry_run, &via(), &mut || pause.before_write()).map_err(failed)?;
     match done.into_result() {
-        Ok(doc) => print_result(format, &doc),
+        Ok(doc) => {
+            if !common.dry_run {
+                end_standing_cap(state.path())?;
+            }
+            print_result(format, &doc)
+        }
         Err(e) => {
             // What was put back is printed before the failure, as when everything was.
             if let SessionError::NotRestored { doc, .. } = &e {
@@ -204,6 +209,18 @@ fn reset(common: &ControlArgs) -> anyhow::Result<()> {
             }
             Err(e.into())
         }
+    }
+}
+
+/// A reset also ends the node cap an agent on this state directory keeps standing (its file), so
+/// that the next agent does not cap the node again.
+fn end_standing_cap(state_dir: &std::path::Path) -> anyhow::Result<()> {
+    let path = state_dir.join(powerstack_agent::standing::FILE);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(anyhow::anyhow!("removing the standing node cap {}: {e}", path.display()))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -631,3 +631,17 @@ fn amd_mi250x_caps_its_eight_gcds_through_hwmon() {
     let show = json(&n.cap(&["show"]).stdout);
     assert!((0..8).all(|g| gpu_cap_of(&show, g) == 560.0));
 }
+
+#[test]
+fn reset_ends_a_standing_node_cap_left_by_an_agent_and_a_dry_run_does_not() {
+    let n = Node::new("intel-2s");
+    assert_eq!(n.cap(&["socket", "100", "--socket", "1"]).status, 0);
+    let standing = n.state.path().join("node-cap.json");
+    std::fs::write(&standing, "{}").unwrap();
+    let r = n.cap(&["reset", "--dry-run"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(standing.exists(), "a dry run removes nothing");
+    let r = n.cap(&["reset"]);
+    assert_eq!(r.status, 0, "{}", r.stderr);
+    assert!(!standing.exists(), "the next agent would cap the node again");
+}
