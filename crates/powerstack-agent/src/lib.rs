@@ -20,6 +20,7 @@ pub mod job;
 pub mod place;
 pub mod push;
 pub mod record;
+pub mod resplit;
 pub mod ring;
 pub mod run;
 pub mod sampler;

@@ -228,7 +228,7 @@ fn start_threads(
 ) -> Result<(sampler::Sampler, std::thread::JoinHandle<()>), AgentError> {
     let sampler = sampler::start(sources, shared.clone(), config.rate_hz, done.clone())
         .map_err(|e| AgentError(format!("starting the sampler: {e}")))?;
-    match crate::standing::start(shared.clone(), controls.clone(), done.clone()) {
+    match crate::resplit::start(shared.clone(), controls.clone(), done.clone()) {
         Ok(standing) => Ok((sampler, standing)),
         Err(e) => {
             done.store(true, Ordering::Relaxed);

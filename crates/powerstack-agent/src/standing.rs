@@ -1,7 +1,7 @@
 //! Standing node caps: a node cap (`POST /v1/caps {"node_watts": W}`) is split over the cappable
 //! domains with what cannot be capped charged at what it draws then; when that uncappable draw
 //! moves (a job's memory phase), the split no longer adds up to the cap. The agent keeps the node
-//! cap standing: a thread of its own checks the ring ([`check`], every [`CHECK_INTERVAL`]) and
+//! cap standing: a thread of its own checks the ring (`crate::resplit`, every [`CHECK_INTERVAL`]) and
 //! splits the same cap again when the uncappable power measured has moved by more than
 //! [`threshold_watts`], at most once a second of samples ([`MIN_RESPLIT_INTERVAL_US`]), through the
 //! same validation, journal and read-back as a write, with `clamp` semantics: never above the cap
@@ -11,14 +11,16 @@
 //! next agent applies it again once it has samples; a domain write or a reset ends it.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::http::{Controls, lock};
-use crate::state::Shared;
+/// Locks `m`, through a poisoned lock (what it guards stays consistent).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// The standing node cap's file in the state directory.
 pub const FILE: &str = "node-cap.json";
@@ -193,39 +195,6 @@ impl Standing {
             }
         }
     }
-}
-
-/// Checks the standing cap once: splits it again when [`Standing::due`]. Returns what was
-/// written (`Ok(None)`: nothing to do, or too few samples yet); an error is a re-split refused or
-/// rolled back (counted; tried again a second later).
-pub fn check(
-    shared: &Shared,
-    controls: &Controls,
-) -> Result<Option<powerstack_api::cap::CapResultV1>, crate::http::ApiError> {
-    crate::http::resplit_standing(shared, controls)
-}
-
-/// Starts the thread that checks the standing cap every [`CHECK_INTERVAL`] until `done`.
-pub fn start(
-    shared: Arc<Shared>,
-    controls: Arc<Controls>,
-    done: Arc<AtomicBool>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
-    std::thread::Builder::new().name("powerstack-standing".into()).spawn(move || {
-        while !done.load(Ordering::Relaxed) {
-            match check(&shared, &controls) {
-                Ok(Some(doc)) if doc.clamped => eprintln!(
-                    "powerstack agent: warning: the standing node cap is out of reach now: split again at the node's lowest ({} W uncappable)",
-                    doc.uncappable_watts.unwrap_or(0.0)
-                ),
-                Ok(_) => {}
-                Err(e) => eprintln!(
-                    "powerstack agent: warning: splitting the standing node cap again failed (tried again in a second): {e}"
-                ),
-            }
-            std::thread::sleep(CHECK_INTERVAL);
-        }
-    })
 }
 
 #[cfg(test)]

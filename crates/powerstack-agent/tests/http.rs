@@ -1487,7 +1487,7 @@ fn standing_watts(v: &Value) -> Option<f64> {
 async fn a_node_cap_stands_when_the_uncappable_draw_moves_until_a_domain_write_or_reset() {
     let a = agent();
     let controls = a.controls.clone().unwrap();
-    let check = || powerstack_agent::standing::check(&a.shared, &controls).unwrap();
+    let check = || powerstack_agent::resplit::check(&a.shared, &controls).unwrap();
     let r = post(&a.app, "/v1/caps", root(), Some(json!({"node_watts": 500}))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert!(close(cappable_limits_watts(&a), 480.0), "memory's 20 W charged");
@@ -1565,8 +1565,7 @@ async fn a_standing_node_cap_is_kept_across_a_restart_and_split_again_by_the_age
     // The thread splits it at once (never split by this agent), then again when memory moves.
     let done = Arc::new(AtomicBool::new(false));
     let thread =
-        powerstack_agent::standing::start(a.shared.clone(), controls.clone(), done.clone())
-            .unwrap();
+        powerstack_agent::resplit::start(a.shared.clone(), controls.clone(), done.clone()).unwrap();
     let wait_for = |uncappable: f64| {
         // A bound against hanging, not a measured duration.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
