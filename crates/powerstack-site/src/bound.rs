@@ -144,6 +144,12 @@ pub(crate) struct Loop {
     pub(crate) failed: Vec<String>,
 }
 
+/// How long the loop's lease lasts unless renewed: three periods, at least 5 s (a replica stalled
+/// for less keeps the loop; one that stops ends its lease at once).
+pub fn lease_us(period: Duration) -> u64 {
+    (3 * period.as_micros() as u64).max(5_000_000)
+}
+
 /// Runs the control loop until `stopped`.
 pub async fn run(store: Store, shared: Arc<BoundShared>, mut stopped: watch::Receiver<bool>) {
     let period = Duration::from_secs_f64(shared.settings.config.period_s);
@@ -158,7 +164,7 @@ pub async fn run(store: Store, shared: Arc<BoundShared>, mut stopped: watch::Rec
     let mut complained = false;
     loop {
         let now = crate::clock::now_us();
-        let lease_until = now + 3 * period.as_micros() as u64;
+        let lease_until = now + lease_us(period);
         match store.hold_bound_lease(&owner, now, lease_until).await {
             Ok(true) => match state.period(now).await {
                 Ok(()) => complained = false,

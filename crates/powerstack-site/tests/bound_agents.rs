@@ -198,3 +198,39 @@ fn after_the_first_lower_phase_no_write_takes_the_caps_over_the_bound_whatever_f
     assert!(last.sum_after_watts <= 1800.0 + 1e-6, "{last:?}");
     r.stop().unwrap();
 }
+
+#[test]
+fn two_replicas_on_one_database_run_one_loop_and_the_other_takes_over_when_it_stops() {
+    let db = runtime().block_on(TestDb::postgres());
+    let fleet = fleet();
+    let a = start(&db, &fleet, "uniform");
+    // The second replica: same database, its own listener; the nodes are registered already.
+    let config = SiteConfig {
+        listen: "127.0.0.1:0".into(),
+        database: db.url_text(),
+        bound: BoundConfig {
+            period_s: 0.2,
+            policy: "uniform".into(),
+            tolerance_watts: 0.0,
+            ..BoundConfig::default()
+        },
+        ..SiteConfig::default()
+    };
+    let b = powerstack_site::start(&config).unwrap();
+    let (sa, sb) = (site(&a), site(&b));
+    begin(&sa, "all", &NODES, None, 0);
+    set(&sa, 3600.0, 0.0, None);
+    decision(&sb, |d| d.bound_watts == Some(3600.0) && d.lowered == 6);
+    // Several periods on, each node was written once: one loop ran, not two.
+    std::thread::sleep(Duration::from_millis(1000));
+    let writes = fleet.writes();
+    assert_eq!(writes.len(), 6, "{writes:#?}");
+    // The first replica took the loop at its start (a 5 s lease, renewed every period); it stops,
+    // ending its lease, and the other takes the loop over and acts on a bound set through it.
+    drop(a);
+    set(&sb, 2400.0, 0.0, None);
+    decision(&sb, |d| d.bound_watts == Some(2400.0) && d.lowered == 6);
+    assert!(caps(&fleet).iter().all(|c| (c - 400.0).abs() < 1e-6), "{:?}", caps(&fleet));
+    b.stop().unwrap();
+    runtime().block_on(db.drop_database());
+}

@@ -113,7 +113,16 @@ impl Loop {
             write_all(&self.shared.path, self.with_via(&g, &step.plan.lower), concurrency).await;
         let read_back: Vec<(String, f64)> =
             lowered.iter().filter_map(|(n, r)| r.as_ref().ok().map(|w| (n.clone(), *w))).collect();
-        let raises = step.plan.raises_allowed(&read_back).to_vec();
+        let mut raises = step.plan.raises_allowed(&read_back).to_vec();
+        // Fenced: raises only while this replica still holds the loop (a replica stalled past its
+        // lease must not raise what another one has planned around).
+        let settings = &self.shared.settings;
+        let now = crate::clock::now_us();
+        let period = std::time::Duration::from_secs_f64(settings.config.period_s);
+        let until = now + super::lease_us(period);
+        if !raises.is_empty() && !self.store.hold_bound_lease(&settings.owner, now, until).await? {
+            raises.clear();
+        }
         let raised = write_all(&self.shared.path, self.with_via(&g, &raises), concurrency).await;
         self.count(&lowered);
         self.count(&raised);
