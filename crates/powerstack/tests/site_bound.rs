@@ -119,7 +119,13 @@ fn the_site_bound_caps_real_agents_on_simulated_nodes_and_a_clear_uncaps_them() 
     let (status, out, err) = run(&["site", "bound", &bound.to_string(), "--site", &url]);
     assert_eq!(status, 0, "{err}");
     assert!(out.contains(&format!("bound {bound:.0} W")) && out.contains("from set"), "{out}");
-    let d = decision(&s, |d| d.bound_watts == Some(bound) && d.lowered == 2);
+    // Both nodes lowered (in one period, or in two when an agent answered late: the newest decision
+    // then has one lowered and one kept).
+    let d = decision(&s, |d| {
+        d.bound_watts == Some(bound)
+            && d.nodes.len() == 2
+            && d.nodes.iter().all(|n| n.outcome == "lowered" || n.outcome == "kept")
+    });
     assert!(d.nodes.iter().all(|n| n.via == "agent"), "{d:#?}");
     // Each node's cap was read back within a watt of its share, and the sum within the bound
     // (RAPL rounds to its power unit).
@@ -137,7 +143,7 @@ fn the_site_bound_caps_real_agents_on_simulated_nodes_and_a_clear_uncaps_them() 
     assert!(after.is_empty(), "written again: {after:#?}");
     let (status, out, _) = run(&["site", "decisions", "--site", &url]);
     assert_eq!(status, 0);
-    assert!(out.contains("2 lowered"), "{out}");
+    assert!(out.contains(" lowered,") && out.contains(&format!("bound {bound:.0} W")), "{out}");
     // Admission: no idle node; a new one at its minimum and the job's nodes squeezed cannot give
     // 1 MW; a 1 W request fits.
     let (status, out, err) =
@@ -152,13 +158,23 @@ fn the_site_bound_caps_real_agents_on_simulated_nodes_and_a_clear_uncaps_them() 
     let (status, out, err) = run(&["site", "bound", "clear", "--site", &url]);
     assert_eq!(status, 0, "{err}");
     assert!(out.contains("no bound in force"), "{out}");
-    let d = decision(&s, |d| d.why.starts_with("no bound") && d.raised == 2);
-    assert_eq!(d.failed, 0, "{d:#?}");
-    for (n, old) in nodes.iter().zip(&before) {
-        let now = package_limits_watts(n);
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now: Vec<f64> = nodes.iter().map(package_limits_watts).collect();
+        let raised = now
+            .iter()
+            .zip(&before)
+            .zip(&capped)
+            .all(|((n, old), low)| *n > low + 1.0 && *n >= old - 1.0);
+        if raised {
+            break;
+        }
         assert!(
-            now > old - 1.0 || now >= package_limits_watts(n),
-            "package limits {now} W, before {old} W"
+            Instant::now() < until,
+            "package limits {now:?}, capped {capped:?}, before {before:?}"
         );
+        std::thread::sleep(Duration::from_millis(100));
     }
+    let d = decision(&s, |d| d.why.starts_with("no bound") && d.bound_watts.is_none());
+    assert!(d.raised >= 1, "{d:#?}");
 }
