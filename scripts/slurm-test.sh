@@ -75,8 +75,12 @@ W=$(mktemp -d "${TMPDIR:-/tmp}/powerstack-slurm.XXXXXX")
 chmod 755 "$W"
 DB=powerstack_slurm_$$
 MYNS=$(readlink /proc/$$/ns/mnt)
-# Ports: a base of our own, away from the usual ones (9464/9465, 6817-6819).
-BASE=$((20000 + ($$ % 2000) * 10))
+# Ports: a base of our own, away from the usual ones (9464/9465, 6817-6819) and under the kernel's
+# ephemeral range (an outgoing connection's local port there would take a listener's: seen once).
+EPHEMERAL_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+SLOTS=$(( (EPHEMERAL_LOW - 10000) / 10 - 1 ))
+[ "$SLOTS" -ge 1 ] || die "the ephemeral port range starts at $EPHEMERAL_LOW: no room for the test's ports under it"
+BASE=$((10000 + ($$ % SLOTS) * 10))
 P_CTLD=$BASE P_SLURMD=$((BASE + 1)) P_DBD=$((BASE + 2)) P_SITE=$((BASE + 3)) P_AGENT=$((BASE + 4))
 SITE=http://127.0.0.1:$P_SITE
 export SLURM_CONF=$W/etc/slurm.conf
