@@ -9,10 +9,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::agent_fleet::Fleet;
+use common::bound::decision;
 use common::tasks::{runtime, site};
 use common::{TestDb, registration};
 use powerstack_api::site::SiteJobBeginV1;
-use powerstack_api::site_bound::{AdmitRequestV1, BoundDecisionV1, SiteBoundSetV1};
+use powerstack_api::site_bound::{AdmitRequestV1, SiteBoundSetV1};
 use powerstack_client::site::Site;
 use powerstack_site::bound::BoundConfig;
 use powerstack_site::{Running, SiteConfig};
@@ -66,20 +67,6 @@ fn set(s: &Site, watts: f64, reserve_watts: f64, policy: Option<&str>) {
         policy: policy.map(str::to_string),
     };
     s.set_bound(&body).unwrap();
-}
-
-/// The newest of the last 100 decisions that `done` accepts, once there is one (read every
-/// 20 ms, for at most a minute): periods go on while the test reads.
-fn decision(s: &Site, done: impl Fn(&BoundDecisionV1) -> bool) -> BoundDecisionV1 {
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let found = s.bound_decisions(100).unwrap().decisions.into_iter().find(&done);
-        if let Some(d) = found {
-            return d;
-        }
-        assert!(Instant::now() < until, "no such decision came");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn caps(fleet: &Fleet) -> Vec<f64> {

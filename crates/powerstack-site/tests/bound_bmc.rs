@@ -8,12 +8,13 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::TestDb;
+use common::bound::decision;
 use common::fake_control::{Fake, FakeNode};
 use common::tasks::{runtime, site, status};
-use powerstack_api::site_bound::{AdmitRequestV1, BoundDecisionV1, SiteBoundSetV1};
+use powerstack_api::site_bound::{AdmitRequestV1, SiteBoundSetV1};
 use powerstack_client::site::Site;
 use powerstack_client::{Addr, request};
 use powerstack_site::bound::BoundConfig;
@@ -48,20 +49,6 @@ fn fake() -> Arc<Fake> {
 
 fn set(s: &Site, watts: Option<f64>, reserve_watts: Option<f64>) {
     s.set_bound(&SiteBoundSetV1 { watts, reserve_watts, policy: None }).unwrap();
-}
-
-/// The newest of the last 100 decisions that `done` accepts, once there is one (read every
-/// 20 ms, for at most a minute): periods go on while the test reads.
-fn decision(s: &Site, done: impl Fn(&BoundDecisionV1) -> bool) -> BoundDecisionV1 {
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let found = s.bound_decisions(100).unwrap().decisions.into_iter().find(&done);
-        if let Some(d) = found {
-            return d;
-        }
-        assert!(Instant::now() < until, "no such decision came");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// The sum of the fake nodes' limits in force after each write, from the first write on (a node

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod agent_fleet;
+pub mod bound;
 pub mod fake_control;
 pub mod pg;
 pub mod pki;
