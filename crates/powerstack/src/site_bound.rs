@@ -80,7 +80,7 @@ fn decision_line(d: &BoundDecisionV1) -> String {
 
 /// `site bound [WATTS|clear]`.
 pub fn bound(a: &SiteBoundArgs) -> anyhow::Result<()> {
-    let site = site(&a.site, &a.timeout)?;
+    let site = site(&a.call.site, &a.call.timeout)?;
     let b = match a.watts.as_deref() {
         None => site.bound()?,
         Some(t) if t.eq_ignore_ascii_case("clear") => {
@@ -100,7 +100,7 @@ pub fn bound(a: &SiteBoundArgs) -> anyhow::Result<()> {
             site.set_bound(&SiteBoundSetV1 { watts: Some(watts), reserve_watts, policy })?
         }
     };
-    if a.json {
+    if a.call.json {
         return emit(&serde_json::to_string_pretty(&b)?);
     }
     emit(&bound_text(&b))
@@ -111,8 +111,8 @@ pub fn decisions(a: &SiteDecisionsArgs) -> anyhow::Result<()> {
     if !(1..=1000).contains(&a.limit) {
         bail!("--limit {}: give 1 to 1000", a.limit);
     }
-    let d = site(&a.site, &a.timeout)?.bound_decisions(a.limit)?;
-    if a.json {
+    let d = site(&a.call.site, &a.call.timeout)?.bound_decisions(a.limit)?;
+    if a.call.json {
         return emit(&serde_json::to_string_pretty(&d)?);
     }
     if d.decisions.is_empty() {
@@ -129,8 +129,8 @@ pub fn admit(a: &SiteAdmitArgs) -> anyhow::Result<()> {
     let power_watts =
         a.power_watts.as_deref().map(|w| parse_site_watts("--power-watts", w)).transpose()?;
     let request = AdmitRequestV1 { nodes: a.nodes, power_watts, priority: a.priority };
-    let answer = site(&a.site, &a.timeout)?.admit(&request)?;
-    if a.json {
+    let answer = site(&a.call.site, &a.call.timeout)?.admit(&request)?;
+    if a.call.json {
         emit(&serde_json::to_string_pretty(&answer)?)?;
     } else if answer.site_bound_watts.is_none() {
         emit(&answer.why)?;

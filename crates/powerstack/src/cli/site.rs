@@ -88,6 +88,19 @@ pub struct TaskIdArgs {
     pub out: TaskOutputArgs,
 }
 
+/// How a bound command reaches the site and prints.
+#[derive(Args, Debug)]
+pub struct SiteCallArgs {
+    /// Print the site's answer as JSON (its `powerstack.*.v1` document) instead of text.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub site: SiteConnArgs,
+    /// How long to wait for the site's answer.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub timeout: String,
+}
+
 /// `site bound`.
 #[derive(Args, Debug)]
 pub struct SiteBoundArgs {
@@ -101,14 +114,8 @@ pub struct SiteBoundArgs {
     /// The policy, with the new bound: uniform, slurm, priority or dynamic.
     #[arg(long, value_name = "POLICY", requires = "watts")]
     pub policy: Option<String>,
-    /// Print JSON (powerstack.site-bound.v1) instead of text.
-    #[arg(long)]
-    pub json: bool,
     #[command(flatten)]
-    pub site: SiteConnArgs,
-    /// How long to wait for the site's answer.
-    #[arg(long, default_value = "10s", value_name = "DURATION")]
-    pub timeout: String,
+    pub call: SiteCallArgs,
 }
 
 /// `site decisions`.
@@ -117,14 +124,8 @@ pub struct SiteDecisionsArgs {
     /// How many decisions, newest first.
     #[arg(long, default_value_t = 20, value_name = "N")]
     pub limit: u64,
-    /// Print JSON (powerstack.bound-decisions.v1), with every node's and job's cap.
-    #[arg(long)]
-    pub json: bool,
     #[command(flatten)]
-    pub site: SiteConnArgs,
-    /// How long to wait for the site's answer.
-    #[arg(long, default_value = "10s", value_name = "DURATION")]
-    pub timeout: String,
+    pub call: SiteCallArgs,
 }
 
 /// `site admit`.
@@ -139,12 +140,6 @@ pub struct SiteAdmitArgs {
     /// The job's priority (higher first; default 0).
     #[arg(long, value_name = "P", allow_negative_numbers = true)]
     pub priority: Option<i32>,
-    /// Print JSON (powerstack.admit.v1) instead of one line.
-    #[arg(long)]
-    pub json: bool,
     #[command(flatten)]
-    pub site: SiteConnArgs,
-    /// How long to wait for the site's answer.
-    #[arg(long, default_value = "10s", value_name = "DURATION")]
-    pub timeout: String,
+    pub call: SiteCallArgs,
 }
