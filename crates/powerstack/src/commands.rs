@@ -3,9 +3,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use powerstack_api::v1::{DomainsV1, EnergyV1, PowerV1, SourceV1};
+use powerstack_api::v1::{EnergyV1, PowerV1};
 use powerstack_api::{prometheus, table, variorum};
-use powerstack_hw::{SourceReport, SourceState};
 use powerstack_model::duration::parse_duration;
 use powerstack_model::{PowerReport, Value};
 use powerstack_sim::faults::{PmFault, PmFaults};
@@ -164,36 +163,14 @@ pub fn energy(args: &ReadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What became of each source, for the domains document.
-fn source_docs(sources: &[SourceReport]) -> Vec<SourceV1> {
-    sources
-        .iter()
-        .map(|s| {
-            let (domains, detail) = match &s.state {
-                SourceState::Found { domains } => (*domains, None),
-                other => (0, Some(other.detail())),
-            };
-            SourceV1 {
-                source: s.source.as_str().to_string(),
-                status: s.state.as_str().to_string(),
-                domains,
-                detail,
-            }
-        })
-        .collect()
-}
-
 /// `powerstack domains`.
 pub fn domains(args: &NodeArgs) -> anyhow::Result<()> {
     let fmt = output::format(args.format);
     let mut node = node::open(args)?;
+    let doc = node.domains();
+    let now = doc.timestamp_us;
+    let warnings = doc.warnings.clone();
     let platform = &mut node.discovery.platform;
-    let mut warnings = node.warnings.clone();
-    warnings.extend(platform.refresh_limits().into_iter().map(|w| w.to_string()));
-    let catalog = platform.catalog();
-    let now = powerstack_hw::clock::unix_us();
-    let sources = source_docs(&node.discovery.sources);
-    let doc = DomainsV1::new(&node.origin, catalog, now, &sources, &warnings);
     let text = match fmt {
         Format::Json => json_line(&doc)?,
         Format::Table => table::domains(&doc),
