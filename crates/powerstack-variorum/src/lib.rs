@@ -8,7 +8,7 @@
 //!   every entry point goes through (0, or -1 with a message on stderr).
 //! - [`json`]: the JSON calls, the documents `powerstack ... --format variorum` writes.
 //! - [`cap`]: the caps, through powerstack's cap session (validation, journal, read-back).
-//! - [`print`]: the print calls, in Variorum's layouts, for the data powerstack has.
+//! - [`print`](mod@print): the print calls, in Variorum's layouts, for the data powerstack has.
 //! - [`topology`]: sockets, cores and threads (`variorum_topology.h`) and their print calls.
 //! - [`unsupported`]: the calls whose data or control powerstack does not have: -1 and why.
 //!
