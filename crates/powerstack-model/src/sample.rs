@@ -31,3 +31,14 @@ pub struct Snapshot {
     /// One value per catalog domain.
     pub values: Vec<Value>,
 }
+
+impl Snapshot {
+    /// The energy of each domain in joules (catalog order): `None` for a domain measured as
+    /// power only, or not read this time.
+    pub fn joules(&self) -> Vec<Option<f64>> {
+        self.values
+            .iter()
+            .map(|v| if let Value::Energy { joules, .. } = v { Some(*joules) } else { None })
+            .collect()
+    }
+}

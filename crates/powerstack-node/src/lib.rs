@@ -11,9 +11,11 @@
 //! - [`pools`]: the frequency pools documents (`powerstack.pools.v1`,
 //!   `powerstack.pools-change.v1`) built from a pools session.
 //! - [`topology`]: the topology document (`powerstack.topology.v1`) of a discovered node.
+//! - [`variorum`]: what Variorum's documents need from an opened node (the domain information).
 
 pub mod cap_report;
 pub mod cap_session;
 pub mod open;
 pub mod pools;
 pub mod topology;
+pub mod variorum;

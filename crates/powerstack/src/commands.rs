@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use powerstack_api::v1::{EnergyV1, PowerV1};
 use powerstack_api::{prometheus, table, variorum};
+use powerstack_model::PowerReport;
 use powerstack_model::duration::parse_duration;
-use powerstack_model::{PowerReport, Value};
 use powerstack_sim::faults::{PmFault, PmFaults};
 use powerstack_sim::{LoadPattern, Profile, SimNode, SimOptions};
 
@@ -108,13 +108,6 @@ pub fn power(args: &ReadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn energies(values: &[Value]) -> Vec<Option<f64>> {
-    values
-        .iter()
-        .map(|v| if let Value::Energy { joules, .. } = v { Some(*joules) } else { None })
-        .collect()
-}
-
 /// `powerstack energy`.
 pub fn energy(args: &ReadArgs) -> anyhow::Result<()> {
     let interval = interval(&args.interval)?;
@@ -135,7 +128,7 @@ pub fn energy(args: &ReadArgs) -> anyhow::Result<()> {
             }
         }
         let snap = platform.sample();
-        let joules = energies(&snap.values);
+        let joules = snap.joules();
         take_sampling_warnings(platform, &mut warnings);
         let catalog = platform.catalog();
         let doc = EnergyV1::new(&node.origin, catalog, &joules, snap.unix_us, &warnings);
@@ -170,21 +163,12 @@ pub fn domains(args: &NodeArgs) -> anyhow::Result<()> {
     let doc = node.domains();
     let now = doc.timestamp_us;
     let warnings = doc.warnings.clone();
-    let platform = &mut node.discovery.platform;
     let text = match fmt {
         Format::Json => json_line(&doc)?,
         Format::Table => table::domains(&doc),
         Format::Variorum => {
             warn_stderr(&warnings);
-            // One short reading tells whether the node figure is measurable (a direct source or
-            // a sum); only Variorum's document says so.
-            let node_measurable = platform.measure(Duration::from_millis(10)).node.is_some();
-            variorum::to_pretty(&variorum::domain_info(
-                &node.origin.hostname,
-                platform.catalog(),
-                now,
-                node_measurable,
-            ))
+            variorum::to_pretty(&node.variorum_domain_info(now))
         }
         Format::VariorumFlat | Format::Prometheus => {
             bail!("--format {:?} is not available for domains; use table, json or variorum", fmt)
