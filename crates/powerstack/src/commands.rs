@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use powerstack_api::v1::{EnergyV1, PowerV1};
 use powerstack_api::{prometheus, table, variorum};
+use powerstack_model::PowerReport;
 use powerstack_model::duration::parse_duration;
-use powerstack_model::{PowerReport, Value};
 use powerstack_sim::faults::{PmFault, PmFaults};
 use powerstack_sim::{LoadPattern, Profile, SimNode, SimOptions};
 
@@ -17,7 +17,7 @@ use crate::signals;
 
 fn interval(text: &str) -> anyhow::Result<Duration> {
     let d = parse_duration(text).map_err(|e| anyhow::anyhow!("--interval: {e}"))?;
-    if d < Duration::from_millis(1) || d > Duration::from_secs(3600) {
+    if !powerstack_node::read::READ_INTERVAL.contains(&d) {
         bail!("--interval {text}: must be between 1ms and 1h");
     }
     Ok(d)
@@ -108,13 +108,6 @@ pub fn power(args: &ReadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn energies(values: &[Value]) -> Vec<Option<f64>> {
-    values
-        .iter()
-        .map(|v| if let Value::Energy { joules, .. } = v { Some(*joules) } else { None })
-        .collect()
-}
-
 /// `powerstack energy`.
 pub fn energy(args: &ReadArgs) -> anyhow::Result<()> {
     let interval = interval(&args.interval)?;
@@ -135,7 +128,7 @@ pub fn energy(args: &ReadArgs) -> anyhow::Result<()> {
             }
         }
         let snap = platform.sample();
-        let joules = energies(&snap.values);
+        let joules = powerstack_node::read::energies(&snap.values);
         take_sampling_warnings(platform, &mut warnings);
         let catalog = platform.catalog();
         let doc = EnergyV1::new(&node.origin, catalog, &joules, snap.unix_us, &warnings);
