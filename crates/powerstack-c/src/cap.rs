@@ -10,7 +10,7 @@ use powerstack_cap::{CapError, Policy, StateDir};
 use powerstack_model::DomainKind;
 use powerstack_node::cap_session::{
     CapChange, CapSession, DomainTarget, LimitChange, Measurement, NODE_MEASURE,
-    NODE_MEASURE_DEFAULT, SHOW_MEASURE, SessionError,
+    NODE_MEASURE_DEFAULT, SHOW_MEASURE, SessionError, end_standing_cap,
 };
 use powerstack_node::open::OpenNode;
 
@@ -248,8 +248,9 @@ pub unsafe extern "C" fn ps_cap_node(
     unsafe { cap_call(node, state_dir, result_json, "ps_cap_node", change) }
 }
 
-/// Puts back every limit the journal in `state_dir` holds (as `powerstack cap reset`); with
-/// `dry_run` nonzero only says what it would put back. A limit that could not be put back is
+/// Puts back every limit the journal in `state_dir` holds and ends the node cap an agent on it
+/// keeps standing (as `powerstack cap reset`); with `dry_run` nonzero only says what it would
+/// put back. A limit that could not be put back is
 /// `PS_ERR_IO` and stays in the journal. The result goes into `*result_json` unless NULL.
 ///
 /// # Safety
@@ -268,7 +269,11 @@ pub unsafe extern "C" fn ps_cap_reset(
         let doc = node.with(|n| {
             let state = n.state(&dir);
             let done = session(n, &state).reset(dry_run != 0, &via("ps_cap_reset"), &mut || false);
-            done.and_then(|d| d.into_result()).map_err(session_failure)
+            let doc = done.and_then(|d| d.into_result()).map_err(session_failure)?;
+            if dry_run == 0 {
+                end_standing_cap(state.path()).map_err(|e| Failure::new(PsStatus::PS_ERR_IO, e))?;
+            }
+            Ok::<_, Failure>(doc)
         })?;
         if result_json.is_null() {
             return Ok(());

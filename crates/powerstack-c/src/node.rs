@@ -13,7 +13,9 @@ use powerstack_node::open::{OpenError, OpenNode};
 
 use crate::ffi::{Failure, PsStatus, guard, node_options, opt_str, out_string};
 
-/// An opened node; opaque to C.
+/// An opened node; opaque to C. Any calls on one handle may run from several threads at once
+/// (they take turns on its lock); calls on different handles run in parallel. Only
+/// `ps_node_close` must not overlap another call on the same handle.
 pub struct PsNode {
     node: Mutex<OpenNode>,
 }

@@ -15,14 +15,10 @@ fn target_dir() -> PathBuf {
     exe.parent().and_then(Path::parent).unwrap().to_path_buf()
 }
 
-/// The directory of the library cargo built last: `deps/` (which `cargo test` rebuilds) or
-/// `target/debug` (where `cargo build` copies it), whichever holds the newer one.
+/// Where cargo builds the library: `deps/`, which `cargo test` rebuilds (`cargo build` then copies
+/// it up into `target/debug`, which `cargo test` alone leaves as it was).
 fn library_dir() -> PathBuf {
-    let target = target_dir();
-    let built =
-        |d: &Path| std::fs::metadata(d.join("libpowerstack.so")).and_then(|m| m.modified()).ok();
-    let deps = target.join("deps");
-    if built(&deps) >= built(&target) { deps } else { target }
+    target_dir().join("deps")
 }
 
 fn crate_dir() -> PathBuf {
@@ -83,6 +79,9 @@ fn run(exe: &Path, mode: &str, out_dir: &Path) -> String {
         .arg(mode)
         .arg(out_dir)
         .env("POWERSTACK_MOCK_NVML", mock_nvml())
+        // cargo's own LD_LIBRARY_PATH would win over the executable's run path, and it may
+        // name a `target/debug` holding an older library.
+        .env("LD_LIBRARY_PATH", library_dir())
         .env_remove("POWERSTACK_ROOT")
         .env_remove("POWERSTACK_SOURCE")
         .env_remove("POWERSTACK_SIMULATE")

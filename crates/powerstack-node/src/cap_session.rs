@@ -102,6 +102,22 @@ impl Measurement {
 pub const NODE_MEASURE: RangeInclusive<Duration> =
     Duration::from_millis(10)..=Duration::from_secs(60);
 
+/// The file in the state directory where an agent keeps a node cap standing (split again as what
+/// cannot be capped moves, and applied again by the next agent).
+pub const STANDING_CAP_FILE: &str = "node-cap.json";
+
+/// Ends the node cap an agent on `state_dir` keeps standing (its [`STANDING_CAP_FILE`]), as a
+/// reset does, so that the next agent does not cap the node again.
+pub fn end_standing_cap(state_dir: &std::path::Path) -> Result<(), String> {
+    let path = state_dir.join(STANDING_CAP_FILE);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("removing the standing node cap {}: {e}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// How long `cap show` measures the node for the node cap range's uncappable power: 200 ms.
 pub const SHOW_MEASURE: Duration = Duration::from_millis(200);
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "powerstack.h"
 
@@ -219,6 +220,24 @@ static void check_other_caps(ps_node *node) {
     keep_json("caps", json);
     CHECK(ps_cap_reset(node, NULL, 0, NULL) == PS_OK, "reset");
     same_limits(node, before, n, "after the reset");
+
+    /* A state directory of the caller's: the journal is there, and a reset ends the node cap an
+     * agent keeps standing in it. */
+    if (out_dir) {
+        char state[4096], standing[4200];
+        snprintf(state, sizeof state, "%s/state", out_dir);
+        snprintf(standing, sizeof standing, "%s/node-cap.json", state);
+        CHECK(ps_cap_socket(node, 1, all, 0, state, 0, NULL) == PS_OK, "cap with a state dir");
+        FILE *f = fopen(standing, "w");
+        CHECK(f != NULL, "write %s", standing);
+        fputs("{}", f);
+        fclose(f);
+        CHECK(ps_cap_reset(node, state, 1, NULL) == PS_OK, "dry-run reset");
+        CHECK(access(standing, F_OK) == 0, "a dry run leaves the standing cap");
+        CHECK(ps_cap_reset(node, state, 0, NULL) == PS_OK, "reset with a state dir");
+        CHECK(access(standing, F_OK) != 0, "the reset ended the standing node cap");
+        same_limits(node, before, n, "after the reset of the state dir");
+    }
 }
 
 static void check_bad_input(ps_node *node) {
