@@ -4,6 +4,9 @@
 //! reset ([`CapSession::reset`]), the limits in force ([`CapSession::show`]), and one mapping of
 //! its errors to a status ([`SessionError::status`]).
 
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
 use powerstack_api::Origin;
 use powerstack_api::cap::{CAP_SCHEMA, CapResultV1, CapsV1, NodeCapRangeV1};
 use powerstack_api::v1::HeaderV1;
@@ -82,6 +85,56 @@ pub struct Measurement {
     pub report: PowerReport,
     /// Domains the measurement could not read (a failed read, a counter that stood still).
     pub warnings: Vec<String>,
+}
+
+impl Measurement {
+    /// Measures `platform` for a node cap: power over `wait` (the caller's wait, one a stop
+    /// signal may end), and what could not be read (a failed read, a counter that stood still:
+    /// its power is then unknown to the split).
+    pub fn take(platform: &mut Platform, wait: impl FnOnce()) -> Measurement {
+        let report = platform.measure_with(wait);
+        let warnings = platform.take_warnings().iter().map(ToString::to_string).collect();
+        Measurement { report, warnings }
+    }
+}
+
+/// How long a node cap may measure the node before splitting it: 10 ms to 60 s.
+pub const NODE_MEASURE: RangeInclusive<Duration> =
+    Duration::from_millis(10)..=Duration::from_secs(60);
+
+/// The file in the state directory where an agent keeps a node cap standing (split again as what
+/// cannot be capped moves, and applied again by the next agent).
+pub const STANDING_CAP_FILE: &str = "node-cap.json";
+
+/// Ends the node cap an agent on `state_dir` keeps standing (its [`STANDING_CAP_FILE`]), as a
+/// reset does, so that the next agent does not cap the node again.
+pub fn end_standing_cap(state_dir: &std::path::Path) -> Result<(), String> {
+    let path = state_dir.join(STANDING_CAP_FILE);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("removing the standing node cap {}: {e}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// How long `cap show` measures the node for the node cap range's uncappable power: 200 ms.
+pub const SHOW_MEASURE: Duration = Duration::from_millis(200);
+
+/// How long a node cap measures the node when not told: 500 ms.
+pub const NODE_MEASURE_DEFAULT: Duration = Duration::from_millis(500);
+
+impl CapChange {
+    /// A node cap of `node_watts` split by `policy`: refused unless the watts are positive and
+    /// finite.
+    pub fn node(node_watts: f64, policy: Policy, clamp: bool) -> Result<CapChange, String> {
+        if !node_watts.is_finite() || node_watts <= 0.0 {
+            return Err(format!(
+                "node cap {node_watts} W is not a valid power limit: give a positive number of watts"
+            ));
+        }
+        Ok(CapChange::Node { node_watts, policy, clamp })
+    }
 }
 
 /// Why a cap session did not do what it was asked. [`SessionError::status`] is the one mapping of

@@ -10,7 +10,8 @@ use powerstack_hw::Platform;
 use powerstack_model::DomainKind;
 use powerstack_model::duration::parse_duration;
 use powerstack_node::cap_session::{
-    CapChange, CapSession, DomainTarget, LimitChange, Measurement, SessionError,
+    CapChange, CapSession, DomainTarget, LimitChange, Measurement, NODE_MEASURE, SHOW_MEASURE,
+    SessionError, end_standing_cap,
 };
 
 use crate::cli::{CapCommand, ControlArgs, Format};
@@ -84,17 +85,14 @@ pub fn run(cmd: &CapCommand) -> anyhow::Result<()> {
         }
         CapCommand::Node(a) => {
             let w = watts(&a.watts)?;
-            if !w.is_finite() || w <= 0.0 {
-                bail!("node cap {w} W is not a valid power limit: give a positive number of watts");
-            }
             let policy: Policy =
                 a.policy.parse().map_err(|e: String| anyhow::anyhow!("--policy: {e}"))?;
+            let node_cap = CapChange::node(w, policy, a.clamp).map_err(anyhow::Error::msg)?;
             let interval =
                 parse_duration(&a.interval).map_err(|e| anyhow::anyhow!("--interval: {e}"))?;
-            if interval < Duration::from_millis(10) || interval > Duration::from_secs(60) {
+            if !NODE_MEASURE.contains(&interval) {
                 bail!("--interval {}: must be between 10ms and 60s", a.interval);
             }
-            let node_cap = CapChange::Node { node_watts: w, policy, clamp: a.clamp };
             change(&a.common, &node_cap, Some(interval))
         }
         CapCommand::Show(a) => show(a),
@@ -113,9 +111,6 @@ fn failed(e: SessionError) -> anyhow::Error {
     }
 }
 
-/// How long `cap show` measures the node for the node cap range's uncappable power.
-const SHOW_MEASURE: Duration = Duration::from_millis(200);
-
 /// A cap session on the opened node.
 fn session<'a>(node: &'a mut Node, state: &'a StateDir) -> CapSession<'a> {
     CapSession {
@@ -133,12 +128,9 @@ fn measure(platform: &mut Platform, interval: Duration) -> anyhow::Result<Measur
             "note: measuring the node for {interval:?} before splitting the cap (Ctrl-C stops without writing)"
         );
     }
-    let report = platform.measure_with(|| signals::sleep_until(Instant::now() + interval));
+    let measured = Measurement::take(platform, || signals::sleep_until(Instant::now() + interval));
     signals::check("nothing was written")?;
-    // What measuring the node had to say: a domain that could not be read, a counter that
-    // stopped (its power is then unknown to the split).
-    let warnings = platform.take_warnings().iter().map(ToString::to_string).collect();
-    Ok(Measurement { report, warnings })
+    Ok(measured)
 }
 
 /// The output format of a cap command, checked before anything is opened or written: only
@@ -198,7 +190,7 @@ fn reset(common: &ControlArgs) -> anyhow::Result<()> {
     match done.into_result() {
         Ok(doc) => {
             if !common.dry_run {
-                end_standing_cap(state.path())?;
+                end_standing_cap(state.path()).map_err(anyhow::Error::msg)?;
             }
             print_result(format, &doc)
         }
@@ -209,18 +201,6 @@ fn reset(common: &ControlArgs) -> anyhow::Result<()> {
             }
             Err(e.into())
         }
-    }
-}
-
-/// A reset also ends the node cap an agent on this state directory keeps standing (its file), so
-/// that the next agent does not cap the node again.
-fn end_standing_cap(state_dir: &std::path::Path) -> anyhow::Result<()> {
-    let path = state_dir.join(powerstack_agent::standing::FILE);
-    match std::fs::remove_file(&path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(anyhow::anyhow!("removing the standing node cap {}: {e}", path.display()))
-        }
-        _ => Ok(()),
     }
 }
 

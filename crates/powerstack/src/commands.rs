@@ -17,7 +17,7 @@ use crate::signals;
 
 fn interval(text: &str) -> anyhow::Result<Duration> {
     let d = parse_duration(text).map_err(|e| anyhow::anyhow!("--interval: {e}"))?;
-    if d < Duration::from_millis(1) || d > Duration::from_secs(3600) {
+    if !powerstack_node::read::READ_INTERVAL.contains(&d) {
         bail!("--interval {text}: must be between 1ms and 1h");
     }
     Ok(d)
