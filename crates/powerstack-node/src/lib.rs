@@ -8,6 +8,7 @@
 //! - [`cap_session`]: one cap session (set, reset, show), with one mapping of its errors to a
 //!   status.
 //! - [`open`]: opening the node (root, sources, simulation) as the CLI and the bindings do.
+//! - [`reading`]: one-shot power and energy documents of an opened node.
 //! - [`pools`]: the frequency pools documents (`powerstack.pools.v1`,
 //!   `powerstack.pools-change.v1`) built from a pools session.
 //! - [`topology`]: the topology document (`powerstack.topology.v1`) of a discovered node.
@@ -16,4 +17,5 @@ pub mod cap_report;
 pub mod cap_session;
 pub mod open;
 pub mod pools;
+pub mod reading;
 pub mod topology;

@@ -5,16 +5,16 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use powerstack_api::cap::CapResultV1;
 use powerstack_api::table;
-use powerstack_cap::{CapError, Policy, StateDir};
+use powerstack_cap::{CapError, Policy};
 use powerstack_hw::Platform;
 use powerstack_model::DomainKind;
 use powerstack_model::duration::parse_duration;
 use powerstack_node::cap_session::{
-    CapChange, CapSession, DomainTarget, LimitChange, Measurement, SessionError,
+    CapChange, DomainTarget, LimitChange, Measurement, SessionError,
 };
 
 use crate::cli::{CapCommand, ControlArgs, Format};
-use crate::node::{self, Node};
+use crate::node;
 use crate::output::{self, emit};
 use crate::signals;
 
@@ -116,16 +116,6 @@ fn failed(e: SessionError) -> anyhow::Error {
 /// How long `cap show` measures the node for the node cap range's uncappable power.
 const SHOW_MEASURE: Duration = Duration::from_millis(200);
 
-/// A cap session on the opened node.
-fn session<'a>(node: &'a mut Node, state: &'a StateDir) -> CapSession<'a> {
-    CapSession {
-        platform: &mut node.discovery.platform,
-        root: &node.root,
-        state,
-        origin: &node.origin,
-    }
-}
-
 /// Measures the node over `interval` for a node cap (Ctrl-C stops it, before anything is written).
 fn measure(platform: &mut Platform, interval: Duration) -> anyhow::Result<Measurement> {
     if output::verbose() {
@@ -172,7 +162,7 @@ fn change(
     let state = node.state(&common.state_dir);
     let measurement =
         measure_for.map(|interval| measure(&mut node.discovery.platform, interval)).transpose()?;
-    let mut session = session(&mut node, &state);
+    let mut session = node.cap_session(&state);
     let prepared = session.prepare(change, measurement)?;
     if common.dry_run {
         return print_result(format, &prepared.doc);
@@ -188,7 +178,7 @@ fn reset(common: &ControlArgs) -> anyhow::Result<()> {
     let format = control_format(common, "cap")?;
     let mut node = node::open(&common.node)?;
     let state = node.state(&common.state_dir);
-    let mut session = session(&mut node, &state);
+    let mut session = node.cap_session(&state);
     if !common.dry_run {
         signals::check("nothing was written")?;
     }
@@ -232,7 +222,7 @@ fn show(common: &ControlArgs) -> anyhow::Result<()> {
     let platform = &mut node.discovery.platform;
     let report = platform.measure_with(|| signals::sleep_until(Instant::now() + SHOW_MEASURE));
     let _ = platform.take_warnings();
-    let doc = session(&mut node, &state).show(Some(&report));
+    let doc = node.cap_session(&state).show(Some(&report));
     if format == Format::Json {
         emit(&serde_json::to_string(&doc).context("encoding JSON")?)
     } else {

@@ -5,8 +5,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use powerstack_api::v1::{EnergyV1, PowerV1};
 use powerstack_api::{prometheus, table, variorum};
+use powerstack_model::PowerReport;
 use powerstack_model::duration::parse_duration;
-use powerstack_model::{PowerReport, Value};
+use powerstack_node::reading::energies;
 use powerstack_sim::faults::{PmFault, PmFaults};
 use powerstack_sim::{LoadPattern, Profile, SimNode, SimOptions};
 
@@ -106,13 +107,6 @@ pub fn power(args: &ReadArgs) -> anyhow::Result<()> {
         prev = cur;
     }
     Ok(())
-}
-
-fn energies(values: &[Value]) -> Vec<Option<f64>> {
-    values
-        .iter()
-        .map(|v| if let Value::Energy { joules, .. } = v { Some(*joules) } else { None })
-        .collect()
 }
 
 /// `powerstack energy`.
