@@ -21,8 +21,18 @@ Row = Dict[str, Any]
 
 #: Columns that hold text; every other column holds a number (``settled`` a bool).
 TEXT_COLUMNS = frozenset(
-    {"hostname", "data_presence", "status", "job_id", "user", "account", "app", "nodes",
-     "begin_utc", "end_utc"}
+    {
+        "hostname",
+        "data_presence",
+        "status",
+        "job_id",
+        "user",
+        "account",
+        "app",
+        "nodes",
+        "begin_utc",
+        "end_utc",
+    }
 )
 
 
@@ -135,10 +145,18 @@ class Site:
         self._ca_file = None if ca_file is None else os.fspath(ca_file)
         self._timeout_s = float(timeout_s)
 
-    def _jobs(self, user: Optional[str], since: Any, until: Any, limit: Optional[int]) -> "tuple[str, str]":
+    def _jobs(
+        self, user: Optional[str], since: Any, until: Any, limit: Optional[int]
+    ) -> "tuple[str, str]":
         return _powerstack.site_jobs(
-            self.url, self._token, self._ca_file, self._timeout_s, user, _when(since),
-            _when(until), limit,
+            self.url,
+            self._token,
+            self._ca_file,
+            self._timeout_s,
+            user,
+            _when(since),
+            _when(until),
+            limit,
         )
 
     def jobs(

@@ -77,3 +77,11 @@ def test_site_errors_are_exceptions(site: str) -> None:
         powerstack.Site("http://127.0.0.1:1", timeout_s=1).jobs()
     with pytest.raises(powerstack.InvalidArgument, match="invalid site address"):
         powerstack.Site("http://127.0.0.1:notaport", timeout_s=1).jobs()
+
+
+def test_nodes_are_asked_at_their_port() -> None:
+    # Nothing listens on port 1: each node is a row saying so, then the total.
+    rows = powerstack.job_query("j1", nodes="127.0.0.[1-2]", port=1, timeout_s=1)
+    assert [r["hostname"] for r in rows] == ["127.0.0.1", "127.0.0.2", "TOTAL"]
+    assert all(r["data_presence"] == "None" for r in rows)
+    assert all(r["status"].startswith("unreachable") for r in rows[:2])

@@ -4,6 +4,7 @@ node is found (arguments, then the environment)."""
 from __future__ import annotations
 
 import pathlib
+import threading
 import time
 
 import pandas
@@ -76,6 +77,28 @@ def test_json_documents_have_their_schemas() -> None:
     assert caps["schema"] == "powerstack.caps.v1"
     assert {"controls", "node"} <= set(caps)
     assert all(d["simulated"] for d in (power, energy, domains))
+
+
+def test_measuring_releases_the_gil() -> None:
+    node = powerstack.Node(simulate="intel-2s")
+    other = powerstack.Node(simulate="intel-2s")
+    with node, other:
+        entered = threading.Event()
+        readings = []
+
+        def measure() -> None:
+            entered.set()
+            readings.append(node.power(interval_s=1.5))
+
+        worker = threading.Thread(target=measure)
+        worker.start()
+        entered.wait()
+        # Were the GIL held for the 1.5 s measurement, this thread could run again only after it.
+        time.sleep(0.3)
+        assert other.energy().node_energy_joules is not None
+        assert worker.is_alive()
+        worker.join()
+    assert readings and readings[0].interval_s >= 1.5
 
 
 def test_the_environment_says_where_the_node_is(
