@@ -6,7 +6,8 @@
 # wheel installed, and pytest over bindings/python/tests, every test on simulated nodes (agents
 # and a site service started from target/debug/powerstack). Prints how long each step took.
 #
-# Environment: PY_VENV, POWERSTACK_BIN (default target/debug/powerstack, built when absent).
+# Environment: PY_VENV, POWERSTACK_BIN (default target/debug/powerstack, built when absent),
+# POWERSTACK_MOCK_NVML (default target/debug/libpowerstack_mock_nvml.so, built when absent).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,6 +35,11 @@ if [ ! -x "$POWERSTACK_BIN" ]; then
   t=$(now)
   cargo build -q -p powerstack
   took "python-test: cargo build -p powerstack" "$t"
+fi
+# The simulated GPUs' NVML (cargo test --workspace builds it too).
+export POWERSTACK_MOCK_NVML=${POWERSTACK_MOCK_NVML:-$PWD/target/debug/libpowerstack_mock_nvml.so}
+if [ ! -f "$POWERSTACK_MOCK_NVML" ]; then
+  cargo build -q -p powerstack-mock-nvml
 fi
 
 t=$(now)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import pytest
 
 import powerstack
+from conftest import REPO
 
 ZONE0 = "sys/class/powercap/intel-rapl:0"
+MOCK_NVML = os.environ.get(
+    "POWERSTACK_MOCK_NVML", str(REPO / "target" / "debug" / "libpowerstack_mock_nvml.so")
+)
 
 
 def long_term_uw(root: pathlib.Path, zone: str = ZONE0) -> int:
@@ -80,3 +85,27 @@ def test_a_node_cap_is_split_and_reset(animated_root: pathlib.Path) -> None:
         assert long_term_uw(animated_root) < 150_000_000
         node.reset()
     assert long_term_uw(animated_root) == 150_000_000
+
+
+def test_a_gpu_cap_goes_through_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The simulated GPUs answer through the mock NVML library, loaded as the real one is.
+    monkeypatch.setenv("POWERSTACK_MOCK_NVML", MOCK_NVML)
+    with powerstack.Node(simulate="nvidia-4gpu") as node:
+        gpus = [d for d in node.power(0.2).domains if d.domain == "gpu"]
+        assert len(gpus) == 4 and all(d.provider == "nvml" for d in gpus)
+
+        def caps() -> list:
+            """Each GPU's cap in force, by index."""
+            gpus = [c for c in node.caps().controls if c.domain == "gpu"]
+            return [c.limit_watts for c in sorted(gpus, key=lambda c: c.index)]
+
+        before = caps()
+        assert len(before) == 4
+        with pytest.raises(powerstack.CapRefused):
+            node.cap_gpu(1, gpu=0)
+        assert caps() == before
+        [write] = node.cap_gpu(300, gpu=0).writes
+        assert write.read_back_watts == 300.0 and write.provider == "nvml"
+        assert caps() == [300.0, *before[1:]]
+        node.reset()
+        assert caps() == before
