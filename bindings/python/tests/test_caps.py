@@ -109,3 +109,17 @@ def test_a_gpu_cap_goes_through_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
         assert caps() == [300.0, *before[1:]]
         node.reset()
         assert caps() == before
+
+
+def test_a_reset_ends_an_agents_standing_node_cap(sim_root: pathlib.Path) -> None:
+    state = sim_root / "var/lib/powerstack"
+    with powerstack.Node(root=sim_root) as node:
+        node.cap_socket(120, socket=0)
+        # What an agent on this state directory keeps standing, as `powerstack cap reset` ends it.
+        standing = state / "node-cap.json"
+        standing.write_text('{"node_watts": 300.0, "policy": "proportional"}')
+        node.reset(dry_run=True)
+        assert standing.exists()
+        node.reset()
+    assert not standing.exists()
+    assert long_term_uw(sim_root) == 150_000_000

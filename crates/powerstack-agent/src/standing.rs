@@ -23,7 +23,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// The standing node cap's file in the state directory.
-pub const FILE: &str = "node-cap.json";
+pub const FILE: &str = powerstack_node::cap_session::STANDING_FILE;
 pub use powerstack_cap::{DEFAULT_RESPLIT_WATTS, RESPLIT_FRACTION};
 /// The shortest time between two re-splits, µs of sample time
 /// ([`powerstack_cap::MIN_RESPLIT_INTERVAL_S`]).

@@ -333,6 +333,22 @@ impl crate::open::OpenNode {
     }
 }
 
+/// The file of the state directory that keeps a node cap standing: the agent writes it and splits
+/// the cap again as the node's uncappable power moves; a reset ends it ([`end_standing_cap`]).
+pub const STANDING_FILE: &str = "node-cap.json";
+
+/// Ends the node cap an agent on the state directory `state_dir` keeps standing (its file), so
+/// that the next agent does not cap the node again after a reset; nothing when there is none.
+pub fn end_standing_cap(state_dir: &std::path::Path) -> Result<(), String> {
+    let path = state_dir.join(STANDING_FILE);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("removing the standing node cap {}: {e}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// How a domain kind is named in messages.
 fn noun(kind: DomainKind) -> String {
     match kind {

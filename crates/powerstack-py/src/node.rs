@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use powerstack_cap::{DEFAULT_STATE_DIR, Policy};
 use powerstack_model::DomainKind;
-use powerstack_node::cap_session::{CapChange, DomainTarget, LimitChange, Measurement};
+use powerstack_node::cap_session::{
+    CapChange, DomainTarget, LimitChange, Measurement, end_standing_cap,
+};
 use powerstack_node::open::{NodeOptions, OpenNode, open};
 use pyo3::prelude::*;
 
-use crate::errors::{Failure, json};
+use crate::errors::{Failure, Kind, json};
 use crate::seconds;
 
 /// How long `caps` measures the node for the node cap range's uncappable power, as `cap show`.
@@ -211,7 +213,12 @@ impl NativeNode {
             let state = node.state(&self::state_dir(state_dir));
             let mut session = node.cap_session(&state);
             let done = session.reset(dry_run, "powerstack (Python) cap reset", &mut || false)?;
-            json(&done.into_result()?)
+            let doc = done.into_result()?;
+            if !dry_run {
+                // As `powerstack cap reset`: an agent's standing node cap ends too.
+                end_standing_cap(state.path()).map_err(|e| Failure::new(Kind::Hardware, e))?;
+            }
+            json(&doc)
         })
     }
 

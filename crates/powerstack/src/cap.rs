@@ -10,7 +10,7 @@ use powerstack_hw::Platform;
 use powerstack_model::DomainKind;
 use powerstack_model::duration::parse_duration;
 use powerstack_node::cap_session::{
-    CapChange, DomainTarget, LimitChange, Measurement, SessionError,
+    CapChange, DomainTarget, LimitChange, Measurement, SessionError, end_standing_cap,
 };
 
 use crate::cli::{CapCommand, ControlArgs, Format};
@@ -188,7 +188,9 @@ fn reset(common: &ControlArgs) -> anyhow::Result<()> {
     match done.into_result() {
         Ok(doc) => {
             if !common.dry_run {
-                end_standing_cap(state.path())?;
+                // A reset also ends the node cap an agent on this state directory keeps
+                // standing, so that the next agent does not cap the node again.
+                end_standing_cap(state.path()).map_err(anyhow::Error::msg)?;
             }
             print_result(format, &doc)
         }
@@ -199,18 +201,6 @@ fn reset(common: &ControlArgs) -> anyhow::Result<()> {
             }
             Err(e.into())
         }
-    }
-}
-
-/// A reset also ends the node cap an agent on this state directory keeps standing (its file), so
-/// that the next agent does not cap the node again.
-fn end_standing_cap(state_dir: &std::path::Path) -> anyhow::Result<()> {
-    let path = state_dir.join(powerstack_agent::standing::FILE);
-    match std::fs::remove_file(&path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(anyhow::anyhow!("removing the standing node cap {}: {e}", path.display()))
-        }
-        _ => Ok(()),
     }
 }
 
