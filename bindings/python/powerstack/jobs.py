@@ -9,11 +9,11 @@ from __future__ import annotations
 import csv
 import datetime
 import io
-import json
 import os
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from . import _powerstack
+from .types import document
 
 __all__ = ["job_query", "job_query_document", "Site"]
 
@@ -106,7 +106,7 @@ def job_query_document(
     """:func:`job_query`'s answers as ``powerstack job query --format json`` prints them:
     ``job_id``, ``nodes`` (each node's result with its per-domain figures) and ``total``."""
     doc, _ = _query(job_id, agents, nodes, port, timeout_s, token, peak_window_s)
-    return json.loads(doc)
+    return document(doc)
 
 
 def _when(t: Union[None, str, int, float, datetime.datetime]) -> Optional[str]:
@@ -182,7 +182,7 @@ class Site:
     ) -> Dict[str, Any]:
         """:meth:`jobs` as the site's ``powerstack.site-jobs.v1`` document."""
         doc, _ = self._jobs(user, since, until, limit)
-        return json.loads(doc)
+        return document(doc)
 
     def job_report(self, job_id: str) -> List[Row]:
         """Job ``job_id``'s figures, one row per node then ``TOTAL``: the columns of ``powerstack
@@ -197,7 +197,7 @@ class Site:
         doc, _ = _powerstack.site_job_report(
             self.url, job_id, self._token, self._ca_file, self._timeout_s
         )
-        return json.loads(doc)
+        return document(doc)
 
     def __repr__(self) -> str:
         return f"Site({self.url!r})"

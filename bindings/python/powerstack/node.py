@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Dict, List, Optional, Union
 
 from . import _powerstack
-from .types import CapResult, Caps, Domain, EnergyReading, PowerReading
+from .types import CapResult, Caps, Domain, EnergyReading, PowerReading, document
 
 __all__ = ["Node"]
 
@@ -73,7 +72,7 @@ class Node:
 
     def power_json(self, interval_s: float = 0.2) -> Dict[str, Any]:
         """The node's power over ``interval_s`` seconds: the ``powerstack.power.v1`` document."""
-        return json.loads(self._native.power_json(float(interval_s)))
+        return document(self._native.power_json(float(interval_s)))
 
     def power(self, interval_s: float = 0.2) -> PowerReading:
         """The node's power over ``interval_s`` seconds (ΔE/Δt of every domain: never a
@@ -82,7 +81,7 @@ class Node:
 
     def energy_json(self) -> Dict[str, Any]:
         """The energy counters now: the ``powerstack.energy.v1`` document."""
-        return json.loads(self._native.energy_json())
+        return document(self._native.energy_json())
 
     def energy(self) -> EnergyReading:
         """The energy counters now, extended across wraps (monotonic while the node is open)."""
@@ -90,7 +89,7 @@ class Node:
 
     def domains_json(self) -> Dict[str, Any]:
         """The domains, their sources and limits: the ``powerstack.domains.v1`` document."""
-        return json.loads(self._native.domains_json())
+        return document(self._native.domains_json())
 
     def domains(self) -> List[Domain]:
         """The domains of the node, each with its limits."""
@@ -154,16 +153,16 @@ class Node:
         doc = self._native.cap_node_json(
             float(watts), policy, float(interval_s), _path(state_dir), dry_run, clamp
         )
-        return CapResult.from_document(json.loads(doc))
+        return CapResult.from_document(document(doc))
 
     def reset(self, state_dir: Optional[PathLike] = None, dry_run: bool = False) -> CapResult:
         """Puts back every limit powerstack changed on this node (the journal's originals)."""
         doc = self._native.reset_json(_path(state_dir), dry_run)
-        return CapResult.from_document(json.loads(doc))
+        return CapResult.from_document(document(doc))
 
     def caps_json(self, state_dir: Optional[PathLike] = None) -> Dict[str, Any]:
         """Every limit in force and the node cap range: the ``powerstack.caps.v1`` document."""
-        return json.loads(self._native.caps_json(_path(state_dir)))
+        return document(self._native.caps_json(_path(state_dir)))
 
     def caps(self, state_dir: Optional[PathLike] = None) -> Caps:
         """Every limit in force, with who set it and its original, and the node cap range."""
@@ -182,7 +181,7 @@ class Node:
         doc = self._native.cap_json(
             kind, float(watts), index, time_window_s, _path(state_dir), dry_run, clamp
         )
-        return CapResult.from_document(json.loads(doc))
+        return CapResult.from_document(document(doc))
 
     def __repr__(self) -> str:
         sim = f", simulated={self.simulated!r}" if self.simulated else ""

@@ -6,6 +6,7 @@ they are."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Type, TypeVar
 
@@ -35,10 +36,17 @@ def _make(cls: Type[T], doc: Dict[str, Any], **nested: Any) -> T:
     return cls(**values)
 
 
+def document(text: str) -> Dict[str, Any]:
+    """A JSON document of the native module as a dict."""
+    doc: Dict[str, Any] = json.loads(text)
+    return doc
+
+
 class _AsDict:
     def as_dict(self) -> Dict[str, Any]:
         """The dataclass as a dict (nested dataclasses as dicts too)."""
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
+        d: Dict[str, Any] = dataclasses.asdict(self)  # type: ignore[call-overload]
+        return d
 
 
 @dataclass(frozen=True)
