@@ -31,6 +31,7 @@ pub mod prometheus;
 pub mod site;
 pub mod site_bound;
 pub mod site_csv;
+mod site_query;
 pub mod site_table;
 pub mod site_tasks;
 pub mod table;

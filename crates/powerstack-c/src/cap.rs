@@ -6,11 +6,11 @@ use std::ffi::{c_char, c_int};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use powerstack_cap::{CapError, Policy, StateDir};
+use powerstack_cap::{CapError, Policy};
 use powerstack_model::DomainKind;
 use powerstack_node::cap_session::{
-    CapChange, CapSession, DomainTarget, LimitChange, Measurement, NODE_MEASURE,
-    NODE_MEASURE_DEFAULT, SHOW_MEASURE, SessionError, end_standing_cap,
+    CapChange, DomainTarget, LimitChange, Measurement, NODE_MEASURE, NODE_MEASURE_DEFAULT,
+    SHOW_MEASURE, SessionError, end_standing_cap,
 };
 use powerstack_node::open::OpenNode;
 
@@ -56,16 +56,6 @@ fn index(value: i32, what: &str) -> Result<Option<u32>, Failure> {
     }
 }
 
-/// A cap session on the opened node.
-fn session<'a>(node: &'a mut OpenNode, state: &'a StateDir) -> CapSession<'a> {
-    CapSession {
-        platform: &mut node.discovery.platform,
-        root: &node.root,
-        state,
-        origin: &node.origin,
-    }
-}
-
 /// Validates `change` (a node cap measures the node over `measure` first) and, unless
 /// `dry_run`, writes it under the journal; the result document.
 fn apply(
@@ -80,7 +70,7 @@ fn apply(
     let measured = measure.map(|interval| {
         Measurement::take(&mut node.discovery.platform, || std::thread::sleep(interval))
     });
-    let mut session = session(node, &state);
+    let mut session = node.cap_session(&state);
     let prepared = session.prepare(change, measured).map_err(session_failure)?;
     if dry_run {
         return to_json(&prepared.doc);
@@ -268,7 +258,8 @@ pub unsafe extern "C" fn ps_cap_reset(
         let dir = self::state_dir(given);
         let doc = node.with(|n| {
             let state = n.state(&dir);
-            let done = session(n, &state).reset(dry_run != 0, &via("ps_cap_reset"), &mut || false);
+            let done =
+                n.cap_session(&state).reset(dry_run != 0, &via("ps_cap_reset"), &mut || false);
             let doc = done.and_then(|d| d.into_result()).map_err(session_failure)?;
             if dry_run == 0 {
                 end_standing_cap(state.path()).map_err(|e| Failure::new(PsStatus::PS_ERR_IO, e))?;
@@ -307,7 +298,7 @@ pub unsafe extern "C" fn ps_caps_json(
             let state = n.state(&dir);
             let report = n.discovery.platform.measure(SHOW_MEASURE);
             let _ = n.discovery.platform.take_warnings();
-            session(n, &state).show(Some(&report))
+            n.cap_session(&state).show(Some(&report))
         });
         // SAFETY: `json` is not null and the caller guarantees it is writable.
         unsafe { out_string(to_json(&doc)?, json) }

@@ -2,12 +2,10 @@
 //! message, no panic across the boundary, strings in and out, and the options a node is opened
 //! with (arguments first, then the environment, as the CLI reads them).
 
+use powerstack_node::open::NodeOptions;
 use std::cell::RefCell;
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::PathBuf;
-
-use powerstack_node::open::{NodeOptions, Simulate};
 
 /// What a call returns: 0 on success, a negative code on failure, with the message in
 /// `ps_last_error()`.
@@ -165,19 +163,15 @@ pub fn node_options(
     source: Option<String>,
     simulate: Option<String>,
 ) -> Result<NodeOptions, Failure> {
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let root = root.or_else(|| env("POWERSTACK_ROOT")).unwrap_or_else(|| "/".into());
-    let source = source.or_else(|| env("POWERSTACK_SOURCE")).unwrap_or_else(|| "auto".into());
-    let simulate = simulate.or_else(|| env("POWERSTACK_SIMULATE")).unwrap_or_else(|| "off".into());
-    let simulate: Simulate = simulate.parse().map_err(|e| Failure::invalid(format!("{e}")))?;
-    let mut options =
-        NodeOptions { root: PathBuf::from(root), source, simulate, providers: Default::default() };
-    options.providers.nvml.library = env("POWERSTACK_NVML_LIB").map(PathBuf::from);
-    Ok(options)
+    NodeOptions::from_env(root, source, simulate).map_err(|e| Failure::invalid(e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
+    use powerstack_node::open::Simulate;
+
     use super::*;
 
     #[test]

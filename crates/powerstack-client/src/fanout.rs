@@ -26,6 +26,66 @@ pub struct Target {
     pub addr: Addr,
 }
 
+/// Why the agents of a query could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetsError {
+    /// The node list is not a hostlist expression.
+    #[error(transparent)]
+    Hostlist(#[from] crate::hostlist::HostlistError),
+    /// A node whose agent's address cannot be made (a bad name).
+    #[error("node {host:?}: {error}")]
+    Node {
+        /// The node as given.
+        host: String,
+        /// Why its agent cannot be asked.
+        error: ClientError,
+    },
+    /// An address that is not an agent's address (the error names it).
+    #[error(transparent)]
+    Addr(ClientError),
+    /// An empty address in the list of agents.
+    #[error("empty agent address in the list")]
+    Empty,
+    /// Neither nodes nor agents.
+    #[error("no agent to ask: give agents' addresses or nodes")]
+    None,
+}
+
+/// The agent of node `host` at `host:port` (an IPv6 address is put in brackets).
+pub fn node_target(host: &str, port: u16) -> Result<Target, TargetsError> {
+    let hp = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+    let addr =
+        Addr::parse(&hp).map_err(|error| TargetsError::Node { host: host.to_string(), error })?;
+    Ok(Target { label: host.to_string(), addr })
+}
+
+/// The agents a query asks: those of the nodes of a hostlist expression (`node[01-04]`) at
+/// `port`, then those at `agents`' addresses (`host:port`, `unix:/path`), each shown under its
+/// host until it answers.
+pub fn targets(
+    nodes: Option<&str>,
+    port: u16,
+    agents: &[String],
+) -> Result<Vec<Target>, TargetsError> {
+    let mut out = Vec::new();
+    if let Some(expr) = nodes {
+        for host in crate::hostlist::expand(expr)? {
+            out.push(node_target(&host, port)?);
+        }
+    }
+    for text in agents {
+        if text.trim().is_empty() {
+            return Err(TargetsError::Empty);
+        }
+        let addr = Addr::parse(text).map_err(TargetsError::Addr)?;
+        out.push(Target { label: addr.host(), addr });
+    }
+    if out.is_empty() {
+        return Err(TargetsError::None);
+    }
+    Ok(out)
+}
+
 /// What came of asking one node.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Outcome {

@@ -372,6 +372,20 @@ impl CapSession<'_> {
     }
 }
 
+impl crate::open::OpenNode {
+    /// A cap session on this node with the state directory `state` ([`OpenNode::state`]).
+    ///
+    /// [`OpenNode::state`]: crate::open::OpenNode::state
+    pub fn cap_session<'a>(&'a mut self, state: &'a StateDir) -> CapSession<'a> {
+        CapSession {
+            platform: &mut self.discovery.platform,
+            root: &self.root,
+            state,
+            origin: &self.origin,
+        }
+    }
+}
+
 /// How a domain kind is named in messages.
 fn noun(kind: DomainKind) -> String {
     match kind {

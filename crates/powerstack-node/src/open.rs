@@ -86,6 +86,32 @@ impl Default for NodeOptions {
     }
 }
 
+impl NodeOptions {
+    /// The options a front end without flags opens the node with (the C library, Python): each
+    /// argument when given, else the environment (`POWERSTACK_ROOT`, `POWERSTACK_SOURCE`,
+    /// `POWERSTACK_SIMULATE`, `POWERSTACK_NVML_LIB`, an empty variable counting as unset), else
+    /// the CLI's defaults (`/`, `auto`, `off`).
+    pub fn from_env(
+        root: Option<String>,
+        source: Option<String>,
+        simulate: Option<String>,
+    ) -> Result<NodeOptions, OpenError> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let root = root.or_else(|| env("POWERSTACK_ROOT")).unwrap_or_else(|| "/".into());
+        let source = source.or_else(|| env("POWERSTACK_SOURCE")).unwrap_or_else(|| "auto".into());
+        let simulate =
+            simulate.or_else(|| env("POWERSTACK_SIMULATE")).unwrap_or_else(|| "off".into());
+        let mut options = NodeOptions {
+            root: PathBuf::from(root),
+            source,
+            simulate: simulate.parse()?,
+            providers: ProviderOptions::default(),
+        };
+        options.providers.nvml.library = env("POWERSTACK_NVML_LIB").map(PathBuf::from);
+        Ok(options)
+    }
+}
+
 /// A simulated root animated by a background thread, removed when dropped.
 struct Animator {
     stop: Arc<AtomicBool>,

@@ -5,17 +5,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use powerstack_api::cap::CapResultV1;
 use powerstack_api::table;
-use powerstack_cap::{CapError, Policy, StateDir};
+use powerstack_cap::{CapError, Policy};
 use powerstack_hw::Platform;
 use powerstack_model::DomainKind;
 use powerstack_model::duration::parse_duration;
 use powerstack_node::cap_session::{
-    CapChange, CapSession, DomainTarget, LimitChange, Measurement, NODE_MEASURE, SHOW_MEASURE,
-    SessionError, end_standing_cap,
+    CapChange, DomainTarget, LimitChange, Measurement, NODE_MEASURE, SHOW_MEASURE, SessionError,
+    end_standing_cap,
 };
 
 use crate::cli::{CapCommand, ControlArgs, Format};
-use crate::node::{self, Node};
+use crate::node;
 use crate::output::{self, emit};
 use crate::signals;
 
@@ -111,16 +111,6 @@ fn failed(e: SessionError) -> anyhow::Error {
     }
 }
 
-/// A cap session on the opened node.
-fn session<'a>(node: &'a mut Node, state: &'a StateDir) -> CapSession<'a> {
-    CapSession {
-        platform: &mut node.discovery.platform,
-        root: &node.root,
-        state,
-        origin: &node.origin,
-    }
-}
-
 /// Measures the node over `interval` for a node cap (Ctrl-C stops it, before anything is written).
 fn measure(platform: &mut Platform, interval: Duration) -> anyhow::Result<Measurement> {
     if output::verbose() {
@@ -164,7 +154,7 @@ fn change(
     let state = node.state(&common.state_dir);
     let measurement =
         measure_for.map(|interval| measure(&mut node.discovery.platform, interval)).transpose()?;
-    let mut session = session(&mut node, &state);
+    let mut session = node.cap_session(&state);
     let prepared = session.prepare(change, measurement)?;
     if common.dry_run {
         return print_result(format, &prepared.doc);
@@ -180,7 +170,7 @@ fn reset(common: &ControlArgs) -> anyhow::Result<()> {
     let format = control_format(common, "cap")?;
     let mut node = node::open(&common.node)?;
     let state = node.state(&common.state_dir);
-    let mut session = session(&mut node, &state);
+    let mut session = node.cap_session(&state);
     if !common.dry_run {
         signals::check("nothing was written")?;
     }
@@ -212,7 +202,7 @@ fn show(common: &ControlArgs) -> anyhow::Result<()> {
     let platform = &mut node.discovery.platform;
     let report = platform.measure_with(|| signals::sleep_until(Instant::now() + SHOW_MEASURE));
     let _ = platform.take_warnings();
-    let doc = session(&mut node, &state).show(Some(&report));
+    let doc = node.cap_session(&state).show(Some(&report));
     if format == Format::Json {
         emit(&serde_json::to_string(&doc).context("encoding JSON")?)
     } else {

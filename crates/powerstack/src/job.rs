@@ -19,9 +19,9 @@ use powerstack_agent::job::parse_peak_window_us;
 use powerstack_api::agent::JobBeginV1;
 use powerstack_api::job::{DataPresence, DeviceClass, JobResultV1, JobTotalV1, known};
 use powerstack_api::job_csv::job_query_csv;
-use powerstack_client::fanout::{NodeAnswer, Target, ask_all, query_document};
+use powerstack_client::fanout::{self, NodeAnswer, Target, ask_all, query_document};
 use powerstack_client::site::Site;
-use powerstack_client::{self as client, Addr, hostlist};
+use powerstack_client::{self as client, Addr};
 use powerstack_model::duration::parse_duration;
 
 use crate::cli::{
@@ -168,31 +168,8 @@ fn mark(conn: &AgentConnArgs, id: &str, what: &str, body: Option<&str>) -> anyho
     }
 }
 
-/// The agent of node `host` at `host:port`.
-fn node_target(host: &str, port: u16) -> anyhow::Result<Target> {
-    let hp = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
-    let addr = Addr::parse(&hp).with_context(|| format!("node {host:?} in --nodes"))?;
-    Ok(Target { label: host.to_string(), addr })
-}
-
 fn targets(a: &JobQueryArgs) -> anyhow::Result<Vec<Target>> {
-    let mut out = Vec::new();
-    if let Some(expr) = &a.nodes {
-        for host in hostlist::expand(expr)? {
-            out.push(node_target(&host, a.port)?);
-        }
-    }
-    for text in &a.agents {
-        if text.trim().is_empty() {
-            bail!("--agents: empty address in the list");
-        }
-        let addr = Addr::parse(text)?;
-        out.push(Target { label: addr.host(), addr });
-    }
-    if out.is_empty() {
-        bail!("no agent to ask: give --agents or --nodes");
-    }
-    Ok(out)
+    Ok(fanout::targets(a.nodes.as_deref(), a.port, &a.agents)?)
 }
 
 /// A `--peak-window` checked before anything is asked, as the agents take it (`2s`, `500ms`).

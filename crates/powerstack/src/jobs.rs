@@ -3,12 +3,11 @@
 use std::io::IsTerminal;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, anyhow};
 use powerstack_api::site::SiteJobsQueryV1;
 use powerstack_api::site_csv::jobs_csv;
 use powerstack_api::site_table::jobs;
 use powerstack_client::hostlist;
-use powerstack_model::civil::parse_time;
 
 use crate::cli::{JobsArgs, SiteFormat};
 use crate::job::{connect_site, parse_timeout};
@@ -23,23 +22,10 @@ fn now_unix_us() -> anyhow::Result<u64> {
 
 /// The query of `--user`, `--since`, `--until` and `--limit`, times read against `now_unix_us`.
 fn query(a: &JobsArgs, now_unix_us: u64) -> anyhow::Result<SiteJobsQueryV1> {
-    let when = |flag: &str, text: &Option<String>| {
-        text.as_deref()
-            .map(|t| parse_time(t, now_unix_us).map_err(|e| anyhow!("{flag}: {e}")))
-            .transpose()
-    };
-    let since = when("--since", &a.since)?;
-    let until = when("--until", &a.until)?;
-    if let (Some(s), Some(u)) = (since, until)
-        && s > u
-    {
-        bail!("--since is after --until: nothing can match");
-    }
-    if a.limit == Some(0) {
-        bail!("--limit 0: ask for at least one job");
-    }
-    let user = a.user.clone().filter(|u| !u.is_empty());
-    Ok(SiteJobsQueryV1 { user, since, until, limit: a.limit })
+    let (since, until) = (a.since.as_deref(), a.until.as_deref());
+    let names = ["--since", "--until", "--limit"];
+    SiteJobsQueryV1::from_text(a.user.as_deref(), since, until, a.limit, now_unix_us, names)
+        .map_err(anyhow::Error::msg)
 }
 
 /// `jobs`.

@@ -143,10 +143,12 @@ pub fn parse_peak_window_us(text: &str) -> Result<u64, String> {
 
 /// Checks a job id: 1 to [`MAX_ID_LEN`] characters of `A-Z a-z 0-9 . _ : -`.
 pub fn check_id(id: &str) -> Result<(), JobError> {
-    let ok = !id.is_empty()
-        && id.len() <= MAX_ID_LEN
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
-    if ok { Ok(()) } else { Err(JobError::BadId { id: id.chars().take(40).collect() }) }
+    // The one rule, shared with the site and the clients.
+    if powerstack_api::site::is_job_id(id) {
+        Ok(())
+    } else {
+        Err(JobError::BadId { id: id.chars().take(40).collect() })
+    }
 }
 
 fn check_label(id: &str, field: &'static str, label: Option<&str>) -> Result<(), JobError> {

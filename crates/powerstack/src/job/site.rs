@@ -8,10 +8,10 @@
 
 use anyhow::{Context, anyhow, bail};
 use powerstack_api::site::{JobAllocationV1, MAX_JOB_NODES, SiteJobBeginV1, is_node_name};
-use powerstack_client::fanout::send_all;
+use powerstack_client::fanout::{node_target, send_all};
 use powerstack_client::hostlist;
 
-use super::{begin_body, connect_site, job_segment, node_target, parse_timeout, read_token};
+use super::{begin_body, connect_site, job_segment, parse_timeout, read_token};
 use crate::cli::{AgentConnArgs, JobBeginArgs, JobEndArgs, NodeAgentsArgs};
 use crate::output::{self, emit};
 
