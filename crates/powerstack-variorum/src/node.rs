@@ -7,6 +7,7 @@
 //! each later one since the previous reading (at least [`POWER_WINDOW`]).
 
 use std::ffi::{CStr, c_int};
+use std::io::Write;
 use std::sync::{Mutex, Once, PoisonError};
 use std::time::Duration;
 
@@ -99,8 +100,10 @@ pub fn with_node<T>(f: impl FnOnce(&mut Session) -> Result<T, Failure>) -> Resul
 
 /// Prints each warning on stderr, as `powerstack ... --format variorum` does.
 pub fn warn(lines: impl IntoIterator<Item = String>) {
+    let mut err = std::io::stderr().lock();
     for w in lines {
-        eprintln!("warning: {w}");
+        // A closed or broken stderr loses the warning; it never panics at the boundary.
+        let _ = writeln!(err, "warning: {w}");
     }
 }
 
@@ -120,6 +123,7 @@ pub fn call(func: &str, body: impl FnOnce() -> Result<(), Failure>) -> c_int {
     // SAFETY: `ps_last_error` returns a NUL-terminated string valid until the next failing
     // call on this thread; it is copied at once.
     let why = unsafe { CStr::from_ptr(ffi::ps_last_error()) }.to_string_lossy().into_owned();
-    eprintln!("{}:libvariorum(powerstack):{func}(): {why}", hostname());
+    // Outside the guard: a closed or broken stderr loses the message, never panics into C.
+    let _ = writeln!(std::io::stderr(), "{}:libvariorum(powerstack):{func}(): {why}", hostname());
     -1
 }

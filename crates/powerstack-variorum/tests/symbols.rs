@@ -21,7 +21,7 @@ fn prototypes(header: &str) -> Vec<String> {
 }
 
 fn exported() -> Option<Vec<String>> {
-    let lib = target_dir().join("libvariorum.so");
+    let lib = lib_dir().join("libvariorum.so");
     let o = Command::new("nm").args(["-D", "--defined-only"]).arg(&lib).output().ok()?;
     assert!(o.status.success(), "nm: {}", String::from_utf8_lossy(&o.stderr));
     let text = String::from_utf8_lossy(&o.stdout).into_owned();

@@ -13,6 +13,12 @@ pub fn target_dir() -> PathBuf {
     exe.parent().unwrap().parent().unwrap().to_path_buf()
 }
 
+/// Where `cargo test` builds `libvariorum.so`: `deps/` (only `cargo build` copies it up to
+/// `target/debug`, where an older copy may stay).
+pub fn lib_dir() -> PathBuf {
+    target_dir().join("deps")
+}
+
 pub fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -29,7 +35,7 @@ pub fn have_gcc() -> bool {
 /// Compiles `tests/c/NAME.c` against `include/` and `libvariorum.so` into `dir`, unchanged
 /// (`-Wall -Werror`), and returns the program.
 pub fn compile(name: &str, dir: &Path) -> PathBuf {
-    let target = target_dir();
+    let target = lib_dir();
     assert!(target.join("libvariorum.so").exists(), "libvariorum.so not built in {target:?}");
     let out = dir.join(name);
     let src = crate_dir().join("tests/c").join(format!("{name}.c"));
