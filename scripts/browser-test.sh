@@ -3,7 +3,8 @@
 # drives it by WebDriver) installed when absent, then crates/powerstack/tests/dashboard.rs: the
 # node page of an agent on a simulated intel-2s node against /v1/power, the site page of
 # `powerstack up` showing the bound set on it, no request beyond loopback, and screenshots in
-# target/dashboard/{node,site}.png. Usage: scripts/browser-test.sh (from anywhere).
+# target/dashboard/{node,site}.png; then scripts/dashboard-1k.py measures the site page with
+# 1,000 nodes. Usage: scripts/browser-test.sh (from anywhere).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,3 +26,6 @@ for page in node site; do
   test -s "target/dashboard/$page.png" || { echo "FAILED: no target/dashboard/$page.png"; exit 1; }
 done
 echo "browser tests: ok in $(($(date +%s) - start)) s (screenshots in target/dashboard/)"
+
+echo "== the site page with 1,000 nodes (scripts/dashboard-1k.py: a measurement, asserts no time)"
+python3 scripts/dashboard-1k.py "${CARGO_TARGET_DIR:-target}/debug/powerstack"

@@ -242,4 +242,7 @@ fn the_site_page_of_up_shows_the_bound() {
     screenshot(&chromium, dir.path(), &site, &shots().join("site.png"));
     let port = base.rsplit(':').next().unwrap();
     assert_loopback_only(dir.path(), port);
+    // Stopped as Ctrl-C stops it, so that it removes its temporary directories.
+    up.signal(libc::SIGINT);
+    assert!(up.0.wait().unwrap().success());
 }
