@@ -1,8 +1,9 @@
 //! The web dashboard in a real browser (Debian's headless `chromium`; skipped, saying so, when
 //! it is absent: `scripts/browser-test.sh` installs it): the node page of an agent on a simulated
 //! intel-2s node shows each domain's power as `/v1/power` gives it, the site page of `powerstack
-//! up` shows the bound set on it, no request leaves loopback, and screenshots of both pages go to
-//! `target/dashboard/`.
+//! up` shows the bound set on it, no request leaves loopback, the pages read only documented
+//! routes, a site that requires a token shows a tokenless page no data, and screenshots of both
+//! pages go to `target/dashboard/`.
 
 mod common;
 
@@ -115,8 +116,11 @@ fn requested(dir: &Path, origin: &str) -> Vec<String> {
 }
 
 /// Asserts every request of the page went to 127.0.0.1, and that its assets were logged.
+/// Also that it read only routes of the server's OpenAPI document (besides the page and its
+/// assets).
 fn assert_loopback_only(dir: &Path, port: &str) {
-    let web = requested(dir, &format!("http://127.0.0.1:{port}"));
+    let origin = format!("http://127.0.0.1:{port}");
+    let web = requested(dir, &origin);
     let outside: Vec<&String> =
         web.iter().filter(|u| !u.starts_with("http://127.0.0.1:")).collect();
     assert!(outside.is_empty(), "requests beyond loopback: {outside:?}");
@@ -124,6 +128,18 @@ fn assert_loopback_only(dir: &Path, port: &str) {
         let want = format!("127.0.0.1:{port}{asset}");
         assert!(web.iter().any(|u| u.contains(&want)), "{want} not in the net log: {web:?}");
     }
+    let openapi: Value = serde_json::from_str(&http_get(&origin[7..], "/v1/openapi.json")).unwrap();
+    let documented = openapi["paths"].as_object().unwrap();
+    let mut api = 0;
+    for url in &web {
+        let path = url.trim_start_matches(&origin).split('?').next().unwrap();
+        if path == "/" || path.starts_with("/assets/") {
+            continue;
+        }
+        assert!(documented.contains_key(path), "{path}: not a documented route");
+        api += 1;
+    }
+    assert!(api > 0, "no API read in the net log: {web:?}");
 }
 
 /// The `data-NAME="VALUE"` attributes of the element whose opening tag holds `marker`.
@@ -245,4 +261,31 @@ fn the_site_page_of_up_shows_the_bound() {
     // Stopped as Ctrl-C stops it, so that it removes its temporary directories.
     up.signal(libc::SIGINT);
     assert!(up.0.wait().unwrap().success());
+}
+
+#[test]
+fn the_site_page_without_a_token_shows_no_data_from_a_site_that_requires_one() {
+    let Some(chromium) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.toml");
+    std::fs::write(&tokens, "[[token]]\ntoken = \"admin-token-0123456789\"\nrole = \"admin\"\n")
+        .unwrap();
+    std::fs::set_permissions(&tokens, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let state = dir.path().join("state");
+    let (_site, url) = common::site::serve_with(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--tokens",
+        tokens.to_str().unwrap(),
+    ]);
+    // The page itself is public; its data is not.
+    let page = dom(&chromium, dir.path(), &format!("{url}/"));
+    let status = tags(&page, "id=\"status\"");
+    assert_eq!(status.len(), 1, "{page}");
+    assert!(status[0].contains("error"), "{page}");
+    assert!(page.contains("/v1/site/power: 401"), "{page}");
+    assert!(!page.contains("data-ready"), "{page}");
+    assert!(page.contains("id=\"site-power\">–<"), "{page}");
 }
