@@ -39,7 +39,9 @@
   }
 
   function nodes(list) {
-    const sorted = list.slice().sort((a, b) => (b.power_watts ?? -1) - (a.power_watts ?? -1));
+    // Fresh nodes first, each group by power (a stale node's power is its last).
+    const sorted = list.slice().sort((a, b) =>
+      (a.stale - b.stale) || ((b.power_watts ?? -1) - (a.power_watts ?? -1)));
     const top = sorted.reduce((m, n) => Math.max(m, n.power_watts ?? 0), 0) || 1;
     const rows = sorted.slice(0, NODE_ROWS).map((n) => {
       const tr = PS.el("tr", { "data-node": n.name, "data-watts": n.power_watts ?? "" });
@@ -66,6 +68,7 @@
       const tr = PS.el("tr", { "data-job": j.id });
       tr.append(PS.el("td", {}, j.id), PS.el("td", {}, j.user ?? "–"),
         PS.el("td", { class: "num" }, String(j.nodes.length)),
+        PS.el("td", { class: "num" }, PS.watts(j.mean_power_watts)),
         PS.el("td", { class: "num" }, PS.watts(j.power_watts)),
         PS.el("td", { class: "num" }, PS.watts(bounds.get(j.id))));
       return tr;

@@ -244,6 +244,41 @@ fn the_site_page_of_up_shows_the_bound() {
         assert!(std::time::Instant::now() < deadline, "the node never reached the site");
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
+    // And a node that went silent a minute ago: stale.
+    let site_client =
+        powerstack_client::site::Site::new(base, None, std::time::Duration::from_secs(10)).unwrap();
+    let now_us =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros()
+            as u64;
+    let register = serde_json::from_value(serde_json::json!({
+        "hostname": "old01", "simulated": null, "started_unix_us": now_us - 70_000_000,
+        "domains": [{"domain": "node", "index": 0, "provider": "bmc", "joules_per_tick": 1.0,
+                     "read": true}]
+    }))
+    .unwrap();
+    site_client.register("old01", "00000000000000a1", &register).unwrap();
+    let samples = (0..3).map(|k| vec![now_us - 62_000_000 + k * 1_000_000, 1000 + k * 300]);
+    let batch = serde_json::from_value(
+        serde_json::json!({"seq": 1, "samples": samples.collect::<Vec<_>>()}),
+    )
+    .unwrap();
+    site_client.push("old01", "00000000000000a1", &batch).unwrap();
+    // A job running on the live node.
+    let nodes: Value = serde_json::from_str(&http_get(addr, "/v1/nodes")).unwrap();
+    let live = nodes["nodes"][0]["name"].as_str().unwrap().to_string();
+    let (code, _, err) = run(&[
+        "job",
+        "begin",
+        "sim-42",
+        "--site",
+        base,
+        "--nodes",
+        &live,
+        "--no-agents",
+        "--user",
+        "alice",
+    ]);
+    assert_eq!(code, 0, "{err}");
     let (code, _, err) = run(&["site", "bound", "250", "--site", base]);
     assert_eq!(code, 0, "{err}");
     let page = dom(&chromium, dir.path(), &site);
@@ -252,8 +287,17 @@ fn the_site_page_of_up_shows_the_bound() {
     assert_eq!(bound.len(), 1, "{page}");
     assert_eq!(attr(bound[0], "data-watts").as_deref(), Some("250"), "{page}");
     assert!(page.contains(">250.0 W<"), "{page}");
-    // The node pushing to it is listed, and the decision that capped it through its agent.
-    assert!(tags(&page, "data-node=").len() == 1, "{page}");
+    // The node pushing to it is listed, the silent one marked stale, and the decision that
+    // capped the live one through its agent.
+    let nodes = tags(&page, "data-node=");
+    assert_eq!(nodes.len(), 2, "{page}");
+    let old = nodes.iter().find(|t| t.contains("data-node=\"old01\"")).unwrap();
+    assert!(old.contains("class=\"stale\""), "{old}");
+    assert!(nodes.iter().filter(|t| t.contains("stale")).count() == 1, "{nodes:?}");
+    assert!(page.contains("1 stale"), "{page}");
+    let job = tags(&page, "data-job=");
+    assert_eq!(job.len(), 1, "{page}");
+    assert!(job[0].contains("sim-42") && page.contains(">alice<"), "{page}");
     assert!(page.contains(">1 / 0 / 0<"), "no decision lowering the node's cap:\n{page}");
     screenshot(&chromium, dir.path(), &site, &shots().join("site.png"));
     let port = base.rsplit(':').next().unwrap();
