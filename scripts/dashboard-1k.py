@@ -11,6 +11,7 @@ Usage: scripts/dashboard-1k.py [target/debug/powerstack]   (needs chromium and c
 """
 import concurrent.futures
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -53,7 +54,9 @@ def load(base, nodes):
 
 def measure(url, work):
     port = free_port()
+    # The browser's own temporary directories go under `work`, removed at the end.
     driver = subprocess.Popen(["chromedriver", f"--port={port}"],
+                              env={**os.environ, "TMPDIR": work},
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wd = f"http://127.0.0.1:{port}"
     try:
