@@ -291,6 +291,7 @@ pub fn app(
         router = router.route(e.path, e.handler);
     }
     router
+        .merge(powerstack_dashboard::routes(powerstack_dashboard::Page::Node))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

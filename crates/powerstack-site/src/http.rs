@@ -242,6 +242,7 @@ pub fn app(state: App) -> Router {
         .route("/v1/power-cap", get(tasks::list_power_caps).post(tasks::create_power_cap))
         .route("/v1/power-cap/snapshot", post(tasks::create_snapshot))
         .route("/v1/power-cap/{id}", get(tasks::get_power_cap).delete(tasks::abort_power_cap))
+        .merge(powerstack_dashboard::routes(powerstack_dashboard::Page::Site))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "no such route: see /v1/openapi.json")
         })

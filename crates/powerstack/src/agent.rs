@@ -108,7 +108,9 @@ pub(crate) fn where_line(ready: &Ready) -> String {
         parts.push(format!("socket {}", s.display()));
     }
     if let Some(a) = &ready.listen {
-        parts.push(format!("API http://{a}/v1/power  metrics http://{a}/metrics"));
+        parts.push(format!(
+            "dashboard http://{a}/  API http://{a}/v1/power  metrics http://{a}/metrics"
+        ));
     }
     let sim = match &ready.shared.simulated {
         Some(p) => format!(" [SIMULATED {p}]"),

@@ -57,7 +57,7 @@ pub fn where_line(ready: &Ready) -> String {
         "bearer tokens required"
     };
     format!(
-        "powerstack site on {url}: database {db}; routes /v1/nodes, /v1/jobs, /v1/site/power, /v1/transitions, /v1/power-cap, /metrics; {access}",
+        "powerstack site on {url}: dashboard {url}/; database {db}; routes /v1/nodes, /v1/jobs, /v1/site/power, /v1/transitions, /v1/power-cap, /metrics; {access}",
         url = ready.url(),
         db = ready.database
     )

@@ -104,6 +104,12 @@ pub fn up(a: &UpArgs) -> anyhow::Result<()> {
                 eprintln!("note: {n}");
             }
             eprintln!("{}", where_line(ready));
+            let mut pages: Vec<String> =
+                ready.listen.iter().map(|a| format!("this node http://{a}/")).collect();
+            pages.extend(site_url.iter().map(|u| format!("the site {u}/")));
+            if !pages.is_empty() {
+                eprintln!("dashboard: {} (open in a browser)", pages.join(", "));
+            }
             if let Some(s) = &ready.socket {
                 eprintln!(
                     "jobs and caps: export POWERSTACK_AGENT={} (or pass --agent with it)",

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""The site page with 1,000 nodes: how soon it paints and fills its node table.
+
+Starts `powerstack site serve` (the binary given, a fresh SQLite database) on a free loopback
+port, registers 1,000 nodes with a few seconds of samples each through the ingest API, then opens
+the site page three times in headless Chromium driven by chromedriver's W3C WebDriver API, and
+prints the browser's first-paint time and when the node table was filled, from navigation start.
+A measurement, not a test: it asserts nothing about time.
+
+Usage: scripts/dashboard-1k.py [target/debug/powerstack]   (needs chromium and chromium-driver)
+"""
+import concurrent.futures
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http(method, url, body=None):
+    data = None if body is None else json.dumps(body).encode()
+    r = urllib.request.Request(url, data=data, method=method,
+                               headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(r, timeout=30) as answer:
+        return json.load(answer)
+
+
+def load(base, nodes):
+    # Samples ending a little ahead, so the nodes stay fresh while the page is measured.
+    now = int(time.time() * 1e6) + 20_000_000
+
+    def node(i):
+        name, stream = f"n{i:04d}", f"{i:016x}"
+        http("PUT", f"{base}/v1/nodes/{name}/streams/{stream}", {
+            "hostname": name, "simulated": "load", "started_unix_us": now - 10_000_000,
+            "domains": [{"domain": "node", "index": 0, "provider": "bmc",
+                         "joules_per_tick": 1.0, "read": True}]})
+        watts = 200 + i % 300
+        http("POST", f"{base}/v1/nodes/{name}/streams/{stream}/batches", {"seq": 1, "samples": [
+            [now - 2_000_000, 1000], [now - 1_000_000, 1000 + watts], [now, 1000 + 2 * watts]]})
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(node, range(nodes)))
+
+
+def measure(url, work):
+    port = free_port()
+    # The browser's own temporary directories go under `work`, removed at the end.
+    driver = subprocess.Popen(["chromedriver", f"--port={port}"],
+                              env={**os.environ, "TMPDIR": work},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wd = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(50):
+            try:
+                http("GET", f"{wd}/status")
+                break
+            except OSError:
+                time.sleep(0.1)
+        args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={work}/profile", "--window-size=1100,1400",
+                "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+        session = http("POST", f"{wd}/session", {"capabilities": {"alwaysMatch": {
+            "goog:chromeOptions": {"args": args}}}})["value"]["sessionId"]
+        script = ("return [document.querySelectorAll('#nodes tbody tr').length,"
+                  " performance.getEntriesByType('paint').map(e => e.startTime),"
+                  " performance.now(), document.getElementById('nodes-note').textContent]")
+        for run in range(3):
+            http("POST", f"{wd}/session/{session}/url", {"url": f"{url}?run={run}"})
+            deadline = time.time() + 20
+            while True:
+                rows, paints, now_ms, note = http(
+                    "POST", f"{wd}/session/{session}/execute/sync",
+                    {"script": script, "args": []})["value"]
+                if rows or time.time() > deadline:
+                    break
+                time.sleep(0.02)
+            first = f"{min(paints):.0f} ms" if paints else "none"
+            print(f"run {run + 1}: first paint {first}; node table ({rows} rows: {note}) "
+                  f"filled by {now_ms:.0f} ms")
+        http("DELETE", f"{wd}/session/{session}")
+    finally:
+        driver.kill()
+        driver.wait()
+
+
+def main():
+    binary = sys.argv[1] if len(sys.argv) > 1 else "target/debug/powerstack"
+    with tempfile.TemporaryDirectory() as work:
+        port = free_port()
+        site = subprocess.Popen([binary, "site", "serve", "--listen", f"127.0.0.1:{port}",
+                                 "--database", f"sqlite:{work}/site.db", "--state-dir",
+                                 f"{work}/state"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(100):
+                try:
+                    http("GET", f"{base}/v1/health")
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            start = time.time()
+            load(base, 1000)
+            power = http("GET", f"{base}/v1/site/power")
+            print(f"1000 nodes registered in {time.time() - start:.1f} s; "
+                  f"site power {power['power_watts']:.0f} W from {power['nodes_fresh']} fresh nodes")
+            measure(base + "/", work)
+        finally:
+            site.kill()
+            site.wait()
+
+
+if __name__ == "__main__":
+    main()
