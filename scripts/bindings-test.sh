@@ -14,8 +14,15 @@ if ! command -v gfortran >/dev/null 2>&1; then
     || { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends gfortran >/dev/null; }
 fi
 
-cargo build -q -p powerstack-c --locked
-lib="${CARGO_TARGET_DIR:-target}/debug"
+# POWERSTACK_LIB_DIR: where libpowerstack.so already is (.ci/run: target/debug/deps, which
+# `cargo test --workspace` has just built; building powerstack-c alone would build its
+# dependencies again with another feature set).
+if [ -n "${POWERSTACK_LIB_DIR:-}" ] && [ -f "$POWERSTACK_LIB_DIR/libpowerstack.so" ]; then
+  lib=$POWERSTACK_LIB_DIR
+else
+  cargo build -q -p powerstack-c --locked
+  lib="${CARGO_TARGET_DIR:-target}/debug"
+fi
 lib=$(realpath "$lib")
 work=$(mktemp -d "${TMPDIR:-/tmp}/powerstack-bindings.XXXXXX")
 trap 'rm -rf "$work"' EXIT

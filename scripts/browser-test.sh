@@ -4,7 +4,9 @@
 # node page of an agent on a simulated intel-2s node against /v1/power, the site page of
 # `powerstack up` showing the bound set on it, no request beyond loopback, and screenshots in
 # target/dashboard/{node,site}.png; then scripts/dashboard-1k.py measures the site page with
-# 1,000 nodes. Usage: scripts/browser-test.sh (from anywhere).
+# 1,000 nodes. Usage: scripts/browser-test.sh (from anywhere). `--install-only`: only install the
+# browser; `--after-cargo-test`: `cargo test --workspace` has just run the browser tests (with
+# POWERSTACK_BROWSER_TEST_REQUIRED=1, as .ci/run does): only check their screenshots and measure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,10 +20,13 @@ if ! command -v chromium >/dev/null 2>&1; then
   echo "installed in $(($(date +%s) - apt_start)) s"
 fi
 chromium --version
+[ "${1:-}" = "--install-only" ] && exit 0
 
 start=$(date +%s)
-# Here the test may not skip: a missing browser is a failure.
-POWERSTACK_BROWSER_TEST_REQUIRED=1 cargo test -q -p powerstack --locked --test dashboard
+if [ "${1:-}" != "--after-cargo-test" ]; then
+  # Here the test may not skip: a missing browser is a failure.
+  POWERSTACK_BROWSER_TEST_REQUIRED=1 cargo test -q -p powerstack --locked --test dashboard
+fi
 for page in node site; do
   test -s "target/dashboard/$page.png" || { echo "FAILED: no target/dashboard/$page.png"; exit 1; }
 done
