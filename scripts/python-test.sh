@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Python package (bindings/python) built and tested as a user installs it: a virtual
-# environment under target/ (or $PY_VENV) with maturin, pytest and pandas (pinned, from PyPI,
-# installed once), `pip wheel` of the package into target/wheels (maturin runs cargo on the
+# environment with maturin, pytest and pandas (pinned, from PyPI, installed once and kept outside
+# the checkout by scripts/venv.sh; $PY_VENV picks another), `pip wheel` of the package into target/wheels (maturin runs cargo on the
 # workspace's dev profile, so it reuses what `cargo build`/`cargo test` left in target/debug), the
 # wheel installed, and pytest over bindings/python/tests, every test on simulated nodes (agents
 # and a site service started from target/debug/powerstack). Prints how long each step took.
@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-venv=${PY_VENV:-target/python-venv}
+. scripts/venv.sh
 wheels=target/wheels
 export POWERSTACK_BIN=${POWERSTACK_BIN:-$PWD/target/debug/powerstack}
 # Nothing of the caller's environment decides where the tests' nodes are.
@@ -22,13 +22,16 @@ took() { awk -v what="$1" -v t0="$2" -v t1="$EPOCHREALTIME" 'BEGIN { printf "%s:
 start=$(now)
 
 t=$(now)
-if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
+requirements=("maturin==1.16.0" "pytest==9.2.0" "pandas==2.3.3")
+if [ -n "${PY_VENV:-}" ]; then
+  [ -x "$PY_VENV/bin/python" ] || python3 -m venv "$PY_VENV"
+  "$PY_VENV/bin/pip" install -q --disable-pip-version-check "${requirements[@]}"
+  venv=$(cd "$PY_VENV" && pwd)
+else
+  venv=$(ps_venv python-test "${requirements[@]}")
 fi
-venv=$(cd "$venv" && pwd)
 # maturin's PEP 517 hooks run the `maturin` of PATH.
 export PATH="$venv/bin:$PATH"
-"$venv/bin/pip" install -q --disable-pip-version-check "maturin==1.16.0" "pytest==9.2.0" "pandas==2.3.3"
 took "python-test: virtual environment ($venv)" "$t"
 
 if [ ! -x "$POWERSTACK_BIN" ]; then

@@ -8,10 +8,10 @@
 #    (PowerConsumedWatts, LimitInWatts, capacity, SetPoint, PowerState) must be what `powerstack
 #    bmc power|limits|state --format json` reports, before and after each tool writes a limit or
 #    resets the system.
-# 2. OpenStack's sushy-emulator (sushy-tools, pinned, in a virtual environment under target/)
-#    with its fake driver and six systems: `powerstack bmc state` must show each as sushy does;
-#    each transition (a restart of a system that is Off too) must be confirmed only when sushy's
-#    own view says so; PowerCycle (which sushy does not allow) must be refused with no POST
+# 2. OpenStack's sushy-emulator (sushy-tools, pinned, in a virtual environment kept by
+#    scripts/venv.sh) with its fake driver and six systems: `powerstack bmc state` must show each as
+#    sushy does; each transition (a restart of a system that is Off too) must be confirmed only when
+#    sushy's own view says so; PowerCycle (which sushy does not allow) must be refused with no POST
 #    reaching sushy.
 #
 # Prints one line per comparison; exits non-zero on any mismatch. Everything lives in a temporary
@@ -24,7 +24,6 @@ PS=${POWERSTACK_BIN:-$ROOT/target/debug/powerstack}
 MOCK=${POWERSTACK_MOCK_BMC_BIN:-$ROOT/target/debug/powerstack-mock-bmc}
 FIXTURES=${POWERSTACK_REDFISH_FIXTURES:-$ROOT/../shared/fixtures/redfish}
 SUSHY_VERSION=2.2.0
-SUSHY_VENV=${SUSHY_VENV:-$ROOT/target/sushy-venv}
 STARTED=$(date +%s)
 
 say() { printf '== redfish-peers: %s\n' "$*"; }
@@ -42,16 +41,24 @@ if ! command -v redfishtool >/dev/null 2>&1; then
         { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends redfishtool >/dev/null; } ||
         die "apt-get could not install redfishtool"
 fi
-installed=$("$SUSHY_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("sushy-tools"))' 2>/dev/null || true)
-if [ "$installed" != "$SUSHY_VERSION" ]; then
-    say "installing sushy-tools $SUSHY_VERSION into $SUSHY_VENV"
-    python3 -m venv "$SUSHY_VENV"
-    "$SUSHY_VENV/bin/pip" install -q --disable-pip-version-check "sushy-tools==$SUSHY_VERSION"
+if [ -n "${SUSHY_VENV:-}" ]; then
+    installed=$("$SUSHY_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("sushy-tools"))' 2>/dev/null || true)
+    if [ "$installed" != "$SUSHY_VERSION" ]; then
+        say "installing sushy-tools $SUSHY_VERSION into $SUSHY_VENV"
+        python3 -m venv "$SUSHY_VENV"
+        "$SUSHY_VENV/bin/pip" install -q --disable-pip-version-check "sushy-tools==$SUSHY_VERSION"
+    fi
+else
+    # A virtual environment kept outside the checkout (scripts/venv.sh).
+    . "$ROOT/scripts/venv.sh"
+    SUSHY_VENV=$(ps_venv sushy "sushy-tools==$SUSHY_VERSION") || die "could not install sushy-tools $SUSHY_VERSION"
 fi
 if [ ! -x "$PS" ]; then
     say "building powerstack (debug)"
     (cd "$ROOT" && cargo build -q -p powerstack --locked)
 fi
+# Built by `cargo test --workspace` too (crates/powerstack-mock-bmc/tests/binary.rs); .ci/run
+# names that one, so that it is not built again here with another feature set.
 if [ -z "${POWERSTACK_MOCK_BMC_BIN:-}" ]; then
     (cd "$ROOT" && cargo build -q -p powerstack-mock-bmc --locked)
 fi

@@ -1,19 +1,24 @@
 # Sourced by scripts/schemathesis.sh and scripts/schemathesis-site.sh: the powerstack binary
 # (POWERSTACK_BIN, default target/debug/powerstack, built when absent), the seed (ST_SEED) and
-# schemathesis, pinned, in a virtual environment under target/ (or $ST_VENV), installed when
-# absent.
+# schemathesis, pinned, in a virtual environment kept outside the checkout by scripts/venv.sh (or
+# $ST_VENV), installed when absent.
 ST_VERSION=4.32.5
 SEED=${ST_SEED:-20261205}
-VENV=${ST_VENV:-target/schemathesis-venv}
 BIN=${POWERSTACK_BIN:-target/debug/powerstack}
 
 if [ ! -x "$BIN" ]; then
   cargo build -q -p powerstack --locked
 fi
-if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$ST_VERSION"; then
-  echo "== installing schemathesis $ST_VERSION into $VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$ST_VERSION"
+if [ -n "${ST_VENV:-}" ]; then
+  VENV=$ST_VENV
+  if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$ST_VERSION"; then
+    echo "== installing schemathesis $ST_VERSION into $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$ST_VERSION"
+  fi
+else
+  . scripts/venv.sh
+  VENV=$(ps_venv schemathesis "schemathesis==$ST_VERSION")
 fi
 
 # A free TCP port on loopback.

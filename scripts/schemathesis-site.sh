@@ -8,8 +8,8 @@
 # schemathesis found nothing (no server error, no response off the schema, no schema-valid request
 # refused beyond what scripts/schemathesis-site.toml allows, ...).
 #
-# Schemathesis is installed (pinned) into a virtual environment under target/ (or $ST_VENV), as in
-# scripts/schemathesis.sh. Environment: POWERSTACK_BIN (default target/debug/powerstack, built
+# Schemathesis is installed (pinned) into a virtual environment kept by scripts/venv.sh (or
+# $ST_VENV), as in scripts/schemathesis.sh. Environment: POWERSTACK_BIN (default target/debug/powerstack, built
 # when absent), ST_SEED, ST_MAX_EXAMPLES.
 set -euo pipefail
 cd "$(dirname "$0")/.."

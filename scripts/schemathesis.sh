@@ -7,7 +7,8 @@
 # schemathesis found nothing (no server error, no response off the schema, ...) and every valid
 # cap request reached 200.
 #
-# Schemathesis is installed (pinned) into a virtual environment under target/ (or $ST_VENV).
+# Schemathesis is installed (pinned) into a virtual environment kept outside the checkout by
+# scripts/venv.sh (or $ST_VENV).
 # Environment: POWERSTACK_BIN (default target/debug/powerstack, built when absent), ST_SEED,
 # ST_MAX_EXAMPLES.
 set -euo pipefail
