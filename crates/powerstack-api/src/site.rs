@@ -451,7 +451,29 @@ pub struct SiteJobReportV1 {
     pub report: JobQueryV1,
 }
 
-/// `GET /v1/jobs/{id}/timeseries?step=`.
+/// What a job's report or time series is answered as.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DocumentFormatV1 {
+    /// The JSON document (the default).
+    #[default]
+    Json,
+    /// CSV: a report in the columns of `powerstack job report --format csv`, a time series one
+    /// row per node and step ([`crate::site_csv::timeseries_csv`]).
+    Csv,
+}
+
+/// `GET /v1/jobs/{id}?format=`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct JobReportQueryV1 {
+    /// `json` (the default) or `csv`.
+    #[serde(default)]
+    pub format: Option<DocumentFormatV1>,
+}
+
+/// `GET /v1/jobs/{id}/timeseries?step=&format=`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -464,6 +486,9 @@ pub struct TimeseriesQueryV1 {
         pattern = r"^([1-9][0-9]{0,4}ms|[1-9][0-9]{0,3}s|[1-9][0-9]{0,2}m|([1-9]|1[0-9]|2[0-4])h)$"
     )]
     pub step: Option<String>,
+    /// `json` (the default) or `csv`.
+    #[serde(default)]
+    pub format: Option<DocumentFormatV1>,
 }
 
 /// A job's node power over time: per node, the mean power over each step.
@@ -481,13 +506,24 @@ pub struct SiteTimeseriesV1 {
     pub nodes: Vec<NodeSeriesV1>,
 }
 
-/// One node's power over the steps of a [`SiteTimeseriesV1`].
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+/// One node's power over the steps of a [`SiteTimeseriesV1`]: the node's, and that of each kind
+/// of its domains (the `CPU`, `MEM` and `GPU` columns of the job's report).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct NodeSeriesV1 {
     /// The node.
     pub node: String,
     /// Mean node power over each step, W; `null` where the step has no data.
     pub watts: Vec<Option<f64>>,
+    /// Mean power of its CPU sockets (package domains, summed) over each step, W; `null` where
+    /// the step has no data; absent when the node reports no such domain.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpu_watts: Vec<Option<f64>>,
+    /// Mean power of its memory domains, summed, over each step, W; as `cpu_watts`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memory_watts: Vec<Option<f64>>,
+    /// Mean power of its GPUs, summed, over each step, W; as `cpu_watts`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpu_watts: Vec<Option<f64>>,
 }
 
 /// Whether `id` is a job id ([`crate::agent::JOB_ID_PATTERN`]: 1 to 128 characters of
@@ -544,36 +580,4 @@ impl SiteJobBeginV1 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_control_url_is_an_http_or_https_url_with_a_host() {
-        for good in ["http://n01:8080", "HTTPS://n01.example/agent", "http://[::1]:1"] {
-            assert_eq!(control_url_problem(good), None, "{good}");
-        }
-        for (bad, says) in [
-            ("ftp://n01", "http:// or https://"),
-            ("n01:8080", "http:// or https://"),
-            ("http://", "no host"),
-            ("https:///x", "no host"),
-            ("http://n 01", "no space"),
-            ("http://n01/\u{7}", "control"),
-        ] {
-            let why = control_url_problem(bad).unwrap_or_default();
-            assert!(why.contains(says), "{bad}: {why}");
-        }
-        let long = format!("http://{}", "a".repeat(MAX_CONTROL_URL));
-        assert!(control_url_problem(&long).unwrap_or_default().contains("at most"));
-    }
-
-    #[test]
-    fn a_jobs_power_is_finite_and_above_zero() {
-        let job = |w| SiteJobBeginV1 { power_watts: w, ..Default::default() };
-        assert_eq!(job(None).power_problem(), None);
-        assert_eq!(job(Some(4000.0)).power_problem(), None);
-        for w in [0.0, -1.0, f64::NAN, f64::INFINITY, 2e12] {
-            assert!(job(Some(w)).power_problem().is_some(), "{w}");
-        }
-    }
-}
+mod tests;

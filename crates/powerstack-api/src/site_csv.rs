@@ -4,6 +4,7 @@
 //!   ([`crate::job_csv`]), so its readers read both, then `covered_percent`: how much of the
 //!   job's window the row's figures cover (the `TOTAL` row: the mean over the nodes).
 //! - [`jobs_csv`] (`powerstack jobs --format csv`): one row per job.
+//! - [`timeseries_csv`] (`GET /v1/jobs/{id}/timeseries?format=csv`): one row per node and step.
 //!
 //! As in `job query`'s CSV, a figure that cannot be given is `-1`, never 0, and text fields are
 //! quoted when they hold a comma, a quote or a line break.
@@ -13,7 +14,7 @@ use std::fmt::Write as _;
 use powerstack_model::civil::format_utc;
 
 use crate::job_csv::{field, job_query_csv_with, num, num_digits};
-use crate::site::{SiteJobReportV1, SiteJobsV1};
+use crate::site::{SiteJobReportV1, SiteJobsV1, SiteTimeseriesV1};
 use crate::site_table::{
     Compress, JOULES_PER_KWH, covered_percent, job_duration_s, job_window, total_covered_percent,
 };
@@ -58,6 +59,35 @@ pub fn jobs_csv(doc: &SiteJobsV1, now_unix_us: u64, compress: Compress) -> Strin
             j.data_presence.map_or("", |p| p.as_str()),
             j.settled,
         );
+    }
+    out
+}
+
+/// The columns of [`timeseries_csv`], in order.
+pub const TIMESERIES_CSV_HEADER: &str =
+    "node,step_start_unix_us,step_start_utc,step_s,node_watts,cpu_watts,memory_watts,gpu_watts";
+
+/// A job's time series as CSV, one row per node and step, in the order of the document: the mean
+/// power of the node and of each kind of its domains over the step, `-1` where the step has no
+/// data or the node no such domain.
+pub fn timeseries_csv(t: &SiteTimeseriesV1) -> String {
+    let mut out = format!("{TIMESERIES_CSV_HEADER}\n");
+    let at = |v: &[Option<f64>], k: usize| num(v.get(k).copied().flatten().unwrap_or(-1.0));
+    for n in &t.nodes {
+        for k in 0..n.watts.len() {
+            let start = t.start_unix_us.saturating_add((k as f64 * t.step_s * 1e6).round() as u64);
+            let _ = writeln!(
+                out,
+                "{},{start},{},{},{},{},{},{}",
+                field(&n.node),
+                format_utc(start),
+                num(t.step_s),
+                at(&n.watts, k),
+                at(&n.cpu_watts, k),
+                at(&n.memory_watts, k),
+                at(&n.gpu_watts, k),
+            );
+        }
     }
     out
 }

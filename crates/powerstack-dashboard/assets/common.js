@@ -92,12 +92,23 @@ const PS = (() => {
     return p * (m < 1.5 ? 1 : m < 3.5 ? 2 : m < 7.5 ? 5 : 10);
   }
 
+  /** A duration in ms as text: `45 s`, `12 min`, `1.5 h`. */
+  function duration(ms) {
+    const s = ms / 1000;
+    const trim = (x) => String(Number(x.toFixed(1)));
+    if (s < 120) return `${trim(s)} s`;
+    if (s < 7200) return `${trim(s / 60)} min`;
+    return `${trim(s / 3600)} h`;
+  }
+
   /**
    * Draws `series` ([{name, color, points: [[unix_ms, watts], ...], dash, area}]) over the last
    * `windowMs` before `nowMs` into the <svg> `node`; `area` series are drawn stacked as areas
-   * (in order), the others as lines. Legend into `legendNode`.
+   * (in order), the others as lines. Legend into `legendNode`. The time axis counts back from
+   * now, or with `opts.elapsed` forward from the window's start (a job's page).
    */
-  function chart(node, legendNode, series, nowMs, windowMs) {
+  function chart(node, legendNode, series, nowMs, windowMs, opts) {
+    const elapsed = !!(opts && opts.elapsed);
     const width = node.clientWidth || 600, height = node.clientHeight || 240;
     const m = { l: 52, r: 10, t: 8, b: 22 };
     const t0 = nowMs - windowMs;
@@ -125,13 +136,24 @@ const PS = (() => {
       label.textContent = watts(v).replace(".0 ", " ");
       kids.push(label);
     }
-    const minutes = windowMs / 60000;
-    const xStepMin = minutes > 4 ? 1 : 0.5;
-    for (let k = 0; k <= minutes + 1e-9; k += xStepMin) {
-      const t = nowMs - k * 60000;
-      const label = svg("text", { x: x(t), y: height - 6, "text-anchor": k === 0 ? "end" : "middle" });
-      label.textContent = k === 0 ? "now" : `−${k} min`;
-      kids.push(label);
+    if (elapsed) {
+      const xStep = Math.max(1000, step(windowMs, Math.max(2, Math.floor(width / 110))));
+      for (let k = 0; k <= windowMs + 1e-9; k += xStep) {
+        const at = x(t0 + k);
+        const anchor = k === 0 ? "start" : at > width - m.r - 24 ? "end" : "middle";
+        const label = svg("text", { x: at, y: height - 6, "text-anchor": anchor });
+        label.textContent = k === 0 ? "start" : `+${duration(k)}`;
+        kids.push(label);
+      }
+    } else {
+      const minutes = windowMs / 60000;
+      const xStepMin = minutes > 4 ? 1 : 0.5;
+      for (let k = 0; k <= minutes + 1e-9; k += xStepMin) {
+        const t = nowMs - k * 60000;
+        const label = svg("text", { x: x(t), y: height - 6, "text-anchor": k === 0 ? "end" : "middle" });
+        label.textContent = k === 0 ? "now" : `−${k} min`;
+        kids.push(label);
+      }
     }
     const path = (pts) => pts.filter(([t]) => t >= t0)
       .map(([t, v], i) => `${i ? "L" : "M"}${x(t).toFixed(1)},${y(v).toFixed(1)}`).join("");
@@ -176,5 +198,29 @@ const PS = (() => {
     while (points.length && points[0][0] < last - keepMs) points.shift();
   }
 
-  return { PALETTE, tokenForm, get, watts, joules, clock, el, rows, status, chart, trim };
+  /**
+   * Saves what a documented route answers (with the token) as the file `name`: the page fetches
+   * it, so that a token is never put in a link.
+   */
+  async function download(path, name) {
+    const headers = {};
+    const t = token();
+    if (t) headers.Authorization = "Bearer " + t;
+    const r = await fetch(path, { headers, cache: "no-store" });
+    if (!r.ok) throw new Error(`${path}: ${r.status} ${r.statusText}`);
+    const url = URL.createObjectURL(await r.blob());
+    const a = el("a", { href: url, download: name });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10000);
+  }
+
+  /** `n` and the noun, singular for one: `1 node`, `3 nodes`. */
+  function count(n, noun, plural) {
+    return `${n} ${n === 1 ? noun : plural || noun + "s"}`;
+  }
+
+  return { PALETTE, tokenForm, get, download, watts, joules, clock, duration, count, el, rows,
+    status, chart, trim };
 })();

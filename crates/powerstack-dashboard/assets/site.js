@@ -57,7 +57,7 @@
     });
     PS.rows(document.querySelector("#nodes tbody"), rows);
     const stale = list.filter((n) => n.stale).length;
-    document.getElementById("nodes-note").textContent = `${list.length} nodes, ${stale} stale` +
+    document.getElementById("nodes-note").textContent = `${PS.count(list.length, "node")}, ${stale} stale` +
       (list.length > NODE_ROWS ? `; the ${NODE_ROWS} drawing the most shown` : "");
   }
 
@@ -66,7 +66,10 @@
     const running = list.filter((j) => j.end_unix_us === null || j.end_unix_us === undefined);
     PS.rows(document.querySelector("#jobs tbody"), running.map((j) => {
       const tr = PS.el("tr", { "data-job": j.id });
-      tr.append(PS.el("td", {}, j.id), PS.el("td", {}, j.user ?? "–"),
+      const link = PS.el("a", { href: `/job?id=${encodeURIComponent(j.id)}` }, j.id);
+      const id = PS.el("td");
+      id.append(link);
+      tr.append(id, PS.el("td", {}, j.user ?? "–"),
         PS.el("td", { class: "num" }, String(j.nodes.length)),
         PS.el("td", { class: "num" }, PS.watts(j.mean_power_watts)),
         PS.el("td", { class: "num" }, PS.watts(j.power_watts)),
@@ -111,7 +114,7 @@
       sp.textContent = PS.watts(p.power_watts);
       sp.dataset.watts = p.power_watts;
       document.getElementById("site-nodes").textContent =
-        `${p.nodes_fresh} nodes reporting, ${p.nodes_stale} stale (silent over ${p.stale_after_s} s)`;
+        `${PS.count(p.nodes_fresh, "node")} reporting, ${p.nodes_stale} stale (silent over ${p.stale_after_s} s)`;
       if (b.error) document.getElementById("bound-detail").textContent = b.error;
       else showBound(b);
       draw();

@@ -3,7 +3,8 @@
 //! The agent serves the [`Page::Node`] page at `/` (its node's live power by domain, each
 //! domain's limit, energy so far) and the site service the [`Page::Site`] page (site power
 //! against the bound and the reserve, nodes by power with the stale ones marked, running jobs,
-//! the policy's recent decisions). Both pages share one stylesheet and one chart script, served
+//! the policy's recent decisions), with its job list ([`Page::Jobs`]) and job pages
+//! ([`Page::Job`]). The pages share one stylesheet and one chart script, served
 //! under `/assets/` by [`asset`]. The pages are static: their data comes from the documented API
 //! routes of the server that serves them, with the same access rules as any client (a token typed
 //! into the page is kept in the tab's `sessionStorage` and sent as a bearer token).
@@ -18,14 +19,23 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-/// Which page is served at `/`.
+/// A page: the one served at `/` ([`Page::Node`] by the agent, [`Page::Site`] by the site
+/// service), and the site service's job pages.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Page {
-    /// The node page, served by the agent.
+    /// The node page, served by the agent at `/`.
     Node,
-    /// The site page, served by the site service.
+    /// The site page, served by the site service at `/`.
     Site,
+    /// The site's job list, searchable by user and time, at `/jobs`.
+    Jobs,
+    /// One job of the site (`/job?id=ID`): its power over time per node and per domain kind,
+    /// its totals, and downloads of the same data as CSV and JSON.
+    Job,
 }
+
+/// Every page.
+pub const PAGES: [Page; 4] = [Page::Node, Page::Site, Page::Jobs, Page::Job];
 
 /// One embedded file: its media type and its bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,11 +66,13 @@ const HTML: &str = "text/html; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 
-/// The page served at `/`.
+/// A page's HTML.
 pub fn page(page: Page) -> Asset {
     let bytes: &'static [u8] = match page {
         Page::Node => include_bytes!("../assets/node.html"),
         Page::Site => include_bytes!("../assets/site.html"),
+        Page::Jobs => include_bytes!("../assets/jobs.html"),
+        Page::Job => include_bytes!("../assets/job.html"),
     };
     Asset { mime: HTML, bytes }
 }
@@ -73,17 +85,20 @@ pub fn asset(name: &str) -> Option<Asset> {
         "common.js" => (JS, include_bytes!("../assets/common.js")),
         "node.js" => (JS, include_bytes!("../assets/node.js")),
         "site.js" => (JS, include_bytes!("../assets/site.js")),
+        "jobs.js" => (JS, include_bytes!("../assets/jobs.js")),
+        "job.js" => (JS, include_bytes!("../assets/job.js")),
         "favicon.svg" => ("image/svg+xml", include_bytes!("../assets/favicon.svg")),
         _ => return None,
     };
     Some(Asset { mime, bytes })
 }
 
-/// The dashboard's routes, for a server's router to merge: `page` at `/` and the assets under
-/// [`ASSETS_PREFIX`] (404 for any other name). They use no state, and are not API routes: they
-/// are not in the OpenAPI documents.
+/// The dashboard's routes, for a server's router to merge: `page` at `/` (with the site page,
+/// the job pages at `/jobs` and `/job`) and the assets under [`ASSETS_PREFIX`] (404 for any other
+/// name). They use no state, and are not API routes: they are not in the OpenAPI documents.
 pub fn routes<S: Clone + Send + Sync + 'static>(page_at_root: Page) -> Router<S> {
-    Router::new().route("/", get(move || async move { respond(page(page_at_root)) })).route(
+    let serve = |p: Page| get(move || async move { respond(page(p)) });
+    let mut router = Router::new().route("/", serve(page_at_root)).route(
         "/assets/{name}",
         get(|Path(name): Path<String>| async move {
             match asset(&name) {
@@ -91,7 +106,11 @@ pub fn routes<S: Clone + Send + Sync + 'static>(page_at_root: Page) -> Router<S>
                 None => (StatusCode::NOT_FOUND, "no such dashboard asset\n").into_response(),
             }
         }),
-    )
+    );
+    if page_at_root == Page::Site {
+        router = router.route("/jobs", serve(Page::Jobs)).route("/job", serve(Page::Job));
+    }
+    router
 }
 
 fn respond(a: Asset) -> Response {
@@ -108,7 +127,7 @@ mod tests {
 
     #[test]
     fn every_asset_a_page_names_is_served() {
-        for p in [Page::Node, Page::Site] {
+        for p in PAGES {
             let html = std::str::from_utf8(page(p).bytes).unwrap();
             let mut named = 0;
             for part in html.split(ASSETS_PREFIX).skip(1) {
@@ -126,7 +145,7 @@ mod tests {
 
     #[test]
     fn scripts_fetch_only_their_own_origin() {
-        for name in ["common.js", "node.js", "site.js"] {
+        for name in ["common.js", "node.js", "site.js", "jobs.js", "job.js"] {
             let js = std::str::from_utf8(asset(name).unwrap().bytes).unwrap();
             // The SVG namespace is a name, not a fetch.
             let js = js.replace("\"http://www.w3.org/2000/svg\"", "");
@@ -154,6 +173,12 @@ mod tests {
         assert_eq!(css.status(), StatusCode::OK);
         assert_eq!(css.headers()[header::CONTENT_TYPE], CSS);
         assert_eq!(get(Page::Node, "/assets/nope.js").await.status(), StatusCode::NOT_FOUND);
+        // The job pages are the site's.
+        let jobs = axum::body::to_bytes(get(Page::Site, "/jobs").await.into_body(), 1 << 20);
+        assert_eq!(&jobs.await.unwrap()[..], page(Page::Jobs).bytes);
+        let job = axum::body::to_bytes(get(Page::Site, "/job?id=7").await.into_body(), 1 << 20);
+        assert_eq!(&job.await.unwrap()[..], page(Page::Job).bytes);
+        assert_eq!(get(Page::Node, "/jobs").await.status(), StatusCode::NOT_FOUND);
         assert_eq!(get(Page::Node, "/assets/../Cargo.toml").await.status(), StatusCode::NOT_FOUND);
     }
 }

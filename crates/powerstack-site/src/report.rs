@@ -12,14 +12,14 @@ use powerstack_api::site::{
     BmcNodeV1, JobAllocationV1, NodeSeriesV1, SharedNodeV1, SiteJobReportV1, SiteTimeseriesV1,
 };
 use powerstack_job::combine::combine_figures;
-use powerstack_job::figures::{Series, energy_difference};
+use powerstack_job::figures::{Series, energy_difference, node_parts};
 use powerstack_job::shares::{Occupant, shared_figures};
 use powerstack_job::{Asked, Rows};
+use powerstack_model::DomainKind;
 use serde_json::json;
 
 use crate::store::{
     JobRow, Neighbour, Store, StoreError, StreamRow, StreamSpan, Window, WindowSummary, columns,
-    parts_of,
 };
 use crate::telemetry::bmc_provider;
 
@@ -329,21 +329,29 @@ pub async fn timeseries(
     }
     let steps = span.div_ceil(step).max(1);
     let table = if step >= 60_000_000 { StreamSpan::Minutes } else { StreamSpan::Raw };
+    let steps = usize::try_from(steps).unwrap_or(0);
     let mut nodes = Vec::with_capacity(job.nodes.len());
     for node in &job.nodes {
-        let mut watts: Vec<Option<f64>> = vec![None; usize::try_from(steps).unwrap_or(0)];
+        let mut series = NodeSeriesV1 { node: node.clone(), ..NodeSeriesV1::default() };
         for s in store.streams_of(node, from, to).await? {
             let rows = store.rows(&s, from, to, table).await?;
-            let parts = parts_of(&s.domains);
-            for (k, w) in watts.iter_mut().enumerate() {
-                let a = from + k as u64 * step;
-                let b = (a + step).min(to);
-                if let Some(x) = step_watts(&rows, &parts, a, b) {
-                    *w = Some(x);
-                }
+            let cols = columns(&s.domains);
+            let of = |kind: DomainKind| -> Vec<(usize, f64)> {
+                let read = cols.iter().enumerate().filter(|(_, c)| c.kind == kind && c.read);
+                read.map(|(i, c)| (i, c.joules_per_tick)).collect()
+            };
+            for (out, parts) in [
+                (&mut series.watts, node_parts(&cols)),
+                (&mut series.cpu_watts, of(DomainKind::Package)),
+                (&mut series.memory_watts, of(DomainKind::Memory)),
+                (&mut series.gpu_watts, of(DomainKind::Gpu)),
+            ] {
+                fill_steps(out, steps, &rows, &parts, from, to, step);
             }
         }
-        nodes.push(NodeSeriesV1 { node: node.clone(), watts });
+        // A node without data still has its (empty) node series.
+        series.watts.resize(steps, None);
+        nodes.push(series);
     }
     Ok(SiteTimeseriesV1 {
         schema: "powerstack.site-timeseries.v1".into(),
@@ -354,7 +362,31 @@ pub async fn timeseries(
     })
 }
 
-/// Mean node power over `[a, b]` when `rows` cover it entirely.
+/// The steps of `[from, to)` that `rows` cover, filled into `out` (sized to `steps` first) from
+/// the columns `parts`; nothing when there are no such columns.
+fn fill_steps(
+    out: &mut Vec<Option<f64>>,
+    steps: usize,
+    rows: &Rows,
+    parts: &[(usize, f64)],
+    from: u64,
+    to: u64,
+    step: u64,
+) {
+    if parts.is_empty() {
+        return;
+    }
+    out.resize(steps, None);
+    for (k, w) in out.iter_mut().enumerate() {
+        let a = from + k as u64 * step;
+        let b = (a + step).min(to);
+        if let Some(x) = step_watts(rows, parts, a, b) {
+            *w = Some(x);
+        }
+    }
+}
+
+/// Mean power of the columns `parts` over `[a, b]` when `rows` cover it entirely.
 fn step_watts(rows: &Rows, parts: &[(usize, f64)], a: u64, b: u64) -> Option<f64> {
     let (oldest, newest) = rows.span()?;
     if parts.is_empty() || a < oldest || b > newest || b <= a {

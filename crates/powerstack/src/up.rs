@@ -78,17 +78,18 @@ pub fn up(a: &UpArgs) -> anyhow::Result<()> {
     let socket = a.socket.clone().unwrap_or_else(|| state.path().join("agent.sock"));
     // The embedded site caps this node through its agent (the site bound): a token only the two
     // share, in the private directory, and the agent's TCP address advertised.
+    let listen = concrete_listen(&a.listen)?;
     let control =
-        (!a.no_site && !a.listen.is_empty()).then(|| control_token(state.path())).transpose()?;
+        (!a.no_site && !listen.is_empty()).then(|| control_token(state.path())).transpose()?;
     let site = start_site(a, control.as_deref())?;
     let site_url = site.as_ref().map(|s| s.ready().url());
     let config = AgentConfig {
         token_file: control.clone(),
-        advertise_url: control.as_ref().map(|_| format!("http://{}", a.listen)),
+        advertise_url: control.as_ref().map(|_| format!("http://{listen}")),
         rate_hz: a.rate_hz,
         buffer_samples: 36_000,
         socket: socket.to_string_lossy().into_owned(),
-        listen: a.listen.clone(),
+        listen,
         // The caller may write through the socket (root always may).
         allow_users: vec![caller_uid().to_string()],
         state_dir,
@@ -188,6 +189,21 @@ fn start_site(
     }
     eprintln!("{}", crate::site::where_line(running.ready()));
     Ok(Some(running))
+}
+
+/// `--listen`, its port chosen now when it names port 0: the embedded site is given the agent's
+/// address before the agent binds it, so the address must name the real port. (Should another
+/// process take that port first, the agent cannot listen and says so.) A host name is kept as
+/// given.
+fn concrete_listen(listen: &str) -> anyhow::Result<String> {
+    match listen.parse::<std::net::SocketAddr>() {
+        Ok(addr) if addr.port() == 0 => {
+            let probe = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("--listen {listen}: cannot listen there"))?;
+            Ok(probe.local_addr().context("--listen: the port chosen")?.to_string())
+        }
+        _ => Ok(listen.to_string()),
+    }
 }
 
 /// A fresh random token in `dir/control.token` (mode 600): what the embedded site presents to

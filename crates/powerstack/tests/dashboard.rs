@@ -72,8 +72,14 @@ fn dom(chromium: &Path, dir: &Path, url: &str) -> String {
 
 /// A screenshot of the page into `png`; the page's DOM must have rendered (checked by [`dom`]).
 fn screenshot(chromium: &Path, dir: &Path, url: &str, png: &Path) {
+    screenshot_sized(chromium, dir, url, png, "1100,1400");
+}
+
+/// [`screenshot`] in a window of `size` (`WIDTH,HEIGHT`): `390,844` is a phone's.
+fn screenshot_sized(chromium: &Path, dir: &Path, url: &str, png: &Path, size: &str) {
     let _ = std::fs::remove_file(png);
     let status = browser(chromium, dir, "shot")
+        .arg(format!("--window-size={size}"))
         .arg(format!("--screenshot={}", png.display()))
         .arg(url)
         .stdout(Stdio::null())
@@ -133,10 +139,15 @@ fn assert_loopback_only(dir: &Path, port: &str) {
     let mut api = 0;
     for url in &web {
         let path = url.trim_start_matches(&origin).split('?').next().unwrap();
-        if path == "/" || path.starts_with("/assets/") {
+        if ["/", "/jobs", "/job"].contains(&path) || path.starts_with("/assets/") {
             continue;
         }
-        assert!(documented.contains_key(path), "{path}: not a documented route");
+        let matches = |template: &str| {
+            let (t, p): (Vec<&str>, Vec<&str>) =
+                (template.split('/').collect(), path.split('/').collect());
+            t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| t == p || t.starts_with('{'))
+        };
+        assert!(documented.keys().any(|k| matches(k)), "{path}: not a documented route");
         api += 1;
     }
     assert!(api > 0, "no API read in the net log: {web:?}");
@@ -210,13 +221,6 @@ fn the_node_page_shows_the_domains_power_as_the_api_gives_it() {
     assert_loopback_only(dir.path(), &port);
 }
 
-/// A loopback address with a port free a moment ago: `up` advertises its agent's `--listen` to
-/// its site as given, so it must name the port.
-fn free_address() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
 #[test]
 fn the_site_page_of_up_shows_the_bound() {
     let Some(chromium) = chromium() else { return };
@@ -225,7 +229,8 @@ fn the_site_page_of_up_shows_the_bound() {
     let mut up = Proc(
         bin()
             .env("HOME", dir.path())
-            .args(["up", "--simulate", "intel-2s", "--listen", &free_address()])
+            // Port 0: `up` chooses the agent's port before telling its site where the agent is.
+            .args(["up", "--simulate", "intel-2s", "--listen", "127.0.0.1:0"])
             .args(["--site-listen", "127.0.0.1:0", "--database", &db])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -332,4 +337,99 @@ fn the_site_page_without_a_token_shows_no_data_from_a_site_that_requires_one() {
     assert!(page.contains("/v1/site/power: 401"), "{page}");
     assert!(!page.contains("data-ready"), "{page}");
     assert!(page.contains("id=\"site-power\">–<"), "{page}");
+}
+
+#[test]
+fn the_job_pages_show_a_finished_two_node_job_as_job_report_does() {
+    let Some(chromium) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let (_site, url) = common::site::serve(&state);
+    let (a, b) = (Node::new("intel-2s"), Node::new("nvidia-4gpu"));
+    let push = |n: &Node, name: &str| {
+        n.agent_with(|c| {
+            c.args(["--site", &url, "--node-name", name, "--push-interval", "200ms"]);
+        })
+    };
+    let (_agent_a, _) = push(&a, "n1");
+    let (_agent_b, _) = push(&b, "n2");
+    let addr = url.trim_start_matches("http://").to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while http_get(&addr, "/v1/nodes").matches("\"power_watts\":").count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the nodes never reached the site");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let job = ["--site", url.as_str()];
+    let (code, _, err) = run(&[
+        &["job", "begin", "web-7", "--nodes", "n1,n2", "--no-agents"][..],
+        &job,
+        &["--user", "alice"],
+    ]
+    .concat());
+    assert_eq!(code, 0, "{err}");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (code, _, err) = run(&[&["job", "end", "web-7", "--no-agents"][..], &job].concat());
+    assert_eq!(code, 0, "{err}");
+    let site =
+        powerstack_client::site::Site::new(&url, None, std::time::Duration::from_secs(10)).unwrap();
+    common::site::settled_report(&site, "web-7");
+    let (code, report, err) =
+        run(&[&["job", "report", "-j", "web-7", "--format", "json"][..], &job].concat());
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&report).unwrap();
+    let total_joules = report["total"]["energy_joules"].as_f64().unwrap();
+    assert!(total_joules > 0.0, "{report}");
+
+    // The job page: its totals and each node's energy are the report's.
+    let page_url = format!("{url}/job?id=web-7");
+    let page = dom(&chromium, dir.path(), &page_url);
+    assert!(page.contains("data-ready=\"true\""), "the page never rendered data:\n{page}");
+    let energy = tags(&page, "id=\"energy\"");
+    let shown: f64 = attr(energy[0], "data-joules").unwrap().parse().unwrap();
+    assert_eq!(shown, total_joules, "{page}");
+    let mean = tags(&page, "id=\"mean\"");
+    let shown: f64 = attr(mean[0], "data-watts").unwrap().parse().unwrap();
+    assert_eq!(shown, report["total"]["node_power"].as_f64().unwrap());
+    for node in report["nodes"].as_array().unwrap() {
+        let name = node["hostname"].as_str().unwrap();
+        let row = page.split(&format!("data-node=\"{name}\"")).nth(1).unwrap();
+        let cell = tags(row, "data-joules=")[0];
+        let shown: f64 = attr(cell, "data-joules").unwrap().parse().unwrap();
+        assert_eq!(shown, node["energy_joules"].as_f64().unwrap(), "{name}");
+    }
+    assert!(page.contains(">user alice · 2 nodes · began "), "{page}");
+    // Both charts were drawn: one line per node, and the domain kinds (GPUs on n2).
+    for legend in ["legend-nodes", "legend-kinds"] {
+        let part = page.split(&format!("id=\"{legend}\"")).nth(1).unwrap();
+        assert!(part.contains("<span>"), "{legend}: {page}");
+    }
+    assert!(page.split("id=\"legend-kinds\"").nth(1).unwrap().contains("GPU</span>"), "{page}");
+
+    // The downloads the page offers are the report's CSV as `job report --format csv` prints
+    // it, and the series.
+    let (code, csv, _) =
+        run(&[&["job", "report", "-j", "web-7", "--format", "csv"][..], &job].concat());
+    assert_eq!(code, 0);
+    let (status, served) = common::tcp_request(&addr, "GET", "/v1/jobs/web-7?format=csv");
+    assert_eq!((status, served), (200, csv));
+    let (status, series) =
+        common::tcp_request(&addr, "GET", "/v1/jobs/web-7/timeseries?format=csv");
+    assert_eq!(status, 200);
+    assert!(series.starts_with(powerstack_api::site_csv::TIMESERIES_CSV_HEADER), "{series}");
+    assert!(series.lines().any(|l| l.starts_with("n2,")), "{series}");
+
+    // The list, searched by user, links to the job with the same energy.
+    let list = dom(&chromium, dir.path(), &format!("{url}/jobs?user=alice"));
+    assert!(list.contains("data-ready=\"true\""), "{list}");
+    let row = list.split("data-job=\"web-7\"").nth(1).unwrap();
+    assert!(row.contains("href=\"/job?id=web-7\""), "{row}");
+    let shown: f64 = attr(tags(row, "data-joules=")[0], "data-joules").unwrap().parse().unwrap();
+    assert!((shown - total_joules).abs() <= 1e-6 * total_joules, "{shown} {total_joules}");
+    let nobody = dom(&chromium, dir.path(), &format!("{url}/jobs?user=bob"));
+    assert!(nobody.contains("no job matches") && !nobody.contains("data-job="), "{nobody}");
+
+    screenshot(&chromium, dir.path(), &page_url, &shots().join("job.png"));
+    screenshot(&chromium, dir.path(), &format!("{url}/jobs"), &shots().join("jobs.png"));
+    screenshot_sized(&chromium, dir.path(), &page_url, &shots().join("job-phone.png"), "390,844");
+    assert_loopback_only(dir.path(), url.rsplit(':').next().unwrap());
 }

@@ -13,6 +13,7 @@ fn series(nodes: usize, steps: usize) -> SiteTimeseriesV1 {
                 watts: (0..steps)
                     .map(|i| (i != 3).then_some(300.0 + 10.0 * n as f64 + i as f64))
                     .collect(),
+                ..NodeSeriesV1::default()
             })
             .collect(),
     }

@@ -4,12 +4,14 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use powerstack_api::agent::ErrorV1;
 use powerstack_api::site::{
-    MAX_JOB_NODES, SiteJobBeginV1, SiteJobReportV1, SiteJobV1, SiteJobsQueryV1, SiteJobsV1,
-    SiteTimeseriesV1, TimeseriesQueryV1, is_job_id, is_node_name,
+    DocumentFormatV1, JobReportQueryV1, MAX_JOB_NODES, SiteJobBeginV1, SiteJobReportV1, SiteJobV1,
+    SiteJobsQueryV1, SiteJobsV1, SiteTimeseriesV1, TimeseriesQueryV1, is_job_id, is_node_name,
 };
+use powerstack_api::site_csv::{job_report_csv, timeseries_csv};
 use powerstack_model::duration::parse_duration;
 
 use super::{ApiError, App, caller, count_error, json_body, now_us};
@@ -146,11 +148,12 @@ pub(crate) async fn end(
 /// `GET /v1/jobs/{id}`.
 #[utoipa::path(get, path = "/v1/jobs/{id}", operation_id = "siteJobReport",
     summary = "A job's report: per node (figures from the stored counters) and in total.",
-    params(("id" = String, Path, description = "The job's id.", pattern = r"^[A-Za-z0-9._:-]{1,128}$")),
+    params(("id" = String, Path, description = "The job's id.", pattern = r"^[A-Za-z0-9._:-]{1,128}$"), JobReportQueryV1),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The job and its report.", body = SiteJobReportV1),
-        (status = 400, description = "A malformed id.", body = ErrorV1),
+        (status = 200, description = "The job and its report; with `format=csv`, the CSV of `powerstack job report --format csv`.",
+            content((SiteJobReportV1 = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "A malformed id or format.", body = ErrorV1),
         (status = 401, description = "No or an unknown token.", body = ErrorV1),
         (status = 403, description = "The token may not read job records.", body = ErrorV1),
         (status = 404, description = "No such job (or not the caller's).", body = ErrorV1),
@@ -160,13 +163,23 @@ pub(crate) async fn get(
     State(state): State<App>,
     Path(id): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<SiteJobReportV1>, ApiError> {
+    query: Result<Query<JobReportQueryV1>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let who = caller(&state, &headers)?;
     readable(&state, &who, &id).await?;
     let r = report::job_report(&state.store, &id, now_us(), &state.report)
         .await
         .inspect_err(|e| count_error(&state, e))?;
-    Ok(Json(r))
+    Ok(match q.format.unwrap_or_default() {
+        DocumentFormatV1::Json => Json(r).into_response(),
+        DocumentFormatV1::Csv => csv(job_report_csv(&r)),
+    })
+}
+
+/// A CSV answer.
+fn csv(text: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response()
 }
 
 /// `GET /v1/jobs/{id}/timeseries`.
@@ -175,8 +188,9 @@ pub(crate) async fn get(
     params(("id" = String, Path, description = "The job's id.", pattern = r"^[A-Za-z0-9._:-]{1,128}$"), TimeseriesQueryV1),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The series.", body = SiteTimeseriesV1),
-        (status = 400, description = "A malformed id or step.", body = ErrorV1),
+        (status = 200, description = "The series; with `format=csv`, one row per node and step.",
+            content((SiteTimeseriesV1 = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "A malformed id, step or format.", body = ErrorV1),
         (status = 401, description = "No or an unknown token.", body = ErrorV1),
         (status = 403, description = "The token may not read job records.", body = ErrorV1),
         (status = 404, description = "No such job (or not the caller's).", body = ErrorV1),
@@ -188,7 +202,7 @@ pub(crate) async fn timeseries(
     Path(id): Path<String>,
     headers: HeaderMap,
     query: Result<Query<TimeseriesQueryV1>, QueryRejection>,
-) -> Result<Json<SiteTimeseriesV1>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let who = caller(&state, &headers)?;
     readable(&state, &who, &id).await?;
@@ -206,7 +220,10 @@ pub(crate) async fn timeseries(
     let t = report::timeseries(&state.store, &id, step_us, now_us())
         .await
         .inspect_err(|e| count_error(&state, e))?;
-    Ok(Json(t))
+    Ok(match q.format.unwrap_or_default() {
+        DocumentFormatV1::Json => Json(t).into_response(),
+        DocumentFormatV1::Csv => csv(timeseries_csv(&t)),
+    })
 }
 
 /// `GET /v1/jobs`.
