@@ -254,10 +254,12 @@ impl JobTotalV1 {
         }
     }
 
-    /// How many nodes answered, in words: `results from all N nodes`, or `results from K of N
-    /// nodes`.
+    /// How many nodes answered, in words: `results from all N nodes` (`results from the node`
+    /// for one), or `results from K of N nodes`.
     pub fn status(&self) -> String {
-        if self.nodes_answered == self.nodes {
+        if self.nodes_answered == self.nodes && self.nodes == 1 {
+            "results from the node".into()
+        } else if self.nodes_answered == self.nodes {
             format!("results from all {} nodes", self.nodes)
         } else {
             format!("results from {} of {} nodes", self.nodes_answered, self.nodes)

@@ -42,13 +42,12 @@ pub fn power(doc: &PowerV1) -> String {
         let socket = d.socket.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
-            "{:<18} {:>6} {:>11} {:>16}  {} {}",
+            "{:<18} {:>6} {:>11} {:>16}  {}",
             name(&d.domain, d.index, d.die),
             socket,
             opt(d.power_watts, 2),
             opt(d.energy_joules, 3),
-            d.provider,
-            d.source
+            source_text(&d.provider, &d.source)
         );
     }
     let src = match (&doc.node_source, doc.node_parts.is_empty()) {
@@ -79,12 +78,11 @@ pub fn energy(doc: &EnergyV1) -> String {
         let socket = d.socket.map(|s| s.to_string()).unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
-            "{:<18} {:>6} {:>18}  {} {}",
+            "{:<18} {:>6} {:>18}  {}",
             name(&d.domain, d.index, d.die),
             socket,
             opt(d.energy_joules, 6),
-            d.provider,
-            d.source
+            source_text(&d.provider, &d.source)
         );
     }
     let _ = writeln!(
@@ -189,7 +187,12 @@ pub fn topology(doc: &TopologyV1) -> String {
     }
     for g in &doc.gpus {
         let socket = g.socket.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into());
-        let _ = writeln!(out, "gpu {}: socket {socket}, {} {}", g.index, g.provider, g.source);
+        let _ = writeln!(
+            out,
+            "gpu {}: socket {socket}, {}",
+            g.index,
+            source_text(&g.provider, &g.source)
+        );
     }
     out
 }
@@ -222,14 +225,13 @@ pub fn cap_result(doc: &crate::cap::CapResultV1) -> String {
     for w in &doc.writes {
         let _ = writeln!(
             out,
-            "{:<18} {:<11} {:>10} {:>10.3} {:>10}  {} {}",
+            "{:<18} {:<11} {:>10} {:>10.3} {:>10}  {}",
             name(&w.domain, w.index, None),
             w.constraint,
             opt(w.previous_watts, 3),
             w.requested_watts,
             opt(w.read_back_watts, 3),
-            w.provider,
-            w.source
+            source_text(&w.provider, &w.source)
         );
     }
     if doc.writes.is_empty() {
@@ -410,6 +412,15 @@ pub fn pools_change(doc: &crate::pools::PoolsChangeV1) -> String {
     out
 }
 
+/// A domain's provider and source for a table: `powercap /sys/...`, or the source alone when it
+/// names its provider already (`pm_counters energy`, not `pm_counters pm_counters energy`).
+fn source_text(provider: &str, source: &str) -> String {
+    match source.strip_prefix(provider) {
+        Some(rest) if rest.is_empty() || rest.starts_with(' ') => source.to_string(),
+        _ => format!("{provider} {source}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -437,5 +448,15 @@ mod tests {
         assert!(line.contains("180.2..420.0") && line.contains("30.0 W uncappable"), "{text}");
         doc.node = None;
         assert!(caps(&doc).contains("(nothing can be capped)"));
+    }
+
+    #[test]
+    fn a_source_that_names_its_provider_is_not_prefixed_again() {
+        assert_eq!(source_text("pm_counters", "pm_counters energy"), "pm_counters energy");
+        assert_eq!(
+            source_text("powercap", "/sys/class/powercap/intel-rapl:0"),
+            "powercap /sys/class/powercap/intel-rapl:0"
+        );
+        assert_eq!(source_text("hwmon", "hwmonitor"), "hwmon hwmonitor");
     }
 }

@@ -313,13 +313,17 @@ fn prometheus_energy_keeps_dies_apart() {
     };
     let cat =
         vec![die(0), die(1), domain(DomainKind::Node, 0, "hwmon", "power1", Measurement::Power)];
-    let text = prometheus::energy(&cat, &[Some(10.5), Some(20.25), None]);
+    let text =
+        prometheus::energy(&origin(Some("intel-2s")), &cat, &[Some(10.5), Some(20.25), None]);
     assert_eq!(
         text,
         "# HELP powerstack_energy_joules_total Energy counted by a domain's hardware counter, extended across wraps, in joules.\n\
          # TYPE powerstack_energy_joules_total counter\n\
          powerstack_energy_joules_total{domain=\"package\",index=\"0\",die=\"0\"} 10.5\n\
-         powerstack_energy_joules_total{domain=\"package\",index=\"0\",die=\"1\"} 20.25\n"
+         powerstack_energy_joules_total{domain=\"package\",index=\"0\",die=\"1\"} 20.25\n\
+         # HELP powerstack_simulated 1 when the readings come from simulated hardware (label: simulator profile), else 0.\n\
+         # TYPE powerstack_simulated gauge\n\
+         powerstack_simulated{profile=\"intel-2s\"} 1\n"
     );
 }
 
@@ -382,7 +386,7 @@ fn promtool_accepts_the_prometheus_output() {
         );
     }
     let (cat, report) = intel_2s();
-    let out = promtool(&prometheus::energy(&cat, &energies(&report)));
+    let out = promtool(&prometheus::energy(&origin(None), &cat, &energies(&report)));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     // The check itself can fail: a counter without `_total` is rejected.
     let bad = promtool("# HELP x_joules bad\n# TYPE x_joules counter\nx_joules 1\n");

@@ -260,9 +260,18 @@ impl OpenNode {
         StateDir::new(dir, NodeId::new(&self.root, simulated))
     }
 
-    /// The `SIMULATED:` line when this call started a simulated node.
-    pub fn simulated_note(&self) -> Option<&str> {
-        self.sim.as_ref().map(|s| s.note.as_str())
+    /// The `SIMULATED:` line when the node is simulated: one this call started, or a simulated
+    /// root given as the root (`sim create`).
+    pub fn simulated_note(&self) -> Option<String> {
+        if let Some(s) = &self.sim {
+            return Some(s.note.clone());
+        }
+        self.origin.simulated.as_ref().map(|profile| {
+            format!(
+                "SIMULATED: {} is a simulated {profile} node (made by `powerstack sim create`)",
+                self.root.base().display()
+            )
+        })
     }
 
     /// Whether some source could not be read in full (a partial reading).

@@ -104,7 +104,7 @@ impl NativeNode {
         Ok(NativeNode {
             hostname: node.origin.hostname.clone(),
             simulated: node.origin.simulated.clone(),
-            note: node.simulated_note().map(str::to_string),
+            note: node.simulated_note(),
             node: Mutex::new(Some(node)),
         })
     }

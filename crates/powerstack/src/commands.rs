@@ -139,7 +139,7 @@ pub fn energy(args: &ReadArgs) -> anyhow::Result<()> {
                 &variorum::energy(&node.origin.hostname, catalog, &joules, snap.unix_us),
                 stream,
             ),
-            Format::Prometheus => prometheus::energy(catalog, &joules),
+            Format::Prometheus => prometheus::energy(&node.origin, catalog, &joules),
             Format::VariorumFlat => {
                 bail!("--format variorum-flat exists for power only; use variorum or json")
             }

@@ -24,7 +24,7 @@ pub fn open(args: &NodeArgs) -> anyhow::Result<Node> {
     };
     let node = powerstack_node::open::open(&options)?;
     if let Some(note) = node.simulated_note() {
-        eprintln!("{note}");
+        crate::output::note_before_output(note);
     } else if node.partial() {
         crate::output::mark_partial();
     }

@@ -24,8 +24,22 @@ impl std::fmt::Display for ClosedPipe {
 
 impl std::error::Error for ClosedPipe {}
 
+/// A note for stderr kept until the command's first output (see [`note_before_output`]).
+static NOTE: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Says `note` on stderr just before the command's first output on stdout: a command refused
+/// after it opened the node says only its error (one line), not the note.
+pub fn note_before_output(note: String) {
+    if let Ok(mut n) = NOTE.lock() {
+        *n = Some(note);
+    }
+}
+
 /// Writes text to stdout and flushes; a closed pipe becomes [`ClosedPipe`] (exit 0, no message).
 pub fn emit(text: &str) -> anyhow::Result<()> {
+    if let Some(note) = NOTE.lock().ok().and_then(|mut n| n.take()) {
+        eprintln!("{note}");
+    }
     let mut out = std::io::stdout().lock();
     let r = out.write_all(text.as_bytes()).and_then(|_| {
         if !text.ends_with('\n') {

@@ -50,6 +50,64 @@ fn live_table(shared: &Shared) -> Option<String> {
     Some(table::power(&PowerV1::new(&origin, &catalog, &report, &[])))
 }
 
+/// Successive tables as a terminal shows them in place: each after the first moves the cursor
+/// back to the start of the one before and clears from there (ANSI CSI `F` and `J`); when the
+/// output is not a terminal, each table as it is.
+struct Redraw {
+    in_place: bool,
+    lines: usize,
+}
+
+impl Redraw {
+    fn new(in_place: bool) -> Self {
+        Redraw { in_place, lines: 0 }
+    }
+
+    fn frame(&mut self, table: &str) -> String {
+        let back = if self.in_place && self.lines > 0 {
+            format!("\x1b[{}F\x1b[J", self.lines)
+        } else {
+            String::new()
+        };
+        self.lines = table.trim_end_matches('\n').lines().count();
+        format!("{back}{table}")
+    }
+}
+
+/// What `up` says on stderr once the agent is ready: where everything is, and the commands that
+/// work against it.
+fn say_ready(ready: &Ready, site_url: Option<&str>) {
+    for n in &ready.notes {
+        eprintln!("note: {n}");
+    }
+    eprintln!("{}", where_line(ready));
+    let mut pages: Vec<String> =
+        ready.listen.iter().map(|a| format!("this node http://{a}/")).collect();
+    pages.extend(site_url.iter().map(|u| format!("the site {u}/")));
+    if !pages.is_empty() {
+        eprintln!("dashboard: {} (open in a browser)", pages.join(", "));
+    }
+    if let Some(s) = &ready.socket {
+        eprintln!(
+            "jobs and caps: export POWERSTACK_AGENT={sock} (or pass --agent with it); then \
+             powerstack job begin ID, powerstack job end ID; a cap through the API: curl \
+             --unix-socket {sock} -X POST http://agent/v1/caps -d '{{\"node_watts\": 300}}'",
+            sock = s.display()
+        );
+    }
+    if let Some(url) = &site_url {
+        let host = node::hostname();
+        eprintln!(
+            "jobs at the site: powerstack job begin ID --site {url} --nodes {host} --no-agents; \
+             powerstack job end ID --site {url}; powerstack job report -j ID --site {url}"
+        );
+        eprintln!(
+            "the site bound, through this node's agent: powerstack site bound WATTS --site {url}; \
+             powerstack site decisions --site {url}; powerstack site bound clear --site {url}"
+        );
+    }
+}
+
 /// `powerstack up`.
 pub fn up(a: &UpArgs) -> anyhow::Result<()> {
     let duration = a
@@ -101,33 +159,7 @@ pub fn up(a: &UpArgs) -> anyhow::Result<()> {
     let agent_stop = stop.clone();
     let handle = std::thread::spawn(move || {
         run(&config, node::hostname(), simulated, agent_stop, |ready: &Ready| {
-            for n in &ready.notes {
-                eprintln!("note: {n}");
-            }
-            eprintln!("{}", where_line(ready));
-            let mut pages: Vec<String> =
-                ready.listen.iter().map(|a| format!("this node http://{a}/")).collect();
-            pages.extend(site_url.iter().map(|u| format!("the site {u}/")));
-            if !pages.is_empty() {
-                eprintln!("dashboard: {} (open in a browser)", pages.join(", "));
-            }
-            if let Some(s) = &ready.socket {
-                eprintln!(
-                    "jobs and caps: export POWERSTACK_AGENT={} (or pass --agent with it)",
-                    s.display()
-                );
-            }
-            if let Some(url) = &site_url {
-                let host = node::hostname();
-                eprintln!(
-                    "jobs at the site: powerstack job begin ID --site {url} --nodes {host} --no-agents; \
-                     powerstack job end ID --site {url}; powerstack job report -j ID --site {url}"
-                );
-                eprintln!(
-                    "the site bound, through this node's agent: powerstack site bound WATTS --site {url}; \
-                     powerstack site decisions --site {url}; powerstack site bound clear --site {url}"
-                );
-            }
+            say_ready(ready, site_url.as_deref());
             eprintln!("Ctrl-C to stop");
             let _ = tx.send(ready.shared.clone());
         })
@@ -142,9 +174,12 @@ pub fn up(a: &UpArgs) -> anyhow::Result<()> {
             };
         }
     };
+    // On a terminal the table is redrawn in place, as `top` does; piped, each is printed below
+    // the last.
+    let mut redraw = Redraw::new(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     while !stop.wait_timeout(Duration::from_secs(1)) {
         if let Some(t) = live_table(&shared)
-            && let Err(e) = output::emit(&t)
+            && let Err(e) = output::emit(&redraw.frame(&t))
         {
             // The reader went away: stop the agent (which restores its limits) first.
             stop.stop();
@@ -242,4 +277,20 @@ fn default_site_dir() -> PathBuf {
 fn caller_uid() -> u32 {
     // SAFETY: getuid has no preconditions and cannot fail.
     unsafe { libc::getuid() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Redraw;
+
+    #[test]
+    fn on_a_terminal_each_table_replaces_the_last_and_piped_each_follows() {
+        let mut tty = Redraw::new(true);
+        assert_eq!(tty.frame("a\nb\nc\n"), "a\nb\nc\n");
+        assert_eq!(tty.frame("d\ne"), "\x1b[3F\x1b[Jd\ne");
+        assert_eq!(tty.frame("f"), "\x1b[2F\x1b[Jf");
+        let mut pipe = Redraw::new(false);
+        assert_eq!(pipe.frame("a\nb"), "a\nb");
+        assert_eq!(pipe.frame("c"), "c");
+    }
 }
