@@ -262,7 +262,8 @@ impl JobTotalV1 {
         } else if self.nodes_answered == self.nodes {
             format!("results from all {} nodes", self.nodes)
         } else {
-            format!("results from {} of {} nodes", self.nodes_answered, self.nodes)
+            let noun = if self.nodes == 1 { "node" } else { "nodes" };
+            format!("results from {} of {} {noun}", self.nodes_answered, self.nodes)
         }
     }
 }

@@ -168,8 +168,29 @@ fn mark(conn: &AgentConnArgs, id: &str, what: &str, body: Option<&str>) -> anyho
     }
 }
 
+/// The nodes to ask, in the order the command line gave them: `--nodes` and `--agents` each keep
+/// their own order, and whichever of the two came first comes first.
 fn targets(a: &JobQueryArgs) -> anyhow::Result<Vec<Target>> {
-    Ok(fanout::targets(a.nodes.as_deref(), a.port, &a.agents)?)
+    let mut targets = fanout::targets(a.nodes.as_deref(), a.port, &a.agents)?;
+    if agents_before_nodes(std::env::args()) {
+        // fanout::targets puts the nodes first; the agents' part is the last `agents.len()`.
+        let nodes = targets.len() - a.agents.len();
+        targets.rotate_left(nodes);
+    }
+    Ok(targets)
+}
+
+/// Whether `--agents` comes before `--nodes` among `args` (the options only, up to `--`).
+fn agents_before_nodes(args: impl IntoIterator<Item = String>) -> bool {
+    for arg in args.into_iter().take_while(|a| a != "--") {
+        let name = arg.split('=').next().unwrap_or_default();
+        match name {
+            "--agents" => return true,
+            "--nodes" => return false,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// A `--peak-window` checked before anything is asked, as the agents take it (`2s`, `500ms`).
@@ -284,6 +305,16 @@ fn table(job: &str, rows: &[NodeAnswer], t: &JobTotalV1) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_of_agents_and_nodes_on_the_command_line_is_asked_first() {
+        let args = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(agents_before_nodes(args(&["job", "query", "--agents", "a", "--nodes", "n"])));
+        assert!(agents_before_nodes(args(&["job", "query", "--agents=a", "--nodes=n"])));
+        assert!(!agents_before_nodes(args(&["job", "query", "--nodes", "n", "--agents", "a"])));
+        assert!(!agents_before_nodes(args(&["job", "query", "--nodes", "n"])));
+        assert!(!agents_before_nodes(args(&["job", "--", "--agents"])));
+    }
 
     #[test]
     fn job_ids_are_checked() {

@@ -97,3 +97,24 @@ fn which(name: &str) -> Result<std::path::PathBuf, ()> {
     let path = std::env::var_os("PATH").ok_or(())?;
     std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file()).ok_or(())
 }
+
+#[test]
+fn job_query_rows_come_in_the_order_of_the_command_line() {
+    // Nobody answers (port 1; a name that does not resolve): the rows still come, in order.
+    let csv = |args: &[&str]| {
+        let base = ["job", "query", "-j", "x", "--port", "1", "--timeout", "1s", "--format", "csv"];
+        let (_, out, err) = run(&[&base[..], args].concat());
+        let hosts: Vec<String> =
+            out.lines().skip(1).map(|l| l.split(',').next().unwrap().to_string()).collect();
+        assert!(!hosts.is_empty(), "{err}");
+        hosts
+    };
+    let order = csv(&["--agents", "127.0.0.1:1", "--nodes", "nohost-b,nohost-a"]);
+    assert_eq!(order, ["127.0.0.1", "nohost-b", "nohost-a", "TOTAL"]);
+    let order = csv(&["--nodes", "nohost-b,nohost-a", "--agents", "127.0.0.1:1"]);
+    assert_eq!(order, ["nohost-b", "nohost-a", "127.0.0.1", "TOTAL"]);
+    // One node: its total says so in words that fit.
+    let (_, out, _) =
+        run(&["job", "query", "-j", "x", "--agents", "127.0.0.1:1", "--format", "csv"]);
+    assert!(out.lines().last().unwrap().ends_with(",results from 0 of 1 node"), "{out}");
+}
