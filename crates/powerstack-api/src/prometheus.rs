@@ -116,19 +116,20 @@ pub fn power(origin: &Origin, catalog: &[DomainInfo], report: &PowerReport) -> S
         "Length of the measurement interval, in seconds.",
     );
     let _ = writeln!(out, "powerstack_interval_seconds {}", report.interval_s);
+    simulated(&mut out, origin.simulated.as_deref());
+    out
+}
+
+/// The `powerstack_simulated` family: 1 with the simulator profile as a label when the readings
+/// come from simulated hardware, else 0 (with an empty profile).
+pub fn simulated(out: &mut String, profile: Option<&str>) {
     family(
-        &mut out,
+        out,
         "powerstack_simulated",
         "gauge",
         "1 when the readings come from simulated hardware (label: simulator profile), else 0.",
     );
-    match &origin.simulated {
-        Some(p) => {
-            let _ = writeln!(out, "powerstack_simulated{{profile=\"{}\"}} 1", escape(p));
-        }
-        None => {
-            let _ = writeln!(out, "powerstack_simulated{{profile=\"\"}} 0");
-        }
-    }
-    out
+    let flag = u8::from(profile.is_some());
+    let label = escape(profile.unwrap_or(""));
+    let _ = writeln!(out, "powerstack_simulated{{profile=\"{label}\"}} {flag}");
 }
