@@ -70,8 +70,8 @@ pub enum Command {
     Sim(SimCommand),
     /// A BMC out of band, through Redfish: power, limits, capping, power state, transitions.
     Bmc(BmcArgs),
-    /// Run a command and report the energy and mean and peak power of the node and of each
-    /// domain while it ran, like `perf stat` (`powerstack measure -- COMMAND [ARGS]`).
+    /// Run a command and report the energy and the mean and peak power of the node and of each
+    /// domain while it ran, like `perf stat`.
     Measure(MeasureArgs),
     /// Print the shell completion script of bash, zsh or fish.
     Completions(CompletionsArgs),
