@@ -38,7 +38,8 @@ pub struct MeasureV1 {
     pub samples: u64,
     /// Node energy over the run, joules; `null` when nothing measured it.
     pub node_energy_joules: Option<f64>,
-    /// Node energy over the run divided by its duration, watts.
+    /// The node's mean power over the run, watts: its energy over the duration (a counter with
+    /// hardware timestamps timed by them).
     pub node_mean_watts: Option<f64>,
     /// The highest node power over one sampling interval, watts.
     pub node_peak_watts: Option<f64>,
@@ -67,7 +68,8 @@ pub struct DomainMeasureV1 {
     /// Energy over the run, joules: the difference of the counter (extended across wraps) at
     /// both ends, or, for a power sensor, its readings added up over time.
     pub energy_joules: Option<f64>,
-    /// Energy over the run divided by its duration, watts.
+    /// Mean power over the run, watts: the energy over the duration (a counter with hardware
+    /// timestamps timed by them).
     pub mean_watts: Option<f64>,
     /// The highest power over one sampling interval, watts.
     pub peak_watts: Option<f64>,

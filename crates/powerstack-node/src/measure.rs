@@ -3,10 +3,12 @@
 //! power (energy over duration), and the peak power from samples taken every interval in between.
 //!
 //! The peak is the highest mean power over one sampling interval: the intervals partition the
-//! span, so it is never below the mean. A counter the hardware updates in steps (NVML's, about
-//! every 100 ms) makes the peaks of short intervals coarse; the ends are read between its steps,
-//! and the last reading waits for every counter to have moved since the first (a span shorter
-//! than a counter's update period is measured over one period rather than as 0 J).
+//! span, so it is never below the mean. A counter the hardware updates in steps without a
+//! timestamp (NVML's, about every 100 ms) is read at its steps
+//! ([`powerstack_hw::Platform::sample_at_steps`]), at both ends and in between, so that no interval
+//! holds a step's energy over part of its time; its intervals last at least a step. The last
+//! reading waits for every counter to have moved since the first (a span shorter than a counter's
+//! update period is measured over one period rather than as 0 J).
 
 use std::time::{Duration, Instant};
 
@@ -99,7 +101,10 @@ impl Meter {
             }
             let now = Instant::now();
             if now >= next {
-                let snap = node.discovery.platform.sample();
+                // Between steps too: a stepped counter read between a plain reading and one
+                // stamped at its step would give that interval a step's energy over a fraction
+                // of its time.
+                let snap = node.discovery.platform.sample_at_steps(STEP_WAIT);
                 self.add(node.discovery.platform.catalog(), snap);
                 // Behind (a slow read): the next interval starts now rather than at once.
                 next = (next + self.interval).max(now);
@@ -129,27 +134,48 @@ impl Meter {
     fn finish(self, node: &mut OpenNode) -> Measured {
         let catalog = node.discovery.platform.catalog();
         let duration_s = self.last.mono_ns.saturating_sub(self.start.mono_ns) as f64 / 1e9;
-        let energy_joules: Vec<Option<f64>> = catalog
-            .iter()
-            .enumerate()
-            .map(|(i, info)| match info.measurement {
-                Measurement::Energy(_) => counter_joules(&self.start, &self.last, i),
-                Measurement::Power => self.sensor_joules[i],
-            })
-            .collect();
-        let mean = |j: Option<f64>| j.filter(|_| duration_s > 0.0).map(|j| j / duration_s);
+        // Energy counters' mean power over the whole span, as `power` measures an interval: over
+        // the hardware's own timestamps where both ends carry one.
+        let span = PowerReport::between(catalog, &self.start, &self.last);
+        let (mut energy_joules, mut mean_watts) = (Vec::new(), Vec::new());
+        for (i, info) in catalog.iter().enumerate() {
+            let (joules, watts) = match info.measurement {
+                Measurement::Energy(_) => {
+                    (counter_joules(&self.start, &self.last, i), span.domains[i].power_watts)
+                }
+                Measurement::Power => {
+                    let joules = self.sensor_joules[i];
+                    (joules, joules.filter(|_| duration_s > 0.0).map(|j| j / duration_s))
+                }
+            };
+            energy_joules.push(joules);
+            mean_watts.push(watts);
+        }
         let kinds: Vec<_> = catalog.iter().map(|d| d.id.kind).collect();
-        let source = node_source(&kinds, |i| energy_joules[i].is_some());
-        let node_energy_joules = source.as_ref().map(|s| match s {
-            NodeSource::Direct(i) => energy_joules[*i].unwrap_or(0.0),
-            NodeSource::Sum(parts) => parts.iter().filter_map(|&i| energy_joules[i]).sum(),
-        });
-        let node_power =
-            source.zip(mean(node_energy_joules)).map(|(source, watts)| NodePower { watts, source });
+        let source = node_source(&kinds, |i| mean_watts[i].is_some() && energy_joules[i].is_some());
+        let sum = |values: &[Option<f64>], s: &NodeSource| match s {
+            NodeSource::Direct(i) => values[*i].unwrap_or(0.0),
+            NodeSource::Sum(parts) => parts.iter().filter_map(|&i| values[i]).sum(),
+        };
+        let node_energy_joules = source.as_ref().map(|s| sum(&energy_joules, s));
+        let node_power = source.map(|s| NodePower { watts: sum(&mean_watts, &s), source: s });
+        // Some interval's mean is at least the whole span's: a peak computed a hair below it
+        // (domains timed by different clocks, hardware and monotonic) is the mean.
+        let at_least = |peak: Option<f64>, mean: Option<f64>| match (peak, mean) {
+            (Some(p), Some(m)) => Some(p.max(m)),
+            (p, m) => p.or(m),
+        };
+        let peak_watts =
+            self.peak_watts.iter().zip(&mean_watts).map(|(&p, &m)| at_least(p, m)).collect();
+        let node_peak_watts = at_least(self.node_peak_watts, node_power.as_ref().map(|n| n.watts));
         let domains = catalog
             .iter()
-            .zip(&energy_joules)
-            .map(|(info, &e)| DomainPower { id: info.id, power_watts: mean(e), energy_joules: e })
+            .enumerate()
+            .map(|(i, info)| DomainPower {
+                id: info.id,
+                power_watts: mean_watts[i],
+                energy_joules: energy_joules[i],
+            })
             .collect();
         let mean = PowerReport {
             interval_s: duration_s,
@@ -161,9 +187,9 @@ impl Meter {
         Measured {
             mean,
             energy_joules,
-            peak_watts: self.peak_watts,
+            peak_watts,
             node_energy_joules,
-            node_peak_watts: self.node_peak_watts,
+            node_peak_watts,
             start_us: self.start.unix_us,
             samples: self.samples,
             interval: self.interval,

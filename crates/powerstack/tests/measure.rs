@@ -173,3 +173,26 @@ fn output_file_interval_and_usage() {
         out.stderr
     );
 }
+
+#[test]
+fn gpu_counters_published_in_steps_give_peaks_near_the_mean() {
+    // NVML's energy moves about every 100 ms, sampled every 100 ms: read between its steps, no
+    // interval holds two steps' energy (or none), and the GPUs' draw is steady in the simulator.
+    let out = ps(&["measure", "--simulate", "nvidia-4gpu", "--format", "json", "--", "sleep", "1"]);
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let doc = json(&out.stdout);
+    let duration = f(&doc, "duration_s");
+    let (energy, mean) = (f(&doc, "node_energy_joules"), f(&doc, "node_mean_watts"));
+    assert!(
+        (energy - mean * duration).abs() <= 0.03 * energy,
+        "{energy} J vs {mean} W × {duration} s"
+    );
+    assert!(f(&doc, "node_peak_watts") >= mean, "{doc}");
+    let gpus: Vec<&Value> =
+        doc["domains"].as_array().unwrap().iter().filter(|d| d["domain"] == "gpu").collect();
+    assert_eq!(gpus.len(), 4, "{doc}");
+    for g in gpus {
+        let (m, p) = (f(g, "mean_watts"), f(g, "peak_watts"));
+        assert!(m > 0.0 && p >= m && p < 1.5 * m, "{g}");
+    }
+}
