@@ -10,6 +10,8 @@
 //!   and [`site_csv`], a job report and a listing of jobs as tables and CSV; `plot` (feature
 //!   `plot`), a job's node power over time as SVG or PNG; [`site_tasks`], the site's control
 //!   tasks (power transitions and power limits on many nodes through their BMCs).
+//! - [`measure`]: a command's run, measured (`powerstack.measure.v1`), as JSON, a table, CSV and
+//!   Prometheus text.
 //! - [`variorum`]: LLNL Variorum-compatible JSON (0.8 nested and the older flat form).
 //! - [`openapi`]: what every service does to its generated OpenAPI document.
 //! - [`prometheus`]: Prometheus text exposition.
@@ -23,6 +25,7 @@ pub mod cap;
 mod int;
 pub mod job;
 pub mod job_csv;
+pub mod measure;
 pub mod openapi;
 #[cfg(feature = "plot")]
 pub mod plot;

@@ -69,27 +69,10 @@ fn energy_family(
 pub fn energy(origin: &Origin, catalog: &[DomainInfo], joules: &[Option<f64>]) -> String {
     let mut out = String::new();
     energy_family(&mut out, catalog, joules.iter().copied());
-    simulated_family(&mut out, origin);
+    simulated(&mut out, origin.simulated.as_deref());
     out
 }
 
-/// The `powerstack_simulated` family.
-fn simulated_family(out: &mut String, origin: &Origin) {
-    family(
-        out,
-        "powerstack_simulated",
-        "gauge",
-        "1 when the readings come from simulated hardware (label: simulator profile), else 0.",
-    );
-    match &origin.simulated {
-        Some(p) => {
-            let _ = writeln!(out, "powerstack_simulated{{profile=\"{}\"}} 1", escape(p));
-        }
-        None => {
-            let _ = writeln!(out, "powerstack_simulated{{profile=\"\"}} 0");
-        }
-    }
-}
 
 /// Renders a power report.
 pub fn power(origin: &Origin, catalog: &[DomainInfo], report: &PowerReport) -> String {
@@ -128,8 +111,22 @@ pub fn power(origin: &Origin, catalog: &[DomainInfo], report: &PowerReport) -> S
         "Length of the measurement interval, in seconds.",
     );
     let _ = writeln!(out, "powerstack_interval_seconds {}", value(report.interval_s));
-    simulated_family(&mut out, origin);
+    simulated(&mut out, origin.simulated.as_deref());
     out
+}
+
+/// The `powerstack_simulated` family: 1 with the simulator profile as a label when the readings
+/// come from simulated hardware, else 0 (with an empty profile).
+pub fn simulated(out: &mut String, profile: Option<&str>) {
+    family(
+        out,
+        "powerstack_simulated",
+        "gauge",
+        "1 when the readings come from simulated hardware (label: simulator profile), else 0.",
+    );
+    let flag = u8::from(profile.is_some());
+    let label = escape(profile.unwrap_or(""));
+    let _ = writeln!(out, "powerstack_simulated{{profile=\"{label}\"}} {flag}");
 }
 
 /// The limits: `powerstack_power_limit_watts` for each limit in force (a limit the hardware says

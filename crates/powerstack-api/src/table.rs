@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use crate::v1::{ControlV1, DomainsV1, EnergyV1, PowerV1, TopologyV1};
+use crate::measure::MeasureV1;
+use crate::v1::{ControlV1, DomainsV1, EnergyV1, PowerV1, TopologyV1, domain_name as name};
 
 fn opt(v: Option<f64>, digits: usize) -> String {
     v.map(|x| format!("{x:.digits$}")).unwrap_or_else(|| "-".to_string())
@@ -16,11 +17,12 @@ fn banner(out: &mut String, what: &str, hostname: &str, simulated: &Option<Strin
     out.push('\n');
 }
 
-fn name(domain: &str, index: u32, die: Option<u32>) -> String {
-    match (domain, die) {
-        ("node" | "platform", _) => domain.to_string(),
-        (d, Some(die)) => format!("{d}-{index}-die-{die}"),
-        (d, None) => format!("{d}-{index}"),
+/// Where the node figure comes from: `psys`, `sum of package-0 + memory-0`.
+fn node_source(source: &Option<String>, parts: &[String]) -> String {
+    match (source, parts.is_empty()) {
+        (Some(s), true) => s.clone(),
+        (Some(s), false) => format!("{s} of {}", parts.join(" + ")),
+        (None, _) => "nothing measurable".into(),
     }
 }
 
@@ -50,11 +52,7 @@ pub fn power(doc: &PowerV1) -> String {
             source_text(&d.provider, &d.source)
         );
     }
-    let src = match (&doc.node_source, doc.node_parts.is_empty()) {
-        (Some(s), true) => s.clone(),
-        (Some(s), false) => format!("{s} of {}", doc.node_parts.join(" + ")),
-        (None, _) => "nothing measurable".into(),
-    };
+    let src = node_source(&doc.node_source, &doc.node_parts);
     let _ = writeln!(
         out,
         "{:<18} {:>6} {:>11} {:>16}  {src}",
@@ -419,6 +417,44 @@ fn source_text(provider: &str, source: &str) -> String {
         Some(rest) if rest.is_empty() || rest.starts_with(' ') => source.to_string(),
         _ => format!("{provider} {source}"),
     }
+}
+
+/// `powerstack measure`: what the node used while a command ran, like `perf stat`'s summary.
+pub fn measure(doc: &MeasureV1) -> String {
+    let mut out = String::new();
+    let what = format!("Energy of `{}`", doc.command.join(" "));
+    banner(&mut out, &what, &doc.header.hostname, &doc.header.simulated_profile);
+    let _ = writeln!(
+        out,
+        "{}, {:.3} s, {} samples every {:.0} ms",
+        doc.ended(),
+        doc.duration_s,
+        doc.samples,
+        doc.interval_s * 1000.0
+    );
+    let row = |name: &str, energy, mean, peak, source: &str| {
+        format!(
+            "{name:<18} {:>14} {:>12} {:>12}  {source}\n",
+            opt(energy, 3),
+            opt(mean, 2),
+            opt(peak, 2)
+        )
+    };
+    let _ = writeln!(
+        out,
+        "{:<18} {:>14} {:>12} {:>12}  SOURCE",
+        "DOMAIN", "ENERGY (J)", "MEAN (W)", "PEAK (W)"
+    );
+    for d in &doc.domains {
+        let source = source_text(&d.provider, &d.source);
+        out.push_str(&row(&d.name(), d.energy_joules, d.mean_watts, d.peak_watts, &source));
+    }
+    let (energy, mean, peak) = (doc.node_energy_joules, doc.node_mean_watts, doc.node_peak_watts);
+    out.push_str(&row("NODE", energy, mean, peak, &node_source(&doc.node_source, &doc.node_parts)));
+    for w in &doc.warnings {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    out
 }
 
 #[cfg(test)]

@@ -307,6 +307,16 @@ pub struct GpuV1 {
     pub source: String,
 }
 
+/// A domain's name as tables and CSV write it: `package-0`, `package-0-die-1`, `node`,
+/// `platform`.
+pub fn domain_name(domain: &str, index: u32, die: Option<u32>) -> String {
+    match (domain, die) {
+        ("node" | "platform", _) => domain.to_string(),
+        (d, Some(die)) => format!("{d}-{index}-die-{die}"),
+        (d, None) => format!("{d}-{index}"),
+    }
+}
+
 /// The stable token for where a node figure comes from.
 pub fn node_source_name(catalog: &[DomainInfo], source: &NodeSource) -> String {
     match source {

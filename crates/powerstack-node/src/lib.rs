@@ -7,6 +7,8 @@
 //!   a catalog and the journal.
 //! - [`cap_session`]: one cap session (set, reset, show), with one mapping of its errors to a
 //!   status.
+//! - [`measure`]: a span of time measured (`powerstack measure -- COMMAND`): energy, mean and
+//!   peak power of every domain and of the node, and its document (`powerstack.measure.v1`).
 //! - [`open`]: opening the node (root, sources, simulation) as the CLI and the bindings do.
 //! - [`read`]: power over an interval and energy now, as values and documents.
 //! - [`pools`]: the frequency pools documents (`powerstack.pools.v1`,
@@ -16,6 +18,7 @@
 
 pub mod cap_report;
 pub mod cap_session;
+pub mod measure;
 pub mod open;
 pub mod pools;
 pub mod read;

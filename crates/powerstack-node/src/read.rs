@@ -15,7 +15,7 @@ pub const READ_INTERVAL: RangeInclusive<Duration> =
     Duration::from_millis(1)..=Duration::from_secs(3600);
 
 /// The node's discovery warnings followed by what the last sample could not read.
-fn warnings(node: &mut OpenNode) -> Vec<String> {
+pub(crate) fn warnings(node: &mut OpenNode) -> Vec<String> {
     let failed = node.discovery.platform.take_warnings();
     node.warnings.iter().cloned().chain(failed.into_iter().map(|w| w.to_string())).collect()
 }

@@ -1,9 +1,11 @@
 //! Command-line definition (raw arguments; validation happens in the commands). The job
 //! commands' arguments (`job ...`, `jobs`) are in [`job`], `bmc ...`'s in [`bmc`], the site's
-//! control tasks' and the power bound's in [`site`], `sim ...`'s in [`sim`].
+//! control tasks' and the power bound's in [`site`], `sim ...`'s in [`sim`], those of `measure`,
+//! `completions` and `man` in [`measure`].
 
 mod bmc;
 mod job;
+mod measure;
 mod sim;
 mod site;
 
@@ -15,12 +17,16 @@ use powerstack_hw::providers::nvml::NvmlOptions;
 
 pub use bmc::*;
 pub use job::*;
+pub use measure::*;
 pub use sim::*;
 pub use site::*;
 
+/// `powerstack --version`: the package version and the commit built (see build.rs).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("POWERSTACK_COMMIT"), ")");
+
 /// Vendor-neutral power and energy for HPC nodes.
 #[derive(Parser, Debug)]
-#[command(name = "powerstack", version, about, long_about = None, propagate_version = true)]
+#[command(name = "powerstack", version = VERSION, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// Also say, on stderr, what became of each hardware source (found, absent and why).
     #[arg(short, long, global = true)]
@@ -64,6 +70,13 @@ pub enum Command {
     Sim(SimCommand),
     /// A BMC out of band, through Redfish: power, limits, capping, power state, transitions.
     Bmc(BmcArgs),
+    /// Run a command and report the energy and the mean and peak power of the node and of each
+    /// domain while it ran, like `perf stat`.
+    Measure(MeasureArgs),
+    /// Print the shell completion script of bash, zsh or fish.
+    Completions(CompletionsArgs),
+    /// Print the man page, or write a page per command into a directory (--dir).
+    Man(ManArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -7,9 +7,11 @@ mod cli;
 mod commands;
 mod job;
 mod jobs;
+mod measure;
 mod node;
 mod output;
 mod pools;
+mod selfdoc;
 mod signals;
 mod sim_cluster;
 mod site;
@@ -38,6 +40,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Site(c) => site::run(c),
         Command::Sim(c) => commands::sim(c),
         Command::Bmc(a) => bmc::run(a),
+        Command::Measure(a) => measure::run(a),
+        Command::Completions(a) => selfdoc::completions(a),
+        Command::Man(a) => selfdoc::man(a),
+    }
+}
+
+/// The status an [`output::ExitStatus`] asks for, its message said first.
+fn exit_with(e: &anyhow::Error) -> ExitCode {
+    match e.downcast_ref::<output::ExitStatus>() {
+        Some(s) => {
+            if let Some(m) = &s.message {
+                eprintln!("error: {m}");
+            }
+            ExitCode::from(s.code)
+        }
+        None => ExitCode::FAILURE,
     }
 }
 
@@ -48,6 +66,7 @@ fn main() -> ExitCode {
         Ok(()) if output::partial() => ExitCode::from(3),
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if e.is::<output::ClosedPipe>() => ExitCode::SUCCESS,
+        Err(e) if e.is::<output::ExitStatus>() => exit_with(&e),
         Err(e) => {
             // One line: the error and its causes.
             eprintln!("error: {e:#}");

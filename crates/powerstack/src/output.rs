@@ -78,3 +78,24 @@ pub fn mark_partial() {
 pub fn partial() -> bool {
     PARTIAL.load(Ordering::Relaxed)
 }
+
+/// Ends the command with this exit status (`measure` passes on its command's), after saying
+/// `error: MESSAGE` on stderr when there is one.
+#[derive(Debug)]
+pub struct ExitStatus {
+    /// The status.
+    pub code: u8,
+    /// What went wrong, when something did.
+    pub message: Option<String>,
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.message {
+            Some(m) => f.write_str(m),
+            None => write!(f, "exit status {}", self.code),
+        }
+    }
+}
+
+impl std::error::Error for ExitStatus {}

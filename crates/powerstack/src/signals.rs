@@ -19,10 +19,12 @@ use anyhow::{Context, bail};
 
 static STOP: AtomicBool = AtomicBool::new(false);
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
+static FROM_TERMINAL: AtomicBool = AtomicBool::new(false);
 
 /// Takes SIGINT and SIGTERM from now on: the first one (or the end of `duration`) raises the stop
 /// flag and calls `on_stop` once, from the signal thread. Call it before any thread starts (a
-/// thread started earlier would still die of the signal); a child process inherits the mask.
+/// thread started earlier would still die of the signal); a child process inherits the mask
+/// (see [`unblock_in_child`]).
 pub fn catch(
     duration: Option<Duration>,
     on_stop: impl FnOnce() + Send + 'static,
@@ -62,10 +64,12 @@ pub fn catch(
 
 /// Waits for SIGINT or SIGTERM in `set`: the signal, or `None` once `deadline` has passed.
 fn wait(set: &libc::sigset_t, deadline: Option<Instant>) -> Option<i32> {
+    // SAFETY: an all-zero siginfo_t is a valid value for the kernel to fill in.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     loop {
         let rc = match deadline {
-            // SAFETY: `set` is initialised; the info pointer may be null.
-            None => unsafe { libc::sigwaitinfo(set, std::ptr::null_mut()) },
+            // SAFETY: `set` is initialised; `info` is a valid siginfo_t to fill in.
+            None => unsafe { libc::sigwaitinfo(set, &mut info) },
             Some(end) => {
                 let left = end.saturating_duration_since(Instant::now());
                 if left.is_zero() {
@@ -75,14 +79,36 @@ fn wait(set: &libc::sigset_t, deadline: Option<Instant>) -> Option<i32> {
                     tv_sec: left.as_secs() as libc::time_t,
                     tv_nsec: left.subsec_nanos() as libc::c_long,
                 };
-                // SAFETY: `set` and `ts` are initialised; the info pointer may be null.
-                unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) }
+                // SAFETY: `set` and `ts` are initialised; `info` is a valid siginfo_t.
+                unsafe { libc::sigtimedwait(set, &mut info, &ts) }
             }
         };
         // Else -1: interrupted, or the deadline passed (checked above).
         if rc == libc::SIGINT || rc == libc::SIGTERM {
+            // Sent by the kernel: a terminal's Ctrl-C, to its whole foreground group.
+            FROM_TERMINAL.store(info.si_code == libc::SI_KERNEL, Ordering::SeqCst);
             return Some(rc);
         }
+    }
+}
+
+/// Has `command` start with SIGINT and SIGTERM unblocked: a child inherits the mask [`catch`]
+/// set (the standard library does not clear it), and would otherwise never see them.
+pub fn unblock_in_child(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec, and calls only sigemptyset,
+    // sigaddset and pthread_sigmask on a local set: async-signal-safe, no allocation, no lock.
+    unsafe {
+        command.pre_exec(|| {
+            let mut set: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, libc::SIGINT);
+            libc::sigaddset(&mut set, libc::SIGTERM);
+            match libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut()) {
+                0 => Ok(()),
+                rc => Err(std::io::Error::from_raw_os_error(rc)),
+            }
+        });
     }
 }
 
@@ -102,6 +128,13 @@ pub fn received() -> Option<i32> {
         0 => None,
         sig => Some(sig),
     }
+}
+
+/// Whether the signal that stopped the command came from its terminal (Ctrl-C): the terminal
+/// sent it to every process of the foreground group, children included, rather than to this
+/// process alone (`kill`, `timeout`, a scheduler).
+pub fn from_terminal() -> bool {
+    FROM_TERMINAL.load(Ordering::SeqCst)
 }
 
 /// The exit status for a command stopped by a signal: 128 + its number.

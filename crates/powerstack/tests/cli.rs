@@ -1,5 +1,7 @@
 //! The `powerstack` command, run as a built binary against simulated roots.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -228,25 +230,7 @@ fn prometheus_output_passes_promtool_when_it_is_installed() {
     assert_eq!(r.status, 0, "{}", r.stderr);
     assert!(r.stdout.contains("powerstack_power_watts{domain=\"gpu\",index=\"3\"}"));
     assert!(r.stdout.contains("powerstack_simulated{profile=\"cray-ex\"} 1"));
-    let Ok(mut child) = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    else {
-        assert!(std::env::var_os("POWERSTACK_REQUIRE_PROMTOOL").is_none(), "promtool required");
-        return;
-    };
-    use std::io::Write;
-    child.stdin.take().unwrap().write_all(r.stdout.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::promtool_passes(&r.stdout);
 }
 
 #[test]

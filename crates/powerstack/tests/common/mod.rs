@@ -366,3 +366,22 @@ pub fn start_agent(mut cmd: Command, args: &[&str]) -> Result<Agent, Out> {
     let status = child.wait().unwrap();
     Err(Out { code: status.code(), signal: status.signal(), stdout: String::new(), stderr: said })
 }
+
+/// `promtool check metrics` accepts `text`, when promtool is installed (unless
+/// POWERSTACK_REQUIRE_PROMTOOL is set, as in CI).
+pub fn promtool_passes(text: &str) {
+    let Ok(mut child) = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+    else {
+        assert!(std::env::var_os("POWERSTACK_REQUIRE_PROMTOOL").is_none(), "promtool required");
+        return;
+    };
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+}
