@@ -73,7 +73,6 @@ pub fn energy(origin: &Origin, catalog: &[DomainInfo], joules: &[Option<f64>]) -
     out
 }
 
-
 /// Renders a power report.
 pub fn power(origin: &Origin, catalog: &[DomainInfo], report: &PowerReport) -> String {
     let mut out = String::new();
