@@ -34,6 +34,7 @@ pub mod prometheus;
 pub mod site;
 pub mod site_bound;
 pub mod site_csv;
+pub mod site_history;
 mod site_query;
 pub mod site_table;
 pub mod site_tasks;

@@ -1,5 +1,7 @@
-// powerstack dashboard, site page: /v1/site/power and /v1/site/bound every two seconds (history
-// kept in the page), /v1/nodes, /v1/jobs and /v1/site/bound/decisions every five.
+// powerstack dashboard, site page: the last ten minutes of site power from
+// /v1/site/power/history (a point a minute, from the site's rollups) when it opens, then
+// /v1/site/power and /v1/site/bound every two seconds, /v1/nodes, /v1/jobs and
+// /v1/site/bound/decisions every six.
 "use strict";
 (() => {
   const WINDOW_MS = 10 * 60 * 1000;
@@ -132,8 +134,22 @@
     }
   }
 
-  PS.tokenForm(() => { polls = 0; poll(); });
+  // The minutes before the page opened, as the site's rollups have them (the last two or three
+  // are not rolled up yet: the live reads fill them from now on).
+  async function history() {
+    try {
+      const h = await PS.get(`/v1/site/power/history?minutes=${WINDOW_MS / 60000}`);
+      const first = power.length ? power[0][0] : Infinity;
+      const older = h.points.map((p) => [p.unix_us / 1000, p.power_watts]).filter(([t]) => t < first);
+      power.unshift(...older);
+      draw();
+    } catch (_) {
+      // Without the history the chart starts when the page opened, as before.
+    }
+  }
+
+  PS.tokenForm(() => { polls = 0; poll(); history(); });
   window.addEventListener("resize", draw);
-  poll();
+  poll().then(history);
   setInterval(poll, POLL_MS);
 })();

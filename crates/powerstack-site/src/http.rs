@@ -228,6 +228,7 @@ pub fn app(state: App) -> Router {
         .route("/metrics", get(metrics::handler))
         .route("/v1/nodes", get(nodes::list))
         .route("/v1/site/power", get(nodes::site_power))
+        .route("/v1/site/power/history", get(nodes::site_power_history))
         .route("/v1/site/bound", get(bound::get).put(bound::put))
         .route("/v1/site/bound/decisions", get(bound::decisions))
         .route("/v1/site/admit", post(bound::admit))

@@ -15,6 +15,7 @@ pub mod config;
 pub mod control;
 pub mod db;
 pub mod error;
+pub mod history;
 pub mod http;
 pub mod report;
 pub mod serve;

@@ -29,6 +29,7 @@ impl Modify for Bearer {
         handler,
         super::nodes::list,
         super::nodes::site_power,
+        super::nodes::site_power_history,
         super::bound::get,
         super::bound::put,
         super::bound::decisions,

@@ -82,6 +82,34 @@ impl Store {
             Ok(out)
         })
     }
+
+    /// Every stream's per-minute rollups of the minutes ending in `[from_us, to_us]`: by stream
+    /// row id, each rollup's sample time and counters, in time order. One query, whatever the
+    /// number of nodes (the site's power over time).
+    pub async fn minutes_between(
+        &self,
+        from_us: u64,
+        to_us: u64,
+    ) -> Result<std::collections::BTreeMap<i64, Vec<(u64, Vec<u64>)>>, StoreError> {
+        let mut out: std::collections::BTreeMap<i64, Vec<(u64, Vec<u64>)>> = Default::default();
+        on_db!(&self.db, pool => {
+            let rows = sqlx::query(
+                "SELECT stream_id, t_us, counters FROM rollups \
+                 WHERE minute_us >= $1 AND minute_us <= $2 ORDER BY stream_id, minute_us",
+            )
+            .bind(to_db(from_us))
+            .bind(to_db(to_us))
+            .fetch_all(pool)
+            .await?;
+            for r in &rows {
+                let id: i32 = r.try_get(0)?;
+                let t: i64 = r.try_get(1)?;
+                let c: Vec<u8> = r.try_get(2)?;
+                out.entry(i64::from(id)).or_default().push((from_db(t), decode_counters(&c)));
+            }
+            Ok(out)
+        })
+    }
 }
 
 /// A long window read cheaply: raw samples near its two edges, the per-minute rollups between

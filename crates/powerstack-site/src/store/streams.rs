@@ -227,6 +227,31 @@ impl Store {
         })
     }
 
+    /// Every node's streams that may hold samples between `from_us` and `to_us`.
+    pub async fn streams_between(
+        &self,
+        from_us: u64,
+        to_us: u64,
+    ) -> Result<Vec<StreamRow>, StoreError> {
+        on_db!(&self.db, pool => {
+            let rows = sqlx::query(
+                "SELECT s.id, s.stream, n.name, s.started_us, s.domains, s.first_us, s.last_us, s.power_watts \
+                 FROM streams s JOIN nodes n ON n.id = s.node_id \
+                 WHERE (s.first_us IS NULL OR s.first_us <= $1) AND (s.last_us IS NULL OR s.last_us >= $2) \
+                 ORDER BY s.id",
+            )
+            .bind(to_db(to_us))
+            .bind(to_db(from_us))
+            .fetch_all(pool)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                out.push(stream_row!(r, 0));
+            }
+            Ok(out)
+        })
+    }
+
     /// Whether the stream with row id `stream_id` has a stored sample at or after `unix_us`.
     pub async fn stream_has_samples_since(
         &self,
