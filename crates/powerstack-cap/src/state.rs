@@ -8,7 +8,6 @@
 //! changed before the lock is held.
 
 use std::fs::File;
-use std::io::Read as _;
 use std::os::unix::fs::FileExt as _;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -153,7 +152,12 @@ impl StateLock {
         let state = |path: &Path, detail: String| CapError::State { path: path.into(), detail };
         std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o755)
             .create(dir)
-            .map_err(|e| state(dir, e.to_string()))?;
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => {
+                    state(dir, "exists and is not a directory: give the path of a directory".into())
+                }
+                _ => state(dir, format!("cannot create it: {e}")),
+            })?;
         crate::trust::check_state_dir(dir)?;
         let path = dir.join("lock");
         let file = std::fs::OpenOptions::new()
@@ -162,7 +166,7 @@ impl StateLock {
             .read(true)
             .write(true)
             .open(&path)
-            .map_err(|e| state(&path, e.to_string()))?;
+            .map_err(|e| state(&path, format!("cannot open it for writing: {e}")))?;
         let deadline = Instant::now() + wait;
         loop {
             // SAFETY: flock on a valid, open file descriptor owned by `file`.
@@ -171,7 +175,7 @@ impl StateLock {
             }
             let err = std::io::Error::last_os_error();
             if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(state(&path, err.to_string()));
+                return Err(state(&path, format!("cannot lock it: {err}")));
             }
             let holder = read_holder(&path);
             if holder.as_ref().is_some_and(|h| h.agent_api.is_some()) || Instant::now() >= deadline
@@ -195,8 +199,7 @@ impl StateLock {
 }
 
 fn read_holder(path: &Path) -> Option<Holder> {
-    let mut text = String::new();
-    File::open(path).ok()?.read_to_string(&mut text).ok()?;
+    let text = powerstack_file::read_to_string(path, "lock file", 64 << 10).ok()?;
     serde_json::from_str(text.trim()).ok()
 }
 
