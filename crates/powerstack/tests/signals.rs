@@ -2,6 +2,7 @@
 //! roll back what was written, exit with 128 + the signal and one line. The signal is sent at a
 //! known point: while `cap node` measures (`-v` says when it starts), or at a test-only pause
 //! before the N-th write (`POWERSTACK_TEST_PAUSE_BEFORE_WRITE=N`). Nothing here is timed.
+//! A reading stopped before it was printed (`power --interval 60s`) fails the same way.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -78,8 +79,19 @@ impl Node {
     /// Runs `args` (pausing before write `pause`, if given), sends `sig` once stderr has said
     /// `when`, and waits for the end.
     fn interrupt(&self, args: &[&str], pause: Option<usize>, when: &str, sig: Sig) -> Outcome {
+        self.interrupt_exactly(&self.args(args), pause, when, sig)
+    }
+
+    /// [`Node::interrupt`] with `args` as given (no root, state directory or format added).
+    fn interrupt_exactly(
+        &self,
+        args: &[String],
+        pause: Option<usize>,
+        when: &str,
+        sig: Sig,
+    ) -> Outcome {
         let mut cmd = powerstack();
-        cmd.args(self.args(args)).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
         if let Some(n) = pause {
             cmd.env("POWERSTACK_TEST_PAUSE_BEFORE_WRITE", n.to_string());
         }
@@ -240,4 +252,35 @@ impl std::fmt::Debug for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "status {:?}: {}", self.status, self.stderr)
     }
+}
+
+#[test]
+fn a_reading_stopped_before_it_is_printed_says_so_and_fails() {
+    let n = Node::new();
+    let root = n.root.path().to_str().unwrap().to_string();
+    let sources = "note: source hwmon";
+    for sig in Sig::ALL {
+        // One reading over a minute: `-v` says when the node is open and the wait begins.
+        let args: Vec<String> = ["power", "--interval", "60s", "-v", "--format", "json", "--root"]
+            .iter()
+            .map(ToString::to_string)
+            .chain([root.clone()])
+            .collect();
+        let o = n.interrupt_exactly(&args, None, sources, sig);
+        assert_eq!(o.status, Some(128 + sig.number()), "{sig:?}: {}", o.stderr);
+        assert_eq!(
+            last_line(&o),
+            format!(
+                "error: interrupted by {}: the reading was not finished; nothing was printed",
+                sig.name()
+            )
+        );
+    }
+    // `--watch` is ended by a signal: that is its normal end.
+    let args: Vec<String> = ["power", "--watch", "--interval", "60s", "-v", "--root", &root]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let o = n.interrupt_exactly(&args, None, sources, Sig::Int);
+    assert_eq!(o.status, Some(0), "{}", o.stderr);
 }
