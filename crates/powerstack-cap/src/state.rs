@@ -11,7 +11,8 @@ use std::fs::File;
 use std::os::unix::fs::FileExt as _;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use powerstack_hw::Root;
@@ -27,6 +28,16 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(30);
 
 /// How often a waiting caller tries the lock again.
 const LOCK_RETRY: Duration = Duration::from_millis(20);
+
+/// The flag that ends a wait for the lock (see [`stop_waiting_on`]).
+static STOP_WAITING: OnceLock<&'static AtomicBool> = OnceLock::new();
+
+/// Ends any wait of this process for a state directory's lock once `flag` is raised (a command's
+/// SIGINT and SIGTERM flag): the wait ends with [`CapError::Stopped`], nothing written. Set once;
+/// a later call is ignored.
+pub fn stop_waiting_on(flag: &'static AtomicBool) {
+    let _ = STOP_WAITING.set(flag);
+}
 
 /// The state directory to use on a node: `given`, except that on a simulated node the real
 /// node's [`DEFAULT_STATE_DIR`] stands for `var/lib/powerstack` under the simulated root, so an
@@ -181,6 +192,14 @@ impl StateLock {
             if holder.as_ref().is_some_and(|h| h.agent_api.is_some()) || Instant::now() >= deadline
             {
                 return Err(state(dir, busy(holder.as_ref(), wait)));
+            }
+            if STOP_WAITING.get().is_some_and(|stop| stop.load(Ordering::SeqCst)) {
+                let who = holder.map_or("another process".into(), |h| format!("`{}`", h.command));
+                let rollback = format!(
+                    "nothing was written (it was waiting for the lock of {}, held by {who})",
+                    dir.display()
+                );
+                return Err(CapError::Stopped { rollback });
             }
             std::thread::sleep(LOCK_RETRY);
         }

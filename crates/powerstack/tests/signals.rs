@@ -284,3 +284,58 @@ fn a_reading_stopped_before_it_is_printed_says_so_and_fails() {
     let o = n.interrupt_exactly(&args, None, sources, Sig::Int);
     assert_eq!(o.status, Some(0), "{}", o.stderr);
 }
+
+#[test]
+fn a_signal_while_waiting_for_the_state_directorys_lock_ends_the_wait() {
+    let n = Node::new();
+    let before = n.settings();
+    // A first command holds the lock, paused before its first write.
+    let mut holder = powerstack()
+        .args(n.args(&["cap", "socket", "100"]))
+        .env("POWERSTACK_TEST_PAUSE_BEFORE_WRITE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = BufReader::new(holder.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("test pause") {
+        line.clear();
+        assert_ne!(said.read_line(&mut line).unwrap(), 0, "the first command ended");
+    }
+    // A second one waits for it (up to 30 s): once it has the lock file open, it is waiting.
+    let mut waiter = powerstack()
+        .args(n.args(&["cap", "socket", "120"]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lock = n.state.path().join("lock");
+    let fds = PathBuf::from(format!("/proc/{}/fd", waiter.id()));
+    while !std::fs::read_dir(&fds)
+        .unwrap()
+        .flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|to| to == lock))
+    {
+        assert!(waiter.try_wait().unwrap().is_none(), "the second command ended");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // SAFETY: kill with the pid of our own child, still running (it waits for the lock).
+    unsafe {
+        libc::kill(waiter.id() as i32, libc::SIGTERM);
+    }
+    let out = waiter.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{stderr}");
+    let expect = format!(
+        "error: interrupted by SIGTERM: stopped before the next write; nothing was written (it was waiting for the lock of {}, held by `powerstack cap socket 100",
+        n.state.path().display()
+    );
+    assert!(stderr.trim_end().starts_with(&expect), "{stderr}");
+    // SAFETY: as above, for the first command, paused.
+    unsafe {
+        libc::kill(holder.id() as i32, libc::SIGTERM);
+    }
+    assert_eq!(holder.wait().unwrap().code(), Some(143));
+    assert_eq!(n.settings(), before);
+}
