@@ -89,16 +89,16 @@ pub fn run(
         Some(p) => Some(crate::access::load_token(p).map_err(|e| AgentError(e.to_string()))?),
         None => None,
     };
+
+    // The agent may write at any time: it holds the state directory's lock for its life, taken
+    // before anything is restored (a second agent, or a command, is turned away untouched). A
+    // stop before it is had, or while waiting for a command holding it, ends the start.
+    let mut state = StateDir::new(&config.state_dir, node);
+    let held = state.hold(&Holder::agent(AGENT_VIA, &api_of(config)));
     if stop.is_stopped() {
         return Ok(());
     }
-
-    // The agent may write at any time: it holds the state directory's lock for its life, taken
-    // before anything is restored (a second agent, or a command, is turned away untouched).
-    let mut state = StateDir::new(&config.state_dir, node);
-    state
-        .hold(&Holder::agent(AGENT_VIA, &api_of(config)))
-        .map_err(|e| AgentError(e.to_string()))?;
+    held.map_err(|e| AgentError(e.to_string()))?;
     restore_at_start(&mut control, &root, &state, &mut notes)?;
     if stop.is_stopped() {
         return Ok(());

@@ -285,11 +285,9 @@ fn a_reading_stopped_before_it_is_printed_says_so_and_fails() {
     assert_eq!(o.status, Some(0), "{}", o.stderr);
 }
 
-#[test]
-fn a_signal_while_waiting_for_the_state_directorys_lock_ends_the_wait() {
-    let n = Node::new();
-    let before = n.settings();
-    // A first command holds the lock, paused before its first write.
+/// Starts `cap socket 100` on `n`, paused before its first write: it holds the state directory's
+/// lock until it gets a signal.
+fn lock_holder(n: &Node) -> std::process::Child {
     let mut holder = powerstack()
         .args(n.args(&["cap", "socket", "100"]))
         .env("POWERSTACK_TEST_PAUSE_BEFORE_WRITE", "1")
@@ -303,39 +301,70 @@ fn a_signal_while_waiting_for_the_state_directorys_lock_ends_the_wait() {
         line.clear();
         assert_ne!(said.read_line(&mut line).unwrap(), 0, "the first command ended");
     }
-    // A second one waits for it (up to 30 s): once it has the lock file open, it is waiting.
-    let mut waiter = powerstack()
-        .args(n.args(&["cap", "socket", "120"]))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    // Keep reading: its last line must not fail on a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut said, &mut std::io::sink()));
+    holder
+}
+
+/// Waits until `child` has the state directory's lock file open: it is then waiting for the lock
+/// (it opens the file just before trying it).
+fn waiting_for_the_lock(n: &Node, child: &mut std::process::Child) {
     let lock = n.state.path().join("lock");
-    let fds = PathBuf::from(format!("/proc/{}/fd", waiter.id()));
+    let fds = PathBuf::from(format!("/proc/{}/fd", child.id()));
     while !std::fs::read_dir(&fds)
         .unwrap()
         .flatten()
         .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|to| to == lock))
     {
-        assert!(waiter.try_wait().unwrap().is_none(), "the second command ended");
+        assert!(child.try_wait().unwrap().is_none(), "the second command ended");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    // SAFETY: kill with the pid of our own child, still running (it waits for the lock).
+}
+
+/// Runs `args`, sends `sig` once the command waits for the state directory's lock; its exit
+/// status and stderr.
+fn stopped_while_waiting(n: &Node, args: &[String], sig: Sig) -> (Option<i32>, String) {
+    let mut child =
+        powerstack().args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    waiting_for_the_lock(n, &mut child);
+    kill(&child, sig.number());
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn kill(child: &std::process::Child, sig: i32) {
+    // SAFETY: kill with the pid of our own child, still running (it waits).
     unsafe {
-        libc::kill(waiter.id() as i32, libc::SIGTERM);
+        libc::kill(child.id() as i32, sig);
     }
-    let out = waiter.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(143), "{stderr}");
+}
+
+#[test]
+fn a_signal_while_waiting_for_the_state_directorys_lock_ends_the_wait() {
+    let n = Node::new();
+    let before = n.settings();
+    let mut holder = lock_holder(&n);
+    // A second command waits for the first (up to 30 s).
+    let (status, stderr) = stopped_while_waiting(&n, &n.args(&["cap", "socket", "120"]), Sig::Term);
+    assert_eq!(status, Some(143), "{stderr}");
     let expect = format!(
         "error: interrupted by SIGTERM: stopped before the next write; nothing was written (it was waiting for the lock of {}, held by `powerstack cap socket 100",
         n.state.path().display()
     );
     assert!(stderr.trim_end().starts_with(&expect), "{stderr}");
-    // SAFETY: as above, for the first command, paused.
-    unsafe {
-        libc::kill(holder.id() as i32, libc::SIGTERM);
-    }
+    // An agent starting on the same state directory waits too; a signal ends its start.
+    let root = n.root.path().to_str().unwrap();
+    let state = n.state.path().to_str().unwrap();
+    let args =
+        ["agent", "--root", root, "--state-dir", state, "--socket", "", "--listen", "127.0.0.1:0"];
+    let args: Vec<String> = args.iter().map(ToString::to_string).collect();
+    let (status, stderr) = stopped_while_waiting(&n, &args, Sig::Int);
+    assert_eq!(status, Some(0), "{stderr}");
+    assert!(
+        stderr.ends_with("powerstack agent: stopped by SIGINT during start-up, before serving\n"),
+        "{stderr}"
+    );
+    kill(&holder, libc::SIGTERM);
     assert_eq!(holder.wait().unwrap().code(), Some(143));
     assert_eq!(n.settings(), before);
 }
