@@ -69,3 +69,14 @@ fn a_limit_file_that_cannot_be_read_is_named() {
         "{e}"
     );
 }
+
+#[test]
+fn an_io_error_is_said_once_with_the_path_and_the_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let under = file.join("root");
+    let e = error(&["sim", "create", "--profile", "intel-2s", under.to_str().unwrap()]);
+    assert!(e.contains(&format!("cannot access {}", under.display())), "{e}");
+    assert_eq!(e.matches("Not a directory (os error 20)").count(), 1, "{e}");
+}
