@@ -17,7 +17,6 @@
 //! reads it with `ConnectInfo<Peer>` and asks [`Access::check_write`].
 
 use std::fmt;
-use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -419,6 +418,9 @@ impl Tier {
     }
 }
 
+/// The largest token file read: a token is a line, not a file of this size.
+pub const TOKEN_MAX_BYTES: u64 = 64 << 10;
+
 /// A token file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -431,10 +433,8 @@ pub fn load_token(path: &Path) -> Result<String, TokenError> {
     let shown = path.display();
     trust::check_with_dir(path, trust::Kind::Secret, "token file")
         .map_err(|e| TokenError(e.to_string()))?;
-    let file = std::fs::File::open(path)
-        .map_err(|e| TokenError(format!("cannot read token file {shown}: {e}")))?;
-    let text = io::read_to_string(file)
-        .map_err(|e| TokenError(format!("cannot read token file {shown}: {e}")))?;
+    let text = powerstack_file::read_to_string(path, "token file", TOKEN_MAX_BYTES)
+        .map_err(|e| TokenError(e.to_string()))?;
     let token = text.trim();
     if token.is_empty() {
         return Err(TokenError(format!(

@@ -140,10 +140,14 @@ impl AgentConfig {
     /// or could write, or that lies in such a directory (see [`powerstack_cap::trust`]): it names
     /// the token file, the state directory and who may write.
     pub fn load(path: &Path) -> Result<AgentConfig, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
         trust::check_with_dir(path, trust::Kind::File, "configuration file")
             .map_err(|e| ConfigError(e.to_string()))?;
+        let text = powerstack_file::read_to_string(
+            path,
+            "configuration file",
+            powerstack_file::TEXT_MAX_BYTES,
+        )
+        .map_err(|e| ConfigError(e.to_string()))?;
         let c: AgentConfig = toml::from_str(&text).map_err(|e| {
             let first = e.to_string().lines().next().unwrap_or("malformed TOML").to_string();
             let why = e.to_string().lines().last().unwrap_or("").trim().to_string();

@@ -47,7 +47,8 @@ pub struct Ready {
 /// the sources are checked first; then the state directory is locked for the agent's life, and
 /// limits an earlier agent left are restored, before the sampler starts and before anything
 /// listens; `ready` is called once the listeners are bound. On return, every limit this agent
-/// changed has been restored.
+/// changed has been restored. A `stop` given during the start ends it at the next step (before
+/// the lock is taken, before the sampler starts), without `ready` being called: `Ok` too.
 ///
 /// Between samples nothing wakes: the servers wait for `stop` without polling, and the sampler
 /// threads check it once per tick.
@@ -82,11 +83,7 @@ pub fn run(
     let (sources, warnings) = Sources::open(&root, &selection, &options);
     notes.extend(warnings);
     if sources.columns() == 0 {
-        let why = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
-        return Err(AgentError(format!(
-            "no readable power source under {}{why}: run as root, check --root, or use --simulate auto",
-            config.root.display()
-        )));
+        return Err(no_source(config, &notes));
     }
     let token = match &config.token_file {
         Some(p) => Some(crate::access::load_token(p).map_err(|e| AgentError(e.to_string()))?),
@@ -94,12 +91,18 @@ pub fn run(
     };
 
     // The agent may write at any time: it holds the state directory's lock for its life, taken
-    // before anything is restored (a second agent, or a command, is turned away untouched).
+    // before anything is restored (a second agent, or a command, is turned away untouched). A
+    // stop before it is had, or while waiting for a command holding it, ends the start.
     let mut state = StateDir::new(&config.state_dir, node);
-    state
-        .hold(&Holder::agent(AGENT_VIA, &api_of(config)))
-        .map_err(|e| AgentError(e.to_string()))?;
+    let held = state.hold(&Holder::agent(AGENT_VIA, &api_of(config)));
+    if stop.is_stopped() {
+        return Ok(());
+    }
+    held.map_err(|e| AgentError(e.to_string()))?;
     restore_at_start(&mut control, &root, &state, &mut notes)?;
+    if stop.is_stopped() {
+        return Ok(());
+    }
 
     let shared = Shared::new(
         hostname,
@@ -287,6 +290,15 @@ fn open_files(notes: &mut Vec<String>) -> ConnectionLimits {
 }
 
 /// Where the agent takes cap changes, for the message of a caller turned away by its lock.
+/// The error of a node where no power source can be read.
+fn no_source(config: &AgentConfig, notes: &[String]) -> AgentError {
+    let why = if notes.is_empty() { String::new() } else { format!(" ({})", notes.join("; ")) };
+    AgentError(format!(
+        "no readable power source under {}{why}: run as root, check --root, or use --simulate auto",
+        config.root.display()
+    ))
+}
+
 fn api_of(config: &AgentConfig) -> String {
     let mut at = Vec::new();
     if !config.socket.is_empty() {
@@ -306,8 +318,8 @@ fn restore_at_start(
     state: &StateDir,
     notes: &mut Vec<String>,
 ) -> Result<(), AgentError> {
-    let (mut capper, recovered) = Capper::open(control, root, state, AGENT_VIA)
-        .map_err(|e| AgentError(format!("state directory: {e}")))?;
+    let (mut capper, recovered) =
+        Capper::open(control, root, state, AGENT_VIA).map_err(|e| AgentError(e.to_string()))?;
     notes.extend(capper.notes().iter().cloned());
     if let Some(r) = recovered {
         notes.push(format!(

@@ -345,10 +345,20 @@ impl Body for Deadline {
 /// request).
 pub fn bind_unix(path: &Path) -> io::Result<UnixListener> {
     use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
+    // Every error names the socket and what failed.
+    let failed = |action: String| {
+        move |e: io::Error| {
+            io::Error::new(e.kind(), format!("socket {}: {action}: {e}", path.display()))
+        }
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         && !dir.exists()
     {
-        std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(dir)
+            .map_err(failed(format!("cannot create its directory {}", dir.display())))?;
     }
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
@@ -358,7 +368,8 @@ pub fn bind_unix(path: &Path) -> io::Result<UnixListener> {
                     format!("{}: another agent is listening on this socket", path.display()),
                 ));
             }
-            std::fs::remove_file(path)?;
+            std::fs::remove_file(path)
+                .map_err(failed("cannot remove the stale socket file".into()))?;
         }
         Ok(_) => {
             return Err(io::Error::new(
@@ -370,9 +381,10 @@ pub fn bind_unix(path: &Path) -> io::Result<UnixListener> {
             ));
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
+        Err(e) => return Err(failed("cannot check it".into())(e)),
     }
-    let listener = UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
+    let listener = UnixListener::bind(path).map_err(failed("cannot create it".into()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+        .map_err(failed("cannot make it mode 666".into()))?;
     Ok(listener)
 }

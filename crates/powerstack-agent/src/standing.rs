@@ -30,6 +30,8 @@ pub use powerstack_cap::{DEFAULT_RESPLIT_WATTS, RESPLIT_FRACTION};
 pub const MIN_RESPLIT_INTERVAL_US: u64 = (powerstack_cap::MIN_RESPLIT_INTERVAL_S * 1e6) as u64;
 /// How often the checking thread looks at the ring.
 pub const CHECK_INTERVAL: Duration = Duration::from_millis(100);
+/// The largest standing cap file read (it holds three fields).
+const MAX_FILE_BYTES: u64 = 64 << 10;
 
 /// A node cap kept standing, as kept in [`FILE`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -52,11 +54,16 @@ pub fn threshold_watts(node_watts: f64, resplit_watts: f64) -> f64 {
 /// An error keeping a standing cap in the state directory.
 #[derive(Debug, thiserror::Error)]
 pub enum StandingError {
-    /// The file could not be read, written or removed.
-    #[error("standing node cap {path}: {source}")]
+    /// The file could not be read.
+    #[error(transparent)]
+    Read(powerstack_file::FileError),
+    /// The file could not be written or removed.
+    #[error("standing node cap {path}: cannot {action} it: {source}")]
     Io {
         /// The file.
         path: PathBuf,
+        /// What failed: `write`, `remove`.
+        action: &'static str,
         /// Why.
         source: std::io::Error,
     },
@@ -112,11 +119,9 @@ impl Standing {
     /// check splits it); `None` when there is no file.
     pub fn load(&self, state_dir: &Path) -> Result<Option<StandingCap>, StandingError> {
         let path = state_dir.join(FILE);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(StandingError::Io { path, source }),
-        };
+        let text = powerstack_file::read_if_exists(&path, "standing node cap", MAX_FILE_BYTES)
+            .map_err(StandingError::Read)?;
+        let Some(text) = text else { return Ok(None) };
         let cap: StandingCap = serde_json::from_str(&text)
             .map_err(|e| StandingError::Malformed { path: path.clone(), why: e.to_string() })?;
         if !(cap.node_watts.is_finite() && cap.node_watts > 0.0) {
@@ -139,7 +144,7 @@ impl Standing {
         let saved = serde_json::to_vec_pretty(&cap)
             .map_err(|e| std::io::Error::other(e.to_string()))
             .and_then(|bytes| powerstack_cap::state::write_atomically(&path, &bytes, 0o644))
-            .map_err(|source| StandingError::Io { path, source });
+            .map_err(|source| StandingError::Io { path, action: "write", source });
         let mut held = lock(&self.held);
         held.cap = Some(cap);
         held.split_uncappable_watts = uncappable_watts;
@@ -152,7 +157,7 @@ impl Standing {
         let path = state_dir.join(FILE);
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(StandingError::Io { path, source: e })
+                Err(StandingError::Io { path, action: "remove", source: e })
             }
             _ => Ok(()),
         }

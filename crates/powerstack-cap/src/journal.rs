@@ -373,8 +373,9 @@ impl Journal {
         }
         let text = serde_json::to_string_pretty(&self.data)
             .map_err(|e| CapError::State { path: path.clone(), detail: e.to_string() })?;
-        crate::state::write_atomically(&path, text.as_bytes(), 0o644)
-            .map_err(|e| CapError::State { path: path.clone(), detail: e.to_string() })?;
+        crate::state::write_atomically(&path, text.as_bytes(), 0o644).map_err(|e| {
+            CapError::State { path: path.clone(), detail: format!("cannot write it: {e}") }
+        })?;
         powerstack_hw::fault::step();
         Ok(())
     }
@@ -405,19 +406,21 @@ fn check_node(dir: &Path, data: &JournalFile, node: &NodeId) -> Result<(), CapEr
     })
 }
 
+/// The largest journal read: one holds an entry per limit and setting a session changed.
+const MAX_JOURNAL_BYTES: u64 = 64 << 20;
+
 /// Reads and checks a journal file; `None` when there is none. A malformed journal is an error,
 /// never silently replaced: it may hold the only record of the original limits.
 fn load(path: &Path) -> Result<Option<JournalFile>, CapError> {
-    let data = match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str::<JournalFile>(&text).map_err(|e| CapError::State {
-            path: path.to_path_buf(),
-            detail: format!(
-                "malformed journal ({e}); it records the limits to restore: repair it, or move it away if you accept losing them"
-            ),
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(CapError::State { path: path.to_path_buf(), detail: e.to_string() }),
-    };
+    let text = powerstack_file::read_if_exists(path, "journal", MAX_JOURNAL_BYTES)
+        .map_err(|e| CapError::File(e.to_string()))?;
+    let Some(text) = text else { return Ok(None) };
+    let data = serde_json::from_str::<JournalFile>(&text).map_err(|e| CapError::State {
+        path: path.to_path_buf(),
+        detail: format!(
+            "malformed journal ({e}); it records the limits to restore: repair it, or move it away if you accept losing them"
+        ),
+    })?;
     if data.version != VERSION && data.version != 1 {
         return Err(CapError::State {
             path: path.to_path_buf(),

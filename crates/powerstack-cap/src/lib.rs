@@ -38,6 +38,36 @@ pub use state::{DEFAULT_STATE_DIR, Holder, NodeId, StateDir, StateLock, state_di
 
 /// Largest difference accepted between a limit written and the value read back: hardware rounds
 /// (RAPL to its power unit, amdgpu to whole watts).
+/// Watts as a person reads them in a message: as typed for a plausible value (`87.5`), in
+/// exponent form from a megawatt up and below a microwatt (`1e308`, not 309 digits).
+pub fn watts_text(watts: f64) -> String {
+    let implausible = watts.abs() >= 1e6 || (watts != 0.0 && watts.abs() < 1e-6);
+    if watts.is_finite() && implausible { format!("{watts:e}") } else { format!("{watts}") }
+}
+
+/// A [`CapError::NoSuchControl`] of a domain whose limits could not be read (the providers'
+/// `warnings`, as `powercap: package-0: limits not reported: malformed content in FILE: ...`)
+/// becomes [`CapError::Unreadable`], naming the file; any other error is as it is.
+pub fn unreadable_limits(e: CapError, warnings: &[String]) -> CapError {
+    let CapError::NoSuchControl { what, available } = e else { return e };
+    let domain = what.split(' ').next().unwrap_or_default();
+    let why = warnings.iter().find_map(|w| {
+        let (_, after) = w.split_once(&format!("{domain}: limits not "))?;
+        Some(after.split_once(": ").map_or(after, |(_, why)| why).to_string())
+    });
+    match why {
+        Some(why) => CapError::Unreadable { what, why },
+        None => CapError::NoSuchControl { what, available },
+    }
+}
+
+/// `state file` for one of the state directory's files ([`trust::STATE_FILES`]), else `state
+/// directory`: how a [`CapError::State`] names its path.
+fn state_kind(path: &std::path::Path) -> &'static str {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    if trust::STATE_FILES.contains(&name) { "state file" } else { "state directory" }
+}
+
 fn readback_tolerance(watts: f64) -> f64 {
     (0.01 * watts).max(1.0)
 }
@@ -58,7 +88,7 @@ pub enum CapError {
         range: String,
     },
     /// The value is outside the control's range.
-    #[error("{what}: {value} W is outside the allowed range {range}")]
+    #[error("{what}: {} W is outside the allowed range {range}", watts_text(*value))]
     OutOfRange {
         /// The control.
         what: String,
@@ -69,7 +99,8 @@ pub enum CapError {
     },
     /// The value is below the lowest limit the control may be given.
     #[error(
-        "{what}: {value} W is below the allowed range {range} (the minimum is {why}); give at least {lowest_watts} W, or clamp to apply that minimum (`--clamp`; `clamp: true` through the agent)"
+        "{what}: {} W is below the allowed range {range} (the minimum is {why}); give at least {lowest_watts} W, or clamp to apply that minimum (`--clamp`; `clamp: true` through the agent)",
+        watts_text(*value)
     )]
     BelowMinimum {
         /// The control.
@@ -130,6 +161,14 @@ pub enum CapError {
         /// What exists.
         available: String,
     },
+    /// The limits of the domain could not be read (a malformed or unreadable limit file).
+    #[error("{what} cannot be changed: its limits cannot be read: {why}")]
+    Unreadable {
+        /// The control.
+        what: String,
+        /// Why, naming the file.
+        why: String,
+    },
     /// The hardware refused a write.
     #[error("{what}: {source}")]
     Hardware {
@@ -162,7 +201,8 @@ pub enum CapError {
     Allocation(#[from] AllocError),
     /// A node cap above what the node can draw with every limit at its maximum.
     #[error(
-        "node cap {watts} W is above the most this node can draw with every limit at its maximum ({most_watts:.1} W); allowed [{least_watts:.1} W .. {most_watts:.1} W], or reset the caps to lift them"
+        "node cap {} W is above the most this node can draw with every limit at its maximum ({most_watts:.1} W); allowed [{least_watts:.1} W .. {most_watts:.1} W], or reset the caps to lift them",
+        watts_text(*watts)
     )]
     AboveNodeMaximum {
         /// The cap asked for.
@@ -172,8 +212,11 @@ pub enum CapError {
         /// The least it can be held to.
         least_watts: f64,
     },
+    /// A state file that could not be read (the message names it and what failed).
+    #[error("{0}")]
+    File(String),
     /// The state directory or journal could not be used.
-    #[error("state directory {path}: {detail}")]
+    #[error("{} {}: {detail}", state_kind(path), path.display())]
     State {
         /// The file or directory.
         path: std::path::PathBuf,
@@ -182,7 +225,7 @@ pub enum CapError {
     },
     /// A state file or directory someone other than this process's user or root could have
     /// written.
-    #[error("{0}")]
+    #[error(transparent)]
     Untrusted(#[from] trust::Untrusted),
 }
 
@@ -438,3 +481,6 @@ fn read_back(
     }
     Ok(read)
 }
+
+#[cfg(test)]
+mod tests;

@@ -64,7 +64,7 @@ pub fn validate(info: &DomainInfo, write: &LimitWrite) -> Result<PowerLimit, Cap
     let range = range_text(limit);
     let w = write.limit_watts;
     if !w.is_finite() || w <= 0.0 {
-        return Err(CapError::Invalid { what, value: format!("{w}"), range });
+        return Err(CapError::Invalid { what, value: crate::watts_text(w), range });
     }
     if limit.locked {
         return Err(CapError::Locked { what });
@@ -90,7 +90,10 @@ fn check_window(what: &str, limit: &PowerLimit, t: f64) -> Result<(), CapError> 
         detail,
     };
     if !(t.is_finite() && t > 0.0) {
-        return Err(refuse(format!("{t} s"), "is not a duration; give a positive one".into()));
+        return Err(refuse(
+            format!("{t} s"),
+            "is not positive: give a positive duration (`1s`, `28ms`)".into(),
+        ));
     }
     let value = seconds_text(t);
     let Some(windows) = limit.time_windows else {
@@ -290,7 +293,7 @@ pub fn plan_node_cap(
     if !watts.is_finite() || watts <= 0.0 {
         return Err(CapError::Invalid {
             what: "node cap".into(),
-            value: format!("{watts}"),
+            value: crate::watts_text(watts),
             range: "a positive number of watts".into(),
         });
     }
@@ -434,7 +437,7 @@ pub(crate) mod tests {
         let m = refused(&[req(0, "long_term", 100.0, Some(1e-4))]);
         assert!(m.contains("100 µs is outside what the hardware can hold, [976 µs .. "), "{m}");
         let m = refused(&[req(0, "long_term", 100.0, Some(-1.0))]);
-        assert!(m.contains("-1 s is not a duration"), "{m}");
+        assert!(m.contains("-1 s is not positive: give a positive duration"), "{m}");
         let m = refused(&[req(1, "cap", 300.0, Some(1.0))]);
         assert_eq!(
             m,

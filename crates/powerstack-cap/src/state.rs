@@ -8,11 +8,11 @@
 //! changed before the lock is held.
 
 use std::fs::File;
-use std::io::Read as _;
 use std::os::unix::fs::FileExt as _;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use powerstack_hw::Root;
@@ -28,6 +28,16 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(30);
 
 /// How often a waiting caller tries the lock again.
 const LOCK_RETRY: Duration = Duration::from_millis(20);
+
+/// The flag that ends a wait for the lock (see [`stop_waiting_on`]).
+static STOP_WAITING: OnceLock<&'static AtomicBool> = OnceLock::new();
+
+/// Ends any wait of this process for a state directory's lock once `flag` is raised (a command's
+/// SIGINT and SIGTERM flag): the wait ends with [`CapError::Stopped`], nothing written. Set once;
+/// a later call is ignored.
+pub fn stop_waiting_on(flag: &'static AtomicBool) {
+    let _ = STOP_WAITING.set(flag);
+}
 
 /// The state directory to use on a node: `given`, except that on a simulated node the real
 /// node's [`DEFAULT_STATE_DIR`] stands for `var/lib/powerstack` under the simulated root, so an
@@ -153,7 +163,12 @@ impl StateLock {
         let state = |path: &Path, detail: String| CapError::State { path: path.into(), detail };
         std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o755)
             .create(dir)
-            .map_err(|e| state(dir, e.to_string()))?;
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => {
+                    state(dir, "exists and is not a directory: give the path of a directory".into())
+                }
+                _ => state(dir, format!("cannot create it: {e}")),
+            })?;
         crate::trust::check_state_dir(dir)?;
         let path = dir.join("lock");
         let file = std::fs::OpenOptions::new()
@@ -162,7 +177,7 @@ impl StateLock {
             .read(true)
             .write(true)
             .open(&path)
-            .map_err(|e| state(&path, e.to_string()))?;
+            .map_err(|e| state(&path, format!("cannot open it for writing: {e}")))?;
         let deadline = Instant::now() + wait;
         loop {
             // SAFETY: flock on a valid, open file descriptor owned by `file`.
@@ -171,12 +186,20 @@ impl StateLock {
             }
             let err = std::io::Error::last_os_error();
             if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(state(&path, err.to_string()));
+                return Err(state(&path, format!("cannot lock it: {err}")));
             }
             let holder = read_holder(&path);
             if holder.as_ref().is_some_and(|h| h.agent_api.is_some()) || Instant::now() >= deadline
             {
                 return Err(state(dir, busy(holder.as_ref(), wait)));
+            }
+            if STOP_WAITING.get().is_some_and(|stop| stop.load(Ordering::SeqCst)) {
+                let who = holder.map_or("another process".into(), |h| format!("`{}`", h.command));
+                let rollback = format!(
+                    "nothing was written (it was waiting for the lock of {}, held by {who})",
+                    dir.display()
+                );
+                return Err(CapError::Stopped { rollback });
             }
             std::thread::sleep(LOCK_RETRY);
         }
@@ -195,8 +218,7 @@ impl StateLock {
 }
 
 fn read_holder(path: &Path) -> Option<Holder> {
-    let mut text = String::new();
-    File::open(path).ok()?.read_to_string(&mut text).ok()?;
+    let text = powerstack_file::read_to_string(path, "lock file", 64 << 10).ok()?;
     serde_json::from_str(text.trim()).ok()
 }
 

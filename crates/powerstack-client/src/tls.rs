@@ -27,14 +27,8 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 
 /// The text of a PEM file (at most [`MAX_PEM_BYTES`]); the error is one line without the path.
 pub fn read_pem(path: &Path) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
-    if !meta.is_file() {
-        return Err("not a regular file".into());
-    }
-    if meta.len() > MAX_PEM_BYTES {
-        return Err(format!("larger than {} KiB", MAX_PEM_BYTES >> 10));
-    }
-    std::fs::read(path).map_err(|e| e.to_string())
+    // The caller's message names the path.
+    powerstack_file::read(path, "PEM file", MAX_PEM_BYTES).map_err(|e| e.problem().to_string())
 }
 
 /// The certificates of a PEM file, in order (at least one); the error is one line without the

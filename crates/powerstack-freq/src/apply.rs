@@ -144,14 +144,16 @@ impl<'a> Pools<'a> {
         let path = self.state_dir.join(STORED_FILE);
         powerstack_cap::trust::check_state_dir(&self.state_dir)
             .map_err(|e| FreqError::State { path: path.clone(), detail: e.to_string() })?;
-        match std::fs::read_to_string(&path) {
-            Ok(text) => PoolsFile::parse(&text).map(Some).map_err(|e| FreqError::State {
-                path,
-                detail: format!("the applied configuration is unreadable: {e}"),
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(FreqError::State { path, detail: e.to_string() }),
-        }
+        let text = powerstack_file::read_if_exists(
+            &path,
+            "pools file in force",
+            powerstack_file::TEXT_MAX_BYTES,
+        )?;
+        let Some(text) = text else { return Ok(None) };
+        PoolsFile::parse(&text).map(Some).map_err(|e| FreqError::State {
+            path,
+            detail: format!("the applied configuration is unreadable: {e}"),
+        })
     }
 
     /// The assignment in force, from the stored configuration.

@@ -82,6 +82,9 @@ pub enum FreqError {
     /// The journal.
     #[error(transparent)]
     Journal(#[from] powerstack_cap::CapError),
+    /// A state file that could not be read.
+    #[error(transparent)]
+    File(#[from] powerstack_file::FileError),
     /// The state directory.
     #[error("{path}: {detail}")]
     State {

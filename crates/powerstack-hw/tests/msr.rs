@@ -275,7 +275,7 @@ fn a_file_image_gives_energy_but_no_limits_and_one_warning() {
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert_eq!(
         warnings[0],
-        "msr: cpu0 msr is a regular file (a simulated image): power-info and limit registers overlap in a file and are not read; energy and units are"
+        "msr: cpu0 msr is a regular file (a simulated image): power-info and limit registers overlap in a file and are not read; energy and units are read"
     );
 }
 

@@ -130,7 +130,8 @@ impl CapChange {
     pub fn node(node_watts: f64, policy: Policy, clamp: bool) -> Result<CapChange, String> {
         if !node_watts.is_finite() || node_watts <= 0.0 {
             return Err(format!(
-                "node cap {node_watts} W is not a valid power limit: give a positive number of watts"
+                "node cap {} W is not a valid power limit: give a positive number of watts",
+                powerstack_cap::watts_text(node_watts)
             ));
         }
         Ok(CapChange::Node { node_watts, policy, clamp })
@@ -168,7 +169,8 @@ impl SessionError {
     /// available now, 422 when the node cannot do what was asked.
     pub fn status(&self) -> u16 {
         match self {
-            SessionError::Cap(CapError::State { .. }) | SessionError::Unmeasured(_) => 503,
+            SessionError::Cap(CapError::State { .. } | CapError::File(_))
+            | SessionError::Unmeasured(_) => 503,
             SessionError::NotOnNode(_)
             | SessionError::Cap(_)
             | SessionError::NotRestored { .. } => 422,
@@ -261,7 +263,8 @@ impl CapSession<'_> {
                 (plan.requests, doc, m.warnings)
             }
         };
-        let plan = powerstack_cap::plan(catalog, &requests)?;
+        let plan = powerstack_cap::plan(catalog, &requests)
+            .map_err(|e| powerstack_cap::unreadable_limits(e, &warnings))?;
         doc.writes = plan.iter().filter_map(|p| write_doc(catalog, p, None)).collect();
         doc.warnings = measured.iter().cloned().chain(warnings).collect();
         Ok(Prepared { requests, doc, measured })

@@ -103,10 +103,8 @@ impl Tokens {
                 meta.mode() & 0o777
             )));
         }
-        if meta.len() > 16 << 20 {
-            return Err(fail("larger than 16 MiB".into()));
-        }
-        let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+        let text = powerstack_file::read_to_string(path, "tokens file", 16 << 20)
+            .map_err(|e| StoreError::Config(e.to_string()))?;
         let file: TokensFile = toml::from_str(&text)
             .map_err(|e| fail(e.message().lines().next().unwrap_or("invalid").to_string()))?;
         let mut by_token = HashMap::new();

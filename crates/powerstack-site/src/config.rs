@@ -148,8 +148,12 @@ impl Default for SiteConfig {
 impl SiteConfig {
     /// Reads a configuration file.
     pub fn load(path: &Path) -> Result<SiteConfig, StoreError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| StoreError::Config(format!("cannot read {}: {e}", path.display())))?;
+        let text = powerstack_file::read_to_string(
+            path,
+            "configuration file",
+            powerstack_file::TEXT_MAX_BYTES,
+        )
+        .map_err(|e| StoreError::Config(e.to_string()))?;
         toml::from_str(&text).map_err(|e| {
             StoreError::Config(format!(
                 "{}: {}",
@@ -293,9 +297,8 @@ impl SiteConfig {
     pub fn bmcs(&self) -> Result<Vec<BmcEntry>, StoreError> {
         let mut all = self.bmc.clone();
         if let Some(path) = &self.bmc_file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                StoreError::Config(format!("bmc_file {}: cannot read it: {e}", path.display()))
-            })?;
+            let text = powerstack_file::read_to_string(path, "bmc_file", 16 << 20)
+                .map_err(|e| StoreError::Config(e.to_string()))?;
             let file: BmcFile = toml::from_str(&text).map_err(|e| {
                 StoreError::Config(format!(
                     "bmc_file {}: {}",

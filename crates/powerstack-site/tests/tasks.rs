@@ -245,6 +245,15 @@ fn a_node_begun_but_not_yet_sent_when_its_task_is_aborted_is_never_sent() {
     r.stop().unwrap();
 }
 
+/// Waits (at most 30 s) until each node's BMC has received as many requests as given.
+fn arrived(fake: &Fake, want: &[(&str, usize)]) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !want.iter().all(|(n, k)| fake.sent_to(n).len() >= *k) {
+        assert!(std::time::Instant::now() < deadline, "requests never arrived: {want:?}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn a_restarted_service_reads_what_was_sent_back_and_never_sends_it_again() {
     for db in runtime().block_on(TestDb::both()) {
@@ -259,6 +268,9 @@ fn a_restarted_service_reads_what_was_sent_back_and_never_sends_it_again() {
         wait(&s, TaskKindV1::Transition, &t.id, |t| {
             t.nodes.iter().all(|n| n.sent_unix_us.is_some())
         });
+        // Marked sent, and reached the BMCs (a loaded machine can stop the service between the
+        // mark and the request: seen once).
+        arrived(&fake, &[("n01", 1), ("n02", 1)]);
         // The service stops with both requests in flight; the BMC of n01 did it, n02's did not.
         drop(r);
         fake.set("n01", |f| f.power = PowerState::On);
@@ -287,6 +299,7 @@ fn a_restarted_service_reads_what_was_sent_back_and_never_sends_it_again() {
             .power_cap(&PowerCapRequestV1 { nodes: vec!["n01".into()], limit_watts: Some(400.0) })
             .unwrap();
         wait(&s, TaskKindV1::PowerCap, &cap.id, |t| t.nodes[0].sent_unix_us.is_some());
+        arrived(&fake, &[("n01", 2)]);
         drop(r);
         fake.set("n01", |f| f.limit = Some(400.0));
         let r = start(&c, &fake);

@@ -32,7 +32,9 @@ fn state_dir() -> PathBuf {
 fn refused(e: SessionError) -> Failure {
     let status = match e {
         SessionError::NotOnNode(_) => PsStatus::PS_ERR_UNAVAILABLE,
-        SessionError::Cap(powerstack_cap::CapError::State { .. }) => PsStatus::PS_ERR_IO,
+        SessionError::Cap(
+            powerstack_cap::CapError::State { .. } | powerstack_cap::CapError::File(_),
+        ) => PsStatus::PS_ERR_IO,
         _ => PsStatus::PS_ERR_REFUSED,
     };
     Failure::new(status, e.to_string())

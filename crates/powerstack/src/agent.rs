@@ -69,12 +69,20 @@ pub fn agent(a: &AgentArgs) -> anyhow::Result<()> {
         &powerstack_hw::Root::new(&config.root),
         simulated.is_some(),
     );
+    let mut served = false;
     run(&config, node::hostname(), simulated, stop, |ready: &Ready| {
+        served = true;
         for n in &ready.notes {
             eprintln!("note: {n}");
         }
         eprintln!("{}", where_line(ready));
     })?;
+    if !served && let Some(sig) = signals::received() {
+        eprintln!(
+            "powerstack agent: stopped by {} during start-up, before serving",
+            signals::name(sig)
+        );
+    }
     Ok(())
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use powerstack_model::duration::parse_duration;
 use powerstack_redfish::{
     Auth, BlockingBmc, BmcConfig, ChassisReadings, Energy, EnergyMeter, Limit, LimitApplied,
@@ -50,8 +50,11 @@ fn millis(d: Duration) -> u64 {
 /// The password: the first line of --password-file, else `POWERSTACK_BMC_PASSWORD`.
 fn password(a: &BmcArgs) -> anyhow::Result<String> {
     if let Some(path) = &a.password_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the password file {}", path.display()))?;
+        let text = powerstack_file::read_to_string(
+            path,
+            "password file",
+            powerstack_file::TEXT_MAX_BYTES,
+        )?;
         return Ok(text.lines().next().unwrap_or_default().to_string());
     }
     std::env::var(PASSWORD_ENV).map_err(|_| {

@@ -128,7 +128,7 @@ fn measure(platform: &mut Platform, interval: Duration) -> anyhow::Result<Measur
 fn control_format(common: &ControlArgs, what: &str) -> anyhow::Result<Format> {
     let format = output::format(common.node.format);
     if !matches!(format, Format::Json | Format::Table) {
-        bail!("--format {format:?} is not available for {what}; use table or json");
+        bail!("--format {format} is not available for {what}; use table or json");
     }
     Ok(format)
 }

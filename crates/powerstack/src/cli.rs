@@ -401,6 +401,14 @@ pub enum Format {
     Prometheus,
 }
 
+/// The name one types after `--format` (`variorum-flat`, not `VariorumFlat`).
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = self.to_possible_value().ok_or(std::fmt::Error)?;
+        f.write_str(value.get_name())
+    }
+}
+
 /// Options of `powerstack agent` (flags override the config file).
 #[derive(Args, Debug)]
 pub struct AgentArgs {

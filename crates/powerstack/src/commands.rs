@@ -72,6 +72,7 @@ pub fn power(args: &ReadArgs) -> anyhow::Result<()> {
     let platform = &mut node.discovery.platform;
     let mut prev = platform.sample_at_steps(powerstack_hw::platform::STEP_WAIT);
     let mut deadline = Instant::now();
+    let mut printed = 0u64;
     for n in 0..count {
         deadline += interval;
         signals::sleep_until(deadline);
@@ -103,9 +104,10 @@ pub fn power(args: &ReadArgs) -> anyhow::Result<()> {
             emit("")?;
         }
         emit(&text)?;
+        printed += 1;
         prev = cur;
     }
-    Ok(())
+    all_read_or_interrupted(args, printed, count)
 }
 
 /// `powerstack energy`.
@@ -119,6 +121,7 @@ pub fn energy(args: &ReadArgs) -> anyhow::Result<()> {
     let mut warnings = std::mem::take(&mut node.warnings);
     let platform = &mut node.discovery.platform;
     let mut deadline = Instant::now();
+    let mut printed = 0u64;
     for n in 0..count {
         if n > 0 {
             deadline += interval;
@@ -152,8 +155,23 @@ pub fn energy(args: &ReadArgs) -> anyhow::Result<()> {
             emit("")?;
         }
         emit(&text)?;
+        printed += 1;
     }
-    Ok(())
+    all_read_or_interrupted(args, printed, count)
+}
+
+/// An error when a stop signal ended a reading before the `count` readings asked were printed
+/// (exit status 128 + the signal); `--watch` without `--count` ends normally on one.
+fn all_read_or_interrupted(args: &ReadArgs, printed: u64, count: u64) -> anyhow::Result<()> {
+    if printed == count || !signals::stopped() || (args.watch && args.count.is_none()) {
+        return Ok(());
+    }
+    let what = if count == 1 {
+        "the reading was not finished; nothing was printed".to_string()
+    } else {
+        format!("{printed} of the {count} readings asked were printed")
+    };
+    bail!("{}", signals::interrupted(&what))
 }
 
 /// `powerstack domains`.
@@ -171,7 +189,7 @@ pub fn domains(args: &NodeArgs) -> anyhow::Result<()> {
             variorum::to_pretty(&node.variorum_domain_info(now))
         }
         Format::VariorumFlat | Format::Prometheus => {
-            bail!("--format {:?} is not available for domains; use table, json or variorum", fmt)
+            bail!("--format {fmt} is not available for domains; use table, json or variorum")
         }
     };
     emit(&text)
@@ -185,7 +203,7 @@ pub fn topology(args: &NodeArgs) -> anyhow::Result<()> {
     let text = match fmt {
         Format::Json => json_line(&doc)?,
         Format::Table => table::topology(&doc),
-        _ => bail!("--format {:?} is not available for topology; use table or json", fmt),
+        _ => bail!("--format {fmt} is not available for topology; use table or json"),
     };
     emit(&text)
 }

@@ -122,8 +122,7 @@ pub(crate) fn parse_timeout(text: &str) -> anyhow::Result<Duration> {
 
 pub(crate) fn read_token(path: Option<&Path>) -> anyhow::Result<Option<String>> {
     let Some(p) = path else { return Ok(None) };
-    let text = std::fs::read_to_string(p)
-        .with_context(|| format!("reading the token file {}", p.display()))?;
+    let text = powerstack_file::read_to_string(p, "token file", powerstack_file::TEXT_MAX_BYTES)?;
     let token = text.trim();
     if token.is_empty() {
         bail!("the token file {} is empty", p.display());

@@ -68,8 +68,7 @@ fn main() -> ExitCode {
         Err(e) if e.is::<output::ClosedPipe>() => ExitCode::SUCCESS,
         Err(e) if e.is::<output::ExitStatus>() => exit_with(&e),
         Err(e) => {
-            // One line: the error and its causes.
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", output::one_line(&e));
             // Stopped by SIGINT or SIGTERM: 128 + the signal, as a shell reports a process it
             // killed.
             signals::exit_status().map_or(ExitCode::FAILURE, ExitCode::from)

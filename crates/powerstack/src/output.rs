@@ -99,3 +99,17 @@ impl std::fmt::Display for ExitStatus {
 }
 
 impl std::error::Error for ExitStatus {}
+
+/// An error as one line: the error and its causes, each said once (a cause an error's own
+/// message already quotes, as many do with their `io::Error`, is not said again).
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
+}

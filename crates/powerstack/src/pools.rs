@@ -20,7 +20,7 @@ fn via() -> String {
 fn format_of(common: &ControlArgs) -> anyhow::Result<Format> {
     let f = crate::output::format(common.node.format);
     if !matches!(f, Format::Json | Format::Table) {
-        bail!("--format {f:?} is not available for pools; use table or json");
+        bail!("--format {f} is not available for pools; use table or json");
     }
     Ok(f)
 }
@@ -111,8 +111,11 @@ pub fn run(cmd: &PoolsCommand) -> anyhow::Result<()> {
     signals::catch(None, || {})?;
     match cmd {
         PoolsCommand::Apply(a) => {
-            let text = std::fs::read_to_string(&a.file)
-                .with_context(|| format!("reading {}", a.file.display()))?;
+            let text = powerstack_file::read_to_string(
+                &a.file,
+                "pools file",
+                powerstack_file::TEXT_MAX_BYTES,
+            )?;
             let file = PoolsFile::parse(&text)
                 .map_err(|e| anyhow::anyhow!("{}: {e}", a.file.display()))?;
             change(&a.common, "apply", |_| Ok(file))

@@ -48,6 +48,8 @@ pub fn catch(
             libc::signal(sig, libc::SIG_DFL);
         }
     }
+    // A wait for the state directory's lock (another command holds it) ends on a signal too.
+    powerstack_cap::state::stop_waiting_on(&STOP);
     let deadline = duration.map(|d| Instant::now() + d);
     std::thread::Builder::new()
         .name("powerstack-signals".into())

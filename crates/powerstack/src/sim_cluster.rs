@@ -55,12 +55,14 @@ fn config(a: &SimClusterArgs) -> anyhow::Result<StudyConfig> {
     Ok(StudyConfig { run, bound, schedule, policies })
 }
 
+/// The largest trace read.
+const TRACE_MAX_BYTES: u64 = 256 << 20;
+
 /// `sim cluster`.
 pub fn run(a: &SimClusterArgs) -> anyhow::Result<()> {
     let config = config(a)?;
     let name = a.trace.display().to_string();
-    let text =
-        std::fs::read_to_string(&a.trace).with_context(|| format!("reading the trace {name}"))?;
+    let text = powerstack_file::read_to_string(&a.trace, "trace", TRACE_MAX_BYTES)?;
     let trace = Trace::parse(&name, &text)?;
     let figures = study(&trace, &config).map_err(|e| anyhow!("sim cluster: {e}"))?;
     if let Some(path) = &a.plot {

@@ -191,7 +191,10 @@ fn bad_input_is_one_line_and_writes_nothing() {
     let before = n.policy(1, "scaling_max_freq");
     let cases: Vec<(Vec<String>, &str)> = vec![
         (vec!["apply".into(), bad.display().to_string()], "bad.toml: pools file:"),
-        (vec!["apply".into(), "/nonexistent/pools.toml".into()], "reading /nonexistent/pools.toml"),
+        (
+            vec!["apply".into(), "/nonexistent/pools.toml".into()],
+            "pools file /nonexistent/pools.toml cannot be opened: No such file",
+        ),
         (vec!["move".into(), "3".into(), "--to".into(), "nope".into()], "no pool nope"),
         (vec!["move".into(), "3-1".into(), "--to".into(), "shared".into()], "invalid CPU list"),
         (

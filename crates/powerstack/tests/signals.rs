@@ -2,6 +2,7 @@
 //! roll back what was written, exit with 128 + the signal and one line. The signal is sent at a
 //! known point: while `cap node` measures (`-v` says when it starts), or at a test-only pause
 //! before the N-th write (`POWERSTACK_TEST_PAUSE_BEFORE_WRITE=N`). Nothing here is timed.
+//! A reading stopped before it was printed (`power --interval 60s`) fails the same way.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -78,8 +79,19 @@ impl Node {
     /// Runs `args` (pausing before write `pause`, if given), sends `sig` once stderr has said
     /// `when`, and waits for the end.
     fn interrupt(&self, args: &[&str], pause: Option<usize>, when: &str, sig: Sig) -> Outcome {
+        self.interrupt_exactly(&self.args(args), pause, when, sig)
+    }
+
+    /// [`Node::interrupt`] with `args` as given (no root, state directory or format added).
+    fn interrupt_exactly(
+        &self,
+        args: &[String],
+        pause: Option<usize>,
+        when: &str,
+        sig: Sig,
+    ) -> Outcome {
         let mut cmd = powerstack();
-        cmd.args(self.args(args)).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.args(args).stdout(Stdio::null()).stderr(Stdio::piped());
         if let Some(n) = pause {
             cmd.env("POWERSTACK_TEST_PAUSE_BEFORE_WRITE", n.to_string());
         }
@@ -240,4 +252,119 @@ impl std::fmt::Debug for Outcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "status {:?}: {}", self.status, self.stderr)
     }
+}
+
+#[test]
+fn a_reading_stopped_before_it_is_printed_says_so_and_fails() {
+    let n = Node::new();
+    let root = n.root.path().to_str().unwrap().to_string();
+    let sources = "note: source hwmon";
+    for sig in Sig::ALL {
+        // One reading over a minute: `-v` says when the node is open and the wait begins.
+        let args: Vec<String> = ["power", "--interval", "60s", "-v", "--format", "json", "--root"]
+            .iter()
+            .map(ToString::to_string)
+            .chain([root.clone()])
+            .collect();
+        let o = n.interrupt_exactly(&args, None, sources, sig);
+        assert_eq!(o.status, Some(128 + sig.number()), "{sig:?}: {}", o.stderr);
+        assert_eq!(
+            last_line(&o),
+            format!(
+                "error: interrupted by {}: the reading was not finished; nothing was printed",
+                sig.name()
+            )
+        );
+    }
+    // `--watch` is ended by a signal: that is its normal end.
+    let args: Vec<String> = ["power", "--watch", "--interval", "60s", "-v", "--root", &root]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let o = n.interrupt_exactly(&args, None, sources, Sig::Int);
+    assert_eq!(o.status, Some(0), "{}", o.stderr);
+}
+
+/// Starts `cap socket 100` on `n`, paused before its first write: it holds the state directory's
+/// lock until it gets a signal.
+fn lock_holder(n: &Node) -> std::process::Child {
+    let mut holder = powerstack()
+        .args(n.args(&["cap", "socket", "100"]))
+        .env("POWERSTACK_TEST_PAUSE_BEFORE_WRITE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = BufReader::new(holder.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("test pause") {
+        line.clear();
+        assert_ne!(said.read_line(&mut line).unwrap(), 0, "the first command ended");
+    }
+    // Keep reading: its last line must not fail on a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut said, &mut std::io::sink()));
+    holder
+}
+
+/// Waits until `child` has the state directory's lock file open: it is then waiting for the lock
+/// (it opens the file just before trying it).
+fn waiting_for_the_lock(n: &Node, child: &mut std::process::Child) {
+    let lock = n.state.path().join("lock");
+    let fds = PathBuf::from(format!("/proc/{}/fd", child.id()));
+    while !std::fs::read_dir(&fds)
+        .unwrap()
+        .flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|to| to == lock))
+    {
+        assert!(child.try_wait().unwrap().is_none(), "the second command ended");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Runs `args`, sends `sig` once the command waits for the state directory's lock; its exit
+/// status and stderr.
+fn stopped_while_waiting(n: &Node, args: &[String], sig: Sig) -> (Option<i32>, String) {
+    let mut child =
+        powerstack().args(args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    waiting_for_the_lock(n, &mut child);
+    kill(&child, sig.number());
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn kill(child: &std::process::Child, sig: i32) {
+    // SAFETY: kill with the pid of our own child, still running (it waits).
+    unsafe {
+        libc::kill(child.id() as i32, sig);
+    }
+}
+
+#[test]
+fn a_signal_while_waiting_for_the_state_directorys_lock_ends_the_wait() {
+    let n = Node::new();
+    let before = n.settings();
+    let mut holder = lock_holder(&n);
+    // A second command waits for the first (up to 30 s).
+    let (status, stderr) = stopped_while_waiting(&n, &n.args(&["cap", "socket", "120"]), Sig::Term);
+    assert_eq!(status, Some(143), "{stderr}");
+    let expect = format!(
+        "error: interrupted by SIGTERM: stopped before the next write; nothing was written (it was waiting for the lock of {}, held by `powerstack cap socket 100",
+        n.state.path().display()
+    );
+    assert!(stderr.trim_end().starts_with(&expect), "{stderr}");
+    // An agent starting on the same state directory waits too; a signal ends its start.
+    let root = n.root.path().to_str().unwrap();
+    let state = n.state.path().to_str().unwrap();
+    let args =
+        ["agent", "--root", root, "--state-dir", state, "--socket", "", "--listen", "127.0.0.1:0"];
+    let args: Vec<String> = args.iter().map(ToString::to_string).collect();
+    let (status, stderr) = stopped_while_waiting(&n, &args, Sig::Int);
+    assert_eq!(status, Some(0), "{stderr}");
+    assert!(
+        stderr.ends_with("powerstack agent: stopped by SIGINT during start-up, before serving\n"),
+        "{stderr}"
+    );
+    kill(&holder, libc::SIGTERM);
+    assert_eq!(holder.wait().unwrap().code(), Some(143));
+    assert_eq!(n.settings(), before);
 }

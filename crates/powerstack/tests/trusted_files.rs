@@ -153,3 +153,54 @@ fn a_state_directory_or_file_another_user_could_change_is_refused_by_the_agent_a
     assert!(said.contains("who set the limits is unknown: state directory"), "{said}");
     assert_ne!(cap("reset").code, Some(0));
 }
+
+#[test]
+fn a_fifo_or_a_path_that_cannot_be_used_is_refused_at_once_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = node(dir.path());
+    chmod(dir.path(), 0o700);
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid C string.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let f = fifo.to_str().unwrap();
+    // Opening a FIFO for reading waits for a writer: each of these would hang without one.
+    for (flag, what) in [("--token-file", "token file"), ("--config", "configuration file")] {
+        let e = refused(&args, &[flag, f]);
+        assert!(e.contains(&format!("{what} {f} is not a regular file")), "{e}");
+    }
+    let root = dir.path().join("root");
+    let state = dir.path().join("state");
+    let (r, s) = (root.to_str().unwrap(), state.to_str().unwrap());
+    let out = ps(&["pools", "apply", f, "--root", r, "--state-dir", s]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: pools file {f} is a FIFO, not a regular file: give the path of a regular file\n"
+        )
+    );
+    let out = ps(&["site", "serve", "--config", f, "--state-dir", s]);
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains(&format!("configuration file {f} is a FIFO")), "{}", out.stderr);
+
+    // A socket or a state directory that cannot be made: the path and what failed.
+    let file = dir.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    let sock = file.join("agent.sock");
+    let mut with_socket: Vec<&str> = args.iter().map(String::as_str).collect();
+    let at = with_socket.iter().position(|a| *a == "--socket").unwrap();
+    with_socket[at + 1] = sock.to_str().unwrap();
+    let out = start_agent(bin(), &with_socket).map(drop).unwrap_err();
+    let e = out.stderr.lines().last().unwrap_or_default();
+    assert!(e.starts_with(&format!("error: socket {}: cannot ", sock.display())), "{e}");
+    assert!(e.ends_with("Not a directory (os error 20)"), "{e}");
+    let out = ps(&["cap", "socket", "100", "--root", r, "--state-dir", file.to_str().unwrap()]);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "error: state directory {}: exists and is not a directory: give the path of a directory\n",
+            file.display()
+        )
+    );
+}

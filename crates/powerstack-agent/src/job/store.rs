@@ -94,18 +94,11 @@ impl JobsFile {
     pub fn load(&self, mut empty: Jobs) -> Result<Loaded, StoreError> {
         let keep =
             "; the agent does not replace it: repair it, or move it away to start without its jobs";
-        let meta = match std::fs::metadata(&self.path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Loaded { jobs: empty, stopped_cleanly: true });
-            }
-            Err(e) => return Err(self.error(format!("cannot read the job windows: {e}"))),
+        let text = powerstack_file::read_if_exists(&self.path, "job windows file", MAX_FILE_BYTES)
+            .map_err(|e| StoreError(format!("{e}{keep}")))?;
+        let Some(text) = text else {
+            return Ok(Loaded { jobs: empty, stopped_cleanly: true });
         };
-        if meta.len() > MAX_FILE_BYTES {
-            return Err(self.error(format!("is larger than {MAX_FILE_BYTES} bytes{keep}")));
-        }
-        let text = std::fs::read_to_string(&self.path)
-            .map_err(|e| self.error(format!("cannot read the job windows: {e}")))?;
         let file: FileV1 = serde_json::from_str(&text)
             .map_err(|e| self.error(format!("malformed job windows ({e}){keep}")))?;
         if file.format != FORMAT {

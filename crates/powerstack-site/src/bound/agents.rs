@@ -227,7 +227,8 @@ fn read_token(path: &std::path::Path) -> Result<String, StoreError> {
     if std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0 {
         return Err(fail("must be readable by its owner only: chmod 600 it".into()));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let text = powerstack_file::read_to_string(path, "[bound] agent_token_file", 4096)
+        .map_err(|e| StoreError::Config(e.to_string()))?;
     let token = text.trim();
     if token.is_empty() || token.contains(char::is_whitespace) {
         return Err(fail("must hold one token on one line".into()));

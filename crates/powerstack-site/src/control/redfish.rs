@@ -100,13 +100,8 @@ fn read_password(entry: &BmcEntry) -> Result<String, StoreError> {
             entry.user.as_deref().unwrap_or_default()
         )));
     };
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        StoreError::Config(format!(
-            "[[bmc]] node {}: cannot read password_file {}: {e}",
-            entry.node,
-            path.display()
-        ))
-    })?;
+    let text = powerstack_file::read_to_string(path, "password_file", 64 << 10)
+        .map_err(|e| StoreError::Config(format!("[[bmc]] node {}: {e}", entry.node)))?;
     Ok(text.lines().next().unwrap_or_default().to_string())
 }
 

@@ -71,7 +71,7 @@ pub fn probe_with(topology: &CpuTopology, mut io: Box<dyn MsrIo>) -> Probe {
         warnings.push(Warning::new(
             NAME,
             format!(
-                "cpu{cpu} msr is a regular file (a simulated image): power-info and limit registers overlap in a file and are not read; energy and units are"
+                "cpu{cpu} msr is a regular file (a simulated image): power-info and limit registers overlap in a file and are not read; energy and units are read"
             ),
         ));
     }
@@ -282,7 +282,7 @@ fn probe_amd_package(
         warnings.push(Warning::new(
             NAME,
             format!(
-                "cpu{lead} msr is a regular file (a simulated image): the core energy register {AMD_CORE_ENERGY_STATUS:#x} overlaps its neighbours in a file and is not read; package energy is"
+                "cpu{lead} msr is a regular file (a simulated image): the core energy register {AMD_CORE_ENERGY_STATUS:#x} overlaps its neighbours in a file and is not read; package energy is read"
             ),
         ));
         return;
