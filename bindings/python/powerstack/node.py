@@ -65,7 +65,8 @@ class Node:
 
     @property
     def simulated_note(self) -> Optional[str]:
-        """The ``SIMULATED:`` line (why the node is simulated) when opening started one."""
+        """The ``SIMULATED:`` line when the node is simulated: why, when opening started one, or
+        which root, for a root made by ``powerstack sim create``; ``None`` for real hardware."""
         return self._native.simulated_note
 
     # Readings.

@@ -113,8 +113,9 @@ def test_the_environment_says_where_the_node_is(
     monkeypatch.delenv("POWERSTACK_SIMULATE")
     monkeypatch.setenv("POWERSTACK_ROOT", str(sim_root))
     with powerstack.Node() as node:
-        # A root made by `sim create` is labelled with its profile; nothing is started.
-        assert node.simulated == "intel-2s" and node.simulated_note is None
+        # A root made by `sim create` is labelled with its profile, and its note names it.
+        assert node.simulated == "intel-2s"
+        assert node.simulated_note is not None and str(sim_root) in node.simulated_note
         assert {d.domain for d in node.domains()} >= {"package", "memory"}
 
 

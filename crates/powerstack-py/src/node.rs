@@ -121,7 +121,8 @@ impl NativeNode {
         self.simulated.clone()
     }
 
-    /// The `SIMULATED:` line when opening started a simulated node.
+    /// The `SIMULATED:` line when the node is simulated (started by opening, or a `sim create`
+    /// root); `None` for real hardware.
     #[getter]
     fn simulated_note(&self) -> Option<String> {
         self.note.clone()
