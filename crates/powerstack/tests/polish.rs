@@ -118,3 +118,22 @@ fn job_query_rows_come_in_the_order_of_the_command_line() {
         run(&["job", "query", "-j", "x", "--agents", "127.0.0.1:1", "--format", "csv"]);
     assert!(out.lines().last().unwrap().ends_with(",results from 0 of 1 node"), "{out}");
 }
+
+#[test]
+fn sim_create_help_lists_every_profile_and_a_directory_in_use_is_refused() {
+    let (code, profiles, _) = run(&["sim", "profiles"]);
+    assert_eq!(code, 0);
+    let (_, help, _) = run(&["sim", "create", "--help"]);
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    let names: Vec<&str> = profiles.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    assert!(names.len() >= 9, "{profiles}");
+    for name in names {
+        assert!(help.contains(name), "{name} not in `sim create --help`: {help}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+    let (code, _, err) = run(&["sim", "create", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(err.contains("is not empty") && err.lines().count() == 1, "{err}");
+    assert_eq!(std::fs::read_to_string(dir.path().join("notes.txt")).unwrap(), "mine");
+}
