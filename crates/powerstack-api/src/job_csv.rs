@@ -209,4 +209,46 @@ mod tests {
             ["cpu_power_2", "cpu_power_10", "gpu_power_1", "mem_power_0"]
         );
     }
+
+    #[test]
+    fn the_total_gpu_figure_follows_one_rule_in_the_table_and_the_csv() {
+        use crate::job::DeviceClass;
+        let node = |name: &str, gpu: Option<f64>| {
+            let mut r = JobResultV1::unanswered(name, "j");
+            r.data_presence = DataPresence::Complete;
+            r.node_power = 300.0;
+            r.domain_power.insert("cpu_power_0".into(), 200.0);
+            if let Some(w) = gpu {
+                r.domain_power.insert("gpu_power_0".into(), w);
+            }
+            r
+        };
+        let query = |rs: Vec<JobResultV1>| JobQueryV1 {
+            job_id: "j".into(),
+            total: JobTotalV1::of(&rs.iter().map(Some).collect::<Vec<_>>()),
+            nodes: rs
+                .into_iter()
+                .map(|result| JobQueryNodeV1 { result, agent: "a".into(), status: "ok".into() })
+                .collect(),
+        };
+        let total_gpu_csv = |q: &JobQueryV1| {
+            let csv = job_query_csv(q);
+            let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+            let total: Vec<&str> = csv.lines().last().unwrap().split(',').collect();
+            header.iter().position(|h| *h == "gpu_power_0").map(|i| total[i].to_string())
+        };
+        // A GPU that could not be measured: no figure in either (the table's `-`, the CSV's -1),
+        // never a measured 0.
+        let q = query(vec![node("a", None), node("b", Some(NOT_MEASURED))]);
+        assert_eq!(q.total.class_watts(DeviceClass::Gpu), None);
+        assert_eq!(total_gpu_csv(&q).as_deref(), Some("-1"));
+        // No GPU at all: no column, and no figure in the table.
+        let q = query(vec![node("a", None), node("b", None)]);
+        assert_eq!(q.total.class_watts(DeviceClass::Gpu), None);
+        assert_eq!(total_gpu_csv(&q), None);
+        // Measured: the same sum in both.
+        let q = query(vec![node("a", None), node("b", Some(412.5))]);
+        assert_eq!(q.total.class_watts(DeviceClass::Gpu), Some(412.5));
+        assert_eq!(total_gpu_csv(&q).as_deref(), Some("412.5"));
+    }
 }
