@@ -23,13 +23,7 @@ start=$(now)
 
 t=$(now)
 requirements=("maturin==1.16.0" "pytest==9.2.0" "pandas==2.3.3")
-if [ -n "${PY_VENV:-}" ]; then
-  [ -x "$PY_VENV/bin/python" ] || python3 -m venv "$PY_VENV"
-  "$PY_VENV/bin/pip" install -q --disable-pip-version-check "${requirements[@]}"
-  venv=$(cd "$PY_VENV" && pwd)
-else
-  venv=$(ps_venv python-test "${requirements[@]}")
-fi
+venv=$(ps_venv python-test ${PY_VENV:+--at "$PY_VENV"} "${requirements[@]}")
 # maturin's PEP 517 hooks run the `maturin` of PATH.
 export PATH="$venv/bin:$PATH"
 took "python-test: virtual environment ($venv)" "$t"

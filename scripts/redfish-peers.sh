@@ -41,18 +41,10 @@ if ! command -v redfishtool >/dev/null 2>&1; then
         { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends redfishtool >/dev/null; } ||
         die "apt-get could not install redfishtool"
 fi
-if [ -n "${SUSHY_VENV:-}" ]; then
-    installed=$("$SUSHY_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("sushy-tools"))' 2>/dev/null || true)
-    if [ "$installed" != "$SUSHY_VERSION" ]; then
-        say "installing sushy-tools $SUSHY_VERSION into $SUSHY_VENV"
-        python3 -m venv "$SUSHY_VENV"
-        "$SUSHY_VENV/bin/pip" install -q --disable-pip-version-check "sushy-tools==$SUSHY_VERSION"
-    fi
-else
-    # A virtual environment kept outside the checkout (scripts/venv.sh).
-    . "$ROOT/scripts/venv.sh"
-    SUSHY_VENV=$(ps_venv sushy "sushy-tools==$SUSHY_VERSION") || die "could not install sushy-tools $SUSHY_VERSION"
-fi
+# A virtual environment kept outside the checkout (scripts/venv.sh), or $SUSHY_VENV.
+. "$ROOT/scripts/venv.sh"
+SUSHY_VENV=$(ps_venv sushy ${SUSHY_VENV:+--at "$SUSHY_VENV"} "sushy-tools==$SUSHY_VERSION") ||
+    die "could not install sushy-tools $SUSHY_VERSION"
 if [ ! -x "$PS" ]; then
     say "building powerstack (debug)"
     (cd "$ROOT" && cargo build -q -p powerstack --locked)

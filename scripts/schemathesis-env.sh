@@ -9,17 +9,8 @@ BIN=${POWERSTACK_BIN:-target/debug/powerstack}
 if [ ! -x "$BIN" ]; then
   cargo build -q -p powerstack --locked
 fi
-if [ -n "${ST_VENV:-}" ]; then
-  VENV=$ST_VENV
-  if ! "$VENV/bin/st" --version 2>/dev/null | grep -q "$ST_VERSION"; then
-    echo "== installing schemathesis $ST_VERSION into $VENV"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$ST_VERSION"
-  fi
-else
-  . scripts/venv.sh
-  VENV=$(ps_venv schemathesis "schemathesis==$ST_VERSION")
-fi
+. scripts/venv.sh
+VENV=$(ps_venv schemathesis ${ST_VENV:+--at "$ST_VENV"} "schemathesis==$ST_VERSION")
 
 # A free TCP port on loopback.
 free_port() {

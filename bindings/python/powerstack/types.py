@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Type, TypeVar
+from typing import Any, Dict, List, Optional, Sequence, Type, TypeVar
 
 __all__ = [
     "DomainPower",
@@ -49,6 +49,21 @@ class _AsDict:
         return d
 
 
+class _DomainRows(_AsDict):
+    """A reading of a node's domains (``hostname``, ``timestamp_us``, ``domains``)."""
+
+    hostname: str
+    timestamp_us: int
+    domains: Sequence[_AsDict]
+
+    def rows(self) -> List[Dict[str, Any]]:
+        """One dict per domain, with the hostname and the time: ``pandas.DataFrame(rows)``."""
+        return [
+            {"hostname": self.hostname, "timestamp_us": self.timestamp_us, **d.as_dict()}
+            for d in self.domains
+        ]
+
+
 @dataclass(frozen=True)
 class DomainPower(_AsDict):
     """One domain's power over the reading's interval."""
@@ -70,7 +85,7 @@ class DomainPower(_AsDict):
 
 
 @dataclass(frozen=True)
-class PowerReading(_AsDict):
+class PowerReading(_DomainRows):
     """The node's power over an interval (``powerstack.power.v1``)."""
 
     hostname: str
@@ -94,13 +109,6 @@ class PowerReading(_AsDict):
         domains = [_make(DomainPower, d) for d in doc.get("domains", [])]
         return _make(cls, doc, domains=domains)
 
-    def rows(self) -> List[Dict[str, Any]]:
-        """One dict per domain, with the hostname and the time: ``pandas.DataFrame(rows)``."""
-        return [
-            {"hostname": self.hostname, "timestamp_us": self.timestamp_us, **d.as_dict()}
-            for d in self.domains
-        ]
-
 
 @dataclass(frozen=True)
 class DomainEnergy(_AsDict):
@@ -116,7 +124,7 @@ class DomainEnergy(_AsDict):
 
 
 @dataclass(frozen=True)
-class EnergyReading(_AsDict):
+class EnergyReading(_DomainRows):
     """The node's energy counters now (``powerstack.energy.v1``)."""
 
     hostname: str
@@ -132,13 +140,6 @@ class EnergyReading(_AsDict):
         """The reading of a ``powerstack.energy.v1`` document."""
         domains = [_make(DomainEnergy, d) for d in doc.get("domains", [])]
         return _make(cls, doc, domains=domains)
-
-    def rows(self) -> List[Dict[str, Any]]:
-        """One dict per domain, with the hostname and the time: ``pandas.DataFrame(rows)``."""
-        return [
-            {"hostname": self.hostname, "timestamp_us": self.timestamp_us, **d.as_dict()}
-            for d in self.domains
-        ]
 
 
 @dataclass(frozen=True)

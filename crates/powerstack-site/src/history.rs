@@ -6,10 +6,7 @@ use std::collections::BTreeMap;
 
 use powerstack_api::site_history::{SitePowerHistoryV1, SitePowerPointV1};
 
-use crate::store::{Store, StoreError, node_watts, parts_of};
-
-/// A minute, µs.
-const MINUTE_US: u64 = 60_000_000;
+use crate::store::{MINUTE_US, Store, StoreError, node_watts, parts_of};
 
 /// The site's power in each minute of `[now_us - minutes, now_us]` that the rollups cover.
 pub async fn site_power_history(

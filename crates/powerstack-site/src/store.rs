@@ -30,7 +30,7 @@ mod tasks;
 
 pub use bound::BoundJobRow;
 pub use ingest::queue::Ingester;
-pub use ingest::{BatchIn, IngestLimits, copy_payload};
+pub use ingest::{BatchIn, IngestLimits, MINUTE_US, copy_payload};
 pub use jobs::{JobNodeRow, JobRow, JobsFilter, Neighbour};
 pub use samples::{EDGE_US, StreamSpan, Window, WindowSummary};
 pub use site_bound::{NodeCapRow, SetBound};

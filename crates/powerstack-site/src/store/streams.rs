@@ -206,14 +206,12 @@ impl Store {
         to_us: u64,
     ) -> Result<Vec<StreamRow>, StoreError> {
         on_db!(&self.db, pool => {
-            let rows = sqlx::query(
-                "SELECT s.id, s.stream, n.name, s.started_us, s.domains, s.first_us, s.last_us, s.power_watts \
-                 FROM streams s JOIN nodes n ON n.id = s.node_id \
-                 WHERE n.name = $1 AND (s.first_us IS NULL OR s.first_us <= $2) \
+            let rows = sqlx::query(&format!(
+                "{STREAMS_SELECT} WHERE n.name = $1 AND (s.first_us IS NULL OR s.first_us <= $2) \
                  AND (s.last_us IS NULL OR s.last_us >= $3 \
                  OR s.started_us = (SELECT MAX(s2.started_us) FROM streams s2 WHERE s2.node_id = s.node_id)) \
-                 ORDER BY s.started_us, s.id",
-            )
+                 ORDER BY s.started_us, s.id"
+            ))
             .bind(node)
             .bind(to_db(to_us))
             .bind(to_db(from_us.saturating_sub(STATE_LAG_US)))
@@ -234,12 +232,10 @@ impl Store {
         to_us: u64,
     ) -> Result<Vec<StreamRow>, StoreError> {
         on_db!(&self.db, pool => {
-            let rows = sqlx::query(
-                "SELECT s.id, s.stream, n.name, s.started_us, s.domains, s.first_us, s.last_us, s.power_watts \
-                 FROM streams s JOIN nodes n ON n.id = s.node_id \
-                 WHERE (s.first_us IS NULL OR s.first_us <= $1) AND (s.last_us IS NULL OR s.last_us >= $2) \
-                 ORDER BY s.id",
-            )
+            let rows = sqlx::query(&format!(
+                "{STREAMS_SELECT} WHERE (s.first_us IS NULL OR s.first_us <= $1) \
+                 AND (s.last_us IS NULL OR s.last_us >= $2) ORDER BY s.id"
+            ))
             .bind(to_db(to_us))
             .bind(to_db(from_us))
             .fetch_all(pool)
@@ -428,6 +424,10 @@ use keep_control;
 
 /// A [`StreamRow`] from columns `id, stream, node, started_us, domains, first_us, last_us,
 /// power_watts` of a row, starting at column `$at`.
+/// The columns [`stream_row!`] reads, from streams joined with their nodes.
+const STREAMS_SELECT: &str = "SELECT s.id, s.stream, n.name, s.started_us, s.domains, s.first_us, \
+     s.last_us, s.power_watts FROM streams s JOIN nodes n ON n.id = s.node_id";
+
 macro_rules! stream_row {
     ($r:expr, $at:expr) => {{
         let r = $r;
